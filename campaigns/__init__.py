@@ -1,0 +1,1 @@
+"""Campaigns: marketers' rules on top of proximity events (targets, schedules, caps, budgets). Not built yet."""

@@ -1,0 +1,155 @@
+"""A packed multi-level grid: the broad phase that maps batches of points to candidate fences.
+
+Each fence's bounding boxes are rasterized into cells of the lowest level where they cover at most
+``_MAX_CELLS`` cells; cell keys are sorted once, and a batch of points is looked up with one
+``np.searchsorted`` per non-empty level. Built in bulk (milliseconds for 10k fences) and rebuilt
+lazily after changes; see the README's design section for why this beats an R-tree per query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_MIN_CELL_DEG = 2.0 ** -14      # ~7 m of latitude
+_MAX_CELL_DEG = 2.0 ** 6
+_LEVEL_FACTOR = 16.0
+_MAX_CELLS = 64
+_KEY_SHIFT = np.int64(1 << 31)
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    cell_deg: float
+    keys: np.ndarray      # sorted unique cell keys (int64)
+    starts: np.ndarray    # offset of each key's run in ``slots``
+    ends: np.ndarray
+    slots: np.ndarray     # fence slots, grouped by key
+    bbox: tuple[float, float, float, float]
+
+
+class _Grid:
+    """Immutable broad-phase grid over fence bounding boxes."""
+
+    def __init__(self, part_slots: np.ndarray, part_boxes: np.ndarray):
+        self.levels: list[_Level] = []
+        if len(part_slots) == 0:
+            return
+        ext = np.maximum(part_boxes[:, 2] - part_boxes[:, 0], part_boxes[:, 3] - part_boxes[:, 1])
+        base = float(np.quantile(ext, 0.9)) if len(ext) else _MIN_CELL_DEG
+        base = float(np.clip(2.0 ** np.ceil(np.log2(max(base, 1e-12))), _MIN_CELL_DEG, _MAX_CELL_DEG))
+        # Every part of one fence goes to one level, so a point meets a fence at most once.
+        level = np.zeros(len(part_slots), dtype=np.int64)
+        cell = np.full(len(part_slots), base)
+        while True:
+            nx, ny = _span(part_boxes, cell)
+            too_big = (nx * ny > _MAX_CELLS) & (cell < 360.0)
+            if not too_big.any():
+                break
+            level[too_big] += 1
+            cell[too_big] *= _LEVEL_FACTOR
+        slot_level = np.zeros(int(part_slots.max()) + 1, dtype=np.int64)
+        np.maximum.at(slot_level, part_slots, level)
+        level = slot_level[part_slots]
+        for lv in np.unique(level):
+            sel = level == lv
+            self.levels.append(_build_level(base * _LEVEL_FACTOR ** int(lv), part_slots[sel],
+                                            part_boxes[sel]))
+
+    def query_points(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (point index, slot) candidate pairs for points (x, y); no pair twice."""
+        pis, sls = [], []
+        for lv in self.levels:
+            minx, miny, maxx, maxy = lv.bbox
+            inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+            idx = np.flatnonzero(inside)
+            if len(idx) == 0:
+                continue
+            keys = _keys(x[idx], y[idx], lv.cell_deg)
+            pi, sl = _lookup(lv, keys, idx)
+            pis.append(pi)
+            sls.append(sl)
+        return _concat(pis, sls)
+
+    def query_boxes(self, minx, miny, maxx, maxy) -> tuple[np.ndarray, np.ndarray]:
+        """Return unique (query index, slot) pairs whose cells meet the query boxes."""
+        pis, sls = [], []
+        for lv in self.levels:
+            bx0, by0, bx1, by1 = lv.bbox
+            hit = (maxx >= bx0) & (minx <= bx1) & (maxy >= by0) & (miny <= by1)
+            idx = np.flatnonzero(hit)
+            if len(idx) == 0:
+                continue
+            boxes = np.column_stack([minx[idx], miny[idx], maxx[idx], maxy[idx]])
+            cells_q, keys = _rasterize(np.arange(len(idx)), boxes, lv.cell_deg)
+            pi, sl = _lookup(lv, keys, idx[cells_q])
+            pis.append(pi)
+            sls.append(sl)
+        pi, sl = _concat(pis, sls)
+        if len(pi):
+            pair = np.unique(pi * np.int64(1 << 32) + sl)
+            pi, sl = pair >> 32, pair & np.int64(0xFFFFFFFF)
+        return pi, sl
+
+
+def _concat(pis, sls):
+    if not pis:
+        e = np.empty(0, dtype=np.int64)
+        return e, e.copy()
+    return np.concatenate(pis), np.concatenate(sls)
+
+
+def _span(boxes: np.ndarray, cell) -> tuple[np.ndarray, np.ndarray]:
+    ix0 = np.floor((boxes[:, 0] + 180.0) / cell)
+    ix1 = np.floor((boxes[:, 2] + 180.0) / cell)
+    iy0 = np.floor((boxes[:, 1] + 90.0) / cell)
+    iy1 = np.floor((boxes[:, 3] + 90.0) / cell)
+    return (ix1 - ix0 + 1).astype(np.int64), (iy1 - iy0 + 1).astype(np.int64)
+
+
+def _keys(x: np.ndarray, y: np.ndarray, cell: float) -> np.ndarray:
+    ix = np.floor((x + 180.0) / cell).astype(np.int64)
+    iy = np.floor((y + 90.0) / cell).astype(np.int64)
+    return ix * _KEY_SHIFT + iy
+
+
+def _rasterize(owner: np.ndarray, boxes: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """Expand boxes into (owner, cell key) rows, one per covered cell."""
+    ix0 = np.floor((boxes[:, 0] + 180.0) / cell).astype(np.int64)
+    iy0 = np.floor((boxes[:, 1] + 90.0) / cell).astype(np.int64)
+    nx, ny = _span(boxes, cell)
+    count = nx * ny
+    total = int(count.sum())
+    rep = np.repeat(np.arange(len(boxes)), count)
+    local = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+    cx = ix0[rep] + local % nx[rep]
+    cy = iy0[rep] + local // nx[rep]
+    return owner[rep], cx * _KEY_SHIFT + cy
+
+
+def _build_level(cell: float, slots: np.ndarray, boxes: np.ndarray) -> _Level:
+    owner, keys = _rasterize(slots, boxes, cell)
+    pair = np.unique(np.column_stack([keys, owner]), axis=0)
+    keys, owner = pair[:, 0], pair[:, 1]
+    ukeys, starts = np.unique(keys, return_index=True)
+    ends = np.append(starts[1:], len(keys))
+    bbox = (float(boxes[:, 0].min()), float(boxes[:, 1].min()),
+            float(boxes[:, 2].max()), float(boxes[:, 3].max()))
+    return _Level(cell, ukeys, starts, ends, owner, bbox)
+
+
+def _lookup(lv: _Level, keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    j = np.searchsorted(lv.keys, keys)
+    j = np.minimum(j, len(lv.keys) - 1)
+    hit = np.flatnonzero(lv.keys[j] == keys)
+    if len(hit) == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, e.copy()
+    s = lv.starts[j[hit]]
+    c = lv.ends[j[hit]] - s
+    if (c == 1).all():
+        return owner[hit].astype(np.int64), lv.slots[s]
+    rep = np.repeat(np.arange(len(hit)), c)
+    pos = np.repeat(s, c) + (np.arange(len(rep)) - np.repeat(np.cumsum(c) - c, c))
+    return owner[hit][rep].astype(np.int64), lv.slots[pos]

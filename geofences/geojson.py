@@ -1,0 +1,275 @@
+"""Read geofences from GeoJSON (RFC 7946) Features and FeatureCollections, validating everything.
+
+Polygon containment is planar in (lon, lat), as RFC 7946 specifies; a circle is a Point Feature
+with ``properties.radius_m`` in meters on the WGS84 ellipsoid.
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import shapely
+
+from geofences.errors import DuplicateGeofence, InvalidCollection, InvalidGeofence
+from geofences.model import FenceKind, Geofence, Limits
+
+__all__ = ["parse_feature", "parse_collection", "to_collection", "RESERVED_PROPERTIES"]
+
+#: Feature properties with a meaning to the engine; the rest are kept as free properties.
+RESERVED_PROPERTIES = frozenset({"id", "name", "tags", "dwell_s", "exit_after_s", "radius_m"})
+
+_DEFAULT_LIMITS = Limits()
+
+
+def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS,
+                  fence_id: str | None = None) -> Geofence:
+    """Validate one GeoJSON Feature and return its :class:`Geofence`.
+
+    Parameters
+    ----------
+    feature : dict
+        A GeoJSON Feature whose geometry is a Polygon, a MultiPolygon, or a Point with
+        ``properties.radius_m`` (a circle).
+    limits : Limits
+        Vertex, radius and id-length caps.
+    fence_id : str, optional
+        Use this id (e.g. from a URL path); the Feature's own id, if any, must then agree.
+
+    Raises
+    ------
+    InvalidGeofence
+        Naming the fence id, the field and the problem.
+
+    Examples
+    --------
+    >>> f = parse_feature({"type": "Feature", "id": "cafe",
+    ...     "geometry": {"type": "Point", "coordinates": [10.75, 59.91]},
+    ...     "properties": {"radius_m": 50, "name": "Cafe"}})
+    >>> f.kind.name, f.radius_m
+    ('CIRCLE', 50.0)
+    """
+    if not isinstance(feature, Mapping):
+        raise InvalidGeofence(fence_id, "feature", f"expected a GeoJSON Feature object, got {_typename(feature)}")
+    props = feature.get("properties")
+    if props is None:
+        props = {}
+    if not isinstance(props, Mapping):
+        raise InvalidGeofence(fence_id, "properties", f"expected an object or null, got {_typename(props)}")
+    fid = _read_id(feature, props, fence_id, limits)
+    if feature.get("type") != "Feature":
+        raise InvalidGeofence(fid, "type", f"expected \"Feature\", got {feature.get('type')!r}")
+    geom = feature.get("geometry")
+    if not isinstance(geom, Mapping):
+        raise InvalidGeofence(fid, "geometry", f"expected a geometry object, got {_typename(geom)}")
+    gtype = geom.get("type")
+    coords = geom.get("coordinates")
+    if gtype == "Point":
+        geometry, kind, radius_m = _circle(fid, coords, props, limits)
+    elif gtype == "Polygon":
+        geometry, kind, radius_m = _polygon(fid, coords, "geometry.coordinates", limits), FenceKind.POLYGON, None
+    elif gtype == "MultiPolygon":
+        geometry, kind, radius_m = _multipolygon(fid, coords, limits), FenceKind.MULTIPOLYGON, None
+    else:
+        raise InvalidGeofence(fid, "geometry.type",
+                              f"unsupported geometry type {gtype!r}; use Polygon, MultiPolygon, "
+                              "or Point with properties.radius_m")
+    name = props.get("name", "")
+    if name is None:
+        name = ""
+    if not isinstance(name, str):
+        raise InvalidGeofence(fid, "properties.name", f"expected a string, got {_typename(name)}")
+    tags = props.get("tags", [])
+    if tags is None:
+        tags = []
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise InvalidGeofence(fid, "properties.tags", "expected a list of strings")
+    free = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
+    return Geofence(
+        id=fid, kind=kind, geometry=geometry, radius_m=radius_m, name=name,
+        tags=tuple(dict.fromkeys(tags)), properties=MappingProxyType(free),
+        dwell_s=_seconds(fid, props, "dwell_s", allow_zero=True),
+        exit_after_s=_seconds(fid, props, "exit_after_s", allow_zero=False),
+    )
+
+
+def parse_collection(collection: Any, *, limits: Limits = _DEFAULT_LIMITS,
+                     source: str | None = None) -> list[Geofence]:
+    """Validate a FeatureCollection as a whole: every feature is good, or none is returned.
+
+    Raises
+    ------
+    InvalidCollection
+        Listing every bad feature (with its index), duplicate ids included.
+    """
+    if not isinstance(collection, Mapping) or collection.get("type") != "FeatureCollection":
+        err = InvalidGeofence(None, "type", "expected a GeoJSON FeatureCollection")
+        raise InvalidCollection([err], source)
+    features = collection.get("features")
+    if not isinstance(features, list):
+        raise InvalidCollection([InvalidGeofence(None, "features", "expected an array of Features")], source)
+    fences: list[Geofence] = []
+    errors: list[InvalidGeofence] = []
+    seen: dict[str, int] = {}
+    for i, feat in enumerate(features):
+        try:
+            fence = parse_feature(feat, limits=limits)
+        except InvalidGeofence as exc:
+            errors.append(exc.with_index(i))
+            continue
+        if fence.id in seen:
+            errors.append(DuplicateGeofence(fence.id, reason=f"duplicate id {fence.id!r} "
+                                            f"(first used by feature {seen[fence.id]})", index=i))
+            continue
+        seen[fence.id] = i
+        fences.append(fence)
+    if errors:
+        raise InvalidCollection(errors, source)
+    return fences
+
+
+def to_collection(fences: Iterable[Geofence]) -> dict[str, Any]:
+    """Return the fences as one GeoJSON FeatureCollection."""
+    return {"type": "FeatureCollection", "features": [f.to_feature() for f in fences]}
+
+
+def _typename(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _read_id(feature: Mapping, props: Mapping, forced: str | None, limits: Limits) -> str:
+    raw = feature.get("id", props.get("id"))
+    field = "id" if "id" in feature else "properties.id"
+    if raw is None:
+        if forced is None:
+            raise InvalidGeofence(None, "id", "missing: set the Feature's id (or properties.id)")
+        raw, field = forced, "id"
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise InvalidGeofence(None, field, f"expected a string or integer, got {_typename(raw)}")
+    fid = str(raw)
+    if forced is not None and fid != forced:
+        raise InvalidGeofence(forced, field, f"the body's id {fid!r} does not match {forced!r}")
+    if not fid.strip():
+        raise InvalidGeofence(None, field, "must not be empty")
+    if len(fid) > limits.max_id_length:
+        raise InvalidGeofence(fid[:40] + "...", field, f"longer than {limits.max_id_length} characters")
+    if any(ord(c) < 32 for c in fid):
+        raise InvalidGeofence(fid, field, "must not contain control characters")
+    return fid
+
+
+def _seconds(fid: str, props: Mapping, key: str, *, allow_zero: bool) -> float | None:
+    value = props.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidGeofence(fid, f"properties.{key}", f"expected a finite number of seconds, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidGeofence(fid, f"properties.{key}", f"must be {bound}, got {value!r}")
+    return float(value)
+
+
+def _positions(fid: str, coords: Any, field: str) -> np.ndarray:
+    """Return an (n, 2) float array of (lon, lat), checking every position."""
+    if not isinstance(coords, (list, tuple)):
+        raise InvalidGeofence(fid, field, f"expected an array of positions, got {_typename(coords)}")
+    out = np.empty((len(coords), 2), dtype=np.float64)
+    for i, pos in enumerate(coords):
+        if (not isinstance(pos, (list, tuple)) or len(pos) < 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)):
+            raise InvalidGeofence(fid, f"{field}[{i}]", f"expected a position [lon, lat], got {pos!r}")
+        out[i, 0], out[i, 1] = pos[0], pos[1]
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidGeofence(fid, f"{field}[{i}]", f"NaN or infinite coordinate {coords[i]!r}")
+    bad = (np.abs(out[:, 0]) > 180) | (np.abs(out[:, 1]) > 90)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidGeofence(fid, f"{field}[{i}]",
+                              f"position {list(coords[i][:2])} out of range: lon must be in [-180, 180], "
+                              "lat in [-90, 90]")
+    return out
+
+
+def _ring(fid: str, coords: Any, field: str) -> np.ndarray:
+    xy = _positions(fid, coords, field)
+    if len(xy) < 4:
+        raise InvalidGeofence(fid, field, f"a linear ring needs at least 4 positions, got {len(xy)}")
+    if not np.array_equal(xy[0], xy[-1]):
+        raise InvalidGeofence(fid, field, f"ring is not closed: first position {xy[0].tolist()} "
+                              f"differs from last {xy[-1].tolist()}")
+    if len(np.unique(xy[:-1], axis=0)) < 3:
+        raise InvalidGeofence(fid, field, "a linear ring needs at least 3 distinct positions")
+    return xy
+
+
+def _polygon(fid: str, coords: Any, field: str, limits: Limits, check: bool = True):
+    if not isinstance(coords, (list, tuple)) or not coords:
+        raise InvalidGeofence(fid, field, "expected an array of linear rings (exterior first)")
+    rings = [_ring(fid, ring, f"{field}[{i}]") for i, ring in enumerate(coords)]
+    _check_vertices(fid, sum(len(r) for r in rings), limits)
+    poly = shapely.Polygon(rings[0], rings[1:])
+    if check:
+        _check_valid(fid, poly, field)
+    return poly
+
+
+def _multipolygon(fid: str, coords: Any, limits: Limits):
+    field = "geometry.coordinates"
+    if not isinstance(coords, (list, tuple)) or not coords:
+        raise InvalidGeofence(fid, field, "expected an array of polygons")
+    polys = [_polygon(fid, p, f"{field}[{i}]", limits) for i, p in enumerate(coords)]
+    _check_vertices(fid, sum(shapely.get_num_coordinates(p) for p in polys), limits)
+    multi = shapely.MultiPolygon(polys)
+    _check_valid(fid, multi, field)
+    return multi
+
+
+def _check_vertices(fid: str, n: int, limits: Limits) -> None:
+    if n > limits.max_vertices:
+        raise InvalidGeofence(fid, "geometry.coordinates",
+                              f"{n} positions, more than the limit of {limits.max_vertices}")
+
+
+def _check_valid(fid: str, geom, field: str) -> None:
+    if shapely.is_valid(geom):
+        if shapely.area(geom) <= 0:
+            raise InvalidGeofence(fid, field, "polygon has zero area")
+        return
+    reason = shapely.is_valid_reason(geom)
+    text = reason.lower()
+    if "self-intersection" in text:
+        explain = "self-intersection"
+    elif "hole lies outside" in text:
+        explain = "a hole lies outside its exterior ring"
+    elif "nested shells" in text or "overlap" in text:
+        explain = "polygons of the MultiPolygon overlap"
+    elif "nested holes" in text:
+        explain = "holes are nested"
+    elif "disconnected" in text:
+        explain = "the holes cut the polygon's interior in pieces"
+    else:
+        explain = "invalid polygon"
+    raise InvalidGeofence(fid, field, f"{explain} ({reason})")
+
+
+def _circle(fid: str, coords: Any, props: Mapping, limits: Limits):
+    xy = _positions(fid, [coords] if isinstance(coords, (list, tuple)) else coords, "geometry.coordinates")
+    if len(xy) != 1:
+        raise InvalidGeofence(fid, "geometry.coordinates", "a Point has exactly one position")
+    radius = props.get("radius_m")
+    if radius is None:
+        raise InvalidGeofence(fid, "properties.radius_m",
+                              "a Point geofence is a circle and needs radius_m (meters)")
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius):
+        raise InvalidGeofence(fid, "properties.radius_m", f"expected a finite number of meters, got {radius!r}")
+    if radius <= 0:
+        raise InvalidGeofence(fid, "properties.radius_m", f"must be > 0, got {radius!r}")
+    if radius > limits.max_radius_m:
+        raise InvalidGeofence(fid, "properties.radius_m",
+                              f"{radius!r} m is larger than the limit of {limits.max_radius_m:g} m")
+    return shapely.Point(xy[0]), FenceKind.CIRCLE, float(radius)

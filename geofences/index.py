@@ -1,0 +1,349 @@
+"""The spatial index: geofences by id, matched against batches of points in one vectorized pass.
+
+Broad phase: a packed multi-level grid (:mod:`geofences._grid`), rebuilt lazily after changes.
+Narrow phase: ``shapely.intersects_xy`` on prepared polygons (a boundary point is inside) and
+geodesic distances for circles. An ``rtree`` index, updated incrementally, answers the
+interactive queries (bounding-box listing, nearest fences).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import shapely
+from rtree import index as rtree_index
+
+from geofences._grid import _Grid
+from geofences.errors import DuplicateGeofence, UnknownGeofence
+from geofences.geodesy import circle_bboxes, distance_m, meters_per_degree
+from geofences.model import Geofence
+
+__all__ = ["FenceIndex", "Matches", "INSIDE", "UNCERTAIN"]
+
+#: Match states: the point is inside the fence; or its uncertainty disk straddles the boundary.
+INSIDE = np.int8(1)
+UNCERTAIN = np.int8(2)
+
+_EARTH_R = 6_371_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """Pairs (point index, fence slot, state) of one match call, sorted by point then slot.
+
+    ``state`` is :data:`INSIDE` or :data:`UNCERTAIN`; pairs certainly outside are absent.
+    """
+
+    point: np.ndarray   # int64
+    slot: np.ndarray    # int64
+    state: np.ndarray   # int8
+
+    def __len__(self) -> int:
+        return len(self.point)
+
+
+class _Slots:
+    """Per-slot columns of everything the narrow phase needs, as parallel arrays."""
+
+    def __init__(self, cap: int = 64):
+        self.geom = np.empty(cap, dtype=object)          # prepared polygon, or None for circles
+        self.frame_boundary = np.empty(cap, dtype=object)  # polygon boundary in local meters
+        self.num = np.full((cap, 8), np.nan)  # is_circle, clon, clat, radius, lon0, lat0, kx, ky
+        self.alive = np.zeros(cap, dtype=bool)
+
+    def grow(self, cap: int) -> None:
+        n = len(self.alive)
+        if cap <= n:
+            return
+        for name in ("geom", "frame_boundary"):
+            arr = np.empty(cap, dtype=object)
+            arr[:n] = getattr(self, name)
+            setattr(self, name, arr)
+        num = np.full((cap, 8), np.nan)
+        num[:n] = self.num
+        self.num = num
+        alive = np.zeros(cap, dtype=bool)
+        alive[:n] = self.alive
+        self.alive = alive
+
+
+class FenceIndex:
+    """Geofences by id, with vectorized point matching.
+
+    Changes (add, put, remove) are safe while another thread matches; a change is seen by the
+    next :meth:`match` call.
+
+    Examples
+    --------
+    >>> from geofences import Geofence
+    >>> idx = FenceIndex([Geofence.circle("c", 10.75, 59.91, 100.0)])
+    >>> m = idx.match(np.array([10.75, 11.0]), np.array([59.91, 59.91]))
+    >>> m.point.tolist(), [idx.fence_at(s).id for s in m.slot]
+    ([0], ['c'])
+    """
+
+    def __init__(self, fences: Iterable[Geofence] = ()):
+        self._lock = threading.RLock()
+        self._by_id: dict[str, int] = {}
+        self._fences: list[Geofence | None] = []
+        self._free: list[int] = []
+        self._slots = _Slots()
+        self._parts: dict[int, list[tuple[float, float, float, float]]] = {}
+        self._grid: _Grid | None = None
+        self._rtree = rtree_index.Index(interleaved=True)
+        self.version = 0
+        for f in fences:
+            self.add(f)
+
+    # -- definitions -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, fence_id: object) -> bool:
+        return fence_id in self._by_id
+
+    def __iter__(self) -> Iterator[Geofence]:
+        with self._lock:
+            fences = [self._fences[s] for s in self._by_id.values()]
+        return iter(fences)
+
+    def get(self, fence_id: str) -> Geofence:
+        """Return the fence with this id, or raise :class:`UnknownGeofence`."""
+        try:
+            return self._fences[self._by_id[fence_id]]
+        except KeyError:
+            raise UnknownGeofence(fence_id) from None
+
+    def slot(self, fence_id: str) -> int:
+        """Return the fence's slot: its row in the index's parallel arrays."""
+        try:
+            return self._by_id[fence_id]
+        except KeyError:
+            raise UnknownGeofence(fence_id) from None
+
+    def fence_at(self, slot: int) -> Geofence:
+        fence = self._fences[slot]
+        if fence is None:
+            raise KeyError(slot)
+        return fence
+
+    def add(self, fence: Geofence) -> None:
+        """Add a new fence; raise :class:`DuplicateGeofence` if the id is taken."""
+        with self._lock:
+            if fence.id in self._by_id:
+                raise DuplicateGeofence(fence.id)
+            self._insert(fence)
+
+    def put(self, fence: Geofence) -> Geofence | None:
+        """Add or replace a fence; return the fence it replaced, if any."""
+        with self._lock:
+            old = None
+            if fence.id in self._by_id:
+                old = self._delete(fence.id)
+            self._insert(fence)
+            return old
+
+    def remove(self, fence_id: str) -> Geofence:
+        """Remove a fence and return it; raise :class:`UnknownGeofence` if absent."""
+        with self._lock:
+            if fence_id not in self._by_id:
+                raise UnknownGeofence(fence_id)
+            return self._delete(fence_id)
+
+    def _insert(self, fence: Geofence) -> None:
+        slot = self._free.pop() if self._free else len(self._fences)
+        if slot == len(self._fences):
+            self._fences.append(None)
+            self._slots.grow(max(64, 2 * len(self._fences)) if slot >= len(self._slots.alive) else 0)
+        self._fences[slot] = fence
+        self._by_id[fence.id] = slot
+        s = self._slots
+        if fence.is_circle:
+            lon, lat = fence.center
+            ky, kx = meters_per_degree(lat)
+            s.num[slot] = (1.0, lon, lat, fence.radius_m, lon, lat, kx, ky)
+            s.geom[slot] = None
+            s.frame_boundary[slot] = None
+            parts = circle_bboxes(lon, lat, fence.radius_m)
+        else:
+            shapely.prepare(fence.geometry)
+            lon0, lat0 = fence.center
+            ky, kx = meters_per_degree(lat0)
+            s.num[slot] = (0.0, np.nan, np.nan, np.nan, lon0, lat0, kx, ky)
+            s.geom[slot] = fence.geometry
+            s.frame_boundary[slot] = shapely.transform(
+                shapely.boundary(fence.geometry),
+                lambda c: np.column_stack([_wrap(c[:, 0] - lon0) * kx, (c[:, 1] - lat0) * ky]))
+            geoms = getattr(fence.geometry, "geoms", [fence.geometry])
+            parts = [tuple(map(float, g.bounds)) for g in geoms]
+        s.alive[slot] = True
+        self._parts[slot] = parts
+        for box in parts:
+            self._rtree.insert(slot, box)
+        self._changed()
+
+    def _delete(self, fence_id: str) -> Geofence:
+        slot = self._by_id.pop(fence_id)
+        fence = self._fences[slot]
+        self._fences[slot] = None
+        self._slots.alive[slot] = False
+        self._slots.geom[slot] = None
+        self._slots.frame_boundary[slot] = None
+        for box in self._parts.pop(slot):
+            self._rtree.delete(slot, box)
+        self._free.append(slot)
+        self._changed()
+        return fence
+
+    def _changed(self) -> None:
+        self._grid = None
+        self.version += 1
+
+    def _current_grid(self) -> _Grid:
+        grid = self._grid
+        if grid is None:
+            with self._lock:
+                if self._grid is None:
+                    slots = [s for s, parts in self._parts.items() for _ in parts]
+                    boxes = [b for parts in self._parts.values() for b in parts]
+                    self._grid = _Grid(np.asarray(slots, dtype=np.int64),
+                                       np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+                grid = self._grid
+        return grid
+
+    # -- matching ----------------------------------------------------------------------------
+    def match(self, lon: np.ndarray, lat: np.ndarray, uncertainty_m: np.ndarray | None = None) -> Matches:
+        """Match points against every fence in one vectorized pass.
+
+        Parameters
+        ----------
+        lon, lat : ndarray of float, shape (n,)
+            Points in degrees.
+        uncertainty_m : ndarray of float, shape (n,), optional
+            Radius of each point's uncertainty disk in meters (0 or NaN: exact point). A point
+            whose disk straddles a fence's boundary is :data:`UNCERTAIN` for that fence.
+
+        Returns
+        -------
+        Matches
+            (point, slot, state) pairs; a point on a boundary is inside.
+
+        Notes
+        -----
+        Polygon containment is planar in (lon, lat) (RFC 7946); circles use geodesic distance on
+        WGS84. Uncertainty margins for polygons use a local metric frame around each fence
+        (meters per degree from short geodesics), accurate to well under 1% for store-sized fences.
+        """
+        lon = np.ascontiguousarray(lon, dtype=np.float64)
+        lat = np.ascontiguousarray(lat, dtype=np.float64)
+        grid = self._current_grid()
+        slots = self._slots
+        exact = np.ones(len(lon), dtype=bool)
+        if uncertainty_m is not None:
+            unc = np.nan_to_num(np.asarray(uncertainty_m, dtype=np.float64), nan=0.0)
+            exact = unc <= 0
+        pi, sl = grid.query_points(lon, lat) if exact.all() else self._query_mixed(grid, lon, lat, unc, exact)
+        if len(pi) == 0:
+            e = np.empty(0, dtype=np.int64)
+            return Matches(e, e.copy(), np.empty(0, dtype=np.int8))
+        keep = slots.alive[sl]
+        pi, sl = pi[keep], sl[keep]
+        state = np.zeros(len(pi), dtype=np.int8)
+        num = slots.num[sl]
+        circle = num[:, 0] == 1.0
+        poly = np.flatnonzero(~circle)
+        if len(poly):
+            state[poly] = np.where(shapely.intersects_xy(slots.geom[sl[poly]], lon[pi[poly]], lat[pi[poly]]),
+                                   INSIDE, 0)
+        circ = np.flatnonzero(circle)
+        if len(circ):
+            d = _circle_distance(num[circ], lon[pi[circ]], lat[pi[circ]],
+                                 None if exact.all() else unc[pi[circ]])
+            state[circ] = np.where(d <= num[circ, 3], INSIDE, 0)
+        if not exact.all():
+            self._mark_uncertain(pi, sl, num, circle, state, lon, lat, unc)
+        keep = state > 0
+        pi, sl, state = pi[keep], sl[keep], state[keep]
+        order = np.lexsort((sl, pi))
+        return Matches(pi[order], sl[order], state[order])
+
+    def _query_mixed(self, grid, lon, lat, unc, exact):
+        ex = np.flatnonzero(exact)
+        pi1, sl1 = grid.query_points(lon[ex], lat[ex])
+        un = np.flatnonzero(~exact)
+        mlat, mlon = meters_per_degree(lat[un])
+        dlat = unc[un] / mlat
+        dlon = np.minimum(unc[un] / np.maximum(mlon, 1e-6), 360.0)
+        pi2, sl2 = grid.query_boxes(lon[un] - dlon, lat[un] - dlat, lon[un] + dlon, lat[un] + dlat)
+        return np.concatenate([ex[pi1], un[pi2]]), np.concatenate([sl1, sl2])
+
+    def _mark_uncertain(self, pi, sl, num, circle, state, lon, lat, unc):
+        u = unc[pi]
+        sel = np.flatnonzero((u > 0) & ~circle)
+        if len(sel):
+            n = num[sel]
+            px = _wrap(lon[pi[sel]] - n[:, 4]) * n[:, 6]
+            py = (lat[pi[sel]] - n[:, 5]) * n[:, 7]
+            d = shapely.distance(self._slots.frame_boundary[sl[sel]], shapely.points(px, py))
+            state[sel[d < u[sel]]] = UNCERTAIN
+        sel = np.flatnonzero((u > 0) & circle)
+        if len(sel):
+            d = _circle_distance(num[sel], lon[pi[sel]], lat[pi[sel]], u[sel])
+            state[sel[np.abs(d - num[sel, 3]) < u[sel]]] = UNCERTAIN
+
+    def locate(self, lon: float, lat: float) -> list[Geofence]:
+        """Return the fences that contain the point (boundary included)."""
+        m = self.match(np.array([lon]), np.array([lat]))
+        return [self._fences[s] for s in m.slot if self._fences[s] is not None]
+
+    def intersecting(self, bbox: tuple[float, float, float, float]) -> list[Geofence]:
+        """Return the fences whose bounding box meets ``bbox`` (minx, miny, maxx, maxy)."""
+        with self._lock:
+            slots = sorted(set(self._rtree.intersection(bbox)))
+            return [self._fences[s] for s in slots if self._fences[s] is not None]
+
+    def nearest(self, lon: float, lat: float, k: int = 1) -> list[tuple[Geofence, float]]:
+        """Return up to ``k`` fences nearest to the point, with their distance in meters (0 inside)."""
+        with self._lock:
+            cand = list(dict.fromkeys(self._rtree.nearest((lon, lat, lon, lat), max(4 * k, 16))))
+            fences = [self._fences[s] for s in cand if self._fences[s] is not None]
+        out = [(f, self._distance_to(f, lon, lat)) for f in fences]
+        out.sort(key=lambda t: (t[1], t[0].id))
+        return out[:k]
+
+    def _distance_to(self, fence: Geofence, lon: float, lat: float) -> float:
+        if fence.is_circle:
+            cx, cy = fence.center
+            return max(0.0, float(distance_m(cx, cy, lon, lat)) - fence.radius_m)
+        if shapely.intersects_xy(fence.geometry, lon, lat):
+            return 0.0
+        n = self._slots.num[self._by_id[fence.id]]
+        p = shapely.Point(_wrap(lon - n[4]) * n[6], (lat - n[5]) * n[7])
+        return float(shapely.distance(self._slots.frame_boundary[self._by_id[fence.id]], p))
+
+
+def _wrap(dlon):
+    return (np.asarray(dlon) + 180.0) % 360.0 - 180.0
+
+
+def _circle_distance(num: np.ndarray, lon: np.ndarray, lat: np.ndarray, unc) -> np.ndarray:
+    """Geodesic distance from each circle's center, exact wherever it decides the answer.
+
+    A local-frame estimate settles the pairs far from the rim; pairs within the estimate's error
+    bound of the rim (or of the rim +- uncertainty) get an exact pyproj geodesic.
+    """
+    clon, clat, r = num[:, 1], num[:, 2], num[:, 3]
+    kx, ky = num[:, 6], num[:, 7]
+    d = np.hypot(_wrap(lon - clon) * kx, (lat - clat) * ky)
+    err = 1.0 + 4.0 * np.maximum(d, r) ** 2 / _EARTH_R * (1.0 + np.abs(np.tan(np.radians(clat))))
+    margin = err if unc is None else err + unc
+    near = (np.abs(d - r) <= margin) | (np.abs(clat) > 85.0)
+    if unc is not None:
+        near |= np.abs(d - r) <= err + unc
+    idx = np.flatnonzero(near)
+    if len(idx):
+        d[idx] = distance_m(clon[idx], clat[idx], lon[idx], lat[idx])
+    return d

@@ -1,0 +1,339 @@
+"""The engine: pings in, enter / exit / dwell events out, device state in a store.
+
+One batch costs one vectorized match, one vectorized transition pass, one store load and one
+store save. Saves are optimistic (per-device versions): devices that another process changed in
+the meantime are reloaded and recomputed, so processes sharing a store neither lose nor
+duplicate events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from geofences import FenceIndex, Geofence, UnknownGeofence
+from proximity.errors import StoreError
+from proximity.events import EventBatch, EventKind, Reason
+from proximity.pings import PingBatch
+from proximity.store.base import DeviceStates, StateStore
+from proximity.store.memory import MemoryStore
+from proximity.transitions import silence_due, transitions
+
+__all__ = ["Engine", "EngineConfig", "IngestResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Engine settings.
+
+    Parameters
+    ----------
+    hysteresis_factor : float
+        A ping with ``accuracy_m = a`` is *uncertain* for a fence whose boundary is closer than
+        ``hysteresis_factor * a`` meters, and an uncertain ping keeps the previous state.
+        0 disables hysteresis.
+    max_accuracy_m : float
+        Pings with a worse accuracy are dropped (counted as ``inaccurate``).
+    max_retries : int
+        How often a batch's conflicting devices are recomputed before :class:`StoreError`.
+    """
+
+    hysteresis_factor: float = 1.0
+    max_accuracy_m: float = 1000.0
+    max_retries: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one :meth:`Engine.ingest` call did."""
+
+    events: EventBatch
+    accepted: int
+    stale: int
+    duplicates: int
+    inaccurate: int
+    retries: int = 0
+
+    def summary(self) -> dict:
+        return {"pings": self.accepted + self.stale + self.duplicates + self.inaccurate,
+                "accepted": self.accepted, "stale": self.stale, "duplicates": self.duplicates,
+                "inaccurate": self.inaccurate, "events": len(self.events)}
+
+
+class _Settings:
+    """Per-slot columns derived from the fence definitions, rebuilt when the index changes."""
+
+    def __init__(self, index: FenceIndex):
+        self.version = index.version
+        n = max((index.slot(f.id) for f in index), default=-1) + 1
+        self.ids = np.empty(n, dtype=object)
+        self.dwell_s = np.full(n, np.inf)
+        self.exit_after_s = np.full(n, np.inf)
+        self.hash = np.zeros(n, dtype=np.uint64)
+        for f in index:
+            s = index.slot(f.id)
+            self.ids[s] = f.id
+            self.dwell_s[s] = np.inf if f.dwell_s is None else f.dwell_s
+            self.exit_after_s[s] = np.inf if f.exit_after_s is None else f.exit_after_s
+            self.hash[s] = _hash_str(f.id)
+        self.slot_of = {f.id: index.slot(f.id) for f in index}
+
+
+class Engine:
+    """Geofence engine over a fence index and a state store.
+
+    Examples
+    --------
+    >>> from geofences import Geofence
+    >>> eng = Engine([Geofence.circle("cafe", 10.75, 59.91, 50.0)])
+    >>> r = eng.ingest(PingBatch.from_columns(["p1", "p1"], [0.0, 60.0], [10.75, 10.80], [59.91, 59.91]))
+    >>> [(e.type.name, e.geofence_id, e.ts) for e in r.events]
+    [('ENTER', 'cafe', 0.0), ('EXIT', 'cafe', 60.0)]
+    """
+
+    def __init__(self, fences: FenceIndex | Iterable[Geofence] = (), store: StateStore | None = None,
+                 config: EngineConfig = EngineConfig()):
+        self.fences = fences if isinstance(fences, FenceIndex) else FenceIndex(fences)
+        self.store: StateStore = store if store is not None else MemoryStore()
+        self.config = config
+        self._settings_cache: _Settings | None = None
+
+    # -- ingestion ---------------------------------------------------------------------------
+    def ingest(self, pings: PingBatch) -> IngestResult:
+        """Ingest a batch of pings (any order, any mix of devices) and return its events.
+
+        The events equal those of feeding each device's pings one by one in ts order. A ping
+        older than the device's last accepted one is dropped as stale, one with the same ts as a
+        duplicate.
+        """
+        n = len(pings)
+        if n == 0:
+            return IngestResult(EventBatch.empty(), 0, 0, 0, 0)
+        acc = pings.accuracy_m
+        bad_acc = acc > self.config.max_accuracy_m
+        inaccurate = int(bad_acc.sum())
+        if inaccurate:
+            pings = pings.take(np.flatnonzero(~bad_acc))
+        codes, uniques = pd.factorize(pings.device_id, sort=False)
+        order = np.lexsort((pings.ts, codes))
+        dev = codes[order].astype(np.int64)
+        cols = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
+        uniques = np.asarray(uniques, dtype=object)
+        states = self.store.load(uniques)
+        events, stale, dups, retries = [], 0, 0, 0
+        todo = np.arange(len(uniques))
+        while True:
+            ev, after, rows, n_stale, n_dup = self._compute(dev, cols, states)
+            ok = self.store.save(states.select(rows), after) if len(rows) else np.zeros(0, bool)
+            if ok.all():
+                events.append(ev)
+                stale += int(n_stale.sum())
+                dups += int(n_dup.sum())
+                break
+            done_rows = set(rows[ok].tolist()) | (set(todo.tolist()) - set(rows.tolist()))
+            keep_ev = np.isin(ev.device_id, uniques[list(done_rows)]) if len(ev) else np.zeros(0, bool)
+            events.append(ev.take(np.flatnonzero(keep_ev)))
+            done_mask = np.isin(dev, np.fromiter(done_rows, np.int64, len(done_rows)))
+            stale += int(n_stale[done_mask].sum())
+            dups += int(n_dup[done_mask].sum())
+            retries += 1
+            if retries > self.config.max_retries:
+                raise StoreError(f"{int((~ok).sum())} device(s) kept conflicting after {retries} retries")
+            todo = rows[~ok]
+            keep = np.isin(dev, todo)
+            remap = np.full(len(uniques), -1, np.int64)
+            remap[todo] = np.arange(len(todo))
+            dev, cols = remap[dev[keep]], tuple(c[keep] for c in cols)
+            uniques = uniques[todo]
+            states = self.store.load(uniques)
+            todo = np.arange(len(uniques))
+        events = EventBatch.concat(events)
+        if len(events) and retries:
+            events = events.sorted()
+        return IngestResult(events, n - inaccurate - stale - dups, stale, dups, inaccurate, retries)
+
+    def _compute(self, dev, cols, states: DeviceStates):
+        """Run one batch against loaded states; return events, new states and the rows saved."""
+        ts, lon, lat, acc = cols
+        cfg = self.settings()
+        prev_ts = states.last_ts[dev]
+        same_dev = np.zeros(len(dev), bool)
+        same_dev[1:] = dev[1:] == dev[:-1]
+        ref = np.where(same_dev, np.roll(ts, 1), prev_ts)
+        dup = ts == ref
+        stale = ts < ref
+        keep = ~(dup | stale)
+        n_stale, n_dup = stale.astype(np.int64), dup.astype(np.int64)
+        if not keep.all():
+            dev, ts, lon, lat, acc = dev[keep], ts[keep], lon[keep], lat[keep], acc[keep]
+        rows = np.unique(dev)
+        if len(rows) == 0:
+            return EventBatch.empty(), states.select(rows), rows, n_stale, n_dup
+        local = np.searchsorted(rows, dev)
+        sub = states.select(rows)
+        starts = np.searchsorted(local, np.arange(len(rows)))
+        ends = np.append(starts[1:], len(local))
+        unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
+        m = self.fences.match(lon, lat, unc)
+        stay_slot = np.fromiter((cfg.slot_of.get(f, -1) for f in sub.stay_fence), np.int64, len(sub.stay_fence))
+        live = stay_slot >= 0
+        t = transitions(local, ts, starts, ends, sub.last_ts, m.point, m.slot, m.state,
+                        sub.stay_dev[live], stay_slot[live], sub.stay_enter_ts[live],
+                        sub.stay_dwelled[live], cfg.dwell_s, cfg.exit_after_s)
+        visit = np.zeros(len(t.st_dev), np.uint64)
+        old = t.st_initial >= 0
+        visit[old] = sub.stay_visit[live][t.st_initial[old]]
+        new = np.flatnonzero(~old)
+        if len(new):
+            visit[new] = _visit_ids(sub.device_ids[t.st_dev[new]], cfg.hash[t.st_slot[new]], t.st_enter_ts[new])
+        dur = np.full(len(t.ev_ts), np.nan)
+        is_exit = t.ev_kind == EventKind.EXIT
+        dur[is_exit] = t.ev_ts[is_exit] - t.st_enter_ts[t.ev_stay[is_exit]]
+        events = EventBatch(sub.device_ids[t.ev_dev], cfg.ids[t.ev_slot], t.ev_kind, t.ev_ts,
+                            visit[t.ev_stay], dur, t.ev_reason)
+        after = sub.copy()
+        after.last_ts, after.last_lon, after.last_lat = ts[ends - 1], lon[ends - 1], lat[ends - 1]
+        o = t.open_stays
+        after.stay_dev, after.stay_fence = t.st_dev[o], cfg.ids[t.st_slot[o]]
+        after.stay_enter_ts, after.stay_visit, after.stay_dwelled = t.st_enter_ts[o], visit[o], t.st_dwelled[o]
+        return events, after, rows, n_stale, n_dup
+
+    def settings(self) -> _Settings:
+        s = self._settings_cache
+        if s is None or s.version != self.fences.version:
+            s = self._settings_cache = _Settings(self.fences)
+        return s
+
+    # -- time and definitions ----------------------------------------------------------------
+    def sweep(self, now: float | None = None) -> EventBatch:
+        """Exit devices silent for their fence's ``exit_after_s`` (reason ``silence``)."""
+        now = time.time() if now is None else float(now)
+        cfg = self.settings()
+        ids = sorted({d for fid in cfg.slot_of if np.isfinite(cfg.exit_after_s[cfg.slot_of[fid]])
+                      for d in self.store.devices_in(fid)})
+
+        def decide(st: DeviceStates):
+            slots = np.fromiter((cfg.slot_of.get(f, -1) for f in st.stay_fence), np.int64, len(st.stay_fence))
+            limit = np.where(slots >= 0, cfg.exit_after_s[slots], np.inf)
+            due, at = silence_due(st.last_ts[st.stay_dev], limit, now)
+            return due, at, Reason.SILENCE
+        return self._close_stays(ids, decide)
+
+    def put_fence(self, fence: Geofence, now: float | None = None) -> EventBatch:
+        """Add or replace a fence. Devices inside a reshaped fence whose last position is now
+        outside get ``exit`` (reason ``fence_changed``); others are decided by their next ping."""
+        old = self.fences.put(fence)
+        if old is None or old.same_shape(fence):
+            return EventBatch.empty()
+        probe = FenceIndex([fence])
+
+        def decide(st: DeviceStates):
+            mine = st.stay_fence == fence.id
+            rows = st.stay_dev
+            m = probe.match(st.last_lon[rows], st.last_lat[rows])
+            inside = np.zeros(len(rows), bool)
+            inside[m.point] = True
+            return mine & ~inside, _at(st, now), Reason.FENCE_CHANGED
+        return self._close_stays(self.store.devices_in(fence.id), decide)
+
+    def remove_fence(self, fence_id: str, now: float | None = None) -> EventBatch:
+        """Remove a fence; devices inside get ``exit`` (reason ``fence_removed``)."""
+        if fence_id not in self.fences:
+            raise UnknownGeofence(fence_id)
+        self.fences.remove(fence_id)
+
+        def decide(st: DeviceStates):
+            return st.stay_fence == fence_id, _at(st, now), Reason.FENCE_REMOVED
+        return self._close_stays(self.store.devices_in(fence_id), decide)
+
+    def _close_stays(self, device_ids: list[str], decide) -> EventBatch:
+        """Close the stays ``decide(states)`` selects, with exit events; retried on conflicts."""
+        out = []
+        todo = np.asarray(device_ids, dtype=object)
+        for _ in range(self.config.max_retries + 1):
+            if len(todo) == 0:
+                break
+            st = self.store.load(todo)
+            close, at, reason = decide(st)
+            close &= np.isfinite(at)
+            if not close.any():
+                break
+            rows = np.unique(st.stay_dev[close])
+            sub = st.select(rows)
+            close_sub = close[np.isin(st.stay_dev, rows)]
+            at_sub = at[np.isin(st.stay_dev, rows)]
+            after = sub.copy()
+            keep = ~close_sub
+            after.stay_dev, after.stay_fence = sub.stay_dev[keep], sub.stay_fence[keep]
+            after.stay_enter_ts, after.stay_visit = sub.stay_enter_ts[keep], sub.stay_visit[keep]
+            after.stay_dwelled = sub.stay_dwelled[keep]
+            ok = self.store.save(sub, after)
+            c = np.flatnonzero(close_sub & ok[sub.stay_dev])
+            n = len(c)
+            out.append(EventBatch(sub.device_ids[sub.stay_dev[c]], sub.stay_fence[c],
+                                  np.full(n, EventKind.EXIT, np.int8), at_sub[c], sub.stay_visit[c],
+                                  at_sub[c] - sub.stay_enter_ts[c], np.full(n, reason, np.int8)))
+            todo = sub.device_ids[~ok]
+        else:
+            raise StoreError(f"{len(todo)} device(s) kept conflicting while closing stays")
+        return EventBatch.concat(out).sorted()
+
+    # -- queries -----------------------------------------------------------------------------
+    def fences_at(self, lon: float, lat: float) -> list[Geofence]:
+        """Return the fences containing the point."""
+        return self.fences.locate(lon, lat)
+
+    def devices_in(self, fence_id: str) -> list[str]:
+        """Return the devices inside the fence now."""
+        if fence_id not in self.fences:
+            raise UnknownGeofence(fence_id)
+        return self.store.devices_in(fence_id)
+
+    def device(self, device_id: str) -> dict | None:
+        """Return a device's last ping and current stays, or None if never seen."""
+        st = self.store.load([device_id])
+        if not st.known[0]:
+            return None
+        return {
+            "device_id": device_id,
+            "last_ping": {"ts": float(st.last_ts[0]), "lon": float(st.last_lon[0]), "lat": float(st.last_lat[0])},
+            "fences": [{"geofence_id": st.stay_fence[k], "enter_ts": float(st.stay_enter_ts[k]),
+                        "visit_id": f"{int(st.stay_visit[k]):016x}", "dwelled": bool(st.stay_dwelled[k])}
+                       for k in range(len(st.stay_dev))],
+        }
+
+
+def _at(st: DeviceStates, now: float | None) -> np.ndarray:
+    """Exit time for definition changes: now, but never before the device's last ping."""
+    now = time.time() if now is None else float(now)
+    return np.fmax(st.last_ts[st.stay_dev], now) if len(st.stay_dev) else np.empty(0)
+
+
+def _hash_str(s: str) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: a bijective scramble of 64-bit integers."""
+    x = x.astype(np.uint64)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _visit_ids(device_ids: np.ndarray, fence_hash: np.ndarray, enter_ts: np.ndarray) -> np.ndarray:
+    """Deterministic visit ids from (device, fence, enter ts): equal across processes and replays."""
+    uniq, inv = np.unique(device_ids.astype(str), return_inverse=True)
+    dh = np.fromiter((_hash_str(d) for d in uniq), np.uint64, len(uniq))[inv]
+    ts_bits = np.ascontiguousarray(enter_ts, dtype=np.float64).view(np.uint64)
+    v = _mix64(dh ^ _mix64(fence_hash ^ _mix64(ts_bits)))
+    v[v == 0] = 1
+    return v

@@ -1,0 +1,180 @@
+"""Pings: device location reports, carried as columns (device_id, ts, lon, lat, accuracy_m)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from proximity.errors import InvalidPing
+
+__all__ = ["PingBatch", "parse_ts"]
+
+
+def parse_ts(value: Any) -> float:
+    """Return epoch seconds from a number or an ISO 8601 string that carries an offset.
+
+    Examples
+    --------
+    >>> parse_ts(1700000000)
+    1700000000.0
+    >>> parse_ts("2023-11-14T22:13:20Z")
+    1700000000.0
+    >>> parse_ts("2023-11-14T23:13:20+01:00")
+    1700000000.0
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected epoch seconds or an ISO 8601 time with an offset, got a boolean")
+    if isinstance(value, (int, float)):
+        ts = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            ts = float(text)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"not epoch seconds nor an ISO 8601 time: {value!r}") from None
+            if dt.tzinfo is None:
+                raise ValueError(f"ISO 8601 time without an offset (add Z or +hh:mm): {value!r}")
+            ts = dt.timestamp()
+    else:
+        raise ValueError(f"expected epoch seconds or an ISO 8601 string, got {type(value).__name__}")
+    if not math.isfinite(ts):
+        raise ValueError(f"timestamp is not finite: {value!r}")
+    return ts
+
+
+@dataclass(frozen=True, slots=True)
+class PingBatch:
+    """A validated batch of pings as parallel arrays.
+
+    ``accuracy_m`` is NaN where a ping carries none. Build with :meth:`from_columns` or
+    :meth:`from_records`, which validate every row and raise :class:`InvalidPing` naming the bad
+    rows; the constructor does not validate.
+    """
+
+    device_id: np.ndarray   # object (str)
+    ts: np.ndarray          # float64 epoch seconds
+    lon: np.ndarray         # float64 degrees
+    lat: np.ndarray         # float64 degrees
+    accuracy_m: np.ndarray  # float64 meters, NaN = none
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, idx) -> "PingBatch":
+        return PingBatch(self.device_id[idx], self.ts[idx], self.lon[idx], self.lat[idx], self.accuracy_m[idx])
+
+    @classmethod
+    def from_columns(cls, device_id, ts, lon, lat, accuracy_m=None, *, first_index: int = 0) -> "PingBatch":
+        """Validate columns and return a batch.
+
+        Parameters
+        ----------
+        device_id : sequence of str, shape (n,)
+        ts : array of float epoch seconds (or ISO 8601 strings with an offset), shape (n,)
+        lon, lat : array of float degrees, shape (n,)
+        accuracy_m : array of float meters, shape (n,), optional; NaN means none.
+        first_index : int
+            Index of the first row in its source, used in error messages.
+        """
+        dev = np.asarray(device_id, dtype=object)
+        n = len(dev)
+        errors: list[dict[str, Any]] = []
+        ts_arr = _ts_column(ts, n, errors, first_index)
+        lon_arr = _float_column("lon", lon, n, errors, first_index)
+        lat_arr = _float_column("lat", lat, n, errors, first_index)
+        acc = np.full(n, np.nan) if accuracy_m is None else _float_column(
+            "accuracy_m", accuracy_m, n, errors, first_index, allow_nan=True)
+        if not errors:
+            _check(errors, "lon", lon_arr, ~np.isfinite(lon_arr) | (np.abs(lon_arr) > 180),
+                   "must be a finite longitude in [-180, 180]", first_index)
+            _check(errors, "lat", lat_arr, ~np.isfinite(lat_arr) | (np.abs(lat_arr) > 90),
+                   "must be a finite latitude in [-90, 90]", first_index)
+            _check(errors, "accuracy_m", acc, (acc < 0) | np.isinf(acc),
+                   "must be a finite number of meters >= 0", first_index)
+            bad_id = np.fromiter((not (isinstance(d, str) and d and len(d) <= 256) for d in dev),
+                                 dtype=bool, count=n)
+            _check(errors, "device_id", dev, bad_id, "must be a non-empty string of at most 256 characters",
+                   first_index)
+        if errors:
+            errors.sort(key=lambda e: e["index"])
+            raise InvalidPing(errors)
+        return cls(dev, ts_arr, lon_arr, lat_arr, acc)
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> "PingBatch":
+        """Validate dicts with keys device_id, ts, lon, lat and optional accuracy_m."""
+        records = list(records)
+        errors = []
+        for i, r in enumerate(records):
+            if not isinstance(r, Mapping):
+                errors.append({"index": i, "field": "ping", "value": None, "reason": "expected an object"})
+                continue
+            for key in ("device_id", "ts", "lon", "lat"):
+                if r.get(key) is None:
+                    errors.append({"index": i, "field": key, "value": None, "reason": "missing"})
+        if errors:
+            raise InvalidPing(errors)
+        acc = [r.get("accuracy_m") for r in records]
+        return cls.from_columns([r["device_id"] for r in records], [r["ts"] for r in records],
+                                [r["lon"] for r in records], [r["lat"] for r in records],
+                                [np.nan if a is None else a for a in acc])
+
+    @classmethod
+    def concat(cls, batches: list["PingBatch"]) -> "PingBatch":
+        return cls(*(np.concatenate([getattr(b, f) for b in batches])
+                     for f in ("device_id", "ts", "lon", "lat", "accuracy_m")))
+
+
+def _check(errors, field, values, bad, reason, first_index):
+    for i in np.flatnonzero(bad)[:20]:
+        v = values[i]
+        errors.append({"index": int(i) + first_index, "field": field,
+                       "value": v.item() if hasattr(v, "item") else v, "reason": reason})
+
+
+def _float_column(field, values, n, errors, first_index, allow_nan=False) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.shape != (n,):
+        errors.append({"index": first_index, "field": field, "value": None,
+                       "reason": f"expected {n} values, got shape {arr.shape}"})
+        return np.full(n, np.nan)
+    if arr.dtype.kind in "fiu":
+        return arr.astype(np.float64, copy=False)
+    out = np.full(n, np.nan)
+    for i, v in enumerate(arr):
+        if v is None and allow_nan:
+            continue
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)):
+            out[i] = v
+        else:
+            errors.append({"index": i + first_index, "field": field, "value": v,
+                           "reason": "expected a number"})
+    return out
+
+
+def _ts_column(values, n, errors, first_index) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.shape != (n,):
+        errors.append({"index": first_index, "field": "ts", "value": None,
+                       "reason": f"expected {n} values, got shape {arr.shape}"})
+        return np.full(n, np.nan)
+    if arr.dtype.kind in "fiu":
+        out = arr.astype(np.float64, copy=False)
+        _check(errors, "ts", out, ~np.isfinite(out), "must be finite epoch seconds", first_index)
+        return out
+    out = np.empty(n)
+    for i, v in enumerate(arr):
+        try:
+            out[i] = parse_ts(v.item() if isinstance(v, np.generic) else v)
+        except ValueError as exc:
+            out[i] = np.nan
+            if len(errors) < 20:
+                errors.append({"index": i + first_index, "field": "ts", "value": v, "reason": str(exc)})
+    return out

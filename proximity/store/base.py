@@ -1,0 +1,96 @@
+"""The state store interface: where per-device state lives, outside the pure engine core.
+
+A device's state is its last accepted ping (ts, lon, lat), a version, and the stays it is in
+(fence id, enter ts, visit id, whether dwell fired). Stores move it in and out in columns
+(:class:`DeviceStates`) so a batch costs one round trip, not one per device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+__all__ = ["DeviceStates", "StateStore"]
+
+
+@dataclass(slots=True)
+class DeviceStates:
+    """State of a list of devices, as columns; row ``i`` is ``device_ids[i]``.
+
+    ``version`` is 0 for a device the store has never seen. Stays are grouped by device in any
+    order; ``stay_dev`` gives each stay's row.
+    """
+
+    device_ids: np.ndarray   # object (str), shape (d,)
+    version: np.ndarray      # int64
+    last_ts: np.ndarray      # float64, NaN if unknown
+    last_lon: np.ndarray
+    last_lat: np.ndarray
+    stay_dev: np.ndarray     # int64 row, shape (s,)
+    stay_fence: np.ndarray   # object (fence id)
+    stay_enter_ts: np.ndarray
+    stay_visit: np.ndarray   # uint64
+    stay_dwelled: np.ndarray  # bool
+
+    @classmethod
+    def unknown(cls, device_ids: Sequence[str]) -> "DeviceStates":
+        """States for devices never seen: version 0, no ping, no stays."""
+        d = len(device_ids)
+        return cls(np.asarray(device_ids, dtype=object), np.zeros(d, np.int64), np.full(d, np.nan),
+                   np.full(d, np.nan), np.full(d, np.nan), np.empty(0, np.int64), np.empty(0, object),
+                   np.empty(0), np.empty(0, np.uint64), np.empty(0, bool))
+
+    def __len__(self) -> int:
+        return len(self.device_ids)
+
+    @property
+    def known(self) -> np.ndarray:
+        return self.version > 0
+
+    def select(self, rows: np.ndarray) -> "DeviceStates":
+        """Return the states of ``rows`` (indices), stays renumbered to the new rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        remap = np.full(len(self), -1, np.int64)
+        remap[rows] = np.arange(len(rows))
+        keep = remap[self.stay_dev] >= 0 if len(self.stay_dev) else np.zeros(0, bool)
+        return DeviceStates(self.device_ids[rows], self.version[rows], self.last_ts[rows],
+                            self.last_lon[rows], self.last_lat[rows], remap[self.stay_dev[keep]],
+                            self.stay_fence[keep], self.stay_enter_ts[keep], self.stay_visit[keep],
+                            self.stay_dwelled[keep])
+
+    def stays_of(self, row: int) -> np.ndarray:
+        return np.flatnonzero(self.stay_dev == row)
+
+    def copy(self) -> "DeviceStates":
+        return DeviceStates(*(getattr(self, f.name).copy() for f in fields(self)))
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Where device state lives. Implementations: :class:`~proximity.store.MemoryStore` (the
+    embedded default) and :class:`~proximity.store.RedisStore` (shared by several processes)."""
+
+    def load(self, device_ids: Sequence[str]) -> DeviceStates:
+        """Return the states of these devices (unknown ones with version 0)."""
+
+    def save(self, before: DeviceStates, after: DeviceStates) -> np.ndarray:
+        """Write ``after`` for every device whose version still equals ``before.version``.
+
+        Returns a bool mask of the devices written; the others changed since they were loaded
+        (another engine process got there first) and the caller recomputes them. Each written
+        device gets version ``before.version + 1``, atomically with its stays and fence membership.
+        """
+
+    def devices_in(self, fence_id: str) -> list[str]:
+        """Return the ids of the devices inside this fence now."""
+
+    def device_count(self) -> int:
+        """Return how many devices the store holds."""
+
+    def clear(self) -> None:
+        """Forget every device (tests and replays)."""
+
+    def close(self) -> None:
+        """Release connections."""

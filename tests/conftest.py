@@ -1,0 +1,88 @@
+"""Shared fixtures: a zoo of named fences, and a real redis-server.
+
+The Redis fixture uses ``REDIS_URL`` when set; otherwise it starts a private ``redis-server`` on
+a free 127.0.0.1 port with persistence off, and stops it after the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/oracle.py and helpers
+
+from geofences import Geofence  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """URL of a real Redis server for this test session (database 15 when REDIS_URL is given)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server), or set REDIS_URL")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("private redis-server did not start")
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+# -- the fence zoo --------------------------------------------------------------------------
+
+@pytest.fixture
+def square_fence() -> Geofence:
+    """A 0.001 x 0.001 degree square in Oslo."""
+    return Geofence.polygon("square", [(10.750, 59.910), (10.751, 59.910), (10.751, 59.911), (10.750, 59.911)])
+
+
+@pytest.fixture
+def fence_with_hole() -> Geofence:
+    """A square store with a square courtyard (the hole) in the middle."""
+    return Geofence.polygon("donut", [(0.0, 0.0), (0.003, 0.0), (0.003, 0.003), (0.0, 0.003)],
+                            holes=[[(0.001, 0.001), (0.002, 0.001), (0.002, 0.002), (0.001, 0.002)]])
+
+
+@pytest.fixture
+def circle_oslo_100m() -> Geofence:
+    return Geofence.circle("oslo100", 10.7522, 59.9139, 100.0)
+
+
+@pytest.fixture
+def circle_tromso_50m() -> Geofence:
+    return Geofence.circle("tromso50", 18.9553, 69.6492, 50.0)
+
+
+@pytest.fixture
+def antimeridian_circle() -> Geofence:
+    """A 500 m circle centered 100 m west of the antimeridian in Fiji."""
+    return Geofence.circle("fiji", 179.999, -16.5, 500.0)
