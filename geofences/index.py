@@ -32,7 +32,7 @@ _EARTH_R = 6_371_000.0
 
 @dataclass(frozen=True, slots=True)
 class Matches:
-    """Pairs (point index, fence slot, state) of one match call, sorted by point then slot.
+    """Pairs (point index, fence slot, state) of one match call, in no particular order.
 
     ``state`` is :data:`INSIDE` or :data:`UNCERTAIN`; pairs certainly outside are absent.
     """
@@ -53,6 +53,7 @@ class _Slots:
         self.frame_boundary = np.empty(cap, dtype=object)  # polygon boundary in local meters
         self.num = np.full((cap, 8), np.nan)  # is_circle, clon, clat, radius, lon0, lat0, kx, ky
         self.alive = np.zeros(cap, dtype=bool)
+        self.is_circle = np.zeros(cap, dtype=bool)
 
     def grow(self, cap: int) -> None:
         n = len(self.alive)
@@ -65,9 +66,10 @@ class _Slots:
         num = np.full((cap, 8), np.nan)
         num[:n] = self.num
         self.num = num
-        alive = np.zeros(cap, dtype=bool)
-        alive[:n] = self.alive
-        self.alive = alive
+        for name in ("alive", "is_circle"):
+            arr = np.zeros(cap, dtype=bool)
+            arr[:n] = getattr(self, name)
+            setattr(self, name, arr)
 
 
 class FenceIndex:
@@ -165,6 +167,7 @@ class FenceIndex:
             lon, lat = fence.center
             ky, kx = meters_per_degree(lat)
             s.num[slot] = (1.0, lon, lat, fence.radius_m, lon, lat, kx, ky)
+            s.is_circle[slot] = True
             s.geom[slot] = None
             s.frame_boundary[slot] = None
             parts = circle_bboxes(lon, lat, fence.radius_m)
@@ -173,6 +176,7 @@ class FenceIndex:
             lon0, lat0 = fence.center
             ky, kx = meters_per_degree(lat0)
             s.num[slot] = (0.0, np.nan, np.nan, np.nan, lon0, lat0, kx, ky)
+            s.is_circle[slot] = False
             s.geom[slot] = fence.geometry
             s.frame_boundary[slot] = shapely.transform(
                 shapely.boundary(fence.geometry),
@@ -239,36 +243,39 @@ class FenceIndex:
         """
         lon = np.ascontiguousarray(lon, dtype=np.float64)
         lat = np.ascontiguousarray(lat, dtype=np.float64)
-        grid = self._current_grid()
-        slots = self._slots
-        exact = np.ones(len(lon), dtype=bool)
+        unc = None
         if uncertainty_m is not None:
             unc = np.nan_to_num(np.asarray(uncertainty_m, dtype=np.float64), nan=0.0)
-            exact = unc <= 0
-        pi, sl = grid.query_points(lon, lat) if exact.all() else self._query_mixed(grid, lon, lat, unc, exact)
-        if len(pi) == 0:
-            e = np.empty(0, dtype=np.int64)
-            return Matches(e, e.copy(), np.empty(0, dtype=np.int8))
-        keep = slots.alive[sl]
-        pi, sl = pi[keep], sl[keep]
+            if not (unc > 0).any():
+                unc = None
+        while True:
+            version = self.version
+            grid = self._current_grid()
+            result = self._match(grid, lon, lat, unc)
+            if version == self.version:   # no change raced with this match
+                return result
+
+    def _match(self, grid, lon, lat, unc) -> Matches:
+        slots = self._slots
+        if unc is None:
+            pi, sl = grid.query_points(lon, lat)
+        else:
+            pi, sl = self._query_mixed(grid, lon, lat, unc, unc <= 0)
         state = np.zeros(len(pi), dtype=np.int8)
-        num = slots.num[sl]
-        circle = num[:, 0] == 1.0
+        circle = slots.is_circle[sl]
         poly = np.flatnonzero(~circle)
         if len(poly):
-            state[poly] = np.where(shapely.intersects_xy(slots.geom[sl[poly]], lon[pi[poly]], lat[pi[poly]]),
-                                   INSIDE, 0)
+            hit = shapely.intersects_xy(slots.geom[sl[poly]], lon[pi[poly]], lat[pi[poly]])
+            state[poly[hit]] = INSIDE
         circ = np.flatnonzero(circle)
+        num = slots.num[sl[circ]] if len(circ) else np.empty((0, 8))
         if len(circ):
-            d = _circle_distance(num[circ], lon[pi[circ]], lat[pi[circ]],
-                                 None if exact.all() else unc[pi[circ]])
-            state[circ] = np.where(d <= num[circ, 3], INSIDE, 0)
-        if not exact.all():
-            self._mark_uncertain(pi, sl, num, circle, state, lon, lat, unc)
-        keep = state > 0
-        pi, sl, state = pi[keep], sl[keep], state[keep]
-        order = np.lexsort((sl, pi))
-        return Matches(pi[order], sl[order], state[order])
+            d = _circle_distance(num, lon[pi[circ]], lat[pi[circ]], None if unc is None else unc[pi[circ]])
+            state[circ[d <= num[:, 3]]] = INSIDE
+        if unc is not None:
+            self._mark_uncertain(pi, sl, circ, num, state, lon, lat, unc)
+        keep = np.flatnonzero(state)
+        return Matches(pi[keep], sl[keep], state[keep])
 
     def _query_mixed(self, grid, lon, lat, unc, exact):
         ex = np.flatnonzero(exact)
@@ -280,19 +287,23 @@ class FenceIndex:
         pi2, sl2 = grid.query_boxes(lon[un] - dlon, lat[un] - dlat, lon[un] + dlon, lat[un] + dlat)
         return np.concatenate([ex[pi1], un[pi2]]), np.concatenate([sl1, sl2])
 
-    def _mark_uncertain(self, pi, sl, num, circle, state, lon, lat, unc):
+    def _mark_uncertain(self, pi, sl, circ, circ_num, state, lon, lat, unc):
         u = unc[pi]
-        sel = np.flatnonzero((u > 0) & ~circle)
+        is_circ = np.zeros(len(pi), bool)
+        is_circ[circ] = True
+        sel = np.flatnonzero((u > 0) & ~is_circ)
         if len(sel):
-            n = num[sel]
+            n = self._slots.num[sl[sel]]
             px = _wrap(lon[pi[sel]] - n[:, 4]) * n[:, 6]
             py = (lat[pi[sel]] - n[:, 5]) * n[:, 7]
             d = shapely.distance(self._slots.frame_boundary[sl[sel]], shapely.points(px, py))
             state[sel[d < u[sel]]] = UNCERTAIN
-        sel = np.flatnonzero((u > 0) & circle)
-        if len(sel):
-            d = _circle_distance(num[sel], lon[pi[sel]], lat[pi[sel]], u[sel])
-            state[sel[np.abs(d - num[sel, 3]) < u[sel]]] = UNCERTAIN
+        csel = np.flatnonzero(u[circ] > 0)
+        if len(csel):
+            sel = circ[csel]
+            n = circ_num[csel]
+            d = _circle_distance(n, lon[pi[sel]], lat[pi[sel]], u[sel])
+            state[sel[np.abs(d - n[:, 3]) < u[sel]]] = UNCERTAIN
 
     def locate(self, lon: float, lat: float) -> list[Geofence]:
         """Return the fences that contain the point (boundary included)."""

@@ -8,7 +8,6 @@ duplicate events.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -78,10 +77,22 @@ class _Settings:
         for f in index:
             s = index.slot(f.id)
             self.ids[s] = f.id
+        alive = np.flatnonzero(self.ids != None)  # noqa: E711 (elementwise)
+        self.hash[alive] = _hash_strs(self.ids[alive])
+        for f in index:
+            s = index.slot(f.id)
             self.dwell_s[s] = np.inf if f.dwell_s is None else f.dwell_s
             self.exit_after_s[s] = np.inf if f.exit_after_s is None else f.exit_after_s
-            self.hash[s] = _hash_str(f.id)
         self.slot_of = {f.id: index.slot(f.id) for f in index}
+        self._lookup = pd.Index(list(self.slot_of), dtype=object)
+        self._slots = np.fromiter(self.slot_of.values(), np.int64, len(self.slot_of))
+
+    def slots_for(self, fence_ids: np.ndarray) -> np.ndarray:
+        """Return the slot of each fence id, -1 for ids no longer in the index."""
+        if len(fence_ids) == 0 or len(self._slots) == 0:
+            return np.full(len(fence_ids), -1, np.int64)
+        pos = self._lookup.get_indexer(fence_ids)
+        return np.where(pos >= 0, self._slots[pos], -1)
 
 
 class Engine:
@@ -180,7 +191,7 @@ class Engine:
         ends = np.append(starts[1:], len(local))
         unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
         m = self.fences.match(lon, lat, unc)
-        stay_slot = np.fromiter((cfg.slot_of.get(f, -1) for f in sub.stay_fence), np.int64, len(sub.stay_fence))
+        stay_slot = cfg.slots_for(sub.stay_fence)
         live = stay_slot >= 0
         t = transitions(local, ts, starts, ends, sub.last_ts, m.point, m.slot, m.state,
                         sub.stay_dev[live], stay_slot[live], sub.stay_enter_ts[live],
@@ -218,7 +229,7 @@ class Engine:
                       for d in self.store.devices_in(fid)})
 
         def decide(st: DeviceStates):
-            slots = np.fromiter((cfg.slot_of.get(f, -1) for f in st.stay_fence), np.int64, len(st.stay_fence))
+            slots = cfg.slots_for(st.stay_fence)
             limit = np.where(slots >= 0, cfg.exit_after_s[slots], np.inf)
             due, at = silence_due(st.last_ts[st.stay_dev], limit, now)
             return due, at, Reason.SILENCE
@@ -314,8 +325,9 @@ def _at(st: DeviceStates, now: float | None) -> np.ndarray:
     return np.fmax(st.last_ts[st.stay_dev], now) if len(st.stay_dev) else np.empty(0)
 
 
-def _hash_str(s: str) -> int:
-    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
+def _hash_strs(values: np.ndarray) -> np.ndarray:
+    """Stable 64-bit hashes of strings (pandas' keyed SipHash: equal across processes and runs)."""
+    return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False).astype(np.uint64)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -331,8 +343,7 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 def _visit_ids(device_ids: np.ndarray, fence_hash: np.ndarray, enter_ts: np.ndarray) -> np.ndarray:
     """Deterministic visit ids from (device, fence, enter ts): equal across processes and replays."""
-    uniq, inv = np.unique(device_ids.astype(str), return_inverse=True)
-    dh = np.fromiter((_hash_str(d) for d in uniq), np.uint64, len(uniq))[inv]
+    dh = _hash_strs(device_ids)
     ts_bits = np.ascontiguousarray(enter_ts, dtype=np.float64).view(np.uint64)
     v = _mix64(dh ^ _mix64(fence_hash ^ _mix64(ts_bits)))
     v[v == 0] = 1

@@ -1,7 +1,10 @@
-"""The embedded default state store: device state in this process's memory, as columns.
+"""The embedded default state store: device state in this process's memory, as numpy columns.
 
-About 150 bytes per device: a dict entry for the id, four numbers in growable numpy columns, and
-a small tuple of stays only for devices inside a fence.
+Each device has a row: last ping (ts, lon, lat), version, and ``_K`` stay slots (fence code,
+enter ts, visit id, dwelled). The rare device inside more than ``_K`` fences at once keeps the
+extra stays in a small overflow dict. Fence ids are interned as integer codes, so load, save and
+"who is inside this fence" are vectorized numpy operations. About 120 bytes per device, of which
+most is the id dict entry.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import threading
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from proximity.store.base import DeviceStates
 
 __all__ = ["MemoryStore"]
+
+_K = 2  # stay slots per device row
 
 
 class MemoryStore:
@@ -26,97 +32,89 @@ class MemoryStore:
     def _reset(self) -> None:
         self._row: dict[str, int] = {}
         self._ids: list[str] = []
-        self._cols = np.zeros((0, 4))           # last_ts, last_lon, last_lat, version
-        # row -> tuple of (fence_id, enter_ts, visit_id, dwelled); absent when in no fence
-        self._stays: dict[int, tuple[tuple[str, float, int, bool], ...]] = {}
-        self._members: dict[str, set[int]] = {}
+        self._n = 0
+        self._last = np.zeros((0, 3))                 # ts, lon, lat
+        self._version = np.zeros(0, np.int64)
+        self._fence = np.full((0, _K), -1, np.int32)  # fence code, -1 = empty slot
+        self._enter = np.zeros((0, _K))
+        self._visit = np.zeros((0, _K), np.uint64)
+        self._dwelled = np.zeros((0, _K), bool)
+        self._overflow: dict[int, list[tuple[int, float, int, bool]]] = {}
+        self._fence_ids = np.empty(0, dtype=object)   # code -> fence id
+        self._fence_codes = pd.Index([], dtype=object)
 
+    # -- the protocol -------------------------------------------------------------------------
     def load(self, device_ids: Sequence[str]) -> DeviceStates:
         ids = np.asarray(device_ids, dtype=object)
         out = DeviceStates.unknown(ids)
         with self._lock:
-            get = self._row.get
-            rows = np.fromiter((get(d, -1) for d in ids), dtype=np.int64, count=len(ids))
+            rows = self._lookup(ids)
             known = np.flatnonzero(rows >= 0)
-            if len(known):
-                cols = self._cols[rows[known]]
-                out.last_ts[known], out.last_lon[known], out.last_lat[known] = cols[:, 0], cols[:, 1], cols[:, 2]
-                out.version[known] = cols[:, 3].astype(np.int64)
-            stays = self._stays
-            sd, sf, se, sv, sw = [], [], [], [], []
-            for i in known:
-                for fid, ets, visit, dwelled in stays.get(int(rows[i]), ()):
-                    sd.append(i), sf.append(fid), se.append(ets), sv.append(visit), sw.append(dwelled)
-        if sd:
-            out.stay_dev = np.asarray(sd, np.int64)
-            out.stay_fence = np.asarray(sf, object)
-            out.stay_enter_ts = np.asarray(se, np.float64)
-            out.stay_visit = np.asarray(sv, np.uint64)
-            out.stay_dwelled = np.asarray(sw, bool)
+            if len(known) == 0:
+                return out
+            r = rows[known]
+            out.last_ts[known], out.last_lon[known], out.last_lat[known] = self._last[r].T
+            out.version[known] = self._version[r]
+            codes = self._fence[r]
+            d, k = np.nonzero(codes >= 0)
+            sd = [known[d]]
+            sf = [codes[d, k]]
+            rd = r[d]
+            se, sv, sw = [self._enter[rd, k]], [self._visit[rd, k]], [self._dwelled[rd, k]]
+            if self._overflow:
+                for i in known:
+                    for code, ets, visit, dwelled in self._overflow.get(int(rows[i]), ()):
+                        sd.append([i]), sf.append([code]), se.append([ets]), sv.append([visit]), sw.append([dwelled])
+            fence_ids = self._fence_ids
+        out.stay_dev = np.concatenate(sd).astype(np.int64)
+        out.stay_fence = fence_ids[np.concatenate(sf).astype(np.int64)]
+        out.stay_enter_ts = np.concatenate(se).astype(np.float64)
+        out.stay_visit = np.concatenate(sv).astype(np.uint64)
+        out.stay_dwelled = np.concatenate(sw).astype(bool)
         return out
 
     def save(self, before: DeviceStates, after: DeviceStates) -> np.ndarray:
         with self._lock:
             rows = self._rows_for(after.device_ids)
-            ok = self._cols[rows, 3].astype(np.int64) == before.version
-            w = np.flatnonzero(ok)
-            self._cols[rows[w], 0] = after.last_ts[w]
-            self._cols[rows[w], 1] = after.last_lon[w]
-            self._cols[rows[w], 2] = after.last_lat[w]
-            self._cols[rows[w], 3] = before.version[w] + 1
-            new: dict[int, list] = {}
-            for k in range(len(after.stay_dev)):
-                i = int(after.stay_dev[k])
-                if ok[i]:
-                    new.setdefault(i, []).append((after.stay_fence[k], float(after.stay_enter_ts[k]),
-                                                  int(after.stay_visit[k]), bool(after.stay_dwelled[k])))
-            touched = set(w[np.isin(w, after.stay_dev)].tolist()) | set(
-                w[np.isin(w, before.stay_dev)].tolist()) if (len(after.stay_dev) or len(before.stay_dev)) else set()
-            for i in touched:
-                row = int(rows[i])
-                old = {s[0] for s in self._stays.get(row, ())}
-                stays = tuple(new.get(i, ()))
-                cur = {s[0] for s in stays}
-                for fid in old - cur:
-                    members = self._members.get(fid)
-                    if members is not None:
-                        members.discard(row)
-                        if not members:
-                            del self._members[fid]
-                for fid in cur - old:
-                    self._members.setdefault(fid, set()).add(row)
-                if stays:
-                    self._stays[row] = stays
-                else:
-                    self._stays.pop(row, None)
+            ok = self._version[rows] == before.version
+            w = rows[ok]
+            self._last[w] = np.column_stack([after.last_ts, after.last_lon, after.last_lat])[ok]
+            self._version[w] = before.version[ok] + 1
+            self._fence[w] = -1
+            for row in (set(self._overflow) & set(w.tolist())) if self._overflow else ():
+                del self._overflow[row]
+            keep = ok[after.stay_dev] if len(after.stay_dev) else np.zeros(0, bool)
+            if keep.any():
+                sd = after.stay_dev[keep]
+                order = np.argsort(sd, kind="stable")
+                sd = sd[order]
+                codes = self._codes_for(after.stay_fence[keep][order])
+                first = np.searchsorted(sd, sd)
+                rank = np.arange(len(sd)) - first
+                srow = rows[sd]
+                fit = rank < _K
+                rr, kk = srow[fit], rank[fit]
+                self._fence[rr, kk] = codes[fit]
+                self._enter[rr, kk] = after.stay_enter_ts[keep][order][fit]
+                self._visit[rr, kk] = after.stay_visit[keep][order][fit]
+                self._dwelled[rr, kk] = after.stay_dwelled[keep][order][fit]
+                for j in np.flatnonzero(~fit):
+                    self._overflow.setdefault(int(srow[j]), []).append(
+                        (int(codes[j]), float(after.stay_enter_ts[keep][order][j]),
+                         int(after.stay_visit[keep][order][j]), bool(after.stay_dwelled[keep][order][j])))
         return ok
-
-    def _rows_for(self, device_ids: np.ndarray) -> np.ndarray:
-        get = self._row.get
-        rows = np.fromiter((get(d, -1) for d in device_ids), dtype=np.int64, count=len(device_ids))
-        missing = np.flatnonzero(rows < 0)
-        if len(missing):
-            start = len(self._ids)
-            for j, i in enumerate(missing):
-                d = device_ids[i]
-                if d in self._row:      # the same new id twice in one save
-                    rows[i] = self._row[d]
-                    continue
-                self._row[d] = rows[i] = len(self._ids)
-                self._ids.append(d)
-            need = len(self._ids)
-            if need > len(self._cols):
-                cols = np.zeros((max(need, 2 * len(self._cols), 1024), 4))
-                cols[:start] = self._cols[:start]
-                self._cols = cols
-        return rows
 
     def devices_in(self, fence_id: str) -> list[str]:
         with self._lock:
-            return sorted(self._ids[r] for r in self._members.get(fence_id, ()))
+            code = self._fence_codes.get_indexer([fence_id])[0]
+            if code < 0:
+                return []
+            rows = np.unique(np.nonzero(self._fence[: self._n] == code)[0]).tolist()
+            rows += [r for r, stays in self._overflow.items() if any(s[0] == code for s in stays)]
+            return sorted(self._ids[r] for r in set(rows))
 
     def device_count(self) -> int:
-        return len(self._ids)
+        return self._n
 
     def clear(self) -> None:
         with self._lock:
@@ -124,3 +122,45 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    # -- internals ----------------------------------------------------------------------------
+    def _lookup(self, ids: np.ndarray) -> np.ndarray:
+        return np.fromiter(map(self._row.get, ids, [-1] * len(ids)), dtype=np.int64, count=len(ids))
+
+    def _rows_for(self, device_ids: np.ndarray) -> np.ndarray:
+        rows = self._lookup(device_ids)
+        missing = np.flatnonzero(rows < 0)
+        for i in missing:
+            d = device_ids[i]
+            r = self._row.get(d)
+            if r is None:           # the same new id can appear twice in one save
+                r = self._row[d] = len(self._ids)
+                self._ids.append(d)
+            rows[i] = r
+        self._n = len(self._ids)
+        if self._n > len(self._version):
+            self._grow(max(self._n, len(self._version) * 5 // 4, 1024))
+        return rows
+
+    def _grow(self, cap: int) -> None:
+        n = len(self._version)
+
+        def grown(arr, fill):
+            new = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
+            new[:n] = arr
+            return new
+        self._last = grown(self._last, np.nan)
+        self._version = grown(self._version, 0)
+        self._fence = grown(self._fence, -1)
+        self._enter = grown(self._enter, 0.0)
+        self._visit = grown(self._visit, 0)
+        self._dwelled = grown(self._dwelled, False)
+
+    def _codes_for(self, fence_ids: np.ndarray) -> np.ndarray:
+        codes = self._fence_codes.get_indexer(fence_ids)
+        if (codes < 0).any():
+            new = pd.unique(fence_ids[codes < 0])
+            self._fence_ids = np.concatenate([self._fence_ids, np.asarray(new, dtype=object)])
+            self._fence_codes = pd.Index(self._fence_ids, dtype=object)
+            codes = self._fence_codes.get_indexer(fence_ids)
+        return codes.astype(np.int32)
