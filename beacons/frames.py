@@ -191,8 +191,8 @@ class EddystoneTlmFrame:
     tx_power_ref_m: ClassVar[float] = 0.0
 
     def __post_init__(self) -> None:
-        mv = None if self.battery_mv is None else check_int("battery_mv", self.battery_mv, 0, 0xFFFF)
-        _set(self, "battery_mv", mv or None)
+        if self.battery_mv is not None:
+            _set(self, "battery_mv", check_int("battery_mv", self.battery_mv, 0, 0xFFFF) or None)
         if self.temperature_c is not None:
             _set(self, "temperature_c", _fixed_8_8(self.temperature_c) / 256)
         _set(self, "adv_count", check_int("adv_count", self.adv_count, 0, 0xFFFFFFFF))
@@ -387,7 +387,8 @@ def _manufacturer_data(raw: bytes, start: int, end: int) -> Frame:
 def _beacon_in_payload(raw: bytes, structures: list) -> Frame | None:
     for s in structures:
         d = raw[s.start:s.end]
-        if s.ad_type == AdType.MANUFACTURER_SPECIFIC and (d[2:4] == _BEAC or d[:3] == b"\x4c\x00\x02"):
+        beacon_mfg = d[2:4] == _BEAC or d[:3] == _APPLE + b"\x02"  # other Apple types: skip
+        if s.ad_type == AdType.MANUFACTURER_SPECIFIC and beacon_mfg:
             return _manufacturer_data(raw, s.start, s.end)
         if s.ad_type == AdType.SERVICE_DATA_UUID16 and d[:2] == _FEAA:
             return _eddystone(raw, s.start + 2, s.end)
@@ -443,14 +444,15 @@ def decode(data: str | bytes, layout: Layout = Layout.AUTO) -> Frame:
     Examples
     --------
     >>> f = decode("4C00 0215 E2C56DB5DFFB48D2B060D0F5A71096E0 0001 0002 C5")
-    >>> f.to_dict()
-    {'type': 'ibeacon', 'uuid': 'e2c56db5-dffb-48d2-b060-d0f5a71096e0', 'major': 1, 'minor': 2, 'tx_power': -59}
+    >>> f.to_dict()  # doctest: +NORMALIZE_WHITESPACE
+    {'type': 'ibeacon', 'uuid': 'e2c56db5-dffb-48d2-b060-d0f5a71096e0', 'major': 1,
+     'minor': 2, 'tx_power': -59}
     >>> decode("0x0201060303AAFE0716AAFE10EB0367").to_dict()
     {'type': 'eddystone_url', 'url': 'https://g', 'tx_power': -21}
     >>> decode("AAFE 2000 0BB8 1900 00000001 0000")
     Traceback (most recent call last):
     ...
-    beacons.errors.FrameError: eddystone frame: truncated at byte 16: TLM needs 14 bytes, got 14
+    beacons.errors.FrameError: eddystone frame: truncated at byte 14: TLM needs 14 bytes, got 12
     """
     raw = to_bytes(data)
     layout = Layout(layout)

@@ -156,7 +156,8 @@ def trilaterate(
     --------
     >>> from pyproj import Geod
     >>> geod = Geod(ellps="WGS84")
-    >>> lon = np.array([10.75, 10.7503, 10.7503, 10.75]); lat = np.array([59.91, 59.91, 59.9102, 59.9102])
+    >>> lon = np.array([10.75, 10.7503, 10.7503, 10.75])
+    >>> lat = np.array([59.91, 59.91, 59.9102, 59.9102])
     >>> _, _, d = geod.inv(np.full(4, 10.7501), np.full(4, 59.9101), lon, lat)
     >>> fix = trilaterate(lon, lat, d, sigma_m=1.0)
     >>> round(float(fix.lon), 6), round(float(fix.lat), 6), FixStatus(int(fix.status)).name
@@ -166,7 +167,8 @@ def trilaterate(
     lat = np.asarray(beacon_lat, dtype=np.float64)
     dist = np.asarray(distance_m, dtype=np.float64)
     if lon.ndim != 1 or lon.shape != lat.shape or lon.size == 0:
-        raise BeaconFieldError("beacon_lon", beacon_lon, "1-D lon and lat of equal, non-zero length")
+        raise BeaconFieldError("beacon_lon", beacon_lon,
+                               "1-D lon and lat of equal, non-zero length")
     if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
         raise BeaconFieldError("beacon_lon", beacon_lon, "finite beacon coordinates")
     if dist.ndim not in (1, 2) or dist.shape[-1] != lon.size:
@@ -184,7 +186,8 @@ def trilaterate(
         try:
             sigma = np.atleast_2d(np.broadcast_to(sigma, dist.shape))
         except ValueError:
-            raise BeaconFieldError("sigma_m", np.shape(sigma_m), "broadcastable to distance_m") from None
+            raise BeaconFieldError("sigma_m", np.shape(sigma_m),
+                                   "broadcastable to distance_m") from None
     used = np.isfinite(r) & np.isfinite(sigma)
     w = np.where(used, 1.0 / np.where(used, sigma, 1.0) ** 2, 0.0)
     r = np.where(used, r, 0.0)
@@ -197,10 +200,12 @@ def trilaterate(
     x = _start(xy, r, w, used, collinear, line_dir)
     x, h, chi2 = _levenberg_marquardt(x, xy, r, w, max_iter)
     accuracy = _accuracy(h, chi2, n_used, collinear, line_dir)
-    foot = np.einsum("mi,mi->m", x - _mean(xy, used), line_dir)[:, None] * line_dir + _mean(xy, used)
-    perp = np.hypot(*(x - foot).T)
+    # Collinear: report the foot on the line, midway between the two mirror solutions,
+    # and widen the accuracy by the distance to them.
+    mean = _mean(xy, used)
+    foot = mean + np.einsum("mi,mi->m", x - mean, line_dir)[:, None] * line_dir
+    accuracy = np.where(collinear, np.hypot(accuracy, np.hypot(*(x - foot).T)), accuracy)
     x = np.where(collinear[:, None], foot, x)
-    accuracy = np.where(collinear, np.hypot(accuracy, perp), accuracy)
 
     few = n_used < MIN_BEACONS
     status = np.where(few, FixStatus.TOO_FEW_BEACONS,

@@ -147,7 +147,7 @@ def distance_curve_m(
     Examples
     --------
     >>> distance_curve_m([-59, -70], -59).round(3).tolist()
-    [0.965, 2.095]
+    [0.971, 1.93]
     """
     rssi, tx, d0 = _floats(rssi=rssi_dbm, tx=tx_power_dbm, d0=ref_distance_m)
     _require("ref_distance_m", ref_distance_m, (d0 == 0.0) | (d0 == 1.0), "0.0 or 1.0")
@@ -182,7 +182,8 @@ class ZoneThresholds:
                                    "0 < immediate_m < near_m, both finite")
 
 
-def _classify(d: NDArray[np.float64], t_immediate: ArrayLike, t_near: ArrayLike) -> NDArray[np.int8]:
+def _classify(d: NDArray[np.float64], t_immediate: ArrayLike,
+              t_near: ArrayLike) -> NDArray[np.int8]:
     z = (1 + (d >= t_immediate).astype(np.int8) + (d >= t_near).astype(np.int8)).astype(np.int8)
     # NaN compares False everywhere and would land in IMMEDIATE; negative is impossible.
     return np.where(np.isnan(d) | (d < 0.0), np.int8(Zone.UNKNOWN), z).astype(np.int8)
@@ -250,9 +251,11 @@ def zone_with_hysteresis(
     _require("margin_m", margin_m, (m >= 0.0) & (m[0] < thresholds.immediate_m),
              f"0 <= margin, immediate margin < {thresholds.immediate_m}")
     t = np.array([thresholds.immediate_m, thresholds.near_m])
-    outward = _classify(d, *(t + m))  # the farthest zone d has clearly left for
-    inward = _classify(d, *(t - m))   # the nearest zone d has clearly come in to
-    held = np.clip(prev, outward, inward).astype(np.int8)
+    # Boundaries pushed out by the margin give the nearest zone d may still be in;
+    # pulled in, the farthest. Keep the previous zone when it lies between the two.
+    nearest = _classify(d, *(t + m))
+    farthest = _classify(d, *(t - m))
+    held = np.clip(prev, nearest, farthest).astype(np.int8)
     plain = _classify(d, *t)
     out = np.where(prev == Zone.UNKNOWN, plain, held)
     return np.where(np.isnan(d) | (d < 0.0), np.int8(Zone.UNKNOWN), out).astype(np.int8)

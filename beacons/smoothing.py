@@ -148,7 +148,7 @@ def kalman_step(
     >>> s = kalman_step(s, [-70.0, np.nan], 0.0)
     >>> s = kalman_step(s, [-74.0, -60.0], 1.0)
     >>> s.estimate_dbm.round(2).tolist(), s.last_ts_s.tolist()
-    ([-71.94, -60.0], [1.0, 1.0])
+    ([-72.06, -60.0], [1.0, 1.0])
     """
     x, p, last = (np.asarray(a, dtype=np.float64) for a in state)
     z, t, has = _readings(rssi_dbm, ts_s, x.shape)
@@ -218,7 +218,7 @@ def apply_readings(
     >>> s = apply_readings(kalman_step, KalmanState.empty(3), [2, 0, 2], [-60., -70., -62.],
     ...                    [1.0, 0.0, 0.0])
     >>> s.estimate_dbm.round(2).tolist()
-    [-70.0, nan, -61.03]
+    [-70.0, nan, -60.97]
     """
     arrays = [np.array(a, dtype=np.float64) for a in state]  # copies: `state` stays intact
     n = arrays[0].shape[0]

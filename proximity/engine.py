@@ -91,6 +91,8 @@ class _Settings:
         """Return the slot of each fence id, -1 for ids no longer in the index."""
         if len(fence_ids) == 0 or len(self._slots) == 0:
             return np.full(len(fence_ids), -1, np.int64)
+        if len(fence_ids) < 32:   # a hash table lookup beats building pandas' machinery
+            return np.fromiter((self.slot_of.get(f, -1) for f in fence_ids), np.int64, len(fence_ids))
         pos = self._lookup.get_indexer(fence_ids)
         return np.where(pos >= 0, self._slots[pos], -1)
 

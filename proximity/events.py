@@ -21,6 +21,9 @@ class EventKind(IntEnum):
     ENTER = 1
     EXIT = 2
     DWELL = 3
+    BEACON_ENTER = 4
+    BEACON_EXIT = 5
+    ZONE_CHANGE = 6
 
     def __str__(self) -> str:
         return self.name.lower()
@@ -42,6 +45,7 @@ class Reason(IntEnum):
     SILENCE = 1         # nothing heard for the fence's exit_after_s
     FENCE_REMOVED = 2   # the fence was deleted while the device was inside
     FENCE_CHANGED = 3   # the fence was reshaped and the last position is now outside
+    BEACON_REMOVED = 4  # the beacon (or its region) was deleted while the device was near it
 
     def __str__(self) -> str:
         return self.name.lower()
@@ -57,11 +61,18 @@ class Event(NamedTuple):
     visit_id: str
     duration_s: float | None
     reason: Reason
+    region_id: str | None = None
+    zone: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"device_id": self.device_id, "geofence_id": self.geofence_id, "type": str(self.type),
-                "ts": self.ts, "visit_id": self.visit_id, "duration_s": self.duration_s,
-                "reason": str(self.reason)}
+        d = {"device_id": self.device_id, "geofence_id": self.geofence_id, "type": str(self.type),
+             "ts": self.ts, "visit_id": self.visit_id, "duration_s": self.duration_s,
+             "reason": str(self.reason)}
+        if self.region_id is not None:
+            d["region_id"] = self.region_id
+        if self.zone is not None:
+            d["zone"] = self.zone
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +80,9 @@ class EventBatch:
     """Events as parallel arrays, in emission order (ts, then device).
 
     ``visit_id`` ties an ``enter`` to its stay's ``dwell`` and ``exit``; ``duration_s`` is set on
-    exits (NaN elsewhere).
+    exits (NaN elsewhere). Beacon events carry the store's geofence id in ``fence_id``, the
+    monitored region in ``region_id`` (None for geofence events) and, for ``zone_change``, the
+    new proximity zone code in ``zone`` (0 where not applicable; see ``beacons.Zone``).
     """
 
     device_id: np.ndarray   # object (str)
@@ -79,6 +92,15 @@ class EventBatch:
     visit_id: np.ndarray    # uint64
     duration_s: np.ndarray  # float64, NaN unless exit
     reason: np.ndarray      # int8, Reason
+    region_id: np.ndarray | None = None   # object (str or None); filled with None when omitted
+    zone: np.ndarray | None = None        # int8 zone code, 0 = none; filled with 0 when omitted
+
+    def __post_init__(self) -> None:
+        n = len(self.ts)
+        if self.region_id is None:
+            object.__setattr__(self, "region_id", np.full(n, None, dtype=object))
+        if self.zone is None:
+            object.__setattr__(self, "zone", np.zeros(n, np.int8))
 
     @classmethod
     def empty(cls) -> "EventBatch":
@@ -99,7 +121,7 @@ class EventBatch:
 
     def sorted(self) -> "EventBatch":
         """Return the events in emission order: ts, device, then exit < enter < dwell."""
-        rank = np.array([0, 1, 0, 2], dtype=np.int8)[self.kind]
+        rank = _KIND_RANK[self.kind]
         order = np.lexsort((rank, self.device_id.astype(str), self.ts)) if len(self) else np.empty(0, int)
         return self.take(order)
 
@@ -112,9 +134,11 @@ class EventBatch:
 
     def __getitem__(self, i: int) -> Event:
         d = self.duration_s[i]
-        return Event(self.device_id[i], self.fence_id[i], EventKind(int(self.kind[i])), float(self.ts[i]),
+        kind = EventKind(int(self.kind[i]))
+        zone = _ZONE_NAMES[int(self.zone[i])] if kind is EventKind.ZONE_CHANGE else None
+        return Event(self.device_id[i], self.fence_id[i], kind, float(self.ts[i]),
                      format_visit_id(self.visit_id[i]), None if np.isnan(d) else float(d),
-                     Reason(int(self.reason[i])))
+                     Reason(int(self.reason[i])), self.region_id[i], zone)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """Return JSON-ready dicts (``type`` and ``reason`` as wire names)."""
@@ -124,6 +148,12 @@ class EventBatch:
         """Return the number of events per kind name."""
         kinds, n = np.unique(self.kind, return_counts=True)
         return {str(EventKind(int(k))): int(c) for k, c in zip(kinds, n)}
+
+
+# Emission order among events at the same ts and device: exits first, then enters, then the rest.
+_KIND_RANK = np.array([0, 1, 0, 2, 1, 0, 2], dtype=np.int8)
+# Wire names of beacon proximity zones by code (the codes of beacons.Zone).
+_ZONE_NAMES = ("unknown", "immediate", "near", "far")
 
 
 def format_visit_id(v) -> str:

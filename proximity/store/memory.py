@@ -42,6 +42,7 @@ class MemoryStore:
         self._overflow: dict[int, list[tuple[int, float, int, bool]]] = {}
         self._fence_ids = np.empty(0, dtype=object)   # code -> fence id
         self._fence_codes = pd.Index([], dtype=object)
+        self._code_of: dict[str, int] = {}
 
     # -- the protocol -------------------------------------------------------------------------
     def load(self, device_ids: Sequence[str]) -> DeviceStates:
@@ -106,7 +107,7 @@ class MemoryStore:
 
     def devices_in(self, fence_id: str) -> list[str]:
         with self._lock:
-            code = self._fence_codes.get_indexer([fence_id])[0]
+            code = self._code_of.get(fence_id, -1)
             if code < 0:
                 return []
             rows = np.unique(np.nonzero(self._fence[: self._n] == code)[0]).tolist()
@@ -157,10 +158,13 @@ class MemoryStore:
         self._dwelled = grown(self._dwelled, False)
 
     def _codes_for(self, fence_ids: np.ndarray) -> np.ndarray:
+        if len(fence_ids) < 32 and all(f in self._code_of for f in fence_ids):
+            return np.fromiter((self._code_of[f] for f in fence_ids), np.int32, len(fence_ids))
         codes = self._fence_codes.get_indexer(fence_ids)
         if (codes < 0).any():
             new = pd.unique(fence_ids[codes < 0])
             self._fence_ids = np.concatenate([self._fence_ids, np.asarray(new, dtype=object)])
             self._fence_codes = pd.Index(self._fence_ids, dtype=object)
+            self._code_of = {f: i for i, f in enumerate(self._fence_ids)}
             codes = self._fence_codes.get_indexer(fence_ids)
         return codes.astype(np.int32)
