@@ -16,6 +16,7 @@ _MIN_CELL_DEG = 2.0 ** -14      # ~7 m of latitude
 _MAX_CELL_DEG = 2.0 ** 6
 _LEVEL_FACTOR = 16.0
 _MAX_CELLS = 64
+_CELLS_PER_FENCE = 2.0   # base cell = median fence extent / this (tuned in bench, see README)
 _KEY_SHIFT = np.int64(1 << 31)
 
 
@@ -32,12 +33,14 @@ class _Level:
 class _Grid:
     """Immutable broad-phase grid over fence bounding boxes."""
 
-    def __init__(self, part_slots: np.ndarray, part_boxes: np.ndarray):
+    def __init__(self, part_slots: np.ndarray, part_boxes: np.ndarray, size_boxes: np.ndarray | None = None):
+        """Rasterize ``part_boxes``; the base cell size follows ``size_boxes`` (default the same)."""
         self.levels: list[_Level] = []
         if len(part_slots) == 0:
             return
-        ext = np.maximum(part_boxes[:, 2] - part_boxes[:, 0], part_boxes[:, 3] - part_boxes[:, 1])
-        base = float(np.quantile(ext, 0.9)) if len(ext) else _MIN_CELL_DEG
+        sb = part_boxes if size_boxes is None else size_boxes
+        ext = np.maximum(sb[:, 2] - sb[:, 0], sb[:, 3] - sb[:, 1])
+        base = float(np.quantile(ext, 0.5)) / _CELLS_PER_FENCE if len(ext) else _MIN_CELL_DEG
         base = float(np.clip(2.0 ** np.ceil(np.log2(max(base, 1e-12))), _MIN_CELL_DEG, _MAX_CELL_DEG))
         # Every part of one fence goes to one level, so a point meets a fence at most once.
         level = np.zeros(len(part_slots), dtype=np.int64)
@@ -88,7 +91,9 @@ class _Grid:
             sls.append(sl)
         pi, sl = _concat(pis, sls)
         if len(pi):
-            pair = np.unique(pi * np.int64(1 << 32) + sl)
+            # Sort-based unique: numpy 2.4's hash-based np.unique degrades badly on these keys.
+            pair = np.sort(pi * np.int64(1 << 32) + sl)
+            pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]
             pi, sl = pair >> 32, pair & np.int64(0xFFFFFFFF)
         return pi, sl
 

@@ -78,9 +78,27 @@ def meters_per_degree(lat) -> tuple[np.ndarray, np.ndarray]:
     """Return (meters per degree of latitude, meters per degree of longitude) at ``lat``.
 
     Taken from short geodesics, so it is exact to the first order; used for local metric frames
-    of store-sized areas (hysteresis margins), never for containment itself.
+    of store-sized areas (hysteresis margins, broad-phase padding), never for containment itself.
+    Large arrays are interpolated in a table of such geodesics every 0.01 degree (relative error
+    below 1e-8), which keeps per-ping use cheap.
     """
-    return _scales(lat)
+    lat = np.asarray(lat, dtype=np.float64)
+    if lat.size < 256:
+        return _scales(lat)
+    table_lat, table_mlat, table_mlon = _table()
+    return np.interp(lat, table_lat, table_mlat), np.interp(lat, table_lat, table_mlon)
+
+
+_TABLE: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+def _table():
+    global _TABLE
+    if _TABLE is None:
+        lat = np.linspace(-90.0, 90.0, 18001)
+        mlat, mlon = _scales(lat)
+        _TABLE = (lat, mlat, mlon)
+    return _TABLE
 
 
 def _scales(lat):

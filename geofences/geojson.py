@@ -140,8 +140,9 @@ def _typename(value: Any) -> str:
 
 
 def _read_id(feature: Mapping, props: Mapping, forced: str | None, limits: Limits) -> str:
-    raw = feature.get("id", props.get("id"))
-    field = "id" if "id" in feature else "properties.id"
+    raw, field = feature.get("id"), "id"
+    if raw is None and props.get("id") is not None:
+        raw, field = props.get("id"), "properties.id"
     if raw is None:
         if forced is None:
             raise InvalidGeofence(None, "id", "missing: set the Feature's id (or properties.id)")
@@ -242,7 +243,10 @@ def _check_valid(fid: str, geom, field: str) -> None:
         return
     reason = shapely.is_valid_reason(geom)
     text = reason.lower()
-    if "self-intersection" in text:
+    parts = getattr(geom, "geoms", None)
+    if parts is not None and all(shapely.is_valid(p) for p in parts):
+        explain = "polygons of the MultiPolygon overlap"
+    elif "self-intersection" in text:
         explain = "self-intersection"
     elif "hole lies outside" in text:
         explain = "a hole lies outside its exterior ring"
@@ -258,9 +262,10 @@ def _check_valid(fid: str, geom, field: str) -> None:
 
 
 def _circle(fid: str, coords: Any, props: Mapping, limits: Limits):
-    xy = _positions(fid, [coords] if isinstance(coords, (list, tuple)) else coords, "geometry.coordinates")
-    if len(xy) != 1:
-        raise InvalidGeofence(fid, "geometry.coordinates", "a Point has exactly one position")
+    try:
+        xy = _positions(fid, [coords] if isinstance(coords, (list, tuple)) else coords, "geometry.coordinates")
+    except InvalidGeofence as exc:   # name the Point's own coordinates, not an index into them
+        raise InvalidGeofence(fid, "geometry.coordinates", exc.reason) from None
     radius = props.get("radius_m")
     if radius is None:
         raise InvalidGeofence(fid, "properties.radius_m",

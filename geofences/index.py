@@ -40,6 +40,7 @@ class Matches:
     point: np.ndarray   # int64
     slot: np.ndarray    # int64
     state: np.ndarray   # int8
+    version: int = 0    # the index version the slots refer to
 
     def __len__(self) -> int:
         return len(self.point)
@@ -51,7 +52,7 @@ class _Slots:
     def __init__(self, cap: int = 64):
         self.geom = np.empty(cap, dtype=object)          # prepared polygon, or None for circles
         self.frame_boundary = np.empty(cap, dtype=object)  # polygon boundary in local meters
-        self.num = np.full((cap, 8), np.nan)  # is_circle, clon, clat, radius, lon0, lat0, kx, ky
+        self.num = np.full((cap, 9), np.nan)  # is_circle, clon, clat, radius, lon0, lat0, kx, ky, err_coef
         self.alive = np.zeros(cap, dtype=bool)
         self.is_circle = np.zeros(cap, dtype=bool)
 
@@ -63,7 +64,7 @@ class _Slots:
             arr = np.empty(cap, dtype=object)
             arr[:n] = getattr(self, name)
             setattr(self, name, arr)
-        num = np.full((cap, 8), np.nan)
+        num = np.full((cap, 9), np.nan)
         num[:n] = self.num
         self.num = num
         for name in ("alive", "is_circle"):
@@ -87,13 +88,15 @@ class FenceIndex:
     ([0], ['c'])
     """
 
-    def __init__(self, fences: Iterable[Geofence] = ()):
+    def __init__(self, fences: Iterable[Geofence] = (), *, pad_m: float = 20.0):
+        self.pad_m = float(pad_m)
         self._lock = threading.RLock()
         self._by_id: dict[str, int] = {}
         self._fences: list[Geofence | None] = []
         self._free: list[int] = []
         self._slots = _Slots()
         self._parts: dict[int, list[tuple[float, float, float, float]]] = {}
+        self._padded: dict[int, list[tuple[float, float, float, float]]] = {}
         self._grid: _Grid | None = None
         self._rtree = rtree_index.Index(interleaved=True)
         self.version = 0
@@ -118,6 +121,11 @@ class FenceIndex:
             return self._fences[self._by_id[fence_id]]
         except KeyError:
             raise UnknownGeofence(fence_id) from None
+
+    def snapshot(self) -> tuple[int, list[tuple[int, Geofence]]]:
+        """Return (version, [(slot, fence), ...]) read atomically, for derived per-slot tables."""
+        with self._lock:
+            return self.version, [(s, self._fences[s]) for s in self._by_id.values()]
 
     def slot(self, fence_id: str) -> int:
         """Return the fence's slot: its row in the index's parallel arrays."""
@@ -166,7 +174,8 @@ class FenceIndex:
         if fence.is_circle:
             lon, lat = fence.center
             ky, kx = meters_per_degree(lat)
-            s.num[slot] = (1.0, lon, lat, fence.radius_m, lon, lat, kx, ky)
+            s.num[slot] = (1.0, lon, lat, fence.radius_m, lon, lat, kx, ky,
+                           4.0 / _EARTH_R * (1.0 + abs(np.tan(np.radians(lat)))))
             s.is_circle[slot] = True
             s.geom[slot] = None
             s.frame_boundary[slot] = None
@@ -175,7 +184,7 @@ class FenceIndex:
             shapely.prepare(fence.geometry)
             lon0, lat0 = fence.center
             ky, kx = meters_per_degree(lat0)
-            s.num[slot] = (0.0, np.nan, np.nan, np.nan, lon0, lat0, kx, ky)
+            s.num[slot] = (0.0, np.nan, np.nan, np.nan, lon0, lat0, kx, ky, np.nan)
             s.is_circle[slot] = False
             s.geom[slot] = fence.geometry
             s.frame_boundary[slot] = shapely.transform(
@@ -185,6 +194,7 @@ class FenceIndex:
             parts = [tuple(map(float, g.bounds)) for g in geoms]
         s.alive[slot] = True
         self._parts[slot] = parts
+        self._padded[slot] = [_pad(box, self.pad_m) for box in parts]
         for box in parts:
             self._rtree.insert(slot, box)
         self._changed()
@@ -198,6 +208,7 @@ class FenceIndex:
         self._slots.frame_boundary[slot] = None
         for box in self._parts.pop(slot):
             self._rtree.delete(slot, box)
+        del self._padded[slot]
         self._free.append(slot)
         self._changed()
         return fence
@@ -211,10 +222,12 @@ class FenceIndex:
         if grid is None:
             with self._lock:
                 if self._grid is None:
-                    slots = [s for s, parts in self._parts.items() for _ in parts]
-                    boxes = [b for parts in self._parts.values() for b in parts]
+                    slots = [s for s, parts in self._padded.items() for _ in parts]
+                    boxes = [b for parts in self._padded.values() for b in parts]
+                    raw = [b for s in self._padded for b in self._parts[s]]
                     self._grid = _Grid(np.asarray(slots, dtype=np.int64),
-                                       np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+                                       np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                                       np.asarray(raw, dtype=np.float64).reshape(-1, 4))
                 grid = self._grid
         return grid
 
@@ -251,16 +264,18 @@ class FenceIndex:
         while True:
             version = self.version
             grid = self._current_grid()
-            result = self._match(grid, lon, lat, unc)
+            pi, sl, state = self._match(grid, lon, lat, unc)
             if version == self.version:   # no change raced with this match
-                return result
+                return Matches(pi, sl, state, version)
 
-    def _match(self, grid, lon, lat, unc) -> Matches:
+    def _match(self, grid, lon, lat, unc):
         slots = self._slots
-        if unc is None:
+        # Cells are padded by pad_m, so a point lookup finds every fence within pad_m.
+        small = None if unc is None else unc <= self.pad_m
+        if small is None or small.all():
             pi, sl = grid.query_points(lon, lat)
         else:
-            pi, sl = self._query_mixed(grid, lon, lat, unc, unc <= 0)
+            pi, sl = self._query_mixed(grid, lon, lat, unc, small)
         state = np.zeros(len(pi), dtype=np.int8)
         circle = slots.is_circle[sl]
         poly = np.flatnonzero(~circle)
@@ -268,14 +283,15 @@ class FenceIndex:
             hit = shapely.intersects_xy(slots.geom[sl[poly]], lon[pi[poly]], lat[pi[poly]])
             state[poly[hit]] = INSIDE
         circ = np.flatnonzero(circle)
-        num = slots.num[sl[circ]] if len(circ) else np.empty((0, 8))
+        num = slots.num[sl[circ]] if len(circ) else np.empty((0, 9))
+        circ_d = np.empty(0)
         if len(circ):
-            d = _circle_distance(num, lon[pi[circ]], lat[pi[circ]], None if unc is None else unc[pi[circ]])
-            state[circ[d <= num[:, 3]]] = INSIDE
+            circ_d = _circle_distance(num, lon[pi[circ]], lat[pi[circ]])
+            state[circ[circ_d <= num[:, 3]]] = INSIDE
         if unc is not None:
-            self._mark_uncertain(pi, sl, circ, num, state, lon, lat, unc)
+            self._mark_uncertain(pi, sl, circ, num, circ_d, state, lon, lat, unc)
         keep = np.flatnonzero(state)
-        return Matches(pi[keep], sl[keep], state[keep])
+        return pi[keep], sl[keep], state[keep]
 
     def _query_mixed(self, grid, lon, lat, unc, exact):
         ex = np.flatnonzero(exact)
@@ -284,10 +300,24 @@ class FenceIndex:
         mlat, mlon = meters_per_degree(lat[un])
         dlat = unc[un] / mlat
         dlon = np.minimum(unc[un] / np.maximum(mlon, 1e-6), 360.0)
-        pi2, sl2 = grid.query_boxes(lon[un] - dlon, lat[un] - dlat, lon[un] + dlon, lat[un] + dlat)
-        return np.concatenate([ex[pi1], un[pi2]]), np.concatenate([sl1, sl2])
+        minx, maxx = lon[un] - dlon, lon[un] + dlon
+        miny, maxy = lat[un] - dlat, lat[un] + dlat
+        pi2, sl2 = grid.query_boxes(minx, miny, maxx, maxy)
+        parts_pi, parts_sl = [ex[pi1], un[pi2]], [sl1, sl2]
+        for over, shift in ((minx < -180.0, 360.0), (maxx > 180.0, -360.0)):  # across the antimeridian
+            w = np.flatnonzero(over)
+            if len(w):
+                pi3, sl3 = grid.query_boxes(minx[w] + shift, miny[w], maxx[w] + shift, maxy[w])
+                parts_pi.append(un[w[pi3]])
+                parts_sl.append(sl3)
+        pi, sl = np.concatenate(parts_pi), np.concatenate(parts_sl)
+        if len(parts_pi) > 2:
+            key = np.sort(pi * np.int64(1 << 32) + sl)
+            key = key[np.concatenate([[True], key[1:] != key[:-1]])]
+            pi, sl = key >> 32, key & np.int64(0xFFFFFFFF)
+        return pi, sl
 
-    def _mark_uncertain(self, pi, sl, circ, circ_num, state, lon, lat, unc):
+    def _mark_uncertain(self, pi, sl, circ, circ_num, circ_d, state, lon, lat, unc):
         u = unc[pi]
         is_circ = np.zeros(len(pi), bool)
         is_circ[circ] = True
@@ -301,9 +331,8 @@ class FenceIndex:
         csel = np.flatnonzero(u[circ] > 0)
         if len(csel):
             sel = circ[csel]
-            n = circ_num[csel]
-            d = _circle_distance(n, lon[pi[sel]], lat[pi[sel]], u[sel])
-            state[sel[np.abs(d - n[:, 3]) < u[sel]]] = UNCERTAIN
+            near_rim = np.abs(circ_d[csel] - circ_num[csel, 3]) < u[sel]
+            state[sel[near_rim]] = UNCERTAIN
 
     def locate(self, lon: float, lat: float) -> list[Geofence]:
         """Return the fences that contain the point (boundary included)."""
@@ -336,25 +365,40 @@ class FenceIndex:
         return float(shapely.distance(self._slots.frame_boundary[self._by_id[fence.id]], p))
 
 
+def _pad(box: tuple[float, float, float, float], pad_m: float) -> tuple[float, float, float, float]:
+    """Grow a (lon, lat) box by at least ``pad_m`` meters on every side."""
+    minx, miny, maxx, maxy = box
+    if pad_m <= 0:
+        return box
+    dlat = pad_m / 110_000.0           # fewer meters per degree than anywhere on WGS84
+    poleward = min(max(abs(miny), abs(maxy)) + dlat, 90.0)
+    if poleward > 89.0:
+        return (-180.0, max(miny - dlat, -90.0), 180.0, min(maxy + dlat, 90.0))
+    _, mlon = meters_per_degree(poleward)
+    dlon = pad_m / float(mlon) * 1.01
+    return (max(minx - dlon, -180.0), max(miny - dlat, -90.0), min(maxx + dlon, 180.0), min(maxy + dlat, 90.0))
+
+
 def _wrap(dlon):
     return (np.asarray(dlon) + 180.0) % 360.0 - 180.0
 
 
-def _circle_distance(num: np.ndarray, lon: np.ndarray, lat: np.ndarray, unc) -> np.ndarray:
-    """Geodesic distance from each circle's center, exact wherever it decides the answer.
+def _circle_distance(num: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Geodesic distance in meters from each circle's center, exact wherever it decides inside.
 
     A local-frame estimate settles the pairs far from the rim; pairs within the estimate's error
-    bound of the rim (or of the rim +- uncertainty) get an exact pyproj geodesic.
+    bound of the rim get an exact pyproj geodesic, so the inside/outside answer is exact.
     """
     clon, clat, r = num[:, 1], num[:, 2], num[:, 3]
-    kx, ky = num[:, 6], num[:, 7]
-    d = np.hypot(_wrap(lon - clon) * kx, (lat - clat) * ky)
-    err = 1.0 + 4.0 * np.maximum(d, r) ** 2 / _EARTH_R * (1.0 + np.abs(np.tan(np.radians(clat))))
-    margin = err if unc is None else err + unc
-    near = (np.abs(d - r) <= margin) | (np.abs(clat) > 85.0)
-    if unc is not None:
-        near |= np.abs(d - r) <= err + unc
-    idx = np.flatnonzero(near)
-    if len(idx):
-        d[idx] = distance_m(clon[idx], clat[idx], lon[idx], lat[idx])
+    dlon = lon - clon
+    if len(dlon) and np.abs(dlon).max() > 180.0:
+        dlon = _wrap(dlon)
+    dx = dlon * num[:, 6]
+    dy = (lat - clat) * num[:, 7]
+    d = np.sqrt(dx * dx + dy * dy)
+    reach = np.maximum(d, r)
+    err = 1.0 + reach * reach * num[:, 8]
+    near = np.flatnonzero((np.abs(d - r) <= err) | (np.abs(clat) > 85.0))
+    if len(near):
+        d[near] = distance_m(clon[near], clat[near], lon[near], lat[near])
     return d

@@ -68,22 +68,20 @@ class _Settings:
     """Per-slot columns derived from the fence definitions, rebuilt when the index changes."""
 
     def __init__(self, index: FenceIndex):
-        self.version = index.version
-        n = max((index.slot(f.id) for f in index), default=-1) + 1
+        self.version, pairs = index.snapshot()
+        n = max((slot for slot, _ in pairs), default=-1) + 1
         self.ids = np.empty(n, dtype=object)
         self.dwell_s = np.full(n, np.inf)
         self.exit_after_s = np.full(n, np.inf)
         self.hash = np.zeros(n, dtype=np.uint64)
-        for f in index:
-            s = index.slot(f.id)
-            self.ids[s] = f.id
-        alive = np.flatnonzero(self.ids != None)  # noqa: E711 (elementwise)
-        self.hash[alive] = _hash_strs(self.ids[alive])
-        for f in index:
-            s = index.slot(f.id)
-            self.dwell_s[s] = np.inf if f.dwell_s is None else f.dwell_s
-            self.exit_after_s[s] = np.inf if f.exit_after_s is None else f.exit_after_s
-        self.slot_of = {f.id: index.slot(f.id) for f in index}
+        for slot, f in pairs:
+            self.ids[slot] = f.id
+            self.dwell_s[slot] = np.inf if f.dwell_s is None else f.dwell_s
+            self.exit_after_s[slot] = np.inf if f.exit_after_s is None else f.exit_after_s
+        if pairs:
+            slots = np.fromiter((slot for slot, _ in pairs), np.int64, len(pairs))
+            self.hash[slots] = _hash_strs(self.ids[slots])
+        self.slot_of = {f.id: slot for slot, f in pairs}
         self._lookup = pd.Index(list(self.slot_of), dtype=object)
         self._slots = np.fromiter(self.slot_of.values(), np.int64, len(self.slot_of))
 
@@ -132,7 +130,7 @@ class Engine:
         inaccurate = int(bad_acc.sum())
         if inaccurate:
             pings = pings.take(np.flatnonzero(~bad_acc))
-        codes, uniques = pd.factorize(pings.device_id, sort=False)
+        codes, uniques = pd.factorize(pings.device_id, sort=True)  # ties between devices: by id
         order = np.lexsort((pings.ts, codes))
         dev = codes[order].astype(np.int64)
         cols = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
@@ -173,18 +171,18 @@ class Engine:
     def _compute(self, dev, cols, states: DeviceStates):
         """Run one batch against loaded states; return events, new states and the rows saved."""
         ts, lon, lat, acc = cols
-        cfg = self.settings()
         prev_ts = states.last_ts[dev]
         same_dev = np.zeros(len(dev), bool)
         same_dev[1:] = dev[1:] == dev[:-1]
-        ref = np.where(same_dev, np.roll(ts, 1), prev_ts)
+        # Compare with the newer of the previous ping in this batch and the stored last ping.
+        ref = np.where(same_dev, np.fmax(np.roll(ts, 1), prev_ts), prev_ts)
         dup = ts == ref
         stale = ts < ref
         keep = ~(dup | stale)
         n_stale, n_dup = stale.astype(np.int64), dup.astype(np.int64)
         if not keep.all():
             dev, ts, lon, lat, acc = dev[keep], ts[keep], lon[keep], lat[keep], acc[keep]
-        rows = np.unique(dev)
+        rows = dev[np.concatenate([[True], dev[1:] != dev[:-1]])] if len(dev) else dev  # dev is sorted
         if len(rows) == 0:
             return EventBatch.empty(), states.select(rows), rows, n_stale, n_dup
         local = np.searchsorted(rows, dev)
@@ -192,7 +190,11 @@ class Engine:
         starts = np.searchsorted(local, np.arange(len(rows)))
         ends = np.append(starts[1:], len(local))
         unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
-        m = self.fences.match(lon, lat, unc)
+        while True:   # the match and the per-slot tables must describe the same index version
+            m = self.fences.match(lon, lat, unc)
+            cfg = self.settings()
+            if cfg.version == m.version:
+                break
         stay_slot = cfg.slots_for(sub.stay_fence)
         live = stay_slot >= 0
         t = transitions(local, ts, starts, ends, sub.last_ts, m.point, m.slot, m.state,
@@ -276,7 +278,7 @@ class Engine:
             close &= np.isfinite(at)
             if not close.any():
                 break
-            rows = np.unique(st.stay_dev[close])
+            rows = np.unique(st.stay_dev[close], return_index=True)[0]
             sub = st.select(rows)
             close_sub = close[np.isin(st.stay_dev, rows)]
             at_sub = at[np.isin(st.stay_dev, rows)]

@@ -139,42 +139,66 @@ def _check(errors, field, values, bad, reason, first_index):
                        "value": v.item() if hasattr(v, "item") else v, "reason": reason})
 
 
-def _float_column(field, values, n, errors, first_index, allow_nan=False) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.shape != (n,):
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _sequence(field, values, n, errors, first_index):
+    """Return ``values`` as a list (or a numeric ndarray), or None after recording a shape error."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "fiu":
+        seq = values
+    elif isinstance(values, np.ndarray):
+        seq = values.tolist() if values.ndim == 1 else None
+    else:
+        try:
+            seq = list(values)
+        except TypeError:
+            seq = None
+    if seq is None or len(seq) != n:
         errors.append({"index": first_index, "field": field, "value": None,
-                       "reason": f"expected {n} values, got shape {arr.shape}"})
+                       "reason": f"expected a column of {n} values"})
+        return None
+    return seq
+
+
+def _float_column(field, values, n, errors, first_index, allow_nan=False) -> np.ndarray:
+    seq = _sequence(field, values, n, errors, first_index)
+    if seq is None:
         return np.full(n, np.nan)
-    if arr.dtype.kind in "fiu":
-        return arr.astype(np.float64, copy=False)
+    if isinstance(seq, np.ndarray):
+        return seq.astype(np.float64, copy=False)
+    if set(map(type, seq)) <= _NUMBER_TYPES:     # the common case: plain numbers, no booleans
+        return np.array(seq, dtype=np.float64)
     out = np.full(n, np.nan)
-    for i, v in enumerate(arr):
+    for i, v in enumerate(seq):
         if v is None and allow_nan:
             continue
         if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)):
             out[i] = v
-        else:
-            errors.append({"index": i + first_index, "field": field, "value": v,
+        elif len(errors) < 20:
+            errors.append({"index": i + first_index, "field": field, "value": _jsonable(v),
                            "reason": "expected a number"})
     return out
 
 
 def _ts_column(values, n, errors, first_index) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.shape != (n,):
-        errors.append({"index": first_index, "field": "ts", "value": None,
-                       "reason": f"expected {n} values, got shape {arr.shape}"})
+    seq = _sequence("ts", values, n, errors, first_index)
+    if seq is None:
         return np.full(n, np.nan)
-    if arr.dtype.kind in "fiu":
-        out = arr.astype(np.float64, copy=False)
+    if isinstance(seq, np.ndarray) or set(map(type, seq)) <= _NUMBER_TYPES:
+        out = np.asarray(seq, dtype=np.float64)
         _check(errors, "ts", out, ~np.isfinite(out), "must be finite epoch seconds", first_index)
         return out
     out = np.empty(n)
-    for i, v in enumerate(arr):
+    for i, v in enumerate(seq):
         try:
             out[i] = parse_ts(v.item() if isinstance(v, np.generic) else v)
         except ValueError as exc:
             out[i] = np.nan
             if len(errors) < 20:
-                errors.append({"index": i + first_index, "field": "ts", "value": v, "reason": str(exc)})
+                errors.append({"index": i + first_index, "field": "ts", "value": _jsonable(v),
+                               "reason": str(exc)})
     return out
+
+
+def _jsonable(v):
+    return v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)

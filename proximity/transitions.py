@@ -153,11 +153,12 @@ def transitions(dev: np.ndarray, ts: np.ndarray, dev_start: np.ndarray, dev_end:
 
 
 def silence_due(last_ts: np.ndarray, exit_after_s: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
-    """Return (due mask, exit ts) for stays whose device has been silent for ``exit_after_s``.
+    """Return (due mask, exit ts) for stays whose device has been silent longer than ``exit_after_s``.
 
     >>> due, at = silence_due(np.array([100.0, 100.0]), np.array([30.0, np.inf]), now=200.0)
     >>> due.tolist(), at[due].tolist()
     ([True, False], [130.0])
     """
     deadline = last_ts + exit_after_s
-    return deadline <= now, deadline
+    # Strict, like the ingest rule (gap > exit_after_s): silence of exactly exit_after_s is not yet an exit.
+    return deadline < now, deadline

@@ -65,7 +65,7 @@ class MemoryStore:
             if self._overflow:
                 for i in known:
                     for code, ets, visit, dwelled in self._overflow.get(int(rows[i]), ()):
-                        sd.append([i]), sf.append([code]), se.append([ets]), sv.append([visit]), sw.append([dwelled])
+                        sd.append([i]), sf.append([code]), se.append([ets]), sv.append(np.array([visit], np.uint64)), sw.append([dwelled])
             fence_ids = self._fence_ids
         out.stay_dev = np.concatenate(sd).astype(np.int64)
         out.stay_fence = fence_ids[np.concatenate(sf).astype(np.int64)]
@@ -110,7 +110,7 @@ class MemoryStore:
             code = self._code_of.get(fence_id, -1)
             if code < 0:
                 return []
-            rows = np.unique(np.nonzero(self._fence[: self._n] == code)[0]).tolist()
+            rows = np.nonzero((self._fence[: self._n] == code).any(axis=1))[0].tolist()
             rows += [r for r, stays in self._overflow.items() if any(s[0] == code for s in stays)]
             return sorted(self._ids[r] for r in set(rows))
 
