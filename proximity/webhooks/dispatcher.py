@@ -1,0 +1,194 @@
+"""The delivery loop: claim due queue heads, POST them concurrently, record the outcomes.
+
+One asyncio task runs the loop; each claimed batch is sent by its own task, at most
+``max_in_flight`` at a time. Store calls run on one dedicated thread, so neither SQLite nor
+Redis round trips block the event loop, and a slow receiver only occupies one of the slots.
+The loop delivers only while it holds the lease; it renews the lease every ``ttl_s / 3``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import httpx
+
+from proximity.webhooks.lease import Lease
+from proximity.webhooks.policy import Decision, RetryPolicy
+from proximity.webhooks.sender import Outcome, build_body, post
+from proximity.webhooks.signing import delivery_headers
+from proximity.webhooks.store import Claim, WebhookStore
+
+__all__ = ["Dispatcher", "log_entry"]
+
+_log = logging.getLogger(__name__)
+
+
+def log_entry(claim: Claim, decision: Decision, outcome: Outcome, now_s: float) -> dict[str, Any]:
+    """Return the delivery log entry of one attempt."""
+    return {"id": claim.delivery_id, "webhook_id": claim.webhook_id, "device_id": claim.device_id,
+            "event_count": len(claim.events), "attempt": claim.attempt, "status": decision.status,
+            "http_status": outcome.http_status, "error": outcome.error,
+            "latency_ms": outcome.latency_ms, "ts": now_s}
+
+
+class Dispatcher:
+    """Deliver pending events from ``store`` while holding ``lease``.
+
+    Parameters
+    ----------
+    store : WebhookStore
+    lease : Lease
+    client : httpx.AsyncClient
+    policy : RetryPolicy
+    clock : callable
+        Epoch seconds (``time.time``); stamps the log and schedules retries.
+    max_in_flight : int
+        Concurrent requests.
+    max_batch : int
+        Events of one device per request.
+    poll_s : float
+        Longest sleep between looks at the store (work published by other processes is seen
+        this late at most; local publishes wake the loop at once).
+    """
+
+    def __init__(self, store: WebhookStore, lease: Lease, client: httpx.AsyncClient,
+                 policy: RetryPolicy, clock: Callable[[], float] = time.time,
+                 max_in_flight: int = 16, max_batch: int = 100, poll_s: float = 0.25):
+        self._store, self._lease, self._client, self._policy = store, lease, client, policy
+        self._clock, self._max_in_flight, self._max_batch, self._poll_s = (
+            clock, max_in_flight, max_batch, poll_s)
+        # a claimed queue stays hidden this long; an attempt lasts at most timeout_s
+        self._hold_s = 2 * policy.timeout_s + 5
+        self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._main: asyncio.Task | None = None
+        self._in_flight: dict[asyncio.Task, Claim] = {}
+        self._claiming: asyncio.Future | None = None  # a claim running in the store thread
+        self.leader = False
+
+    async def _call(self, fn: Callable, *args: Any) -> Any:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._executor, fn, *args)
+
+    def start(self) -> None:
+        """Start the loop on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="webhook-store")
+        self._wake = asyncio.Event()
+        self._main = self._loop.create_task(self._run(), name="webhook-dispatcher")
+
+    def wake(self) -> None:
+        """Look for work now (thread-safe; a no-op when not running)."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(wake.set)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    async def stop(self) -> None:
+        """Stop delivering; abandoned attempts become due again (at least once)."""
+        if self._main is None:
+            return
+        main, self._main = self._main, None
+        main.cancel()
+        tasks = list(self._in_flight)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(main, *tasks, return_exceptions=True)
+        abandoned = list(self._in_flight.values())
+        self._in_flight.clear()
+        if self._claiming is not None:
+            # stop() interrupted a claim that went on in the store thread: hand its work back
+            try:
+                abandoned += (await self._claiming)[0]
+            except Exception:
+                pass
+            self._claiming = None
+        try:
+            await self._call(self._store.release, abandoned, self._clock())
+            # also when not known to be held: an acquire may have been interrupted
+            await self._call(self._lease.release)
+        except Exception:
+            _log.exception("webhooks: could not release claims or the lease on stop")
+        self.leader = False
+        assert self._executor is not None
+        self._executor.shutdown(wait=True)
+        self._executor = self._loop = self._wake = None
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        renew_every = self._lease.ttl_s / 3 if math.isfinite(self._lease.ttl_s) else math.inf
+        lease_check = 0.0  # monotonic time of the next lease acquire/renew
+        while True:
+            wait_s = self._poll_s
+            try:
+                mono = time.monotonic()
+                if mono >= lease_check:
+                    held = await self._call(self._lease.acquire)
+                    if held != self.leader:
+                        _log.info("webhooks: %s delivery", "took over" if held else "lost")
+                    self.leader = held
+                    lease_check = mono + renew_every
+                if self.leader:
+                    wait_s = await self._dispatch()
+                wait_s = min(wait_s, max(lease_check - time.monotonic(), 0.0))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store is down: keep trying, deliver when it is back
+                _log.exception("webhooks: dispatcher step failed; retrying in %.2f s", self._poll_s)
+                self.leader = False
+                lease_check = 0.0
+            self._wake.clear()
+            if wait_s > 0:
+                try:
+                    async with asyncio.timeout(wait_s):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+
+    async def _dispatch(self) -> float:
+        """Claim and start what is due; return how long to sleep before looking again."""
+        free = self._max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return self._poll_s  # a finishing task wakes the loop
+        now = self._clock()
+        assert self._loop is not None
+        self._claiming = self._loop.run_in_executor(self._executor, self._store.claim, now, free,
+                                                    self._max_batch, self._hold_s)
+        # shielded: if stop() cancels us here, the claim still completes and stop() releases it
+        claims, next_ts = await asyncio.shield(self._claiming)
+        self._claiming = None
+        for claim in claims:
+            task = self._loop.create_task(self._deliver(claim))
+            self._in_flight[task] = claim
+            task.add_done_callback(self._done)
+        if len(claims) == free:
+            return self._poll_s  # maybe more is due; a finishing task wakes the loop
+        if next_ts is None:
+            return self._poll_s
+        return min(self._poll_s, max(next_ts - self._clock(), 0.0))
+
+    def _done(self, task: asyncio.Task) -> None:
+        if not task.cancelled():
+            self._in_flight.pop(task, None)
+            if task.exception() is not None:
+                _log.error("webhooks: delivery task failed", exc_info=task.exception())
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _deliver(self, claim: Claim) -> None:
+        body = build_body(claim.webhook_id, claim.delivery_id, claim.events)
+        # receivers check t against their wall clock, whatever clock schedules our retries
+        headers = delivery_headers(claim.secret, body, time.time(), claim.delivery_id, claim.event_ids)
+        outcome = await post(self._client, claim.url, body, headers, self._policy.timeout_s)
+        now = self._clock()
+        decision = self._policy.decide(outcome.ok, claim.attempt, claim.oldest_ts, now)
+        await self._call(self._store.finish, claim, decision, log_entry(claim, decision, outcome, now), now)

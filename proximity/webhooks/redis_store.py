@@ -1,0 +1,239 @@
+"""The webhook store in Redis, shared by several server processes.
+
+Every process may publish; one process at a time delivers (it holds the
+:class:`~proximity.webhooks.lease.RedisLease`). Keys, under ``<prefix>wh:``:
+
+============================  ==========  ==================================================
+``hooks``                     hash        webhook id -> webhook JSON (with secret)
+``q:<webhook>:<device>``      list        pending events of one device, oldest first
+``devs:<webhook>``            set         devices with a pending list for the webhook
+``due``                       sorted set  ``<webhook>:<device>`` scored by ``next_ts``
+``state``                     hash        ``<webhook>:<device>`` -> retry state of the head batch
+``backlog``                   string      number of pending events over all lists
+``log:<webhook>``             list        delivery log entries (JSON), newest first
+============================  ==========  ==================================================
+
+A publish is one ``MULTI`` pipeline (after reading ``hooks``). Steps that must see a list's
+length and act on it atomically (finishing a batch, deleting a webhook) are Lua scripts; they
+build list keys from their arguments, which is fine on one Redis but not on a Redis Cluster.
+Durability of pending events is Redis's: enable AOF (``appendfsync everysec``) in production.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import orjson
+import redis
+
+from proximity.webhooks.policy import Decision
+from proximity.webhooks.registry import new_id, route
+from proximity.webhooks.store import Claim
+
+__all__ = ["RedisStore"]
+
+# KEYS: q due state devs backlog log hooks; ARGV: member device webhook_id drop_n next_ts
+#       state_json log_json log_cap. drop_n > 0: the batch is done (delivered or failed).
+_FINISH = """
+if redis.call('HEXISTS', KEYS[7], ARGV[3]) == 0 then return 0 end
+local n = tonumber(ARGV[4])
+if n > 0 then
+  local len = redis.call('LLEN', KEYS[1])
+  if n > len then n = len end
+  redis.call('LTRIM', KEYS[1], n, -1)
+  if n > 0 then redis.call('DECRBY', KEYS[5], n) end
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  if redis.call('LLEN', KEYS[1]) == 0 then
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('SREM', KEYS[4], ARGV[2])
+  else
+    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+  end
+else
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[5], ARGV[1])
+end
+redis.call('LPUSH', KEYS[6], ARGV[7])
+redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[8]) - 1)
+return 1
+"""
+
+# KEYS: hooks devs due state backlog log; ARGV: webhook_id queue_key_prefix orphans_only.
+# orphans_only = 1: only clean up after a webhook already deleted (never delete a live one).
+_DELETE = """
+if ARGV[3] == '1' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local found = redis.call('HDEL', KEYS[1], ARGV[1])
+local n = 0
+for _, d in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local q = ARGV[2] .. d
+  n = n + redis.call('LLEN', q)
+  redis.call('DEL', q)
+  redis.call('ZREM', KEYS[3], ARGV[1] .. ':' .. d)
+  redis.call('HDEL', KEYS[4], ARGV[1] .. ':' .. d)
+end
+redis.call('DEL', KEYS[2], KEYS[6])
+if n > 0 then redis.call('DECRBY', KEYS[5], n) end
+return found
+"""
+
+# KEYS: q due state devs; ARGV: member device. Forget a queue found empty.
+_SETTLE = """
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('SREM', KEYS[4], ARGV[2])
+end
+return 0
+"""
+
+
+class RedisStore:
+    """Webhooks, outbox and delivery log in Redis; see
+    :class:`~proximity.webhooks.store.WebhookStore`.
+
+    Parameters
+    ----------
+    url : str
+        Redis URL (``redis://127.0.0.1:6379/0``).
+    prefix : str
+        Key prefix shared by the processes of one deployment; keys are ``<prefix>wh:...``.
+    log_cap : int
+        Delivery log entries kept per webhook (the newest).
+    """
+
+    def __init__(self, url: str, prefix: str = "prox:", log_cap: int = 1000):
+        self.client = redis.Redis.from_url(url)
+        self._p = f"{prefix}wh:"
+        self._log_cap = log_cap
+        self._finish = self.client.register_script(_FINISH)
+        self._delete = self.client.register_script(_DELETE)
+        self._settle = self.client.register_script(_SETTLE)
+
+    def key(self, name: str) -> str:
+        """Return the full Redis key of ``name`` (``hooks``, ``due``, ``leader``, ...)."""
+        return self._p + name
+
+    def _q(self, wid: str, dev: str) -> str:
+        return f"{self._p}q:{wid}:{dev}"
+
+    # -- registry -----------------------------------------------------------------------------
+
+    def add_webhook(self, webhook: Mapping[str, Any]) -> None:
+        self.client.hset(self.key("hooks"), webhook["id"], orjson.dumps(dict(webhook)))
+
+    def get_webhook(self, webhook_id: str) -> dict[str, Any] | None:
+        raw = self.client.hget(self.key("hooks"), webhook_id)
+        return None if raw is None else orjson.loads(raw)
+
+    @staticmethod
+    def _hooks(raw: Mapping[bytes, bytes]) -> list[dict[str, Any]]:
+        hooks = [orjson.loads(v) for v in raw.values()]
+        return sorted(hooks, key=lambda h: (h["created_ts"], h["id"]))
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        return self._hooks(self.client.hgetall(self.key("hooks")))
+
+    def _drop_webhook(self, webhook_id: str, orphans_only: bool = False, client: Any = None) -> int:
+        keys = [self.key("hooks"), self.key(f"devs:{webhook_id}"), self.key("due"), self.key("state"),
+                self.key("backlog"), self.key(f"log:{webhook_id}")]
+        return self._delete(keys=keys, args=[webhook_id, self.key(f"q:{webhook_id}:"), int(orphans_only)],
+                            client=client)
+
+    def delete_webhook(self, webhook_id: str) -> bool:
+        return bool(self._drop_webhook(webhook_id))
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    def enqueue(self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes],
+                event_ids: Sequence[str], now_s: float) -> int:
+        hooks = self.list_webhooks()
+        pairs = route(hooks, events)
+        if not pairs:
+            return 0
+        lists: dict[tuple[str, str], list[bytes]] = {}
+        for w, i in pairs:
+            entry = orjson.dumps([event_ids[i], now_s, orjson.Fragment(raws[i])])
+            lists.setdefault((hooks[w]["id"], events[i]["device_id"]), []).append(entry)
+        with self.client.pipeline(transaction=True) as pipe:
+            for (wid, dev), entries in lists.items():
+                pipe.rpush(self._q(wid, dev), *entries)
+                pipe.sadd(self.key(f"devs:{wid}"), dev)
+            pipe.zadd(self.key("due"), {f"{wid}:{dev}": now_s for wid, dev in lists}, nx=True)
+            pipe.incrby(self.key("backlog"), len(pairs))
+            pipe.execute()
+        return len(pairs)
+
+    def claim(self, now_s: float, limit: int, max_batch: int,
+              hold_s: float) -> tuple[list[Claim], float | None]:
+        # one snapshot: a due queue's webhook was created before its events were queued
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrangebyscore(self.key("due"), "-inf", now_s, start=0, num=limit)
+            pipe.hgetall(self.key("hooks"))
+            members_raw, hooks_raw = pipe.execute()
+        hooks = {h["id"]: h for h in self._hooks(hooks_raw)}
+        members = [m.decode() for m in members_raw]
+        claims: list[Claim] = []
+        if members:
+            split = [m.split(":", 1) for m in members]  # webhook ids never contain ':'
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.hmget(self.key("state"), members)
+                for wid, dev in split:
+                    pipe.lrange(self._q(wid, dev), 0, max_batch - 1)
+                states, *heads = pipe.execute()
+            updates: dict[str, bytes] = {}
+            with self.client.pipeline(transaction=False) as pipe:
+                for member, (wid, dev), state_raw, head in zip(members, split, states, heads):
+                    if wid not in hooks:  # published while its webhook was being deleted
+                        self._drop_webhook(wid, orphans_only=True, client=pipe)
+                        continue
+                    if not head:
+                        self._settle(keys=[self._q(wid, dev), self.key("due"), self.key("state"),
+                                           self.key(f"devs:{wid}")], args=[member, dev], client=pipe)
+                        continue
+                    state = (orjson.loads(state_raw) if state_raw else
+                             {"delivery_id": new_id("dlv"), "n": len(head), "attempt": 0})
+                    entries = [orjson.loads(e) for e in head[:state["n"]]]
+                    updates[member] = orjson.dumps(state)
+                    pipe.zadd(self.key("due"), {member: now_s + hold_s}, xx=True)
+                    hook = hooks[wid]
+                    claims.append(Claim(wid, hook["url"], hook["secret"], dev, state["delivery_id"],
+                                        state["attempt"] + 1, [e[0] for e in entries],
+                                        [orjson.dumps(e[2]) for e in entries], entries[0][1], len(entries)))
+                if updates:
+                    pipe.hset(self.key("state"), mapping=updates)
+                pipe.execute()
+        first = self.client.zrange(self.key("due"), 0, 0, withscores=True)
+        return claims, (first[0][1] if first else None)
+
+    def finish(self, claim: Claim, decision: Decision, log_entry: Mapping[str, Any],
+               now_s: float) -> None:
+        member = f"{claim.webhook_id}:{claim.device_id}"
+        if decision.status == "retrying":
+            drop, next_ts = 0, decision.retry_ts
+            state = orjson.dumps({"delivery_id": claim.delivery_id, "n": claim.token,
+                                  "attempt": claim.attempt})
+        else:
+            drop, next_ts, state = claim.token, now_s, b""
+        keys = [self._q(claim.webhook_id, claim.device_id), self.key("due"), self.key("state"),
+                self.key(f"devs:{claim.webhook_id}"), self.key("backlog"),
+                self.key(f"log:{claim.webhook_id}"), self.key("hooks")]
+        self._finish(keys=keys, args=[member, claim.device_id, claim.webhook_id, drop, next_ts, state,
+                                      orjson.dumps(dict(log_entry)), self._log_cap])
+
+    def release(self, claims: Sequence[Claim], now_s: float) -> None:
+        if claims:
+            self.client.zadd(self.key("due"), {f"{c.webhook_id}:{c.device_id}": now_s for c in claims},
+                             xx=True)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def deliveries(self, webhook_id: str, limit: int) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        return [orjson.loads(e) for e in self.client.lrange(self.key(f"log:{webhook_id}"), 0, limit - 1)]
+
+    def backlog(self) -> int:
+        return int(self.client.get(self.key("backlog")) or 0)
+
+    def close(self) -> None:
+        self.client.close()
