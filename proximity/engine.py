@@ -216,6 +216,7 @@ class Engine:
         o = t.open_stays
         after.stay_dev, after.stay_fence = t.st_dev[o], cfg.ids[t.st_slot[o]]
         after.stay_enter_ts, after.stay_visit, after.stay_dwelled = t.st_enter_ts[o], visit[o], t.st_dwelled[o]
+        after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[t.st_slot[o]])
         return events, after, rows, n_stale, n_dup
 
     def settings(self) -> _Settings:
@@ -226,24 +227,37 @@ class Engine:
 
     # -- time and definitions ----------------------------------------------------------------
     def sweep(self, now: float | None = None) -> EventBatch:
-        """Exit devices silent for their fence's ``exit_after_s`` (reason ``silence``)."""
+        """Exit devices silent longer than their fence's ``exit_after_s`` (reason ``silence``).
+
+        Only devices whose stored deadline has passed are loaded, so a sweep costs what is due,
+        not what is stored; call it every second or so.
+        """
         now = time.time() if now is None else float(now)
         cfg = self.settings()
-        ids = sorted({d for fid in cfg.slot_of if np.isfinite(cfg.exit_after_s[cfg.slot_of[fid]])
-                      for d in self.store.devices_in(fid)})
 
         def decide(st: DeviceStates):
-            slots = cfg.slots_for(st.stay_fence)
-            limit = np.where(slots >= 0, cfg.exit_after_s[slots], np.inf)
+            limit = _exit_after(cfg, st.stay_fence)
             due, at = silence_due(st.last_ts[st.stay_dev], limit, now)
             return due, at, Reason.SILENCE
-        return self._close_stays(ids, decide)
+        out = []
+        for _ in range(64):   # the store hands out due devices in pages
+            ids = self.store.due(now)
+            if not ids:
+                break
+            out.append(self._close_stays(ids, decide, refresh=True))
+        return EventBatch.concat(out).sorted()
 
     def put_fence(self, fence: Geofence, now: float | None = None) -> EventBatch:
         """Add or replace a fence. Devices inside a reshaped fence whose last position is now
         outside get ``exit`` (reason ``fence_changed``); others are decided by their next ping."""
         old = self.fences.put(fence)
-        if old is None or old.same_shape(fence):
+        if old is None:
+            return EventBatch.empty()
+        if old.same_shape(fence):
+            if old.exit_after_s != fence.exit_after_s:   # re-date the silence deadlines inside
+                def nothing(st: DeviceStates):
+                    return np.zeros(len(st.stay_dev), bool), np.full(len(st.stay_dev), np.nan), Reason.SILENCE
+                self._close_stays(self.store.devices_in(fence.id), nothing, refresh=True)
             return EventBatch.empty()
         probe = FenceIndex([fence])
 
@@ -254,7 +268,7 @@ class Engine:
             inside = np.zeros(len(rows), bool)
             inside[m.point] = True
             return mine & ~inside, _at(st, now), Reason.FENCE_CHANGED
-        return self._close_stays(self.store.devices_in(fence.id), decide)
+        return self._close_stays(self.store.devices_in(fence.id), decide, refresh=True)
 
     def remove_fence(self, fence_id: str, now: float | None = None) -> EventBatch:
         """Remove a fence; devices inside get ``exit`` (reason ``fence_removed``)."""
@@ -266,9 +280,14 @@ class Engine:
             return st.stay_fence == fence_id, _at(st, now), Reason.FENCE_REMOVED
         return self._close_stays(self.store.devices_in(fence_id), decide)
 
-    def _close_stays(self, device_ids: list[str], decide) -> EventBatch:
-        """Close the stays ``decide(states)`` selects, with exit events; retried on conflicts."""
+    def _close_stays(self, device_ids: list[str], decide, refresh: bool = False) -> EventBatch:
+        """Close the stays ``decide(states)`` selects, with exit events; retried on conflicts.
+
+        With ``refresh``, devices whose stored deadline is stale (a fence's ``exit_after_s``
+        changed) are rewritten too, so they stop coming back as due.
+        """
         out = []
+        cfg = self.settings()
         todo = np.asarray(device_ids, dtype=object)
         for _ in range(self.config.max_retries + 1):
             if len(todo) == 0:
@@ -276,9 +295,16 @@ class Engine:
             st = self.store.load(todo)
             close, at, reason = decide(st)
             close &= np.isfinite(at)
-            if not close.any():
+            touched = np.zeros(len(st), bool)
+            touched[st.stay_dev[close]] = True
+            if refresh:
+                keep_all = ~close
+                fresh = _deadlines(len(st), st.stay_dev[keep_all], st.last_ts,
+                                   _exit_after(cfg, st.stay_fence[keep_all]))
+                touched |= (fresh != st.deadline) & st.known
+            if not touched.any():
                 break
-            rows = np.unique(st.stay_dev[close], return_index=True)[0]
+            rows = np.flatnonzero(touched)
             sub = st.select(rows)
             close_sub = close[np.isin(st.stay_dev, rows)]
             at_sub = at[np.isin(st.stay_dev, rows)]
@@ -287,6 +313,8 @@ class Engine:
             after.stay_dev, after.stay_fence = sub.stay_dev[keep], sub.stay_fence[keep]
             after.stay_enter_ts, after.stay_visit = sub.stay_enter_ts[keep], sub.stay_visit[keep]
             after.stay_dwelled = sub.stay_dwelled[keep]
+            after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts,
+                                        _exit_after(cfg, after.stay_fence))
             ok = self.store.save(sub, after)
             c = np.flatnonzero(close_sub & ok[sub.stay_dev])
             n = len(c)
@@ -321,6 +349,20 @@ class Engine:
                         "visit_id": f"{int(st.stay_visit[k]):016x}", "dwelled": bool(st.stay_dwelled[k])}
                        for k in range(len(st.stay_dev))],
         }
+
+
+def _exit_after(cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
+    """Each stay's fence ``exit_after_s`` (inf when unset or the fence is gone)."""
+    slots = cfg.slots_for(fence_ids)
+    return np.where(slots >= 0, cfg.exit_after_s[np.maximum(slots, 0)], np.inf) if len(slots) else np.empty(0)
+
+
+def _deadlines(n: int, stay_dev: np.ndarray, last_ts: np.ndarray, exit_after_s: np.ndarray) -> np.ndarray:
+    """Per device: the earliest last ping + exit_after_s over its stays (inf if none)."""
+    out = np.full(n, np.inf)
+    if len(stay_dev):
+        np.minimum.at(out, stay_dev, last_ts[stay_dev] + exit_after_s)
+    return out
 
 
 def _at(st: DeviceStates, now: float | None) -> np.ndarray:

@@ -20,7 +20,9 @@ class DeviceStates:
     """State of a list of devices, as columns; row ``i`` is ``device_ids[i]``.
 
     ``version`` is 0 for a device the store has never seen. Stays are grouped by device in any
-    order; ``stay_dev`` gives each stay's row.
+    order; ``stay_dev`` gives each stay's row. ``deadline`` is when the device's earliest stay in
+    a fence with ``exit_after_s`` falls silent; stores index it so a sweep finds due devices
+    without scanning.
     """
 
     device_ids: np.ndarray   # object (str), shape (d,)
@@ -33,6 +35,11 @@ class DeviceStates:
     stay_enter_ts: np.ndarray
     stay_visit: np.ndarray   # uint64
     stay_dwelled: np.ndarray  # bool
+    deadline: np.ndarray | None = None   # float64 epoch seconds of the next silence exit; inf = none
+
+    def __post_init__(self) -> None:
+        if self.deadline is None:
+            self.deadline = np.full(len(self.device_ids), np.inf)
 
     @classmethod
     def unknown(cls, device_ids: Sequence[str]) -> "DeviceStates":
@@ -58,7 +65,7 @@ class DeviceStates:
         return DeviceStates(self.device_ids[rows], self.version[rows], self.last_ts[rows],
                             self.last_lon[rows], self.last_lat[rows], remap[self.stay_dev[keep]],
                             self.stay_fence[keep], self.stay_enter_ts[keep], self.stay_visit[keep],
-                            self.stay_dwelled[keep])
+                            self.stay_dwelled[keep], self.deadline[rows])
 
     def stays_of(self, row: int) -> np.ndarray:
         return np.flatnonzero(self.stay_dev == row)
@@ -82,6 +89,9 @@ class StateStore(Protocol):
         (another engine process got there first) and the caller recomputes them. Each written
         device gets version ``before.version + 1``, atomically with its stays and fence membership.
         """
+
+    def due(self, now: float, limit: int = 100_000) -> list[str]:
+        """Return up to ``limit`` devices whose ``deadline`` is before ``now``."""
 
     def devices_in(self, fence_id: str) -> list[str]:
         """Return the ids of the devices inside this fence now."""

@@ -3,7 +3,7 @@
 Each device has a row: last ping (ts, lon, lat), version, and ``_K`` stay slots (fence code,
 enter ts, visit id, dwelled). The rare device inside more than ``_K`` fences at once keeps the
 extra stays in a small overflow dict. Fence ids are interned as integer codes, so load, save and
-"who is inside this fence" are vectorized numpy operations. About 120 bytes per device, of which
+"who is inside this fence" are vectorized numpy operations. About 130 bytes per device, of which
 most is the id dict entry.
 """
 
@@ -35,6 +35,7 @@ class MemoryStore:
         self._n = 0
         self._last = np.zeros((0, 3))                 # ts, lon, lat
         self._version = np.zeros(0, np.int64)
+        self._deadline = np.zeros(0)
         self._fence = np.full((0, _K), -1, np.int32)  # fence code, -1 = empty slot
         self._enter = np.zeros((0, _K))
         self._visit = np.zeros((0, _K), np.uint64)
@@ -56,6 +57,7 @@ class MemoryStore:
             r = rows[known]
             out.last_ts[known], out.last_lon[known], out.last_lat[known] = self._last[r].T
             out.version[known] = self._version[r]
+            out.deadline[known] = self._deadline[r]
             codes = self._fence[r]
             d, k = np.nonzero(codes >= 0)
             sd = [known[d]]
@@ -81,6 +83,7 @@ class MemoryStore:
             w = rows[ok]
             self._last[w] = np.column_stack([after.last_ts, after.last_lon, after.last_lat])[ok]
             self._version[w] = before.version[ok] + 1
+            self._deadline[w] = after.deadline[ok]
             self._fence[w] = -1
             for row in (set(self._overflow) & set(w.tolist())) if self._overflow else ():
                 del self._overflow[row]
@@ -104,6 +107,11 @@ class MemoryStore:
                         (int(codes[j]), float(after.stay_enter_ts[keep][order][j]),
                          int(after.stay_visit[keep][order][j]), bool(after.stay_dwelled[keep][order][j])))
         return ok
+
+    def due(self, now: float, limit: int = 100_000) -> list[str]:
+        with self._lock:
+            rows = np.flatnonzero(self._deadline[: self._n] < now)[:limit]
+            return [self._ids[r] for r in rows.tolist()]
 
     def devices_in(self, fence_id: str) -> list[str]:
         with self._lock:
@@ -152,6 +160,7 @@ class MemoryStore:
             return new
         self._last = grown(self._last, np.nan)
         self._version = grown(self._version, 0)
+        self._deadline = grown(self._deadline, np.inf)
         self._fence = grown(self._fence, -1)
         self._enter = grown(self._enter, 0.0)
         self._visit = grown(self._visit, 0)

@@ -44,7 +44,8 @@ except ImportError:  # pragma: no cover - redis is a declared dependency
 __all__ = ["RedisStore"]
 
 _HEADER = np.dtype([("version", "<i8"), ("token", "<u8"), ("last_ts", "<f8"),
-                    ("last_lon", "<f8"), ("last_lat", "<f8")])
+                    ("last_lon", "<f8"), ("last_lat", "<f8"), ("deadline", "<f8")])
+_DEADLINE_CHANGE = np.dtype([("row", "<i4"), ("deadline", "<f8")])
 _STAY = struct.Struct("<dQ?H")          # enter_ts, visit, dwelled, fence id length
 _LOAD_CHUNK = 10_000                    # keys per MGET (pipelined)
 _SAVE_CHUNK = 5_000                     # devices per script call (pipelined)
@@ -52,7 +53,8 @@ _SAVE_CHUNK = 5_000                     # devices per script call (pipelined)
 # KEYS: [1] device counter, [2 .. m+1] device keys, [m+2 ..] fence set keys.
 # ARGV: [1] m, [2] expected versions (m x int64), [3] new values concatenated, [4] their lengths
 # (m x uint32), [5] byte length of the device key prefix, [6] fence membership changes as int32
-# pairs (device index, +fence key index to add / -fence key index to remove).
+# pairs (device index, +fence key index to add / -fence key index to remove), [7] deadline
+# changes as (int32 device index, float64 deadline; inf removes), [8] KEYS index of the deadline zset.
 # Returns the 1-based indices of the devices not written.
 _SAVE_LUA = r"""
 local m = tonumber(ARGV[1])
@@ -87,6 +89,14 @@ for c = 1, #chg, 8 do
   if fresh[i] then
     local member = string.sub(KEYS[i + 1], plen + 1)
     if f > 0 then redis.call('SADD', KEYS[f], member) else redis.call('SREM', KEYS[-f], member) end
+  end
+end
+local dls, zkey = ARGV[7], KEYS[tonumber(ARGV[8])]
+for c = 1, #dls, 12 do
+  local i, d = struct.unpack('<i4d', dls, c)
+  if fresh[i] then
+    local member = string.sub(KEYS[i + 1], plen + 1)
+    if d == math.huge then redis.call('ZREM', zkey, member) else redis.call('ZADD', zkey, d, member) end
   end
 end
 if added > 0 then redis.call('INCRBY', KEYS[1], added) end
@@ -132,6 +142,7 @@ class RedisStore:
         self._dev_prefix = f"{prefix}d:"
         self._fence_prefix = f"{prefix}f:"
         self._count_key = f"{prefix}n"
+        self._deadline_key = f"{prefix}z"
         self._plen = len(self._dev_prefix.encode())
         if client is None:
             try:
@@ -183,6 +194,7 @@ class RedisStore:
         values, lens = _pack(after, before.version + 1, token)
         expected = np.ascontiguousarray(before.version, dtype="<i8").tobytes()
         changes = _membership_changes(before, after)
+        dl_changed = np.flatnonzero(before.deadline != after.deadline)
         offsets = np.zeros(m + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
         p, fp = self._dev_prefix, self._fence_prefix
@@ -195,9 +207,13 @@ class RedisStore:
             for row, fid, sign in changes.get_range(a, b):
                 f = fence_keys.setdefault(fid, len(fence_keys) + b - a + 2)
                 pairs += (row - a + 1, sign * f)
-            keys = [self._count_key, *(p + d for d in ids[a:b]), *(fp + f for f in fence_keys)]
+            keys = [self._count_key, *(p + d for d in ids[a:b]), *(fp + f for f in fence_keys),
+                    self._deadline_key]
+            moved = dl_changed[(dl_changed >= a) & (dl_changed < b)]
+            dls = np.empty(len(moved), _DEADLINE_CHANGE)
+            dls["row"], dls["deadline"] = moved - a + 1, after.deadline[moved]
             args = [b - a, expected[8 * a:8 * b], values[offsets[a]:offsets[b]], lens[a:b].tobytes(),
-                    self._plen, struct.pack(f"<{len(pairs)}i", *pairs)]
+                    self._plen, struct.pack(f"<{len(pairs)}i", *pairs), dls.tobytes(), len(keys)]
             calls.append((a, keys, args))
         with self._errors("save devices to"):
             results = self._run_scripts(calls)
@@ -205,6 +221,12 @@ class RedisStore:
             if failed:
                 ok[a + np.asarray(failed, np.int64) - 1] = False
         return ok
+
+    def due(self, now: float, limit: int = 100_000) -> list[str]:
+        """Return up to ``limit`` devices whose silence deadline is before ``now``."""
+        with self._errors("read deadlines from"):
+            members = self._r.zrangebyscore(self._deadline_key, "-inf", f"({now!r}", start=0, num=limit)
+        return [m.decode() for m in members]
 
     def devices_in(self, fence_id: str) -> list[str]:
         """Return the ids of the devices inside this fence now, sorted."""
@@ -222,7 +244,7 @@ class RedisStore:
         """Delete this prefix's keys (only those), scanning rather than blocking Redis."""
         pattern = _glob_escape(self.prefix) + "[df]:*"
         with self._errors("clear"):
-            batch = [self._count_key]
+            batch = [self._count_key, self._deadline_key]
             for key in self._r.scan_iter(match=pattern, count=1000):
                 batch.append(key)
                 if len(batch) >= 1000:
@@ -304,6 +326,7 @@ def _pack(st: DeviceStates, version: np.ndarray, token: int) -> tuple[bytes, np.
     head = np.empty(m, _HEADER)
     head["version"], head["token"] = version, token
     head["last_ts"], head["last_lon"], head["last_lat"] = st.last_ts, st.last_lon, st.last_lat
+    head["deadline"] = st.deadline
     lens = np.full(m, _HEADER.itemsize, "<u4")
     if len(st.stay_dev) == 0:
         return head.tobytes(), lens
@@ -342,6 +365,7 @@ def _unpack_into(out: DeviceStates, values: list) -> None:
     head = np.frombuffer(b"".join([v[:w] for v in present]), _HEADER)
     out.version[rows] = head["version"]
     out.last_ts[rows], out.last_lon[rows], out.last_lat[rows] = head["last_ts"], head["last_lon"], head["last_lat"]
+    out.deadline[rows] = head["deadline"]
     sd, sf, se, sv, sw = [], [], [], [], []
     unpack, size = _STAY.unpack_from, _STAY.size
     for row, v in zip(rows.tolist(), present):
