@@ -55,6 +55,7 @@ class _Slots:
         self.num = np.full((cap, 9), np.nan)  # is_circle, clon, clat, radius, lon0, lat0, kx, ky, err_coef
         self.alive = np.zeros(cap, dtype=bool)
         self.is_circle = np.zeros(cap, dtype=bool)
+        self.box = np.full((cap, 4), np.nan)   # polygon bounds (minx, miny, maxx, maxy)
 
     def grow(self, cap: int) -> None:
         n = len(self.alive)
@@ -67,6 +68,9 @@ class _Slots:
         num = np.full((cap, 9), np.nan)
         num[:n] = self.num
         self.num = num
+        box = np.full((cap, 4), np.nan)
+        box[:n] = self.box
+        self.box = box
         for name in ("alive", "is_circle"):
             arr = np.zeros(cap, dtype=bool)
             arr[:n] = getattr(self, name)
@@ -97,6 +101,8 @@ class FenceIndex:
         self._slots = _Slots()
         self._parts: dict[int, list[tuple[float, float, float, float]]] = {}
         self._padded: dict[int, list[tuple[float, float, float, float]]] = {}
+        self._segments: dict[int, np.ndarray] = {}   # polygon boundary segments in local meters
+        self._seg_table = None
         self._grid: _Grid | None = None
         self._rtree = rtree_index.Index(interleaved=True)
         self.version = 0
@@ -187,9 +193,11 @@ class FenceIndex:
             s.num[slot] = (0.0, np.nan, np.nan, np.nan, lon0, lat0, kx, ky, np.nan)
             s.is_circle[slot] = False
             s.geom[slot] = fence.geometry
+            s.box[slot] = fence.geometry.bounds
             s.frame_boundary[slot] = shapely.transform(
                 shapely.boundary(fence.geometry),
                 lambda c: np.column_stack([_wrap(c[:, 0] - lon0) * kx, (c[:, 1] - lat0) * ky]))
+            self._segments[slot] = _segments(s.frame_boundary[slot])
             geoms = getattr(fence.geometry, "geoms", [fence.geometry])
             parts = [tuple(map(float, g.bounds)) for g in geoms]
         s.alive[slot] = True
@@ -209,13 +217,24 @@ class FenceIndex:
         for box in self._parts.pop(slot):
             self._rtree.delete(slot, box)
         del self._padded[slot]
+        self._segments.pop(slot, None)
         self._free.append(slot)
         self._changed()
         return fence
 
     def _changed(self) -> None:
         self._grid = None
+        self._seg_table = None
         self.version += 1
+
+    def _current_segments(self) -> "_SegmentTable":
+        table = self._seg_table
+        if table is None:
+            with self._lock:
+                if self._seg_table is None:
+                    self._seg_table = _SegmentTable(self._segments, len(self._fences))
+                table = self._seg_table
+        return table
 
     def _current_grid(self) -> _Grid:
         grid = self._grid
@@ -322,11 +341,21 @@ class FenceIndex:
         is_circ = np.zeros(len(pi), bool)
         is_circ[circ] = True
         sel = np.flatnonzero((u > 0) & ~is_circ)
+        if len(sel):   # a point beyond the fence's box grown by u is certainly outside: no distance
+            box = self._slots.box[sl[sel]]
+            x, y, us = lon[pi[sel]], lat[pi[sel]], u[sel]
+            dlat = us / 110_000.0
+            dlon = us / (self._slots.num[sl[sel], 6] * 0.99)
+            near = (x >= box[:, 0] - dlon) & (x <= box[:, 2] + dlon) & (y >= box[:, 1] - dlat) & (y <= box[:, 3] + dlat)
+            sel = sel[near]
         if len(sel):
             n = self._slots.num[sl[sel]]
             px = _wrap(lon[pi[sel]] - n[:, 4]) * n[:, 6]
             py = (lat[pi[sel]] - n[:, 5]) * n[:, 7]
-            d = shapely.distance(self._slots.frame_boundary[sl[sel]], shapely.points(px, py))
+            d = self._current_segments().distance(sl[sel], px, py)
+            big = np.isnan(d)   # fences with many segments: GEOS does better than a dense expansion
+            if big.any():
+                d[big] = shapely.distance(self._slots.frame_boundary[sl[sel[big]]], shapely.points(px[big], py[big]))
             state[sel[d < u[sel]]] = UNCERTAIN
         csel = np.flatnonzero(u[circ] > 0)
         if len(csel):
@@ -363,6 +392,53 @@ class FenceIndex:
         n = self._slots.num[self._by_id[fence.id]]
         p = shapely.Point(_wrap(lon - n[4]) * n[6], (lat - n[5]) * n[7])
         return float(shapely.distance(self._slots.frame_boundary[self._by_id[fence.id]], p))
+
+
+_MAX_NUMPY_SEGMENTS = 256
+
+
+def _segments(boundary) -> np.ndarray:
+    """Return a boundary's segments as an (n, 4) array of (x0, y0, x1, y1)."""
+    parts = []
+    for line in shapely.get_parts(boundary):
+        c = shapely.get_coordinates(line)
+        parts.append(np.column_stack([c[:-1], c[1:]]))
+    return np.concatenate(parts) if parts else np.empty((0, 4))
+
+
+class _SegmentTable:
+    """Boundary segments of every small polygon, packed for vectorized point distances."""
+
+    def __init__(self, by_slot: dict[int, np.ndarray], n_slots: int):
+        self.start = np.zeros(n_slots + 1, np.int64)
+        self.count = np.zeros(n_slots + 1, np.int64)
+        small = {s: seg for s, seg in by_slot.items() if len(seg) <= _MAX_NUMPY_SEGMENTS}
+        order = sorted(small)
+        segs = [small[s] for s in order]
+        counts = np.array([len(x) for x in segs], np.int64)
+        self.count[order] = counts
+        self.start[order] = np.cumsum(counts) - counts
+        self.seg = np.concatenate(segs) if segs else np.empty((0, 4))
+
+    def distance(self, slots: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Distance from each point to its slot's boundary (NaN where the slot is not packed)."""
+        count = self.count[slots]
+        out = np.full(len(slots), np.nan)
+        has = np.flatnonzero(count > 0)
+        if len(has) == 0:
+            return out
+        c = count[has]
+        owner = np.repeat(np.arange(len(has)), c)
+        first = np.cumsum(c) - c
+        seg = self.seg[np.repeat(self.start[slots[has]], c) + (np.arange(len(owner)) - first[owner])]
+        px, py = x[has][owner], y[has][owner]
+        ax, ay, bx, by = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3]
+        dx, dy = bx - ax, by - ay
+        len2 = dx * dx + dy * dy
+        t = np.clip(((px - ax) * dx + (py - ay) * dy) / np.where(len2 > 0, len2, 1.0), 0.0, 1.0)
+        ex, ey = px - (ax + t * dx), py - (ay + t * dy)
+        out[has] = np.sqrt(np.minimum.reduceat(ex * ex + ey * ey, first))
+        return out
 
 
 def _pad(box: tuple[float, float, float, float], pad_m: float) -> tuple[float, float, float, float]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import oracle
-from geofences import INSIDE, UNCERTAIN, FenceIndex, Geofence, UnknownGeofence
+import shapely
+
+from geofences import INSIDE, UNCERTAIN, FenceIndex, Geofence, InvalidGeofence, UnknownGeofence
 from walks import CITIES, GEOD, offset, random_fences, random_pings, square
 
 SETTINGS = settings(deadline=None, max_examples=60, derandomize=True, database=None)
@@ -285,3 +287,28 @@ def test_matching_while_another_thread_changes_the_index():
         stop.set()
         worker.join()
     assert errors == []
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), lat=st.sampled_from([0.0, 59.9, 69.6, -33.9]))
+def test_packed_boundary_distance_equals_shapely(seed, lat):
+    """The numpy point-to-boundary distance used for hysteresis equals GEOS's, holes included."""
+    rng = np.random.default_rng(seed)
+    fences = []
+    for i in range(5):
+        cx, cy, r = 10.0 + 0.002 * i, lat, rng.uniform(1e-4, 5e-4)
+        k = int(rng.integers(3, 12))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+        shell = [(cx + r * np.cos(a) * rng.uniform(0.5, 1), cy + r * np.sin(a) * rng.uniform(0.5, 1)) for a in ang]
+        hole = [(cx + r * 0.1 * dx, cy + r * 0.1 * dy) for dx, dy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        try:
+            fences.append(Geofence.polygon(f"p{i}", shell, holes=[hole] if rng.random() < 0.5 else []))
+        except InvalidGeofence:
+            continue
+    assume(fences)
+    idx = FenceIndex(fences)
+    slots = np.array([idx.slot(f.id) for f in fences])[rng.integers(0, len(fences), 300)]
+    x, y = rng.uniform(-80, 80, 300), rng.uniform(-80, 80, 300)
+    got = idx._current_segments().distance(slots, x, y)
+    want = shapely.distance(idx._slots.frame_boundary[slots], shapely.points(x, y))
+    np.testing.assert_allclose(got, want, atol=1e-9)

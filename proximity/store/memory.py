@@ -42,7 +42,7 @@ class MemoryStore:
         self._dwelled = np.zeros((0, _K), bool)
         self._overflow: dict[int, list[tuple[int, float, int, bool]]] = {}
         self._fence_ids = np.empty(0, dtype=object)   # code -> fence id
-        self._fence_codes = pd.Index([], dtype=object)
+        self._fence_list: list[str] = []
         self._code_of: dict[str, int] = {}
 
     # -- the protocol -------------------------------------------------------------------------
@@ -167,13 +167,11 @@ class MemoryStore:
         self._dwelled = grown(self._dwelled, False)
 
     def _codes_for(self, fence_ids: np.ndarray) -> np.ndarray:
-        if len(fence_ids) < 32 and all(f in self._code_of for f in fence_ids):
-            return np.fromiter((self._code_of[f] for f in fence_ids), np.int32, len(fence_ids))
-        codes = self._fence_codes.get_indexer(fence_ids)
-        if (codes < 0).any():
-            new = pd.unique(fence_ids[codes < 0])
-            self._fence_ids = np.concatenate([self._fence_ids, np.asarray(new, dtype=object)])
-            self._fence_codes = pd.Index(self._fence_ids, dtype=object)
-            self._code_of = {f: i for i, f in enumerate(self._fence_ids)}
-            codes = self._fence_codes.get_indexer(fence_ids)
-        return codes.astype(np.int32)
+        code_of = self._code_of
+        for f in pd.unique(fence_ids) if len(fence_ids) > 64 else set(fence_ids):
+            if f not in code_of:          # intern a fence id seen for the first time
+                code_of[f] = len(code_of)
+                self._fence_list.append(f)
+        if len(self._fence_list) != len(self._fence_ids):
+            self._fence_ids = np.asarray(self._fence_list, dtype=object)
+        return np.fromiter(map(code_of.__getitem__, fence_ids), np.int32, len(fence_ids))
