@@ -4,13 +4,34 @@
 * :mod:`beacons.ranging` turns RSSI into distance and distance into a proximity :class:`Zone`.
 * :mod:`beacons.smoothing` filters many RSSI streams at once (Kalman, moving average).
 * :mod:`beacons.position` trilaterates devices from distances to beacons at known lon/lat.
+* :mod:`beacons.registry` holds registered beacons and monitored regions as arrays;
+  :mod:`beacons.bulk` imports them from JSON, CSV and GeoJSON, all-or-nothing.
 * :mod:`beacons.errors` holds the error hierarchy; all errors are ``ValueError``.
+
+Joined to the geofence engine (these import :mod:`proximity`, so they are not re-exported
+here): :mod:`beacons.sightings` (``SightingBatch``), :mod:`beacons.monitor`
+(``BeaconMonitor``: smoothing, zones, region enter / exit, indoor pings),
+:mod:`beacons.pipeline` (``ingest_sightings``), :mod:`beacons.state` (the state store
+Protocol), :mod:`beacons.cli` (``proximity beacons decode``).
 
 No I/O happens here: the service shell converts wire data in and results out.
 """
 
 from beacons.advertising import AdStructure, AdType, ad_structures, encode_advertisement, to_bytes
-from beacons.errors import BeaconError, BeaconFieldError, BeaconIdError, FrameError, FrameProblem
+from beacons.bulk import parse_beacons, parse_beacons_csv, parse_beacons_geojson
+from beacons.errors import (
+    BeaconError,
+    BeaconFieldError,
+    BeaconIdError,
+    FrameError,
+    FrameProblem,
+    InvalidBeacons,
+    InvalidRecords,
+    InvalidSightings,
+    RecordError,
+    UnknownBeacon,
+    UnknownRegion,
+)
 from beacons.frames import (
     AltBeaconFrame,
     EddystoneTlmFrame,
@@ -42,6 +63,18 @@ from beacons.ranging import (
     zone,
     zone_with_hysteresis,
 )
+from beacons.registry import (
+    Beacon,
+    BeaconKind,
+    BeaconRegistry,
+    BeaconTable,
+    Region,
+    beacon_key,
+    key_of,
+    parse_beacon,
+    parse_beacon_key,
+    parse_region,
+)
 from beacons.smoothing import (
     EmaConfig,
     EmaState,
@@ -59,9 +92,13 @@ __all__ = [
     "AdStructure",
     "AdType",
     "AltBeaconFrame",
+    "Beacon",
     "BeaconError",
     "BeaconFieldError",
     "BeaconIdError",
+    "BeaconKind",
+    "BeaconRegistry",
+    "BeaconTable",
     "CurveCoefficients",
     "EddystoneTlmFrame",
     "EddystoneUidFrame",
@@ -75,13 +112,21 @@ __all__ = [
     "FrameKind",
     "FrameProblem",
     "IBeaconFrame",
+    "InvalidBeacons",
+    "InvalidRecords",
+    "InvalidSightings",
     "KalmanConfig",
     "KalmanState",
     "Layout",
+    "RecordError",
+    "Region",
+    "UnknownBeacon",
+    "UnknownRegion",
     "Zone",
     "ZoneThresholds",
     "ad_structures",
     "apply_readings",
+    "beacon_key",
     "check_int",
     "check_u16",
     "decode",
@@ -97,8 +142,15 @@ __all__ = [
     "encode_eddystone_url",
     "encode_ibeacon",
     "kalman_step",
+    "key_of",
     "normalize_hex_id",
     "normalize_uuid",
+    "parse_beacon",
+    "parse_beacon_key",
+    "parse_beacons",
+    "parse_beacons_csv",
+    "parse_beacons_geojson",
+    "parse_region",
     "to_bytes",
     "trilaterate",
     "uuid_from_bytes",

@@ -85,7 +85,7 @@ def _solve2(a: NDArray[np.float64], g: F64) -> F64:
 
 def _model(x: F64, xy: F64, r: F64, w: F64) -> tuple[F64, F64, F64]:
     """Return (cost, gradient-weighted normal matrix H, gradient g) at positions `x`."""
-    diff = x[:, None, :] - xy[None, :, :]
+    diff = x[:, None, :] - xy
     rho = np.hypot(diff[..., 0], diff[..., 1])
     jac = diff / np.where(rho > 1e-9, rho, np.inf)[..., None]
     res = np.where(w > 0, rho - r, 0.0)
@@ -96,19 +96,19 @@ def _model(x: F64, xy: F64, r: F64, w: F64) -> tuple[F64, F64, F64]:
 
 def _linear_start(xy: F64, r: F64, w: F64) -> F64:
     """Solve ``-2 b.x + |x|^2 = r^2 - |b|^2`` for (x, y, |x|^2) by weighted least squares."""
-    a = np.concatenate([-2.0 * xy, np.ones((len(xy), 1))], axis=1)  # (B, 3)
-    rhs = np.where(w > 0, r**2, 0.0) - np.sum(xy**2, axis=1)
+    a = np.concatenate([-2.0 * xy, np.ones(xy.shape[:2] + (1,))], axis=2)  # (M, B, 3)
+    rhs = np.where(w > 0, r**2, 0.0) - np.sum(xy**2, axis=2)
     wl = w / np.maximum(4.0 * np.where(w > 0, r, 0.0) ** 2, 1.0)  # var(r^2) ~ (2 r sigma)^2
-    n = np.einsum("mb,bi,bj->mij", wl, a, a)
-    v = np.einsum("mb,bi,mb->mi", wl, a, rhs)
+    n = np.einsum("mb,mbi,mbj->mij", wl, a, a)
+    v = np.einsum("mb,mbi,mb->mi", wl, a, rhs)
     return np.einsum("mij,mj->mi", np.linalg.pinv(n), v)[:, :2]
 
 
 def _geometry(xy: F64, used: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], F64]:
     """Per device: whether its beacons are collinear, and the unit direction of their line."""
     cnt = np.maximum(used.sum(axis=1), 1)[:, None]
-    mean = (used @ xy) / cnt
-    d = xy[None, :, :] - mean[:, None, :]
+    mean = np.einsum("mb,mbi->mi", used.astype(float), xy) / cnt
+    d = xy - mean[:, None, :]
     cov = np.einsum("mb,mbi,mbj->mij", used.astype(float), d, d) / cnt[..., None]
     evals, evecs = np.linalg.eigh(cov)  # ascending
     collinear = evals[:, 0] <= (_COLLINEAR_RATIO**2) * evals[:, 1]
@@ -126,8 +126,10 @@ def trilaterate(
 
     Parameters
     ----------
-    beacon_lon, beacon_lat : array_like, shape (B,)
-        Beacon coordinates, degrees (WGS84).
+    beacon_lon, beacon_lat : array_like, shape (B,) or (M, B)
+        Beacon coordinates, degrees (WGS84): one set shared by all devices, or one set per
+        device (row), which keeps a venue with many beacons cheap when each device hears a
+        few (pass each device's K nearest; entries whose distance is NaN may be NaN).
     distance_m : array_like, shape (B,) or (M, B)
         Distance of each device (row) to each beacon, meters; NaN = beacon not heard.
     sigma_m : array_like, optional
@@ -166,13 +168,17 @@ def trilaterate(
     lon = np.asarray(beacon_lon, dtype=np.float64)
     lat = np.asarray(beacon_lat, dtype=np.float64)
     dist = np.asarray(distance_m, dtype=np.float64)
-    if lon.ndim != 1 or lon.shape != lat.shape or lon.size == 0:
+    if lon.ndim not in (1, 2) or lon.shape != lat.shape or lon.size == 0:
         raise BeaconFieldError("beacon_lon", beacon_lon,
-                               "1-D lon and lat of equal, non-zero length")
-    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
+                               "1-D or 2-D lon and lat of equal, non-zero size")
+    per_device = lon.ndim == 2
+    if dist.ndim not in (1, 2) or dist.shape[-1] != lon.shape[-1] or (
+            per_device and dist.shape != lon.shape):
+        raise BeaconFieldError("distance_m", dist.shape, f"shape {lon.shape[-1:]} or (M, "
+                               f"{lon.shape[-1]})" if not per_device else f"shape {lon.shape}")
+    heard = ~np.isnan(dist) if per_device else np.ones(lon.shape, bool)
+    if not (np.all(np.isfinite(lon[heard])) and np.all(np.isfinite(lat[heard]))):
         raise BeaconFieldError("beacon_lon", beacon_lon, "finite beacon coordinates")
-    if dist.ndim not in (1, 2) or dist.shape[-1] != lon.size:
-        raise BeaconFieldError("distance_m", dist.shape, f"shape ({lon.size},) or (M, {lon.size})")
     if np.any(dist < 0):
         raise BeaconFieldError("distance_m", distance_m, "distances >= 0, or NaN if not heard")
     single = dist.ndim == 1
@@ -193,8 +199,11 @@ def trilaterate(
     r = np.where(used, r, 0.0)
     n_used = used.sum(axis=1)
 
-    transformer = _local_frame(*_centre(lon, lat))
-    xy = np.stack(transformer.transform(lon, lat), axis=1)
+    transformer = _local_frame(*_centre(lon[heard], lat[heard]))
+    lon0, lat0 = lon[heard].flat[0], lat[heard].flat[0]
+    px, py = transformer.transform(np.where(heard, lon, lon0), np.where(heard, lat, lat0))
+    xy = np.stack([np.asarray(px, np.float64), np.asarray(py, np.float64)], axis=-1)
+    xy = np.broadcast_to(xy, r.shape + (2,)) if xy.ndim == 2 else xy
 
     collinear, line_dir = _geometry(xy, used)
     x = _start(xy, r, w, used, collinear, line_dir)
@@ -219,7 +228,8 @@ def trilaterate(
 
 
 def _mean(xy: F64, used: NDArray[np.bool_]) -> F64:
-    return (used @ xy) / np.maximum(used.sum(axis=1), 1)[:, None]
+    total = np.einsum("mb,mbi->mi", used.astype(float), xy)
+    return total / np.maximum(used.sum(axis=1), 1)[:, None]
 
 
 def _start(xy: F64, r: F64, w: F64, used: NDArray[np.bool_], collinear: NDArray[np.bool_],

@@ -11,8 +11,10 @@ import beacons
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-MODULES = ["beacons", "beacons.advertising", "beacons.errors", "beacons.frames", "beacons.ids",
-           "beacons.position", "beacons.ranging", "beacons.smoothing"]
+MODULES = ["beacons", "beacons.advertising", "beacons.bulk", "beacons.cli", "beacons.errors",
+           "beacons.frames", "beacons.ids", "beacons.indoor", "beacons.monitor",
+           "beacons.pipeline", "beacons.position", "beacons.presence", "beacons.ranging",
+           "beacons.registry", "beacons.sightings", "beacons.smoothing", "beacons.state"]
 
 PUBLIC = {
     "EDDYSTONE_0M_TO_1M_LOSS_DB", "MIN_BEACONS", "NEXUS_5", "AdStructure", "AdType",
@@ -25,6 +27,11 @@ PUBLIC = {
     "encode_eddystone_tlm", "encode_eddystone_uid", "encode_eddystone_url", "encode_ibeacon",
     "kalman_step", "normalize_hex_id", "normalize_uuid", "to_bytes", "trilaterate",
     "uuid_from_bytes", "zone", "zone_with_hysteresis",
+    # registry, bulk import and their errors
+    "Beacon", "BeaconKind", "BeaconRegistry", "BeaconTable", "Region", "beacon_key", "key_of",
+    "parse_beacon", "parse_beacon_key", "parse_region", "parse_beacons", "parse_beacons_csv",
+    "parse_beacons_geojson", "InvalidBeacons", "InvalidRecords", "InvalidSightings",
+    "RecordError", "UnknownBeacon", "UnknownRegion",
 }
 
 
@@ -44,7 +51,8 @@ def test_every_module_declares_all_and_exports_exist(module):
 
 def test_errors_are_value_errors():
     for cls in (beacons.BeaconError, beacons.FrameError, beacons.BeaconFieldError,
-                beacons.BeaconIdError):
+                beacons.BeaconIdError, beacons.RecordError, beacons.InvalidBeacons,
+                beacons.InvalidSightings, beacons.UnknownBeacon, beacons.UnknownRegion):
         assert issubclass(cls, ValueError)
     assert issubclass(beacons.BeaconIdError, beacons.BeaconFieldError)
 
@@ -56,3 +64,16 @@ def test_docstring_examples_run(module):
                              extraglobs={"np": importlib.import_module("numpy")}, verbose=False)
     assert result.failed == 0
     assert result.attempted > 0 or module == "beacons"
+
+
+def test_unknown_ids_are_key_errors_too():
+    assert issubclass(beacons.UnknownBeacon, KeyError)
+    assert issubclass(beacons.UnknownRegion, KeyError)
+
+
+def test_importing_the_core_does_not_import_the_service():
+    import subprocess
+    import sys
+    code = "import beacons, sys; print(any(m.startswith(('fastapi', 'redis')) for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

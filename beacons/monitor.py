@@ -1,0 +1,419 @@
+"""The beacon monitor: sightings in; zone changes, region enter / exit and indoor pings out.
+
+Per (device, beacon) *stream*: the RSSI is smoothed (Kalman by default), turned into a distance
+(log-distance with the beacon's measured power and exponent, or the curve-fitted model) and a
+proximity zone with hysteresis; a change of zone is a ``zone_change`` event. Per (device,
+region, store) *unit*: ``beacon_enter`` at the first close-enough sighting of any beacon of the
+region, ``beacon_exit`` after ``exit_after_s`` of silence (:mod:`beacons.presence`). With three
+or more beacons heard recently, the device is trilaterated and the fix returned as a ping for
+the geofence engine (:mod:`beacons.indoor`).
+
+One batch costs one registry lookup, one state load and one save per table, and a loop over
+the *rank within a stream* (the most readings any one stream has in the batch), never one
+Python step per sighting.
+
+Event columns (:class:`proximity.events.EventBatch`): ``fence_id`` is the store (geofence id)
+of the beacon; ``region_id`` is the monitored region for enter / exit and **the beacon id** for
+``zone_change`` (a zone belongs to one beacon); ``zone`` is the new zone code. Visit ids are
+deterministic: a hash of (device, region and store, enter ts) for a stay, of (device, beacon,
+session start) for a stream's zone changes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+import pandas as pd
+
+from beacons.errors import BeaconFieldError
+from beacons.indoor import locate
+from beacons.presence import presence_transitions
+from beacons.ranging import (NEXUS_5, CurveCoefficients, Zone, ZoneThresholds, distance_curve_m,
+                             distance_m, zone_with_hysteresis)
+from beacons.registry import DEFAULT_PATH_LOSS_EXPONENT, BeaconRegistry, BeaconTable
+from beacons.sightings import SightingBatch
+from beacons.smoothing import EmaConfig, EmaState, KalmanConfig, KalmanState, ema_step, kalman_step
+from beacons.state import MemoryMonitorStore, MonitorStore, PresenceStates, StreamStates
+from proximity.events import EventBatch, EventKind, Reason
+from proximity.pings import PingBatch
+
+__all__ = ["BeaconMonitor", "BeaconResult", "DistanceModel", "FilterKind", "MonitorConfig"]
+
+
+class FilterKind(str, Enum):
+    """RSSI smoothing per stream."""
+
+    KALMAN = "kalman"
+    EMA = "ema"
+    NONE = "none"
+
+
+class DistanceModel(str, Enum):
+    """RSSI to distance: log-distance path loss, or the Android Beacon Library's curve fit."""
+
+    LOG_DISTANCE = "log_distance"
+    CURVE = "curve"
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    """Monitor settings.
+
+    Parameters
+    ----------
+    filter : FilterKind
+        ``kalman`` (default), ``ema`` or ``none``.
+    kalman, ema : KalmanConfig, EmaConfig
+        Their parameters.
+    distance_model : DistanceModel
+        ``log_distance`` (default; the beacon's ``measured_power_dbm`` and
+        ``path_loss_exponent``) or ``curve`` (coefficients `curve`).
+    path_loss_exponent : float
+        For beacons registered without one.
+    thresholds : ZoneThresholds
+        Zone boundaries, meters.
+    zone_margin_m : float or (float, float)
+        Hysteresis: a zone is left once its boundary is passed by this much (immediate,
+        near boundary). The default is wide at the near / far boundary, where a smoothed
+        4 dB noise still moves the distance by about half a meter.
+    use_sighting_tx_power : bool
+        Range with the tx power a sighting reports (at 1 m) instead of the registered one.
+    exit_after_s : float
+        Silence that ends a stay (``beacon_exit``) and restarts a stream's smoothing.
+    enter_max_zone : Zone
+        A stay begins at a sighting in this zone or closer (default ``FAR``: any sighting).
+    positions : bool
+        Whether to trilaterate devices.
+    position_window_s : float
+        Beacons count for a position when their last reading is at most this much older
+        than the device's latest sighting in the batch.
+    position_max_beacons : int
+        The nearest this many beacons are used per fix, all on the nearest one's floor.
+    """
+
+    filter: FilterKind = FilterKind.KALMAN
+    kalman: KalmanConfig = KalmanConfig()
+    ema: EmaConfig = EmaConfig()
+    distance_model: DistanceModel = DistanceModel.LOG_DISTANCE
+    curve: CurveCoefficients = NEXUS_5
+    path_loss_exponent: float = DEFAULT_PATH_LOSS_EXPONENT
+    thresholds: ZoneThresholds = ZoneThresholds()
+    zone_margin_m: float | tuple[float, float] = (0.15, 1.0)
+    use_sighting_tx_power: bool = False
+    exit_after_s: float = 30.0
+    enter_max_zone: Zone = Zone.FAR
+    positions: bool = True
+    position_window_s: float = 5.0
+    position_max_beacons: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "filter", FilterKind(self.filter))
+        object.__setattr__(self, "distance_model", DistanceModel(self.distance_model))
+        object.__setattr__(self, "enter_max_zone", Zone(self.enter_max_zone))
+        if not 0.0 < self.exit_after_s < np.inf:
+            raise BeaconFieldError("exit_after_s", self.exit_after_s, "a finite number > 0")
+        if not 1.0 <= self.path_loss_exponent <= 6.0:
+            raise BeaconFieldError("path_loss_exponent", self.path_loss_exponent, "1..6")
+        if self.enter_max_zone is Zone.UNKNOWN:
+            raise BeaconFieldError("enter_max_zone", self.enter_max_zone, "IMMEDIATE, NEAR or FAR")
+        if not 0.0 <= self.position_window_s < np.inf:
+            raise BeaconFieldError("position_window_s", self.position_window_s, "a number >= 0")
+        if self.position_max_beacons < 3:
+            raise BeaconFieldError("position_max_beacons", self.position_max_beacons, ">= 3")
+        zone_with_hysteresis(1.0, Zone.NEAR, self.zone_margin_m, self.thresholds)  # validates
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconResult:
+    """What one :meth:`BeaconMonitor.ingest` did.
+
+    ``positions`` are indoor pings for :meth:`proximity.Engine.ingest`; ``unknown`` counts
+    sightings of unregistered beacons, ``unidentified`` those naming no beacon (Eddystone URL /
+    TLM), ``stale`` those older than their stream's last reading (all three ignored).
+    """
+
+    events: EventBatch
+    positions: PingBatch
+    accepted: int = 0
+    unknown: int = 0
+    unidentified: int = 0
+    stale: int = 0
+
+    def summary(self) -> dict[str, int]:
+        return {"sightings": self.accepted + self.unknown + self.unidentified + self.stale,
+                "accepted": self.accepted, "unknown": self.unknown,
+                "unidentified": self.unidentified, "stale": self.stale,
+                "events": len(self.events), "positions": len(self.positions)}
+
+
+def _empty_pings() -> PingBatch:
+    e = np.empty(0)
+    return PingBatch(np.empty(0, object), e, e, e, e)
+
+
+@dataclass(slots=True)
+class _Readings:
+    """Accepted readings sorted by (stream, ts), with per-reading filter outputs."""
+
+    stream: np.ndarray
+    dev: np.ndarray
+    row: np.ndarray
+    ts: np.ndarray
+    estimate_dbm: np.ndarray = field(default_factory=lambda: np.empty(0))
+    sigma_dbm: np.ndarray = field(default_factory=lambda: np.empty(0))
+    distance_m: np.ndarray = field(default_factory=lambda: np.empty(0))
+    zone_before: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
+    zone: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
+    session_ts: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+
+class BeaconMonitor:
+    """Ranging and region monitoring for many devices, over a registry and a state store.
+
+    Examples
+    --------
+    >>> from beacons.registry import parse_beacon
+    >>> reg = BeaconRegistry([parse_beacon({"namespace": "00112233445566778899",
+    ...     "instance": "000000000001", "store_id": "shop", "lon": 10.75, "lat": 59.91,
+    ...     "measured_power_dbm": -59})])
+    >>> mon = BeaconMonitor(reg)
+    >>> key = "eddystone:00112233445566778899:000000000001"
+    >>> r = mon.ingest(SightingBatch.from_columns(["p1", "p1"], [0.0, 1.0], [key, key],
+    ...                                           [-65.0, -66.0]))
+    >>> [(str(e.type), e.geofence_id, e.region_id, e.zone) for e in r.events]
+    [('beacon_enter', 'shop', 'store:shop', None), ('zone_change', 'shop', 'eddystone:00112233445566778899:000000000001', 'near')]
+    >>> [(str(e.type), e.ts, e.duration_s) for e in mon.sweep(now=100.0)]
+    [('beacon_exit', 31.0, 31.0)]
+    """
+
+    def __init__(self, registry: BeaconRegistry, config: MonitorConfig = MonitorConfig(),
+                 store: MonitorStore | None = None) -> None:
+        self.registry = registry
+        self.config = config
+        self.store: MonitorStore = store if store is not None else MemoryMonitorStore()
+
+    # -- ingestion ----------------------------------------------------------------------------
+    def ingest(self, sightings: SightingBatch) -> BeaconResult:
+        """Ingest a batch (any order, any mix of devices and beacons); return what it caused.
+
+        Within a batch each stream's readings are applied in ts order, so a batch gives the
+        events of feeding its sightings one by one in ts order. A reading older than its
+        stream's last one from an earlier batch is dropped as ``stale``.
+        """
+        table = self.registry.table()
+        rows = table.lookup(sightings.beacon_id)
+        known = np.flatnonzero(rows >= 0)
+        unknown = len(rows) - len(known)
+        base = dict(unknown=unknown, unidentified=sightings.unidentified)
+        if len(known) == 0:
+            return BeaconResult(EventBatch.empty(), _empty_pings(), **base)
+        dev, dev_ids = pd.factorize(sightings.device_id[known], sort=False)
+        dev_ids = np.asarray(dev_ids, dtype=object)
+        row = rows[known]
+        skey = dev.astype(np.int64) * len(table) + row
+        stream, skeys = pd.factorize(skey, sort=False)
+        s_dev, s_row = skeys // len(table), skeys % len(table)
+        states = self.store.load_streams(dev_ids[s_dev], table.id[s_row])
+
+        ts, rssi = sightings.ts[known], sightings.rssi_dbm[known]
+        order = np.lexsort((ts, stream))
+        fresh = ~(ts[order] < states.last_ts[stream[order]])
+        order = order[fresh]
+        stale = int((~fresh).sum())
+        if len(order) == 0:
+            return BeaconResult(EventBatch.empty(), _empty_pings(), stale=stale, **base)
+        rd = _Readings(stream[order], dev[order].astype(np.int64), row[order], ts[order])
+        power = table.measured_power_dbm[rd.row]
+        if self.config.use_sighting_tx_power:
+            tx = sightings.tx_power_dbm[known][order]
+            power = np.where(np.isfinite(tx), tx, power)
+        n_exp = table.path_loss_exponent[s_row]
+        n_exp = np.where(np.isnan(n_exp), self.config.path_loss_exponent, n_exp)
+        self._filter(rd, rssi[order], power, n_exp, states)
+        self.store.save_streams(dev_ids[s_dev], table.id[s_row], states)
+
+        events = [self._zone_events(rd, table, dev_ids), self._presence(rd, table, dev_ids)]
+        positions = self._positions(rd, table, dev_ids, n_exp)
+        return BeaconResult(EventBatch.concat(events).sorted(), positions, accepted=len(order),
+                            stale=stale, **base)
+
+    def _filter(self, rd: _Readings, rssi: np.ndarray, power: np.ndarray, n_exp: np.ndarray,
+                st: StreamStates) -> None:
+        """Run the per-stream recursion, one vectorized round per rank within a stream;
+        update `st` in place and fill the per-reading outputs of `rd`."""
+        cfg = self.config
+        m = len(rd.ts)
+        pos = np.arange(m)
+        first = np.r_[True, rd.stream[1:] != rd.stream[:-1]]
+        rank = pos - np.maximum.accumulate(np.where(first, pos, 0))
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
+        rd.estimate_dbm, rd.sigma_dbm, rd.distance_m = np.empty(m), np.empty(m), np.empty(m)
+        rd.zone_before, rd.zone = np.empty(m, np.int8), np.empty(m, np.int8)
+        rd.session_ts = np.empty(m)
+        default_sigma = np.sqrt(cfg.kalman.measurement_noise_db2)
+        for k in range(len(bounds) - 1):
+            sel = by_rank[bounds[k]:bounds[k + 1]]
+            s = rd.stream[sel]
+            t, z = rd.ts[sel], rssi[sel]
+            last = st.last_ts[s]
+            reset = (t - last) > cfg.exit_after_s  # a new session after a silence
+            est = np.where(reset, np.nan, st.estimate_dbm[s])
+            var = np.where(reset, np.nan, st.variance_db2[s])
+            last = np.where(reset, np.nan, last)
+            zone_before = np.where(reset, np.int8(Zone.UNKNOWN), st.zone[s]).astype(np.int8)
+            session = np.where(reset | np.isnan(st.session_ts[s]), t, st.session_ts[s])
+            if cfg.filter is FilterKind.KALMAN:
+                est, var, last = kalman_step(KalmanState(est, var, last), z, t, cfg.kalman)
+                sigma = np.sqrt(var)
+            elif cfg.filter is FilterKind.EMA:
+                est, last = ema_step(EmaState(est, last), z, t, cfg.ema)
+                sigma = np.full(len(sel), default_sigma)
+            else:
+                est, last, sigma = z, t, np.full(len(sel), default_sigma)
+            if cfg.distance_model is DistanceModel.CURVE:
+                d = distance_curve_m(est, power[sel], coefficients=cfg.curve)
+            else:
+                d = distance_m(est, power[sel], n_exp[s])
+            zone = zone_with_hysteresis(d, zone_before, cfg.zone_margin_m, cfg.thresholds)
+            st.estimate_dbm[s], st.variance_db2[s], st.last_ts[s] = est, var, last
+            st.zone[s], st.session_ts[s] = zone, session
+            rd.estimate_dbm[sel], rd.sigma_dbm[sel], rd.distance_m[sel] = est, sigma, d
+            rd.zone_before[sel], rd.zone[sel], rd.session_ts[sel] = zone_before, zone, session
+
+    def _zone_events(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray) -> EventBatch:
+        ch = np.flatnonzero(rd.zone != rd.zone_before)
+        n = len(ch)
+        devs, beacons = dev_ids[rd.dev[ch]], table.id[rd.row[ch]]
+        visit = _visit_ids(devs, _hash_strs(beacons), rd.session_ts[ch])
+        return EventBatch(devs, table.store_id[rd.row[ch]],
+                          np.full(n, EventKind.ZONE_CHANGE, np.int8), rd.ts[ch], visit,
+                          np.full(n, np.nan), np.full(n, Reason.PING, np.int8), beacons,
+                          rd.zone[ch].astype(np.int8))
+
+    def _presence(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray) -> EventBatch:
+        cfg = self.config
+        el, region = table.members(rd.row)
+        if len(el) == 0:
+            return EventBatch.empty()
+        store_code, stores = pd.factorize(table.store_id, sort=False)
+        stores = np.asarray(stores, dtype=object)
+        n_reg, n_store = len(table.region_id), len(stores)
+        ukey = (rd.dev[el] * n_reg + region) * n_store + store_code[rd.row[el]]
+        unit, ukeys = pd.factorize(ukey, sort=False)
+        u_dev, rest = ukeys // (n_reg * n_store), ukeys % (n_reg * n_store)
+        u_dev_id, u_reg, u_store = dev_ids[u_dev], table.region_id[rest // n_store], \
+            stores[rest % n_store]
+        prior = self.store.load_presence(u_dev_id, u_reg, u_store)
+        ts = rd.ts[el]
+        zone = rd.zone[el]
+        order = np.lexsort((ts, unit))
+        unit, ts, zone = unit[order], ts[order], zone[order]
+        qualifies = (zone != Zone.UNKNOWN) & (zone <= cfg.enter_max_zone)
+        t = presence_transitions(unit, ts, qualifies, prior.last_heard_ts, cfg.exit_after_s)
+
+        e_unit = unit[t.enter_el]
+        stay_enter = np.concatenate([prior.enter_ts, ts[t.enter_el]])
+        unit_hash = _hash_strs(u_reg + "\x1f" + u_store)
+        stay_visit = np.concatenate([prior.visit_id, _visit_ids(
+            u_dev_id[e_unit], unit_hash[e_unit], ts[t.enter_el])])
+        open_stay = np.maximum(t.end_stay, 0)
+        after = PresenceStates(np.where(t.end_inside, t.end_last_heard, np.nan),
+                               stay_enter[open_stay], stay_visit[open_stay])
+        self.store.save_presence(u_dev_id, u_reg, u_store, after)
+
+        ev_unit = np.concatenate([e_unit, t.exit_unit])
+        n_in, n_out = len(e_unit), len(t.exit_unit)
+        stay = np.concatenate([len(prior.enter_ts) + np.arange(n_in), t.exit_stay])
+        ev_ts = np.concatenate([ts[t.enter_el], t.exit_ts])
+        kind = np.r_[np.full(n_in, EventKind.BEACON_ENTER, np.int8),
+                     np.full(n_out, EventKind.BEACON_EXIT, np.int8)]
+        reason = np.r_[np.full(n_in, Reason.PING, np.int8), np.full(n_out, Reason.SILENCE, np.int8)]
+        dur = np.where(kind == EventKind.BEACON_EXIT, ev_ts - stay_enter[stay], np.nan)
+        return EventBatch(u_dev_id[ev_unit], u_store[ev_unit], kind, ev_ts, stay_visit[stay], dur,
+                          reason, u_reg[ev_unit])
+
+    def _positions(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray,
+                   n_exp: np.ndarray) -> PingBatch:
+        cfg = self.config
+        if not cfg.positions:
+            return _empty_pings()
+        last = np.r_[rd.stream[1:] != rd.stream[:-1], True]  # each stream's latest reading
+        dev, ts, acc_lon, acc_lat, acc = locate(
+            rd.dev[last], rd.ts[last], table.lon[rd.row[last]], table.lat[rd.row[last]],
+            rd.distance_m[last], rd.sigma_dbm[last], n_exp[rd.stream[last]],
+            site=pd.factorize(table.store_id, sort=False)[0][rd.row[last]],
+            floor=table.floor[rd.row[last]],
+            window_s=cfg.position_window_s, max_beacons=cfg.position_max_beacons)
+        if len(dev) == 0:
+            return _empty_pings()
+        return PingBatch(dev_ids[dev], ts, acc_lon, acc_lat, acc)
+
+    # -- time and definitions ------------------------------------------------------------------
+    def sweep(self, now: float | None = None) -> EventBatch:
+        """Exit every unit silent for more than ``exit_after_s`` (reason ``silence``).
+
+        The exit is dated last heard + ``exit_after_s``, as when a late sighting reveals the
+        silence, so the events do not depend on when the sweep runs. Silent streams are
+        forgotten too (their smoothing would restart anyway).
+        """
+        now = time.time() if now is None else float(now)
+        limit = now - self.config.exit_after_s
+        dev, region, store, rows = self.store.silent_presence(limit)
+        self.store.drop_silent_streams(limit)
+        return self._close(dev, region, store, rows, rows.last_heard_ts + self.config.exit_after_s,
+                           Reason.SILENCE)
+
+    def reconcile(self, now: float | None = None) -> EventBatch:
+        """Exit units whose region or store no longer exists, or no longer has beacons in the
+        region (reason ``beacon_removed``), dated ``max(now, last heard)``.
+
+        Call after removing beacons or regions from the registry.
+        """
+        now = time.time() if now is None else float(now)
+        dev, region, store, rows = self.store.silent_presence(np.inf)
+        table = self.registry.table()
+        b, r = table.members(np.arange(len(table)))
+        valid = pd.Index(table.region_id[r] + "\x1f" + table.store_id[b], dtype=object).unique()
+        gone = valid.get_indexer(region + "\x1f" + store) < 0 if len(dev) else np.zeros(0, bool)
+        return self._close(dev[gone], region[gone], store[gone], rows.take(gone),
+                           np.fmax(rows.last_heard_ts[gone], now), Reason.BEACON_REMOVED)
+
+    def _close(self, dev: np.ndarray, region: np.ndarray, store: np.ndarray, rows: PresenceStates,
+               at: np.ndarray, reason: Reason) -> EventBatch:
+        n = len(dev)
+        if n == 0:
+            return EventBatch.empty()
+        self.store.save_presence(dev, region, store, PresenceStates.empty(n))
+        return EventBatch(dev, store, np.full(n, EventKind.BEACON_EXIT, np.int8), at,
+                          rows.visit_id, at - rows.enter_ts, np.full(n, reason, np.int8),
+                          region).sorted()
+
+
+def _hash_strs(values: np.ndarray) -> np.ndarray:
+    """Stable 64-bit hashes of strings (pandas' keyed SipHash: equal across processes)."""
+    return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False).astype(np.uint64)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer, as the geofence engine's visit ids use."""
+    x = x.astype(np.uint64)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _visit_ids(device_ids: np.ndarray, key_hash: np.ndarray, start_ts: np.ndarray) -> np.ndarray:
+    """Deterministic visit ids from (device, region+store or beacon, start ts)."""
+    if len(device_ids) == 0:
+        return np.empty(0, np.uint64)
+    ts_bits = np.ascontiguousarray(start_ts, dtype=np.float64).view(np.uint64)
+    v = _mix64(_hash_strs(device_ids) ^ _mix64(key_hash ^ _mix64(ts_bits)))
+    v[v == 0] = 1
+    return v
