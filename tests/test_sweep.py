@@ -3,22 +3,13 @@ deadline index, so a sweep loads only what is due."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from geofences import Geofence
 from proximity import Engine, PingBatch, Reason
-from test_stores import STORES, make_store
+from test_stores import make_store, store  # noqa: F401  (the store fixture, over every store)
 
 SHOP = (10.75, 59.91)
-
-
-@pytest.fixture(params=STORES)
-def store(request):
-    s = make_store(request.param, request)
-    yield s
-    s.clear()
-    s.close()
 
 
 class CountingStore:
