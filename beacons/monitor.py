@@ -8,9 +8,11 @@ region, ``beacon_exit`` after ``exit_after_s`` of silence (:mod:`beacons.presenc
 or more beacons heard recently, the device is trilaterated and the fix returned as a ping for
 the geofence engine (:mod:`beacons.indoor`).
 
-One batch costs one registry lookup, one state load and one save per table, and a loop over
-the *rank within a stream* (the most readings any one stream has in the batch), never one
-Python step per sighting.
+One batch costs one registry lookup, one load of its devices' state and one conditional save
+(:mod:`beacons.state`), and a loop over the *rank within a stream* (the most readings any one
+stream has in the batch), never one Python step per sighting. Several monitors (processes) may
+share one store: a device another monitor changed between the load and the save is reloaded
+and recomputed, so every event is emitted exactly once.
 
 Event columns (:class:`proximity.events.EventBatch`): ``fence_id`` is the store (geofence id)
 of the beacon; ``region_id`` is the monitored region for enter / exit and **the beacon id** for
@@ -22,7 +24,7 @@ session start) for a stream's zone changes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 
 import numpy as np
@@ -36,11 +38,16 @@ from beacons.ranging import (NEXUS_5, CurveCoefficients, Zone, ZoneThresholds, d
 from beacons.registry import DEFAULT_PATH_LOSS_EXPONENT, BeaconRegistry, BeaconTable
 from beacons.sightings import SightingBatch
 from beacons.smoothing import EmaConfig, EmaState, KalmanConfig, KalmanState, ema_step, kalman_step
-from beacons.state import MemoryMonitorStore, MonitorStore, PresenceStates, StreamStates
+from beacons.state import (MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates,
+                           StreamStates)
+from proximity.errors import StoreError
 from proximity.events import EventBatch, EventKind, Reason
 from proximity.pings import PingBatch
 
 __all__ = ["BeaconMonitor", "BeaconResult", "DistanceModel", "FilterKind", "MonitorConfig"]
+
+_PAGE = 10_000       # devices per sweep page
+_MAX_PAGES = 64      # pages per sweep call; the next call continues
 
 
 class FilterKind(str, Enum):
@@ -92,6 +99,9 @@ class MonitorConfig:
         than the device's latest sighting in the batch.
     position_max_beacons : int
         The nearest this many beacons are used per fix, all on the nearest one's floor.
+    max_retries : int
+        How many times a batch's devices are recomputed after another process changed them
+        between load and save (a shared store), before :class:`~proximity.errors.StoreError`.
     """
 
     filter: FilterKind = FilterKind.KALMAN
@@ -108,6 +118,7 @@ class MonitorConfig:
     positions: bool = True
     position_window_s: float = 5.0
     position_max_beacons: int = 8
+    max_retries: int = 32
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filter", FilterKind(self.filter))
@@ -123,6 +134,8 @@ class MonitorConfig:
             raise BeaconFieldError("position_window_s", self.position_window_s, "a number >= 0")
         if self.position_max_beacons < 3:
             raise BeaconFieldError("position_max_beacons", self.position_max_beacons, ">= 3")
+        if self.max_retries < 0:
+            raise BeaconFieldError("max_retries", self.max_retries, "an integer >= 0")
         zone_with_hysteresis(1.0, Zone.NEAR, self.zone_margin_m, self.thresholds)  # validates
 
 
@@ -133,6 +146,7 @@ class BeaconResult:
     ``positions`` are indoor pings for :meth:`proximity.Engine.ingest`; ``unknown`` counts
     sightings of unregistered beacons, ``unidentified`` those naming no beacon (Eddystone URL /
     TLM), ``stale`` those older than their stream's last reading (all three ignored).
+    ``retries`` counts recomputations after conflicts with other processes sharing the store.
     """
 
     events: EventBatch
@@ -141,6 +155,7 @@ class BeaconResult:
     unknown: int = 0
     unidentified: int = 0
     stale: int = 0
+    retries: int = 0
 
     def summary(self) -> dict[str, int]:
         return {"sightings": self.accepted + self.unknown + self.unidentified + self.stale,
@@ -173,6 +188,16 @@ class _Readings:
 class BeaconMonitor:
     """Ranging and region monitoring for many devices, over a registry and a state store.
 
+    Parameters
+    ----------
+    registry : BeaconRegistry
+        The beacons and regions.
+    config : MonitorConfig
+        Settings.
+    store : MonitorStore, optional
+        Where device state lives: a :class:`~beacons.state.MemoryMonitorStore` (default, one
+        process) or a :class:`~beacons.redis_state.RedisMonitorStore` shared by processes.
+
     Examples
     --------
     >>> from beacons.registry import parse_beacon
@@ -202,43 +227,83 @@ class BeaconMonitor:
         Within a batch each stream's readings are applied in ts order, so a batch gives the
         events of feeding its sightings one by one in ts order. A reading older than its
         stream's last one from an earlier batch is dropped as ``stale``.
+
+        The batch's devices are loaded, computed and saved conditionally on their versions;
+        devices another process changed meanwhile are reloaded and recomputed (up to
+        ``max_retries`` times, then :class:`~proximity.errors.StoreError`), so their events
+        are neither lost nor duplicated.
         """
         table = self.registry.table()
         rows = table.lookup(sightings.beacon_id)
         known = np.flatnonzero(rows >= 0)
-        unknown = len(rows) - len(known)
-        base = dict(unknown=unknown, unidentified=sightings.unidentified)
+        base = dict(unknown=len(rows) - len(known), unidentified=sightings.unidentified)
         if len(known) == 0:
             return BeaconResult(EventBatch.empty(), _empty_pings(), **base)
-        dev, dev_ids = pd.factorize(sightings.device_id[known], sort=False)
-        dev_ids = np.asarray(dev_ids, dtype=object)
-        row = rows[known]
-        skey = dev.astype(np.int64) * len(table) + row
-        stream, skeys = pd.factorize(skey, sort=False)
-        s_dev, s_row = skeys // len(table), skeys % len(table)
-        states = self.store.load_streams(dev_ids[s_dev], table.id[s_row])
+        cols = _Batch(sightings.device_id[known], rows[known], sightings.ts[known],
+                      sightings.rssi_dbm[known], sightings.tx_power_dbm[known])
+        states = self.store.load(pd.unique(cols.device_id))
+        events, positions, accepted, stale, retries = [], [], 0, 0, 0
+        while True:
+            out = self._compute(table, cols, states)
+            ok = self.store.save(out.after) if len(out.after) else np.ones(0, bool)
+            lost = out.after.device_ids[~ok]
+            done = ~np.isin(cols.device_id, lost) if len(lost) else np.ones(len(cols.ts), bool)
+            events.append(_of_devices(out.events, lost))
+            positions.append(_of_devices(out.positions, lost))
+            accepted += int((out.accepted & done).sum())
+            stale += int((out.stale & done).sum())
+            if len(lost) == 0:
+                break
+            retries += 1
+            if retries > self.config.max_retries:
+                raise StoreError(f"{len(lost)} device(s) kept conflicting after {retries - 1} "
+                                 "retries (other monitor processes keep changing them)")
+            cols = cols.take(np.flatnonzero(~done))
+            states = self.store.load(lost)
+        return BeaconResult(EventBatch.concat(events).sorted(), PingBatch.concat(positions),
+                            accepted=accepted, stale=stale, retries=retries, **base)
 
-        ts, rssi = sightings.ts[known], sightings.rssi_dbm[known]
+    def _compute(self, table: BeaconTable, b: _Batch, states: MonitorStates) -> _Computed:
+        """Apply readings `b` to the loaded `states`: return events, positions and the new
+        states of the devices that changed. Pure: nothing is saved."""
+        dev = pd.Index(states.device_ids).get_indexer(b.device_id).astype(np.int64)
+        n_tab = len(table)
+        stream, skeys = pd.factorize(dev * n_tab + b.row, sort=False)
+        s_dev, s_row = skeys // n_tab, skeys % n_tab
+        loaded_row = table.lookup(states.beacon_id)
+        at = _find(np.where(loaded_row >= 0, states.stream_dev * n_tab + loaded_row, -1), skeys)
+        st = _take_or_empty(states.streams, at, StreamStates)
+
+        ts = b.ts
         order = np.lexsort((ts, stream))
-        fresh = ~(ts[order] < states.last_ts[stream[order]])
+        fresh = ~(ts[order] < st.last_ts[stream[order]])
+        accepted, stale = np.zeros(len(ts), bool), np.zeros(len(ts), bool)
+        accepted[order[fresh]], stale[order[~fresh]] = True, True
         order = order[fresh]
-        stale = int((~fresh).sum())
         if len(order) == 0:
-            return BeaconResult(EventBatch.empty(), _empty_pings(), stale=stale, **base)
-        rd = _Readings(stream[order], dev[order].astype(np.int64), row[order], ts[order])
+            return _Computed(EventBatch.empty(), _empty_pings(), states.select(np.empty(0, int)),
+                             accepted, stale)
+        rd = _Readings(stream[order], dev[order], b.row[order], ts[order])
         power = table.measured_power_dbm[rd.row]
         if self.config.use_sighting_tx_power:
-            tx = sightings.tx_power_dbm[known][order]
+            tx = b.tx_power_dbm[order]
             power = np.where(np.isfinite(tx), tx, power)
         n_exp = table.path_loss_exponent[s_row]
         n_exp = np.where(np.isnan(n_exp), self.config.path_loss_exponent, n_exp)
-        self._filter(rd, rssi[order], power, n_exp, states)
-        self.store.save_streams(dev_ids[s_dev], table.id[s_row], states)
+        self._filter(rd, b.rssi_dbm[order], power, n_exp, st)
 
-        events = [self._zone_events(rd, table, dev_ids), self._presence(rd, table, dev_ids)]
+        dev_ids = states.device_ids
+        carried = np.ones(len(states.stream_dev), bool)
+        carried[at[at >= 0]] = False
+        after = states.keep_rows(carried, np.ones(len(states.presence_dev), bool))
+        after.stream_dev = np.concatenate([after.stream_dev, s_dev])
+        after.beacon_id = np.concatenate([after.beacon_id, table.id[s_row]])
+        after.streams = StreamStates.concat([after.streams, st])
+        events = [self._zone_events(rd, table, dev_ids), self._presence(rd, table, after)]
         positions = self._positions(rd, table, dev_ids, n_exp)
-        return BeaconResult(EventBatch.concat(events).sorted(), positions, accepted=len(order),
-                            stale=stale, **base)
+        changed = np.unique(rd.dev)
+        return _Computed(EventBatch.concat(events), positions, after.select(changed), accepted,
+                         stale)
 
     def _filter(self, rd: _Readings, rssi: np.ndarray, power: np.ndarray, n_exp: np.ndarray,
                 st: StreamStates) -> None:
@@ -294,11 +359,13 @@ class BeaconMonitor:
                           np.full(n, np.nan), np.full(n, Reason.PING, np.int8), beacons,
                           rd.zone[ch].astype(np.int8))
 
-    def _presence(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray) -> EventBatch:
+    def _presence(self, rd: _Readings, table: BeaconTable, st: MonitorStates) -> EventBatch:
+        """Region enter / exit of the readings; replace the touched units' rows of `st`."""
         cfg = self.config
         el, region = table.members(rd.row)
         if len(el) == 0:
             return EventBatch.empty()
+        dev_ids = st.device_ids
         store_code, stores = pd.factorize(table.store_id, sort=False)
         stores = np.asarray(stores, dtype=object)
         n_reg, n_store = len(table.region_id), len(stores)
@@ -307,7 +374,13 @@ class BeaconMonitor:
         u_dev, rest = ukeys // (n_reg * n_store), ukeys % (n_reg * n_store)
         u_dev_id, u_reg, u_store = dev_ids[u_dev], table.region_id[rest // n_store], \
             stores[rest % n_store]
-        prior = self.store.load_presence(u_dev_id, u_reg, u_store)
+        n_loaded = len(st.presence_dev)
+        r_code, r_uniq = pd.factorize(np.concatenate([st.region_id, u_reg]), sort=False)
+        s_code, s_uniq = pd.factorize(np.concatenate([st.store_id, u_store]), sort=False)
+        n_pair = len(r_uniq) * len(s_uniq)
+        pair = r_code * len(s_uniq) + s_code
+        at = _find(st.presence_dev * n_pair + pair[:n_loaded], u_dev * n_pair + pair[n_loaded:])
+        prior = _take_or_empty(st.presence, at, PresenceStates)
         ts = rd.ts[el]
         zone = rd.zone[el]
         order = np.lexsort((ts, unit))
@@ -321,9 +394,15 @@ class BeaconMonitor:
         stay_visit = np.concatenate([prior.visit_id, _visit_ids(
             u_dev_id[e_unit], unit_hash[e_unit], ts[t.enter_el])])
         open_stay = np.maximum(t.end_stay, 0)
-        after = PresenceStates(np.where(t.end_inside, t.end_last_heard, np.nan),
-                               stay_enter[open_stay], stay_visit[open_stay])
-        self.store.save_presence(u_dev_id, u_reg, u_store, after)
+        inside = np.flatnonzero(t.end_inside)
+        carried = np.ones(n_loaded, bool)
+        carried[at[at >= 0]] = False
+        st.presence_dev = np.concatenate([st.presence_dev[carried], u_dev[inside]])
+        st.region_id = np.concatenate([st.region_id[carried], u_reg[inside]])
+        st.store_id = np.concatenate([st.store_id[carried], u_store[inside]])
+        st.presence = PresenceStates.concat([st.presence.take(carried), PresenceStates(
+            t.end_last_heard[inside], stay_enter[open_stay[inside]],
+            stay_visit[open_stay[inside]])])
 
         ev_unit = np.concatenate([e_unit, t.exit_unit])
         n_in, n_out = len(e_unit), len(t.exit_unit)
@@ -357,40 +436,126 @@ class BeaconMonitor:
         """Exit every unit silent for more than ``exit_after_s`` (reason ``silence``).
 
         The exit is dated last heard + ``exit_after_s``, as when a late sighting reveals the
-        silence, so the events do not depend on when the sweep runs. Silent streams are
-        forgotten too (their smoothing would restart anyway).
+        silence, so the events do not depend on when the sweep runs, nor on which process runs
+        it. Silent streams are forgotten too (their smoothing would restart anyway). Only the
+        devices the store reports as due are loaded.
         """
         now = time.time() if now is None else float(now)
-        limit = now - self.config.exit_after_s
-        dev, region, store, rows = self.store.silent_presence(limit)
-        self.store.drop_silent_streams(limit)
-        return self._close(dev, region, store, rows, rows.last_heard_ts + self.config.exit_after_s,
-                           Reason.SILENCE)
+        exit_after = self.config.exit_after_s
+        limit = now - exit_after
+
+        def decide(st: MonitorStates):
+            close = st.presence.last_heard_ts < limit
+            return (close, st.presence.last_heard_ts + exit_after, Reason.SILENCE,
+                    st.streams.last_ts < limit)
+        out = []
+        for _ in range(_MAX_PAGES):   # the store hands out due devices in pages
+            ids = self.store.due(limit, _PAGE)
+            if len(ids) == 0:
+                break
+            out.append(self._close(ids, decide))
+        return EventBatch.concat(out).sorted()
 
     def reconcile(self, now: float | None = None) -> EventBatch:
         """Exit units whose region or store no longer exists, or no longer has beacons in the
         region (reason ``beacon_removed``), dated ``max(now, last heard)``.
 
-        Call after removing beacons or regions from the registry.
+        Call after removing beacons or regions from the registry. Loads every device with
+        state, a page at a time.
         """
         now = time.time() if now is None else float(now)
-        dev, region, store, rows = self.store.silent_presence(np.inf)
         table = self.registry.table()
         b, r = table.members(np.arange(len(table)))
         valid = pd.Index(table.region_id[r] + "\x1f" + table.store_id[b], dtype=object).unique()
-        gone = valid.get_indexer(region + "\x1f" + store) < 0 if len(dev) else np.zeros(0, bool)
-        return self._close(dev[gone], region[gone], store[gone], rows.take(gone),
-                           np.fmax(rows.last_heard_ts[gone], now), Reason.BEACON_REMOVED)
 
-    def _close(self, dev: np.ndarray, region: np.ndarray, store: np.ndarray, rows: PresenceStates,
-               at: np.ndarray, reason: Reason) -> EventBatch:
-        n = len(dev)
-        if n == 0:
-            return EventBatch.empty()
-        self.store.save_presence(dev, region, store, PresenceStates.empty(n))
-        return EventBatch(dev, store, np.full(n, EventKind.BEACON_EXIT, np.int8), at,
-                          rows.visit_id, at - rows.enter_ts, np.full(n, reason, np.int8),
-                          region).sorted()
+        def decide(st: MonitorStates):
+            pair = st.region_id + "\x1f" + st.store_id
+            gone = valid.get_indexer(pair) < 0 if len(pair) else np.zeros(0, bool)
+            return (gone, np.fmax(st.presence.last_heard_ts, now), Reason.BEACON_REMOVED,
+                    np.zeros(len(st.stream_dev), bool))
+        ids = self.store.due(np.inf)
+        return EventBatch.concat([self._close(ids[a:a + _PAGE], decide)
+                                  for a in range(0, len(ids), _PAGE)]).sorted()
+
+    def _close(self, device_ids: np.ndarray, decide) -> EventBatch:
+        """Close the presence rows and drop the streams ``decide(states)`` selects, with exit
+        events dated as it says; devices changed meanwhile by another process are reloaded
+        and decided again."""
+        out = []
+        todo = np.asarray(device_ids, dtype=object)
+        for _ in range(self.config.max_retries + 1):
+            if len(todo) == 0:
+                break
+            st = self.store.load(todo)
+            close, at, reason, drop = decide(st)
+            touched = np.zeros(len(st), bool)
+            touched[st.presence_dev[close]] = touched[st.stream_dev[drop]] = True
+            if not touched.any():
+                break
+            rows = np.flatnonzero(touched)
+            ok = np.zeros(len(st), bool)
+            ok[rows] = self.store.save(st.keep_rows(~drop, ~close).select(rows))
+            c = np.flatnonzero(close & ok[st.presence_dev])
+            n = len(c)
+            out.append(EventBatch(st.device_ids[st.presence_dev[c]], st.store_id[c],
+                                  np.full(n, EventKind.BEACON_EXIT, np.int8), at[c],
+                                  st.presence.visit_id[c], at[c] - st.presence.enter_ts[c],
+                                  np.full(n, reason, np.int8), st.region_id[c]))
+            todo = st.device_ids[touched & ~ok]
+        else:
+            raise StoreError(f"{len(todo)} device(s) kept conflicting while closing stays")
+        return EventBatch.concat(out).sorted()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The known sightings of a batch, as columns."""
+
+    device_id: np.ndarray
+    row: np.ndarray
+    ts: np.ndarray
+    rssi_dbm: np.ndarray
+    tx_power_dbm: np.ndarray
+
+    def take(self, idx: np.ndarray) -> _Batch:
+        return _Batch(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    """One attempt at a batch: its outputs and the states to save; masks per sighting."""
+
+    events: EventBatch
+    positions: PingBatch
+    after: MonitorStates
+    accepted: np.ndarray
+    stale: np.ndarray
+
+
+def _find(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Position of each query in `keys` (unique where >= 0; negative keys never match), -1
+    where absent."""
+    valid = np.flatnonzero(keys >= 0)
+    if len(valid) == 0 or len(queries) == 0:
+        return np.full(len(queries), -1, np.int64)
+    hit = pd.Index(keys[valid]).get_indexer(queries)
+    return np.where(hit >= 0, valid[hit], -1)
+
+
+def _take_or_empty(rows, at: np.ndarray, kind):
+    """Rows at positions `at` of `rows`, empty rows where `at` is -1."""
+    out = kind.empty(len(at))
+    hit = np.flatnonzero(at >= 0)
+    for f in fields(out):
+        getattr(out, f.name)[hit] = getattr(rows, f.name)[at[hit]]
+    return out
+
+
+def _of_devices(batch, lost: np.ndarray):
+    """Rows of an EventBatch / PingBatch whose device is not in `lost`."""
+    if len(lost) == 0 or len(batch) == 0:
+        return batch
+    return batch.take(np.flatnonzero(~np.isin(batch.device_id, lost)))
 
 
 def _hash_strs(values: np.ndarray) -> np.ndarray:

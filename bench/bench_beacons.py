@@ -9,13 +9,17 @@ Two passes: without positions (smoothing, distance, zones, region enter / exit a
 zone_change events, plus a sweep after each batch as the service runs it) and with indoor
 positions.
 
-Run: ``python bench/bench_beacons.py [--sightings 1000000] [--batch 50000]``
+With ``--redis-url`` the monitor keeps its state in Redis (:class:`beacons.redis_state.
+RedisMonitorStore`, under a fresh prefix deleted afterwards) instead of in memory.
+
+Run: ``python bench/bench_beacons.py [--sightings 1000000] [--batch 50000] [--redis-url URL]``
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import uuid
 
 import numpy as np
 from pyproj import Geod
@@ -77,8 +81,13 @@ def build(n_beacons: int = 200, n_devices: int = 5000, n_sightings: int = 1_000_
     return registry, batch
 
 
-def run(registry, sightings, batch_size: int, positions: bool) -> tuple[float, int, int]:
-    monitor = BeaconMonitor(registry, MonitorConfig(positions=positions))
+def run(registry, sightings, batch_size: int, positions: bool,
+        redis_url: str | None = None) -> tuple[float, int, int]:
+    store = None
+    if redis_url:
+        from beacons.redis_state import RedisMonitorStore
+        store = RedisMonitorStore(redis_url, prefix=f"bench:{uuid.uuid4().hex[:12]}:")
+    monitor = BeaconMonitor(registry, MonitorConfig(positions=positions), store)
     n = len(sightings)
     events = pings = 0
     t0 = time.perf_counter()
@@ -87,7 +96,11 @@ def run(registry, sightings, batch_size: int, positions: bool) -> tuple[float, i
         r = monitor.ingest(batch)
         events += len(r.events) + len(monitor.sweep(now=float(batch.ts[-1])))
         pings += len(r.positions)
-    return time.perf_counter() - t0, events, pings
+    dt = time.perf_counter() - t0
+    if store is not None:
+        store.clear()
+        store.close()
+    return dt, events, pings
 
 
 def main() -> None:
@@ -96,12 +109,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--devices", type=int, default=5000)
     ap.add_argument("--beacons", type=int, default=200)
+    ap.add_argument("--redis-url", default=None,
+                    help="keep the monitor state in this Redis (default: in memory)")
     a = ap.parse_args()
     registry, sightings = build(a.beacons, a.devices, a.sightings)
     print(f"{len(sightings):,} sightings, {a.devices:,} devices, {a.beacons} beacons, "
-          f"batches of {a.batch:,}")
+          f"batches of {a.batch:,}, state in {'Redis' if a.redis_url else 'memory'}")
     for positions in (False, True):
-        dt, events, pings = run(registry, sightings, a.batch, positions)
+        dt, events, pings = run(registry, sightings, a.batch, positions, a.redis_url)
         label = "with positions   " if positions else "smoothing + zones"
         print(f"{label}: {len(sightings) / dt:>10,.0f} sightings/s  ({dt:.2f} s, "
               f"{events:,} events, {pings:,} indoor pings)")

@@ -13,7 +13,7 @@ from beacons.monitor import BeaconMonitor, DistanceModel, FilterKind, MonitorCon
 from beacons.ranging import Zone
 from beacons.registry import BeaconKind, BeaconRegistry, Region, parse_beacon
 from beacons.sightings import SightingBatch
-from beacons.state import MemoryMonitorStore, MonitorStore
+from beacons.state import MemoryMonitorStore, MonitorStore, StreamStates
 from proximity.events import EventKind, Reason
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
@@ -251,22 +251,28 @@ def test_batch_equals_one_by_one_and_any_chunking(rows, cut, enter_max):
         assert ks == [EventKind.BEACON_ENTER, EventKind.BEACON_EXIT] * (len(ks) // 2)
 
 
-def test_memory_store_reads_back_what_it_wrote_and_reuses_freed_slots():
+def test_memory_store_reads_back_what_it_wrote_and_keeps_no_dead_rows():
     rng = np.random.default_rng(11)
     store, model = MemoryMonitorStore(), {}
     for step in range(30):
-        dev = rng.choice(["a", "b", "c", "d"], 20).astype(object)
-        bcn = rng.choice([key(1, m) for m in range(5)], 20).astype(object)
-        pairs = sorted(set(zip(dev, bcn)))
-        dev, bcn = (np.array(x, dtype=object) for x in zip(*pairs))
-        rows = store.load_streams(dev, bcn)
-        for i, p in enumerate(pairs):
-            assert (rows.last_ts[i] == model[p]) if p in model else np.isnan(rows.last_ts[i])
-        new = rng.uniform(0, 100, len(pairs))
-        new[rng.random(len(pairs)) < 0.3] = np.nan  # delete some
-        rows.last_ts = new
-        store.save_streams(dev, bcn, rows)
-        for p, v in zip(pairs, new):
-            model.pop(p, None) if np.isnan(v) else model.__setitem__(p, v)
+        devs = np.array(sorted(set(rng.choice(["a", "b", "c", "d"], 3))), dtype=object)
+        states = store.load(devs)
+        got = {(devs[d], b): t for d, b, t in zip(states.stream_dev, states.beacon_id,
+                                                  states.streams.last_ts)}
+        assert got == {k: v for k, v in model.items() if k[0] in set(devs)}, f"step {step}"
+        dev = rng.integers(0, len(devs), 8)
+        bcn = rng.choice([key(1, m) for m in range(5)], 8).astype(object)
+        pairs = sorted(set(zip(dev.tolist(), bcn)))
+        states.stream_dev = np.array([d for d, _ in pairs], np.int64)
+        states.beacon_id = np.array([b for _, b in pairs], dtype=object)
+        states.streams = StreamStates.empty(len(pairs))
+        states.streams.last_ts[:] = rng.uniform(0, 100, len(pairs))
+        states.streams.last_ts[rng.random(len(pairs)) < 0.3] = np.nan  # not stored
+        assert store.save(states).all()
+        for d in devs:
+            for k in [k for k in model if k[0] == d]:
+                del model[k]
+        for (d, b), v in zip(pairs, states.streams.last_ts):
+            if not np.isnan(v):
+                model[(devs[d], b)] = v
         assert store.n_streams == len(model)
-    assert len(store._streams.rows.last_ts) <= 64  # 20 live streams at most: slots are reused
