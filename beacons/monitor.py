@@ -43,6 +43,7 @@ from beacons.state import (MemoryMonitorStore, MonitorStates, MonitorStore, Pres
 from proximity.errors import StoreError
 from proximity.events import EventBatch, EventKind, Reason
 from proximity.pings import PingBatch
+from proximity.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
 
 __all__ = ["BeaconMonitor", "BeaconResult", "DistanceModel", "FilterKind", "MonitorConfig"]
 
@@ -556,29 +557,3 @@ def _of_devices(batch, lost: np.ndarray):
     if len(lost) == 0 or len(batch) == 0:
         return batch
     return batch.take(np.flatnonzero(~np.isin(batch.device_id, lost)))
-
-
-def _hash_strs(values: np.ndarray) -> np.ndarray:
-    """Stable 64-bit hashes of strings (pandas' keyed SipHash: equal across processes)."""
-    return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False).astype(np.uint64)
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer, as the geofence engine's visit ids use."""
-    x = x.astype(np.uint64)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
-
-
-def _visit_ids(device_ids: np.ndarray, key_hash: np.ndarray, start_ts: np.ndarray) -> np.ndarray:
-    """Deterministic visit ids from (device, region+store or beacon, start ts)."""
-    if len(device_ids) == 0:
-        return np.empty(0, np.uint64)
-    ts_bits = np.ascontiguousarray(start_ts, dtype=np.float64).view(np.uint64)
-    v = _mix64(_hash_strs(device_ids) ^ _mix64(key_hash ^ _mix64(ts_bits)))
-    v[v == 0] = 1
-    return v

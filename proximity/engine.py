@@ -22,6 +22,7 @@ from proximity.pings import PingBatch
 from proximity.store.base import DeviceStates, StateStore
 from proximity.store.memory import MemoryStore
 from proximity.transitions import silence_due, transitions
+from proximity.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
 
 __all__ = ["Engine", "EngineConfig", "IngestResult"]
 
@@ -369,28 +370,3 @@ def _at(st: DeviceStates, now: float | None) -> np.ndarray:
     """Exit time for definition changes: now, but never before the device's last ping."""
     now = time.time() if now is None else float(now)
     return np.fmax(st.last_ts[st.stay_dev], now) if len(st.stay_dev) else np.empty(0)
-
-
-def _hash_strs(values: np.ndarray) -> np.ndarray:
-    """Stable 64-bit hashes of strings (pandas' keyed SipHash: equal across processes and runs)."""
-    return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False).astype(np.uint64)
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer: a bijective scramble of 64-bit integers."""
-    x = x.astype(np.uint64)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
-
-
-def _visit_ids(device_ids: np.ndarray, fence_hash: np.ndarray, enter_ts: np.ndarray) -> np.ndarray:
-    """Deterministic visit ids from (device, fence, enter ts): equal across processes and replays."""
-    dh = _hash_strs(device_ids)
-    ts_bits = np.ascontiguousarray(enter_ts, dtype=np.float64).view(np.uint64)
-    v = _mix64(dh ^ _mix64(fence_hash ^ _mix64(ts_bits)))
-    v[v == 0] = 1
-    return v
