@@ -27,8 +27,6 @@ writer still conflicts) for ``forget_after_s``, then Redis expires it.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from typing import Iterator
 
 from dataclasses import fields
 
@@ -37,15 +35,8 @@ import pandas as pd
 
 from beacons.state import MonitorStates, PresenceStates, StreamStates
 from proximity.errors import StoreError
-from proximity.store.redis import _glob_escape, _redact  # one URL-masking rule for all stores
+from proximity.store._redis import _glob_escape, _RedisShell
 
-try:
-    import redis
-    from redis.exceptions import ConnectionError as _RedisConnectionError
-    from redis.exceptions import NoScriptError, RedisError
-    from redis.exceptions import TimeoutError as _RedisTimeoutError
-except ImportError:  # pragma: no cover - redis is a declared dependency
-    redis = None
 
 __all__ = ["RedisMonitorStore"]
 
@@ -98,7 +89,7 @@ return failed
 """
 
 
-class RedisMonitorStore:
+class RedisMonitorStore(_RedisShell):
     """Beacon monitor state in Redis, shared by processes; see :class:`~beacons.state.MonitorStore`.
 
     Parameters
@@ -128,35 +119,17 @@ class RedisMonitorStore:
     at once makes a big value; streams silent for ``exit_after_s`` are dropped by the sweep.
     """
 
+    _SCRIPT = _SAVE_LUA
+
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "prox:beacons:",
                  client=None, forget_after_s: float = 86_400.0) -> None:
-        if redis is None:  # pragma: no cover
-            raise StoreError("the redis package is not installed (pip install redis)")
         if not 0 < forget_after_s < np.inf:
             raise ValueError(f"forget_after_s must be a finite number > 0, not {forget_after_s!r}")
-        self.url = _redact(url)
-        self.prefix = prefix
-        self._owns_client = client is None
         self._dev_prefix = f"{prefix}d:"
         self._silence_key = f"{prefix}silence"
         self._plen = len(self._dev_prefix.encode())
         self._ttl_ms = max(1, int(forget_after_s * 1000))
-        if client is None:
-            try:
-                client = redis.Redis.from_url(url)
-            except ValueError as exc:
-                raise StoreError(f"invalid Redis URL {self.url!r}: {exc}") from None
-        elif client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("RedisMonitorStore needs a client with decode_responses=False "
-                             "(states are binary)")
-        self._r = client
-        try:
-            with self._errors("connect to"):
-                self._r.ping()
-                self._save_sha = self._r.script_load(_SAVE_LUA)
-        except StoreError:
-            self.close()
-            raise
+        super().__init__(url, prefix=prefix, client=client)
 
     # -- the MonitorStore protocol --------------------------------------------------------------
     def load(self, device_ids: np.ndarray) -> MonitorStates:
@@ -213,64 +186,7 @@ class RedisMonitorStore:
 
     def clear(self) -> None:
         """Delete this prefix's keys (only those), scanning rather than blocking Redis."""
-        pattern = _glob_escape(self._dev_prefix) + "*"
-        with self._errors("clear"):
-            batch = [self._silence_key]
-            for key in self._r.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    self._r.unlink(*batch)
-                    batch = []
-            if batch:
-                self._r.unlink(*batch)
-
-    def close(self) -> None:
-        """Release the connection pool (a client passed in is left to its owner)."""
-        if self._owns_client:
-            self._r.close()
-
-    def __enter__(self) -> RedisMonitorStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"RedisMonitorStore({self.url!r}, prefix={self.prefix!r})"
-
-    # -- internals ------------------------------------------------------------------------------
-    def _run_scripts(self, calls) -> list:
-        """Run the save script once per chunk in one pipeline; reload it if Redis lost it."""
-        results: list = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for attempt in range(2):
-            pipe = self._r.pipeline(transaction=False)
-            for j in todo:
-                _, keys, args = calls[j]
-                pipe.evalsha(self._save_sha, len(keys), *keys, *args)
-            out = pipe.execute(raise_on_error=False)
-            retry = []
-            for j, res in zip(todo, out):
-                if isinstance(res, NoScriptError) and attempt == 0:
-                    retry.append(j)        # not run at all: safe to send again
-                elif isinstance(res, Exception):
-                    raise res
-                else:
-                    results[j] = res
-            if not retry:
-                break
-            self._save_sha = self._r.script_load(_SAVE_LUA)
-            todo = retry
-        return results
-
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (_RedisConnectionError, _RedisTimeoutError) as exc:
-            raise StoreError(f"cannot {what} Redis at {self.url}: {exc}") from None
-        except RedisError as exc:
-            raise StoreError(f"Redis at {self.url} failed to {what.split()[0]}: {exc}") from exc
+        self._unlink_matching(_glob_escape(self._dev_prefix) + "*", [self._silence_key])
 
 
 def _encode(values: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -23,23 +23,13 @@ conflicts (a conflict there would lose the batch's events).
 from __future__ import annotations
 
 import os
-import re
 import struct
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from proximity.errors import StoreError
+from proximity.store._redis import _glob_escape, _RedisShell
 from proximity.store.base import DeviceStates
-
-try:
-    import redis
-    from redis.exceptions import ConnectionError as _RedisConnectionError
-    from redis.exceptions import NoScriptError, RedisError
-    from redis.exceptions import TimeoutError as _RedisTimeoutError
-except ImportError:  # pragma: no cover - redis is a declared dependency
-    redis = None
 
 __all__ = ["RedisStore"]
 
@@ -104,7 +94,7 @@ return failed
 """
 
 
-class RedisStore:
+class RedisStore(_RedisShell):
     """Device state in Redis, shared by engine processes; see :class:`~proximity.store.base.StateStore`.
 
     Parameters
@@ -133,32 +123,15 @@ class RedisStore:
     encoding and parsing (installing ``hiredis`` speeds up the parsing).
     """
 
+    _SCRIPT = _SAVE_LUA
+
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "prox:", client=None):
-        if redis is None:  # pragma: no cover
-            raise StoreError("the redis package is not installed (pip install redis)")
-        self.url = _redact(url)
-        self.prefix = prefix
-        self._owns_client = client is None
         self._dev_prefix = f"{prefix}d:"
         self._fence_prefix = f"{prefix}f:"
         self._count_key = f"{prefix}n"
         self._deadline_key = f"{prefix}z"
         self._plen = len(self._dev_prefix.encode())
-        if client is None:
-            try:
-                client = redis.Redis.from_url(url)
-            except ValueError as exc:
-                raise StoreError(f"invalid Redis URL {self.url!r}: {exc}") from None
-        elif client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("RedisStore needs a client with decode_responses=False (states are binary)")
-        self._r = client
-        try:
-            with self._errors("connect to"):
-                self._r.ping()
-                self._save_sha = self._r.script_load(_SAVE_LUA)
-        except StoreError:
-            self.close()
-            raise
+        super().__init__(url, prefix=prefix, client=client)
 
     # -- the StateStore protocol --------------------------------------------------------------
     def load(self, device_ids: Sequence[str]) -> DeviceStates:
@@ -242,64 +215,7 @@ class RedisStore:
 
     def clear(self) -> None:
         """Delete this prefix's keys (only those), scanning rather than blocking Redis."""
-        pattern = _glob_escape(self.prefix) + "[df]:*"
-        with self._errors("clear"):
-            batch = [self._count_key, self._deadline_key]
-            for key in self._r.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    self._r.unlink(*batch)
-                    batch = []
-            if batch:
-                self._r.unlink(*batch)
-
-    def close(self) -> None:
-        """Release the connection pool (a client passed in is left to its owner)."""
-        if self._owns_client:
-            self._r.close()
-
-    def __enter__(self) -> "RedisStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
-
-    # -- internals -----------------------------------------------------------------------------
-    def _run_scripts(self, calls) -> list:
-        """Run the save script once per chunk in one pipeline; reload it if Redis lost it."""
-        results: list = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for attempt in range(2):
-            pipe = self._r.pipeline(transaction=False)
-            for j in todo:
-                _, keys, args = calls[j]
-                pipe.evalsha(self._save_sha, len(keys), *keys, *args)
-            out = pipe.execute(raise_on_error=False)
-            retry = []
-            for j, res in zip(todo, out):
-                if isinstance(res, NoScriptError) and attempt == 0:
-                    retry.append(j)        # not run at all: safe to send again
-                elif isinstance(res, Exception):
-                    raise res
-                else:
-                    results[j] = res
-            if not retry:
-                break
-            self._save_sha = self._r.script_load(_SAVE_LUA)
-            todo = retry
-        return results
-
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (_RedisConnectionError, _RedisTimeoutError) as exc:
-            raise StoreError(f"cannot {what} Redis at {self.url}: {exc}") from None
-        except RedisError as exc:
-            raise StoreError(f"Redis at {self.url} failed to {what.split()[0]}: {exc}") from exc
+        self._unlink_matching(_glob_escape(self.prefix) + "[df]:*", [self._count_key, self._deadline_key])
 
 
 class _Changes:
@@ -382,20 +298,3 @@ def _unpack_into(out: DeviceStates, values: list) -> None:
         out.stay_enter_ts = np.asarray(se, np.float64)
         out.stay_visit = np.asarray(sv, np.uint64)
         out.stay_dwelled = np.asarray(sw, bool)
-
-
-def _redact(url: str) -> str:
-    """Return the URL with its password (in the authority or a ``password=`` query) masked."""
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        authority, slash, path = rest.partition("/")
-        userinfo, at, host = authority.rpartition("@")
-        if at and ":" in userinfo:
-            authority = f"{userinfo.partition(':')[0]}:***@{host}"
-        url = f"{scheme}://{authority}{slash}{path}"
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
-
-
-def _glob_escape(s: str) -> str:
-    """Escape Redis glob metacharacters so ``s`` matches itself."""
-    return "".join("\\" + c if c in "*?[]\\^-" else c for c in s)

@@ -1,0 +1,131 @@
+"""Connection, script and error plumbing shared by the Redis-backed stores.
+
+Both :class:`~proximity.store.RedisStore` (geofence state) and
+:class:`~beacons.redis_state.RedisMonitorStore` (beacon state) keep one packed value per device
+and save through one Lua compare-and-set script; this shell owns the client, loads the script,
+re-sends it after a ``SCRIPT FLUSH``, and turns redis-py errors into :class:`StoreError` with the
+password masked.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from typing import Iterator
+
+from proximity.errors import StoreError
+
+try:
+    import redis
+    from redis.exceptions import ConnectionError as _RedisConnectionError
+    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import TimeoutError as _RedisTimeoutError
+except ImportError:  # pragma: no cover - redis is a declared dependency
+    redis = None
+
+__all__: list[str] = []
+
+
+class _RedisShell:
+    """Owns a binary redis-py client and one save script (``_SCRIPT``, set by subclasses)."""
+
+    _SCRIPT: str = ""
+
+    def __init__(self, url: str, *, prefix: str, client=None):
+        if redis is None:  # pragma: no cover
+            raise StoreError("the redis package is not installed (pip install redis)")
+        self.url = _redact(url)
+        self.prefix = prefix
+        self._owns_client = client is None
+        if client is None:
+            try:
+                client = redis.Redis.from_url(url)
+            except ValueError as exc:
+                raise StoreError(f"invalid Redis URL {self.url!r}: {exc}") from None
+        elif client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError(f"{type(self).__name__} needs a client with decode_responses=False "
+                             "(states are binary)")
+        self._r = client
+        try:
+            with self._errors("connect to"):
+                self._r.ping()
+                self._save_sha = self._r.script_load(self._SCRIPT)
+        except StoreError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the connection pool (a client passed in is left to its owner)."""
+        if self._owns_client:
+            self._r.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, prefix={self.prefix!r})"
+
+    def _run_scripts(self, calls) -> list:
+        """Run the save script once per (tag, keys, args) call in one pipeline; reload it if lost."""
+        results: list = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            pipe = self._r.pipeline(transaction=False)
+            for j in todo:
+                _, keys, args = calls[j]
+                pipe.evalsha(self._save_sha, len(keys), *keys, *args)
+            out = pipe.execute(raise_on_error=False)
+            retry = []
+            for j, res in zip(todo, out):
+                if isinstance(res, NoScriptError) and attempt == 0:
+                    retry.append(j)        # not run at all: safe to send again
+                elif isinstance(res, Exception):
+                    raise res
+                else:
+                    results[j] = res
+            if not retry:
+                break
+            self._save_sha = self._r.script_load(self._SCRIPT)
+            todo = retry
+        return results
+
+    def _unlink_matching(self, pattern: str, extra: list[str]) -> None:
+        """Delete ``extra`` keys and every key matching ``pattern``, scanning, 1000 at a time."""
+        with self._errors("clear"):
+            batch = list(extra)
+            for key in self._r.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    self._r.unlink(*batch)
+                    batch = []
+            if batch:
+                self._r.unlink(*batch)
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (_RedisConnectionError, _RedisTimeoutError) as exc:
+            raise StoreError(f"cannot {what} Redis at {self.url}: {exc}") from None
+        except RedisError as exc:
+            raise StoreError(f"Redis at {self.url} failed to {what.split()[0]}: {exc}") from exc
+
+
+def _redact(url: str) -> str:
+    """Return the URL with its password (in the authority or a ``password=`` query) masked."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        userinfo, at, host = authority.rpartition("@")
+        if at and ":" in userinfo:
+            authority = f"{userinfo.partition(':')[0]}:***@{host}"
+        url = f"{scheme}://{authority}{slash}{path}"
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
+
+
+def _glob_escape(s: str) -> str:
+    """Escape Redis glob metacharacters so ``s`` matches itself."""
+    return "".join("\\" + c if c in "*?[]\\^-" else c for c in s)
