@@ -146,7 +146,7 @@ class BeaconResult:
 
     ``positions`` are indoor pings for :meth:`proximity.Engine.ingest`; ``unknown`` counts
     sightings of unregistered beacons, ``unidentified`` those naming no beacon (Eddystone URL /
-    TLM), ``stale`` those older than their stream's last reading (all three ignored).
+    TLM), ``stale`` those not newer than their stream's last reading (all three ignored).
     ``retries`` counts recomputations after conflicts with other processes sharing the store.
     """
 
@@ -227,7 +227,8 @@ class BeaconMonitor:
 
         Within a batch each stream's readings are applied in ts order, so a batch gives the
         events of feeding its sightings one by one in ts order. A reading older than its
-        stream's last one from an earlier batch is dropped as ``stale``.
+        stream's last one (from an earlier batch, or an equal ts within this one) is dropped as
+        ``stale``, so re-sending a batch is harmless.
 
         The batch's devices are loaded, computed and saved conditionally on their versions;
         devices another process changed meanwhile are reloaded and recomputed (up to
@@ -277,7 +278,13 @@ class BeaconMonitor:
 
         ts = b.ts
         order = np.lexsort((ts, stream))
-        fresh = ~(ts[order] < st.last_ts[stream[order]])
+        # A reading not newer than its stream's last one (stored, or earlier in this batch) is
+        # dropped, so a re-sent batch changes nothing (as with the geofence engine's pings).
+        s_sorted, t_sorted = stream[order], ts[order]
+        same = np.zeros(len(order), bool)
+        same[1:] = s_sorted[1:] == s_sorted[:-1]
+        ref = np.fmax(np.where(same, np.roll(t_sorted, 1), np.nan), st.last_ts[s_sorted])
+        fresh = ~(t_sorted <= ref)
         accepted, stale = np.zeros(len(ts), bool), np.zeros(len(ts), bool)
         accepted[order[fresh]], stale[order[~fresh]] = True, True
         order = order[fresh]

@@ -276,3 +276,20 @@ def test_memory_store_reads_back_what_it_wrote_and_keeps_no_dead_rows():
             if not np.isnan(v):
                 model[(devs[d], b)] = v
         assert store.n_streams == len(model)
+
+
+def test_a_resent_batch_changes_nothing(registry):
+    """Apps retry uploads: the same sightings again give no events and count as stale."""
+    mon = BeaconMonitor(registry)
+    batch = sightings(*[("p1", t, key(1, t % 3), RSSI_NEAR - 8 * (t % 4)) for t in range(0, 40, 2)])
+    first = mon.ingest(batch)
+    assert len(first.events) > 1
+    again = mon.ingest(batch)
+    assert (again.accepted, again.stale, len(again.events)) == (0, len(batch), 0)
+    assert [str(e.type) for e in mon.sweep(now=T0 + 1e4)] == ["beacon_exit"]   # one stay, one exit
+
+
+def test_equal_ts_readings_of_one_stream_count_once(registry):
+    mon = BeaconMonitor(registry)
+    r = mon.ingest(sightings(("p1", 0, key(1, 0), RSSI_NEAR), ("p1", 0, key(1, 0), RSSI_NEAR)))
+    assert (r.accepted, r.stale) == (1, 1)
