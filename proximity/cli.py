@@ -39,6 +39,7 @@ class Command:
 #: The subcommands; add one with one line, e.g.
 #: ``Command("serve", "run the HTTP service", "proximity.service.cli:setup_serve")``.
 COMMANDS: tuple[Command, ...] = (
+    Command("serve", "run the HTTP API (OpenAPI at /docs)", "proximity.service.cli:setup"),
     Command("replay", "replay a pings CSV against a fences GeoJSON into an events CSV",
             "proximity.cli:_setup_replay"),
     Command("demo", "replay the bundled demo (a mall and a high street) and compare with the truth",

@@ -1,0 +1,74 @@
+"""The FastAPI application: ``create_app(settings)``; long-lived objects are built in the lifespan."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI
+
+from proximity.service.errors import install_handlers
+from proximity.service.metrics import MetricsMiddleware
+from proximity.service.routes import ROUTERS
+from proximity.service.runtime import start_runtime, stop_runtime
+from proximity.service.settings import Settings
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """Geofencing and proximity for online-to-offline retail: geofences in, device pings in,
+enter / exit / dwell events out (as a response, a log, a live stream and webhooks).
+
+Every route but `/health` needs an API key: `Authorization: Bearer <key>`. Scopes: `ingest`
+(pings and phone clients), `manage` (geofences, queries, events, webhooks), `admin` (keys; and
+everything). Errors are JSON: `{"error": {"code", "message", "field"}}`.
+"""
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to any request that declares a body larger than the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > self.limit:
+                        body = orjson.dumps({"error": {
+                            "code": "too_large", "field": "body",
+                            "message": f"request body larger than the limit of {self.limit} bytes"}})
+                        await send({"type": "http.response.start", "status": 413,
+                                    "headers": [(b"content-type", b"application/json"),
+                                                (b"content-length", str(len(body)).encode())]})
+                        await send({"type": "http.response.body", "body": body})
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Return the service app; nothing is connected or loaded until its lifespan starts."""
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        rt = await start_runtime(settings)
+        app.state.runtime = rt
+        try:
+            yield
+        finally:
+            await stop_runtime(rt)
+
+    app = FastAPI(title="proximity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    install_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    def _metrics():
+        rt = getattr(app.state, "runtime", None)
+        return rt.metrics if rt is not None else None
+    app.add_middleware(MetricsMiddleware, metrics=_metrics)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    return app

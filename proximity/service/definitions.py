@@ -1,0 +1,210 @@
+"""Durable definition storage (geofences now; beacons and campaigns later), generic over a kind.
+
+Two implementations of one small protocol:
+
+- :class:`SQLiteDefinitions` (embedded default): one table, WAL + ``synchronous=FULL``, every
+  write committed before the call returns, so a 2xx sent after it survives ``kill -9``.
+- :class:`RedisDefinitions` (several processes): a hash per kind (id -> JSON document) and a
+  change stream; each write updates both atomically (a Lua script or MULTI/EXEC), and
+  :meth:`changes` lets every process follow the others' writes (``XREAD BLOCK``).
+
+A change names only (kind, id): followers read the *current* document, so two processes that
+write the same id in quick succession converge on the last write whatever order they see.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+
+__all__ = ["Change", "Definitions", "SQLiteDefinitions", "RedisDefinitions", "open_definitions"]
+
+
+class Change(NamedTuple):
+    """Definition ``id`` of ``kind`` was written or deleted (read the current value to know)."""
+
+    kind: str
+    id: str
+
+
+class Definitions(Protocol):
+    """Where definitions live. Documents are JSON-ready dicts."""
+
+    def get(self, kind: str, id: str) -> dict | None: ...
+    def get_many(self, kind: str, ids: list[str]) -> list[dict | None]: ...
+    def all(self, kind: str) -> dict[str, dict]: ...
+    def create(self, kind: str, id: str, doc: dict) -> bool:
+        """Store ``doc`` unless ``id`` exists; return whether it was stored."""
+    def put(self, kind: str, id: str, doc: dict) -> bool:
+        """Store ``doc``; return True when ``id`` is new."""
+    def put_many(self, kind: str, docs: dict[str, dict]) -> None:
+        """Store every document in one transaction (all or nothing)."""
+    def delete(self, kind: str, id: str) -> bool:
+        """Delete ``id``; return whether it existed."""
+    def cursor(self) -> str:
+        """Return the change-feed position now (start following from here)."""
+    def changes(self, after: str, timeout_s: float) -> tuple[str, list[Change]]:
+        """Wait up to ``timeout_s`` for changes after ``after``; return the new position and them."""
+    def close(self) -> None: ...
+
+
+class SQLiteDefinitions:
+    """Definitions in one SQLite file; durable at return of every write (single process)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS definitions (kind TEXT NOT NULL, id TEXT NOT NULL, "
+                         "doc BLOB NOT NULL, updated_ts REAL NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID")
+
+    def get(self, kind, id):
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM definitions WHERE kind=? AND id=?", (kind, id)).fetchone()
+        return None if row is None else orjson.loads(row[0])
+
+    def get_many(self, kind, ids):
+        return [self.get(kind, i) for i in ids]
+
+    def all(self, kind):
+        with self._lock:
+            rows = self._db.execute("SELECT id, doc FROM definitions WHERE kind=? ORDER BY id", (kind,)).fetchall()
+        return {i: orjson.loads(d) for i, d in rows}
+
+    def _write(self, sql_pairs) -> list[int]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                counts = [self._db.execute(sql, args).rowcount for sql, args in sql_pairs]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return counts
+
+    def create(self, kind, id, doc):
+        return self._write([("INSERT OR IGNORE INTO definitions VALUES (?, ?, ?, ?)",
+                             (kind, id, orjson.dumps(doc), time.time()))])[0] == 1
+
+    def put(self, kind, id, doc):
+        existed = self.get(kind, id) is not None
+        self._write([("INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)",
+                      (kind, id, orjson.dumps(doc), time.time()))])
+        return not existed
+
+    def put_many(self, kind, docs):
+        now = time.time()
+        self._write([("INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)", (kind, i, orjson.dumps(d), now))
+                     for i, d in docs.items()])
+
+    def delete(self, kind, id):
+        return self._write([("DELETE FROM definitions WHERE kind=? AND id=?", (kind, id))])[0] == 1
+
+    def cursor(self):
+        return "0"
+
+    def changes(self, after, timeout_s):
+        time.sleep(timeout_s)  # one process owns the file: there is nobody else to follow
+        return after, []
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+
+_WRITE = """
+local hash, stream, mode, kind, id, doc = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local existed = redis.call('HEXISTS', hash, id)
+if mode == 'create' and existed == 1 then return -1 end
+if mode == 'delete' then
+  if existed == 0 then return -1 end
+  redis.call('HDEL', hash, id)
+else
+  redis.call('HSET', hash, id, doc)
+end
+redis.call('XADD', stream, 'MAXLEN', '~', '100000', '*', 'k', kind, 'i', id)
+return existed
+"""
+
+
+class RedisDefinitions:
+    """Definitions in Redis, shared by every process on it, with a change stream to follow."""
+
+    def __init__(self, url: str, *, prefix: str = "prox:"):
+        import redis
+
+        self._r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
+                                       health_check_interval=30)
+        self.prefix = prefix
+        self._stream = f"{prefix}defs:changes"
+        self._script = self._r.register_script(_WRITE)
+        self._r.ping()
+
+    def _hash(self, kind: str) -> str:
+        return f"{self.prefix}defs:{kind}"
+
+    def get(self, kind, id):
+        raw = self._r.hget(self._hash(kind), id)
+        return None if raw is None else orjson.loads(raw)
+
+    def get_many(self, kind, ids):
+        if not ids:
+            return []
+        return [None if raw is None else orjson.loads(raw) for raw in self._r.hmget(self._hash(kind), ids)]
+
+    def all(self, kind):
+        return {i: orjson.loads(d) for i, d in sorted(self._r.hgetall(self._hash(kind)).items())}
+
+    def _run(self, mode, kind, id, doc: Any = None) -> int:
+        raw = b"" if doc is None else orjson.dumps(doc)
+        return int(self._script(keys=[self._hash(kind), self._stream], args=[mode, kind, id, raw]))
+
+    def create(self, kind, id, doc):
+        return self._run("create", kind, id, doc) == 0
+
+    def put(self, kind, id, doc):
+        return self._run("put", kind, id, doc) == 0
+
+    def put_many(self, kind, docs):
+        if not docs:
+            return
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(self._hash(kind), mapping={i: orjson.dumps(d) for i, d in docs.items()})
+        for i in docs:
+            pipe.xadd(self._stream, {"k": kind, "i": i}, maxlen=100_000, approximate=True)
+        pipe.execute()
+
+    def delete(self, kind, id):
+        return self._run("delete", kind, id) >= 0
+
+    def cursor(self):
+        last = self._r.xrevrange(self._stream, count=1)
+        return last[0][0] if last else "0-0"
+
+    def changes(self, after, timeout_s):
+        got = self._r.xread({self._stream: after}, count=1000, block=max(1, int(timeout_s * 1000)))
+        if not got:
+            return after, []
+        entries = got[0][1]
+        return entries[-1][0], [Change(f["k"], f["i"]) for _, f in entries]
+
+    def close(self):
+        self._r.close()
+
+
+def open_definitions(*, sqlite_path: str | Path | None = None, redis_url: str | None = None,
+                     prefix: str = "prox:") -> Definitions:
+    """Return Redis definitions when a URL is given, else SQLite ones at ``sqlite_path``."""
+    if redis_url:
+        return RedisDefinitions(redis_url, prefix=prefix)
+    if sqlite_path is None:
+        raise ValueError("need sqlite_path or redis_url")
+    return SQLiteDefinitions(sqlite_path)

@@ -1,0 +1,58 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the runtime, and API keys by scope.
+
+Credentials: ``Authorization: Bearer <key>`` everywhere; the phone-client routes also take HTTP
+Basic auth with the key as password (OwnTracks) or a ``key`` query parameter (OsmAnd).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+
+from proximity.service.auth import ApiKey, KeyRing, Scope
+from proximity.service.runtime import Runtime
+
+__all__ = ["RuntimeDep", "IngestKey", "ManageKey", "AdminKey", "ClientKey", "AnyKey", "get_runtime"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _credential(request: Request, *, basic: bool, query: bool) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and value.strip():
+        return value.strip()
+    if basic and scheme == "basic":
+        try:
+            user_pass = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user_pass.partition(":")[2] or None
+    if query:
+        return request.query_params.get("key") or None
+    return None
+
+
+def _require(scope: Scope | None, *, basic: bool = False, query: bool = False):
+    async def dependency(request: Request, _doc=Depends(_bearer)) -> ApiKey:
+        keys: KeyRing = request.app.state.runtime.keys
+        key = keys.authenticate(_credential(request, basic=basic, query=query))
+        return key if scope is None else keys.authorize(key, scope)
+    return dependency
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+IngestKey = Annotated[ApiKey, Depends(_require(Scope.INGEST))]
+ManageKey = Annotated[ApiKey, Depends(_require(Scope.MANAGE))]
+AdminKey = Annotated[ApiKey, Depends(_require(Scope.ADMIN))]
+AnyKey = Annotated[ApiKey, Depends(_require(None))]
+ClientKey = Annotated[ApiKey, Depends(_require(Scope.INGEST, basic=True, query=True))]

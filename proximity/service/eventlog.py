@@ -1,0 +1,256 @@
+"""The event log: every event kept for a retention window, queryable by cursor, and streamed live.
+
+- :class:`MemoryEventLog` (embedded): a ring (deque) trimmed by age and by a cap; ids are
+  increasing integers.
+- :class:`RedisEventLog` (several processes): one Redis Stream (``XADD`` with ``MINID`` trimming,
+  plus a ``MAXLEN`` cap), so every process serves the same log; ids are stream ids.
+
+Cursors are the opaque id strings of the last event seen. Live fan-out: :meth:`subscribe` returns
+a bounded asyncio queue per subscriber (one per SSE connection); a subscriber that falls behind
+is dropped (its queue gets ``None``) rather than slowing ingestion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from itertools import islice
+from dataclasses import dataclass
+from typing import Iterable
+
+import orjson
+
+__all__ = ["EventFilter", "Entry", "MemoryEventLog", "RedisEventLog", "Subscription"]
+
+#: A logged event as queries return it: (id, type, JSON bytes with the id inside).
+Entry = tuple[str, str, bytes]
+
+_SCAN_CAP = 50_000   # most log entries one query scans for filtered matches
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    device_id: str | None = None
+    geofence_id: str | None = None
+    type: str | None = None
+    since: float | None = None
+
+    def __call__(self, e: dict) -> bool:
+        return self.match(e["device_id"], e["geofence_id"], e["type"], e["ts"])
+
+    def match(self, device_id: str, geofence_id: str, type: str, ts: float) -> bool:
+        return ((self.device_id is None or device_id == self.device_id)
+                and (self.geofence_id is None or geofence_id == self.geofence_id)
+                and (self.type is None or type == self.type)
+                and (self.since is None or ts >= self.since))
+
+
+class Subscription:
+    """One live subscriber: a queue of (id, event) items; ``None`` means dropped."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int = 10_000):
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize)
+        self.dropped = False
+
+    def _offer(self, items: list) -> None:   # runs on the loop
+        if self.dropped:
+            return
+        for it in items:
+            try:
+                self.queue.put_nowait(it)
+            except asyncio.QueueFull:
+                self.dropped = True
+                self.queue.get_nowait()
+                self.queue.put_nowait(None)
+                return
+
+
+class _FanOut:
+    def __init__(self):
+        self._subs: set[Subscription] = set()
+        self._lock = threading.Lock()
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription(asyncio.get_running_loop())
+        with self._lock:
+            self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subs.discard(sub)
+
+    def publish(self, items: list) -> None:
+        """Hand items to every subscriber (callable from any thread)."""
+        if not items:
+            return
+        with self._lock:
+            subs = list(self._subs)
+        for s in subs:
+            try:
+                s.loop.call_soon_threadsafe(s._offer, items)
+            except RuntimeError:   # loop closed
+                self.unsubscribe(s)
+
+    @property
+    def count(self) -> int:
+        return len(self._subs)
+
+
+class MemoryEventLog(_FanOut):
+    """Events in this process's memory, for ``retention_s`` seconds and at most ``cap`` of them.
+
+    Entries are flat tuples of strings, floats and the event's JSON bytes: the garbage collector
+    stops tracking them, so a full log (a million events) adds no pause to collections.
+    """
+
+    def __init__(self, retention_s: float, cap: int):
+        super().__init__()
+        self.retention_s, self.cap = retention_s, cap
+        # (seq, received_ts, device_id, geofence_id, type, ts, json bytes)
+        self._ring: deque[tuple] = deque()
+        self._next = 1
+        self._append_lock = threading.Lock()
+
+    @staticmethod
+    def id_key(event_id: str) -> tuple:
+        try:
+            return (int(event_id),)
+        except (TypeError, ValueError):
+            return (0,)
+
+    def append(self, events: list[dict]) -> list[dict]:
+        """Give each event an ``id``, keep it, and fan it out; return the events."""
+        if not events:
+            return events
+        now = time.time()
+        dumps = orjson.dumps
+        with self._append_lock:
+            ring = self._ring
+            for e in events:
+                seq = self._next
+                self._next += 1
+                e["id"] = str(seq)
+                ring.append((seq, now, e["device_id"], e["geofence_id"], e["type"], e["ts"], dumps(e)))
+            horizon = now - self.retention_s
+            while ring and (len(ring) > self.cap or ring[0][1] < horizon):
+                ring.popleft()
+        self.publish([(e["id"], e) for e in events])
+        return events
+
+    def query(self, flt: EventFilter, after: str | None, limit: int) -> tuple[list[Entry], str | None]:
+        """Return up to ``limit`` matching entries after the cursor, and the next cursor."""
+        after_seq = self.id_key(after)[0] if after else 0
+        with self._append_lock:
+            first = self._ring[0][0] if self._ring else self._next
+            start = max(0, after_seq + 1 - first)
+            rows = list(islice(self._ring, start, start + _SCAN_CAP))
+        out: list[Entry] = []
+        last, scanned = after, 0
+        for seq, _, dev, fence, kind, ts, raw in rows:
+            if seq <= after_seq:
+                continue
+            scanned += 1
+            last = str(seq)
+            if flt.match(dev, fence, kind, ts):
+                out.append((last, kind, raw))
+                if len(out) >= limit:
+                    break
+        more = len(out) >= limit or scanned >= _SCAN_CAP
+        return out, (last if more and scanned else None)
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def close(self) -> None:
+        pass
+
+
+class RedisEventLog(_FanOut):
+    """Events in one Redis Stream shared by every process; :meth:`follow` feeds live subscribers."""
+
+    def __init__(self, url: str, *, prefix: str, retention_s: float, cap: int):
+        super().__init__()
+        import redis
+
+        self._r = redis.Redis.from_url(url, socket_timeout=10)
+        self.key = f"{prefix}events"
+        self.retention_s, self.cap = retention_s, cap
+        self._appends = 0
+
+    @staticmethod
+    def id_key(event_id: str) -> tuple:
+        try:
+            a, _, b = event_id.partition("-")
+            return (int(a), int(b or 0))
+        except (AttributeError, ValueError):
+            return (0, 0)
+
+    def append(self, events: list[dict]) -> list[dict]:
+        if not events:
+            return events
+        minid = str(int((time.time() - self.retention_s) * 1000))
+        pipe = self._r.pipeline(transaction=False)
+        for e in events:
+            pipe.xadd(self.key, {"e": orjson.dumps(e)}, minid=minid, approximate=True)
+        self._appends += len(events)
+        if self._appends >= 1000:
+            self._appends = 0
+            pipe.xtrim(self.key, maxlen=self.cap, approximate=True)
+        ids = pipe.execute()
+        for e, i in zip(events, ids):
+            if isinstance(i, bytes):
+                e["id"] = i.decode()
+        return events   # fan-out happens in follow(), for the events of every process alike
+
+    def _decode(self, entries: Iterable) -> list[tuple[str, dict]]:
+        out = []
+        for i, fields in entries:
+            e = orjson.loads(fields[b"e"])
+            e["id"] = i.decode()
+            out.append((e["id"], e))
+        return out
+
+    def query(self, flt: EventFilter, after: str | None, limit: int) -> tuple[list[Entry], str | None]:
+        start = f"({after}" if after else "-"
+        out: list[Entry] = []
+        last, scanned, exhausted = after, 0, False
+        while len(out) < limit and scanned < _SCAN_CAP:
+            chunk = self._r.xrange(self.key, min=start, max="+", count=1000)
+            if not chunk:
+                exhausted = True
+                break
+            for eid, e in self._decode(chunk):
+                scanned += 1
+                last = eid
+                if flt(e):
+                    out.append((eid, e["type"], orjson.dumps(e)))
+                    if len(out) >= limit:
+                        break
+            start = f"({last}"
+            if len(chunk) < 1000 and len(out) < limit:
+                exhausted = True
+                break
+        return out, (None if exhausted else last)
+
+    def last_id(self) -> str:
+        last = self._r.xrevrange(self.key, count=1)
+        return last[0][0].decode() if last else "0-0"
+
+    def follow_once(self, after: str, timeout_s: float) -> str:
+        """Block up to ``timeout_s`` for new entries after ``after``, fan them out, return the last id."""
+        got = self._r.xread({self.key: after}, count=1000, block=max(1, int(timeout_s * 1000)))
+        if not got:
+            return after
+        items = self._decode(got[0][1])
+        self.publish(items)
+        return items[-1][0]
+
+    def __len__(self) -> int:
+        return int(self._r.xlen(self.key))
+
+    def close(self) -> None:
+        self._r.close()

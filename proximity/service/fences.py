@@ -1,0 +1,142 @@
+"""Geofence service: validate, persist durably, then apply to the engine (exits go to the pipeline).
+
+Every write is stored (committed) before the engine sees it and before the caller answers, so a
+2xx means durable. Writes in this process are serialized by one lock so the engine applies them
+in store order; changes made by other processes arrive through :meth:`apply_change`, which
+re-reads the current definition (last write wins, whatever order notifications arrive in).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any
+
+from geofences import (DuplicateGeofence, Geofence, Limits, UnknownGeofence, parse_collection,
+                       parse_feature, to_collection)
+from proximity import Engine
+from proximity.service.definitions import Definitions
+from proximity.service.errors import BadRequest
+from proximity.service.ingest import Pipeline
+
+__all__ = ["GeofenceService", "KIND", "encode_cursor", "decode_cursor"]
+
+KIND = "geofence"
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode("utf-8", "surrogatepass")).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, field: str = "cursor") -> str:
+    try:
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError, UnicodeEncodeError):
+        raise BadRequest(field, "not a cursor returned by this API", cursor) from None
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    try:
+        box = tuple(float(p) for p in parts)
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(abs(v) < 1e9 for v in box):
+        raise BadRequest("bbox", "expected minLon,minLat,maxLon,maxLat", text)
+    minx, miny, maxx, maxy = box
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise BadRequest("bbox", "expected -180 <= minLon <= maxLon <= 180 and -90 <= minLat <= maxLat <= 90", text)
+    return box  # type: ignore[return-value]
+
+
+class GeofenceService:
+    """CRUD, import and export of geofences over a definitions store and an engine."""
+
+    def __init__(self, defs: Definitions, engine: Engine, pipeline: Pipeline, limits: Limits):
+        self.defs, self.engine, self.pipeline, self.limits = defs, engine, pipeline, limits
+        self._lock = threading.Lock()
+
+    # -- start and follow ----------------------------------------------------------------------
+    def load(self) -> int:
+        """Load every stored geofence into the engine (at start); return how many."""
+        docs = self.defs.all(KIND)
+        for fid, doc in docs.items():
+            self.engine.fences.put(parse_feature(doc, limits=Limits(10**9, float("inf"), 10**6)))
+        return len(docs)
+
+    def apply_change(self, fence_id: str) -> list[dict]:
+        """Bring the engine in line with the stored definition of ``fence_id``."""
+        with self._lock:
+            doc = self.defs.get(KIND, fence_id)
+            if doc is None:
+                if fence_id not in self.engine.fences:
+                    return []
+                return self.pipeline.emit(self.engine.remove_fence(fence_id))
+            fence = parse_feature(doc, limits=Limits(10**9, float("inf"), 10**6))
+            if fence_id in self.engine.fences and self.engine.fences.get(fence_id).same_definition(fence):
+                return []
+            return self.pipeline.emit(self.engine.put_fence(fence))
+
+    # -- writes --------------------------------------------------------------------------------
+    def create(self, feature: Any) -> dict:
+        """Add a new geofence; raise :class:`DuplicateGeofence` if the id is taken."""
+        fence = parse_feature(feature, limits=self.limits)
+        with self._lock:
+            if not self.defs.create(KIND, fence.id, fence.to_feature()):
+                raise DuplicateGeofence(fence.id)
+            self.pipeline.emit(self.engine.put_fence(fence))
+        return fence.to_feature()
+
+    def replace(self, fence_id: str, feature: Any) -> tuple[dict, bool, list[dict]]:
+        """Create or replace ``fence_id``; return (feature, created, exit events)."""
+        fence = parse_feature(feature, limits=self.limits, fence_id=fence_id)
+        with self._lock:
+            created = self.defs.put(KIND, fence.id, fence.to_feature())
+            events = self.pipeline.emit(self.engine.put_fence(fence))
+        return fence.to_feature(), created, events
+
+    def delete(self, fence_id: str) -> list[dict]:
+        """Remove ``fence_id``; return the exit events of the devices that were inside."""
+        with self._lock:
+            if not self.defs.delete(KIND, fence_id):
+                raise UnknownGeofence(fence_id)
+            if fence_id not in self.engine.fences:
+                return []
+            return self.pipeline.emit(self.engine.remove_fence(fence_id))
+
+    def import_collection(self, collection: Any) -> dict:
+        """Validate a whole FeatureCollection, then store it in one transaction (upserting ids)."""
+        fences = parse_collection(collection, limits=self.limits)
+        with self._lock:
+            self.defs.put_many(KIND, {f.id: f.to_feature() for f in fences})
+            n_events = 0
+            for f in fences:
+                n_events += len(self.pipeline.emit(self.engine.put_fence(f)))
+        return {"imported": len(fences), "ids": [f.id for f in fences], "exit_events": n_events}
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get(self, fence_id: str) -> dict:
+        return self.engine.fences.get(fence_id).to_feature()
+
+    def export(self) -> dict:
+        return to_collection(sorted(self.engine.fences, key=lambda f: f.id))
+
+    def page(self, *, tag: str | None, bbox: str | None, cursor: str | None, limit: int) -> dict:
+        """Return ``{"type": "FeatureCollection", "features", "next_cursor"}`` sorted by id."""
+        fences: list[Geofence] = (self.engine.fences.intersecting(parse_bbox(bbox)) if bbox
+                                  else list(self.engine.fences))
+        if tag is not None:
+            fences = [f for f in fences if tag in f.tags]
+        fences.sort(key=lambda f: f.id)
+        if cursor:
+            after = decode_cursor(cursor)
+            fences = [f for f in fences if f.id > after]
+        page = fences[:limit]
+        nxt = encode_cursor(page[-1].id) if len(fences) > limit else None
+        return {"type": "FeatureCollection", "features": [f.to_feature() for f in page], "next_cursor": nxt}
+
+    def locate(self, lon: float, lat: float) -> dict:
+        return {"lon": lon, "lat": lat, "geofences": [f.to_feature() for f in self.engine.fences_at(lon, lat)]}
+
+    def devices_in(self, fence_id: str) -> dict:
+        return {"geofence_id": fence_id, "devices": sorted(self.engine.devices_in(fence_id))}

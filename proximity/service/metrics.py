@@ -1,0 +1,77 @@
+"""Prometheus metrics (one registry per app) and the ASGI middleware timing every request."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+__all__ = ["Metrics", "MetricsMiddleware", "CONTENT_TYPE_LATEST"]
+
+
+class Metrics:
+    """The service's counters, in a registry of its own (so several apps may live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.pings = Counter("proximity_pings", "Pings received, by outcome", ["outcome"], registry=r)
+        self.events = Counter("proximity_events", "Events emitted, by type", ["type"], registry=r)
+        self.latency = Histogram("proximity_http_request_duration_seconds", "HTTP request latency",
+                                 ["method", "route", "status"], registry=r,
+                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+        self.store_errors = Counter("proximity_store_errors", "State/definition store failures", registry=r)
+        self.webhook_backlog = Gauge("proximity_webhook_backlog", "Webhook deliveries waiting", registry=r)
+        self.sse_clients = Gauge("proximity_sse_clients", "Open event streams", registry=r)
+        self.fences = Gauge("proximity_geofences", "Geofences loaded", registry=r)
+        self._collect_hooks: list[Callable[[], None]] = []
+
+    def on_collect(self, hook: Callable[[], None]) -> None:
+        self._collect_hooks.append(hook)
+
+    def count_ingest(self, accepted: int, stale: int, duplicates: int, inaccurate: int) -> None:
+        for name, n in (("accepted", accepted), ("stale", stale), ("duplicate", duplicates),
+                        ("inaccurate", inaccurate)):
+            if n:
+                self.pings.labels(name).inc(n)
+
+    def count_events(self, counts: dict[str, int]) -> None:
+        for kind, n in counts.items():
+            self.events.labels(kind).inc(n)
+
+    def render(self) -> bytes:
+        for hook in self._collect_hooks:
+            try:
+                hook()
+            except Exception:   # a gauge we cannot read now must not break the scrape
+                self.store_errors.inc()
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: observe latency per (method, route template, status)."""
+
+    def __init__(self, app, metrics: Callable[[], Metrics | None]):
+        self.app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = 500
+
+        async def _send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            m = self._metrics()
+            if m is not None:
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                m.latency.labels(scope["method"], path, str(status)).observe(time.perf_counter() - t0)

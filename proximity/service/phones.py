@@ -1,0 +1,118 @@
+"""Real phone clients: OwnTracks (HTTP mode) and the OsmAnd protocol (Traccar Client), as pings.
+
+OwnTracks posts one JSON message per request; ``_type: "location"`` carries ``lat``, ``lon``,
+``acc`` (m) and ``tst`` (epoch s). The device is ``user/device`` from the ``X-Limit-U`` /
+``X-Limit-D`` headers, else from ``topic`` (``owntracks/user/device``). Other message types
+are acknowledged and ignored. OsmAnd sends query parameters ``id``, ``lat``, ``lon``,
+``timestamp`` (epoch s or ms, or ISO 8601) and ``accuracy``; newer Traccar Clients may post the
+same as a form body, or as JSON ``{"device_id", "location": {"timestamp", "coords": {...}}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import orjson
+
+from proximity import PingBatch
+from proximity.service.errors import BadRequest
+
+__all__ = ["owntracks_pings", "osmand_pings"]
+
+
+def _number(value: Any, field: str, *, required: bool = True) -> float | None:
+    if value is None or value == "":
+        if required:
+            raise BadRequest(field, "missing")
+        return None
+    if isinstance(value, bool):
+        raise BadRequest(field, "expected a number", value)
+    try:
+        out = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise BadRequest(field, "expected a number", str(value)[:100]) from None
+    return out
+
+
+def owntracks_pings(body: bytes, headers: Mapping[str, str]) -> PingBatch | None:
+    """Return the message's ping, or None for a message that is not a location."""
+    try:
+        msg = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("body", f"not valid JSON: {exc}") from None
+    if isinstance(msg, list):   # some versions post a list of messages
+        msgs = msg
+    elif isinstance(msg, dict):
+        msgs = [msg]
+    else:
+        raise BadRequest("body", "expected an OwnTracks JSON message")
+    rows = []
+    for i, m in enumerate(msgs):
+        where = "" if len(msgs) == 1 else f"[{i}]."
+        if not isinstance(m, dict):
+            raise BadRequest(f"{where}_type", "expected an OwnTracks JSON message")
+        if m.get("_type") != "location":
+            continue
+        device = _owntracks_device(headers, m.get("topic"), where)
+        lat = _number(m.get("lat"), f"{where}lat")
+        lon = _number(m.get("lon"), f"{where}lon")
+        tst = _number(m.get("tst"), f"{where}tst")
+        acc = _number(m.get("acc"), f"{where}acc", required=False)
+        rows.append((device, tst, lon, lat, float("nan") if acc is None else acc))
+    if not rows:
+        return None
+    return PingBatch.from_columns(*map(list, zip(*rows)))
+
+
+def _owntracks_device(headers: Mapping[str, str], topic: Any, where: str) -> str:
+    user, device = headers.get("x-limit-u"), headers.get("x-limit-d")
+    if user and device:
+        return f"{user}/{device}"
+    if isinstance(topic, str):
+        parts = topic.split("/")
+        if len(parts) >= 3 and parts[1] and parts[2]:
+            return f"{parts[1]}/{parts[2]}"
+    if user:
+        return user
+    raise BadRequest("X-Limit-D", "cannot tell the device: send X-Limit-U and X-Limit-D headers "
+                     f"(OwnTracks sets them from its user and device id) or a {where}topic")
+
+
+def osmand_pings(params: Mapping[str, str], body: bytes, content_type: str) -> PingBatch:
+    """Return the ping of one OsmAnd request (query parameters, form body, or Traccar JSON)."""
+    if content_type.startswith("application/json") and body:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("body", f"not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("location"), dict):
+            raise BadRequest("location", "expected {\"device_id\", \"location\": {\"timestamp\", \"coords\"}}")
+        loc = doc["location"]
+        coords = loc.get("coords") if isinstance(loc.get("coords"), dict) else {}
+        device, ts_raw = doc.get("device_id"), loc.get("timestamp")
+        lat, lon = coords.get("latitude"), coords.get("longitude")
+        acc = coords.get("accuracy")
+        names = ("device_id", "location.timestamp", "location.coords.latitude",
+                 "location.coords.longitude", "location.coords.accuracy")
+    else:
+        if content_type.startswith("application/x-www-form-urlencoded") and body:
+            from urllib.parse import parse_qsl
+            params = {**dict(parse_qsl(body.decode("utf-8", "replace"))), **params}
+        device, ts_raw = params.get("id") or params.get("deviceid"), params.get("timestamp")
+        lat, lon, acc = params.get("lat"), params.get("lon"), params.get("accuracy")
+        names = ("id", "timestamp", "lat", "lon", "accuracy")
+    if not isinstance(device, str) or not device:
+        raise BadRequest(names[0], "missing device id")
+    ts = _osmand_ts(ts_raw, names[1])
+    return PingBatch.from_columns([device], [ts], [_number(lon, names[3])], [_number(lat, names[2])],
+                                  [_number(acc, names[4], required=False) or float("nan")])
+
+
+def _osmand_ts(value: Any, field: str) -> float | str:
+    if value is None or value == "":
+        raise BadRequest(field, "missing")
+    try:
+        ts = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return str(value)    # ISO 8601: PingBatch validates it
+    return ts / 1000.0 if ts > 1e11 else ts   # OsmAnd sends milliseconds, Traccar Client seconds

@@ -1,0 +1,26 @@
+"""``GET /health`` (no key) and ``GET /metrics`` (Prometheus text; any valid key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from proximity.service.deps import AnyKey, RuntimeDep
+from proximity.service.metrics import CONTENT_TYPE_LATEST
+from proximity.service.routes._common import json_response
+from proximity.service.schemas import HealthPublic
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthPublic)
+async def health(rt: RuntimeDep):
+    return json_response({"status": "ok" if rt.ready else "starting", "mode": rt.mode,
+                          "geofences": len(rt.engine.fences)})
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics(rt: RuntimeDep, _key: AnyKey):
+    return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)

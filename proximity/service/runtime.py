@@ -1,0 +1,175 @@
+"""The long-lived objects of one service process, built in the app's lifespan, and its
+background tasks: the periodic sweep, following other processes' definition changes, and
+feeding the live event stream from the shared log (Redis mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from anyio import to_thread
+
+from geofences import Limits
+from proximity import Engine, EngineConfig, MemoryStore
+from proximity.service import auth as auth_mod
+from proximity.service.auth import KeyRing
+from proximity.service.batcher import Batcher
+from proximity.service.definitions import Definitions, open_definitions
+from proximity.service.eventlog import MemoryEventLog, RedisEventLog
+from proximity.service.fences import KIND as FENCE_KIND, GeofenceService
+from proximity.service.hooks import Webhooks, open_webhooks
+from proximity.service.ingest import Pipeline
+from proximity.service.metrics import Metrics
+from proximity.service.settings import Settings
+
+__all__ = ["Runtime", "start_runtime", "stop_runtime"]
+
+log = logging.getLogger("proximity.service")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    defs: Definitions
+    engine: Engine
+    keys: KeyRing
+    log: MemoryEventLog | RedisEventLog
+    metrics: Metrics
+    pipeline: Pipeline
+    fences: GeofenceService
+    webhooks: Webhooks
+    batcher: Batcher
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    generated_admin_key: str | None = None
+    ready: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "redis" if self.settings.redis_url else "embedded"
+
+
+def _build(settings: Settings) -> Runtime:
+    s = settings
+    hook_policy = {"retry_base_s": s.webhook_retry_base_s, "max_backoff_s": s.webhook_max_backoff_s,
+                   "timeout_s": s.webhook_timeout_s}
+    if s.redis_url:
+        from proximity.store import RedisStore
+        store = RedisStore(s.redis_url, prefix=s.redis_prefix)
+        defs = open_definitions(redis_url=s.redis_url, prefix=s.redis_prefix)
+        event_log = RedisEventLog(s.redis_url, prefix=s.redis_prefix, retention_s=s.event_retention_s,
+                                  cap=s.event_log_cap)
+        webhooks = open_webhooks(sqlite_path=None, redis_url=s.redis_url, prefix=s.redis_prefix, **hook_policy)
+    else:
+        store = MemoryStore()
+        defs = open_definitions(sqlite_path=s.sqlite_path)
+        event_log = MemoryEventLog(s.event_retention_s, s.event_log_cap)
+        webhooks = open_webhooks(sqlite_path=str(s.data_dir / "webhooks.sqlite3"), redis_url=None,
+                                 prefix=s.redis_prefix, **hook_policy)
+    engine = Engine(store=store, config=EngineConfig(hysteresis_factor=s.hysteresis_factor,
+                                                     max_accuracy_m=s.max_accuracy_m))
+    metrics = Metrics()
+    pipeline = Pipeline(engine, event_log, metrics, webhooks)
+    limits = Limits(max_vertices=s.max_vertices, max_radius_m=s.max_radius_m)
+    fences = GeofenceService(defs, engine, pipeline, limits)
+    keys = KeyRing(defs)
+    rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, fences, webhooks, Batcher(pipeline, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings))
+    metrics.on_collect(lambda: metrics.webhook_backlog.set(webhooks.backlog()))
+    metrics.on_collect(lambda: metrics.fences.set(len(engine.fences)))
+    metrics.on_collect(lambda: metrics.sse_clients.set(event_log.count))
+    return rt
+
+
+async def start_runtime(settings: Settings) -> Runtime:
+    """Build everything, load definitions and keys, start the background tasks."""
+    rt = await to_thread.run_sync(_build, settings)
+    cursor = await to_thread.run_sync(rt.defs.cursor)   # before loading: replays are idempotent
+    await to_thread.run_sync(rt.fences.load)
+    admin = settings.admin_key.get_secret_value() if settings.admin_key else None
+    rt.generated_admin_key = await to_thread.run_sync(rt.keys.load, admin)
+    if rt.generated_admin_key:
+        print(f"proximity: generated admin API key (shown once, store it now): {rt.generated_admin_key}",
+              file=sys.stderr, flush=True)
+    if settings.demo:
+        from proximity.service.demo import load_demo, replay_demo
+        await to_thread.run_sync(load_demo, rt)
+        rt.tasks.append(asyncio.create_task(replay_demo(rt), name="demo"))
+    await rt.webhooks.start()
+    rt.tasks.append(asyncio.create_task(_sweeper(rt), name="sweep"))
+    if settings.redis_url:
+        rt.tasks.append(asyncio.create_task(_follow_definitions(rt, cursor), name="follow-defs"))
+        rt.tasks.append(asyncio.create_task(_follow_events(rt), name="follow-events"))
+    if settings.gc_freeze:
+        # the fence index, modules and caches live as long as the process: keep full
+        # collections from walking them again and again (tail latency)
+        gc.collect()
+        gc.freeze()
+    rt.ready = True
+    return rt
+
+
+async def stop_runtime(rt: Runtime) -> None:
+    rt.ready = False
+    for t in rt.tasks:
+        t.cancel()
+    for t in rt.tasks:
+        try:
+            await t
+        except (asyncio.CancelledError, Exception):
+            pass
+    await rt.webhooks.stop()
+    for closer in (rt.defs.close, rt.log.close, rt.engine.store.close):
+        try:
+            await to_thread.run_sync(closer)
+        except Exception:
+            log.exception("error while closing")
+
+
+async def _forever(name: str, rt: Runtime, step, pause_on_error: float = 1.0) -> None:
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            rt.metrics.store_errors.inc()
+            log.exception("background task %s failed; retrying", name)
+            await asyncio.sleep(pause_on_error)
+
+
+async def _sweeper(rt: Runtime) -> None:
+    async def step():
+        await asyncio.sleep(rt.settings.sweep_interval_s)
+        await to_thread.run_sync(rt.pipeline.sweep)
+    await _forever("sweep", rt, step)
+
+
+async def _follow_definitions(rt: Runtime, cursor: str) -> None:
+    state = {"cursor": cursor}
+
+    def once():
+        nxt, changes = rt.defs.changes(state["cursor"], rt.settings.sync_interval_s)
+        for ch in dict.fromkeys(changes):   # each id once per round: we read its current value
+            if ch.kind == FENCE_KIND:
+                rt.fences.apply_change(ch.id)
+            elif ch.kind == auth_mod.KIND:
+                rt.keys.refresh(ch.id)
+        state["cursor"] = nxt
+
+    async def step():
+        await to_thread.run_sync(once)
+    await _forever("follow-definitions", rt, step)
+
+
+async def _follow_events(rt: Runtime) -> None:
+    assert isinstance(rt.log, RedisEventLog)
+    state = {"after": await to_thread.run_sync(rt.log.last_id)}
+
+    def once():
+        state["after"] = rt.log.follow_once(state["after"], 1.0)
+
+    async def step():
+        await to_thread.run_sync(once)
+    await _forever("follow-events", rt, step)
