@@ -3,40 +3,14 @@ scope, sample features, and real ``python -m proximity.service`` processes on fr
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 from anyio.from_thread import start_blocking_portal
 
 from proximity.service import Settings, create_app
-
-ADMIN_KEY = "test-admin-key-0123456789abcdef"
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def square(fid: str, lon: float = 10.750, lat: float = 59.910, size: float = 0.001, **props) -> dict:
-    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": props}
-
-
-def circle(fid: str, lon: float, lat: float, radius_m: float, **props) -> dict:
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": {"radius_m": radius_m, **props}}
-
+# Re-exported for older imports; new code imports service_support directly.
+from service_support import ADMIN, ADMIN_KEY, Server, circle, free_port, square, start_server  # noqa: F401
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
@@ -107,55 +81,6 @@ def keys(client) -> dict[str, dict[str, str]]:
         assert r.status_code == 201, r.text
         out[scope] = {"Authorization": f"Bearer {r.json()['key']}"}
     return out
-
-
-class Server:
-    """A real ``python -m proximity.service`` process."""
-
-    def __init__(self, port: int, proc: subprocess.Popen, log: Path):
-        self.port, self.proc, self.log = port, proc, log
-        self.url = f"http://127.0.0.1:{port}"
-
-    def client(self, **kw) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=ADMIN, timeout=10, **kw)
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
-def start_server(tmp_path: Path, *args: str, env: dict | None = None, admin: bool = True) -> Server:
-    port = free_port()
-    log = tmp_path / f"server-{port}.log"
-    full_env = {**os.environ, "PROXIMITY_SWEEP_INTERVAL_S": "0.2", **(env or {})}
-    if admin:
-        full_env["PROXIMITY_ADMIN_KEY"] = ADMIN_KEY
-    else:
-        full_env.pop("PROXIMITY_ADMIN_KEY", None)
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "proximity.service", "--port", str(port), *args],
-                                stdout=fh, stderr=subprocess.STDOUT, env=full_env, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()["status"] == "ok":
-                return Server(port, proc, log)
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server did not start: {log.read_text()}")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from conftest import square
+from service_support import square
 from proximity.service import Settings
 
 ROUTES = [("POST", "/v1/pings", "ingest"), ("POST", "/v1/owntracks", "ingest"), ("GET", "/v1/osmand", "ingest"),

@@ -54,7 +54,7 @@ def test_concurrent_single_pings_over_http(client):
     import asyncio
 
     import httpx
-    from conftest import square
+    from service_support import square
     client.post("/v1/geofences", json=square("shop"))
 
     async def burst():

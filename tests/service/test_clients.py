@@ -2,7 +2,7 @@
 
 import base64
 
-from conftest import square
+from service_support import square
 
 
 def _basic(password: str) -> dict:

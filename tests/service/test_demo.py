@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN_KEY
+from service_support import ADMIN_KEY
 from proximity.service import Settings
 from proximity.service.demo import DEMO_DIR
 

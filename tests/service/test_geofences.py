@@ -1,6 +1,6 @@
 """Geofence CRUD, listing, import and export over HTTP (in-process app)."""
 
-from conftest import circle, square
+from service_support import circle, square
 
 
 def test_create_get_put_delete(client):

@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import ADMIN, circle, square
+from service_support import ADMIN, circle, square
 
 
 def _ping(dev, ts, lon, lat):

@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import circle, square
+from service_support import circle, square
 
 
 def _ping(dev, ts, lon, lat):

@@ -10,7 +10,7 @@ schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from conftest import ADMIN, start_server  # noqa: E402
+from service_support import ADMIN, start_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")

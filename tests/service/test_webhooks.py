@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 import pytest
 
-from conftest import ADMIN_KEY, free_port, square
+from service_support import ADMIN_KEY, free_port, square
 from proximity.service import Settings
 
 webhooks = pytest.importorskip("proximity.webhooks")
