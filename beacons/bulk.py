@@ -138,7 +138,16 @@ def parse_beacons_csv(text: str, *, source: str = "<csv>",
     ...     print(exc.errors[0])
     b.csv, line 3: minor: 'x' is invalid; expected an integer in 0..65535
     """
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _read_csv(reader, source, known_stores, existing)
+    except csv.Error as exc:   # e.g. a field over csv.field_size_limit(), a stray quote
+        raise InvalidBeacons([RecordError("row", str(exc), "a well-formed CSV row",
+                                          line=reader.line_num, source=source)], source) from None
+
+
+def _read_csv(reader: Any, source: str, known_stores: Collection[str] | None,
+              existing: Collection[str] | None) -> list[Beacon]:
     header = next(reader, None)
     if header is None:
         raise InvalidBeacons([RecordError("header", None, ", ".join(CSV_COLUMNS), line=1,

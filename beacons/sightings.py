@@ -200,6 +200,8 @@ def _beacon_of(rec: Mapping[str, Any], cache: dict[Any, tuple[str | None, float]
     """Return (canonical key or None if the frame names no beacon, frame tx power at 1 m)."""
     raw = rec.get("raw")
     if raw is not None:
+        if not isinstance(raw, (str, bytes, bytearray, memoryview)):
+            raise BeaconFieldError("raw", raw, "a beacon advertisement in hex")
         ck: Any = ("raw", raw) if isinstance(raw, (str, bytes)) else None
         if ck is not None and ck in cache:
             return cache[ck]

@@ -18,9 +18,12 @@ __all__ = ["create_app"]
 DESCRIPTION = """Geofencing and proximity for online-to-offline retail: geofences in, device pings in,
 enter / exit / dwell events out (as a response, a log, a live stream and webhooks).
 
+BLE beacons: register beacons and regions, post sightings, get `beacon_enter`, `beacon_exit`
+and `zone_change` events through the same log, stream and webhooks.
+
 Every route but `/health` needs an API key: `Authorization: Bearer <key>`. Scopes: `ingest`
-(pings and phone clients), `manage` (geofences, queries, events, webhooks), `admin` (keys; and
-everything). Errors are JSON: `{"error": {"code", "message", "field"}}`.
+(pings, sightings and phone clients), `manage` (geofences, beacons, regions, queries, events,
+webhooks), `admin` (keys; and everything). Errors are JSON: `{"error": {"code", "message", "field"}}`.
 """
 
 

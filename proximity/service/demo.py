@@ -4,6 +4,11 @@ Fences come from ``proximity/demo/*.geojson`` (stored like any import, so they a
 editable); pings from ``proximity/demo/*.csv`` are shifted to start now and replayed at
 ``demo_speed`` times real time under device ids prefixed ``demo-``, so events appear in
 ``GET /v1/events`` and on the stream within a minute.
+
+Beacons: three iBeacons (uuid :data:`DEMO_UUID`, major 1 and 2) in the Apple Store and in Nike,
+a brand region ``demo-brand`` (the uuid), and a shopper ``demo-beacon-shopper`` whose phone
+hears one store's beacons for 20 s, then nothing: ``beacon_enter``, ``zone_change``, indoor
+``enter`` and, ``PROXIMITY_BEACON_EXIT_AFTER_S`` later, ``beacon_exit``; then the other store.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from anyio import to_thread
 from proximity import PingBatch
 from proximity.errors import InvalidInput
 
-__all__ = ["DEMO_DIR", "load_demo", "replay_demo"]
+__all__ = ["DEMO_DIR", "DEMO_UUID", "load_demo", "replay_demo", "replay_demo_beacons"]
+
+DEMO_UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+_BEACON_STORES = ("mall-apple", "mall-nike")
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 log = logging.getLogger("proximity.service")
@@ -42,7 +50,43 @@ def load_demo(rt) -> int:
         fences = load_fences(path)
         rt.fences.import_collection({"type": "FeatureCollection", "features": [f.to_feature() for f in fences]})
         n += len(fences)
+    _load_beacons(rt)
     return n
+
+
+def _load_beacons(rt) -> None:
+    """Three beacons around the middle of each beacon store, and the brand region (upserts)."""
+    import orjson
+
+    records = []
+    for major, store in enumerate(_BEACON_STORES, start=1):
+        if store not in rt.engine.fences:
+            continue
+        lon, lat = rt.engine.fences.get(store).center
+        for minor, (dx, dy) in enumerate(((-1, -1), (1, -1), (0, 1))):
+            records.append({"uuid": DEMO_UUID, "major": major, "minor": minor, "store_id": store,
+                            "lon": lon + dx * 4e-5, "lat": lat + dy * 2e-5, "measured_power_dbm": -59})
+    if records:
+        rt.beacons.import_beacons(orjson.dumps(records), "application/json")
+        rt.beacons.replace_region("demo-brand", {"uuid": DEMO_UUID})
+
+
+async def replay_demo_beacons(rt) -> None:
+    """A shopper hears each beacon store in turn: 20 s of sightings (1 a second), then silence."""
+    from beacons.sightings import SightingBatch
+
+    rng = np.random.default_rng(7)
+    quiet_s = rt.settings.beacon_exit_after_s + 5.0
+    while True:
+        for major, store in enumerate(_BEACON_STORES, start=1):
+            keys = [f"ibeacon:{DEMO_UUID}:{major}:{m}" for m in range(3)]
+            for _ in range(20):
+                now = time.time()
+                batch = SightingBatch.from_columns(["demo-beacon-shopper"] * 3, [now] * 3, keys,
+                                                   rng.normal(-66.0, 3.0, 3).clip(-100, -40))
+                await to_thread.run_sync(rt.sightings.ingest, batch)
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(quiet_s)
 
 
 def _load_pings() -> PingBatch | None:

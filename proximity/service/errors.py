@@ -5,6 +5,7 @@
     ServiceError
      ├── BadRequest (ValueError)        field, reason          -> 422
      ├── PayloadTooLarge (ValueError)   limit, size            -> 413
+     ├── UnsupportedMediaType (BadRequest) content type        -> 415
      ├── NotFound (KeyError)            kind, id               -> 404
      ├── Conflict (ValueError)          kind, id               -> 409
      ├── Unauthorized (PermissionError) reason                 -> 401
@@ -12,7 +13,11 @@
      └── Unavailable (RuntimeError)     what                   -> 503
 
 Domain errors of the core map too: InvalidGeofence / InvalidCollection / InvalidPing -> 422,
-DuplicateGeofence -> 409, UnknownGeofence -> 404, StoreError and storage backend errors
+DuplicateGeofence -> 409, UnknownGeofence -> 404; of the beacon core (``beacons.errors``):
+BeaconFieldError / BeaconIdError / RecordError / FrameError -> 422 naming the field,
+InvalidBeacons -> 422 listing every bad record (line or index, field), InvalidSightings -> 422
+naming ``sightings[i].<field>``, UnknownBeacon / UnknownRegion -> 404 (they are ValueErrors
+too: handlers are found along the exception's MRO, so their own handlers win); StoreError and storage backend errors
 (sqlite3.Error, redis.RedisError) -> 503 with Retry-After. Every body is
 ``{"error": {"code", "message", "field"?, "errors"?}}``.
 """
@@ -29,10 +34,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from beacons.errors import (BeaconError, BeaconFieldError, FrameError, InvalidBeacons,
+                            InvalidRecords, InvalidSightings, UnknownBeacon, UnknownRegion)
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
 from proximity.errors import InvalidPing, StoreError
 
-__all__ = ["ServiceError", "BadRequest", "PayloadTooLarge", "NotFound", "Conflict", "Unauthorized",
+__all__ = ["ServiceError", "BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "NotFound", "Conflict", "Unauthorized",
            "Forbidden", "Unavailable", "install_handlers", "json_error"]
 
 log = logging.getLogger("proximity.service")
@@ -68,6 +75,15 @@ class PayloadTooLarge(ServiceError, ValueError):
         super().__init__(f"{what} larger than the limit of {limit} {unit}{got}")
 
 
+class UnsupportedMediaType(BadRequest):
+    """A body of a content type the route does not read (415)."""
+
+    status, code = 415, "unsupported_media_type"
+
+    def __init__(self, content_type: str, expected: str = "text/csv, application/json or application/geo+json"):
+        super().__init__("content-type", f"expected {expected}", content_type)
+
+
 class NotFound(ServiceError, KeyError):
     status, code = 404, "not_found"
 
@@ -85,6 +101,9 @@ class Conflict(ServiceError, ValueError):
     def __init__(self, kind: str, id: str):
         self.kind, self.id = kind, id
         super().__init__(f"{kind} {id!r} already exists")
+
+    def body(self):
+        return {"code": self.code, "message": str(self), "field": "id", "id": self.id}
 
 
 class Unauthorized(ServiceError, PermissionError):
@@ -158,6 +177,8 @@ def install_handlers(app: FastAPI) -> None:
         return json_error(422, {"code": "invalid_ping", "message": str(exc), "field": errs[0]["field"],
                                 "errors": errs, "total": exc.total})
 
+    _install_beacon_handlers(app)
+
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError):
         rt = getattr(request.app.state, "runtime", None)
@@ -199,3 +220,49 @@ def install_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception):  # a bug: say so, but as JSON
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return json_error(500, {"code": "internal", "message": "internal error"})
+
+
+def _json_value(v: Any) -> Any:
+    return v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)
+
+
+def _install_beacon_handlers(app: FastAPI) -> None:
+    """422 naming the field for the beacon core's errors; 404 for unknown beacons and regions."""
+
+    @app.exception_handler(UnknownBeacon)
+    async def _unknown_beacon(request: Request, exc: UnknownBeacon):
+        return json_error(404, {"code": "not_found", "message": str(exc), "id": exc.beacon_id})
+
+    @app.exception_handler(UnknownRegion)
+    async def _unknown_region(request: Request, exc: UnknownRegion):
+        return json_error(404, {"code": "not_found", "message": str(exc), "id": exc.region_id})
+
+    @app.exception_handler(InvalidSightings)
+    async def _bad_sightings(request: Request, exc: InvalidSightings):
+        errs = [{**e, "field": f"sightings[{e.get('index', 0)}].{e['field']}"} for e in exc.to_dicts()]
+        return json_error(422, {"code": "invalid_sighting", "message": str(exc),
+                                "field": errs[0]["field"] if errs else "sightings", "errors": errs})
+
+    @app.exception_handler(InvalidBeacons)
+    async def _bad_beacons(request: Request, exc: InvalidBeacons):
+        return json_error(422, {"code": "invalid_beacons", "message": str(exc), "field": exc.field or "body",
+                                "errors": exc.to_dicts()})
+
+    @app.exception_handler(InvalidRecords)
+    async def _bad_records(request: Request, exc: InvalidRecords):
+        return json_error(422, {"code": "invalid", "message": str(exc), "field": exc.field or "body",
+                                "errors": exc.to_dicts()})
+
+    @app.exception_handler(BeaconFieldError)
+    async def _bad_field(request: Request, exc: BeaconFieldError):
+        return json_error(422, {"code": "invalid_beacon", "message": str(exc), "field": exc.field,
+                                "value": _json_value(exc.value), "expected": exc.expected})
+
+    @app.exception_handler(FrameError)
+    async def _bad_frame(request: Request, exc: FrameError):
+        return json_error(422, {"code": "invalid_frame", "message": str(exc), "field": "raw",
+                                "offset": exc.offset, "problem": exc.problem.value})
+
+    @app.exception_handler(BeaconError)
+    async def _beacon(request: Request, exc: BeaconError):
+        return json_error(422, {"code": "invalid", "message": str(exc), "field": getattr(exc, "field", None) or "body"})

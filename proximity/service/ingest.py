@@ -74,6 +74,7 @@ def pings_from_rows(rows: list, max_batch: int) -> PingBatch:
 
 
 _KIND_NAMES = np.array([""] + [str(EventKind(k)) for k in range(1, max(EventKind) + 1)], dtype=object)
+_ZONE_NAMES = ("unknown", "immediate", "near", "far")   # beacons.Zone codes
 _REASON_NAMES = np.array([str(Reason(r)) for r in range(max(Reason) + 1)], dtype=object)
 
 
@@ -84,10 +85,21 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
     dur = batch.duration_s.astype(object)
     dur[np.isnan(batch.duration_s)] = None
     visit = [f"{v:016x}" for v in batch.visit_id.tolist()]
-    return [{"device_id": d, "geofence_id": f, "type": k, "ts": t, "visit_id": v, "duration_s": u, "reason": r}
-            for d, f, k, t, v, u, r in zip(batch.device_id.tolist(), batch.fence_id.tolist(),
-                                           _KIND_NAMES[batch.kind].tolist(), batch.ts.tolist(), visit,
-                                           dur.tolist(), _REASON_NAMES[batch.reason].tolist())]
+    out = [{"device_id": d, "geofence_id": f, "type": k, "ts": t, "visit_id": v, "duration_s": u, "reason": r}
+           for d, f, k, t, v, u, r in zip(batch.device_id.tolist(), batch.fence_id.tolist(),
+                                          _KIND_NAMES[batch.kind].tolist(), batch.ts.tolist(), visit,
+                                          dur.tolist(), _REASON_NAMES[batch.reason].tolist())]
+    # beacon events also carry their region (or beacon, for zone_change) and the new zone
+    region = batch.region_id
+    has_region = np.fromiter((r is not None for r in region.tolist()), bool, len(region))
+    if has_region.any():
+        zone_change = batch.kind == EventKind.ZONE_CHANGE
+        for i in np.flatnonzero(has_region | zone_change).tolist():
+            if has_region[i]:
+                out[i]["region_id"] = region[i]
+            if zone_change[i]:
+                out[i]["zone"] = _ZONE_NAMES[int(batch.zone[i])]
+    return out
 
 
 def _locate_bad_ping(rows: list) -> InvalidPing:

@@ -17,6 +17,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.pings = Counter("proximity_pings", "Pings received, by outcome", ["outcome"], registry=r)
+        self.sightings = Counter("proximity_sightings", "Beacon sightings received, by outcome", ["outcome"],
+                                 registry=r)
+        self.beacons = Gauge("proximity_beacons", "Beacons registered", registry=r)
         self.events = Counter("proximity_events", "Events emitted, by type", ["type"], registry=r)
         self.latency = Histogram("proximity_http_request_duration_seconds", "HTTP request latency",
                                  ["method", "route", "status"], registry=r,
@@ -35,6 +38,12 @@ class Metrics:
                         ("inaccurate", inaccurate)):
             if n:
                 self.pings.labels(name).inc(n)
+
+    def count_sightings(self, accepted: int, unknown: int, unidentified: int, stale: int) -> None:
+        for name, n in (("accepted", accepted), ("unknown", unknown), ("unidentified", unidentified),
+                        ("stale", stale)):
+            if n:
+                self.sightings.labels(name).inc(n)
 
     def count_events(self, counts: dict[str, int]) -> None:
         for kind, n in counts.items():

@@ -16,7 +16,10 @@ from geofences import Limits
 from proximity import Engine, EngineConfig, MemoryStore
 from proximity.service import auth as auth_mod
 from proximity.service.auth import KeyRing
+from beacons.monitor import BeaconMonitor
+from beacons.registry import BeaconRegistry
 from proximity.service.batcher import Batcher
+from proximity.service.beacons import BEACON_KIND, REGION_KIND, BeaconService
 from proximity.service.definitions import Definitions, open_definitions
 from proximity.service.eventlog import MemoryEventLog, RedisEventLog
 from proximity.service.fences import KIND as FENCE_KIND, GeofenceService
@@ -24,6 +27,7 @@ from proximity.service.hooks import Webhooks, open_webhooks
 from proximity.service.ingest import Pipeline
 from proximity.service.metrics import Metrics
 from proximity.service.settings import Settings
+from proximity.service.sightings import SightingIngest
 
 __all__ = ["Runtime", "start_runtime", "stop_runtime"]
 
@@ -42,6 +46,8 @@ class Runtime:
     fences: GeofenceService
     webhooks: Webhooks
     batcher: Batcher
+    beacons: BeaconService
+    sightings: SightingIngest
     tasks: list[asyncio.Task] = field(default_factory=list)
     generated_admin_key: str | None = None
     ready: bool = False
@@ -56,14 +62,17 @@ def _build(settings: Settings) -> Runtime:
     hook_policy = {"retry_base_s": s.webhook_retry_base_s, "max_backoff_s": s.webhook_max_backoff_s,
                    "timeout_s": s.webhook_timeout_s}
     if s.redis_url:
+        from beacons.redis_state import RedisMonitorStore
         from proximity.store import RedisStore
         store = RedisStore(s.redis_url, prefix=s.redis_prefix)
+        monitor_store = RedisMonitorStore(s.redis_url, prefix=f"{s.redis_prefix}beacons:")
         defs = open_definitions(redis_url=s.redis_url, prefix=s.redis_prefix)
         event_log = RedisEventLog(s.redis_url, prefix=s.redis_prefix, retention_s=s.event_retention_s,
                                   cap=s.event_log_cap)
         webhooks = open_webhooks(sqlite_path=None, redis_url=s.redis_url, prefix=s.redis_prefix, **hook_policy)
     else:
         store = MemoryStore()
+        monitor_store = None   # the monitor's MemoryMonitorStore
         defs = open_definitions(sqlite_path=s.sqlite_path)
         event_log = MemoryEventLog(s.event_retention_s, s.event_log_cap)
         webhooks = open_webhooks(sqlite_path=str(s.data_dir / "webhooks.sqlite3"), redis_url=None,
@@ -75,9 +84,14 @@ def _build(settings: Settings) -> Runtime:
     limits = Limits(max_vertices=s.max_vertices, max_radius_m=s.max_radius_m)
     fences = GeofenceService(defs, engine, pipeline, limits)
     keys = KeyRing(defs)
-    rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, fences, webhooks, Batcher(pipeline, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings))
+    monitor = BeaconMonitor(BeaconRegistry(), s.monitor_config(), monitor_store)
+    beacons = BeaconService(defs, monitor, engine, pipeline)
+    batcher = Batcher(pipeline, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings)
+    rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, fences, webhooks, batcher, beacons,
+                 SightingIngest(beacons, pipeline, s.max_batch))
     metrics.on_collect(lambda: metrics.webhook_backlog.set(webhooks.backlog()))
     metrics.on_collect(lambda: metrics.fences.set(len(engine.fences)))
+    metrics.on_collect(lambda: metrics.beacons.set(len(monitor.registry)))
     metrics.on_collect(lambda: metrics.sse_clients.set(event_log.count))
     return rt
 
@@ -87,15 +101,17 @@ async def start_runtime(settings: Settings) -> Runtime:
     rt = await to_thread.run_sync(_build, settings)
     cursor = await to_thread.run_sync(rt.defs.cursor)   # before loading: replays are idempotent
     await to_thread.run_sync(rt.fences.load)
+    await to_thread.run_sync(rt.beacons.load)
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     rt.generated_admin_key = await to_thread.run_sync(rt.keys.load, admin)
     if rt.generated_admin_key:
         print(f"proximity: generated admin API key (shown once, store it now): {rt.generated_admin_key}",
               file=sys.stderr, flush=True)
     if settings.demo:
-        from proximity.service.demo import load_demo, replay_demo
+        from proximity.service.demo import load_demo, replay_demo, replay_demo_beacons
         await to_thread.run_sync(load_demo, rt)
         rt.tasks.append(asyncio.create_task(replay_demo(rt), name="demo"))
+        rt.tasks.append(asyncio.create_task(replay_demo_beacons(rt), name="demo-beacons"))
     await rt.webhooks.start()
     rt.tasks.append(asyncio.create_task(_sweeper(rt), name="sweep"))
     if settings.redis_url:
@@ -120,7 +136,7 @@ async def stop_runtime(rt: Runtime) -> None:
         except (asyncio.CancelledError, Exception):
             pass
     await rt.webhooks.stop()
-    for closer in (rt.defs.close, rt.log.close, rt.engine.store.close):
+    for closer in (rt.defs.close, rt.log.close, rt.engine.store.close, rt.beacons.monitor.store.close):
         try:
             await to_thread.run_sync(closer)
         except Exception:
@@ -143,6 +159,7 @@ async def _sweeper(rt: Runtime) -> None:
     async def step():
         await asyncio.sleep(rt.settings.sweep_interval_s)
         await to_thread.run_sync(rt.pipeline.sweep)
+        await to_thread.run_sync(rt.sightings.sweep)
     await _forever("sweep", rt, step)
 
 
@@ -156,6 +173,8 @@ async def _follow_definitions(rt: Runtime, cursor: str) -> None:
                 rt.fences.apply_change(ch.id)
             elif ch.kind == auth_mod.KIND:
                 rt.keys.refresh(ch.id)
+            elif ch.kind in (BEACON_KIND, REGION_KIND):
+                rt.beacons.apply_change(ch.kind, ch.id)
         state["cursor"] = nxt
 
     async def step():

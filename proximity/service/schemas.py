@@ -12,7 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["PingCreate", "PingBatchCreate", "IngestPublic", "EventPublic", "EventPagePublic",
            "GeofencePublic", "GeofencePagePublic", "ImportPublic", "DevicePublic", "KeyCreate",
            "KeyPublic", "KeyCreatedPublic", "WebhookCreate", "WebhookPublic", "LocatePublic",
-           "FenceDevicesPublic", "HealthPublic"]
+           "FenceDevicesPublic", "HealthPublic", "BeaconCreate", "BeaconPublic", "BeaconPagePublic",
+           "RegionCreate", "RegionPublic", "RegionListPublic", "SightingCreate", "SightingBatchCreate",
+           "SightingIngestPublic", "EVENT_TYPES"]
+
+EVENT_TYPES = Literal["enter", "exit", "dwell", "beacon_enter", "beacon_exit", "zone_change"]
 
 
 class PingBase(BaseModel):
@@ -35,11 +39,15 @@ class EventPublic(BaseModel):
     id: str | None = None
     device_id: str
     geofence_id: str
-    type: Literal["enter", "exit", "dwell"]
+    type: EVENT_TYPES
     ts: float
     visit_id: str
     duration_s: float | None
-    reason: Literal["ping", "silence", "fence_removed", "fence_changed"]
+    reason: Literal["ping", "silence", "fence_removed", "fence_changed", "beacon_removed"]
+    region_id: str | None = Field(None, description="beacon events: the monitored region "
+                                  "(for zone_change: the beacon id)")
+    zone: Literal["unknown", "immediate", "near", "far"] | None = Field(
+        None, description="zone_change: the new proximity zone")
 
 
 class IngestPublic(BaseModel):
@@ -112,7 +120,7 @@ class KeyCreatedPublic(KeyPublic):
 
 class WebhookCreate(BaseModel):
     url: str = Field(max_length=2000)
-    event_types: list[Literal["enter", "exit", "dwell"]] | None = None
+    event_types: list[EVENT_TYPES] | None = None
     secret: str | None = Field(None, max_length=500)
 
 
@@ -128,3 +136,97 @@ class HealthPublic(BaseModel):
     status: str
     mode: str
     geofences: int
+    beacons: int = 0
+
+
+# -- beacons (documentation of the bodies; the core's parse_beacon / parse_region validate) --------
+
+class BeaconBase(BaseModel):
+    """A registered BLE beacon: its ids (one kind), its store, where it hangs, its power."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["ibeacon", "eddystone", "altbeacon"] | None = Field(
+        None, description="inferred from the id fields when absent")
+    uuid: str | None = Field(None, description="iBeacon proximity UUID")
+    major: int | None = Field(None, ge=0, le=65535)
+    minor: int | None = Field(None, ge=0, le=65535)
+    namespace: str | None = Field(None, description="Eddystone-UID: 20 hex digits")
+    instance: str | None = Field(None, description="Eddystone-UID: 12 hex digits")
+    id1: str | None = Field(None, description="AltBeacon: a UUID")
+    id2: int | None = Field(None, ge=0, le=65535)
+    id3: int | None = Field(None, ge=0, le=65535)
+    store_id: str = Field(description="the id of the store's geofence")
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    floor: int | None = None
+    measured_power_dbm: float = Field(ge=-127, le=-1, description="RSSI at 1 m")
+    path_loss_exponent: float | None = Field(None, ge=1, le=6)
+
+
+class BeaconCreate(BeaconBase):
+    pass
+
+
+class BeaconPublic(BeaconBase):
+    id: str = Field(description="canonical id: ibeacon:<uuid>:<major>:<minor>, "
+                    "eddystone:<namespace>:<instance> or altbeacon:<id1>:<id2>:<id3>")
+
+
+class BeaconPagePublic(BaseModel):
+    beacons: list[BeaconPublic]
+    next_cursor: str | None
+
+
+class RegionCreate(BaseModel):
+    """A monitored region: an id prefix (uuid; uuid+major; full id), optionally in one store."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1, max_length=256)
+    type: Literal["ibeacon", "eddystone", "altbeacon"] | None = None
+    uuid: str | None = None
+    major: int | None = Field(None, ge=0, le=65535)
+    minor: int | None = Field(None, ge=0, le=65535)
+    namespace: str | None = None
+    instance: str | None = None
+    id1: str | None = None
+    id2: int | None = Field(None, ge=0, le=65535)
+    id3: int | None = Field(None, ge=0, le=65535)
+    store_id: str | None = None
+
+
+class RegionPublic(RegionCreate):
+    default: bool = Field(description="a store's implicit region (no region registered)")
+
+
+class RegionListPublic(BaseModel):
+    regions: list[RegionPublic]
+
+
+class SightingCreate(BaseModel):
+    """What a phone heard: the beacon by ``beacon_id``, by its ids, or as a ``raw`` frame (hex)."""
+
+    model_config = ConfigDict(extra="allow")
+    device_id: str = Field(min_length=1, max_length=256)
+    ts: float | str = Field(description="epoch seconds, or ISO 8601 with an offset")
+    beacon_id: str | None = None
+    uuid: str | None = None
+    major: int | None = None
+    minor: int | None = None
+    namespace: str | None = None
+    instance: str | None = None
+    raw: str | None = Field(None, description="the advertisement's service / manufacturer data, hex")
+    rssi: float = Field(ge=-127, le=-1)
+    tx_power: float | None = Field(None, ge=-128, le=127, description="at 1 m, dBm")
+
+
+class SightingBatchCreate(BaseModel):
+    sightings: list[SightingCreate] = Field(max_length=10_000)
+
+
+class SightingIngestPublic(BaseModel):
+    events: list[EventPublic]
+    accepted: int
+    unknown: int = Field(description="sightings of unregistered beacons (ignored)")
+    unidentified: int = Field(description="frames naming no beacon: Eddystone URL / TLM (ignored)")
+    stale: int = Field(description="not newer than the stream's last reading (ignored)")
+    positions: int = Field(description="indoor fixes fed to the geofence engine")

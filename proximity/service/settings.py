@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,7 +47,26 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(False, description="after start, move every object to the garbage "
                             "collector's permanent generation (shorter GC pauses); serve turns it on")
 
-    # event log
+    # BLE beacons (the monitor: beacons.monitor.MonitorConfig; see monitor_config())
+    beacon_exit_after_s: float = Field(30.0, gt=0, le=86_400, description="silence that ends a "
+                                       "beacon stay (beacon_exit, reason silence), seconds")
+    beacon_filter: Literal["kalman", "ema", "none"] = Field("kalman", description="RSSI smoothing")
+    beacon_distance_model: Literal["log_distance", "curve"] = "log_distance"
+    beacon_path_loss_exponent: float = Field(2.0, ge=1, le=6, description="for beacons registered "
+                                             "without one")
+    beacon_zone_immediate_m: float = Field(0.5, gt=0, description="immediate below this distance")
+    beacon_zone_near_m: float = Field(3.0, gt=0, description="near below this distance, else far")
+    beacon_zone_margin_immediate_m: float = Field(0.15, ge=0, description="hysteresis at the "
+                                                  "immediate / near boundary, meters")
+    beacon_zone_margin_near_m: float = Field(1.0, ge=0, description="hysteresis at the near / far "
+                                             "boundary, meters")
+    beacon_enter_max_zone: Literal["immediate", "near", "far"] = Field(
+        "far", description="a beacon stay begins at a sighting in this zone or closer")
+    beacon_use_sighting_tx_power: bool = False
+    beacon_positions: bool = Field(True, description="trilaterate devices from >= 3 beacons and "
+                                   "feed the fixes to the geofence engine as pings")
+    beacon_position_window_s: float = Field(5.0, ge=0, le=3600)
+
     event_retention_s: float = Field(24 * 3600.0, gt=0)
     event_log_cap: int = Field(1_000_000, ge=10)
     sse_heartbeat_s: float = Field(15.0, gt=0)
@@ -86,6 +107,40 @@ class Settings(BaseSettings):
         if self.webhook_max_backoff_s < self.webhook_retry_base_s:
             raise ValueError("webhook_max_backoff_s must be >= webhook_retry_base_s")
         return self
+
+    @model_validator(mode="after")
+    def _check_beacon_monitor(self) -> "Settings":
+        self.monitor_config()   # raises ValueError naming the bad option
+        return self
+
+    def monitor_config(self):
+        """Return the beacon monitor's :class:`~beacons.monitor.MonitorConfig` from these settings.
+
+        Raises
+        ------
+        ValueError
+            Naming the setting when the combination is invalid (zone thresholds out of order).
+        """
+        from beacons.errors import BeaconFieldError
+        from beacons.monitor import MonitorConfig
+        from beacons.ranging import Zone, ZoneThresholds
+
+        try:
+            thresholds = ZoneThresholds(self.beacon_zone_immediate_m, self.beacon_zone_near_m)
+            return MonitorConfig(filter=self.beacon_filter, distance_model=self.beacon_distance_model,
+                                 path_loss_exponent=self.beacon_path_loss_exponent,
+                                 thresholds=thresholds, zone_margin_m=(self.beacon_zone_margin_immediate_m,
+                                                                self.beacon_zone_margin_near_m),
+                                 use_sighting_tx_power=self.beacon_use_sighting_tx_power,
+                                 exit_after_s=self.beacon_exit_after_s,
+                                 enter_max_zone=Zone[self.beacon_enter_max_zone.upper()],
+                                 positions=self.beacon_positions,
+                                 position_window_s=self.beacon_position_window_s)
+        except BeaconFieldError as exc:
+            name = {"thresholds": "beacon_zone_immediate_m, beacon_zone_near_m",
+                    "margin": "beacon_zone_margin_immediate_m, beacon_zone_margin_near_m"}.get(
+                        exc.field, f"beacon_{exc.field}")
+            raise ValueError(f"{name}: {exc.value!r} is invalid; expected {exc.expected}") from None
 
     @property
     def sqlite_path(self) -> Path:

@@ -1,9 +1,9 @@
 """HTTP routes, one module per concept; each route body is one call into a service."""
 
-from proximity.service.routes import (clients, devices, events, geofences, health, keys, pings,
-                                      webhooks)
+from proximity.service.routes import (beacons, clients, devices, events, geofences, health, keys, pings,
+                                      regions, sightings, webhooks)
 
 __all__ = ["ROUTERS"]
 
 ROUTERS = [health.router, geofences.router, pings.router, clients.router, devices.router,
-           events.router, webhooks.router, keys.router]
+           events.router, webhooks.router, keys.router, beacons.router, regions.router, sightings.router]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import orjson
 from anyio import to_thread
@@ -11,7 +11,7 @@ from starlette.responses import StreamingResponse
 
 from proximity.service.deps import ManageKey, RuntimeDep
 from proximity.service.routes._common import ERRORS, json_response
-from proximity.service.schemas import EventPagePublic
+from proximity.service.schemas import EVENT_TYPES, EventPagePublic
 from proximity.service.stream import parse_filter, sse_events
 
 __all__ = ["router"]
@@ -19,7 +19,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERRORS)
 
 Str = Annotated[str | None, Query(max_length=256)]
-Type = Annotated[Literal["enter", "exit", "dwell"] | None, Query()]
+Type = Annotated[EVENT_TYPES | None, Query()]
 Since = Annotated[str | None, Query(max_length=64, description="epoch seconds or ISO 8601 with offset")]
 
 

@@ -1,0 +1,132 @@
+"""Sightings: wire bytes -> :class:`~beacons.sightings.SightingBatch` -> monitor and engine -> events.
+
+The body ``{"sightings": [...]}`` is decoded with orjson. Records naming their beacon by
+``beacon_id`` with numeric ``ts`` / ``rssi`` (what a gateway or an app that already knows the
+key sends) take a column path: one list comprehension per column, the keys canonicalized once
+per distinct key, and :meth:`SightingBatch.from_columns` validating vectorized (about 10x
+faster than per-record parsing). Anything else (ids, ``raw`` frames, ISO timestamps) goes
+through :meth:`SightingBatch.from_records`, which also names every bad record when the column
+path trips.
+
+Events go through :meth:`proximity.service.ingest.Pipeline.emit`, the path of ping events:
+the event log, the SSE stream, webhooks and metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from beacons.errors import BeaconFieldError, InvalidSightings
+from beacons.pipeline import ingest_sightings_detailed
+from beacons.sightings import SightingBatch
+from proximity.errors import StoreError
+from proximity.service.beacons import BeaconService, canonical_id
+from proximity.service.errors import BadRequest, PayloadTooLarge
+from proximity.service.ingest import Pipeline
+
+__all__ = ["SightingIngest", "parse_sightings_body", "sightings_from_rows"]
+
+_NUMBERS = frozenset({int, float})
+
+
+def parse_sightings_body(body: bytes, max_batch: int) -> SightingBatch:
+    """Parse ``{"sightings": [{device_id, ts, <beacon>, rssi, tx_power?}, ...]}``.
+
+    Raises
+    ------
+    BadRequest
+        Not JSON, or not the expected shape (names the field).
+    PayloadTooLarge
+        More than ``max_batch`` sightings.
+    InvalidSightings
+        Naming every bad record's index and field (a malformed ``raw`` frame included).
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("body", f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("body", 'expected an object {"sightings": [...]}')
+    rows = doc.get("sightings")
+    if not isinstance(rows, list):
+        raise BadRequest("sightings", "expected an array of sightings")
+    return sightings_from_rows(rows, max_batch)
+
+
+def sightings_from_rows(rows: list, max_batch: int) -> SightingBatch:
+    """Validate decoded sighting records into a batch (column path when it applies)."""
+    if len(rows) > max_batch:
+        raise PayloadTooLarge(max_batch, len(rows), what="batch", unit="sightings")
+    fast = _columns(rows)
+    return fast if fast is not None else SightingBatch.from_records(rows)
+
+
+def _columns(rows: list) -> SightingBatch | None:
+    """The column path, or None when a record needs the per-record parser."""
+    if not rows:
+        return SightingBatch.empty()
+    try:
+        if any("raw" in r for r in rows):
+            return None
+        dev = [r["device_id"] for r in rows]
+        ts = [r["ts"] for r in rows]
+        key = [r["beacon_id"] for r in rows]
+        rssi = [r["rssi"] for r in rows]
+        tx = [r.get("tx_power") for r in rows]
+    except (KeyError, TypeError):
+        return None
+    if not (set(map(type, ts)) <= _NUMBERS and set(map(type, rssi)) <= _NUMBERS
+            and set(map(type, dev)) == {str}):
+        return None   # ISO timestamps, nulls, booleans, lists: the record parser says which
+    if None in tx:
+        if any(r.get("tx_power_dbm") is not None for r in rows):
+            return None
+        tx = None if all(t is None for t in tx) else [float("nan") if t is None else t for t in tx]
+    if tx is not None and not set(map(type, tx)) <= _NUMBERS:
+        return None
+    try:
+        canon = {k: canonical_id(k, "beacon_id") for k in dict.fromkeys(key)}
+    except (BeaconFieldError, TypeError):   # a malformed or unhashable key
+        return None
+    try:
+        return SightingBatch.from_columns(dev, ts, [canon[k] for k in key], rssi, tx)
+    except InvalidSightings:
+        return None
+
+
+class SightingIngest:
+    """Runs sighting batches and sweeps through the beacon monitor and the geofence engine.
+
+    Methods are synchronous (call them in a worker thread); they hold the beacon service's
+    monitor lock, so this process's monitor calls run one at a time.
+    """
+
+    def __init__(self, beacons: BeaconService, pipeline: Pipeline, max_batch: int = 10_000):
+        self.beacons, self.pipeline, self.max_batch = beacons, pipeline, max_batch
+
+    def ingest_body(self, body: bytes) -> dict[str, Any]:
+        """Parse a request body (:func:`parse_sightings_body`; outside the lock) and ingest it."""
+        return self.ingest(parse_sightings_body(body, self.max_batch))
+
+    def ingest(self, batch: SightingBatch) -> dict[str, Any]:
+        """Ingest one batch; return ``{"events", "accepted", "unknown", "unidentified", "stale",
+        "positions"}`` (``positions``: indoor fixes fed to the geofence engine)."""
+        svc = self.beacons
+        with svc.monitor_lock:
+            try:
+                res = ingest_sightings_detailed(svc.monitor, svc.engine, batch)
+            except StoreError:
+                self.pipeline.metrics.store_errors.inc()
+                raise
+            events = self.pipeline.emit(res.events)
+        b = res.beacons
+        self.pipeline.metrics.count_sightings(b.accepted, b.unknown, b.unidentified, b.stale)
+        return {"events": events, "accepted": b.accepted, "unknown": b.unknown,
+                "unidentified": b.unidentified, "stale": b.stale, "positions": len(b.positions)}
+
+    def sweep(self, now: float | None = None) -> list[dict]:
+        """End beacon stays silent for ``exit_after_s`` (``beacon_exit``, reason ``silence``)."""
+        with self.beacons.monitor_lock:
+            return self.pipeline.emit(self.beacons.monitor.sweep(now))
