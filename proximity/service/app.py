@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await stop_runtime(rt)
 
-    app = FastAPI(title="proximity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    docs = {} if settings.public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="proximity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, **docs)
     app.state.settings = settings
     install_handlers(app)
     for router in ROUTERS:

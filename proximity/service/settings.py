@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "prox:"
     demo: bool = False
+    public_docs: bool = Field(True, description="serve /docs and /openapi.json without a key; "
+                              "false turns both off (every other route but /health needs a key)")
     demo_speed: float = Field(20.0, gt=0, description="demo ping replay speed-up over real time")
     admin_key: SecretStr | None = None
 

@@ -75,3 +75,26 @@ def test_bad_settings_fail_fast(tmp_path):
         Settings(admin_key="short")
     with pytest.raises(ValidationError, match="port"):
         Settings(port=70000)
+
+
+def test_every_route_but_health_and_docs_needs_a_key(client):
+    """Walk every operation of the OpenAPI spec, so a new route cannot forget its key check."""
+    spec = client.get("/openapi.json", headers={}).json()
+    checked = 0
+    for path, ops in spec["paths"].items():
+        if path == "/health":
+            continue
+        url = path.replace("{", "").replace("}", "")   # any value for path parameters
+        for method in ops:
+            r = client.request(method.upper(), url, headers={"Authorization": ""})
+            assert r.status_code == 401, (method, path, r.status_code, r.text)
+            checked += 1
+    assert checked >= 30
+
+
+def test_docs_can_be_turned_off(tmp_path, make_client):
+    c = make_client(Settings(data_dir=tmp_path, admin_key="k" * 24, public_docs=False))
+    assert c.get("/docs", headers={}).status_code == 404
+    assert c.get("/openapi.json", headers={}).status_code == 404
+    c2 = make_client(Settings(data_dir=tmp_path / "2", admin_key="k" * 24))
+    assert c2.get("/openapi.json", headers={}).status_code == 200
