@@ -8,6 +8,7 @@
      ├── UnsupportedMediaType (BadRequest) content type        -> 415
      ├── NotFound (KeyError)            kind, id               -> 404
      ├── Conflict (ValueError)          kind, id               -> 409
+     ├── InUse (ValueError)             kind, id, users        -> 409
      ├── Unauthorized (PermissionError) reason                 -> 401
      ├── Forbidden (PermissionError)    scope                  -> 403
      └── Unavailable (RuntimeError)     what                   -> 503
@@ -39,7 +40,7 @@ from beacons.errors import (BeaconError, BeaconFieldError, FrameError, InvalidBe
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
 from proximity.errors import InvalidPing, StoreError
 
-__all__ = ["ServiceError", "BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "NotFound", "Conflict", "Unauthorized",
+__all__ = ["ServiceError", "BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "NotFound", "Conflict", "InUse", "Unauthorized",
            "Forbidden", "Unavailable", "install_handlers", "json_error"]
 
 log = logging.getLogger("proximity.service")
@@ -104,6 +105,22 @@ class Conflict(ServiceError, ValueError):
 
     def body(self):
         return {"code": self.code, "message": str(self), "field": "id", "id": self.id}
+
+
+class InUse(ServiceError, ValueError):
+    """A definition others depend on (a geofence that is beacons' store) cannot be deleted."""
+
+    status, code = 409, "in_use"
+
+    def __init__(self, kind: str, id: str, users: list[str], user_kind: str):
+        self.kind, self.id, self.users = kind, id, users
+        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+        super().__init__(f"{kind} {id!r} is the store of {len(users)} {user_kind}(s) ({shown}); "
+                         f"delete or move them first")
+
+    def body(self):
+        return {"code": self.code, "message": str(self), "field": "id", "id": self.id,
+                "used_by": self.users[:100]}
 
 
 class Unauthorized(ServiceError, PermissionError):

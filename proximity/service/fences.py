@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from geofences import (DuplicateGeofence, Geofence, Limits, UnknownGeofence, parse_collection,
                        parse_feature, to_collection)
 from proximity import Engine
 from proximity.service.definitions import Definitions
-from proximity.service.errors import BadRequest
+from proximity.service.errors import BadRequest, InUse
 from proximity.service.ingest import Pipeline
 
 __all__ = ["GeofenceService", "KIND", "encode_cursor", "decode_cursor"]
@@ -55,6 +55,8 @@ class GeofenceService:
     def __init__(self, defs: Definitions, engine: Engine, pipeline: Pipeline, limits: Limits):
         self.defs, self.engine, self.pipeline, self.limits = defs, engine, pipeline, limits
         self._lock = threading.Lock()
+        #: ids of the beacons whose store is a given geofence (set by the runtime)
+        self.beacons_of: Callable[[str], list[str]] = lambda fence_id: []
 
     # -- start and follow ----------------------------------------------------------------------
     def load(self) -> int:
@@ -96,7 +98,13 @@ class GeofenceService:
         return fence.to_feature(), created, events
 
     def delete(self, fence_id: str) -> list[dict]:
-        """Remove ``fence_id``; return the exit events of the devices that were inside."""
+        """Remove ``fence_id``; return the exit events of the devices that were inside.
+
+        Raises :class:`InUse` while beacons belong to the fence, so none points at a missing store.
+        """
+        users = self.beacons_of(fence_id)
+        if users:
+            raise InUse("geofence", fence_id, sorted(users), "beacon")
         with self._lock:
             if not self.defs.delete(KIND, fence_id):
                 raise UnknownGeofence(fence_id)

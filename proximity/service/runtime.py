@@ -86,6 +86,7 @@ def _build(settings: Settings) -> Runtime:
     keys = KeyRing(defs)
     monitor = BeaconMonitor(BeaconRegistry(), s.monitor_config(), monitor_store)
     beacons = BeaconService(defs, monitor, engine, pipeline)
+    fences.beacons_of = lambda fid: [b.id for b in beacons.registry if b.store_id == fid]
     batcher = Batcher(pipeline, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings)
     rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, fences, webhooks, batcher, beacons,
                  SightingIngest(beacons, pipeline, s.max_batch))

@@ -217,3 +217,15 @@ def test_definitions_survive_kill9(serve, tmp_path):
         r = c.post("/v1/sightings", json={"sightings": [
             {"device_id": "p1", "ts": time.time(), "beacon_id": KEY0, "rssi": -65}]})
         assert [(e["type"], e.get("region_id")) for e in r.json()["events"]][0] == ("beacon_enter", "brand")
+
+
+def test_a_store_with_beacons_cannot_be_deleted_until_they_go(shop):
+    c = shop
+    assert c.post("/v1/beacons", json=beacon(0)).status_code == 201
+    r = c.delete("/v1/geofences/shop")
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["code"] == "in_use" and err["field"] == "id" and err["used_by"] == [KEY0]
+    assert c.get("/v1/geofences/shop").status_code == 200          # nothing was removed
+    assert c.delete(f"/v1/beacons/{KEY0}").status_code in (200, 204)
+    assert c.delete("/v1/geofences/shop").status_code in (200, 204)
