@@ -3,7 +3,7 @@
 Each device has a row: last ping (ts, lon, lat), version, and ``_K`` stay slots (fence code,
 enter ts, visit id, dwelled). The rare device inside more than ``_K`` fences at once keeps the
 extra stays in a small overflow dict. Fence ids are interned as integer codes, so load, save and
-"who is inside this fence" are vectorized numpy operations. About 130 bytes per device, of which
+"who is inside this fence" are vectorized numpy operations. About 180 bytes per device, of which
 most is the id dict entry.
 """
 
@@ -19,7 +19,7 @@ from proximity.store.base import DeviceStates
 
 __all__ = ["MemoryStore"]
 
-_K = 2  # stay slots per device row
+_K = 3  # stay slots per device row: a mall, a store in it, a department in the store
 
 
 class MemoryStore:
@@ -41,6 +41,7 @@ class MemoryStore:
         self._visit = np.zeros((0, _K), np.uint64)
         self._dwelled = np.zeros((0, _K), bool)
         self._overflow: dict[int, list[tuple[int, float, int, bool]]] = {}
+        self._overflow_cache: np.ndarray | None = None
         self._fence_ids = np.empty(0, dtype=object)   # code -> fence id
         self._fence_list: list[str] = []
         self._code_of: dict[str, int] = {}
@@ -64,10 +65,15 @@ class MemoryStore:
             sf = [codes[d, k]]
             rd = r[d]
             se, sv, sw = [self._enter[rd, k]], [self._visit[rd, k]], [self._dwelled[rd, k]]
-            if self._overflow:
-                for i in known:
-                    for code, ets, visit, dwelled in self._overflow.get(int(rows[i]), ()):
-                        sd.append([i]), sf.append([code]), se.append([ets]), sv.append(np.array([visit], np.uint64)), sw.append([dwelled])
+            if self._overflow:   # only the few devices inside more than _K fences
+                extra = [(i, st) for i in known[np.isin(r, self._overflow_rows())].tolist()
+                         for st in self._overflow[int(rows[i])]]
+                if extra:
+                    sd.append(np.array([i for i, _ in extra], np.int64))
+                    sf.append(np.array([st[0] for _, st in extra], np.int64))
+                    se.append(np.array([st[1] for _, st in extra], np.float64))
+                    sv.append(np.array([st[2] for _, st in extra], np.uint64))
+                    sw.append(np.array([st[3] for _, st in extra], bool))
             fence_ids = self._fence_ids
         out.stay_dev = np.concatenate(sd).astype(np.int64)
         out.stay_fence = fence_ids[np.concatenate(sf).astype(np.int64)]
@@ -85,28 +91,38 @@ class MemoryStore:
             self._version[w] = before.version[ok] + 1
             self._deadline[w] = after.deadline[ok]
             self._fence[w] = -1
-            for row in (set(self._overflow) & set(w.tolist())) if self._overflow else ():
-                del self._overflow[row]
+            if self._overflow:
+                for row in set(self._overflow).intersection(w.tolist()):
+                    del self._overflow[row]
+                self._overflow_cache = None
             keep = ok[after.stay_dev] if len(after.stay_dev) else np.zeros(0, bool)
             if keep.any():
-                sd = after.stay_dev[keep]
-                order = np.argsort(sd, kind="stable")
-                sd = sd[order]
-                codes = self._codes_for(after.stay_fence[keep][order])
-                first = np.searchsorted(sd, sd)
-                rank = np.arange(len(sd)) - first
+                sel = np.flatnonzero(keep)
+                sd = after.stay_dev[sel]
+                if len(sd) > 1 and (sd[1:] < sd[:-1]).any():
+                    order = np.argsort(sd, kind="stable")
+                    sel, sd = sel[order], sd[order]
+                codes = self._codes_for(after.stay_fence[sel])
+                rank = np.arange(len(sd)) - np.searchsorted(sd, sd)
                 srow = rows[sd]
+                enter, visit, dwelled = after.stay_enter_ts[sel], after.stay_visit[sel], after.stay_dwelled[sel]
                 fit = rank < _K
                 rr, kk = srow[fit], rank[fit]
                 self._fence[rr, kk] = codes[fit]
-                self._enter[rr, kk] = after.stay_enter_ts[keep][order][fit]
-                self._visit[rr, kk] = after.stay_visit[keep][order][fit]
-                self._dwelled[rr, kk] = after.stay_dwelled[keep][order][fit]
-                for j in np.flatnonzero(~fit):
-                    self._overflow.setdefault(int(srow[j]), []).append(
-                        (int(codes[j]), float(after.stay_enter_ts[keep][order][j]),
-                         int(after.stay_visit[keep][order][j]), bool(after.stay_dwelled[keep][order][j])))
+                self._enter[rr, kk] = enter[fit]
+                self._visit[rr, kk] = visit[fit]
+                self._dwelled[rr, kk] = dwelled[fit]
+                if not fit.all():
+                    for j in np.flatnonzero(~fit).tolist():
+                        self._overflow.setdefault(int(srow[j]), []).append(
+                            (int(codes[j]), float(enter[j]), int(visit[j]), bool(dwelled[j])))
+                    self._overflow_cache = None
         return ok
+
+    def _overflow_rows(self) -> np.ndarray:
+        if self._overflow_cache is None:
+            self._overflow_cache = np.fromiter(self._overflow, np.int64, len(self._overflow))
+        return self._overflow_cache
 
     def due(self, now: float, limit: int = 100_000) -> list[str]:
         with self._lock:
