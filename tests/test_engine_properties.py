@@ -8,7 +8,6 @@ brute-force reference engine in ``tests/oracle.py`` and with itself under any ba
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 

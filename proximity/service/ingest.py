@@ -20,7 +20,7 @@ from proximity.errors import InvalidPing, StoreError
 from proximity.service.errors import BadRequest, PayloadTooLarge
 from proximity.service.metrics import Metrics
 
-__all__ = ["Pipeline", "parse_ping_body", "pings_from_rows", "event_dicts"]
+__all__ = ["Pipeline", "parse_ping_body", "pings_from_rows", "json_array", "event_dicts"]
 
 log = logging.getLogger("proximity.service")
 _NAN = math.nan
@@ -39,16 +39,21 @@ def parse_ping_body(body: bytes, max_batch: int) -> PingBatch:
     InvalidPing
         Naming each bad ping's index and field.
     """
+    return pings_from_rows(json_array(body, "pings"), max_batch)
+
+
+def json_array(body: bytes, key: str) -> list:
+    """Return the array under ``key`` of a JSON object body, or raise :class:`BadRequest`."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("body", f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise BadRequest("body", "expected an object {\"pings\": [...]}")
-    rows = doc.get("pings")
+        raise BadRequest("body", f'expected an object {{"{key}": [...]}}')
+    rows = doc.get(key)
     if not isinstance(rows, list):
-        raise BadRequest("pings", "expected an array of pings")
-    return pings_from_rows(rows, max_batch)
+        raise BadRequest(key, f"expected an array of {key}")
+    return rows
 
 
 def pings_from_rows(rows: list, max_batch: int) -> PingBatch:

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from beacons.errors import BeaconFieldError, InvalidSightings
 from beacons.pipeline import ingest_sightings_detailed
 from beacons.sightings import SightingBatch
 from proximity.errors import StoreError
 from proximity.service.beacons import BeaconService, canonical_id
-from proximity.service.errors import BadRequest, PayloadTooLarge
-from proximity.service.ingest import Pipeline
+from proximity.service.errors import PayloadTooLarge
+from proximity.service.ingest import Pipeline, json_array
 
 __all__ = ["SightingIngest", "parse_sightings_body", "sightings_from_rows"]
 
@@ -43,16 +41,7 @@ def parse_sightings_body(body: bytes, max_batch: int) -> SightingBatch:
     InvalidSightings
         Naming every bad record's index and field (a malformed ``raw`` frame included).
     """
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("body", f"not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("body", 'expected an object {"sightings": [...]}')
-    rows = doc.get("sightings")
-    if not isinstance(rows, list):
-        raise BadRequest("sightings", "expected an array of sightings")
-    return sightings_from_rows(rows, max_batch)
+    return sightings_from_rows(json_array(body, "sightings"), max_batch)
 
 
 def sightings_from_rows(rows: list, max_batch: int) -> SightingBatch:

@@ -1,7 +1,6 @@
 """Group commit: requests merged into one engine call get the same events and counts back as
 when each is ingested alone, in order (property test), and concurrent requests over HTTP agree."""
 
-import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from geofences import Geofence

@@ -66,7 +66,7 @@ def test_tolerance_is_inclusive_and_configurable():
         verify(SECRET, header, BODY, tolerance_s=5, now_s=T + 6)
 
 
-@pytest.mark.parametrize("header", [None, "", "v1=abc", f"t={T}", f"t=soon,v1=abc", "garbage"])
+@pytest.mark.parametrize("header", [None, "", "v1=abc", f"t={T}", "t=soon,v1=abc", "garbage"])
 def test_a_malformed_header_is_rejected_and_kept(header):
     with pytest.raises(SignatureError) as err:
         verify(SECRET, header, BODY, now_s=T)
