@@ -1,7 +1,8 @@
 """The event log: every event kept for a retention window, queryable by cursor, and streamed live.
 
-- :class:`MemoryEventLog` (embedded): a ring (deque) trimmed by age and by a cap; ids are
-  increasing integers.
+- :class:`MemoryEventLog`: a ring (deque) trimmed by age and by a cap; ids are increasing
+  integers. :class:`SqliteEventLog` (embedded mode) adds a write-behind SQLite copy, so the log
+  survives a restart.
 - :class:`RedisEventLog` (several processes): one Redis Stream (``XADD`` with ``MINID`` trimming,
   plus a ``MAXLEN`` cap), so every process serves the same log; ids are stream ids.
 
@@ -13,16 +14,18 @@ is dropped (its queue gets ``None``) rather than slowing ingestion.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections import deque
 from itertools import islice
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Iterable
 
 import orjson
 
-__all__ = ["EventFilter", "Entry", "MemoryEventLog", "RedisEventLog", "Subscription"]
+__all__ = ["EventFilter", "Entry", "MemoryEventLog", "SqliteEventLog", "RedisEventLog", "Subscription"]
 
 #: A logged event as queries return it: (id, type, JSON bytes with the id inside).
 Entry = tuple[str, str, bytes]
@@ -130,16 +133,22 @@ class MemoryEventLog(_FanOut):
         dumps = orjson.dumps
         with self._append_lock:
             ring = self._ring
+            rows = []
             for e in events:
                 seq = self._next
                 self._next += 1
                 e["id"] = str(seq)
-                ring.append((seq, now, e["device_id"], e["geofence_id"], e["type"], e["ts"], dumps(e)))
+                rows.append((seq, now, e["device_id"], e["geofence_id"], e["type"], e["ts"], dumps(e)))
+            ring.extend(rows)
+            self._persist(rows)
             horizon = now - self.retention_s
             while ring and (len(ring) > self.cap or ring[0][1] < horizon):
                 ring.popleft()
         self.publish([(e["id"], e) for e in events])
         return events
+
+    def _persist(self, rows: list[tuple]) -> None:
+        """Hook for durable subclasses: the rows just appended (called under the append lock)."""
 
     def query(self, flt: EventFilter, after: str | None, limit: int) -> tuple[list[Entry], str | None]:
         """Return up to ``limit`` matching entries after the cursor, and the next cursor."""
@@ -167,6 +176,72 @@ class MemoryEventLog(_FanOut):
 
     def close(self) -> None:
         pass
+
+
+class SqliteEventLog(MemoryEventLog):
+    """The embedded log, also written behind to SQLite so it survives a restart.
+
+    Appends stay in-memory fast; a writer thread inserts them every ``flush_s`` (0.1 s), so a
+    crash loses at most that much of the log (definitions and the webhook outbox are durable
+    before they are acknowledged; this is the event history). A start reloads the retention
+    window and continues the ids.
+    """
+
+    def __init__(self, path: str, retention_s: float, cap: int, flush_s: float = 0.1):
+        super().__init__(retention_s, cap)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        # The filter columns live inside the JSON: parsed once at start, not bound per insert.
+        self._db.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, received_ts REAL, doc BLOB)")
+        horizon = time.time() - retention_s
+        rows = self._db.execute("SELECT seq, received_ts, doc FROM events WHERE received_ts >= ? "
+                                "ORDER BY seq DESC LIMIT ?", (horizon, cap)).fetchall()
+        for seq, received, doc in reversed(rows):
+            e = orjson.loads(doc)
+            self._ring.append((seq, received, e["device_id"], e["geofence_id"], e["type"], e["ts"], doc))
+        top = self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        self._next = (top or 0) + 1
+        self._flush_s = flush_s
+        self._pending: list[tuple] = []
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._last_trim = 0.0
+        self._writer = threading.Thread(target=self._write_loop, name="event-log-writer", daemon=True)
+        self._writer.start()
+
+    def _persist(self, rows: list[tuple]) -> None:
+        with self._wake:
+            self._pending.extend(rows)
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._wake:
+                if not self._stopping:
+                    self._wake.wait(self._flush_s)
+                rows, self._pending = self._pending, []
+                stopping = self._stopping
+            if rows:
+                with self._db:
+                    self._db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
+                                         [(r[0], r[1], r[6]) for r in rows])
+            now = time.time()
+            if now - self._last_trim > 10 * self._flush_s or stopping:
+                self._last_trim = now
+                with self._append_lock:   # the ring is already trimmed by age and cap
+                    oldest = self._ring[0][0] if self._ring else self._next
+                with self._db:   # a primary-key range: no scan of the table
+                    self._db.execute("DELETE FROM events WHERE seq < ?", (oldest,))
+            if stopping:
+                return
+
+    def close(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._writer.join(timeout=10)
+        self._db.close()
 
 
 class RedisEventLog(_FanOut):

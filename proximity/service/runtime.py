@@ -21,7 +21,7 @@ from beacons.registry import BeaconRegistry
 from proximity.service.batcher import Batcher
 from proximity.service.beacons import BEACON_KIND, REGION_KIND, BeaconService
 from proximity.service.definitions import Definitions, open_definitions
-from proximity.service.eventlog import MemoryEventLog, RedisEventLog
+from proximity.service.eventlog import MemoryEventLog, RedisEventLog, SqliteEventLog
 from proximity.service.fences import KIND as FENCE_KIND, GeofenceService
 from proximity.service.hooks import Webhooks, open_webhooks
 from proximity.service.ingest import Pipeline
@@ -74,7 +74,8 @@ def _build(settings: Settings) -> Runtime:
         store = MemoryStore()
         monitor_store = None   # the monitor's MemoryMonitorStore
         defs = open_definitions(sqlite_path=s.sqlite_path)
-        event_log = MemoryEventLog(s.event_retention_s, s.event_log_cap)
+        event_log = (SqliteEventLog(str(s.data_dir / "events.sqlite3"), s.event_retention_s, s.event_log_cap)
+                     if s.event_log_durable else MemoryEventLog(s.event_retention_s, s.event_log_cap))
         webhooks = open_webhooks(sqlite_path=str(s.data_dir / "webhooks.sqlite3"), redis_url=None,
                                  prefix=s.redis_prefix, **hook_policy)
     engine = Engine(store=store, config=EngineConfig(hysteresis_factor=s.hysteresis_factor,

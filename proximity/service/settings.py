@@ -71,6 +71,8 @@ class Settings(BaseSettings):
 
     event_retention_s: float = Field(24 * 3600.0, gt=0)
     event_log_cap: int = Field(1_000_000, ge=10)
+    event_log_durable: bool = Field(True, description="embedded mode: keep the event log in SQLite "
+                                    "too, so it survives a restart; false keeps it in memory only")
     sse_heartbeat_s: float = Field(15.0, gt=0)
 
     # webhooks (delivery itself is proximity.webhooks)

@@ -4,47 +4,17 @@ scope, sample features, and real ``python -m proximity.service`` processes on fr
 from __future__ import annotations
 
 
-import httpx
 import pytest
 from anyio.from_thread import start_blocking_portal
 
 from proximity.service import Settings, create_app
 # Re-exported for older imports; new code imports service_support directly.
-from service_support import ADMIN, ADMIN_KEY, Server, circle, free_port, square, start_server  # noqa: F401
+from service_support import (ADMIN, ADMIN_KEY, AppClient, Server, circle, free_port, square,  # noqa: F401
+                             start_server)
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, sweep_interval_s=0.1)
-
-
-class AppClient:
-    """A synchronous client for an in-process app: httpx's ASGITransport driven through an anyio
-    blocking portal (an event loop in a thread), with the app's lifespan running around it.
-    (Starlette's TestClient now warns about httpx; warnings are errors here.)"""
-
-    def __init__(self, app, portal, headers: dict[str, str]):
-        self.app, self.portal = app, portal
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://testserver", headers=headers, timeout=30)
-
-    def request(self, method: str, url: str, **kw) -> httpx.Response:
-        return self.portal.call(lambda: self._client.request(method, url, **kw))
-
-    def get(self, url, **kw):
-        return self.request("GET", url, **kw)
-
-    def post(self, url, **kw):
-        return self.request("POST", url, **kw)
-
-    def put(self, url, **kw):
-        return self.request("PUT", url, **kw)
-
-    def delete(self, url, **kw):
-        return self.request("DELETE", url, **kw)
-
-    @property
-    def runtime(self):
-        return self.app.state.runtime
 
 
 @pytest.fixture

@@ -84,3 +84,33 @@ def start_server(tmp_path: Path, *args: str, env: dict | None = None, admin: boo
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+class AppClient:
+    """A synchronous client for an in-process app: httpx's ASGITransport driven through an anyio
+    blocking portal (an event loop in a thread), with the app's lifespan running around it.
+    (Starlette's TestClient now warns about httpx; warnings are errors here.)"""
+
+    def __init__(self, app, portal, headers: dict[str, str]):
+        self.app, self.portal = app, portal
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://testserver", headers=headers, timeout=30)
+
+    def request(self, method: str, url: str, **kw) -> httpx.Response:
+        return self.portal.call(lambda: self._client.request(method, url, **kw))
+
+    def get(self, url, **kw):
+        return self.request("GET", url, **kw)
+
+    def post(self, url, **kw):
+        return self.request("POST", url, **kw)
+
+    def put(self, url, **kw):
+        return self.request("PUT", url, **kw)
+
+    def delete(self, url, **kw):
+        return self.request("DELETE", url, **kw)
+
+    @property
+    def runtime(self):
+        return self.app.state.runtime

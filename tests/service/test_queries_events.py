@@ -63,3 +63,56 @@ def test_periodic_sweep_exits_silent_devices(client):
             break
         time.sleep(0.1)
     assert ev and ev[0]["reason"] == "silence" and ev[0]["device_id"] == "quiet"
+
+
+def test_the_embedded_event_log_survives_a_restart(tmp_path):
+    """Events are written behind to SQLite: a restart keeps the log and continues its ids."""
+    from anyio.from_thread import start_blocking_portal
+
+    from proximity.service import Settings, create_app
+    from service_support import ADMIN, ADMIN_KEY, AppClient
+
+    settings = Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY)
+
+    def run(fn):
+        with start_blocking_portal() as portal:
+            app = create_app(settings)
+            with portal.wrap_async_context_manager(app.router.lifespan_context(app)):
+                return fn(AppClient(app, portal, ADMIN))
+
+    def first(c):
+        assert c.post("/v1/geofences", json=square("shop")).status_code == 201
+        pings = [{"device_id": "p1", "ts": 100, "lon": 10.7505, "lat": 59.9105},
+                 {"device_id": "p1", "ts": 160, "lon": 10.80, "lat": 59.95}]
+        assert c.post("/v1/pings", json={"pings": pings}).status_code == 200
+        return c.get("/v1/events").json()["events"]
+
+    def second(c):
+        before = c.get("/v1/events").json()["events"]
+        c.post("/v1/pings", json={"pings": [{"device_id": "p2", "ts": 200, "lon": 10.7505, "lat": 59.9105}]})
+        return before, c.get("/v1/events").json()["events"]
+
+    logged = run(first)
+    assert [e["type"] for e in logged] == ["enter", "exit"]
+    before, after = run(second)
+    assert before == logged
+    assert [e["id"] for e in after] == [logged[0]["id"], logged[1]["id"], str(int(logged[1]["id"]) + 1)]
+
+
+def test_sqlite_event_log_reloads_only_the_retention_window_and_the_cap(tmp_path, monkeypatch):
+    import time as _time
+
+    from proximity.service.eventlog import EventFilter, SqliteEventLog
+
+    path = str(tmp_path / "events.sqlite3")
+    ev = [{"device_id": f"d{i}", "geofence_id": "g", "type": "enter", "ts": float(i)} for i in range(5)]
+    log = SqliteEventLog(path, retention_s=3600, cap=100, flush_s=0.01)
+    log.append(ev[:2])
+    monkeypatch.setattr(_time, "time", lambda: 1e10)          # two hours later...
+    log.append(ev[2:])
+    log.close()
+    log = SqliteEventLog(path, retention_s=3600, cap=2, flush_s=0.01)
+    rows, _ = log.query(EventFilter(), None, 100)
+    assert [r[0] for r in rows] == ["4", "5"]                  # the old two aged out; the cap keeps 2
+    assert log.append([dict(ev[0])])[0]["id"] == "6"
+    log.close()
