@@ -181,10 +181,10 @@ class MemoryEventLog(_FanOut):
 class SqliteEventLog(MemoryEventLog):
     """The embedded log, also written behind to SQLite so it survives a restart.
 
-    Appends stay in-memory fast; a writer thread inserts them every ``flush_s`` (0.1 s), so a
-    crash loses at most that much of the log (definitions and the webhook outbox are durable
-    before they are acknowledged; this is the event history). A start reloads the retention
-    window and continues the ids.
+    Appends stay in-memory fast; a writer thread stores each appended batch as one row (its
+    events' JSON documents, newline-separated) every ``flush_s`` (0.1 s), so a crash loses at most
+    that much of the history (definitions and the webhook outbox are durable before they are
+    acknowledged). A start reloads the retention window and continues the ids.
     """
 
     def __init__(self, path: str, retention_s: float, cap: int, flush_s: float = 0.1):
@@ -193,15 +193,10 @@ class SqliteEventLog(MemoryEventLog):
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        # The filter columns live inside the JSON: parsed once at start, not bound per insert.
-        self._db.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, received_ts REAL, doc BLOB)")
-        horizon = time.time() - retention_s
-        rows = self._db.execute("SELECT seq, received_ts, doc FROM events WHERE received_ts >= ? "
-                                "ORDER BY seq DESC LIMIT ?", (horizon, cap)).fetchall()
-        for seq, received, doc in reversed(rows):
-            e = orjson.loads(doc)
-            self._ring.append((seq, received, e["device_id"], e["geofence_id"], e["type"], e["ts"], doc))
-        top = self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        self._db.execute("CREATE TABLE IF NOT EXISTS event_batches (first_seq INTEGER PRIMARY KEY, "
+                         "last_seq INTEGER, received_ts REAL, docs BLOB)")
+        self._load(time.time() - retention_s, cap)
+        top = self._db.execute("SELECT MAX(last_seq) FROM event_batches").fetchone()[0]
         self._next = (top or 0) + 1
         self._flush_s = flush_s
         self._pending: list[tuple] = []
@@ -211,28 +206,43 @@ class SqliteEventLog(MemoryEventLog):
         self._writer = threading.Thread(target=self._write_loop, name="event-log-writer", daemon=True)
         self._writer.start()
 
+    def _load(self, horizon: float, cap: int) -> None:
+        rows: list[tuple] = []
+        cur = self._db.execute("SELECT first_seq, received_ts, docs FROM event_batches "
+                               "WHERE received_ts >= ? ORDER BY first_seq DESC", (horizon,))
+        for first, received, docs in cur:
+            batch = []
+            for seq, doc in enumerate(docs.split(b"\n"), first):
+                e = orjson.loads(doc)
+                batch.append((seq, received, e["device_id"], e["geofence_id"], e["type"], e["ts"], doc))
+            rows[:0] = batch
+            if len(rows) >= cap:
+                break
+        self._ring.extend(rows[-cap:])
+
     def _persist(self, rows: list[tuple]) -> None:
+        batch = (rows[0][0], rows[-1][0], rows[0][1], b"\n".join(r[6] for r in rows))
         with self._wake:
-            self._pending.extend(rows)
+            self._pending.append(batch)
 
     def _write_loop(self) -> None:
         while True:
             with self._wake:
                 if not self._stopping:
                     self._wake.wait(self._flush_s)
-                rows, self._pending = self._pending, []
+                batches, self._pending = self._pending, []
                 stopping = self._stopping
-            if rows:
+            if batches:
                 with self._db:
-                    self._db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
-                                         [(r[0], r[1], r[6]) for r in rows])
+                    self._db.executemany("INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)", batches)
             now = time.time()
             if now - self._last_trim > 10 * self._flush_s or stopping:
                 self._last_trim = now
                 with self._append_lock:   # the ring is already trimmed by age and cap
                     oldest = self._ring[0][0] if self._ring else self._next
-                with self._db:   # a primary-key range: no scan of the table
-                    self._db.execute("DELETE FROM events WHERE seq < ?", (oldest,))
+                with self._db:   # whole batches older than the ring; a primary-key range
+                    self._db.execute("DELETE FROM event_batches WHERE first_seq < ? AND last_seq < ?",
+                                     (oldest, oldest))
             if stopping:
                 return
 
