@@ -89,13 +89,17 @@ class _Grid:
             pi, sl = _lookup(lv, keys, idx[cells_q])
             pis.append(pi)
             sls.append(sl)
-        pi, sl = _concat(pis, sls)
-        if len(pi):
-            # Sort-based unique: numpy 2.4's hash-based np.unique degrades badly on these keys.
-            pair = np.sort(pi * np.int64(1 << 32) + sl)
-            pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]
-            pi, sl = pair >> 32, pair & np.int64(0xFFFFFFFF)
+        return _unique_pairs(*_concat(pis, sls))
+
+
+def _unique_pairs(pi: np.ndarray, sl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop repeated (query, slot) pairs. Sort-based: numpy 2.4's hash-based np.unique degrades
+    badly on these keys (about 1 s instead of 4 ms for 600k pairs)."""
+    if len(pi) == 0:
         return pi, sl
+    pair = np.sort(pi * np.int64(1 << 32) + sl)
+    pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]
+    return pair >> 32, pair & np.int64(0xFFFFFFFF)
 
 
 def _concat(pis, sls):

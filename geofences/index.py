@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 from rtree import index as rtree_index
 
-from geofences._grid import _Grid
+from geofences._grid import _Grid, _unique_pairs
 from geofences.errors import DuplicateGeofence, UnknownGeofence
 from geofences.geodesy import circle_bboxes, distance_m, meters_per_degree
 from geofences.model import Geofence
@@ -46,34 +46,31 @@ class Matches:
         return len(self.point)
 
 
+# Columns of _Slots.num. Each fence has a local metric frame centred on (LON0, LAT0) with
+# KX, KY meters per degree; a circle is centred on its frame's origin.
+_LON0, _LAT0, _KX, _KY, _RADIUS, _ERR = range(6)
+
+
 class _Slots:
     """Per-slot columns of everything the narrow phase needs, as parallel arrays."""
 
     def __init__(self, cap: int = 64):
         self.geom = np.empty(cap, dtype=object)          # prepared polygon, or None for circles
         self.frame_boundary = np.empty(cap, dtype=object)  # polygon boundary in local meters
-        self.num = np.full((cap, 9), np.nan)  # is_circle, clon, clat, radius, lon0, lat0, kx, ky, err_coef
-        self.alive = np.zeros(cap, dtype=bool)
+        self.num = np.full((cap, 6), np.nan)             # frame and circle numbers (columns above)
         self.is_circle = np.zeros(cap, dtype=bool)
-        self.box = np.full((cap, 4), np.nan)   # polygon bounds (minx, miny, maxx, maxy)
+        self.box = np.full((cap, 4), np.nan)             # polygon bounds (minx, miny, maxx, maxy)
 
     def grow(self, cap: int) -> None:
-        n = len(self.alive)
+        """Make room for at least ``cap`` slots."""
+        n = len(self.is_circle)
         if cap <= n:
             return
-        for name in ("geom", "frame_boundary"):
-            arr = np.empty(cap, dtype=object)
-            arr[:n] = getattr(self, name)
-            setattr(self, name, arr)
-        num = np.full((cap, 9), np.nan)
-        num[:n] = self.num
-        self.num = num
-        box = np.full((cap, 4), np.nan)
-        box[:n] = self.box
-        self.box = box
-        for name in ("alive", "is_circle"):
-            arr = np.zeros(cap, dtype=bool)
-            arr[:n] = getattr(self, name)
+        for name, fill in (("geom", None), ("frame_boundary", None), ("num", np.nan),
+                           ("box", np.nan), ("is_circle", False)):
+            old = getattr(self, name)
+            arr = np.full((cap,) + old.shape[1:], fill, dtype=old.dtype)
+            arr[:n] = old
             setattr(self, name, arr)
 
 
@@ -173,34 +170,31 @@ class FenceIndex:
         slot = self._free.pop() if self._free else len(self._fences)
         if slot == len(self._fences):
             self._fences.append(None)
-            self._slots.grow(max(64, 2 * len(self._fences)) if slot >= len(self._slots.alive) else 0)
+            self._slots.grow(2 * len(self._fences))
         self._fences[slot] = fence
         self._by_id[fence.id] = slot
         s = self._slots
+        lon0, lat0 = fence.center
+        ky, kx = meters_per_degree(lat0)
+        s.num[slot] = np.nan
+        s.num[slot, [_LON0, _LAT0, _KX, _KY]] = (lon0, lat0, kx, ky)
+        s.is_circle[slot] = fence.is_circle
         if fence.is_circle:
-            lon, lat = fence.center
-            ky, kx = meters_per_degree(lat)
-            s.num[slot] = (1.0, lon, lat, fence.radius_m, lon, lat, kx, ky,
-                           4.0 / _EARTH_R * (1.0 + abs(np.tan(np.radians(lat)))))
-            s.is_circle[slot] = True
+            s.num[slot, _RADIUS] = fence.radius_m
+            s.num[slot, _ERR] = 4.0 / _EARTH_R * (1.0 + abs(np.tan(np.radians(lat0))))
             s.geom[slot] = None
             s.frame_boundary[slot] = None
-            parts = circle_bboxes(lon, lat, fence.radius_m)
+            parts = circle_bboxes(lon0, lat0, fence.radius_m)
         else:
             shapely.prepare(fence.geometry)
-            lon0, lat0 = fence.center
-            ky, kx = meters_per_degree(lat0)
-            s.num[slot] = (0.0, np.nan, np.nan, np.nan, lon0, lat0, kx, ky, np.nan)
-            s.is_circle[slot] = False
             s.geom[slot] = fence.geometry
             s.box[slot] = fence.geometry.bounds
+            frame = s.num[slot]
             s.frame_boundary[slot] = shapely.transform(
-                shapely.boundary(fence.geometry),
-                lambda c: np.column_stack([_wrap(c[:, 0] - lon0) * kx, (c[:, 1] - lat0) * ky]))
+                shapely.boundary(fence.geometry), lambda c: np.column_stack(_to_frame(frame, c[:, 0], c[:, 1])))
             self._segments[slot] = _segments(s.frame_boundary[slot])
             geoms = getattr(fence.geometry, "geoms", [fence.geometry])
             parts = [tuple(map(float, g.bounds)) for g in geoms]
-        s.alive[slot] = True
         self._parts[slot] = parts
         self._padded[slot] = [_pad(box, self.pad_m) for box in parts]
         for box in parts:
@@ -211,7 +205,6 @@ class FenceIndex:
         slot = self._by_id.pop(fence_id)
         fence = self._fences[slot]
         self._fences[slot] = None
-        self._slots.alive[slot] = False
         self._slots.geom[slot] = None
         self._slots.frame_boundary[slot] = None
         for box in self._parts.pop(slot):
@@ -302,11 +295,11 @@ class FenceIndex:
             hit = shapely.intersects_xy(slots.geom[sl[poly]], lon[pi[poly]], lat[pi[poly]])
             state[poly[hit]] = INSIDE
         circ = np.flatnonzero(circle)
-        num = slots.num[sl[circ]] if len(circ) else np.empty((0, 9))
+        num = slots.num[sl[circ]]
         circ_d = np.empty(0)
         if len(circ):
             circ_d = _circle_distance(num, lon[pi[circ]], lat[pi[circ]])
-            state[circ[circ_d <= num[:, 3]]] = INSIDE
+            state[circ[circ_d <= num[:, _RADIUS]]] = INSIDE
         if unc is not None:
             self._mark_uncertain(pi, sl, circ, num, circ_d, state, lon, lat, unc)
         keep = np.flatnonzero(state)
@@ -330,11 +323,7 @@ class FenceIndex:
                 parts_pi.append(un[w[pi3]])
                 parts_sl.append(sl3)
         pi, sl = np.concatenate(parts_pi), np.concatenate(parts_sl)
-        if len(parts_pi) > 2:
-            key = np.sort(pi * np.int64(1 << 32) + sl)
-            key = key[np.concatenate([[True], key[1:] != key[:-1]])]
-            pi, sl = key >> 32, key & np.int64(0xFFFFFFFF)
-        return pi, sl
+        return _unique_pairs(pi, sl) if len(parts_pi) > 2 else (pi, sl)
 
     def _mark_uncertain(self, pi, sl, circ, circ_num, circ_d, state, lon, lat, unc):
         u = unc[pi]
@@ -345,13 +334,11 @@ class FenceIndex:
             box = self._slots.box[sl[sel]]
             x, y, us = lon[pi[sel]], lat[pi[sel]], u[sel]
             dlat = us / 110_000.0
-            dlon = us / (self._slots.num[sl[sel], 6] * 0.99)
+            dlon = us / (self._slots.num[sl[sel], _KX] * 0.99)
             near = (x >= box[:, 0] - dlon) & (x <= box[:, 2] + dlon) & (y >= box[:, 1] - dlat) & (y <= box[:, 3] + dlat)
             sel = sel[near]
         if len(sel):
-            n = self._slots.num[sl[sel]]
-            px = _wrap(lon[pi[sel]] - n[:, 4]) * n[:, 6]
-            py = (lat[pi[sel]] - n[:, 5]) * n[:, 7]
+            px, py = _to_frame(self._slots.num[sl[sel]], lon[pi[sel]], lat[pi[sel]])
             d = self._current_segments().distance(sl[sel], px, py)
             big = np.isnan(d)   # fences with many segments: GEOS does better than a dense expansion
             if big.any():
@@ -360,7 +347,7 @@ class FenceIndex:
         csel = np.flatnonzero(u[circ] > 0)
         if len(csel):
             sel = circ[csel]
-            near_rim = np.abs(circ_d[csel] - circ_num[csel, 3]) < u[sel]
+            near_rim = np.abs(circ_d[csel] - circ_num[csel, _RADIUS]) < u[sel]
             state[sel[near_rim]] = UNCERTAIN
 
     def locate(self, lon: float, lat: float) -> list[Geofence]:
@@ -389,9 +376,9 @@ class FenceIndex:
             return max(0.0, float(distance_m(cx, cy, lon, lat)) - fence.radius_m)
         if shapely.intersects_xy(fence.geometry, lon, lat):
             return 0.0
-        n = self._slots.num[self._by_id[fence.id]]
-        p = shapely.Point(_wrap(lon - n[4]) * n[6], (lat - n[5]) * n[7])
-        return float(shapely.distance(self._slots.frame_boundary[self._by_id[fence.id]], p))
+        slot = self._by_id[fence.id]
+        x, y = _to_frame(self._slots.num[slot], np.array([lon]), np.array([lat]))
+        return float(shapely.distance(self._slots.frame_boundary[slot], shapely.Point(x[0], y[0])))
 
 
 _MAX_NUMPY_SEGMENTS = 256
@@ -459,21 +446,25 @@ def _wrap(dlon):
     return (np.asarray(dlon) + 180.0) % 360.0 - 180.0
 
 
+def _to_frame(num: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (x, y) meters of points in their fences' local frames (``num`` rows, or one row)."""
+    dlon = lon - num[..., _LON0]
+    if len(dlon) and np.abs(dlon).max() > 180.0:   # only near the antimeridian
+        dlon = _wrap(dlon)
+    return dlon * num[..., _KX], (lat - num[..., _LAT0]) * num[..., _KY]
+
+
 def _circle_distance(num: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Geodesic distance in meters from each circle's center, exact wherever it decides inside.
 
     A local-frame estimate settles the pairs far from the rim; pairs within the estimate's error
     bound of the rim get an exact pyproj geodesic, so the inside/outside answer is exact.
     """
-    clon, clat, r = num[:, 1], num[:, 2], num[:, 3]
-    dlon = lon - clon
-    if len(dlon) and np.abs(dlon).max() > 180.0:
-        dlon = _wrap(dlon)
-    dx = dlon * num[:, 6]
-    dy = (lat - clat) * num[:, 7]
+    clon, clat, r = num[:, _LON0], num[:, _LAT0], num[:, _RADIUS]
+    dx, dy = _to_frame(num, lon, lat)
     d = np.sqrt(dx * dx + dy * dy)
     reach = np.maximum(d, r)
-    err = 1.0 + reach * reach * num[:, 8]
+    err = 1.0 + reach * reach * num[:, _ERR]
     near = np.flatnonzero((np.abs(d - r) <= err) | (np.abs(clat) > 85.0))
     if len(near):
         d[near] = distance_m(clon[near], clat[near], lon[near], lat[near])
