@@ -252,30 +252,24 @@ class Engine:
         """Add or replace a fence. Devices inside a reshaped fence whose last position is now
         outside get ``exit`` (reason ``fence_changed``); others are decided by their next ping."""
         old = self.fences.put(fence)
-        if old is None:
-            return EventBatch.empty()
-        if old.same_shape(fence):
-            if old.exit_after_s != fence.exit_after_s:   # re-date the silence deadlines inside
-                def nothing(st: DeviceStates):
-                    return np.zeros(len(st.stay_dev), bool), np.full(len(st.stay_dev), np.nan), Reason.SILENCE
-                self._close_stays(self.store.devices_in(fence.id), nothing, refresh=True)
-            return EventBatch.empty()
-        probe = FenceIndex([fence])
+        reshaped = old is not None and not old.same_shape(fence)
+        if old is None or (not reshaped and old.exit_after_s == fence.exit_after_s):
+            return EventBatch.empty()   # nothing changes for the devices inside
+        probe = FenceIndex([fence]) if reshaped else None
 
         def decide(st: DeviceStates):
-            mine = st.stay_fence == fence.id
-            rows = st.stay_dev
-            m = probe.match(st.last_lon[rows], st.last_lat[rows])
-            inside = np.zeros(len(rows), bool)
-            inside[m.point] = True
-            return mine & ~inside, _at(st, now), Reason.FENCE_CHANGED
+            close = np.zeros(len(st.stay_dev), bool)
+            if probe is not None:
+                m = probe.match(st.last_lon[st.stay_dev], st.last_lat[st.stay_dev])
+                close = st.stay_fence == fence.id
+                close[m.point] = False
+            return close, _at(st, now), Reason.FENCE_CHANGED
+        # refresh: a new exit_after_s re-dates the silence deadlines of the devices kept inside
         return self._close_stays(self.store.devices_in(fence.id), decide, refresh=True)
 
     def remove_fence(self, fence_id: str, now: float | None = None) -> EventBatch:
         """Remove a fence; devices inside get ``exit`` (reason ``fence_removed``)."""
-        if fence_id not in self.fences:
-            raise UnknownGeofence(fence_id)
-        self.fences.remove(fence_id)
+        self.fences.remove(fence_id)   # raises UnknownGeofence
 
         def decide(st: DeviceStates):
             return st.stay_fence == fence_id, _at(st, now), Reason.FENCE_REMOVED
@@ -305,10 +299,9 @@ class Engine:
                 touched |= (fresh != st.deadline) & st.known
             if not touched.any():
                 break
-            rows = np.flatnonzero(touched)
-            sub = st.select(rows)
-            close_sub = close[np.isin(st.stay_dev, rows)]
-            at_sub = at[np.isin(st.stay_dev, rows)]
+            sub = st.select(np.flatnonzero(touched))
+            of_sub = touched[st.stay_dev]   # select() keeps the touched rows' stays, in order
+            close_sub, at_sub = close[of_sub], at[of_sub]
             after = sub.copy()
             keep = ~close_sub
             after.stay_dev, after.stay_fence = sub.stay_dev[keep], sub.stay_fence[keep]
