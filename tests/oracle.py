@@ -23,15 +23,30 @@ def inside(fence, lon: float, lat: float) -> bool:
     return bool(shapely.intersects(fence.geometry, shapely.Point(lon, lat)))
 
 
+def _now_inside(fence, lon: float, lat: float, accuracy_m: float, was_inside: bool) -> bool:
+    """The fence state after a ping: a ping whose accuracy disk straddles the rim keeps the state."""
+    if accuracy_m > 0:
+        if not fence.is_circle:
+            raise NotImplementedError("the oracle's hysteresis covers circles only")
+        _, _, d = _GEOD.inv(*fence.center, lon, lat)
+        if abs(d - fence.radius_m) < accuracy_m:
+            return was_inside
+    return inside(fence, lon, lat)
+
+
 def replay(fences, pings):
-    """Return events [(device_id, fence_id, type, ts, reason)] for pings [(device, ts, lon, lat)].
+    """Return events [(device_id, fence_id, type, ts, reason)] for pings
+    [(device, ts, lon, lat[, accuracy_m])].
 
     Pings are fed one by one in (device, ts) order; a ping not newer than the device's last
-    accepted ping is dropped; a stay ends in silence when the gap exceeds exit_after_s.
+    accepted ping is dropped; a stay ends in silence when the gap exceeds exit_after_s; a ping
+    with accuracy_m > 0 whose disk straddles a circle's rim keeps that fence's previous state
+    (the engine's default hysteresis factor of 1).
     """
     events = []
     state: dict[str, dict] = {}
-    for dev, ts, lon, lat in sorted(pings, key=lambda p: (p[0], p[1])):
+    for dev, ts, lon, lat, *acc in sorted(pings, key=lambda p: (p[0], p[1])):
+        accuracy_m = acc[0] if acc else 0.0
         st = state.setdefault(dev, {"last": -math.inf, "stays": {}})
         if ts <= st["last"]:
             continue
@@ -41,8 +56,8 @@ def replay(fences, pings):
                 events.append((dev, f.id, "exit", st["last"] + f.exit_after_s, "silence"))
                 del st["stays"][f.id]
         for f in fences:
-            now_in = inside(f, lon, lat)
             stay = st["stays"].get(f.id)
+            now_in = _now_inside(f, lon, lat, accuracy_m, stay is not None)
             if stay is not None and not now_in:
                 events.append((dev, f.id, "exit", ts, "ping"))
                 del st["stays"][f.id]

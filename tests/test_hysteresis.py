@@ -6,16 +6,15 @@ forth across the boundary. Without accuracy it flaps; with ``accuracy_m`` it mus
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import oracle
 from geofences import Geofence
 from proximity import Engine, EngineConfig, EventKind, PingBatch
-from walks import CITIES, GEOD, events_of, norm_oracle, offset, square, stand
+from walks import CITIES, events_of, norm_oracle, offset, square, stand
 
 LON, LAT = CITIES["oslo"]
 
@@ -119,42 +118,7 @@ def test_hysteresis_factor_scales_the_margin(factor, expected):
     assert [str(e.type) for e in events] == expected
 
 
-# -- property: the engine with accuracy equals a brute-force hysteresis replay -------------------------
-
-def replay_with_hysteresis(fences, rows):
-    """Like oracle.replay, with (device, ts, lon, lat, accuracy_m) rows and circles only.
-
-    A ping is uncertain for a fence when its accuracy disk straddles the rim; it keeps the
-    previous state (a first uncertain ping, or one after silence, counts as outside).
-    """
-    events, state = [], {}
-    for dev, ts, lon, lat, acc in sorted(rows, key=lambda r: (r[0], r[1])):
-        st_ = state.setdefault(dev, {"last": -math.inf, "stays": {}})
-        if ts <= st_["last"]:
-            continue
-        for f in fences:
-            if f.id in st_["stays"] and f.exit_after_s is not None and ts - st_["last"] > f.exit_after_s:
-                events.append((dev, f.id, "exit", st_["last"] + f.exit_after_s, "silence"))
-                del st_["stays"][f.id]
-        for f in fences:
-            _, _, d = GEOD.inv(*f.center, lon, lat)
-            stay = st_["stays"].get(f.id)
-            if acc > 0 and abs(d - f.radius_m) < acc:
-                now_in = stay is not None
-            else:
-                now_in = d <= f.radius_m
-            if stay is not None and not now_in:
-                events.append((dev, f.id, "exit", ts, "ping"))
-                del st_["stays"][f.id]
-            elif stay is None and now_in:
-                stay = st_["stays"][f.id] = {"enter": ts, "dwelled": False}
-                events.append((dev, f.id, "enter", ts, "ping"))
-            if now_in and f.dwell_s is not None and not stay["dwelled"] and ts >= stay["enter"] + f.dwell_s:
-                stay["dwelled"] = True
-                events.append((dev, f.id, "dwell", ts, "ping"))
-        st_["last"] = ts
-    return events
-
+# -- property: the engine with accuracy equals the brute-force oracle's hysteresis -------------------------
 
 @settings(deadline=None, max_examples=60, derandomize=True, database=None)
 @given(seed=st.integers(0, 2**32 - 1), place=st.sampled_from(["oslo", "tromso", "equator", "sydney", "svalbard"]))
@@ -172,7 +136,7 @@ def test_engine_with_accuracy_equals_a_hysteresis_replay(seed, place):
     pings = PingBatch.from_columns(list(dev), ts, [p[0] for p in pos], [p[1] for p in pos], acc)
     got = events_of(Engine(fences).ingest(pings).events)
     rows = [(d, t, x, y, 0.0 if np.isnan(a) else a) for d, t, (x, y), a in zip(dev, ts, pos, acc)]
-    assert got == norm_oracle(replay_with_hysteresis(fences, rows))
+    assert got == norm_oracle(oracle.replay(fences, rows))
 
 
 def test_event_kinds_in_hysteresis_scenarios_are_enter_and_exit_only():
