@@ -46,8 +46,6 @@ _STREAM = np.dtype([("estimate_dbm", "<f8"), ("variance_db2", "<f8"), ("last_ts"
                     ("session_ts", "<f8"), ("zone", "i1")])
 _STREAM_FIELDS = [f.name for f in fields(StreamStates)]   # constructor order
 _PRESENCE = np.dtype([("last_heard_ts", "<f8"), ("enter_ts", "<f8"), ("visit_id", "<u8")])
-_LOAD_CHUNK = 10_000                    # keys per MGET (pipelined)
-_SAVE_CHUNK = 5_000                     # devices per script call (pipelined)
 
 # KEYS: [1] silence zset, [2 .. m+1] device keys (distinct).
 # ARGV: [1] m, [2] expected versions (m x int64), [3] new values concatenated, [4] their
@@ -137,13 +135,7 @@ class RedisMonitorStore(_RedisShell):
         out = MonitorStates.unknown(device_ids)
         if len(out) == 0:
             return out
-        p = self._dev_prefix
-        keys = [p + d for d in out.device_ids.tolist()]
-        with self._errors("load beacon states from"):
-            pipe = self._r.pipeline(transaction=False)
-            for a in range(0, len(keys), _LOAD_CHUNK):
-                pipe.mget(keys[a:a + _LOAD_CHUNK])
-            values = [v for part in pipe.execute() for v in part]
+        values = self._load_values(out.device_ids.tolist(), "load beacon states from")
         _unpack_into(out, values)
         return out
 
@@ -151,9 +143,8 @@ class RedisMonitorStore(_RedisShell):
         """Write the devices whose stored version still equals ``states.version``; one round
         trip. Returns the bool mask of the devices written."""
         m = len(states)
-        ok = np.ones(m, bool)
         if m == 0:
-            return ok
+            return np.ones(0, bool)
         st = states.live()
         token = int.from_bytes(os.urandom(8), "little")
         values, lens = _pack(st, token)
@@ -162,19 +153,12 @@ class RedisMonitorStore(_RedisShell):
         offsets = np.zeros(m + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
         p, ids = self._dev_prefix, st.device_ids.tolist()
-        calls = []
-        for a in range(0, m, _SAVE_CHUNK):
-            b = min(a + _SAVE_CHUNK, m)
+
+        def chunk(a: int, b: int):
             keys = [self._silence_key, *(p + d for d in ids[a:b])]
-            args = [b - a, expected[8 * a:8 * b], values[offsets[a]:offsets[b]],
-                    lens[a:b].tobytes(), self._plen, self._ttl_ms, scores[8 * a:8 * b]]
-            calls.append((a, keys, args))
-        with self._errors("save beacon states to"):
-            results = self._run_scripts(calls)
-        for (a, _, _), failed in zip(calls, results):
-            if failed:
-                ok[a + np.asarray(failed, np.int64) - 1] = False
-        return ok
+            return keys, [b - a, expected[8 * a:8 * b], values[offsets[a]:offsets[b]],
+                          lens[a:b].tobytes(), self._plen, self._ttl_ms, scores[8 * a:8 * b]]
+        return self._save_chunks(m, chunk, "save beacon states to")
 
     def due(self, heard_before_ts: float, limit: int | None = None) -> np.ndarray:
         """Return up to ``limit`` devices with a row last heard strictly before the ts."""

@@ -329,7 +329,7 @@ def test_a_retried_save_counts_as_written_not_as_a_conflict(redis_store):
 
 @pytest.mark.redis
 def test_large_batches_are_chunked(redis_store):
-    from proximity.store import redis as redis_module
+    from proximity.store import _redis as redis_module
 
     n = redis_module._SAVE_CHUNK * 2 + 7
     ids = [f"d{i}" for i in range(n)]

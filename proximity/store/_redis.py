@@ -13,6 +13,8 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
+
 from proximity.errors import StoreError
 
 try:
@@ -24,6 +26,9 @@ except ImportError:  # pragma: no cover - redis is a declared dependency
     redis = None
 
 __all__: list[str] = []
+
+_LOAD_CHUNK = 10_000     # keys per MGET (pipelined)
+_SAVE_CHUNK = 5_000      # devices per save-script call (pipelined)
 
 
 class _RedisShell:
@@ -67,6 +72,31 @@ class _RedisShell:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, prefix={self.prefix!r})"
+
+    def _load_values(self, device_ids: list[str], what: str) -> list:
+        """Return the stored value (or None) of each device's key; one pipelined round trip."""
+        p = self._dev_prefix
+        keys = [p + d for d in device_ids]
+        with self._errors(what):
+            pipe = self._r.pipeline(transaction=False)
+            for a in range(0, len(keys), _LOAD_CHUNK):
+                pipe.mget(keys[a:a + _LOAD_CHUNK])
+            return [v for part in pipe.execute() for v in part]
+
+    def _save_chunks(self, m: int, chunk_call, what: str) -> np.ndarray:
+        """Run the save script over ``m`` devices in chunks; return the mask of devices written.
+
+        ``chunk_call(a, b)`` returns the (keys, args) of devices ``[a, b)``; the script returns the
+        1-based indices of the chunk's devices it did not write (version conflicts).
+        """
+        ok = np.ones(m, bool)
+        calls = [(a, *chunk_call(a, min(a + _SAVE_CHUNK, m))) for a in range(0, m, _SAVE_CHUNK)]
+        with self._errors(what):
+            results = self._run_scripts(calls)
+        for (a, _, _), failed in zip(calls, results):
+            if failed:
+                ok[a + np.asarray(failed, np.int64) - 1] = False
+        return ok
 
     def _run_scripts(self, calls) -> list:
         """Run the save script once per (tag, keys, args) call in one pipeline; reload it if lost."""

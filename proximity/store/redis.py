@@ -37,8 +37,6 @@ _HEADER = np.dtype([("version", "<i8"), ("token", "<u8"), ("last_ts", "<f8"),
                     ("last_lon", "<f8"), ("last_lat", "<f8"), ("deadline", "<f8")])
 _DEADLINE_CHANGE = np.dtype([("row", "<i4"), ("deadline", "<f8")])
 _STAY = struct.Struct("<dQ?H")          # enter_ts, visit, dwelled, fence id length
-_LOAD_CHUNK = 10_000                    # keys per MGET (pipelined)
-_SAVE_CHUNK = 5_000                     # devices per script call (pipelined)
 
 # KEYS: [1] device counter, [2 .. m+1] device keys, [m+2 ..] fence set keys.
 # ARGV: [1] m, [2] expected versions (m x int64), [3] new values concatenated, [4] their lengths
@@ -140,13 +138,7 @@ class RedisStore(_RedisShell):
         out = DeviceStates.unknown(ids)
         if len(ids) == 0:
             return out
-        p = self._dev_prefix
-        keys = [p + d for d in ids.tolist()]
-        with self._errors("load devices from"):
-            pipe = self._r.pipeline(transaction=False)
-            for a in range(0, len(keys), _LOAD_CHUNK):
-                pipe.mget(keys[a:a + _LOAD_CHUNK])
-            values = [v for part in pipe.execute() for v in part]
+        values = self._load_values(ids.tolist(), "load devices from")
         _unpack_into(out, values)
         return out
 
@@ -160,9 +152,8 @@ class RedisStore(_RedisShell):
         m = len(after)
         if len(before) != m:
             raise ValueError(f"save: before has {len(before)} devices, after has {m}")
-        ok = np.ones(m, bool)
         if m == 0:
-            return ok
+            return np.ones(0, bool)
         token = int.from_bytes(os.urandom(8), "little")
         values, lens = _pack(after, before.version + 1, token)
         expected = np.ascontiguousarray(before.version, dtype="<i8").tobytes()
@@ -172,9 +163,8 @@ class RedisStore(_RedisShell):
         np.cumsum(lens, out=offsets[1:])
         p, fp = self._dev_prefix, self._fence_prefix
         ids = after.device_ids.tolist()
-        calls = []
-        for a in range(0, m, _SAVE_CHUNK):
-            b = min(a + _SAVE_CHUNK, m)
+
+        def chunk(a: int, b: int):
             fence_keys: dict[str, int] = {}
             pairs = []
             for row, fid, sign in changes.get_range(a, b):
@@ -185,15 +175,9 @@ class RedisStore(_RedisShell):
             moved = dl_changed[(dl_changed >= a) & (dl_changed < b)]
             dls = np.empty(len(moved), _DEADLINE_CHANGE)
             dls["row"], dls["deadline"] = moved - a + 1, after.deadline[moved]
-            args = [b - a, expected[8 * a:8 * b], values[offsets[a]:offsets[b]], lens[a:b].tobytes(),
-                    self._plen, struct.pack(f"<{len(pairs)}i", *pairs), dls.tobytes(), len(keys)]
-            calls.append((a, keys, args))
-        with self._errors("save devices to"):
-            results = self._run_scripts(calls)
-        for (a, _, _), failed in zip(calls, results):
-            if failed:
-                ok[a + np.asarray(failed, np.int64) - 1] = False
-        return ok
+            return keys, [b - a, expected[8 * a:8 * b], values[offsets[a]:offsets[b]], lens[a:b].tobytes(),
+                          self._plen, struct.pack(f"<{len(pairs)}i", *pairs), dls.tobytes(), len(keys)]
+        return self._save_chunks(m, chunk, "save devices to")
 
     def due(self, now: float, limit: int = 100_000) -> list[str]:
         """Return up to ``limit`` devices whose silence deadline is before ``now``."""
