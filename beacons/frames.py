@@ -9,7 +9,7 @@ AltBeacon      company[2 LE] ``BE AC`` id1[16] id2[2 BE] id3[2 BE] rssi[int8 @ 1
 Eddystone      ``AA FE`` then frame type: ``00`` UID, ``10`` URL, ``20`` TLM (tx power @ 0 m)
 =============  ====================================================================
 
-What :func:`decode` accepts (``layout=Layout.AUTO``), in this order of precedence:
+What :func:`decode` accepts (``layout=FrameLayout.AUTO``), in this order of precedence:
 
 1. a full advertising payload (AD structures) holding a beacon structure: the first
    ``0xFF`` iBeacon/AltBeacon or ``0x16`` Eddystone structure is decoded. Errors in it
@@ -22,7 +22,7 @@ What :func:`decode` accepts (``layout=Layout.AUTO``), in this order of precedenc
    still taken as Eddystone here, since step 1 found no beacon;
 5. otherwise :class:`~beacons.errors.FrameError`.
 
-Pass another :class:`Layout` to skip the guessing. Offsets in errors index the bytes
+Pass another :class:`FrameLayout` to skip the guessing. Offsets in errors index the bytes
 given to :func:`decode`, whatever layer failed.
 """
 
@@ -38,7 +38,7 @@ from beacons.ids import check_int, check_u16, normalize_hex_id, normalize_uuid, 
 
 __all__ = [
     "AltBeaconFrame", "EddystoneTlmFrame", "EddystoneUidFrame", "EddystoneUrlFrame", "Frame",
-    "FrameKind", "IBeaconFrame", "Layout", "check_u16", "decode", "encode", "encode_altbeacon",
+    "FrameKind", "IBeaconFrame", "FrameLayout", "check_u16", "decode", "encode", "encode_altbeacon",
     "encode_eddystone_tlm", "encode_eddystone_uid", "encode_eddystone_url", "encode_ibeacon",
     "normalize_uuid",
 ]
@@ -67,7 +67,7 @@ class FrameKind(str, Enum):
     ALTBEACON = "altbeacon"
 
 
-class Layout(str, Enum):
+class FrameLayout(str, Enum):
     """How :func:`decode` should read its input (see the module docstring)."""
 
     AUTO = "auto"
@@ -421,14 +421,14 @@ def _auto(raw: bytes) -> Frame:
     raise _no_beacon(raw)
 
 
-def decode(data: str | bytes, layout: Layout = Layout.AUTO) -> Frame:
+def decode(data: str | bytes, layout: FrameLayout = FrameLayout.AUTO) -> Frame:
     """Decode one beacon frame from an advertisement.
 
     Parameters
     ----------
     data : str or bytes
         Raw bytes, or hex text (any case; spaces, colons and ``0x`` prefixes allowed).
-    layout : Layout
+    layout : FrameLayout
         What `data` holds; ``AUTO`` guesses as described in the module docstring.
 
     Returns
@@ -455,18 +455,18 @@ def decode(data: str | bytes, layout: Layout = Layout.AUTO) -> Frame:
     beacons.errors.FrameError: eddystone frame: truncated at byte 14: TLM needs 14 bytes, got 12
     """
     raw = to_bytes(data)
-    layout = Layout(layout)
+    layout = FrameLayout(layout)
     n = len(raw)
-    if layout is Layout.AUTO:
+    if layout is FrameLayout.AUTO:
         return _auto(raw)
-    if layout is Layout.ADVERTISEMENT:
+    if layout is FrameLayout.ADVERTISEMENT:
         frame = _beacon_in_payload(raw, ad_structures(raw))
         if frame is None:
             raise _no_beacon(raw)
         return frame
-    if layout is Layout.MANUFACTURER_DATA:
+    if layout is FrameLayout.MANUFACTURER_DATA:
         return _manufacturer_data(raw, 0, n)
-    if layout is Layout.SERVICE_DATA:
+    if layout is FrameLayout.SERVICE_DATA:
         return _service_data(raw, 0, n)
     return _eddystone(raw, 0, n)
 

@@ -14,7 +14,7 @@ stream has in the batch), never one Python step per sighting. Several monitors (
 share one store: a device another monitor changed between the load and the save is reloaded
 and recomputed, so every event is emitted exactly once.
 
-Event columns (:class:`proximity.events.EventBatch`): ``fence_id`` is the store (geofence id)
+Event columns (:class:`proximity.core.events.EventBatch`): ``fence_id`` is the store (geofence id)
 of the beacon; ``region_id`` is the monitored region for enter / exit and **the beacon id** for
 ``zone_change`` (a zone belongs to one beacon); ``zone`` is the new zone code. Visit ids are
 deterministic: a hash of (device, region and store, enter ts) for a stay, of (device, beacon,
@@ -34,16 +34,16 @@ from beacons.errors import BeaconFieldError
 from beacons.indoor import locate
 from beacons.presence import presence_transitions
 from beacons.ranging import (NEXUS_5, CurveCoefficients, Zone, ZoneThresholds, distance_curve_m,
-                             distance_m, zone_with_hysteresis)
+                             rssi_distance_m, zone_with_hysteresis)
 from beacons.registry import DEFAULT_PATH_LOSS_EXPONENT, BeaconRegistry, BeaconTable
 from beacons.sightings import SightingBatch
 from beacons.smoothing import EmaConfig, EmaState, KalmanConfig, KalmanState, ema_step, kalman_step
 from beacons.state import (MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates,
                            StreamStates)
-from proximity.errors import StoreError
-from proximity.events import EventBatch, EventKind, Reason
-from proximity.pings import PingBatch
-from proximity.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
+from proximity.core.errors import StoreError
+from proximity.core.events import EventBatch, EventKind, Reason
+from proximity.core.pings import PingBatch
+from proximity.core.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
 
 __all__ = ["BeaconMonitor", "BeaconResult", "DistanceModel", "FilterKind", "MonitorConfig"]
 
@@ -102,7 +102,7 @@ class MonitorConfig:
         The nearest this many beacons are used per fix, all on the nearest one's floor.
     max_retries : int
         How many times a batch's devices are recomputed after another process changed them
-        between load and save (a shared store), before :class:`~proximity.errors.StoreError`.
+        between load and save (a shared store), before :class:`~proximity.core.errors.StoreError`.
     """
 
     filter: FilterKind = FilterKind.KALMAN
@@ -197,7 +197,7 @@ class BeaconMonitor:
         Settings.
     store : MonitorStore, optional
         Where device state lives: a :class:`~beacons.state.MemoryMonitorStore` (default, one
-        process) or a :class:`~beacons.redis_state.RedisMonitorStore` shared by processes.
+        process) or a :class:`~proximity.storage.redis_beacons.RedisMonitorStore` shared by processes.
 
     Examples
     --------
@@ -232,7 +232,7 @@ class BeaconMonitor:
 
         The batch's devices are loaded, computed and saved conditionally on their versions;
         devices another process changed meanwhile are reloaded and recomputed (up to
-        ``max_retries`` times, then :class:`~proximity.errors.StoreError`), so their events
+        ``max_retries`` times, then :class:`~proximity.core.errors.StoreError`), so their events
         are neither lost nor duplicated.
         """
         table = self.registry.table()
@@ -350,7 +350,7 @@ class BeaconMonitor:
             if cfg.distance_model is DistanceModel.CURVE:
                 d = distance_curve_m(est, power[sel], coefficients=cfg.curve)
             else:
-                d = distance_m(est, power[sel], n_exp[s])
+                d = rssi_distance_m(est, power[sel], n_exp[s])
             zone = zone_with_hysteresis(d, zone_before, cfg.zone_margin_m, cfg.thresholds)
             st.estimate_dbm[s], st.variance_db2[s], st.last_ts[s] = est, var, last
             st.zone[s], st.session_ts[s] = zone, session

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from beacons.monitor import BeaconMonitor, BeaconResult
 from beacons.sightings import SightingBatch
-from proximity.engine import Engine, IngestResult
-from proximity.events import EventBatch
+from proximity.core.engine import Engine, IngestResult
+from proximity.core.events import EventBatch
 
 __all__ = ["PipelineResult", "ingest_sightings", "ingest_sightings_detailed"]
 

@@ -9,7 +9,7 @@ The rule, per unit (device, region, store), over its sightings in ts order:
   ``last heard + exit_after_s``. The periodic sweep applies the same rule to units that went
   quiet, so the events never depend on when the sweep happened to run.
 
-Like :func:`proximity.transitions.transitions`, the batch is cut into *segments* (runs of a
+Like :func:`proximity.core.transitions.transitions`, the batch is cut into *segments* (runs of a
 unit's sightings without a silence longer than ``exit_after_s``); the first segment of a unit
 already inside continues its stay, and every event falls out of comparing neighbours.
 """

@@ -22,7 +22,7 @@ from beacons.errors import BeaconFieldError
 
 __all__ = [
     "EDDYSTONE_0M_TO_1M_LOSS_DB", "NEXUS_5", "CurveCoefficients", "Zone", "ZoneThresholds",
-    "distance_curve_m", "distance_m", "distance_sigma_m", "zone", "zone_with_hysteresis",
+    "distance_curve_m", "rssi_distance_m", "distance_sigma_m", "zone", "zone_with_hysteresis",
 ]
 
 EDDYSTONE_0M_TO_1M_LOSS_DB = 41.0
@@ -46,7 +46,7 @@ def _tx_at_1m(tx_power_dbm: NDArray[np.float64], ref_distance_m: NDArray[np.floa
     return tx, np.where(at_zero, 1.0, ref_distance_m)
 
 
-def distance_m(
+def rssi_distance_m(
     rssi_dbm: ArrayLike,
     tx_power_dbm: ArrayLike,
     path_loss_exponent: ArrayLike = 2.0,
@@ -81,9 +81,9 @@ def distance_m(
 
     Examples
     --------
-    >>> distance_m([-59, -65, -79], -59).round(3).tolist()
+    >>> rssi_distance_m([-59, -65, -79], -59).round(3).tolist()
     [1.0, 1.995, 10.0]
-    >>> distance_m(-59, -18, ref_distance_m=0.0).item()  # Eddystone: -18 dBm at 0 m
+    >>> rssi_distance_m(-59, -18, ref_distance_m=0.0).item()  # Eddystone: -18 dBm at 0 m
     1.0
     """
     rssi, tx, n, d0 = _floats(rssi=rssi_dbm, tx=tx_power_dbm, n=path_loss_exponent,
@@ -137,7 +137,7 @@ def distance_curve_m(
 
     ``ratio = rssi / tx``; ``d = ratio ** 10`` if ``ratio < 1`` else
     ``a * ratio ** b + c``. The fit is made against the 1 m power, so only 1 m and 0 m
-    (Eddystone, converted as in :func:`distance_m`) calibrations are accepted.
+    (Eddystone, converted as in :func:`rssi_distance_m`) calibrations are accepted.
 
     Returns
     -------

@@ -27,7 +27,7 @@ from beacons.errors import BeaconFieldError, FrameError, InvalidSightings, Recor
 from beacons.frames import AltBeaconFrame, EddystoneUidFrame, IBeaconFrame, decode
 from beacons.ranging import EDDYSTONE_0M_TO_1M_LOSS_DB
 from beacons.registry import BeaconKind, beacon_key, key_of
-from proximity.pings import parse_ts
+from proximity.core.pings import parse_ts
 
 __all__ = ["RSSI_RANGE_DBM", "SightingBatch"]
 

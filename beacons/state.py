@@ -8,13 +8,13 @@ absence of a row), and a **version**.
 
 Stores move states in columns (:class:`MonitorStates`), a batch of devices per call, and write
 them with an optimistic compare-and-set on the version, as the geofence
-:class:`~proximity.store.StateStore` does: :meth:`MonitorStore.save` writes a device only where
+:class:`~proximity.core.StateStore` does: :meth:`MonitorStore.save` writes a device only where
 its stored version still equals the version loaded and reports the others as conflicts, which
 the monitor recomputes. So several monitor processes can share one store: a device whose
 sightings land on different processes gets each event exactly once.
 
 Implementations: :class:`MemoryMonitorStore` (embedded, one process) and
-:class:`beacons.redis_state.RedisMonitorStore` (shared by several processes).
+:class:`proximity.storage.redis_beacons.RedisMonitorStore` (shared by several processes).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Two passes: without positions (smoothing, distance, zones, region enter / exit a
 zone_change events, plus a sweep after each batch as the service runs it) and with indoor
 positions.
 
-With ``--redis-url`` the monitor keeps its state in Redis (:class:`beacons.redis_state.
+With ``--redis-url`` the monitor keeps its state in Redis (:class:`proximity.storage.redis_beacons.
 RedisMonitorStore`, under a fresh prefix deleted afterwards) instead of in memory.
 
 Run: ``python bench/bench_beacons.py [--sightings 1000000] [--batch 50000] [--redis-url URL]``
@@ -85,7 +85,7 @@ def run(registry, sightings, batch_size: int, positions: bool,
         redis_url: str | None = None) -> tuple[float, int, int]:
     store = None
     if redis_url:
-        from beacons.redis_state import RedisMonitorStore
+        from proximity.storage.redis_beacons import RedisMonitorStore
         store = RedisMonitorStore(redis_url, prefix=f"bench:{uuid.uuid4().hex[:12]}:")
     monitor = BeaconMonitor(registry, MonitorConfig(positions=positions), store)
     n = len(sightings)

@@ -66,10 +66,10 @@ def time_engine(w: Workload, index: FenceIndex, parts: list[PingBatch], store) -
 
 
 def time_redis(w: Workload, index: FenceIndex, parts: list[PingBatch], url: str) -> tuple[float, bool]:
-    """:func:`time_engine` on a RedisStore under a fresh key prefix, deleted afterwards."""
-    from proximity.store.redis import RedisStore
+    """:func:`time_engine` on a RedisDeviceStore under a fresh key prefix, deleted afterwards."""
+    from proximity.storage.redis_devices import RedisDeviceStore
 
-    store = RedisStore(url, prefix=f"bench:{uuid.uuid4().hex}:")
+    store = RedisDeviceStore(url, prefix=f"bench:{uuid.uuid4().hex}:")
     try:
         return time_engine(w, index, parts, store)
     finally:

@@ -8,11 +8,9 @@
 [('enter', 0.0), ('dwell', 90.0), ('exit', 120.0)]
 """
 
-from proximity.engine import Engine, EngineConfig, IngestResult
-from proximity.errors import InvalidInput, InvalidPing, ProximityError, StoreError
-from proximity.events import Event, EventBatch, EventKind, Reason
-from proximity.pings import PingBatch, parse_ts
-from proximity.store import DeviceStates, MemoryStore, StateStore
+from proximity.core import (DeviceStates, Engine, EngineConfig, Event, EventBatch, EventKind, IngestResult,
+                            InvalidInput, InvalidPing, MemoryStore, PingBatch, ProximityError, Reason,
+                            StateStore, StoreError, parse_ts)
 
 __all__ = [
     "Engine", "EngineConfig", "IngestResult",

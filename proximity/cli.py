@@ -8,7 +8,7 @@ so keep heavy imports (fastapi, redis) inside ``run``.
 
 Exit codes: 0 success; 1 a comparison that is not exact (``score``, ``demo``); 2 bad input or
 usage (one line on stderr naming the file, line or feature, and reason; raise
-:class:`~proximity.errors.InvalidInput` for it); 3 a state store that failed.
+:class:`~proximity.core.errors.InvalidInput` for it); 3 a state store that failed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Sequence
 
 import orjson
 
-from proximity.errors import InvalidInput, StoreError
+from proximity.core.errors import InvalidInput, StoreError
 
 __all__ = ["Command", "COMMANDS", "main", "build_parser"]
 
@@ -148,15 +148,15 @@ def _run_replay(args) -> int:
 
 def _replay_with_store(fences, pings, out, *, redis_url=None, redis_prefix=None, **kw) -> dict:
     """Replay with a memory store, or a Redis one (a throwaway prefix unless one is given)."""
-    from proximity.engine import Engine
+    from proximity.core.engine import Engine
     from proximity.replay import replay
 
     store = None
     if redis_url:
         import uuid
 
-        from proximity.store.redis import RedisStore
-        store = RedisStore(redis_url, prefix=redis_prefix or f"proximity-replay:{uuid.uuid4().hex}:")
+        from proximity.storage.redis_devices import RedisDeviceStore
+        store = RedisDeviceStore(redis_url, prefix=redis_prefix or f"proximity-replay:{uuid.uuid4().hex}:")
     engine = Engine(fences, store)
     try:
         stats = replay(engine, pings, out, **kw)

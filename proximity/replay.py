@@ -7,7 +7,7 @@ dropped as stale, so a file sorted by ts (any mix of devices) reproduces the eve
 each device's pings in order, while pings of one device that go back in time across chunks
 are counted as ``stale``.
 
-Bad input raises :class:`~proximity.errors.InvalidInput` naming the file, the line (1-based,
+Bad input raises :class:`~proximity.core.errors.InvalidInput` naming the file, the line (1-based,
 the header is line 1) or the feature, and the reason. The events file is written to a temporary
 file next to the target and renamed at the end, so a failed replay leaves no partial output.
 """
@@ -29,10 +29,10 @@ import orjson
 import pandas as pd
 
 from geofences import Geofence, InvalidCollection, parse_collection
-from proximity.engine import Engine
-from proximity.errors import InvalidInput, InvalidPing
-from proximity.events import EventBatch, EventKind, Reason, format_ts, format_visit_id
-from proximity.pings import PingBatch
+from proximity.core.engine import Engine
+from proximity.core.errors import InvalidInput, InvalidPing
+from proximity.core.events import EventBatch, EventKind, Reason, format_ts, format_visit_id
+from proximity.core.pings import PingBatch
 
 __all__ = ["PING_COLUMNS", "OPTIONAL_PING_COLUMNS", "EVENT_COLUMNS", "ReplayStats", "load_fences",
            "read_pings", "write_events", "replay"]

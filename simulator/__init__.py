@@ -7,7 +7,7 @@
 """
 
 from simulator.score import Score, read_events, score
-from simulator.workload import DEFAULT_CITY, Layout, Truth, Workload, generate, random_layout
+from simulator.workload import DEFAULT_CITY, CityLayout, Truth, Workload, generate, random_layout
 
-__all__ = ["generate", "random_layout", "Layout", "Workload", "Truth", "DEFAULT_CITY", "score", "Score",
+__all__ = ["generate", "random_layout", "CityLayout", "Workload", "Truth", "DEFAULT_CITY", "score", "Score",
            "read_events"]

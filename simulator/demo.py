@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from simulator.workload import Layout, Workload, generate
+from simulator.workload import CityLayout, Workload, generate
 
 __all__ = ["SEED", "CITY", "demo_layout", "demo_workload", "main"]
 
@@ -58,11 +58,11 @@ _STORES = [
 ]
 
 
-def demo_layout() -> Layout:
+def demo_layout() -> CityLayout:
     """Return the mall and high-street layout (blocks of 72 m, corridors at least 10 m wide)."""
     ids, names, blocks, shapes, dwell, tags = zip(*_STORES)
     shapes = [s.buffer(0) if isinstance(s, shapely.Geometry) else s for s in shapes]
-    return Layout(72.0, np.array(blocks), list(shapes), list(ids), list(names), list(tags),
+    return CityLayout(72.0, np.array(blocks), list(shapes), list(ids), list(names), list(tags),
                   np.array(dwell), np.full(len(ids), np.nan))
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from proximity.errors import InvalidInput
-from proximity.events import format_ts
-from proximity.pings import parse_ts
+from proximity.core.errors import InvalidInput
+from proximity.core.events import format_ts
+from proximity.core.pings import parse_ts
 
 __all__ = ["KEY_COLUMNS", "Score", "score", "read_events"]
 

@@ -29,9 +29,9 @@ import shapely.affinity
 
 from geofences import FenceKind, Geofence, to_collection
 from geofences.geodesy import WGS84
-from proximity.events import EventKind
+from proximity.core.events import EventKind
 
-__all__ = ["Layout", "Truth", "Workload", "random_layout", "generate", "DEFAULT_CITY"]
+__all__ = ["CityLayout", "Truth", "Workload", "random_layout", "generate", "DEFAULT_CITY"]
 
 #: Oslo city center, (lon, lat).
 DEFAULT_CITY = (10.7522, 59.9139)
@@ -42,7 +42,7 @@ _GEOFENCE_KINDS = (EventKind.ENTER, EventKind.DWELL, EventKind.EXIT)
 
 
 @dataclass(frozen=True)
-class Layout:
+class CityLayout:
     """Fences on a street grid, in local meters around the city center.
 
     ``shape[i]`` is fence i's geometry in meters relative to its block center: a shapely
@@ -122,7 +122,7 @@ class Workload:
 
 
 def random_layout(n_fences: int, seed: int = 1, *, cell_m: float = 250.0, max_size_m: float = 100.0,
-                  dwell_share: float = 0.3, exit_after_share: float = 0.2) -> Layout:
+                  dwell_share: float = 0.3, exit_after_share: float = 0.2) -> CityLayout:
     """Place ``n_fences`` random stores, one per block, on a square grid with a few empty blocks.
 
     Sizes (circle radius, or largest vertex distance from the block center) are 20 to
@@ -144,7 +144,7 @@ def random_layout(n_fences: int, seed: int = 1, *, cell_m: float = 250.0, max_si
     dwell = np.where(rng.random(n_fences) < dwell_share, rng.choice([60.0, 120.0, 300.0], n_fences), np.nan)
     exit_after = np.where(rng.random(n_fences) < exit_after_share, 1800.0, np.nan)
     ids = [f"store-{i:06d}" for i in range(n_fences)]
-    return Layout(cell_m, block, shapes, ids, [f"Store {i}" for i in range(n_fences)],
+    return CityLayout(cell_m, block, shapes, ids, [f"Store {i}" for i in range(n_fences)],
                   [("retail",)] * n_fences, dwell, exit_after)
 
 
@@ -167,7 +167,7 @@ def _polygon_shape(kind: int, size: float, rng: np.random.Generator) -> shapely.
     return shapely.affinity.rotate(shape, rng.uniform(0, 90), origin=(0, 0)) if kind != 3 else shape
 
 
-def generate(layout: Layout | int = 1000, n_devices: int = 1000, n_pings: int = 100_000, seed: int = 1, *,
+def generate(layout: CityLayout | int = 1000, n_devices: int = 1000, n_pings: int = 100_000, seed: int = 1, *,
              city: tuple[float, float] = DEFAULT_CITY, accuracy: bool = True, margin_m: float = 5.0,
              interval_s: tuple[int, int] = (5, 30), stay_s: tuple[float, float] = (30.0, 1200.0),
              hop_blocks: int = 3) -> Workload:
@@ -175,7 +175,7 @@ def generate(layout: Layout | int = 1000, n_devices: int = 1000, n_pings: int = 
 
     Parameters
     ----------
-    layout : Layout or int
+    layout : CityLayout or int
         The fences, or a number of random fences (:func:`random_layout` with ``seed``).
     n_devices, n_pings : int
         Shoppers, and pings in total (about ``n_pings / n_devices`` each, at least one).
@@ -195,7 +195,7 @@ def generate(layout: Layout | int = 1000, n_devices: int = 1000, n_pings: int = 
     hop_blocks : int
         The next store is usually at most this many blocks away.
     """
-    if not isinstance(layout, Layout):
+    if not isinstance(layout, CityLayout):
         layout = random_layout(int(layout), seed)
     if min(layout.cell_m / 2 - _max_extent(s) for s in layout.shape) < margin_m + 1:
         raise ValueError("every fence must stay margin_m + 1 m away from its block's edges")
@@ -235,7 +235,7 @@ def generate(layout: Layout | int = 1000, n_devices: int = 1000, n_pings: int = 
 class _Geometry:
     """Per-fence geometry in city meters: shapes, inner sampling regions, boundaries."""
 
-    def __init__(self, layout: Layout, margin_m: float):
+    def __init__(self, layout: CityLayout, margin_m: float):
         self.layout = layout
         self.margin_m = margin_m
         self.center = layout.center_m
@@ -409,7 +409,7 @@ def _positions(geo: _Geometry, rng, ph: _Phases, dev: np.ndarray, rel_t: np.ndar
     return x, y, label, keep
 
 
-def _truth(layout: Layout, ids: np.ndarray, dev: np.ndarray, ts: np.ndarray, label: np.ndarray) -> Truth:
+def _truth(layout: CityLayout, ids: np.ndarray, dev: np.ndarray, ts: np.ndarray, label: np.ndarray) -> Truth:
     """Events from the pings' labels (sorted by device, ts): enter at the first inside ping, exit
     at the first outside one, dwell at the first inside ping with ts >= enter + dwell_s."""
     n = len(dev)
@@ -438,7 +438,7 @@ def _truth(layout: Layout, ids: np.ndarray, dev: np.ndarray, ts: np.ndarray, lab
     return Truth(ids[dev[ev[order]]], fence_ids[fence[order]], kind[order], ts[ev[order]])
 
 
-def _fences(layout: Layout, city) -> list[Geofence]:
+def _fences(layout: CityLayout, city) -> list[Geofence]:
     """The layout as Geofences in (lon, lat); built directly, valid by construction."""
     out = []
     center = layout.center_m

@@ -45,7 +45,7 @@ def test_removing_a_fence_exits_the_devices_inside(now, exit_ts):
         enter = enters[(e.device_id, "shop")]
         assert e.visit_id == enter.visit_id
         assert e.duration_s == e.ts - enter.ts
-    assert "shop" not in engine.fences
+    assert "shop" not in engine.index
     with pytest.raises(UnknownGeofence):
         engine.devices_in("shop")
     assert engine.devices_in("cafe") == ["out"]
@@ -112,7 +112,7 @@ def test_metadata_only_changes_give_no_events(change):
     engine, enters = populated()
     assert len(engine.put_fence(shop(**change), now=300.0)) == 0
     assert engine.devices_in("shop") == ["in1", "in2"]
-    assert engine.fences.get("shop").same_definition(shop(**change))
+    assert engine.index.get("shop").same_definition(shop(**change))
     assert engine.device("in1")["fences"][0]["visit_id"] == enters[("in1", "shop")].visit_id
 
 
@@ -164,13 +164,13 @@ def test_a_removed_and_re_added_fence_starts_new_visits():
 def _change_during_match(engine: Engine, change) -> None:
     """Make ``change`` land between the batch reading the fence settings and matching its pings,
     as when another thread (an HTTP handler) edits fences while a batch is being ingested."""
-    real_match = engine.fences.match
+    real_match = engine.index.match
 
     def match(*args, **kwargs):
-        engine.fences.match = real_match
+        engine.index.match = real_match
         change()
         return real_match(*args, **kwargs)
-    engine.fences.match = match
+    engine.index.match = match
 
 
 def test_a_fence_added_while_a_batch_is_matched_does_not_break_it():

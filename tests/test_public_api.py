@@ -14,6 +14,7 @@ import pytest
 
 import geofences
 import proximity
+import proximity.core
 
 GEOFENCES_API = [
     "Geofence", "FenceKind", "Limits",
@@ -42,13 +43,12 @@ def test_exported_members(package, expected):
         assert getattr(package, name) is not None
 
 
-# The engine's core modules. The service shell, webhooks, CLI and the Redis store have their own
-# owners and tests; ``__main__`` modules would run on import.
+# The engine's core modules (the layers below the shell). The service shell, webhooks, CLI and
+# storage adapters have their own tests.
 CORE_MODULES = sorted(
     [m.name for m in pkgutil.walk_packages(geofences.__path__, "geofences.")]
-    + ["geofences", "proximity", "proximity.engine", "proximity.errors", "proximity.events",
-       "proximity.pings", "proximity.transitions", "proximity.store", "proximity.store.base",
-       "proximity.store.memory"])
+    + [m.name for m in pkgutil.walk_packages(proximity.core.__path__, "proximity.core.")]
+    + ["geofences", "proximity", "proximity.core"])
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)
@@ -60,8 +60,6 @@ def test_module_all_names_exist_and_private_helpers_are_not_exported(name):
     assert exported is not None, f"{name} declares no __all__"
     for attr in exported:
         assert not attr.startswith("_"), f"{name} exports private {attr}"
-        if name == "proximity.store" and attr == "RedisStore":
-            continue   # imported lazily, so the embedded default needs no redis client
         assert hasattr(module, attr), f"{name}.__all__ names missing {attr}"
 
 

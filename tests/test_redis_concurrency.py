@@ -53,11 +53,11 @@ def scenario(seed: int, n_devices: int = 60, n_pings: int = 1500, n_rounds: int 
 
 def _worker(url: str, prefix: str, seed: int, index: int, barrier, results) -> None:
     """One engine process: ingest this process's share of every round, in step with the others."""
-    from proximity.store.redis import RedisStore
+    from proximity.storage.redis_devices import RedisDeviceStore
 
     try:
         fences, _, rounds = scenario(seed)
-        store = RedisStore(url, prefix=prefix)
+        store = RedisDeviceStore(url, prefix=prefix)
         engine = Engine(fences, store)
         events, retries = [], 0
         for batches in rounds:
@@ -75,7 +75,7 @@ def _worker(url: str, prefix: str, seed: int, index: int, barrier, results) -> N
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("seed", [7, 8])
 def test_engine_processes_sharing_devices_emit_each_event_exactly_once(redis_url, seed):
-    from proximity.store.redis import RedisStore
+    from proximity.storage.redis_devices import RedisDeviceStore
 
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     ctx = mp.get_context("spawn")
@@ -110,7 +110,7 @@ def test_engine_processes_sharing_devices_emit_each_event_exactly_once(redis_url
     # prove the retry path deterministically, this one proves exactly-once under real races.
     print(f"seed {seed}: {retries} retries")
 
-    store = RedisStore(redis_url, prefix=prefix)
+    store = RedisDeviceStore(redis_url, prefix=prefix)
     try:
         assert store.device_count() == len(set(pings.device_id))
         inside = {}
@@ -144,11 +144,11 @@ class Interleaved:
 
 @pytest.fixture
 def two_stores(redis_url):
-    """Two RedisStore clients (two connection pools) on one prefix, as two processes would have."""
-    from proximity.store.redis import RedisStore
+    """Two RedisDeviceStore clients (two connection pools) on one prefix, as two processes would have."""
+    from proximity.storage.redis_devices import RedisDeviceStore
 
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    a, b = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+    a, b = RedisDeviceStore(redis_url, prefix=prefix), RedisDeviceStore(redis_url, prefix=prefix)
     yield a, b
     a.clear()
     a.close()

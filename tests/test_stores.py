@@ -1,6 +1,6 @@
 """The state store contract, checked on every implementation (memory and a real Redis).
 
-The same tests run against :class:`MemoryStore` and :class:`RedisStore`: a store must round-trip
+The same tests run against :class:`MemoryStore` and :class:`RedisDeviceStore`: a store must round-trip
 every field of a device's state, refuse stale writes device by device, keep fence membership in
 step with the stays, and let the engine produce the oracle's events.
 """
@@ -16,9 +16,9 @@ import pytest
 import oracle
 from geofences import Geofence
 from proximity import Engine, PingBatch
-from proximity.errors import StoreError
-from proximity.events import EventKind, Reason
-from proximity.store import DeviceStates, MemoryStore, StateStore
+from proximity.core.errors import StoreError
+from proximity.core.events import EventKind, Reason
+from proximity.core import DeviceStates, MemoryStore, StateStore
 from walks import CITIES, events_of, norm_oracle, random_fences, random_pings, rows
 
 STORES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
@@ -27,10 +27,10 @@ STORES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 def make_store(kind: str, request) -> StateStore:
     if kind == "memory":
         return MemoryStore()
-    from proximity.store.redis import RedisStore
+    from proximity.storage.redis_devices import RedisDeviceStore
 
     url = request.getfixturevalue("redis_url")
-    return RedisStore(url, prefix=f"test:{uuid.uuid4().hex[:12]}:")
+    return RedisDeviceStore(url, prefix=f"test:{uuid.uuid4().hex[:12]}:")
 
 
 @pytest.fixture(params=STORES)
@@ -227,9 +227,9 @@ def test_remove_fence_exits_the_devices_inside(store):
 
 @pytest.fixture
 def redis_store(redis_url):
-    from proximity.store.redis import RedisStore
+    from proximity.storage.redis_devices import RedisDeviceStore
 
-    s = RedisStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:12]}:")
+    s = RedisDeviceStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:12]}:")
     yield s
     s.clear()
     s.close()
@@ -247,21 +247,21 @@ def _closed_port() -> int:
     ("unix:///nonexistent/redis.sock?db=2&password=s3cret", "unix:///nonexistent/redis.sock?db=2&password=***"),
 ])
 def test_unreachable_redis_raises_store_error_without_the_password(url, shown):
-    from proximity.store.redis import RedisStore
+    from proximity.storage.redis_devices import RedisDeviceStore
 
     port = _closed_port()
     with pytest.raises(StoreError) as info:
-        RedisStore(url.format(port=port))
+        RedisDeviceStore(url.format(port=port))
     msg = str(info.value)
     assert shown.format(port=port) in msg and "s3cret" not in msg
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 def test_a_bad_redis_url_raises_store_error():
-    from proximity.store.redis import RedisStore
+    from proximity.storage.redis_devices import RedisDeviceStore
 
     with pytest.raises(StoreError, match="invalid Redis URL 'http://:\\*\\*\\*@x'"):
-        RedisStore("http://:pw@x")
+        RedisDeviceStore("http://:pw@x")
 
 
 @pytest.mark.redis
@@ -280,11 +280,11 @@ def test_redis_key_layout(redis_store, redis_url):
 
 @pytest.mark.redis
 def test_clear_deletes_only_its_own_prefix(redis_url):
-    from proximity.store.redis import RedisStore
+    from proximity.storage.redis_devices import RedisDeviceStore
 
-    mine = RedisStore(redis_url, prefix="t[*]?:")     # glob metacharacters must not widen the scan
-    other = RedisStore(redis_url, prefix="t[x]?:")
-    lookalike = RedisStore(redis_url, prefix="tx*:")
+    mine = RedisDeviceStore(redis_url, prefix="t[*]?:")     # glob metacharacters must not widen the scan
+    other = RedisDeviceStore(redis_url, prefix="t[x]?:")
+    lookalike = RedisDeviceStore(redis_url, prefix="tx*:")
     try:
         for s in (mine, other, lookalike):
             b, a = states(s, ["a"], [(0, "f", 1.0, 1, False)])
@@ -329,7 +329,7 @@ def test_a_retried_save_counts_as_written_not_as_a_conflict(redis_store):
 
 @pytest.mark.redis
 def test_large_batches_are_chunked(redis_store):
-    from proximity.store import _redis as redis_module
+    from proximity.storage import _redis as redis_module
 
     n = redis_module._SAVE_CHUNK * 2 + 7
     ids = [f"d{i}" for i in range(n)]

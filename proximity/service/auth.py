@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from proximity.service.definitions import Definitions
+from proximity.storage.definitions import Definitions
 from proximity.service.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 __all__ = ["Scope", "ApiKey", "KeyRing", "KIND"]

@@ -1,6 +1,6 @@
 """Beacon service: registered beacons and monitored regions, durable, applied to the monitor.
 
-Definitions are stored like geofences (:mod:`proximity.service.definitions`, kinds ``beacon``
+Definitions are stored like geofences (:mod:`proximity.storage.definitions`, kinds ``beacon``
 and ``beacon_region``): every write is committed before the registry changes and before the
 caller answers, so a 2xx means durable; other processes follow through :meth:`apply_change`.
 
@@ -35,7 +35,7 @@ from beacons.monitor import BeaconMonitor
 from beacons.registry import (Beacon, BeaconRegistry, Region, beacon_key, id_fields, parse_beacon,
                               parse_beacon_key, parse_region)
 from proximity import Engine
-from proximity.service.definitions import Definitions
+from proximity.storage.definitions import Definitions
 from proximity.service.errors import BadRequest, Conflict, UnsupportedMediaType
 from proximity.service.fences import decode_cursor, encode_cursor
 from proximity.service.ingest import Pipeline
@@ -91,7 +91,7 @@ class BeaconService:
         return self.monitor.registry
 
     def _stores(self) -> Collection[str]:
-        return self.engine.fences
+        return self.engine.index
 
     # -- registry swaps ------------------------------------------------------------------------
     def _swap(self, *, put: list[Beacon] = (), drop: Collection[str] = (), put_regions: list[Region] = (),

@@ -22,7 +22,7 @@ import numpy as np
 from anyio import to_thread
 
 from proximity import PingBatch
-from proximity.errors import InvalidInput
+from proximity.core.errors import InvalidInput
 
 __all__ = ["DEMO_DIR", "DEMO_UUID", "load_demo", "replay_demo", "replay_demo_beacons"]
 
@@ -30,7 +30,7 @@ DEMO_UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 _BEACON_STORES = ("mall-apple", "mall-nike")
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
-log = logging.getLogger("proximity.service")
+logger = logging.getLogger("proximity.service")
 
 
 def _demo_files(pattern: str) -> list[Path]:
@@ -48,7 +48,7 @@ def load_demo(rt) -> int:
     n = 0
     for path in files:
         fences = load_fences(path)
-        rt.fences.import_collection({"type": "FeatureCollection", "features": [f.to_feature() for f in fences]})
+        rt.geofences.import_collection({"type": "FeatureCollection", "features": [f.to_feature() for f in fences]})
         n += len(fences)
     _load_beacons(rt)
     return n
@@ -60,9 +60,9 @@ def _load_beacons(rt) -> None:
 
     records = []
     for major, store in enumerate(_BEACON_STORES, start=1):
-        if store not in rt.engine.fences:
+        if store not in rt.engine.index:
             continue
-        lon, lat = rt.engine.fences.get(store).center
+        lon, lat = rt.engine.index.get(store).center
         for minor, (dx, dy) in enumerate(((-1, -1), (1, -1), (0, 1))):
             records.append({"uuid": DEMO_UUID, "major": major, "minor": minor, "store_id": store,
                             "lon": lon + dx * 4e-5, "lat": lat + dy * 2e-5, "measured_power_dbm": -59})
@@ -104,7 +104,7 @@ async def replay_demo(rt) -> None:
     """Replay the demo pings, shifted to now, sped up by ``demo_speed``; then loop."""
     pings = await to_thread.run_sync(_load_pings)
     if pings is None or len(pings) == 0:
-        log.warning("demo: no pings CSV in %s; fences only", DEMO_DIR)
+        logger.warning("demo: no pings CSV in %s; fences only", DEMO_DIR)
         return
     speed = rt.settings.demo_speed
     lap = 0
@@ -124,4 +124,4 @@ async def replay_demo(rt) -> None:
                 await to_thread.run_sync(rt.pipeline.ingest, batch)
                 i = j
             await asyncio.sleep(0.2)
-        log.info("demo: lap %d done (%d pings over %.0f s of data)", lap, n, span)
+        logger.info("demo: lap %d done (%d pings over %.0f s of data)", lap, n, span)

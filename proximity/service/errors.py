@@ -38,12 +38,12 @@ from starlette.responses import Response
 from beacons.errors import (BeaconError, BeaconFieldError, FrameError, InvalidBeacons,
                             InvalidRecords, InvalidSightings, UnknownBeacon, UnknownRegion)
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
-from proximity.errors import InvalidPing, StoreError
+from proximity.core.errors import InvalidPing, StoreError
 
 __all__ = ["ServiceError", "BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "NotFound", "Conflict", "InUse", "Unauthorized",
            "Forbidden", "Unavailable", "install_handlers", "json_error"]
 
-log = logging.getLogger("proximity.service")
+logger = logging.getLogger("proximity.service")
 
 
 class ServiceError(Exception):
@@ -164,7 +164,7 @@ def install_handlers(app: FastAPI) -> None:
     async def _service(request: Request, exc: ServiceError):
         headers = {"WWW-Authenticate": 'Bearer realm="proximity"'} if exc.status == 401 else None
         if exc.status >= 500:
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
+            logger.warning("%s %s: %s", request.method, request.url.path, exc)
         return json_error(exc.status, exc.body(), headers)
 
     @app.exception_handler(DuplicateGeofence)
@@ -201,14 +201,14 @@ def install_handlers(app: FastAPI) -> None:
         rt = getattr(request.app.state, "runtime", None)
         if rt is not None:
             rt.metrics.store_errors.inc()
-        log.warning("store error on %s %s: %s", request.method, request.url.path, exc)
+        logger.warning("store error on %s %s: %s", request.method, request.url.path, exc)
         return json_error(503, {"code": "store_unavailable", "message": str(exc)}, {"Retry-After": "1"})
 
     async def _backend(request: Request, exc: Exception):
         rt = getattr(request.app.state, "runtime", None)
         if rt is not None:
             rt.metrics.store_errors.inc()
-        log.warning("storage backend error on %s %s: %r", request.method, request.url.path, exc)
+        logger.warning("storage backend error on %s %s: %r", request.method, request.url.path, exc)
         return json_error(503, {"code": "store_unavailable", "message": f"storage backend error: {type(exc).__name__}"},
                           {"Retry-After": "1"})
 
@@ -235,7 +235,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):  # a bug: say so, but as JSON
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return json_error(500, {"code": "internal", "message": "internal error"})
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from geofences import (DuplicateGeofence, Geofence, Limits, UnknownGeofence, parse_collection,
                        parse_feature, to_collection)
 from proximity import Engine
-from proximity.service.definitions import Definitions
+from proximity.storage.definitions import Definitions
 from proximity.service.errors import BadRequest, InUse
 from proximity.service.ingest import Pipeline
 
@@ -63,7 +63,7 @@ class GeofenceService:
         """Load every stored geofence into the engine (at start); return how many."""
         docs = self.defs.all(KIND)
         for fid, doc in docs.items():
-            self.engine.fences.put(parse_feature(doc, limits=Limits(10**9, float("inf"), 10**6)))
+            self.engine.index.put(parse_feature(doc, limits=Limits(10**9, float("inf"), 10**6)))
         return len(docs)
 
     def apply_change(self, fence_id: str) -> list[dict]:
@@ -71,11 +71,11 @@ class GeofenceService:
         with self._lock:
             doc = self.defs.get(KIND, fence_id)
             if doc is None:
-                if fence_id not in self.engine.fences:
+                if fence_id not in self.engine.index:
                     return []
                 return self.pipeline.emit(self.engine.remove_fence(fence_id))
             fence = parse_feature(doc, limits=Limits(10**9, float("inf"), 10**6))
-            if fence_id in self.engine.fences and self.engine.fences.get(fence_id).same_definition(fence):
+            if fence_id in self.engine.index and self.engine.index.get(fence_id).same_definition(fence):
                 return []
             return self.pipeline.emit(self.engine.put_fence(fence))
 
@@ -108,7 +108,7 @@ class GeofenceService:
         with self._lock:
             if not self.defs.delete(KIND, fence_id):
                 raise UnknownGeofence(fence_id)
-            if fence_id not in self.engine.fences:
+            if fence_id not in self.engine.index:
                 return []
             return self.pipeline.emit(self.engine.remove_fence(fence_id))
 
@@ -124,15 +124,15 @@ class GeofenceService:
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, fence_id: str) -> dict:
-        return self.engine.fences.get(fence_id).to_feature()
+        return self.engine.index.get(fence_id).to_feature()
 
     def export(self) -> dict:
-        return to_collection(sorted(self.engine.fences, key=lambda f: f.id))
+        return to_collection(sorted(self.engine.index, key=lambda f: f.id))
 
     def page(self, *, tag: str | None, bbox: str | None, cursor: str | None, limit: int) -> dict:
         """Return ``{"type": "FeatureCollection", "features", "next_cursor"}`` sorted by id."""
-        fences: list[Geofence] = (self.engine.fences.intersecting(parse_bbox(bbox)) if bbox
-                                  else list(self.engine.fences))
+        fences: list[Geofence] = (self.engine.index.intersecting(parse_bbox(bbox)) if bbox
+                                  else list(self.engine.index))
         if tag is not None:
             fences = [f for f in fences if tag in f.tags]
         fences.sort(key=lambda f: f.id)

@@ -16,13 +16,13 @@ import orjson
 import numpy as np
 
 from proximity import Engine, EventBatch, EventKind, PingBatch, Reason
-from proximity.errors import InvalidPing, StoreError
+from proximity.core.errors import InvalidPing, StoreError
 from proximity.service.errors import BadRequest, PayloadTooLarge
 from proximity.service.metrics import Metrics
 
 __all__ = ["Pipeline", "parse_ping_body", "pings_from_rows", "json_array", "event_dicts"]
 
-log = logging.getLogger("proximity.service")
+logger = logging.getLogger("proximity.service")
 _NAN = math.nan
 _FIELDS = ("device_id", "ts", "lon", "lat")
 
@@ -162,7 +162,7 @@ class Pipeline:
                 self.webhooks.publish(events)
             except Exception:   # the events are saved and logged; a sick webhook queue is counted
                 self.metrics.store_errors.inc()
-                log.exception("webhook publish failed for %d event(s)", len(events))
+                logger.exception("webhook publish failed for %d event(s)", len(events))
         self.metrics.count_events(batch.counts())
         return events
 

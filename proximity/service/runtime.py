@@ -20,7 +20,7 @@ from beacons.monitor import BeaconMonitor
 from beacons.registry import BeaconRegistry
 from proximity.service.batcher import Batcher
 from proximity.service.beacons import BEACON_KIND, REGION_KIND, BeaconService
-from proximity.service.definitions import Definitions, open_definitions
+from proximity.storage.definitions import Definitions, open_definitions
 from proximity.service.eventlog import MemoryEventLog, RedisEventLog, SqliteEventLog
 from proximity.service.fences import KIND as FENCE_KIND, GeofenceService
 from proximity.service.hooks import Webhooks, open_webhooks
@@ -31,7 +31,7 @@ from proximity.service.sightings import SightingIngest
 
 __all__ = ["Runtime", "start_runtime", "stop_runtime"]
 
-log = logging.getLogger("proximity.service")
+logger = logging.getLogger("proximity.service")
 
 
 @dataclass
@@ -40,10 +40,10 @@ class Runtime:
     defs: Definitions
     engine: Engine
     keys: KeyRing
-    log: MemoryEventLog | RedisEventLog
+    event_log: MemoryEventLog | RedisEventLog
     metrics: Metrics
     pipeline: Pipeline
-    fences: GeofenceService
+    geofences: GeofenceService
     webhooks: Webhooks
     batcher: Batcher
     beacons: BeaconService
@@ -62,9 +62,9 @@ def _build(settings: Settings) -> Runtime:
     hook_policy = {"retry_base_s": s.webhook_retry_base_s, "max_backoff_s": s.webhook_max_backoff_s,
                    "timeout_s": s.webhook_timeout_s}
     if s.redis_url:
-        from beacons.redis_state import RedisMonitorStore
-        from proximity.store import RedisStore
-        store = RedisStore(s.redis_url, prefix=s.redis_prefix)
+        from proximity.storage.redis_beacons import RedisMonitorStore
+        from proximity.storage.redis_devices import RedisDeviceStore
+        store = RedisDeviceStore(s.redis_url, prefix=s.redis_prefix)
         monitor_store = RedisMonitorStore(s.redis_url, prefix=f"{s.redis_prefix}beacons:")
         defs = open_definitions(redis_url=s.redis_url, prefix=s.redis_prefix)
         event_log = RedisEventLog(s.redis_url, prefix=s.redis_prefix, retention_s=s.event_retention_s,
@@ -92,7 +92,7 @@ def _build(settings: Settings) -> Runtime:
     rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, fences, webhooks, batcher, beacons,
                  SightingIngest(beacons, pipeline, s.max_batch))
     metrics.on_collect(lambda: metrics.webhook_backlog.set(webhooks.backlog()))
-    metrics.on_collect(lambda: metrics.fences.set(len(engine.fences)))
+    metrics.on_collect(lambda: metrics.fences.set(len(engine.index)))
     metrics.on_collect(lambda: metrics.beacons.set(len(monitor.registry)))
     metrics.on_collect(lambda: metrics.sse_clients.set(event_log.count))
     return rt
@@ -102,7 +102,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     """Build everything, load definitions and keys, start the background tasks."""
     rt = await to_thread.run_sync(_build, settings)
     cursor = await to_thread.run_sync(rt.defs.cursor)   # before loading: replays are idempotent
-    await to_thread.run_sync(rt.fences.load)
+    await to_thread.run_sync(rt.geofences.load)
     await to_thread.run_sync(rt.beacons.load)
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     rt.generated_admin_key = await to_thread.run_sync(rt.keys.load, admin)
@@ -138,11 +138,11 @@ async def stop_runtime(rt: Runtime) -> None:
         except (asyncio.CancelledError, Exception):
             pass
     await rt.webhooks.stop()
-    for closer in (rt.defs.close, rt.log.close, rt.engine.store.close, rt.beacons.monitor.store.close):
+    for closer in (rt.defs.close, rt.event_log.close, rt.engine.store.close, rt.beacons.monitor.store.close):
         try:
             await to_thread.run_sync(closer)
         except Exception:
-            log.exception("error while closing")
+            logger.exception("error while closing")
 
 
 async def _forever(name: str, rt: Runtime, step, pause_on_error: float = 1.0) -> None:
@@ -153,7 +153,7 @@ async def _forever(name: str, rt: Runtime, step, pause_on_error: float = 1.0) ->
             raise
         except Exception:
             rt.metrics.store_errors.inc()
-            log.exception("background task %s failed; retrying", name)
+            logger.exception("background task %s failed; retrying", name)
             await asyncio.sleep(pause_on_error)
 
 
@@ -172,7 +172,7 @@ async def _follow_definitions(rt: Runtime, cursor: str) -> None:
         nxt, changes = rt.defs.changes(state["cursor"], rt.settings.sync_interval_s)
         for ch in dict.fromkeys(changes):   # each id once per round: we read its current value
             if ch.kind == FENCE_KIND:
-                rt.fences.apply_change(ch.id)
+                rt.geofences.apply_change(ch.id)
             elif ch.kind == auth_mod.KIND:
                 rt.keys.refresh(ch.id)
             elif ch.kind in (BEACON_KIND, REGION_KIND):
@@ -185,11 +185,11 @@ async def _follow_definitions(rt: Runtime, cursor: str) -> None:
 
 
 async def _follow_events(rt: Runtime) -> None:
-    assert isinstance(rt.log, RedisEventLog)
-    state = {"after": await to_thread.run_sync(rt.log.last_id)}
+    assert isinstance(rt.event_log, RedisEventLog)
+    state = {"after": await to_thread.run_sync(rt.event_log.last_id)}
 
     def once():
-        state["after"] = rt.log.follow_once(state["after"], 1.0)
+        state["after"] = rt.event_log.follow_once(state["after"], 1.0)
 
     async def step():
         await to_thread.run_sync(once)

@@ -19,7 +19,7 @@ from typing import Any
 from beacons.errors import BeaconFieldError, InvalidSightings
 from beacons.pipeline import ingest_sightings_detailed
 from beacons.sightings import SightingBatch
-from proximity.errors import StoreError
+from proximity.core.errors import StoreError
 from proximity.service.beacons import BeaconService, canonical_id
 from proximity.service.errors import PayloadTooLarge
 from proximity.service.ingest import Pipeline, json_array

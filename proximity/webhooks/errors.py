@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proximity.errors import ProximityError
+from proximity.core.errors import ProximityError
 
 __all__ = ["WebhookError", "UnknownWebhook", "SignatureError"]
 

@@ -30,7 +30,7 @@ from proximity.webhooks.policy import Decision
 from proximity.webhooks.registry import new_id, route
 from proximity.webhooks.store import Claim
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisWebhookStore"]
 
 # KEYS: q due state devs backlog log hooks; ARGV: member device webhook_id drop_n next_ts
 #       state_json log_json log_cap. drop_n > 0: the batch is done (delivered or failed).
@@ -87,7 +87,7 @@ return 0
 """
 
 
-class RedisStore:
+class RedisWebhookStore:
     """Webhooks, outbox and delivery log in Redis; see
     :class:`~proximity.webhooks.store.WebhookStore`.
 

@@ -2,7 +2,7 @@
 
 A webhook is a dict ``{"id", "url", "event_types", "secret", "created_ts"}``; ``event_types``
 is a list of wire names (``enter``, ``exit``, ...) or ``None`` for every type, including types
-added to :class:`~proximity.events.EventKind` later.
+added to :class:`~proximity.core.events.EventKind` later.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import secrets
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from proximity.events import EventKind
+from proximity.core.events import EventKind
 from proximity.webhooks.errors import WebhookError
 from proximity.webhooks.signing import generate_secret
 

@@ -28,9 +28,9 @@ from proximity.webhooks.dispatcher import Dispatcher
 from proximity.webhooks.errors import UnknownWebhook, WebhookError
 from proximity.webhooks.lease import Lease, LocalLease, RedisLease
 from proximity.webhooks.policy import RetryPolicy
-from proximity.webhooks.redis_store import RedisStore
+from proximity.webhooks.redis_store import RedisWebhookStore
 from proximity.webhooks.registry import new_webhook, public_view
-from proximity.webhooks.sqlite_store import SqliteStore
+from proximity.webhooks.sqlite_store import SqliteWebhookStore
 from proximity.webhooks.store import WebhookStore
 
 __all__ = ["WebhookService"]
@@ -85,10 +85,10 @@ class WebhookService:
         self._store: WebhookStore
         self._lease: Lease
         if redis_url is not None:
-            store = RedisStore(redis_url, prefix, log_cap)
+            store = RedisWebhookStore(redis_url, prefix, log_cap)
             self._store, self._lease = store, RedisLease(store.client, store.key("leader"), lease_s)
         else:
-            self._store, self._lease = SqliteStore(sqlite_path or ":memory:", log_cap), LocalLease()
+            self._store, self._lease = SqliteWebhookStore(sqlite_path or ":memory:", log_cap), LocalLease()
         self._own_http: httpx.AsyncClient | None = None
         self._dispatcher: Dispatcher | None = None
         self._closed = False

@@ -20,7 +20,7 @@ from proximity.webhooks.policy import Decision
 from proximity.webhooks.registry import new_id, route
 from proximity.webhooks.store import Claim
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteWebhookStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhooks (
@@ -46,7 +46,7 @@ _LOG_FIELDS = ("id", "webhook_id", "device_id", "event_count", "attempt", "statu
                "http_status", "error", "latency_ms", "ts")
 
 
-class SqliteStore:
+class SqliteWebhookStore:
     """Webhooks, outbox and delivery log in one SQLite database; see
     :class:`~proximity.webhooks.store.WebhookStore`.
 

@@ -1,7 +1,7 @@
 """The webhook store interface: registry, durable outbox and delivery log behind one Protocol.
 
-Implementations: :class:`~proximity.webhooks.sqlite_store.SqliteStore` (one process; a file or
-in memory) and :class:`~proximity.webhooks.redis_store.RedisStore` (shared by several processes).
+Implementations: :class:`~proximity.webhooks.sqlite_store.SqliteWebhookStore` (one process; a file or
+in memory) and :class:`~proximity.webhooks.redis_store.RedisWebhookStore` (shared by several processes).
 
 The outbox is a FIFO queue per (webhook, device). Only the head of a queue is ever in flight,
 which gives strict order per device while a failing device blocks nobody else. A queue has a

@@ -21,7 +21,7 @@ from beacons import (
     FrameKind,
     FrameProblem,
     IBeaconFrame,
-    Layout,
+    FrameLayout,
     check_u16,
     decode,
     encode,
@@ -137,7 +137,7 @@ PAYLOADS = [
 
 
 @pytest.mark.parametrize(("hex_text", "kind"), PAYLOADS)
-@pytest.mark.parametrize("layout", [Layout.AUTO, Layout.ADVERTISEMENT])
+@pytest.mark.parametrize("layout", [FrameLayout.AUTO, FrameLayout.ADVERTISEMENT])
 def test_full_advertising_payload(hex_text, kind, layout):
     assert decode(hex_text, layout).kind is FrameKind(kind)
 
@@ -146,7 +146,7 @@ def test_bare_eddystone_frame_without_uuid():
     # What Android's ScanRecord.getServiceData(FEAA) hands over.
     for vector in (EDDY_UID, EDDY_URL, EDDY_TLM):
         bare = vector.replace("AAFE ", "", 1)
-        assert decode(bare) == decode(vector) == decode(bare, Layout.EDDYSTONE_FRAME)
+        assert decode(bare) == decode(vector) == decode(bare, FrameLayout.EDDYSTONE_FRAME)
 
 
 def test_layout_accepts_its_string_value():
@@ -157,57 +157,57 @@ def test_layout_accepts_its_string_value():
 
 ERRORS = [
     # (input, layout, problem, offset, layer, reason fragment)
-    ("", Layout.AUTO, FrameProblem.TRUNCATED, 0, "hex string", "no hex digits"),
-    (b"", Layout.AUTO, FrameProblem.TRUNCATED, 0, "advertisement", "empty"),
-    ("4C0G", Layout.AUTO, FrameProblem.INVALID, 3, "hex string", "'G' is not a hex digit"),
-    ("4C 0", Layout.AUTO, FrameProblem.TRUNCATED, 4, "hex string", "odd number"),
-    (IBEACON[:-12], Layout.AUTO, FrameProblem.TRUNCATED, 20, "ibeacon frame",
+    ("", FrameLayout.AUTO, FrameProblem.TRUNCATED, 0, "hex string", "no hex digits"),
+    (b"", FrameLayout.AUTO, FrameProblem.TRUNCATED, 0, "advertisement", "empty"),
+    ("4C0G", FrameLayout.AUTO, FrameProblem.INVALID, 3, "hex string", "'G' is not a hex digit"),
+    ("4C 0", FrameLayout.AUTO, FrameProblem.TRUNCATED, 4, "hex string", "odd number"),
+    (IBEACON[:-12], FrameLayout.AUTO, FrameProblem.TRUNCATED, 20, "ibeacon frame",
      "iBeacon needs 25 bytes, got 20"),
-    ("4C00 1005 0B1C00", Layout.AUTO, FrameProblem.UNSUPPORTED, 2, "ibeacon frame",
+    ("4C00 1005 0B1C00", FrameLayout.AUTO, FrameProblem.UNSUPPORTED, 2, "ibeacon frame",
      "type 0x10 is not iBeacon"),
-    (IBEACON.replace("0215", "0214"), Layout.AUTO, FrameProblem.INVALID, 3, "ibeacon frame",
+    (IBEACON.replace("0215", "0214"), FrameLayout.AUTO, FrameProblem.INVALID, 3, "ibeacon frame",
      "length byte 0x14, expected 0x15"),
-    (IBEACON + " 00", Layout.AUTO, FrameProblem.INVALID, 25, "ibeacon frame", "1 trailing"),
-    (ALTBEACON[:-6], Layout.AUTO, FrameProblem.TRUNCATED, 24, "altbeacon frame",
+    (IBEACON + " 00", FrameLayout.AUTO, FrameProblem.INVALID, 25, "ibeacon frame", "1 trailing"),
+    (ALTBEACON[:-6], FrameLayout.AUTO, FrameProblem.TRUNCATED, 24, "altbeacon frame",
      "AltBeacon needs 26 bytes, got 24"),
-    ("1234 5678 9A", Layout.MANUFACTURER_DATA, FrameProblem.UNSUPPORTED, 0,
+    ("1234 5678 9A", FrameLayout.MANUFACTURER_DATA, FrameProblem.UNSUPPORTED, 0,
      "manufacturer data", "neither iBeacon"),
-    ("AAFE", Layout.AUTO, FrameProblem.TRUNCATED, 2, "eddystone frame", "no frame type"),
-    ("AAFE 50 00", Layout.AUTO, FrameProblem.UNSUPPORTED, 2, "eddystone frame",
+    ("AAFE", FrameLayout.AUTO, FrameProblem.TRUNCATED, 2, "eddystone frame", "no frame type"),
+    ("AAFE 50 00", FrameLayout.AUTO, FrameProblem.UNSUPPORTED, 2, "eddystone frame",
      "unknown frame type 0x50"),
-    ("AAFE 30 E7 0001020304050607", Layout.AUTO, FrameProblem.UNSUPPORTED, 2, "eddystone frame",
+    ("AAFE 30 E7 0001020304050607", FrameLayout.AUTO, FrameProblem.UNSUPPORTED, 2, "eddystone frame",
      "EID"),
-    ("AAFE 00 E7 0001020304", Layout.AUTO, FrameProblem.TRUNCATED, 9, "eddystone frame",
+    ("AAFE 00 E7 0001020304", FrameLayout.AUTO, FrameProblem.TRUNCATED, 9, "eddystone frame",
      "UID needs 18 bytes, got 7"),
-    (EDDY_UID[:-2], Layout.AUTO, FrameProblem.INVALID, 20, "eddystone frame",
+    (EDDY_UID[:-2], FrameLayout.AUTO, FrameProblem.INVALID, 20, "eddystone frame",
      "18 bytes or 20 with RFU, got 19"),
-    ("AAFE 10 EB", Layout.AUTO, FrameProblem.TRUNCATED, 4, "eddystone frame",
+    ("AAFE 10 EB", FrameLayout.AUTO, FrameProblem.TRUNCATED, 4, "eddystone frame",
      "URL needs at least 3 bytes, got 2"),
-    ("AAFE 10 EB 04 6162", Layout.AUTO, FrameProblem.INVALID, 4, "eddystone frame",
+    ("AAFE 10 EB 04 6162", FrameLayout.AUTO, FrameProblem.INVALID, 4, "eddystone frame",
      "URL scheme prefix 0x04"),
-    ("AAFE 10 EB 03 61 20 62", Layout.AUTO, FrameProblem.INVALID, 6, "eddystone frame",
+    ("AAFE 10 EB 03 61 20 62", FrameLayout.AUTO, FrameProblem.INVALID, 6, "eddystone frame",
      "URL byte 0x20 is reserved"),
-    ("AAFE 10 EB 03 61 FF", Layout.AUTO, FrameProblem.INVALID, 6, "eddystone frame",
+    ("AAFE 10 EB 03 61 FF", FrameLayout.AUTO, FrameProblem.INVALID, 6, "eddystone frame",
      "URL byte 0xFF"),
-    ("AAFE 10 EB 03 " + "61" * 18, Layout.AUTO, FrameProblem.INVALID, 22, "eddystone frame",
+    ("AAFE 10 EB 03 " + "61" * 18, FrameLayout.AUTO, FrameProblem.INVALID, 22, "eddystone frame",
      "URL is at most 20 bytes, got 21"),
-    ("AAFE 20 01 " + "00" * 16, Layout.AUTO, FrameProblem.UNSUPPORTED, 3, "eddystone frame",
+    ("AAFE 20 01 " + "00" * 16, FrameLayout.AUTO, FrameProblem.UNSUPPORTED, 3, "eddystone frame",
      "encrypted TLM"),
-    ("AAFE 20 02 " + "00" * 12, Layout.AUTO, FrameProblem.INVALID, 3, "eddystone frame",
+    ("AAFE 20 02 " + "00" * 12, FrameLayout.AUTO, FrameProblem.INVALID, 3, "eddystone frame",
      "TLM version 0x02"),
-    (EDDY_TLM + " 00", Layout.AUTO, FrameProblem.INVALID, 16, "eddystone frame", "1 trailing"),
-    ("0F18 0064", Layout.SERVICE_DATA, FrameProblem.UNSUPPORTED, 0, "service data",
+    (EDDY_TLM + " 00", FrameLayout.AUTO, FrameProblem.INVALID, 16, "eddystone frame", "1 trailing"),
+    ("0F18 0064", FrameLayout.SERVICE_DATA, FrameProblem.UNSUPPORTED, 0, "service data",
      "0x180F is not Eddystone"),
-    ("AA", Layout.SERVICE_DATA, FrameProblem.TRUNCATED, 1, "eddystone frame", "2-byte UUID"),
-    ("02 01 06 1A FF 4C00 0215 00", Layout.AUTO, FrameProblem.TRUNCATED, 3,
+    ("AA", FrameLayout.SERVICE_DATA, FrameProblem.TRUNCATED, 1, "eddystone frame", "2-byte UUID"),
+    ("02 01 06 1A FF 4C00 0215 00", FrameLayout.AUTO, FrameProblem.TRUNCATED, 3,
      "advertising payload", "declares 26 bytes, 6 follow"),
-    ("02 01 06 05 16 AAFE 2000", Layout.AUTO, FrameProblem.TRUNCATED, 9, "eddystone frame",
+    ("02 01 06 05 16 AAFE 2000", FrameLayout.AUTO, FrameProblem.TRUNCATED, 9, "eddystone frame",
      "TLM needs 14 bytes, got 2"),
-    ("02 01 06 05 09 41424344", Layout.AUTO, FrameProblem.UNSUPPORTED, 0,
+    ("02 01 06 05 09 41424344", FrameLayout.AUTO, FrameProblem.UNSUPPORTED, 0,
      "advertising payload", "no iBeacon, AltBeacon or Eddystone"),
-    ("02 01 06 05 09 41424344", Layout.ADVERTISEMENT, FrameProblem.UNSUPPORTED, 0,
+    ("02 01 06 05 09 41424344", FrameLayout.ADVERTISEMENT, FrameProblem.UNSUPPORTED, 0,
      "advertising payload", "no iBeacon"),
-    ("FF FF FF", Layout.AUTO, FrameProblem.TRUNCATED, 0, "advertising payload",
+    ("FF FF FF", FrameLayout.AUTO, FrameProblem.TRUNCATED, 0, "advertising payload",
      "does not start like beacon"),
 ]
 
@@ -250,7 +250,7 @@ PREFIXES = [b"", b"\x4c\x00\x02\x15", b"\x4c\x00", b"\x18\x01\xbe\xac", b"\xaa\x
             b"\x02\x01\x06\x1a\xff\x4c\x00\x02\x15", b"\x10", b"\x20\x00", b"\x00"]
 
 
-def _decode_or_frame_error(data, layout=Layout.AUTO):
+def _decode_or_frame_error(data, layout=FrameLayout.AUTO):
     try:
         frame = decode(data, layout)
     except FrameError:
@@ -263,9 +263,9 @@ def _decode_or_frame_error(data, layout=Layout.AUTO):
 
 @FUZZ
 @given(prefix=st.sampled_from(PREFIXES), tail=st.binary(max_size=40),
-       layout=st.sampled_from(list(Layout)))
-@example(prefix=b"\xaa\xfe\x10", tail=b"\xeb\x03", layout=Layout.AUTO)
-@example(prefix=b"", tail=b"\x01", layout=Layout.ADVERTISEMENT)
+       layout=st.sampled_from(list(FrameLayout)))
+@example(prefix=b"\xaa\xfe\x10", tail=b"\xeb\x03", layout=FrameLayout.AUTO)
+@example(prefix=b"", tail=b"\x01", layout=FrameLayout.ADVERTISEMENT)
 def test_random_bytes_raise_only_frame_error(prefix, tail, layout):
     _decode_or_frame_error(prefix + tail, layout)
 
@@ -329,12 +329,12 @@ def test_decode_encode_roundtrip_every_layout(frame):
     assert decode(raw.hex(" ").upper()) == frame
     payload = encode_advertisement([(AdType.FLAGS, b"\x06"), (_ad_type(frame), raw)])
     assert decode(payload) == frame
-    assert decode(payload, Layout.ADVERTISEMENT) == frame
+    assert decode(payload, FrameLayout.ADVERTISEMENT) == frame
     if frame.tx_power_ref_m == 0.0:
-        assert decode(raw, Layout.SERVICE_DATA) == frame
-        assert decode(raw[2:]) == decode(raw[2:], Layout.EDDYSTONE_FRAME) == frame
+        assert decode(raw, FrameLayout.SERVICE_DATA) == frame
+        assert decode(raw[2:]) == decode(raw[2:], FrameLayout.EDDYSTONE_FRAME) == frame
     else:
-        assert decode(raw, Layout.MANUFACTURER_DATA) == frame
+        assert decode(raw, FrameLayout.MANUFACTURER_DATA) == frame
 
 
 @PROPS

@@ -14,7 +14,7 @@ from beacons.ranging import Zone
 from beacons.registry import BeaconKind, BeaconRegistry, Region, parse_beacon
 from beacons.sightings import SightingBatch
 from beacons.state import MemoryMonitorStore, MonitorStore, StreamStates
-from proximity.events import EventKind, Reason
+from proximity.core.events import EventKind, Reason
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 T0 = 1_700_000_000.0

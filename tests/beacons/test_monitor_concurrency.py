@@ -19,7 +19,7 @@ from beacons.monitor import BeaconMonitor, MonitorConfig
 from beacons.registry import BeaconKind, BeaconRegistry, Region, parse_beacon
 from beacons.sightings import SightingBatch
 from beacons.state import MemoryMonitorStore, MonitorStates
-from proximity.errors import StoreError
+from proximity.core.errors import StoreError
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 T0 = 1_700_000_000.0
@@ -114,7 +114,7 @@ def two_stores(request):
         s = MemoryMonitorStore()
         yield s, s
         return
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     url = request.getfixturevalue("redis_url")
     prefix = f"test:{uuid.uuid4().hex[:12]}:beacons:"
@@ -168,7 +168,7 @@ def test_a_batch_that_keeps_conflicting_raises_store_error(two_stores):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("seed", [7, 8])
 def test_monitors_in_threads_sharing_devices_emit_each_event_exactly_once(redis_url, seed):
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     batch = scenario(seed)
     plan = rounds(batch, n_rounds=10, seed=seed)

@@ -23,8 +23,8 @@ from beacons.registry import BeaconKind, BeaconRegistry, Region, parse_beacon
 from beacons.sightings import SightingBatch
 from beacons.state import (MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates,
                            StreamStates)
-from proximity.errors import StoreError
-from proximity.events import EventKind, Reason
+from proximity.core.errors import StoreError
+from proximity.core.events import EventKind, Reason
 
 STORES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
@@ -35,7 +35,7 @@ RSSI_NEAR = -65.0
 def make_store(kind: str, request) -> MonitorStore:
     if kind == "memory":
         return MemoryMonitorStore()
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     url = request.getfixturevalue("redis_url")
     return RedisMonitorStore(url, prefix=f"test:{uuid.uuid4().hex[:12]}:beacons:")
@@ -203,7 +203,7 @@ def test_due_lists_devices_with_a_row_heard_strictly_before(store):
 # -- Redis specifics ---------------------------------------------------------------------------
 
 def test_redis_module_exports_only_the_store():
-    import beacons.redis_state as mod
+    import proximity.storage.redis_beacons as mod
 
     assert mod.__all__ == ["RedisMonitorStore"]
     assert isinstance(mod.RedisMonitorStore.__new__(mod.RedisMonitorStore), MonitorStore)
@@ -211,7 +211,7 @@ def test_redis_module_exports_only_the_store():
 
 @pytest.mark.redis
 def test_redis_clear_deletes_only_its_own_prefix(redis_url):
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     base = f"test:{uuid.uuid4().hex[:12]}:"
     a = RedisMonitorStore(redis_url, prefix=base + "beacons:")
@@ -231,7 +231,7 @@ def test_redis_clear_deletes_only_its_own_prefix(redis_url):
 
 @pytest.mark.redis
 def test_redis_save_resent_after_a_lost_reply_counts_as_written(redis_url, monkeypatch):
-    import beacons.redis_state as mod
+    import proximity.storage.redis_beacons as mod
 
     store = mod.RedisMonitorStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:12]}:")
     monkeypatch.setattr(mod.os, "urandom", lambda n: b"\x07" * n)   # the same call's token
@@ -248,7 +248,7 @@ def test_redis_save_resent_after_a_lost_reply_counts_as_written(redis_url, monke
 
 @pytest.mark.redis
 def test_redis_refuses_ids_it_cannot_store_and_writes_nothing(redis_url):
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     s = RedisMonitorStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:12]}:")
     try:
@@ -266,7 +266,7 @@ def test_redis_refuses_ids_it_cannot_store_and_writes_nothing(redis_url):
 
 @pytest.mark.redis
 def test_redis_reloads_a_flushed_script(redis_url):
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     s = RedisMonitorStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:12]}:")
     try:
@@ -280,7 +280,7 @@ def test_redis_reloads_a_flushed_script(redis_url):
 
 
 def test_redis_connection_errors_are_store_errors_with_the_password_masked():
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -294,7 +294,7 @@ def test_redis_connection_errors_are_store_errors_with_the_password_masked():
 
 @pytest.mark.redis
 def test_redis_store_refuses_a_decoding_client(redis_url):
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     with pytest.raises(ValueError, match="decode_responses"):
@@ -361,7 +361,7 @@ def shared_client(request):
        enter_max=st.sampled_from([Zone.FAR, Zone.NEAR]))
 def test_redis_store_gives_the_memory_stores_events_for_any_chunking(shared_client, rows, cut,
                                                                      enter_max):
-    from beacons.redis_state import RedisMonitorStore
+    from proximity.storage.redis_beacons import RedisMonitorStore
 
     rows = sorted(rows, key=lambda r: r[1])
     cfg = MonitorConfig(exit_after_s=30.0, enter_max_zone=enter_max, positions=False)

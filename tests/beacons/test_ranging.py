@@ -16,7 +16,7 @@ from beacons import (
     ZoneThresholds,
     decode,
     distance_curve_m,
-    distance_m,
+    rssi_distance_m,
     distance_sigma_m,
     encode_eddystone_uid,
     encode_ibeacon,
@@ -41,7 +41,7 @@ rssi_arrays = hnp.arrays(np.float64, st.integers(2, 30), unique=True,
        ref=st.sampled_from([0.0, 1.0, 2.0]))
 def test_distance_falls_as_rssi_rises(rssi, tx, n, ref):
     order = np.sort(rssi)
-    d = distance_m(order, tx, n, ref)
+    d = rssi_distance_m(order, tx, n, ref)
     assert np.all(np.diff(d) < 0)
 
 
@@ -61,7 +61,7 @@ def test_curve_model_reference_values():
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
-@pytest.mark.parametrize("model", [distance_m, distance_curve_m])
+@pytest.mark.parametrize("model", [rssi_distance_m, distance_curve_m])
 def test_vectorized_equals_scalar_loop(model):
     rng = np.random.default_rng(7)
     rssi = rng.uniform(-100, -40, 50)
@@ -73,9 +73,9 @@ def test_vectorized_equals_scalar_loop(model):
 
 
 def test_log_distance_known_values():
-    np.testing.assert_allclose(distance_m([-59, -79, -99], -59), [1.0, 10.0, 100.0])
-    np.testing.assert_allclose(distance_m(-89, -59, path_loss_exponent=3.0), 10.0)
-    np.testing.assert_allclose(distance_m(-59, -59, ref_distance_m=2.0), 2.0)
+    np.testing.assert_allclose(rssi_distance_m([-59, -79, -99], -59), [1.0, 10.0, 100.0])
+    np.testing.assert_allclose(rssi_distance_m(-89, -59, path_loss_exponent=3.0), 10.0)
+    np.testing.assert_allclose(rssi_distance_m(-59, -59, ref_distance_m=2.0), 2.0)
 
 
 def test_eddystone_calibration_at_zero_metres_is_respected():
@@ -84,30 +84,30 @@ def test_eddystone_calibration_at_zero_metres_is_respected():
     ib = decode(encode_ibeacon("e2c56db5-dffb-48d2-b060-d0f5a71096e0", 1, 2, -59))
     ed = decode(encode_eddystone_uid("00" * 10, "00" * 6, -59 + int(EDDYSTONE_0M_TO_1M_LOSS_DB)))
     rssi = np.linspace(-100, -40, 13)
-    d_ib = distance_m(rssi, ib.tx_power_dbm, ref_distance_m=ib.tx_power_ref_m)
-    d_ed = distance_m(rssi, ed.tx_power_dbm, ref_distance_m=ed.tx_power_ref_m)
+    d_ib = rssi_distance_m(rssi, ib.tx_power_dbm, ref_distance_m=ib.tx_power_ref_m)
+    d_ed = rssi_distance_m(rssi, ed.tx_power_dbm, ref_distance_m=ed.tx_power_ref_m)
     np.testing.assert_allclose(d_ib, d_ed)
     np.testing.assert_allclose(distance_curve_m(rssi, -59, 1.0),
                                distance_curve_m(rssi, -18, 0.0))
     # Ignoring the calibration distance would read the Eddystone beacon ~112x too close.
-    assert np.all(distance_m(rssi, ed.tx_power_dbm) > 100 * d_ed)
+    assert np.all(rssi_distance_m(rssi, ed.tx_power_dbm) > 100 * d_ed)
 
 
 def test_mixed_calibrations_in_one_call():
-    d = distance_m([-59.0, -59.0], [-59.0, -18.0], ref_distance_m=[1.0, 0.0])
+    d = rssi_distance_m([-59.0, -59.0], [-59.0, -18.0], ref_distance_m=[1.0, 0.0])
     np.testing.assert_allclose(d, [1.0, 1.0])
 
 
 def test_nan_and_extremes_without_warnings():
-    d = distance_m([np.nan, -10000.0], -59.0)
+    d = rssi_distance_m([np.nan, -10000.0], -59.0)
     assert np.isnan(d[0]) and np.isinf(d[1])
     assert np.all(np.isnan(distance_curve_m([0.0, np.nan, -60.0], [-59.0, -59.0, 0.0])))
 
 
 @pytest.mark.parametrize(("call", "field"), [
-    (lambda: distance_m(-60, -59, path_loss_exponent=0.0), "path_loss_exponent"),
-    (lambda: distance_m(-60, -59, path_loss_exponent=[2.0, -1.0]), "path_loss_exponent"),
-    (lambda: distance_m(-60, -59, ref_distance_m=-1.0), "ref_distance_m"),
+    (lambda: rssi_distance_m(-60, -59, path_loss_exponent=0.0), "path_loss_exponent"),
+    (lambda: rssi_distance_m(-60, -59, path_loss_exponent=[2.0, -1.0]), "path_loss_exponent"),
+    (lambda: rssi_distance_m(-60, -59, ref_distance_m=-1.0), "ref_distance_m"),
     (lambda: distance_curve_m(-60, -59, ref_distance_m=2.0), "ref_distance_m"),
     (lambda: distance_sigma_m(1.0, 4.0, path_loss_exponent=0.0), "path_loss_exponent"),
     (lambda: ZoneThresholds(3.0, 0.5), "thresholds"),

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 import proximity.webhooks as webhooks
-from proximity.events import EventKind
+from proximity.core.events import EventKind
 from proximity.webhooks import EVENT_TYPES, UnknownWebhook, WebhookError, WebhookService
 from webhook_scenarios import events
 
@@ -140,7 +140,7 @@ def test_sqlite_and_redis_together_are_refused():
 
 
 def test_enum_valued_events_are_sent_with_wire_names(svc):
-    from proximity.events import Event, Reason
+    from proximity.core.events import Event, Reason
     svc.create("https://a.example/", ["exit"])
     event = Event("d1", "shop", EventKind.EXIT, 5.0, "00000000000000a1", 4.0, Reason.SILENCE)
     svc.publish([event._asdict(), event.to_dict()])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from proximity.webhooks.policy import Decision
-from proximity.webhooks.redis_store import RedisStore
+from proximity.webhooks.redis_store import RedisWebhookStore
 from proximity.webhooks.registry import new_webhook
-from proximity.webhooks.sqlite_store import SqliteStore
+from proximity.webhooks.sqlite_store import SqliteWebhookStore
 from proximity.webhooks.store import Claim, WebhookStore
 from webhook_scenarios import events
 
@@ -17,9 +17,9 @@ T = 1_000.0
 @pytest.fixture
 def store(backend, tmp_path, request):
     if backend == "redis":
-        s = RedisStore(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
+        s = RedisWebhookStore(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
     else:
-        s = SqliteStore(str(tmp_path / "store.sqlite3"))
+        s = SqliteWebhookStore(str(tmp_path / "store.sqlite3"))
     yield s
     s.close()
 
@@ -124,7 +124,7 @@ def test_events_queued_by_a_publish_racing_a_delete_are_dropped(store, hook):
     store.add_webhook(hook)
     put(store, events("a", 2))
     # the delete lands between the publish's read and its write: remove only the definition
-    if isinstance(store, RedisStore):
+    if isinstance(store, RedisWebhookStore):
         store.client.hdel(store.key("hooks"), hook["id"])
     else:
         with store._tx() as db:

@@ -35,4 +35,4 @@ async def get_device(rt: RuntimeDep, _key: ManageKey,
 async def locate(rt: RuntimeDep, _key: ManageKey, lon: Annotated[float, Query(ge=-180, le=180)],
                  lat: Annotated[float, Query(ge=-90, le=90)]):
     """The geofences containing the point."""
-    return json_response(rt.fences.locate(lon, lat))
+    return json_response(rt.geofences.locate(lon, lat))

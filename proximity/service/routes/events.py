@@ -29,7 +29,7 @@ async def list_events(rt: RuntimeDep, _key: ManageKey, device_id: Str = None, ge
                       cursor: Annotated[str | None, Query(max_length=64)] = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     """Events kept for the retention window, oldest first; pass ``next_cursor`` back as ``cursor``."""
-    entries, nxt = await to_thread.run_sync(rt.log.query, parse_filter(device_id, geofence_id, type, since),
+    entries, nxt = await to_thread.run_sync(rt.event_log.query, parse_filter(device_id, geofence_id, type, since),
                                             cursor, limit)
     return json_response({"events": [orjson.Fragment(raw) for _, _, raw in entries], "next_cursor": nxt})
 
@@ -41,6 +41,6 @@ async def stream_events(rt: RuntimeDep, _key: ManageKey, device_id: Str = None, 
                         last_event_id: Annotated[str | None, Header(max_length=64)] = None):
     """Live events as Server-Sent Events (``id:`` lines; resume with ``Last-Event-ID``)."""
     flt = parse_filter(device_id, geofence_id, type, None)
-    return StreamingResponse(sse_events(rt.log, flt, last_event_id, rt.settings.sse_heartbeat_s),
+    return StreamingResponse(sse_events(rt.event_log, flt, last_event_id, rt.settings.sse_heartbeat_s),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -25,7 +25,7 @@ Collection = Annotated[dict[str, Any], Body(description="a GeoJSON FeatureCollec
 @router.post("", status_code=201, response_model=GeofencePublic,
              responses={409: {"description": "the id is taken"}})
 async def create_geofence(rt: RuntimeDep, _key: ManageKey, feature: Feature):
-    return json_response(await to_thread.run_sync(rt.fences.create, feature), 201)
+    return json_response(await to_thread.run_sync(rt.geofences.create, feature), 201)
 
 
 @router.get("", response_model=GeofencePagePublic)
@@ -34,38 +34,38 @@ async def list_geofences(rt: RuntimeDep, _key: ManageKey,
                          bbox: Annotated[str | None, Query(max_length=200, description="minLon,minLat,maxLon,maxLat")] = None,
                          cursor: Annotated[str | None, Query(max_length=1000)] = None,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100):
-    return json_response(rt.fences.page(tag=tag, bbox=bbox, cursor=cursor, limit=limit))
+    return json_response(rt.geofences.page(tag=tag, bbox=bbox, cursor=cursor, limit=limit))
 
 
 @router.post("/import", response_model=ImportPublic)
 async def import_geofences(rt: RuntimeDep, _key: ManageKey, collection: Collection):
-    return json_response(await to_thread.run_sync(rt.fences.import_collection, collection))
+    return json_response(await to_thread.run_sync(rt.geofences.import_collection, collection))
 
 
 @router.get("/export", response_model=GeofencePagePublic)
 async def export_geofences(rt: RuntimeDep, _key: ManageKey):
-    return json_response(await to_thread.run_sync(rt.fences.export))
+    return json_response(await to_thread.run_sync(rt.geofences.export))
 
 
 @router.get("/{fence_id}", response_model=GeofencePublic, responses={404: {"description": "unknown id"}})
 async def get_geofence(rt: RuntimeDep, _key: ManageKey, fence_id: FenceId):
-    return json_response(rt.fences.get(fence_id))
+    return json_response(rt.geofences.get(fence_id))
 
 
 @router.put("/{fence_id}", response_model=GeofencePublic,
             responses={201: {"description": "created"}, 200: {"description": "replaced"}})
 async def put_geofence(rt: RuntimeDep, _key: ManageKey, fence_id: FenceId, feature: Feature):
-    feat, created, _events = await to_thread.run_sync(rt.fences.replace, fence_id, feature)
+    feat, created, _events = await to_thread.run_sync(rt.geofences.replace, fence_id, feature)
     return json_response(feat, 201 if created else 200)
 
 
 @router.delete("/{fence_id}", status_code=204, response_class=Response,
                responses={404: {"description": "unknown id"}})
 async def delete_geofence(rt: RuntimeDep, _key: ManageKey, fence_id: FenceId):
-    await to_thread.run_sync(rt.fences.delete, fence_id)
+    await to_thread.run_sync(rt.geofences.delete, fence_id)
     return Response(status_code=204)
 
 
 @router.get("/{fence_id}/devices", response_model=FenceDevicesPublic)
 async def devices_in_geofence(rt: RuntimeDep, _key: ManageKey, fence_id: FenceId):
-    return json_response(await to_thread.run_sync(rt.fences.devices_in, fence_id))
+    return json_response(await to_thread.run_sync(rt.geofences.devices_in, fence_id))

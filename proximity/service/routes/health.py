@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
 @router.get("/health", response_model=HealthPublic)
 async def health(rt: RuntimeDep):
     return json_response({"status": "ok" if rt.ready else "starting", "mode": rt.mode,
-                          "geofences": len(rt.engine.fences), "beacons": len(rt.beacons.registry)})
+                          "geofences": len(rt.engine.index), "beacons": len(rt.beacons.registry)})
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
-from proximity.errors import StoreError
-from proximity.events import EventBatch, EventKind, Reason
-from proximity.pings import PingBatch
-from proximity.store.base import DeviceStates, StateStore
-from proximity.store.memory import MemoryStore
-from proximity.transitions import silence_due, transitions
-from proximity.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
+from proximity.core.errors import StoreError
+from proximity.core.events import EventBatch, EventKind, Reason
+from proximity.core.pings import PingBatch
+from proximity.core.state import DeviceStates, StateStore
+from proximity.core.memory import MemoryStore
+from proximity.core.transitions import silence_due, transitions
+from proximity.core.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
 
 __all__ = ["Engine", "EngineConfig", "IngestResult"]
 
@@ -110,7 +110,7 @@ class Engine:
 
     def __init__(self, fences: FenceIndex | Iterable[Geofence] = (), store: StateStore | None = None,
                  config: EngineConfig = EngineConfig()):
-        self.fences = fences if isinstance(fences, FenceIndex) else FenceIndex(fences)
+        self.index = fences if isinstance(fences, FenceIndex) else FenceIndex(fences)
         self.store: StateStore = store if store is not None else MemoryStore()
         self.config = config
         self._settings_cache: _Settings | None = None
@@ -192,7 +192,7 @@ class Engine:
         ends = np.append(starts[1:], len(local))
         unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
         while True:   # the match and the per-slot tables must describe the same index version
-            m = self.fences.match(lon, lat, unc)
+            m = self.index.match(lon, lat, unc)
             cfg = self.settings()
             if cfg.version == m.version:
                 break
@@ -222,8 +222,8 @@ class Engine:
 
     def settings(self) -> _Settings:
         s = self._settings_cache
-        if s is None or s.version != self.fences.version:
-            s = self._settings_cache = _Settings(self.fences)
+        if s is None or s.version != self.index.version:
+            s = self._settings_cache = _Settings(self.index)
         return s
 
     # -- time and definitions ----------------------------------------------------------------
@@ -251,7 +251,7 @@ class Engine:
     def put_fence(self, fence: Geofence, now: float | None = None) -> EventBatch:
         """Add or replace a fence. Devices inside a reshaped fence whose last position is now
         outside get ``exit`` (reason ``fence_changed``); others are decided by their next ping."""
-        old = self.fences.put(fence)
+        old = self.index.put(fence)
         reshaped = old is not None and not old.same_shape(fence)
         if old is None or (not reshaped and old.exit_after_s == fence.exit_after_s):
             return EventBatch.empty()   # nothing changes for the devices inside
@@ -269,7 +269,7 @@ class Engine:
 
     def remove_fence(self, fence_id: str, now: float | None = None) -> EventBatch:
         """Remove a fence; devices inside get ``exit`` (reason ``fence_removed``)."""
-        self.fences.remove(fence_id)   # raises UnknownGeofence
+        self.index.remove(fence_id)   # raises UnknownGeofence
 
         def decide(st: DeviceStates):
             return st.stay_fence == fence_id, _at(st, now), Reason.FENCE_REMOVED
@@ -323,11 +323,11 @@ class Engine:
     # -- queries -----------------------------------------------------------------------------
     def fences_at(self, lon: float, lat: float) -> list[Geofence]:
         """Return the fences containing the point."""
-        return self.fences.locate(lon, lat)
+        return self.index.locate(lon, lat)
 
     def devices_in(self, fence_id: str) -> list[str]:
         """Return the devices inside the fence now."""
-        if fence_id not in self.fences:
+        if fence_id not in self.index:
             raise UnknownGeofence(fence_id)
         return self.store.devices_in(fence_id)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proximity.events import EventKind, Reason
+from proximity.core.events import EventKind, Reason
 
 __all__ = ["Transitions", "transitions", "silence_due"]
 

@@ -76,8 +76,8 @@ class DeviceStates:
 
 @runtime_checkable
 class StateStore(Protocol):
-    """Where device state lives. Implementations: :class:`~proximity.store.MemoryStore` (the
-    embedded default) and :class:`~proximity.store.RedisStore` (shared by several processes)."""
+    """Where device state lives. Implementations: :class:`~proximity.core.MemoryStore` (the
+    embedded default) and :class:`~proximity.storage.redis_devices.RedisDeviceStore` (shared by several processes)."""
 
     def load(self, device_ids: Sequence[str]) -> DeviceStates:
         """Return the states of these devices (unknown ones with version 0)."""

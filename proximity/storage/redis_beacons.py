@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from beacons.state import MonitorStates, PresenceStates, StreamStates
-from proximity.errors import StoreError
-from proximity.store._redis import _glob_escape, _RedisShell
+from proximity.core.errors import StoreError
+from proximity.storage._redis import _glob_escape, _RedisShell
 
 
 __all__ = ["RedisMonitorStore"]

@@ -15,7 +15,7 @@ __all__ = ["hash_strs", "visit_ids"]
 def hash_strs(values) -> np.ndarray:
     """Return stable 64-bit hashes of strings (pandas' keyed SipHash, the same in every process).
 
-    >>> hash_strs(["shop"])[0] == hash_strs(["shop"])[0]
+    >>> bool(hash_strs(["shop"])[0] == hash_strs(["shop"])[0])
     True
     """
     return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False).astype(np.uint64)

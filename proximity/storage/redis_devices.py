@@ -15,7 +15,7 @@ visit uint64, dwelled uint8, len uint16, fence id (UTF-8)``.
 still equals the version the caller loaded, bumping the version and updating the fence sets in the
 same atomic step; the devices it did not write are the conflicts the engine recomputes. The
 script compares raw bytes (the first 8 bytes of the value are the version) and so never decodes a
-state. ``token`` is random per :meth:`RedisStore.save` call: a save that the client retries after
+state. ``token`` is random per :meth:`RedisDeviceStore.save` call: a save that the client retries after
 a lost reply finds its own bytes already stored and reports those devices as written, not as
 conflicts (a conflict there would lose the batch's events).
 """
@@ -28,10 +28,10 @@ from typing import Sequence
 
 import numpy as np
 
-from proximity.store._redis import _glob_escape, _RedisShell
-from proximity.store.base import DeviceStates
+from proximity.storage._redis import _glob_escape, _RedisShell
+from proximity.core.state import DeviceStates
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisDeviceStore"]
 
 _HEADER = np.dtype([("version", "<i8"), ("token", "<u8"), ("last_ts", "<f8"),
                     ("last_lon", "<f8"), ("last_lat", "<f8"), ("deadline", "<f8")])
@@ -92,8 +92,8 @@ return failed
 """
 
 
-class RedisStore(_RedisShell):
-    """Device state in Redis, shared by engine processes; see :class:`~proximity.store.base.StateStore`.
+class RedisDeviceStore(_RedisShell):
+    """Device state in Redis, shared by engine processes; see :class:`~proximity.core.state.StateStore`.
 
     Parameters
     ----------

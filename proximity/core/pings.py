@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from proximity.errors import InvalidPing
+from proximity.core.errors import InvalidPing
 
 __all__ = ["PingBatch", "parse_ts"]
 

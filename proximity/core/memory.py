@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from proximity.store.base import DeviceStates
+from proximity.core.state import DeviceStates
 
 __all__ = ["MemoryStore"]
 
@@ -23,7 +23,7 @@ _K = 3  # stay slots per device row: a mall, a store in it, a department in the 
 
 
 class MemoryStore:
-    """Device state in memory; thread-safe; see :class:`~proximity.store.base.StateStore`."""
+    """Device state in memory; thread-safe; see :class:`~proximity.core.state.StateStore`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

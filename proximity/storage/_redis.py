@@ -1,7 +1,7 @@
 """Connection, script and error plumbing shared by the Redis-backed stores.
 
-Both :class:`~proximity.store.RedisStore` (geofence state) and
-:class:`~beacons.redis_state.RedisMonitorStore` (beacon state) keep one packed value per device
+Both :class:`~proximity.storage.redis_devices.RedisDeviceStore` (geofence state) and
+:class:`~proximity.storage.redis_beacons.RedisMonitorStore` (beacon state) keep one packed value per device
 and save through one Lua compare-and-set script; this shell owns the client, loads the script,
 re-sends it after a ``SCRIPT FLUSH``, and turns redis-py errors into :class:`StoreError` with the
 password masked.
@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from proximity.errors import StoreError
+from proximity.core.errors import StoreError
 
 try:
     import redis
