@@ -141,6 +141,11 @@ class MemoryStore:
     def device_count(self) -> int:
         return self._n
 
+    def device_ids(self) -> list[str]:
+        """Return every device id held (a snapshot of the list)."""
+        with self._lock:
+            return list(self._ids)
+
     def clear(self) -> None:
         with self._lock:
             self._reset()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from anyio import to_thread
 
 from geofences import Limits
-from proximity import Engine, EngineConfig, MemoryStore
+from proximity import Engine, EngineConfig
 from proximity.service import auth as auth_mod
 from proximity.service.auth import KeyRing
 from beacons.monitor import BeaconMonitor
@@ -71,8 +71,11 @@ def _build(settings: Settings) -> Runtime:
                                   cap=s.event_log_cap)
         webhooks = open_webhooks(sqlite_path=None, redis_url=s.redis_url, prefix=s.redis_prefix, **hook_policy)
     else:
-        store = MemoryStore()
-        monitor_store = None   # the monitor's MemoryMonitorStore
+        # device and beacon state in memory, every save journaled before the 2xx (kill -9 safe)
+        from proximity.storage.journal import Journal, JournaledMonitorStore, JournaledStateStore
+        journal = Journal(s.data_dir / "state.sqlite3")
+        store = JournaledStateStore(journal)
+        monitor_store = JournaledMonitorStore(journal)
         defs = open_definitions(sqlite_path=s.sqlite_path)
         event_log = (SqliteEventLog(str(s.data_dir / "events.sqlite3"), s.event_retention_s, s.event_log_cap)
                      if s.event_log_durable else MemoryEventLog(s.event_retention_s, s.event_log_cap))
@@ -138,7 +141,9 @@ async def stop_runtime(rt: Runtime) -> None:
         except (asyncio.CancelledError, Exception):
             pass
     await rt.webhooks.stop()
-    for closer in (rt.defs.close, rt.event_log.close, rt.engine.store.close, rt.beacons.monitor.store.close):
+    journal = getattr(rt.engine.store, "journal", None)
+    closers = (rt.defs.close, rt.event_log.close, rt.engine.store.close, rt.beacons.monitor.store.close)
+    for closer in closers + ((journal.close,) if journal is not None else ()):
         try:
             await to_thread.run_sync(closer)
         except Exception:

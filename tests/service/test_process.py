@@ -160,3 +160,26 @@ def test_two_processes_on_one_redis(serve, redis_url):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     ca.close(), cb.close()
+
+
+@pytest.mark.parametrize("stop", ["kill9", "sigterm"])
+def test_a_restart_gives_no_second_enter(serve, tmp_path, stop):
+    """Device state survives a restart of the embedded server: devices inside stay inside."""
+    data = str(tmp_path / "data")
+    s = serve("--data-dir", data)
+    devices = [f"d{i}" for i in range(200)]
+    with s.client() as c:
+        assert c.post("/v1/geofences", json=square("shop", lon=10.75, lat=59.91, size=0.01)).status_code == 201
+        r = c.post("/v1/pings", json={"pings": [_ping(d, 100, 10.755, 59.915) for d in devices]})
+        assert r.status_code == 200 and len(r.json()["events"]) == 200
+        r = c.post("/v1/pings", json={"pings": [_ping(d, 110, 10.70, 59.915) for d in devices[:50]]})
+        assert [e["type"] for e in r.json()["events"]] == ["exit"] * 50
+    s.kill9() if stop == "kill9" else s.stop()
+    s2 = serve("--data-dir", data)
+    with s2.client() as c:
+        assert c.get("/v1/devices/d100").status_code == 200
+        assert [f["geofence_id"] for f in c.get("/v1/devices/d100").json()["fences"]] == ["shop"]
+        r = c.post("/v1/pings", json={"pings": [_ping(d, 120, 10.755, 59.915) for d in devices]})
+        events = r.json()["events"]
+        assert sorted(e["device_id"] for e in events) == sorted(devices[:50])   # only those who left
+        assert {e["type"] for e in events} == {"enter"}

@@ -1,0 +1,226 @@
+"""Durable embedded state: the in-memory stores, with every save journaled to SQLite first.
+
+The embedded default keeps device state in process memory (:class:`~proximity.core.MemoryStore`,
+:class:`~beacons.state.MemoryMonitorStore`). Without a journal a restart forgets every device
+inside a store, and its next ping is a second ``enter``. :class:`JournaledStateStore` and
+:class:`JournaledMonitorStore` wrap them: each successful save appends one row (the written
+devices' new states, as columns) to an append-only SQLite table in the same call, before the
+engine returns, so before any 2xx. SQLite in WAL mode with ``synchronous=NORMAL`` makes a
+committed row survive a ``kill -9`` of the process (an OS crash or power cut can lose the last
+commits; ``PROXIMITY_JOURNAL_SYNC=full`` style settings can trade throughput for that).
+
+On open, the latest snapshot is loaded and the later rows are replayed in order. Snapshots are
+written when the journal has grown past a few times the number of devices, and at a graceful
+close, so the journal stays proportional to the state and a restart replays little.
+
+Rows hold numpy columns pickled with protocol 5: the file is the process's own private state
+in its data directory, never input from a client.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import threading
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beacons.state import MemoryMonitorStore, MonitorStates
+from proximity.core import DeviceStates, MemoryStore
+
+__all__ = ["Journal", "JournaledStateStore", "JournaledMonitorStore"]
+
+
+class Journal:
+    """An append-only log of state records per stream, with snapshots, in one SQLite file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                         "stream TEXT NOT NULL, snapshot INTEGER NOT NULL, rows INTEGER NOT NULL, "
+                         "data BLOB NOT NULL)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS journal_stream ON journal (stream, seq)")
+
+    def append(self, stream: str, record: Any, rows: int) -> int:
+        """Commit one record; return its sequence number."""
+        blob = pickle.dumps(record, protocol=5)
+        with self._lock:
+            cur = self._db.execute("INSERT INTO journal (stream, snapshot, rows, data) VALUES (?, 0, ?, ?)",
+                                   (stream, rows, blob))
+            return int(cur.lastrowid)
+
+    def snapshot(self, stream: str, record: Any, rows: int, upto_seq: int) -> None:
+        """Commit a snapshot standing for every record up to ``upto_seq``, and drop those."""
+        blob = pickle.dumps(record, protocol=5)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM journal WHERE stream=? AND seq<=?", (stream, upto_seq))
+                # a snapshot sorts before the records after upto_seq: it takes seq upto_seq itself
+                self._db.execute("INSERT INTO journal (seq, stream, snapshot, rows, data) VALUES (?, ?, 1, ?, ?)",
+                                 (upto_seq, stream, rows, blob))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def last_seq(self, stream: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(seq) FROM journal WHERE stream=?", (stream,)).fetchone()
+        return int(row[0] or 0)
+
+    def read(self, stream: str) -> list[tuple[bool, int, Any]]:
+        """Return the records to replay in order, as (is snapshot, rows, record): the latest
+        snapshot first, if there is one."""
+        with self._lock:
+            snap = self._db.execute("SELECT MAX(seq) FROM journal WHERE stream=? AND snapshot=1",
+                                    (stream,)).fetchone()[0]
+            rows = self._db.execute("SELECT snapshot, rows, data FROM journal WHERE stream=? AND seq>=? "
+                                    "ORDER BY seq", (stream, snap or 0)).fetchall()
+        return [(bool(k), n, pickle.loads(d)) for k, n, d in rows]
+
+    def clear(self, stream: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM journal WHERE stream=?", (stream,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _columns(states: Any) -> dict[str, np.ndarray]:
+    return {f.name: getattr(states, f.name) for f in fields(states)}
+
+
+class _Journaled:
+    """The shared part: append after each save, replay on open, snapshot when grown."""
+
+    stream: str
+    compact_factor = 4          # snapshot once the journal holds this many rows per device
+    compact_min_rows = 100_000
+
+    def __init__(self, inner: Any, journal: Journal):
+        self.inner, self.journal = inner, journal
+        self._lock = threading.RLock()   # orders saves and their journal rows alike
+        self._snapshot_rows = 0   # devices in the last snapshot
+        self._journal_rows = 0    # device rows journaled after it
+        self._restore()
+
+    # subclasses: how to write states unconditionally, and how to read everything
+    def _apply(self, states: Any) -> None: ...
+    def _everything(self) -> Any: ...
+
+    def _restore(self) -> None:
+        with self._lock:
+            for is_snapshot, rows, cols in self.journal.read(self.stream):
+                self._apply(cols)
+                if is_snapshot:
+                    self._snapshot_rows = rows
+                else:
+                    self._journal_rows += rows
+
+    def _journal(self, written: Any, n: int) -> None:
+        self.journal.append(self.stream, _columns(written), n)
+        self._journal_rows += n
+        if self._journal_rows > max(self.compact_min_rows, self.compact_factor * self._snapshot_rows):
+            self.compact()
+
+    def compact(self) -> None:
+        """Write a snapshot of every device and drop the rows it replaces."""
+        with self._lock:
+            upto = self.journal.last_seq(self.stream)
+            if upto == 0 or self._journal_rows == 0:
+                return   # nothing journaled since the last snapshot
+            everything = self._everything()
+            self.journal.snapshot(self.stream, _columns(everything), len(everything), upto)
+            self._snapshot_rows, self._journal_rows = len(everything), 0
+
+    def due(self, *args, **kwargs):
+        return self.inner.due(*args, **kwargs)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.inner.clear()
+            self.journal.clear(self.stream)
+            self._snapshot_rows = self._journal_rows = 0
+
+    def close(self) -> None:
+        """Snapshot (so the next start replays little) and close the inner store."""
+        try:
+            self.compact()
+        finally:
+            self.inner.close()
+
+
+class JournaledStateStore(_Journaled):
+    """A :class:`~proximity.core.MemoryStore` whose every save is journaled before it returns.
+
+    Implements :class:`~proximity.core.StateStore`.
+    """
+
+    stream = "devices"
+
+    def __init__(self, journal: Journal, inner: MemoryStore | None = None):
+        super().__init__(inner if inner is not None else MemoryStore(), journal)
+
+    def load(self, device_ids):
+        return self.inner.load(device_ids)
+
+    def save(self, before: DeviceStates, after: DeviceStates) -> np.ndarray:
+        with self._lock:
+            ok = self.inner.save(before, after)
+            if ok.any():
+                rows = np.flatnonzero(ok)
+                self._journal(after.select(rows), len(rows))
+        return ok
+
+    def devices_in(self, fence_id: str) -> list[str]:
+        return self.inner.devices_in(fence_id)
+
+    def device_count(self) -> int:
+        return self.inner.device_count()
+
+    def _apply(self, cols: dict) -> None:
+        after = DeviceStates(**cols)
+        current = self.inner.load(after.device_ids)
+        self.inner.save(current, after)
+
+    def _everything(self) -> DeviceStates:
+        return self.inner.load(self.inner.device_ids())
+
+
+class JournaledMonitorStore(_Journaled):
+    """A :class:`~beacons.state.MemoryMonitorStore` whose every save is journaled before it
+    returns. Implements :class:`~beacons.state.MonitorStore`."""
+
+    stream = "beacon-monitor"
+
+    def __init__(self, journal: Journal, inner: MemoryMonitorStore | None = None):
+        super().__init__(inner if inner is not None else MemoryMonitorStore(), journal)
+
+    def load(self, device_ids):
+        return self.inner.load(device_ids)
+
+    def save(self, states: MonitorStates) -> np.ndarray:
+        with self._lock:
+            ok = self.inner.save(states)
+            if ok.any():
+                rows = np.flatnonzero(ok)
+                self._journal(states.select(rows), len(rows))
+        return ok
+
+    def _apply(self, cols: dict) -> None:
+        states = MonitorStates(**cols)
+        states.version = self.inner.load(states.device_ids).version
+        self.inner.save(states)
+
+    def _everything(self) -> MonitorStates:
+        return self.inner.load(self.inner.due(np.inf))

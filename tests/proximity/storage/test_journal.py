@@ -1,0 +1,132 @@
+"""The embedded stores survive a restart and a kill -9: every acknowledged save is journaled."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from beacons.state import MemoryMonitorStore, MonitorStates
+from geofences import Geofence
+from proximity import Engine, EventKind, PingBatch
+from proximity.storage.journal import Journal, JournaledMonitorStore, JournaledStateStore
+
+SHOP = Geofence.circle("shop", 10.75, 59.91, 50.0, dwell_s=60, exit_after_s=600)
+IN, OUT = (10.75, 59.91), (10.80, 59.91)
+
+
+def pings(devices, ts, where):
+    n = len(devices)
+    return PingBatch.from_columns(list(devices), [ts] * n, [where[0]] * n, [where[1]] * n)
+
+
+def kinds(result):
+    return [str(EventKind(int(k))) for k in result.events.kind]
+
+
+def open_engine(path):
+    return Engine([SHOP], JournaledStateStore(Journal(path)))
+
+
+def test_a_reopened_store_remembers_who_is_inside(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    eng = open_engine(path)
+    assert kinds(eng.ingest(pings(["a", "b"], 0.0, IN))) == ["enter", "enter"]
+    assert kinds(eng.ingest(pings(["b"], 10.0, OUT))) == ["exit"]
+    eng.store.journal.close()   # no graceful close: what a crash leaves
+
+    again = open_engine(path)
+    assert again.device("a")["fences"][0]["geofence_id"] == "shop"
+    assert again.device("b")["fences"] == []
+    assert kinds(again.ingest(pings(["a"], 20.0, IN))) == []          # no second enter
+    assert kinds(again.ingest(pings(["b"], 20.0, IN))) == ["enter"]   # a real one still fires
+    assert kinds(again.ingest(pings(["a"], 10.0, OUT))) == []          # stale: older than the last
+
+
+def test_snapshots_keep_the_journal_proportional_to_the_state(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    store = JournaledStateStore(Journal(path))
+    store.compact_min_rows = 50
+    eng = Engine([SHOP], store)
+    for t in range(40):   # 40 saves of 10 devices: 400 journaled rows for 10 devices
+        eng.ingest(pings([f"d{i}" for i in range(10)], float(t), IN if t % 2 else OUT))
+    journaled = sum(r for _, r, _ in store.journal.read("devices"))
+    assert journaled <= 10 + 60
+    before = eng.device("d3")
+    store.close()
+    assert open_engine(path).device("d3") == before
+
+
+def test_clear_forgets_the_journal_too(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    eng = open_engine(path)
+    eng.ingest(pings(["a"], 0.0, IN))
+    eng.store.clear()
+    eng.store.close()
+    assert open_engine(path).device("a") is None
+
+
+def test_the_beacon_monitor_store_is_journaled(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    store = JournaledMonitorStore(Journal(path))
+    st = MemoryMonitorStore().load(np.array(["a"], dtype=object))   # a device with no rows yet
+    assert isinstance(st, MonitorStates)
+    ok = store.save(st)
+    assert ok.tolist() == [True]
+    store.journal.close()
+    again = JournaledMonitorStore(Journal(path))
+    assert again.load(np.array(["a"], dtype=object)).version.tolist() == [1]
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from geofences import Geofence
+    from proximity import Engine, PingBatch
+    from proximity.storage.journal import Journal, JournaledStateStore
+    shop = Geofence.circle("shop", 10.75, 59.91, 50.0, exit_after_s=600)
+    eng = Engine([shop], JournaledStateStore(Journal(sys.argv[1])))
+    t = 0
+    while True:   # each batch: 50 devices step in or out; "acked t" once ingest returned
+        lon = 10.75 if (t // 5) % 2 == 0 else 10.80
+        eng.ingest(PingBatch.from_columns([f"d{i}" for i in range(50)], [float(t)] * 50,
+                                          [lon] * 50, [59.91] * 50))
+        print("acked", t, flush=True)
+        t += 1
+""")
+
+
+def test_a_kill_9_loses_no_acknowledged_ping(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True,
+                             cwd=os.getcwd())
+    acked = -1
+    for line in child.stdout:
+        acked = int(line.split()[1])
+        if acked >= 37:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    eng = open_engine(path)
+    st = eng.device("d0")
+    assert st is not None and st["last_ping"]["ts"] >= acked   # every acked batch is there
+    inside = (int(st["last_ping"]["ts"]) // 5) % 2 == 0
+    assert bool(st["fences"]) == inside
+    # the next ping on the same side fires nothing: no duplicate enter, no lost exit
+    nxt = st["last_ping"]["ts"] + 1
+    assert kinds(eng.ingest(pings(["d0"], nxt, IN if inside else OUT))) == []
+
+
+@pytest.mark.parametrize("graceful", [True, False])
+def test_restart_keeps_visit_ids(tmp_path, graceful):
+    path = tmp_path / "state.sqlite3"
+    eng = open_engine(path)
+    enter = eng.ingest(pings(["a"], 0.0, IN)).events
+    (eng.store.close if graceful else eng.store.journal.close)()
+    exit_ = open_engine(path).ingest(pings(["a"], 30.0, OUT)).events
+    assert exit_.visit_id.tolist() == enter.visit_id.tolist()
