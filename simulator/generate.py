@@ -98,6 +98,8 @@ def _tables(sc: dict, seed: int, places: Places, plan: Plan, rng) -> Traffic:
     store_ids = [s.id for s in places.stores]
     beacons, bcols = _beacons(sc, places)
     g = gps_pings(sc, plan, rng)
+    order = np.lexsort((g["dev"], g["ts_s"]))         # by ts, then device (ids sort as indices)
+    g = {k: v[order] for k, v in g.items()}
     lon, lat = frame.to_lonlat(g["x"], g["y"])
     pings = pd.DataFrame({"device_id": plan.device_ids[g["dev"]], "ts": np.round(start + g["ts_s"], 3),
                           "lon": lon, "lat": lat, "accuracy_m": g["accuracy_m"],
@@ -116,9 +118,9 @@ def _tables(sc: dict, seed: int, places: Places, plan: Plan, rng) -> Traffic:
     scanners = set(plan.device_ids[ble])
     visits = visits[(visits["family"] != "beacon") | visits["device_id"].isin(scanners)].reset_index(drop=True)
     devices = pd.DataFrame({"device_id": plan.device_ids, "behaviour": plan.behaviour, "ble": ble})
-    return Traffic(sc, seed, places.geofences(), beacons, pings.sort_values(["ts", "device_id"], kind="stable",
-                   ignore_index=True), sightings.sort_values(["ts", "device_id"], kind="stable", ignore_index=True),
-                   visits, true_paths(plan, store_ids, start, frame), devices, places)
+    sightings = sightings.iloc[np.lexsort((s["dev"], s["ts_s"]))].reset_index(drop=True)
+    return Traffic(sc, seed, places.geofences(), beacons, pings, sightings, visits,
+                   true_paths(plan, store_ids, start, frame), devices, places)
 
 
 def _beacons(sc: dict, places: Places) -> tuple[pd.DataFrame, dict]:

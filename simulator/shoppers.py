@@ -72,7 +72,7 @@ def plan_shoppers(sc: dict, places: Places, rng: np.random.Generator) -> Plan:
     pick = rng.choice(len(beh), size=n, p=bw / bw.sum())
     speed = np.clip(rng.normal(sh["speed_mps"]["mean"], sh["speed_mps"]["sd"], n), 0.5, 2.5)
     inner = [s.polygon.buffer(-1.0) for s in places.stores]
-    inner = [p if not p.is_empty else s.polygon for p, s in zip(inner, places.stores)]
+    inner = [_Room(p if not p.is_empty else s.polygon) for p, s in zip(inner, places.stores)]
     cols: list[list] = [[], [], [], [], [], []]
     for i in range(n):
         walker = _Walker(places, float(arrive[i]), float(speed[i]), rng, inner)
@@ -177,19 +177,32 @@ class _Walker:
         return np.full(len(a), i), a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4]
 
 
-def _points_in(poly: shapely.Polygon, door, k: int, rng) -> list[tuple[float, float]]:
-    """`k` random points of `poly` each reachable in a straight line from the previous one."""
-    x0, y0, x1, y1 = poly.bounds
+class _Room:
+    """A store's browsable area (1 m in from the walls), prepared for point sampling."""
+
+    def __init__(self, poly: shapely.Polygon):
+        self.poly = poly
+        self.convex = poly.convex_hull.area <= poly.area * 1.001
+        self.walkable = poly.buffer(0.5)
+        shapely.prepare(self.walkable)
+        c = poly.representative_point()
+        self.fallback = (c.x, c.y)
+
+
+def _points_in(room: _Room, door, k: int, rng) -> list[tuple[float, float]]:
+    """`k` random points of the room, each reachable in a straight line from the previous one
+    (always true in a convex room; checked, with a few retries, in a concave one)."""
+    x0, y0, x1, y1 = room.poly.bounds
+    cand = np.c_[x0 + (x1 - x0) * rng.random(6 * k + 6), y0 + (y1 - y0) * rng.random(6 * k + 6)]
+    cand = cand[shapely.contains_xy(room.poly, cand[:, 0], cand[:, 1])]
+    if room.convex:
+        pts = [tuple(p) for p in cand[:k]]
+        return pts + [room.fallback] * (k - len(pts))
     out, prev = [], tuple(door)
-    for _ in range(k):
-        for _try in range(20):
-            p = (x0 + (x1 - x0) * rng.random(), y0 + (y1 - y0) * rng.random())
-            if poly.contains(shapely.Point(p)) and (
-                    _try > 15 or poly.buffer(0.5).contains(shapely.LineString([prev, p]))):
-                break
-        else:
-            c = poly.representative_point()
-            p = (c.x, c.y)
-        out.append(p)
-        prev = p
-    return out
+    for p in map(tuple, cand):
+        if len(out) == k:
+            break
+        if room.walkable.contains(shapely.LineString([prev, p])):
+            out.append(p)
+            prev = p
+    return out + [room.fallback] * (k - len(out))
