@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from simulator.generate import generate
+from simulator.traffic import generate
 from simulator.reference import majority_vote
 from simulator.replay import replay_engine
 from simulator.scenario import load_scenario, packaged_scenarios, with_overrides

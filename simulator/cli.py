@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(args) -> int:
-    from simulator.generate import generate
+    from simulator.traffic import generate
     if args.list:
         print("\n".join(packaged_scenarios()))
         return 0
@@ -109,7 +109,7 @@ def _scenario(args) -> dict:
 
 
 def _replay(args) -> int:
-    from simulator.generate import load_traffic
+    from simulator.traffic import load_traffic
     traffic = load_traffic(args.dir)
     t = time.perf_counter()
     if args.detector == "majority":
@@ -135,7 +135,7 @@ def _replay(args) -> int:
 
 
 def _score(args) -> int:
-    from simulator.generate import load_traffic
+    from simulator.traffic import load_traffic
     from simulator.scoring import format_table, score_traffic
     traffic = load_traffic(args.dir)
     events = pd.read_csv(args.dir / "events.csv", dtype={"device_id": str, "geofence_id": str})

@@ -24,7 +24,7 @@ import orjson
 import pandas as pd
 from tqdm import tqdm
 
-from simulator.generate import Traffic
+from simulator.traffic import Traffic
 from simulator.replay import EVENT_COLUMNS, ordered_batches
 
 __all__ = ["MAX_ROWS", "replay_http"]

@@ -51,12 +51,17 @@ def scan_times(plan: Plan, devices: np.ndarray, interval_s: float, jitter: float
     first, last = first[devices], last[devices]
     if len(devices) == 0:
         return np.empty(0, np.int64), np.empty(0)
-    k = int(np.ceil((last - first).max() / (interval_s * (1 - jitter)))) + 2
-    steps = interval_s * (1 + jitter * rng.uniform(-1, 1, (len(devices), k)))
-    steps[:, 0] = interval_s * rng.random(len(devices))
-    t = first[:, None] + np.cumsum(steps, axis=1)
-    valid = t <= last[:, None]
-    return np.broadcast_to(devices[:, None], t.shape)[valid], t[valid]
+    # a flat, per-device segmented cumulative sum: no padding to the longest device
+    counts = (np.ceil((last - first) / (interval_s * (1 - jitter))) + 2).astype(np.int64)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    steps = interval_s * (1 + jitter * rng.uniform(-1, 1, int(counts.sum())))
+    steps[starts] = interval_s * rng.random(len(devices))
+    csum = np.cumsum(steps)
+    base = np.repeat(csum[starts] - steps[starts], counts)
+    dev = np.repeat(devices, counts)
+    t = np.repeat(first, counts) + (csum - base)
+    valid = t <= np.repeat(last, counts)
+    return dev[valid], t[valid]
 
 
 def gps_pings(sc: dict, plan: Plan, rng: np.random.Generator) -> dict[str, np.ndarray]:

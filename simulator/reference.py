@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from simulator.generate import Traffic
+from simulator.traffic import Traffic
 from simulator.replay import EVENT_COLUMNS
 
 __all__ = ["majority_vote", "WINDOW"]

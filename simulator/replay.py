@@ -23,7 +23,7 @@ from beacons.pipeline import ingest_sightings
 from beacons.registry import BeaconRegistry, parse_beacon
 from beacons.sightings import SightingBatch
 from proximity import Engine, EngineConfig, EventBatch, EventKind, PingBatch, Reason
-from simulator.generate import Traffic
+from simulator.traffic import Traffic
 
 __all__ = ["EVENT_COLUMNS", "replay_engine", "events_frame", "registry_of", "ordered_batches"]
 

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from simulator.generate import Traffic, generate, load_traffic  # noqa: E402
+from simulator.traffic import Traffic, generate, load_traffic  # noqa: E402
 from simulator.reference import majority_vote  # noqa: E402
 from simulator.replay import replay_engine  # noqa: E402
 from simulator.scenario import with_overrides  # noqa: E402

@@ -135,7 +135,7 @@ def score_events(events: pd.DataFrame, visits: pd.DataFrame, devices: pd.DataFra
 
 
 def score_traffic(traffic, events: pd.DataFrame, **kw) -> dict:
-    """Score `events` against a :class:`~simulator.generate.Traffic`'s truth."""
+    """Score `events` against a :class:`~simulator.traffic.Traffic`'s truth."""
     paths = traffic.paths
     span = paths.groupby("device_id")["ts"].agg(["min", "max"])
     places = traffic.places

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from simulator.cli import main
-from simulator.generate import generate
+from simulator.traffic import generate
 from simulator.http_replay import replay_http
 from simulator.replay import replay_engine
 from simulator.scoring import score_traffic

@@ -10,7 +10,7 @@ import pytest
 import shapely
 
 from conftest import TINY
-from simulator.generate import generate, load_traffic
+from simulator.traffic import generate, load_traffic
 from simulator.scenario import ScenarioError, load_scenario, packaged_scenarios, parse_scenario
 
 
