@@ -1,0 +1,116 @@
+"""End to end: the CLI runs a tiny scenario in process (generate, replay, score, report), the
+majority-vote reference, and a replay to a real ``proximity serve`` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from simulator.cli import main
+from simulator.traffic import generate
+from simulator.http_replay import replay_http
+from simulator.replay import replay_engine
+from simulator.scoring import score_traffic
+
+ADMIN_KEY = "sim-test-admin-key-0123456789abcdef"
+
+
+def test_cli_run_writes_scores_and_a_self_contained_report(tiny_path, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(tiny_path), "--out", str(out), "--seed", "4", "--batch-s", "30"]) == 0
+    score = json.loads((out / "score.json").read_text())
+    assert {"enter", "exit", "beacon_enter", "beacon_exit", "visits"} <= set(score)
+    assert set(score["enter"]) >= {"precision", "recall", "f1", "delay_median_s", "delay_p95_s"}
+    assert score["visits"]["geofence"]["true_visits"] > 0
+    report = out / "report"
+    for name in ("index.html", "map.png", "timeline.png", "delays.png", "f1_noise.png"):
+        assert (report / name).stat().st_size > 1000
+    page = (report / "index.html").read_text()
+    refs = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert refs and all("/" not in r and ":" not in r and (report / r).exists() for r in refs)
+    assert "| geofence |" in capsys.readouterr().out
+
+
+def test_low_noise_engine_is_nearly_perfect(tiny_path):
+    from simulator.scenario import load_scenario
+    sc = load_scenario(tiny_path)
+    sc["phones"]["gps"].update(sigma_m=0.5, indoor_factor=1.0, outlier_rate=0.0)
+    sc["phones"]["delivery"].update(late_rate=0.0, clock_skew_sd_s=0.0, drop_rate=0.0, gap_rate_per_h=0.0)
+    tr = generate(sc, 8)
+    g = score_traffic(tr, replay_engine(tr, beacons=False, batch_s=30), families=("geofence",))["visits"]["geofence"]
+    assert g["recall"] == 1.0 and g["precision"] == 1.0 and g["fragmentation"] == 1.0
+
+
+def test_majority_cli_and_trace_export_import(tiny_path, tmp_path):
+    d = tmp_path / "run"
+    assert main(["generate", str(tiny_path), "--out", str(d), "--seed", "2"]) == 0
+    assert main(["replay", str(d), "--detector", "majority"]) == 0
+    ev = pd.read_csv(d / "events.csv")
+    assert set(ev["type"]) <= {"enter", "exit"} and len(ev) > 0
+    assert main(["score", str(d)]) == 0
+    assert main(["export", str(d), "--out", str(tmp_path / "p.gpx")]) == 0
+    assert main(["import", str(tmp_path / "p.gpx"), "--out", str(tmp_path / "back.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "back.csv")) == len(pd.read_csv(d / "pings.csv"))
+    assert main(["generate", "no-such-scenario", "--out", str(d)]) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "PROXIMITY_ADMIN_KEY": ADMIN_KEY}
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "proximity.service", "--port", str(port),
+                             "--data-dir", str(tmp_path / "data")], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+def test_http_replay_matches_in_process_geofence_events(tiny_path, server):
+    tr = generate(tiny_path, 9)
+    local = replay_engine(tr, beacons=False, batch_s=30)
+    remote = replay_http(tr, server, ADMIN_KEY, beacons=False, batch_s=30, progress=False)
+    key = ["device_id", "geofence_id", "type"]
+    a = local[local["type"].isin(["enter", "exit"])].sort_values(key + ["ts"])[key + ["ts"]].reset_index(drop=True)
+    b = remote[remote["type"].isin(["enter", "exit"])].sort_values(key + ["ts"])[key + ["ts"]].reset_index(drop=True)
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a[key], b[key])
+    assert (a["ts"] - b["ts"]).abs().max() < 1e-3
+    with_beacons = replay_http(generate(tiny_path, 9), server, ADMIN_KEY, beacons=True, batch_s=30,
+                               progress=False)
+    assert "beacon_enter" in set(with_beacons["type"])
