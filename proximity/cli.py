@@ -48,6 +48,8 @@ COMMANDS: tuple[Command, ...] = (
             "proximity.cli:_setup_simulate"),
     Command("score", "compare an events CSV with a ground-truth CSV", "proximity.cli:_setup_score"),
     Command("beacons", "decode BLE beacon advertisements (beacons decode HEX)", "beacons.cli:configure"),
+    Command("sim", "noisy shopper traffic: sim generate|replay|score|report|run|import|export (the `simulator` "
+            "command)", "proximity.cli:_setup_sim"),
 )
 
 
@@ -285,3 +287,12 @@ def _demo_report(fences, stats: dict, events, result, kept: Path | None) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _setup_sim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's subcommand and its options")
+
+    def run(args: argparse.Namespace) -> int:
+        from simulator.cli import main as simulator_main
+        return simulator_main(args.args or ["--help"])
+    p.set_defaults(run=run)
