@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from proximity.core.errors import InvalidPing
 
-__all__ = ["PingBatch", "parse_ts"]
+__all__ = ["PingBatch", "parse_ts", "check_clock", "TS_FLOOR"]
+
+#: The earliest ts accepted by default: 2000-01-01T00:00:00Z. Older values are typos or zeros.
+TS_FLOOR = 946_684_800.0
 
 
 def parse_ts(value: Any) -> float:
@@ -202,3 +205,50 @@ def _ts_column(values, n, errors, first_index) -> np.ndarray:
 
 def _jsonable(v):
     return v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)
+
+
+def check_clock(ts: np.ndarray, now: float, *, max_ahead_s: float, floor_ts: float = TS_FLOOR,
+                first_index: int = 0, what: str = "ping") -> None:
+    """Refuse timestamps more than ``max_ahead_s`` ahead of ``now`` or before ``floor_ts``.
+
+    One ping from the future would make every later, correct ping of its device *stale*, so such
+    pings are refused before they reach the engine (the batch is then applied not at all).
+
+    Raises
+    ------
+    InvalidPing
+        Naming each bad row's index with the reason; a value that looks like milliseconds (or
+        microseconds) since the epoch says so.
+
+    Examples
+    --------
+    >>> check_clock(np.array([1_700_000_000.0]), now=1_700_000_100.0, max_ahead_s=300)
+    >>> check_clock(np.array([1_700_000_000_000.0]), now=1_700_000_100.0, max_ahead_s=300)
+    Traceback (most recent call last):
+    ...
+    proximity.core.errors.InvalidPing: ping 0: ts: 1700000000000 is ... ahead of the server clock; it looks like milliseconds since the epoch: divide by 1000
+    """
+    ts = np.asarray(ts, dtype=np.float64)
+    bad = (ts > now + max_ahead_s) | (ts < floor_ts)
+    if not bad.any():
+        return
+    idx = np.flatnonzero(bad)
+    errors = [{"index": int(i) + first_index, "field": "ts", "value": _jsonable(float(ts[i])),
+               "reason": _clock_reason(float(ts[i]), now, max_ahead_s, floor_ts)} for i in idx[:20]]
+    raise InvalidPing(errors, total=len(idx))
+
+
+def _clock_reason(t: float, now: float, max_ahead_s: float, floor_ts: float) -> str:
+    shown = f"{t:.0f}" if t.is_integer() and abs(t) < 1e18 else repr(t)
+    if t < floor_ts:
+        floor = datetime.fromtimestamp(floor_ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{shown} is before {floor}; send epoch seconds or ISO 8601 with an offset"
+    ahead = t - now
+    span = (f"{ahead / 31_557_600:,.0f} years" if ahead > 31_557_600 else
+            f"{ahead / 86_400:,.1f} days" if ahead > 86_400 else f"{ahead:,.0f} s")
+    reason = f"{shown} is {span} ahead of the server clock (at most {max_ahead_s:g} s allowed)"
+    for unit, scale in (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9)):
+        if abs(t / scale - now) < 10 * 365 * 86_400:
+            return f"{shown} is {span} ahead of the server clock; it looks like {unit} since the epoch: " \
+                   f"divide by {scale:,.0f}".replace(",", "")
+    return reason
