@@ -112,10 +112,10 @@ class InUse(ServiceError, ValueError):
 
     status, code = 409, "in_use"
 
-    def __init__(self, kind: str, id: str, users: list[str], user_kind: str):
+    def __init__(self, kind: str, id: str, users: list[str], user_kind: str, relation: str = "store"):
         self.kind, self.id, self.users = kind, id, users
         shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
-        super().__init__(f"{kind} {id!r} is the store of {len(users)} {user_kind}(s) ({shown}); "
+        super().__init__(f"{kind} {id!r} is the {relation} of {len(users)} {user_kind}(s) ({shown}); "
                          f"delete or move them first")
 
     def body(self):
