@@ -267,18 +267,19 @@ def _row_member(exc: BaseException, name: str) -> Any:
     return None
 
 
-def status_of(exc: BaseException) -> int:
-    """The HTTP status of ``exc``: its row's, else its builtin base class's (domain errors), else 500."""
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of ``exc``: its row's, else its builtin base class's (domain errors), else
+    None (a bug)."""
     status = _row_member(exc, "status")
     if status is None and isinstance(exc, DOMAIN_ERRORS):
         status = next((s for base, s in BY_BASE if isinstance(exc, base)), None)
-    return 500 if status is None else status
+    return status
 
 
 def describe(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str] | None]:
     """Return the status, body (inside ``{"error": ...}``) and headers answering ``exc``."""
     status = status_of(exc)
-    if status == 500:
+    if status is None:   # a bug: 500, and nothing of it shown
         return 500, {"code": "internal", "message": "internal error"}, None
     body = {"code": _row_member(exc, "code") or CODES.get(status, "error"), "message": str(exc)}
     details = _row_member(exc, "details")
@@ -300,7 +301,7 @@ def install_handlers(app: FastAPI) -> None:
 
     async def handle(request: Request, exc: Exception) -> Response:
         status, body, headers = describe(exc)
-        if status == 500:   # a bug: say so, but as JSON
+        if status_of(exc) is None:   # a bug: say so, but as JSON
             logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         elif _row_member(exc, "store"):
             rt = getattr(request.app.state, "runtime", None)
