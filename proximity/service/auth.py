@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from proximity.storage.definitions import Definitions
+from proximity.storage.definitions import DefinitionKind, Definitions
 from proximity.service.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from proximity.service.kinds import Dependents, Followers
 
 __all__ = ["Scope", "ApiKey", "KeyRing", "KIND"]
 
-KIND = "apikey"
+KIND = DefinitionKind.KEY
 ADMIN_ID = "admin"
 
 
@@ -66,6 +67,10 @@ class KeyRing:
         self._records: dict[str, dict] = {}
 
     # -- start and follow ----------------------------------------------------------------------
+    def register(self, followers: Followers, dependents: Dependents) -> None:
+        """Follow key changes (nothing depends on a key, and a key depends on nothing)."""
+        followers.add(KIND, self.refresh)
+
     def load(self, admin_key: str | None) -> str | None:
         """Load every key; install the admin key. Return a newly generated admin key, else None."""
         generated = None

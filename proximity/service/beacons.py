@@ -35,15 +35,16 @@ from beacons.monitor import BeaconMonitor
 from beacons.registry import (Beacon, BeaconRegistry, Region, beacon_key, id_fields, parse_beacon,
                               parse_beacon_key, parse_region)
 from proximity import Engine
-from proximity.storage.definitions import Definitions
+from proximity.storage.definitions import DefinitionKind, Definitions
 from proximity.service.errors import BadRequest, Conflict, UnsupportedMediaType
 from proximity.service.fences import decode_cursor, encode_cursor
 from proximity.service.ingest import Pipeline
+from proximity.service.kinds import Dependents, Followers
 
 __all__ = ["BEACON_KIND", "REGION_KIND", "BeaconService", "beacon_feature", "canonical_id"]
 
-BEACON_KIND = "beacon"
-REGION_KIND = "beacon_region"
+BEACON_KIND = DefinitionKind.BEACON
+REGION_KIND = DefinitionKind.REGION
 
 
 def canonical_id(beacon_id: str, field: str = "id") -> str:
@@ -111,6 +112,16 @@ class BeaconService:
             return self.pipeline.emit(self.monitor.reconcile())
 
     # -- start and follow ----------------------------------------------------------------------
+    def register(self, followers: Followers, dependents: Dependents) -> None:
+        """Follow beacon and region changes; declare that beacons depend on their store geofence."""
+        followers.add(BEACON_KIND, self.apply_beacon_change)
+        followers.add(REGION_KIND, self.apply_region_change)
+        dependents.declare(DefinitionKind.GEOFENCE, BEACON_KIND, self.beacons_in_store, relation="store")
+
+    def beacons_in_store(self, store_id: str) -> list[str]:
+        """Ids of the beacons whose store is geofence ``store_id``."""
+        return [b.id for b in self.registry if b.store_id == store_id]
+
     def load(self) -> int:
         """Load every stored beacon and region into the registry (at start); return how many beacons."""
         beacons = [parse_beacon(d) for d in self.defs.all(BEACON_KIND).values()]
@@ -119,22 +130,26 @@ class BeaconService:
             self._swap(put=beacons, put_regions=regions)
         return len(beacons)
 
-    def apply_change(self, kind: str, id: str) -> None:
-        """Bring the registry in line with the stored definition of ``id`` (another process wrote it).
+    def apply_beacon_change(self, id: str) -> None:
+        """Bring the registry in line with the stored definition of beacon ``id`` (another process
+        wrote it).
 
         No reconcile here: the writing process ran it, and a follower's registry may lag behind
         newer writes (a region just added elsewhere), so its reconcile could end valid stays.
         """
         with self._lock:
-            doc = self.defs.get(kind, id)
-            if kind == BEACON_KIND:
-                new = None if doc is None else parse_beacon(doc)
-                if new != self._beacons.get(id):
-                    self._swap(put=[new] if new else [], drop=[id] if new is None else [])
-            else:
-                new_r = None if doc is None else parse_region(doc)
-                if new_r != self._regions.get(id):
-                    self._swap(put_regions=[new_r] if new_r else [], drop_regions=[id] if new_r is None else [])
+            doc = self.defs.get(BEACON_KIND, id)
+            new = None if doc is None else parse_beacon(doc)
+            if new != self._beacons.get(id):
+                self._swap(put=[new] if new else [], drop=[id] if new is None else [])
+
+    def apply_region_change(self, id: str) -> None:
+        """Like :meth:`apply_beacon_change`, for region ``id``."""
+        with self._lock:
+            doc = self.defs.get(REGION_KIND, id)
+            new_r = None if doc is None else parse_region(doc)
+            if new_r != self._regions.get(id):
+                self._swap(put_regions=[new_r] if new_r else [], drop_regions=[id] if new_r is None else [])
 
     # -- beacons -------------------------------------------------------------------------------
     def create(self, obj: Any) -> dict:

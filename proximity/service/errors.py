@@ -1,4 +1,4 @@
-"""Service errors and the one place that maps every error to a JSON 4xx body.
+"""Service errors, and the one mapping from every error to an HTTP status and JSON body.
 
 ::
 
@@ -13,20 +13,32 @@
      ├── Forbidden (PermissionError)    scope                  -> 403
      └── Unavailable (RuntimeError)     what                   -> 503
 
-Domain errors of the core map too: InvalidGeofence / InvalidCollection / InvalidPing -> 422,
-DuplicateGeofence -> 409, UnknownGeofence -> 404; of the beacon core (``beacons.errors``):
-BeaconFieldError / BeaconIdError / RecordError / FrameError -> 422 naming the field,
-InvalidBeacons -> 422 listing every bad record (line or index, field), InvalidSightings -> 422
-naming ``sightings[i].<field>``, UnknownBeacon / UnknownRegion -> 404 (they are ValueErrors
-too: handlers are found along the exception's MRO, so their own handlers win); StoreError and storage backend errors
-(sqlite3.Error, redis.RedisError) -> 503 with Retry-After. Every body is
-``{"error": {"code", "message", "field"?, "errors"?}}``.
+**Status.** A *domain error* (a :class:`ServiceError`, or an error of the geofence, beacon or
+engine cores: ``GeofenceError``, ``BeaconError``, ``ProximityError``) gets its status from its
+builtin base class, :data:`BY_BASE`, in precedence order: ``KeyError`` -> 404 before
+``ValueError`` -> 422 (``UnknownBeacon``, ``UnknownRegion`` and ``UnknownGeofence`` are both,
+and are 404), ``PermissionError`` -> 403, any other ServiceError -> 400. The errors whose status
+differs are listed in :data:`ERRORS` (409 ``DuplicateGeofence``/``Conflict``/``InUse``, 413, 415,
+401, 503 ``Unavailable``; 503 with ``Retry-After`` for ``StoreError`` and the storage backends'
+errors, ``sqlite3.Error`` and ``redis.RedisError``), looked up along the exception's MRO, the
+most specific row first. Any other exception is a bug: 500 ``internal`` (logged, never shown).
+
+**Body.** Always ``{"error": {"code", "message", "field"?, "errors"?, ...}}``, built by
+:func:`describe` alone: the code is the row's (``invalid_geofence``, ``invalid_beacons``...),
+else the status's (:data:`CODES`: 422 ``invalid``, 404 ``not_found``...); the other members are
+the error's :meth:`ServiceError.details`, or, for the cores' errors (which know nothing of
+HTTP), the row's ``details`` read from their attributes (``field``, ``errors``, ``to_dict()``):
+``features[i].<field>``, ``pings[i].<field>`` and ``sightings[i].<field>`` name the item of the
+request. FastAPI's validation errors are 422 ``invalid`` naming the first field and listing all;
+Starlette's HTTP errors (unknown route, method not allowed) keep their status, ``http_error``.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -38,38 +50,33 @@ from starlette.responses import Response
 from beacons.errors import (BeaconError, BeaconFieldError, FrameError, InvalidBeacons,
                             InvalidRecords, InvalidSightings, UnknownBeacon, UnknownRegion)
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
-from proximity.core.errors import InvalidPing, StoreError
+from geofences.errors import GeofenceError
+from proximity.core.errors import InvalidPing, ProximityError, StoreError
 
 __all__ = ["ServiceError", "BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "NotFound", "Conflict", "InUse", "Unauthorized",
-           "Forbidden", "Unavailable", "install_handlers", "json_error"]
+           "Forbidden", "Unavailable", "install_handlers", "json_error", "describe", "HttpError", "ERRORS",
+           "BY_BASE", "CODES"]
 
 logger = logging.getLogger("proximity.service")
 
 
 class ServiceError(Exception):
-    """Base class of the service shell's errors."""
+    """Base class of the service shell's errors; :meth:`details` are its body's extra members."""
 
-    status = 400
-    code = "bad_request"
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": str(self)}
+    def details(self) -> dict[str, Any]:
+        return {}
 
 
 class BadRequest(ServiceError, ValueError):
-    status, code = 422, "invalid"
-
     def __init__(self, field: str, reason: str, value: Any = None):
         self.field, self.reason, self.value = field, reason, value
         super().__init__(f"{field}: {reason}")
 
-    def body(self):
-        return {"code": self.code, "message": str(self), "field": self.field}
+    def details(self):
+        return {"field": self.field}
 
 
 class PayloadTooLarge(ServiceError, ValueError):
-    status, code = 413, "too_large"
-
     def __init__(self, limit: int, size: int | None = None, what: str = "request body", unit: str = "bytes"):
         self.limit, self.size, self.what = limit, size, what
         got = f" (got {size})" if size is not None else ""
@@ -79,15 +86,11 @@ class PayloadTooLarge(ServiceError, ValueError):
 class UnsupportedMediaType(BadRequest):
     """A body of a content type the route does not read (415)."""
 
-    status, code = 415, "unsupported_media_type"
-
     def __init__(self, content_type: str, expected: str = "text/csv, application/json or application/geo+json"):
         super().__init__("content-type", f"expected {expected}", content_type)
 
 
 class NotFound(ServiceError, KeyError):
-    status, code = 404, "not_found"
-
     def __init__(self, kind: str, id: str):
         self.kind, self.id = kind, id
         super().__init__(f"unknown {kind} {id!r}")
@@ -97,51 +100,67 @@ class NotFound(ServiceError, KeyError):
 
 
 class Conflict(ServiceError, ValueError):
-    status, code = 409, "conflict"
-
     def __init__(self, kind: str, id: str):
         self.kind, self.id = kind, id
         super().__init__(f"{kind} {id!r} already exists")
 
-    def body(self):
-        return {"code": self.code, "message": str(self), "field": "id", "id": self.id}
+    def details(self):
+        return {"field": "id", "id": self.id}
 
 
 class InUse(ServiceError, ValueError):
     """A definition others depend on (a geofence that is beacons' store) cannot be deleted."""
 
-    status, code = 409, "in_use"
-
-    def __init__(self, kind: str, id: str, users: list[str], user_kind: str):
+    def __init__(self, kind: str, id: str, users: list[str], user_kind: str, relation: str = "store"):
         self.kind, self.id, self.users = kind, id, users
         shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
-        super().__init__(f"{kind} {id!r} is the store of {len(users)} {user_kind}(s) ({shown}); "
+        super().__init__(f"{kind} {id!r} is the {relation} of {len(users)} {user_kind}(s) ({shown}); "
                          f"delete or move them first")
 
-    def body(self):
-        return {"code": self.code, "message": str(self), "field": "id", "id": self.id,
-                "used_by": self.users[:100]}
+    def details(self):
+        return {"field": "id", "id": self.id, "used_by": self.users[:100]}
 
 
 class Unauthorized(ServiceError, PermissionError):
-    status, code = 401, "unauthorized"
+    pass
 
 
 class Forbidden(ServiceError, PermissionError):
-    status, code = 403, "forbidden"
-
     def __init__(self, scope: str):
         self.scope = scope
         super().__init__(f"this key lacks the {scope!r} scope")
 
 
 class Unavailable(ServiceError, RuntimeError):
-    status, code = 503, "unavailable"
+    pass
 
 
-def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps({"error": body}, default=str), status_code=status,
-                    media_type="application/json", headers=headers)
+# -- the one mapping -------------------------------------------------------------------------------
+
+try:
+    from redis import RedisError as _RedisError
+except ImportError:  # pragma: no cover - redis is a dependency
+    class _RedisError(Exception):   # type: ignore[no-redef]
+        pass
+
+#: the roots of the domain errors (anything else reaching a handler is a bug: 500)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (ServiceError, GeofenceError, BeaconError, ProximityError)
+#: storage backends' own errors (503, Retry-After: the store may come back)
+BACKEND_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, _RedisError)
+
+#: a domain error's status by builtin base class, in precedence order (not-found first: the
+#: cores' Unknown* errors are KeyErrors and ValueErrors)
+BY_BASE: tuple[tuple[type, int], ...] = (
+    (KeyError, 404), (PermissionError, 403), (ValueError, 422), (ServiceError, 400))
+
+#: a body's code by status, unless its row names one
+CODES: dict[int, str] = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                         409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid",
+                         500: "internal", 503: "unavailable"}
+
+
+def _json_value(v: Any) -> Any:
+    return v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)
 
 
 def _loc_to_field(loc) -> str:
@@ -152,134 +171,148 @@ def _loc_to_field(loc) -> str:
     return out or (str(loc[0]) if loc else "body")
 
 
-def _geofence_body(exc: InvalidGeofence) -> dict:
-    field = exc.field if exc.index is None else f"features[{exc.index}].{exc.field}"
-    return {"code": "invalid_geofence", "message": str(exc), "field": field, **exc.to_dict()}
+def _item_field(items: str, index: int | None, field: str) -> str:
+    """``<items>[index].<field>``: the field of one item of a request's list."""
+    return field if index is None else f"{items}[{index}].{field}"
+
+
+def _collection_details(exc: InvalidCollection) -> dict:
+    first = exc.errors[0] if exc.errors else None
+    return {"field": _item_field("features", first.index, first.field) if first else "features",
+            "errors": [e.to_dict() for e in exc.errors]}
+
+
+def _ping_details(exc: InvalidPing) -> dict:
+    errs = [{**e, "field": _item_field("pings", e["index"], e["field"])} for e in exc.errors]
+    return {"field": errs[0]["field"], "errors": errs, "total": exc.total}
+
+
+def _sighting_details(exc: InvalidSightings) -> dict:
+    errs = [{**e, "field": _item_field("sightings", e.get("index", 0), e["field"])} for e in exc.to_dicts()]
+    return {"field": errs[0]["field"] if errs else "sightings", "errors": errs}
+
+
+def _validation_details(exc: RequestValidationError) -> dict:
+    errs = [{"field": _loc_to_field(e.get("loc", ())), "reason": e.get("msg", "invalid"),
+             "type": e.get("type")} for e in exc.errors()]
+    first = errs[0] if errs else {"field": "body", "reason": "invalid"}
+    return {"message": f"{first['field']}: {first['reason']}", "field": first["field"], "errors": errs}
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """How one class of error differs from the defaults; None (or nothing) keeps the default.
+
+    Each member may be a value or a function of the exception.
+    """
+
+    status: int | Callable[[Any], int] | None = None
+    code: str | None = None
+    #: the body's members besides ``code`` (a ``message`` here replaces ``str(exc)``)
+    details: Callable[[Any], dict] | None = None
+    headers: Callable[[Any], dict | None] | None = None
+    #: a storage failure: counted in ``store_errors``, answered with ``Retry-After``
+    store: bool = False
+
+
+_BACKEND = HttpError(503, "store_unavailable", store=True,
+                     details=lambda e: {"message": f"storage backend error: {type(e).__name__}"})
+
+#: the errors that differ from the defaults, looked up along the exception's MRO (each member
+#: from the most specific row that sets it)
+ERRORS: dict[type, HttpError] = {
+    # the shell's own
+    ServiceError: HttpError(details=lambda e: e.details()),
+    InUse: HttpError(409, "in_use"),
+    Conflict: HttpError(409),
+    PayloadTooLarge: HttpError(413),
+    UnsupportedMediaType: HttpError(415),
+    Unauthorized: HttpError(401, headers=lambda e: {"WWW-Authenticate": 'Bearer realm="proximity"'}),
+    Unavailable: HttpError(503),
+    # the geofence core
+    DuplicateGeofence: HttpError(409, "conflict"),
+    InvalidGeofence: HttpError(code="invalid_geofence", details=lambda e: e.to_dict()),
+    InvalidCollection: HttpError(code="invalid_collection", details=_collection_details),
+    UnknownGeofence: HttpError(details=lambda e: {"id": e.fence_id}),
+    # the engine core
+    InvalidPing: HttpError(code="invalid_ping", details=_ping_details),
+    StoreError: HttpError(503, "store_unavailable", store=True),
+    # the beacon core
+    BeaconError: HttpError(details=lambda e: {"field": getattr(e, "field", None) or "body"}),
+    BeaconFieldError: HttpError(code="invalid_beacon", details=lambda e: {
+        "field": e.field, "value": _json_value(e.value), "expected": e.expected}),
+    FrameError: HttpError(code="invalid_frame", details=lambda e: {
+        "field": "raw", "offset": e.offset, "problem": e.problem.value}),
+    InvalidRecords: HttpError(details=lambda e: {"field": e.field or "body", "errors": e.to_dicts()}),
+    InvalidBeacons: HttpError(code="invalid_beacons"),
+    InvalidSightings: HttpError(code="invalid_sighting", details=_sighting_details),
+    UnknownBeacon: HttpError(details=lambda e: {"id": e.beacon_id}),
+    UnknownRegion: HttpError(details=lambda e: {"id": e.region_id}),
+    # storage backends
+    sqlite3.Error: _BACKEND,
+    _RedisError: _BACKEND,
+    # the framework's
+    RequestValidationError: HttpError(422, details=_validation_details),
+    StarletteHTTPException: HttpError(lambda e: e.status_code, "http_error",
+                                      details=lambda e: {"message": str(e.detail)},
+                                      headers=lambda e: getattr(e, "headers", None)),
+}
+
+
+def _row_member(exc: BaseException, name: str) -> Any:
+    for cls in type(exc).__mro__:
+        row = ERRORS.get(cls)
+        if row is not None and (v := getattr(row, name)) is not None and v is not False:
+            return v(exc) if callable(v) else v
+    return None
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of ``exc``: its row's, else its builtin base class's (domain errors), else
+    None (a bug)."""
+    status = _row_member(exc, "status")
+    if status is None and isinstance(exc, DOMAIN_ERRORS):
+        status = next((s for base, s in BY_BASE if isinstance(exc, base)), None)
+    return status
+
+
+def describe(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """Return the status, body (inside ``{"error": ...}``) and headers answering ``exc``."""
+    status = status_of(exc)
+    if status is None:   # a bug: 500, and nothing of it shown
+        return 500, {"code": "internal", "message": "internal error"}, None
+    body = {"code": _row_member(exc, "code") or CODES.get(status, "error"), "message": str(exc)}
+    details = _row_member(exc, "details")
+    if details:
+        body.update(details)
+    headers = _row_member(exc, "headers")
+    if _row_member(exc, "store"):
+        headers = {**(headers or {}), "Retry-After": "1"}
+    return status, body, headers
+
+
+def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps({"error": body}, default=str), status_code=status,
+                    media_type="application/json", headers=headers)
 
 
 def install_handlers(app: FastAPI) -> None:
-    """Register the handlers that turn every error into a JSON body (never an HTML page)."""
+    """Answer every error with :func:`describe` (a JSON body, never an HTML page)."""
 
-    @app.exception_handler(ServiceError)
-    async def _service(request: Request, exc: ServiceError):
-        headers = {"WWW-Authenticate": 'Bearer realm="proximity"'} if exc.status == 401 else None
-        if exc.status >= 500:
+    async def handle(request: Request, exc: Exception) -> Response:
+        status, body, headers = describe(exc)
+        if status_of(exc) is None:   # a bug: say so, but as JSON
+            logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        elif _row_member(exc, "store"):
+            rt = getattr(request.app.state, "runtime", None)
+            if rt is not None:
+                rt.metrics.store_errors.inc()
+            logger.warning("storage error on %s %s: %r", request.method, request.url.path, exc)
+        elif status >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
-        return json_error(exc.status, exc.body(), headers)
+        return json_error(status, body, headers)
 
-    @app.exception_handler(DuplicateGeofence)
-    async def _dup(request: Request, exc: DuplicateGeofence):
-        return json_error(409, {**_geofence_body(exc), "code": "conflict"})
-
-    @app.exception_handler(InvalidGeofence)
-    async def _bad_fence(request: Request, exc: InvalidGeofence):
-        return json_error(422, _geofence_body(exc))
-
-    @app.exception_handler(InvalidCollection)
-    async def _bad_collection(request: Request, exc: InvalidCollection):
-        errs = [e.to_dict() for e in exc.errors]
-        first = exc.errors[0] if exc.errors else None
-        field = (f"features[{first.index}].{first.field}" if first and first.index is not None
-                 else (first.field if first else "features"))
-        return json_error(422, {"code": "invalid_collection", "message": str(exc), "field": field,
-                                "errors": errs})
-
-    @app.exception_handler(UnknownGeofence)
-    async def _unknown(request: Request, exc: UnknownGeofence):
-        return json_error(404, {"code": "not_found", "message": str(exc), "id": exc.fence_id})
-
-    @app.exception_handler(InvalidPing)
-    async def _bad_ping(request: Request, exc: InvalidPing):
-        errs = [{**e, "field": f"pings[{e['index']}].{e['field']}"} for e in exc.errors]
-        return json_error(422, {"code": "invalid_ping", "message": str(exc), "field": errs[0]["field"],
-                                "errors": errs, "total": exc.total})
-
-    _install_beacon_handlers(app)
-
-    @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError):
-        rt = getattr(request.app.state, "runtime", None)
-        if rt is not None:
-            rt.metrics.store_errors.inc()
-        logger.warning("store error on %s %s: %s", request.method, request.url.path, exc)
-        return json_error(503, {"code": "store_unavailable", "message": str(exc)}, {"Retry-After": "1"})
-
-    async def _backend(request: Request, exc: Exception):
-        rt = getattr(request.app.state, "runtime", None)
-        if rt is not None:
-            rt.metrics.store_errors.inc()
-        logger.warning("storage backend error on %s %s: %r", request.method, request.url.path, exc)
-        return json_error(503, {"code": "store_unavailable", "message": f"storage backend error: {type(exc).__name__}"},
-                          {"Retry-After": "1"})
-
-    app.add_exception_handler(sqlite3.Error, _backend)
-    try:
-        import redis
-    except ImportError:  # pragma: no cover - redis is a dependency
-        pass
-    else:
-        app.add_exception_handler(redis.RedisError, _backend)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError):
-        errs = [{"field": _loc_to_field(e.get("loc", ())), "reason": e.get("msg", "invalid"),
-                 "type": e.get("type")} for e in exc.errors()]
-        first = errs[0] if errs else {"field": "body", "reason": "invalid"}
-        return json_error(422, {"code": "invalid", "message": f"{first['field']}: {first['reason']}",
-                                "field": first["field"], "errors": errs})
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):
-        return json_error(exc.status_code, {"code": "http_error", "message": str(exc.detail)},
-                          getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):  # a bug: say so, but as JSON
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return json_error(500, {"code": "internal", "message": "internal error"})
-
-
-def _json_value(v: Any) -> Any:
-    return v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)
-
-
-def _install_beacon_handlers(app: FastAPI) -> None:
-    """422 naming the field for the beacon core's errors; 404 for unknown beacons and regions."""
-
-    @app.exception_handler(UnknownBeacon)
-    async def _unknown_beacon(request: Request, exc: UnknownBeacon):
-        return json_error(404, {"code": "not_found", "message": str(exc), "id": exc.beacon_id})
-
-    @app.exception_handler(UnknownRegion)
-    async def _unknown_region(request: Request, exc: UnknownRegion):
-        return json_error(404, {"code": "not_found", "message": str(exc), "id": exc.region_id})
-
-    @app.exception_handler(InvalidSightings)
-    async def _bad_sightings(request: Request, exc: InvalidSightings):
-        errs = [{**e, "field": f"sightings[{e.get('index', 0)}].{e['field']}"} for e in exc.to_dicts()]
-        return json_error(422, {"code": "invalid_sighting", "message": str(exc),
-                                "field": errs[0]["field"] if errs else "sightings", "errors": errs})
-
-    @app.exception_handler(InvalidBeacons)
-    async def _bad_beacons(request: Request, exc: InvalidBeacons):
-        return json_error(422, {"code": "invalid_beacons", "message": str(exc), "field": exc.field or "body",
-                                "errors": exc.to_dicts()})
-
-    @app.exception_handler(InvalidRecords)
-    async def _bad_records(request: Request, exc: InvalidRecords):
-        return json_error(422, {"code": "invalid", "message": str(exc), "field": exc.field or "body",
-                                "errors": exc.to_dicts()})
-
-    @app.exception_handler(BeaconFieldError)
-    async def _bad_field(request: Request, exc: BeaconFieldError):
-        return json_error(422, {"code": "invalid_beacon", "message": str(exc), "field": exc.field,
-                                "value": _json_value(exc.value), "expected": exc.expected})
-
-    @app.exception_handler(FrameError)
-    async def _bad_frame(request: Request, exc: FrameError):
-        return json_error(422, {"code": "invalid_frame", "message": str(exc), "field": "raw",
-                                "offset": exc.offset, "problem": exc.problem.value})
-
-    @app.exception_handler(BeaconError)
-    async def _beacon(request: Request, exc: BeaconError):
-        return json_error(422, {"code": "invalid", "message": str(exc), "field": getattr(exc, "field", None) or "body"})
+    # one handler, registered on each root (Starlette finds it along the MRO); Exception last,
+    # for the bugs
+    for root in (*DOMAIN_ERRORS, *BACKEND_ERRORS, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(root, handle)

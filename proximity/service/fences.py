@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Any, Callable
+from typing import Any
 
 from geofences import (DuplicateGeofence, Geofence, Limits, UnknownGeofence, parse_collection,
                        parse_feature, to_collection)
 from proximity import Engine
-from proximity.storage.definitions import Definitions
+from proximity.storage.definitions import DefinitionKind, Definitions
 from proximity.service.errors import BadRequest, InUse
 from proximity.service.ingest import Pipeline
+from proximity.service.kinds import Dependents, Followers
 
 __all__ = ["GeofenceService", "KIND", "encode_cursor", "decode_cursor"]
 
-KIND = "geofence"
+KIND = DefinitionKind.GEOFENCE
 
 
 def encode_cursor(value: str) -> str:
@@ -55,10 +56,15 @@ class GeofenceService:
     def __init__(self, defs: Definitions, engine: Engine, pipeline: Pipeline, limits: Limits):
         self.defs, self.engine, self.pipeline, self.limits = defs, engine, pipeline, limits
         self._lock = threading.Lock()
-        #: ids of the beacons whose store is a given geofence (set by the runtime)
-        self.beacons_of: Callable[[str], list[str]] = lambda fence_id: []
+        #: what depends on a geofence (beacons whose store it is): asked before a delete
+        self.dependents = Dependents()
 
     # -- start and follow ----------------------------------------------------------------------
+    def register(self, followers: Followers, dependents: Dependents) -> None:
+        """Follow geofence changes; ask ``dependents`` before deleting a fence."""
+        followers.add(KIND, self.apply_change)
+        self.dependents = dependents
+
     def load(self) -> int:
         """Load every stored geofence into the engine (at start); return how many."""
         docs = self.defs.all(KIND)
@@ -100,11 +106,11 @@ class GeofenceService:
     def delete(self, fence_id: str) -> list[dict]:
         """Remove ``fence_id``; return the exit events of the devices that were inside.
 
-        Raises :class:`InUse` while beacons belong to the fence, so none points at a missing store.
+        Raises :class:`InUse` while definitions depend on the fence (beacons whose store it is),
+        so none points at a missing store.
         """
-        users = self.beacons_of(fence_id)
-        if users:
-            raise InUse("geofence", fence_id, sorted(users), "beacon")
+        for dep in self.dependents(KIND, fence_id):
+            raise InUse(KIND.label, fence_id, dep.ids, dep.kind.label, dep.relation)
         with self._lock:
             if not self.defs.delete(KIND, fence_id):
                 raise UnknownGeofence(fence_id)

@@ -14,17 +14,17 @@ from anyio import to_thread
 
 from geofences import Limits
 from proximity import Engine, EngineConfig
-from proximity.service import auth as auth_mod
 from proximity.service.auth import KeyRing
 from beacons.monitor import BeaconMonitor
 from beacons.registry import BeaconRegistry
 from proximity.service.batcher import Batcher
-from proximity.service.beacons import BEACON_KIND, REGION_KIND, BeaconService
+from proximity.service.beacons import BeaconService
 from proximity.storage.definitions import Definitions, open_definitions
 from proximity.service.eventlog import MemoryEventLog, RedisEventLog, SqliteEventLog
-from proximity.service.fences import KIND as FENCE_KIND, GeofenceService
+from proximity.service.fences import GeofenceService
 from proximity.service.hooks import Webhooks, open_webhooks
 from proximity.service.ingest import Pipeline
+from proximity.service.kinds import Dependents, Followers
 from proximity.service.metrics import Metrics
 from proximity.service.settings import Settings
 from proximity.service.sightings import SightingIngest
@@ -51,6 +51,10 @@ class Runtime:
     tasks: list[asyncio.Task] = field(default_factory=list)
     generated_admin_key: str | None = None
     ready: bool = False
+    #: one follower per definition kind (changes written by other processes)
+    followers: Followers = field(default_factory=Followers)
+    #: declared "what depends on this definition" queries
+    dependents: Dependents = field(default_factory=Dependents)
 
     @property
     def mode(self) -> str:
@@ -90,10 +94,13 @@ def _build(settings: Settings) -> Runtime:
     keys = KeyRing(defs)
     monitor = BeaconMonitor(BeaconRegistry(), s.monitor_config(), monitor_store)
     beacons = BeaconService(defs, monitor, engine, pipeline)
-    fences.beacons_of = lambda fid: [b.id for b in beacons.registry if b.store_id == fid]
     batcher = Batcher(pipeline, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings)
     rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, fences, webhooks, batcher, beacons,
                  SightingIngest(beacons, pipeline, s.max_batch))
+    for service in (fences, beacons, keys):   # one follower per definition kind, and dependents
+        service.register(rt.followers, rt.dependents)
+    if missing := rt.followers.missing():
+        raise RuntimeError(f"definition kinds without a follower: {', '.join(k.value for k in missing)}")
     metrics.on_collect(lambda: metrics.webhook_backlog.set(webhooks.backlog()))
     metrics.on_collect(lambda: metrics.fences.set(len(engine.index)))
     metrics.on_collect(lambda: metrics.beacons.set(len(monitor.registry)))
@@ -176,12 +183,7 @@ async def _follow_definitions(rt: Runtime, cursor: str) -> None:
     def once():
         nxt, changes = rt.defs.changes(state["cursor"], rt.settings.sync_interval_s)
         for ch in dict.fromkeys(changes):   # each id once per round: we read its current value
-            if ch.kind == FENCE_KIND:
-                rt.geofences.apply_change(ch.id)
-            elif ch.kind == auth_mod.KIND:
-                rt.keys.refresh(ch.id)
-            elif ch.kind in (BEACON_KIND, REGION_KIND):
-                rt.beacons.apply_change(ch.kind, ch.id)
+            rt.followers.apply(ch)
         state["cursor"] = nxt
 
     async def step():

@@ -1,4 +1,9 @@
-"""Durable definition storage (geofences now; beacons and campaigns later), generic over a kind.
+"""Durable definition storage (geofences, beacons, regions, API keys), generic over a kind.
+
+Every kind is a member of :class:`DefinitionKind`, declared here once; its value is the string
+stored on disk (SQLite column ``kind``) and in Redis (hash ``<prefix>defs:<value>``, change
+entries ``k=<value>``), so those values never change. A new kind is one more member (and, in the
+service shell, one follower: :mod:`proximity.service.kinds`).
 
 Two implementations of one small protocol:
 
@@ -16,40 +21,86 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import logging
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-__all__ = ["Change", "Definitions", "SQLiteDefinitions", "RedisDefinitions", "open_definitions"]
+__all__ = ["DefinitionKind", "Change", "Definitions", "SQLiteDefinitions", "RedisDefinitions", "open_definitions"]
+
+logger = logging.getLogger("proximity.storage")
+
+
+class DefinitionKind(str, Enum):
+    """The kinds of definition; each value is the stored kind string (never change one)."""
+
+    GEOFENCE = "geofence"
+    BEACON = "beacon"
+    REGION = "beacon_region"
+    KEY = "apikey"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        """The word for one definition of this kind in messages (``region``, ``key``)."""
+        return _LABELS.get(self, self.value)
+
+
+_LABELS = {DefinitionKind.REGION: "region", DefinitionKind.KEY: "key"}
+
+
+def _stored(kind: DefinitionKind | str) -> str:
+    """The stored string of ``kind`` (a member, or its value); ValueError for an unknown kind."""
+    return DefinitionKind(kind).value
+
+
+_unknown_seen: set[str] = set()
+
+
+def _known(stored: str) -> DefinitionKind | None:
+    """The kind of a stored kind string, or None (logged once) for one this version does not know."""
+    try:
+        return DefinitionKind(stored)
+    except ValueError:
+        if stored not in _unknown_seen:
+            _unknown_seen.add(stored)
+            logger.warning("ignoring changes of unknown definition kind %r (written by a newer version?)",
+                           stored)
+        return None
 
 
 class Change(NamedTuple):
     """Definition ``id`` of ``kind`` was written or deleted (read the current value to know)."""
 
-    kind: str
+    kind: DefinitionKind
     id: str
 
 
 class Definitions(Protocol):
     """Where definitions live. Documents are JSON-ready dicts."""
 
-    def get(self, kind: str, id: str) -> dict | None: ...
-    def get_many(self, kind: str, ids: list[str]) -> list[dict | None]: ...
-    def all(self, kind: str) -> dict[str, dict]: ...
-    def create(self, kind: str, id: str, doc: dict) -> bool:
+    def get(self, kind: DefinitionKind, id: str) -> dict | None: ...
+    def get_many(self, kind: DefinitionKind, ids: list[str]) -> list[dict | None]: ...
+    def all(self, kind: DefinitionKind) -> dict[str, dict]: ...
+    def create(self, kind: DefinitionKind, id: str, doc: dict) -> bool:
         """Store ``doc`` unless ``id`` exists; return whether it was stored."""
-    def put(self, kind: str, id: str, doc: dict) -> bool:
+    def put(self, kind: DefinitionKind, id: str, doc: dict) -> bool:
         """Store ``doc``; return True when ``id`` is new."""
-    def put_many(self, kind: str, docs: dict[str, dict]) -> None:
+    def put_many(self, kind: DefinitionKind, docs: dict[str, dict]) -> None:
         """Store every document in one transaction (all or nothing)."""
-    def delete(self, kind: str, id: str) -> bool:
+    def delete(self, kind: DefinitionKind, id: str) -> bool:
         """Delete ``id``; return whether it existed."""
     def cursor(self) -> str:
         """Return the change-feed position now (start following from here)."""
     def changes(self, after: str, timeout_s: float) -> tuple[str, list[Change]]:
-        """Wait up to ``timeout_s`` for changes after ``after``; return the new position and them."""
+        """Wait up to ``timeout_s`` for changes after ``after``; return the new position and them.
+
+        Changes of a kind this process does not know (written by a newer version) are skipped."""
     def close(self) -> None: ...
 
 
@@ -67,14 +118,17 @@ class SQLiteDefinitions:
                          "doc BLOB NOT NULL, updated_ts REAL NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID")
 
     def get(self, kind, id):
+        kind = _stored(kind)
         with self._lock:
             row = self._db.execute("SELECT doc FROM definitions WHERE kind=? AND id=?", (kind, id)).fetchone()
         return None if row is None else orjson.loads(row[0])
 
     def get_many(self, kind, ids):
+        kind = _stored(kind)
         return [self.get(kind, i) for i in ids]
 
     def all(self, kind):
+        kind = _stored(kind)
         with self._lock:
             rows = self._db.execute("SELECT id, doc FROM definitions WHERE kind=? ORDER BY id", (kind,)).fetchall()
         return {i: orjson.loads(d) for i, d in rows}
@@ -91,21 +145,25 @@ class SQLiteDefinitions:
         return counts
 
     def create(self, kind, id, doc):
+        kind = _stored(kind)
         return self._write([("INSERT OR IGNORE INTO definitions VALUES (?, ?, ?, ?)",
                              (kind, id, orjson.dumps(doc), time.time()))])[0] == 1
 
     def put(self, kind, id, doc):
+        kind = _stored(kind)
         existed = self.get(kind, id) is not None
         self._write([("INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)",
                       (kind, id, orjson.dumps(doc), time.time()))])
         return not existed
 
     def put_many(self, kind, docs):
+        kind = _stored(kind)
         now = time.time()
         self._write([("INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)", (kind, i, orjson.dumps(d), now))
                      for i, d in docs.items()])
 
     def delete(self, kind, id):
+        kind = _stored(kind)
         return self._write([("DELETE FROM definitions WHERE kind=? AND id=?", (kind, id))])[0] == 1
 
     def cursor(self):
@@ -148,19 +206,22 @@ class RedisDefinitions:
         self._script = self._r.register_script(_WRITE)
         self._r.ping()
 
-    def _hash(self, kind: str) -> str:
+    def _hash(self, kind: str) -> str:   # kind: a stored kind string
         return f"{self.prefix}defs:{kind}"
 
     def get(self, kind, id):
+        kind = _stored(kind)
         raw = self._r.hget(self._hash(kind), id)
         return None if raw is None else orjson.loads(raw)
 
     def get_many(self, kind, ids):
+        kind = _stored(kind)
         if not ids:
             return []
         return [None if raw is None else orjson.loads(raw) for raw in self._r.hmget(self._hash(kind), ids)]
 
     def all(self, kind):
+        kind = _stored(kind)
         return {i: orjson.loads(d) for i, d in sorted(self._r.hgetall(self._hash(kind)).items())}
 
     def _run(self, mode, kind, id, doc: Any = None) -> int:
@@ -168,12 +229,15 @@ class RedisDefinitions:
         return int(self._script(keys=[self._hash(kind), self._stream], args=[mode, kind, id, raw]))
 
     def create(self, kind, id, doc):
+        kind = _stored(kind)
         return self._run("create", kind, id, doc) == 0
 
     def put(self, kind, id, doc):
+        kind = _stored(kind)
         return self._run("put", kind, id, doc) == 0
 
     def put_many(self, kind, docs):
+        kind = _stored(kind)
         if not docs:
             return
         pipe = self._r.pipeline(transaction=True)
@@ -183,6 +247,7 @@ class RedisDefinitions:
         pipe.execute()
 
     def delete(self, kind, id):
+        kind = _stored(kind)
         return self._run("delete", kind, id) >= 0
 
     def cursor(self):
@@ -194,7 +259,7 @@ class RedisDefinitions:
         if not got:
             return after, []
         entries = got[0][1]
-        return entries[-1][0], [Change(f["k"], f["i"]) for _, f in entries]
+        return entries[-1][0], [Change(k, f["i"]) for _, f in entries if (k := _known(f["k"])) is not None]
 
     def close(self):
         self._r.close()

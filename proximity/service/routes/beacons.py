@@ -70,12 +70,13 @@ async def export_beacons(rt: RuntimeDep, _key: ManageKey):
 
 @router.get("/{beacon_id}", response_model=BeaconPublic, responses={404: {"description": "unknown id"}})
 async def get_beacon(rt: RuntimeDep, _key: ManageKey, beacon_id: BeaconId):
+    """One beacon, by its id in any accepted spelling."""
     return json_response(rt.beacons.get(beacon_id))
 
 
 @router.put("/{beacon_id}", response_model=BeaconPublic,
             responses={201: {"description": "created"}, 200: {"description": "replaced"}})
-async def put_beacon(rt: RuntimeDep, _key: ManageKey, beacon_id: BeaconId, beacon: BeaconBody):
+async def replace_beacon(rt: RuntimeDep, _key: ManageKey, beacon_id: BeaconId, beacon: BeaconBody):
     """Create or replace; the body may leave out the ids (the path gives them)."""
     doc, created, _events = await to_thread.run_sync(rt.beacons.replace, beacon_id, beacon)
     return json_response(doc, 201 if created else 200)

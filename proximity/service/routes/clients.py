@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1", tags=["phone clients"], responses=ERRORS)
         "_type": {"type": "string", "example": "location"}, "lat": {"type": "number"},
         "lon": {"type": "number"}, "acc": {"type": "number"}, "tst": {"type": "integer"},
         "topic": {"type": "string"}}}}}}})
-async def owntracks(request: Request, rt: RuntimeDep, _key: ClientKey):
+async def ingest_owntracks(request: Request, rt: RuntimeDep, _key: ClientKey):
     """OwnTracks HTTP mode: one message per request; answers ``[]`` as OwnTracks expects."""
     body = await read_body(request, rt.settings.max_body_bytes)
     await rt.batcher.ingest_optional(owntracks_pings(body, request.headers))
@@ -46,12 +46,12 @@ async def _osmand_request(request: Request, rt) -> Response:
 
 
 @router.get("/osmand", response_class=Response, openapi_extra={"parameters": _OSMAND_PARAMS})
-async def osmand_get(request: Request, rt: RuntimeDep, _key: ClientKey):
+async def ingest_osmand_query(request: Request, rt: RuntimeDep, _key: ClientKey):
     """OsmAnd protocol (Traccar Client): ``?id=&lat=&lon=&timestamp=&accuracy=``."""
     return await _osmand_request(request, rt)
 
 
 @router.post("/osmand", response_class=Response, openapi_extra={"parameters": _OSMAND_PARAMS})
-async def osmand_post(request: Request, rt: RuntimeDep, _key: ClientKey):
+async def ingest_osmand_body(request: Request, rt: RuntimeDep, _key: ClientKey):
     """The same as GET (query parameters or a form body, or Traccar Client's JSON)."""
     return await _osmand_request(request, rt)

@@ -32,7 +32,7 @@ async def get_device(rt: RuntimeDep, _key: ManageKey,
 
 
 @router.get("/locate", response_model=LocatePublic)
-async def locate(rt: RuntimeDep, _key: ManageKey, lon: Annotated[float, Query(ge=-180, le=180)],
-                 lat: Annotated[float, Query(ge=-90, le=90)]):
+async def locate_geofences(rt: RuntimeDep, _key: ManageKey, lon: Annotated[float, Query(ge=-180, le=180)],
+                           lat: Annotated[float, Query(ge=-90, le=90)]):
     """The geofences containing the point."""
     return json_response(rt.geofences.locate(lon, lat))

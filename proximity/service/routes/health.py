@@ -16,11 +16,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthPublic)
-async def health(rt: RuntimeDep):
+async def get_health(rt: RuntimeDep):
+    """Liveness and readiness (no key): ``status`` is ``ok`` once started, with the mode and counts."""
     return json_response({"status": "ok" if rt.ready else "starting", "mode": rt.mode,
                           "geofences": len(rt.engine.index), "beacons": len(rt.beacons.registry)})
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-async def metrics(rt: RuntimeDep, _key: AnyKey):
+async def get_metrics(rt: RuntimeDep, _key: AnyKey):
+    """Prometheus metrics, as text (any valid key)."""
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -37,7 +37,7 @@ async def read_body(request: Request, limit: int) -> bytes:
              responses={413: {"description": "body or batch too large"}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": inline_schema(PingBatchCreate)}}}})
-async def post_pings(request: Request, rt: RuntimeDep, _key: IngestKey):
+async def ingest_pings(request: Request, rt: RuntimeDep, _key: IngestKey):
     """Ingest up to 10,000 pings; return the events they caused and how many were stale."""
     body = await read_body(request, rt.settings.max_body_bytes)
     return json_response(await rt.batcher.ingest(parse_ping_body(body, rt.settings.max_batch)))

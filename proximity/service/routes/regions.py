@@ -31,17 +31,20 @@ async def create_region(rt: RuntimeDep, _key: ManageKey, region: RegionBody):
 
 @router.get("", response_model=RegionListPublic)
 async def list_regions(rt: RuntimeDep, _key: ManageKey):
+    """The monitored regions: the registered ones, else one default region per store."""
     return json_response(rt.beacons.regions())
 
 
 @router.get("/{region_id}", response_model=RegionPublic, responses={404: {"description": "unknown id"}})
 async def get_region(rt: RuntimeDep, _key: ManageKey, region_id: RegionId):
+    """One monitored region."""
     return json_response(rt.beacons.get_region(region_id))
 
 
 @router.put("/{region_id}", response_model=RegionPublic,
             responses={201: {"description": "created"}, 200: {"description": "replaced"}}, openapi_extra=_BODY)
-async def put_region(rt: RuntimeDep, _key: ManageKey, region_id: RegionId, region: RegionBody):
+async def replace_region(rt: RuntimeDep, _key: ManageKey, region_id: RegionId, region: RegionBody):
+    """Create or replace; the body may leave out the id (the path gives it)."""
     doc, created = await to_thread.run_sync(rt.beacons.replace_region, region_id, region)
     return json_response(doc, 201 if created else 200)
 

@@ -27,22 +27,25 @@ async def create_webhook(rt: RuntimeDep, _key: ManageKey, body: WebhookCreate):
 
 @router.get("", response_model=list[WebhookPublic])
 async def list_webhooks(rt: RuntimeDep, _key: ManageKey):
+    """Every registered webhook (never its secret)."""
     return json_response(await to_thread.run_sync(rt.webhooks.list))
 
 
 @router.get("/{webhook_id}", response_model=WebhookPublic)
 async def get_webhook(rt: RuntimeDep, _key: ManageKey, webhook_id: HookId):
+    """One webhook (never its secret)."""
     return json_response(await to_thread.run_sync(rt.webhooks.get, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=204, response_class=Response)
 async def delete_webhook(rt: RuntimeDep, _key: ManageKey, webhook_id: HookId):
+    """Unregister; its pending deliveries are dropped."""
     await to_thread.run_sync(rt.webhooks.delete, webhook_id)
     return Response(status_code=204)
 
 
 @router.get("/{webhook_id}/deliveries")
-async def webhook_deliveries(rt: RuntimeDep, _key: ManageKey, webhook_id: HookId,
-                             limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+async def list_webhook_deliveries(rt: RuntimeDep, _key: ManageKey, webhook_id: HookId,
+                                  limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     """The most recent delivery attempts (status, attempts, response code)."""
     return json_response(await to_thread.run_sync(rt.webhooks.deliveries, webhook_id, limit))
