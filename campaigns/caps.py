@@ -1,0 +1,243 @@
+"""Counters: frequency caps, cooldowns, budgets, dedup keys and coupon codes behind one Protocol.
+
+Everything that two processes must not race on lives behind :class:`CounterStore`:
+
+* :meth:`~CounterStore.try_deliver` takes a :class:`DeliveryBatch` — per event, its eligible
+  candidate campaigns in priority order — and for each event, atomically: if the event key was
+  already decided, answers ``DUPLICATE`` for all its candidates; otherwise walks the candidates
+  and the first that passes budget, global daily cap, cooldown and the campaign's day/week caps
+  (and, for a unique coupon, gets a code) wins: every counter is incremented and the event key
+  recorded together (all or nothing); candidates after it are ``LOWER_PRIORITY``. A held-out
+  winner (``HOLDOUT``) increments only the campaign's own day/week counters — so the holdout
+  "would have received" at the same frequency — and spends no budget.
+* :meth:`~CounterStore.claim` redeems a code for a POS transaction, idempotent on (code, tx).
+
+Day and week numbers are computed by the caller in the store's local time
+(:func:`campaigns.timezones.local_parts`). :class:`MemoryCounterStore` is the in-process
+implementation; ``proximity.storage.campaign_counters.RedisCounterStore`` the shared one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NamedTuple, Protocol, Sequence
+
+import numpy as np
+
+__all__ = ["Outcome", "DeliveryBatch", "Claim", "CounterStore", "MemoryCounterStore", "new_code",
+           "COUPON_NONE", "COUPON_POOL", "COUPON_GENERATED"]
+
+COUPON_NONE, COUPON_POOL, COUPON_GENERATED = 0, 1, 2
+_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"        # no 0/O, 1/I: readable at a till
+
+
+def new_code(n: int = 12) -> str:
+    """An unguessable code: ``n`` characters of a 32-letter alphabet (5 bits each, via ``secrets``)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+class Outcome(IntEnum):
+    DELIVERED = 0
+    HOLDOUT = 1
+    DUPLICATE = 2
+    CAPPED = 3
+    COOLDOWN = 4
+    BUDGET_SPENT = 5
+    LOWER_PRIORITY = 6
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass
+class DeliveryBatch:
+    """Candidates grouped by event (consecutive rows with one ``event_key``), best first.
+
+    Zero means "no limit" in the integer limits and ``cooldown_s``. ``new_code`` holds a fresh
+    random code for ``coupon == COUPON_GENERATED`` rows (used only if that row wins).
+    """
+
+    event_key: np.ndarray        # object str
+    device_id: np.ndarray        # object str
+    campaign_id: np.ndarray      # object str
+    ts: np.ndarray               # float64
+    day: np.ndarray              # int64, store-local day number
+    week: np.ndarray             # int64, store-local week number
+    per_day: np.ndarray          # int64
+    per_week: np.ndarray         # int64
+    cooldown_s: np.ndarray       # float64
+    max_deliveries: np.ndarray   # int64
+    max_redemptions: np.ndarray  # int64
+    holdout: np.ndarray          # bool
+    coupon: np.ndarray           # int8: COUPON_*
+    new_code: np.ndarray         # object str ("" unless generated)
+    fence_id: np.ndarray         # object str: the store the offer was delivered at
+    code_expires: np.ndarray     # float64 epoch seconds (inf = never)
+    global_per_day: int = 0
+
+    def __len__(self) -> int:
+        return len(self.event_key)
+
+    def groups(self) -> np.ndarray:
+        """Start offsets of each event's run of rows, plus len at the end."""
+        k = self.event_key
+        if not len(k):
+            return np.zeros(1, np.int64)
+        change = np.flatnonzero(k[1:] != k[:-1]) + 1
+        return np.concatenate([[0], change, [len(k)]]).astype(np.int64)
+
+
+class Claim(NamedTuple):
+    """The result of :meth:`CounterStore.claim`: status ``ok``, ``same`` (this tx already
+    redeemed this code: ``record`` is the first answer), ``used`` (``first_tx`` redeemed it) or
+    ``budget`` (the campaign's max_redemptions is reached)."""
+
+    status: str
+    record: dict | None = None
+    first_tx: str | None = None
+
+
+class CounterStore(Protocol):
+    def try_deliver(self, batch: DeliveryBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Outcome (int8 :class:`Outcome`) and issued code ("" when none) per row."""
+
+    def upload_codes(self, campaign_id: str, codes: Sequence[str]) -> int:
+        """Add single-use codes to a campaign's pool; return how many were new."""
+
+    def code_info(self, code: str) -> dict | None:
+        """The issue record of a single-use code (campaign_id, device_id, fence_id, issued_ts,
+        expires_ts, event_key), or None."""
+
+    def claim(self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool,
+              max_redemptions: int) -> Claim:
+        """Atomically redeem ``code`` in POS transaction ``tx_id``; store ``record`` as the answer."""
+
+    def usage(self, campaign_id: str) -> tuple[int, int]:
+        """(deliveries, redemptions) counted so far for the campaign's budget."""
+
+    def clear(self) -> None: ...
+
+
+@dataclass
+class _Mem:
+    events: dict = field(default_factory=dict)        # event key -> campaign id
+    day: dict = field(default_factory=dict)           # (cid, dev, day) -> n
+    week: dict = field(default_factory=dict)          # (cid, dev, week) -> n
+    gday: dict = field(default_factory=dict)          # (dev, day) -> n
+    last: dict = field(default_factory=dict)          # dev -> last delivery ts
+    deliveries: dict = field(default_factory=dict)    # cid -> n
+    redemptions: dict = field(default_factory=dict)   # cid -> n
+    pools: dict = field(default_factory=dict)         # cid -> list of codes (a stack)
+    pooled: set = field(default_factory=set)          # every code ever uploaded
+    codes: dict = field(default_factory=dict)         # code -> issue record
+    used: dict = field(default_factory=dict)          # code -> first tx id
+    answers: dict = field(default_factory=dict)       # (code, tx) -> record
+
+
+class MemoryCounterStore:
+    """:class:`CounterStore` in process memory; one lock makes each call atomic.
+
+    Counters are never expired here (a process lifetime); call :meth:`clear` between tests.
+    """
+
+    def __init__(self) -> None:
+        self._m = _Mem()
+        self._lock = threading.Lock()
+
+    def try_deliver(self, b: DeliveryBatch) -> tuple[np.ndarray, np.ndarray]:
+        out = np.full(len(b), int(Outcome.LOWER_PRIORITY), np.int8)
+        codes = np.full(len(b), "", dtype=object)
+        g = b.groups()
+        m = self._m
+        ek, dev, cid = b.event_key.tolist(), b.device_id.tolist(), b.campaign_id.tolist()
+        ts, day, week = b.ts.tolist(), b.day.tolist(), b.week.tolist()
+        pd_, pw, cd = b.per_day.tolist(), b.per_week.tolist(), b.cooldown_s.tolist()
+        md, mr, ho, cp = b.max_deliveries.tolist(), b.max_redemptions.tolist(), b.holdout.tolist(), b.coupon.tolist()
+        gcap = int(b.global_per_day)
+        with self._lock:
+            for gi in range(len(g) - 1):
+                a, z = int(g[gi]), int(g[gi + 1])
+                if ek[a] in m.events:
+                    out[a:z] = Outcome.DUPLICATE
+                    continue
+                for i in range(a, z):
+                    c, d = cid[i], dev[i]
+                    r = Outcome.DELIVERED
+                    if (md[i] and m.deliveries.get(c, 0) >= md[i]) or (mr[i] and m.redemptions.get(c, 0) >= mr[i]):
+                        r = Outcome.BUDGET_SPENT
+                    elif gcap and m.gday.get((d, day[i]), 0) >= gcap:
+                        r = Outcome.CAPPED
+                    elif cd[i] and ts[i] - m.last.get(d, -np.inf) < cd[i]:
+                        r = Outcome.COOLDOWN
+                    elif (pd_[i] and m.day.get((c, d, day[i]), 0) >= pd_[i]) or \
+                            (pw[i] and m.week.get((c, d, week[i]), 0) >= pw[i]):
+                        r = Outcome.CAPPED
+                    elif not ho[i] and cp[i] == COUPON_POOL and not m.pools.get(c):
+                        r = Outcome.BUDGET_SPENT
+                    if r != Outcome.DELIVERED:
+                        out[i] = r
+                        continue
+                    kd, kw = (c, d, day[i]), (c, d, week[i])
+                    m.day[kd] = m.day.get(kd, 0) + 1
+                    m.week[kw] = m.week.get(kw, 0) + 1
+                    m.events[ek[i]] = c
+                    if ho[i]:
+                        out[i] = Outcome.HOLDOUT
+                        break
+                    kg = (d, day[i])
+                    m.gday[kg] = m.gday.get(kg, 0) + 1
+                    m.last[d] = max(ts[i], m.last.get(d, -np.inf))
+                    m.deliveries[c] = m.deliveries.get(c, 0) + 1
+                    out[i] = Outcome.DELIVERED
+                    if cp[i] != COUPON_NONE:
+                        code = m.pools[c].pop() if cp[i] == COUPON_POOL else b.new_code[i]
+                        while code in m.codes:                # a generated collision: draw again
+                            code = new_code(len(code))
+                        m.codes[code] = {"campaign_id": c, "device_id": d, "fence_id": b.fence_id[i],
+                                         "issued_ts": ts[i], "expires_ts": float(b.code_expires[i]),
+                                         "event_key": ek[i]}
+                        codes[i] = code
+                    break
+        return out, codes
+
+    def upload_codes(self, campaign_id: str, codes: Sequence[str]) -> int:
+        with self._lock:
+            new = [c for c in dict.fromkeys(codes) if c not in self._m.pooled and c not in self._m.codes]
+            self._m.pooled.update(new)
+            self._m.pools.setdefault(campaign_id, []).extend(reversed(new))
+            return len(new)
+
+    def code_info(self, code: str) -> dict | None:
+        with self._lock:
+            r = self._m.codes.get(code)
+            return dict(r) if r else None
+
+    def claim(self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool,
+              max_redemptions: int) -> Claim:
+        m = self._m
+        with self._lock:
+            prev = m.answers.get((code, tx_id))
+            if prev is not None:
+                return Claim("same", dict(prev))
+            if single_use and code in m.used:
+                return Claim("used", None, m.used[code])
+            if max_redemptions and m.redemptions.get(campaign_id, 0) >= max_redemptions:
+                return Claim("budget")
+            m.answers[(code, tx_id)] = dict(record)
+            if single_use:
+                m.used[code] = tx_id
+            m.redemptions[campaign_id] = m.redemptions.get(campaign_id, 0) + 1
+            return Claim("ok", dict(record))
+
+    def usage(self, campaign_id: str) -> tuple[int, int]:
+        with self._lock:
+            return self._m.deliveries.get(campaign_id, 0), self._m.redemptions.get(campaign_id, 0)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._m = _Mem()
+
+

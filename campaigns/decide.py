@@ -1,0 +1,234 @@
+"""Decisions: for a batch of events, which offer (if any) each event delivers, and why not the others.
+
+:func:`decide` is the pipeline stage: event columns in, one :class:`Decisions` row per
+(event, candidate campaign) pair out. The vectorized steps, in order of the reason a pair gets:
+
+1. candidates from the :class:`~campaigns.targets.TargetIndex` (no row = not targeted);
+2. ``no_consent`` (no ``marketing_consent`` or opted out), ``fraud`` (device suppressed by the
+   :class:`~campaigns.fraud.FraudGate`), ``outside_schedule`` (period, days, hours in the
+   campaign's zone or the store's), ``store_closed`` (``open_only`` and the fence's opening
+   hours), ``audience`` (rules on the profile);
+3. the survivors of each event, best first (priority desc, then campaign id), with their holdout
+   flag, go to the counter store's atomic ``try_deliver``: ``duplicate`` (event already decided),
+   ``budget_spent``, ``capped`` (campaign day/week cap, or the engine's global daily cap),
+   ``cooldown``, then the winner ``delivered`` (or ``holdout``: recorded, not sent) and
+   ``lower_priority`` for the rest.
+
+The event key is ``device|visit_id (16 hex)|kind|ts`` so a replayed event is recognized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from campaigns.audience import Profiles, audience_mask, has_consent, lookup
+from campaigns.caps import COUPON_GENERATED, CounterStore, DeliveryBatch
+from campaigns.coupons import coupon_kind, generate_codes, normalize_code
+from campaigns.fraud import FraudGate
+from campaigns.holdout import is_held_out
+from campaigns.model import Campaign
+from campaigns.schedule import OpeningHours, ScheduleTable
+from campaigns.targets import TargetIndex
+from campaigns.timezones import fence_timezone, local_parts
+
+__all__ = ["Decision", "DecisionConfig", "CampaignSet", "Decisions", "decide", "event_keys"]
+
+
+class Decision(IntEnum):
+    """Outcome of one (event, campaign) pair; codes 0..6 equal :class:`campaigns.caps.Outcome`."""
+
+    DELIVERED = 0
+    HOLDOUT = 1
+    DUPLICATE = 2
+    CAPPED = 3
+    COOLDOWN = 4
+    BUDGET_SPENT = 5
+    LOWER_PRIORITY = 6
+    NO_CONSENT = 7
+    FRAUD = 8
+    OUTSIDE_SCHEDULE = 9
+    STORE_CLOSED = 10
+    AUDIENCE = 11
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+_NAMES = np.array([str(d) for d in Decision], dtype=object)
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """Engine-wide settings: ``max_offers_per_device_per_day`` across all campaigns (0 = none)."""
+
+    max_offers_per_device_per_day: int = 3
+    code_length: int = 12
+
+
+class CampaignSet:
+    """Campaigns compiled against the fences: the index, schedules and per-campaign arrays.
+
+    Immutable; build a new one when a campaign or a fence changes (it costs milliseconds per
+    thousand campaigns). ``fences`` are ``geofences.Geofence`` (tags, opening hours, zone).
+    """
+
+    def __init__(self, campaigns: Sequence[Campaign], fences: Iterable):
+        self.campaigns = list(campaigns)
+        fences = list(fences)
+        self.by_id = {c.id: c for c in self.campaigns}
+        self.fence_tags = {f.id: tuple(f.tags) for f in fences}
+        self.fence_zone = {f.id: fence_timezone(f) for f in fences}
+        self.index = TargetIndex(self.campaigns, self.fence_tags)
+        self.schedule = ScheduleTable(self.campaigns)
+        self.hours = OpeningHours(fences)
+        cs = self.campaigns
+        self.ids = np.array([c.id for c in cs], dtype=object)
+        self.priority = np.array([c.priority for c in cs], dtype=np.int64)
+        order = sorted(range(len(cs)), key=lambda i: (-cs[i].priority, cs[i].id))
+        self.rank = np.empty(len(cs), np.int64)
+        self.rank[order] = np.arange(len(cs))
+        self.open_only = np.array([c.open_only for c in cs], dtype=bool)
+        self.rules = [c.audience for c in cs]
+        self.has_rules = np.array([bool(r) for r in self.rules], dtype=bool)
+        self.per_day = np.array([c.caps.per_device_per_day or 0 for c in cs], dtype=np.int64)
+        self.per_week = np.array([c.caps.per_device_per_week or 0 for c in cs], dtype=np.int64)
+        self.cooldown = np.array([c.caps.cooldown_s or 0.0 for c in cs], dtype=np.float64)
+        self.max_deliveries = np.array([c.budget.max_deliveries or 0 for c in cs], dtype=np.int64)
+        self.max_redemptions = np.array([c.budget.max_redemptions or 0 for c in cs], dtype=np.int64)
+        self.holdout_pct = np.array([c.holdout_pct for c in cs], dtype=np.float64)
+        self.coupon = np.array([coupon_kind(c) for c in cs], dtype=np.int8)
+        self.code_ttl = np.array([np.inf if c.offer.coupon.ttl_s is None else c.offer.coupon.ttl_s
+                                  for c in cs], dtype=np.float64)
+        self.shared_code = np.array([c.offer.coupon.code if c.offer.coupon.mode == "shared" else ""
+                                     for c in cs], dtype=object)
+        self.shared_codes = {normalize_code(c.offer.coupon.code): c.id for c in cs
+                             if c.offer.coupon.mode == "shared"}
+
+    def targeted_fences(self, campaign_id: str) -> frozenset[str]:
+        """Fence ids a campaign targets by id or tag (region triggers count their store fence only
+        when it is named)."""
+        c = self.by_id[campaign_id]
+        out: set[str] = set()
+        for t in c.triggers:
+            out.update(t.geofence_ids)
+            if t.geofence_tags:
+                tags = set(t.geofence_tags)
+                out.update(f for f, ft in self.fence_tags.items() if tags.intersection(ft))
+        return frozenset(out)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """One row per (event, candidate campaign): ``row`` indexes the input event arrays."""
+
+    row: np.ndarray           # int64
+    campaign_id: np.ndarray   # object
+    decision: np.ndarray      # int8 Decision
+    code: np.ndarray          # object: the coupon code of a delivery ("" when none)
+    device_id: np.ndarray     # object
+    fence_id: np.ndarray      # object
+    ts: np.ndarray            # float64
+    event_key: np.ndarray     # object
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    @property
+    def delivered(self) -> np.ndarray:
+        return self.decision == Decision.DELIVERED
+
+    def to_frame(self) -> pd.DataFrame:
+        """Columns with the decision as its wire name (``delivered``, ``capped``...)."""
+        return pd.DataFrame({"row": self.row, "event_key": self.event_key, "campaign_id": self.campaign_id,
+                             "device_id": self.device_id, "fence_id": self.fence_id, "ts": self.ts,
+                             "decision": _NAMES[self.decision.astype(np.int64)], "code": self.code})
+
+    def counts(self) -> dict[str, int]:
+        k, n = np.unique(self.decision, return_counts=True)
+        return {str(Decision(int(a))): int(b) for a, b in zip(k, n)}
+
+
+def event_keys(device_id, visit_id, kind, ts) -> np.ndarray:
+    """Deterministic event keys ``device|visit (16 hex)|kind|ts`` (repr of the float ts)."""
+    return np.array([f"{d}|{int(v):016x}|{int(k)}|{float(t)!r}"
+                     for d, v, k, t in zip(device_id, visit_id, kind, ts)], dtype=object)
+
+
+def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, region_id, zone, ts, visit_id,
+           *, profiles: Profiles | None = None, fraud: FraudGate | None = None,
+           config: DecisionConfig = DecisionConfig()) -> Decisions:
+    """Decide every (event, candidate campaign) pair of a batch of events; see the module doc."""
+    device_id = np.asarray(device_id, dtype=object)
+    fence_id = np.asarray(fence_id, dtype=object)
+    ts = np.asarray(ts, dtype=np.float64)
+    kind = np.asarray(kind)
+    cand = cset.index.lookup(kind, fence_id, region_id, np.asarray(zone) if zone is not None
+                             else np.zeros(len(ts), np.int8))
+    r, c = cand.row, cand.campaign
+    if not len(r):
+        e = np.empty(0, dtype=object)
+        return Decisions(np.empty(0, np.int64), e, np.empty(0, np.int8), e, e, e, np.empty(0), e)
+    rows, inv = np.unique(r, return_inverse=True)            # events with at least one candidate
+    dev_u, fence_u, ts_u = device_id[rows], fence_id[rows], ts[rows]
+    zones_u = np.array([cset.fence_zone.get(f, "UTC") for f in fence_u], dtype=object)
+    parts = local_parts(ts_u, zones_u)
+    # consent and profiles, once per device
+    udev, dinv = np.unique(dev_u, return_inverse=True)
+    profs = lookup(profiles, udev.tolist())
+    consent = np.fromiter((has_consent(p) for p in profs), bool, len(udev))[dinv]
+    suppressed = fraud.suppressed(dev_u, ts_u) if fraud is not None else np.zeros(len(rows), bool)
+
+    pts, pdev = ts_u[inv], dev_u[inv]
+    sched = cset.schedule
+    in_sched = sched.in_period(c, pts)
+    weekly = np.flatnonzero(sched.has_weekly[c] & in_sched)
+    if len(weekly):
+        mow = parts.minute_of_week[inv[weekly]]
+        own = ~sched.uses_store_zone[c[weekly]]
+        if own.any():
+            o = weekly[own]
+            mow[own] = local_parts(pts[o], sched.zone[c[o]]).minute_of_week
+        in_sched[weekly] = sched.in_week(c[weekly], mow)
+    is_open = np.ones(len(r), dtype=bool)
+    oo = np.flatnonzero(cset.open_only[c])
+    if len(oo):
+        is_open[oo] = cset.hours.is_open(fence_u[inv[oo]], parts.minute_of_week[inv[oo]])
+    aud = audience_mask(cset.rules, cset.has_rules, c, pdev, dict(zip(udev.tolist(), profs)))
+
+    dec = np.full(len(r), -1, dtype=np.int8)
+    for mask, reason in ((~aud, Decision.AUDIENCE), (~is_open, Decision.STORE_CLOSED),
+                         (~in_sched, Decision.OUTSIDE_SCHEDULE), (suppressed[inv], Decision.FRAUD),
+                         (~consent[inv], Decision.NO_CONSENT)):
+        dec[mask] = reason
+    code = np.full(len(r), "", dtype=object)
+    keys_u = event_keys(dev_u, np.asarray(visit_id)[rows], kind[rows], ts_u)
+    _, first = np.unique(keys_u, return_index=True)
+    replayed = np.ones(len(rows), dtype=bool)
+    replayed[first] = False                                  # the same event twice in one batch
+    dec[replayed[inv] & (dec < 0)] = Decision.DUPLICATE
+    ok = np.flatnonzero(dec < 0)
+    if len(ok):
+        ok = ok[np.lexsort((cset.rank[c[ok]], inv[ok]))]
+        oc, oi = c[ok], inv[ok]
+        gen = cset.coupon[oc] == COUPON_GENERATED
+        new = np.full(len(ok), "", dtype=object)
+        new[gen] = generate_codes(int(gen.sum()), config.code_length)
+        batch = DeliveryBatch(
+            keys_u[oi], dev_u[oi], cset.ids[oc], ts_u[oi], parts.day[oi], parts.week[oi],
+            cset.per_day[oc], cset.per_week[oc], cset.cooldown[oc], cset.max_deliveries[oc],
+            cset.max_redemptions[oc], is_held_out(cset.ids[oc], dev_u[oi], cset.holdout_pct[oc]),
+            cset.coupon[oc], new, fence_u[oi], np.minimum(ts_u[oi] + cset.code_ttl[oc], sched.end[oc]),
+            config.max_offers_per_device_per_day)
+        out, codes = store.try_deliver(batch)
+        dec[ok] = out
+        code[ok] = codes
+    sent = np.flatnonzero((dec == Decision.DELIVERED) & (cset.shared_code[c] != ""))
+    code[sent] = cset.shared_code[c[sent]]
+    return Decisions(rows[inv], cset.ids[c], dec, code, pdev, fence_u[inv], pts, keys_u[inv])
+
+
