@@ -222,7 +222,7 @@ def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, re
             keys_u[oi], dev_u[oi], cset.ids[oc], ts_u[oi], parts.day[oi], parts.week[oi],
             cset.per_day[oc], cset.per_week[oc], cset.cooldown[oc], cset.max_deliveries[oc],
             cset.max_redemptions[oc], is_held_out(cset.ids[oc], dev_u[oi], cset.holdout_pct[oc]),
-            cset.coupon[oc], new, fence_u[oi], np.minimum(ts_u[oi] + cset.code_ttl[oc], sched.end[oc]),
+            cset.coupon[oc], new, fence_u[oi], ts_u[oi] + cset.code_ttl[oc],
             config.max_offers_per_device_per_day)
         out, codes = store.try_deliver(batch)
         dec[ok] = out

@@ -42,7 +42,7 @@ class Coupon:
     mode: str = "none"                 # none | shared | unique
     code: str | None = None            # the shared code
     pool: tuple[str, ...] = ()         # uploaded single-use codes (unique mode); empty = generated
-    ttl_s: float | None = None         # a unique code expires this long after issue (None = campaign end)
+    ttl_s: float | None = None         # a unique code expires this long after issue (None: with the campaign)
 
 
 @dataclass(frozen=True)

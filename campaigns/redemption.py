@@ -3,8 +3,8 @@
 :func:`redeem` answers one POS request. A code is either a campaign's shared code or a single-use
 code issued at delivery (its issue record in the counter store says campaign, device and store).
 Checks, in order: the code exists (:class:`CodeNotFound`, 404); its campaign is active, or ended
-less than ``grace_s`` ago (:class:`CampaignNotRedeemable`, 409); it has not expired
-(:class:`CodeExpired`, 410); the store is the one the offer was delivered at or one the campaign
+less than ``grace_s`` ago (:class:`CampaignNotRedeemable`, 409); it has not expired (its ``ttl_s``, or the
+campaign's end plus ``grace_s``: :class:`CodeExpired`, 410); the store is the one the offer was delivered at or one the campaign
 targets (:class:`WrongStore`, 422). Then the counter store's atomic ``claim``: the same
 (code, transaction) gets the same answer again (``replayed=True``); a single-use code already
 redeemed in another transaction raises :class:`CodeAlreadyUsed` naming that transaction (409);
@@ -63,11 +63,11 @@ def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_
     if campaign is None:
         raise CampaignNotRedeemable(raw, f"campaign {cid!r} no longer exists", campaign_id=cid)
     end = campaign.schedule.end
+    if end is not None and ts >= end + grace_s:
+        raise CodeExpired(raw, f"campaign {cid!r} ended more than {grace_s:g} s ago", campaign_id=cid)
     if campaign.status != "active" and not (campaign.status == "ended" and end is not None
                                             and ts < end + grace_s):
         raise CampaignNotRedeemable(raw, f"campaign {cid!r} is {campaign.status}", campaign_id=cid)
-    if end is not None and ts >= end + grace_s:
-        raise CodeExpired(raw, f"campaign {cid!r} ended more than {grace_s:g} s ago", campaign_id=cid)
     if ts >= expires:
         raise CodeExpired(raw, "the code has expired", campaign_id=cid, expires_ts=expires)
     allowed = cset.targeted_fences(cid)

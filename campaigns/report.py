@@ -43,7 +43,7 @@ def exposures(decisions: pd.DataFrame) -> pd.DataFrame:
 def _visited(exp: pd.DataFrame, events: pd.DataFrame, targeted: Mapping[str, Collection[str]],
              window_s: float) -> np.ndarray:
     kinds = events["kind"]
-    if kinds.dtype == object:
+    if not pd.api.types.is_numeric_dtype(kinds):
         kinds = kinds.map(lambda k: int(EventKind.parse(k)) if isinstance(k, str) else int(k))
     v = events[kinds.astype(np.int64).isin(_VISIT_KINDS)][["device_id", "fence_id", "ts"]]
     if not len(exp) or not len(v):

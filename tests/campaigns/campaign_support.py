@@ -79,3 +79,53 @@ def fences_zoo() -> list[Geofence]:
         Geofence.circle("oslo-denim", 10.7400, 59.9100, 50.0, tags=["denim", "mall"]),
         Geofence.circle("tagged-zone", 10.7400, 59.9200, 50.0, tags=["mall"], timezone="Asia/Jakarta"),
     ]
+
+
+def hammer(url: str, prefix: str, worker: int, threads: int, rounds: int) -> list[tuple[str, str, str, str]]:
+    """One process of the concurrency test: ``threads`` threads deliver against one Redis.
+
+    Every thread sends the same 20 devices x ``rounds`` events (one event per device and round,
+    identical keys across threads and processes, so most are replays) plus events of its own.
+    Returns (event key, campaign id, decision, code) of every delivered pair.
+    """
+    import threading
+
+    from campaigns.decide import CampaignSet
+    from proximity.storage.campaign_counters import RedisCounterStore
+
+    pool = [f"POOL{i:03d}" for i in range(30)]
+    camps = [
+        campaign({"id": "capped", "name": "c", "status": "active", "priority": 9,
+                  "offer": {"title": "t", "coupon": {"mode": "unique"}},
+                  "triggers": [{"event": "enter", "geofence_ids": ["oslo-denim"]}],
+                  "caps": {"per_device_per_day": 2}, "budget": {"max_deliveries": 25}}),
+        campaign({"id": "pooled", "name": "p", "status": "active", "priority": 1,
+                  "offer": {"title": "t", "coupon": {"mode": "unique", "pool": pool}},
+                  "triggers": [{"event": "enter", "geofence_ids": ["oslo-denim"]}]}),
+    ]
+    cset = CampaignSet(camps, fences_zoo())
+    store = RedisCounterStore(url, prefix=prefix)
+    store.upload_codes("pooled", pool)
+    out: list = []
+    lock = threading.Lock()
+    t0 = 1_780_466_400.0
+
+    def run(tid: int) -> None:
+        for r in range(rounds):
+            ev = Events()
+            for d in range(20):
+                ev.add(f"dev{d}", 1, "oslo-denim", t0 + r * 60 + d, visit=r)            # shared
+            ev.add(f"own-{worker}-{tid}", 1, "oslo-denim", t0 + r * 60, visit=r)        # private
+            dec = ev.run(cset, store)
+            f = dec.to_frame()
+            f = f[f["decision"] == "delivered"]
+            with lock:
+                out.extend(zip(f["event_key"], f["campaign_id"], f["decision"], f["code"]))
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    store.close()
+    return out
