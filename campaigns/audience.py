@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["Profiles", "has_consent", "rule_matches", "audience_mask"]
 
@@ -46,22 +47,44 @@ def rule_matches(profile: Mapping[str, Any] | None, attr: str, op: str, value: A
     return value in values
 
 
-def audience_mask(rules: Sequence[tuple], has_rules: np.ndarray, pair_campaign: np.ndarray,
-                  pair_device: np.ndarray, device_profiles: Mapping[str, Mapping[str, Any] | None]) -> np.ndarray:
-    """True for pairs whose device satisfies its campaign's rules (``rules[c]``, () = everyone).
+def audience_mask(rule_sets: Sequence[tuple], pair_rule: np.ndarray, pair_dev: np.ndarray,
+                  device_profiles: Sequence[Mapping[str, Any] | None]) -> np.ndarray:
+    """True for pairs whose device satisfies its rule set (``rule_sets[pair_rule]``; -1 = everyone).
 
-    Evaluated once per distinct (rule set, device), so a thousand campaigns sharing one rule cost
-    one evaluation per device.
+    ``pair_dev`` indexes ``device_profiles``. Vectorized per distinct rule set: each attribute is
+    gathered once per batch into a column, scalar values are tested with a hash lookup
+    (``pandas.Series.isin``) and only list-valued attributes fall back to Python.
     """
-    out = np.ones(len(pair_campaign), dtype=bool)
-    idx = np.flatnonzero(has_rules[pair_campaign])
-    cache: dict[tuple, bool] = {}
-    for i in idx:
-        r, d = rules[pair_campaign[i]], pair_device[i]
-        key = (r, d)
-        ok = cache.get(key)
-        if ok is None:
-            p = device_profiles.get(d)
-            ok = cache[key] = all(rule_matches(p, a, op, v) for a, op, v in r)
-        out[i] = ok
+    out = np.ones(len(pair_rule), dtype=bool)
+    idx = np.flatnonzero(pair_rule >= 0)
+    if not len(idx):
+        return out
+    rules = pair_rule[idx]
+    order = np.argsort(rules, kind="stable")
+    idx, rules = idx[order], rules[order]
+    used, starts = np.unique(rules, return_index=True)
+    bounds = np.append(starts, len(idx))
+    columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for k, rid in enumerate(used.tolist()):
+        rows = idx[bounds[k]:bounds[k + 1]]
+        dev = pair_dev[rows]
+        ok = np.ones(len(rows), dtype=bool)
+        for attr, op, value in rule_sets[rid]:
+            if attr not in columns:
+                col = np.array([None if p is None else p.get(attr) for p in device_profiles], dtype=object)
+                is_list = np.fromiter((isinstance(v, (list, tuple, set, frozenset)) for v in col), bool, len(col))
+                columns[attr] = (col, is_list)
+            col, is_list = columns[attr]
+            v = col[dev]
+            if op == "equals":
+                hit = pd.Series(v, dtype=object).isin([value]).to_numpy().copy()
+            else:
+                hit = pd.Series(v, dtype=object).isin(list(value)).to_numpy().copy()
+            lst = np.flatnonzero(is_list[dev])
+            if len(lst):
+                hit[lst] = [rule_matches({attr: x}, attr, "in" if op == "not_in" else op, value) for x in v[lst]]
+            if op == "not_in":
+                hit = ~hit
+            ok &= hit
+        out[rows] = ok
     return out

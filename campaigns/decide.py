@@ -93,8 +93,10 @@ class CampaignSet:
         self.rank = np.empty(len(cs), np.int64)
         self.rank[order] = np.arange(len(cs))
         self.open_only = np.array([c.open_only for c in cs], dtype=bool)
-        self.rules = [c.audience for c in cs]
-        self.has_rules = np.array([bool(r) for r in self.rules], dtype=bool)
+        rule_ids: dict[tuple, int] = {}
+        self.rule_of = np.array([rule_ids.setdefault(c.audience, len(rule_ids)) if c.audience else -1
+                                 for c in cs], dtype=np.int64)
+        self.rule_sets = list(rule_ids)
         self.per_day = np.array([c.caps.per_device_per_day or 0 for c in cs], dtype=np.int64)
         self.per_week = np.array([c.caps.per_device_per_week or 0 for c in cs], dtype=np.int64)
         self.cooldown = np.array([c.caps.cooldown_s or 0.0 for c in cs], dtype=np.float64)
@@ -198,7 +200,7 @@ def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, re
     oo = np.flatnonzero(cset.open_only[c])
     if len(oo):
         is_open[oo] = cset.hours.is_open(fence_u[inv[oo]], parts.minute_of_week[inv[oo]])
-    aud = audience_mask(cset.rules, cset.has_rules, c, pdev, dict(zip(udev.tolist(), profs)))
+    aud = audience_mask(cset.rule_sets, cset.rule_of[c], dinv[inv], profs)
 
     dec = np.full(len(r), -1, dtype=np.int8)
     for mask, reason in ((~aud, Decision.AUDIENCE), (~is_open, Decision.STORE_CLOSED),

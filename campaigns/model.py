@@ -21,7 +21,8 @@ import math
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from proximity import EventKind
 

@@ -1,6 +1,6 @@
 """Campaign counters on Redis: :class:`campaigns.caps.CounterStore` shared by every process.
 
-One Lua script per ``try_deliver`` batch decides each event atomically (dedup key, budget,
+One Lua script per ``try_deliver`` batch (its columns sent as one JSON argument) decides each event atomically (dedup key, budget,
 global daily cap, cooldown, campaign day/week caps, pool pop or generated-code insert, and every
 increment), so concurrent processes never deliver past a cap nor issue a code twice. A batch is
 split into script calls of about ``chunk`` rows on event boundaries. Generated codes are checked
@@ -17,7 +17,6 @@ record (hash); ``P u:<code>`` first redeeming tx; ``P a:<code>:<tx>`` the redemp
 
 from __future__ import annotations
 
-import math
 import re
 from contextlib import contextmanager
 from typing import Iterator, Sequence
@@ -33,90 +32,89 @@ from proximity.errors import StoreError
 
 __all__ = ["RedisCounterStore"]
 
-_FIELDS = 16
-
 _DELIVER = """
 local P = ARGV[1]
 local gcap = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local F = 16
-local base = 4
+local ttl = tonumber(ARGV[3])
+local C = cjson.decode(ARGV[4])
+local ek, dev, cid, tsa, daya, weeka = C.ek, C.dev, C.cid, C.ts, C.day, C.week
+local pdaya, pweeka, coola, mdela, mreda = C.pday, C.pweek, C.cool, C.mdel, C.mred
+local holda, coupa, newa, fencea, expa = C.hold, C.coup, C.new, C.fence, C.exp
+local n = #ek
 -- 1) generated codes must be new; report collisions before writing anything
 local clash = {}
-for i = 0, n - 1 do
-  local o = base + i * F
-  if tonumber(ARGV[o + 13]) == 2 and redis.call('EXISTS', P .. 'c:' .. ARGV[o + 14]) == 1 then
-    clash[#clash + 1] = i
+for i = 1, n do
+  if coupa[i] == 2 and holda[i] == 0 and redis.call('EXISTS', P .. 'c:' .. newa[i]) == 1 then
+    clash[#clash + 1] = i - 1
   end
 end
-if #clash > 0 then return {'clash', clash} end
-local out = {}
-local i = 0
-while i < n do
-  local o = base + i * F
-  local ek = ARGV[o + 1]
+if #clash > 0 then return cjson.encode({clash = clash}) end
+local res = {}
+local codes = {}
+local i = 1
+while i <= n do
+  local key = ek[i]
   local j = i
-  while j + 1 < n and ARGV[base + (j + 1) * F + 1] == ek do j = j + 1 end
-  if redis.call('EXISTS', P .. 'e:' .. ek) == 1 then
-    for k = i, j do out[2 * k + 1] = 2; out[2 * k + 2] = '' end
+  while j < n and ek[j + 1] == key do j = j + 1 end
+  if redis.call('EXISTS', P .. 'e:' .. key) == 1 then
+    for k = i, j do res[k] = 2 end
   else
     local won = false
     for k = i, j do
-      local q = base + k * F
       local r = 6
-      local code = ''
       if not won then
-        local dev, cid = ARGV[q + 2], ARGV[q + 3]
-        local ts, day, week = tonumber(ARGV[q + 4]), ARGV[q + 5], ARGV[q + 6]
-        local pday, pweek, cool = tonumber(ARGV[q + 7]), tonumber(ARGV[q + 8]), tonumber(ARGV[q + 9])
-        local mdel, mred, hold, coup = tonumber(ARGV[q + 10]), tonumber(ARGV[q + 11]), ARGV[q + 12], tonumber(ARGV[q + 13])
-        local kd = P .. 'd:' .. cid .. ':' .. dev .. ':' .. day
-        local kw = P .. 'w:' .. cid .. ':' .. dev .. ':' .. week
-        local kg = P .. 'g:' .. dev .. ':' .. day
-        local kl = P .. 'l:' .. dev
-        local kbd = P .. 'bd:' .. cid
+        local d, c = dev[k], cid[k]
+        local ts = tsa[k]
+        local day = string.format('%d', daya[k])
+        local kd = P .. 'd:' .. c .. ':' .. d .. ':' .. day
+        local kw = P .. 'w:' .. c .. ':' .. d .. ':' .. string.format('%d', weeka[k])
+        local kg = P .. 'g:' .. d .. ':' .. day
+        local kl = P .. 'l:' .. d
+        local kbd = P .. 'bd:' .. c
         r = 0
-        if (mdel > 0 and tonumber(redis.call('GET', kbd) or '0') >= mdel) or
-           (mred > 0 and tonumber(redis.call('GET', P .. 'br:' .. cid) or '0') >= mred) then
+        if (mdela[k] > 0 and tonumber(redis.call('GET', kbd) or '0') >= mdela[k]) or
+           (mreda[k] > 0 and tonumber(redis.call('GET', P .. 'br:' .. c) or '0') >= mreda[k]) then
           r = 5
         elseif gcap > 0 and tonumber(redis.call('GET', kg) or '0') >= gcap then
           r = 3
-        elseif cool > 0 and ts - tonumber(redis.call('GET', kl) or '-1e300') < cool then
+        elseif coola[k] > 0 and ts - tonumber(redis.call('GET', kl) or '-1e300') < coola[k] then
           r = 4
-        elseif (pday > 0 and tonumber(redis.call('GET', kd) or '0') >= pday) or
-               (pweek > 0 and tonumber(redis.call('GET', kw) or '0') >= pweek) then
+        elseif (pdaya[k] > 0 and tonumber(redis.call('GET', kd) or '0') >= pdaya[k]) or
+               (pweeka[k] > 0 and tonumber(redis.call('GET', kw) or '0') >= pweeka[k]) then
           r = 3
-        elseif hold == '0' and coup == 1 and redis.call('SCARD', P .. 'pool:' .. cid) == 0 then
+        elseif holda[k] == 0 and coupa[k] == 1 and redis.call('SCARD', P .. 'pool:' .. c) == 0 then
           r = 5
         end
         if r == 0 then
           won = true
           redis.call('INCR', kd); redis.call('EXPIRE', kd, 259200)
           redis.call('INCR', kw); redis.call('EXPIRE', kw, 1209600)
-          redis.call('SET', P .. 'e:' .. ek, cid, 'EX', ttl)
-          if hold == '1' then
+          redis.call('SET', P .. 'e:' .. key, c, 'EX', ttl)
+          if holda[k] == 1 then
             r = 1
           else
             redis.call('INCR', kg); redis.call('EXPIRE', kg, 259200)
             local last = tonumber(redis.call('GET', kl) or '-1e300')
-            if ts > last then redis.call('SET', kl, ARGV[q + 4], 'EX', 604800) end
+            if ts > last then redis.call('SET', kl, string.format('%.17g', ts), 'EX', 604800) end
             redis.call('INCR', kbd)
-            if coup ~= 0 then
-              if coup == 1 then code = redis.call('SPOP', P .. 'pool:' .. cid) else code = ARGV[q + 14] end
-              redis.call('HSET', P .. 'c:' .. code, 'campaign_id', cid, 'device_id', dev,
-                         'fence_id', ARGV[q + 15], 'issued_ts', ARGV[q + 4], 'expires_ts', ARGV[q + 16],
-                         'event_key', ek)
+            if coupa[k] ~= 0 then
+              local code
+              if coupa[k] == 1 then code = redis.call('SPOP', P .. 'pool:' .. c) else code = newa[k] end
+              redis.call('HSET', P .. 'c:' .. code, 'campaign_id', c, 'device_id', d, 'fence_id', fencea[k],
+                         'issued_ts', string.format('%.17g', ts), 'expires_ts', string.format('%.17g', expa[k]),
+                         'event_key', key)
+              codes[#codes + 1] = k - 1
+              codes[#codes + 1] = code
             end
           end
         end
       end
-      out[2 * k + 1] = r; out[2 * k + 2] = code
+      res[k] = r
     end
   end
   i = j + 1
 end
-return out
+return cjson.encode({r = res, codes = codes})
 """
 
 _UPLOAD = """
@@ -182,31 +180,34 @@ class RedisCounterStore:
         if not n:
             return out, codes
         new_code = b.new_code.copy()
-        cols = [b.event_key.tolist(), b.device_id.tolist(), b.campaign_id.tolist(), _floats(b.ts),
-                b.day.tolist(), b.week.tolist(), b.per_day.tolist(), b.per_week.tolist(), _floats(b.cooldown_s),
-                b.max_deliveries.tolist(), b.max_redemptions.tolist(), b.holdout.astype(np.int8).tolist(),
-                b.coupon.tolist(), new_code.tolist(), b.fence_id.tolist(), _floats(b.code_expires)]
         g = b.groups()
-        head = [self.prefix, int(b.global_per_day), 0, self.dedup_ttl_s]
         a = 0
         while a < n:
             z = int(g[np.searchsorted(g, a + self.chunk, side="right") - 1]) if a + self.chunk < n else n
             if z <= a:                                   # one event longer than a chunk
                 z = int(g[np.searchsorted(g, a, side="right")])
+            s = slice(a, z)
             while True:
-                args = head.copy()
-                args[2] = z - a
-                for row in zip(*(col[a:z] for col in cols)):
-                    args.extend(row)
+                doc = {"ek": b.event_key[s].tolist(), "dev": b.device_id[s].tolist(),
+                       "cid": b.campaign_id[s].tolist(), "ts": b.ts[s], "day": b.day[s], "week": b.week[s],
+                       "pday": b.per_day[s], "pweek": b.per_week[s], "cool": b.cooldown_s[s],
+                       "mdel": b.max_deliveries[s], "mred": b.max_redemptions[s],
+                       "hold": b.holdout[s].astype(np.int8), "coup": b.coupon[s].astype(np.int8),
+                       "new": new_code[s].tolist(), "fence": b.fence_id[s].tolist(),
+                       "exp": np.minimum(b.code_expires[s], 1e300)}
+                payload = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
                 with self._errors("deliver"):
-                    res = self._deliver(args=args)
-                if res and res[0] == "clash":
-                    for i in res[1]:
-                        cols[13][a + int(i)] = generate_codes(1, len(cols[13][a + int(i)]) or 12)[0]
+                    res = orjson.loads(self._deliver(args=[self.prefix, int(b.global_per_day),
+                                                           self.dedup_ttl_s, payload]))
+                if "clash" in res:
+                    for i in res["clash"]:
+                        new_code[a + int(i)] = generate_codes(1, len(new_code[a + int(i)]) or 12)[0]
                     continue
                 break
-            out[a:z] = res[0::2]
-            codes[a:z] = [c or "" for c in res[1::2]]
+            out[s] = res["r"]
+            cl = res["codes"]
+            if cl:
+                codes[a + np.asarray(cl[0::2], dtype=np.int64)] = cl[1::2]
             a = z
         return out, codes
 
@@ -259,10 +260,6 @@ class RedisCounterStore:
     def close(self) -> None:
         if self._owns:
             self._r.close()
-
-
-def _floats(a: np.ndarray) -> list[str]:
-    return [repr(float(x)) if math.isfinite(x) else ("1e300" if x > 0 else "-1e300") for x in a]
 
 
 def _glob_escape(s: str) -> str:
