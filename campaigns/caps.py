@@ -52,6 +52,9 @@ class Outcome(IntEnum):
         return self.name.lower()
 
 
+_DELIVERED, _HOLDOUT, _DUPLICATE, _CAPPED, _COOLDOWN, _BUDGET, _LOWER = (int(o) for o in Outcome)
+
+
 @dataclass
 class DeliveryBatch:
     """Candidates grouped by event (consecutive rows with one ``event_key``), best first.
@@ -148,50 +151,53 @@ class MemoryCounterStore:
         self._lock = threading.Lock()
 
     def try_deliver(self, b: DeliveryBatch) -> tuple[np.ndarray, np.ndarray]:
-        out = np.full(len(b), int(Outcome.LOWER_PRIORITY), np.int8)
-        codes = np.full(len(b), "", dtype=object)
-        g = b.groups()
+        n = len(b)
+        out = [_LOWER] * n
+        codes = np.full(n, "", dtype=object)
+        g = b.groups().tolist()
         m = self._m
         ek, dev, cid = b.event_key.tolist(), b.device_id.tolist(), b.campaign_id.tolist()
         ts, day, week = b.ts.tolist(), b.day.tolist(), b.week.tolist()
         pd_, pw, cd = b.per_day.tolist(), b.per_week.tolist(), b.cooldown_s.tolist()
         md, mr, ho, cp = b.max_deliveries.tolist(), b.max_redemptions.tolist(), b.holdout.tolist(), b.coupon.tolist()
         gcap = int(b.global_per_day)
+        events, deliveries, redemptions, gday, last = m.events, m.deliveries, m.redemptions, m.gday, m.last
+        mday, mweek = m.day, m.week
         with self._lock:
             for gi in range(len(g) - 1):
-                a, z = int(g[gi]), int(g[gi + 1])
-                if ek[a] in m.events:
-                    out[a:z] = Outcome.DUPLICATE
+                a, z = g[gi], g[gi + 1]
+                if ek[a] in events:
+                    out[a:z] = [_DUPLICATE] * (z - a)
                     continue
                 for i in range(a, z):
-                    c, d = cid[i], dev[i]
-                    r = Outcome.DELIVERED
-                    if (md[i] and m.deliveries.get(c, 0) >= md[i]) or (mr[i] and m.redemptions.get(c, 0) >= mr[i]):
-                        r = Outcome.BUDGET_SPENT
-                    elif gcap and m.gday.get((d, day[i]), 0) >= gcap:
-                        r = Outcome.CAPPED
-                    elif cd[i] and ts[i] - m.last.get(d, -np.inf) < cd[i]:
-                        r = Outcome.COOLDOWN
-                    elif (pd_[i] and m.day.get((c, d, day[i]), 0) >= pd_[i]) or \
-                            (pw[i] and m.week.get((c, d, week[i]), 0) >= pw[i]):
-                        r = Outcome.CAPPED
-                    elif not ho[i] and cp[i] == COUPON_POOL and not m.pools.get(c):
-                        r = Outcome.BUDGET_SPENT
-                    if r != Outcome.DELIVERED:
-                        out[i] = r
+                    c, d, dy = cid[i], dev[i], day[i]
+                    if (md[i] and deliveries.get(c, 0) >= md[i]) or (mr[i] and redemptions.get(c, 0) >= mr[i]):
+                        out[i] = _BUDGET
                         continue
-                    kd, kw = (c, d, day[i]), (c, d, week[i])
-                    m.day[kd] = m.day.get(kd, 0) + 1
-                    m.week[kw] = m.week.get(kw, 0) + 1
-                    m.events[ek[i]] = c
-                    if ho[i]:
-                        out[i] = Outcome.HOLDOUT
+                    if gcap and gday.get((d, dy), 0) >= gcap:
+                        out[i:z] = [_CAPPED] * (z - i)        # the device's daily total: nothing more today
                         break
-                    kg = (d, day[i])
-                    m.gday[kg] = m.gday.get(kg, 0) + 1
-                    m.last[d] = max(ts[i], m.last.get(d, -np.inf))
-                    m.deliveries[c] = m.deliveries.get(c, 0) + 1
-                    out[i] = Outcome.DELIVERED
+                    if cd[i] and ts[i] - last.get(d, -np.inf) < cd[i]:
+                        out[i] = _COOLDOWN
+                        continue
+                    kd, kw = (c, d, dy), (c, d, week[i])
+                    if (pd_[i] and mday.get(kd, 0) >= pd_[i]) or (pw[i] and mweek.get(kw, 0) >= pw[i]):
+                        out[i] = _CAPPED
+                        continue
+                    if not ho[i] and cp[i] == COUPON_POOL and not m.pools.get(c):
+                        out[i] = _BUDGET
+                        continue
+                    mday[kd] = mday.get(kd, 0) + 1
+                    mweek[kw] = mweek.get(kw, 0) + 1
+                    events[ek[i]] = c
+                    if ho[i]:
+                        out[i] = _HOLDOUT
+                        break
+                    kg = (d, dy)
+                    gday[kg] = gday.get(kg, 0) + 1
+                    last[d] = max(ts[i], last.get(d, -np.inf))
+                    deliveries[c] = deliveries.get(c, 0) + 1
+                    out[i] = _DELIVERED
                     if cp[i] != COUPON_NONE:
                         code = m.pools[c].pop() if cp[i] == COUPON_POOL else b.new_code[i]
                         while code in m.codes:                # a generated collision: draw again
@@ -201,7 +207,7 @@ class MemoryCounterStore:
                                          "event_key": ek[i]}
                         codes[i] = code
                     break
-        return out, codes
+        return np.array(out, dtype=np.int8), codes
 
     def upload_codes(self, campaign_id: str, codes: Sequence[str]) -> int:
         with self._lock:

@@ -180,7 +180,8 @@ def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, re
     zones_u = np.array([cset.fence_zone.get(f, "UTC") for f in fence_u], dtype=object)
     parts = local_parts(ts_u, zones_u)
     # consent and profiles, once per device
-    udev, dinv = np.unique(dev_u, return_inverse=True)
+    dinv, udev = pd.factorize(dev_u)
+    udev = np.asarray(udev, dtype=object)
     profs = lookup(profiles, udev.tolist())
     consent = np.fromiter((has_consent(p) for p in profs), bool, len(udev))[dinv]
     suppressed = fraud.suppressed(dev_u, ts_u) if fraud is not None else np.zeros(len(rows), bool)
@@ -209,9 +210,7 @@ def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, re
         dec[mask] = reason
     code = np.full(len(r), "", dtype=object)
     keys_u = event_keys(dev_u, np.asarray(visit_id)[rows], kind[rows], ts_u)
-    _, first = np.unique(keys_u, return_index=True)
-    replayed = np.ones(len(rows), dtype=bool)
-    replayed[first] = False                                  # the same event twice in one batch
+    replayed = pd.Series(keys_u, dtype=object).duplicated().to_numpy()   # the same event twice in a batch
     dec[replayed[inv] & (dec < 0)] = Decision.DUPLICATE
     ok = np.flatnonzero(dec < 0)
     if len(ok):

@@ -12,6 +12,7 @@ import hashlib
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["bucket", "is_held_out", "id_hash"]
 
@@ -38,8 +39,8 @@ def bucket(campaign_ids: np.ndarray, device_ids: np.ndarray) -> np.ndarray:
     dev = np.asarray(device_ids, dtype=object)
     if not len(dev):
         return np.empty(0, np.int64)
-    uc, ci = np.unique(camp, return_inverse=True)
-    ud, di = np.unique(dev, return_inverse=True)
+    ci, uc = pd.factorize(camp)
+    di, ud = pd.factorize(dev)
     hc = _splitmix64(np.fromiter((id_hash(c) for c in uc), np.uint64, len(uc)))
     hd = np.fromiter((id_hash(d) for d in ud), np.uint64, len(ud))
     return (_splitmix64(hd[di] ^ hc[ci]) % np.uint64(10_000)).astype(np.int64)

@@ -59,10 +59,12 @@ while i <= n do
   if redis.call('EXISTS', P .. 'e:' .. key) == 1 then
     for k = i, j do res[k] = 2 end
   else
-    local won = false
+    local won, full = false, false
     for k = i, j do
       local r = 6
-      if not won then
+      if full then
+        r = 3
+      elseif not won then
         local d, c = dev[k], cid[k]
         local ts = tsa[k]
         local day = string.format('%d', daya[k])
@@ -77,6 +79,7 @@ while i <= n do
           r = 5
         elseif gcap > 0 and tonumber(redis.call('GET', kg) or '0') >= gcap then
           r = 3
+          full = true                  -- the device's daily total: nothing more today
         elseif coola[k] > 0 and ts - tonumber(redis.call('GET', kl) or '-1e300') < coola[k] then
           r = 4
         elseif (pdaya[k] > 0 and tonumber(redis.call('GET', kd) or '0') >= pdaya[k]) or
