@@ -29,7 +29,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 from bench_engine import batches, start_redis  # noqa: E402
 
 from campaigns.caps import MemoryCounterStore  # noqa: E402
-from campaigns.decide import CampaignSet, DecisionConfig, decide  # noqa: E402
+from campaigns.decisions import CampaignSet, DecisionConfig, decide  # noqa: E402
 from campaigns.fraud import FraudGate  # noqa: E402
 from campaigns.model import parse_campaign  # noqa: E402
 from geofences import FenceIndex  # noqa: E402

@@ -13,7 +13,7 @@ the till is :func:`redeem`; reporting is :func:`campaign_report` with :func:`new
 """
 
 from campaigns.caps import Claim, CounterStore, DeliveryBatch, MemoryCounterStore, Outcome
-from campaigns.decide import CampaignSet, Decision, DecisionConfig, Decisions, decide, event_keys
+from campaigns.decisions import CampaignSet, Decision, DecisionConfig, Decisions, decide, event_keys
 from campaigns.errors import (CampaignError, CampaignNotRedeemable, CodeAlreadyUsed, CodeExpired, CodeNotFound,
                               CodesExhausted, RedemptionBudgetSpent, RedemptionError, WrongStore)
 from campaigns.fraud import FraudConfig, FraudGate, impossible_jumps

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 from campaigns.caps import CounterStore
 from campaigns.coupons import normalize_code
-from campaigns.decide import CampaignSet
+from campaigns.decisions import CampaignSet
 from campaigns.errors import (CampaignNotRedeemable, CodeAlreadyUsed, CodeExpired, CodeNotFound,
                               RedemptionBudgetSpent, WrongStore)
 

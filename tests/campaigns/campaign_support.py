@@ -6,7 +6,7 @@ import copy
 from datetime import datetime
 
 import numpy as np
-from campaigns.decide import decide
+from campaigns.decisions import decide
 from campaigns.model import parse_campaign
 from geofences import Geofence
 
@@ -90,7 +90,7 @@ def hammer(url: str, prefix: str, worker: int, threads: int, rounds: int) -> lis
     """
     import threading
 
-    from campaigns.decide import CampaignSet
+    from campaigns.decisions import CampaignSet
     from proximity.storage.campaign_counters import RedisCounterStore
 
     pool = [f"POOL{i:03d}" for i in range(30)]

@@ -8,7 +8,7 @@ import pytest
 from campaign_support import fences_zoo
 
 from campaigns.caps import MemoryCounterStore
-from campaigns.decide import CampaignSet
+from campaigns.decisions import CampaignSet
 
 
 @pytest.fixture

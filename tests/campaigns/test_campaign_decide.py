@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from campaign_support import COFFEE, CONSENT, JEANS, Events, campaign, ts_of
 
-from campaigns.decide import DecisionConfig
+from campaigns.decisions import DecisionConfig
 from campaigns.fraud import FraudConfig, FraudGate
 from proximity import EventKind
 

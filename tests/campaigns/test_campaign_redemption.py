@@ -62,7 +62,7 @@ def test_unknown_code_wrong_store_and_expiry(make_set, counters):
 
 
 def test_campaign_status_and_grace_after_the_end(make_set, fences, counters):
-    from campaigns.decide import CampaignSet
+    from campaigns.decisions import CampaignSet
 
     live = unique(schedule={"timezone": "store", "end": "2026-06-04T00:00:00+00:00"})
     code = deliver(make_set(live), counters)

@@ -157,8 +157,11 @@ class Decisions:
 
 def event_keys(device_id, visit_id, kind, ts) -> np.ndarray:
     """Deterministic event keys ``device|visit (16 hex)|kind|ts`` (repr of the float ts)."""
-    return np.array([f"{d}|{int(v):016x}|{int(k)}|{float(t)!r}"
-                     for d, v, k, t in zip(device_id, visit_id, kind, ts)], dtype=object)
+    dev = np.asarray(device_id, dtype=object).tolist()
+    visit = np.asarray(visit_id).astype(np.uint64).tolist()
+    kinds = np.asarray(kind).astype(np.int64).tolist()
+    stamps = np.asarray(ts, dtype=np.float64).tolist()
+    return np.array([f"{d}|{v:016x}|{k}|{t!r}" for d, v, k, t in zip(dev, visit, kinds, stamps)], dtype=object)
 
 
 def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, region_id, zone, ts, visit_id,
