@@ -24,7 +24,7 @@ from datetime import datetime
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from proximity import EventKind
+from proximity.core import EventKind
 
 from campaigns.errors import CampaignError
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from campaigns.lift import newcombe_diff
-from proximity import EventKind
+from proximity.core import EventKind
 
 __all__ = ["campaign_report", "exposures", "DEFAULT_WINDOW_S"]
 

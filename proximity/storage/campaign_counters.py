@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from campaigns.caps import Claim, DeliveryBatch
 from campaigns.coupons import generate_codes
-from proximity.errors import StoreError
+from proximity.core import StoreError
 
 __all__ = ["RedisCounterStore"]
 
