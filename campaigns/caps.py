@@ -118,6 +118,9 @@ class CounterStore(Protocol):
               max_redemptions: int) -> Claim:
         """Atomically redeem ``code`` in POS transaction ``tx_id``; store ``record`` as the answer."""
 
+    def answer(self, code: str, tx_id: str) -> dict | None:
+        """The recorded answer of ``claim(code, tx_id, ...)``, or None."""
+
     def usage(self, campaign_id: str) -> tuple[int, int]:
         """(deliveries, redemptions) counted so far for the campaign's budget."""
 
@@ -237,6 +240,11 @@ class MemoryCounterStore:
                 m.used[code] = tx_id
             m.redemptions[campaign_id] = m.redemptions.get(campaign_id, 0) + 1
             return Claim("ok", dict(record))
+
+    def answer(self, code: str, tx_id: str) -> dict | None:
+        with self._lock:
+            prev = self._m.answers.get((code, tx_id))
+            return dict(prev) if prev is not None else None
 
     def usage(self, campaign_id: str) -> tuple[int, int]:
         with self._lock:

@@ -2,10 +2,11 @@
 
 :func:`redeem` answers one POS request. A code is either a campaign's shared code or a single-use
 code issued at delivery (its issue record in the counter store says campaign, device and store).
-Checks, in order: the code exists (:class:`CodeNotFound`, 404); its campaign is active, or ended
-less than ``grace_s`` ago (:class:`CampaignNotRedeemable`, 409); it has not expired (its ``ttl_s``, or the
-campaign's end plus ``grace_s``: :class:`CodeExpired`, 410); the store is the one the offer was delivered at or one the campaign
-targets (:class:`WrongStore`, 422). Then the counter store's atomic ``claim``: the same
+Checks, in order: the code exists (:class:`CodeNotFound`, 404); it has not expired (the
+campaign ended ``grace_s`` or more ago, or the code's own ``ttl_s`` passed: :class:`CodeExpired`,
+410); its campaign is active, or ended less than ``grace_s`` ago (:class:`CampaignNotRedeemable`,
+409); the store is the one the offer was delivered at or one the campaign targets
+(:class:`WrongStore`, 422). Then the counter store's atomic ``claim``: the same
 (code, transaction) gets the same answer again (``replayed=True``); a single-use code already
 redeemed in another transaction raises :class:`CodeAlreadyUsed` naming that transaction (409);
 a campaign at ``max_redemptions`` raises :class:`RedemptionBudgetSpent` (409).
@@ -52,6 +53,9 @@ def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_
     if not (isinstance(amount, (int, float)) and math.isfinite(amount) and amount >= 0):
         raise ValueError(f"amount: expected a finite number >= 0, got {amount!r}")
     raw = normalize_code(code)
+    prev = store.answer(raw, tx_id)
+    if prev is not None:                     # a retry of a recorded redemption: the same answer,
+        return Redemption(**{**prev, "replayed": True})      # even after the code expired
     info = store.code_info(raw)
     if info is not None:
         cid, device, single, expires = info["campaign_id"], info["device_id"], True, info["expires_ts"]
@@ -65,11 +69,11 @@ def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_
     end = campaign.schedule.end
     if end is not None and ts >= end + grace_s:
         raise CodeExpired(raw, f"campaign {cid!r} ended more than {grace_s:g} s ago", campaign_id=cid)
+    if ts >= expires:
+        raise CodeExpired(raw, "the code has expired", campaign_id=cid, expires_ts=expires)
     if campaign.status != "active" and not (campaign.status == "ended" and end is not None
                                             and ts < end + grace_s):
         raise CampaignNotRedeemable(raw, f"campaign {cid!r} is {campaign.status}", campaign_id=cid)
-    if ts >= expires:
-        raise CodeExpired(raw, "the code has expired", campaign_id=cid, expires_ts=expires)
     allowed = cset.targeted_fences(cid)
     if info is not None and info.get("fence_id"):
         allowed = allowed | {info["fence_id"]}

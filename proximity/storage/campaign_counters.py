@@ -243,6 +243,11 @@ class RedisCounterStore:
             return Claim("used", None, value)
         return Claim("budget")
 
+    def answer(self, code: str, tx_id: str) -> dict | None:
+        with self._errors("read a redemption"):
+            value = self._r.get(self.prefix + "a:" + code + ":" + tx_id)
+        return None if value is None else orjson.loads(value)
+
     def usage(self, campaign_id: str) -> tuple[int, int]:
         with self._errors("read usage"):
             d, r = self._r.mget(self.prefix + "bd:" + campaign_id, self.prefix + "br:" + campaign_id)

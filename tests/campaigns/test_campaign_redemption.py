@@ -59,6 +59,8 @@ def test_unknown_code_wrong_store_and_expiry(make_set, counters):
     with pytest.raises(CodeExpired):
         redeem(cset, counters, code, "tx", "oslo-denim", T + 3601)
     assert redeem(cset, counters, code, "tx", "oslo-denim", T + 3599).code == code
+    late_retry = redeem(cset, counters, code, "tx", "oslo-denim", T + 7200)      # same tx, after expiry
+    assert late_retry.replayed and late_retry.ts == T + 3599
 
 
 def test_campaign_status_and_grace_after_the_end(make_set, fences, counters):
