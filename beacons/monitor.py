@@ -14,9 +14,10 @@ stream has in the batch), never one Python step per sighting. Several monitors (
 share one store: a device another monitor changed between the load and the save is reloaded
 and recomputed, so every event is emitted exactly once.
 
-Event columns (:class:`proximity.core.events.EventBatch`): ``fence_id`` is the store (geofence id)
-of the beacon; ``region_id`` is the monitored region for enter / exit and **the beacon id** for
-``zone_change`` (a zone belongs to one beacon); ``zone`` is the new zone code. Visit ids are
+Event columns (:class:`proximity.core.events.EventBatch`): ``geofence_id`` is the store (geofence
+id) of the beacon; ``region_id`` is the monitored region for enter / exit; ``beacon_id`` the beacon
+of a ``zone_change`` (a zone belongs to one beacon; on the wire it is the event's ``region_id``);
+``zone`` is the new zone code. Visit ids are
 deterministic: a hash of (device, region and store, enter ts) for a stay, of (device, beacon,
 session start) for a stream's zone changes.
 """
@@ -364,8 +365,8 @@ class BeaconMonitor:
         visit = _visit_ids(devs, _hash_strs(beacons), rd.session_ts[ch])
         return EventBatch(devs, table.store_id[rd.row[ch]],
                           np.full(n, EventKind.ZONE_CHANGE, np.int8), rd.ts[ch], visit,
-                          np.full(n, np.nan), np.full(n, Reason.PING, np.int8), beacons,
-                          rd.zone[ch].astype(np.int8))
+                          np.full(n, np.nan), np.full(n, Reason.PING, np.int8),
+                          zone=rd.zone[ch].astype(np.int8), beacon_id=beacons)
 
     def _presence(self, rd: _Readings, table: BeaconTable, st: MonitorStates) -> EventBatch:
         """Region enter / exit of the readings; replace the touched units' rows of `st`."""

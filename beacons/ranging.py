@@ -161,12 +161,22 @@ def distance_curve_m(
 
 
 class Zone(IntEnum):
-    """Proximity zone, ordered by distance (``IMMEDIATE < NEAR < FAR``)."""
+    """Proximity zone, ordered by distance (``IMMEDIATE < NEAR < FAR``).
+
+    The codes and their wire names are :data:`proximity.core.events.ZONE_NAMES` (the core owns
+    the event vocabulary; a test checks that the two agree).
+    """
 
     UNKNOWN = 0
     IMMEDIATE = 1
     NEAR = 2
     FAR = 3
+
+    @property
+    def wire(self) -> str:
+        """The zone's wire name (``zone`` of a ``zone_change`` event)."""
+        from proximity.core.events import ZONE_NAMES
+        return ZONE_NAMES[self]
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,7 @@ def best(repeat: int, run):
 def _exact(w: Workload, found) -> bool:
     names = np.array([""] + [str(EventKind(k)) for k in range(1, 4)], dtype=object)
     ev = pd.DataFrame({"device_id": np.concatenate([e.device_id for e in found]),
-                       "geofence_id": np.concatenate([e.fence_id for e in found]),
+                       "geofence_id": np.concatenate([e.geofence_id for e in found]),
                        "type": names[np.concatenate([e.kind for e in found]).astype(int)],
                        "ts": np.concatenate([e.ts for e in found])})
     tr = pd.DataFrame({"device_id": w.truth.device_id, "geofence_id": w.truth.geofence_id,

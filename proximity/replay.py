@@ -24,29 +24,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator
 
-import numpy as np
 import orjson
 import pandas as pd
 
 from geofences import Geofence, InvalidCollection, parse_collection
 from proximity.core.engine import Engine
 from proximity.core.errors import InvalidInput, InvalidPing
-from proximity.core.events import EventBatch, EventKind, Reason, format_ts, format_visit_id
+from proximity.core.events import EventBatch, kinds_of
 from proximity.core.pings import PingBatch
+from proximity.core.pipeline import Pipeline
+from proximity.core.wire import EVENT_COLUMNS, csv_rows
 
 __all__ = ["PING_COLUMNS", "OPTIONAL_PING_COLUMNS", "EVENT_COLUMNS", "ReplayStats", "load_fences",
-           "read_pings", "write_events", "replay"]
+           "read_pings", "write_events", "CsvSink", "StatsSink", "replay"]
 
 #: Required columns of a pings CSV, and the optional one.
 PING_COLUMNS = ("device_id", "ts", "lon", "lat")
 OPTIONAL_PING_COLUMNS = ("accuracy_m",)
-#: Columns of an events CSV.
-EVENT_COLUMNS = ("device_id", "geofence_id", "type", "ts", "visit_id", "duration_s", "reason")
 
 _NUMERIC = ("lon", "lat", "accuracy_m")
-_KIND_NAMES = {int(k): str(k) for k in EventKind}
-_GEOFENCE_KINDS = ("enter", "dwell", "exit")
-_REASON_NAMES = {int(r): str(r) for r in Reason}
+_GEOFENCE_KINDS = tuple(str(k) for k in kinds_of("geofence"))
 
 
 @dataclass
@@ -229,16 +226,31 @@ def _find_bad_value(path, source: str, columns: list[str], line: int, ts_numeric
 
 def write_events(events: EventBatch, writer) -> None:
     """Write events as CSV rows (:data:`EVENT_COLUMNS`) with a ``csv.writer``."""
-    dur = events.duration_s
-    writer.writerows(
-        (d, f, _KIND_NAMES[int(k)], format_ts(t), format_visit_id(v), "" if np.isnan(s) else format_ts(s),
-         _REASON_NAMES[int(r)])
-        for d, f, k, t, v, s, r in zip(events.device_id, events.fence_id, events.kind, events.ts,
-                                       events.visit_id, dur, events.reason))
+    writer.writerows(csv_rows(events))
+
+
+class CsvSink:
+    """An event sink writing each batch as CSV rows with a ``csv.writer``."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def consume(self, batch: EventBatch) -> None:
+        write_events(batch, self.writer)
+
+
+class StatsSink:
+    """An event sink counting events per kind into a :class:`ReplayStats`."""
+
+    def __init__(self, stats: ReplayStats):
+        self.stats = stats
+
+    def consume(self, batch: EventBatch) -> None:
+        self.stats.add_events(batch)
 
 
 def replay(engine: Engine, pings_path: str | Path, out_path: str | Path, *, chunk_size: int = 100_000,
-           progress: bool = True, sweep_at_end: bool = False) -> ReplayStats:
+           progress: bool = True, sweep_at_end: bool = False, stages=(), sinks=()) -> ReplayStats:
     """Stream a pings CSV through ``engine`` and write every event to ``out_path``.
 
     Parameters
@@ -254,6 +266,10 @@ def replay(engine: Engine, pings_path: str | Path, out_path: str | Path, *, chun
     sweep_at_end : bool
         After the last ping, close stays silent for their fence's ``exit_after_s`` as of the
         latest ts seen (:meth:`Engine.sweep`). Off by default: a replay invents no exits.
+    stages, sinks : sequence
+        Extra :class:`~proximity.core.pipeline.EventStage` s and
+        :class:`~proximity.core.pipeline.EventSink` s of the replay's pipeline (whose sinks are the
+        counters and the CSV writer, then these).
     """
     from tqdm import tqdm
 
@@ -272,6 +288,7 @@ def replay(engine: Engine, pings_path: str | Path, out_path: str | Path, *, chun
                      disable=not progress, file=None, mininterval=0.5, leave=False) as bar:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EVENT_COLUMNS)
+            pipeline = Pipeline([StatsSink(stats), CsvSink(writer), *sinks], stages)
 
             def advance(pos: int) -> None:
                 bar.update(pos - bar.n)
@@ -284,12 +301,9 @@ def replay(engine: Engine, pings_path: str | Path, out_path: str | Path, *, chun
                 stats.inaccurate += result.inaccurate
                 stats.retries += result.retries
                 stats.last_ts = max(stats.last_ts, float(batch.ts.max()))
-                stats.add_events(result.events)
-                write_events(result.events, writer)
+                pipeline.emit(result.events)
             if sweep_at_end and stats.pings:
-                swept = engine.sweep(stats.last_ts)
-                stats.add_events(swept)
-                write_events(swept, writer)
+                pipeline.emit(engine.sweep(stats.last_ts))
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -29,7 +29,7 @@ import shapely.affinity
 
 from geofences import FenceKind, Geofence, to_collection
 from geofences.geodesy import WGS84
-from proximity.core.events import EventKind
+from proximity.core.events import KIND_NAMES, KIND_RANK, EventKind, kinds_of
 
 __all__ = ["CityLayout", "Truth", "Workload", "random_layout", "generate", "DEFAULT_CITY"]
 
@@ -37,8 +37,8 @@ __all__ = ["CityLayout", "Truth", "Workload", "random_layout", "generate", "DEFA
 DEFAULT_CITY = (10.7522, 59.9139)
 _START_TS = 1_700_000_000
 _KEY = 1e7                      # per-device time offset in sort keys; a device spans < 1e7 s
-_RANK = np.array([0, 1, 0, 2], np.int8)   # emission order within a ts: exit < enter < dwell
-_GEOFENCE_KINDS = (EventKind.ENTER, EventKind.DWELL, EventKind.EXIT)
+_RANK = KIND_RANK   # emission order within a ts: exit < enter < dwell
+_GEOFENCE_KINDS = kinds_of("geofence")
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,8 @@ class Workload:
         if self.accuracy_m is not None:
             cols["accuracy_m"] = self.accuracy_m
         pd.DataFrame(cols).to_csv(paths["pings"], index=False)
-        names = np.array(["", *(str(EventKind(k)) for k in range(1, 4))], dtype=object)
         pd.DataFrame({"device_id": self.truth.device_id, "geofence_id": self.truth.geofence_id,
-                      "type": names[self.truth.kind.astype(np.int64)],
+                      "type": KIND_NAMES[self.truth.kind.astype(np.int64)],
                       "ts": _ts_column(self.truth.ts)}).to_csv(paths["truth"], index=False)
         return paths
 

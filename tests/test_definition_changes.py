@@ -178,7 +178,7 @@ def test_a_fence_added_while_a_batch_is_matched_does_not_break_it():
     kiosk = Geofence.circle("kiosk", *MID, 5.0)
     _change_during_match(engine, lambda: engine.put_fence(kiosk, now=0.0))
     events = engine.ingest(ping("p", 10, MID)).events
-    assert {"shop"} <= set(events.fence_id) <= {"shop", "kiosk"}
+    assert {"shop"} <= set(events.geofence_id) <= {"shop", "kiosk"}
 
 
 def test_a_slot_reused_while_a_batch_is_matched_does_not_misname_the_fence():
@@ -190,4 +190,4 @@ def test_a_slot_reused_while_a_batch_is_matched_does_not_misname_the_fence():
         engine.put_fence(elsewhere, now=0.0)   # takes the freed slot
     _change_during_match(engine, swap)
     events = engine.ingest(ping("p", 10, OUTSIDE)).events
-    assert "shop" not in set(events.fence_id)
+    assert "shop" not in set(events.geofence_id)

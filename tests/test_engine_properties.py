@@ -63,7 +63,7 @@ def test_visit_ids_of_a_device_in_many_fences_survive_batches():
     enters = engine.ingest(PingBatch.from_columns(["p"], [0.0], [10.75], [59.91])).events
     exits = engine.ingest(PingBatch.from_columns(["p"], [10.0], [10.76], [59.91])).events
     assert len(enters) == len(exits) == 8
-    assert sorted(zip(enters.fence_id, enters.visit_id)) == sorted(zip(exits.fence_id, exits.visit_id))
+    assert sorted(zip(enters.geofence_id, enters.visit_id)) == sorted(zip(exits.geofence_id, exits.visit_id))
 
 
 @SETTINGS

@@ -1,22 +1,34 @@
 """Events: what the engine emits when a device's relation to a fence (or beacon) changes.
 
-Events travel as a columnar :class:`EventBatch`; one pipeline carries geofence and (later)
-beacon events, so the event log, stream, webhooks and campaigns see a single kind of thing.
+Events travel as a columnar :class:`EventBatch`; one pipeline (:mod:`proximity.core.pipeline`)
+carries geofence, beacon and campaign events, so the event log, stream, webhooks and campaigns
+see a single kind of thing.
+
+The vocabulary is declared once, here: :data:`KINDS` gives each :class:`EventKind` its wire
+name, its emission rank among events at the same ts and device, and its family; every name
+list, rank table and schema enum derives from it. :data:`ZONE_NAMES` are the wire names of the
+proximity zone codes (``beacons.Zone`` agrees with it). Serialization lives in
+:mod:`proximity.core.wire`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["EventKind", "Reason", "Event", "EventBatch", "format_visit_id", "format_ts"]
+__all__ = ["EventKind", "KindInfo", "KINDS", "KIND_NAMES", "KIND_RANK", "kinds_of", "ZONE_NAMES",
+           "Reason", "REASON_NAMES", "Event", "EventBatch", "format_visit_id", "format_visit_ids",
+           "format_ts"]
 
 
 class EventKind(IntEnum):
-    """What happened. ``str(kind)`` is the wire name (``enter``, ``exit``, ``dwell``)."""
+    """What happened. ``str(kind)`` is the wire name (``enter``, ``exit``, ``dwell``, ...).
+
+    A new kind is one member here and one row in :data:`KINDS`.
+    """
 
     ENTER = 1
     EXIT = 2
@@ -24,9 +36,25 @@ class EventKind(IntEnum):
     BEACON_ENTER = 4
     BEACON_EXIT = 5
     ZONE_CHANGE = 6
+    OFFER = 7   # reserved for campaigns (emitted by a pipeline stage, never by the engine)
 
     def __str__(self) -> str:
-        return self.name.lower()
+        return KINDS[self].wire
+
+    @property
+    def wire(self) -> str:
+        """The wire name (``type`` in JSON, CSV and webhook bodies)."""
+        return KINDS[self].wire
+
+    @property
+    def rank(self) -> int:
+        """Emission order among events at the same ts and device (lower first)."""
+        return KINDS[self].rank
+
+    @property
+    def family(self) -> str:
+        """``geofence``, ``beacon`` or ``campaign``."""
+        return KINDS[self].family
 
     @classmethod
     def parse(cls, name: str) -> "EventKind":
@@ -36,6 +64,42 @@ class EventKind(IntEnum):
         except KeyError:
             valid = ", ".join(str(k) for k in cls)
             raise ValueError(f"unknown event type {name!r}; valid: {valid}") from None
+
+
+class KindInfo(NamedTuple):
+    wire: str     # wire name
+    rank: int     # emission order at the same ts and device: exits, then enters, then the rest
+    family: str   # who emits it: "geofence" (engine), "beacon" (monitor), "campaign" (a stage)
+
+
+#: The event vocabulary, declared once; rows in display order (a stay's lifecycle), which
+#: :func:`kinds_of` keeps.
+KINDS: dict[EventKind, KindInfo] = {
+    EventKind.ENTER: KindInfo("enter", 1, "geofence"),
+    EventKind.DWELL: KindInfo("dwell", 2, "geofence"),
+    EventKind.EXIT: KindInfo("exit", 0, "geofence"),
+    EventKind.BEACON_ENTER: KindInfo("beacon_enter", 1, "beacon"),
+    EventKind.BEACON_EXIT: KindInfo("beacon_exit", 0, "beacon"),
+    EventKind.ZONE_CHANGE: KindInfo("zone_change", 2, "beacon"),
+    EventKind.OFFER: KindInfo("offer", 3, "campaign"),
+}
+assert set(KINDS) == set(EventKind), "every EventKind needs a row in KINDS"
+
+#: Wire name by kind code ("" for unused codes), for column-wise lookups ``KIND_NAMES[kind]``.
+KIND_NAMES = np.array([KINDS[EventKind(c)].wire if c in EventKind._value2member_map_ else ""
+                       for c in range(max(EventKind) + 1)], dtype=object)
+#: Emission rank by kind code, for ``KIND_RANK[kind]``.
+KIND_RANK = np.array([KINDS[EventKind(c)].rank if c in EventKind._value2member_map_ else 0
+                      for c in range(max(EventKind) + 1)], dtype=np.int8)
+
+
+def kinds_of(family: str) -> tuple[EventKind, ...]:
+    """The kinds of one family, in display order (``kinds_of("geofence")`` = enter, dwell, exit)."""
+    return tuple(k for k, info in KINDS.items() if info.family == family)
+
+
+#: Wire names of the beacon proximity zone codes (the codes of ``beacons.Zone``; 0 = none/unknown).
+ZONE_NAMES: tuple[str, ...] = ("unknown", "immediate", "near", "far")
 
 
 class Reason(IntEnum):
@@ -51,8 +115,13 @@ class Reason(IntEnum):
         return self.name.lower()
 
 
+#: Wire name by reason code.
+REASON_NAMES = np.array([str(Reason(r)) for r in range(max(Reason) + 1)], dtype=object)
+
+
 class Event(NamedTuple):
-    """One event, for code that wants rows rather than columns."""
+    """One event, for code that wants rows rather than columns: the wire view (``region_id``
+    is the beacon id for ``zone_change``, as in JSON; ``zone`` the zone's wire name)."""
 
     device_id: str
     geofence_id: str
@@ -65,14 +134,8 @@ class Event(NamedTuple):
     zone: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"device_id": self.device_id, "geofence_id": self.geofence_id, "type": str(self.type),
-             "ts": self.ts, "visit_id": self.visit_id, "duration_s": self.duration_s,
-             "reason": str(self.reason)}
-        if self.region_id is not None:
-            d["region_id"] = self.region_id
-        if self.zone is not None:
-            d["zone"] = self.zone
-        return d
+        from proximity.core.wire import event_dict
+        return event_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +143,28 @@ class EventBatch:
     """Events as parallel arrays, in emission order (ts, then device).
 
     ``visit_id`` ties an ``enter`` to its stay's ``dwell`` and ``exit``; ``duration_s`` is set on
-    exits (NaN elsewhere). Beacon events carry the store's geofence id in ``fence_id``, the
-    monitored region in ``region_id`` (None for geofence events) and, for ``zone_change``, the
-    new proximity zone code in ``zone`` (0 where not applicable; see ``beacons.Zone``).
+    exits (NaN elsewhere).
+
+    Columns and their wire keys (:mod:`proximity.core.wire` is the one serializer):
+
+    ============  ==============================================================  ===============
+    column        holds                                                           wire key
+    ============  ==============================================================  ===============
+    geofence_id   the geofence: for beacon events, the store geofence of the       ``geofence_id``
+                  beacon
+    region_id     the monitored beacon region (beacon_enter / beacon_exit);        ``region_id``
+                  None otherwise
+    beacon_id     the beacon whose zone changed (zone_change); None otherwise      ``region_id``
+    zone          the new zone code of a zone_change (:data:`ZONE_NAMES`), 0        ``zone``
+                  where not applicable
+    ============  ==============================================================  ===============
+
+    On the wire, ``region_id`` is the region, or for ``zone_change`` the beacon (the format
+    predates the split); it is omitted when both are None. ``zone`` is sent for zone_change only.
     """
 
     device_id: np.ndarray   # object (str)
-    fence_id: np.ndarray    # object (str)
+    geofence_id: np.ndarray  # object (str)
     kind: np.ndarray        # int8, EventKind
     ts: np.ndarray          # float64 epoch seconds
     visit_id: np.ndarray    # uint64
@@ -94,6 +172,9 @@ class EventBatch:
     reason: np.ndarray      # int8, Reason
     region_id: np.ndarray | None = None   # object (str or None); filled with None when omitted
     zone: np.ndarray | None = None        # int8 zone code, 0 = none; filled with 0 when omitted
+    beacon_id: np.ndarray | None = None   # object (str or None); filled with None when omitted
+    # the wire dicts, computed once per batch by to_dicts() and shared by every sink
+    _wire: list | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.ts)
@@ -101,6 +182,8 @@ class EventBatch:
             object.__setattr__(self, "region_id", np.full(n, None, dtype=object))
         if self.zone is None:
             object.__setattr__(self, "zone", np.zeros(n, np.int8))
+        if self.beacon_id is None:
+            object.__setattr__(self, "beacon_id", np.full(n, None, dtype=object))
 
     @classmethod
     def empty(cls) -> "EventBatch":
@@ -114,14 +197,15 @@ class EventBatch:
             return cls.empty()
         if len(batches) == 1:
             return batches[0]
-        return cls(*(np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)))
+        return cls(*(np.concatenate([getattr(b, c) for b in batches]) for c in _COLUMNS))
 
     def take(self, idx) -> "EventBatch":
-        return type(self)(*(getattr(self, f.name)[idx] for f in fields(self)))
+        return type(self)(*(getattr(self, c)[idx] for c in _COLUMNS))
 
     def sorted(self) -> "EventBatch":
-        """Return the events in emission order: ts, device, then exit < enter < dwell."""
-        rank = _KIND_RANK[self.kind]
+        """Return the events in emission order: ts, device, then kind rank (:data:`KINDS`:
+        exits < enters < dwells and zone changes < offers); stable otherwise."""
+        rank = KIND_RANK[self.kind]
         order = np.lexsort((rank, self.device_id.astype(str), self.ts)) if len(self) else np.empty(0, int)
         return self.take(order)
 
@@ -135,30 +219,46 @@ class EventBatch:
     def __getitem__(self, i: int) -> Event:
         d = self.duration_s[i]
         kind = EventKind(int(self.kind[i]))
-        zone = _ZONE_NAMES[int(self.zone[i])] if kind is EventKind.ZONE_CHANGE else None
-        return Event(self.device_id[i], self.fence_id[i], kind, float(self.ts[i]),
+        zone = ZONE_NAMES[int(self.zone[i])] if kind is EventKind.ZONE_CHANGE else None
+        region = self.region_id[i]
+        return Event(self.device_id[i], self.geofence_id[i], kind, float(self.ts[i]),
                      format_visit_id(self.visit_id[i]), None if np.isnan(d) else float(d),
-                     Reason(int(self.reason[i])), self.region_id[i], zone)
+                     Reason(int(self.reason[i])), self.beacon_id[i] if region is None else region, zone)
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        """Return JSON-ready dicts (``type`` and ``reason`` as wire names)."""
-        return [e.to_dict() for e in self]
+        """Return the JSON-ready dicts (:func:`proximity.core.wire.event_dicts`), computed on the
+        first call and then shared: every sink of one emit sees the same list (the event log
+        adds each event's ``id`` to it). Use :func:`~proximity.core.wire.event_dicts` for a
+        private copy."""
+        wire = self._wire
+        if wire is None:
+            from proximity.core.wire import event_dicts
+            wire = event_dicts(self)
+            object.__setattr__(self, "_wire", wire)
+        return wire
 
     def counts(self) -> dict[str, int]:
         """Return the number of events per kind name."""
         kinds, n = np.unique(self.kind, return_counts=True)
-        return {str(EventKind(int(k))): int(c) for k, c in zip(kinds, n)}
+        return {KIND_NAMES[k]: int(c) for k, c in zip(kinds.tolist(), n)}
 
 
-# Emission order among events at the same ts and device: exits first, then enters, then the rest.
-_KIND_RANK = np.array([0, 1, 0, 2, 1, 0, 2], dtype=np.int8)
-# Wire names of beacon proximity zones by code (the codes of beacons.Zone).
-_ZONE_NAMES = ("unknown", "immediate", "near", "far")
+#: The columns of an EventBatch, in constructor order.
+_COLUMNS = ("device_id", "geofence_id", "kind", "ts", "visit_id", "duration_s", "reason", "region_id",
+            "zone", "beacon_id")
+
+
+_VISIT_FORMAT = "016x"   # the one visit id format: 16 lowercase hex digits
 
 
 def format_visit_id(v) -> str:
     """Render a visit id as 16 lowercase hex digits."""
-    return f"{int(v):016x}"
+    return format(int(v), _VISIT_FORMAT)
+
+
+def format_visit_ids(v: np.ndarray) -> list[str]:
+    """Render a column of visit ids like :func:`format_visit_id`, in one pass."""
+    return [format(x, _VISIT_FORMAT) for x in v.tolist()]
 
 
 def format_ts(ts: float) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proximity.core.events import EventKind, Reason
+from proximity.core.events import KIND_RANK, EventKind, Reason
 
 __all__ = ["Transitions", "transitions", "silence_due"]
 
@@ -139,7 +139,7 @@ def transitions(dev: np.ndarray, ts: np.ndarray, dev_start: np.ndarray, dev_end:
     ev_reason = np.concatenate([np.zeros(len(enter_el) + len(dwell_el), _I8),
                                 np.where(silent, Reason.SILENCE, Reason.PING).astype(_I8)])
     ev_dev = e_dev[ev_el]
-    rank = np.array([0, 1, 0, 2], _I8)[ev_kind]
+    rank = KIND_RANK[ev_kind]
     eorder = np.lexsort((e_slot[ev_el], rank, ev_dev, ev_ts))
 
     dwelled = e_dwelled0[start_idx].copy()

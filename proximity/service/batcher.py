@@ -26,7 +26,7 @@ import numpy as np
 from anyio import to_thread
 
 from proximity import PingBatch
-from proximity.service.ingest import Pipeline
+from proximity.service.ingest import IngestService
 
 __all__ = ["Batcher"]
 
@@ -39,7 +39,7 @@ class Batcher:
     more than ingesting a few pings); bigger ones in a worker thread.
     """
 
-    def __init__(self, pipeline: Pipeline, max_pings: int = 20_000, inline_max_pings: int = 0):
+    def __init__(self, pipeline: IngestService, max_pings: int = 20_000, inline_max_pings: int = 0):
         self.pipeline, self.max_pings, self.inline_max_pings = pipeline, max_pings, inline_max_pings
         self._pending: list[tuple[PingBatch, asyncio.Future]] = []
         self._draining = False
@@ -85,7 +85,7 @@ class Batcher:
             self._draining = False
 
 
-def ingest_many(pipeline: Pipeline, batches: list[PingBatch]) -> list[dict]:
+def ingest_many(pipeline: IngestService, batches: list[PingBatch]) -> list[dict]:
     """Ingest several requests' batches in one engine call; return one response per batch."""
     if len(batches) == 1:
         return [pipeline.ingest(batches[0])]
@@ -115,7 +115,7 @@ def ingest_many(pipeline: Pipeline, batches: list[PingBatch]) -> list[dict]:
     return out
 
 
-def _classify(pipeline: Pipeline, merged: PingBatch, inaccurate: np.ndarray) -> np.ndarray:
+def _classify(pipeline: IngestService, merged: PingBatch, inaccurate: np.ndarray) -> np.ndarray:
     """Per ping: 0 accepted, 1 stale, 2 duplicate, 3 inaccurate (the engine's rules)."""
     status = np.zeros(len(merged), np.int8)
     status[inaccurate] = 3

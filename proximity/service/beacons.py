@@ -38,7 +38,7 @@ from proximity import Engine
 from proximity.storage.definitions import DefinitionKind, Definitions
 from proximity.service.errors import BadRequest, Conflict, UnsupportedMediaType
 from proximity.service.fences import decode_cursor, encode_cursor
-from proximity.service.ingest import Pipeline
+from proximity.service.ingest import IngestService
 from proximity.service.kinds import Dependents, Followers
 
 __all__ = ["BEACON_KIND", "REGION_KIND", "BeaconService", "beacon_feature", "canonical_id"]
@@ -76,11 +76,11 @@ class BeaconService:
         Its ``registry`` is replaced (never mutated) on every change.
     engine : Engine
         The geofence engine: its fences are the known stores.
-    pipeline : Pipeline
+    pipeline : IngestService
         Where events go (log, SSE, webhooks, metrics).
     """
 
-    def __init__(self, defs: Definitions, monitor: BeaconMonitor, engine: Engine, pipeline: Pipeline):
+    def __init__(self, defs: Definitions, monitor: BeaconMonitor, engine: Engine, pipeline: IngestService):
         self.defs, self.monitor, self.engine, self.pipeline = defs, monitor, engine, pipeline
         self._lock = threading.Lock()            # definition writes, in store order
         self.monitor_lock = threading.Lock()     # monitor calls (module docstring)

@@ -121,7 +121,7 @@ async def replay_demo(rt) -> None:
             if j > i:
                 batch = PingBatch(dev[i:j], t0 + (pings.ts[i:j] - t0_data), pings.lon[i:j], pings.lat[i:j],
                                   pings.accuracy_m[i:j])
-                await to_thread.run_sync(rt.pipeline.ingest, batch)
+                await to_thread.run_sync(rt.ingest.ingest, batch)
                 i = j
             await asyncio.sleep(0.2)
         logger.info("demo: lap %d done (%d pings over %.0f s of data)", lap, n, span)

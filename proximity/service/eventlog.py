@@ -102,6 +102,11 @@ class _FanOut:
     def count(self) -> int:
         return len(self._subs)
 
+    def consume(self, batch) -> None:
+        """Event sink: :meth:`append` the batch's dicts, giving each its ``id`` (the other sinks
+        and the HTTP response share these dicts, ids included)."""
+        self.append(batch.to_dicts())
+
 
 class MemoryEventLog(_FanOut):
     """Events in this process's memory, for ``retention_s`` seconds and at most ``cap`` of them.

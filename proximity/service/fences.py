@@ -17,7 +17,7 @@ from geofences import (DuplicateGeofence, Geofence, Limits, UnknownGeofence, par
 from proximity import Engine
 from proximity.storage.definitions import DefinitionKind, Definitions
 from proximity.service.errors import BadRequest, InUse
-from proximity.service.ingest import Pipeline
+from proximity.service.ingest import IngestService
 from proximity.service.kinds import Dependents, Followers
 
 __all__ = ["GeofenceService", "KIND", "encode_cursor", "decode_cursor"]
@@ -53,7 +53,7 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 class GeofenceService:
     """CRUD, import and export of geofences over a definitions store and an engine."""
 
-    def __init__(self, defs: Definitions, engine: Engine, pipeline: Pipeline, limits: Limits):
+    def __init__(self, defs: Definitions, engine: Engine, pipeline: IngestService, limits: Limits):
         self.defs, self.engine, self.pipeline, self.limits = defs, engine, pipeline, limits
         self._lock = threading.Lock()
         #: what depends on a geofence (beacons whose store it is): asked before a delete

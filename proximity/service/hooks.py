@@ -75,6 +75,10 @@ class Webhooks:
         if self._any:
             self.inner.publish(events)
 
+    def consume(self, batch) -> None:
+        """Event sink: :meth:`publish` the batch's dicts (shared with the other sinks)."""
+        self.publish(batch.to_dicts())
+
     def backlog(self) -> int:
         return int(self.inner.backlog()) if self.inner is not None else 0
 

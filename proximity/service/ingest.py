@@ -1,4 +1,5 @@
-"""The ingestion pipeline: wire bytes -> ping columns -> engine -> events -> log, webhooks, metrics.
+"""Ping ingestion: wire bytes -> ping columns -> engine -> events -> the event pipeline (log,
+webhooks, metrics; :func:`event_pipeline`).
 
 The hot path never builds a model per ping: ``orjson.loads`` and one list comprehension per
 column feed :meth:`PingBatch.from_columns`, which validates vectorized. Only when that fast path
@@ -9,18 +10,19 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Iterable
 
 import orjson
 
-import numpy as np
-
-from proximity import Engine, EventBatch, EventKind, PingBatch, Reason
+from proximity import Engine, EventBatch, PingBatch
 from proximity.core.errors import InvalidPing, StoreError
+from proximity.core.pipeline import EventSink, EventStage, Pipeline
+from proximity.core.wire import event_dicts
 from proximity.service.errors import BadRequest, PayloadTooLarge
 from proximity.service.metrics import Metrics
 
-__all__ = ["Pipeline", "parse_ping_body", "pings_from_rows", "json_array", "event_dicts"]
+__all__ = ["IngestService", "Guarded", "event_pipeline", "parse_ping_body", "pings_from_rows", "json_array",
+           "event_dicts"]
 
 logger = logging.getLogger("proximity.service")
 _NAN = math.nan
@@ -78,35 +80,6 @@ def pings_from_rows(rows: list, max_batch: int) -> PingBatch:
         raise _locate_bad_ping(rows) from None
 
 
-_KIND_NAMES = np.array([""] + [str(EventKind(k)) for k in range(1, max(EventKind) + 1)], dtype=object)
-_ZONE_NAMES = ("unknown", "immediate", "near", "far")   # beacons.Zone codes
-_REASON_NAMES = np.array([str(Reason(r)) for r in range(max(Reason) + 1)], dtype=object)
-
-
-def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
-    """Return ``[e.to_dict() for e in batch]``, column-wise (about 10x faster for big batches)."""
-    if not len(batch):
-        return []
-    dur = batch.duration_s.astype(object)
-    dur[np.isnan(batch.duration_s)] = None
-    visit = [f"{v:016x}" for v in batch.visit_id.tolist()]
-    out = [{"device_id": d, "geofence_id": f, "type": k, "ts": t, "visit_id": v, "duration_s": u, "reason": r}
-           for d, f, k, t, v, u, r in zip(batch.device_id.tolist(), batch.fence_id.tolist(),
-                                          _KIND_NAMES[batch.kind].tolist(), batch.ts.tolist(), visit,
-                                          dur.tolist(), _REASON_NAMES[batch.reason].tolist())]
-    # beacon events also carry their region (or beacon, for zone_change) and the new zone
-    region = batch.region_id
-    has_region = np.fromiter((r is not None for r in region.tolist()), bool, len(region))
-    if has_region.any():
-        zone_change = batch.kind == EventKind.ZONE_CHANGE
-        for i in np.flatnonzero(has_region | zone_change).tolist():
-            if has_region[i]:
-                out[i]["region_id"] = region[i]
-            if zone_change[i]:
-                out[i]["zone"] = _ZONE_NAMES[int(batch.zone[i])]
-    return out
-
-
 def _locate_bad_ping(rows: list) -> InvalidPing:
     errors: list[dict[str, Any]] = []
     for i, p in enumerate(rows):
@@ -130,14 +103,16 @@ def _locate_bad_ping(rows: list) -> InvalidPing:
     return InvalidPing(errors)
 
 
-class Pipeline:
-    """Runs batches through the engine and hands the events to the log, webhooks and metrics.
+class IngestService:
+    """Runs pings and sweeps through the engine and emits their events through ``pipeline``
+    (:class:`~proximity.core.pipeline.Pipeline`; in the service its sinks are the event log,
+    webhooks and metrics). Definition changes and sightings emit through :meth:`emit` too.
 
     Methods are synchronous (call them in a worker thread): the engine and stores block.
     """
 
-    def __init__(self, engine: Engine, log, metrics: Metrics, webhooks=None):
-        self.engine, self.log, self.metrics, self.webhooks = engine, log, metrics, webhooks
+    def __init__(self, engine: Engine, pipeline: Pipeline, metrics: Metrics):
+        self.engine, self.pipeline, self.metrics = engine, pipeline, metrics
 
     def ingest(self, batch: PingBatch) -> dict[str, Any]:
         """Ingest one batch; return the response document ``{"events", "stale", ...}``."""
@@ -152,19 +127,34 @@ class Pipeline:
                 "duplicates": res.duplicates, "inaccurate": res.inaccurate}
 
     def emit(self, batch: EventBatch) -> list[dict]:
-        """Log, publish and count a batch of events (from pings, sweeps or fence changes)."""
-        if not len(batch):
-            return []
-        events = event_dicts(batch)
-        self.log.append(events)
-        if self.webhooks is not None:
-            try:
-                self.webhooks.publish(events)
-            except Exception:   # the events are saved and logged; a sick webhook queue is counted
-                self.metrics.store_errors.inc()
-                logger.exception("webhook publish failed for %d event(s)", len(events))
-        self.metrics.count_events(batch.counts())
-        return events
+        """Emit a batch of events (from pings, sweeps, sightings or definition changes); return
+        their dicts as the sinks saw them (with the log's ids)."""
+        return self.pipeline.emit(batch).to_dicts()
 
     def sweep(self, now: float | None = None) -> list[dict]:
         return self.emit(self.engine.sweep(now))
+
+
+class Guarded:
+    """An event sink whose failures are counted (``store_errors``) and logged, never raised:
+    for webhooks, whose events are already saved and logged when a sick queue refuses them."""
+
+    def __init__(self, sink: EventSink, metrics: Metrics, what: str = "webhook publish"):
+        self.sink, self.metrics, self.what = sink, metrics, what
+
+    def consume(self, batch: EventBatch) -> None:
+        try:
+            self.sink.consume(batch)
+        except Exception:
+            self.metrics.store_errors.inc()
+            logger.exception("%s failed for %d event(s)", self.what, len(batch))
+
+
+def event_pipeline(event_log: EventSink, metrics: Metrics, webhooks: EventSink | None = None,
+                   stages: Iterable[EventStage] = ()) -> Pipeline:
+    """The service's pipeline: the event log (ids, SSE), then webhooks (guarded), then metrics."""
+    sinks: list[EventSink] = [event_log]
+    if webhooks is not None:
+        sinks.append(Guarded(webhooks, metrics))
+    sinks.append(metrics)
+    return Pipeline(sinks, stages)

@@ -49,6 +49,10 @@ class Metrics:
         for kind, n in counts.items():
             self.events.labels(kind).inc(n)
 
+    def consume(self, batch) -> None:
+        """Event sink: count a batch's events per type."""
+        self.count_events(batch.counts())
+
     def render(self) -> bytes:
         for hook in self._collect_hooks:
             try:

@@ -23,7 +23,8 @@ from proximity.storage.definitions import Definitions, open_definitions
 from proximity.service.eventlog import MemoryEventLog, RedisEventLog, SqliteEventLog
 from proximity.service.fences import GeofenceService
 from proximity.service.hooks import Webhooks, open_webhooks
-from proximity.service.ingest import Pipeline
+from proximity.core.pipeline import Pipeline
+from proximity.service.ingest import IngestService, event_pipeline
 from proximity.service.kinds import Dependents, Followers
 from proximity.service.metrics import Metrics
 from proximity.service.settings import Settings
@@ -42,7 +43,8 @@ class Runtime:
     keys: KeyRing
     event_log: MemoryEventLog | RedisEventLog
     metrics: Metrics
-    pipeline: Pipeline
+    pipeline: Pipeline          # every event goes through it: to the log, webhooks and metrics
+    ingest: IngestService       # pings and sweeps -> engine -> pipeline
     geofences: GeofenceService
     webhooks: Webhooks
     batcher: Batcher
@@ -88,15 +90,16 @@ def _build(settings: Settings) -> Runtime:
     engine = Engine(store=store, config=EngineConfig(hysteresis_factor=s.hysteresis_factor,
                                                      max_accuracy_m=s.max_accuracy_m))
     metrics = Metrics()
-    pipeline = Pipeline(engine, event_log, metrics, webhooks)
+    pipeline = event_pipeline(event_log, metrics, webhooks)
+    ingest = IngestService(engine, pipeline, metrics)
     limits = Limits(max_vertices=s.max_vertices, max_radius_m=s.max_radius_m)
-    fences = GeofenceService(defs, engine, pipeline, limits)
+    fences = GeofenceService(defs, engine, ingest, limits)
     keys = KeyRing(defs)
     monitor = BeaconMonitor(BeaconRegistry(), s.monitor_config(), monitor_store)
-    beacons = BeaconService(defs, monitor, engine, pipeline)
-    batcher = Batcher(pipeline, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings)
-    rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, fences, webhooks, batcher, beacons,
-                 SightingIngest(beacons, pipeline, s.max_batch))
+    beacons = BeaconService(defs, monitor, engine, ingest)
+    batcher = Batcher(ingest, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings)
+    rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, ingest, fences, webhooks, batcher,
+                 beacons, SightingIngest(beacons, ingest, s.max_batch))
     for service in (fences, beacons, keys):   # one follower per definition kind, and dependents
         service.register(rt.followers, rt.dependents)
     if missing := rt.followers.missing():
@@ -172,7 +175,7 @@ async def _forever(name: str, rt: Runtime, step, pause_on_error: float = 1.0) ->
 async def _sweeper(rt: Runtime) -> None:
     async def step():
         await asyncio.sleep(rt.settings.sweep_interval_s)
-        await to_thread.run_sync(rt.pipeline.sweep)
+        await to_thread.run_sync(rt.ingest.sweep)
         await to_thread.run_sync(rt.sightings.sweep)
     await _forever("sweep", rt, step)
 

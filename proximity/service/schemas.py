@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from proximity.core.events import ZONE_NAMES, EventKind, Reason
+
 __all__ = ["PingCreate", "PingBatchCreate", "IngestPublic", "EventPublic", "EventPagePublic",
            "GeofencePublic", "GeofencePagePublic", "ImportPublic", "DevicePublic", "KeyCreate",
            "KeyPublic", "KeyCreatedPublic", "WebhookCreate", "WebhookPublic", "LocatePublic",
@@ -16,7 +18,10 @@ __all__ = ["PingCreate", "PingBatchCreate", "IngestPublic", "EventPublic", "Even
            "RegionCreate", "RegionPublic", "RegionListPublic", "SightingCreate", "SightingBatchCreate",
            "SightingIngestPublic", "EVENT_TYPES"]
 
-EVENT_TYPES = Literal["enter", "exit", "dwell", "beacon_enter", "beacon_exit", "zone_change"]
+# the OpenAPI enums, from the core's vocabulary (proximity.core.events)
+EVENT_TYPES = Literal[tuple(str(k) for k in EventKind)]  # type: ignore[valid-type]
+REASONS = Literal[tuple(str(r) for r in Reason)]  # type: ignore[valid-type]
+ZONES = Literal[ZONE_NAMES]  # type: ignore[valid-type]
 
 
 class PingBase(BaseModel):
@@ -43,10 +48,10 @@ class EventPublic(BaseModel):
     ts: float
     visit_id: str
     duration_s: float | None
-    reason: Literal["ping", "silence", "fence_removed", "fence_changed", "beacon_removed"]
+    reason: REASONS
     region_id: str | None = Field(None, description="beacon events: the monitored region "
                                   "(for zone_change: the beacon id)")
-    zone: Literal["unknown", "immediate", "near", "far"] | None = Field(
+    zone: ZONES | None = Field(
         None, description="zone_change: the new proximity zone")
 
 

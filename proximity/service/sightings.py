@@ -8,8 +8,9 @@ faster than per-record parsing). Anything else (ids, ``raw`` frames, ISO timesta
 through :meth:`SightingBatch.from_records`, which also names every bad record when the column
 path trips.
 
-Events go through :meth:`proximity.service.ingest.Pipeline.emit`, the path of ping events:
-the event log, the SSE stream, webhooks and metrics.
+Events go through :meth:`proximity.service.ingest.IngestService.emit`, the path of ping events
+(the one :class:`~proximity.core.pipeline.Pipeline`): the event log, the SSE stream, webhooks
+and metrics.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from beacons.sightings import SightingBatch
 from proximity.core.errors import StoreError
 from proximity.service.beacons import BeaconService, canonical_id
 from proximity.service.errors import PayloadTooLarge
-from proximity.service.ingest import Pipeline, json_array
+from proximity.service.ingest import IngestService, json_array
 
 __all__ = ["SightingIngest", "parse_sightings_body", "sightings_from_rows"]
 
@@ -92,7 +93,7 @@ class SightingIngest:
     monitor lock, so this process's monitor calls run one at a time.
     """
 
-    def __init__(self, beacons: BeaconService, pipeline: Pipeline, max_batch: int = 10_000):
+    def __init__(self, beacons: BeaconService, pipeline: IngestService, max_batch: int = 10_000):
         self.beacons, self.pipeline, self.max_batch = beacons, pipeline, max_batch
 
     def ingest_body(self, body: bytes) -> dict[str, Any]:

@@ -7,15 +7,16 @@ from geofences import Geofence
 from proximity import Engine, PingBatch
 from proximity.service.batcher import ingest_many
 from proximity.service.eventlog import MemoryEventLog
-from proximity.service.ingest import Pipeline
+from proximity.service.ingest import IngestService, event_pipeline
 from proximity.service.metrics import Metrics
 
 FENCES = [Geofence.circle("a", 0.0, 0.0, 100.0, dwell_s=30), Geofence.circle("b", 0.001, 0.0, 100.0)]
 SPOTS = [(0.0, 0.0), (0.001, 0.0), (0.0005, 0.0), (0.01, 0.01)]
 
 
-def _pipeline() -> Pipeline:
-    return Pipeline(Engine(FENCES), MemoryEventLog(1e9, 10**6), Metrics())
+def _pipeline() -> IngestService:
+    metrics = Metrics()
+    return IngestService(Engine(FENCES), event_pipeline(MemoryEventLog(1e9, 10**6), metrics), metrics)
 
 
 def _strip(events):

@@ -1,0 +1,79 @@
+"""The wire format of events, in one place: JSON-ready dicts (event log, SSE, webhooks, HTTP
+responses) and CSV rows (replays), built column-wise from an :class:`EventBatch`.
+
+Keys, in order: ``device_id, geofence_id, type, ts, visit_id, duration_s, reason`` (the CSV
+columns, :data:`EVENT_COLUMNS`), then for beacon events ``region_id`` (the region's id, or the
+beacon's for ``zone_change``: columns ``region_id`` / ``beacon_id``) and, for ``zone_change``,
+``zone`` (its wire name). See :class:`~proximity.core.events.EventBatch` for the columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from proximity.core.events import (KIND_NAMES, REASON_NAMES, ZONE_NAMES, Event, EventBatch, EventKind,
+                                   format_ts, format_visit_ids)
+
+__all__ = ["EVENT_COLUMNS", "event_dicts", "event_dict", "csv_rows"]
+
+#: Columns of an events CSV, and the keys every event's JSON starts with.
+EVENT_COLUMNS = ("device_id", "geofence_id", "type", "ts", "visit_id", "duration_s", "reason")
+
+
+def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
+    """Return a fresh list of the batch's JSON-ready dicts, column-wise (about 10x faster than
+    a dict per :class:`Event`). :meth:`EventBatch.to_dicts` caches this per batch."""
+    if not len(batch):
+        return []
+    dur = batch.duration_s.astype(object)
+    dur[np.isnan(batch.duration_s)] = None
+    out = [{"device_id": d, "geofence_id": f, "type": k, "ts": t, "visit_id": v, "duration_s": u, "reason": r}
+           for d, f, k, t, v, u, r in zip(batch.device_id.tolist(), batch.geofence_id.tolist(),
+                                          KIND_NAMES[batch.kind].tolist(), batch.ts.tolist(),
+                                          format_visit_ids(batch.visit_id), dur.tolist(),
+                                          REASON_NAMES[batch.reason].tolist())]
+    # beacon events also carry their region (or beacon, for zone_change) and the new zone
+    region = _wire_region(batch)
+    if region is not None:
+        has_region = np.fromiter((r is not None for r in region), bool, len(region))
+        zone_change = batch.kind == EventKind.ZONE_CHANGE
+        for i in np.flatnonzero(has_region | zone_change).tolist():
+            if has_region[i]:
+                out[i]["region_id"] = region[i]
+            if zone_change[i]:
+                out[i]["zone"] = ZONE_NAMES[int(batch.zone[i])]
+    return out
+
+
+def _wire_region(batch: EventBatch) -> list | None:
+    """The wire ``region_id`` per event (region, else beacon), or None when no event has one."""
+    region, beacon = batch.region_id.tolist(), batch.beacon_id.tolist()
+    has_beacon = any(b is not None for b in beacon)
+    if not has_beacon and all(r is None for r in region):
+        return None
+    if has_beacon:
+        region = [b if r is None else r for r, b in zip(region, beacon)]
+    return region
+
+
+def event_dict(e: Event) -> dict[str, Any]:
+    """Return one :class:`Event` row's JSON-ready dict (the same keys as :func:`event_dicts`)."""
+    d = {"device_id": e.device_id, "geofence_id": e.geofence_id, "type": str(e.type), "ts": e.ts,
+         "visit_id": e.visit_id, "duration_s": e.duration_s, "reason": str(e.reason)}
+    if e.region_id is not None:
+        d["region_id"] = e.region_id
+    if e.zone is not None:
+        d["zone"] = e.zone
+    return d
+
+
+def csv_rows(batch: EventBatch) -> Iterator[tuple]:
+    """Yield the batch's CSV rows (:data:`EVENT_COLUMNS`): ts and duration as the shortest text
+    that round-trips, an empty duration where there is none."""
+    dur = batch.duration_s
+    return ((d, f, k, format_ts(t), v, "" if np.isnan(s) else format_ts(s), r)
+            for d, f, k, t, v, s, r in zip(batch.device_id, batch.geofence_id, KIND_NAMES[batch.kind],
+                                           batch.ts, format_visit_ids(batch.visit_id), dur,
+                                           REASON_NAMES[batch.reason]))
