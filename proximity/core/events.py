@@ -248,17 +248,14 @@ _COLUMNS = ("device_id", "geofence_id", "kind", "ts", "visit_id", "duration_s", 
             "zone", "beacon_id")
 
 
-_VISIT_FORMAT = "016x"   # the one visit id format: 16 lowercase hex digits
+def format_visit_ids(v: np.ndarray) -> list[str]:
+    """Render a column of visit ids as 16 lowercase hex digits (the one visit id format)."""
+    return [f"{x:016x}" for x in v.tolist()]
 
 
 def format_visit_id(v) -> str:
-    """Render a visit id as 16 lowercase hex digits."""
-    return format(int(v), _VISIT_FORMAT)
-
-
-def format_visit_ids(v: np.ndarray) -> list[str]:
-    """Render a column of visit ids like :func:`format_visit_id`, in one pass."""
-    return [format(x, _VISIT_FORMAT) for x in v.tolist()]
+    """Render one visit id like :func:`format_visit_ids`."""
+    return format_visit_ids(np.array([v], np.uint64))[0]
 
 
 def format_ts(ts: float) -> str:

@@ -35,9 +35,11 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
                                           format_visit_ids(batch.visit_id), dur.tolist(),
                                           REASON_NAMES[batch.reason].tolist())]
     # beacon events also carry their region (or beacon, for zone_change) and the new zone
-    region = _wire_region(batch)
-    if region is not None:
-        has_region = np.fromiter((r is not None for r in region), bool, len(region))
+    has_region = batch.region_id != None  # noqa: E711 (elementwise)
+    has_beacon = batch.beacon_id != None  # noqa: E711
+    if has_region.any() or has_beacon.any():
+        region = np.where(has_region, batch.region_id, batch.beacon_id)
+        has_region |= has_beacon
         zone_change = batch.kind == EventKind.ZONE_CHANGE
         for i in np.flatnonzero(has_region | zone_change).tolist():
             if has_region[i]:
@@ -45,17 +47,6 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
             if zone_change[i]:
                 out[i]["zone"] = ZONE_NAMES[int(batch.zone[i])]
     return out
-
-
-def _wire_region(batch: EventBatch) -> list | None:
-    """The wire ``region_id`` per event (region, else beacon), or None when no event has one."""
-    region, beacon = batch.region_id.tolist(), batch.beacon_id.tolist()
-    has_beacon = any(b is not None for b in beacon)
-    if not has_beacon and all(r is None for r in region):
-        return None
-    if has_beacon:
-        region = [b if r is None else r for r, b in zip(region, beacon)]
-    return region
 
 
 def event_dict(e: Event) -> dict[str, Any]:
