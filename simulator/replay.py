@@ -22,14 +22,15 @@ from beacons.monitor import BeaconMonitor, MonitorConfig
 from beacons.pipeline import ingest_sightings
 from beacons.registry import BeaconRegistry, parse_beacon
 from beacons.sightings import SightingBatch
-from proximity import Engine, EngineConfig, EventBatch, EventKind, PingBatch, Reason
+from proximity import Engine, EngineConfig, EventBatch, PingBatch
+from proximity.core.events import KIND_NAMES, REASON_NAMES, format_visit_ids
+from proximity.core.pipeline import ListSink, Pipeline
+from proximity.core.wire import wire_region_ids
 from simulator.traffic import Traffic
 
 __all__ = ["EVENT_COLUMNS", "replay_engine", "events_frame", "registry_of", "ordered_batches"]
 
 EVENT_COLUMNS = ("device_id", "geofence_id", "type", "ts", "visit_id", "duration_s", "reason", "region_id")
-_KIND = {int(k): str(k) for k in EventKind}
-_REASON = {int(r): str(r) for r in Reason}
 
 
 def registry_of(traffic: Traffic) -> BeaconRegistry:
@@ -58,37 +59,42 @@ def ordered_batches(traffic: Traffic, batch_s: float, beacons: bool = True):
 
 
 def replay_engine(traffic: Traffic, *, beacons: bool = True, batch_s: float = 10.0,
-                  config: EngineConfig | None = None, positions: bool = True) -> pd.DataFrame:
+                  config: EngineConfig | None = None, positions: bool = True, stages=()) -> pd.DataFrame:
     """Feed `traffic` to a fresh ``Engine`` (default config unless given); return its events.
 
     ``positions=False`` turns the monitor's indoor fixes off (beacon events only; much faster,
-    as trilateration dominates the cost of a sightings batch).
+    as trilateration dominates the cost of a sightings batch). Events go through a
+    :class:`~proximity.core.pipeline.Pipeline` (with ``stages``, e.g. campaigns) into a list sink.
     """
     engine = Engine(traffic.fences, config=config) if config else Engine(traffic.fences)
     monitor = BeaconMonitor(registry_of(traffic), MonitorConfig(positions=positions)) \
         if beacons and len(traffic.beacons) else None
-    out: list[EventBatch] = []
+    out = ListSink()
+    pipeline = Pipeline([out], stages)
     for until, p, s in ordered_batches(traffic, batch_s, beacons=monitor is not None):
         if len(p):
             acc = p["accuracy_m"].to_numpy(float)
             batch = PingBatch.from_columns(p["device_id"].to_numpy(object), p["ts"].to_numpy(float),
                                            p["lon"].to_numpy(float), p["lat"].to_numpy(float), acc)
-            out.append(engine.ingest(batch).events)
+            pipeline.emit(engine.ingest(batch).events)
         if monitor is not None:
             if len(s):
                 sb = SightingBatch.from_columns(s["device_id"].to_numpy(object), s["ts"].to_numpy(float),
                                                 s["beacon_id"].to_numpy(object), s["rssi"].to_numpy(float))
-                out.append(ingest_sightings(monitor, engine, sb))
-            out.append(monitor.sweep(until))
-        out.append(engine.sweep(until))
-    return events_frame(EventBatch.concat(out))
+                pipeline.emit(ingest_sightings(monitor, engine, sb))
+            pipeline.emit(monitor.sweep(until))
+        pipeline.emit(engine.sweep(until))
+    return events_frame(out.events)
 
 
 def events_frame(ev: EventBatch) -> pd.DataFrame:
-    """Return an ``EventBatch`` as an events table (:data:`EVENT_COLUMNS`)."""
+    """Return an ``EventBatch`` as an events table (:data:`EVENT_COLUMNS`; ``region_id`` as on
+    the wire: the beacon of a zone_change)."""
+    region = wire_region_ids(ev)
     return pd.DataFrame({
-        "device_id": ev.device_id.astype(object), "geofence_id": ev.fence_id.astype(object),
-        "type": [_KIND[int(k)] for k in ev.kind], "ts": ev.ts.astype(float),
-        "visit_id": [f"{int(v):016x}" for v in ev.visit_id], "duration_s": ev.duration_s,
-        "reason": [_REASON[int(r)] for r in ev.reason], "region_id": ev.region_id,
+        "device_id": ev.device_id.astype(object), "geofence_id": ev.geofence_id.astype(object),
+        "type": KIND_NAMES[ev.kind].tolist(), "ts": ev.ts.astype(float),
+        "visit_id": format_visit_ids(ev.visit_id), "duration_s": ev.duration_s,
+        "reason": REASON_NAMES[ev.reason].tolist(),
+        "region_id": ev.region_id if region is None else region,
     }, columns=list(EVENT_COLUMNS))

@@ -16,7 +16,7 @@ import numpy as np
 from proximity.core.events import (KIND_NAMES, REASON_NAMES, ZONE_NAMES, Event, EventBatch, EventKind,
                                    format_ts, format_visit_ids)
 
-__all__ = ["EVENT_COLUMNS", "event_dicts", "event_dict", "csv_rows"]
+__all__ = ["EVENT_COLUMNS", "event_dicts", "event_dict", "csv_rows", "wire_region_ids"]
 
 #: Columns of an events CSV, and the keys every event's JSON starts with.
 EVENT_COLUMNS = ("device_id", "geofence_id", "type", "ts", "visit_id", "duration_s", "reason")
@@ -35,11 +35,9 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
                                           format_visit_ids(batch.visit_id), dur.tolist(),
                                           REASON_NAMES[batch.reason].tolist())]
     # beacon events also carry their region (or beacon, for zone_change) and the new zone
-    has_region = batch.region_id != None  # noqa: E711 (elementwise)
-    has_beacon = batch.beacon_id != None  # noqa: E711
-    if has_region.any() or has_beacon.any():
-        region = np.where(has_region, batch.region_id, batch.beacon_id)
-        has_region |= has_beacon
+    region = wire_region_ids(batch)
+    if region is not None:
+        has_region = region != None  # noqa: E711 (elementwise)
         zone_change = batch.kind == EventKind.ZONE_CHANGE
         for i in np.flatnonzero(has_region | zone_change).tolist():
             if has_region[i]:
@@ -47,6 +45,16 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
             if zone_change[i]:
                 out[i]["zone"] = ZONE_NAMES[int(batch.zone[i])]
     return out
+
+
+def wire_region_ids(batch: EventBatch) -> np.ndarray | None:
+    """The wire ``region_id`` per event: the region, else the beacon (zone_change), else None;
+    None (not an array) when no event of the batch has one."""
+    has_region = batch.region_id != None  # noqa: E711 (elementwise)
+    has_beacon = batch.beacon_id != None  # noqa: E711
+    if not (has_region.any() or has_beacon.any()):
+        return None
+    return np.where(has_region, batch.region_id, batch.beacon_id)
 
 
 def event_dict(e: Event) -> dict[str, Any]:
