@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from proximity.core import EventKind
+from proximity.core.events import ZONE_NAMES
 
 from campaigns.errors import CampaignError
 
@@ -33,7 +34,8 @@ __all__ = ["Campaign", "Offer", "Coupon", "Trigger", "Schedule", "Caps", "Budget
 
 STATUSES = ("draft", "active", "paused", "ended")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-ZONES = {"immediate": 1, "near": 2}           # beacons.Zone codes; a trigger matches codes 1..zone
+# zone codes (proximity.core.events.ZONE_NAMES, = beacons.Zone); a trigger matches codes 1..zone
+ZONES = {name: ZONE_NAMES.index(name) for name in ("immediate", "near")}
 COUPON_MODES = ("none", "shared", "unique")
 AUDIENCE_OPS = ("in", "not_in", "equals")
 

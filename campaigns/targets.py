@@ -15,11 +15,13 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from proximity.core.events import EventKind
+
 from campaigns.model import Campaign
 
 __all__ = ["TargetIndex", "Candidates"]
 
-_KINDS = 8          # EventKind codes are 1..6; keys are id_code * _KINDS + kind
+_KINDS = max(8, max(EventKind) + 1)   # above every EventKind code; keys are id_code * _KINDS + kind
 
 
 class Candidates:
