@@ -19,6 +19,7 @@ request been handled second is not).
 from __future__ import annotations
 
 import asyncio
+import time
 from bisect import bisect_left
 from collections import defaultdict
 
@@ -26,6 +27,7 @@ import numpy as np
 from anyio import to_thread
 
 from proximity import PingBatch
+from proximity.core.pings import TS_FLOOR, check_clock
 from proximity.service.ingest import IngestService
 
 __all__ = ["Batcher"]
@@ -39,13 +41,20 @@ class Batcher:
     more than ingesting a few pings); bigger ones in a worker thread.
     """
 
-    def __init__(self, pipeline: IngestService, max_pings: int = 20_000, inline_max_pings: int = 0):
+    def __init__(self, pipeline: IngestService, max_pings: int = 20_000, inline_max_pings: int = 0, *,
+                 max_clock_skew_s: float = 300.0, min_ts: float = TS_FLOOR):
         self.pipeline, self.max_pings, self.inline_max_pings = pipeline, max_pings, inline_max_pings
+        self.max_clock_skew_s, self.min_ts = max_clock_skew_s, min_ts
         self._pending: list[tuple[PingBatch, asyncio.Future]] = []
         self._draining = False
 
     async def ingest(self, batch: PingBatch) -> dict:
-        """Ingest ``batch`` (possibly together with others); return its own response document."""
+        """Ingest ``batch`` (possibly together with others); return its own response document.
+
+        A ping from the future or before ``min_ts`` fails the request (422 naming it) before it
+        is merged with anyone else's, so it changes no state.
+        """
+        check_clock(batch.ts, time.time(), max_ahead_s=self.max_clock_skew_s, floor_ts=self.min_ts)
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((batch, fut))
         if not self._draining:

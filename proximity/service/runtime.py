@@ -97,7 +97,8 @@ def _build(settings: Settings) -> Runtime:
     keys = KeyRing(defs)
     monitor = BeaconMonitor(BeaconRegistry(), s.monitor_config(), monitor_store)
     beacons = BeaconService(defs, monitor, engine, ingest)
-    batcher = Batcher(ingest, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings)
+    batcher = Batcher(ingest, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings,
+                      max_clock_skew_s=s.max_clock_skew_s, min_ts=s.min_ts)
     rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, ingest, fences, webhooks, batcher,
                  beacons, SightingIngest(beacons, ingest, s.max_batch))
     for service in (fences, beacons, keys):   # one follower per definition kind, and dependents

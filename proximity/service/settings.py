@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     max_vertices: int = Field(10_000, ge=4)
     max_radius_m: float = Field(50_000.0, gt=0)
     max_page: int = Field(1000, ge=1)
+    max_clock_skew_s: float = Field(300.0, gt=0, description="refuse pings this far ahead of the "
+                                    "server's clock (one ping from the future would make every later one stale)")
+    min_ts: float = Field(946_684_800.0, description="refuse pings older than this epoch second "
+                          "(default 2000-01-01T00:00:00Z)")
 
     # engine
     hysteresis_factor: float = Field(1.0, ge=0)

@@ -14,7 +14,8 @@ from service_support import (ADMIN, ADMIN_KEY, AppClient, Server, circle, free_p
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, sweep_interval_s=0.1)
+    # min_ts=0: the specification tests use small, readable timestamps (ts 0, 1, 60...)
+    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, sweep_interval_s=0.1, min_ts=0)
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ class Server:
 def start_server(tmp_path: Path, *args: str, env: dict | None = None, admin: bool = True) -> Server:
     port = free_port()
     log = tmp_path / f"server-{port}.log"
-    full_env = {**os.environ, "PROXIMITY_SWEEP_INTERVAL_S": "0.2", **(env or {})}
+    full_env = {**os.environ, "PROXIMITY_SWEEP_INTERVAL_S": "0.2", "PROXIMITY_MIN_TS": "0", **(env or {})}
     if admin:
         full_env["PROXIMITY_ADMIN_KEY"] = ADMIN_KEY
     else:
