@@ -45,7 +45,7 @@ def test_bad_pings_name_the_field(client):
 
 def test_batch_and_body_limits(tmp_path, make_client):
     from service_support import ADMIN_KEY
-    c = make_client(Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, max_batch=10, max_body_bytes=4096))
+    c = make_client(Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, min_ts=0, max_batch=10, max_body_bytes=4096))
     r = c.post("/v1/pings", json={"pings": [_ping("a", i, 10, 59) for i in range(11)]})
     assert r.status_code == 413 and "10" in r.json()["error"]["message"]
     r = c.post("/v1/pings", content=orjson.dumps({"pings": [_ping("a", i, 10, 59) for i in range(100)]}))

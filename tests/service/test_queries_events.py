@@ -72,7 +72,7 @@ def test_the_embedded_event_log_survives_a_restart(tmp_path):
     from proximity.service import Settings, create_app
     from service_support import ADMIN, ADMIN_KEY, AppClient
 
-    settings = Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY)
+    settings = Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, min_ts=0)
 
     def run(fn):
         with start_blocking_portal() as portal:

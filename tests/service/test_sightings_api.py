@@ -35,7 +35,7 @@ def heard(device: str, t0: float, rounds: int = 1, minors=(0, 1, 2), rssi: float
 
 @pytest.fixture
 def fast_exit(tmp_path):
-    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, sweep_interval_s=0.05,
+    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, min_ts=0, sweep_interval_s=0.05,
                     beacon_exit_after_s=0.5)
 
 

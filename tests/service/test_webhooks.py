@@ -61,7 +61,7 @@ def test_webhook_routes(client):
 
 
 def test_delivery_signed_retried_ordered(tmp_path, make_client):
-    c = make_client(Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, webhook_retry_base_s=0.1,
+    c = make_client(Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, min_ts=0, webhook_retry_base_s=0.1,
                              webhook_max_backoff_s=0.4, webhook_timeout_s=2))
     port = free_port()
     receiver = Receiver(port)
