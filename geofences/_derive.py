@@ -66,10 +66,14 @@ def derive(fences: list[Geofence], pad_m: float) -> Derived:
     geoms[ci] = None
 
     owners, boxes = [], []
-    if len(pi):
-        parts, owner = shapely.get_parts(geoms[pi], return_index=True)
-        owners.append(pi[owner])
-        boxes.append(shapely.bounds(parts))
+    if len(pi):   # a polygon is its own part; only multipolygons are split
+        multi = shapely.get_type_id(geoms[pi]) == 6
+        owners.append(pi[~multi])
+        boxes.append(box[pi[~multi]])
+        if multi.any():
+            parts, owner = shapely.get_parts(geoms[pi[multi]], return_index=True)
+            owners.append(pi[multi][owner])
+            boxes.append(shapely.bounds(parts))
     if len(ci):
         o, b = _circle_parts(num[ci])
         owners.append(ci[o])
