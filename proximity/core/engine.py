@@ -83,8 +83,8 @@ class _Settings:
     class Column:
         """A read-only column: base array, overridden at a few sorted slots (fancy indexing only)."""
 
-        def __init__(self, base: np.ndarray, slots: np.ndarray, values: np.ndarray):
-            self.base, self.slots, self.values = base, slots, values
+        def __init__(self, base: np.ndarray, slots: np.ndarray, values: np.ndarray, fill=None):
+            self.base, self.slots, self.values, self.fill = base, slots, values, fill
 
         def __len__(self) -> int:
             return max(len(self.base), int(self.slots[-1]) + 1 if len(self.slots) else 0)
@@ -93,7 +93,9 @@ class _Settings:
             scalar = np.ndim(idx) == 0
             idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
             n = len(self.base)
-            out = self.base[np.minimum(idx, n - 1)] if n else np.empty(idx.shape, self.base.dtype)
+            out = self.base[np.minimum(idx, n - 1)] if n else np.full(idx.shape, self.fill, self.base.dtype)
+            if n and idx.max(initial=0) >= n:   # slots added since the base was built
+                out[idx >= n] = self.fill
             if len(self.slots):
                 pos = np.minimum(np.searchsorted(self.slots, idx), len(self.slots) - 1)
                 hit = self.slots[pos] == idx
@@ -104,10 +106,10 @@ class _Settings:
             all_slots = np.concatenate([slots, self.slots])   # the newest value of a slot wins
             all_values = np.concatenate([values, self.values])
             uniq, first = np.unique(all_slots, return_index=True)
-            return type(self)(self.base, uniq, all_values[first])
+            return type(self)(self.base, uniq, all_values[first], self.fill)
 
         def folded(self) -> np.ndarray:
-            out = np.empty(len(self), self.base.dtype)
+            out = np.full(len(self), self.fill, self.base.dtype)
             out[:len(self.base)] = self.base
             out[self.slots] = self.values
             return out
@@ -133,7 +135,7 @@ class _Settings:
         for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0)):
             base = np.full(n, fill, dtype=values.dtype)
             base[slots] = values
-            cols.append(self.Column(base, np.empty(0, np.int64), values[:0]))
+            cols.append(self.Column(base, np.empty(0, np.int64), values[:0], fill))
         self.ids, self.dwell_s, self.exit_after_s, self.hash = cols
         self._base_slots = slots
         self._base_lookup = pd.Index(ids, dtype=object)
@@ -158,9 +160,10 @@ class _Settings:
 
     def _fold(self) -> None:
         """Fold the patch into new base columns (one O(fences) pass every PATCH_LIMIT changes)."""
-        cols = [c.folded() for c in (self.ids, self.dwell_s, self.exit_after_s, self.hash)]
+        old = (self.ids, self.dwell_s, self.exit_after_s, self.hash)
+        cols = [c.folded() for c in old]
         self.ids, self.dwell_s, self.exit_after_s, self.hash = (
-            self.Column(c, np.empty(0, np.int64), c[:0]) for c in cols)
+            self.Column(c, np.empty(0, np.int64), c[:0], o.fill) for c, o in zip(cols, old))
         self._base_slots = np.flatnonzero(cols[0] != None)   # noqa: E711  (elementwise)
         self._base_lookup = pd.Index(cols[0][self._base_slots], dtype=object)
         self._base_slot_of, self._patch_of = None, {}
