@@ -182,7 +182,8 @@ def _ring_checks(rings: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         # Twice the signed area per ring (shoelace); zero means < 3 distinct or collinear positions.
         nxt = np.arange(1, len(xy) + 1)
         nxt[np.minimum(last, len(xy) - 1)] = np.minimum(last, len(xy) - 1)
-        cross = xy[:, 0] * xy[nxt % len(xy), 1] - xy[nxt % len(xy), 0] * xy[:, 1]
-        area2 = np.add.reduceat(cross, np.minimum(starts, len(xy) - 1)) if len(rings) else cross[:0]
+        with np.errstate(invalid="ignore", over="ignore"):   # NaN / inf positions are bad already
+            cross = xy[:, 0] * xy[nxt % len(xy), 1] - xy[nxt % len(xy), 0] * xy[:, 1]
+            area2 = np.add.reduceat(cross, np.minimum(starts, len(xy) - 1)) if len(rings) else cross[:0]
         bad |= ~(np.abs(area2) > 0)
     return bad, xy, ring_len
