@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from geofences import Geofence, InvalidCollection, InvalidGeofence, parse_collection, parse_feature
+from geofences import (
+    Geofence,
+    InvalidCollection,
+    InvalidGeofence,
+    parse_collection,
+    parse_feature,
+)
 from geofences.errors import InvalidRecord
 from geofences.formats import read_csv, read_geojsonseq
 

@@ -10,14 +10,21 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import oracle
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import oracle
-from geofences import DuplicateGeofence, FenceIndex, Geofence, InvalidCollection, UnknownGeofence, parse_collection
-from geofences import _layers
 from walks import CITIES, offset, random_fences, random_pings, square
+
+from geofences import (
+    DuplicateGeofence,
+    FenceIndex,
+    Geofence,
+    InvalidCollection,
+    UnknownGeofence,
+    _layers,
+    parse_collection,
+)
 
 SETTINGS = settings(deadline=None, max_examples=40, derandomize=True, database=None)
 places = st.sampled_from(sorted(CITIES))
