@@ -41,36 +41,58 @@ def features(n: int, seed: int = 1, cities=CITIES) -> list[dict]:
     size = rng.uniform(10.0, 60.0, n)
     dwell = np.where(rng.random(n) < 0.3, rng.choice([60.0, 120.0, 300.0], n), np.nan)
     exit_after = np.where(rng.random(n) < 0.2, 1800.0, np.nan)
+    rings = _stars(rng, kind, lon0 + cx / kx, lat0 + cy / ky, size, kx, ky)
     out = []
     for i in range(n):
         props: dict = {"name": f"Store {i}", "tags": ["retail"]}
-        if not math.isnan(dwell[i]):
+        if dwell[i] == dwell[i]:
             props["dwell_s"] = float(dwell[i])
-        if not math.isnan(exit_after[i]):
+        if exit_after[i] == exit_after[i]:
             props["exit_after_s"] = float(exit_after[i])
-        lon_c, lat_c = float(lon0[i] + cx[i] / kx[i]), float(lat0[i] + cy[i] / ky)
         if kind[i] == 2:
             props["radius_m"] = round(float(size[i]), 1)
-            geom = {"type": "Point", "coordinates": [round(lon_c, 7), round(lat_c, 7)]}
+            geom = {"type": "Point", "coordinates": rings[i]}
         elif kind[i] == 0:
-            geom = {"type": "Polygon", "coordinates": [_star(rng, lon_c, lat_c, size[i], float(kx[i]), ky)]}
+            geom = {"type": "Polygon", "coordinates": [rings[i]]}
         else:
-            parts = int(rng.integers(2, 4))
-            step = 2 * size[i] / parts
-            geom = {"type": "MultiPolygon", "coordinates": [
-                [_star(rng, lon_c + (p - (parts - 1) / 2) * step * 1.1 / kx[i], lat_c, step / 2, float(kx[i]), ky)]
-                for p in range(parts)]}
+            geom = {"type": "MultiPolygon", "coordinates": [[r] for r in rings[i]]}
         out.append({"type": "Feature", "id": f"f{i:07d}", "geometry": geom, "properties": props})
     return out
 
 
-def _star(rng, lon, lat, r_m, kx, ky) -> list[list[float]]:
-    """A closed star-shaped ring of 5 to 32 distinct vertices (always simple)."""
-    k = int(rng.integers(5, 33))
-    ang = (np.arange(k) + rng.uniform(0.1, 0.9, k)) * (2 * np.pi / k)
-    r = r_m * rng.uniform(0.6, 1.0, k)
-    x = np.round(lon + r * np.cos(ang) / kx, 7)
-    y = np.round(lat + r * np.sin(ang) / ky, 7)
-    ring = np.column_stack([x, y]).tolist()
-    ring.append(ring[0])
-    return ring
+def _stars(rng, kind, lon, lat, size, kx, ky) -> list:
+    """Per fence: its center (circles), one closed ring (polygons) or 2-3 rings (multipolygons).
+
+    Rings are star-shaped with 5 to 32 vertices at jittered, evenly spread angles (always simple).
+    """
+    n = len(kind)
+    parts = np.where(kind == 1, rng.integers(2, 4, n), 1)
+    parts[kind == 2] = 0
+    owner = np.repeat(np.arange(n), parts)
+    which = np.arange(len(owner)) - np.repeat(np.cumsum(parts) - parts, parts)
+    step = 2 * size[owner] / parts[owner]
+    r_m = np.where(kind[owner] == 1, step / 2, size[owner])
+    px = lon[owner] + np.where(kind[owner] == 1, (which - (parts[owner] - 1) / 2) * step * 1.1 / kx[owner], 0.0)
+    py = lat[owner]
+    k = rng.integers(5, 33, len(owner))
+    ring_of = np.repeat(np.arange(len(owner)), k)
+    j = np.arange(len(ring_of)) - np.repeat(np.cumsum(k) - k, k)
+    ang = (j + rng.uniform(0.1, 0.9, len(ring_of))) * (2 * np.pi / k[ring_of])
+    r = r_m[ring_of] * rng.uniform(0.6, 1.0, len(ring_of))
+    x = np.round(px[ring_of] + r * np.cos(ang) / kx[owner][ring_of], 7).tolist()
+    y = np.round(py[ring_of] + r * np.sin(ang) / ky, 7).tolist()
+    out: list = [[round(float(lon[i]), 7), round(float(lat[i]), 7)] for i in range(n)]
+    ends = np.cumsum(k).tolist()
+    start, p = 0, 0
+    for i in range(n):
+        if kind[i] == 2:
+            continue
+        rings = []
+        for _ in range(int(parts[i])):
+            ring = [[x[t], y[t]] for t in range(start, ends[p])]
+            ring.append(ring[0])
+            rings.append(ring)
+            start = ends[p]
+            p += 1
+        out[i] = rings[0] if kind[i] == 0 else rings
+    return out
