@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from walks import CITIES, offset
 
 from geofences import FenceIndex, Geofence
-from proximity.engine import _Settings
+from proximity.core.engine import _Settings
 
 
 def full(index: FenceIndex) -> _Settings:
