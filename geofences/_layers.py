@@ -13,6 +13,8 @@ state and are re-run by :meth:`FenceIndex.match` when the index version moved me
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from geofences._columns import Columns
@@ -45,10 +47,11 @@ class _Layers:
         self.delta.update(slots.tolist())
         self.delta_grid = None
 
-    def refresh(self, live_slots: np.ndarray) -> None:
-        """Build whatever layer a change invalidated."""
+    def refresh(self, live: Callable[[], np.ndarray]) -> None:
+        """Build whatever layer a change invalidated (``live()`` lists the live slots)."""
         cols = self._cols
         if self.main is None:
+            live_slots = live()
             cols.compact(live_slots)
             slots, raw, pad = cols.live_parts()
             self.main = _Grid(slots, pad, raw)

@@ -238,9 +238,12 @@ class FenceIndex:
         return self._slots
 
     def _current_grid(self) -> _Layers:
+        layers = self._layers
+        if layers.main is not None and (layers.delta_grid is not None or not layers.delta):
+            return layers   # nothing to build; a racing change is caught by match's version check
         with self._lock:
-            self._layers.refresh(np.fromiter(self._by_id.values(), np.int64, len(self._by_id)))
-            return self._layers
+            layers.refresh(lambda: np.fromiter(self._by_id.values(), np.int64, len(self._by_id)))
+            return layers
 
     # -- matching ----------------------------------------------------------------------------
     def match(self, lon: np.ndarray, lat: np.ndarray, uncertainty_m: np.ndarray | None = None) -> Matches:
