@@ -33,6 +33,8 @@ UNCERTAIN = np.int8(2)
 
 #: Changes remembered for :meth:`FenceIndex.changes_since`.
 _LOG_LENGTH = 4096
+#: Batches larger than this drop the R-tree (rebuilt by bulk loading when next needed).
+_RTREE_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,8 @@ class FenceIndex:
             for f, s in zip(batch, slots.tolist()):
                 self._fences[s] = f
                 self._by_id[f.id] = s
+            if len(slots) > _RTREE_BATCH:
+                self._rtree = None   # cheaper to bulk-load again on the next interactive query
             if self._rtree is not None:
                 _, boxes, _ = self._slots.parts_of(slots)
                 for s, b in zip(np.repeat(slots, self._slots.part_count[slots]).tolist(), boxes.tolist()):
@@ -222,6 +226,8 @@ class FenceIndex:
         """Drop the index entries of ``slots`` (under the lock)."""
         if len(slots) == 0:
             return
+        if len(slots) > _RTREE_BATCH:
+            self._rtree = None
         if self._rtree is not None:
             sl, boxes, _ = self._slots.parts_of(slots)
             for s, b in zip(sl.tolist(), boxes.tolist()):

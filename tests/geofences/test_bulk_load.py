@@ -209,3 +209,18 @@ def test_a_100k_collection_with_one_bad_feature_applies_nothing_and_names_it():
     assert (err.index, err.fence_id, err.field) == (77_777, "f77777", "geometry.coordinates")
     assert "self-intersection" in err.reason
     assert [f.id for f in index] == ["keep"]
+
+
+def test_the_rtree_follows_small_and_large_batches(monkeypatch):
+    from geofences import index as index_module
+
+    monkeypatch.setattr(index_module, "_RTREE_BATCH", 5)
+    lon, lat = CITIES["oslo"]
+    index = FenceIndex(grid_fences(3, lon, lat))
+    assert len(index.intersecting((-180, -90, 180, 90))) == 3          # bulk-loads the R-tree
+    index.add_many(grid_fences(4, *offset(lon, lat, 0, 2000.0), prefix="small"))  # inserted one by one
+    index.add_many(grid_fences(9, *offset(lon, lat, 0, 4000.0), prefix="large"))  # drops it
+    index.remove_many([f"large{i}" for i in range(6)])
+    got = sorted(f.id for f in index.intersecting((-180, -90, 180, 90)))
+    assert got == sorted([f"g{i}" for i in range(3)] + [f"small{i}" for i in range(4)] + ["large6", "large7", "large8"])
+    assert [f.id for f in index.nearest(*offset(lon, lat, 0, 4000.0 + 800.0), k=1)] == ["large8"]
