@@ -100,7 +100,7 @@ class InvalidRecord(InvalidGeofence):
         prefix = ", ".join(where)
         return f"{prefix + ': ' if prefix else ''}{self.field}: {self.reason}"
 
-    def with_index(self, index: int) -> "InvalidRecord":
+    def with_index(self, index: int) -> InvalidRecord:
         return InvalidRecord(self.fence_id, self.field, self.reason, index, self.line)
 
     def to_dict(self) -> dict:

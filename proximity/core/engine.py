@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Iterable
+from typing import ClassVar, Iterable
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,7 @@ class _Settings:
     """
 
     PATCH_LIMIT = 1024
-    _latest: "weakref.WeakKeyDictionary[FenceIndex, _Settings]" = weakref.WeakKeyDictionary()
+    _latest: ClassVar[weakref.WeakKeyDictionary[FenceIndex, _Settings]] = weakref.WeakKeyDictionary()
 
     class Column:
         """A read-only column: base array, overridden at a few sorted slots (fancy indexing only)."""
@@ -102,7 +102,7 @@ class _Settings:
                 out[hit] = self.values[pos[hit]]
             return out[0] if scalar else out
 
-        def patched(self, slots: np.ndarray, values: np.ndarray) -> "_Settings.Column":
+        def patched(self, slots: np.ndarray, values: np.ndarray) -> _Settings.Column:
             all_slots = np.concatenate([slots, self.slots])   # the newest value of a slot wins
             all_values = np.concatenate([values, self.values])
             uniq, first = np.unique(all_slots, return_index=True)
@@ -142,7 +142,7 @@ class _Settings:
         self._base_slot_of: dict | None = None
         self._patch_of: dict[str, int] = {}
 
-    def _patch(self, prev: "_Settings", version: int, slots: np.ndarray, fences: list) -> None:
+    def _patch(self, prev: _Settings, version: int, slots: np.ndarray, fences: list) -> None:
         self.version = version
         ids, dwell, exit_after, hashes = self._rows([f for f in fences if f is not None])
         live = np.fromiter((f is not None for f in fences), bool, len(fences))
@@ -164,7 +164,7 @@ class _Settings:
         cols = [c.folded() for c in old]
         self.ids, self.dwell_s, self.exit_after_s, self.hash = (
             self.Column(c, np.empty(0, np.int64), c[:0], o.fill) for c, o in zip(cols, old))
-        self._base_slots = np.flatnonzero(cols[0] != None)   # noqa: E711  (elementwise)
+        self._base_slots = np.flatnonzero(cols[0] != None)   # elementwise
         self._base_lookup = pd.Index(cols[0][self._base_slots], dtype=object)
         self._base_slot_of, self._patch_of = None, {}
 
