@@ -33,6 +33,8 @@ UNCERTAIN = np.int8(2)
 
 #: Changes remembered for :meth:`FenceIndex.changes_since`.
 _LOG_LENGTH = 4096
+#: Changes of more slots than this are logged as "start over" (see :meth:`changes_since`).
+_LOG_SLOTS = 4096
 #: Batches larger than this drop the R-tree (rebuilt by bulk loading when next needed).
 _RTREE_BATCH = 10_000
 
@@ -77,7 +79,7 @@ class FenceIndex:
         self._slots = Columns()
         self._layers = _Layers(self._slots)
         self._rtree: rtree_index.Index | None = None
-        self._log: deque[tuple[int, np.ndarray]] = deque(maxlen=_LOG_LENGTH)
+        self._log: deque[tuple[int, np.ndarray | None]] = deque(maxlen=_LOG_LENGTH)
         self.version = 0
         fences = list(fences)
         if fences:
@@ -120,6 +122,8 @@ class FenceIndex:
             if not self._log or self._log[0][0] > version + 1 or version > self.version:
                 return None
             parts = [slots for v, slots in self._log if v > version]
+            if any(p is None for p in parts):
+                return None
             slots = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
             return self.version, slots, [self._fences[s] for s in slots.tolist()]
 
@@ -208,11 +212,15 @@ class FenceIndex:
                 slots[new[j]] = self._free.pop()
             first = len(self._fences)
             slots[new[reuse:]] = np.arange(first, first + len(new) - reuse)
-            self._fences.extend([None] * (len(new) - reuse))
             self._slots.write(slots, derived)
-            for f, s in zip(batch, slots.tolist()):
-                self._fences[s] = f
-                self._by_id[f.id] = s
+            if len(new) == len(batch) and reuse == 0:   # a plain append (a bulk load)
+                self._fences.extend(batch)
+                self._by_id.update(zip((f.id for f in batch), range(first, first + len(batch))))
+            else:
+                self._fences.extend([None] * (len(new) - reuse))
+                for f, s in zip(batch, slots.tolist()):
+                    self._fences[s] = f
+                    self._by_id[f.id] = s
             if len(slots) > _RTREE_BATCH:
                 self._rtree = None   # cheaper to bulk-load again on the next interactive query
             if self._rtree is not None:
@@ -220,7 +228,7 @@ class FenceIndex:
                 for s, b in zip(np.repeat(slots, self._slots.part_count[slots]).tolist(), boxes.tolist()):
                     self._rtree.insert(s, b)
             self._changed(np.concatenate([slots, replaced]))
-            return [old.get(f.id) for f in fences]
+            return [old.get(f.id) for f in fences] if old else [None] * len(fences)
 
     def _retire(self, slots: np.ndarray) -> None:
         """Drop the index entries of ``slots`` (under the lock)."""
@@ -235,9 +243,11 @@ class FenceIndex:
         self._slots.kill(slots)
 
     def _changed(self, slots: np.ndarray) -> None:
-        self._layers.changed(np.unique(slots), len(self._by_id))
+        slots = np.unique(slots)
+        self._layers.changed(slots, len(self._by_id))
         self.version += 1
-        self._log.append((self.version, np.unique(slots)))
+        # A big batch is logged without its slots: readers of changes_since then start over.
+        self._log.append((self.version, slots if len(slots) <= _LOG_SLOTS else None))
 
     def _current_segments(self) -> Columns:
         """The packed boundary table: ``.distance(slots, x, y)`` in local meters."""
