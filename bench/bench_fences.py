@@ -205,6 +205,7 @@ def main(argv=None) -> int:
     p.add_argument("--pings", type=int, default=500_000)
     p.add_argument("--batch", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--skip-load", action="store_true", help="memory and/or throughput only")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
@@ -215,12 +216,14 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"load from GeoJSON (seed {args.seed}); wall [cpu]:", flush=True)
     fences: list[Geofence] = []
-    for n in sizes:
+    for n in ([] if args.skip_load else sizes):
         index, fences = load(n, args.seed)
         del index
     if not args.skip_memory:
         memory(max(sizes), args.seed)
     if not args.skip_throughput:
+        if len(fences) < max(sizes) - 10_000:
+            fences = parse_collection({"type": "FeatureCollection", "features": fence_gen.features(max(sizes), args.seed)})
         extra = fences[:max(sizes) - 10_000]
         print(f"throughput: simulator city workload, {args.pings:,} pings, {args.devices:,} devices, "
               f"batches of {args.batch:,}; cpu rates", flush=True)
