@@ -139,9 +139,15 @@ def _rasterize(owner: np.ndarray, boxes: np.ndarray, cell: float) -> tuple[np.nd
 
 def _build_level(cell: float, slots: np.ndarray, boxes: np.ndarray) -> _Level:
     owner, keys = _rasterize(slots, boxes, cell)
-    pair = np.unique(np.column_stack([keys, owner]), axis=0)
-    keys, owner = pair[:, 0], pair[:, 1]
-    ukeys, starts = np.unique(keys, return_index=True)
+    # Sort by (key, owner) and drop repeated pairs; np.unique(axis=0) sorts a void view, ~30x slower.
+    order = np.lexsort((owner, keys))
+    keys, owner = keys[order], owner[order]
+    if len(keys):
+        fresh = np.ones(len(keys), bool)
+        fresh[1:] = (keys[1:] != keys[:-1]) | (owner[1:] != owner[:-1])
+        keys, owner = keys[fresh], owner[fresh]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else np.empty(0, np.int64)
+    ukeys = keys[starts]
     ends = np.append(starts[1:], len(keys))
     bbox = (float(boxes[:, 0].min()), float(boxes[:, 1].min()),
             float(boxes[:, 2].max()), float(boxes[:, 3].max()))

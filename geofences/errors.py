@@ -5,7 +5,8 @@ still catch it, and carries the offending input as attributes::
 
     GeofenceError (ValueError)
      ├── InvalidGeofence          fence_id, field, reason, index
-     │    └── DuplicateGeofence   the id is already taken
+     │    ├── DuplicateGeofence   the id is already taken
+     │    └── InvalidRecord       + line: a bad record of a GeoJSONSeq or CSV file
      ├── InvalidCollection        errors: every InvalidGeofence of a FeatureCollection
      └── UnknownGeofence (KeyError)   fence_id
 """
@@ -17,6 +18,7 @@ __all__ = [
     "InvalidGeofence",
     "DuplicateGeofence",
     "InvalidCollection",
+    "InvalidRecord",
     "UnknownGeofence",
 ]
 
@@ -73,6 +75,37 @@ class DuplicateGeofence(InvalidGeofence):
     def __init__(self, fence_id: str, field: str = "id", reason: str | None = None,
                  index: int | None = None):
         super().__init__(fence_id, field, reason or f"duplicate id {fence_id!r}", index)
+
+
+class InvalidRecord(InvalidGeofence):
+    """A bad record of a line-oriented import (GeoJSON text sequence, CSV).
+
+    Parameters
+    ----------
+    line : int
+        1-based line number where the record starts in its file.
+    (others as :class:`InvalidGeofence`; ``field`` is a Feature path for GeoJSON records and a
+    column name for CSV rows, and ``index`` is the record's 0-based position among the records.)
+    """
+
+    def __init__(self, fence_id: str | None, field: str, reason: str, index: int | None = None,
+                 line: int | None = None):
+        self.line = line
+        super().__init__(fence_id, field, reason, index)
+
+    def _message(self) -> str:
+        where = [] if self.line is None else [f"line {self.line}"]
+        if self.fence_id is not None:
+            where.append(f"geofence {self.fence_id!r}")
+        prefix = ", ".join(where)
+        return f"{prefix + ': ' if prefix else ''}{self.field}: {self.reason}"
+
+    def with_index(self, index: int) -> InvalidRecord:
+        return InvalidRecord(self.fence_id, self.field, self.reason, index, self.line)
+
+    def to_dict(self) -> dict:
+        """JSON-ready description: ``{"fence_id", "field", "reason", "index", "line"}``."""
+        return {**super().to_dict(), "line": self.line}
 
 
 class InvalidCollection(GeofenceError):

@@ -89,6 +89,17 @@ def meters_per_degree(lat) -> tuple[np.ndarray, np.ndarray]:
     return np.interp(lat, table_lat, table_mlat), np.interp(lat, table_lat, table_mlon)
 
 
+def meters_per_degree_table(lat) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`meters_per_degree` always read from the interpolated table, whatever the size.
+
+    The index derives every fence frame through this one function, so a fence inserted alone
+    and the same fence loaded in a batch of a million get bit-identical frames.
+    """
+    table_lat, table_mlat, table_mlon = _table()
+    lat = np.asarray(lat, dtype=np.float64)
+    return np.interp(lat, table_lat, table_mlat), np.interp(lat, table_lat, table_mlon)
+
+
 _TABLE: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 

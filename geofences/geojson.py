@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import shapely
 
+from geofences._fastparse import parse_many
 from geofences.errors import DuplicateGeofence, InvalidCollection, InvalidGeofence
 from geofences.model import FenceKind, Geofence, Limits
 
@@ -110,22 +111,30 @@ def parse_collection(collection: Any, *, limits: Limits = _DEFAULT_LIMITS,
     features = collection.get("features")
     if not isinstance(features, list):
         raise InvalidCollection([InvalidGeofence(None, "features", "expected an array of Features")], source)
-    fences: list[Geofence] = []
-    errors: list[InvalidGeofence] = []
+    parsed, errors = parse_many(features, limits)
+    return _unique(parsed, errors, source)
+
+
+def _unique(parsed: list[Geofence | None], errors: list[InvalidGeofence], source: str | None,
+            where: list[int] | None = None) -> list[Geofence]:
+    """Check ids are unique across parsed records; raise :class:`InvalidCollection` on any error.
+
+    ``where`` gives each record's index for the error (default: its position in ``parsed``).
+    """
     seen: dict[str, int] = {}
-    for i, feat in enumerate(features):
-        try:
-            fence = parse_feature(feat, limits=limits)
-        except InvalidGeofence as exc:
-            errors.append(exc.with_index(i))
+    fences: list[Geofence] = []
+    for i, fence in enumerate(parsed):
+        if fence is None:
             continue
-        if fence.id in seen:
+        at = i if where is None else where[i]
+        first = seen.setdefault(fence.id, at)
+        if first != at:
             errors.append(DuplicateGeofence(fence.id, reason=f"duplicate id {fence.id!r} "
-                                            f"(first used by feature {seen[fence.id]})", index=i))
+                                            f"(first used by feature {first})", index=at))
             continue
-        seen[fence.id] = i
         fences.append(fence)
     if errors:
+        errors.sort(key=lambda e: e.index if e.index is not None else -1)
         raise InvalidCollection(errors, source)
     return fences
 

@@ -9,6 +9,7 @@ interactive queries (bounding-box listing, nearest fences).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -16,9 +17,12 @@ import numpy as np
 import shapely
 from rtree import index as rtree_index
 
-from geofences._grid import _Grid, _unique_pairs
+from geofences._columns import Columns
+from geofences._derive import ERR, KX, LAT0, LON0, RADIUS, derive, to_frame
+from geofences._grid import _unique_pairs
+from geofences._layers import _Layers
 from geofences.errors import DuplicateGeofence, UnknownGeofence
-from geofences.geodesy import circle_bboxes, distance_m, meters_per_degree
+from geofences.geodesy import distance_m, meters_per_degree
 from geofences.model import Geofence
 
 __all__ = ["FenceIndex", "Matches", "INSIDE", "UNCERTAIN"]
@@ -27,7 +31,12 @@ __all__ = ["FenceIndex", "Matches", "INSIDE", "UNCERTAIN"]
 INSIDE = np.int8(1)
 UNCERTAIN = np.int8(2)
 
-_EARTH_R = 6_371_000.0
+#: Changes remembered for :meth:`FenceIndex.changes_since`.
+_LOG_LENGTH = 4096
+#: Changes of more slots than this are logged as "start over" (see :meth:`changes_since`).
+_LOG_SLOTS = 4096
+#: Batches larger than this drop the R-tree (rebuilt by bulk loading when next needed).
+_RTREE_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,34 +53,6 @@ class Matches:
 
     def __len__(self) -> int:
         return len(self.point)
-
-
-# Columns of _Slots.num. Each fence has a local metric frame centred on (LON0, LAT0) with
-# KX, KY meters per degree; a circle is centred on its frame's origin.
-_LON0, _LAT0, _KX, _KY, _RADIUS, _ERR = range(6)
-
-
-class _Slots:
-    """Per-slot columns of everything the narrow phase needs, as parallel arrays."""
-
-    def __init__(self, cap: int = 64):
-        self.geom = np.empty(cap, dtype=object)          # prepared polygon, or None for circles
-        self.frame_boundary = np.empty(cap, dtype=object)  # polygon boundary in local meters
-        self.num = np.full((cap, 6), np.nan)             # frame and circle numbers (columns above)
-        self.is_circle = np.zeros(cap, dtype=bool)
-        self.box = np.full((cap, 4), np.nan)             # polygon bounds (minx, miny, maxx, maxy)
-
-    def grow(self, cap: int) -> None:
-        """Make room for at least ``cap`` slots."""
-        n = len(self.is_circle)
-        if cap <= n:
-            return
-        for name, fill in (("geom", None), ("frame_boundary", None), ("num", np.nan),
-                           ("box", np.nan), ("is_circle", False)):
-            old = getattr(self, name)
-            arr = np.full((cap,) + old.shape[1:], fill, dtype=old.dtype)
-            arr[:n] = old
-            setattr(self, name, arr)
 
 
 class FenceIndex:
@@ -95,16 +76,14 @@ class FenceIndex:
         self._by_id: dict[str, int] = {}
         self._fences: list[Geofence | None] = []
         self._free: list[int] = []
-        self._slots = _Slots()
-        self._parts: dict[int, list[tuple[float, float, float, float]]] = {}
-        self._padded: dict[int, list[tuple[float, float, float, float]]] = {}
-        self._segments: dict[int, np.ndarray] = {}   # polygon boundary segments in local meters
-        self._seg_table = None
-        self._grid: _Grid | None = None
-        self._rtree = rtree_index.Index(interleaved=True)
+        self._slots = Columns()
+        self._layers = _Layers(self._slots)
+        self._rtree: rtree_index.Index | None = None
+        self._log: deque[tuple[int, np.ndarray | None]] = deque(maxlen=_LOG_LENGTH)
         self.version = 0
-        for f in fences:
-            self.add(f)
+        fences = list(fences)
+        if fences:
+            self.add_many(fences)
 
     # -- definitions -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -130,6 +109,24 @@ class FenceIndex:
         with self._lock:
             return self.version, [(s, self._fences[s]) for s in self._by_id.values()]
 
+    def changes_since(self, version: int) -> tuple[int, np.ndarray, list[Geofence | None]] | None:
+        """Return (version, slots, fences now at those slots) changed after ``version``, atomically.
+
+        A slot whose fence was removed maps to None. Returns None when ``version`` is older than
+        the bounded change log: the caller then rebuilds from :meth:`snapshot`. Lets derived
+        per-slot tables (the engine's settings) update a few rows instead of rereading a million.
+        """
+        with self._lock:
+            if version == self.version:
+                return self.version, np.empty(0, np.int64), []
+            if not self._log or self._log[0][0] > version + 1 or version > self.version:
+                return None
+            parts = [slots for v, slots in self._log if v > version]
+            if any(p is None for p in parts):
+                return None
+            slots = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+            return self.version, slots, [self._fences[s] for s in slots.tolist()]
+
     def slot(self, fence_id: str) -> int:
         """Return the fence's slot: its row in the index's parallel arrays."""
         try:
@@ -145,103 +142,124 @@ class FenceIndex:
 
     def add(self, fence: Geofence) -> None:
         """Add a new fence; raise :class:`DuplicateGeofence` if the id is taken."""
-        with self._lock:
-            if fence.id in self._by_id:
-                raise DuplicateGeofence(fence.id)
-            self._insert(fence)
+        self.add_many([fence])
 
     def put(self, fence: Geofence) -> Geofence | None:
         """Add or replace a fence; return the fence it replaced, if any."""
-        with self._lock:
-            old = None
-            if fence.id in self._by_id:
-                old = self._delete(fence.id)
-            self._insert(fence)
-            return old
+        return self.put_many([fence])[0]
 
     def remove(self, fence_id: str) -> Geofence:
         """Remove a fence and return it; raise :class:`UnknownGeofence` if absent."""
+        return self.remove_many([fence_id])[0]
+
+    def add_many(self, fences: Iterable[Geofence]) -> None:
+        """Add new fences as one change: all of them, or none if an id is taken or repeated.
+
+        The batch is indexed with vectorized calls (see :mod:`geofences._derive`); a batch larger
+        than the delta layer goes straight into the main grid, rebuilt once.
+        """
+        self._apply(list(fences), replace=False)
+
+    def put_many(self, fences: Iterable[Geofence]) -> list[Geofence | None]:
+        """Add or replace fences as one change (later entries of a repeated id win); return the
+        fences replaced (None for new ids), in order."""
+        return self._apply(list(fences), replace=True)
+
+    def remove_many(self, fence_ids: Iterable[str]) -> list[Geofence]:
+        """Remove fences as one change; raise :class:`UnknownGeofence` (removing nothing) if an
+        id is absent."""
+        ids = list(dict.fromkeys(fence_ids))
         with self._lock:
-            if fence_id not in self._by_id:
-                raise UnknownGeofence(fence_id)
-            return self._delete(fence_id)
+            for fid in ids:
+                if fid not in self._by_id:
+                    raise UnknownGeofence(fid)
+            slots = np.fromiter((self._by_id.pop(fid) for fid in ids), np.int64, len(ids))
+            old = [self._fences[s] for s in slots.tolist()]
+            self._retire(slots)
+            for s in slots.tolist():
+                self._fences[s] = None
+            self._free.extend(slots.tolist())
+            self._changed(slots)
+            return old
 
-    def _insert(self, fence: Geofence) -> None:
-        slot = self._free.pop() if self._free else len(self._fences)
-        if slot == len(self._fences):
-            self._fences.append(None)
-            self._slots.grow(2 * len(self._fences))
-        self._fences[slot] = fence
-        self._by_id[fence.id] = slot
-        s = self._slots
-        lon0, lat0 = fence.center
-        ky, kx = meters_per_degree(lat0)
-        s.num[slot] = np.nan
-        s.num[slot, [_LON0, _LAT0, _KX, _KY]] = (lon0, lat0, kx, ky)
-        s.is_circle[slot] = fence.is_circle
-        if fence.is_circle:
-            s.num[slot, _RADIUS] = fence.radius_m
-            s.num[slot, _ERR] = 4.0 / _EARTH_R * (1.0 + abs(np.tan(np.radians(lat0))))
-            s.geom[slot] = None
-            s.frame_boundary[slot] = None
-            parts = circle_bboxes(lon0, lat0, fence.radius_m)
+    def _apply(self, fences: list[Geofence], replace: bool) -> list[Geofence | None]:
+        if not fences:
+            return []
+        if replace:
+            last = {f.id: i for i, f in enumerate(fences)}
+            batch = [fences[i] for i in sorted(last.values())] if len(last) < len(fences) else fences
         else:
-            shapely.prepare(fence.geometry)
-            s.geom[slot] = fence.geometry
-            s.box[slot] = fence.geometry.bounds
-            frame = s.num[slot]
-            s.frame_boundary[slot] = shapely.transform(
-                shapely.boundary(fence.geometry), lambda c: np.column_stack(_to_frame(frame, c[:, 0], c[:, 1])))
-            self._segments[slot] = _segments(s.frame_boundary[slot])
-            geoms = getattr(fence.geometry, "geoms", [fence.geometry])
-            parts = [tuple(map(float, g.bounds)) for g in geoms]
-        self._parts[slot] = parts
-        self._padded[slot] = [_pad(box, self.pad_m) for box in parts]
-        for box in parts:
-            self._rtree.insert(slot, box)
-        self._changed()
+            seen: set[str] = set()
+            for f in fences:
+                if f.id in seen:
+                    raise DuplicateGeofence(f.id)
+                seen.add(f.id)
+            batch = fences
+        derived = derive(batch, self.pad_m)   # outside the lock: matches keep running meanwhile
+        with self._lock:
+            if not replace:
+                for f in batch:
+                    if f.id in self._by_id:
+                        raise DuplicateGeofence(f.id)
+            old_slots = np.fromiter((self._by_id.get(f.id, -1) for f in batch), np.int64, len(batch))
+            old = {f.id: self._fences[s] for f, s in zip(batch, old_slots.tolist()) if s >= 0}
+            replaced = old_slots[old_slots >= 0]
+            self._retire(replaced)
+            slots = old_slots.copy()
+            new = np.flatnonzero(slots < 0)
+            reuse = min(len(new), len(self._free))
+            for j in range(reuse):
+                slots[new[j]] = self._free.pop()
+            first = len(self._fences)
+            slots[new[reuse:]] = np.arange(first, first + len(new) - reuse)
+            self._slots.write(slots, derived)
+            if len(new) == len(batch) and reuse == 0:   # a plain append (a bulk load)
+                self._fences.extend(batch)
+                self._by_id.update(zip((f.id for f in batch), range(first, first + len(batch))))
+            else:
+                self._fences.extend([None] * (len(new) - reuse))
+                for f, s in zip(batch, slots.tolist()):
+                    self._fences[s] = f
+                    self._by_id[f.id] = s
+            if len(slots) > _RTREE_BATCH:
+                self._rtree = None   # cheaper to bulk-load again on the next interactive query
+            if self._rtree is not None:
+                _, boxes, _ = self._slots.parts_of(slots)
+                for s, b in zip(np.repeat(slots, self._slots.part_count[slots]).tolist(), boxes.tolist()):
+                    self._rtree.insert(s, b)
+            self._changed(np.concatenate([slots, replaced]))
+            return [old.get(f.id) for f in fences] if old else [None] * len(fences)
 
-    def _delete(self, fence_id: str) -> Geofence:
-        slot = self._by_id.pop(fence_id)
-        fence = self._fences[slot]
-        self._fences[slot] = None
-        self._slots.geom[slot] = None
-        self._slots.frame_boundary[slot] = None
-        for box in self._parts.pop(slot):
-            self._rtree.delete(slot, box)
-        del self._padded[slot]
-        self._segments.pop(slot, None)
-        self._free.append(slot)
-        self._changed()
-        return fence
+    def _retire(self, slots: np.ndarray) -> None:
+        """Drop the index entries of ``slots`` (under the lock)."""
+        if len(slots) == 0:
+            return
+        if len(slots) > _RTREE_BATCH:
+            self._rtree = None
+        if self._rtree is not None:
+            sl, boxes, _ = self._slots.parts_of(slots)
+            for s, b in zip(sl.tolist(), boxes.tolist()):
+                self._rtree.delete(s, b)
+        self._slots.kill(slots)
 
-    def _changed(self) -> None:
-        self._grid = None
-        self._seg_table = None
+    def _changed(self, slots: np.ndarray) -> None:
+        slots = np.unique(slots)
+        self._layers.changed(slots, len(self._by_id))
         self.version += 1
+        # A big batch is logged without its slots: readers of changes_since then start over.
+        self._log.append((self.version, slots if len(slots) <= _LOG_SLOTS else None))
 
-    def _current_segments(self) -> "_SegmentTable":
-        table = self._seg_table
-        if table is None:
-            with self._lock:
-                if self._seg_table is None:
-                    self._seg_table = _SegmentTable(self._segments, len(self._fences))
-                table = self._seg_table
-        return table
+    def _current_segments(self) -> Columns:
+        """The packed boundary table: ``.distance(slots, x, y)`` in local meters."""
+        return self._slots
 
-    def _current_grid(self) -> _Grid:
-        grid = self._grid
-        if grid is None:
-            with self._lock:
-                if self._grid is None:
-                    slots = [s for s, parts in self._padded.items() for _ in parts]
-                    boxes = [b for parts in self._padded.values() for b in parts]
-                    raw = [b for s in self._padded for b in self._parts[s]]
-                    self._grid = _Grid(np.asarray(slots, dtype=np.int64),
-                                       np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-                                       np.asarray(raw, dtype=np.float64).reshape(-1, 4))
-                grid = self._grid
-        return grid
+    def _current_grid(self) -> _Layers:
+        layers = self._layers
+        if layers.main is not None and (layers.delta_grid is not None or not layers.delta):
+            return layers   # nothing to build; a racing change is caught by match's version check
+        with self._lock:
+            layers.refresh(lambda: np.fromiter(self._by_id.values(), np.int64, len(self._by_id)))
+            return layers
 
     # -- matching ----------------------------------------------------------------------------
     def match(self, lon: np.ndarray, lat: np.ndarray, uncertainty_m: np.ndarray | None = None) -> Matches:
@@ -299,7 +317,7 @@ class FenceIndex:
         circ_d = np.empty(0)
         if len(circ):
             circ_d = _circle_distance(num, lon[pi[circ]], lat[pi[circ]])
-            state[circ[circ_d <= num[:, _RADIUS]]] = INSIDE
+            state[circ[circ_d <= num[:, RADIUS]]] = INSIDE
         if unc is not None:
             self._mark_uncertain(pi, sl, circ, num, circ_d, state, lon, lat, unc)
         keep = np.flatnonzero(state)
@@ -334,11 +352,11 @@ class FenceIndex:
             box = self._slots.box[sl[sel]]
             x, y, us = lon[pi[sel]], lat[pi[sel]], u[sel]
             dlat = us / 110_000.0
-            dlon = us / (self._slots.num[sl[sel], _KX] * 0.99)
+            dlon = us / (self._slots.num[sl[sel], KX] * 0.99)
             near = (x >= box[:, 0] - dlon) & (x <= box[:, 2] + dlon) & (y >= box[:, 1] - dlat) & (y <= box[:, 3] + dlat)
             sel = sel[near]
         if len(sel):
-            px, py = _to_frame(self._slots.num[sl[sel]], lon[pi[sel]], lat[pi[sel]])
+            px, py = to_frame(self._slots.num[sl[sel]], lon[pi[sel]], lat[pi[sel]])
             d = self._current_segments().distance(sl[sel], px, py)
             big = np.isnan(d)   # fences with many segments: GEOS does better than a dense expansion
             if big.any():
@@ -347,7 +365,7 @@ class FenceIndex:
         csel = np.flatnonzero(u[circ] > 0)
         if len(csel):
             sel = circ[csel]
-            near_rim = np.abs(circ_d[csel] - circ_num[csel, _RADIUS]) < u[sel]
+            near_rim = np.abs(circ_d[csel] - circ_num[csel, RADIUS]) < u[sel]
             state[sel[near_rim]] = UNCERTAIN
 
     def locate(self, lon: float, lat: float) -> list[Geofence]:
@@ -358,17 +376,28 @@ class FenceIndex:
     def intersecting(self, bbox: tuple[float, float, float, float]) -> list[Geofence]:
         """Return the fences whose bounding box meets ``bbox`` (minx, miny, maxx, maxy)."""
         with self._lock:
-            slots = sorted(set(self._rtree.intersection(bbox)))
+            slots = sorted(set(self._tree().intersection(bbox)))
             return [self._fences[s] for s in slots if self._fences[s] is not None]
 
     def nearest(self, lon: float, lat: float, k: int = 1) -> list[tuple[Geofence, float]]:
         """Return up to ``k`` fences nearest to the point, with their distance in meters (0 inside)."""
         with self._lock:
-            cand = list(dict.fromkeys(self._rtree.nearest((lon, lat, lon, lat), max(4 * k, 16))))
+            cand = list(dict.fromkeys(self._tree().nearest((lon, lat, lon, lat), max(4 * k, 16))))
             fences = [self._fences[s] for s in cand if self._fences[s] is not None]
         out = [(f, self._distance_to(f, lon, lat)) for f in fences]
         out.sort(key=lambda t: (t[1], t[0].id))
         return out[:k]
+
+    def _tree(self) -> rtree_index.Index:
+        """The R-tree of interactive queries, bulk-loaded (stream constructor) on first use."""
+        if self._rtree is None:
+            slots, boxes, _ = self._slots.live_parts()
+            if len(slots):
+                stream = ((s, b, None) for s, b in zip(slots.tolist(), boxes.tolist()))
+                self._rtree = rtree_index.Index(stream, interleaved=True)
+            else:
+                self._rtree = rtree_index.Index(interleaved=True)
+        return self._rtree
 
     def _distance_to(self, fence: Geofence, lon: float, lat: float) -> float:
         if fence.is_circle:
@@ -377,81 +406,8 @@ class FenceIndex:
         if shapely.intersects_xy(fence.geometry, lon, lat):
             return 0.0
         slot = self._by_id[fence.id]
-        x, y = _to_frame(self._slots.num[slot], np.array([lon]), np.array([lat]))
+        x, y = to_frame(self._slots.num[slot], np.array([lon]), np.array([lat]))
         return float(shapely.distance(self._slots.frame_boundary[slot], shapely.Point(x[0], y[0])))
-
-
-_MAX_NUMPY_SEGMENTS = 256
-
-
-def _segments(boundary) -> np.ndarray:
-    """Return a boundary's segments as an (n, 4) array of (x0, y0, x1, y1)."""
-    parts = []
-    for line in shapely.get_parts(boundary):
-        c = shapely.get_coordinates(line)
-        parts.append(np.column_stack([c[:-1], c[1:]]))
-    return np.concatenate(parts) if parts else np.empty((0, 4))
-
-
-class _SegmentTable:
-    """Boundary segments of every small polygon, packed for vectorized point distances."""
-
-    def __init__(self, by_slot: dict[int, np.ndarray], n_slots: int):
-        self.start = np.zeros(n_slots + 1, np.int64)
-        self.count = np.zeros(n_slots + 1, np.int64)
-        small = {s: seg for s, seg in by_slot.items() if len(seg) <= _MAX_NUMPY_SEGMENTS}
-        order = sorted(small)
-        segs = [small[s] for s in order]
-        counts = np.array([len(x) for x in segs], np.int64)
-        self.count[order] = counts
-        self.start[order] = np.cumsum(counts) - counts
-        self.seg = np.concatenate(segs) if segs else np.empty((0, 4))
-
-    def distance(self, slots: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Distance from each point to its slot's boundary (NaN where the slot is not packed)."""
-        count = self.count[slots]
-        out = np.full(len(slots), np.nan)
-        has = np.flatnonzero(count > 0)
-        if len(has) == 0:
-            return out
-        c = count[has]
-        owner = np.repeat(np.arange(len(has)), c)
-        first = np.cumsum(c) - c
-        seg = self.seg[np.repeat(self.start[slots[has]], c) + (np.arange(len(owner)) - first[owner])]
-        px, py = x[has][owner], y[has][owner]
-        ax, ay, bx, by = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3]
-        dx, dy = bx - ax, by - ay
-        len2 = dx * dx + dy * dy
-        t = np.clip(((px - ax) * dx + (py - ay) * dy) / np.where(len2 > 0, len2, 1.0), 0.0, 1.0)
-        ex, ey = px - (ax + t * dx), py - (ay + t * dy)
-        out[has] = np.sqrt(np.minimum.reduceat(ex * ex + ey * ey, first))
-        return out
-
-
-def _pad(box: tuple[float, float, float, float], pad_m: float) -> tuple[float, float, float, float]:
-    """Grow a (lon, lat) box by at least ``pad_m`` meters on every side."""
-    minx, miny, maxx, maxy = box
-    if pad_m <= 0:
-        return box
-    dlat = pad_m / 110_000.0           # fewer meters per degree than anywhere on WGS84
-    poleward = min(max(abs(miny), abs(maxy)) + dlat, 90.0)
-    if poleward > 89.0:
-        return (-180.0, max(miny - dlat, -90.0), 180.0, min(maxy + dlat, 90.0))
-    _, mlon = meters_per_degree(poleward)
-    dlon = pad_m / float(mlon) * 1.01
-    return (max(minx - dlon, -180.0), max(miny - dlat, -90.0), min(maxx + dlon, 180.0), min(maxy + dlat, 90.0))
-
-
-def _wrap(dlon):
-    return (np.asarray(dlon) + 180.0) % 360.0 - 180.0
-
-
-def _to_frame(num: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (x, y) meters of points in their fences' local frames (``num`` rows, or one row)."""
-    dlon = lon - num[..., _LON0]
-    if len(dlon) and np.abs(dlon).max() > 180.0:   # only near the antimeridian
-        dlon = _wrap(dlon)
-    return dlon * num[..., _KX], (lat - num[..., _LAT0]) * num[..., _KY]
 
 
 def _circle_distance(num: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -460,11 +416,11 @@ def _circle_distance(num: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.nd
     A local-frame estimate settles the pairs far from the rim; pairs within the estimate's error
     bound of the rim get an exact pyproj geodesic, so the inside/outside answer is exact.
     """
-    clon, clat, r = num[:, _LON0], num[:, _LAT0], num[:, _RADIUS]
-    dx, dy = _to_frame(num, lon, lat)
+    clon, clat, r = num[:, LON0], num[:, LAT0], num[:, RADIUS]
+    dx, dy = to_frame(num, lon, lat)
     d = np.sqrt(dx * dx + dy * dy)
     reach = np.maximum(d, r)
-    err = 1.0 + reach * reach * num[:, _ERR]
+    err = 1.0 + reach * reach * num[:, ERR]
     near = np.flatnonzero((np.abs(d - r) <= err) | (np.abs(clat) > 85.0))
     if len(near):
         d[near] = distance_m(clon[near], clat[near], lon[near], lat[near])

@@ -9,8 +9,9 @@ duplicate events.
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
-from typing import Iterable
+from typing import ClassVar, Iterable
 
 import numpy as np
 import pandas as pd
@@ -66,34 +67,136 @@ class IngestResult:
 
 
 class _Settings:
-    """Per-slot columns derived from the fence definitions, rebuilt when the index changes."""
+    """Per-slot columns derived from the fence definitions, for one index version.
+
+    Built in full from :meth:`FenceIndex.snapshot` once; each later version is derived from the
+    previous one by patching only the slots :meth:`FenceIndex.changes_since` names, so one fence
+    change costs O(changed slots), not a Python loop over a million fences. The large base
+    columns are shared read-only between versions and a small sorted patch overrides them, so an
+    ingest still holding an older _Settings keeps a consistent view. Past ``PATCH_LIMIT`` patched
+    slots the patch is folded into new base columns.
+    """
+
+    PATCH_LIMIT = 1024
+    _latest: ClassVar[weakref.WeakKeyDictionary[FenceIndex, _Settings]] = weakref.WeakKeyDictionary()
+
+    class Column:
+        """A read-only column: base array, overridden at a few sorted slots (fancy indexing only)."""
+
+        def __init__(self, base: np.ndarray, slots: np.ndarray, values: np.ndarray, fill=None):
+            self.base, self.slots, self.values, self.fill = base, slots, values, fill
+
+        def __len__(self) -> int:
+            return max(len(self.base), int(self.slots[-1]) + 1 if len(self.slots) else 0)
+
+        def __getitem__(self, idx):
+            scalar = np.ndim(idx) == 0
+            idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
+            n = len(self.base)
+            out = self.base[np.minimum(idx, n - 1)] if n else np.full(idx.shape, self.fill, self.base.dtype)
+            if n and idx.max(initial=0) >= n:   # slots added since the base was built
+                out[idx >= n] = self.fill
+            if len(self.slots):
+                pos = np.minimum(np.searchsorted(self.slots, idx), len(self.slots) - 1)
+                hit = self.slots[pos] == idx
+                out[hit] = self.values[pos[hit]]
+            return out[0] if scalar else out
+
+        def patched(self, slots: np.ndarray, values: np.ndarray) -> _Settings.Column:
+            all_slots = np.concatenate([slots, self.slots])   # the newest value of a slot wins
+            all_values = np.concatenate([values, self.values])
+            uniq, first = np.unique(all_slots, return_index=True)
+            return type(self)(self.base, uniq, all_values[first], self.fill)
+
+        def folded(self) -> np.ndarray:
+            out = np.full(len(self), self.fill, self.base.dtype)
+            out[:len(self.base)] = self.base
+            out[self.slots] = self.values
+            return out
 
     def __init__(self, index: FenceIndex):
-        self.version, pairs = index.snapshot()
-        n = max((slot for slot, _ in pairs), default=-1) + 1
-        self.ids = np.empty(n, dtype=object)
-        self.dwell_s = np.full(n, np.inf)
-        self.exit_after_s = np.full(n, np.inf)
-        self.hash = np.zeros(n, dtype=np.uint64)
-        for slot, f in pairs:
-            self.ids[slot] = f.id
-            self.dwell_s[slot] = np.inf if f.dwell_s is None else f.dwell_s
-            self.exit_after_s[slot] = np.inf if f.exit_after_s is None else f.exit_after_s
-        if pairs:
-            slots = np.fromiter((slot for slot, _ in pairs), np.int64, len(pairs))
-            self.hash[slots] = _hash_strs(self.ids[slots])
-        self.slot_of = {f.id: slot for slot, f in pairs}
-        self._lookup = pd.Index(list(self.slot_of), dtype=object)
-        self._slots = np.fromiter(self.slot_of.values(), np.int64, len(self.slot_of))
+        prev = self._latest.get(index)
+        change = index.changes_since(prev.version) if prev is not None else None
+        if change is not None:
+            self._patch(prev, *change)
+            if len(self.ids.slots) > self.PATCH_LIMIT:
+                self._fold()
+        else:
+            self._full(*index.snapshot())
+        if prev is None or self.version >= prev.version:
+            self._latest[index] = self
+
+    def _full(self, version: int, pairs: list) -> None:
+        self.version = version
+        slots = np.fromiter((s for s, _ in pairs), np.int64, len(pairs))
+        ids, dwell, exit_after, hashes = self._rows([f for _, f in pairs])
+        n = int(slots.max()) + 1 if len(slots) else 0
+        cols = []
+        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0)):
+            base = np.full(n, fill, dtype=values.dtype)
+            base[slots] = values
+            cols.append(self.Column(base, np.empty(0, np.int64), values[:0], fill))
+        self.ids, self.dwell_s, self.exit_after_s, self.hash = cols
+        self._base_slots = slots
+        self._base_lookup = pd.Index(ids, dtype=object)
+        self._base_slot_of: dict | None = None
+        self._patch_of: dict[str, int] = {}
+
+    def _patch(self, prev: _Settings, version: int, slots: np.ndarray, fences: list) -> None:
+        self.version = version
+        ids, dwell, exit_after, hashes = self._rows([f for f in fences if f is not None])
+        live = np.fromiter((f is not None for f in fences), bool, len(fences))
+        full = []
+        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0)):
+            col = np.full(len(slots), fill, dtype=values.dtype)
+            col[live] = values
+            full.append(col)
+        self.ids, self.dwell_s, self.exit_after_s, self.hash = (
+            c.patched(slots, v) for c, v in zip((prev.ids, prev.dwell_s, prev.exit_after_s, prev.hash), full))
+        self._base_slots, self._base_lookup = prev._base_slots, prev._base_lookup
+        self._base_slot_of = prev._base_slot_of
+        gone = {i: -1 for i in prev.ids[slots].tolist() if i is not None}   # ids that left these slots
+        self._patch_of = {**prev._patch_of, **gone, **dict(zip(ids.tolist(), slots[live].tolist()))}
+
+    def _fold(self) -> None:
+        """Fold the patch into new base columns (one O(fences) pass every PATCH_LIMIT changes)."""
+        old = (self.ids, self.dwell_s, self.exit_after_s, self.hash)
+        cols = [c.folded() for c in old]
+        self.ids, self.dwell_s, self.exit_after_s, self.hash = (
+            self.Column(c, np.empty(0, np.int64), c[:0], o.fill) for c, o in zip(cols, old))
+        self._base_slots = np.flatnonzero(cols[0] != None)   # elementwise
+        self._base_lookup = pd.Index(cols[0][self._base_slots], dtype=object)
+        self._base_slot_of, self._patch_of = None, {}
+
+    @staticmethod
+    def _rows(fences: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        n = len(fences)
+        ids = np.empty(n, dtype=object)
+        ids[:] = [f.id for f in fences]
+        dwell = np.fromiter((np.inf if f.dwell_s is None else f.dwell_s for f in fences), np.float64, n)
+        exit_after = np.fromiter((np.inf if f.exit_after_s is None else f.exit_after_s for f in fences),
+                                 np.float64, n)
+        return ids, dwell, exit_after, _hash_strs(ids) if n else np.zeros(0, np.uint64)
 
     def slots_for(self, fence_ids: np.ndarray) -> np.ndarray:
         """Return the slot of each fence id, -1 for ids no longer in the index."""
-        if len(fence_ids) == 0 or len(self._slots) == 0:
-            return np.full(len(fence_ids), -1, np.int64)
-        if len(fence_ids) < 32:   # a hash table lookup beats building pandas' machinery
-            return np.fromiter((self.slot_of.get(f, -1) for f in fence_ids), np.int64, len(fence_ids))
-        pos = self._lookup.get_indexer(fence_ids)
-        return np.where(pos >= 0, self._slots[pos], -1)
+        n = len(fence_ids)
+        if n == 0:
+            return np.full(0, -1, np.int64)
+        if n < 32:   # a hash table lookup beats building pandas' machinery
+            if self._base_slot_of is None:
+                self._base_slot_of = dict(zip(self._base_lookup, self._base_slots.tolist()))
+            base, patch = self._base_slot_of, self._patch_of
+            return np.fromiter((patch.get(f, base.get(f, -1)) for f in fence_ids), np.int64, n)
+        out = np.full(n, -1, np.int64)
+        if len(self._base_slots):
+            pos = self._base_lookup.get_indexer(fence_ids)
+            out = np.where(pos >= 0, self._base_slots[np.maximum(pos, 0)], -1)
+        if self._patch_of:
+            pos = pd.Index(list(self._patch_of), dtype=object).get_indexer(fence_ids)
+            hit = pos >= 0
+            out[hit] = np.fromiter(self._patch_of.values(), np.int64, len(self._patch_of))[pos[hit]]
+        return out
 
 
 class Engine:

@@ -1,0 +1,189 @@
+"""Batch validation of many GeoJSON Features: one pass of cheap Python checks, then array calls.
+
+The per-feature loop only reads ids, names, tags, settings and the nesting of coordinate lists.
+Coordinates of every ring of every feature are then checked together (position shape and types,
+finite and in range, closed rings, at least three distinct positions, vertex limits), turned into
+geometries with one ``shapely.linearrings`` / ``polygons`` / ``multipolygons`` call each, and
+checked with one ``shapely.is_valid`` and ``shapely.area`` call.
+
+Any feature that fails (or looks unusual: positions with altitudes, bools...) is handed to
+:func:`geofences.geojson.parse_feature`, which produces the one and only error message. So the
+fast path never decides what is wrong, only that nothing is: results and errors equal those of
+parsing each feature alone.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from types import MappingProxyType
+from typing import Any, Sequence
+
+import numpy as np
+import shapely
+
+from geofences.errors import InvalidGeofence
+from geofences.model import FenceKind, Geofence, Limits
+
+_NO_PROPS: MappingProxyType = MappingProxyType({})
+_NUM = (int, float)
+
+
+def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence | None], list[InvalidGeofence]]:
+    """Parse features in bulk; return (fence or None per feature, errors naming their index)."""
+    from geofences.geojson import RESERVED_PROPERTIES, _read_id, _seconds, parse_feature
+
+    n = len(features)
+    out: list[Geofence | None] = [None] * n
+    slow: list[int] = []
+    meta: list[tuple] = []            # (index, id, name, tags, free, dwell, exit, kind, radius, lon, lat)
+    rings: list[list] = []            # every ring's positions, in order
+    ring_poly: list[int] = []         # polygon number of each ring
+    poly_meta: list[int] = []         # meta row of each polygon
+    for i, feat in enumerate(features):
+        if type(feat) is not dict or feat.get("type") != "Feature":
+            slow.append(i)
+            continue
+        props = feat.get("properties")
+        geom = feat.get("geometry")
+        if props is None:
+            props = {}
+        if type(props) is not dict or type(geom) is not dict:
+            slow.append(i)
+            continue
+        try:
+            fid = _read_id(feat, props, None, limits)
+            dwell = _seconds(fid, props, "dwell_s", allow_zero=True)
+            exit_after = _seconds(fid, props, "exit_after_s", allow_zero=False)
+        except InvalidGeofence:
+            slow.append(i)
+            continue
+        name = props.get("name", "")
+        if name is None:
+            name = ""
+        tags = props.get("tags", [])
+        if tags is None:
+            tags = []
+        if (type(name) is not str or type(tags) not in (list, tuple)
+                or not all(type(t) is str for t in tags)):
+            slow.append(i)
+            continue
+        free = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
+        row = [i, fid, name, tuple(dict.fromkeys(tags)), MappingProxyType(free) if free else _NO_PROPS,
+               dwell, exit_after, None, None, None, None]
+        gtype, coords = geom.get("type"), geom.get("coordinates")
+        if gtype == "Point":
+            radius = props.get("radius_m")
+            if (type(coords) is not list or len(coords) != 2 or type(coords[0]) not in _NUM
+                    or type(coords[1]) not in _NUM or type(radius) not in _NUM
+                    or not 0 < radius <= limits.max_radius_m
+                    or not (abs(coords[0]) <= 180 and abs(coords[1]) <= 90)):
+                slow.append(i)
+                continue
+            row[7:] = FenceKind.CIRCLE, float(radius), float(coords[0]), float(coords[1])
+        elif gtype == "Polygon" or gtype == "MultiPolygon":
+            polys = [coords] if gtype == "Polygon" else coords
+            if type(polys) is not list or not polys or not all(
+                    type(p) is list and p and all(type(r) is list for r in p) for p in polys):
+                slow.append(i)
+                continue
+            row[7] = FenceKind.POLYGON if gtype == "Polygon" else FenceKind.MULTIPOLYGON
+            for p in polys:
+                ring_poly.extend([len(poly_meta)] * len(p))
+                rings.extend(p)
+                poly_meta.append(len(meta))
+        else:
+            slow.append(i)
+            continue
+        meta.append(row)
+    bad_meta = _build(meta, rings, np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64),
+                      limits, out)
+    slow.extend(meta[k][0] for k in bad_meta)
+    errors: list[InvalidGeofence] = []
+    for i in sorted(slow):
+        try:
+            out[i] = parse_feature(features[i], limits=limits)
+        except InvalidGeofence as exc:
+            errors.append(exc.with_index(i))
+    return out, errors
+
+
+def _build(meta, rings, ring_poly, poly_meta, limits: Limits, out: list) -> np.ndarray:
+    """Build and validate every geometry; fill ``out``; return the meta rows that need a slow look."""
+    bad = np.zeros(len(meta), bool)
+    kinds = np.fromiter((m[7] for m in meta), np.int64, len(meta))
+    polys = None
+    if rings:
+        ring_bad, xy, ring_len = _ring_checks(rings)
+        np.logical_or.at(bad, poly_meta[ring_poly[ring_bad]], True)
+        nverts = np.bincount(poly_meta[ring_poly], weights=ring_len, minlength=len(meta))
+        bad |= nverts > limits.max_vertices
+        ok_ring = ~bad[poly_meta[ring_poly]]
+        starts = np.cumsum(ring_len) - ring_len
+        keep_xy = np.repeat(ok_ring, ring_len)
+        rings_g = shapely.linearrings(xy[keep_xy], indices=np.repeat(np.arange(int(ok_ring.sum())),
+                                                                     ring_len[ok_ring]))
+        del starts
+        ok_poly = np.flatnonzero(~bad[poly_meta])
+        polys = np.empty(len(poly_meta), dtype=object)
+        if len(ok_poly):
+            _, poly_of_ring = np.unique(ring_poly[ok_ring], return_inverse=True)
+            polys[ok_poly] = shapely.polygons(rings_g, indices=poly_of_ring)
+            valid = shapely.is_valid(polys[ok_poly]) & (shapely.area(polys[ok_poly]) > 0)
+            bad[poly_meta[ok_poly[~valid]]] = True
+    geoms = np.empty(len(meta), dtype=object)
+    circ = np.flatnonzero(kinds == FenceKind.CIRCLE)
+    if len(circ):
+        geoms[circ] = shapely.points(np.fromiter((meta[k][9] for k in circ), np.float64, len(circ)),
+                                     np.fromiter((meta[k][10] for k in circ), np.float64, len(circ)))
+    if polys is not None:
+        single = np.flatnonzero((kinds == FenceKind.POLYGON) & ~bad)
+        first = np.searchsorted(poly_meta, single)
+        geoms[single] = polys[first]
+        multi = np.flatnonzero((kinds == FenceKind.MULTIPOLYGON) & ~bad)
+        if len(multi):
+            sel = np.isin(poly_meta, multi)
+            mg = shapely.multipolygons(polys[sel], indices=np.unique(poly_meta[sel], return_inverse=True)[1])
+            valid = shapely.is_valid(mg) & (shapely.area(mg) > 0)
+            geoms[multi] = mg
+            bad[multi[~valid]] = True
+    for k in np.flatnonzero(~bad).tolist():
+        m = meta[k]
+        out[m[0]] = Geofence(id=m[1], kind=m[7], geometry=geoms[k], radius_m=m[8], name=m[2], tags=m[3],
+                             properties=m[4], dwell_s=m[5], exit_after_s=m[6])
+    return np.flatnonzero(bad)
+
+
+def _ring_checks(rings: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bad ring mask, (k, 2) positions, positions per ring) for every ring at once."""
+    ring_len = np.fromiter(map(len, rings), np.int64, len(rings))
+    positions = list(chain.from_iterable(rings))
+    try:
+        pos_len = np.fromiter(map(len, positions), np.int64, len(positions))
+    except TypeError:   # a position that is not a list: find which, per position
+        pos_len = np.fromiter((len(p) if type(p) is list else 0 for p in positions), np.int64, len(positions))
+    pos_ok = pos_len == 2
+    if not pos_ok.all():
+        positions = [p if ok else [0.0, 0.0] for p, ok in zip(positions, pos_ok.tolist())]
+    values = chain.from_iterable(positions)
+    if not set(map(type, chain.from_iterable(positions))) <= {int, float}:
+        typed = np.fromiter((type(v) in _NUM for v in values), bool, 2 * len(positions))
+        pos_ok &= typed.reshape(-1, 2).all(axis=1)
+        values = (v if type(v) in _NUM else 0.0 for v in chain.from_iterable(positions))
+    xy = np.fromiter(values, np.float64, 2 * len(positions)).reshape(-1, 2)
+    pos_ok &= np.isfinite(xy).all(axis=1) & (np.abs(xy[:, 0]) <= 180) & (np.abs(xy[:, 1]) <= 90)
+    ring_of = np.repeat(np.arange(len(rings)), ring_len)
+    bad = ring_len < 4
+    np.logical_or.at(bad, ring_of[~pos_ok], True)
+    starts = np.cumsum(ring_len) - ring_len
+    last = np.maximum(starts + ring_len - 1, 0)
+    safe = np.minimum(starts, len(xy) - 1) if len(xy) else starts
+    if len(xy):
+        bad |= (xy[safe] != xy[np.minimum(last, len(xy) - 1)]).any(axis=1)
+        # Twice the signed area per ring (shoelace); zero means < 3 distinct or collinear positions.
+        nxt = np.arange(1, len(xy) + 1)
+        nxt[np.minimum(last, len(xy) - 1)] = np.minimum(last, len(xy) - 1)
+        with np.errstate(invalid="ignore", over="ignore"):   # NaN / inf positions are bad already
+            cross = xy[:, 0] * xy[nxt % len(xy), 1] - xy[nxt % len(xy), 0] * xy[:, 1]
+            area2 = np.add.reduceat(cross, np.minimum(starts, len(xy) - 1)) if len(rings) else cross[:0]
+        bad |= ~(np.abs(area2) > 0)
+    return bad, xy, ring_len

@@ -1,0 +1,237 @@
+"""Large imports: GeoJSON text sequences (RFC 8142) and CSV, streamed from a file object.
+
+Both readers turn records into GeoJSON Features and validate them in chunks with the bulk
+Feature parser, so a CSV row and a GeoJSON Feature obey the same rules and messages. An import
+is all-or-nothing: every bad record is reported (:class:`InvalidRecord`, with its 1-based line
+number, fence id and field) in one :class:`InvalidCollection`, and nothing is returned.
+
+``progress(n)`` is called after each chunk with the number of records parsed so far, for a
+CLI progress bar or an API job's status.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO, Any, Callable, Iterable, Iterator
+
+import numpy as np
+import shapely
+
+from geofences._fastparse import parse_many
+from geofences.errors import InvalidCollection, InvalidGeofence, InvalidRecord
+from geofences.model import Geofence, Limits
+
+__all__ = ["read_geojsonseq", "read_csv", "CSV_COLUMNS"]
+
+RS = "\x1e"
+#: CSV columns; ``lon``, ``lat``, ``radius_m`` (a circle) or ``wkt`` (POLYGON / MULTIPOLYGON).
+CSV_COLUMNS = ("id", "name", "tags", "dwell_s", "exit_after_s", "lon", "lat", "radius_m", "wkt")
+_CHUNK = 20_000
+_DEFAULT_LIMITS = Limits()
+Progress = Callable[[int], None]
+# Feature fields as CSV column names, for errors on CSV rows.
+_CSV_FIELD = {"id": "id", "properties.id": "id", "properties.name": "name", "properties.tags": "tags",
+              "properties.dwell_s": "dwell_s", "properties.exit_after_s": "exit_after_s",
+              "properties.radius_m": "radius_m"}
+
+
+def read_geojsonseq(file: IO[str] | IO[bytes], *, limits: Limits = _DEFAULT_LIMITS, source: str | None = None,
+                    progress: Progress | None = None, chunk: int = _CHUNK) -> list[Geofence]:
+    """Read one Feature per record: RS-separated (RFC 8142) and/or one per line.
+
+    Raises
+    ------
+    InvalidCollection
+        Listing every bad record (bad JSON, invalid Feature, repeated id) by line.
+    """
+    return _import(_seq_records(file), limits, source, progress, chunk, csv_fields=False)
+
+
+def read_csv(file: IO[str], *, limits: Limits = _DEFAULT_LIMITS, source: str | None = None,
+             progress: Progress | None = None, chunk: int = _CHUNK, delimiter: str = ",") -> list[Geofence]:
+    """Read fences from CSV rows (columns :data:`CSV_COLUMNS`; a header row is required).
+
+    ``tags`` are separated by ``;`` or ``|``; empty cells are unset. A row is a circle
+    (``lon``, ``lat``, ``radius_m``) or a polygon (``wkt``), not both.
+
+    Raises
+    ------
+    InvalidCollection
+        Listing every bad row by line, field named by its column.
+    """
+    return _import(_csv_records(file, delimiter), limits, source, progress, chunk, csv_fields=True)
+
+
+def _import(records: Iterator[tuple[int, Any, InvalidRecord | None]], limits: Limits, source: str | None,
+            progress: Progress | None, chunk: int, csv_fields: bool) -> list[Geofence]:
+    fences: list[Geofence] = []
+    errors: list[InvalidGeofence] = []
+    seen: dict[str, int] = {}
+    count = 0
+    for batch in _chunks(records, chunk):
+        feats = [feat for _, feat, err in batch if err is None]
+        where = [(count + k, line) for k, (line, _, err) in enumerate(batch) if err is None]
+        errors.extend(err.with_index(count + k) for k, (_, _, err) in enumerate(batch) if err is not None)
+        parsed, bad = parse_many(feats, limits)
+        for e in bad:
+            index, line = where[e.index]
+            field = _CSV_FIELD.get(e.field, _csv_geometry_field(feats[e.index])) if csv_fields else e.field
+            errors.append(InvalidRecord(e.fence_id, field, e.reason, index, line))
+        for (index, line), fence in zip(where, parsed):
+            if fence is None:
+                continue
+            first = seen.setdefault(fence.id, line)
+            if first != line:
+                errors.append(InvalidRecord(fence.id, "id", f"duplicate id {fence.id!r} (first used on line {first})",
+                                            index, line))
+            else:
+                fences.append(fence)
+        count += len(batch)
+        if progress is not None:
+            progress(count)
+    if errors:
+        errors.sort(key=lambda e: e.index)
+        raise InvalidCollection(errors, source)
+    return fences
+
+
+def _chunks(records: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for r in records:
+        batch.append(r)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _seq_records(file) -> Iterator[tuple[int, Any, InvalidRecord | None]]:
+    """(line, Feature or None, error or None) per record; a record may span lines only after RS."""
+    text: list[str] = []
+    start = 0
+
+    def done():
+        raw = "".join(text).strip()
+        if not raw:
+            return None
+        try:
+            return start, json.loads(raw), None
+        except ValueError as exc:
+            return start, None, InvalidRecord(None, "record", f"not valid JSON ({exc})", line=start)
+
+    rs_mode = False
+    for lineno, line in enumerate(file, 1):
+        if isinstance(line, bytes):
+            line = line.decode("utf-8")
+        if RS in line:
+            rs_mode = True
+            head, *pieces = line.split(RS)
+            if head.strip():                      # the tail of the record before
+                if not text:
+                    start = lineno
+                text.append(head)
+            for piece in pieces:
+                rec = done() if text else None
+                if rec is not None:
+                    yield rec
+                text, start = [piece], lineno
+        elif rs_mode and text and "".join(text).strip() and not _complete(text):
+            text.append(line)                     # a record continued on this line
+        else:
+            rec = done() if text else None
+            if rec is not None:
+                yield rec
+            text, start = [line], lineno
+    rec = done() if text else None
+    if rec is not None:
+        yield rec
+
+
+def _complete(text: list[str]) -> bool:
+    """True when the buffered text is a whole JSON value (a pretty-printed record may go on)."""
+    try:
+        json.loads("".join(text))
+        return True
+    except ValueError:
+        return False
+
+
+def _csv_records(file, delimiter: str) -> Iterator[tuple[int, Any, InvalidRecord | None]]:
+    reader = csv.reader(file, delimiter=delimiter)
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        return
+    missing = [c for c in ("id",) if c not in header]
+    circle_cols = all(c in header for c in ("lon", "lat", "radius_m"))
+    if missing or not (circle_cols or "wkt" in header):
+        yield 1, None, InvalidRecord(None, "header", "expected columns id, and lon, lat, radius_m and/or wkt; "
+                                     f"got {header}", line=1)
+        return
+    col = {name: header.index(name) for name in CSV_COLUMNS if name in header}
+    rows: list[tuple[int, list[str]]] = []
+    last = reader.line_num
+    for row in reader:
+        start, last = last + 1, reader.line_num
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        rows.append((start, row))
+        if len(rows) >= 4096:
+            yield from _csv_features(rows, col)
+            rows = []
+    yield from _csv_features(rows, col)
+
+
+def _csv_features(rows: list[tuple[int, list[str]]], col: dict[str, int]):
+    """Turn CSV rows into Features (WKT parsed for the whole list at once)."""
+    def cell(row, name):
+        i = col.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+    wkt = np.array([cell(r, "wkt") or None for _, r in rows], dtype=object)
+    geoms = shapely.from_wkt(wkt, on_invalid="ignore") if len(wkt) else wkt
+    polys = np.flatnonzero(shapely.get_type_id(geoms) >= 3) if len(wkt) else []
+    as_json = dict(zip(polys.tolist(), shapely.to_geojson(geoms[polys]).tolist())) if len(polys) else {}
+    for k, (line, row) in enumerate(rows):
+        fid = cell(row, "id") or None
+        props: dict[str, Any] = {"name": cell(row, "name")}
+        tags = cell(row, "tags").replace("|", ";")
+        props["tags"] = [t.strip() for t in tags.split(";") if t.strip()]
+        try:
+            for name in ("dwell_s", "exit_after_s", "radius_m"):
+                text = cell(row, name)
+                if text:
+                    props[name] = _number(fid, name, text, line)
+            if wkt[k] is not None:
+                if props.get("radius_m") is not None or cell(row, "lon") or cell(row, "lat"):
+                    raise InvalidRecord(fid, "wkt", "a row is a circle (lon, lat, radius_m) or a polygon "
+                                        "(wkt), not both", line=line)
+                if k not in as_json:
+                    what = "not valid WKT" if geoms[k] is None else f"a {geoms[k].geom_type.upper()}"
+                    raise InvalidRecord(fid, "wkt", f"expected a POLYGON or MULTIPOLYGON, got {what}", line=line)
+                geometry = json.loads(as_json[k])
+            else:
+                lon, lat = cell(row, "lon"), cell(row, "lat")
+                if not lon or not lat:
+                    raise InvalidRecord(fid, "lon" if not lon else "lat",
+                                        "missing: give lon, lat and radius_m, or wkt", line=line)
+                geometry = {"type": "Point",
+                            "coordinates": [_number(fid, "lon", lon, line), _number(fid, "lat", lat, line)]}
+        except InvalidRecord as err:
+            yield line, None, err
+            continue
+        yield line, {"type": "Feature", "id": fid, "geometry": geometry, "properties": props}, None
+
+
+def _number(fid: str | None, field: str, text: str, line: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidRecord(fid, field, f"expected a number, got {text!r}", line=line) from None
+
+
+def _csv_geometry_field(feature: dict) -> str:
+    """The CSV column behind a Feature's geometry error."""
+    return "wkt" if feature["geometry"]["type"] != "Point" else "lon/lat"
