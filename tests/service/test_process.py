@@ -183,3 +183,30 @@ def test_a_restart_gives_no_second_enter(serve, tmp_path, stop):
         events = r.json()["events"]
         assert sorted(e["device_id"] for e in events) == sorted(devices[:50])   # only those who left
         assert {e["type"] for e in events} == {"enter"}
+
+
+def test_events_returned_survive_a_kill9_and_ids_are_never_reused(serve, tmp_path):
+    data = str(tmp_path / "data")
+    s = serve("--data-dir", data)
+    returned = {}
+    with s.client() as c:
+        assert c.post("/v1/geofences", json=square("shop", lon=10.75, lat=59.91, size=0.01)).status_code == 201
+        for t in range(30):   # each request: 20 devices step in or out of the shop
+            lon = 10.755 if t % 2 == 0 else 10.70
+            r = c.post("/v1/pings", json={"pings": [_ping(f"d{i}", 100 + t, lon, 59.915) for i in range(20)]})
+            returned.update({e["id"]: e for e in r.json()["events"]})
+    s.kill9()
+    s2 = serve("--data-dir", data)
+    with s2.client() as c:
+        logged, cursor = {}, None
+        while True:
+            page = c.get("/v1/events", params={"limit": 1000, **({"cursor": cursor} if cursor else {})}).json()
+            logged.update({e["id"]: e for e in page["events"]})
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        assert returned.keys() <= logged.keys()                     # every acknowledged event is there
+        assert all(logged[i] == e for i, e in returned.items())
+        r = c.post("/v1/pings", json={"pings": [_ping("new", 500, 10.755, 59.915)]})
+        (new,) = r.json()["events"]
+        assert int(new["id"]) > max(int(i) for i in returned)       # never a reused id

@@ -106,12 +106,12 @@ def test_sqlite_event_log_reloads_only_the_retention_window_and_the_cap(tmp_path
 
     path = str(tmp_path / "events.sqlite3")
     ev = [{"device_id": f"d{i}", "geofence_id": "g", "type": "enter", "ts": float(i)} for i in range(5)]
-    log = SqliteEventLog(path, retention_s=3600, cap=100, flush_s=0.01)
+    log = SqliteEventLog(path, retention_s=3600, cap=100)
     log.append(ev[:2])
     monkeypatch.setattr(_time, "time", lambda: 1e10)          # two hours later...
     log.append(ev[2:])
     log.close()
-    log = SqliteEventLog(path, retention_s=3600, cap=2, flush_s=0.01)
+    log = SqliteEventLog(path, retention_s=3600, cap=2)
     rows, _ = log.query(EventFilter(), None, 100)
     assert [r[0] for r in rows] == ["4", "5"]                  # the old two aged out; the cap keeps 2
     assert log.append([dict(ev[0])])[0]["id"] == "6"
