@@ -40,7 +40,7 @@ def test_one_process_opens_exactly_one_connection_pool(redis_url, tmp_path, make
     assert c.post("/v1/sightings", json={"sightings": []}).status_code in (200, 202, 422)
     time.sleep(0.3)   # a few sweeps and follow rounds
 
-    assert len(pools) == 1
+    assert len(pools) == 1, [p.connection_kwargs for p in pools]
     rt = c.app.state.runtime
     shared = rt.redis
     assert shared.connection_pool is pools[0]
@@ -50,7 +50,11 @@ def test_one_process_opens_exactly_one_connection_pool(redis_url, tmp_path, make
                 "lease": rt.webhooks.inner._lease._client}
     for name, client in adapters.items():
         assert client is shared, name
-    # Redis sees this process's connections under one name, all from that pool
-    mine = [cl for cl in redis.Redis.from_url(redis_url).client_list()
-            if cl["name"] == f"proximity:{os.getpid()}"]
-    assert 1 <= len(mine) <= shared.connection_pool._created_connections
+    # Redis sees the pool's connections under this process's name
+    pool = shared.connection_pool
+    conns = [c for c in list(pool._available_connections) + list(pool._in_use_connections)
+             if c._sock is not None]
+    ports = {f"{c._sock.getsockname()[0]}:{c._sock.getsockname()[1]}" for c in conns}
+    listed = {cl["addr"]: cl["name"] for cl in redis.Redis.from_url(redis_url).client_list()}
+    assert ports and ports <= set(listed)
+    assert {listed[p] for p in ports} == {f"proximity:{os.getpid()}"}
