@@ -40,15 +40,16 @@ _LOAD_CHUNK = 10_000     # keys per MGET (pipelined)
 _SAVE_CHUNK = 5_000      # devices per save-script call (pipelined)
 
 
+_SOURCES: dict[str, str] = {}      # sha -> source of every Lua script, for execute()'s reloads
+
+
 class Lua:
     """A Lua script, called by ``EVALSHA`` and loaded again after ``NOSCRIPT``."""
-
-    _sources: dict[str, str] = {}      # sha -> source, for :func:`execute`'s reloads
 
     def __init__(self, source: str):
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
-        Lua._sources[self.sha] = source
+        _SOURCES[self.sha] = source
 
     def load(self, client) -> None:
         """Load the script now (``SCRIPT LOAD``), e.g. when an adapter connects."""
@@ -78,7 +79,7 @@ def execute(client, pipe, raise_on_error: bool = True) -> list:
     lost = [i for i, res in enumerate(out) if isinstance(res, NoScriptError)]
     if lost:
         for sha in {stack[i][1] for i in lost}:
-            client.script_load(Lua._sources[sha])
+            client.script_load(_SOURCES[sha])
         again = client.pipeline(transaction=False)
         for i in lost:
             again.execute_command(*stack[i])

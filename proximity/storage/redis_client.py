@@ -25,7 +25,8 @@ HEALTH_CHECK_INTERVAL_S = 30    # idle pooled connections are pinged before reus
 
 
 def connect(url: str, *, name: str | None = "proximity"):
-    """Return a binary ``redis.Redis`` over a new connection pool for ``url``.
+    """Return a binary ``redis.Redis`` over a new connection pool for ``url``; its ``close()``
+    disconnects the pool.
 
     Connections are named ``{name}:{pid}`` (``CLIENT LIST`` shows which process holds them).
 
@@ -38,11 +39,10 @@ def connect(url: str, *, name: str | None = "proximity"):
         import redis
     except ImportError:  # pragma: no cover - redis is a declared dependency
         raise StoreError("the redis package is not installed (pip install redis)") from None
-    kwargs = dict(socket_timeout=SOCKET_TIMEOUT_S, health_check_interval=HEALTH_CHECK_INTERVAL_S)
+    kwargs: dict = {"socket_timeout": SOCKET_TIMEOUT_S, "health_check_interval": HEALTH_CHECK_INTERVAL_S}
     if name:
         kwargs["client_name"] = f"{name}:{os.getpid()}"
-    try:
-        pool = redis.ConnectionPool.from_url(url, **kwargs)
+    try:   # from_url: the client owns its pool, so close() disconnects it
+        return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
         raise StoreError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
-    return redis.Redis(connection_pool=pool)

@@ -7,9 +7,9 @@ import time
 import uuid
 
 import pytest
+from service_support import ADMIN_KEY, square
 
 from proximity.service import Settings
-from service_support import ADMIN_KEY, square
 
 
 @pytest.mark.redis
