@@ -41,9 +41,9 @@ from beacons.sightings import SightingBatch
 from beacons.smoothing import EmaConfig, EmaState, KalmanConfig, KalmanState, ema_step, kalman_step
 from beacons.state import (MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates,
                            StreamStates)
-from proximity.core.errors import StoreError
 from proximity.core.events import EventBatch, EventKind, Reason
 from proximity.core.pings import PingBatch
+from proximity.core.versioned import Attempt, run_optimistic
 from proximity.core.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
 
 __all__ = ["BeaconMonitor", "BeaconResult", "DistanceModel", "FilterKind", "MonitorConfig"]
@@ -244,25 +244,27 @@ class BeaconMonitor:
             return BeaconResult(EventBatch.empty(), _empty_pings(), **base)
         cols = _Batch(sightings.device_id[known], rows[known], sightings.ts[known],
                       sightings.rssi_dbm[known], sightings.tx_power_dbm[known])
-        states = self.store.load(pd.unique(cols.device_id))
-        events, positions, accepted, stale, retries = [], [], 0, 0, 0
-        while True:
-            out = self._compute(table, cols, states)
-            ok = self.store.save(out.after) if len(out.after) else np.ones(0, bool)
-            lost = out.after.device_ids[~ok]
-            done = ~np.isin(cols.device_id, lost) if len(lost) else np.ones(len(cols.ts), bool)
-            events.append(_of_devices(out.events, lost))
-            positions.append(_of_devices(out.positions, lost))
-            accepted += int((out.accepted & done).sum())
-            stale += int((out.stale & done).sum())
-            if len(lost) == 0:
-                break
-            retries += 1
-            if retries > self.config.max_retries:
-                raise StoreError(f"{len(lost)} device(s) kept conflicting after {retries - 1} "
-                                 "retries (other monitor processes keep changing them)")
-            cols = cols.take(np.flatnonzero(~done))
-            states = self.store.load(lost)
+        cur = [cols]   # the sightings of the devices of the current round
+
+        def compute(keys: np.ndarray, states: MonitorStates) -> Attempt:
+            if len(keys) != len(keys0):   # a retry: only the conflicting devices' sightings
+                cur[0] = cur[0].take(np.flatnonzero(np.isin(cur[0].device_id, keys)))
+            out = self._compute(table, cur[0], states)
+            return Attempt(out, out.rows, None, out.after)
+
+        def keep(out: _Computed, keys: np.ndarray, done: np.ndarray) -> _Computed:
+            lost = keys[~done]
+            ok = ~np.isin(cur[0].device_id, lost)
+            return _Computed(_of_devices(out.events, lost), _of_devices(out.positions, lost),
+                             out.after, out.accepted & ok, out.stale & ok, out.rows)
+        keys0 = pd.unique(cols.device_id)
+        res = run_optimistic(keys0, self.store.load, compute, lambda _, after: self.store.save(after),
+                             keep=keep, max_retries=self.config.max_retries, what="device(s)")
+        events = [o.events for o in res.outputs]
+        positions = [o.positions for o in res.outputs]
+        accepted = sum(int(o.accepted.sum()) for o in res.outputs)
+        stale = sum(int(o.stale.sum()) for o in res.outputs)
+        retries = res.retries
         return BeaconResult(EventBatch.concat(events).sorted(), PingBatch.concat(positions),
                             accepted=accepted, stale=stale, retries=retries, **base)
 
@@ -290,8 +292,9 @@ class BeaconMonitor:
         accepted[order[fresh]], stale[order[~fresh]] = True, True
         order = order[fresh]
         if len(order) == 0:
-            return _Computed(EventBatch.empty(), _empty_pings(), states.select(np.empty(0, int)),
-                             accepted, stale)
+            rows = np.empty(0, np.int64)
+            return _Computed(EventBatch.empty(), _empty_pings(), states.select(rows), accepted,
+                             stale, rows)
         rd = _Readings(stream[order], dev[order], b.row[order], ts[order])
         power = table.measured_power_dbm[rd.row]
         if self.config.use_sighting_tx_power:
@@ -312,7 +315,7 @@ class BeaconMonitor:
         positions = self._positions(rd, table, dev_ids, n_exp)
         changed = np.unique(rd.dev)
         return _Computed(EventBatch.concat(events), positions, after.select(changed), accepted,
-                         stale)
+                         stale, changed)
 
     def _filter(self, rd: _Readings, rssi: np.ndarray, power: np.ndarray, n_exp: np.ndarray,
                 st: StreamStates) -> None:
@@ -490,30 +493,28 @@ class BeaconMonitor:
         """Close the presence rows and drop the streams ``decide(states)`` selects, with exit
         events dated as it says; devices changed meanwhile by another process are reloaded
         and decided again."""
-        out = []
         todo = np.asarray(device_ids, dtype=object)
-        for _ in range(self.config.max_retries + 1):
-            if len(todo) == 0:
-                break
-            st = self.store.load(todo)
+        if len(todo) == 0:
+            return EventBatch.concat([]).sorted()
+
+        def compute(keys: np.ndarray, st: MonitorStates) -> Attempt:
             close, at, reason, drop = decide(st)
             touched = np.zeros(len(st), bool)
             touched[st.presence_dev[close]] = touched[st.stream_dev[drop]] = True
-            if not touched.any():
-                break
             rows = np.flatnonzero(touched)
-            ok = np.zeros(len(st), bool)
-            ok[rows] = self.store.save(st.keep_rows(~drop, ~close).select(rows))
-            c = np.flatnonzero(close & ok[st.presence_dev])
+            if len(rows) == 0:
+                return Attempt(EventBatch.empty(), rows, None, None)
+            c = np.flatnonzero(close)
             n = len(c)
-            out.append(EventBatch(st.device_ids[st.presence_dev[c]], st.store_id[c],
-                                  np.full(n, EventKind.BEACON_EXIT, np.int8), at[c],
-                                  st.presence.visit_id[c], at[c] - st.presence.enter_ts[c],
-                                  np.full(n, reason, np.int8), st.region_id[c]))
-            todo = st.device_ids[touched & ~ok]
-        else:
-            raise StoreError(f"{len(todo)} device(s) kept conflicting while closing stays")
-        return EventBatch.concat(out).sorted()
+            events = EventBatch(st.device_ids[st.presence_dev[c]], st.store_id[c],
+                                np.full(n, EventKind.BEACON_EXIT, np.int8), at[c],
+                                st.presence.visit_id[c], at[c] - st.presence.enter_ts[c],
+                                np.full(n, reason, np.int8), st.region_id[c])
+            return Attempt(events, rows, None, st.keep_rows(~drop, ~close).select(rows))
+        res = run_optimistic(todo, self.store.load, compute, lambda _, after: self.store.save(after),
+                             keep=lambda ev, keys, done: _of_devices(ev, keys[~done]),
+                             max_retries=self.config.max_retries, what="device(s)")
+        return EventBatch.concat(res.outputs).sorted()
 
 
 @dataclass(slots=True)
@@ -539,6 +540,7 @@ class _Computed:
     after: MonitorStates
     accepted: np.ndarray
     stale: np.ndarray
+    rows: np.ndarray     # the changed devices' rows in the loaded states (those of ``after``)
 
 
 def _find(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:

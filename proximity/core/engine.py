@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
-from proximity.core.errors import StoreError
 from proximity.core.events import EventBatch, EventKind, Reason
 from proximity.core.pings import PingBatch
 from proximity.core.state import DeviceStates, StateStore
 from proximity.core.memory import MemoryStore
+from proximity.core.versioned import Attempt, run_optimistic
 from proximity.core.transitions import silence_due, transitions
 from proximity.core.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
 
@@ -239,35 +239,30 @@ class Engine:
         dev = codes[order].astype(np.int64)
         cols = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
         uniques = np.asarray(uniques, dtype=object)
-        states = self.store.load(uniques)
-        events, stale, dups, retries = [], 0, 0, 0
-        todo = np.arange(len(uniques))
-        while True:
-            ev, after, rows, n_stale, n_dup = self._compute(dev, cols, states)
-            ok = self.store.save(states.select(rows), after) if len(rows) else np.zeros(0, bool)
-            if ok.all():
-                events.append(ev)
-                stale += int(n_stale.sum())
-                dups += int(n_dup.sum())
-                break
-            done_rows = set(rows[ok].tolist()) | (set(todo.tolist()) - set(rows.tolist()))
-            keep_ev = np.isin(ev.device_id, uniques[list(done_rows)]) if len(ev) else np.zeros(0, bool)
-            events.append(ev.take(np.flatnonzero(keep_ev)))
-            done_mask = np.isin(dev, np.fromiter(done_rows, np.int64, len(done_rows)))
-            stale += int(n_stale[done_mask].sum())
-            dups += int(n_dup[done_mask].sum())
-            retries += 1
-            if retries > self.config.max_retries:
-                raise StoreError(f"{int((~ok).sum())} device(s) kept conflicting after {retries} retries")
-            todo = rows[~ok]
-            keep = np.isin(dev, todo)
-            remap = np.full(len(uniques), -1, np.int64)
-            remap[todo] = np.arange(len(todo))
-            dev, cols = remap[dev[keep]], tuple(c[keep] for c in cols)
-            uniques = uniques[todo]
-            states = self.store.load(uniques)
-            todo = np.arange(len(uniques))
-        events = EventBatch.concat(events)
+        cur = [dev, cols, uniques]   # the pings of the devices of the current round
+
+        def compute(keys: np.ndarray, states: DeviceStates) -> Attempt:
+            d, c, prev = cur
+            if len(keys) != len(prev):   # a retry: only the conflicting devices' pings
+                todo = pd.Index(prev).get_indexer(keys)
+                keep = np.isin(d, todo)
+                remap = np.full(len(prev), -1, np.int64)
+                remap[todo] = np.arange(len(todo))
+                d, c = remap[d[keep]], tuple(x[keep] for x in c)
+                cur[:] = [d, c, keys]
+            ev, after, rows, n_stale, n_dup = self._compute(d, c, states)
+            return Attempt((ev, n_stale, n_dup), rows, states.select(rows) if len(rows) else None, after)
+
+        def keep(out, keys: np.ndarray, done: np.ndarray):
+            ev, n_stale, n_dup = out
+            kept = done[cur[0]]
+            return _events_of(ev, keys[~done]), n_stale[kept], n_dup[kept]
+        res = run_optimistic(uniques, self.store.load, compute, self.store.save, keep=keep,
+                             max_retries=self.config.max_retries, what="device(s)")
+        stale = sum(int(o[1].sum()) for o in res.outputs)
+        dups = sum(int(o[2].sum()) for o in res.outputs)
+        retries = res.retries
+        events = EventBatch.concat([o[0] for o in res.outputs])
         if len(events) and retries:
             events = events.sorted()
         return IngestResult(events, n - inaccurate - stale - dups, stale, dups, inaccurate, retries)
@@ -384,13 +379,12 @@ class Engine:
         With ``refresh``, devices whose stored deadline is stale (a fence's ``exit_after_s``
         changed) are rewritten too, so they stop coming back as due.
         """
-        out = []
         cfg = self.settings()
         todo = np.asarray(device_ids, dtype=object)
-        for _ in range(self.config.max_retries + 1):
-            if len(todo) == 0:
-                break
-            st = self.store.load(todo)
+        if len(todo) == 0:
+            return EventBatch.concat([]).sorted()
+
+        def compute(keys: np.ndarray, st: DeviceStates) -> Attempt:
             close, at, reason = decide(st)
             close &= np.isfinite(at)
             touched = np.zeros(len(st), bool)
@@ -400,9 +394,10 @@ class Engine:
                 fresh = _deadlines(len(st), st.stay_dev[keep_all], st.last_ts,
                                    _exit_after(cfg, st.stay_fence[keep_all]))
                 touched |= (fresh != st.deadline) & st.known
-            if not touched.any():
-                break
-            sub = st.select(np.flatnonzero(touched))
+            rows = np.flatnonzero(touched)
+            if len(rows) == 0:
+                return Attempt(EventBatch.empty(), rows, None, None)
+            sub = st.select(rows)
             of_sub = touched[st.stay_dev]   # select() keeps the touched rows' stays, in order
             close_sub, at_sub = close[of_sub], at[of_sub]
             after = sub.copy()
@@ -412,16 +407,16 @@ class Engine:
             after.stay_dwelled = sub.stay_dwelled[keep]
             after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts,
                                         _exit_after(cfg, after.stay_fence))
-            ok = self.store.save(sub, after)
-            c = np.flatnonzero(close_sub & ok[sub.stay_dev])
+            c = np.flatnonzero(close_sub)
             n = len(c)
-            out.append(EventBatch(sub.device_ids[sub.stay_dev[c]], sub.stay_fence[c],
-                                  np.full(n, EventKind.EXIT, np.int8), at_sub[c], sub.stay_visit[c],
-                                  at_sub[c] - sub.stay_enter_ts[c], np.full(n, reason, np.int8)))
-            todo = sub.device_ids[~ok]
-        else:
-            raise StoreError(f"{len(todo)} device(s) kept conflicting while closing stays")
-        return EventBatch.concat(out).sorted()
+            events = EventBatch(sub.device_ids[sub.stay_dev[c]], sub.stay_fence[c],
+                                np.full(n, EventKind.EXIT, np.int8), at_sub[c], sub.stay_visit[c],
+                                at_sub[c] - sub.stay_enter_ts[c], np.full(n, reason, np.int8))
+            return Attempt(events, rows, sub, after)
+        res = run_optimistic(todo, self.store.load, compute, self.store.save,
+                             keep=lambda ev, keys, done: _events_of(ev, keys[~done]),
+                             max_retries=self.config.max_retries, what="device(s)")
+        return EventBatch.concat(res.outputs).sorted()
 
     # -- queries -----------------------------------------------------------------------------
     def fences_at(self, lon: float, lat: float) -> list[Geofence]:
@@ -446,6 +441,13 @@ class Engine:
                         "visit_id": f"{int(st.stay_visit[k]):016x}", "dwelled": bool(st.stay_dwelled[k])}
                        for k in range(len(st.stay_dev))],
         }
+
+
+def _events_of(ev: EventBatch, lost: np.ndarray) -> EventBatch:
+    """The events of devices not in ``lost``."""
+    if len(lost) == 0 or len(ev) == 0:
+        return ev
+    return ev.take(np.flatnonzero(~np.isin(ev.device_id, lost)))
 
 
 def _exit_after(cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from proximity.core.versioned import VersionedStore
+
 __all__ = ["DeviceStates", "StateStore"]
 
 
@@ -75,9 +77,11 @@ class DeviceStates:
 
 
 @runtime_checkable
-class StateStore(Protocol):
+class StateStore(VersionedStore[DeviceStates], Protocol):
     """Where device state lives. Implementations: :class:`~proximity.core.MemoryStore` (the
-    embedded default) and :class:`~proximity.storage.redis_devices.RedisDeviceStore` (shared by several processes)."""
+    embedded default) and :class:`~proximity.storage.redis_devices.RedisDeviceStore` (shared by several processes).
+    A :class:`~proximity.core.versioned.VersionedStore`: the engine saves through
+    :func:`~proximity.core.versioned.run_optimistic`."""
 
     def load(self, device_ids: Sequence[str]) -> DeviceStates:
         """Return the states of these devices (unknown ones with version 0)."""

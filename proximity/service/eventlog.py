@@ -241,11 +241,15 @@ class SqliteEventLog(MemoryEventLog):
 class RedisEventLog(_FanOut):
     """Events in one Redis Stream shared by every process; :meth:`follow` feeds live subscribers."""
 
-    def __init__(self, url: str, *, prefix: str, retention_s: float, cap: int):
+    def __init__(self, url: str | None = None, *, prefix: str, retention_s: float, cap: int,
+                 client=None):
         super().__init__()
-        import redis
+        from proximity.storage.redis_client import connect
 
-        self._r = redis.Redis.from_url(url, socket_timeout=10)
+        if client is None and url is None:
+            raise ValueError("need a Redis url or client")
+        self._owns_client = client is None
+        self._r = connect(url) if client is None else client
         self.key = f"{prefix}events"
         self.retention_s, self.cap = retention_s, cap
         self._appends = 0
@@ -322,4 +326,5 @@ class RedisEventLog(_FanOut):
         return int(self._r.xlen(self.key))
 
     def close(self) -> None:
-        self._r.close()
+        if self._owns_client:
+            self._r.close()

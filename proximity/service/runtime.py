@@ -9,6 +9,7 @@ import gc
 import logging
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from anyio import to_thread
 
@@ -51,6 +52,7 @@ class Runtime:
     beacons: BeaconService
     sightings: SightingIngest
     tasks: list[asyncio.Task] = field(default_factory=list)
+    redis: Any = None   # Redis mode: the process's one client (one connection pool), closed last
     generated_admin_key: str | None = None
     ready: bool = False
     #: one follower per definition kind (changes written by other processes)
@@ -67,15 +69,21 @@ def _build(settings: Settings) -> Runtime:
     s = settings
     hook_policy = {"retry_base_s": s.webhook_retry_base_s, "max_backoff_s": s.webhook_max_backoff_s,
                    "timeout_s": s.webhook_timeout_s}
+    redis_client = None
     if s.redis_url:
         from proximity.storage.redis_beacons import RedisMonitorStore
+        from proximity.storage.redis_client import connect
         from proximity.storage.redis_devices import RedisDeviceStore
-        store = RedisDeviceStore(s.redis_url, prefix=s.redis_prefix)
-        monitor_store = RedisMonitorStore(s.redis_url, prefix=f"{s.redis_prefix}beacons:")
-        defs = open_definitions(redis_url=s.redis_url, prefix=s.redis_prefix)
+        # one connection pool for the process, shared by every Redis adapter
+        redis_client = connect(s.redis_url)
+        store = RedisDeviceStore(s.redis_url, prefix=s.redis_prefix, client=redis_client)
+        monitor_store = RedisMonitorStore(s.redis_url, prefix=f"{s.redis_prefix}beacons:",
+                                          client=redis_client)
+        defs = open_definitions(redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client)
         event_log = RedisEventLog(s.redis_url, prefix=s.redis_prefix, retention_s=s.event_retention_s,
-                                  cap=s.event_log_cap)
-        webhooks = open_webhooks(sqlite_path=None, redis_url=s.redis_url, prefix=s.redis_prefix, **hook_policy)
+                                  cap=s.event_log_cap, client=redis_client)
+        webhooks = open_webhooks(sqlite_path=None, redis_url=s.redis_url, prefix=s.redis_prefix,
+                                 redis_client=redis_client, **hook_policy)
     else:
         # device and beacon state in memory, every save journaled before the 2xx (kill -9 safe)
         from proximity.storage.journal import Journal, JournaledMonitorStore, JournaledStateStore
@@ -100,7 +108,7 @@ def _build(settings: Settings) -> Runtime:
     batcher = Batcher(ingest, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings,
                       max_clock_skew_s=s.max_clock_skew_s, min_ts=s.min_ts)
     rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, ingest, fences, webhooks, batcher,
-                 beacons, SightingIngest(beacons, ingest, s.max_batch))
+                 beacons, SightingIngest(beacons, ingest, s.max_batch), redis=redis_client)
     for service in (fences, beacons, keys):   # one follower per definition kind, and dependents
         service.register(rt.followers, rt.dependents)
     if missing := rt.followers.missing():
@@ -153,8 +161,12 @@ async def stop_runtime(rt: Runtime) -> None:
             pass
     await rt.webhooks.stop()
     journal = getattr(rt.engine.store, "journal", None)
-    closers = (rt.defs.close, rt.event_log.close, rt.engine.store.close, rt.beacons.monitor.store.close)
-    for closer in closers + ((journal.close,) if journal is not None else ()):
+    closers = [rt.defs.close, rt.event_log.close, rt.engine.store.close, rt.beacons.monitor.store.close]
+    if journal is not None:
+        closers.append(journal.close)
+    if rt.redis is not None:
+        closers.append(rt.redis.close)
+    for closer in closers:
         try:
             await to_thread.run_sync(closer)
         except Exception:

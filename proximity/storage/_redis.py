@@ -1,14 +1,23 @@
-"""Connection, script and error plumbing shared by the Redis-backed stores.
+"""Connection, script and error plumbing shared by the Redis adapters.
+
+**One script strategy.** Every Lua script of every adapter (device and beacon stores,
+definitions, webhook outbox and lease) is a :class:`Lua`: called by ``EVALSHA`` with its SHA-1,
+and on a ``NOSCRIPT`` reply (a restarted server, a ``SCRIPT FLUSH``) loaded with ``SCRIPT LOAD``
+and sent again, which is safe because a ``NOSCRIPT`` call did not run. Scripts queued in a
+pipeline are sent the same way by :func:`execute`, which re-sends only the calls that got
+``NOSCRIPT``. (redis-py's ``register_script`` is not used: in a pipeline it adds a ``SCRIPT
+EXISTS`` round trip per execute.)
 
 Both :class:`~proximity.storage.redis_devices.RedisDeviceStore` (geofence state) and
 :class:`~proximity.storage.redis_beacons.RedisMonitorStore` (beacon state) keep one packed value per device
-and save through one Lua compare-and-set script; this shell owns the client, loads the script,
-re-sends it after a ``SCRIPT FLUSH``, and turns redis-py errors into :class:`StoreError` with the
-password masked.
+and save through one Lua compare-and-set script; :class:`_RedisShell` holds the client (the
+process's shared one, see :mod:`proximity.storage.redis_client`, or its own from a URL), runs the
+script in chunks, and turns redis-py errors into :class:`StoreError` with the password masked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from contextlib import contextmanager
 from typing import Iterator
@@ -25,14 +34,66 @@ try:
 except ImportError:  # pragma: no cover - redis is a declared dependency
     redis = None
 
-__all__: list[str] = []
+__all__ = ["Lua", "execute"]
 
 _LOAD_CHUNK = 10_000     # keys per MGET (pipelined)
 _SAVE_CHUNK = 5_000      # devices per save-script call (pipelined)
 
 
+_SOURCES: dict[str, str] = {}      # sha -> source of every Lua script, for execute()'s reloads
+
+
+class Lua:
+    """A Lua script, called by ``EVALSHA`` and loaded again after ``NOSCRIPT``."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        _SOURCES[self.sha] = source
+
+    def load(self, client) -> None:
+        """Load the script now (``SCRIPT LOAD``), e.g. when an adapter connects."""
+        client.script_load(self.source)
+
+    def __call__(self, client, keys=(), args=()):
+        """Run the script now on ``client`` and return its reply."""
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+    def queue(self, pipe, keys=(), args=()) -> None:
+        """Queue a call in ``pipe``; run the pipeline with :func:`execute`."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+
+def execute(client, pipe, raise_on_error: bool = True) -> list:
+    """Execute ``pipe`` (not a transaction), load the scripts that got ``NOSCRIPT`` on
+    ``client`` and re-send just those calls (they did not run); return the replies in order.
+
+    With ``raise_on_error`` the first error is raised, else errors are returned in place.
+    """
+    stack = [args for args, _ in pipe.command_stack]
+    out = pipe.execute(raise_on_error=False)
+    lost = [i for i, res in enumerate(out) if isinstance(res, NoScriptError)]
+    if lost:
+        for sha in {stack[i][1] for i in lost}:
+            client.script_load(_SOURCES[sha])
+        again = client.pipeline(transaction=False)
+        for i in lost:
+            again.execute_command(*stack[i])
+        for i, res in zip(lost, again.execute(raise_on_error=False)):
+            out[i] = res
+    if raise_on_error:
+        for res in out:
+            if isinstance(res, Exception):
+                raise res
+    return out
+
+
 class _RedisShell:
-    """Owns a binary redis-py client and one save script (``_SCRIPT``, set by subclasses)."""
+    """Holds a binary redis-py client and one save script (``_SCRIPT``, set by subclasses)."""
 
     _SCRIPT: str = ""
 
@@ -42,11 +103,10 @@ class _RedisShell:
         self.url = _redact(url)
         self.prefix = prefix
         self._owns_client = client is None
+        self._save = Lua(self._SCRIPT)
         if client is None:
-            try:
-                client = redis.Redis.from_url(url)
-            except ValueError as exc:
-                raise StoreError(f"invalid Redis URL {self.url!r}: {exc}") from None
+            from proximity.storage.redis_client import connect
+            client = connect(url)
         elif client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError(f"{type(self).__name__} needs a client with decode_responses=False "
                              "(states are binary)")
@@ -54,7 +114,7 @@ class _RedisShell:
         try:
             with self._errors("connect to"):
                 self._r.ping()
-                self._save_sha = self._r.script_load(self._SCRIPT)
+                self._save.load(self._r)
         except StoreError:
             self.close()
             raise
@@ -99,28 +159,11 @@ class _RedisShell:
         return ok
 
     def _run_scripts(self, calls) -> list:
-        """Run the save script once per (tag, keys, args) call in one pipeline; reload it if lost."""
-        results: list = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for attempt in range(2):
-            pipe = self._r.pipeline(transaction=False)
-            for j in todo:
-                _, keys, args = calls[j]
-                pipe.evalsha(self._save_sha, len(keys), *keys, *args)
-            out = pipe.execute(raise_on_error=False)
-            retry = []
-            for j, res in zip(todo, out):
-                if isinstance(res, NoScriptError) and attempt == 0:
-                    retry.append(j)        # not run at all: safe to send again
-                elif isinstance(res, Exception):
-                    raise res
-                else:
-                    results[j] = res
-            if not retry:
-                break
-            self._save_sha = self._r.script_load(self._SCRIPT)
-            todo = retry
-        return results
+        """Run the save script once per (tag, keys, args) call in one pipeline."""
+        pipe = self._r.pipeline(transaction=False)
+        for _, keys, args in calls:
+            self._save.queue(pipe, keys, args)
+        return execute(self._r, pipe)
 
     def _unlink_matching(self, pattern: str, extra: list[str]) -> None:
         """Delete ``extra`` keys and every key matching ``pattern``, scanning, 1000 at a time."""

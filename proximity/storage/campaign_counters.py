@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from campaigns.caps import Claim, DeliveryBatch
 from campaigns.coupons import generate_codes
 from proximity.core import StoreError
+from proximity.storage._redis import Lua
 
 __all__ = ["RedisCounterStore"]
 
@@ -163,9 +164,7 @@ class RedisCounterStore:
         self._url = re.sub(r"//[^@/]*@", "//***@", url)
         try:
             self._r = client or redis.Redis.from_url(url, decode_responses=True)
-            self._deliver = self._r.register_script(_DELIVER)
-            self._upload = self._r.register_script(_UPLOAD)
-            self._claim = self._r.register_script(_CLAIM)
+            self._deliver, self._upload, self._claim = Lua(_DELIVER), Lua(_UPLOAD), Lua(_CLAIM)
         except (RedisError, ValueError) as exc:
             raise StoreError(f"Redis {self._url}: {exc}") from None
 
@@ -200,8 +199,8 @@ class RedisCounterStore:
                        "exp": np.minimum(b.code_expires[s], 1e300)}
                 payload = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
                 with self._errors("deliver"):
-                    res = orjson.loads(self._deliver(args=[self.prefix, int(b.global_per_day),
-                                                           self.dedup_ttl_s, payload]))
+                    res = orjson.loads(self._deliver(self._r, (), [self.prefix, int(b.global_per_day),
+                                                                   self.dedup_ttl_s, payload]))
                 if "clash" in res:
                     for i in res["clash"]:
                         new_code[a + int(i)] = generate_codes(1, len(new_code[a + int(i)]) or 12)[0]
@@ -219,7 +218,7 @@ class RedisCounterStore:
         codes = list(dict.fromkeys(codes))
         for a in range(0, len(codes), 5000):
             with self._errors("upload codes"):
-                added += int(self._upload(args=[self.prefix, campaign_id, *codes[a:a + 5000]]))
+                added += int(self._upload(self._r, (), [self.prefix, campaign_id, *codes[a:a + 5000]]))
         return added
 
     def code_info(self, code: str) -> dict | None:
@@ -234,9 +233,9 @@ class RedisCounterStore:
     def claim(self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool,
               max_redemptions: int) -> Claim:
         with self._errors("redeem"):
-            status, value = self._claim(args=[self.prefix, code, campaign_id, tx_id,
-                                              orjson.dumps(record).decode(), int(single_use),
-                                              int(max_redemptions or 0)])
+            status, value = self._claim(self._r, (), [self.prefix, code, campaign_id, tx_id,
+                                                      orjson.dumps(record).decode(), int(single_use),
+                                                      int(max_redemptions or 0)])
         if status in ("ok", "same"):
             return Claim(status, orjson.loads(value))
         if status == "used":

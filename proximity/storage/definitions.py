@@ -196,14 +196,17 @@ return existed
 class RedisDefinitions:
     """Definitions in Redis, shared by every process on it, with a change stream to follow."""
 
-    def __init__(self, url: str, *, prefix: str = "prox:"):
-        import redis
+    def __init__(self, url: str | None = None, *, prefix: str = "prox:", client=None):
+        from proximity.storage._redis import Lua
+        from proximity.storage.redis_client import connect
 
-        self._r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
-                                       health_check_interval=30)
+        if client is None and url is None:
+            raise ValueError("need a Redis url or client")
+        self._owns_client = client is None
+        self._r = connect(url) if client is None else client   # binary: replies are bytes
         self.prefix = prefix
         self._stream = f"{prefix}defs:changes"
-        self._script = self._r.register_script(_WRITE)
+        self._script = Lua(_WRITE)
         self._r.ping()
 
     def _hash(self, kind: str) -> str:   # kind: a stored kind string
@@ -222,11 +225,11 @@ class RedisDefinitions:
 
     def all(self, kind):
         kind = _stored(kind)
-        return {i: orjson.loads(d) for i, d in sorted(self._r.hgetall(self._hash(kind)).items())}
+        return {i.decode(): orjson.loads(d) for i, d in sorted(self._r.hgetall(self._hash(kind)).items())}
 
     def _run(self, mode, kind, id, doc: Any = None) -> int:
         raw = b"" if doc is None else orjson.dumps(doc)
-        return int(self._script(keys=[self._hash(kind), self._stream], args=[mode, kind, id, raw]))
+        return int(self._script(self._r, [self._hash(kind), self._stream], [mode, kind, id, raw]))
 
     def create(self, kind, id, doc):
         kind = _stored(kind)
@@ -252,22 +255,27 @@ class RedisDefinitions:
 
     def cursor(self):
         last = self._r.xrevrange(self._stream, count=1)
-        return last[0][0] if last else "0-0"
+        return last[0][0].decode() if last else "0-0"
 
     def changes(self, after, timeout_s):
         got = self._r.xread({self._stream: after}, count=1000, block=max(1, int(timeout_s * 1000)))
         if not got:
             return after, []
         entries = got[0][1]
-        return entries[-1][0], [Change(k, f["i"]) for _, f in entries if (k := _known(f["k"])) is not None]
+        return entries[-1][0].decode(), [Change(k, f[b"i"].decode()) for _, f in entries
+                                          if (k := _known(f[b"k"].decode())) is not None]
 
     def close(self):
-        self._r.close()
+        if self._owns_client:
+            self._r.close()
 
 
 def open_definitions(*, sqlite_path: str | Path | None = None, redis_url: str | None = None,
-                     prefix: str = "prox:") -> Definitions:
-    """Return Redis definitions when a URL is given, else SQLite ones at ``sqlite_path``."""
+                     prefix: str = "prox:", redis_client=None) -> Definitions:
+    """Return Redis definitions when a URL (or a shared client) is given, else SQLite ones at
+    ``sqlite_path``."""
+    if redis_client is not None:
+        return RedisDefinitions(redis_url, prefix=prefix, client=redis_client)
     if redis_url:
         return RedisDefinitions(redis_url, prefix=prefix)
     if sqlite_path is None:

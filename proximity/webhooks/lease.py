@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import redis
 
+from proximity.storage._redis import Lua
+
 __all__ = ["Lease", "LocalLease", "RedisLease"]
 
 # KEYS: lease; ARGV: token ttl_ms. Renew when ours, else take it when free.
@@ -74,11 +76,12 @@ class RedisLease:
         self.ttl_s = ttl_s
         self._key = key
         self._token = secrets.token_hex(16)
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
+        self._client = client
+        self._acquire = Lua(_ACQUIRE)
+        self._release = Lua(_RELEASE)
 
     def acquire(self) -> bool:
-        return bool(self._acquire(keys=[self._key], args=[self._token, int(self.ttl_s * 1000)]))
+        return bool(self._acquire(self._client, [self._key], [self._token, int(self.ttl_s * 1000)]))
 
     def release(self) -> None:
-        self._release(keys=[self._key], args=[self._token])
+        self._release(self._client, [self._key], [self._token])

@@ -26,6 +26,8 @@ from typing import Any, Mapping, Sequence
 import orjson
 import redis
 
+from proximity.storage._redis import Lua, execute
+from proximity.storage.redis_client import connect
 from proximity.webhooks.policy import Decision
 from proximity.webhooks.registry import new_id, route
 from proximity.webhooks.store import Claim
@@ -101,13 +103,17 @@ class RedisWebhookStore:
         Delivery log entries kept per webhook (the newest).
     """
 
-    def __init__(self, url: str, prefix: str = "prox:", log_cap: int = 1000):
-        self.client = redis.Redis.from_url(url)
+    def __init__(self, url: str | None = None, prefix: str = "prox:", log_cap: int = 1000, *,
+                 client: redis.Redis | None = None):
+        if client is None and url is None:
+            raise ValueError("need a Redis url or client")
+        self._owns_client = client is None
+        self.client = connect(url) if client is None else client
         self._p = f"{prefix}wh:"
         self._log_cap = log_cap
-        self._finish = self.client.register_script(_FINISH)
-        self._delete = self.client.register_script(_DELETE)
-        self._settle = self.client.register_script(_SETTLE)
+        self._finish = Lua(_FINISH)
+        self._delete = Lua(_DELETE)
+        self._settle = Lua(_SETTLE)
 
     def key(self, name: str) -> str:
         """Return the full Redis key of ``name`` (``hooks``, ``due``, ``leader``, ...)."""
@@ -136,8 +142,11 @@ class RedisWebhookStore:
     def _drop_webhook(self, webhook_id: str, orphans_only: bool = False, client: Any = None) -> int:
         keys = [self.key("hooks"), self.key(f"devs:{webhook_id}"), self.key("due"), self.key("state"),
                 self.key("backlog"), self.key(f"log:{webhook_id}")]
-        return self._delete(keys=keys, args=[webhook_id, self.key(f"q:{webhook_id}:"), int(orphans_only)],
-                            client=client)
+        args = [webhook_id, self.key(f"q:{webhook_id}:"), int(orphans_only)]
+        if client is not None:      # a pipeline, run with execute()
+            self._delete.queue(client, keys, args)
+            return 0
+        return self._delete(self.client, keys, args)
 
     def delete_webhook(self, webhook_id: str) -> bool:
         return bool(self._drop_webhook(webhook_id))
@@ -187,8 +196,8 @@ class RedisWebhookStore:
                         self._drop_webhook(wid, orphans_only=True, client=pipe)
                         continue
                     if not head:
-                        self._settle(keys=[self._q(wid, dev), self.key("due"), self.key("state"),
-                                           self.key(f"devs:{wid}")], args=[member, dev], client=pipe)
+                        self._settle.queue(pipe, [self._q(wid, dev), self.key("due"), self.key("state"),
+                                                  self.key(f"devs:{wid}")], [member, dev])
                         continue
                     state = (orjson.loads(state_raw) if state_raw else
                              {"delivery_id": new_id("dlv"), "n": len(head), "attempt": 0})
@@ -201,7 +210,7 @@ class RedisWebhookStore:
                                         [orjson.dumps(e[2]) for e in entries], entries[0][1], len(entries)))
                 if updates:
                     pipe.hset(self.key("state"), mapping=updates)
-                pipe.execute()
+                execute(self.client, pipe)
         first = self.client.zrange(self.key("due"), 0, 0, withscores=True)
         return claims, (first[0][1] if first else None)
 
@@ -217,8 +226,8 @@ class RedisWebhookStore:
         keys = [self._q(claim.webhook_id, claim.device_id), self.key("due"), self.key("state"),
                 self.key(f"devs:{claim.webhook_id}"), self.key("backlog"),
                 self.key(f"log:{claim.webhook_id}"), self.key("hooks")]
-        self._finish(keys=keys, args=[member, claim.device_id, claim.webhook_id, drop, next_ts, state,
-                                      orjson.dumps(dict(log_entry)), self._log_cap])
+        self._finish(self.client, keys, [member, claim.device_id, claim.webhook_id, drop, next_ts,
+                                         state, orjson.dumps(dict(log_entry)), self._log_cap])
 
     def release(self, claims: Sequence[Claim], now_s: float) -> None:
         if claims:
@@ -236,4 +245,5 @@ class RedisWebhookStore:
         return int(self.client.get(self.key("backlog")) or 0)
 
     def close(self) -> None:
-        self.client.close()
+        if self._owns_client:
+            self.client.close()

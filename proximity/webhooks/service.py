@@ -67,13 +67,16 @@ class WebhookService:
         at most this long before delivery starts).
     log_cap : int
         Delivery log entries kept per webhook.
+    redis_client : redis.Redis, optional
+        Redis mode with the process's shared client (binary; left open on :meth:`close`)
+        instead of one connected to ``redis_url``.
     """
 
     def __init__(self, *, sqlite_path: str | None = None, redis_url: str | None = None,
                  prefix: str = "prox:", http_client: httpx.AsyncClient | None = None,
                  policy: RetryPolicy = RetryPolicy(), clock: Callable[[], float] = time.time,
                  max_in_flight: int = 16, max_batch: int = 100, lease_s: float = 5.0,
-                 poll_s: float = 0.25, log_cap: int = 1000):
+                 poll_s: float = 0.25, log_cap: int = 1000, redis_client: Any = None):
         if sqlite_path is not None and redis_url is not None:
             raise WebhookError("redis_url", "give sqlite_path or redis_url, not both", redis_url)
         for name, value in (("max_in_flight", max_in_flight), ("max_batch", max_batch),
@@ -84,8 +87,8 @@ class WebhookService:
         self._max_in_flight, self._max_batch, self._poll_s = max_in_flight, max_batch, poll_s
         self._store: WebhookStore
         self._lease: Lease
-        if redis_url is not None:
-            store = RedisWebhookStore(redis_url, prefix, log_cap)
+        if redis_url is not None or redis_client is not None:
+            store = RedisWebhookStore(redis_url, prefix, log_cap, client=redis_client)
             self._store, self._lease = store, RedisLease(store.client, store.key("leader"), lease_s)
         else:
             self._store, self._lease = SqliteWebhookStore(sqlite_path or ":memory:", log_cap), LocalLease()
