@@ -11,7 +11,8 @@ The server sweeps silent stays on its own wall clock, so all timestamps are shif
 ``now - first arrival`` on the way in and back on the way out: at ``speed=1`` the server sees
 live traffic. Faster replays run ahead of its clock, so sweeps close nothing early and a
 beacon stay's exit is revealed by the device's next sighting, as in :mod:`simulator.replay`
-without sweeps.
+without sweeps; the server refuses pings more than ``max_clock_skew_s`` (300 s) ahead of its
+clock, so start it with ``PROXIMITY_MAX_CLOCK_SKEW_S`` above the traffic's duration / speed.
 """
 
 from __future__ import annotations
