@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from campaign_support import fences_zoo
+from tests.campaigns.campaign_support import fences_zoo
 
 from campaigns.caps import MemoryCounterStore
 from campaigns.decisions import CampaignSet

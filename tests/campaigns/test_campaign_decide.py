@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from campaign_support import COFFEE, CONSENT, JEANS, Events, campaign, ts_of
+from tests.campaigns.campaign_support import COFFEE, CONSENT, JEANS, Events, campaign, ts_of
 
 from campaigns.decisions import DecisionConfig
 from campaigns.fraud import FraudConfig, FraudGate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from campaign_support import COFFEE, JEANS
+from tests.campaigns.campaign_support import COFFEE, JEANS
 
 from campaigns.errors import CampaignError
 from campaigns.model import parse_campaign

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from campaign_support import JEANS, Events, campaign, ts_of
+from tests.campaigns.campaign_support import JEANS, Events, campaign, ts_of
 
 from campaigns.errors import (CampaignNotRedeemable, CodeAlreadyUsed, CodeExpired, CodeNotFound,
                               RedemptionBudgetSpent, WrongStore)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from campaign_support import campaign, fences_zoo, ts_of
+from tests.campaigns.campaign_support import campaign, fences_zoo, ts_of
 
 from campaigns.schedule import OpeningHours, ScheduleTable
 from campaigns.timezones import fence_timezone, local_parts, zone_for

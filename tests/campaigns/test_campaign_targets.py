@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from campaign_support import campaign
+from tests.campaigns.campaign_support import campaign
 
 from campaigns.targets import TargetIndex
 from proximity import EventKind

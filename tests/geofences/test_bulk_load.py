@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import oracle
+from tests import oracle
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from walks import CITIES, offset, random_fences, random_pings, square
+from simulator.walks import CITIES, offset, random_fences, random_pings, square
 
 from geofences import (
     DuplicateGeofence,
