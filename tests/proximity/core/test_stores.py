@@ -18,29 +18,9 @@ from geofences import Geofence
 from proximity import Engine, PingBatch
 from proximity.core.errors import StoreError
 from proximity.core.events import EventKind, Reason
-from proximity.core import DeviceStates, MemoryStore, StateStore
+from proximity.core import DeviceStates, StateStore
 from simulator.walks import CITIES, random_fences, random_pings, rows
 from tests.oracle import events_of, norm_oracle
-
-STORES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
-
-
-def make_store(kind: str, request) -> StateStore:
-    if kind == "memory":
-        return MemoryStore()
-    from proximity.storage.redis_devices import RedisDeviceStore
-
-    url = request.getfixturevalue("redis_url")
-    return RedisDeviceStore(url, prefix=f"test:{uuid.uuid4().hex[:12]}:")
-
-
-@pytest.fixture(params=STORES)
-def store(request):
-    s = make_store(request.param, request)
-    yield s
-    s.clear()
-    s.close()
-
 
 def states(store: StateStore, ids, stays=(), ts=100.0) -> tuple[DeviceStates, DeviceStates]:
     """Load ``ids`` and return (before, after): after moves every device and sets ``stays``.

@@ -7,7 +7,7 @@ import pytest
 
 from geofences import Geofence
 from proximity import Engine, PingBatch, Reason
-from tests.proximity.core.test_stores import make_store, store  # noqa: F401  (the store fixture, over every store)
+from tests.proximity.core.conftest import make_store
 
 SHOP = (10.75, 59.91)
 
