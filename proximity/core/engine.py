@@ -237,7 +237,7 @@ class Engine:
         codes, uniques = pd.factorize(pings.device_id, sort=True)  # ties between devices: by id
         order = np.lexsort((pings.ts, codes))
         dev = codes[order].astype(np.int64)
-        cols = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
+        cols: tuple[np.ndarray, ...] = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
         uniques = np.asarray(uniques, dtype=object)
         states = self.store.load(uniques)
         events, stale, dups, retries = [], 0, 0, 0
@@ -267,10 +267,10 @@ class Engine:
             uniques = uniques[todo]
             states = self.store.load(uniques)
             todo = np.arange(len(uniques))
-        events = EventBatch.concat(events)
-        if len(events) and retries:
-            events = events.sorted()
-        return IngestResult(events, n - inaccurate - stale - dups, stale, dups, inaccurate, retries)
+        batch = EventBatch.concat(events)
+        if len(batch) and retries:
+            batch = batch.sorted()
+        return IngestResult(batch, n - inaccurate - stale - dups, stale, dups, inaccurate, retries)
 
     def _compute(self, dev, cols, states: DeviceStates):
         """Run one batch against loaded states; return events, new states and the rows saved."""

@@ -170,9 +170,10 @@ class EventBatch:
     visit_id: np.ndarray    # uint64
     duration_s: np.ndarray  # float64, NaN unless exit
     reason: np.ndarray      # int8, Reason
-    region_id: np.ndarray | None = None   # object (str or None); filled with None when omitted
-    zone: np.ndarray | None = None        # int8 zone code, 0 = none; filled with 0 when omitted
-    beacon_id: np.ndarray | None = None   # object (str or None); filled with None when omitted
+    # Omitted (None), __post_init__ fills these, so every constructed batch holds arrays here.
+    region_id: np.ndarray = None  # type: ignore[assignment]  # object (str or None); None when omitted
+    zone: np.ndarray = None  # type: ignore[assignment]  # int8 zone code, 0 = none; 0 when omitted
+    beacon_id: np.ndarray = None  # type: ignore[assignment]  # object (str or None); None when omitted
     # the wire dicts, computed once per batch by to_dicts() and shared by every sink
     _wire: list | None = field(default=None, init=False, repr=False, compare=False)
 

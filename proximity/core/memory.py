@@ -47,7 +47,7 @@ class MemoryStore:
         self._code_of: dict[str, int] = {}
 
     # -- the protocol -------------------------------------------------------------------------
-    def load(self, device_ids: Sequence[str]) -> DeviceStates:
+    def load(self, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         ids = np.asarray(device_ids, dtype=object)
         out = DeviceStates.unknown(ids)
         with self._lock:

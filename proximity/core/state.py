@@ -35,14 +35,16 @@ class DeviceStates:
     stay_enter_ts: np.ndarray
     stay_visit: np.ndarray   # uint64
     stay_dwelled: np.ndarray  # bool
-    deadline: np.ndarray | None = None   # float64 epoch seconds of the next silence exit; inf = none
+    # float64 epoch seconds of the next silence exit; inf = none. Omitted (None): __post_init__
+    # fills it with inf, so every constructed DeviceStates holds an array here.
+    deadline: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.deadline is None:
             self.deadline = np.full(len(self.device_ids), np.inf)
 
     @classmethod
-    def unknown(cls, device_ids: Sequence[str]) -> "DeviceStates":
+    def unknown(cls, device_ids: Sequence[str] | np.ndarray) -> "DeviceStates":
         """States for devices never seen: version 0, no ping, no stays."""
         d = len(device_ids)
         return cls(np.asarray(device_ids, dtype=object), np.zeros(d, np.int64), np.full(d, np.nan),
@@ -79,7 +81,7 @@ class StateStore(Protocol):
     """Where device state lives. Implementations: :class:`~proximity.core.MemoryStore` (the
     embedded default) and :class:`~proximity.storage.redis_devices.RedisDeviceStore` (shared by several processes)."""
 
-    def load(self, device_ids: Sequence[str]) -> DeviceStates:
+    def load(self, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         """Return the states of these devices (unknown ones with version 0)."""
 
     def save(self, before: DeviceStates, after: DeviceStates) -> np.ndarray:
