@@ -108,8 +108,8 @@ class CampaignSet:
                                   for c in cs], dtype=np.float64)
         self.shared_code = np.array([c.offer.coupon.code if c.offer.coupon.mode == "shared" else ""
                                      for c in cs], dtype=object)
-        self.shared_codes = {normalize_code(c.offer.coupon.code): c.id for c in cs
-                             if c.offer.coupon.mode == "shared"}
+        self.shared_codes = {normalize_code(code): c.id for c in cs
+                             if c.offer.coupon.mode == "shared" and (code := c.offer.coupon.code) is not None}
 
     def targeted_fences(self, campaign_id: str) -> frozenset[str]:
         """Fence ids a campaign targets by id or tag (region triggers count their store fence only

@@ -250,8 +250,8 @@ def parse_opening_hours(value: Any, fence_id: str = "") -> dict[int, tuple[tuple
 
 def _minute(text: str, where: str, cid: str | None) -> int:
     try:
-        h, m = text.split(":")
-        h, m = int(h), int(m)
+        hh, mm = text.split(":")
+        h, m = int(hh), int(mm)
     except ValueError:
         raise CampaignError(where, f"expected HH:MM, got {text!r}", cid, text) from None
     if not (0 <= h <= 24 and 0 <= m < 60) or (h == 24 and m):

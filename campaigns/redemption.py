@@ -84,7 +84,9 @@ def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_
     if res.status == "ok":
         return rec
     if res.status == "same":
+        assert res.record is not None   # "same" carries the recorded answer
         return Redemption(**{**res.record, "replayed": True})
     if res.status == "used":
+        assert res.first_tx is not None   # "used" names the transaction that used the code
         raise CodeAlreadyUsed(raw, res.first_tx)
     raise RedemptionBudgetSpent(raw, f"campaign {cid!r} reached max_redemptions", campaign_id=cid)

@@ -93,8 +93,8 @@ class TargetIndex:
         self.campaigns = list(campaigns)
         by_tag: dict[str, list[str]] = {}
         for fid, tags in fence_tags.items():
-            for t in tags:
-                by_tag.setdefault(t, []).append(fid)
+            for tag in tags:
+                by_tag.setdefault(tag, []).append(fid)
         fence_rows: list[tuple[str, int, int, int]] = []
         region_rows: list[tuple[str, int, int, int]] = []
         wild: list[tuple[int, int, int]] = []
