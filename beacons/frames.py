@@ -234,7 +234,7 @@ def _encode_url(url: Any) -> bytes:
     """Compress a URL with the Eddystone scheme prefixes and expansion codes."""
     if not isinstance(url, str):
         raise BeaconFieldError("url", url, "a str")
-    for code, prefix in _SCHEMES_BY_LENGTH:
+    for code, prefix in _SCHEMES_BY_LENGTH:  # noqa: B007  (code is read after the break)
         if url.startswith(prefix):
             break
     else:

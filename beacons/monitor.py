@@ -34,17 +34,24 @@ import pandas as pd
 from beacons.errors import BeaconFieldError
 from beacons.indoor import locate
 from beacons.presence import presence_transitions
-from beacons.ranging import (NEXUS_5, CurveCoefficients, Zone, ZoneThresholds, distance_curve_m,
-                             rssi_distance_m, zone_with_hysteresis)
+from beacons.ranging import (
+    NEXUS_5,
+    CurveCoefficients,
+    Zone,
+    ZoneThresholds,
+    distance_curve_m,
+    rssi_distance_m,
+    zone_with_hysteresis,
+)
 from beacons.registry import DEFAULT_PATH_LOSS_EXPONENT, BeaconRegistry, BeaconTable
 from beacons.sightings import SightingBatch
 from beacons.smoothing import EmaConfig, EmaState, KalmanConfig, KalmanState, ema_step, kalman_step
-from beacons.state import (MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates,
-                           StreamStates)
+from beacons.state import MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates, StreamStates
 from proximity.core.errors import StoreError
 from proximity.core.events import EventBatch, EventKind, Reason
 from proximity.core.pings import PingBatch
-from proximity.core.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
+from proximity.core.visits import hash_strs as _hash_strs
+from proximity.core.visits import visit_ids as _visit_ids
 
 __all__ = ["BeaconMonitor", "BeaconResult", "DistanceModel", "FilterKind", "MonitorConfig"]
 

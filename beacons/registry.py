@@ -38,8 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from beacons.errors import (BeaconFieldError, InvalidBeacons, RecordError, UnknownBeacon,
-                            UnknownRegion)
+from beacons.errors import BeaconFieldError, InvalidBeacons, RecordError, UnknownBeacon, UnknownRegion
 from beacons.ids import check_int, check_u16, normalize_hex_id, normalize_uuid
 
 __all__ = [

@@ -19,9 +19,9 @@ The event key is ``device|visit_id (16 hex)|kind|ts`` so a replayed event is rec
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

@@ -20,8 +20,14 @@ from dataclasses import asdict, dataclass
 from campaigns.caps import CounterStore
 from campaigns.coupons import normalize_code
 from campaigns.decisions import CampaignSet
-from campaigns.errors import (CampaignNotRedeemable, CodeAlreadyUsed, CodeExpired, CodeNotFound,
-                              RedemptionBudgetSpent, WrongStore)
+from campaigns.errors import (
+    CampaignNotRedeemable,
+    CodeAlreadyUsed,
+    CodeExpired,
+    CodeNotFound,
+    RedemptionBudgetSpent,
+    WrongStore,
+)
 
 __all__ = ["Redemption", "redeem", "DEFAULT_GRACE_S"]
 

@@ -8,7 +8,7 @@ inside when any of its owner's intervals contains its local minute of the week.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 

@@ -10,14 +10,13 @@ Rebuild the index (it is cheap and immutable) when campaigns or fence tags chang
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from proximity.core.events import EventKind
-
 from campaigns.model import Campaign
+from proximity.core.events import EventKind
 
 __all__ = ["TargetIndex", "Candidates"]
 

@@ -13,9 +13,10 @@ proximity zone codes (``beacons.Zone`` agrees with it). Serialization lives in
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class EventKind(IntEnum):
         return KINDS[self].family
 
     @classmethod
-    def parse(cls, name: str) -> "EventKind":
+    def parse(cls, name: str) -> EventKind:
         """Return the kind for a wire name; raise ValueError naming the valid ones."""
         try:
             return cls[name.upper()]
@@ -187,12 +188,12 @@ class EventBatch:
             object.__setattr__(self, "beacon_id", np.full(n, None, dtype=object))
 
     @classmethod
-    def empty(cls) -> "EventBatch":
+    def empty(cls) -> EventBatch:
         return cls(np.empty(0, object), np.empty(0, object), np.empty(0, np.int8), np.empty(0),
                    np.empty(0, np.uint64), np.empty(0), np.empty(0, np.int8))
 
     @classmethod
-    def concat(cls, batches: Sequence["EventBatch"]) -> "EventBatch":
+    def concat(cls, batches: Sequence[EventBatch]) -> EventBatch:
         batches = [b for b in batches if len(b)]
         if not batches:
             return cls.empty()
@@ -200,10 +201,10 @@ class EventBatch:
             return batches[0]
         return cls(*(np.concatenate([getattr(b, c) for b in batches]) for c in _COLUMNS))
 
-    def take(self, idx) -> "EventBatch":
+    def take(self, idx) -> EventBatch:
         return type(self)(*(getattr(self, c)[idx] for c in _COLUMNS))
 
-    def sorted(self) -> "EventBatch":
+    def sorted(self) -> EventBatch:
         """Return the events in emission order: ts, device, then kind rank (:data:`KINDS`:
         exits < enters < dwells and zone changes < offers); stable otherwise."""
         rank = KIND_RANK[self.kind]

@@ -10,7 +10,7 @@ most is the id dict entry.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

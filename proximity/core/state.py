@@ -7,8 +7,9 @@ A device's state is its last accepted ping (ts, lon, lat), a version, and the st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class DeviceStates:
             self.deadline = np.full(len(self.device_ids), np.inf)
 
     @classmethod
-    def unknown(cls, device_ids: Sequence[str] | np.ndarray) -> "DeviceStates":
+    def unknown(cls, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         """States for devices never seen: version 0, no ping, no stays."""
         d = len(device_ids)
         return cls(np.asarray(device_ids, dtype=object), np.zeros(d, np.int64), np.full(d, np.nan),
@@ -58,7 +59,7 @@ class DeviceStates:
     def known(self) -> np.ndarray:
         return self.version > 0
 
-    def select(self, rows: np.ndarray) -> "DeviceStates":
+    def select(self, rows: np.ndarray) -> DeviceStates:
         """Return the states of ``rows`` (indices), stays renumbered to the new rows."""
         rows = np.asarray(rows, dtype=np.int64)
         remap = np.full(len(self), -1, np.int64)
@@ -72,7 +73,7 @@ class DeviceStates:
     def stays_of(self, row: int) -> np.ndarray:
         return np.flatnonzero(self.stay_dev == row)
 
-    def copy(self) -> "DeviceStates":
+    def copy(self) -> DeviceStates:
         return DeviceStates(*(getattr(self, f.name).copy() for f in fields(self)))
 
 

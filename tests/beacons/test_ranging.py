@@ -16,10 +16,10 @@ from beacons import (
     ZoneThresholds,
     decode,
     distance_curve_m,
-    rssi_distance_m,
     distance_sigma_m,
     encode_eddystone_uid,
     encode_ibeacon,
+    rssi_distance_m,
     zone,
     zone_with_hysteresis,
 )

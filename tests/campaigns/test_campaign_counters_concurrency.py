@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 
 import pytest
+
 from tests.campaigns.campaign_support import hammer
 
 pytestmark = pytest.mark.redis

@@ -10,10 +10,10 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from tests import oracle
 from geofences import FenceIndex, Geofence, parse_feature
 from geofences.geodesy import circle_outline, distance_m
 from simulator.walks import CITIES
+from tests import oracle
 
 GEOD = Geod(ellps="WGS84")
 AZIMUTHS = np.arange(0.0, 360.0, 22.5)

@@ -13,9 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geofences import (DuplicateGeofence, FenceIndex, FenceKind, Geofence, GeofenceError,
-                       InvalidCollection, InvalidGeofence, Limits, parse_collection, parse_feature,
-                       to_collection)
+from geofences import (
+    DuplicateGeofence,
+    FenceIndex,
+    FenceKind,
+    Geofence,
+    GeofenceError,
+    InvalidCollection,
+    InvalidGeofence,
+    Limits,
+    parse_collection,
+    parse_feature,
+    to_collection,
+)
 
 NAN, INF = float("nan"), float("inf")
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shapely
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from tests import oracle
-import shapely
-
 from geofences import INSIDE, UNCERTAIN, FenceIndex, Geofence, InvalidGeofence, UnknownGeofence
 from simulator.walks import CITIES, GEOD, offset, random_fences, random_pings, square
+from tests import oracle
 
 SETTINGS = settings(deadline=None, max_examples=60, derandomize=True, database=None)
 places = st.sampled_from(sorted(CITIES))

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import shapely
 
-from tests import oracle
 import proximity
 from geofences import UNCERTAIN, FenceIndex
 from geofences.geodesy import circle_outline
@@ -17,6 +16,7 @@ from proximity import Engine, EventKind, PingBatch
 from simulator.demo import demo_workload
 from simulator.score import read_events, score
 from simulator.workload import generate, random_layout
+from tests import oracle
 
 SEEDS = [1, 7, 2024]
 CITIES = {"oslo": (10.7522, 59.9139), "sydney": (151.2093, -33.8688), "quito": (-78.4678, -0.18)}

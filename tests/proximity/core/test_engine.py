@@ -12,11 +12,10 @@ import math
 import numpy as np
 import pytest
 
-from tests import oracle
 from geofences import Geofence
-from proximity import (Engine, EventKind, IngestResult, InvalidPing, PingBatch, Reason,
-                       parse_ts)
+from proximity import Engine, EventKind, IngestResult, InvalidPing, PingBatch, Reason, parse_ts
 from simulator.walks import CITIES, GEOD, merge, offset, rows, square, stand, walk
+from tests import oracle
 from tests.oracle import events_of
 
 LON, LAT = CITIES["oslo"]

@@ -11,9 +11,9 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests import oracle
 from proximity import Engine, EventKind, PingBatch
 from simulator.walks import CITIES, random_fences, random_pings, rows
+from tests import oracle
 from tests.oracle import events_of, norm_oracle
 
 SETTINGS = settings(deadline=None, max_examples=60, derandomize=True, database=None)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests import oracle
 from geofences import Geofence
 from proximity import Engine, EngineConfig, EventKind, PingBatch
 from simulator.walks import CITIES, offset, square, stand
+from tests import oracle
 from tests.oracle import events_of, norm_oracle
 
 LON, LAT = CITIES["oslo"]

@@ -13,14 +13,15 @@ import uuid
 import numpy as np
 import pytest
 
-from tests import oracle
 from geofences import Geofence
 from proximity import Engine, PingBatch
+from proximity.core import DeviceStates, StateStore
 from proximity.core.errors import StoreError
 from proximity.core.events import EventKind, Reason
-from proximity.core import DeviceStates, StateStore
 from simulator.walks import CITIES, random_fences, random_pings, rows
+from tests import oracle
 from tests.oracle import events_of, norm_oracle
+
 
 def states(store: StateStore, ids, stays=(), ts=100.0) -> tuple[DeviceStates, DeviceStates]:
     """Load ``ids`` and return (before, after): after moves every device and sets ``stays``.

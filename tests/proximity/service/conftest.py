@@ -3,14 +3,14 @@ scope, sample features, and real ``python -m proximity.service`` processes on fr
 
 from __future__ import annotations
 
-
 import pytest
 from anyio.from_thread import start_blocking_portal
 
 from proximity.service import Settings, create_app
+
 # Re-exported for older imports; new code imports tests.proximity.service.support directly.
-from tests.proximity.service.support import (ADMIN, ADMIN_KEY, AppClient, Server, circle, free_port, square,  # noqa: F401
-                             start_server)
+from tests.proximity.service.support import ADMIN, ADMIN_KEY, AppClient, Server, circle, free_port, square, start_server  # noqa: F401
+
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:

@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from tests.proximity.service.support import square
 from proximity.service import Settings
+from tests.proximity.service.support import square
 
 ROUTES = [("POST", "/v1/pings", "ingest"), ("POST", "/v1/owntracks", "ingest"), ("GET", "/v1/osmand", "ingest"),
           ("GET", "/v1/geofences", "manage"), ("POST", "/v1/geofences", "manage"),

@@ -1,7 +1,8 @@
 """Group commit: requests merged into one engine call get the same events and counts back as
 when each is ingested alone, in order (property test), and concurrent requests over HTTP agree."""
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geofences import Geofence
 from proximity import Engine, PingBatch
@@ -54,6 +55,7 @@ def test_concurrent_single_pings_over_http(client):
     import asyncio
 
     import httpx
+
     from tests.proximity.service.support import square
     client.post("/v1/geofences", json=square("shop"))
 

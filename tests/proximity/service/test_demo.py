@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from tests.proximity.service.support import ADMIN_KEY
 from proximity.service import Settings
 from proximity.service.demo import DEMO_DIR
+from tests.proximity.service.support import ADMIN_KEY
 
 
 @pytest.mark.skipif(not list(DEMO_DIR.glob("*.geojson")), reason="no demo data bundled yet")

@@ -6,21 +6,41 @@ from __future__ import annotations
 
 import sqlite3
 
+import httpx
 import pytest
 import redis
-from fastapi import Body, FastAPI
-import httpx
 from anyio.from_thread import start_blocking_portal
+from fastapi import Body, FastAPI
 from starlette.exceptions import HTTPException
 
-from beacons.errors import (BeaconError, BeaconFieldError, BeaconIdError, FrameError, FrameProblem,
-                            InvalidBeacons, InvalidRecords, InvalidSightings, RecordError, UnknownBeacon,
-                            UnknownRegion)
+from beacons.errors import (
+    BeaconError,
+    BeaconFieldError,
+    BeaconIdError,
+    FrameError,
+    FrameProblem,
+    InvalidBeacons,
+    InvalidRecords,
+    InvalidSightings,
+    RecordError,
+    UnknownBeacon,
+    UnknownRegion,
+)
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
 from proximity.core.errors import InvalidInput, InvalidPing, ProximityError, StoreError
-from proximity.service.errors import (BadRequest, Conflict, Forbidden, InUse, NotFound, PayloadTooLarge,
-                                      ServiceError, Unauthorized, Unavailable, UnsupportedMediaType,
-                                      install_handlers)
+from proximity.service.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InUse,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    install_handlers,
+)
 
 
 class Opaque:

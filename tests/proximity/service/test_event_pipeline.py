@@ -8,10 +8,10 @@ import dataclasses
 
 import numpy as np
 
-from tests.proximity.service.support import square
 from proximity import EventBatch, EventKind
 from proximity.core.pipeline import ListSink
 from proximity.service.ingest import Guarded
+from tests.proximity.service.support import square
 
 
 class OfferOnEnter:

@@ -2,8 +2,8 @@
 
 import orjson
 
-from tests.proximity.service.support import circle, square
 from proximity.service import Settings
+from tests.proximity.service.support import circle, square
 
 
 def _ping(dev, ts, lon, lat, **kw):

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from beacons import encode_ibeacon
-from tests.proximity.service.beacon_support import KEY0, UUID, beacon
 from proximity.service import Settings
+from tests.proximity.service.beacon_support import KEY0, UUID, beacon
 from tests.proximity.service.support import ADMIN, ADMIN_KEY, circle, square
 from tests.proximity.service.test_process import _read_sse
 

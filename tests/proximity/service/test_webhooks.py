@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 import pytest
 
-from tests.proximity.service.support import ADMIN_KEY, free_port, square
 from proximity.service import Settings
+from tests.proximity.service.support import ADMIN_KEY, free_port, square
 
 webhooks = pytest.importorskip("proximity.webhooks")
 

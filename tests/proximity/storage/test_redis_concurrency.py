@@ -15,9 +15,9 @@ import zlib
 import numpy as np
 import pytest
 
-from tests import oracle
 from proximity import Engine
 from simulator.walks import CITIES, random_fences, random_pings, rows
+from tests import oracle
 from tests.oracle import events_of, norm_oracle
 
 pytestmark = pytest.mark.redis
