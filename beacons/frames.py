@@ -234,7 +234,7 @@ def _encode_url(url: Any) -> bytes:
     """Compress a URL with the Eddystone scheme prefixes and expansion codes."""
     if not isinstance(url, str):
         raise BeaconFieldError("url", url, "a str")
-    for code, prefix in _SCHEMES_BY_LENGTH:
+    for code, prefix in _SCHEMES_BY_LENGTH:  # noqa: B007  (code is read after the break)
         if url.startswith(prefix):
             break
     else:
@@ -421,7 +421,7 @@ def _auto(raw: bytes) -> Frame:
     raise _no_beacon(raw)
 
 
-def decode(data: str | bytes, layout: FrameLayout = FrameLayout.AUTO) -> Frame:
+def decode(data: str | bytes | bytearray | memoryview, layout: FrameLayout = FrameLayout.AUTO) -> Frame:
     """Decode one beacon frame from an advertisement.
 
     Parameters
@@ -527,7 +527,9 @@ def encode_altbeacon(id1: str, id2: int, id3: int, tx_power_dbm: int,
 
 def encode_eddystone_uid(namespace: str | bytes, instance: str | bytes, tx_power_dbm: int) -> bytes:
     """Build Eddystone-UID service data (``AA FE 00``, with the two RFU bytes)."""
-    return encode(EddystoneUidFrame(namespace, instance, tx_power_dbm))
+    # The frame holds its ids as hex text; bytes are normalized here, as the frame itself would.
+    return encode(EddystoneUidFrame(normalize_hex_id("namespace", namespace, 10),
+                                    normalize_hex_id("instance", instance, 6), tx_power_dbm))
 
 
 def encode_eddystone_url(url: str, tx_power_dbm: int) -> bytes:

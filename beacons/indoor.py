@@ -66,7 +66,7 @@ def locate(dev: np.ndarray, ts: np.ndarray, lon: np.ndarray, lat: np.ndarray,
     ([0], [3.0], 10.75015, 59.9101)
     """
     dev = np.asarray(dev, dtype=np.int64)
-    empty = (np.empty(0, np.int64),) + tuple(np.empty(0) for _ in range(4))
+    empty = (np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0), np.empty(0))
     if len(dev) == 0:
         return empty
     n_dev = int(dev.max()) + 1

@@ -34,17 +34,24 @@ import pandas as pd
 from beacons.errors import BeaconFieldError
 from beacons.indoor import locate
 from beacons.presence import presence_transitions
-from beacons.ranging import (NEXUS_5, CurveCoefficients, Zone, ZoneThresholds, distance_curve_m,
-                             rssi_distance_m, zone_with_hysteresis)
+from beacons.ranging import (
+    NEXUS_5,
+    CurveCoefficients,
+    Zone,
+    ZoneThresholds,
+    distance_curve_m,
+    rssi_distance_m,
+    zone_with_hysteresis,
+)
 from beacons.registry import DEFAULT_PATH_LOSS_EXPONENT, BeaconRegistry, BeaconTable
 from beacons.sightings import SightingBatch
 from beacons.smoothing import EmaConfig, EmaState, KalmanConfig, KalmanState, ema_step, kalman_step
-from beacons.state import (MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates,
-                           StreamStates)
+from beacons.state import MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates, StreamStates
 from proximity.core.events import EventBatch, EventKind, Reason
 from proximity.core.pings import PingBatch
 from proximity.core.versioned import Attempt, run_optimistic
-from proximity.core.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
+from proximity.core.visits import hash_strs as _hash_strs
+from proximity.core.visits import visit_ids as _visit_ids
 
 __all__ = ["BeaconMonitor", "BeaconResult", "DistanceModel", "FilterKind", "MonitorConfig"]
 
@@ -223,6 +230,12 @@ class BeaconMonitor:
         self.store: MonitorStore = store if store is not None else MemoryMonitorStore()
 
     # -- ingestion ----------------------------------------------------------------------------
+    def _save(self, _before: MonitorStates | None, after: MonitorStates | None) -> np.ndarray:
+        """The kernel's save: the monitor store needs only the states to write."""
+        if after is None:   # compute gives states whenever it gives rows to write
+            return np.zeros(0, bool)
+        return self.store.save(after)
+
     def ingest(self, sightings: SightingBatch) -> BeaconResult:
         """Ingest a batch (any order, any mix of devices and beacons); return what it caused.
 
@@ -258,7 +271,7 @@ class BeaconMonitor:
             return _Computed(_of_devices(out.events, lost), _of_devices(out.positions, lost),
                              out.after, out.accepted & ok, out.stale & ok, out.rows)
         keys0 = pd.unique(cols.device_id)
-        res = run_optimistic(keys0, self.store.load, compute, lambda _, after: self.store.save(after),
+        res = run_optimistic(keys0, self.store.load, compute, self._save,
                              keep=keep, max_retries=self.config.max_retries, what="device(s)")
         events = [o.events for o in res.outputs]
         positions = [o.positions for o in res.outputs]
@@ -511,7 +524,7 @@ class BeaconMonitor:
                                 st.presence.visit_id[c], at[c] - st.presence.enter_ts[c],
                                 np.full(n, reason, np.int8), st.region_id[c])
             return Attempt(events, rows, None, st.keep_rows(~drop, ~close).select(rows))
-        res = run_optimistic(todo, self.store.load, compute, lambda _, after: self.store.save(after),
+        res = run_optimistic(todo, self.store.load, compute, self._save,
                              keep=lambda ev, keys, done: _of_devices(ev, keys[~done]),
                              max_retries=self.config.max_retries, what="device(s)")
         return EventBatch.concat(res.outputs).sorted()

@@ -192,8 +192,8 @@ class ZoneThresholds:
                                    "0 < immediate_m < near_m, both finite")
 
 
-def _classify(d: NDArray[np.float64], t_immediate: ArrayLike,
-              t_near: ArrayLike) -> NDArray[np.int8]:
+def _classify(d: NDArray[np.float64], t_immediate: float | NDArray[np.float64],
+              t_near: float | NDArray[np.float64]) -> NDArray[np.int8]:
     z = (1 + (d >= t_immediate).astype(np.int8) + (d >= t_near).astype(np.int8)).astype(np.int8)
     # NaN compares False everywhere and would land in IMMEDIATE; negative is impossible.
     return np.where(np.isnan(d) | (d < 0.0), np.int8(Zone.UNKNOWN), z).astype(np.int8)

@@ -38,8 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from beacons.errors import (BeaconFieldError, InvalidBeacons, RecordError, UnknownBeacon,
-                            UnknownRegion)
+from beacons.errors import BeaconFieldError, InvalidBeacons, RecordError, UnknownBeacon, UnknownRegion
 from beacons.ids import check_int, check_u16, normalize_hex_id, normalize_uuid
 
 __all__ = [
@@ -238,9 +237,8 @@ def _number(obj: Mapping[str, Any], name: str, lo: float, hi: float, *,
     v = obj.get(name)
     if v is None and not required:
         return None
-    ok = (isinstance(v, (int, float, np.integer, np.floating))
-          and not isinstance(v, (bool, np.bool_)))
-    if not ok or not math.isfinite(float(v)) or not lo <= float(v) <= hi:
+    if (not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_))
+            or not math.isfinite(float(v)) or not lo <= float(v) <= hi):
         raise BeaconFieldError(name, v, f"a finite number in {lo:g}..{hi:g}")
     return float(v)
 

@@ -72,9 +72,11 @@ class SightingBatch:
         batches = list(batches)
         if not batches:
             return cls.empty()
-        cols = [np.concatenate([getattr(b, f) for b in batches])
-                for f in ("device_id", "ts", "beacon_id", "rssi_dbm", "tx_power_dbm")]
-        return cls(*cols, unidentified=sum(b.unidentified for b in batches))
+        device_id, ts, beacon_id, rssi_dbm, tx_power_dbm = (
+            np.concatenate([getattr(b, f) for b in batches])
+            for f in ("device_id", "ts", "beacon_id", "rssi_dbm", "tx_power_dbm"))
+        return cls(device_id, ts, beacon_id, rssi_dbm, tx_power_dbm,
+                   unidentified=sum(b.unidentified for b in batches))
 
     @classmethod
     def from_columns(cls, device_id: Any, ts: Any, beacon_id: Any, rssi_dbm: Any,

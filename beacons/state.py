@@ -20,7 +20,7 @@ Implementations: :class:`MemoryMonitorStore` (embedded, one process) and
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -190,13 +190,16 @@ class _Interner:
         return np.asarray(self.values, dtype=object)[codes] if len(codes) else np.empty(0, object)
 
 
-class _Keyed:
+_Rows = TypeVar("_Rows", StreamStates, PresenceStates)
+
+
+class _Keyed(Generic[_Rows]):
     """Rows keyed by int64 ``device << 32 | item``, kept sorted so a device's rows are a range."""
 
-    def __init__(self, empty: type) -> None:
-        self._empty = empty
+    def __init__(self, empty: type[_Rows]) -> None:
+        self._empty: type[_Rows] = empty
         self.keys = np.empty(0, np.int64)      # sorted
-        self.rows = empty.empty(0)             # parallel to keys
+        self.rows: _Rows = empty.empty(0)      # parallel to keys
 
     def ranges(self, devices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (position, index into ``devices``) of every row of these device codes."""
@@ -208,7 +211,7 @@ class _Keyed:
             np.repeat(lo, count)
         return pos, owner
 
-    def replace(self, drop: np.ndarray, keys: np.ndarray, rows) -> None:
+    def replace(self, drop: np.ndarray, keys: np.ndarray, rows: _Rows) -> None:
         """Delete the rows at positions ``drop``, then insert ``rows`` under ``keys``."""
         keep = np.ones(len(self.keys), bool)
         keep[drop] = False

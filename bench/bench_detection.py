@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from simulator.traffic import generate
 from simulator.reference import majority_vote
 from simulator.replay import replay_engine
 from simulator.scenario import load_scenario, packaged_scenarios, with_overrides
 from simulator.scoring import score_traffic
+from simulator.traffic import generate
 
 
 def _f(v) -> str:

@@ -235,8 +235,8 @@ async def latency(url: str, rate: float, duration: float, conns: int) -> dict:
 
 def _event_ratio(url: str) -> str:
     text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {KEY}"}, timeout=10).text
-    pings = sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith("proximity_pings_total{"))
-    events = sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith("proximity_events_total{"))
+    pings = sum(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith("proximity_pings_total{"))
+    events = sum(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith("proximity_events_total{"))
     return f"{pings:,.0f} pings ingested, {events:,.0f} events ({100 * events / max(pings, 1):.1f} per 100 pings)"
 
 

@@ -14,8 +14,17 @@ the till is :func:`redeem`; reporting is :func:`campaign_report` with :func:`new
 
 from campaigns.caps import Claim, CounterStore, DeliveryBatch, MemoryCounterStore, Outcome
 from campaigns.decisions import CampaignSet, Decision, DecisionConfig, Decisions, decide, event_keys
-from campaigns.errors import (CampaignError, CampaignNotRedeemable, CodeAlreadyUsed, CodeExpired, CodeNotFound,
-                              CodesExhausted, RedemptionBudgetSpent, RedemptionError, WrongStore)
+from campaigns.errors import (
+                              CampaignError,
+                              CampaignNotRedeemable,
+                              CodeAlreadyUsed,
+                              CodeExpired,
+                              CodeNotFound,
+                              CodesExhausted,
+                              RedemptionBudgetSpent,
+                              RedemptionError,
+                              WrongStore,
+)
 from campaigns.fraud import FraudConfig, FraudGate, impossible_jumps
 from campaigns.holdout import bucket as holdout_bucket
 from campaigns.holdout import is_held_out

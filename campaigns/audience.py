@@ -10,7 +10,8 @@ and ``equals`` and passes ``not_in``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,8 @@ def lookup(profiles: Profiles | None, device_ids: Sequence[str]) -> list[Mapping
 
 def has_consent(profile: Mapping[str, Any] | None) -> bool:
     """True only for an explicit ``marketing_consent: true`` without ``opted_out: true``."""
-    return bool(profile) and profile.get("marketing_consent") is True and profile.get("opted_out") is not True
+    return (profile is not None and bool(profile) and profile.get("marketing_consent") is True
+            and profile.get("opted_out") is not True)
 
 
 def rule_matches(profile: Mapping[str, Any] | None, attr: str, op: str, value: Any) -> bool:

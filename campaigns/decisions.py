@@ -19,9 +19,9 @@ The event key is ``device|visit_id (16 hex)|kind|ts`` so a replayed event is rec
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,8 +108,8 @@ class CampaignSet:
                                   for c in cs], dtype=np.float64)
         self.shared_code = np.array([c.offer.coupon.code if c.offer.coupon.mode == "shared" else ""
                                      for c in cs], dtype=object)
-        self.shared_codes = {normalize_code(c.offer.coupon.code): c.id for c in cs
-                             if c.offer.coupon.mode == "shared"}
+        self.shared_codes = {normalize_code(code): c.id for c in cs
+                             if c.offer.coupon.mode == "shared" and (code := c.offer.coupon.code) is not None}
 
     def targeted_fences(self, campaign_id: str) -> frozenset[str]:
         """Fence ids a campaign targets by id or tag (region triggers count their store fence only

@@ -74,9 +74,10 @@ class FraudGate:
             prev = [self._last.get(d) for d in ud]
             known = [i for i, p in enumerate(prev) if p is not None]
             pdev = ud[known]
-            pts = np.array([prev[i][0] for i in known], np.float64)
-            plon = np.array([prev[i][1] for i in known], np.float64)
-            plat = np.array([prev[i][2] for i in known], np.float64)
+            hits = [p for p in prev if p is not None]   # the rows of ``known``, in order
+            pts = np.array([p[0] for p in hits], np.float64)
+            plon = np.array([p[1] for p in hits], np.float64)
+            plat = np.array([p[2] for p in hits], np.float64)
             all_dev = np.concatenate([pdev, dev])
             flags = impossible_jumps(all_dev, np.concatenate([pts, ts]), np.concatenate([plon, lon]),
                                      np.concatenate([plat, lat]), self.cfg)[len(pdev):]

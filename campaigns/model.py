@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import math
 import zoneinfo
-from dataclasses import dataclass, field
-from datetime import datetime
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from campaigns.errors import CampaignError
 from proximity.core import EventKind
 from proximity.core.events import ZONE_NAMES
-
-from campaigns.errors import CampaignError
 
 __all__ = ["Campaign", "Offer", "Coupon", "Trigger", "Schedule", "Caps", "Budget", "parse_campaign",
            "parse_windows", "parse_opening_hours", "STATUSES", "DAYS", "ZONES"]
@@ -163,8 +162,7 @@ def vars_(obj) -> dict[str, Any]:
 
 
 def _utc():
-    from datetime import timezone
-    return timezone.utc
+    return UTC
 
 
 KnownSet = Callable[[str], bool] | Collection[str] | None
@@ -250,8 +248,8 @@ def parse_opening_hours(value: Any, fence_id: str = "") -> dict[int, tuple[tuple
 
 def _minute(text: str, where: str, cid: str | None) -> int:
     try:
-        h, m = text.split(":")
-        h, m = int(h), int(m)
+        hh, mm = text.split(":")
+        h, m = int(hh), int(mm)
     except ValueError:
         raise CampaignError(where, f"expected HH:MM, got {text!r}", cid, text) from None
     if not (0 <= h <= 24 and 0 <= m < 60) or (h == 24 and m):

@@ -20,8 +20,14 @@ from dataclasses import asdict, dataclass
 from campaigns.caps import CounterStore
 from campaigns.coupons import normalize_code
 from campaigns.decisions import CampaignSet
-from campaigns.errors import (CampaignNotRedeemable, CodeAlreadyUsed, CodeExpired, CodeNotFound,
-                              RedemptionBudgetSpent, WrongStore)
+from campaigns.errors import (
+    CampaignNotRedeemable,
+    CodeAlreadyUsed,
+    CodeExpired,
+    CodeNotFound,
+    RedemptionBudgetSpent,
+    WrongStore,
+)
 
 __all__ = ["Redemption", "redeem", "DEFAULT_GRACE_S"]
 
@@ -84,7 +90,9 @@ def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_
     if res.status == "ok":
         return rec
     if res.status == "same":
+        assert res.record is not None   # "same" carries the recorded answer
         return Redemption(**{**res.record, "replayed": True})
     if res.status == "used":
+        assert res.first_tx is not None   # "used" names the transaction that used the code
         raise CodeAlreadyUsed(raw, res.first_tx)
     raise RedemptionBudgetSpent(raw, f"campaign {cid!r} reached max_redemptions", campaign_id=cid)

@@ -16,7 +16,7 @@ visit rate, with Newcombe's hybrid score 95% interval (:mod:`campaigns.lift`).
 
 from __future__ import annotations
 
-from typing import Collection, Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd

@@ -8,7 +8,7 @@ inside when any of its owner's intervals contains its local minute of the week.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class WeekWindows:
     @classmethod
     def from_days(cls, per_owner: Iterable[tuple[Iterable[int], Sequence[tuple[int, int]]] | None]):
         """Build from (days, daily windows) per owner; None = always inside."""
-        out = []
+        out: list[list[tuple[int, int]] | None] = []
         for item in per_owner:
             if item is None:
                 out.append(None)
@@ -62,7 +62,7 @@ class WeekWindows:
         return out
 
 
-def _intervals(by_day: dict[int, Sequence[tuple[int, int]]]) -> list[tuple[int, int]]:
+def _intervals(by_day: Mapping[int, Sequence[tuple[int, int]]]) -> list[tuple[int, int]]:
     out = []
     for day, windows in by_day.items():
         base = day * 1440

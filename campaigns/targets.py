@@ -10,14 +10,13 @@ Rebuild the index (it is cheap and immutable) when campaigns or fence tags chang
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from proximity.core.events import EventKind
-
 from campaigns.model import Campaign
+from proximity.core.events import EventKind
 
 __all__ = ["TargetIndex", "Candidates"]
 
@@ -93,8 +92,8 @@ class TargetIndex:
         self.campaigns = list(campaigns)
         by_tag: dict[str, list[str]] = {}
         for fid, tags in fence_tags.items():
-            for t in tags:
-                by_tag.setdefault(t, []).append(fid)
+            for tag in tags:
+                by_tag.setdefault(tag, []).append(fid)
         fence_rows: list[tuple[str, int, int, int]] = []
         region_rows: list[tuple[str, int, int, int]] = []
         wild: list[tuple[int, int, int]] = []

@@ -7,8 +7,7 @@ and held in a spatial index that matches batches of points in one vectorized pas
 ['shop']
 """
 
-from geofences.errors import (DuplicateGeofence, GeofenceError, InvalidCollection, InvalidGeofence,
-                              UnknownGeofence)
+from geofences.errors import DuplicateGeofence, GeofenceError, InvalidCollection, InvalidGeofence, UnknownGeofence
 from geofences.geojson import parse_collection, parse_feature, to_collection
 from geofences.index import INSIDE, UNCERTAIN, FenceIndex, Matches
 from geofences.model import FenceKind, Geofence, Limits

@@ -14,9 +14,10 @@ parsing each feature alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import chain
 from types import MappingProxyType
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import shapely

@@ -13,7 +13,7 @@ state and are re-run by :meth:`FenceIndex.match` when the index version moved me
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -58,7 +58,7 @@ class InvalidGeofence(GeofenceError):
         prefix = ", ".join(where)
         return f"{prefix + ': ' if prefix else ''}{self.field}: {self.reason}"
 
-    def with_index(self, index: int) -> "InvalidGeofence":
+    def with_index(self, index: int) -> InvalidGeofence:
         """Return a copy of this error that names the feature's position in its collection."""
         err = type(self)(self.fence_id, self.field, self.reason, index)
         return err

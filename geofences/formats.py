@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import IO, Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
 
 import numpy as np
 import shapely

@@ -7,8 +7,9 @@ with ``properties.radius_m`` in meters on the WGS84 ellipsoid.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import shapely

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -76,7 +77,7 @@ class Geofence:
     exit_after_s: float | None = None
 
     @classmethod
-    def circle(cls, fence_id: str, lon: float, lat: float, radius_m: float, **properties: Any) -> "Geofence":
+    def circle(cls, fence_id: str, lon: float, lat: float, radius_m: float, **properties: Any) -> Geofence:
         """Build a validated circle of ``radius_m`` geodesic meters around (lon, lat)."""
         from geofences.geojson import parse_feature
 
@@ -85,7 +86,7 @@ class Geofence:
                               "properties": {**properties, "radius_m": radius_m}})
 
     @classmethod
-    def polygon(cls, fence_id: str, shell, holes=(), **properties: Any) -> "Geofence":
+    def polygon(cls, fence_id: str, shell, holes=(), **properties: Any) -> Geofence:
         """Build a validated polygon from a ring of (lon, lat) positions (closed for you)."""
         from geofences.geojson import parse_feature
 
@@ -128,7 +129,7 @@ class Geofence:
             "properties": props,
         }
 
-    def same_definition(self, other: "Geofence") -> bool:
+    def same_definition(self, other: Geofence) -> bool:
         """True when both fences have the same id, shape and settings."""
         return (
             self.id == other.id
@@ -142,7 +143,7 @@ class Geofence:
             and _same_float(self.exit_after_s, other.exit_after_s)
         )
 
-    def same_shape(self, other: "Geofence") -> bool:
+    def same_shape(self, other: Geofence) -> bool:
         """True when both fences cover the same area (metadata aside)."""
         return (self.kind == other.kind
                 and shapely.equals_exact(self.geometry, other.geometry, tolerance=0)

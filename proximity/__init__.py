@@ -8,9 +8,24 @@
 [('enter', 0.0), ('dwell', 90.0), ('exit', 120.0)]
 """
 
-from proximity.core import (DeviceStates, Engine, EngineConfig, Event, EventBatch, EventKind, IngestResult,
-                            InvalidInput, InvalidPing, MemoryStore, PingBatch, ProximityError, Reason,
-                            StateStore, StoreError, parse_ts)
+from proximity.core import (
+                            DeviceStates,
+                            Engine,
+                            EngineConfig,
+                            Event,
+                            EventBatch,
+                            EventKind,
+                            IngestResult,
+                            InvalidInput,
+                            InvalidPing,
+                            MemoryStore,
+                            PingBatch,
+                            ProximityError,
+                            Reason,
+                            StateStore,
+                            StoreError,
+                            parse_ts,
+)
 
 __all__ = [
     "Engine", "EngineConfig", "IngestResult",

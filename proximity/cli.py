@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from importlib import import_module
 from pathlib import Path
-from typing import Sequence
 
 import orjson
 
@@ -259,7 +260,7 @@ def _run_demo(args) -> int:
 
 def _demo_report(fences, stats: dict, events, result, kept: Path | None) -> str:
     """The newcomer's summary: counts, one shopper's events, and the comparison with the truth."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     names = {f.id: f.name or f.id for f in fences}
     by = stats["events_by_type"]
@@ -273,7 +274,7 @@ def _demo_report(fences, stats: dict, events, result, kept: Path | None) -> str:
         f"  one shopper, {shopper}:",
     ]
     for row in events[events["device_id"] == shopper].itertuples(index=False):
-        when = datetime.fromtimestamp(float(row.ts), timezone.utc).strftime("%H:%M:%S")
+        when = datetime.fromtimestamp(float(row.ts), UTC).strftime("%H:%M:%S")
         stay = f"  (stayed {float(row.duration_s):.0f} s)" if row.duration_s else ""
         lines.append(f"    {when} UTC  {row.type:<5}  {names.get(row.geofence_id, row.geofence_id)}{stay}")
     verdict = "exact" if result.exact else "NOT exact"

@@ -135,8 +135,8 @@ def _replay(args) -> int:
 
 
 def _score(args) -> int:
-    from simulator.traffic import load_traffic
     from simulator.scoring import format_table, score_traffic
+    from simulator.traffic import load_traffic
     traffic = load_traffic(args.dir)
     events = pd.read_csv(args.dir / "events.csv", dtype={"device_id": str, "geofence_id": str})
     meta = args.dir / "replay.json"

@@ -25,8 +25,8 @@ import orjson
 import pandas as pd
 from tqdm import tqdm
 
-from simulator.traffic import Traffic
 from simulator.replay import EVENT_COLUMNS, ordered_batches
+from simulator.traffic import Traffic
 
 __all__ = ["MAX_ROWS", "replay_http"]
 

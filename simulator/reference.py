@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from simulator.traffic import Traffic
 from simulator.replay import EVENT_COLUMNS
+from simulator.traffic import Traffic
 
 __all__ = ["majority_vote", "WINDOW"]
 

@@ -27,11 +27,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from simulator.traffic import Traffic, generate, load_traffic  # noqa: E402
 from simulator.reference import majority_vote  # noqa: E402
 from simulator.replay import replay_engine  # noqa: E402
 from simulator.scenario import with_overrides  # noqa: E402
 from simulator.scoring import detected_visits, format_table, score_traffic  # noqa: E402
+from simulator.traffic import Traffic, generate, load_traffic  # noqa: E402
 
 __all__ = ["write_report", "noise_sweep", "NOISE_LEVELS_M"]
 

@@ -86,7 +86,7 @@ def plan_shoppers(sc: dict, places: Places, rng: np.random.Generator) -> Plan:
     return Plan(ids, kinds, dev.astype(np.int64), t, x, y, floor.astype(np.int64), label.astype(np.int64))
 
 
-def _behave(w: "_Walker", b: dict, places: Places, rng: np.random.Generator) -> None:
+def _behave(w: _Walker, b: dict, places: Places, rng: np.random.Generator) -> None:
     kind, n_st = b["kind"], len(places.stores)
     ent = places.entrances
     start = ent[rng.integers(len(ent))]

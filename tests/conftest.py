@@ -10,15 +10,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/oracle.py and helpers
-
-from geofences import Geofence  # noqa: E402
+from geofences import Geofence
 
 
 def _free_port() -> int:

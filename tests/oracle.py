@@ -7,9 +7,12 @@ vectorized engine against it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import shapely
 from pyproj import Geod
+
+from proximity import EventBatch
 
 _GEOD = Geod(ellps="WGS84")
 
@@ -69,3 +72,27 @@ def replay(fences, pings):
                 events.append((dev, f.id, "dwell", ts, "ping"))
         st["last"] = ts
     return events
+
+
+# -- comparing the engine with the oracle ------------------------------------------------------
+
+def events_of(events: EventBatch | Iterable, with_visit: bool = False) -> list[tuple]:
+    """Return events as sorted ``(device, fence, ts, rank, type, reason[, visit, duration])`` tuples.
+
+    The sort (device, fence, ts, exit before enter before dwell) is the order in which one
+    device's story about one fence is told, whatever batch each event came from.
+    """
+    rank = {"exit": 0, "enter": 1, "dwell": 2}
+    out = []
+    for e in events:
+        t = (e.device_id, e.geofence_id, e.ts, rank[str(e.type)], str(e.type), str(e.reason))
+        if with_visit:
+            t += (e.visit_id, e.duration_s)
+        out.append(t)
+    return sorted(out)
+
+
+def norm_oracle(events: list[tuple]) -> list[tuple]:
+    """Return the oracle's events in the order and shape of :func:`events_of`."""
+    rank = {"exit": 0, "enter": 1, "dwell": 2}
+    return sorted((dev, fid, float(ts), rank[kind], kind, reason) for dev, fid, kind, ts, reason in events)

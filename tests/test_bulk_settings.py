@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from walks import CITIES, offset
 
 from geofences import FenceIndex, Geofence
 from proximity.core.engine import _Settings
+from simulator.walks import CITIES, offset
 
 
 def full(index: FenceIndex) -> _Settings:

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
 from proximity.core.events import EventBatch, EventKind, Reason
+from proximity.core.memory import MemoryStore
 from proximity.core.pings import PingBatch
 from proximity.core.state import DeviceStates, StateStore
-from proximity.core.memory import MemoryStore
-from proximity.core.versioned import Attempt, run_optimistic
 from proximity.core.transitions import silence_due, transitions
-from proximity.core.visits import hash_strs as _hash_strs, visit_ids as _visit_ids
+from proximity.core.versioned import Attempt, run_optimistic
+from proximity.core.visits import hash_strs as _hash_strs
+from proximity.core.visits import visit_ids as _visit_ids
 
 __all__ = ["Engine", "EngineConfig", "IngestResult"]
 
@@ -164,7 +166,7 @@ class _Settings:
         cols = [c.folded() for c in old]
         self.ids, self.dwell_s, self.exit_after_s, self.hash = (
             self.Column(c, np.empty(0, np.int64), c[:0], o.fill) for c, o in zip(cols, old))
-        self._base_slots = np.flatnonzero(cols[0] != None)   # elementwise
+        self._base_slots = np.flatnonzero(cols[0] != None)  # noqa: E711  (elementwise on an object array)
         self._base_lookup = pd.Index(cols[0][self._base_slots], dtype=object)
         self._base_slot_of, self._patch_of = None, {}
 
@@ -237,7 +239,7 @@ class Engine:
         codes, uniques = pd.factorize(pings.device_id, sort=True)  # ties between devices: by id
         order = np.lexsort((pings.ts, codes))
         dev = codes[order].astype(np.int64)
-        cols = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
+        cols: tuple[np.ndarray, ...] = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
         uniques = np.asarray(uniques, dtype=object)
         cur = [dev, cols, uniques]   # the pings of the devices of the current round
 

@@ -13,9 +13,10 @@ proximity zone codes (``beacons.Zone`` agrees with it). Serialization lives in
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class EventKind(IntEnum):
         return KINDS[self].family
 
     @classmethod
-    def parse(cls, name: str) -> "EventKind":
+    def parse(cls, name: str) -> EventKind:
         """Return the kind for a wire name; raise ValueError naming the valid ones."""
         try:
             return cls[name.upper()]
@@ -170,9 +171,10 @@ class EventBatch:
     visit_id: np.ndarray    # uint64
     duration_s: np.ndarray  # float64, NaN unless exit
     reason: np.ndarray      # int8, Reason
-    region_id: np.ndarray | None = None   # object (str or None); filled with None when omitted
-    zone: np.ndarray | None = None        # int8 zone code, 0 = none; filled with 0 when omitted
-    beacon_id: np.ndarray | None = None   # object (str or None); filled with None when omitted
+    # Omitted (None), __post_init__ fills these, so every constructed batch holds arrays here.
+    region_id: np.ndarray = None  # type: ignore[assignment]  # object (str or None); None when omitted
+    zone: np.ndarray = None  # type: ignore[assignment]  # int8 zone code, 0 = none; 0 when omitted
+    beacon_id: np.ndarray = None  # type: ignore[assignment]  # object (str or None); None when omitted
     # the wire dicts, computed once per batch by to_dicts() and shared by every sink
     _wire: list | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -186,12 +188,12 @@ class EventBatch:
             object.__setattr__(self, "beacon_id", np.full(n, None, dtype=object))
 
     @classmethod
-    def empty(cls) -> "EventBatch":
+    def empty(cls) -> EventBatch:
         return cls(np.empty(0, object), np.empty(0, object), np.empty(0, np.int8), np.empty(0),
                    np.empty(0, np.uint64), np.empty(0), np.empty(0, np.int8))
 
     @classmethod
-    def concat(cls, batches: Sequence["EventBatch"]) -> "EventBatch":
+    def concat(cls, batches: Sequence[EventBatch]) -> EventBatch:
         batches = [b for b in batches if len(b)]
         if not batches:
             return cls.empty()
@@ -199,10 +201,10 @@ class EventBatch:
             return batches[0]
         return cls(*(np.concatenate([getattr(b, c) for b in batches]) for c in _COLUMNS))
 
-    def take(self, idx) -> "EventBatch":
+    def take(self, idx) -> EventBatch:
         return type(self)(*(getattr(self, c)[idx] for c in _COLUMNS))
 
-    def sorted(self) -> "EventBatch":
+    def sorted(self) -> EventBatch:
         """Return the events in emission order: ts, device, then kind rank (:data:`KINDS`:
         exits < enters < dwells and zone changes < offers); stable otherwise."""
         rank = KIND_RANK[self.kind]

@@ -10,7 +10,7 @@ most is the id dict entry.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,7 +47,7 @@ class MemoryStore:
         self._code_of: dict[str, int] = {}
 
     # -- the protocol -------------------------------------------------------------------------
-    def load(self, device_ids: Sequence[str]) -> DeviceStates:
+    def load(self, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         ids = np.asarray(device_ids, dtype=object)
         out = DeviceStates.unknown(ids)
         with self._lock:

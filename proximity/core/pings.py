@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def parse_ts(value: Any) -> float:
             except ValueError:
                 raise ValueError(f"not epoch seconds nor an ISO 8601 time: {value!r}") from None
             if dt.tzinfo is None:
-                raise ValueError(f"ISO 8601 time without an offset (add Z or +hh:mm): {value!r}")
+                raise ValueError(f"ISO 8601 time without an offset (add Z or +hh:mm): {value!r}") from None
             ts = dt.timestamp()
     else:
         raise ValueError(f"expected epoch seconds or an ISO 8601 string, got {type(value).__name__}")
@@ -70,11 +71,11 @@ class PingBatch:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def take(self, idx) -> "PingBatch":
+    def take(self, idx) -> PingBatch:
         return PingBatch(self.device_id[idx], self.ts[idx], self.lon[idx], self.lat[idx], self.accuracy_m[idx])
 
     @classmethod
-    def from_columns(cls, device_id, ts, lon, lat, accuracy_m=None, *, first_index: int = 0) -> "PingBatch":
+    def from_columns(cls, device_id, ts, lon, lat, accuracy_m=None, *, first_index: int = 0) -> PingBatch:
         """Validate columns and return a batch.
 
         Parameters
@@ -111,7 +112,7 @@ class PingBatch:
         return cls(dev, ts_arr, lon_arr, lat_arr, acc)
 
     @classmethod
-    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> "PingBatch":
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> PingBatch:
         """Validate dicts with keys device_id, ts, lon, lat and optional accuracy_m."""
         records = list(records)
         errors = []
@@ -130,7 +131,7 @@ class PingBatch:
                                 [np.nan if a is None else a for a in acc])
 
     @classmethod
-    def concat(cls, batches: list["PingBatch"]) -> "PingBatch":
+    def concat(cls, batches: list[PingBatch]) -> PingBatch:
         return cls(*(np.concatenate([getattr(b, f) for b in batches])
                      for f in ("device_id", "ts", "lon", "lat", "accuracy_m")))
 
@@ -241,7 +242,7 @@ def check_clock(ts: np.ndarray, now: float, *, max_ahead_s: float, floor_ts: flo
 def _clock_reason(t: float, now: float, max_ahead_s: float, floor_ts: float) -> str:
     shown = f"{t:.0f}" if t.is_integer() and abs(t) < 1e18 else repr(t)
     if t < floor_ts:
-        floor = datetime.fromtimestamp(floor_ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        floor = datetime.fromtimestamp(floor_ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"{shown} is before {floor}; send epoch seconds or ISO 8601 with an offset"
     ahead = t - now
     span = (f"{ahead / 31_557_600:,.0f} years" if ahead > 31_557_600 else

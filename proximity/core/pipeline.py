@@ -16,7 +16,8 @@ through one :class:`Pipeline`, which runs its stages and hands the result to its
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
 from proximity.core.events import EventBatch
 

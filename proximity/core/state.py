@@ -7,8 +7,9 @@ A device's state is its last accepted ping (ts, lon, lat), a version, and the st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,14 +38,16 @@ class DeviceStates:
     stay_enter_ts: np.ndarray
     stay_visit: np.ndarray   # uint64
     stay_dwelled: np.ndarray  # bool
-    deadline: np.ndarray | None = None   # float64 epoch seconds of the next silence exit; inf = none
+    # float64 epoch seconds of the next silence exit; inf = none. Omitted (None): __post_init__
+    # fills it with inf, so every constructed DeviceStates holds an array here.
+    deadline: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.deadline is None:
             self.deadline = np.full(len(self.device_ids), np.inf)
 
     @classmethod
-    def unknown(cls, device_ids: Sequence[str]) -> "DeviceStates":
+    def unknown(cls, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         """States for devices never seen: version 0, no ping, no stays."""
         d = len(device_ids)
         return cls(np.asarray(device_ids, dtype=object), np.zeros(d, np.int64), np.full(d, np.nan),
@@ -58,7 +61,7 @@ class DeviceStates:
     def known(self) -> np.ndarray:
         return self.version > 0
 
-    def select(self, rows: np.ndarray) -> "DeviceStates":
+    def select(self, rows: np.ndarray) -> DeviceStates:
         """Return the states of ``rows`` (indices), stays renumbered to the new rows."""
         rows = np.asarray(rows, dtype=np.int64)
         remap = np.full(len(self), -1, np.int64)
@@ -72,7 +75,7 @@ class DeviceStates:
     def stays_of(self, row: int) -> np.ndarray:
         return np.flatnonzero(self.stay_dev == row)
 
-    def copy(self) -> "DeviceStates":
+    def copy(self) -> DeviceStates:
         return DeviceStates(*(getattr(self, f.name).copy() for f in fields(self)))
 
 
@@ -83,7 +86,7 @@ class StateStore(VersionedStore[DeviceStates], Protocol):
     A :class:`~proximity.core.versioned.VersionedStore`: the engine saves through
     :func:`~proximity.core.versioned.run_optimistic`."""
 
-    def load(self, device_ids: Sequence[str]) -> DeviceStates:
+    def load(self, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         """Return the states of these devices (unknown ones with version 0)."""
 
     def save(self, before: DeviceStates, after: DeviceStates) -> np.ndarray:

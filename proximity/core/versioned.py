@@ -49,7 +49,7 @@ from proximity.core.errors import StoreError
 __all__ = ["Attempt", "Outcome", "VersionedStore", "run_optimistic"]
 
 S = TypeVar("S")          # the store's states of a batch of keys (columns), versions included
-O = TypeVar("O")          # what one attempt produces (events, positions, counts, ...)
+Out = TypeVar("Out")          # what one attempt produces (events, positions, counts, ...)
 
 
 @runtime_checkable
@@ -70,7 +70,7 @@ class VersionedStore(Protocol[S]):
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt(Generic[S, O]):
+class Attempt(Generic[S, Out]):
     """What ``compute`` returns for one round.
 
     ``rows`` are the positions, in the round's keys, of the rows to save; ``before`` and
@@ -80,28 +80,28 @@ class Attempt(Generic[S, O]):
     trimmed to the done keys by ``keep``.
     """
 
-    output: O
+    output: Out
     rows: np.ndarray
     before: S | None
     after: S | None
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome(Generic[O]):
+class Outcome(Generic[Out]):
     """The kept outputs, one per round (the first round's first), and how many retries it took."""
 
-    outputs: list[O]
+    outputs: list[Out]
     retries: int
 
 
 def run_optimistic(keys: np.ndarray,
                    load: Callable[[np.ndarray], S],
-                   compute: Callable[[np.ndarray, S], Attempt[S, O]],
+                   compute: Callable[[np.ndarray, S], Attempt[S, Out]],
                    save: Callable[[S | None, S | None], np.ndarray],
                    *,
-                   keep: Callable[[O, np.ndarray, np.ndarray], O],
+                   keep: Callable[[Out, np.ndarray, np.ndarray], Out],
                    max_retries: int = 32,
-                   what: str = "key(s)") -> Outcome[O]:
+                   what: str = "key(s)") -> Outcome[Out]:
     """Load, compute and save ``keys`` optimistically, recomputing conflicting keys.
 
     Parameters
@@ -129,7 +129,7 @@ def run_optimistic(keys: np.ndarray,
         The outputs of every round, each trimmed to its done keys, and the retry count.
     """
     keys = np.asarray(keys, dtype=object)
-    outputs: list[O] = []
+    outputs: list[Out] = []
     retries = 0
     while True:
         states = load(keys)

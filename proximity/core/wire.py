@@ -9,12 +9,21 @@ beacon's for ``zone_change``: columns ``region_id`` / ``beacon_id``) and, for ``
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from proximity.core.events import (KIND_NAMES, REASON_NAMES, ZONE_NAMES, Event, EventBatch, EventKind,
-                                   format_ts, format_visit_ids)
+from proximity.core.events import (
+    KIND_NAMES,
+    REASON_NAMES,
+    ZONE_NAMES,
+    Event,
+    EventBatch,
+    EventKind,
+    format_ts,
+    format_visit_ids,
+)
 
 __all__ = ["EVENT_COLUMNS", "event_dicts", "event_dict", "csv_rows", "wire_region_ids"]
 

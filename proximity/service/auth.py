@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from proximity.storage.definitions import DefinitionKind, Definitions
 from proximity.service.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from proximity.service.kinds import Dependents, Followers
+from proximity.storage.definitions import DefinitionKind, Definitions
 
 __all__ = ["Scope", "ApiKey", "KeyRing", "KIND"]
 

@@ -32,14 +32,22 @@ import orjson
 from beacons.bulk import parse_beacons, parse_beacons_csv, parse_beacons_geojson
 from beacons.errors import BeaconFieldError, UnknownBeacon, UnknownRegion
 from beacons.monitor import BeaconMonitor
-from beacons.registry import (Beacon, BeaconRegistry, Region, beacon_key, id_fields, parse_beacon,
-                              parse_beacon_key, parse_region)
+from beacons.registry import (
+    Beacon,
+    BeaconRegistry,
+    Region,
+    beacon_key,
+    id_fields,
+    parse_beacon,
+    parse_beacon_key,
+    parse_region,
+)
 from proximity import Engine
-from proximity.storage.definitions import DefinitionKind, Definitions
 from proximity.service.errors import BadRequest, Conflict, UnsupportedMediaType
 from proximity.service.fences import decode_cursor, encode_cursor
 from proximity.service.ingest import IngestService
 from proximity.service.kinds import Dependents, Followers
+from proximity.storage.definitions import DefinitionKind, Definitions
 
 __all__ = ["BEACON_KIND", "REGION_KIND", "BeaconService", "beacon_feature", "canonical_id"]
 

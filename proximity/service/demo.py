@@ -78,7 +78,7 @@ async def replay_demo_beacons(rt) -> None:
     rng = np.random.default_rng(7)
     quiet_s = rt.settings.beacon_exit_after_s + 5.0
     while True:
-        for major, store in enumerate(_BEACON_STORES, start=1):
+        for major, _store in enumerate(_BEACON_STORES, start=1):
             keys = [f"ibeacon:{DEMO_UUID}:{major}:{m}" for m in range(3)]
             for _ in range(20):
                 now = time.time()

@@ -47,8 +47,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from beacons.errors import (BeaconError, BeaconFieldError, FrameError, InvalidBeacons,
-                            InvalidRecords, InvalidSightings, UnknownBeacon, UnknownRegion)
+from beacons.errors import (
+    BeaconError,
+    BeaconFieldError,
+    FrameError,
+    InvalidBeacons,
+    InvalidRecords,
+    InvalidSightings,
+    UnknownBeacon,
+    UnknownRegion,
+)
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
 from geofences.errors import GeofenceError
 from proximity.core.errors import InvalidPing, ProximityError, StoreError

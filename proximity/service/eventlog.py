@@ -18,10 +18,10 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Iterable
 
 import orjson
 

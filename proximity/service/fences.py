@@ -12,13 +12,20 @@ import base64
 import threading
 from typing import Any
 
-from geofences import (DuplicateGeofence, Geofence, Limits, UnknownGeofence, parse_collection,
-                       parse_feature, to_collection)
+from geofences import (
+    DuplicateGeofence,
+    Geofence,
+    Limits,
+    UnknownGeofence,
+    parse_collection,
+    parse_feature,
+    to_collection,
+)
 from proximity import Engine
-from proximity.storage.definitions import DefinitionKind, Definitions
 from proximity.service.errors import BadRequest, InUse
 from proximity.service.ingest import IngestService
 from proximity.service.kinds import Dependents, Followers
+from proximity.storage.definitions import DefinitionKind, Definitions
 
 __all__ = ["GeofenceService", "KIND", "encode_cursor", "decode_cursor"]
 
@@ -68,7 +75,7 @@ class GeofenceService:
     def load(self) -> int:
         """Load every stored geofence into the engine (at start); return how many."""
         docs = self.defs.all(KIND)
-        for fid, doc in docs.items():
+        for _fid, doc in docs.items():
             self.engine.index.put(parse_feature(doc, limits=Limits(10**9, float("inf"), 10**6)))
         return len(docs)
 

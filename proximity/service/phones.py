@@ -10,7 +10,8 @@ same as a form body, or as JSON ``{"device_id", "location": {"timestamp", "coord
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 

@@ -13,23 +13,23 @@ from typing import Any
 
 from anyio import to_thread
 
-from geofences import Limits
-from proximity import Engine, EngineConfig
-from proximity.service.auth import KeyRing
 from beacons.monitor import BeaconMonitor
 from beacons.registry import BeaconRegistry
+from geofences import Limits
+from proximity import Engine, EngineConfig
+from proximity.core.pipeline import Pipeline
+from proximity.service.auth import KeyRing
 from proximity.service.batcher import Batcher
 from proximity.service.beacons import BeaconService
-from proximity.storage.definitions import Definitions, open_definitions
 from proximity.service.eventlog import MemoryEventLog, RedisEventLog, SqliteEventLog
 from proximity.service.fences import GeofenceService
 from proximity.service.hooks import Webhooks, open_webhooks
-from proximity.core.pipeline import Pipeline
 from proximity.service.ingest import IngestService, event_pipeline
 from proximity.service.kinds import Dependents, Followers
 from proximity.service.metrics import Metrics
 from proximity.service.settings import Settings
 from proximity.service.sightings import SightingIngest
+from proximity.storage.definitions import Definitions, open_definitions
 
 __all__ = ["Runtime", "start_runtime", "stop_runtime"]
 

@@ -7,7 +7,6 @@ flags, which win. A bad value stops the process at start with a message naming t
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -105,19 +104,19 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _check_data_dir(self) -> "Settings":
+    def _check_data_dir(self) -> Settings:
         if self.redis_url is None and self.data_dir.exists() and not self.data_dir.is_dir():
             raise ValueError(f"data_dir {self.data_dir} exists and is not a directory")
         return self
 
     @model_validator(mode="after")
-    def _check_backoff(self) -> "Settings":
+    def _check_backoff(self) -> Settings:
         if self.webhook_max_backoff_s < self.webhook_retry_base_s:
             raise ValueError("webhook_max_backoff_s must be >= webhook_retry_base_s")
         return self
 
     @model_validator(mode="after")
-    def _check_beacon_monitor(self) -> "Settings":
+    def _check_beacon_monitor(self) -> Settings:
         self.monitor_config()   # raises ValueError naming the bad option
         return self
 

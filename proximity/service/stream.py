@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import orjson
 from anyio import to_thread
@@ -59,7 +59,7 @@ async def sse_events(log, flt: EventFilter, last_event_id: str | None, heartbeat
         while True:
             try:
                 item = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
             if item is None:   # we fell too far behind: say so and end; the client resumes by id

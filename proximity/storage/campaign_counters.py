@@ -18,8 +18,8 @@ record (hash); ``P u:<code>`` first redeeming tx; ``P a:<code>:<tx>`` the redemp
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import numpy as np
 import orjson

@@ -19,9 +19,9 @@ write the same id in quick succession converge on the last write whatever order 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-import logging
 import time
 from enum import Enum
 from pathlib import Path

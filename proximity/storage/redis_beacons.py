@@ -27,7 +27,6 @@ writer still conflicts) for ``forget_after_s``, then Redis expires it.
 from __future__ import annotations
 
 import os
-
 from dataclasses import fields
 
 import numpy as np
@@ -36,7 +35,6 @@ import pandas as pd
 from beacons.state import MonitorStates, PresenceStates, StreamStates
 from proximity.core.errors import StoreError
 from proximity.storage._redis import _glob_escape, _RedisShell
-
 
 __all__ = ["RedisMonitorStore"]
 

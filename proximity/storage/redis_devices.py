@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from proximity.storage._redis import _glob_escape, _RedisShell
 from proximity.core.state import DeviceStates
+from proximity.storage._redis import _glob_escape, _RedisShell
 
 __all__ = ["RedisDeviceStore"]
 
@@ -234,7 +234,7 @@ def _pack(st: DeviceStates, version: np.ndarray, token: int) -> tuple[bytes, np.
     enc: dict[str, bytes] = {}
     tail: dict[int, list[bytes]] = {}
     pack = _STAY.pack
-    for k, row, fid, ets, visit, dw in zip(order.tolist(), st.stay_dev[order].tolist(),
+    for _k, row, fid, ets, visit, dw in zip(order.tolist(), st.stay_dev[order].tolist(),
                                            st.stay_fence[order].tolist(), st.stay_enter_ts[order].tolist(),
                                            st.stay_visit[order].tolist(), st.stay_dwelled[order].tolist()):
         b = enc.get(fid)

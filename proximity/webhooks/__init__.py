@@ -10,8 +10,7 @@ from proximity.webhooks.errors import SignatureError, UnknownWebhook, WebhookErr
 from proximity.webhooks.policy import Decision, RetryPolicy
 from proximity.webhooks.registry import EVENT_TYPES
 from proximity.webhooks.service import WebhookService
-from proximity.webhooks.signing import (DELIVERY_ID_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER,
-                                        sign, verify)
+from proximity.webhooks.signing import DELIVERY_ID_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, sign, verify
 
 __all__ = [
     "WebhookService", "RetryPolicy", "Decision", "EVENT_TYPES",

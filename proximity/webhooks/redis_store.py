@@ -21,7 +21,8 @@ Durability of pending events is Redis's: enable AOF (``appendfsync everysec``) i
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 import redis

@@ -8,7 +8,8 @@ added to :class:`~proximity.core.events.EventKind` later.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from proximity.core.events import EventKind

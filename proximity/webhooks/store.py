@@ -12,8 +12,9 @@ deliverer's work is picked up again and a live one is never raced).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from proximity.webhooks.policy import Decision
 

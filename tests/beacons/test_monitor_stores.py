@@ -21,8 +21,7 @@ from beacons.monitor import BeaconMonitor, MonitorConfig
 from beacons.ranging import Zone
 from beacons.registry import BeaconKind, BeaconRegistry, Region, parse_beacon
 from beacons.sightings import SightingBatch
-from beacons.state import (MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates,
-                           StreamStates)
+from beacons.state import MemoryMonitorStore, MonitorStates, MonitorStore, PresenceStates, StreamStates
 from proximity.core.errors import StoreError
 from proximity.core.events import EventKind, Reason
 

@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 
 from beacons.bulk import parse_beacons, parse_beacons_csv, parse_beacons_geojson
-from beacons.errors import (BeaconFieldError, BeaconIdError, InvalidBeacons, RecordError,
-                            UnknownBeacon, UnknownRegion)
-from beacons.registry import (Beacon, BeaconKind, BeaconRegistry, Region, beacon_key, key_of,
-                              parse_beacon, parse_beacon_key, parse_region)
+from beacons.errors import BeaconFieldError, BeaconIdError, InvalidBeacons, RecordError, UnknownBeacon, UnknownRegion
+from beacons.registry import (
+    Beacon,
+    BeaconKind,
+    BeaconRegistry,
+    Region,
+    beacon_key,
+    key_of,
+    parse_beacon,
+    parse_beacon_key,
+    parse_region,
+)
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 UUID2 = "e2c56db5-dffb-48d2-b060-d0f5a71096e0"

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from beacons.errors import InvalidSightings
-from beacons.frames import (encode_altbeacon, encode_eddystone_tlm, encode_eddystone_uid,
-                            encode_eddystone_url, encode_ibeacon)
+from beacons.frames import (
+    encode_altbeacon,
+    encode_eddystone_tlm,
+    encode_eddystone_uid,
+    encode_eddystone_url,
+    encode_ibeacon,
+)
 from beacons.sightings import SightingBatch
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"

@@ -6,6 +6,7 @@ import copy
 from datetime import datetime
 
 import numpy as np
+
 from campaigns.decisions import decide
 from campaigns.model import parse_campaign
 from geofences import Geofence

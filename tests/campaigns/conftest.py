@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from campaign_support import fences_zoo
 
 from campaigns.caps import MemoryCounterStore
 from campaigns.decisions import CampaignSet
+from tests.campaigns.campaign_support import fences_zoo
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import uuid
 from collections import Counter
 
 import pytest
-from campaign_support import hammer
+
+from tests.campaigns.campaign_support import hammer
 
 pytestmark = pytest.mark.redis
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from campaign_support import COFFEE, CONSENT, JEANS, Events, campaign, ts_of
 
 from campaigns.decisions import DecisionConfig
 from campaigns.fraud import FraudConfig, FraudGate
 from proximity import EventKind
+from tests.campaigns.campaign_support import COFFEE, CONSENT, JEANS, Events, campaign, ts_of
 
 ENTER, DWELL, BEACON_ENTER, ZONE = EventKind.ENTER, EventKind.DWELL, EventKind.BEACON_ENTER, EventKind.ZONE_CHANGE
 T = ts_of("2026-06-03T08:00:00+02:00")          # a Wednesday, 08:00 in Oslo, 13:00 in Jakarta

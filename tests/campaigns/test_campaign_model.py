@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-from campaign_support import COFFEE, JEANS
 
 from campaigns.errors import CampaignError
 from campaigns.model import parse_campaign
 from proximity import EventKind
+from tests.campaigns.campaign_support import COFFEE, JEANS
 
 KNOWN = {"fence_ids": {"cafe-42", "jkt-denim"}, "fence_tags": {"denim", "cafe"}}
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from campaign_support import JEANS, Events, campaign, ts_of
 
-from campaigns.errors import (CampaignNotRedeemable, CodeAlreadyUsed, CodeExpired, CodeNotFound,
-                              RedemptionBudgetSpent, WrongStore)
+from campaigns.errors import (
+    CampaignNotRedeemable,
+    CodeAlreadyUsed,
+    CodeExpired,
+    CodeNotFound,
+    RedemptionBudgetSpent,
+    WrongStore,
+)
 from campaigns.redemption import redeem
 from proximity import EventKind
+from tests.campaigns.campaign_support import JEANS, Events, campaign, ts_of
 
 T = ts_of("2026-06-03T08:00:00+02:00")
 

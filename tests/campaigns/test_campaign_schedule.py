@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from campaign_support import campaign, fences_zoo, ts_of
 
 from campaigns.schedule import OpeningHours, ScheduleTable
 from campaigns.timezones import fence_timezone, local_parts, zone_for
+from tests.campaigns.campaign_support import campaign, fences_zoo, ts_of
 
 
 def test_fence_zone_comes_from_coordinates_or_properties():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from campaign_support import campaign
 
 from campaigns.targets import TargetIndex
 from proximity import EventKind
+from tests.campaigns.campaign_support import campaign
 
 
 def test_index_lookup_matches_brute_force():

@@ -124,7 +124,7 @@ def test_csv_without_the_needed_columns_is_one_error():
 
 def test_the_bulk_parser_reports_exactly_what_the_feature_parser_reports():
     """Every invalid case of the validation suite, in one collection among good features."""
-    from test_geofence_validation import CASES
+    from tests.geofences.test_geofence_validation import CASES
 
     feats, want = [], []
     for k, (feature, *_rest) in enumerate(CASES.values()):

@@ -10,11 +10,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import oracle
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from walks import CITIES, offset, random_fences, random_pings, square
 
 from geofences import (
     DuplicateGeofence,
@@ -25,6 +23,8 @@ from geofences import (
     _layers,
     parse_collection,
 )
+from simulator.walks import CITIES, offset, random_fences, random_pings, square
+from tests import oracle
 
 SETTINGS = settings(deadline=None, max_examples=40, derandomize=True, database=None)
 places = st.sampled_from(sorted(CITIES))

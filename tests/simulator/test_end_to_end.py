@@ -10,17 +10,16 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
 from simulator.cli import main
-from simulator.traffic import generate
 from simulator.http_replay import replay_http
 from simulator.replay import replay_engine
 from simulator.scoring import score_traffic
+from simulator.traffic import generate
 
 ADMIN_KEY = "sim-test-admin-key-0123456789abcdef"
 

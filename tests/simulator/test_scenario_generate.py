@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from conftest import TINY
-from simulator.traffic import generate, load_traffic
 from simulator.scenario import ScenarioError, load_scenario, packaged_scenarios, parse_scenario
+from simulator.traffic import generate, load_traffic
+from tests.simulator.conftest import TINY
 
 
 def test_packaged_scenarios_load():

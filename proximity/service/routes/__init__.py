@@ -1,7 +1,18 @@
 """HTTP routes, one module per concept; each route body is one call into a service."""
 
-from proximity.service.routes import (beacons, clients, devices, events, geofences, health, keys, pings,
-                                      regions, sightings, webhooks)
+from proximity.service.routes import (
+                                      beacons,
+                                      clients,
+                                      devices,
+                                      events,
+                                      geofences,
+                                      health,
+                                      keys,
+                                      pings,
+                                      regions,
+                                      sightings,
+                                      webhooks,
+)
 
 __all__ = ["ROUTERS"]
 

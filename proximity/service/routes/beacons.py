@@ -11,8 +11,7 @@ from starlette.responses import Response
 from proximity.service.deps import ManageKey, RuntimeDep
 from proximity.service.routes._common import ERRORS, inline_schema, json_response
 from proximity.service.routes.pings import read_body
-from proximity.service.schemas import (BeaconCreate, BeaconPagePublic, BeaconPublic, GeofencePagePublic,
-                                       ImportPublic)
+from proximity.service.schemas import BeaconCreate, BeaconPagePublic, BeaconPublic, GeofencePagePublic, ImportPublic
 
 __all__ = ["router"]
 
