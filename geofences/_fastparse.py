@@ -14,10 +14,10 @@ parsing each feature alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import shapely
@@ -29,6 +29,11 @@ _NO_PROPS: MappingProxyType = MappingProxyType({})
 _NUM = (int, float)
 
 
+def _is_num(v: object) -> TypeGuard[int | float]:
+    """A JSON number: exactly int or float (a bool is not one)."""
+    return type(v) in _NUM
+
+
 def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence | None], list[InvalidGeofence]]:
     """Parse features in bulk; return (fence or None per feature, errors naming their index)."""
     from geofences.geojson import RESERVED_PROPERTIES, _read_id, _seconds, parse_feature
@@ -36,7 +41,7 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
     n = len(features)
     out: list[Geofence | None] = [None] * n
     slow: list[int] = []
-    meta: list[tuple] = []            # (index, id, name, tags, free, dwell, exit, kind, radius, lon, lat)
+    meta: list[list[Any]] = []        # [index, id, name, tags, free, dwell, exit, kind, radius, lon, lat]
     rings: list[list] = []            # every ring's positions, in order
     ring_poly: list[int] = []         # polygon number of each ring
     poly_meta: list[int] = []         # meta row of each polygon
@@ -69,13 +74,13 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
             slow.append(i)
             continue
         free = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
-        row = [i, fid, name, tuple(dict.fromkeys(tags)), MappingProxyType(free) if free else _NO_PROPS,
-               dwell, exit_after, None, None, None, None]
+        row: list[Any] = [i, fid, name, tuple(dict.fromkeys(tags)),
+                          MappingProxyType(free) if free else _NO_PROPS, dwell, exit_after, None, None, None, None]
         gtype, coords = geom.get("type"), geom.get("coordinates")
         if gtype == "Point":
             radius = props.get("radius_m")
             if (type(coords) is not list or len(coords) != 2 or type(coords[0]) not in _NUM
-                    or type(coords[1]) not in _NUM or type(radius) not in _NUM
+                    or type(coords[1]) not in _NUM or not _is_num(radius)
                     or not 0 < radius <= limits.max_radius_m
                     or not (abs(coords[0]) <= 180 and abs(coords[1]) <= 90)):
                 slow.append(i)
@@ -165,7 +170,7 @@ def _ring_checks(rings: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     pos_ok = pos_len == 2
     if not pos_ok.all():
         positions = [p if ok else [0.0, 0.0] for p, ok in zip(positions, pos_ok.tolist())]
-    values = chain.from_iterable(positions)
+    values: Iterator[Any] = chain.from_iterable(positions)
     if not set(map(type, chain.from_iterable(positions))) <= {int, float}:
         typed = np.fromiter((type(v) in _NUM for v in values), bool, 2 * len(positions))
         pos_ok &= typed.reshape(-1, 2).all(axis=1)

@@ -67,33 +67,35 @@ def read_csv(file: IO[str], *, limits: Limits = _DEFAULT_LIMITS, source: str | N
 def _import(records: Iterator[tuple[int, Any, InvalidRecord | None]], limits: Limits, source: str | None,
             progress: Progress | None, chunk: int, csv_fields: bool) -> list[Geofence]:
     fences: list[Geofence] = []
-    errors: list[InvalidGeofence] = []
+    errors: list[tuple[int, InvalidGeofence]] = []   # (record index, its error)
     seen: dict[str, int] = {}
     count = 0
     for batch in _chunks(records, chunk):
         feats = [feat for _, feat, err in batch if err is None]
         where = [(count + k, line) for k, (line, _, err) in enumerate(batch) if err is None]
-        errors.extend(err.with_index(count + k) for k, (_, _, err) in enumerate(batch) if err is not None)
+        errors.extend((count + k, err.with_index(count + k)) for k, (_, _, err) in enumerate(batch) if err is not None)
         parsed, bad = parse_many(feats, limits)
         for e in bad:
+            if e.index is None:   # parse_many names every error's feature (its position in feats)
+                raise AssertionError(f"bulk parser error without a feature index: {e}")
             index, line = where[e.index]
             field = _CSV_FIELD.get(e.field, _csv_geometry_field(feats[e.index])) if csv_fields else e.field
-            errors.append(InvalidRecord(e.fence_id, field, e.reason, index, line))
+            errors.append((index, InvalidRecord(e.fence_id, field, e.reason, index, line)))
         for (index, line), fence in zip(where, parsed):
             if fence is None:
                 continue
             first = seen.setdefault(fence.id, line)
             if first != line:
-                errors.append(InvalidRecord(fence.id, "id", f"duplicate id {fence.id!r} (first used on line {first})",
-                                            index, line))
+                errors.append((index, InvalidRecord(fence.id, "id", f"duplicate id {fence.id!r} "
+                                                    f"(first used on line {first})", index, line)))
             else:
                 fences.append(fence)
         count += len(batch)
         if progress is not None:
             progress(count)
     if errors:
-        errors.sort(key=lambda e: e.index)
-        raise InvalidCollection(errors, source)
+        errors.sort(key=lambda pair: pair[0])   # stable: by record index, as the errors name it
+        raise InvalidCollection([err for _, err in errors], source)
     return fences
 
 
@@ -193,7 +195,7 @@ def _csv_features(rows: list[tuple[int, list[str]]], col: dict[str, int]):
 
     wkt = np.array([cell(r, "wkt") or None for _, r in rows], dtype=object)
     geoms = shapely.from_wkt(wkt, on_invalid="ignore") if len(wkt) else wkt
-    polys = np.flatnonzero(shapely.get_type_id(geoms) >= 3) if len(wkt) else []
+    polys = np.flatnonzero(shapely.get_type_id(geoms) >= 3) if len(wkt) else np.empty(0, np.intp)
     as_json = dict(zip(polys.tolist(), shapely.to_geojson(geoms[polys]).tolist())) if len(polys) else {}
     for k, (line, row) in enumerate(rows):
         fid = cell(row, "id") or None

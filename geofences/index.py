@@ -94,20 +94,20 @@ class FenceIndex:
 
     def __iter__(self) -> Iterator[Geofence]:
         with self._lock:
-            fences = [self._fences[s] for s in self._by_id.values()]
+            fences = [f for s in self._by_id.values() if (f := self._fences[s]) is not None]
         return iter(fences)
 
     def get(self, fence_id: str) -> Geofence:
         """Return the fence with this id, or raise :class:`UnknownGeofence`."""
         try:
-            return self._fences[self._by_id[fence_id]]
+            return self.fence_at(self._by_id[fence_id])
         except KeyError:
             raise UnknownGeofence(fence_id) from None
 
     def snapshot(self) -> tuple[int, list[tuple[int, Geofence]]]:
         """Return (version, [(slot, fence), ...]) read atomically, for derived per-slot tables."""
         with self._lock:
-            return self.version, [(s, self._fences[s]) for s in self._by_id.values()]
+            return self.version, [(s, f) for s in self._by_id.values() if (f := self._fences[s]) is not None]
 
     def changes_since(self, version: int) -> tuple[int, np.ndarray, list[Geofence | None]] | None:
         """Return (version, slots, fences now at those slots) changed after ``version``, atomically.
@@ -121,9 +121,12 @@ class FenceIndex:
                 return self.version, np.empty(0, np.int64), []
             if not self._log or self._log[0][0] > version + 1 or version > self.version:
                 return None
-            parts = [slots for v, slots in self._log if v > version]
-            if any(p is None for p in parts):
-                return None
+            parts: list[np.ndarray] = []
+            for v, logged in self._log:
+                if v > version:
+                    if logged is None:   # a big batch, logged without its slots
+                        return None
+                    parts.append(logged)
             slots = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
             return self.version, slots, [self._fences[s] for s in slots.tolist()]
 
@@ -377,13 +380,13 @@ class FenceIndex:
         """Return the fences whose bounding box meets ``bbox`` (minx, miny, maxx, maxy)."""
         with self._lock:
             slots = sorted(set(self._tree().intersection(bbox)))
-            return [self._fences[s] for s in slots if self._fences[s] is not None]
+            return [f for s in slots if (f := self._fences[s]) is not None]
 
     def nearest(self, lon: float, lat: float, k: int = 1) -> list[tuple[Geofence, float]]:
         """Return up to ``k`` fences nearest to the point, with their distance in meters (0 inside)."""
         with self._lock:
             cand = list(dict.fromkeys(self._tree().nearest((lon, lat, lon, lat), max(4 * k, 16))))
-            fences = [self._fences[s] for s in cand if self._fences[s] is not None]
+            fences = [f for s in cand if (f := self._fences[s]) is not None]
         out = [(f, self._distance_to(f, lon, lat)) for f in fences]
         out.sort(key=lambda t: (t[1], t[0].id))
         return out[:k]
@@ -401,6 +404,8 @@ class FenceIndex:
 
     def _distance_to(self, fence: Geofence, lon: float, lat: float) -> float:
         if fence.is_circle:
+            if fence.radius_m is None:   # the parsers always set it; the bare constructor does not check
+                raise TypeError(f"circle {fence.id!r} has no radius_m")
             cx, cy = fence.center
             return max(0.0, float(distance_m(cx, cy, lon, lat)) - fence.radius_m)
         if shapely.intersects_xy(fence.geometry, lon, lat):

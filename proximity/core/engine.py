@@ -119,7 +119,7 @@ class _Settings:
     def __init__(self, index: FenceIndex):
         prev = self._latest.get(index)
         change = index.changes_since(prev.version) if prev is not None else None
-        if change is not None:
+        if prev is not None and change is not None:
             self._patch(prev, *change)
             if len(self.ids.slots) > self.PATCH_LIMIT:
                 self._fold()
@@ -259,7 +259,7 @@ class Engine:
             ev, n_stale, n_dup = out
             kept = done[cur[0]]
             return _events_of(ev, keys[~done]), n_stale[kept], n_dup[kept]
-        res = run_optimistic(uniques, self.store.load, compute, self.store.save, keep=keep,
+        res = run_optimistic(uniques, self.store.load, compute, self._save, keep=keep,
                              max_retries=self.config.max_retries, what="device(s)")
         stale = sum(int(o[1].sum()) for o in res.outputs)
         dups = sum(int(o[2].sum()) for o in res.outputs)
@@ -268,6 +268,12 @@ class Engine:
         if len(events) and retries:
             events = events.sorted()
         return IngestResult(events, n - inaccurate - stale - dups, stale, dups, inaccurate, retries)
+
+    def _save(self, before: DeviceStates | None, after: DeviceStates | None) -> np.ndarray:
+        """The kernel's save: the store's conditional save of the rows ``compute`` changed."""
+        if before is None or after is None:   # compute gives both states whenever it gives rows to write
+            return np.zeros(0, bool)
+        return self.store.save(before, after)
 
     def _compute(self, dev, cols, states: DeviceStates):
         """Run one batch against loaded states; return events, new states and the rows saved."""
@@ -415,7 +421,7 @@ class Engine:
                                 np.full(n, EventKind.EXIT, np.int8), at_sub[c], sub.stay_visit[c],
                                 at_sub[c] - sub.stay_enter_ts[c], np.full(n, reason, np.int8))
             return Attempt(events, rows, sub, after)
-        res = run_optimistic(todo, self.store.load, compute, self.store.save,
+        res = run_optimistic(todo, self.store.load, compute, self._save,
                              keep=lambda ev, keys, done: _events_of(ev, keys[~done]),
                              max_retries=self.config.max_retries, what="device(s)")
         return EventBatch.concat(res.outputs).sorted()

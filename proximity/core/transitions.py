@@ -15,6 +15,7 @@ and every event falls out of comparing neighbours.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -23,6 +24,12 @@ from proximity.core.events import KIND_RANK, EventKind, Reason
 __all__ = ["Transitions", "transitions", "silence_due"]
 
 _I8 = np.int8
+
+
+class SlotValues(Protocol):
+    """Per-fence values read by slot with fancy indexing: an ndarray, or the engine's patched column."""
+
+    def __getitem__(self, slots: np.ndarray, /) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,7 @@ class Transitions:
 def transitions(dev: np.ndarray, ts: np.ndarray, dev_start: np.ndarray, dev_end: np.ndarray,
                 prev_ts: np.ndarray, m_pos: np.ndarray, m_slot: np.ndarray, m_state: np.ndarray,
                 s_dev: np.ndarray, s_slot: np.ndarray, s_enter_ts: np.ndarray, s_dwelled: np.ndarray,
-                dwell_s: np.ndarray, exit_after_s: np.ndarray) -> Transitions:
+                dwell_s: SlotValues, exit_after_s: SlotValues) -> Transitions:
     """Compute the batch's events and the stays left open.
 
     Parameters
@@ -67,7 +74,7 @@ def transitions(dev: np.ndarray, ts: np.ndarray, dev_start: np.ndarray, dev_end:
         Matches: ping position, fence slot, state (1 inside, 2 uncertain).
     s_dev, s_slot, s_enter_ts, s_dwelled : ndarray, shape (s,)
         Stays open before the batch: device, fence slot, enter ts, whether dwell already fired.
-    dwell_s, exit_after_s : ndarray of float, indexed by slot
+    dwell_s, exit_after_s : ndarray of float (or any :class:`SlotValues`), indexed by slot arrays
         Per-fence settings, ``inf`` where unset.
     """
     n_m, n_s = len(m_pos), len(s_dev)
