@@ -232,8 +232,8 @@ class BeaconMonitor:
     # -- ingestion ----------------------------------------------------------------------------
     def _save(self, _before: MonitorStates | None, after: MonitorStates | None) -> np.ndarray:
         """The kernel's save: the monitor store needs only the states to write."""
-        if after is None:   # compute gives states whenever it gives rows to write
-            return np.zeros(0, bool)
+        if after is None:   # a bug in compute: rows to write but no states
+            raise ValueError("beacon monitor: rows to save without their states")
         return self.store.save(after)
 
     def ingest(self, sightings: SightingBatch) -> BeaconResult:

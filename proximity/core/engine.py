@@ -271,8 +271,8 @@ class Engine:
 
     def _save(self, before: DeviceStates | None, after: DeviceStates | None) -> np.ndarray:
         """The kernel's save: the store's conditional save of the rows ``compute`` changed."""
-        if before is None or after is None:   # compute gives both states whenever it gives rows to write
-            return np.zeros(0, bool)
+        if before is None or after is None:   # a bug in compute: rows to write but no states
+            raise ValueError("engine: rows to save without their states")
         return self.store.save(before, after)
 
     def _compute(self, dev, cols, states: DeviceStates):
