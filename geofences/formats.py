@@ -12,11 +12,11 @@ CLI progress bar or an API job's status.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import numpy as np
+import orjson
 import shapely
 
 from geofences._fastparse import parse_many
@@ -120,7 +120,7 @@ def _seq_records(file) -> Iterator[tuple[int, Any, InvalidRecord | None]]:
         if not raw:
             return None
         try:
-            return start, json.loads(raw), None
+            return start, orjson.loads(raw), None
         except ValueError as exc:
             return start, None, InvalidRecord(None, "record", f"not valid JSON ({exc})", line=start)
 
@@ -155,7 +155,7 @@ def _seq_records(file) -> Iterator[tuple[int, Any, InvalidRecord | None]]:
 def _complete(text: list[str]) -> bool:
     """True when the buffered text is a whole JSON value (a pretty-printed record may go on)."""
     try:
-        json.loads("".join(text))
+        orjson.loads("".join(text))
         return True
     except ValueError:
         return False
@@ -214,7 +214,7 @@ def _csv_features(rows: list[tuple[int, list[str]]], col: dict[str, int]):
                 if k not in as_json:
                     what = "not valid WKT" if geoms[k] is None else f"a {geoms[k].geom_type.upper()}"
                     raise InvalidRecord(fid, "wkt", f"expected a POLYGON or MULTIPOLYGON, got {what}", line=line)
-                geometry = json.loads(as_json[k])
+                geometry = orjson.loads(as_json[k])
             else:
                 lon, lat = cell(row, "lon"), cell(row, "lat")
                 if not lon or not lat:

@@ -7,7 +7,8 @@ with ``properties.radius_m`` in meters on the WGS84 ellipsoid.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -18,12 +19,13 @@ from geofences._fastparse import parse_many
 from geofences.errors import DuplicateGeofence, InvalidCollection, InvalidGeofence
 from geofences.model import FenceKind, Geofence, Limits
 
-__all__ = ["parse_feature", "parse_collection", "to_collection", "RESERVED_PROPERTIES"]
+__all__ = ["parse_feature", "parse_collection", "to_collection", "to_features", "RESERVED_PROPERTIES"]
 
 #: Feature properties with a meaning to the engine; the rest are kept as free properties.
 RESERVED_PROPERTIES = frozenset({"id", "name", "tags", "dwell_s", "exit_after_s", "radius_m"})
 
 _DEFAULT_LIMITS = Limits()
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS,
@@ -98,8 +100,12 @@ def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS,
 
 
 def parse_collection(collection: Any, *, limits: Limits = _DEFAULT_LIMITS,
-                     source: str | None = None) -> list[Geofence]:
+                     source: str | None = None, progress: Callable[[int], None] | None = None,
+                     chunk: int = 20_000) -> list[Geofence]:
     """Validate a FeatureCollection as a whole: every feature is good, or none is returned.
+
+    ``progress(n)``, when given, is called after each ``chunk`` of features with the number
+    parsed so far (an API job's status, a progress bar).
 
     Raises
     ------
@@ -112,7 +118,15 @@ def parse_collection(collection: Any, *, limits: Limits = _DEFAULT_LIMITS,
     features = collection.get("features")
     if not isinstance(features, list):
         raise InvalidCollection([InvalidGeofence(None, "features", "expected an array of Features")], source)
-    parsed, errors = parse_many(features, limits)
+    if progress is None:
+        parsed, errors = parse_many(features, limits)
+        return _unique(parsed, errors, source)
+    parsed, errors = [], []
+    for start in range(0, len(features), chunk):
+        got, bad = parse_many(features[start:start + chunk], limits)
+        parsed.extend(got)
+        errors.extend(e.with_index(start + e.index) if e.index is not None else e for e in bad)
+        progress(start + len(got))
     return _unique(parsed, errors, source)
 
 
@@ -140,9 +154,48 @@ def _unique(parsed: list[Geofence | None], errors: list[InvalidGeofence], source
     return fences
 
 
+def to_features(fences: Iterable[Geofence], *, arrays: bool = False) -> list[dict[str, Any]]:
+    """``[f.to_feature() for f in fences]`` (the same JSON), with every coordinate read in a few
+    array calls rather than geometry by geometry (a bulk import stores 100k documents).
+
+    ``arrays``: each ring (and circle center) is a float64 numpy array, not lists: no Python
+    object per position, for ``orjson.dumps(..., option=orjson.OPT_SERIALIZE_NUMPY)``.
+    """
+    fences = list(fences)
+    geoms = np.empty(len(fences), dtype=object)
+    geoms[:] = [f.geometry for f in fences]
+    geometry: list[dict[str, Any]] = [None] * len(fences)  # type: ignore[list-item]
+    circle = np.fromiter((f.kind is FenceKind.CIRCLE for f in fences), bool, len(fences))
+    points = np.flatnonzero(circle)
+    if len(points):
+        centers = shapely.get_coordinates(geoms[points])
+        for i, xy in zip(points.tolist(), centers if arrays else centers.tolist()):
+            geometry[i] = {"type": "Point", "coordinates": xy}
+    areas = np.flatnonzero(~circle)
+    if len(areas):
+        parts, part_of = shapely.get_parts(geoms[areas], return_index=True)
+        rings, ring_of = shapely.get_rings(parts, return_index=True)
+        coords = shapely.get_coordinates(rings)
+        coords = coords if arrays else coords.tolist()
+        ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
+        polys: list[list] = [[] for _ in range(len(parts))]
+        start = 0
+        for part, end in zip(ring_of.tolist(), ends):
+            polys[part].append(coords[start:end])
+            start = end
+        multi = shapely.get_type_id(geoms[areas]) == shapely.GeometryType.MULTIPOLYGON
+        by_fence: list[list] = [[] for _ in range(len(areas))]
+        for k, poly in zip(part_of.tolist(), polys):
+            by_fence[k].append(poly)
+        for k, (i, m) in enumerate(zip(areas.tolist(), multi.tolist())):
+            geometry[i] = ({"type": "MultiPolygon", "coordinates": by_fence[k]} if m
+                           else {"type": "Polygon", "coordinates": by_fence[k][0]})
+    return [f._feature(g) for f, g in zip(fences, geometry)]
+
+
 def to_collection(fences: Iterable[Geofence]) -> dict[str, Any]:
     """Return the fences as one GeoJSON FeatureCollection."""
-    return {"type": "FeatureCollection", "features": [f.to_feature() for f in fences]}
+    return {"type": "FeatureCollection", "features": to_features(fences)}
 
 
 def _typename(value: Any) -> str:
@@ -166,7 +219,7 @@ def _read_id(feature: Mapping, props: Mapping, forced: str | None, limits: Limit
         raise InvalidGeofence(None, field, "must not be empty")
     if len(fid) > limits.max_id_length:
         raise InvalidGeofence(fid[:40] + "...", field, f"longer than {limits.max_id_length} characters")
-    if any(ord(c) < 32 for c in fid):
+    if _CONTROL.search(fid):
         raise InvalidGeofence(fid, field, "must not contain control characters")
     return fid
 

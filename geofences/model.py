@@ -113,6 +113,10 @@ class Geofence:
 
         ``parse_feature(fence.to_feature())`` gives an equal fence back.
         """
+        return self._feature(shapely.geometry.mapping(self.geometry))
+
+    def _feature(self, geometry: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`to_feature` with its geometry given (:func:`geofences.geojson.to_features`)."""
         props: dict[str, Any] = dict(self.properties)
         props["name"] = self.name
         props["tags"] = list(self.tags)
@@ -125,7 +129,7 @@ class Geofence:
         return {
             "type": "Feature",
             "id": self.id,
-            "geometry": shapely.geometry.mapping(self.geometry),
+            "geometry": geometry,
             "properties": props,
         }
 

@@ -36,7 +36,7 @@ from proximity.core.pings import PingBatch
 from proximity.core.pipeline import Pipeline
 from proximity.core.wire import EVENT_COLUMNS, csv_rows
 
-__all__ = ["PING_COLUMNS", "OPTIONAL_PING_COLUMNS", "EVENT_COLUMNS", "ReplayStats", "load_fences",
+__all__ = ["PING_COLUMNS", "OPTIONAL_PING_COLUMNS", "EVENT_COLUMNS", "ReplayStats", "load_fences", "SEQ_SUFFIXES",
            "read_pings", "write_events", "CsvSink", "StatsSink", "replay"]
 
 #: Required columns of a pings CSV, and the optional one.
@@ -77,33 +77,64 @@ class ReplayStats:
                 "pings_per_s": round(self.pings / self.seconds) if self.seconds > 0 else None}
 
 
-def load_fences(path: str | Path) -> list[Geofence]:
-    """Read and validate a GeoJSON FeatureCollection of fences, all or nothing.
+#: fence files read by :func:`load_fences` other than a GeoJSON FeatureCollection, by suffix
+SEQ_SUFFIXES = (".geojsonseq", ".geojsonl", ".geojsons", ".ndjson", ".jsonl")
+#: show a progress bar while loading fence files larger than this (bytes)
+PROGRESS_BYTES = 32 * 1024 * 1024
+
+
+def load_fences(path: str | Path, *, progress: bool | None = None) -> list[Geofence]:
+    """Read and validate a file of fences, all or nothing: a GeoJSON FeatureCollection (decoded
+    with orjson, validated in bulk), a GeoJSON text sequence (suffixes :data:`SEQ_SUFFIXES`) or
+    a CSV file (``.csv``, :data:`geofences.formats.CSV_COLUMNS`).
+
+    ``progress``: a tqdm bar of features parsed on stderr (default: for files over
+    :data:`PROGRESS_BYTES`).
 
     Raises
     ------
     InvalidInput
-        Naming the file and every bad feature (index, id, field, reason).
+        Naming the file and every bad feature (index or line, id, field, reason).
     """
+    from tqdm import tqdm
+
+    from geofences.formats import read_csv, read_geojsonseq
+
     source = str(path)
+    suffix = Path(path).suffix.lower()
     try:
-        data = Path(path).read_bytes()
+        size = os.path.getsize(path)
+        fh = open(path, "rb")
     except FileNotFoundError:
         raise InvalidInput(source, "no such file") from None
     except OSError as exc:
         raise InvalidInput(source, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(source, f"invalid JSON ({exc})", line=getattr(exc, "lineno", None)) from None
-    try:
-        return parse_collection(obj, source=source)
-    except InvalidCollection as exc:
-        first = exc.errors[0]
-        reason = f"{len(exc.errors)} invalid feature(s): " + "; ".join(str(e) for e in exc.errors[:20])
-        if len(exc.errors) > 20:
-            reason += f" (+{len(exc.errors) - 20} more)"
-        raise InvalidInput(source, reason, field=None if first.index is not None else first.field) from exc
+    show = size > PROGRESS_BYTES if progress is None else progress
+    with fh, tqdm(unit=" fences", unit_scale=True, desc="fences", disable=not show, mininterval=0.5,
+                  leave=False) as bar:
+        def advance(n: int) -> None:
+            bar.update(n - bar.n)
+        try:
+            if suffix == ".csv":
+                with io.TextIOWrapper(fh, encoding="utf-8", newline="") as text:
+                    return read_csv(text, source=source, progress=advance)
+            if suffix in SEQ_SUFFIXES:
+                return read_geojsonseq(fh, source=source, progress=advance)
+            try:
+                obj = orjson.loads(fh.read())
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(source, f"invalid JSON ({exc})", line=getattr(exc, "lineno", None)) from None
+            if isinstance(obj, dict) and isinstance(obj.get("features"), list):
+                bar.total = len(obj["features"])
+            return parse_collection(obj, source=source, progress=advance)
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(source, f"not UTF-8 text ({exc.reason})") from None
+        except InvalidCollection as exc:
+            first = exc.errors[0]
+            reason = f"{len(exc.errors)} invalid feature(s): " + "; ".join(str(e) for e in exc.errors[:20])
+            if len(exc.errors) > 20:
+                reason += f" (+{len(exc.errors) - 20} more)"
+            raise InvalidInput(source, reason, field=None if first.index is not None else first.field) from exc
 
 
 def read_pings(path: str | Path, chunk_size: int = 100_000, *,

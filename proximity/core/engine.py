@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import shapely
 import pandas as pd
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
@@ -354,10 +355,28 @@ class Engine:
             out.append(self._close_stays(ids, decide, refresh=True))
         return EventBatch.concat(out).sorted()
 
+    def put_fences(self, fences: list[Geofence], now: float | None = None) -> EventBatch:
+        """Add or replace many fences as one index change (:meth:`FenceIndex.put_many`: one
+        build, one version); then, as :meth:`put_fence`, devices inside a replaced fence that
+        changed get their exits."""
+        olds = self.index.put_many(fences)
+        pairs = [(old, f) for old, f in zip(olds, fences) if old is not None]
+        if not pairs:
+            return EventBatch.empty()
+        # the unchanged ones, found with one array call (an import re-sends most fences as they are)
+        a, b = np.empty(len(pairs), dtype=object), np.empty(len(pairs), dtype=object)
+        a[:], b[:] = [o.geometry for o, _ in pairs], [f.geometry for _, f in pairs]
+        same = shapely.equals_exact(a, b, tolerance=0).tolist()
+        out = [self._fence_replaced(old, f, now) for (old, f), eq in zip(pairs, same)
+               if not (eq and old.same_shape(f) and old.exit_after_s == f.exit_after_s)]
+        return EventBatch.concat(out)
+
     def put_fence(self, fence: Geofence, now: float | None = None) -> EventBatch:
         """Add or replace a fence. Devices inside a reshaped fence whose last position is now
         outside get ``exit`` (reason ``fence_changed``); others are decided by their next ping."""
-        old = self.index.put(fence)
+        return self._fence_replaced(self.index.put(fence), fence, now)
+
+    def _fence_replaced(self, old: Geofence | None, fence: Geofence, now: float | None) -> EventBatch:
         reshaped = old is not None and not old.same_shape(fence)
         if old is None or (not reshaped and old.exit_after_s == fence.exit_after_s):
             return EventBatch.empty()   # nothing changes for the devices inside

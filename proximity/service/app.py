@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from proximity.service.errors import install_handlers
 from proximity.service.metrics import MetricsMiddleware
 from proximity.service.routes import ROUTERS
+from proximity.service.routes.geofences import IMPORT_PATH
 from proximity.service.runtime import start_runtime, stop_runtime
 from proximity.service.settings import Settings
 
@@ -35,19 +36,21 @@ def operation_id(route: APIRoute) -> str:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 to any request that declares a body larger than the limit."""
+    """Answer 413 to any request that declares a body larger than the limit (``limits`` maps a
+    path to its own limit: the geofence import)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, limits: dict[str, int] | None = None):
+        self.app, self.limit, self.limits = app, limit, limits or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
+            limit = self.limits.get(scope.get("path", ""), self.limit)
             for name, value in scope.get("headers", ()):
                 if name == b"content-length":
-                    if value.isdigit() and int(value) > self.limit:
+                    if value.isdigit() and int(value) > limit:
                         body = orjson.dumps({"error": {
                             "code": "too_large", "field": "body",
-                            "message": f"request body larger than the limit of {self.limit} bytes"}})
+                            "message": f"request body larger than the limit of {limit} bytes"}})
                         await send({"type": "http.response.start", "status": 413,
                                     "headers": [(b"content-type", b"application/json"),
                                                 (b"content-length", str(len(body)).encode())]})
@@ -82,5 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = getattr(app.state, "runtime", None)
         return rt.metrics if rt is not None else None
     app.add_middleware(MetricsMiddleware, metrics=_metrics)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
+                       limits={IMPORT_PATH: settings.max_import_bytes})
     return app

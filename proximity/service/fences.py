@@ -9,8 +9,12 @@ re-reads the current definition (last write wins, whatever order notifications a
 from __future__ import annotations
 
 import base64
+import io
+import logging
 import threading
-from typing import Any
+from typing import IO, Any, Callable
+
+import orjson
 
 from geofences import (
     DuplicateGeofence,
@@ -21,15 +25,25 @@ from geofences import (
     parse_feature,
     to_collection,
 )
+from geofences._fastparse import parse_many
+from geofences.formats import read_csv, read_geojsonseq
+from geofences.geojson import to_features
 from proximity import Engine
 from proximity.service.errors import BadRequest, InUse
 from proximity.service.ingest import IngestService
 from proximity.service.kinds import Dependents, Followers
 from proximity.storage.definitions import DefinitionKind, Definitions
 
-__all__ = ["GeofenceService", "KIND", "encode_cursor", "decode_cursor"]
+__all__ = ["GeofenceService", "KIND", "IMPORT_FORMATS", "encode_cursor", "decode_cursor"]
+
+logger = logging.getLogger("proximity.service")
 
 KIND = DefinitionKind.GEOFENCE
+#: the formats of :meth:`GeofenceService.import_file`
+IMPORT_FORMATS = ("geojson", "geojsonseq", "csv")
+#: stored documents were validated when written: load them under no limits but sanity ones
+_STORED = Limits(10**9, float("inf"), 10**6)
+Progress = Callable[[int], None]
 
 
 def encode_cursor(value: str) -> str:
@@ -73,11 +87,15 @@ class GeofenceService:
         self.dependents = dependents
 
     def load(self) -> int:
-        """Load every stored geofence into the engine (at start); return how many."""
+        """Load every stored geofence into the engine (at start) with one bulk index build;
+        return how many. A stored document that no longer parses is logged and skipped."""
         docs = self.defs.all(KIND)
-        for _fid, doc in docs.items():
-            self.engine.index.put(parse_feature(doc, limits=Limits(10**9, float("inf"), 10**6)))
-        return len(docs)
+        parsed, errors = parse_many(list(docs.values()), _STORED)
+        for err in errors[:20]:
+            logger.error("stored geofence skipped: %s", err)
+        fences = [f for f in parsed if f is not None]
+        self.engine.index.put_many(fences)
+        return len(fences)
 
     def apply_change(self, fence_id: str) -> list[dict]:
         """Bring the engine in line with the stored definition of ``fence_id``."""
@@ -87,7 +105,7 @@ class GeofenceService:
                 if fence_id not in self.engine.index:
                     return []
                 return self.pipeline.emit(self.engine.remove_fence(fence_id))
-            fence = parse_feature(doc, limits=Limits(10**9, float("inf"), 10**6))
+            fence = parse_feature(doc, limits=_STORED)
             if fence_id in self.engine.index and self.engine.index.get(fence_id).same_definition(fence):
                 return []
             return self.pipeline.emit(self.engine.put_fence(fence))
@@ -125,15 +143,44 @@ class GeofenceService:
                 return []
             return self.pipeline.emit(self.engine.remove_fence(fence_id))
 
-    def import_collection(self, collection: Any) -> dict:
+    def import_collection(self, collection: Any, progress: Progress | None = None) -> dict:
         """Validate a whole FeatureCollection, then store it in one transaction (upserting ids)."""
-        fences = parse_collection(collection, limits=self.limits)
+        return self._put_all(parse_collection(collection, limits=self.limits, progress=progress))
+
+    def import_file(self, file: IO[bytes], fmt: str, progress: Progress | None = None) -> dict:
+        """Import a file of fences in one of :data:`IMPORT_FORMATS`, all or nothing.
+
+        ``geojson`` is one FeatureCollection (decoded with orjson), ``geojsonseq`` a GeoJSON text
+        sequence (RFC 8142, or one Feature per line), ``csv`` rows of
+        :data:`geofences.formats.CSV_COLUMNS`. Every bad feature or line is reported (index, line,
+        field) in one :class:`InvalidCollection` and nothing is stored; else every fence is stored
+        in one ``Definitions.put_many`` transaction and indexed with one ``put_many``.
+        """
+        if fmt == "geojson":
+            try:
+                collection = orjson.loads(file.read())
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest("body", f"not valid JSON ({exc})") from None
+            return self.import_collection(collection, progress)
+        if fmt not in IMPORT_FORMATS:
+            raise ValueError(f"unknown import format {fmt!r}")
+        try:
+            if fmt == "geojsonseq":
+                return self._put_all(read_geojsonseq(file, limits=self.limits, progress=progress))
+            text = io.TextIOWrapper(file, encoding="utf-8", errors="strict", newline="")
+            try:
+                return self._put_all(read_csv(text, limits=self.limits, progress=progress))
+            finally:
+                text.detach()
+        except UnicodeDecodeError as exc:
+            raise BadRequest("body", f"not UTF-8 text ({exc.reason})") from None
+
+    def _put_all(self, fences: list[Geofence]) -> dict:
+        """Store ``fences`` in one transaction, then index them with one bulk change."""
         with self._lock:
-            self.defs.put_many(KIND, {f.id: f.to_feature() for f in fences})
-            n_events = 0
-            for f in fences:
-                n_events += len(self.pipeline.emit(self.engine.put_fence(f)))
-        return {"imported": len(fences), "ids": [f.id for f in fences], "exit_events": n_events}
+            self.defs.put_many(KIND, dict(zip((f.id for f in fences), to_features(fences, arrays=True))))
+            events = self.pipeline.emit(self.engine.put_fences(fences))
+        return {"imported": len(fences), "ids": [f.id for f in fences], "exit_events": len(events)}
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, fence_id: str) -> dict:

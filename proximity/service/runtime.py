@@ -25,6 +25,7 @@ from proximity.service.eventlog import MemoryEventLog, RedisEventLog, SqliteEven
 from proximity.service.fences import GeofenceService
 from proximity.service.hooks import Webhooks, open_webhooks
 from proximity.service.ingest import IngestService, event_pipeline
+from proximity.service.jobs import Jobs
 from proximity.service.kinds import Dependents, Followers
 from proximity.service.metrics import Metrics
 from proximity.service.settings import Settings
@@ -59,6 +60,8 @@ class Runtime:
     followers: Followers = field(default_factory=Followers)
     #: declared "what depends on this definition" queries
     dependents: Dependents = field(default_factory=Dependents)
+    #: long requests of this process (in memory): GET /v1/jobs/{id}
+    jobs: Jobs = field(default_factory=Jobs)
 
     @property
     def mode(self) -> str:

@@ -90,6 +90,29 @@ class ImportPublic(BaseModel):
     exit_events: int
 
 
+class ImportJobPublic(BaseModel):
+    """A started import: poll ``GET /v1/jobs/{job_id}`` (the ``Location`` header)."""
+
+    job_id: str
+    status: str
+
+
+class JobPublic(BaseModel):
+    """A job of this process: ``result`` once ``done``, ``error`` (the body a synchronous call
+    would have answered, with ``error_status``) once ``failed``."""
+
+    id: str
+    kind: str
+    status: Literal["queued", "running", "done", "failed"]
+    records_parsed: int
+    total: int | None = None
+    created_ts: float
+    finished_ts: float | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    error_status: int | None = None
+
+
 class LocatePublic(BaseModel):
     lon: float
     lat: float

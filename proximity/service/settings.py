@@ -33,6 +33,11 @@ class Settings(BaseSettings):
 
     # limits
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_import_bytes: int = Field(1024 ** 3, ge=1024, description="body limit of POST "
+                                  "/v1/geofences/import (spooled to disk past import_spool_bytes); "
+                                  "every other route has max_body_bytes")
+    import_spool_bytes: int = Field(16 * 1024 * 1024, ge=0, description="an import body larger "
+                                    "than this is spooled to a temporary file, not kept in memory")
     max_batch: int = Field(10_000, ge=1)
     max_vertices: int = Field(10_000, ge=4)
     max_radius_m: float = Field(50_000.0, gt=0)

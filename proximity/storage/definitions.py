@@ -92,7 +92,8 @@ class Definitions(Protocol):
     def put(self, kind: DefinitionKind, id: str, doc: dict) -> bool:
         """Store ``doc``; return True when ``id`` is new."""
     def put_many(self, kind: DefinitionKind, docs: dict[str, dict]) -> None:
-        """Store every document in one transaction (all or nothing)."""
+        """Store every document in one transaction (all or nothing); documents may hold numpy
+        arrays (serialized as JSON arrays)."""
     def delete(self, kind: DefinitionKind, id: str) -> bool:
         """Delete ``id``; return whether it existed."""
     def cursor(self) -> str:
@@ -159,8 +160,15 @@ class SQLiteDefinitions:
     def put_many(self, kind, docs):
         kind = _stored(kind)
         now = time.time()
-        self._write([("INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)", (kind, i, orjson.dumps(d), now))
-                     for i, d in docs.items()])
+        rows = [(kind, i, orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY), now) for i, d in docs.items()]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def delete(self, kind, id):
         kind = _stored(kind)
@@ -244,7 +252,8 @@ class RedisDefinitions:
         if not docs:
             return
         pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self._hash(kind), mapping={i: orjson.dumps(d) for i, d in docs.items()})
+        pipe.hset(self._hash(kind), mapping={i: orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY)
+                                             for i, d in docs.items()})
         for i in docs:
             pipe.xadd(self._stream, {"k": kind, "i": i}, maxlen=100_000, approximate=True)
         pipe.execute()

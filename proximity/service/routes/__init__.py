@@ -7,6 +7,7 @@ from proximity.service.routes import (
                                       events,
                                       geofences,
                                       health,
+                                      jobs,
                                       keys,
                                       pings,
                                       regions,
@@ -17,4 +18,5 @@ from proximity.service.routes import (
 __all__ = ["ROUTERS"]
 
 ROUTERS = [health.router, geofences.router, pings.router, clients.router, devices.router,
-           events.router, webhooks.router, keys.router, beacons.router, regions.router, sightings.router]
+           events.router, webhooks.router, keys.router, beacons.router, regions.router, sightings.router,
+           jobs.router]

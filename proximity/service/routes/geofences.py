@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import Response
 
 from proximity.service.deps import ManageKey, RuntimeDep
+from proximity.service.errors import PayloadTooLarge, UnsupportedMediaType
 from proximity.service.routes._common import ERRORS, json_response
-from proximity.service.schemas import FenceDevicesPublic, GeofencePagePublic, GeofencePublic, ImportPublic
+from proximity.service.schemas import (FenceDevicesPublic, GeofencePagePublic, GeofencePublic, ImportJobPublic,
+                                       ImportPublic)
 
-__all__ = ["router"]
+__all__ = ["router", "IMPORT_PATH", "IMPORT_TYPES", "import_format", "spool_body"]
 
 router = APIRouter(prefix="/v1/geofences", tags=["geofences"], responses=ERRORS)
 
 FenceId = Annotated[str, Path(min_length=1, max_length=256, description="geofence id")]
 Feature = Annotated[dict[str, Any], Body(description="a GeoJSON Feature (Polygon, MultiPolygon, or "
                                                      "Point with properties.radius_m)")]
-Collection = Annotated[dict[str, Any], Body(description="a GeoJSON FeatureCollection")]
+IMPORT_PATH = "/v1/geofences/import"
+#: import formats by content type (RFC 8142 for the text sequences)
+IMPORT_TYPES = {"application/json": "geojson", "application/geo+json": "geojson",
+                "application/geo+json-seq": "geojsonseq", "application/json-seq": "geojsonseq",
+                "application/x-ndjson": "geojsonseq", "text/csv": "csv"}
+
+
+def import_format(content_type: str | None) -> str:
+    """The import format of a request's content type (JSON when absent); 415 when unknown."""
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    try:
+        return IMPORT_TYPES[media]
+    except KeyError:
+        raise UnsupportedMediaType(media, ", ".join(IMPORT_TYPES)) from None
+
+
+async def spool_body(request: Request, limit: int, in_memory: int) -> tempfile.SpooledTemporaryFile:
+    """The request body in a file (memory up to ``in_memory`` bytes, then disk), read under
+    ``limit`` (413 as soon as it is exceeded), positioned at its start."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(limit, int(declared))
+    spool = tempfile.SpooledTemporaryFile(max_size=in_memory, prefix="proximity-import-")
+    try:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(limit, size)
+            spool.write(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 @router.post("", status_code=201, response_model=GeofencePublic,
@@ -39,10 +76,40 @@ async def list_geofences(rt: RuntimeDep, _key: ManageKey,
     return json_response(rt.geofences.page(tag=tag, bbox=bbox, cursor=cursor, limit=limit))
 
 
-@router.post("/import", response_model=ImportPublic)
-async def import_geofences(rt: RuntimeDep, _key: ManageKey, collection: Collection):
-    """Create or replace every geofence of a FeatureCollection, all or nothing (422 lists every bad feature)."""
-    return json_response(await to_thread.run_sync(rt.geofences.import_collection, collection))
+_FEATURES = {"type": "object", "description": "a GeoJSON FeatureCollection"}
+_IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _FEATURES},
+    "application/geo+json": {"schema": _FEATURES},
+    "application/geo+json-seq": {"schema": {"type": "string", "description": "GeoJSON text sequence "
+                                            "(RFC 8142): one Feature per record or per line"}},
+    "text/csv": {"schema": {"type": "string", "description": "header row, then one fence per row: "
+                            "id, name, tags (;-separated), dwell_s, exit_after_s, lon, lat, radius_m "
+                            "(a circle) or wkt (a polygon)"}}}}}
+
+
+@router.post("/import", response_model=ImportPublic, openapi_extra=_IMPORT_BODY,
+             responses={202: {"description": "started as a job (``?async=true``)", "model": ImportJobPublic},
+                        413: {"description": "body larger than max_import_bytes"},
+                        415: {"description": "not one of the content types"}})
+async def import_geofences(request: Request, rt: RuntimeDep, _key: ManageKey,
+                           run_async: Annotated[bool, Query(alias="async", description=(
+                               "answer 202 with a job id at once; GET /v1/jobs/{job_id} reports "
+                               "progress and the result"))] = False):
+    """Create or replace every geofence of a FeatureCollection, a GeoJSON text sequence or a CSV
+    file, all or nothing: 422 lists every bad feature (index) or line (line number, field); else
+    one transaction stores them all. The body has its own limit (``max_import_bytes``) and is
+    spooled to disk."""
+    fmt = import_format(request.headers.get("content-type"))
+    body = await spool_body(request, rt.settings.max_import_bytes, rt.settings.import_spool_bytes)
+    if run_async:
+        job = rt.jobs.start("geofence_import", lambda job: rt.geofences.import_file(body, fmt, job.progress),
+                            cleanup=body.close)
+        return json_response({"job_id": job.id, "status": job.status}, 202,
+                             headers={"Location": f"/v1/jobs/{job.id}"})
+    try:
+        return json_response(await to_thread.run_sync(rt.geofences.import_file, body, fmt))
+    finally:
+        body.close()
 
 
 @router.get("/export", response_model=GeofencePagePublic)

@@ -51,6 +51,7 @@ OPERATIONS = {
     ("put", "/v1/regions/{region_id}"): "replace_region",
     ("delete", "/v1/regions/{region_id}"): "delete_region",
     ("post", "/v1/sightings"): "ingest_sightings",
+    ("get", "/v1/jobs/{job_id}"): "get_job",
 }
 
 SNAKE_VERB_NOUN = re.compile(r"^[a-z]+(_[a-z0-9]+)+$")
