@@ -144,10 +144,9 @@ def bench_replay(workload: Path, tmp: Path) -> None:
 
 
 def bench_start(n: int, seed: int, tmp: Path) -> None:
-    from proximity.storage.definitions import DefinitionKind, SQLiteDefinitions
-
     from geofences import parse_collection
     from geofences.geojson import to_features
+    from proximity.storage.definitions import DefinitionKind, SQLiteDefinitions
 
     data = tmp / f"start-{n}"
     defs = SQLiteDefinitions(data / "definitions.sqlite3")

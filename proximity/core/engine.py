@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import shapely
 import pandas as pd
+import shapely
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
 from proximity.core.events import EventBatch, EventKind, Reason

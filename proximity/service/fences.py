@@ -12,7 +12,8 @@ import base64
 import io
 import logging
 import threading
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 import orjson
 

@@ -12,8 +12,13 @@ from starlette.responses import Response
 from proximity.service.deps import ManageKey, RuntimeDep
 from proximity.service.errors import PayloadTooLarge, UnsupportedMediaType
 from proximity.service.routes._common import ERRORS, json_response
-from proximity.service.schemas import (FenceDevicesPublic, GeofencePagePublic, GeofencePublic, ImportJobPublic,
-                                       ImportPublic)
+from proximity.service.schemas import (
+    FenceDevicesPublic,
+    GeofencePagePublic,
+    GeofencePublic,
+    ImportJobPublic,
+    ImportPublic,
+)
 
 __all__ = ["router", "IMPORT_PATH", "IMPORT_TYPES", "import_format", "spool_body"]
 
