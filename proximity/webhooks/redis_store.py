@@ -90,6 +90,9 @@ return 0
 """
 
 
+_SCAN_PAGES = 8  # pages of due members looked through past webhooks at their cap, per claim
+
+
 class RedisWebhookStore:
     """Webhooks, outbox and delivery log in Redis; see
     :class:`~proximity.webhooks.store.WebhookStore`.
@@ -173,15 +176,43 @@ class RedisWebhookStore:
             pipe.execute()
         return len(pairs)
 
-    def claim(self, now_s: float, limit: int, max_batch: int,
-              hold_s: float) -> tuple[list[Claim], float | None]:
-        # one snapshot: a due queue's webhook was created before its events were queued
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.zrangebyscore(self.key("due"), "-inf", now_s, start=0, num=limit)
-            pipe.hgetall(self.key("hooks"))
-            members_raw, hooks_raw = pipe.execute()
+    def _due(self, now_s: float, limit: int, caps: Mapping[str, int] | None,
+             default_cap: int | None) -> tuple[list[str], list[bytes]]:
+        """Due members oldest first, at most ``caps[webhook]`` (else ``default_cap``) of each
+        webhook, scanning at most ``_SCAN_PAGES`` pages past webhooks at their cap."""
+        page = limit if caps is None and default_cap is None else max(4 * limit, 256)
+        left = dict(caps or {})
+        members: list[str] = []
+        hooks_raw: Any = None
+        for n in range(_SCAN_PAGES):
+            # one snapshot: a due queue's webhook was created before its events were queued
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.zrangebyscore(self.key("due"), "-inf", now_s, start=n * page, num=page)
+                pipe.hgetall(self.key("hooks"))
+                raw, hooks_now = pipe.execute()
+            hooks_raw = hooks_now if hooks_raw is None else hooks_raw
+            for m in raw:
+                member = m.decode()
+                wid = member.split(":", 1)[0]
+                room = left.get(wid, default_cap if default_cap is not None else limit)
+                if wid.encode() not in hooks_raw:  # its webhook is being deleted: claim drops it
+                    members.append(member)
+                    continue
+                if room <= 0:
+                    continue
+                left[wid] = room - 1
+                members.append(member)
+                if len(members) >= limit:
+                    return members, hooks_raw
+            if len(raw) < page:
+                break
+        return members, hooks_raw
+
+    def claim(self, now_s: float, limit: int, max_batch: int, hold_s: float,
+              caps: Mapping[str, int] | None = None,
+              default_cap: int | None = None) -> tuple[list[Claim], float | None]:
+        members, hooks_raw = self._due(now_s, limit, caps, default_cap)
         hooks = {h["id"]: h for h in self._hooks(hooks_raw)}
-        members = [m.decode() for m in members_raw]
         claims: list[Claim] = []
         if members:
             split = [m.split(":", 1) for m in members]  # webhook ids never contain ':'

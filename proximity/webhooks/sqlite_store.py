@@ -133,14 +133,55 @@ class SqliteWebhookStore:
                            [(wid, dev, now_s) for wid, dev in queues])
         return len(rows)
 
-    def claim(self, now_s: float, limit: int, max_batch: int,
-              hold_s: float) -> tuple[list[Claim], float | None]:
-        claims: list[Claim] = []
-        with self._tx() as db:
-            due = db.execute(
+    def _due(self, db: sqlite3.Connection, now_s: float, limit: int,
+             caps: Mapping[str, int] | None, default_cap: int | None) -> list[tuple]:
+        """The due queues to claim, oldest first, at most ``caps[webhook]`` (else
+        ``default_cap``) of each webhook; a webhook at its cap is skipped in SQL, so a webhook
+        with thousands of due queues costs one round, not a scan."""
+        if caps is None and default_cap is None:
+            return db.execute(
                 "SELECT q.webhook_id, q.device_id, q.attempt, q.delivery_id, q.last_seq, w.url, w.secret "
                 "FROM queues q LEFT JOIN webhooks w ON w.id = q.webhook_id "
                 "WHERE q.next_ts <= ? ORDER BY q.next_ts LIMIT ?", (now_s, limit)).fetchall()
+        left = dict(caps or {})
+        full = {w for w, n in left.items() if n <= 0}
+        picked: list[tuple] = []
+        seen: set[tuple[str, str]] = set()
+        while len(picked) < limit:
+            marks = ", ".join("?" * len(full))
+            skip = f"AND q.webhook_id NOT IN ({marks}) " if full else ""
+            want = limit - len(picked)
+            rows = db.execute(
+                "SELECT q.webhook_id, q.device_id, q.attempt, q.delivery_id, q.last_seq, w.url, w.secret "
+                "FROM queues q LEFT JOIN webhooks w ON w.id = q.webhook_id "
+                f"WHERE q.next_ts <= ? {skip}ORDER BY q.next_ts LIMIT ?",
+                (now_s, *full, want + len(seen))).fetchall()
+            grew = False
+            for row in rows:
+                wid = row[0]
+                if (wid, row[1]) in seen or wid in full:
+                    continue
+                room = left.get(wid, default_cap if default_cap is not None else limit)
+                if room <= 0:
+                    full.add(wid)
+                    grew = True
+                    continue
+                left[wid] = room - 1
+                seen.add((wid, row[1]))
+                picked.append(row)
+                if len(picked) == limit:
+                    break
+            if not grew:  # every due row seen was taken (or the limit reached)
+                break
+            # a webhook filled up: look again without it (at most one round per webhook)
+        return picked
+
+    def claim(self, now_s: float, limit: int, max_batch: int, hold_s: float,
+              caps: Mapping[str, int] | None = None,
+              default_cap: int | None = None) -> tuple[list[Claim], float | None]:
+        claims: list[Claim] = []
+        with self._tx() as db:
+            due = self._due(db, now_s, limit, caps, default_cap)
             for wid, dev, attempt, delivery_id, last_seq, url, secret in due:
                 if url is None:  # published while its webhook was being deleted
                     db.execute("DELETE FROM outbox WHERE webhook_id = ? AND device_id = ?", (wid, dev))
