@@ -93,7 +93,7 @@ class Webhooks:
 
 def open_webhooks(*, sqlite_path: str | None, redis_url: str | None, prefix: str,
                   retry_base_s: float = 1.0, max_backoff_s: float = 300.0, timeout_s: float = 10.0,
-                  redis_client: Any = None) -> Webhooks:
+                  redis_client: Any = None, allow_hosts: list[str] | tuple[str, ...] = ()) -> Webhooks:
     """Build the WebhookService, or an unavailable stand-in when the package is not installed."""
     try:
         from proximity.webhooks import RetryPolicy, WebhookService
@@ -101,4 +101,4 @@ def open_webhooks(*, sqlite_path: str | None, redis_url: str | None, prefix: str
         return Webhooks(None, f"proximity.webhooks cannot be imported ({exc})")
     policy = RetryPolicy(base_s=retry_base_s, max_backoff_s=max_backoff_s, timeout_s=timeout_s)
     return Webhooks(WebhookService(sqlite_path=sqlite_path, redis_url=redis_url, prefix=prefix, policy=policy,
-                                   redis_client=redis_client))
+                                   redis_client=redis_client, allow_hosts=allow_hosts))

@@ -71,7 +71,7 @@ class Runtime:
 def _build(settings: Settings) -> Runtime:
     s = settings
     hook_policy = {"retry_base_s": s.webhook_retry_base_s, "max_backoff_s": s.webhook_max_backoff_s,
-                   "timeout_s": s.webhook_timeout_s}
+                   "timeout_s": s.webhook_timeout_s, "allow_hosts": s.webhook_allow_hosts}
     redis_client = None
     if s.redis_url:
         from proximity.storage.redis_beacons import RedisMonitorStore

@@ -7,10 +7,10 @@ flags, which win. A bad value stops the process at start with a message naming t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(1.0, gt=0, description="first retry delay; doubles per attempt")
     webhook_max_backoff_s: float = Field(300.0, gt=0)
     webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="host names or IPs webhooks may use even though "
+        "internal (loopback, private, link-local are refused otherwise); env: a JSON list or "
+        "comma-separated")
 
     # cluster (Redis mode)
     sync_interval_s: float = Field(0.25, gt=0, le=1.0,
@@ -99,6 +103,17 @@ class Settings(BaseSettings):
             return None
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @field_validator("webhook_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v):
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                import json
+                return json.loads(text)
+            return [h.strip() for h in text.split(",") if h.strip()]
         return v
 
     @field_validator("admin_key")

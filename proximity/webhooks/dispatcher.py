@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from proximity.webhooks.guard import HostGuard
 from proximity.webhooks.lease import Lease
 from proximity.webhooks.policy import Decision, RetryPolicy
 from proximity.webhooks.sender import Outcome, build_body, post
@@ -97,6 +98,8 @@ class Dispatcher:
         Concurrent requests to one webhook (default: half of ``max_in_flight``, at least 1).
     breaker_threshold, breaker_cooldown_s
         Consecutive endpoint failures that open a webhook's :class:`Breaker`, and its cool-down.
+    guard : HostGuard, optional
+        Checks each delivery's address (see :mod:`proximity.webhooks.guard`).
     max_batch : int
         Events of one device per request.
     poll_s : float
@@ -108,12 +111,13 @@ class Dispatcher:
                  policy: RetryPolicy, clock: Callable[[], float] = time.time,
                  max_in_flight: int = 16, max_batch: int = 100, poll_s: float = 0.25,
                  per_webhook: int | None = None, breaker_threshold: int = 5,
-                 breaker_cooldown_s: float = 30.0):
+                 breaker_cooldown_s: float = 30.0, guard: HostGuard | None = None):
         self._store, self._lease, self._client, self._policy = store, lease, client, policy
         self._clock, self._max_in_flight, self._max_batch, self._poll_s = (
             clock, max_in_flight, max_batch, poll_s)
         self._per_webhook = per_webhook or max(1, max_in_flight // 2)
         self._breaker_args = (breaker_threshold, breaker_cooldown_s)
+        self._guard = guard
         self._breakers: dict[str, Breaker] = {}
         self._busy: dict[str, int] = {}  # webhook id -> attempts in flight
         # a claimed queue stays hidden this long; an attempt lasts at most timeout_s
@@ -266,7 +270,8 @@ class Dispatcher:
         body = build_body(claim.webhook_id, claim.delivery_id, claim.events)
         # receivers check t against their wall clock, whatever clock schedules our retries
         headers = delivery_headers(claim.secret, body, time.time(), claim.delivery_id, claim.event_ids)
-        outcome = await post(self._client, claim.url, body, headers, self._policy.timeout_s)
+        outcome = await post(self._client, claim.url, body, headers, self._policy.timeout_s,
+                             self._guard)
         breaker = self._breakers.get(claim.webhook_id)
         if breaker is None:
             breaker = self._breakers[claim.webhook_id] = Breaker(*self._breaker_args)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from proximity.core.events import EventKind
 from proximity.webhooks.errors import WebhookError
+from proximity.webhooks.guard import HostGuard
 from proximity.webhooks.signing import generate_secret
 
 __all__ = ["EVENT_TYPES", "new_webhook", "public_view", "route", "new_id"]
@@ -31,7 +32,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
-def _check_url(url: Any) -> str:
+def _check_url(url: Any, guard: HostGuard | None = None) -> str:
     if not isinstance(url, str) or not url:
         raise WebhookError("url", "must be a non-empty string", url)
     if len(url) > _MAX_URL:
@@ -47,6 +48,9 @@ def _check_url(url: Any) -> str:
         raise WebhookError("url", "scheme must be http or https", url)
     if not parts.hostname:
         raise WebhookError("url", "a host is required", url)
+    refusal = (guard or HostGuard()).refusal(parts.hostname)
+    if refusal:
+        raise WebhookError("url", f"{refusal}; internal hosts need webhook_allow_hosts", url)
     del port
     return url
 
@@ -83,16 +87,18 @@ def _check_secret(secret: Any) -> str:
     return secret
 
 
-def new_webhook(url: Any, event_types: Any, secret: Any, now_s: float) -> dict[str, Any]:
+def new_webhook(url: Any, event_types: Any, secret: Any, now_s: float,
+                guard: HostGuard | None = None) -> dict[str, Any]:
     """Validate a webhook definition and return it with a new id (and secret when ``None``).
 
     Raises
     ------
     WebhookError
-        ``field`` is ``url`` (not http(s), no host, too long), ``event_types`` (unknown name,
+        ``field`` is ``url`` (not http(s), no host, too long, an internal address not allowed
+        by ``guard``: loopback, private, link-local), ``event_types`` (unknown name,
         empty list) or ``secret`` (empty, not a string, too long).
     """
-    return {"id": new_id("wh"), "url": _check_url(url), "event_types": _check_event_types(event_types),
+    return {"id": new_id("wh"), "url": _check_url(url, guard), "event_types": _check_event_types(event_types),
             "secret": _check_secret(secret), "created_ts": float(now_s)}
 
 

@@ -16,6 +16,8 @@ from typing import NamedTuple
 import httpx
 import orjson
 
+from proximity.webhooks.guard import Blocked, HostGuard
+
 __all__ = ["Outcome", "build_body", "post"]
 
 _MAX_ERROR = 300
@@ -41,7 +43,7 @@ def build_body(webhook_id: str, delivery_id: str, events: Sequence[bytes]) -> by
 
 
 async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
-               timeout_s: float) -> Outcome:
+               timeout_s: float, guard: HostGuard | None = None) -> Outcome:
     """POST one delivery and classify the result; never raises for network or HTTP errors.
 
     Parameters
@@ -52,6 +54,9 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
         The request.
     timeout_s : float
         Deadline of the whole request (connect, send, answer), seconds.
+    guard : HostGuard, optional
+        Resolves the host and refuses internal addresses; the request then goes to the checked
+        address, the name in the Host header and TLS SNI (no second lookup to rebind).
     """
     start = time.perf_counter()
     status: int | None = None
@@ -60,12 +65,21 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
         # httpx's timeouts are per network operation; the outer deadline bounds a receiver
         # that trickles its answer byte by byte
         async with asyncio.timeout(timeout_s):
-            response = await client.post(url, content=body, headers=headers, timeout=timeout_s,
-                                         follow_redirects=False)
+            target, extensions = httpx.URL(url), {}
+            if guard is not None:
+                host = target.host
+                ip = await guard.target(host, target.port or (443 if target.scheme == "https" else 80))
+                if ip is not None:
+                    headers = {**headers, "Host": target.netloc.decode("ascii")}
+                    if target.scheme == "https":
+                        extensions["sni_hostname"] = host
+                    target = target.copy_with(host=ip)
+            response = await client.post(target, content=body, headers=headers, timeout=timeout_s,
+                                         follow_redirects=False, extensions=extensions)
         status = response.status_code
         if not 200 <= status < 300:
             error = f"HTTP {status}"
-    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, TimeoutError, OSError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, TimeoutError, OSError, Blocked) as exc:
         error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR] if str(exc) else type(exc).__name__
     latency_ms = round((time.perf_counter() - start) * 1000, 3)
     return Outcome(error is None, status, error, latency_ms)

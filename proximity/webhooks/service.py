@@ -27,6 +27,7 @@ import orjson
 
 from proximity.webhooks.dispatcher import Dispatcher
 from proximity.webhooks.errors import UnknownWebhook, WebhookError
+from proximity.webhooks.guard import HostGuard
 from proximity.webhooks.lease import Lease, LocalLease, RedisLease
 from proximity.webhooks.policy import RetryPolicy
 from proximity.webhooks.redis_store import RedisWebhookStore
@@ -85,7 +86,8 @@ class WebhookService:
                  max_in_flight: int = 16, max_batch: int = 100, lease_s: float = 5.0,
                  poll_s: float = 0.25, log_cap: int = 1000, redis_client: Any = None,
                  per_webhook: int | None = None, breaker_threshold: int = 5,
-                 breaker_cooldown_s: float | None = None):
+                 breaker_cooldown_s: float | None = None, allow_hosts: Sequence[str] = (),
+                 resolve: Any = None):
         if sqlite_path is not None and redis_url is not None:
             raise WebhookError("redis_url", "give sqlite_path or redis_url, not both", redis_url)
         for name, value in (("max_in_flight", max_in_flight), ("max_batch", max_batch),
@@ -98,7 +100,8 @@ class WebhookService:
         self._max_in_flight, self._max_batch, self._poll_s = max_in_flight, max_batch, poll_s
         if breaker_cooldown_s is None:
             breaker_cooldown_s = min(30.0, policy.max_backoff_s)
-        self._isolation = {"per_webhook": per_webhook, "breaker_threshold": breaker_threshold,
+        self._guard = HostGuard(allow_hosts, resolve)
+        self._isolation = {"guard": self._guard, "per_webhook": per_webhook, "breaker_threshold": breaker_threshold,
                            "breaker_cooldown_s": breaker_cooldown_s}
         self._store: WebhookStore
         self._lease: Lease
@@ -169,10 +172,10 @@ class WebhookService:
         Raises
         ------
         WebhookError
-            ``field`` is ``url`` (not http/https, no host), ``event_types`` (unknown or empty)
+            ``field`` is ``url`` (not http/https, no host, an internal address not in ``allow_hosts``), ``event_types`` (unknown or empty)
             or ``secret``.
         """
-        hook = new_webhook(url, event_types, secret, self._clock())
+        hook = new_webhook(url, event_types, secret, self._clock(), self._guard)
         self._live().add_webhook(hook)
         return dict(hook)
 

@@ -15,7 +15,8 @@ from tests.proximity.service.support import ADMIN, ADMIN_KEY, AppClient, Server,
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     # min_ts=0: the specification tests use small, readable timestamps (ts 0, 1, 60...)
-    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, sweep_interval_s=0.1, min_ts=0)
+    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, sweep_interval_s=0.1, min_ts=0,
+                    webhook_allow_hosts=["127.0.0.1"])
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def test_beacon_events_reach_webhook_filters_and_sse(serve, tmp_path):
     with s.client() as c:
         register_shop(c)
         # beacon event types are valid webhook filters
-        assert c.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook",
+        assert c.post("/v1/webhooks", json={"url": "http://hooks.example:9/hook",
                                             "event_types": ["beacon_enter", "zone_change"]}).status_code == 201
         out, stop, ready = [], threading.Event(), threading.Event()
         t = threading.Thread(target=_read_sse, args=(f"{s.url}/v1/events/stream?geofence_id=shop", ADMIN, out, stop,

@@ -60,9 +60,27 @@ def test_webhook_routes(client):
     assert client.get("/v1/webhooks/nope/deliveries").status_code == 404
 
 
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9/hook",
+                                 "http://10.0.0.7/hook", "http://[::1]/hook"])
+def test_internal_webhook_urls_are_refused_by_default(tmp_path, make_client, url):
+    c = make_client(Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, min_ts=0))
+    r = c.post("/v1/webhooks", json={"url": url, "event_types": None})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "url", r.text
+    assert c.get("/v1/webhooks").json() == []
+
+
+@pytest.mark.parametrize("env, hosts", [('["127.0.0.1", "hooks.internal"]', ["127.0.0.1", "hooks.internal"]),
+                                        ("127.0.0.1, hooks.internal", ["127.0.0.1", "hooks.internal"]),
+                                        ("", [])])
+def test_the_webhook_allow_list_comes_from_the_environment(monkeypatch, env, hosts):
+    monkeypatch.setenv("PROXIMITY_WEBHOOK_ALLOW_HOSTS", env)
+    assert Settings().webhook_allow_hosts == hosts
+
+
 def test_delivery_signed_retried_ordered(tmp_path, make_client):
     c = make_client(Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, min_ts=0, webhook_retry_base_s=0.1,
-                             webhook_max_backoff_s=0.4, webhook_timeout_s=2))
+                             webhook_max_backoff_s=0.4, webhook_timeout_s=2,
+                             webhook_allow_hosts=["127.0.0.1"]))
     port = free_port()
     receiver = Receiver(port)
     hook = c.post("/v1/webhooks", json={"url": f"http://127.0.0.1:{port}/hook", "event_types": None}).json()

@@ -13,7 +13,7 @@ from tests.proximity.webhooks.scenarios import events
 
 @pytest.fixture
 def svc():
-    service = WebhookService(clock=lambda: 1_700_000_000.0)
+    service = WebhookService(clock=lambda: 1_700_000_000.0, allow_hosts=["127.0.0.1"])
     yield service
     service.close()
 

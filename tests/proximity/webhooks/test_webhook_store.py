@@ -37,7 +37,7 @@ def entry(claim: Claim, status: str) -> dict:
 
 @pytest.fixture
 def hook(store):
-    h = new_webhook("http://127.0.0.1:9/h", None, None, T)
+    h = new_webhook("http://hooks.example:9/h", None, None, T)
     store.add_webhook(h)
     return h
 
@@ -97,7 +97,7 @@ def test_limit_bounds_the_claims(store, hook):
 
 
 def test_deleting_a_webhook_drops_its_queues_and_log(store, hook):
-    other = new_webhook("http://127.0.0.1:9/o", ["enter"], None, T)
+    other = new_webhook("http://hooks.example:9/o", ["enter"], None, T)
     store.add_webhook(other)
     put(store, events("a", 3) + events("b", 3))     # 6 for hook, 2 enters for other
     (claim, *_), _ = store.claim(T, 1, 100, 30)
