@@ -16,7 +16,7 @@ from fastapi.security import HTTPBearer
 from proximity.service.auth import ApiKey, KeyRing, Scope
 from proximity.service.runtime import Runtime
 
-__all__ = ["RuntimeDep", "IngestKey", "ManageKey", "AdminKey", "ClientKey", "AnyKey", "get_runtime"]
+__all__ = ["RuntimeDep", "IngestKey", "ManageKey", "AdminKey", "ClientKey", "AnyKey", "MetricsKey", "get_runtime"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
 
@@ -55,4 +55,5 @@ IngestKey = Annotated[ApiKey, Depends(_require(Scope.INGEST))]
 ManageKey = Annotated[ApiKey, Depends(_require(Scope.MANAGE))]
 AdminKey = Annotated[ApiKey, Depends(_require(Scope.ADMIN))]
 AnyKey = Annotated[ApiKey, Depends(_require(None))]
+MetricsKey = Annotated[ApiKey, Depends(_require(Scope.METRICS))]
 ClientKey = Annotated[ApiKey, Depends(_require(Scope.INGEST, basic=True, query=True))]

@@ -132,7 +132,7 @@ class DevicePublic(BaseModel):
 
 class KeyCreate(BaseModel):
     name: str = Field(max_length=200)
-    scopes: list[Literal["ingest", "manage", "admin"]] = Field(min_length=1)
+    scopes: list[Literal["ingest", "manage", "admin", "metrics"]] = Field(min_length=1)
 
 
 class KeyPublic(BaseModel):

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import Response
 
 from proximity.service.deps import ManageKey, RuntimeDep
+from proximity.service.strict_json import StrictJSONRoute
 from proximity.service.routes._common import ERRORS, inline_schema, json_response
 from proximity.service.routes.pings import read_body
 from proximity.service.schemas import BeaconCreate, BeaconPagePublic, BeaconPublic, GeofencePagePublic, ImportPublic
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/beacons", tags=["beacons"], responses=ERRORS)
+router = APIRouter(prefix="/v1/beacons", tags=["beacons"], responses=ERRORS, route_class=StrictJSONRoute)
 
 BeaconId = Annotated[str, Path(min_length=1, max_length=300, description="canonical id, e.g. "
                                "ibeacon:<uuid>:<major>:<minor> (any case; undashed uuids accepted)")]

@@ -19,10 +19,11 @@ from proximity.service.schemas import (
     ImportJobPublic,
     ImportPublic,
 )
+from proximity.service.strict_json import StrictJSONRoute
 
 __all__ = ["router", "IMPORT_PATH", "IMPORT_TYPES", "import_format", "spool_body"]
 
-router = APIRouter(prefix="/v1/geofences", tags=["geofences"], responses=ERRORS)
+router = APIRouter(prefix="/v1/geofences", tags=["geofences"], responses=ERRORS, route_class=StrictJSONRoute)
 
 FenceId = Annotated[str, Path(min_length=1, max_length=256, description="geofence id")]
 Feature = Annotated[dict[str, Any], Body(description="a GeoJSON Feature (Polygon, MultiPolygon, or "

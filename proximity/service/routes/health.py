@@ -1,11 +1,11 @@
-"""``GET /health`` (no key) and ``GET /metrics`` (Prometheus text; any valid key)."""
+"""``GET /health`` (no key) and ``GET /metrics`` (Prometheus text; scope ``metrics``, or ``admin``)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from proximity.service.deps import AnyKey, RuntimeDep
+from proximity.service.deps import MetricsKey, RuntimeDep
 from proximity.service.metrics import CONTENT_TYPE_LATEST
 from proximity.service.routes._common import json_response
 from proximity.service.schemas import HealthPublic
@@ -23,6 +23,6 @@ async def get_health(rt: RuntimeDep):
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-async def get_metrics(rt: RuntimeDep, _key: AnyKey):
-    """Prometheus metrics, as text (any valid key)."""
+async def get_metrics(rt: RuntimeDep, _key: MetricsKey):
+    """Prometheus metrics, as text (scope ``metrics``; ``admin`` implies it)."""
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from proximity.service.deps import AdminKey, RuntimeDep
+from proximity.service.strict_json import StrictJSONRoute
 from proximity.service.routes._common import ERRORS, json_response
 from proximity.service.schemas import KeyCreate, KeyCreatedPublic, KeyPublic
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERRORS)
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERRORS, route_class=StrictJSONRoute)
 
 KeyId = Annotated[str, Path(min_length=1, max_length=64)]
 

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Body, Path
 from starlette.responses import Response
 
 from proximity.service.deps import ManageKey, RuntimeDep
+from proximity.service.strict_json import StrictJSONRoute
 from proximity.service.routes._common import ERRORS, inline_schema, json_response
 from proximity.service.schemas import RegionCreate, RegionListPublic, RegionPublic
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/regions", tags=["beacons"], responses=ERRORS)
+router = APIRouter(prefix="/v1/regions", tags=["beacons"], responses=ERRORS, route_class=StrictJSONRoute)
 
 RegionId = Annotated[str, Path(min_length=1, max_length=256)]
 RegionBody = Annotated[dict[str, Any], Body(description="a region")]

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from proximity.service.deps import ManageKey, RuntimeDep
+from proximity.service.strict_json import StrictJSONRoute
 from proximity.service.routes._common import ERRORS, json_response
 from proximity.service.schemas import WebhookCreate, WebhookPublic
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=ERRORS)
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=ERRORS, route_class=StrictJSONRoute)
 
 HookId = Annotated[str, Path(min_length=1, max_length=128)]
 

@@ -48,7 +48,7 @@ def client(settings, make_client):
 def keys(client) -> dict[str, dict[str, str]]:
     """Authorization headers for a key of each single scope."""
     out = {}
-    for scope in ("ingest", "manage", "admin"):
+    for scope in ("ingest", "manage", "admin", "metrics"):
         r = client.post("/v1/keys", json={"name": f"{scope} key", "scopes": [scope]})
         assert r.status_code == 201, r.text
         out[scope] = {"Authorization": f"Bearer {r.json()['key']}"}

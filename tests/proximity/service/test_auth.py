@@ -33,7 +33,11 @@ def test_health_and_metrics(client, keys):
     client.post("/v1/geofences", json=square("s"))
     client.post("/v1/pings", json={"pings": [{"device_id": "d", "ts": 1, "lon": 10.7505, "lat": 59.9105}]},
                 headers=keys["ingest"])
-    text = client.get("/metrics", headers=keys["ingest"]).text
+    # metrics have their own scope (admin implies it): an ingest key on a phone cannot read them
+    assert client.get("/metrics", headers=keys["ingest"]).status_code == 403
+    assert client.get("/metrics", headers=keys["manage"]).status_code == 403
+    assert client.get("/metrics", headers=keys["admin"]).status_code == 200
+    text = client.get("/metrics", headers=keys["metrics"]).text
     for needle in ('proximity_pings_total{outcome="accepted"} 1.0', 'proximity_events_total{type="enter"} 1.0',
                    "proximity_http_request_duration_seconds_bucket", "proximity_store_errors_total",
                    "proximity_webhook_backlog"):
