@@ -1,6 +1,11 @@
 """The webhook store in SQLite: one process, a file (durable across restarts) or in memory.
 
-The outbox is a table ordered by an autoincrement ``seq``; ``queues`` has one row per
+Publishing appends one ``inbox`` row per batch (the events' JSON array): the ingest path pays
+one insert, whatever the number of events and webhooks. The deliverer fans inbox rows out to
+the webhooks' queues (routing by event type, to the webhooks created by the time of the
+publish) in the transaction of its next claim, and before
+counting the backlog; an inbox row and its fan-out commit together, so nothing is lost or
+doubled in between. The outbox is a table ordered by an autoincrement ``seq``; ``queues`` has one row per
 (webhook, device) with pending events, carrying the retry state of its head batch, and is
 indexed by ``next_ts`` so that finding due work never scans the outbox. The database runs in
 WAL mode with ``synchronous=NORMAL``: a committed publish survives a process crash; only an OS
@@ -31,6 +36,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id TEXT NOT NULL, device_id TEXT NOT NULL,
     event_id TEXT NOT NULL, body BLOB NOT NULL, enqueued_ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (webhook_id, device_id, seq);
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, batch TEXT NOT NULL, body BLOB NOT NULL,
+    enqueued_ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS queues (
     webhook_id TEXT NOT NULL, device_id TEXT NOT NULL, next_ts REAL NOT NULL,
     attempt INTEGER NOT NULL DEFAULT 0, delivery_id TEXT, last_seq INTEGER,
@@ -118,19 +126,50 @@ class SqliteWebhookStore:
 
     # -- outbox -------------------------------------------------------------------------------
 
+    def append(self, body: bytes, batch: str, now_s: float) -> int:
+        """Queue a batch for fan-out: ``body`` is the JSON array of its events (already checked),
+        their ids are ``evt_<batch><index as 5 hex digits>``. One insert; returns 1."""
+        with self._tx() as db:
+            db.execute("INSERT INTO inbox (batch, body, enqueued_ts) VALUES (?, ?, ?)", (batch, body, now_s))
+        return 1
+
+    def _fan_out(self, db: sqlite3.Connection, rows_per_round: int = 64) -> None:
+        """Move every inbox batch to the queues of the webhooks subscribed (in the caller's
+        transaction)."""
+        hooks: list[dict[str, Any]] | None = None
+        while True:
+            rows = db.execute("SELECT seq, batch, body, enqueued_ts FROM inbox ORDER BY seq LIMIT ?",
+                              (rows_per_round,)).fetchall()
+            if not rows:
+                return
+            if hooks is None:
+                hooks = [self._hook(r) for r in db.execute("SELECT * FROM webhooks ORDER BY created_ts, rowid")]
+            for _seq, batch, body, ts in rows:
+                events = orjson.loads(body)
+                raws = [orjson.dumps(e) for e in events]
+                ids = [f"evt_{batch}{i:05x}" for i in range(len(events))]
+                # the webhooks that existed when the batch was published (not those created since)
+                self._enqueue(db, [h for h in hooks if h["created_ts"] <= ts], events, raws, ids, ts)
+            db.execute("DELETE FROM inbox WHERE seq <= ?", (rows[-1][0],))
+
     def enqueue(self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes],
                 event_ids: Sequence[str], now_s: float) -> int:
         with self._tx() as db:
             hooks = [self._hook(r) for r in db.execute("SELECT * FROM webhooks ORDER BY created_ts, rowid")]
-            pairs = route(hooks, events)
-            if not pairs:
-                return 0
-            rows = [(hooks[w]["id"], events[i]["device_id"], event_ids[i], raws[i], now_s) for w, i in pairs]
-            db.executemany("INSERT INTO outbox (webhook_id, device_id, event_id, body, enqueued_ts) "
-                           "VALUES (?, ?, ?, ?, ?)", rows)
-            queues = {(wid, dev) for wid, dev, *_ in rows}
-            db.executemany("INSERT OR IGNORE INTO queues (webhook_id, device_id, next_ts) VALUES (?, ?, ?)",
-                           [(wid, dev, now_s) for wid, dev in queues])
+            return self._enqueue(db, hooks, events, raws, event_ids, now_s)
+
+    @staticmethod
+    def _enqueue(db: sqlite3.Connection, hooks: list[dict[str, Any]], events: Sequence[Mapping[str, Any]],
+                 raws: Sequence[bytes], event_ids: Sequence[str], now_s: float) -> int:
+        pairs = route(hooks, events)
+        if not pairs:
+            return 0
+        rows = [(hooks[w]["id"], events[i]["device_id"], event_ids[i], raws[i], now_s) for w, i in pairs]
+        db.executemany("INSERT INTO outbox (webhook_id, device_id, event_id, body, enqueued_ts) "
+                       "VALUES (?, ?, ?, ?, ?)", rows)
+        queues = {(wid, dev) for wid, dev, *_ in rows}
+        db.executemany("INSERT OR IGNORE INTO queues (webhook_id, device_id, next_ts) VALUES (?, ?, ?)",
+                       [(wid, dev, now_s) for wid, dev in queues])
         return len(rows)
 
     def _due(self, db: sqlite3.Connection, now_s: float, limit: int,
@@ -181,6 +220,7 @@ class SqliteWebhookStore:
               default_cap: int | None = None) -> tuple[list[Claim], float | None]:
         claims: list[Claim] = []
         with self._tx() as db:
+            self._fan_out(db)
             due = self._due(db, now_s, limit, caps, default_cap)
             for wid, dev, attempt, delivery_id, last_seq, url, secret in due:
                 if url is None:  # published while its webhook was being deleted
@@ -251,6 +291,7 @@ class SqliteWebhookStore:
 
     def backlog(self) -> int:
         with self._tx() as db:
+            self._fan_out(db)
             (n,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         return n
 
