@@ -57,7 +57,7 @@ class EventFilter:
 class Subscription:
     """One live subscriber: a cursor into its log's shared ring of recent batches."""
 
-    def __init__(self, fan: "_FanOut", loop: asyncio.AbstractEventLoop):
+    def __init__(self, fan: _FanOut, loop: asyncio.AbstractEventLoop):
         self.fan, self.loop = fan, loop
         self.cursor = fan._seq  # sequence number of the next batch to read
         self.dropped = False

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import Response
 
 from proximity.service.deps import ManageKey, RuntimeDep
-from proximity.service.strict_json import StrictJSONRoute
 from proximity.service.routes._common import ERRORS, inline_schema, json_response
 from proximity.service.routes.pings import read_body
 from proximity.service.schemas import BeaconCreate, BeaconPagePublic, BeaconPublic, GeofencePagePublic, ImportPublic
+from proximity.service.strict_json import StrictJSONRoute
 
 __all__ = ["router"]
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from proximity.service.deps import AdminKey, RuntimeDep
-from proximity.service.strict_json import StrictJSONRoute
 from proximity.service.routes._common import ERRORS, json_response
 from proximity.service.schemas import KeyCreate, KeyCreatedPublic, KeyPublic
+from proximity.service.strict_json import StrictJSONRoute
 
 __all__ = ["router"]
 

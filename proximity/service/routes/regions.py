@@ -10,9 +10,9 @@ from fastapi import APIRouter, Body, Path
 from starlette.responses import Response
 
 from proximity.service.deps import ManageKey, RuntimeDep
-from proximity.service.strict_json import StrictJSONRoute
 from proximity.service.routes._common import ERRORS, inline_schema, json_response
 from proximity.service.schemas import RegionCreate, RegionListPublic, RegionPublic
+from proximity.service.strict_json import StrictJSONRoute
 
 __all__ = ["router"]
 
