@@ -26,7 +26,8 @@ def test_one_process_opens_exactly_one_connection_pool(redis_url, tmp_path, make
 
     prefix = f"pool{uuid.uuid4().hex[:8]}:"
     c = make_client(Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, redis_url=redis_url,
-                             redis_prefix=prefix, sweep_interval_s=0.1, sync_interval_s=0.2))
+                             redis_prefix=prefix, sweep_interval_s=0.1, sync_interval_s=0.2,
+                             webhook_allow_hosts=["127.0.0.1"]))
     # exercise every adapter: definitions, device store, event log, webhooks, monitor store
     assert c.put("/v1/geofences/shop", json=square("shop")).status_code in (200, 201)
     assert c.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}).status_code == 201
