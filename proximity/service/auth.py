@@ -4,7 +4,8 @@ A key reads ``prx_<id>_<secret>``; the id finds the record, and the SHA-256 of t
 compared in constant time. The admin key (record id ``admin``) may be any string of 16+
 characters: ``PROXIMITY_ADMIN_KEY`` sets it at start; without it one is generated on the first
 start and printed once. Scopes: ``ingest`` (pings and phone clients), ``manage`` (geofences,
-webhooks), ``admin`` (keys; and everything else).
+webhooks, campaigns, device profiles), ``redeem`` (coupon redemptions at the till), ``admin``
+(keys; and everything else).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Scope(str, Enum):
     INGEST = "ingest"
     MANAGE = "manage"
     ADMIN = "admin"
+    REDEEM = "redeem"
 
 
 @dataclass(frozen=True, slots=True)
