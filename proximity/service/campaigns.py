@@ -27,8 +27,16 @@ from typing import Any
 
 import pandas as pd
 
-from campaigns import (Campaign, CampaignError, CampaignSet, DecisionConfig, FraudGate, campaign_report,
-                       parse_campaign, redeem)
+from campaigns import (
+    Campaign,
+    CampaignError,
+    CampaignSet,
+    DecisionConfig,
+    FraudGate,
+    campaign_report,
+    parse_campaign,
+    redeem,
+)
 from campaigns.coupons import normalize_code
 from proximity import Engine
 from proximity.service.errors import BadRequest, Conflict, NotFound
@@ -52,9 +60,9 @@ class CampaignService:
     """CRUD of campaigns and device profiles; the campaign set, counters and records of a process."""
 
     def __init__(self, defs: Definitions, engine: Engine, beacons, counters, records,
-                 config: DecisionConfig = DecisionConfig()):
+                 config: DecisionConfig | None = None):
         self.defs, self.engine, self.beacons, self.counters, self.records = defs, engine, beacons, counters, records
-        self.config = config
+        self.config = config if config is not None else DecisionConfig()
         self.fraud = FraudGate()
         self._lock = threading.Lock()
         self._campaigns: dict[str, Campaign] = {}

@@ -59,9 +59,9 @@ from beacons.errors import (
     UnknownBeacon,
     UnknownRegion,
 )
+from campaigns.errors import CampaignError, CodesExhausted, RedemptionError
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
 from geofences.errors import GeofenceError
-from campaigns.errors import CampaignError, CodesExhausted, RedemptionError
 from proximity.core.errors import InvalidPing, ProximityError, StoreError
 
 __all__ = ["ServiceError", "BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "NotFound", "Conflict", "InUse", "Unauthorized",

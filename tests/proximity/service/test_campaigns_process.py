@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import orjson
 import pytest
 
-from tests.proximity.service.campaign_service_support import DENIM, INSIDE, JEANS, OUTSIDE, T0, consent, doc, ping
+from tests.proximity.service.campaign_service_support import DENIM, JEANS, OUTSIDE, T0, consent, doc, ping
 from tests.proximity.service.support import ADMIN
 from tests.proximity.service.test_process import _read_sse
 
