@@ -156,6 +156,8 @@ class EventBatch:
     region_id     the monitored beacon region (beacon_enter / beacon_exit);        ``region_id``
                   None otherwise
     beacon_id     the beacon whose zone changed (zone_change); None otherwise      ``region_id``
+    offer         an offer event's payload (campaign_id, title, code, the          ``offer``
+                  triggering event); None otherwise
     zone          the new zone code of a zone_change (:data:`ZONE_NAMES`), 0        ``zone``
                   where not applicable
     ============  ==============================================================  ===============
@@ -175,6 +177,7 @@ class EventBatch:
     region_id: np.ndarray = None  # type: ignore[assignment]  # object (str or None); None when omitted
     zone: np.ndarray = None  # type: ignore[assignment]  # int8 zone code, 0 = none; 0 when omitted
     beacon_id: np.ndarray = None  # type: ignore[assignment]  # object (str or None); None when omitted
+    offer: np.ndarray = None  # type: ignore[assignment]  # object: an offer event's payload (a dict), else None
     # the wire dicts, computed once per batch by to_dicts() and shared by every sink
     _wire: list | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -186,6 +189,8 @@ class EventBatch:
             object.__setattr__(self, "zone", np.zeros(n, np.int8))
         if self.beacon_id is None:
             object.__setattr__(self, "beacon_id", np.full(n, None, dtype=object))
+        if self.offer is None:
+            object.__setattr__(self, "offer", np.full(n, None, dtype=object))
 
     @classmethod
     def empty(cls) -> EventBatch:
@@ -247,7 +252,7 @@ class EventBatch:
 
 #: The columns of an EventBatch, in constructor order.
 _COLUMNS = ("device_id", "geofence_id", "kind", "ts", "visit_id", "duration_s", "reason", "region_id",
-            "zone", "beacon_id")
+            "zone", "beacon_id", "offer")
 
 
 def format_visit_ids(v: np.ndarray) -> list[str]:

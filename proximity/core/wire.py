@@ -4,7 +4,8 @@ responses) and CSV rows (replays), built column-wise from an :class:`EventBatch`
 Keys, in order: ``device_id, geofence_id, type, ts, visit_id, duration_s, reason`` (the CSV
 columns, :data:`EVENT_COLUMNS`), then for beacon events ``region_id`` (the region's id, or the
 beacon's for ``zone_change``: columns ``region_id`` / ``beacon_id``) and, for ``zone_change``,
-``zone`` (its wire name). See :class:`~proximity.core.events.EventBatch` for the columns.
+``zone`` (its wire name); an ``offer`` event carries ``offer`` (its payload: campaign, title, code,
+the triggering event...). See :class:`~proximity.core.events.EventBatch` for the columns.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
                 out[i]["region_id"] = region[i]
             if zone_change[i]:
                 out[i]["zone"] = ZONE_NAMES[int(batch.zone[i])]
+    for i in np.flatnonzero(batch.kind == EventKind.OFFER).tolist():
+        if batch.offer[i] is not None:
+            out[i]["offer"] = batch.offer[i]
     return out
 
 

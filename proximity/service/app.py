@@ -23,9 +23,13 @@ enter / exit / dwell events out (as a response, a log, a live stream and webhook
 BLE beacons: register beacons and regions, post sightings, get `beacon_enter`, `beacon_exit`
 and `zone_change` events through the same log, stream and webhooks.
 
+Campaigns: offers delivered on those events (an `offer` event, and `offers` in the ingest
+responses) to devices whose profile gives marketing consent; coupons redeemed at the till.
+
 Every route but `/health` needs an API key: `Authorization: Bearer <key>`. Scopes: `ingest`
-(pings, sightings and phone clients), `manage` (geofences, beacons, regions, queries, events,
-webhooks), `admin` (keys; and everything). Errors are JSON: `{"error": {"code", "message", "field"}}`.
+(pings, sightings and phone clients), `manage` (geofences, beacons, regions, campaigns, device
+profiles, queries, events, webhooks), `redeem` (redemptions at the till), `admin` (keys; and
+everything). Errors are JSON: `{"error": {"code", "message", "field"}}`.
 """
 
 

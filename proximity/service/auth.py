@@ -4,8 +4,8 @@ A key reads ``prx_<id>_<secret>``; the id finds the record, and the SHA-256 of t
 compared in constant time. The admin key (record id ``admin``) may be any string of 16+
 characters: ``PROXIMITY_ADMIN_KEY`` sets it at start; without it one is generated on the first
 start and printed once. Scopes: ``ingest`` (pings and phone clients), ``manage`` (geofences,
-webhooks), ``metrics`` (``/metrics``, for a Prometheus scraper), ``admin`` (keys; and
-everything else).
+webhooks, campaigns, device profiles), ``metrics`` (``/metrics``, for a Prometheus scraper),
+``redeem`` (coupon redemptions at the till), ``admin`` (keys; and everything else).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Scope(str, Enum):
     MANAGE = "manage"
     ADMIN = "admin"
     METRICS = "metrics"
+    REDEEM = "redeem"
 
 
 @dataclass(frozen=True, slots=True)

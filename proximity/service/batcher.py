@@ -28,7 +28,7 @@ from anyio import to_thread
 
 from proximity import PingBatch
 from proximity.core.pings import TS_FLOOR, check_clock
-from proximity.service.ingest import IngestService
+from proximity.service.ingest import IngestService, offer_dicts
 
 __all__ = ["Batcher"]
 
@@ -121,6 +121,8 @@ def ingest_many(pipeline: IngestService, batches: list[PingBatch]) -> list[dict]
             lst = by_dev[e["device_id"]]
             k = min(bisect_left(lst, (e["ts"], -1)), len(lst) - 1)
             out[lst[k][1]]["events"].append(e)
+    for o in out:
+        o["offers"] = offer_dicts(o["events"])
     return out
 
 

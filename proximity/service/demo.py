@@ -9,6 +9,10 @@ Beacons: three iBeacons (uuid :data:`DEMO_UUID`, major 1 and 2) in the Apple Sto
 a brand region ``demo-brand`` (the uuid), and a shopper ``demo-beacon-shopper`` whose phone
 hears one store's beacons for 20 s, then nothing: ``beacon_enter``, ``zone_change``, indoor
 ``enter`` and, ``PROXIMITY_BEACON_EXIT_AFTER_S`` later, ``beacon_exit``; then the other store.
+
+Campaigns: one demo campaign, :data:`DEMO_CAMPAIGN` (``mall-welcome``: a unique coupon on the
+first enter of the day at a ``mall`` store); every demo shopper has a consenting profile, so
+``offer`` events show up in the log and on the stream with the first enters.
 """
 
 from __future__ import annotations
@@ -24,11 +28,17 @@ from anyio import to_thread
 from proximity import PingBatch
 from proximity.core.errors import InvalidInput
 
-__all__ = ["DEMO_DIR", "DEMO_UUID", "load_demo", "replay_demo", "replay_demo_beacons"]
+__all__ = ["DEMO_DIR", "DEMO_UUID", "DEMO_CAMPAIGN", "load_demo", "replay_demo", "replay_demo_beacons"]
 
 DEMO_UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 _BEACON_STORES = ("mall-apple", "mall-nike")
 
+DEMO_CAMPAIGN = {"id": "mall-welcome", "name": "Welcome to the mall", "status": "active", "priority": 1,
+                 "offer": {"title": "10% off today", "body": "Show this code at any mall till",
+                           "coupon": {"mode": "unique", "ttl_s": 86400}},
+                 "triggers": [{"event": "enter", "geofence_tags": ["mall"]},
+                              {"event": "beacon_enter", "region_ids": ["demo-brand"]}],
+                 "caps": {"per_device_per_day": 1}, "holdout_pct": 0}
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 logger = logging.getLogger("proximity.service")
 
@@ -51,6 +61,8 @@ def load_demo(rt) -> int:
         rt.geofences.import_collection({"type": "FeatureCollection", "features": [f.to_feature() for f in fences]})
         n += len(fences)
     _load_beacons(rt)
+    rt.campaigns.replace(DEMO_CAMPAIGN["id"], DEMO_CAMPAIGN)
+    rt.campaigns.put_device("demo-beacon-shopper", {"marketing_consent": True, "segment": "demo"})
     return n
 
 
@@ -114,6 +126,8 @@ async def replay_demo(rt) -> None:
         t0 = time.time()
         span = float(pings.ts[-1]) - t0_data
         dev = np.asarray([f"demo-{lap}-{d}" for d in pings.device_id], dtype=object)
+        for d in dict.fromkeys(dev.tolist()):   # demo shoppers agreed to offers
+            await to_thread.run_sync(rt.campaigns.put_device, d, {"marketing_consent": True, "segment": "demo"})
         i, n = 0, len(pings)
         while i < n:
             now_data = t0_data + (time.time() - t0) * speed

@@ -16,7 +16,8 @@ from fastapi.security import HTTPBearer
 from proximity.service.auth import ApiKey, KeyRing, Scope
 from proximity.service.runtime import Runtime
 
-__all__ = ["RuntimeDep", "IngestKey", "ManageKey", "AdminKey", "ClientKey", "AnyKey", "MetricsKey", "get_runtime"]
+__all__ = ["RuntimeDep", "IngestKey", "ManageKey", "AdminKey", "RedeemKey", "ClientKey", "AnyKey", "MetricsKey",
+           "get_runtime"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
 
@@ -53,6 +54,7 @@ def _require(scope: Scope | None, *, basic: bool = False, query: bool = False):
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IngestKey = Annotated[ApiKey, Depends(_require(Scope.INGEST))]
 ManageKey = Annotated[ApiKey, Depends(_require(Scope.MANAGE))]
+RedeemKey = Annotated[ApiKey, Depends(_require(Scope.REDEEM))]
 AdminKey = Annotated[ApiKey, Depends(_require(Scope.ADMIN))]
 AnyKey = Annotated[ApiKey, Depends(_require(None))]
 MetricsKey = Annotated[ApiKey, Depends(_require(Scope.METRICS))]

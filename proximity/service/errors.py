@@ -13,15 +13,17 @@
      ├── Forbidden (PermissionError)    scope                  -> 403
      └── Unavailable (RuntimeError)     what                   -> 503
 
-**Status.** A *domain error* (a :class:`ServiceError`, or an error of the geofence, beacon or
-engine cores: ``GeofenceError``, ``BeaconError``, ``ProximityError``) gets its status from its
-builtin base class, :data:`BY_BASE`, in precedence order: ``KeyError`` -> 404 before
-``ValueError`` -> 422 (``UnknownBeacon``, ``UnknownRegion`` and ``UnknownGeofence`` are both,
-and are 404), ``PermissionError`` -> 403, any other ServiceError -> 400. The errors whose status
+**Status.** A *domain error* (a :class:`ServiceError`, or an error of the geofence, beacon,
+engine or campaigns cores: ``GeofenceError``, ``BeaconError``, ``ProximityError``,
+``CampaignError``, ``RedemptionError``) gets its status from its builtin base class,
+:data:`BY_BASE`, in precedence order: ``KeyError`` -> 404 before ``ValueError`` -> 422
+(``UnknownBeacon``, ``UnknownRegion`` and ``UnknownGeofence`` are both, and are 404), ``PermissionError`` -> 403, any other ServiceError -> 400. The errors whose status
 differs are listed in :data:`ERRORS` (409 ``DuplicateGeofence``/``Conflict``/``InUse``, 413, 415,
-401, 503 ``Unavailable``; 503 with ``Retry-After`` for ``StoreError`` and the storage backends'
-errors, ``sqlite3.Error`` and ``redis.RedisError``), looked up along the exception's MRO, the
-most specific row first. Any other exception is a bug: 500 ``internal`` (logged, never shown).
+401, 503 ``Unavailable``; the campaigns core's ``CampaignError`` 422 naming its field, a
+``RedemptionError`` its own ``status`` (404, 409, 410, 422) with the coupon as ``coupon_code``;
+503 with ``Retry-After`` for ``StoreError`` and the storage backends' errors, ``sqlite3.Error``
+and ``redis.RedisError``), looked up along the exception's MRO, the most specific row first.
+Any other exception is a bug: 500 ``internal`` (logged, never shown).
 
 **Body.** Always ``{"error": {"code", "message", "field"?, "errors"?, ...}}``, built by
 :func:`describe` alone: the code is the row's (``invalid_geofence``, ``invalid_beacons``...),
@@ -57,6 +59,7 @@ from beacons.errors import (
     UnknownBeacon,
     UnknownRegion,
 )
+from campaigns.errors import CampaignError, CodesExhausted, RedemptionError
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
 from geofences.errors import GeofenceError
 from proximity.core.errors import InvalidPing, ProximityError, StoreError
@@ -152,7 +155,8 @@ except ImportError:  # pragma: no cover - redis is a dependency
         pass
 
 #: the roots of the domain errors (anything else reaching a handler is a bug: 500)
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (ServiceError, GeofenceError, BeaconError, ProximityError)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (ServiceError, GeofenceError, BeaconError, ProximityError,
+                                              CampaignError, RedemptionError, CodesExhausted)
 #: storage backends' own errors (503, Retry-After: the store may come back)
 BACKEND_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, _RedisError)
 
@@ -198,6 +202,16 @@ def _ping_details(exc: InvalidPing) -> dict:
 def _sighting_details(exc: InvalidSightings) -> dict:
     errs = [{**e, "field": _item_field("sightings", e.get("index", 0), e["field"])} for e in exc.to_dicts()]
     return {"field": errs[0]["field"] if errs else "sightings", "errors": errs}
+
+
+_REDEMPTION_CODES = {"CodeNotFound": "unknown_code", "CodeAlreadyUsed": "code_used", "CodeExpired": "code_expired",
+                     "WrongStore": "wrong_store", "CampaignNotRedeemable": "not_redeemable",
+                     "RedemptionBudgetSpent": "budget_spent"}
+
+
+def _redemption_details(exc: RedemptionError) -> dict:
+    d = {k: _json_value(v) for k, v in exc.details.items()}
+    return {**d, "field": "code", "coupon_code": exc.code, "reason": exc.reason}
 
 
 def _validation_details(exc: RequestValidationError) -> dict:
@@ -256,6 +270,12 @@ ERRORS: dict[type, HttpError] = {
     InvalidSightings: HttpError(code="invalid_sighting", details=_sighting_details),
     UnknownBeacon: HttpError(details=lambda e: {"id": e.beacon_id}),
     UnknownRegion: HttpError(details=lambda e: {"id": e.region_id}),
+    # the campaigns core (a redemption error's ``code`` is the coupon's: sent as ``coupon_code``)
+    CampaignError: HttpError(code="invalid_campaign", details=lambda e: {
+        "field": e.field, "campaign_id": e.campaign_id, "value": _json_value(e.value)}),
+    RedemptionError: HttpError(lambda e: e.status, lambda e: _REDEMPTION_CODES.get(type(e).__name__, "invalid_code"),
+                               details=_redemption_details),
+    CodesExhausted: HttpError(409, "codes_exhausted", details=lambda e: {"campaign_id": e.campaign_id}),
     # storage backends
     sqlite3.Error: _BACKEND,
     _RedisError: _BACKEND,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -22,7 +22,7 @@ from proximity.core.wire import event_dicts
 from proximity.service.errors import BadRequest, PayloadTooLarge
 from proximity.service.metrics import Metrics
 
-__all__ = ["IngestService", "Guarded", "event_pipeline", "parse_ping_body", "pings_from_rows", "json_array",
+__all__ = ["IngestService", "Guarded", "offer_dicts", "event_pipeline", "parse_ping_body", "pings_from_rows", "json_array",
            "event_dicts"]
 
 logger = logging.getLogger("proximity.service")
@@ -114,9 +114,13 @@ class IngestService:
 
     def __init__(self, engine: Engine, pipeline: Pipeline, metrics: Metrics):
         self.engine, self.pipeline, self.metrics = engine, pipeline, metrics
+        #: called with every ping batch before the engine sees it (the campaigns' fraud gate)
+        self.observers: list[Callable[[PingBatch], None]] = []
 
     def ingest(self, batch: PingBatch) -> dict[str, Any]:
-        """Ingest one batch; return the response document ``{"events", "stale", ...}``."""
+        """Ingest one batch; return the response document ``{"events", "offers", "stale", ...}``."""
+        for observe in self.observers:
+            observe(batch)
         try:
             res = self.engine.ingest(batch)
         except StoreError:
@@ -124,7 +128,7 @@ class IngestService:
             raise
         self.metrics.count_ingest(res.accepted, res.stale, res.duplicates, res.inaccurate)
         events = self.emit(res.events)
-        return {"events": events, "accepted": res.accepted, "stale": res.stale,
+        return {"events": events, "offers": offer_dicts(events), "accepted": res.accepted, "stale": res.stale,
                 "duplicates": res.duplicates, "inaccurate": res.inaccurate}
 
     def emit(self, batch: EventBatch) -> list[dict]:
@@ -134,6 +138,13 @@ class IngestService:
 
     def sweep(self, now: float | None = None) -> list[dict]:
         return self.emit(self.engine.sweep(now))
+
+
+def offer_dicts(events: list[dict]) -> list[dict]:
+    """The ``offers`` member of a response: the payloads of its ``offer`` events, with the device
+    and the event's ``id`` (each holds campaign_id, title, code and the triggering event)."""
+    return [{**e["offer"], "device_id": e["device_id"], "id": e.get("id")} for e in events
+            if e["type"] == "offer" and e.get("offer")]
 
 
 class Guarded:

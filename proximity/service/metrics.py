@@ -27,10 +27,16 @@ class Metrics:
         self.webhook_backlog = Gauge("proximity_webhook_backlog", "Webhook deliveries waiting", registry=r)
         self.sse_clients = Gauge("proximity_sse_clients", "Open event streams", registry=r)
         self.fences = Gauge("proximity_geofences", "Geofences loaded", registry=r)
+        self.decisions = Counter("proximity_campaign_decisions", "Campaign decisions, by reason", ["reason"],
+                                 registry=r)
         self._collect_hooks: list[Callable[[], None]] = []
 
     def on_collect(self, hook: Callable[[], None]) -> None:
         self._collect_hooks.append(hook)
+
+    def count_decisions(self, counts: dict[str, int]) -> None:
+        for reason, n in counts.items():
+            self.decisions.labels(reason).inc(n)
 
     def count_ingest(self, accepted: int, stale: int, duplicates: int, inaccurate: int) -> None:
         for name, n in (("accepted", accepted), ("stale", stale), ("duplicate", duplicates),

@@ -21,6 +21,7 @@ from proximity.core.pipeline import Pipeline
 from proximity.service.auth import KeyRing
 from proximity.service.batcher import Batcher
 from proximity.service.beacons import BeaconService
+from proximity.service.campaigns import CampaignService
 from proximity.service.eventlog import MemoryEventLog, RedisEventLog, SqliteEventLog
 from proximity.service.fences import GeofenceService
 from proximity.service.hooks import Webhooks, open_webhooks
@@ -28,6 +29,7 @@ from proximity.service.ingest import IngestService, event_pipeline
 from proximity.service.jobs import Jobs
 from proximity.service.kinds import Dependents, Followers
 from proximity.service.metrics import Metrics
+from proximity.service.offers import CampaignStage
 from proximity.service.settings import Settings
 from proximity.service.sightings import SightingIngest
 from proximity.storage.definitions import Definitions, open_definitions
@@ -62,6 +64,8 @@ class Runtime:
     dependents: Dependents = field(default_factory=Dependents)
     #: long requests of this process (in memory): GET /v1/jobs/{id}
     jobs: Jobs = field(default_factory=Jobs)
+    #: campaigns, device profiles, offers and redemptions (set by _build)
+    campaigns: CampaignService | None = None
 
     @property
     def mode(self) -> str:
@@ -112,7 +116,11 @@ def _build(settings: Settings) -> Runtime:
                       max_clock_skew_s=s.max_clock_skew_s, min_ts=s.min_ts)
     rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, ingest, fences, webhooks, batcher,
                  beacons, SightingIngest(beacons, ingest, s.max_batch), redis=redis_client)
-    for service in (fences, beacons, keys):   # one follower per definition kind, and dependents
+    rt.campaigns = campaigns = _campaigns(s, defs, engine, beacons, redis_client)
+    stage = CampaignStage(campaigns, metrics)      # enters, dwells, beacon events -> offers
+    pipeline.add_stage(stage)
+    ingest.observers.append(stage.observe_pings)   # the fraud gate sees every ping batch
+    for service in (fences, beacons, keys, campaigns):   # one follower per definition kind, and dependents
         service.register(rt.followers, rt.dependents)
     if missing := rt.followers.missing():
         raise RuntimeError(f"definition kinds without a follower: {', '.join(k.value for k in missing)}")
@@ -123,12 +131,28 @@ def _build(settings: Settings) -> Runtime:
     return rt
 
 
+def _campaigns(s: Settings, defs: Definitions, engine: Engine, beacons: BeaconService,
+               redis_client=None) -> CampaignService:
+    """The campaign service: counters and records shared through Redis (the process's one client),
+    or journaled to SQLite."""
+    from proximity.storage.campaign_records import JournaledCounterStore, open_records
+    if s.redis_url:
+        from proximity.storage.campaign_counters import RedisCounterStore
+        counters = RedisCounterStore(s.redis_url, prefix=f"{s.redis_prefix}camp:", client=redis_client)
+        records = open_records(redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client)
+    else:
+        counters = JournaledCounterStore(s.data_dir / "campaign_counters.sqlite3")
+        records = open_records(sqlite_path=s.data_dir / "campaigns.sqlite3")
+    return CampaignService(defs, engine, beacons, counters, records)
+
+
 async def start_runtime(settings: Settings) -> Runtime:
     """Build everything, load definitions and keys, start the background tasks."""
     rt = await to_thread.run_sync(_build, settings)
     cursor = await to_thread.run_sync(rt.defs.cursor)   # before loading: replays are idempotent
     await to_thread.run_sync(rt.geofences.load)
     await to_thread.run_sync(rt.beacons.load)
+    await to_thread.run_sync(rt.campaigns.load)
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     rt.generated_admin_key = await to_thread.run_sync(rt.keys.load, admin)
     if rt.generated_admin_key:
@@ -164,7 +188,8 @@ async def stop_runtime(rt: Runtime) -> None:
             pass
     await rt.webhooks.stop()
     journal = getattr(rt.engine.store, "journal", None)
-    closers = [rt.defs.close, rt.event_log.close, rt.engine.store.close, rt.beacons.monitor.store.close]
+    closers = [rt.defs.close, rt.event_log.close, rt.engine.store.close, rt.beacons.monitor.store.close,
+               rt.campaigns.counters.close, rt.campaigns.records.close]
     if journal is not None:
         closers.append(journal.close)
     if rt.redis is not None:

@@ -40,6 +40,19 @@ class PingBatchCreate(BaseModel):
     pings: list[PingCreate] = Field(max_length=10_000)
 
 
+class OfferPublic(BaseModel):
+    campaign_id: str
+    title: str
+    body: str = ""
+    deep_link: str | None = None
+    image_url: str | None = None
+    code: str | None = Field(None, description="the coupon code to show at the till")
+    expires_ts: float | None = None
+    event: dict = Field(description="the triggering event: type, geofence_id, region_id?, ts, visit_id")
+    device_id: str | None = None
+    id: str | None = Field(None, description="the offer event's id")
+
+
 class EventPublic(BaseModel):
     id: str | None = None
     device_id: str
@@ -53,10 +66,12 @@ class EventPublic(BaseModel):
                                   "(for zone_change: the beacon id)")
     zone: ZONES | None = Field(
         None, description="zone_change: the new proximity zone")
+    offer: OfferPublic | None = Field(None, description="offer events: the offer")
 
 
 class IngestPublic(BaseModel):
     events: list[EventPublic]
+    offers: list[OfferPublic] = []
     accepted: int
     stale: int
     duplicates: int
@@ -132,7 +147,7 @@ class DevicePublic(BaseModel):
 
 class KeyCreate(BaseModel):
     name: str = Field(max_length=200)
-    scopes: list[Literal["ingest", "manage", "admin", "metrics"]] = Field(min_length=1)
+    scopes: list[Literal["ingest", "manage", "redeem", "admin", "metrics"]] = Field(min_length=1)
 
 
 class KeyPublic(BaseModel):
@@ -253,6 +268,7 @@ class SightingBatchCreate(BaseModel):
 
 class SightingIngestPublic(BaseModel):
     events: list[EventPublic]
+    offers: list[OfferPublic] = []
     accepted: int
     unknown: int = Field(description="sightings of unregistered beacons (ignored)")
     unidentified: int = Field(description="frames naming no beacon: Eddystone URL / TLM (ignored)")

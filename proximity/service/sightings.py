@@ -23,7 +23,7 @@ from beacons.sightings import SightingBatch
 from proximity.core.errors import StoreError
 from proximity.service.beacons import BeaconService, canonical_id
 from proximity.service.errors import PayloadTooLarge
-from proximity.service.ingest import IngestService, json_array
+from proximity.service.ingest import IngestService, json_array, offer_dicts
 
 __all__ = ["SightingIngest", "parse_sightings_body", "sightings_from_rows"]
 
@@ -101,7 +101,7 @@ class SightingIngest:
         return self.ingest(parse_sightings_body(body, self.max_batch))
 
     def ingest(self, batch: SightingBatch) -> dict[str, Any]:
-        """Ingest one batch; return ``{"events", "accepted", "unknown", "unidentified", "stale",
+        """Ingest one batch; return ``{"events", "offers", "accepted", "unknown", "unidentified", "stale",
         "positions"}`` (``positions``: indoor fixes fed to the geofence engine)."""
         svc = self.beacons
         with svc.monitor_lock:
@@ -113,7 +113,7 @@ class SightingIngest:
             events = self.pipeline.emit(res.events)
         b = res.beacons
         self.pipeline.metrics.count_sightings(b.accepted, b.unknown, b.unidentified, b.stale)
-        return {"events": events, "accepted": b.accepted, "unknown": b.unknown,
+        return {"events": events, "offers": offer_dicts(events), "accepted": b.accepted, "unknown": b.unknown,
                 "unidentified": b.unidentified, "stale": b.stale, "positions": len(b.positions)}
 
     def sweep(self, now: float | None = None) -> list[dict]:

@@ -223,7 +223,7 @@ class RedisCounterStore:
 
     def code_info(self, code: str) -> dict | None:
         with self._errors("read a code"):
-            h = self._r.hgetall(self.prefix + "c:" + code)
+            h = {_text(k): _text(v) for k, v in self._r.hgetall(self.prefix + "c:" + code).items()}
         if not h:
             return None
         for k in ("issued_ts", "expires_ts"):
@@ -236,10 +236,11 @@ class RedisCounterStore:
             status, value = self._claim(self._r, (), [self.prefix, code, campaign_id, tx_id,
                                                       orjson.dumps(record).decode(), int(single_use),
                                                       int(max_redemptions or 0)])
+        status = _text(status)
         if status in ("ok", "same"):
             return Claim(status, orjson.loads(value))
         if status == "used":
-            return Claim("used", None, value)
+            return Claim("used", None, _text(value))
         return Claim("budget")
 
     def answer(self, code: str, tx_id: str) -> dict | None:
@@ -267,6 +268,12 @@ class RedisCounterStore:
     def close(self) -> None:
         if self._owns:
             self._r.close()
+
+
+def _text(v) -> str:
+    """A reply as text, whether the client decodes responses (its own) or not (the service's
+    shared client, ``decode_responses=False``)."""
+    return v.decode() if isinstance(v, bytes) else v
 
 
 def _glob_escape(s: str) -> str:

@@ -1,4 +1,5 @@
-"""Durable definition storage (geofences, beacons, regions, API keys), generic over a kind.
+"""Durable definition storage (geofences, beacons, regions, API keys, campaigns, device profiles),
+generic over a kind.
 
 Every kind is a member of :class:`DefinitionKind`, declared here once; its value is the string
 stored on disk (SQLite column ``kind``) and in Redis (hash ``<prefix>defs:<value>``, change
@@ -41,6 +42,8 @@ class DefinitionKind(str, Enum):
     BEACON = "beacon"
     REGION = "beacon_region"
     KEY = "apikey"
+    CAMPAIGN = "campaign"
+    DEVICE_PROFILE = "device_profile"
 
     def __str__(self) -> str:
         return self.value
@@ -51,7 +54,8 @@ class DefinitionKind(str, Enum):
         return _LABELS.get(self, self.value)
 
 
-_LABELS = {DefinitionKind.REGION: "region", DefinitionKind.KEY: "key"}
+_LABELS = {DefinitionKind.REGION: "region", DefinitionKind.KEY: "key",
+           DefinitionKind.DEVICE_PROFILE: "device profile"}
 
 
 def _stored(kind: DefinitionKind | str) -> str:

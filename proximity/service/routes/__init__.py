@@ -1,7 +1,9 @@
 """HTTP routes, one module per concept; each route body is one call into a service."""
 
 from proximity.service.routes import (
+                                      audience,
                                       beacons,
+                                      campaigns,
                                       clients,
                                       devices,
                                       events,
@@ -17,6 +19,6 @@ from proximity.service.routes import (
 
 __all__ = ["ROUTERS"]
 
-ROUTERS = [health.router, geofences.router, pings.router, clients.router, devices.router,
+ROUTERS = [health.router, geofences.router, pings.router, clients.router, audience.router, devices.router,
            events.router, webhooks.router, keys.router, beacons.router, regions.router, sightings.router,
-           jobs.router]
+           jobs.router, campaigns.router]

@@ -26,10 +26,11 @@ router = APIRouter(prefix="/v1", tags=["phone clients"], responses=ERRORS)
         "lon": {"type": "number"}, "acc": {"type": "number"}, "tst": {"type": "integer"},
         "topic": {"type": "string"}}}}}}})
 async def ingest_owntracks(request: Request, rt: RuntimeDep, _key: ClientKey):
-    """OwnTracks HTTP mode: one message per request; answers ``[]`` as OwnTracks expects."""
+    """OwnTracks HTTP mode: one message per request; answers an array as OwnTracks expects: the
+    offers it triggered (``{"_type": "offer", ...}``; the app ignores what it does not know)."""
     body = await read_body(request, rt.settings.max_body_bytes)
-    await rt.batcher.ingest_optional(owntracks_pings(body, request.headers))
-    return json_response([])
+    res = await rt.batcher.ingest_optional(owntracks_pings(body, request.headers))
+    return json_response([{"_type": "offer", **o} for o in (res or {}).get("offers", ())])
 
 
 _OSMAND_PARAMS = [
@@ -41,8 +42,8 @@ _OSMAND_PARAMS = [
 
 async def _osmand_request(request: Request, rt) -> Response:
     body = await read_body(request, rt.settings.max_body_bytes)
-    await rt.batcher.ingest(osmand_pings(request.query_params, body, request.headers.get("content-type", "")))
-    return Response(status_code=200)
+    res = await rt.batcher.ingest(osmand_pings(request.query_params, body, request.headers.get("content-type", "")))
+    return json_response({"offers": res["offers"]}) if res.get("offers") else Response(status_code=200)
 
 
 @router.get("/osmand", response_class=Response, openapi_extra={"parameters": _OSMAND_PARAMS})

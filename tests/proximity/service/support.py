@@ -65,6 +65,9 @@ def start_server(tmp_path: Path, *args: str, env: dict | None = None, admin: boo
     port = free_port()
     log = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, "PROXIMITY_SWEEP_INTERVAL_S": "0.2", "PROXIMITY_MIN_TS": "0", **(env or {})}
+    # the server runs this checkout's code (not whichever one the environment has installed)
+    root = str(Path(__file__).resolve().parents[3])
+    full_env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [full_env.get("PYTHONPATH")])])
     if admin:
         full_env["PROXIMITY_ADMIN_KEY"] = ADMIN_KEY
     else:

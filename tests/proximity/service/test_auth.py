@@ -11,7 +11,9 @@ ROUTES = [("POST", "/v1/pings", "ingest"), ("POST", "/v1/owntracks", "ingest"), 
           ("GET", "/v1/geofences", "manage"), ("POST", "/v1/geofences", "manage"),
           ("GET", "/v1/geofences/export", "manage"), ("GET", "/v1/events", "manage"),
           ("GET", "/v1/locate?lon=0&lat=0", "manage"), ("GET", "/v1/devices/x", "manage"),
-          ("GET", "/v1/webhooks", "manage"), ("GET", "/v1/keys", "admin"), ("POST", "/v1/keys", "admin")]
+          ("GET", "/v1/webhooks", "manage"), ("GET", "/v1/keys", "admin"), ("POST", "/v1/keys", "admin"),
+          ("GET", "/v1/campaigns", "manage"), ("PUT", "/v1/devices/x", "manage"),
+          ("POST", "/v1/redemptions", "redeem")]
 
 
 @pytest.mark.parametrize("method,path,scope", ROUTES)

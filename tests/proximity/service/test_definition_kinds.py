@@ -20,9 +20,10 @@ BEACON = {"store_id": "shop", "type": "ibeacon", "uuid": UUID, "major": 1, "mino
 def test_the_stored_kind_strings_are_pinned():
     # existing data files and Redis keys hold these strings: changing one loses data
     assert {k.name: k.value for k in DefinitionKind} == {
-        "GEOFENCE": "geofence", "BEACON": "beacon", "REGION": "beacon_region", "KEY": "apikey"}
+        "GEOFENCE": "geofence", "BEACON": "beacon", "REGION": "beacon_region", "KEY": "apikey",
+        "CAMPAIGN": "campaign", "DEVICE_PROFILE": "device_profile"}
     assert str(DefinitionKind.REGION) == "beacon_region" and f"{DefinitionKind.KEY}" == "apikey"
-    assert [k.label for k in DefinitionKind] == ["geofence", "beacon", "region", "key"]
+    assert [k.label for k in DefinitionKind] == ["geofence", "beacon", "region", "key", "campaign", "device profile"]
 
 
 def test_sqlite_stores_plain_kind_strings_and_reads_old_files(tmp_path):
@@ -36,7 +37,7 @@ def test_sqlite_stores_plain_kind_strings_and_reads_old_files(tmp_path):
     d = SQLiteDefinitions(path)
     assert d.all(DefinitionKind.GEOFENCE) == {"a": {"x": 1}} and d.get(DefinitionKind.REGION, "r") == {"y": 2}
     with pytest.raises(ValueError):
-        d.get("campaign", "c")                              # not a kind (yet)
+        d.get("coupon", "c")                                # not a kind
     d.close()
 
 
@@ -50,7 +51,7 @@ def test_redis_keys_and_changes_use_the_stored_strings(redis_url):
         cur = d.cursor()
         assert d.create(DefinitionKind.REGION, "r1", {"id": "r1"})
         assert r.hkeys(f"{prefix}defs:beacon_region") == ["r1"]
-        r.xadd(f"{prefix}defs:changes", {"k": "campaign", "i": "c1"})   # a newer version's kind
+        r.xadd(f"{prefix}defs:changes", {"k": "loyalty", "i": "c1"})   # a newer version's kind
         d.put_many(DefinitionKind.BEACON, {"b1": {}})
         _, changes = d.changes(cur, 1.0)
         assert changes == [Change(DefinitionKind.REGION, "r1"), Change(DefinitionKind.BEACON, "b1")]

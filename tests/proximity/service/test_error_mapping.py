@@ -26,6 +26,14 @@ from beacons.errors import (
     UnknownBeacon,
     UnknownRegion,
 )
+from campaigns.errors import (
+    CampaignError,
+    CodeAlreadyUsed,
+    CodeExpired,
+    CodeNotFound,
+    CodesExhausted,
+    WrongStore,
+)
 from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, UnknownGeofence
 from proximity.core.errors import InvalidInput, InvalidPing, ProximityError, StoreError
 from proximity.service.errors import (
@@ -51,6 +59,12 @@ class Opaque:
 def rec(i, **kw):
     return RecordError("major", "x", "an int", index=i, **kw)
 CASES = {
+ "campaign": lambda: CampaignError("triggers[0].event", "unknown event", "c1", "entr"),
+ "codeused": lambda: CodeAlreadyUsed("ABC", "tx-1"),
+ "codenf": lambda: CodeNotFound("ABC", "unknown code"),
+ "codeexp": lambda: CodeExpired("ABC", "the code has expired", campaign_id="c1", expires_ts=5.0),
+ "wrongstore": lambda: WrongStore("ABC", "not valid at store 's'", campaign_id="c1", store_id="s"),
+ "exhausted": lambda: CodesExhausted("c1"),
  "badreq": lambda: BadRequest("f", "bad", 3),
  "toolarge": lambda: PayloadTooLarge(10, 20),
  "toolarge2": lambda: PayloadTooLarge(10),
@@ -104,7 +118,14 @@ REQUESTS = {
     "404route": dict(method="GET", url="/nope"),
 }
 
-EXPECTED = {'404route': [404, {'error': {'code': 'http_error', 'message': 'Not Found'}}, {}],
+EXPECTED = {
+ 'campaign': [422, {'error': {'code': 'invalid_campaign', 'message': "campaign 'c1': triggers[0].event: unknown event", 'field': 'triggers[0].event', 'campaign_id': 'c1', 'value': 'entr'}}, {}],
+ 'codeused': [409, {'error': {'code': 'code_used', 'message': "code 'ABC': already redeemed in transaction 'tx-1'", 'first_tx_id': 'tx-1', 'field': 'code', 'coupon_code': 'ABC', 'reason': "already redeemed in transaction 'tx-1'"}}, {}],
+ 'codenf': [404, {'error': {'code': 'unknown_code', 'message': "code 'ABC': unknown code", 'field': 'code', 'coupon_code': 'ABC', 'reason': 'unknown code'}}, {}],
+ 'codeexp': [410, {'error': {'code': 'code_expired', 'message': "code 'ABC': the code has expired", 'campaign_id': 'c1', 'expires_ts': 5.0, 'field': 'code', 'coupon_code': 'ABC', 'reason': 'the code has expired'}}, {}],
+ 'wrongstore': [422, {'error': {'code': 'wrong_store', 'message': "code 'ABC': not valid at store 's'", 'campaign_id': 'c1', 'store_id': 's', 'field': 'code', 'coupon_code': 'ABC', 'reason': "not valid at store 's'"}}, {}],
+ 'exhausted': [409, {'error': {'code': 'codes_exhausted', 'message': "campaign 'c1': the pool of coupon codes is empty", 'campaign_id': 'c1'}}, {}],
+ '404route': [404, {'error': {'code': 'http_error', 'message': 'Not Found'}}, {}],
  '405': [405, {'error': {'code': 'http_error', 'message': 'Method Not Allowed'}}, {'allow': 'GET'}],
  'badreq': [422, {'error': {'code': 'invalid', 'field': 'f', 'message': 'f: bad'}}, {}],
  'beaconerr': [422, {'error': {'code': 'invalid', 'field': 'body', 'message': 'generic'}}, {}],

@@ -52,6 +52,17 @@ OPERATIONS = {
     ("delete", "/v1/regions/{region_id}"): "delete_region",
     ("post", "/v1/sightings"): "ingest_sightings",
     ("get", "/v1/jobs/{job_id}"): "get_job",
+    ("post", "/v1/campaigns"): "create_campaign",
+    ("get", "/v1/campaigns"): "list_campaigns",
+    ("get", "/v1/campaigns/{campaign_id}"): "get_campaign",
+    ("put", "/v1/campaigns/{campaign_id}"): "replace_campaign",
+    ("delete", "/v1/campaigns/{campaign_id}"): "delete_campaign",
+    ("post", "/v1/campaigns/{campaign_id}/codes"): "upload_campaign_codes",
+    ("get", "/v1/campaigns/{campaign_id}/report"): "get_campaign_report",
+    ("put", "/v1/devices/{device_id}"): "replace_device_profile",
+    ("get", "/v1/devices/{device_id}/decisions"): "list_device_decisions",
+    ("get", "/v1/devices/{device_id}/offers"): "list_device_offers",
+    ("post", "/v1/redemptions"): "create_redemption",
 }
 
 SNAKE_VERB_NOUN = re.compile(r"^[a-z]+(_[a-z0-9]+)+$")

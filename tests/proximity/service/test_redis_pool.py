@@ -48,7 +48,8 @@ def test_one_process_opens_exactly_one_connection_pool(redis_url, tmp_path, make
     adapters = {"device store": rt.engine.store._r, "monitor store": rt.beacons.monitor.store._r,
                 "definitions": rt.defs._r, "event log": rt.event_log._r,
                 "webhooks": rt.webhooks.inner._store.client,
-                "lease": rt.webhooks.inner._lease._client}
+                "lease": rt.webhooks.inner._lease._client,
+                "campaign counters": rt.campaigns.counters._r, "campaign records": rt.campaigns.records._r}
     for name, client in adapters.items():
         assert client is shared, name
     # Redis sees the pool's connections under this process's name

@@ -1,0 +1,308 @@
+"""Campaign service: campaign definitions, device profiles, decisions, offers, redemptions, reports.
+
+The pure core lives in :mod:`campaigns`; this module wires it to storage and the engine:
+
+* **Campaigns** are ``campaign`` definitions (:mod:`proximity.storage.definitions`, SQLite or
+  Redis), validated by :func:`campaigns.parse_campaign` against the current fences, tags and
+  beacon regions (a :class:`~campaigns.CampaignError` is a 422 naming the field). Every write is
+  stored before the :class:`~campaigns.CampaignSet` is rebuilt (lazily, also when the fences
+  change); other processes rebuild theirs through :meth:`CampaignService.apply_change`. A
+  campaign naming a geofence id depends on it: deleting that fence is a 409 naming the campaigns.
+* **Device profiles** are ``device_profile`` definitions, read straight from the store by
+  :func:`campaigns.decide` (``profiles``), so a withdrawn consent holds in every process at once.
+* **Counters** (caps, dedup, codes, redemptions): a journaled memory store in embedded mode
+  (survives ``kill -9``), the shared Redis store in Redis mode.
+* **Records** (decisions per device, exposures, visits, redemptions): for the devices' decision
+  and offer queries and the reports.
+
+The :class:`~proximity.service.offers.CampaignStage` runs the decisions inside the event pipeline.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from typing import Any
+
+import pandas as pd
+
+from campaigns import (
+    Campaign,
+    CampaignError,
+    CampaignSet,
+    DecisionConfig,
+    FraudGate,
+    campaign_report,
+    parse_campaign,
+    redeem,
+)
+from campaigns.coupons import normalize_code
+from proximity import Engine
+from proximity.service.errors import BadRequest, Conflict, NotFound
+from proximity.service.kinds import Dependents, Followers
+from proximity.storage.definitions import DefinitionKind, Definitions
+
+__all__ = ["CampaignService", "KIND", "PROFILE_KIND"]
+
+KIND = DefinitionKind.CAMPAIGN
+PROFILE_KIND = DefinitionKind.DEVICE_PROFILE
+_CONSENT = ("marketing_consent", "opted_out")
+_MAX_ATTRS = 64
+_MAX_CODES = 100_000
+
+
+def _bad(field: str, reason: str, value: Any = None) -> BadRequest:
+    return BadRequest(field, reason, value)
+
+
+class CampaignService:
+    """CRUD of campaigns and device profiles; the campaign set, counters and records of a process."""
+
+    def __init__(self, defs: Definitions, engine: Engine, beacons, counters, records,
+                 config: DecisionConfig | None = None):
+        self.defs, self.engine, self.beacons, self.counters, self.records = defs, engine, beacons, counters, records
+        self.config = config if config is not None else DecisionConfig()
+        self.fraud = FraudGate()
+        self._lock = threading.Lock()
+        self._campaigns: dict[str, Campaign] = {}
+        self._version = 0
+        self._cset: tuple[tuple[int, int], CampaignSet, frozenset] | None = None
+
+    # -- start and follow ----------------------------------------------------------------------
+    def register(self, followers: Followers, dependents: Dependents) -> None:
+        """Follow campaign changes (profiles are read from the store: nothing to follow); declare
+        that campaigns depend on the geofences they name."""
+        followers.add(KIND, self.apply_change)
+        followers.add(PROFILE_KIND, lambda _id: None)
+        dependents.declare(DefinitionKind.GEOFENCE, KIND, self._naming_fence, "target")
+
+    def _naming_fence(self, fence_id: str) -> list[str]:
+        return [c.id for c in list(self._campaigns.values())
+                if any(fence_id in t.geofence_ids for t in c.triggers)]
+
+    def load(self) -> int:
+        docs = self.defs.all(KIND)
+        with self._lock:
+            self._campaigns = {cid: parse_campaign(doc) for cid, doc in docs.items()}
+            self._version += 1
+        return len(docs)
+
+    def apply_change(self, campaign_id: str) -> None:
+        doc = self.defs.get(KIND, campaign_id)
+        with self._lock:
+            if doc is None:
+                self._campaigns.pop(campaign_id, None)
+            else:
+                self._campaigns[campaign_id] = parse_campaign(doc)
+            self._version += 1
+
+    def cset(self) -> tuple[CampaignSet, frozenset]:
+        """The compiled campaigns (rebuilt when a campaign or a fence changed) and every fence any
+        campaign targets."""
+        key = (self._version, self.engine.index.version)
+        cached = self._cset
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        with self._lock:
+            cs = CampaignSet(list(self._campaigns.values()), list(self.engine.index))
+        targeted = frozenset().union(*(cs.targeted_fences(c.id) for c in cs.campaigns)) if cs.campaigns \
+            else frozenset()
+        self._cset = (key, cs, targeted)
+        return cs, targeted
+
+    # -- campaign writes -----------------------------------------------------------------------
+    def _parse(self, doc: Any, campaign_id: str | None = None) -> Campaign:
+        if campaign_id is not None and isinstance(doc, dict):
+            if doc.get("id", campaign_id) != campaign_id:
+                raise CampaignError("id", f"does not match the path's {campaign_id!r}", campaign_id, doc.get("id"))
+            doc = {**doc, "id": campaign_id}
+        tags = {t for f in self.engine.index for t in f.tags}
+        regions = set(self.beacons._regions)
+        return parse_campaign(doc, fence_ids=self.engine.index.__contains__, fence_tags=tags, region_ids=regions)
+
+    def create(self, doc: Any) -> dict:
+        c = self._parse(doc)
+        with self._lock:
+            if not self.defs.create(KIND, c.id, c.to_dict()):
+                raise Conflict("campaign", c.id)
+            self._stored(c)
+        return c.to_dict()
+
+    def replace(self, campaign_id: str, doc: Any) -> tuple[dict, bool]:
+        c = self._parse(doc, campaign_id)
+        with self._lock:
+            created = self.defs.put(KIND, c.id, c.to_dict())
+            self._stored(c)
+        return c.to_dict(), created
+
+    def _stored(self, c: Campaign) -> None:
+        """After a write (under the lock): a ``pool`` reaches the counter store (codes it already
+        knows are skipped), then the campaign set is rebuilt."""
+        if c.offer.coupon.pool:
+            self.counters.upload_codes(c.id, list(c.offer.coupon.pool))
+        self._campaigns[c.id] = c
+        self._version += 1
+
+    def delete(self, campaign_id: str) -> None:
+        with self._lock:
+            if not self.defs.delete(KIND, campaign_id):
+                raise NotFound("campaign", campaign_id)
+            self._campaigns.pop(campaign_id, None)
+            self._version += 1
+
+    def get(self, campaign_id: str) -> dict:
+        c = self._campaigns.get(campaign_id)
+        if c is None:
+            raise NotFound("campaign", campaign_id)
+        deliveries, redemptions = self.counters.usage(campaign_id)
+        return {**c.to_dict(), "usage": {"deliveries": deliveries, "redemptions": redemptions}}
+
+    def page(self, *, status: str | None, cursor: str | None, limit: int) -> dict:
+        items = sorted(self._campaigns.values(), key=lambda c: c.id)
+        if status is not None:
+            items = [c for c in items if c.status == status]
+        if cursor:
+            items = [c for c in items if c.id > cursor]
+        page = items[:limit]
+        return {"campaigns": [c.to_dict() for c in page],
+                "next_cursor": page[-1].id if len(items) > limit else None}
+
+    def upload_codes(self, campaign_id: str, body: Any) -> dict:
+        """Add single-use codes (``{"codes": [...]}``) to a ``unique`` campaign's pool: stored with
+        the campaign (``offer.coupon.pool``) and handed to the counter store, which issues each
+        at most once (an already known code is not added again)."""
+        c = self._campaigns.get(campaign_id)
+        if c is None:
+            raise NotFound("campaign", campaign_id)
+        if c.offer.coupon.mode != "unique":
+            raise _bad("offer.coupon.mode", "codes can be uploaded only for a unique coupon", c.offer.coupon.mode)
+        codes = body.get("codes") if isinstance(body, dict) else None
+        if not isinstance(codes, list) or not codes:
+            raise _bad("codes", "expected a non-empty array of strings")
+        if len(codes) > _MAX_CODES:
+            raise _bad("codes", f"at most {_MAX_CODES} codes per upload", len(codes))
+        clean = []
+        for i, code in enumerate(codes):
+            if not isinstance(code, str) or not code.strip() or len(code) > 64:
+                raise _bad(f"codes[{i}]", "expected a non-empty string of at most 64 characters", code)
+            clean.append(normalize_code(code))
+        with self._lock:   # the codes join the stored pool (the campaign issues from its pool)
+            d = c.to_dict()
+            d["offer"]["coupon"]["pool"] = list(dict.fromkeys([*c.offer.coupon.pool, *clean]))
+            c = parse_campaign(d)
+            self.defs.put(KIND, c.id, c.to_dict())
+            added = self.counters.upload_codes(campaign_id, clean)
+            self._stored(c)
+        return {"campaign_id": campaign_id, "received": len(codes), "added": added,
+                "pool_size": len(c.offer.coupon.pool)}
+
+    # -- device profiles -----------------------------------------------------------------------
+    def put_device(self, device_id: str, body: Any) -> tuple[dict, bool]:
+        """Set a device's profile (attributes and consent), replacing the previous one."""
+        if not isinstance(body, dict):
+            raise _bad("body", "expected an object of attributes")
+        if len(body) > _MAX_ATTRS:
+            raise _bad("body", f"at most {_MAX_ATTRS} attributes", len(body))
+        for k in _CONSENT:
+            if k in body and not isinstance(body[k], bool):
+                raise _bad(k, "expected true or false", body[k])
+        for k, v in body.items():
+            if not isinstance(k, str) or not k or len(k) > 64:
+                raise _bad(str(k)[:64], "attribute names are 1 to 64 characters")
+            ok = v is None or isinstance(v, (str, int, float, bool)) or (
+                isinstance(v, list) and len(v) <= 100 and all(isinstance(x, (str, int, float)) for x in v))
+            if not ok or (isinstance(v, str) and len(v) > 256):
+                raise _bad(k, "expected a string, number, boolean or array of them", v)
+        doc = {**body, "device_id": device_id, "updated_ts": time.time()}
+        created = self.defs.put(PROFILE_KIND, device_id, doc)
+        return doc, created
+
+    def get_device(self, device_id: str) -> dict:
+        doc = self.defs.get(PROFILE_KIND, device_id)
+        if doc is None:
+            raise NotFound("device profile", device_id)
+        return doc
+
+    def profiles(self, device_ids: list[str]) -> list[dict | None]:
+        """Profiles for :func:`campaigns.decide` (read from the store: consent holds everywhere)."""
+        return self.defs.get_many(PROFILE_KIND, device_ids)
+
+    # -- queries -------------------------------------------------------------------------------
+    def decisions(self, device_id: str, cursor: str | None, limit: int) -> dict:
+        after = None
+        if cursor:
+            if not cursor.isdigit():
+                raise _bad("cursor", "not a cursor returned by this API", cursor)
+            after = int(cursor)
+        rows, nxt = self.records.device_decisions(device_id, after, limit)
+        return {"device_id": device_id, "decisions": rows, "next_cursor": None if nxt is None else str(nxt)}
+
+    def offers(self, device_id: str, now: float | None = None) -> dict:
+        """The device's delivered offers still valid now (campaign active, code unexpired)."""
+        now = time.time() if now is None else now
+        out = []
+        for d in self.records.device_delivered(device_id):
+            c = self._campaigns.get(d["campaign_id"])
+            exp = d.get("offer", {}).get("expires_ts")
+            if c is not None and c.status == "active" and (exp is None or exp > now):
+                out.append(d["offer"])
+        return {"device_id": device_id, "offers": out}
+
+    # -- redemptions and reports -----------------------------------------------------------------
+    def redeem(self, body: Any, now: float | None = None) -> dict:
+        """Redeem a coupon code at a till (idempotent per ``transaction_id``)."""
+        if not isinstance(body, dict):
+            raise _bad("body", "expected an object")
+        for k in ("code", "store_id", "transaction_id"):
+            v = body.get(k)
+            if not isinstance(v, str) or not v or len(v) > 256:
+                raise _bad(k, "expected a non-empty string", v)
+        amount = body.get("amount", 0.0)
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount >= 0 \
+                or amount == float("inf"):
+            raise _bad("amount", "expected a finite number >= 0", amount)
+        currency = body.get("currency")
+        if currency is not None and (not isinstance(currency, str) or len(currency) != 3):
+            raise _bad("currency", "expected a 3-letter ISO 4217 code", currency)
+        cs, _ = self.cset()
+        rec = redeem(cs, self.counters, body["code"], body["transaction_id"], body["store_id"],
+                     time.time() if now is None else now, float(amount))
+        doc = rec.to_dict()
+        if currency is not None:
+            doc["currency"] = currency.upper()
+        if not rec.replayed:
+            self.records.add_redemption(doc)
+        doc["transaction_id"] = doc.pop("tx_id")
+        return doc
+
+    def report(self, campaign_id: str, *, by_day: bool = False) -> pd.DataFrame:
+        if campaign_id not in self._campaigns:
+            raise NotFound("campaign", campaign_id)
+        exp, visits, red = self.records.campaign(campaign_id)
+        cs, _ = self.cset()
+        dec = pd.DataFrame(exp, columns=["campaign_id", "device_id", "ts", "decision"]) if exp else \
+            pd.DataFrame({"campaign_id": pd.Series([], dtype=object), "device_id": pd.Series([], dtype=object),
+                          "ts": pd.Series([], dtype=float), "decision": pd.Series([], dtype=object)})
+        ev = pd.DataFrame(visits, columns=["device_id", "fence_id", "kind", "ts"])
+        rd = pd.DataFrame(red, columns=["campaign_id", "device_id", "amount", "ts"]) if red else None
+        rep = campaign_report(dec, ev, rd, {campaign_id: cs.targeted_fences(campaign_id)}, by_day=by_day)
+        if not len(rep):
+            rep = pd.DataFrame([{"campaign_id": campaign_id, **({"day": None} if by_day else {}),
+                                 **{c: 0 for c in rep.columns if c not in ("campaign_id", "day")}}])
+        return rep
+
+    def report_doc(self, campaign_id: str, by_day: bool = False, fmt: str = "json") -> tuple[Any, str]:
+        """The report as JSON (``{"campaign_id", "totals", "days"?}``) or CSV text."""
+        rep = self.report(campaign_id, by_day=by_day)
+        if fmt == "csv":
+            buf = io.StringIO()
+            rep.to_csv(buf, index=False)
+            return buf.getvalue(), "text/csv"
+        rows = rep.astype(object).where(rep.notna(), None).to_dict("records")
+        doc: dict[str, Any] = {"campaign_id": campaign_id}
+        if by_day:
+            doc["days"] = rows
+        else:
+            doc["totals"] = rows[0]
+        return doc, "application/json"
