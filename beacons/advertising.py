@@ -91,8 +91,11 @@ def to_bytes(data: str | bytes | bytearray | memoryview) -> bytes:
         raise FrameError(text, 0, "no hex digits", FrameProblem.TRUNCATED, "hex string")
     if len(joined) % 2:
         raise FrameError(
-            text, len(data), f"odd number of hex digits ({len(joined)})",
-            FrameProblem.TRUNCATED, "hex string",
+            text,
+            len(data),
+            f"odd number of hex digits ({len(joined)})",
+            FrameProblem.TRUNCATED,
+            "hex string",
         )
     return bytes.fromhex(joined)
 
@@ -128,8 +131,11 @@ def ad_structures(raw: bytes) -> list[AdStructure]:
             break
         if i + 1 + length > n:
             raise FrameError(
-                raw, i, f"AD structure declares {length} bytes, {n - i - 1} follow",
-                FrameProblem.TRUNCATED, "advertising payload",
+                raw,
+                i,
+                f"AD structure declares {length} bytes, {n - i - 1} follow",
+                FrameProblem.TRUNCATED,
+                "advertising payload",
             )
         out.append(AdStructure(i, raw[i + 1], i + 2, i + 1 + length))
         i += 1 + length

@@ -29,25 +29,44 @@ from beacons.registry import Beacon, parse_beacon
 
 __all__ = ["CSV_COLUMNS", "parse_beacons", "parse_beacons_csv", "parse_beacons_geojson"]
 
-CSV_COLUMNS = ("type", "uuid", "major", "minor", "namespace", "instance", "id1", "id2", "id3",
-               "store_id", "lon", "lat", "floor", "measured_power_dbm", "path_loss_exponent")
+CSV_COLUMNS = (
+    "type",
+    "uuid",
+    "major",
+    "minor",
+    "namespace",
+    "instance",
+    "id1",
+    "id2",
+    "id3",
+    "store_id",
+    "lon",
+    "lat",
+    "floor",
+    "measured_power_dbm",
+    "path_loss_exponent",
+)
 """The CSV columns, in the documented order."""
 
 _INT_COLUMNS = frozenset({"major", "minor", "id2", "id3", "floor"})
 _FLOAT_COLUMNS = frozenset({"lon", "lat", "measured_power_dbm", "path_loss_exponent"})
 
 
-def _finish(parsed: list[tuple[dict[str, Any], Beacon]], errors: list[RecordError],
-            existing: Collection[str] | None, source: str | None) -> list[Beacon]:
+def _finish(
+    parsed: list[tuple[dict[str, Any], Beacon]],
+    errors: list[RecordError],
+    existing: Collection[str] | None,
+    source: str | None,
+) -> list[Beacon]:
     """Add duplicate errors (within the input, or already in `existing`) and raise or return."""
     first: dict[str, dict[str, Any]] = {}
     for where, b in parsed:
         if b.id in first:
-            errors.append(RecordError("id", b.id, f"a unique id (first at {_where(first[b.id])})",
-                                      beacon_id=b.id, **where))
+            errors.append(
+                RecordError("id", b.id, f"a unique id (first at {_where(first[b.id])})", beacon_id=b.id, **where)
+            )
         elif existing is not None and b.id in existing:
-            errors.append(RecordError("id", b.id, "an id not already registered", beacon_id=b.id,
-                                      **where))
+            errors.append(RecordError("id", b.id, "an id not already registered", beacon_id=b.id, **where))
         else:
             first[b.id] = where
     if errors:
@@ -60,9 +79,13 @@ def _where(w: dict[str, Any]) -> str:
     return f"line {w['line']}" if w.get("line") is not None else f"record {w.get('index')}"
 
 
-def parse_beacons(records: Iterable[Any], *, known_stores: Collection[str] | None = None,
-                  existing: Collection[str] | None = None,
-                  source: str | None = None) -> list[Beacon]:
+def parse_beacons(
+    records: Iterable[Any],
+    *,
+    known_stores: Collection[str] | None = None,
+    existing: Collection[str] | None = None,
+    source: str | None = None,
+) -> list[Beacon]:
     """Validate a list of beacon objects (the JSON form), all-or-nothing.
 
     Parameters
@@ -116,9 +139,13 @@ def _cell(column: str, text: str | None) -> Any:
     return s
 
 
-def parse_beacons_csv(text: str, *, source: str = "<csv>",
-                      known_stores: Collection[str] | None = None,
-                      existing: Collection[str] | None = None) -> list[Beacon]:
+def parse_beacons_csv(
+    text: str,
+    *,
+    source: str = "<csv>",
+    known_stores: Collection[str] | None = None,
+    existing: Collection[str] | None = None,
+) -> list[Beacon]:
     """Parse a beacons CSV (format in the module docstring), all-or-nothing.
 
     Raises
@@ -141,33 +168,32 @@ def parse_beacons_csv(text: str, *, source: str = "<csv>",
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         return _read_csv(reader, source, known_stores, existing)
-    except csv.Error as exc:   # e.g. a field over csv.field_size_limit(), a stray quote
-        raise InvalidBeacons([RecordError("row", str(exc), "a well-formed CSV row",
-                                          line=reader.line_num, source=source)], source) from None
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(), a stray quote
+        raise InvalidBeacons(
+            [RecordError("row", str(exc), "a well-formed CSV row", line=reader.line_num, source=source)], source
+        ) from None
 
 
-def _read_csv(reader: Any, source: str, known_stores: Collection[str] | None,
-              existing: Collection[str] | None) -> list[Beacon]:
+def _read_csv(
+    reader: Any, source: str, known_stores: Collection[str] | None, existing: Collection[str] | None
+) -> list[Beacon]:
     header = next(reader, None)
     if header is None:
-        raise InvalidBeacons([RecordError("header", None, ", ".join(CSV_COLUMNS), line=1,
-                                          source=source)], source)
+        raise InvalidBeacons([RecordError("header", None, ", ".join(CSV_COLUMNS), line=1, source=source)], source)
     columns = [h.strip().lower() for h in header]
     unknown = [c for c in columns if c not in CSV_COLUMNS]
     dup = sorted({c for c in columns if columns.count(c) > 1})
     if unknown or dup:
         bad = unknown or dup
         why = "known column names: " + ", ".join(CSV_COLUMNS) if unknown else "each column once"
-        raise InvalidBeacons([RecordError("header", ", ".join(bad), why, line=1, source=source)],
-                             source)
+        raise InvalidBeacons([RecordError("header", ", ".join(bad), why, line=1, source=source)], source)
     parsed, errors = [], []
     for row in reader:
         line = reader.line_num
         if not any(c.strip() for c in row):
             continue
         if len(row) != len(columns):
-            errors.append(RecordError("row", len(row), f"{len(columns)} cells", line=line,
-                                      source=source))
+            errors.append(RecordError("row", len(row), f"{len(columns)} cells", line=line, source=source))
             continue
         obj = {c: _cell(c, v) for c, v in zip(columns, row)}
         try:
@@ -177,9 +203,13 @@ def _read_csv(reader: Any, source: str, known_stores: Collection[str] | None,
     return _finish(parsed, errors, existing, source)
 
 
-def parse_beacons_geojson(obj: Any, *, source: str | None = None,
-                          known_stores: Collection[str] | None = None,
-                          existing: Collection[str] | None = None) -> list[Beacon]:
+def parse_beacons_geojson(
+    obj: Any,
+    *,
+    source: str | None = None,
+    known_stores: Collection[str] | None = None,
+    existing: Collection[str] | None = None,
+) -> list[Beacon]:
     """Parse a GeoJSON FeatureCollection of Point features, all-or-nothing.
 
     ``geometry.coordinates`` gives lon and lat; ``properties`` the rest (a ``lon`` / ``lat``
@@ -199,16 +229,22 @@ def parse_beacons_geojson(obj: Any, *, source: str | None = None,
     >>> [b.id for b in parse_beacons_geojson(fc)]
     ['eddystone:00112233445566778899:000000000001']
     """
-    if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection" or not isinstance(
-            obj.get("features"), list):
-        raise InvalidBeacons([RecordError("type", obj.get("type") if isinstance(obj, dict) else obj,
-                                          "a FeatureCollection with a features list",
-                                          source=source)], source)
+    if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
+        raise InvalidBeacons(
+            [
+                RecordError(
+                    "type",
+                    obj.get("type") if isinstance(obj, dict) else obj,
+                    "a FeatureCollection with a features list",
+                    source=source,
+                )
+            ],
+            source,
+        )
     parsed, errors = [], []
     for i, feat in enumerate(obj["features"]):
         try:
-            parsed.append(({"index": i, "source": source},
-                           parse_beacon(_feature_record(feat), known_stores)))
+            parsed.append(({"index": i, "source": source}, parse_beacon(_feature_record(feat), known_stores)))
         except BeaconFieldError as exc:
             errors.append(RecordError.wrap(exc, index=i, source=source))
     return _finish(parsed, errors, existing, source)
@@ -216,8 +252,7 @@ def parse_beacons_geojson(obj: Any, *, source: str | None = None,
 
 def _feature_record(feat: Any) -> dict[str, Any]:
     if not isinstance(feat, dict) or feat.get("type") != "Feature":
-        raise BeaconFieldError("type", feat.get("type") if isinstance(feat, dict) else feat,
-                               "'Feature'")
+        raise BeaconFieldError("type", feat.get("type") if isinstance(feat, dict) else feat, "'Feature'")
     geom = feat.get("geometry")
     if not isinstance(geom, dict) or geom.get("type") != "Point":
         got = geom.get("type") if isinstance(geom, dict) else geom

@@ -26,11 +26,15 @@ _DESCRIPTION = "Decode BLE beacon advertisements (iBeacon, AltBeacon, Eddystone 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``decode`` subcommand to the ``beacons`` parser and set ``run``."""
     sub = parser.add_subparsers(dest="beacons_command", metavar="SUBCOMMAND", required=True)
-    d = sub.add_parser("decode", help="decode one advertisement, print it as JSON",
-                       description="Decode one advertisement given in hex (spaces, colons and "
-                                   "a 0x prefix allowed) and print it as one JSON object.")
-    d.add_argument("hex", nargs="+", metavar="HEX",
-                   help="the advertisement, manufacturer data, service data or Eddystone frame")
+    d = sub.add_parser(
+        "decode",
+        help="decode one advertisement, print it as JSON",
+        description="Decode one advertisement given in hex (spaces, colons and "
+        "a 0x prefix allowed) and print it as one JSON object.",
+    )
+    d.add_argument(
+        "hex", nargs="+", metavar="HEX", help="the advertisement, manufacturer data, service data or Eddystone frame"
+    )
     parser.set_defaults(run=run)
 
 

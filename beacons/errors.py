@@ -151,21 +151,35 @@ class RecordError(BeaconFieldError):
     'b.csv, line 3: major: 70000 is invalid; expected an integer in 0..65535'
     """
 
-    def __init__(self, field: str, value: Any, expected: str, *, index: int | None = None,
-                 line: int | None = None, source: str | None = None,
-                 beacon_id: str | None = None) -> None:
+    def __init__(
+        self,
+        field: str,
+        value: Any,
+        expected: str,
+        *,
+        index: int | None = None,
+        line: int | None = None,
+        source: str | None = None,
+        beacon_id: str | None = None,
+    ) -> None:
         self.index, self.line, self.source, self.beacon_id = index, line, source, beacon_id
         super().__init__(field, value, expected)
-        where = [w for w in (source, None if line is None else f"line {line}",
-                             None if index is None else f"record {index}") if w]
+        where = [
+            w
+            for w in (source, None if line is None else f"line {line}", None if index is None else f"record {index}")
+            if w
+        ]
         if where:
             self.args = (f"{', '.join(where)}: {self.args[0]}",)
 
     @classmethod
     def wrap(cls, err: BeaconFieldError, **where: Any) -> RecordError:
         """Return `err` located at `where` (``index``, ``line``, ``source``, ``beacon_id``)."""
-        old = ({k: getattr(err, k) for k in ("index", "line", "source", "beacon_id")}
-               if isinstance(err, RecordError) else {})
+        old = (
+            {k: getattr(err, k) for k in ("index", "line", "source", "beacon_id")}
+            if isinstance(err, RecordError)
+            else {}
+        )
         return cls(err.field, err.value, err.expected, **{**old, **where})
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,13 +193,14 @@ class RecordError(BeaconFieldError):
         return d
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_record_error, (self.field, self.value, self.expected, self.index,
-                                        self.line, self.source, self.beacon_id))
+        return (
+            _rebuild_record_error,
+            (self.field, self.value, self.expected, self.index, self.line, self.source, self.beacon_id),
+        )
 
 
 def _rebuild_record_error(field, value, expected, index, line, source, beacon_id) -> RecordError:
-    return RecordError(field, value, expected, index=index, line=line, source=source,
-                       beacon_id=beacon_id)
+    return RecordError(field, value, expected, index=index, line=line, source=source, beacon_id=beacon_id)
 
 
 class InvalidRecords(BeaconError):

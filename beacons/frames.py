@@ -37,9 +37,22 @@ from beacons.errors import BeaconFieldError, FrameError, FrameProblem
 from beacons.ids import check_int, check_u16, normalize_hex_id, normalize_uuid, uuid_from_bytes
 
 __all__ = [
-    "AltBeaconFrame", "EddystoneTlmFrame", "EddystoneUidFrame", "EddystoneUrlFrame", "Frame",
-    "FrameKind", "IBeaconFrame", "FrameLayout", "check_u16", "decode", "encode", "encode_altbeacon",
-    "encode_eddystone_tlm", "encode_eddystone_uid", "encode_eddystone_url", "encode_ibeacon",
+    "AltBeaconFrame",
+    "EddystoneTlmFrame",
+    "EddystoneUidFrame",
+    "EddystoneUrlFrame",
+    "Frame",
+    "FrameKind",
+    "IBeaconFrame",
+    "FrameLayout",
+    "check_u16",
+    "decode",
+    "encode",
+    "encode_altbeacon",
+    "encode_eddystone_tlm",
+    "encode_eddystone_uid",
+    "encode_eddystone_url",
+    "encode_ibeacon",
     "normalize_uuid",
 ]
 
@@ -48,8 +61,22 @@ _BEAC = b"\xbe\xac"
 _FEAA = b"\xaa\xfe"
 _UID, _URL, _TLM, _EID = 0x00, 0x10, 0x20, 0x30
 _SCHEMES = ("http://www.", "https://www.", "http://", "https://")
-_EXPANSIONS = (".com/", ".org/", ".edu/", ".net/", ".info/", ".biz/", ".gov/",
-               ".com", ".org", ".edu", ".net", ".info", ".biz", ".gov")
+_EXPANSIONS = (
+    ".com/",
+    ".org/",
+    ".edu/",
+    ".net/",
+    ".info/",
+    ".biz/",
+    ".gov/",
+    ".com",
+    ".org",
+    ".edu",
+    ".net",
+    ".info",
+    ".biz",
+    ".gov",
+)
 # Longest first, so ".com/" wins over ".com" and "https://www." over "https://".
 _SCHEMES_BY_LENGTH = sorted(enumerate(_SCHEMES), key=lambda p: -len(p[1]))
 _EXPANSIONS_BY_LENGTH = sorted(enumerate(_EXPANSIONS), key=lambda p: -len(p[1]))
@@ -104,8 +131,13 @@ class IBeaconFrame:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready fields."""
-        return {"type": self.kind.value, "uuid": self.uuid, "major": self.major,
-                "minor": self.minor, "tx_power": self.tx_power_dbm}
+        return {
+            "type": self.kind.value,
+            "uuid": self.uuid,
+            "major": self.major,
+            "minor": self.minor,
+            "tx_power": self.tx_power_dbm,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +163,14 @@ class AltBeaconFrame:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready fields."""
-        return {"type": self.kind.value, "id1": self.id1, "id2": self.id2, "id3": self.id3,
-                "tx_power": self.tx_power_dbm, "company_id": self.company_id}
+        return {
+            "type": self.kind.value,
+            "id1": self.id1,
+            "id2": self.id2,
+            "id3": self.id3,
+            "tx_power": self.tx_power_dbm,
+            "company_id": self.company_id,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +190,12 @@ class EddystoneUidFrame:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready fields."""
-        return {"type": self.kind.value, "namespace": self.namespace,
-                "instance": self.instance, "tx_power": self.tx_power_dbm}
+        return {
+            "type": self.kind.value,
+            "namespace": self.namespace,
+            "instance": self.instance,
+            "tx_power": self.tx_power_dbm,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +242,13 @@ class EddystoneTlmFrame:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready fields."""
-        return {"type": self.kind.value, "battery_mv": self.battery_mv,
-                "temperature_c": self.temperature_c, "adv_count": self.adv_count,
-                "uptime_s": self.uptime_s}
+        return {
+            "type": self.kind.value,
+            "battery_mv": self.battery_mv,
+            "temperature_c": self.temperature_c,
+            "adv_count": self.adv_count,
+            "uptime_s": self.uptime_s,
+        }
 
 
 Frame = IBeaconFrame | AltBeaconFrame | EddystoneUidFrame | EddystoneUrlFrame | EddystoneTlmFrame
@@ -268,29 +314,35 @@ def _exact(raw: bytes, start: int, end: int, size: int, what: str, layer: str) -
     if n < size:
         raise _fail(raw, end, f"{what} needs {size} bytes, got {n}", FrameProblem.TRUNCATED, layer)
     if n > size:
-        raise _fail(raw, start + size, f"{what} is {size} bytes, got {n} ({n - size} trailing)",
-                    FrameProblem.INVALID, layer)
+        raise _fail(
+            raw, start + size, f"{what} is {size} bytes, got {n} ({n - size} trailing)", FrameProblem.INVALID, layer
+        )
 
 
 def _u16be(raw: bytes, i: int) -> int:
-    return int.from_bytes(raw[i:i + 2], "big")
+    return int.from_bytes(raw[i : i + 2], "big")
 
 
 def _i8(raw: bytes, i: int) -> int:
-    return int.from_bytes(raw[i:i + 1], "big", signed=True)
+    return int.from_bytes(raw[i : i + 1], "big", signed=True)
 
 
 def _ibeacon(raw: bytes, start: int, end: int) -> IBeaconFrame:
     layer, b = "ibeacon frame", raw[start:end]
     if len(b) >= 2 and b[:2] != _APPLE:
-        raise _fail(raw, start, f"company id 0x{int.from_bytes(b[:2], 'little'):04X}, "
-                    "expected 0x004C (Apple)", FrameProblem.INVALID, layer)
+        raise _fail(
+            raw,
+            start,
+            f"company id 0x{int.from_bytes(b[:2], 'little'):04X}, expected 0x004C (Apple)",
+            FrameProblem.INVALID,
+            layer,
+        )
     if len(b) >= 3 and b[2] != 0x02:
-        raise _fail(raw, start + 2, f"Apple data type 0x{b[2]:02X} is not iBeacon (0x02)",
-                    FrameProblem.UNSUPPORTED, layer)
+        raise _fail(
+            raw, start + 2, f"Apple data type 0x{b[2]:02X} is not iBeacon (0x02)", FrameProblem.UNSUPPORTED, layer
+        )
     if len(b) >= 4 and b[3] != 0x15:
-        raise _fail(raw, start + 3, f"iBeacon length byte 0x{b[3]:02X}, expected 0x15",
-                    FrameProblem.INVALID, layer)
+        raise _fail(raw, start + 3, f"iBeacon length byte 0x{b[3]:02X}, expected 0x15", FrameProblem.INVALID, layer)
     _exact(raw, start, end, 25, "iBeacon", layer)
     return IBeaconFrame(uuid_from_bytes(b[4:20]), _u16be(b, 20), _u16be(b, 22), _i8(b, 24))
 
@@ -298,21 +350,34 @@ def _ibeacon(raw: bytes, start: int, end: int) -> IBeaconFrame:
 def _altbeacon(raw: bytes, start: int, end: int) -> AltBeaconFrame:
     layer, b = "altbeacon frame", raw[start:end]
     if len(b) >= 4 and b[2:4] != _BEAC:
-        raise _fail(raw, start + 2, f"beacon code 0x{b[2:4].hex().upper()}, expected 0xBEAC",
-                    FrameProblem.INVALID, layer)
+        raise _fail(
+            raw, start + 2, f"beacon code 0x{b[2:4].hex().upper()}, expected 0xBEAC", FrameProblem.INVALID, layer
+        )
     _exact(raw, start, end, 26, "AltBeacon", layer)
-    return AltBeaconFrame(uuid_from_bytes(b[4:20]), _u16be(b, 20), _u16be(b, 22), _i8(b, 24),
-                          company_id=int.from_bytes(b[:2], "little"), mfg_reserved=b[25])
+    return AltBeaconFrame(
+        uuid_from_bytes(b[4:20]),
+        _u16be(b, 20),
+        _u16be(b, 22),
+        _i8(b, 24),
+        company_id=int.from_bytes(b[:2], "little"),
+        mfg_reserved=b[25],
+    )
 
 
 def _service_data(raw: bytes, start: int, end: int) -> Frame:
     b = raw[start:end]
     if len(b) < 2:
-        raise _fail(raw, end, f"service data needs a 2-byte UUID, got {len(b)}",
-                    FrameProblem.TRUNCATED, "eddystone frame")
+        raise _fail(
+            raw, end, f"service data needs a 2-byte UUID, got {len(b)}", FrameProblem.TRUNCATED, "eddystone frame"
+        )
     if b[:2] != _FEAA:
-        raise _fail(raw, start, f"service UUID 0x{int.from_bytes(b[:2], 'little'):04X} is not "
-                    "Eddystone (0xFEAA)", FrameProblem.UNSUPPORTED, "service data")
+        raise _fail(
+            raw,
+            start,
+            f"service UUID 0x{int.from_bytes(b[:2], 'little'):04X} is not Eddystone (0xFEAA)",
+            FrameProblem.UNSUPPORTED,
+            "service data",
+        )
     return _eddystone(raw, start + 2, end)
 
 
@@ -325,24 +390,27 @@ def _eddystone(raw: bytes, start: int, end: int) -> Frame:
         if len(b) < 18:
             _exact(raw, start, end, 18, "UID", layer)
         if len(b) not in (18, 20):
-            raise _fail(raw, start + 18, f"UID is 18 bytes or 20 with RFU, got {len(b)}",
-                        FrameProblem.INVALID, layer)
+            raise _fail(raw, start + 18, f"UID is 18 bytes or 20 with RFU, got {len(b)}", FrameProblem.INVALID, layer)
         return EddystoneUidFrame(b[2:12].hex(), b[12:18].hex(), _i8(b, 1))
     if kind == _URL:
         if len(b) < 3:
-            raise _fail(raw, end, f"URL needs at least 3 bytes, got {len(b)}",
-                        FrameProblem.TRUNCATED, layer)
+            raise _fail(raw, end, f"URL needs at least 3 bytes, got {len(b)}", FrameProblem.TRUNCATED, layer)
         if len(b) > 3 + _URL_MAX_ENCODED:
-            raise _fail(raw, start + 3 + _URL_MAX_ENCODED, f"URL is at most "
-                        f"{3 + _URL_MAX_ENCODED} bytes, got {len(b)}", FrameProblem.INVALID, layer)
+            raise _fail(
+                raw,
+                start + 3 + _URL_MAX_ENCODED,
+                f"URL is at most {3 + _URL_MAX_ENCODED} bytes, got {len(b)}",
+                FrameProblem.INVALID,
+                layer,
+            )
         return EddystoneUrlFrame(_decode_url(raw, start, b), _i8(b, 1))
     if kind == _TLM:
         if len(b) >= 2 and b[1] == 0x01:
-            raise _fail(raw, start + 1, "encrypted TLM (version 0x01) is not supported",
-                        FrameProblem.UNSUPPORTED, layer)
+            raise _fail(
+                raw, start + 1, "encrypted TLM (version 0x01) is not supported", FrameProblem.UNSUPPORTED, layer
+            )
         if len(b) >= 2 and b[1] != 0x00:
-            raise _fail(raw, start + 1, f"TLM version 0x{b[1]:02X}, expected 0x00",
-                        FrameProblem.INVALID, layer)
+            raise _fail(raw, start + 1, f"TLM version 0x{b[1]:02X}, expected 0x00", FrameProblem.INVALID, layer)
         _exact(raw, start, end, 14, "TLM", layer)
         temp = int.from_bytes(b[4:6], "big", signed=True)
         return EddystoneTlmFrame(
@@ -352,16 +420,25 @@ def _eddystone(raw: bytes, start: int, end: int) -> Frame:
             uptime_s=int.from_bytes(b[10:14], "big") / 10,
         )
     if kind == _EID:
-        raise _fail(raw, start, "EID frames (0x30) are encrypted; not supported",
-                    FrameProblem.UNSUPPORTED, layer)
-    raise _fail(raw, start, f"unknown frame type 0x{kind:02X}; known: 0x00 UID, 0x10 URL, "
-                "0x20 TLM", FrameProblem.UNSUPPORTED, layer)
+        raise _fail(raw, start, "EID frames (0x30) are encrypted; not supported", FrameProblem.UNSUPPORTED, layer)
+    raise _fail(
+        raw,
+        start,
+        f"unknown frame type 0x{kind:02X}; known: 0x00 UID, 0x10 URL, 0x20 TLM",
+        FrameProblem.UNSUPPORTED,
+        layer,
+    )
 
 
 def _decode_url(raw: bytes, start: int, b: bytes) -> str:
     if b[2] >= len(_SCHEMES):
-        raise _fail(raw, start + 2, f"URL scheme prefix 0x{b[2]:02X}, expected 0x00-0x03",
-                    FrameProblem.INVALID, "eddystone frame")
+        raise _fail(
+            raw,
+            start + 2,
+            f"URL scheme prefix 0x{b[2]:02X}, expected 0x00-0x03",
+            FrameProblem.INVALID,
+            "eddystone frame",
+        )
     parts = [_SCHEMES[b[2]]]
     for i in range(3, len(b)):
         c = b[i]
@@ -370,23 +447,33 @@ def _decode_url(raw: bytes, start: int, b: bytes) -> str:
         elif 0x21 <= c <= 0x7E:
             parts.append(chr(c))
         else:
-            raise _fail(raw, start + i, f"URL byte 0x{c:02X} is reserved (valid: 0x00-0x0D "
-                        "expansions, 0x21-0x7E text)", FrameProblem.INVALID, "eddystone frame")
+            raise _fail(
+                raw,
+                start + i,
+                f"URL byte 0x{c:02X} is reserved (valid: 0x00-0x0D expansions, 0x21-0x7E text)",
+                FrameProblem.INVALID,
+                "eddystone frame",
+            )
     return "".join(parts)
 
 
 def _manufacturer_data(raw: bytes, start: int, end: int) -> Frame:
-    if raw[start + 2:start + 4] == _BEAC:
+    if raw[start + 2 : start + 4] == _BEAC:
         return _altbeacon(raw, start, end)
-    if raw[start:start + 2] == _APPLE or end - start < 2:
+    if raw[start : start + 2] == _APPLE or end - start < 2:
         return _ibeacon(raw, start, end)
-    raise _fail(raw, start, "manufacturer data is neither iBeacon (4C 00 02 15) nor AltBeacon "
-                "(beacon code BE AC at bytes 2-3)", FrameProblem.UNSUPPORTED, "manufacturer data")
+    raise _fail(
+        raw,
+        start,
+        "manufacturer data is neither iBeacon (4C 00 02 15) nor AltBeacon (beacon code BE AC at bytes 2-3)",
+        FrameProblem.UNSUPPORTED,
+        "manufacturer data",
+    )
 
 
 def _beacon_in_payload(raw: bytes, structures: list) -> Frame | None:
     for s in structures:
-        d = raw[s.start:s.end]
+        d = raw[s.start : s.end]
         beacon_mfg = d[2:4] == _BEAC or d[:3] == _APPLE + b"\x02"  # other Apple types: skip
         if s.ad_type == AdType.MANUFACTURER_SPECIFIC and beacon_mfg:
             return _manufacturer_data(raw, s.start, s.end)
@@ -396,8 +483,9 @@ def _beacon_in_payload(raw: bytes, structures: list) -> Frame | None:
 
 
 def _no_beacon(raw: bytes) -> FrameError:
-    return _fail(raw, 0, "no iBeacon, AltBeacon or Eddystone structure",
-                 FrameProblem.UNSUPPORTED, "advertising payload")
+    return _fail(
+        raw, 0, "no iBeacon, AltBeacon or Eddystone structure", FrameProblem.UNSUPPORTED, "advertising payload"
+    )
 
 
 def _auto(raw: bytes) -> Frame:
@@ -416,8 +504,13 @@ def _auto(raw: bytes) -> Frame:
     if raw[0] in (_UID, _URL, _TLM, _EID):
         return _eddystone(raw, 0, n)
     if ad_error is not None:
-        raise _fail(raw, ad_error.offset, f"{ad_error.reason}; and the input does not start "
-                    "like beacon manufacturer or service data", ad_error.problem, ad_error.layer)
+        raise _fail(
+            raw,
+            ad_error.offset,
+            f"{ad_error.reason}; and the input does not start like beacon manufacturer or service data",
+            ad_error.problem,
+            ad_error.layer,
+        )
     raise _no_beacon(raw)
 
 
@@ -486,25 +579,44 @@ def encode(frame: Frame) -> bytes:
     'aafe10ec036578616d706c6500'
     """
     if isinstance(frame, IBeaconFrame):
-        return (_APPLE + b"\x02\x15" + bytes.fromhex(frame.uuid.replace("-", ""))
-                + frame.major.to_bytes(2, "big") + frame.minor.to_bytes(2, "big")
-                + frame.tx_power_dbm.to_bytes(1, "big", signed=True))
+        return (
+            _APPLE
+            + b"\x02\x15"
+            + bytes.fromhex(frame.uuid.replace("-", ""))
+            + frame.major.to_bytes(2, "big")
+            + frame.minor.to_bytes(2, "big")
+            + frame.tx_power_dbm.to_bytes(1, "big", signed=True)
+        )
     if isinstance(frame, AltBeaconFrame):
-        return (frame.company_id.to_bytes(2, "little") + _BEAC
-                + bytes.fromhex(frame.id1.replace("-", "")) + frame.id2.to_bytes(2, "big")
-                + frame.id3.to_bytes(2, "big") + frame.tx_power_dbm.to_bytes(1, "big", signed=True)
-                + bytes((frame.mfg_reserved,)))
+        return (
+            frame.company_id.to_bytes(2, "little")
+            + _BEAC
+            + bytes.fromhex(frame.id1.replace("-", ""))
+            + frame.id2.to_bytes(2, "big")
+            + frame.id3.to_bytes(2, "big")
+            + frame.tx_power_dbm.to_bytes(1, "big", signed=True)
+            + bytes((frame.mfg_reserved,))
+        )
     if isinstance(frame, EddystoneUidFrame):
-        return (_FEAA + bytes((_UID,)) + frame.tx_power_dbm.to_bytes(1, "big", signed=True)
-                + bytes.fromhex(frame.namespace + frame.instance) + b"\x00\x00")
+        return (
+            _FEAA
+            + bytes((_UID,))
+            + frame.tx_power_dbm.to_bytes(1, "big", signed=True)
+            + bytes.fromhex(frame.namespace + frame.instance)
+            + b"\x00\x00"
+        )
     if isinstance(frame, EddystoneUrlFrame):
-        return (_FEAA + bytes((_URL,)) + frame.tx_power_dbm.to_bytes(1, "big", signed=True)
-                + _encode_url(frame.url))
+        return _FEAA + bytes((_URL,)) + frame.tx_power_dbm.to_bytes(1, "big", signed=True) + _encode_url(frame.url)
     if isinstance(frame, EddystoneTlmFrame):
         temp = _TEMP_UNSUPPORTED if frame.temperature_c is None else _fixed_8_8(frame.temperature_c)
-        return (_FEAA + bytes((_TLM, 0x00)) + (frame.battery_mv or 0).to_bytes(2, "big")
-                + temp.to_bytes(2, "big", signed=True) + frame.adv_count.to_bytes(4, "big")
-                + _sec_count(frame.uptime_s).to_bytes(4, "big"))
+        return (
+            _FEAA
+            + bytes((_TLM, 0x00))
+            + (frame.battery_mv or 0).to_bytes(2, "big")
+            + temp.to_bytes(2, "big", signed=True)
+            + frame.adv_count.to_bytes(4, "big")
+            + _sec_count(frame.uptime_s).to_bytes(4, "big")
+        )
     raise TypeError(f"not a beacon frame: {type(frame).__name__}")
 
 
@@ -519,8 +631,9 @@ def encode_ibeacon(uuid: str, major: int, minor: int, tx_power_dbm: int) -> byte
     return encode(IBeaconFrame(uuid, major, minor, tx_power_dbm))
 
 
-def encode_altbeacon(id1: str, id2: int, id3: int, tx_power_dbm: int,
-                     company_id: int = 0x0118, mfg_reserved: int = 0) -> bytes:
+def encode_altbeacon(
+    id1: str, id2: int, id3: int, tx_power_dbm: int, company_id: int = 0x0118, mfg_reserved: int = 0
+) -> bytes:
     """Build AltBeacon manufacturer data (26 bytes, beacon code ``BE AC`` at bytes 2-3)."""
     return encode(AltBeaconFrame(id1, id2, id3, tx_power_dbm, company_id, mfg_reserved))
 
@@ -528,8 +641,11 @@ def encode_altbeacon(id1: str, id2: int, id3: int, tx_power_dbm: int,
 def encode_eddystone_uid(namespace: str | bytes, instance: str | bytes, tx_power_dbm: int) -> bytes:
     """Build Eddystone-UID service data (``AA FE 00``, with the two RFU bytes)."""
     # The frame holds its ids as hex text; bytes are normalized here, as the frame itself would.
-    return encode(EddystoneUidFrame(normalize_hex_id("namespace", namespace, 10),
-                                    normalize_hex_id("instance", instance, 6), tx_power_dbm))
+    return encode(
+        EddystoneUidFrame(
+            normalize_hex_id("namespace", namespace, 10), normalize_hex_id("instance", instance, 6), tx_power_dbm
+        )
+    )
 
 
 def encode_eddystone_url(url: str, tx_power_dbm: int) -> bytes:
@@ -537,7 +653,6 @@ def encode_eddystone_url(url: str, tx_power_dbm: int) -> bytes:
     return encode(EddystoneUrlFrame(url, tx_power_dbm))
 
 
-def encode_eddystone_tlm(battery_mv: int | None, temperature_c: float | None,
-                         adv_count: int, uptime_s: float) -> bytes:
+def encode_eddystone_tlm(battery_mv: int | None, temperature_c: float | None, adv_count: int, uptime_s: float) -> bytes:
     """Build unencrypted Eddystone-TLM service data (``AA FE 20 00``, 16 bytes)."""
     return encode(EddystoneTlmFrame(battery_mv, temperature_c, adv_count, uptime_s))

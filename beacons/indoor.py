@@ -21,12 +21,20 @@ MIN_SIGMA_M = 0.25
 """Floor of a distance's standard deviation: no beacon is trusted to better than this."""
 
 
-def locate(dev: np.ndarray, ts: np.ndarray, lon: np.ndarray, lat: np.ndarray,
-           distance_m: np.ndarray, sigma_dbm: np.ndarray, path_loss_exponent: np.ndarray, *,
-           site: np.ndarray | None = None, floor: np.ndarray | None = None,
-           window_s: float = 5.0,
-           max_beacons: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                          np.ndarray]:
+def locate(
+    dev: np.ndarray,
+    ts: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    distance_m: np.ndarray,
+    sigma_dbm: np.ndarray,
+    path_loss_exponent: np.ndarray,
+    *,
+    site: np.ndarray | None = None,
+    floor: np.ndarray | None = None,
+    window_s: float = 5.0,
+    max_beacons: int = 8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Trilaterate every device that heard at least three beacons within the window.
 
     Parameters
@@ -104,11 +112,9 @@ def locate(dev: np.ndarray, ts: np.ndarray, lon: np.ndarray, lat: np.ndarray,
         fix = trilaterate(g_lon[m], g_lat[m], g_d[m], np.where(np.isnan(g_s[m]), 1.0, g_s[m]))
         good = (fix.status != FixStatus.TOO_FEW_BEACONS) & np.isfinite(fix.accuracy_m)
         idx = np.flatnonzero(m)[good]
-        out_lon[idx], out_lat[idx], out_acc[idx] = fix.lon[good], fix.lat[good], \
-            fix.accuracy_m[good]
+        out_lon[idx], out_lat[idx], out_acc[idx] = fix.lon[good], fix.lat[good], fix.accuracy_m[good]
     found = np.isfinite(out_lon)
-    return (devices[found], latest[devices[found]], out_lon[found], out_lat[found],
-            out_acc[found])
+    return (devices[found], latest[devices[found]], out_lon[found], out_lat[found], out_acc[found])
 
 
 def _starts(sorted_codes: np.ndarray) -> np.ndarray:

@@ -55,8 +55,8 @@ from proximity.core.visits import visit_ids as _visit_ids
 
 __all__ = ["BeaconMonitor", "BeaconResult", "DistanceModel", "FilterKind", "MonitorConfig"]
 
-_PAGE = 10_000       # devices per sweep page
-_MAX_PAGES = 64      # pages per sweep call; the next call continues
+_PAGE = 10_000  # devices per sweep page
+_MAX_PAGES = 64  # pages per sweep call; the next call continues
 
 
 class FilterKind(str, Enum):
@@ -167,10 +167,15 @@ class BeaconResult:
     retries: int = 0
 
     def summary(self) -> dict[str, int]:
-        return {"sightings": self.accepted + self.unknown + self.unidentified + self.stale,
-                "accepted": self.accepted, "unknown": self.unknown,
-                "unidentified": self.unidentified, "stale": self.stale,
-                "events": len(self.events), "positions": len(self.positions)}
+        return {
+            "sightings": self.accepted + self.unknown + self.unidentified + self.stale,
+            "accepted": self.accepted,
+            "unknown": self.unknown,
+            "unidentified": self.unidentified,
+            "stale": self.stale,
+            "events": len(self.events),
+            "positions": len(self.positions),
+        }
 
 
 def _empty_pings() -> PingBatch:
@@ -223,8 +228,9 @@ class BeaconMonitor:
     [('beacon_exit', 31.0, 31.0)]
     """
 
-    def __init__(self, registry: BeaconRegistry, config: MonitorConfig = MonitorConfig(),
-                 store: MonitorStore | None = None) -> None:
+    def __init__(
+        self, registry: BeaconRegistry, config: MonitorConfig = MonitorConfig(), store: MonitorStore | None = None
+    ) -> None:
         self.registry = registry
         self.config = config
         self.store: MonitorStore = store if store is not None else MemoryMonitorStore()
@@ -232,7 +238,7 @@ class BeaconMonitor:
     # -- ingestion ----------------------------------------------------------------------------
     def _save(self, _before: MonitorStates | None, after: MonitorStates | None) -> np.ndarray:
         """The kernel's save: the monitor store needs only the states to write."""
-        if after is None:   # a bug in compute: rows to write but no states
+        if after is None:  # a bug in compute: rows to write but no states
             raise ValueError("beacon monitor: rows to save without their states")
         return self.store.save(after)
 
@@ -255,12 +261,17 @@ class BeaconMonitor:
         base = dict(unknown=len(rows) - len(known), unidentified=sightings.unidentified)
         if len(known) == 0:
             return BeaconResult(EventBatch.empty(), _empty_pings(), **base)
-        cols = _Batch(sightings.device_id[known], rows[known], sightings.ts[known],
-                      sightings.rssi_dbm[known], sightings.tx_power_dbm[known])
-        cur = [cols]   # the sightings of the devices of the current round
+        cols = _Batch(
+            sightings.device_id[known],
+            rows[known],
+            sightings.ts[known],
+            sightings.rssi_dbm[known],
+            sightings.tx_power_dbm[known],
+        )
+        cur = [cols]  # the sightings of the devices of the current round
 
         def compute(keys: np.ndarray, states: MonitorStates) -> Attempt:
-            if len(keys) != len(keys0):   # a retry: only the conflicting devices' sightings
+            if len(keys) != len(keys0):  # a retry: only the conflicting devices' sightings
                 cur[0] = cur[0].take(np.flatnonzero(np.isin(cur[0].device_id, keys)))
             out = self._compute(table, cur[0], states)
             return Attempt(out, out.rows, None, out.after)
@@ -268,18 +279,38 @@ class BeaconMonitor:
         def keep(out: _Computed, keys: np.ndarray, done: np.ndarray) -> _Computed:
             lost = keys[~done]
             ok = ~np.isin(cur[0].device_id, lost)
-            return _Computed(_of_devices(out.events, lost), _of_devices(out.positions, lost),
-                             out.after, out.accepted & ok, out.stale & ok, out.rows)
+            return _Computed(
+                _of_devices(out.events, lost),
+                _of_devices(out.positions, lost),
+                out.after,
+                out.accepted & ok,
+                out.stale & ok,
+                out.rows,
+            )
+
         keys0 = pd.unique(cols.device_id)
-        res = run_optimistic(keys0, self.store.load, compute, self._save,
-                             keep=keep, max_retries=self.config.max_retries, what="device(s)")
+        res = run_optimistic(
+            keys0,
+            self.store.load,
+            compute,
+            self._save,
+            keep=keep,
+            max_retries=self.config.max_retries,
+            what="device(s)",
+        )
         events = [o.events for o in res.outputs]
         positions = [o.positions for o in res.outputs]
         accepted = sum(int(o.accepted.sum()) for o in res.outputs)
         stale = sum(int(o.stale.sum()) for o in res.outputs)
         retries = res.retries
-        return BeaconResult(EventBatch.concat(events).sorted(), PingBatch.concat(positions),
-                            accepted=accepted, stale=stale, retries=retries, **base)
+        return BeaconResult(
+            EventBatch.concat(events).sorted(),
+            PingBatch.concat(positions),
+            accepted=accepted,
+            stale=stale,
+            retries=retries,
+            **base,
+        )
 
     def _compute(self, table: BeaconTable, b: _Batch, states: MonitorStates) -> _Computed:
         """Apply readings `b` to the loaded `states`: return events, positions and the new
@@ -306,8 +337,7 @@ class BeaconMonitor:
         order = order[fresh]
         if len(order) == 0:
             rows = np.empty(0, np.int64)
-            return _Computed(EventBatch.empty(), _empty_pings(), states.select(rows), accepted,
-                             stale, rows)
+            return _Computed(EventBatch.empty(), _empty_pings(), states.select(rows), accepted, stale, rows)
         rd = _Readings(stream[order], dev[order], b.row[order], ts[order])
         power = table.measured_power_dbm[rd.row]
         if self.config.use_sighting_tx_power:
@@ -327,11 +357,9 @@ class BeaconMonitor:
         events = [self._zone_events(rd, table, dev_ids), self._presence(rd, table, after)]
         positions = self._positions(rd, table, dev_ids, n_exp)
         changed = np.unique(rd.dev)
-        return _Computed(EventBatch.concat(events), positions, after.select(changed), accepted,
-                         stale, changed)
+        return _Computed(EventBatch.concat(events), positions, after.select(changed), accepted, stale, changed)
 
-    def _filter(self, rd: _Readings, rssi: np.ndarray, power: np.ndarray, n_exp: np.ndarray,
-                st: StreamStates) -> None:
+    def _filter(self, rd: _Readings, rssi: np.ndarray, power: np.ndarray, n_exp: np.ndarray, st: StreamStates) -> None:
         """Run the per-stream recursion, one vectorized round per rank within a stream;
         update `st` in place and fill the per-reading outputs of `rd`."""
         cfg = self.config
@@ -346,7 +374,7 @@ class BeaconMonitor:
         rd.session_ts = np.empty(m)
         default_sigma = np.sqrt(cfg.kalman.measurement_noise_db2)
         for k in range(len(bounds) - 1):
-            sel = by_rank[bounds[k]:bounds[k + 1]]
+            sel = by_rank[bounds[k] : bounds[k + 1]]
             s = rd.stream[sel]
             t, z = rd.ts[sel], rssi[sel]
             last = st.last_ts[s]
@@ -379,10 +407,17 @@ class BeaconMonitor:
         n = len(ch)
         devs, beacons = dev_ids[rd.dev[ch]], table.id[rd.row[ch]]
         visit = _visit_ids(devs, _hash_strs(beacons), rd.session_ts[ch])
-        return EventBatch(devs, table.store_id[rd.row[ch]],
-                          np.full(n, EventKind.ZONE_CHANGE, np.int8), rd.ts[ch], visit,
-                          np.full(n, np.nan), np.full(n, Reason.PING, np.int8),
-                          zone=rd.zone[ch].astype(np.int8), beacon_id=beacons)
+        return EventBatch(
+            devs,
+            table.store_id[rd.row[ch]],
+            np.full(n, EventKind.ZONE_CHANGE, np.int8),
+            rd.ts[ch],
+            visit,
+            np.full(n, np.nan),
+            np.full(n, Reason.PING, np.int8),
+            zone=rd.zone[ch].astype(np.int8),
+            beacon_id=beacons,
+        )
 
     def _presence(self, rd: _Readings, table: BeaconTable, st: MonitorStates) -> EventBatch:
         """Region enter / exit of the readings; replace the touched units' rows of `st`."""
@@ -397,8 +432,7 @@ class BeaconMonitor:
         ukey = (rd.dev[el] * n_reg + region) * n_store + store_code[rd.row[el]]
         unit, ukeys = pd.factorize(ukey, sort=False)
         u_dev, rest = ukeys // (n_reg * n_store), ukeys % (n_reg * n_store)
-        u_dev_id, u_reg, u_store = dev_ids[u_dev], table.region_id[rest // n_store], \
-            stores[rest % n_store]
+        u_dev_id, u_reg, u_store = dev_ids[u_dev], table.region_id[rest // n_store], stores[rest % n_store]
         n_loaded = len(st.presence_dev)
         r_code, r_uniq = pd.factorize(np.concatenate([st.region_id, u_reg]), sort=False)
         s_code, s_uniq = pd.factorize(np.concatenate([st.store_id, u_store]), sort=False)
@@ -416,8 +450,7 @@ class BeaconMonitor:
         e_unit = unit[t.enter_el]
         stay_enter = np.concatenate([prior.enter_ts, ts[t.enter_el]])
         unit_hash = _hash_strs(u_reg + "\x1f" + u_store)
-        stay_visit = np.concatenate([prior.visit_id, _visit_ids(
-            u_dev_id[e_unit], unit_hash[e_unit], ts[t.enter_el])])
+        stay_visit = np.concatenate([prior.visit_id, _visit_ids(u_dev_id[e_unit], unit_hash[e_unit], ts[t.enter_el])])
         open_stay = np.maximum(t.end_stay, 0)
         inside = np.flatnonzero(t.end_inside)
         carried = np.ones(n_loaded, bool)
@@ -425,33 +458,42 @@ class BeaconMonitor:
         st.presence_dev = np.concatenate([st.presence_dev[carried], u_dev[inside]])
         st.region_id = np.concatenate([st.region_id[carried], u_reg[inside]])
         st.store_id = np.concatenate([st.store_id[carried], u_store[inside]])
-        st.presence = PresenceStates.concat([st.presence.take(carried), PresenceStates(
-            t.end_last_heard[inside], stay_enter[open_stay[inside]],
-            stay_visit[open_stay[inside]])])
+        st.presence = PresenceStates.concat(
+            [
+                st.presence.take(carried),
+                PresenceStates(t.end_last_heard[inside], stay_enter[open_stay[inside]], stay_visit[open_stay[inside]]),
+            ]
+        )
 
         ev_unit = np.concatenate([e_unit, t.exit_unit])
         n_in, n_out = len(e_unit), len(t.exit_unit)
         stay = np.concatenate([len(prior.enter_ts) + np.arange(n_in), t.exit_stay])
         ev_ts = np.concatenate([ts[t.enter_el], t.exit_ts])
-        kind = np.r_[np.full(n_in, EventKind.BEACON_ENTER, np.int8),
-                     np.full(n_out, EventKind.BEACON_EXIT, np.int8)]
+        kind = np.r_[np.full(n_in, EventKind.BEACON_ENTER, np.int8), np.full(n_out, EventKind.BEACON_EXIT, np.int8)]
         reason = np.r_[np.full(n_in, Reason.PING, np.int8), np.full(n_out, Reason.SILENCE, np.int8)]
         dur = np.where(kind == EventKind.BEACON_EXIT, ev_ts - stay_enter[stay], np.nan)
-        return EventBatch(u_dev_id[ev_unit], u_store[ev_unit], kind, ev_ts, stay_visit[stay], dur,
-                          reason, u_reg[ev_unit])
+        return EventBatch(
+            u_dev_id[ev_unit], u_store[ev_unit], kind, ev_ts, stay_visit[stay], dur, reason, u_reg[ev_unit]
+        )
 
-    def _positions(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray,
-                   n_exp: np.ndarray) -> PingBatch:
+    def _positions(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray, n_exp: np.ndarray) -> PingBatch:
         cfg = self.config
         if not cfg.positions:
             return _empty_pings()
         last = np.r_[rd.stream[1:] != rd.stream[:-1], True]  # each stream's latest reading
         dev, ts, acc_lon, acc_lat, acc = locate(
-            rd.dev[last], rd.ts[last], table.lon[rd.row[last]], table.lat[rd.row[last]],
-            rd.distance_m[last], rd.sigma_dbm[last], n_exp[rd.stream[last]],
+            rd.dev[last],
+            rd.ts[last],
+            table.lon[rd.row[last]],
+            table.lat[rd.row[last]],
+            rd.distance_m[last],
+            rd.sigma_dbm[last],
+            n_exp[rd.stream[last]],
             site=pd.factorize(table.store_id, sort=False)[0][rd.row[last]],
             floor=table.floor[rd.row[last]],
-            window_s=cfg.position_window_s, max_beacons=cfg.position_max_beacons)
+            window_s=cfg.position_window_s,
+            max_beacons=cfg.position_max_beacons,
+        )
         if len(dev) == 0:
             return _empty_pings()
         return PingBatch(dev_ids[dev], ts, acc_lon, acc_lat, acc)
@@ -471,10 +513,10 @@ class BeaconMonitor:
 
         def decide(st: MonitorStates):
             close = st.presence.last_heard_ts < limit
-            return (close, st.presence.last_heard_ts + exit_after, Reason.SILENCE,
-                    st.streams.last_ts < limit)
+            return (close, st.presence.last_heard_ts + exit_after, Reason.SILENCE, st.streams.last_ts < limit)
+
         out = []
-        for _ in range(_MAX_PAGES):   # the store hands out due devices in pages
+        for _ in range(_MAX_PAGES):  # the store hands out due devices in pages
             ids = self.store.due(limit, _PAGE)
             if len(ids) == 0:
                 break
@@ -496,11 +538,15 @@ class BeaconMonitor:
         def decide(st: MonitorStates):
             pair = st.region_id + "\x1f" + st.store_id
             gone = valid.get_indexer(pair) < 0 if len(pair) else np.zeros(0, bool)
-            return (gone, np.fmax(st.presence.last_heard_ts, now), Reason.BEACON_REMOVED,
-                    np.zeros(len(st.stream_dev), bool))
+            return (
+                gone,
+                np.fmax(st.presence.last_heard_ts, now),
+                Reason.BEACON_REMOVED,
+                np.zeros(len(st.stream_dev), bool),
+            )
+
         ids = self.store.due(np.inf)
-        return EventBatch.concat([self._close(ids[a:a + _PAGE], decide)
-                                  for a in range(0, len(ids), _PAGE)]).sorted()
+        return EventBatch.concat([self._close(ids[a : a + _PAGE], decide) for a in range(0, len(ids), _PAGE)]).sorted()
 
     def _close(self, device_ids: np.ndarray, decide) -> EventBatch:
         """Close the presence rows and drop the streams ``decide(states)`` selects, with exit
@@ -519,14 +565,27 @@ class BeaconMonitor:
                 return Attempt(EventBatch.empty(), rows, None, None)
             c = np.flatnonzero(close)
             n = len(c)
-            events = EventBatch(st.device_ids[st.presence_dev[c]], st.store_id[c],
-                                np.full(n, EventKind.BEACON_EXIT, np.int8), at[c],
-                                st.presence.visit_id[c], at[c] - st.presence.enter_ts[c],
-                                np.full(n, reason, np.int8), st.region_id[c])
+            events = EventBatch(
+                st.device_ids[st.presence_dev[c]],
+                st.store_id[c],
+                np.full(n, EventKind.BEACON_EXIT, np.int8),
+                at[c],
+                st.presence.visit_id[c],
+                at[c] - st.presence.enter_ts[c],
+                np.full(n, reason, np.int8),
+                st.region_id[c],
+            )
             return Attempt(events, rows, None, st.keep_rows(~drop, ~close).select(rows))
-        res = run_optimistic(todo, self.store.load, compute, self._save,
-                             keep=lambda ev, keys, done: _of_devices(ev, keys[~done]),
-                             max_retries=self.config.max_retries, what="device(s)")
+
+        res = run_optimistic(
+            todo,
+            self.store.load,
+            compute,
+            self._save,
+            keep=lambda ev, keys, done: _of_devices(ev, keys[~done]),
+            max_retries=self.config.max_retries,
+            what="device(s)",
+        )
         return EventBatch.concat(res.outputs).sorted()
 
 
@@ -553,7 +612,7 @@ class _Computed:
     after: MonitorStates
     accepted: np.ndarray
     stale: np.ndarray
-    rows: np.ndarray     # the changed devices' rows in the loaded states (those of ``after``)
+    rows: np.ndarray  # the changed devices' rows in the loaded states (those of ``after``)
 
 
 def _find(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:

@@ -31,8 +31,7 @@ class PipelineResult:
         return out
 
 
-def ingest_sightings_detailed(monitor: BeaconMonitor, engine: Engine,
-                              sightings: SightingBatch) -> PipelineResult:
+def ingest_sightings_detailed(monitor: BeaconMonitor, engine: Engine, sightings: SightingBatch) -> PipelineResult:
     """Run `sightings` through `monitor`, feed its indoor positions to `engine`, and return
     every event (beacon and geofence) in emission order (ts, device, exit before enter)."""
     r = monitor.ingest(sightings)
@@ -41,8 +40,7 @@ def ingest_sightings_detailed(monitor: BeaconMonitor, engine: Engine,
     return PipelineResult(EventBatch.concat(parts).sorted(), r, g)
 
 
-def ingest_sightings(monitor: BeaconMonitor, engine: Engine,
-                     sightings: SightingBatch) -> EventBatch:
+def ingest_sightings(monitor: BeaconMonitor, engine: Engine, sightings: SightingBatch) -> EventBatch:
     """Return the events of `sightings`: the monitor's, and the engine's for indoor positions.
 
     Examples

@@ -60,8 +60,9 @@ class Fix(NamedTuple):
 
 @lru_cache(maxsize=64)
 def _local_frame(lon0: float, lat0: float) -> Transformer:
-    crs = ProjectedCRS(conversion=AzimuthalEquidistantConversion(
-        latitude_natural_origin=lat0, longitude_natural_origin=lon0))
+    crs = ProjectedCRS(
+        conversion=AzimuthalEquidistantConversion(latitude_natural_origin=lat0, longitude_natural_origin=lon0)
+    )
     return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
 
 
@@ -169,13 +170,14 @@ def trilaterate(
     lat = np.asarray(beacon_lat, dtype=np.float64)
     dist = np.asarray(distance_m, dtype=np.float64)
     if lon.ndim not in (1, 2) or lon.shape != lat.shape or lon.size == 0:
-        raise BeaconFieldError("beacon_lon", beacon_lon,
-                               "1-D or 2-D lon and lat of equal, non-zero size")
+        raise BeaconFieldError("beacon_lon", beacon_lon, "1-D or 2-D lon and lat of equal, non-zero size")
     per_device = lon.ndim == 2
-    if dist.ndim not in (1, 2) or dist.shape[-1] != lon.shape[-1] or (
-            per_device and dist.shape != lon.shape):
-        raise BeaconFieldError("distance_m", dist.shape, f"shape {lon.shape[-1:]} or (M, "
-                               f"{lon.shape[-1]})" if not per_device else f"shape {lon.shape}")
+    if dist.ndim not in (1, 2) or dist.shape[-1] != lon.shape[-1] or (per_device and dist.shape != lon.shape):
+        raise BeaconFieldError(
+            "distance_m",
+            dist.shape,
+            f"shape {lon.shape[-1:]} or (M, {lon.shape[-1]})" if not per_device else f"shape {lon.shape}",
+        )
     heard = ~np.isnan(dist) if per_device else np.ones(lon.shape, bool)
     if not (np.all(np.isfinite(lon[heard])) and np.all(np.isfinite(lat[heard]))):
         raise BeaconFieldError("beacon_lon", beacon_lon, "finite beacon coordinates")
@@ -192,8 +194,7 @@ def trilaterate(
         try:
             sigma = np.atleast_2d(np.broadcast_to(sigma, dist.shape))
         except ValueError:
-            raise BeaconFieldError("sigma_m", np.shape(sigma_m),
-                                   "broadcastable to distance_m") from None
+            raise BeaconFieldError("sigma_m", np.shape(sigma_m), "broadcastable to distance_m") from None
     used = np.isfinite(r) & np.isfinite(sigma)
     w = np.where(used, 1.0 / np.where(used, sigma, 1.0) ** 2, 0.0)
     r = np.where(used, r, 0.0)
@@ -217,13 +218,19 @@ def trilaterate(
     x = np.where(collinear[:, None], foot, x)
 
     few = n_used < MIN_BEACONS
-    status = np.where(few, FixStatus.TOO_FEW_BEACONS,
-                      np.where(collinear, FixStatus.COLLINEAR, FixStatus.OK)).astype(np.int8)
+    status = np.where(few, FixStatus.TOO_FEW_BEACONS, np.where(collinear, FixStatus.COLLINEAR, FixStatus.OK)).astype(
+        np.int8
+    )
     x = np.where(few[:, None], np.nan, x)
     accuracy = np.where(few, np.nan, accuracy)
     out_lon, out_lat = transformer.transform(x[:, 0], x[:, 1], direction=TransformDirection.INVERSE)
-    fix = Fix(np.asarray(out_lon, dtype=np.float64), np.asarray(out_lat, dtype=np.float64),
-              accuracy, n_used.astype(np.int64), status)
+    fix = Fix(
+        np.asarray(out_lon, dtype=np.float64),
+        np.asarray(out_lat, dtype=np.float64),
+        accuracy,
+        n_used.astype(np.int64),
+        status,
+    )
     return Fix(*(a[0] for a in fix)) if single else fix
 
 
@@ -232,8 +239,7 @@ def _mean(xy: F64, used: NDArray[np.bool_]) -> F64:
     return total / np.maximum(used.sum(axis=1), 1)[:, None]
 
 
-def _start(xy: F64, r: F64, w: F64, used: NDArray[np.bool_], collinear: NDArray[np.bool_],
-           line_dir: F64) -> F64:
+def _start(xy: F64, r: F64, w: F64, used: NDArray[np.bool_], collinear: NDArray[np.bool_], line_dir: F64) -> F64:
     """Starting points: the linearized solution, or for collinear beacons a point beside
     their line (on it, the gradient across the line is zero and the solve could not leave)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -266,8 +272,7 @@ def _levenberg_marquardt(x: F64, xy: F64, r: F64, w: F64, max_iter: int) -> tupl
     return x, h, cost
 
 
-def _accuracy(h: F64, chi2: F64, n_used: NDArray[np.int64], collinear: NDArray[np.bool_],
-              line_dir: F64) -> F64:
+def _accuracy(h: F64, chi2: F64, n_used: NDArray[np.int64], collinear: NDArray[np.bool_], line_dir: F64) -> F64:
     """DRMS from the covariance ``H^-1``, inflated when residuals exceed the sigmas."""
     dof = n_used - 2
     scale = np.where(dof > 0, np.maximum(chi2 / np.maximum(dof, 1), 1.0), 1.0)

@@ -31,17 +31,18 @@ class PresenceTransitions:
     ``u``'s, valid where it was inside) and ``U + k`` for the stay begun by ``enter_el[k]``.
     """
 
-    enter_el: np.ndarray        # element index of each enter
-    exit_unit: np.ndarray       # unit of each exit
-    exit_ts: np.ndarray         # float64
-    exit_stay: np.ndarray       # stay closed by each exit
-    end_inside: np.ndarray      # bool per unit, inside after the batch
+    enter_el: np.ndarray  # element index of each enter
+    exit_unit: np.ndarray  # unit of each exit
+    exit_ts: np.ndarray  # float64
+    exit_stay: np.ndarray  # stay closed by each exit
+    end_inside: np.ndarray  # bool per unit, inside after the batch
     end_last_heard: np.ndarray  # float64 per unit (NaN where not inside)
-    end_stay: np.ndarray        # int64 per unit, the open stay (-1 where not inside)
+    end_stay: np.ndarray  # int64 per unit, the open stay (-1 where not inside)
 
 
-def presence_transitions(unit: np.ndarray, ts: np.ndarray, qualifies: np.ndarray,
-                         prior_last_heard: np.ndarray, exit_after_s: float) -> PresenceTransitions:
+def presence_transitions(
+    unit: np.ndarray, ts: np.ndarray, qualifies: np.ndarray, prior_last_heard: np.ndarray, exit_after_s: float
+) -> PresenceTransitions:
     """Compute enters, exits and the stays left open.
 
     Parameters
@@ -80,7 +81,7 @@ def presence_transitions(unit: np.ndarray, ts: np.ndarray, qualifies: np.ndarray
     starts = np.flatnonzero(seg_start)
     ends = np.append(starts[1:] - 1, n - 1) if n else np.empty(0, np.int64)
     seg_unit = unit[starts]
-    cont = ~brk[starts]                       # continues the unit's stay from before the batch
+    cont = ~brk[starts]  # continues the unit's stay from before the batch
     q = np.where(qualifies, idx, n)
     first_q = np.minimum.reduceat(q, starts) if n else np.empty(0, np.int64)
     enters = ~cont & (first_q < n)
@@ -115,5 +116,4 @@ def presence_transitions(unit: np.ndarray, ts: np.ndarray, qualifies: np.ndarray
     end_inside[keep] = True
     end_heard[keep] = prior_last_heard[keep]
     end_stay[keep] = np.flatnonzero(keep)
-    return PresenceTransitions(enter_el, exit_unit, exit_ts, exit_stay, end_inside, end_heard,
-                               end_stay)
+    return PresenceTransitions(enter_el, exit_unit, exit_ts, exit_stay, end_inside, end_heard, end_stay)

@@ -21,8 +21,16 @@ from numpy.typing import ArrayLike, NDArray
 from beacons.errors import BeaconFieldError
 
 __all__ = [
-    "EDDYSTONE_0M_TO_1M_LOSS_DB", "NEXUS_5", "CurveCoefficients", "Zone", "ZoneThresholds",
-    "distance_curve_m", "rssi_distance_m", "distance_sigma_m", "zone", "zone_with_hysteresis",
+    "EDDYSTONE_0M_TO_1M_LOSS_DB",
+    "NEXUS_5",
+    "CurveCoefficients",
+    "Zone",
+    "ZoneThresholds",
+    "distance_curve_m",
+    "rssi_distance_m",
+    "distance_sigma_m",
+    "zone",
+    "zone_with_hysteresis",
 ]
 
 EDDYSTONE_0M_TO_1M_LOSS_DB = 41.0
@@ -38,8 +46,9 @@ def _require(field: str, value: Any, ok: NDArray[np.bool_], expected: str) -> No
         raise BeaconFieldError(field, value, expected)
 
 
-def _tx_at_1m(tx_power_dbm: NDArray[np.float64], ref_distance_m: NDArray[np.float64]) -> tuple[
-        NDArray[np.float64], NDArray[np.float64]]:
+def _tx_at_1m(
+    tx_power_dbm: NDArray[np.float64], ref_distance_m: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Return (tx power at the reference distance, reference distance), 0 m moved to 1 m."""
     at_zero = ref_distance_m == 0.0
     tx = np.where(at_zero, tx_power_dbm - EDDYSTONE_0M_TO_1M_LOSS_DB, tx_power_dbm)
@@ -86,8 +95,7 @@ def rssi_distance_m(
     >>> rssi_distance_m(-59, -18, ref_distance_m=0.0).item()  # Eddystone: -18 dBm at 0 m
     1.0
     """
-    rssi, tx, n, d0 = _floats(rssi=rssi_dbm, tx=tx_power_dbm, n=path_loss_exponent,
-                              d0=ref_distance_m)
+    rssi, tx, n, d0 = _floats(rssi=rssi_dbm, tx=tx_power_dbm, n=path_loss_exponent, d0=ref_distance_m)
     _require("path_loss_exponent", path_loss_exponent, ~(n <= 0.0), "> 0")
     _require("ref_distance_m", ref_distance_m, ~(d0 < 0.0), ">= 0")
     tx1, d1 = _tx_at_1m(tx, d0)
@@ -176,6 +184,7 @@ class Zone(IntEnum):
     def wire(self) -> str:
         """The zone's wire name (``zone`` of a ``zone_change`` event)."""
         from proximity.core.events import ZONE_NAMES
+
         return ZONE_NAMES[self]
 
 
@@ -188,12 +197,14 @@ class ZoneThresholds:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.immediate_m < self.near_m < np.inf:
-            raise BeaconFieldError("thresholds", (self.immediate_m, self.near_m),
-                                   "0 < immediate_m < near_m, both finite")
+            raise BeaconFieldError(
+                "thresholds", (self.immediate_m, self.near_m), "0 < immediate_m < near_m, both finite"
+            )
 
 
-def _classify(d: NDArray[np.float64], t_immediate: float | NDArray[np.float64],
-              t_near: float | NDArray[np.float64]) -> NDArray[np.int8]:
+def _classify(
+    d: NDArray[np.float64], t_immediate: float | NDArray[np.float64], t_near: float | NDArray[np.float64]
+) -> NDArray[np.int8]:
     z = (1 + (d >= t_immediate).astype(np.int8) + (d >= t_near).astype(np.int8)).astype(np.int8)
     # NaN compares False everywhere and would land in IMMEDIATE; negative is impossible.
     return np.where(np.isnan(d) | (d < 0.0), np.int8(Zone.UNKNOWN), z).astype(np.int8)
@@ -255,11 +266,14 @@ def zone_with_hysteresis(
     """
     d = np.asarray(distance_m, dtype=np.float64)
     prev = np.asarray(previous_zone)
-    _require("previous_zone", previous_zone,
-             np.isin(prev, [int(z) for z in Zone]), "Zone values 0..3")
+    _require("previous_zone", previous_zone, np.isin(prev, [int(z) for z in Zone]), "Zone values 0..3")
     m = np.broadcast_to(np.asarray(margin_m, dtype=np.float64), (2,))
-    _require("margin_m", margin_m, (m >= 0.0) & (m[0] < thresholds.immediate_m),
-             f"0 <= margin, immediate margin < {thresholds.immediate_m}")
+    _require(
+        "margin_m",
+        margin_m,
+        (m >= 0.0) & (m[0] < thresholds.immediate_m),
+        f"0 <= margin, immediate margin < {thresholds.immediate_m}",
+    )
     t = np.array([thresholds.immediate_m, thresholds.near_m])
     # Boundaries pushed out by the margin give the nearest zone d may still be in;
     # pulled in, the farthest. Keep the previous zone when it lies between the two.

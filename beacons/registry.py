@@ -42,8 +42,18 @@ from beacons.errors import BeaconFieldError, InvalidBeacons, RecordError, Unknow
 from beacons.ids import check_int, check_u16, normalize_hex_id, normalize_uuid
 
 __all__ = [
-    "DEFAULT_PATH_LOSS_EXPONENT", "Beacon", "BeaconKind", "BeaconRegistry", "BeaconTable",
-    "Region", "beacon_key", "id_fields", "key_of", "parse_beacon", "parse_beacon_key", "parse_ids",
+    "DEFAULT_PATH_LOSS_EXPONENT",
+    "Beacon",
+    "BeaconKind",
+    "BeaconRegistry",
+    "BeaconTable",
+    "Region",
+    "beacon_key",
+    "id_fields",
+    "key_of",
+    "parse_beacon",
+    "parse_beacon_key",
+    "parse_ids",
     "parse_region",
 ]
 
@@ -146,7 +156,7 @@ def parse_ids(kind: BeaconKind, obj: Mapping[str, Any], *, prefix: bool = False)
         if value is None:
             if not prefix or i == 0:
                 raise BeaconFieldError(name, None, "present")
-            later = next((n for n, v in zip(names[i + 1:], values[i + 1:]) if v is not None), None)
+            later = next((n for n, v in zip(names[i + 1 :], values[i + 1 :]) if v is not None), None)
             if later is not None:
                 raise BeaconFieldError(name, None, f"present when {later} is given")
             break
@@ -179,16 +189,17 @@ def parse_beacon_key(key: Any, field: str = "beacon_id") -> tuple[BeaconKind, tu
     >>> beacon_key(kind, ids)
     'ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:1:2'
     """
-    expected = ("ibeacon:<uuid>:<major>:<minor>, eddystone:<namespace>:<instance> "
-                "or altbeacon:<id1>:<id2>:<id3>")
+    expected = "ibeacon:<uuid>:<major>:<minor>, eddystone:<namespace>:<instance> or altbeacon:<id1>:<id2>:<id3>"
     parts = key.split(":") if isinstance(key, str) else []
     try:
         kind = BeaconKind.parse(parts[0] if parts else None, field)
         names = _FIELDS[kind]
         if len(parts) != len(names) + 1:
             raise BeaconFieldError(field, key, expected)
-        raw = {n: (int(p) if p.strip().isdigit() and n in ("major", "minor", "id2", "id3") else p)
-               for n, p in zip(names, parts[1:])}
+        raw = {
+            n: (int(p) if p.strip().isdigit() and n in ("major", "minor", "id2", "id3") else p)
+            for n, p in zip(names, parts[1:])
+        }
         return kind, parse_ids(kind, raw)
     except BeaconFieldError:
         raise BeaconFieldError(field, key, expected) from None
@@ -228,17 +239,19 @@ def _kind_of(obj: Mapping[str, Any], *, allow_none: bool = False) -> BeaconKind 
             return kind
     if allow_none:
         return None
-    raise BeaconFieldError("type", None, "ibeacon, eddystone or altbeacon (or uuid, namespace or "
-                                         "id1 to tell which)")
+    raise BeaconFieldError("type", None, "ibeacon, eddystone or altbeacon (or uuid, namespace or id1 to tell which)")
 
 
-def _number(obj: Mapping[str, Any], name: str, lo: float, hi: float, *,
-            required: bool = True) -> float | None:
+def _number(obj: Mapping[str, Any], name: str, lo: float, hi: float, *, required: bool = True) -> float | None:
     v = obj.get(name)
     if v is None and not required:
         return None
-    if (not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_))
-            or not math.isfinite(float(v)) or not lo <= float(v) <= hi):
+    if (
+        not isinstance(v, (int, float, np.integer, np.floating))
+        or isinstance(v, (bool, np.bool_))
+        or not math.isfinite(float(v))
+        or not lo <= float(v) <= hi
+    ):
         raise BeaconFieldError(name, v, f"a finite number in {lo:g}..{hi:g}")
     return float(v)
 
@@ -295,10 +308,17 @@ class Beacon:
         >>> b.to_dict()["id"], parse_beacon(b.to_dict()) == b
         ('ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:1:2', True)
         """
-        return {"id": self.id, "type": self.kind.value, **dict(zip(_FIELDS[self.kind], self.ids)),
-                "store_id": self.store_id, "lon": self.lon, "lat": self.lat, "floor": self.floor,
-                "measured_power_dbm": self.measured_power_dbm,
-                "path_loss_exponent": self.path_loss_exponent}
+        return {
+            "id": self.id,
+            "type": self.kind.value,
+            **dict(zip(_FIELDS[self.kind], self.ids)),
+            "store_id": self.store_id,
+            "lon": self.lon,
+            "lat": self.lat,
+            "floor": self.floor,
+            "measured_power_dbm": self.measured_power_dbm,
+            "path_loss_exponent": self.path_loss_exponent,
+        }
 
 
 def parse_beacon(obj: Any, known_stores: Collection[str] | None = None) -> Beacon:
@@ -381,7 +401,7 @@ class Region:
             return False
         if self.kind is None:
             return True
-        return beacon.kind is self.kind and beacon.ids[:len(self.prefix)] == self.prefix
+        return beacon.kind is self.kind and beacon.ids[: len(self.prefix)] == self.prefix
 
     def to_dict(self) -> dict[str, Any]:
         """Return the wire form; ``parse_region(r.to_dict()) == r``."""
@@ -432,16 +452,16 @@ class BeaconTable:
     member_ptr[i + 1]]`` (indices into ``region_id``).
     """
 
-    id: np.ndarray                   # object (str), shape (B,)
-    store_id: np.ndarray             # object (str)
-    lon: np.ndarray                  # float64 degrees
+    id: np.ndarray  # object (str), shape (B,)
+    store_id: np.ndarray  # object (str)
+    lon: np.ndarray  # float64 degrees
     lat: np.ndarray
-    floor: np.ndarray                # float64, NaN = none
-    measured_power_dbm: np.ndarray   # float64 at 1 m
-    path_loss_exponent: np.ndarray   # float64, NaN = monitor default
-    region_id: np.ndarray            # object (str), shape (R,)
-    member_ptr: np.ndarray           # int64, shape (B + 1,)
-    member_region: np.ndarray        # int64, shape (M,)
+    floor: np.ndarray  # float64, NaN = none
+    measured_power_dbm: np.ndarray  # float64 at 1 m
+    path_loss_exponent: np.ndarray  # float64, NaN = monitor default
+    region_id: np.ndarray  # object (str), shape (R,)
+    member_ptr: np.ndarray  # int64, shape (B + 1,)
+    member_region: np.ndarray  # int64, shape (M,)
     _index: pd.Index = field(repr=False)
 
     def __len__(self) -> int:
@@ -468,8 +488,7 @@ def _membership(beacons: list[Beacon], regions: list[Region]) -> tuple[np.ndarra
     b_n = len(beacons)
     kind = np.array([b.kind.value for b in beacons], dtype=object)
     store = np.array([b.store_id for b in beacons], dtype=object)
-    cols = [np.array([b.ids[i] if i < len(b.ids) else None for b in beacons], dtype=object)
-            for i in range(3)]
+    cols = [np.array([b.ids[i] if i < len(b.ids) else None for b in beacons], dtype=object) for i in range(3)]
     pairs_b, pairs_r = [], []
     for r_i, region in enumerate(regions):  # one pass per region, vectorized over beacons
         mask = np.ones(b_n, bool)
@@ -551,8 +570,7 @@ class BeaconRegistry:
         errors, seen = [], set()
         for i, b in enumerate(beacons):
             if b.id in seen or (not replace and b.id in self._beacons):
-                errors.append(RecordError("id", b.id, "an id not already registered", index=i,
-                                          beacon_id=b.id))
+                errors.append(RecordError("id", b.id, "an id not already registered", index=i, beacon_id=b.id))
             seen.add(b.id)
         if errors:
             raise InvalidBeacons(errors)
@@ -623,11 +641,18 @@ class BeaconRegistry:
                 return np.array([np.nan if get(b) is None else get(b) for b in bs], np.float64)
 
             self._table = BeaconTable(
-                ids, np.array([b.store_id for b in bs], dtype=object), col(lambda b: b.lon),
-                col(lambda b: b.lat), col(lambda b: b.floor), col(lambda b: b.measured_power_dbm),
+                ids,
+                np.array([b.store_id for b in bs], dtype=object),
+                col(lambda b: b.lon),
+                col(lambda b: b.lat),
+                col(lambda b: b.floor),
+                col(lambda b: b.measured_power_dbm),
                 col(lambda b: b.path_loss_exponent),
-                np.array([r.id for r in regions], dtype=object), ptr, member_region,
-                pd.Index(ids, dtype=object))
+                np.array([r.id for r in regions], dtype=object),
+                ptr,
+                member_region,
+                pd.Index(ids, dtype=object),
+            )
         return self._table
 
     def lookup(self, keys: Any) -> np.ndarray:

@@ -47,10 +47,10 @@ class SightingBatch:
     does not validate.
     """
 
-    device_id: np.ndarray     # object (str), shape (n,)
-    ts: np.ndarray            # float64 epoch seconds
-    beacon_id: np.ndarray     # object (str), canonical keys
-    rssi_dbm: np.ndarray      # float64
+    device_id: np.ndarray  # object (str), shape (n,)
+    ts: np.ndarray  # float64 epoch seconds
+    beacon_id: np.ndarray  # object (str), canonical keys
+    rssi_dbm: np.ndarray  # float64
     tx_power_dbm: np.ndarray  # float64 at 1 m, NaN = not reported
     unidentified: int = 0
 
@@ -59,13 +59,18 @@ class SightingBatch:
 
     def take(self, idx: Any) -> SightingBatch:
         """Return the sightings at `idx` (``unidentified`` kept)."""
-        return SightingBatch(self.device_id[idx], self.ts[idx], self.beacon_id[idx],
-                             self.rssi_dbm[idx], self.tx_power_dbm[idx], self.unidentified)
+        return SightingBatch(
+            self.device_id[idx],
+            self.ts[idx],
+            self.beacon_id[idx],
+            self.rssi_dbm[idx],
+            self.tx_power_dbm[idx],
+            self.unidentified,
+        )
 
     @classmethod
     def empty(cls) -> SightingBatch:
-        return cls(np.empty(0, object), np.empty(0), np.empty(0, object), np.empty(0),
-                   np.empty(0))
+        return cls(np.empty(0, object), np.empty(0), np.empty(0, object), np.empty(0), np.empty(0))
 
     @classmethod
     def concat(cls, batches: Iterable[SightingBatch]) -> SightingBatch:
@@ -74,13 +79,14 @@ class SightingBatch:
             return cls.empty()
         device_id, ts, beacon_id, rssi_dbm, tx_power_dbm = (
             np.concatenate([getattr(b, f) for b in batches])
-            for f in ("device_id", "ts", "beacon_id", "rssi_dbm", "tx_power_dbm"))
-        return cls(device_id, ts, beacon_id, rssi_dbm, tx_power_dbm,
-                   unidentified=sum(b.unidentified for b in batches))
+            for f in ("device_id", "ts", "beacon_id", "rssi_dbm", "tx_power_dbm")
+        )
+        return cls(device_id, ts, beacon_id, rssi_dbm, tx_power_dbm, unidentified=sum(b.unidentified for b in batches))
 
     @classmethod
-    def from_columns(cls, device_id: Any, ts: Any, beacon_id: Any, rssi_dbm: Any,
-                     tx_power_dbm: Any = None, *, first_index: int = 0) -> SightingBatch:
+    def from_columns(
+        cls, device_id: Any, ts: Any, beacon_id: Any, rssi_dbm: Any, tx_power_dbm: Any = None, *, first_index: int = 0
+    ) -> SightingBatch:
         """Validate columns (vectorized) and return a batch.
 
         Parameters
@@ -118,23 +124,31 @@ class SightingBatch:
         errors: list[RecordError] = []
         t = _floats("ts", ts, n, errors, first_index)
         rssi = _floats("rssi_dbm", rssi_dbm, n, errors, first_index)
-        tx = (np.full(n, np.nan) if tx_power_dbm is None
-              else _floats("tx_power_dbm", tx_power_dbm, n, errors, first_index))
+        tx = (
+            np.full(n, np.nan)
+            if tx_power_dbm is None
+            else _floats("tx_power_dbm", tx_power_dbm, n, errors, first_index)
+        )
         keys = np.asarray(beacon_id, dtype=object)
         if keys.shape != (n,):
             errors.append(RecordError("beacon_id", keys.shape, f"{n} values", index=first_index))
         if not errors:
             _flag(errors, "ts", t, ~np.isfinite(t), "finite epoch seconds", first_index)
             lo, hi = RSSI_RANGE_DBM
-            _flag(errors, "rssi_dbm", rssi, ~((rssi >= lo) & (rssi <= hi)),
-                  f"a number in {lo:g}..{hi:g}", first_index)
+            _flag(errors, "rssi_dbm", rssi, ~((rssi >= lo) & (rssi <= hi)), f"a number in {lo:g}..{hi:g}", first_index)
             lo, hi = _TX_RANGE_DBM
-            _flag(errors, "tx_power_dbm", tx, ~(np.isnan(tx) | ((tx >= lo) & (tx <= hi))),
-                  f"a number in {lo:g}..{hi:g} or absent", first_index)
-            bad = np.fromiter((not (isinstance(d, str) and 0 < len(d) <= _MAX_DEVICE_ID)
-                               for d in dev), bool, n)
-            _flag(errors, "device_id", dev, bad,
-                  f"a non-empty string of at most {_MAX_DEVICE_ID} characters", first_index)
+            _flag(
+                errors,
+                "tx_power_dbm",
+                tx,
+                ~(np.isnan(tx) | ((tx >= lo) & (tx <= hi))),
+                f"a number in {lo:g}..{hi:g} or absent",
+                first_index,
+            )
+            bad = np.fromiter((not (isinstance(d, str) and 0 < len(d) <= _MAX_DEVICE_ID) for d in dev), bool, n)
+            _flag(
+                errors, "device_id", dev, bad, f"a non-empty string of at most {_MAX_DEVICE_ID} characters", first_index
+            )
             bad = np.fromiter((not isinstance(k, str) for k in keys), bool, n)
             _flag(errors, "beacon_id", keys, bad, "a canonical beacon key", first_index)
         if errors:
@@ -192,13 +206,17 @@ class SightingBatch:
             tx.append(frame_tx if p is None else p)
         if errors:
             raise InvalidSightings(errors)
-        return cls(np.array(dev, dtype=object), np.array(ts, np.float64),
-                   np.array(keys, dtype=object), np.array(rssi, np.float64),
-                   np.array(tx, np.float64), unidentified)
+        return cls(
+            np.array(dev, dtype=object),
+            np.array(ts, np.float64),
+            np.array(keys, dtype=object),
+            np.array(rssi, np.float64),
+            np.array(tx, np.float64),
+            unidentified,
+        )
 
 
-def _beacon_of(rec: Mapping[str, Any], cache: dict[Any, tuple[str | None, float]]) -> tuple[
-        str | None, float]:
+def _beacon_of(rec: Mapping[str, Any], cache: dict[Any, tuple[str | None, float]]) -> tuple[str | None, float]:
     """Return (canonical key or None if the frame names no beacon, frame tx power at 1 m)."""
     raw = rec.get("raw")
     if raw is not None:
@@ -215,8 +233,7 @@ def _beacon_of(rec: Mapping[str, Any], cache: dict[Any, tuple[str | None, float]
         if ck is not None:
             cache[ck] = out
         return out
-    fields = ("beacon_id", "type", "kind", "uuid", "major", "minor", "namespace", "instance",
-              "id1", "id2", "id3")
+    fields = ("beacon_id", "type", "kind", "uuid", "major", "minor", "namespace", "instance", "id1", "id2", "id3")
     ck = tuple((v, type(v)) for v in (rec.get(f) for f in fields))
     try:
         hit = cache.get(ck)
@@ -247,8 +264,7 @@ def _frame_key(frame: Any) -> tuple[str | None, float]:
 
 def _device(v: Any) -> str:
     if not isinstance(v, str) or not 0 < len(v) <= _MAX_DEVICE_ID:
-        raise BeaconFieldError("device_id", v,
-                               f"a non-empty string of at most {_MAX_DEVICE_ID} characters")
+        raise BeaconFieldError("device_id", v, f"a non-empty string of at most {_MAX_DEVICE_ID} characters")
     return v
 
 
@@ -256,12 +272,12 @@ def _ts(v: Any) -> float:
     try:
         return parse_ts(v)
     except ValueError as exc:
-        raise BeaconFieldError("ts", v,
-                               f"epoch seconds or ISO 8601 with an offset ({exc})") from None
+        raise BeaconFieldError("ts", v, f"epoch seconds or ISO 8601 with an offset ({exc})") from None
 
 
-def _num(rec: Mapping[str, Any], names: tuple[str, str], bounds: tuple[float, float], *,
-         required: bool) -> float | None:
+def _num(
+    rec: Mapping[str, Any], names: tuple[str, str], bounds: tuple[float, float], *, required: bool
+) -> float | None:
     name = names[0] if rec.get(names[0]) is not None or rec.get(names[1]) is None else names[1]
     v = rec.get(name)
     if v is None:
@@ -269,25 +285,24 @@ def _num(rec: Mapping[str, Any], names: tuple[str, str], bounds: tuple[float, fl
             raise BeaconFieldError(name, None, "present")
         return None
     lo, hi = bounds
-    if (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
-            or not lo <= v <= hi):
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi:
         raise BeaconFieldError(name, v, f"a number in {lo:g}..{hi:g}")
     return float(v)
 
 
-def _floats(name: str, values: Any, n: int, errors: list[RecordError],
-            first_index: int) -> np.ndarray:
+def _floats(name: str, values: Any, n: int, errors: list[RecordError], first_index: int) -> np.ndarray:
     arr = np.asarray(values)
     if arr.shape != (n,) or arr.dtype.kind not in "fiu":
-        errors.append(RecordError(name, getattr(arr, "dtype", None),
-                                  f"{n} numbers (got shape {arr.shape})", index=first_index))
+        errors.append(
+            RecordError(name, getattr(arr, "dtype", None), f"{n} numbers (got shape {arr.shape})", index=first_index)
+        )
         return np.full(n, np.nan)
     return arr.astype(np.float64, copy=False)
 
 
-def _flag(errors: list[RecordError], name: str, values: np.ndarray, bad: np.ndarray,
-          expected: str, first_index: int) -> None:
+def _flag(
+    errors: list[RecordError], name: str, values: np.ndarray, bad: np.ndarray, expected: str, first_index: int
+) -> None:
     for i in np.flatnonzero(bad)[:_MAX_ERRORS]:
         v = values[i]
-        errors.append(RecordError(name, v.item() if hasattr(v, "item") else v, expected,
-                                  index=int(i) + first_index))
+        errors.append(RecordError(name, v.item() if hasattr(v, "item") else v, expected, index=int(i) + first_index))

@@ -23,7 +23,12 @@ from numpy.typing import ArrayLike, NDArray
 from beacons.errors import BeaconFieldError
 
 __all__ = [
-    "EmaConfig", "EmaState", "KalmanConfig", "KalmanState", "apply_readings", "ema_step",
+    "EmaConfig",
+    "EmaState",
+    "KalmanConfig",
+    "KalmanState",
+    "apply_readings",
+    "ema_step",
     "kalman_step",
 ]
 
@@ -47,11 +52,9 @@ class KalmanConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.process_noise_db2_per_s < np.inf:
-            raise BeaconFieldError("process_noise_db2_per_s", self.process_noise_db2_per_s,
-                                   "a finite number >= 0")
+            raise BeaconFieldError("process_noise_db2_per_s", self.process_noise_db2_per_s, "a finite number >= 0")
         if not 0.0 < self.measurement_noise_db2 < np.inf:
-            raise BeaconFieldError("measurement_noise_db2", self.measurement_noise_db2,
-                                   "a finite number > 0")
+            raise BeaconFieldError("measurement_noise_db2", self.measurement_noise_db2, "a finite number > 0")
 
 
 class KalmanState(NamedTuple):
@@ -100,8 +103,7 @@ class EmaState(NamedTuple):
         return cls(nan, nan.copy())
 
 
-def _readings(rssi_dbm: ArrayLike, ts_s: ArrayLike, shape: tuple[int, ...]) -> tuple[
-        F64, F64, NDArray[np.bool_]]:
+def _readings(rssi_dbm: ArrayLike, ts_s: ArrayLike, shape: tuple[int, ...]) -> tuple[F64, F64, NDArray[np.bool_]]:
     z = np.broadcast_to(np.asarray(rssi_dbm, dtype=np.float64), shape)
     t = np.broadcast_to(np.asarray(ts_s, dtype=np.float64), shape)
     has = ~np.isnan(z)
@@ -158,14 +160,10 @@ def kalman_step(
     fresh = has & np.isnan(x)
     x_new = np.where(fresh, z, x + gain * (z - x))
     p_new = np.where(fresh, r, (1.0 - gain) * p_pred)
-    return KalmanState(
-        np.where(has, x_new, x), np.where(has, p_new, p), np.where(has, np.fmax(last, t), last)
-    )
+    return KalmanState(np.where(has, x_new, x), np.where(has, p_new, p), np.where(has, np.fmax(last, t), last))
 
 
-def ema_step(
-    state: EmaState, rssi_dbm: ArrayLike, ts_s: ArrayLike, config: EmaConfig = EmaConfig()
-) -> EmaState:
+def ema_step(state: EmaState, rssi_dbm: ArrayLike, ts_s: ArrayLike, config: EmaConfig = EmaConfig()) -> EmaState:
     """Fold one reading per stream into a moving average (NaN = no reading).
 
     Examples
@@ -177,8 +175,7 @@ def ema_step(
     """
     x, last = (np.asarray(a, dtype=np.float64) for a in state)
     z, t, has = _readings(rssi_dbm, ts_s, x.shape)
-    weight = np.maximum(-np.expm1(-_elapsed_s(last, t) / config.time_constant_s),
-                        config.min_weight)
+    weight = np.maximum(-np.expm1(-_elapsed_s(last, t) / config.time_constant_s), config.min_weight)
     x_new = np.where(np.isnan(x), z, x + weight * (z - x))
     return EmaState(np.where(has, x_new, x), np.where(has, np.fmax(last, t), last))
 

@@ -25,19 +25,18 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import pandas as pd
 
-__all__ = ["MemoryMonitorStore", "MonitorStates", "MonitorStore", "PresenceStates",
-           "StreamStates"]
+__all__ = ["MemoryMonitorStore", "MonitorStates", "MonitorStore", "PresenceStates", "StreamStates"]
 
 
 @dataclass(slots=True)
 class StreamStates:
     """(device, beacon) stream rows as columns; NaN ``last_ts`` = no such stream."""
 
-    estimate_dbm: np.ndarray   # float64
-    variance_db2: np.ndarray   # float64 (NaN for filters without a variance)
-    last_ts: np.ndarray        # float64
-    zone: np.ndarray           # int8, beacons.Zone
-    session_ts: np.ndarray     # float64, ts the stream's current session began
+    estimate_dbm: np.ndarray  # float64
+    variance_db2: np.ndarray  # float64 (NaN for filters without a variance)
+    last_ts: np.ndarray  # float64
+    zone: np.ndarray  # int8, beacons.Zone
+    session_ts: np.ndarray  # float64, ts the stream's current session began
 
     @classmethod
     def empty(cls, n: int) -> StreamStates:
@@ -57,8 +56,8 @@ class PresenceStates:
     """(device, region, store) presence rows as columns; NaN ``last_heard_ts`` = not inside."""
 
     last_heard_ts: np.ndarray  # float64
-    enter_ts: np.ndarray       # float64
-    visit_id: np.ndarray       # uint64
+    enter_ts: np.ndarray  # float64
+    visit_id: np.ndarray  # uint64
 
     @classmethod
     def empty(cls, n: int) -> PresenceStates:
@@ -89,23 +88,32 @@ class MonitorStates:
     (2, [0, 0], [inf, inf])
     """
 
-    device_ids: np.ndarray      # object (str), shape (d,)
-    version: np.ndarray         # int64, shape (d,)
-    stream_dev: np.ndarray      # int64, shape (s,)
-    beacon_id: np.ndarray       # object (s,)
-    streams: StreamStates       # (s,)
-    presence_dev: np.ndarray    # int64, shape (p,)
-    region_id: np.ndarray       # object (p,)
-    store_id: np.ndarray        # object (p,)
-    presence: PresenceStates    # (p,)
+    device_ids: np.ndarray  # object (str), shape (d,)
+    version: np.ndarray  # int64, shape (d,)
+    stream_dev: np.ndarray  # int64, shape (s,)
+    beacon_id: np.ndarray  # object (s,)
+    streams: StreamStates  # (s,)
+    presence_dev: np.ndarray  # int64, shape (p,)
+    region_id: np.ndarray  # object (p,)
+    store_id: np.ndarray  # object (p,)
+    presence: PresenceStates  # (p,)
 
     @classmethod
     def unknown(cls, device_ids: np.ndarray) -> MonitorStates:
         """States of devices never seen: version 0, no rows."""
         ids = np.asarray(device_ids, dtype=object)
         e = np.empty(0, np.int64)
-        return cls(ids, np.zeros(len(ids), np.int64), e, np.empty(0, object), StreamStates.empty(0),
-                   e.copy(), np.empty(0, object), np.empty(0, object), PresenceStates.empty(0))
+        return cls(
+            ids,
+            np.zeros(len(ids), np.int64),
+            e,
+            np.empty(0, object),
+            StreamStates.empty(0),
+            e.copy(),
+            np.empty(0, object),
+            np.empty(0, object),
+            PresenceStates.empty(0),
+        )
 
     def __len__(self) -> int:
         return len(self.device_ids)
@@ -117,21 +125,35 @@ class MonitorStates:
         remap[rows] = np.arange(len(rows))
         s = np.flatnonzero(remap[self.stream_dev] >= 0)
         p = np.flatnonzero(remap[self.presence_dev] >= 0)
-        return MonitorStates(self.device_ids[rows], self.version[rows], remap[self.stream_dev[s]],
-                             self.beacon_id[s], self.streams.take(s), remap[self.presence_dev[p]],
-                             self.region_id[p], self.store_id[p], self.presence.take(p))
+        return MonitorStates(
+            self.device_ids[rows],
+            self.version[rows],
+            remap[self.stream_dev[s]],
+            self.beacon_id[s],
+            self.streams.take(s),
+            remap[self.presence_dev[p]],
+            self.region_id[p],
+            self.store_id[p],
+            self.presence.take(p),
+        )
 
     def keep_rows(self, streams: np.ndarray, presence: np.ndarray) -> MonitorStates:
         """Return these states with only the stream and presence rows selected (bool masks)."""
-        return MonitorStates(self.device_ids, self.version, self.stream_dev[streams],
-                             self.beacon_id[streams], self.streams.take(streams),
-                             self.presence_dev[presence], self.region_id[presence],
-                             self.store_id[presence], self.presence.take(presence))
+        return MonitorStates(
+            self.device_ids,
+            self.version,
+            self.stream_dev[streams],
+            self.beacon_id[streams],
+            self.streams.take(streams),
+            self.presence_dev[presence],
+            self.region_id[presence],
+            self.store_id[presence],
+            self.presence.take(presence),
+        )
 
     def live(self) -> MonitorStates:
         """Return these states without dead rows (NaN ``last_ts`` / ``last_heard_ts``)."""
-        return self.keep_rows(~np.isnan(self.streams.last_ts),
-                              ~np.isnan(self.presence.last_heard_ts))
+        return self.keep_rows(~np.isnan(self.streams.last_ts), ~np.isnan(self.presence.last_heard_ts))
 
     def silence_ts(self) -> np.ndarray:
         """Per device, the earliest last-heard ts over its rows (inf for a device without
@@ -198,8 +220,8 @@ class _Keyed(Generic[_Rows]):
 
     def __init__(self, empty: type[_Rows]) -> None:
         self._empty: type[_Rows] = empty
-        self.keys = np.empty(0, np.int64)      # sorted
-        self.rows: _Rows = empty.empty(0)      # parallel to keys
+        self.keys = np.empty(0, np.int64)  # sorted
+        self.rows: _Rows = empty.empty(0)  # parallel to keys
 
     def ranges(self, devices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (position, index into ``devices``) of every row of these device codes."""
@@ -207,8 +229,7 @@ class _Keyed(Generic[_Rows]):
         hi = np.searchsorted(self.keys, (devices + 1) << _SHIFT)
         count = hi - lo
         owner = np.repeat(np.arange(len(devices)), count)
-        pos = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + \
-            np.repeat(lo, count)
+        pos = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
         return pos, owner
 
     def replace(self, drop: np.ndarray, keys: np.ndarray, rows: _Rows) -> None:
@@ -248,7 +269,7 @@ class MemoryMonitorStore:
     def clear(self) -> None:
         self._devices = _Interner()
         self._beacons = _Interner()
-        self._units = _Interner()           # "region\x1fstore"
+        self._units = _Interner()  # "region\x1fstore"
         self._unit_region = np.empty(0, object)
         self._unit_store = np.empty(0, object)
         self._version = np.zeros(0, np.int64)
@@ -286,7 +307,7 @@ class MemoryMonitorStore:
         d = self._devices.codes(states.device_ids, add=True)
         if len(self._version) < len(self._devices.values):
             grown = np.zeros(max(len(self._devices.values), 2 * len(self._version)), np.int64)
-            grown[:len(self._version)] = self._version
+            grown[: len(self._version)] = self._version
             self._version = grown
         ok = self._version[d] == states.version
         rows = np.flatnonzero(ok)
@@ -296,19 +317,14 @@ class MemoryMonitorStore:
         st = states.select(rows).live()
         dev = d[rows]
         b = self._beacons.codes(st.beacon_id, add=True)
-        self._streams.replace(self._streams.ranges(dev)[0], (dev[st.stream_dev] << _SHIFT) | b,
-                              st.streams)
-        pair = np.asarray(st.region_id, dtype=object) + "\x1f" + \
-            np.asarray(st.store_id, dtype=object)
+        self._streams.replace(self._streams.ranges(dev)[0], (dev[st.stream_dev] << _SHIFT) | b, st.streams)
+        pair = np.asarray(st.region_id, dtype=object) + "\x1f" + np.asarray(st.store_id, dtype=object)
         u = self._units.codes(pair, add=True)
-        if len(self._unit_region) < len(self._units.values):   # split new units once
-            split = [v.split("\x1f", 1) for v in self._units.values[len(self._unit_region):]]
-            self._unit_region = np.concatenate([self._unit_region,
-                                                np.array([a for a, _ in split], dtype=object)])
-            self._unit_store = np.concatenate([self._unit_store,
-                                               np.array([b for _, b in split], dtype=object)])
-        self._presence.replace(self._presence.ranges(dev)[0],
-                               (dev[st.presence_dev] << _SHIFT) | u, st.presence)
+        if len(self._unit_region) < len(self._units.values):  # split new units once
+            split = [v.split("\x1f", 1) for v in self._units.values[len(self._unit_region) :]]
+            self._unit_region = np.concatenate([self._unit_region, np.array([a for a, _ in split], dtype=object)])
+            self._unit_store = np.concatenate([self._unit_store, np.array([b for _, b in split], dtype=object)])
+        self._presence.replace(self._presence.ranges(dev)[0], (dev[st.presence_dev] << _SHIFT) | u, st.presence)
         return ok
 
     def due(self, heard_before_ts: float, limit: int | None = None) -> np.ndarray:

@@ -35,23 +35,35 @@ _GEOD = Geod(ellps="WGS84")
 
 def _lonlat(east_m: np.ndarray, north_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     az = np.degrees(np.arctan2(east_m, north_m))
-    lon, lat, _ = _GEOD.fwd(np.full(east_m.shape, ORIGIN[0]), np.full(east_m.shape, ORIGIN[1]),
-                            az, np.hypot(east_m, north_m))
+    lon, lat, _ = _GEOD.fwd(
+        np.full(east_m.shape, ORIGIN[0]), np.full(east_m.shape, ORIGIN[1]), az, np.hypot(east_m, north_m)
+    )
     return np.asarray(lon), np.asarray(lat)
 
 
-def build(n_beacons: int = 200, n_devices: int = 5000, n_sightings: int = 1_000_000,
-          hear: int = 6, seed: int = 7):
+def build(n_beacons: int = 200, n_devices: int = 5000, n_sightings: int = 1_000_000, hear: int = 6, seed: int = 7):
     """Return (registry, SightingBatch in ts order)."""
     rng = np.random.default_rng(seed)
     bx = rng.uniform(0, 60, n_beacons)
     by = rng.uniform(0, 40, n_beacons)
     blon, blat = _lonlat(bx, by)
-    beacons = [parse_beacon({"uuid": UUID, "major": 1 + i // 50, "minor": i, "store_id": "mall",
-                             "lon": float(blon[i]), "lat": float(blat[i]),
-                             "measured_power_dbm": -59.0}) for i in range(n_beacons)]
+    beacons = [
+        parse_beacon(
+            {
+                "uuid": UUID,
+                "major": 1 + i // 50,
+                "minor": i,
+                "store_id": "mall",
+                "lon": float(blon[i]),
+                "lat": float(blat[i]),
+                "measured_power_dbm": -59.0,
+            }
+        )
+        for i in range(n_beacons)
+    ]
     regions = [Region("brand", BeaconKind.IBEACON, (UUID,))] + [
-        Region(f"dept-{m}", BeaconKind.IBEACON, (UUID, m)) for m in range(1, 5)]
+        Region(f"dept-{m}", BeaconKind.IBEACON, (UUID, m)) for m in range(1, 5)
+    ]
     registry = BeaconRegistry(beacons, regions)
 
     # Each device visits for 2 minutes somewhere in a 15-minute window and reports scans of its
@@ -72,20 +84,20 @@ def build(n_beacons: int = 200, n_devices: int = 5000, n_sightings: int = 1_000_
         near[sl] = np.argpartition(d, hear, axis=1)[:, :hear]
         dist2[sl] = np.take_along_axis(d, near[sl], axis=1)
     dist = dist2.ravel()
-    rssi = np.clip(-59 - 20 * np.log10(np.maximum(dist, 0.1)) + rng.normal(0, 4, dist.shape),
-                   -120, -1)
+    rssi = np.clip(-59 - 20 * np.log10(np.maximum(dist, 0.1)) + rng.normal(0, 4, dist.shape), -120, -1)
     ids = np.array([b.id for b in beacons], dtype=object)
     devices = np.array([f"phone-{i:05d}" for i in range(n_devices)], dtype=object)
-    batch = SightingBatch.from_columns(np.repeat(devices[dev], hear), 1.7e9 + np.repeat(t, hear),
-                                       ids[near.ravel()], rssi)
+    batch = SightingBatch.from_columns(
+        np.repeat(devices[dev], hear), 1.7e9 + np.repeat(t, hear), ids[near.ravel()], rssi
+    )
     return registry, batch
 
 
-def run(registry, sightings, batch_size: int, positions: bool,
-        redis_url: str | None = None) -> tuple[float, int, int]:
+def run(registry, sightings, batch_size: int, positions: bool, redis_url: str | None = None) -> tuple[float, int, int]:
     store = None
     if redis_url:
         from proximity.storage.redis_beacons import RedisMonitorStore
+
         store = RedisMonitorStore(redis_url, prefix=f"bench:{uuid.uuid4().hex[:12]}:")
     monitor = BeaconMonitor(registry, MonitorConfig(positions=positions), store)
     n = len(sightings)
@@ -109,17 +121,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--devices", type=int, default=5000)
     ap.add_argument("--beacons", type=int, default=200)
-    ap.add_argument("--redis-url", default=None,
-                    help="keep the monitor state in this Redis (default: in memory)")
+    ap.add_argument("--redis-url", default=None, help="keep the monitor state in this Redis (default: in memory)")
     a = ap.parse_args()
     registry, sightings = build(a.beacons, a.devices, a.sightings)
-    print(f"{len(sightings):,} sightings, {a.devices:,} devices, {a.beacons} beacons, "
-          f"batches of {a.batch:,}, state in {'Redis' if a.redis_url else 'memory'}")
+    print(
+        f"{len(sightings):,} sightings, {a.devices:,} devices, {a.beacons} beacons, "
+        f"batches of {a.batch:,}, state in {'Redis' if a.redis_url else 'memory'}"
+    )
     for positions in (False, True):
         dt, events, pings = run(registry, sightings, a.batch, positions, a.redis_url)
         label = "with positions   " if positions else "smoothing + zones"
-        print(f"{label}: {len(sightings) / dt:>10,.0f} sightings/s  ({dt:.2f} s, "
-              f"{events:,} events, {pings:,} indoor pings)")
+        print(
+            f"{label}: {len(sightings) / dt:>10,.0f} sightings/s  ({dt:.2f} s, "
+            f"{events:,} events, {pings:,} indoor pings)"
+        )
 
 
 if __name__ == "__main__":

@@ -66,9 +66,14 @@ def campaign_docs(n: int, fence_ids: list[str], t0: float, seed: int, n_tags: in
             trig["geofence_ids"] = [str(x) for x in rng.choice(fence_ids, int(rng.integers(1, 6)), replace=False)]
         else:
             trig["geofence_tags"] = [f"t{int(rng.integers(n_tags)):03d}"]
-        d: dict = {"id": f"camp-{i:05d}", "name": f"Campaign {i}", "status": "active",
-                   "priority": int(rng.integers(0, 100)), "triggers": [trig],
-                   "offer": {"title": "Offer", "body": "Show this at the till"}}
+        d: dict = {
+            "id": f"camp-{i:05d}",
+            "name": f"Campaign {i}",
+            "status": "active",
+            "priority": int(rng.integers(0, 100)),
+            "triggers": [trig],
+            "offer": {"title": "Offer", "body": "Show this at the till"},
+        }
         roll = rng.random()
         if roll < 0.3:
             d["offer"]["coupon"] = {"mode": "shared", "code": f"CODE{i}"}
@@ -80,8 +85,9 @@ def campaign_docs(n: int, fence_ids: list[str], t0: float, seed: int, n_tags: in
             sched["start"] = iso(t0 - 30 * 86400)
             sched["end"] = iso(t0 - 86400 if over else t0 + 30 * 86400)
         if rng.random() < 0.4:
-            sched["days"] = sorted(set(rng.choice(_DAYS, int(rng.integers(3, 8)), replace=True).tolist()),
-                                   key=_DAYS.index)
+            sched["days"] = sorted(
+                set(rng.choice(_DAYS, int(rng.integers(3, 8)), replace=True).tolist()), key=_DAYS.index
+            )
             a = int(rng.integers(6, 14))
             sched["hours"] = [f"{a:02d}:00-{a + int(rng.integers(2, 10)):02d}:00"]
         d["schedule"] = sched
@@ -126,8 +132,20 @@ def run(index, parts, cset, counters, profiles, fraud: bool) -> tuple[float, flo
         t = time.perf_counter()
         if gate is not None:
             gate.observe(b.device_id, b.ts, b.lon, b.lat)
-        d = decide(cset, counters, ev.device_id, ev.kind, ev.fence_id, ev.region_id, ev.zone, ev.ts, ev.visit_id,
-                   profiles=profiles, fraud=gate, config=DecisionConfig(max_offers_per_device_per_day=3))
+        d = decide(
+            cset,
+            counters,
+            ev.device_id,
+            ev.kind,
+            ev.fence_id,
+            ev.region_id,
+            ev.zone,
+            ev.ts,
+            ev.visit_id,
+            profiles=profiles,
+            fraud=gate,
+            config=DecisionConfig(max_offers_per_device_per_day=3),
+        )
         rules += time.perf_counter() - t
         for k, v in d.counts().items():
             counts[k] = counts.get(k, 0) + v
@@ -156,13 +174,20 @@ def main(argv=None) -> int:
     parts = batches(w, args.batch)
     n = len(w)
     profiles = profiles_for(np.unique(w.device_id), args.seed)
-    print(f"workload: {args.fences:,} fences, {args.devices:,} devices, {n:,} pings in {args.batch:,}-ping "
-          f"batches (seed {args.seed}); built in {time.perf_counter() - t:.1f} s", flush=True)
-    run(index, parts, None, None, profiles, False)                  # warm up (allocator, caches)
-    base, _, n_events, _ = min((run(index, parts, None, None, profiles, False) for _ in range(args.repeat)),
-                               key=lambda r: r[0])
-    print(f"  engine alone (memory store)                {n / base:>12,.0f} pings/s  ({base:6.2f} s, "
-          f"{n_events:,} events)", flush=True)
+    print(
+        f"workload: {args.fences:,} fences, {args.devices:,} devices, {n:,} pings in {args.batch:,}-ping "
+        f"batches (seed {args.seed}); built in {time.perf_counter() - t:.1f} s",
+        flush=True,
+    )
+    run(index, parts, None, None, profiles, False)  # warm up (allocator, caches)
+    base, _, n_events, _ = min(
+        (run(index, parts, None, None, profiles, False) for _ in range(args.repeat)), key=lambda r: r[0]
+    )
+    print(
+        f"  engine alone (memory store)                {n / base:>12,.0f} pings/s  ({base:6.2f} s, "
+        f"{n_events:,} events)",
+        flush=True,
+    )
     ids = [f.id for f in fences]
     sets = {}
     for count in [int(x) for x in args.campaigns.split(",") if x]:
@@ -179,9 +204,12 @@ def main(argv=None) -> int:
         added = rules / (sec - rules)
         target = TARGETS.get(count)
         mark = "" if target is None else f"  [target <= {target:.0%}: {'met' if added <= target else 'MISSED'}]"
-        print(f"  engine + {count:>6,} campaigns (memory counters)  {n / sec:>12,.0f} pings/s  ({sec:6.2f} s)  "
-              f"rules {1e9 * rules / n:,.0f} ns/ping = {added:+.1%} of the engine in the same run "
-              f"(vs engine alone: {sec / base - 1:+.1%}){mark}; set built in {built:.2f} s", flush=True)
+        print(
+            f"  engine + {count:>6,} campaigns (memory counters)  {n / sec:>12,.0f} pings/s  ({sec:6.2f} s)  "
+            f"rules {1e9 * rules / n:,.0f} ns/ping = {added:+.1%} of the engine in the same run "
+            f"(vs engine alone: {sec / base - 1:+.1%}){mark}; set built in {built:.2f} s",
+            flush=True,
+        )
         print(f"      decisions: {counts}", flush=True)
 
     if not args.skip_redis:
@@ -190,7 +218,8 @@ def main(argv=None) -> int:
         url = args.redis_url or start_redis()
         for count in [int(x) for x in args.redis_campaigns.split(",") if x]:
             cset = sets.get(count) or CampaignSet(
-                [parse_campaign(d) for d in campaign_docs(count, ids, float(w.ts[0]), args.seed)], fences)
+                [parse_campaign(d) for d in campaign_docs(count, ids, float(w.ts[0]), args.seed)], fences
+            )
             best = None
             for _ in range(args.repeat):
                 store = RedisCounterStore(url, prefix=f"bench:{uuid.uuid4().hex}:")
@@ -202,9 +231,12 @@ def main(argv=None) -> int:
                 best = r if best is None or r[0] < best[0] else best
             sec, rules = best[0], best[1]
             rate = n / sec
-            print(f"  engine + {count:>6,} campaigns (Redis counters)   {rate:>12,.0f} pings/s  ({sec:6.2f} s)  "
-                  f"rules {1e9 * rules / n:,.0f} ns/ping = {rules / (sec - rules):+.1%}  [target >= {TARGETS['redis']:,}: "
-                  f"{'met' if rate >= TARGETS['redis'] else 'MISSED'}]", flush=True)
+            print(
+                f"  engine + {count:>6,} campaigns (Redis counters)   {rate:>12,.0f} pings/s  ({sec:6.2f} s)  "
+                f"rules {1e9 * rules / n:,.0f} ns/ping = {rules / (sec - rules):+.1%}  [target >= {TARGETS['redis']:,}: "
+                f"{'met' if rate >= TARGETS['redis'] else 'MISSED'}]",
+                flush=True,
+            )
     return 0
 
 

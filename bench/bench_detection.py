@@ -41,31 +41,48 @@ def main(argv=None) -> None:
     ap.add_argument("--interval", type=float, nargs="*", default=[10.0, 30.0, 60.0])
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
-    print("| scenario | GPS sigma m | ping s | detector | visit F1 | P | R | enter delay med / p95 s | "
-          "exit delay med / p95 s | fragmentation | false next door | false pass-by | flaps /100 dev-h | "
-          "beacon visit F1 | beacon enter delay med s |")
+    print(
+        "| scenario | GPS sigma m | ping s | detector | visit F1 | P | R | enter delay med / p95 s | "
+        "exit delay med / p95 s | fragmentation | false next door | false pass-by | flaps /100 dev-h | "
+        "beacon visit F1 | beacon enter delay med s |"
+    )
     print("|" + "---|" * 15)
     t_all = time.perf_counter()
     for name in args.scenarios:
         base = load_scenario(name)
         for sigma in args.noise:
             for interval in args.interval:
-                sc = with_overrides(base, **{"phones.gps.sigma_m": sigma, "phones.ping_interval_s": interval,
-                                             "shoppers.count": min(args.shoppers, base["shoppers"]["count"])})
+                sc = with_overrides(
+                    base,
+                    **{
+                        "phones.gps.sigma_m": sigma,
+                        "phones.ping_interval_s": interval,
+                        "shoppers.count": min(args.shoppers, base["shoppers"]["count"]),
+                    },
+                )
                 tr = generate(sc, args.seed)
                 runs = [("engine", replay_engine(tr, beacons=False, batch_s=60.0), ("geofence",))]
                 if len(tr.beacons):
-                    runs.append(("engine+ble", replay_engine(tr, beacons=True, batch_s=60.0, positions=False), ("geofence", "beacon")))
+                    runs.append(
+                        (
+                            "engine+ble",
+                            replay_engine(tr, beacons=True, batch_s=60.0, positions=False),
+                            ("geofence", "beacon"),
+                        )
+                    )
                 runs.append(("majority", majority_vote(tr), ("geofence",)))
                 for det, ev, fams in runs:
                     s = score_traffic(tr, ev, families=fams)
                     v, b = s["visits"]["geofence"], s["visits"].get("beacon")
-                    print(f"| {name} | {sigma:g} | {interval:g} | {det} | {_f(v['f1'])} | {_f(v['precision'])} | "
-                          f"{_f(v['recall'])} | {_f(v['enter_delay_median_s'])} / {_f(v['enter_delay_p95_s'])} | "
-                          f"{_f(v['exit_delay_median_s'])} / {_f(v['exit_delay_p95_s'])} | {_f(v['fragmentation'])} | "
-                          f"{v['false_visits']['next_door']} | {v['false_visits']['pass_by']} | "
-                          f"{_f(v['flaps_per_100_device_h'])} | {_f(b['f1']) if b else '-'} | "
-                          f"{_f(b['enter_delay_median_s']) if b else '-'} |", flush=True)
+                    print(
+                        f"| {name} | {sigma:g} | {interval:g} | {det} | {_f(v['f1'])} | {_f(v['precision'])} | "
+                        f"{_f(v['recall'])} | {_f(v['enter_delay_median_s'])} / {_f(v['enter_delay_p95_s'])} | "
+                        f"{_f(v['exit_delay_median_s'])} / {_f(v['exit_delay_p95_s'])} | {_f(v['fragmentation'])} | "
+                        f"{v['false_visits']['next_door']} | {v['false_visits']['pass_by']} | "
+                        f"{_f(v['flaps_per_100_device_h'])} | {_f(b['f1']) if b else '-'} | "
+                        f"{_f(b['enter_delay_median_s']) if b else '-'} |",
+                        flush=True,
+                    )
     print(f"\n{time.perf_counter() - t_all:.0f} s")
 
 

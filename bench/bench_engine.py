@@ -40,13 +40,16 @@ def batches(w: Workload, size: int) -> list[PingBatch]:
     out = []
     for a in range(0, len(w), size):
         s = slice(a, a + size)
-        out.append(PingBatch.from_columns(w.device_id[s], w.ts[s], w.lon[s], w.lat[s],
-                                          None if w.accuracy_m is None else w.accuracy_m[s]))
+        out.append(
+            PingBatch.from_columns(
+                w.device_id[s], w.ts[s], w.lon[s], w.lat[s], None if w.accuracy_m is None else w.accuracy_m[s]
+            )
+        )
     return out
 
 
 def time_match(index: FenceIndex, parts: list[PingBatch]) -> float:
-    index.match(parts[0].lon[:10], parts[0].lat[:10], parts[0].accuracy_m[:10])      # builds the grid
+    index.match(parts[0].lon[:10], parts[0].lat[:10], parts[0].accuracy_m[:10])  # builds the grid
     start = time.perf_counter()
     for b in parts:
         index.match(b.lon, b.lat, b.accuracy_m)
@@ -85,12 +88,22 @@ def best(repeat: int, run):
 
 def _exact(w: Workload, found) -> bool:
     names = np.array([""] + [str(EventKind(k)) for k in range(1, 4)], dtype=object)
-    ev = pd.DataFrame({"device_id": np.concatenate([e.device_id for e in found]),
-                       "geofence_id": np.concatenate([e.geofence_id for e in found]),
-                       "type": names[np.concatenate([e.kind for e in found]).astype(int)],
-                       "ts": np.concatenate([e.ts for e in found])})
-    tr = pd.DataFrame({"device_id": w.truth.device_id, "geofence_id": w.truth.geofence_id,
-                       "type": names[w.truth.kind.astype(int)], "ts": w.truth.ts})
+    ev = pd.DataFrame(
+        {
+            "device_id": np.concatenate([e.device_id for e in found]),
+            "geofence_id": np.concatenate([e.geofence_id for e in found]),
+            "type": names[np.concatenate([e.kind for e in found]).astype(int)],
+            "ts": np.concatenate([e.ts for e in found]),
+        }
+    )
+    tr = pd.DataFrame(
+        {
+            "device_id": w.truth.device_id,
+            "geofence_id": w.truth.geofence_id,
+            "type": names[w.truth.kind.astype(int)],
+            "ts": w.truth.ts,
+        }
+    )
     return score(ev, tr).exact
 
 
@@ -103,13 +116,17 @@ def start_redis() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def stop() -> None:
         proc.terminate()
         proc.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
+
     atexit.register(stop)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -127,7 +144,7 @@ def bytes_per_device(n_devices: int, n_fences: int, seed: int, per_device: int) 
     index = FenceIndex(w.fences)
     parts = batches(w, 100_000)
     engine = Engine(index, MemoryStore())
-    engine.ingest(parts[0])                     # warm caches (grid, settings) outside the trace
+    engine.ingest(parts[0])  # warm caches (grid, settings) outside the trace
     engine.store.clear()
     gc.collect()
     tracemalloc.start()
@@ -172,8 +189,12 @@ def main(argv=None) -> int:
     p.add_argument("--skip-redis", action="store_true")
     p.add_argument("--skip-scaling", action="store_true", help="skip the 1k vs 100k fences comparison")
     p.add_argument("--memory-devices", type=int, default=100_000, help="0 skips the memory measure")
-    p.add_argument("--memory-pings-per-device", type=int, default=20,
-                   help="pings per device of the memory population (enough to be inside stores)")
+    p.add_argument(
+        "--memory-pings-per-device",
+        type=int,
+        default=20,
+        help="pings per device of the memory population (enough to be inside stores)",
+    )
     p.add_argument("--repeat", type=int, default=2, help="report the best of N runs of each line (default 2)")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="print the N hottest functions")
     args = p.parse_args(argv)
@@ -181,8 +202,11 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     w = generate(args.fences, args.devices, args.pings, seed=args.seed)
     n = len(w)
-    print(f"workload: {args.fences:,} fences, {args.devices:,} devices, {n:,} pings (seed {args.seed}), "
-          f"{len(w.truth):,} truth events; generated in {time.perf_counter() - t:.1f} s", flush=True)
+    print(
+        f"workload: {args.fences:,} fences, {args.devices:,} devices, {n:,} pings (seed {args.seed}), "
+        f"{len(w.truth):,} truth events; generated in {time.perf_counter() - t:.1f} s",
+        flush=True,
+    )
     t = time.perf_counter()
     index = FenceIndex(w.fences)
     print(f"  fence index built in {time.perf_counter() - t:.2f} s", flush=True)
@@ -192,10 +216,12 @@ def main(argv=None) -> int:
     for label, parts in ((kb, big), (ks, small)):
         line(f"match only (FenceIndex.match), {label} batches", n, best(args.repeat, lambda: time_match(index, parts)))
     exact_points = [PingBatch(b.device_id, b.ts, b.lon, b.lat, np.full(len(b), np.nan)) for b in big]
-    line(f"match only, {kb} batches, no accuracy_m", n,
-         best(args.repeat, lambda: time_match(index, exact_points)))
-    for label, parts in ((f"{kb} batches", big), (f"{ks} batches", small),
-                         (f"{kb} batches, no accuracy_m", exact_points)):
+    line(f"match only, {kb} batches, no accuracy_m", n, best(args.repeat, lambda: time_match(index, exact_points)))
+    for label, parts in (
+        (f"{kb} batches", big),
+        (f"{ks} batches", small),
+        (f"{kb} batches, no accuracy_m", exact_points),
+    ):
         sec, ok = best(args.repeat, lambda: time_engine(w, index, parts, MemoryStore()))
         line(f"engine, memory store, {label}", n, sec, TARGETS["memory"], f"  exact: {ok}")
 
@@ -216,19 +242,29 @@ def main(argv=None) -> int:
             m = best(args.repeat, lambda: time_match(idx, parts))
             sec, ok = best(args.repeat, lambda: time_engine(ws, idx, parts, MemoryStore()))
             cost[nf] = (m / len(ws), sec / len(ws))
-            print(f"  {nf:>7,} fences: match {1e6 * cost[nf][0]:.3f} us/ping, engine {1e6 * cost[nf][1]:.3f} "
-                  f"us/ping (exact: {ok}; workload + index {built:.1f} s)", flush=True)
+            print(
+                f"  {nf:>7,} fences: match {1e6 * cost[nf][0]:.3f} us/ping, engine {1e6 * cost[nf][1]:.3f} "
+                f"us/ping (exact: {ok}; workload + index {built:.1f} s)",
+                flush=True,
+            )
         rm, re_ = cost[100_000][0] / cost[1_000][0], cost[100_000][1] / cost[1_000][1]
         verdict = "met" if re_ <= TARGETS["fence_ratio"] else "MISSED"
-        print(f"  100k vs 1k fences per-ping cost: engine {re_:.2f}x, match {rm:.2f}x  "
-              f"[target <= {TARGETS['fence_ratio']}x: {verdict}]", flush=True)
+        print(
+            f"  100k vs 1k fences per-ping cost: engine {re_:.2f}x, match {rm:.2f}x  "
+            f"[target <= {TARGETS['fence_ratio']}x: {verdict}]",
+            flush=True,
+        )
 
     if args.memory_devices:
-        per, devices, inside = bytes_per_device(args.memory_devices, args.fences, args.seed,
-                                                args.memory_pings_per_device)
+        per, devices, inside = bytes_per_device(
+            args.memory_devices, args.fences, args.seed, args.memory_pings_per_device
+        )
         verdict = "met" if per <= TARGETS["bytes_per_device"] else "MISSED"
-        print(f"  memory store: {per:,.0f} bytes/device over {devices:,} devices ({inside:,} inside a fence)  "
-              f"[target <= {TARGETS['bytes_per_device']}: {verdict}]", flush=True)
+        print(
+            f"  memory store: {per:,.0f} bytes/device over {devices:,} devices ({inside:,} inside a fence)  "
+            f"[target <= {TARGETS['bytes_per_device']}: {verdict}]",
+            flush=True,
+        )
 
     if args.profile:
         print(f"\nprofile: engine, memory store, {kb} batches, top {args.profile} by own time")

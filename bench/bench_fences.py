@@ -37,8 +37,7 @@ from geofences.formats import read_geojsonseq  # noqa: E402
 from proximity import Engine, MemoryStore  # noqa: E402
 from simulator.workload import generate  # noqa: E402
 
-TARGETS = {"rate_1m": 50_000, "load_10k_s": 0.3, "bytes_per_fence": 2048, "throughput_ratio": 0.6,
-           "change_ms": 10.0}
+TARGETS = {"rate_1m": 50_000, "load_10k_s": 0.3, "bytes_per_fence": 2048, "throughput_ratio": 0.6, "change_ms": 10.0}
 
 
 class Clock:
@@ -77,8 +76,10 @@ def load(n: int, seed: int) -> tuple[FenceIndex, list[Geofence]]:
         extra = f"  [target <= {TARGETS['load_10k_s']} s: {mark(total.cpu <= TARGETS['load_10k_s'])}]"
     if n >= 1_000_000:
         extra = f"  [target >= {TARGETS['rate_1m']:,}/s: {mark(rate >= TARGETS['rate_1m'])}]"
-    print(f"  load {n:>9,} fences: {total}  -> {n / total.wall:9,.0f} fences/s wall, {rate:9,.0f} /s cpu{extra}",
-          flush=True)
+    print(
+        f"  load {n:>9,} fences: {total}  -> {n / total.wall:9,.0f} fences/s wall, {rate:9,.0f} /s cpu{extra}",
+        flush=True,
+    )
     print(f"      json.loads {t_json}, parse_collection {t_parse}, FenceIndex + grid {t_index}", flush=True)
     return index, fences
 
@@ -96,13 +97,22 @@ def memory_child(path: str) -> None:
     rng = np.random.default_rng(1)
     pick = rng.integers(0, len(index), 100_000)
     c = index._slots.num[pick, :2] + rng.normal(0, 2e-4, (len(pick), 2))
-    index.match(c[:, 0], c[:, 1], np.full(len(pick), 5.0))     # prepared polygons get their indexes
+    index.match(c[:, 0], c[:, 1], np.full(len(pick), 5.0))  # prepared polygons get their indexes
     gc.collect()
     traced, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(json.dumps({"n": len(index), "rss": _rss() - rss0, "traced": traced, "traced_peak": peak,
-                      "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0,
-                      "arrays": index._slots.nbytes()}))
+    print(
+        json.dumps(
+            {
+                "n": len(index),
+                "rss": _rss() - rss0,
+                "traced": traced,
+                "traced_peak": peak,
+                "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0,
+                "arrays": index._slots.nbytes(),
+            }
+        )
+    )
 
 
 def _rss() -> int:
@@ -115,16 +125,20 @@ def memory(n: int, seed: int) -> None:
         for feat in fence_gen.features(n, seed):
             f.write("\x1e" + json.dumps(feat) + "\n")
     try:
-        out = subprocess.run([sys.executable, __file__, "--memory-child", f.name], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-child", f.name], capture_output=True, text=True, check=True
+        ).stdout
     finally:
         os.unlink(f.name)
     m = json.loads(out.strip().splitlines()[-1])
     per = m["rss"] / m["n"]
-    print(f"  memory at {m['n']:,} fences: {per:,.0f} B/fence RSS growth (GEOS included), "
-          f"{m['traced'] / m['n']:,.0f} B/fence traced Python+numpy, index arrays {m['arrays'] / m['n']:,.0f} B/fence; "
-          f"peak RSS growth {m['maxrss'] / m['n']:,.0f} B/fence  "
-          f"[target <= {TARGETS['bytes_per_fence']:,}: {mark(per <= TARGETS['bytes_per_fence'])}]", flush=True)
+    print(
+        f"  memory at {m['n']:,} fences: {per:,.0f} B/fence RSS growth (GEOS included), "
+        f"{m['traced'] / m['n']:,.0f} B/fence traced Python+numpy, index arrays {m['arrays'] / m['n']:,.0f} B/fence; "
+        f"peak RSS growth {m['maxrss'] / m['n']:,.0f} B/fence  "
+        f"[target <= {TARGETS['bytes_per_fence']:,}: {mark(per <= TARGETS['bytes_per_fence'])}]",
+        flush=True,
+    )
 
 
 def throughput(extra: list[Geofence], args) -> None:
@@ -151,11 +165,17 @@ def throughput(extra: list[Geofence], args) -> None:
             best_e = min(best_e, t.cpu)
             exact &= _exact(w, found)
         rates[label] = len(w) / best_e
-        print(f"  {label:>6} fences: match {len(w) / best_m:12,.0f} pings/s cpu, engine {len(w) / best_e:12,.0f} "
-              f"pings/s cpu  exact: {exact}", flush=True)
+        print(
+            f"  {label:>6} fences: match {len(w) / best_m:12,.0f} pings/s cpu, engine {len(w) / best_e:12,.0f} "
+            f"pings/s cpu  exact: {exact}",
+            flush=True,
+        )
     ratio = min(rates.values()) / rates["10k"]
-    print(f"  engine throughput 1M / 10k: {ratio:.2f}  [target >= {TARGETS['throughput_ratio']}: "
-          f"{mark(ratio >= TARGETS['throughput_ratio'])}]", flush=True)
+    print(
+        f"  engine throughput 1M / 10k: {ratio:.2f}  [target >= {TARGETS['throughput_ratio']}: "
+        f"{mark(ratio >= TARGETS['throughput_ratio'])}]",
+        flush=True,
+    )
     change(big, w, args)
 
 
@@ -188,9 +208,12 @@ def change(index: FenceIndex, w, args) -> None:
         puts.append(tc.wall)
         extra.append(tc.wall + t1.wall - np.median(base))
     ms = float(np.median(extra)) * 1000
-    print(f"  one fence change with {len(index):,} fences: put/remove {np.median(puts) * 1000:.2f} ms, "
-          f"change + next 10k batch minus a batch {ms:.2f} ms (median of 30; batch {np.median(base) * 1000:.1f} ms)"
-          f"  [target <= {TARGETS['change_ms']} ms: {mark(ms <= TARGETS['change_ms'])}]", flush=True)
+    print(
+        f"  one fence change with {len(index):,} fences: put/remove {np.median(puts) * 1000:.2f} ms, "
+        f"change + next 10k batch minus a batch {ms:.2f} ms (median of 30; batch {np.median(base) * 1000:.1f} ms)"
+        f"  [target <= {TARGETS['change_ms']} ms: {mark(ms <= TARGETS['change_ms'])}]",
+        flush=True,
+    )
     with Clock() as t:
         index.put_many([Geofence.circle(f"bulk-{i}", lon + 1e-4 * i, lat + 0.01, 10.0) for i in range(DELTA_LIMIT + 1)])
         index._current_grid()
@@ -216,17 +239,22 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"load from GeoJSON (seed {args.seed}); wall [cpu]:", flush=True)
     fences: list[Geofence] = []
-    for n in ([] if args.skip_load else sizes):
+    for n in [] if args.skip_load else sizes:
         index, fences = load(n, args.seed)
         del index
     if not args.skip_memory:
         memory(max(sizes), args.seed)
     if not args.skip_throughput:
         if len(fences) < max(sizes) - 10_000:
-            fences = parse_collection({"type": "FeatureCollection", "features": fence_gen.features(max(sizes), args.seed)})
-        extra = fences[:max(sizes) - 10_000]
-        print(f"throughput: simulator city workload, {args.pings:,} pings, {args.devices:,} devices, "
-              f"batches of {args.batch:,}; cpu rates", flush=True)
+            fences = parse_collection(
+                {"type": "FeatureCollection", "features": fence_gen.features(max(sizes), args.seed)}
+            )
+        extra = fences[: max(sizes) - 10_000]
+        print(
+            f"throughput: simulator city workload, {args.pings:,} pings, {args.devices:,} devices, "
+            f"batches of {args.batch:,}; cpu rates",
+            flush=True,
+        )
         throughput(extra, args)
     return 0
 

@@ -48,8 +48,12 @@ def _free_port() -> int:
 def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "PROXIMITY_ADMIN_KEY": KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "proximity.service", "--port", str(port), "--data-dir", data_dir],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proximity.service", "--port", str(port), "--data-dir", data_dir],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -63,11 +67,24 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
 
 def load_fences(url: str, n: int) -> None:
     rng = np.random.default_rng(SEED)
-    feats = [{"type": "Feature", "id": f"store{i}",
-              "geometry": {"type": "Point", "coordinates": [LON0 + rng.uniform(-0.02, 0.02), LAT0 + rng.uniform(-0.01, 0.01)]},
-              "properties": {"radius_m": 40, "dwell_s": 120}} for i in range(n)]
-    r = httpx.post(url + "/v1/geofences/import", json={"type": "FeatureCollection", "features": feats},
-                   headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    feats = [
+        {
+            "type": "Feature",
+            "id": f"store{i}",
+            "geometry": {
+                "type": "Point",
+                "coordinates": [LON0 + rng.uniform(-0.02, 0.02), LAT0 + rng.uniform(-0.01, 0.01)],
+            },
+            "properties": {"radius_m": 40, "dwell_s": 120},
+        }
+        for i in range(n)
+    ]
+    r = httpx.post(
+        url + "/v1/geofences/import",
+        json={"type": "FeatureCollection", "features": feats},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=60,
+    )
     r.raise_for_status()
 
 
@@ -120,8 +137,18 @@ end
 
 def throughput_wrk(url: str, duration: float, threads: int, conns: int, batch: int, jitter_m: float) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(_LUA % {"batch": batch, "seed": SEED, "lon0": LON0, "lat0": LAT0, "key": KEY,
-                         "jitter_lon": 2 * jitter_m / 55_800, "jitter_lat": 2 * jitter_m / 111_300})
+        fh.write(
+            _LUA
+            % {
+                "batch": batch,
+                "seed": SEED,
+                "lon0": LON0,
+                "lat0": LAT0,
+                "key": KEY,
+                "jitter_lon": 2 * jitter_m / 55_800,
+                "jitter_lat": 2 * jitter_m / 111_300,
+            }
+        )
         script = fh.name
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{int(duration)}s", "--latency", "-s", script, url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -129,12 +156,18 @@ def throughput_wrk(url: str, duration: float, threads: int, conns: int, batch: i
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = int(re.search(r"errors=(\d+)", out).group(1))
     p99 = re.search(r"Latency Distribution[\s\S]*?99%\s+(\S+)", out)
-    return {"tool": " ".join(cmd[:-3] + ["-s", "<batch.lua>", url]), "requests_per_s": rps, "pings_per_s": rps * batch,
-            "errors": errors, "p99": p99.group(1) if p99 else None}
+    return {
+        "tool": " ".join(cmd[:-3] + ["-s", "<batch.lua>", url]),
+        "requests_per_s": rps,
+        "pings_per_s": rps * batch,
+        "errors": errors,
+        "p99": p99.group(1) if p99 else None,
+    }
 
 
 async def _throughput_httpx(url: str, duration: float, conns: int, batch: int) -> dict:
     import orjson
+
     rng = np.random.default_rng(SEED)
     pos = rng.uniform([LON0 - 0.02, LAT0 - 0.01], [LON0 + 0.02, LAT0 + 0.01], size=(2, conns, batch, 2))
     done = 0
@@ -146,19 +179,37 @@ async def _throughput_httpx(url: str, duration: float, conns: int, batch: int) -
         while time.perf_counter() < stop:
             k += 1
             p = pos[k % 2, c]
-            body = orjson.dumps({"pings": [{"device_id": f"h{c}-{j}", "ts": 1700000000 + k, "lon": p[j, 0],
-                                            "lat": p[j, 1], "accuracy_m": 10.0} for j in range(batch)]},
-                                option=orjson.OPT_SERIALIZE_NUMPY)
+            body = orjson.dumps(
+                {
+                    "pings": [
+                        {
+                            "device_id": f"h{c}-{j}",
+                            "ts": 1700000000 + k,
+                            "lon": p[j, 0],
+                            "lat": p[j, 1],
+                            "accuracy_m": 10.0,
+                        }
+                        for j in range(batch)
+                    ]
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
             r = await client.post("/v1/pings", content=body)
             r.raise_for_status()
             done += 1
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}",
-                                                        "Content-Type": "application/json"}, timeout=30) as client:
+
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}, timeout=30
+    ) as client:
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(c, client) for c in range(conns)))
         el = time.perf_counter() - t0
-    return {"tool": f"asyncio httpx, {conns} connections", "requests_per_s": done / el,
-            "pings_per_s": done * batch / el, "errors": 0}
+    return {
+        "tool": f"asyncio httpx, {conns} connections",
+        "requests_per_s": done / el,
+        "pings_per_s": done * batch / el,
+        "errors": 0,
+    }
 
 
 async def _connect(url: str):
@@ -196,11 +247,16 @@ async def latency(url: str, rate: float, duration: float, conns: int) -> dict:
     host = url.split("//")[1].encode()
 
     def request(i: int) -> bytes:
-        body = (b'{"pings":[{"device_id":"s%d","ts":%d,"lon":%.6f,"lat":%.6f,"accuracy_m":8}]}'
-                % (i % 5000, 1700000000 + i, xy[i, 0], xy[i, 1]))
-        return (b"POST /v1/pings HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                % (host, KEY.encode(), len(body), body))
+        body = b'{"pings":[{"device_id":"s%d","ts":%d,"lon":%.6f,"lat":%.6f,"accuracy_m":8}]}' % (
+            i % 5000,
+            1700000000 + i,
+            xy[i, 0],
+            xy[i, 1],
+        )
+        return (
+            b"POST /v1/pings HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (host, KEY.encode(), len(body), body)
+        )
 
     async def one(i: int, due: float, conn):
         nonlocal errors
@@ -228,9 +284,16 @@ async def latency(url: str, rate: float, duration: float, conns: int) -> dict:
     while not free.empty():
         free.get_nowait()[1].close()
     ms = lat[np.isfinite(lat)] * 1000
-    return {"requests": n, "rate_per_s": rate, "errors": errors, "p50_ms": float(np.percentile(ms, 50)),
-            "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
-            "max_ms": float(ms.max()), "achieved_rate": n / (time.perf_counter() - t0)}
+    return {
+        "requests": n,
+        "rate_per_s": rate,
+        "errors": errors,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "achieved_rate": n / (time.perf_counter() - t0),
+    }
 
 
 def _event_ratio(url: str) -> str:
@@ -249,8 +312,12 @@ def main() -> int:
     ap.add_argument("--wrk-connections", type=int, default=4)
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--latency-connections", type=int, default=16)
-    ap.add_argument("--jitter-m", type=float, default=10.0,
-                    help="throughput: how far (m, up to +-) devices move between their two positions")
+    ap.add_argument(
+        "--jitter-m",
+        type=float,
+        default=10.0,
+        help="throughput: how far (m, up to +-) devices move between their two positions",
+    )
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--url", help="benchmark this running server (admin key in PROXIMITY_ADMIN_KEY)")
     args = ap.parse_args()
@@ -270,13 +337,17 @@ def main() -> int:
             t = asyncio.run(_throughput_httpx(url, args.duration, args.wrk_connections, args.batch))
         if t is not None:
             print(f"workload: {_event_ratio(url)}")
-            print(f"throughput: {t['pings_per_s']:,.0f} pings/s ({t['requests_per_s']:,.1f} requests/s of "
-                  f"{args.batch} pings; errors {t['errors']}; p99 {t.get('p99')}) [{t['tool']}]")
+            print(
+                f"throughput: {t['pings_per_s']:,.0f} pings/s ({t['requests_per_s']:,.1f} requests/s of "
+                f"{args.batch} pings; errors {t['errors']}; p99 {t.get('p99')}) [{t['tool']}]"
+            )
         lt = asyncio.run(latency(url, args.rate, args.duration, args.latency_connections))
-        print(f"single-ping latency at {lt['rate_per_s']:,.0f} requests/s ({lt['requests']} requests, "
-              f"errors {lt['errors']}): p50 {lt['p50_ms']:.2f} ms, p90 {lt['p90_ms']:.2f} ms, "
-              f"p99 {lt['p99_ms']:.2f} ms, max {lt['max_ms']:.1f} ms; achieved {lt['achieved_rate']:,.0f}/s "
-              f"[open-loop asyncio client, {args.latency_connections} keep-alive connections]")
+        print(
+            f"single-ping latency at {lt['rate_per_s']:,.0f} requests/s ({lt['requests']} requests, "
+            f"errors {lt['errors']}): p50 {lt['p50_ms']:.2f} ms, p90 {lt['p90_ms']:.2f} ms, "
+            f"p99 {lt['p99_ms']:.2f} ms, max {lt['max_ms']:.1f} ms; achieved {lt['achieved_rate']:,.0f}/s "
+            f"[open-loop asyncio client, {args.latency_connections} keep-alive connections]"
+        )
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)

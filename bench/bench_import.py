@@ -57,9 +57,12 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         full = {**os.environ, "PROXIMITY_ADMIN_KEY": KEY, "PROXIMITY_EVENT_LOG_DURABLE": "false", **env}
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "proximity.service", "--port", str(self.port),
-                                      "--data-dir", str(data)], env=full, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proximity.service", "--port", str(self.port), "--data-dir", str(data)],
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -95,15 +98,19 @@ def bench_import(n: int, seed: int, tmp: Path) -> None:
     srv = Server(tmp / "import")
     try:
         with srv.client() as c:
-            for label, data, ctype in (("geojson", body, "application/geo+json"),
-                                       ("geojsonseq", seq, "application/geo+json-seq")):
+            for label, data, ctype in (
+                ("geojson", body, "application/geo+json"),
+                ("geojsonseq", seq, "application/geo+json-seq"),
+            ):
                 cpu0, t0 = cpu_of(srv.proc.pid), time.perf_counter()
                 r = c.post("/v1/geofences/import", content=data, headers={"content-type": ctype})
                 wall, cpu = time.perf_counter() - t0, cpu_of(srv.proc.pid) - cpu0
                 assert r.status_code == 200 and r.json()["imported"] == n, r.text[:300]
                 ok = wall <= TARGETS["import_100k_s"] or cpu <= TARGETS["import_100k_s"]
-                print(f"  {label:10s} {wall:7.2f} s [server cpu {cpu:6.2f} s]  "
-                      f"target <= {TARGETS['import_100k_s']} s: {mark(ok)}")
+                print(
+                    f"  {label:10s} {wall:7.2f} s [server cpu {cpu:6.2f} s]  "
+                    f"target <= {TARGETS['import_100k_s']} s: {mark(ok)}"
+                )
             cpu0, t0 = cpu_of(srv.proc.pid), time.perf_counter()
             r = c.post("/v1/geofences/import?async=true", content=body)
             job_id, polls = r.json()["job_id"], 0
@@ -111,8 +118,10 @@ def bench_import(n: int, seed: int, tmp: Path) -> None:
                 polls += 1
                 time.sleep(0.1)
             wall, cpu = time.perf_counter() - t0, cpu_of(srv.proc.pid) - cpu0
-            print(f"  as a job   {wall:7.2f} s [server cpu {cpu:6.2f} s]  {job['status']}, "
-                  f"{job['records_parsed']:,} parsed, {polls} polls")
+            print(
+                f"  as a job   {wall:7.2f} s [server cpu {cpu:6.2f} s]  {job['status']}, "
+                f"{job['records_parsed']:,} parsed, {polls} polls"
+            )
     finally:
         srv.stop()
 
@@ -120,27 +129,58 @@ def bench_import(n: int, seed: int, tmp: Path) -> None:
 def bench_replay(workload: Path, tmp: Path) -> None:
     if not (workload / "pings.csv").exists():
         print(f"generating the workload in {workload} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "proximity.cli", "simulate", "--out", str(workload), "--fences",
-                        "10000", "--devices", "10000", "--pings", "1000000", "--seed", "1"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "proximity.cli",
+                "simulate",
+                "--out",
+                str(workload),
+                "--fences",
+                "10000",
+                "--devices",
+                "10000",
+                "--pings",
+                "1000000",
+                "--seed",
+                "1",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "proximity.cli", "replay", "--fences",
-                          str(workload / "fences.geojson"), "--pings", str(workload / "pings.csv"),
-                          "--out", str(tmp / "events.csv"), "--no-progress"],
-                         check=True, capture_output=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "proximity.cli",
+            "replay",
+            "--fences",
+            str(workload / "fences.geojson"),
+            "--pings",
+            str(workload / "pings.csv"),
+            "--out",
+            str(tmp / "events.csv"),
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stats = orjson.loads(out)
     load = stats["fences_load_s"]
     work = load + stats["seconds"]
-    print(f"proximity replay, {stats['fences']:,} fences x {stats['pings']:,} pings "
-          f"({stats['events']:,} events):")
+    print(f"proximity replay, {stats['fences']:,} fences x {stats['pings']:,} pings ({stats['events']:,} events):")
     print(f"  process    {wall:7.2f} s [cpu {cpu:6.2f} s]  (interpreter and imports included)")
-    print(f"  fences     {load:7.2f} s  = {load / work:5.1%} of load + replay ({work:.2f} s), "
-          f"{load / wall:5.1%} of the process  target <= {TARGETS['replay_load_share']:.0%}: "
-          f"{mark(load / work <= TARGETS['replay_load_share'])}")
+    print(
+        f"  fences     {load:7.2f} s  = {load / work:5.1%} of load + replay ({work:.2f} s), "
+        f"{load / wall:5.1%} of the process  target <= {TARGETS['replay_load_share']:.0%}: "
+        f"{mark(load / work <= TARGETS['replay_load_share'])}"
+    )
 
 
 def bench_start(n: int, seed: int, tmp: Path) -> None:
@@ -161,9 +201,11 @@ def bench_start(n: int, seed: int, tmp: Path) -> None:
             got = c.get("/metrics").text
         rss = int(Path(f"/proc/{srv.proc.pid}/status").read_text().split("VmRSS:")[1].split()[0]) * 1024
         count = next((line.split()[-1] for line in got.splitlines() if line.startswith("proximity_fences")), "?")
-        print(f"service start with {n:,} fences in the embedded store ({size / 2**20:.0f} MiB SQLite): "
-              f"{srv.start_wall:7.2f} s [cpu {srv.start_cpu:6.2f} s], fences loaded {count}, "
-              f"RSS {rss / 2**20:.0f} MiB")
+        print(
+            f"service start with {n:,} fences in the embedded store ({size / 2**20:.0f} MiB SQLite): "
+            f"{srv.start_wall:7.2f} s [cpu {srv.start_cpu:6.2f} s], fences loaded {count}, "
+            f"RSS {rss / 2**20:.0f} MiB"
+        )
     finally:
         srv.stop()
 
@@ -172,8 +214,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--import-size", type=int, default=100_000)
     p.add_argument("--start-sizes", default="100000", help="fence counts for the start time, e.g. 100000,1000000")
-    p.add_argument("--workload", default=str(Path(tempfile.gettempdir()) / "proximity-bench-w10k"),
-                   help="the 10k-fence 1M-ping workload (generated when missing)")
+    p.add_argument(
+        "--workload",
+        default=str(Path(tempfile.gettempdir()) / "proximity-bench-w10k"),
+        help="the 10k-fence 1M-ping workload (generated when missing)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--skip", default="", help="comma-separated: import,replay,start")
     args = p.parse_args(argv)

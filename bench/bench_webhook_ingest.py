@@ -29,14 +29,16 @@ def run(batches: int, with_webhook: bool) -> float:
         svc = WebhookService(sqlite_path=f"{tmp}/webhooks.sqlite3")
         svc.create("https://hooks.example/h", None)
         hooks = Webhooks(svc)
-    ingest = IngestService(Engine([Geofence.circle("a", 0.0, 0.0, 100.0)]),
-                           event_pipeline(MemoryEventLog(1e12, 10**7), metrics, hooks), metrics)
+    ingest = IngestService(
+        Engine([Geofence.circle("a", 0.0, 0.0, 100.0)]),
+        event_pipeline(MemoryEventLog(1e12, 10**7), metrics, hooks),
+        metrics,
+    )
     devices = [f"dev{i}" for i in range(1000)]
     cpu = 0.0
     for b in range(batches):
-        lon = 0.0 if b % 2 == 0 else 0.01   # inside, then outside: an event per ping
-        batch = PingBatch.from_columns(devices, [float(b * 10 + 1)] * 1000, [lon] * 1000,
-                                       [0.0] * 1000, [5.0] * 1000)
+        lon = 0.0 if b % 2 == 0 else 0.01  # inside, then outside: an event per ping
+        batch = PingBatch.from_columns(devices, [float(b * 10 + 1)] * 1000, [lon] * 1000, [0.0] * 1000, [5.0] * 1000)
         t0 = time.process_time()
         ingest.ingest(batch)
         cpu += time.process_time() - t0
@@ -62,8 +64,19 @@ def publish_cost(batches: int = 100) -> float:
     svc = WebhookService(sqlite_path=f"{tmp}/webhooks.sqlite3")
     svc.create("https://hooks.example/h", None)
     hooks = Webhooks(svc)
-    events = [{"id": f"e{i}", "device_id": f"dev{i}", "geofence_id": "a", "type": "enter", "ts": 1.0,
-               "visit_id": f"{i:016x}", "duration_s": None, "reason": "ping"} for i in range(1000)]
+    events = [
+        {
+            "id": f"e{i}",
+            "device_id": f"dev{i}",
+            "geofence_id": "a",
+            "type": "enter",
+            "ts": 1.0,
+            "visit_id": f"{i:016x}",
+            "duration_s": None,
+            "reason": "ping",
+        }
+        for i in range(1000)
+    ]
     best = float("inf")
     for _ in range(5):
         t0 = time.process_time()

@@ -33,8 +33,12 @@ def lookup(profiles: Profiles | None, device_ids: Sequence[str]) -> list[Mapping
 
 def has_consent(profile: Mapping[str, Any] | None) -> bool:
     """True only for an explicit ``marketing_consent: true`` without ``opted_out: true``."""
-    return (profile is not None and bool(profile) and profile.get("marketing_consent") is True
-            and profile.get("opted_out") is not True)
+    return (
+        profile is not None
+        and bool(profile)
+        and profile.get("marketing_consent") is True
+        and profile.get("opted_out") is not True
+    )
 
 
 def rule_matches(profile: Mapping[str, Any] | None, attr: str, op: str, value: Any) -> bool:
@@ -49,8 +53,12 @@ def rule_matches(profile: Mapping[str, Any] | None, attr: str, op: str, value: A
     return value in values
 
 
-def audience_mask(rule_sets: Sequence[tuple], pair_rule: np.ndarray, pair_dev: np.ndarray,
-                  device_profiles: Sequence[Mapping[str, Any] | None]) -> np.ndarray:
+def audience_mask(
+    rule_sets: Sequence[tuple],
+    pair_rule: np.ndarray,
+    pair_dev: np.ndarray,
+    device_profiles: Sequence[Mapping[str, Any] | None],
+) -> np.ndarray:
     """True for pairs whose device satisfies its rule set (``rule_sets[pair_rule]``; -1 = everyone).
 
     ``pair_dev`` indexes ``device_profiles``. Vectorized per distinct rule set: each attribute is
@@ -68,7 +76,7 @@ def audience_mask(rule_sets: Sequence[tuple], pair_rule: np.ndarray, pair_dev: n
     bounds = np.append(starts, len(idx))
     columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for k, rid in enumerate(used.tolist()):
-        rows = idx[bounds[k]:bounds[k + 1]]
+        rows = idx[bounds[k] : bounds[k + 1]]
         dev = pair_dev[rows]
         ok = np.ones(len(rows), dtype=bool)
         for attr, op, value in rule_sets[rid]:

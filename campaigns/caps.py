@@ -28,11 +28,20 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-__all__ = ["Outcome", "DeliveryBatch", "Claim", "CounterStore", "MemoryCounterStore", "new_code",
-           "COUPON_NONE", "COUPON_POOL", "COUPON_GENERATED"]
+__all__ = [
+    "Outcome",
+    "DeliveryBatch",
+    "Claim",
+    "CounterStore",
+    "MemoryCounterStore",
+    "new_code",
+    "COUPON_NONE",
+    "COUPON_POOL",
+    "COUPON_GENERATED",
+]
 
 COUPON_NONE, COUPON_POOL, COUPON_GENERATED = 0, 1, 2
-_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"        # no 0/O, 1/I: readable at a till
+_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: readable at a till
 
 
 def new_code(n: int = 12) -> str:
@@ -64,22 +73,22 @@ class DeliveryBatch:
     random code for ``coupon == COUPON_GENERATED`` rows (used only if that row wins).
     """
 
-    event_key: np.ndarray        # object str
-    device_id: np.ndarray        # object str
-    campaign_id: np.ndarray      # object str
-    ts: np.ndarray               # float64
-    day: np.ndarray              # int64, store-local day number
-    week: np.ndarray             # int64, store-local week number
-    per_day: np.ndarray          # int64
-    per_week: np.ndarray         # int64
-    cooldown_s: np.ndarray       # float64
-    max_deliveries: np.ndarray   # int64
+    event_key: np.ndarray  # object str
+    device_id: np.ndarray  # object str
+    campaign_id: np.ndarray  # object str
+    ts: np.ndarray  # float64
+    day: np.ndarray  # int64, store-local day number
+    week: np.ndarray  # int64, store-local week number
+    per_day: np.ndarray  # int64
+    per_week: np.ndarray  # int64
+    cooldown_s: np.ndarray  # float64
+    max_deliveries: np.ndarray  # int64
     max_redemptions: np.ndarray  # int64
-    holdout: np.ndarray          # bool
-    coupon: np.ndarray           # int8: COUPON_*
-    new_code: np.ndarray         # object str ("" unless generated)
-    fence_id: np.ndarray         # object str: the store the offer was delivered at
-    code_expires: np.ndarray     # float64 epoch seconds (inf = never)
+    holdout: np.ndarray  # bool
+    coupon: np.ndarray  # int8: COUPON_*
+    new_code: np.ndarray  # object str ("" unless generated)
+    fence_id: np.ndarray  # object str: the store the offer was delivered at
+    code_expires: np.ndarray  # float64 epoch seconds (inf = never)
     global_per_day: int = 0
 
     def __len__(self) -> int:
@@ -115,8 +124,9 @@ class CounterStore(Protocol):
         """The issue record of a single-use code (campaign_id, device_id, fence_id, issued_ts,
         expires_ts, event_key), or None."""
 
-    def claim(self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool,
-              max_redemptions: int) -> Claim:
+    def claim(
+        self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool, max_redemptions: int
+    ) -> Claim:
         """Atomically redeem ``code`` in POS transaction ``tx_id``; store ``record`` as the answer."""
 
     def answer(self, code: str, tx_id: str) -> dict | None:
@@ -130,18 +140,18 @@ class CounterStore(Protocol):
 
 @dataclass
 class _Mem:
-    events: dict = field(default_factory=dict)        # event key -> campaign id
-    day: dict = field(default_factory=dict)           # (cid, dev, day) -> n
-    week: dict = field(default_factory=dict)          # (cid, dev, week) -> n
-    gday: dict = field(default_factory=dict)          # (dev, day) -> n
-    last: dict = field(default_factory=dict)          # dev -> last delivery ts
-    deliveries: dict = field(default_factory=dict)    # cid -> n
-    redemptions: dict = field(default_factory=dict)   # cid -> n
-    pools: dict = field(default_factory=dict)         # cid -> list of codes (a stack)
-    pooled: set = field(default_factory=set)          # every code ever uploaded
-    codes: dict = field(default_factory=dict)         # code -> issue record
-    used: dict = field(default_factory=dict)          # code -> first tx id
-    answers: dict = field(default_factory=dict)       # (code, tx) -> record
+    events: dict = field(default_factory=dict)  # event key -> campaign id
+    day: dict = field(default_factory=dict)  # (cid, dev, day) -> n
+    week: dict = field(default_factory=dict)  # (cid, dev, week) -> n
+    gday: dict = field(default_factory=dict)  # (dev, day) -> n
+    last: dict = field(default_factory=dict)  # dev -> last delivery ts
+    deliveries: dict = field(default_factory=dict)  # cid -> n
+    redemptions: dict = field(default_factory=dict)  # cid -> n
+    pools: dict = field(default_factory=dict)  # cid -> list of codes (a stack)
+    pooled: set = field(default_factory=set)  # every code ever uploaded
+    codes: dict = field(default_factory=dict)  # code -> issue record
+    used: dict = field(default_factory=dict)  # code -> first tx id
+    answers: dict = field(default_factory=dict)  # (code, tx) -> record
 
 
 class MemoryCounterStore:
@@ -179,7 +189,7 @@ class MemoryCounterStore:
                         out[i] = _BUDGET
                         continue
                     if gcap and gday.get((d, dy), 0) >= gcap:
-                        out[i:z] = [_CAPPED] * (z - i)        # the device's daily total: nothing more today
+                        out[i:z] = [_CAPPED] * (z - i)  # the device's daily total: nothing more today
                         break
                     if cd[i] and ts[i] - last.get(d, -np.inf) < cd[i]:
                         out[i] = _COOLDOWN
@@ -204,11 +214,16 @@ class MemoryCounterStore:
                     out[i] = _DELIVERED
                     if cp[i] != COUPON_NONE:
                         code = m.pools[c].pop() if cp[i] == COUPON_POOL else b.new_code[i]
-                        while code in m.codes:                # a generated collision: draw again
+                        while code in m.codes:  # a generated collision: draw again
                             code = new_code(len(code))
-                        m.codes[code] = {"campaign_id": c, "device_id": d, "fence_id": b.fence_id[i],
-                                         "issued_ts": ts[i], "expires_ts": float(b.code_expires[i]),
-                                         "event_key": ek[i]}
+                        m.codes[code] = {
+                            "campaign_id": c,
+                            "device_id": d,
+                            "fence_id": b.fence_id[i],
+                            "issued_ts": ts[i],
+                            "expires_ts": float(b.code_expires[i]),
+                            "event_key": ek[i],
+                        }
                         codes[i] = code
                     break
         return np.array(out, dtype=np.int8), codes
@@ -225,8 +240,9 @@ class MemoryCounterStore:
             r = self._m.codes.get(code)
             return dict(r) if r else None
 
-    def claim(self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool,
-              max_redemptions: int) -> Claim:
+    def claim(
+        self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool, max_redemptions: int
+    ) -> Claim:
         m = self._m
         with self._lock:
             prev = m.answers.get((code, tx_id))
@@ -254,5 +270,3 @@ class MemoryCounterStore:
     def clear(self) -> None:
         with self._lock:
             self._m = _Mem()
-
-

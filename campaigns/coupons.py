@@ -24,7 +24,7 @@ def generate_codes(n: int, length: int = 12) -> np.ndarray:
     """``n`` random codes (object array of str), vectorized over one ``secrets`` draw."""
     if n <= 0:
         return np.empty(0, dtype=object)
-    idx = np.frombuffer(secrets.token_bytes(n * length), np.uint8) & 31      # 256 % 32 == 0: unbiased
+    idx = np.frombuffer(secrets.token_bytes(n * length), np.uint8) & 31  # 256 % 32 == 0: unbiased
     return _CHARS[idx].reshape(n, length).view(f"<U{length}").ravel().astype(object)
 
 

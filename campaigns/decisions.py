@@ -94,8 +94,9 @@ class CampaignSet:
         self.rank[order] = np.arange(len(cs))
         self.open_only = np.array([c.open_only for c in cs], dtype=bool)
         rule_ids: dict[tuple, int] = {}
-        self.rule_of = np.array([rule_ids.setdefault(c.audience, len(rule_ids)) if c.audience else -1
-                                 for c in cs], dtype=np.int64)
+        self.rule_of = np.array(
+            [rule_ids.setdefault(c.audience, len(rule_ids)) if c.audience else -1 for c in cs], dtype=np.int64
+        )
         self.rule_sets = list(rule_ids)
         self.per_day = np.array([c.caps.per_device_per_day or 0 for c in cs], dtype=np.int64)
         self.per_week = np.array([c.caps.per_device_per_week or 0 for c in cs], dtype=np.int64)
@@ -104,12 +105,17 @@ class CampaignSet:
         self.max_redemptions = np.array([c.budget.max_redemptions or 0 for c in cs], dtype=np.int64)
         self.holdout_pct = np.array([c.holdout_pct for c in cs], dtype=np.float64)
         self.coupon = np.array([coupon_kind(c) for c in cs], dtype=np.int8)
-        self.code_ttl = np.array([np.inf if c.offer.coupon.ttl_s is None else c.offer.coupon.ttl_s
-                                  for c in cs], dtype=np.float64)
-        self.shared_code = np.array([c.offer.coupon.code if c.offer.coupon.mode == "shared" else ""
-                                     for c in cs], dtype=object)
-        self.shared_codes = {normalize_code(code): c.id for c in cs
-                             if c.offer.coupon.mode == "shared" and (code := c.offer.coupon.code) is not None}
+        self.code_ttl = np.array(
+            [np.inf if c.offer.coupon.ttl_s is None else c.offer.coupon.ttl_s for c in cs], dtype=np.float64
+        )
+        self.shared_code = np.array(
+            [c.offer.coupon.code if c.offer.coupon.mode == "shared" else "" for c in cs], dtype=object
+        )
+        self.shared_codes = {
+            normalize_code(code): c.id
+            for c in cs
+            if c.offer.coupon.mode == "shared" and (code := c.offer.coupon.code) is not None
+        }
 
     def targeted_fences(self, campaign_id: str) -> frozenset[str]:
         """Fence ids a campaign targets by id or tag (region triggers count their store fence only
@@ -128,14 +134,14 @@ class CampaignSet:
 class Decisions:
     """One row per (event, candidate campaign): ``row`` indexes the input event arrays."""
 
-    row: np.ndarray           # int64
-    campaign_id: np.ndarray   # object
-    decision: np.ndarray      # int8 Decision
-    code: np.ndarray          # object: the coupon code of a delivery ("" when none)
-    device_id: np.ndarray     # object
-    fence_id: np.ndarray      # object
-    ts: np.ndarray            # float64
-    event_key: np.ndarray     # object
+    row: np.ndarray  # int64
+    campaign_id: np.ndarray  # object
+    decision: np.ndarray  # int8 Decision
+    code: np.ndarray  # object: the coupon code of a delivery ("" when none)
+    device_id: np.ndarray  # object
+    fence_id: np.ndarray  # object
+    ts: np.ndarray  # float64
+    event_key: np.ndarray  # object
 
     def __len__(self) -> int:
         return len(self.row)
@@ -146,9 +152,18 @@ class Decisions:
 
     def to_frame(self) -> pd.DataFrame:
         """Columns with the decision as its wire name (``delivered``, ``capped``...)."""
-        return pd.DataFrame({"row": self.row, "event_key": self.event_key, "campaign_id": self.campaign_id,
-                             "device_id": self.device_id, "fence_id": self.fence_id, "ts": self.ts,
-                             "decision": _NAMES[self.decision.astype(np.int64)], "code": self.code})
+        return pd.DataFrame(
+            {
+                "row": self.row,
+                "event_key": self.event_key,
+                "campaign_id": self.campaign_id,
+                "device_id": self.device_id,
+                "fence_id": self.fence_id,
+                "ts": self.ts,
+                "decision": _NAMES[self.decision.astype(np.int64)],
+                "code": self.code,
+            }
+        )
 
     def counts(self) -> dict[str, int]:
         k, n = np.unique(self.decision, return_counts=True)
@@ -164,21 +179,34 @@ def event_keys(device_id, visit_id, kind, ts) -> np.ndarray:
     return np.array([f"{d}|{v:016x}|{k}|{t!r}" for d, v, k, t in zip(dev, visit, kinds, stamps)], dtype=object)
 
 
-def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, region_id, zone, ts, visit_id,
-           *, profiles: Profiles | None = None, fraud: FraudGate | None = None,
-           config: DecisionConfig = DecisionConfig()) -> Decisions:
+def decide(
+    cset: CampaignSet,
+    store: CounterStore,
+    device_id,
+    kind,
+    fence_id,
+    region_id,
+    zone,
+    ts,
+    visit_id,
+    *,
+    profiles: Profiles | None = None,
+    fraud: FraudGate | None = None,
+    config: DecisionConfig = DecisionConfig(),
+) -> Decisions:
     """Decide every (event, candidate campaign) pair of a batch of events; see the module doc."""
     device_id = np.asarray(device_id, dtype=object)
     fence_id = np.asarray(fence_id, dtype=object)
     ts = np.asarray(ts, dtype=np.float64)
     kind = np.asarray(kind)
-    cand = cset.index.lookup(kind, fence_id, region_id, np.asarray(zone) if zone is not None
-                             else np.zeros(len(ts), np.int8))
+    cand = cset.index.lookup(
+        kind, fence_id, region_id, np.asarray(zone) if zone is not None else np.zeros(len(ts), np.int8)
+    )
     r, c = cand.row, cand.campaign
     if not len(r):
         e = np.empty(0, dtype=object)
         return Decisions(np.empty(0, np.int64), e, np.empty(0, np.int8), e, e, e, np.empty(0), e)
-    rows, inv = np.unique(r, return_inverse=True)            # events with at least one candidate
+    rows, inv = np.unique(r, return_inverse=True)  # events with at least one candidate
     dev_u, fence_u, ts_u = device_id[rows], fence_id[rows], ts[rows]
     zones_u = np.array([cset.fence_zone.get(f, "UTC") for f in fence_u], dtype=object)
     parts = local_parts(ts_u, zones_u)
@@ -207,13 +235,17 @@ def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, re
     aud = audience_mask(cset.rule_sets, cset.rule_of[c], dinv[inv], profs)
 
     dec = np.full(len(r), -1, dtype=np.int8)
-    for mask, reason in ((~aud, Decision.AUDIENCE), (~is_open, Decision.STORE_CLOSED),
-                         (~in_sched, Decision.OUTSIDE_SCHEDULE), (suppressed[inv], Decision.FRAUD),
-                         (~consent[inv], Decision.NO_CONSENT)):
+    for mask, reason in (
+        (~aud, Decision.AUDIENCE),
+        (~is_open, Decision.STORE_CLOSED),
+        (~in_sched, Decision.OUTSIDE_SCHEDULE),
+        (suppressed[inv], Decision.FRAUD),
+        (~consent[inv], Decision.NO_CONSENT),
+    ):
         dec[mask] = reason
     code = np.full(len(r), "", dtype=object)
     keys_u = event_keys(dev_u, np.asarray(visit_id)[rows], kind[rows], ts_u)
-    replayed = pd.Series(keys_u, dtype=object).duplicated().to_numpy()   # the same event twice in a batch
+    replayed = pd.Series(keys_u, dtype=object).duplicated().to_numpy()  # the same event twice in a batch
     dec[replayed[inv] & (dec < 0)] = Decision.DUPLICATE
     ok = np.flatnonzero(dec < 0)
     if len(ok):
@@ -223,16 +255,27 @@ def decide(cset: CampaignSet, store: CounterStore, device_id, kind, fence_id, re
         new = np.full(len(ok), "", dtype=object)
         new[gen] = generate_codes(int(gen.sum()), config.code_length)
         batch = DeliveryBatch(
-            keys_u[oi], dev_u[oi], cset.ids[oc], ts_u[oi], parts.day[oi], parts.week[oi],
-            cset.per_day[oc], cset.per_week[oc], cset.cooldown[oc], cset.max_deliveries[oc],
-            cset.max_redemptions[oc], is_held_out(cset.ids[oc], dev_u[oi], cset.holdout_pct[oc]),
-            cset.coupon[oc], new, fence_u[oi], ts_u[oi] + cset.code_ttl[oc],
-            config.max_offers_per_device_per_day)
+            keys_u[oi],
+            dev_u[oi],
+            cset.ids[oc],
+            ts_u[oi],
+            parts.day[oi],
+            parts.week[oi],
+            cset.per_day[oc],
+            cset.per_week[oc],
+            cset.cooldown[oc],
+            cset.max_deliveries[oc],
+            cset.max_redemptions[oc],
+            is_held_out(cset.ids[oc], dev_u[oi], cset.holdout_pct[oc]),
+            cset.coupon[oc],
+            new,
+            fence_u[oi],
+            ts_u[oi] + cset.code_ttl[oc],
+            config.max_offers_per_device_per_day,
+        )
         out, codes = store.try_deliver(batch)
         dec[ok] = out
         code[ok] = codes
     sent = np.flatnonzero((dec == Decision.DELIVERED) & (cset.shared_code[c] != ""))
     code[sent] = cset.shared_code[c[sent]]
     return Decisions(rows[inv], cset.ids[c], dec, code, pdev, fence_u[inv], pts, keys_u[inv])
-
-

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CampaignError", "RedemptionError", "CodeNotFound", "CodeAlreadyUsed", "CodeExpired",
-           "WrongStore", "CampaignNotRedeemable", "RedemptionBudgetSpent", "CodesExhausted"]
+__all__ = [
+    "CampaignError",
+    "RedemptionError",
+    "CodeNotFound",
+    "CodeAlreadyUsed",
+    "CodeExpired",
+    "WrongStore",
+    "CampaignNotRedeemable",
+    "RedemptionBudgetSpent",
+    "CodesExhausted",
+]
 
 
 class CampaignError(ValueError):

@@ -61,8 +61,8 @@ class FraudGate:
 
     def __init__(self, cfg: FraudConfig = FraudConfig()):
         self.cfg = cfg
-        self._last: dict[str, tuple[float, float, float]] = {}     # device -> (ts, lon, lat)
-        self._until: dict[str, float] = {}                          # device -> suppressed until
+        self._last: dict[str, tuple[float, float, float]] = {}  # device -> (ts, lon, lat)
+        self._until: dict[str, float] = {}  # device -> suppressed until
         self._lock = threading.Lock()
 
     def observe(self, device_id, ts, lon, lat) -> np.ndarray:
@@ -74,13 +74,14 @@ class FraudGate:
             prev = [self._last.get(d) for d in ud]
             known = [i for i, p in enumerate(prev) if p is not None]
             pdev = ud[known]
-            hits = [p for p in prev if p is not None]   # the rows of ``known``, in order
+            hits = [p for p in prev if p is not None]  # the rows of ``known``, in order
             pts = np.array([p[0] for p in hits], np.float64)
             plon = np.array([p[1] for p in hits], np.float64)
             plat = np.array([p[2] for p in hits], np.float64)
             all_dev = np.concatenate([pdev, dev])
-            flags = impossible_jumps(all_dev, np.concatenate([pts, ts]), np.concatenate([plon, lon]),
-                                     np.concatenate([plat, lat]), self.cfg)[len(pdev):]
+            flags = impossible_jumps(
+                all_dev, np.concatenate([pts, ts]), np.concatenate([plon, lon]), np.concatenate([plat, lat]), self.cfg
+            )[len(pdev) :]
             for i in np.flatnonzero(flags):
                 d = dev[i]
                 self._until[d] = max(self._until.get(d, -np.inf), ts[i] + self.cfg.suppress_s)

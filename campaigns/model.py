@@ -28,8 +28,21 @@ from campaigns.errors import CampaignError
 from proximity.core import EventKind
 from proximity.core.events import ZONE_NAMES
 
-__all__ = ["Campaign", "Offer", "Coupon", "Trigger", "Schedule", "Caps", "Budget", "parse_campaign",
-           "parse_windows", "parse_opening_hours", "STATUSES", "DAYS", "ZONES"]
+__all__ = [
+    "Campaign",
+    "Offer",
+    "Coupon",
+    "Trigger",
+    "Schedule",
+    "Caps",
+    "Budget",
+    "parse_campaign",
+    "parse_windows",
+    "parse_opening_hours",
+    "STATUSES",
+    "DAYS",
+    "ZONES",
+]
 
 STATUSES = ("draft", "active", "paused", "ended")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -41,10 +54,10 @@ AUDIENCE_OPS = ("in", "not_in", "equals")
 
 @dataclass(frozen=True)
 class Coupon:
-    mode: str = "none"                 # none | shared | unique
-    code: str | None = None            # the shared code
-    pool: tuple[str, ...] = ()         # uploaded single-use codes (unique mode); empty = generated
-    ttl_s: float | None = None         # a unique code expires this long after issue (None: with the campaign)
+    mode: str = "none"  # none | shared | unique
+    code: str | None = None  # the shared code
+    pool: tuple[str, ...] = ()  # uploaded single-use codes (unique mode); empty = generated
+    ttl_s: float | None = None  # a unique code expires this long after issue (None: with the campaign)
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,7 @@ class Trigger:
     geofence_ids: tuple[str, ...] = ()
     geofence_tags: tuple[str, ...] = ()
     region_ids: tuple[str, ...] = ()
-    zone: int = 0                      # 0 = any zone; else the farthest matching zone code
+    zone: int = 0  # 0 = any zone; else the farthest matching zone code
 
     @property
     def is_wildcard(self) -> bool:
@@ -72,18 +85,18 @@ class Trigger:
 
 @dataclass(frozen=True)
 class Schedule:
-    timezone: str = "store"            # IANA name, or "store" for each fence's own zone
-    start: float | None = None         # epoch seconds, inclusive
-    end: float | None = None           # epoch seconds, exclusive
-    days: tuple[int, ...] = ()         # 0 = monday; empty = every day
-    hours: tuple[tuple[int, int], ...] = ()   # (start minute, end minute) local; empty = all day
+    timezone: str = "store"  # IANA name, or "store" for each fence's own zone
+    start: float | None = None  # epoch seconds, inclusive
+    end: float | None = None  # epoch seconds, exclusive
+    days: tuple[int, ...] = ()  # 0 = monday; empty = every day
+    hours: tuple[tuple[int, int], ...] = ()  # (start minute, end minute) local; empty = all day
 
 
 @dataclass(frozen=True)
 class Caps:
     per_device_per_day: int | None = None
     per_device_per_week: int | None = None
-    cooldown_s: float | None = None    # seconds after the device's last delivery of any offer
+    cooldown_s: float | None = None  # seconds after the device's last delivery of any offer
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,7 @@ class Campaign:
     triggers: tuple[Trigger, ...]
     schedule: Schedule = field(default_factory=Schedule)
     open_only: bool = False
-    audience: tuple[tuple[str, str, Any], ...] = ()   # (attribute, op, value) ANDed
+    audience: tuple[tuple[str, str, Any], ...] = ()  # (attribute, op, value) ANDed
     caps: Caps = field(default_factory=Caps)
     budget: Budget = field(default_factory=Budget)
     holdout_pct: float = 0.0
@@ -149,12 +162,20 @@ class Campaign:
         audience: dict[str, Any] = {}
         for attr, op, value in self.audience:
             audience.setdefault(attr, {})[op] = list(value) if op != "equals" else value
-        return {"id": self.id, "name": self.name, "status": self.status, "priority": self.priority,
-                "offer": offer, "triggers": triggers, "schedule": sched, "open_only": self.open_only,
-                "audience": audience,
-                "caps": {k: v for k, v in vars_(self.caps).items() if v is not None},
-                "budget": {k: v for k, v in vars_(self.budget).items() if v is not None},
-                "holdout_pct": self.holdout_pct}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "priority": self.priority,
+            "offer": offer,
+            "triggers": triggers,
+            "schedule": sched,
+            "open_only": self.open_only,
+            "audience": audience,
+            "caps": {k: v for k, v in vars_(self.caps).items() if v is not None},
+            "budget": {k: v for k, v in vars_(self.budget).items() if v is not None},
+            "holdout_pct": self.holdout_pct,
+        }
 
 
 def vars_(obj) -> dict[str, Any]:
@@ -177,8 +198,9 @@ def _known(check: KnownSet) -> Callable[[str], bool]:
     return s.__contains__
 
 
-def parse_campaign(doc: Mapping[str, Any], *, fence_ids: KnownSet = None, fence_tags: KnownSet = None,
-                   region_ids: KnownSet = None) -> Campaign:
+def parse_campaign(
+    doc: Mapping[str, Any], *, fence_ids: KnownSet = None, fence_tags: KnownSet = None, region_ids: KnownSet = None
+) -> Campaign:
     """Validate a campaign document; raise :class:`CampaignError` naming the first bad field.
 
     ``fence_ids`` / ``fence_tags`` / ``region_ids`` are the known ids (a set or a predicate);
@@ -188,12 +210,28 @@ def parse_campaign(doc: Mapping[str, Any], *, fence_ids: KnownSet = None, fence_
         raise CampaignError("", f"expected an object, got {type(doc).__name__}", None, doc)
     cid = doc.get("id")
     p = _Parser(cid if isinstance(cid, str) else None)
-    p.keys(doc, "", {"id", "name", "status", "priority", "offer", "triggers", "schedule", "open_only",
-                     "audience", "caps", "budget", "holdout_pct"})
+    p.keys(
+        doc,
+        "",
+        {
+            "id",
+            "name",
+            "status",
+            "priority",
+            "offer",
+            "triggers",
+            "schedule",
+            "open_only",
+            "audience",
+            "caps",
+            "budget",
+            "holdout_pct",
+        },
+    )
     cid = p.string(doc, "id", required=True, max_len=128)
     name = p.string(doc, "name", required=True, max_len=256)
     status = p.choice(doc, "status", STATUSES, default="draft")
-    priority = p.integer(doc, "priority", default=0, minimum=-10**6)
+    priority = p.integer(doc, "priority", default=0, minimum=-(10**6))
     offer = p.offer(doc.get("offer"))
     triggers = p.triggers(doc.get("triggers"), _known(fence_ids), _known(fence_tags), _known(region_ids))
     schedule = p.schedule(doc.get("schedule"))
@@ -202,15 +240,20 @@ def parse_campaign(doc: Mapping[str, Any], *, fence_ids: KnownSet = None, fence_
         raise p.err("open_only", "expected true or false", open_only)
     audience = p.audience(doc.get("audience"))
     caps_d = p.obj(doc.get("caps"), "caps", {"per_device_per_day", "per_device_per_week", "cooldown_s"})
-    caps = Caps(p.integer(caps_d, "per_device_per_day", minimum=1, path="caps"),
-                p.integer(caps_d, "per_device_per_week", minimum=1, path="caps"),
-                p.number(caps_d, "cooldown_s", minimum=0, strict=True, path="caps"))
+    caps = Caps(
+        p.integer(caps_d, "per_device_per_day", minimum=1, path="caps"),
+        p.integer(caps_d, "per_device_per_week", minimum=1, path="caps"),
+        p.number(caps_d, "cooldown_s", minimum=0, strict=True, path="caps"),
+    )
     bud_d = p.obj(doc.get("budget"), "budget", {"max_deliveries", "max_redemptions"})
-    budget = Budget(p.integer(bud_d, "max_deliveries", minimum=1, path="budget"),
-                    p.integer(bud_d, "max_redemptions", minimum=1, path="budget"))
+    budget = Budget(
+        p.integer(bud_d, "max_deliveries", minimum=1, path="budget"),
+        p.integer(bud_d, "max_redemptions", minimum=1, path="budget"),
+    )
     holdout = p.number(doc, "holdout_pct", default=0.0, minimum=0, maximum=100)
-    return Campaign(cid, name, status, priority, offer, triggers, schedule, open_only, audience, caps,
-                    budget, float(holdout))
+    return Campaign(
+        cid, name, status, priority, offer, triggers, schedule, open_only, audience, caps, budget, float(holdout)
+    )
 
 
 def parse_windows(items: Any, path: str, campaign_id: str | None = None) -> tuple[tuple[int, int], ...]:
@@ -273,7 +316,9 @@ class _Parser:
     def keys(self, d: Mapping, path: str, allowed: set[str]) -> None:
         for k in d:
             if k not in allowed:
-                raise self.err(f"{path}.{k}" if path else str(k), f"unknown field; valid: {', '.join(sorted(allowed))}", k)
+                raise self.err(
+                    f"{path}.{k}" if path else str(k), f"unknown field; valid: {', '.join(sorted(allowed))}", k
+                )
 
     def obj(self, d: Any, path: str, allowed: set[str], required: bool = False) -> Mapping:
         if d is None:
@@ -351,10 +396,13 @@ class _Parser:
         if mode != "unique" and pool:
             raise self.err("offer.coupon.pool", f"only a unique coupon has a pool (mode is {mode})")
         ttl = self.number(c, "ttl_s", minimum=0, strict=True, path="offer.coupon")
-        return Offer(self.string(d, "title", required=True, max_len=256, path="offer"),
-                     self.string(d, "body", path="offer", default="") or "",
-                     self.string(d, "deep_link", path="offer"), self.string(d, "image_url", path="offer"),
-                     Coupon(mode, code, pool, ttl))
+        return Offer(
+            self.string(d, "title", required=True, max_len=256, path="offer"),
+            self.string(d, "body", path="offer", default="") or "",
+            self.string(d, "deep_link", path="offer"),
+            self.string(d, "image_url", path="offer"),
+            Coupon(mode, code, pool, ttl),
+        )
 
     def triggers(self, items: Any, known_fence, known_tag, known_region) -> tuple[Trigger, ...]:
         if items is None:
@@ -371,12 +419,16 @@ class _Parser:
             except ValueError:
                 kind = None
             if kind is None:
-                raise self.err(f"{path}.event", f"unknown event type {ev!r}; valid: "
-                               + ", ".join(str(k) for k in EventKind), ev)
+                raise self.err(
+                    f"{path}.event", f"unknown event type {ev!r}; valid: " + ", ".join(str(k) for k in EventKind), ev
+                )
             ids, tags = self.strings(t, "geofence_ids", path), self.strings(t, "geofence_tags", path)
             regions = self.strings(t, "region_ids", path)
-            for key, values, known in (("geofence_ids", ids, known_fence), ("geofence_tags", tags, known_tag),
-                                       ("region_ids", regions, known_region)):
+            for key, values, known in (
+                ("geofence_ids", ids, known_fence),
+                ("geofence_tags", tags, known_tag),
+                ("region_ids", regions, known_region),
+            ):
                 for j, v in enumerate(values):
                     if not known(v):
                         raise self.err(f"{path}.{key}[{j}]", f"unknown {key[:-1].replace('_', ' ')} {v!r}", v)

@@ -51,8 +51,17 @@ class Redemption:
         return asdict(self)
 
 
-def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_id: str, ts: float,
-           amount: float = 0.0, *, grace_s: float = DEFAULT_GRACE_S) -> Redemption:
+def redeem(
+    cset: CampaignSet,
+    store: CounterStore,
+    code: str,
+    tx_id: str,
+    store_id: str,
+    ts: float,
+    amount: float = 0.0,
+    *,
+    grace_s: float = DEFAULT_GRACE_S,
+) -> Redemption:
     """Redeem ``code`` in POS transaction ``tx_id`` at ``store_id``; see the module doc."""
     if not isinstance(tx_id, str) or not tx_id:
         raise ValueError("tx_id: expected a non-empty string")
@@ -60,8 +69,8 @@ def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_
         raise ValueError(f"amount: expected a finite number >= 0, got {amount!r}")
     raw = normalize_code(code)
     prev = store.answer(raw, tx_id)
-    if prev is not None:                     # a retry of a recorded redemption: the same answer,
-        return Redemption(**{**prev, "replayed": True})      # even after the code expired
+    if prev is not None:  # a retry of a recorded redemption: the same answer,
+        return Redemption(**{**prev, "replayed": True})  # even after the code expired
     info = store.code_info(raw)
     if info is not None:
         cid, device, single, expires = info["campaign_id"], info["device_id"], True, info["expires_ts"]
@@ -77,8 +86,7 @@ def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_
         raise CodeExpired(raw, f"campaign {cid!r} ended more than {grace_s:g} s ago", campaign_id=cid)
     if ts >= expires:
         raise CodeExpired(raw, "the code has expired", campaign_id=cid, expires_ts=expires)
-    if campaign.status != "active" and not (campaign.status == "ended" and end is not None
-                                            and ts < end + grace_s):
+    if campaign.status != "active" and not (campaign.status == "ended" and end is not None and ts < end + grace_s):
         raise CampaignNotRedeemable(raw, f"campaign {cid!r} is {campaign.status}", campaign_id=cid)
     allowed = cset.targeted_fences(cid)
     if info is not None and info.get("fence_id"):
@@ -90,9 +98,9 @@ def redeem(cset: CampaignSet, store: CounterStore, code: str, tx_id: str, store_
     if res.status == "ok":
         return rec
     if res.status == "same":
-        assert res.record is not None   # "same" carries the recorded answer
+        assert res.record is not None  # "same" carries the recorded answer
         return Redemption(**{**res.record, "replayed": True})
     if res.status == "used":
-        assert res.first_tx is not None   # "used" names the transaction that used the code
+        assert res.first_tx is not None  # "used" names the transaction that used the code
         raise CodeAlreadyUsed(raw, res.first_tx)
     raise RedemptionBudgetSpent(raw, f"campaign {cid!r} reached max_redemptions", campaign_id=cid)

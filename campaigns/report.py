@@ -33,15 +33,20 @@ _VISIT_KINDS = {int(EventKind.ENTER), int(EventKind.BEACON_ENTER)}
 def exposures(decisions: pd.DataFrame) -> pd.DataFrame:
     """First exposure per (campaign, device): ``campaign_id, device_id, t0, treated``."""
     d = decisions[decisions["decision"].isin(["delivered", "holdout"])]
-    first = (d.sort_values("ts", kind="stable")
-              .drop_duplicates(["campaign_id", "device_id"], keep="first"))
-    return pd.DataFrame({"campaign_id": first["campaign_id"].to_numpy(), "device_id": first["device_id"].to_numpy(),
-                         "t0": first["ts"].to_numpy(np.float64),
-                         "treated": (first["decision"] == "delivered").to_numpy()})
+    first = d.sort_values("ts", kind="stable").drop_duplicates(["campaign_id", "device_id"], keep="first")
+    return pd.DataFrame(
+        {
+            "campaign_id": first["campaign_id"].to_numpy(),
+            "device_id": first["device_id"].to_numpy(),
+            "t0": first["ts"].to_numpy(np.float64),
+            "treated": (first["decision"] == "delivered").to_numpy(),
+        }
+    )
 
 
-def _visited(exp: pd.DataFrame, events: pd.DataFrame, targeted: Mapping[str, Collection[str]],
-             window_s: float) -> np.ndarray:
+def _visited(
+    exp: pd.DataFrame, events: pd.DataFrame, targeted: Mapping[str, Collection[str]], window_s: float
+) -> np.ndarray:
     kinds = events["kind"]
     if not pd.api.types.is_numeric_dtype(kinds):
         kinds = kinds.map(lambda k: int(EventKind.parse(k)) if isinstance(k, str) else int(k))
@@ -59,9 +64,15 @@ def _visited(exp: pd.DataFrame, events: pd.DataFrame, targeted: Mapping[str, Col
     return out
 
 
-def campaign_report(decisions: pd.DataFrame, events: pd.DataFrame, redemptions: pd.DataFrame | None,
-                    targeted: Mapping[str, Collection[str]], *, window_s: float = DEFAULT_WINDOW_S,
-                    by_day: bool = False) -> pd.DataFrame:
+def campaign_report(
+    decisions: pd.DataFrame,
+    events: pd.DataFrame,
+    redemptions: pd.DataFrame | None,
+    targeted: Mapping[str, Collection[str]],
+    *,
+    window_s: float = DEFAULT_WINDOW_S,
+    by_day: bool = False,
+) -> pd.DataFrame:
     """One row per campaign (and per UTC day when ``by_day``); see the module doc for the columns."""
     exp = exposures(decisions)
     exp["visited"] = _visited(exp, events, targeted, window_s)
@@ -69,12 +80,14 @@ def campaign_report(decisions: pd.DataFrame, events: pd.DataFrame, redemptions: 
     exp["day"] = _day(exp["t0"])
     dl = decisions[decisions["decision"] == "delivered"].assign(day=lambda x: _day(x["ts"]))
     g = exp.groupby(keys)
-    out = pd.DataFrame({
-        "devices": g["treated"].sum(),
-        "visits": g.apply(lambda x: int((x["visited"] & x["treated"]).sum()), include_groups=False),
-        "holdout_devices": g["treated"].apply(lambda x: int((~x).sum())),
-        "holdout_visits": g.apply(lambda x: int((x["visited"] & ~x["treated"]).sum()), include_groups=False),
-    })
+    out = pd.DataFrame(
+        {
+            "devices": g["treated"].sum(),
+            "visits": g.apply(lambda x: int((x["visited"] & x["treated"]).sum()), include_groups=False),
+            "holdout_devices": g["treated"].apply(lambda x: int((~x).sum())),
+            "holdout_visits": g.apply(lambda x: int((x["visited"] & ~x["treated"]).sum()), include_groups=False),
+        }
+    )
     out = out.join(dl.groupby(keys).size().rename("deliveries"), how="outer")
     if redemptions is not None and len(redemptions):
         red = redemptions.assign(day=lambda x: _day(x["ts"]))
@@ -92,8 +105,21 @@ def campaign_report(decisions: pd.DataFrame, events: pd.DataFrame, redemptions: 
         out["redemption_rate"] = out["redemptions"] / out["deliveries"]
     d, lo, hi = newcombe_diff(out["visits"], out["devices"], out["holdout_visits"], out["holdout_devices"])
     out["lift"], out["lift_lo"], out["lift_hi"] = d, lo, hi
-    cols = ["deliveries", "devices", "visits", "visit_rate", "redemptions", "amount", "redemption_rate",
-            "holdout_devices", "holdout_visits", "holdout_visit_rate", "lift", "lift_lo", "lift_hi"]
+    cols = [
+        "deliveries",
+        "devices",
+        "visits",
+        "visit_rate",
+        "redemptions",
+        "amount",
+        "redemption_rate",
+        "holdout_devices",
+        "holdout_visits",
+        "holdout_visit_rate",
+        "lift",
+        "lift_lo",
+        "lift_hi",
+    ]
     return out[cols].reset_index()
 
 

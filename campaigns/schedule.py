@@ -69,7 +69,7 @@ def _intervals(by_day: Mapping[int, Sequence[tuple[int, int]]]) -> list[tuple[in
         for a, b in windows:
             if b > a:
                 out.append((base + a, base + b))
-            else:                                   # crosses midnight
+            else:  # crosses midnight
                 out.append((base + a, base + 1440))
                 nxt = ((day + 1) % 7) * 1440
                 if b:
@@ -87,7 +87,8 @@ class ScheduleTable:
         self.zone = np.array([x.timezone for x in s], dtype=object)
         self.uses_store_zone = self.zone == "store"
         self.weekly = WeekWindows.from_days(
-            None if not (x.days or x.hours) else (x.days or range(7), x.hours or ((0, 1440),)) for x in s)
+            None if not (x.days or x.hours) else (x.days or range(7), x.hours or ((0, 1440),)) for x in s
+        )
         self.has_weekly = ~self.weekly.always
 
     def in_period(self, campaign: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -108,8 +109,9 @@ class OpeningHours:
                 ids.append(f.id)
                 per.append(_intervals(oh))
         import pandas as pd
+
         self._vocab = pd.Index(ids, dtype=object)
-        self._windows = WeekWindows(per + [None])    # the last owner: "no hours known"
+        self._windows = WeekWindows(per + [None])  # the last owner: "no hours known"
 
     def is_open(self, fence_id: np.ndarray, minute_of_week: np.ndarray) -> np.ndarray:
         code = self._vocab.get_indexer(np.asarray(fence_id, dtype=object))

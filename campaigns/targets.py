@@ -20,7 +20,7 @@ from proximity.core.events import EventKind
 
 __all__ = ["TargetIndex", "Candidates"]
 
-_KINDS = max(8, max(EventKind) + 1)   # above every EventKind code; keys are id_code * _KINDS + kind
+_KINDS = max(8, max(EventKind) + 1)  # above every EventKind code; keys are id_code * _KINDS + kind
 
 
 class Candidates:
@@ -115,8 +115,7 @@ class TargetIndex:
         w = np.array(wild, dtype=np.int64).reshape(-1, 3)
         self._wild = _Table(pd.Index(["*"]), w[:, 0], w[:, 1], w[:, 2])
 
-    def lookup(self, kind: np.ndarray, fence_id: np.ndarray, region_id: np.ndarray,
-               zone: np.ndarray) -> Candidates:
+    def lookup(self, kind: np.ndarray, fence_id: np.ndarray, region_id: np.ndarray, zone: np.ndarray) -> Candidates:
         """Unique (row, campaign) pairs whose trigger matches the event at ``row``, sorted by row."""
         n = len(kind)
         rows = np.arange(n, dtype=np.int64)
@@ -140,8 +139,7 @@ class TargetIndex:
 
 def _table(rows: list[tuple[str, int, int, int]]) -> _Table:
     if not rows:
-        return _Table(pd.Index([], dtype=object), np.empty(0, np.int64), np.empty(0, np.int64),
-                      np.empty(0, np.int64))
+        return _Table(pd.Index([], dtype=object), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
     ids = np.array([r[0] for r in rows], dtype=object)
     codes, vocab = pd.factorize(ids)
     arr = np.array([r[1:] for r in rows], dtype=np.int64)

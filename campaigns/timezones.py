@@ -41,8 +41,9 @@ def fence_timezone(fence) -> str:
         try:
             zoneinfo.ZoneInfo(tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise CampaignError(f"fences[{fence.id}].properties.timezone", f"unknown time zone {tz!r}",
-                                None, tz) from None
+            raise CampaignError(
+                f"fences[{fence.id}].properties.timezone", f"unknown time zone {tz!r}", None, tz
+            ) from None
         return tz
     lon, lat = fence.center
     return zone_for(lon, lat)
@@ -52,10 +53,10 @@ class LocalParts(NamedTuple):
     """Local calendar parts of instants: day number since 1970-01-01 (local), Monday-based week
     number, weekday (0 = Monday) and minute of the day."""
 
-    day: np.ndarray       # int64
-    week: np.ndarray      # int64
-    weekday: np.ndarray   # int8
-    minute: np.ndarray    # int16
+    day: np.ndarray  # int64
+    week: np.ndarray  # int64
+    weekday: np.ndarray  # int8
+    minute: np.ndarray  # int16
 
     @property
     def minute_of_week(self) -> np.ndarray:
@@ -65,7 +66,7 @@ class LocalParts(NamedTuple):
 def local_parts(ts: np.ndarray, zones: np.ndarray | str) -> LocalParts:
     """Local parts of epoch seconds ``ts`` in ``zones`` (one name, or one name per instant)."""
     ts = np.asarray(ts, dtype=np.float64)
-    local = np.empty(len(ts), dtype=np.int64)               # local seconds since the local epoch
+    local = np.empty(len(ts), dtype=np.int64)  # local seconds since the local epoch
     if isinstance(zones, str):
         local[:] = _local_seconds(ts, zones)
     elif len(ts):
@@ -76,12 +77,13 @@ def local_parts(ts: np.ndarray, zones: np.ndarray | str) -> LocalParts:
             order = np.argsort(codes, kind="stable")
             bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
             for k, name in enumerate(names):
-                idx = order[bounds[k]:bounds[k + 1]]
+                idx = order[bounds[k] : bounds[k + 1]]
                 local[idx] = _local_seconds(ts[idx], name)
     day = np.floor_divide(local, 86400)
     wd = (day + _EPOCH_WEEKDAY) % 7
-    return LocalParts(day, (day + _EPOCH_WEEKDAY) // 7, wd.astype(np.int8),
-                      ((local - day * 86400) // 60).astype(np.int16))
+    return LocalParts(
+        day, (day + _EPOCH_WEEKDAY) // 7, wd.astype(np.int8), ((local - day * 86400) // 60).astype(np.int16)
+    )
 
 
 def _local_seconds(ts: np.ndarray, zone: str) -> np.ndarray:

@@ -13,8 +13,19 @@ from geofences.index import INSIDE, UNCERTAIN, FenceIndex, Matches
 from geofences.model import FenceKind, Geofence, Limits
 
 __all__ = [
-    "Geofence", "FenceKind", "Limits",
-    "parse_feature", "parse_collection", "to_collection",
-    "FenceIndex", "Matches", "INSIDE", "UNCERTAIN",
-    "GeofenceError", "InvalidGeofence", "DuplicateGeofence", "InvalidCollection", "UnknownGeofence",
+    "Geofence",
+    "FenceKind",
+    "Limits",
+    "parse_feature",
+    "parse_collection",
+    "to_collection",
+    "FenceIndex",
+    "Matches",
+    "INSIDE",
+    "UNCERTAIN",
+    "GeofenceError",
+    "InvalidGeofence",
+    "DuplicateGeofence",
+    "InvalidCollection",
+    "UnknownGeofence",
 ]

@@ -24,27 +24,35 @@ def _grown(arr: np.ndarray, need: int, fill) -> np.ndarray:
     if need <= len(arr):
         return arr
     out = np.full((max(2 * len(arr), need, 16),) + arr.shape[1:], fill, dtype=arr.dtype)
-    out[:len(arr)] = arr
+    out[: len(arr)] = arr
     return out
 
 
 class Columns:
     """Per-slot columns (what the narrow phase reads) plus the packed part and vertex tables."""
 
-    _SLOT_COLS = (("geom", None), ("num", np.nan), ("is_circle", False), ("box", np.nan),
-                  ("part_start", 0), ("part_count", 0), ("vert_start", 0), ("vert_count", 0))
+    _SLOT_COLS = (
+        ("geom", None),
+        ("num", np.nan),
+        ("is_circle", False),
+        ("box", np.nan),
+        ("part_start", 0),
+        ("part_count", 0),
+        ("vert_start", 0),
+        ("vert_count", 0),
+    )
 
     def __init__(self) -> None:
-        self.geom = np.empty(0, dtype=object)        # prepared polygon, or None for circles
-        self.num = np.empty((0, 6))                  # frame and circle numbers (see _derive)
+        self.geom = np.empty(0, dtype=object)  # prepared polygon, or None for circles
+        self.num = np.empty((0, 6))  # frame and circle numbers (see _derive)
         self.is_circle = np.empty(0, bool)
-        self.box = np.empty((0, 4))                  # polygon bounds (minx, miny, maxx, maxy)
+        self.box = np.empty((0, 4))  # polygon bounds (minx, miny, maxx, maxy)
         self.part_start = np.empty(0, np.int64)
         self.part_count = np.empty(0, np.int64)
         self.vert_start = np.empty(0, np.int64)
         self.vert_count = np.empty(0, np.int64)
         self.n_parts = 0
-        self.part_slot = np.empty(0, np.int64)       # -1: dead row
+        self.part_slot = np.empty(0, np.int64)  # -1: dead row
         self.part_box = np.empty((0, 4))
         self.part_pad = np.empty((0, 4))
         self.n_verts = 0
@@ -68,9 +76,9 @@ class Columns:
         self.part_slot = _grown(self.part_slot, a + m, -1)
         self.part_box = _grown(self.part_box, a + m, np.nan)
         self.part_pad = _grown(self.part_pad, a + m, np.nan)
-        self.part_slot[a:a + m] = slots[d.part_owner]
-        self.part_box[a:a + m] = d.part_box
-        self.part_pad[a:a + m] = d.part_pad
+        self.part_slot[a : a + m] = slots[d.part_owner]
+        self.part_box[a : a + m] = d.part_box
+        self.part_pad[a : a + m] = d.part_pad
         counts = np.bincount(d.part_owner, minlength=len(slots))
         self.part_count[slots] = counts
         self.part_start[slots] = a + np.cumsum(counts) - counts
@@ -78,8 +86,8 @@ class Columns:
         k, b = len(d.vert), self.n_verts
         self.vert = _grown(self.vert, b + k, np.nan)
         self.ring_end = _grown(self.ring_end, b + k, True)
-        self.vert[b:b + k] = d.vert
-        self.ring_end[b:b + k] = d.ring_end
+        self.vert[b : b + k] = d.vert
+        self.ring_end[b : b + k] = d.ring_end
         self.vert_count[slots] = d.vert_count
         self.vert_start[slots] = b + np.cumsum(d.vert_count) - d.vert_count
         self.n_verts = b + k
@@ -88,7 +96,7 @@ class Columns:
         """Mark the runs of ``slots`` dead (their fences were removed or replaced)."""
         for s in slots.tolist():
             a, c = int(self.part_start[s]), int(self.part_count[s])
-            self.part_slot[a:a + c] = -1
+            self.part_slot[a : a + c] = -1
             self.dead_verts += int(self.vert_count[s])
         self.geom[slots] = None
         self.is_circle[slots] = False
@@ -103,7 +111,7 @@ class Columns:
         return self.part_slot[rows], self.part_box[rows], self.part_pad[rows]
 
     def live_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = np.flatnonzero(self.part_slot[:self.n_parts] >= 0)
+        rows = np.flatnonzero(self.part_slot[: self.n_parts] >= 0)
         return self.part_slot[rows], self.part_box[rows], self.part_pad[rows]
 
     def compact(self, live_slots: np.ndarray) -> None:
@@ -124,7 +132,8 @@ class Columns:
 
     def nbytes(self) -> int:
         return sum(getattr(self, name).nbytes for name, _ in self._SLOT_COLS) + sum(
-            a.nbytes for a in (self.part_slot, self.part_box, self.part_pad, self.vert, self.ring_end))
+            a.nbytes for a in (self.part_slot, self.part_box, self.part_pad, self.vert, self.ring_end)
+        )
 
     # -- point to boundary distances (hysteresis) ---------------------------------------------
     def distance(self, slots: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -148,7 +157,7 @@ class Columns:
         len2 = dx * dx + dy * dy
         t = np.clip(((px - ax) * dx + (py - ay) * dy) / np.where(len2 > 0, len2, 1.0), 0.0, 1.0)
         ex, ey = px - (ax + t * dx), py - (ay + t * dy)
-        d2 = np.where(self.ring_end[a], np.inf, ex * ex + ey * ey)   # no segment starts at a ring's end
+        d2 = np.where(self.ring_end[a], np.inf, ex * ex + ey * ey)  # no segment starts at a ring's end
         out[has] = np.sqrt(np.minimum.reduceat(d2, first))
         return out
 
@@ -171,6 +180,7 @@ class FrameBoundaries:
             geom = self._cols.geom[s]
             if geom is not None:
                 num = self._cols.num[s]
-                out[i] = shapely.transform(shapely.boundary(geom),
-                                           lambda c, num=num: np.column_stack(to_frame(num, c[:, 0], c[:, 1])))
+                out[i] = shapely.transform(
+                    shapely.boundary(geom), lambda c, num=num: np.column_stack(to_frame(num, c[:, 0], c[:, 1]))
+                )
         return out[0] if scalar else out

@@ -31,16 +31,16 @@ _EXACT_LAT = 80.0
 class Derived:
     """Per-fence arrays of one batch (row i describes ``fences[i]``)."""
 
-    is_circle: np.ndarray      # (n,) bool
-    geom: np.ndarray           # (n,) object: prepared polygon, or None for circles
-    num: np.ndarray            # (n, 6) frame and circle numbers, columns above
-    box: np.ndarray            # (n, 4) polygon bounds, NaN for circles
-    part_owner: np.ndarray     # (m,) row of each broad-phase part
-    part_box: np.ndarray       # (m, 4) raw part boxes
-    part_pad: np.ndarray       # (m, 4) part boxes grown by pad_m
-    vert_count: np.ndarray     # (n,) boundary vertices per fence (0 for circles)
-    vert: np.ndarray           # (k, 2) boundary vertices in local meters, grouped by row
-    ring_end: np.ndarray       # (k,) True on the last vertex of each ring (no segment starts there)
+    is_circle: np.ndarray  # (n,) bool
+    geom: np.ndarray  # (n,) object: prepared polygon, or None for circles
+    num: np.ndarray  # (n, 6) frame and circle numbers, columns above
+    box: np.ndarray  # (n, 4) polygon bounds, NaN for circles
+    part_owner: np.ndarray  # (m,) row of each broad-phase part
+    part_box: np.ndarray  # (m, 4) raw part boxes
+    part_pad: np.ndarray  # (m, 4) part boxes grown by pad_m
+    vert_count: np.ndarray  # (n,) boundary vertices per fence (0 for circles)
+    vert: np.ndarray  # (k, 2) boundary vertices in local meters, grouped by row
+    ring_end: np.ndarray  # (k,) True on the last vertex of each ring (no segment starts there)
 
 
 def derive(fences: list[Geofence], pad_m: float) -> Derived:
@@ -66,7 +66,7 @@ def derive(fences: list[Geofence], pad_m: float) -> Derived:
     geoms[ci] = None
 
     owners, boxes = [], []
-    if len(pi):   # a polygon is its own part; only multipolygons are split
+    if len(pi):  # a polygon is its own part; only multipolygons are split
         multi = shapely.get_type_id(geoms[pi]) == 6
         owners.append(pi[~multi])
         boxes.append(box[pi[~multi]])
@@ -83,8 +83,9 @@ def derive(fences: list[Geofence], pad_m: float) -> Derived:
     order = np.argsort(part_owner, kind="stable")
     part_owner, part_box = part_owner[order].astype(np.int64), part_box[order]
     vert_count, vert, ring_end = _vertices(geoms, pi, num, n)
-    return Derived(is_circle, geoms, num, box, part_owner, part_box, pad_boxes(part_box, pad_m),
-                   vert_count, vert, ring_end)
+    return Derived(
+        is_circle, geoms, num, box, part_owner, part_box, pad_boxes(part_box, pad_m), vert_count, vert, ring_end
+    )
 
 
 def _circle_parts(num: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +100,9 @@ def _circle_parts(num: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pad_x = r * _BOX_PAD / num[:, KX] + 1e-9
     pad_y = r * _BOX_PAD / num[:, KY] + 1e-9
     out = np.column_stack([x.min(1) - pad_x, y.min(1) - pad_y, x.max(1) + pad_x, y.max(1) + pad_y])
-    exact = ((np.abs(out[:, 1]) > _EXACT_LAT) | (np.abs(out[:, 3]) > _EXACT_LAT)
-             | (out[:, 0] < -180.0) | (out[:, 2] > 180.0))
+    exact = (
+        (np.abs(out[:, 1]) > _EXACT_LAT) | (np.abs(out[:, 3]) > _EXACT_LAT) | (out[:, 0] < -180.0) | (out[:, 2] > 180.0)
+    )
     owner = np.arange(n)
     if not exact.any():
         return owner, out
@@ -110,8 +112,10 @@ def _circle_parts(num: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for b in circle_bboxes(float(lon[i]), float(lat[i]), float(r[i])):
             extra_o.append(i)
             extra_b.append(b)
-    return (np.concatenate([owner[keep], np.asarray(extra_o, np.int64)]),
-            np.concatenate([out[keep], np.asarray(extra_b, np.float64).reshape(-1, 4)]))
+    return (
+        np.concatenate([owner[keep], np.asarray(extra_o, np.int64)]),
+        np.concatenate([out[keep], np.asarray(extra_b, np.float64).reshape(-1, 4)]),
+    )
 
 
 def _vertices(geoms, pi, num, n):
@@ -134,12 +138,18 @@ def pad_boxes(boxes: np.ndarray, pad_m: float) -> np.ndarray:
     if pad_m <= 0 or len(boxes) == 0:
         return boxes.copy()
     minx, miny, maxx, maxy = boxes.T
-    dlat = pad_m / 110_000.0           # fewer meters per degree than anywhere on WGS84
+    dlat = pad_m / 110_000.0  # fewer meters per degree than anywhere on WGS84
     poleward = np.minimum(np.maximum(np.abs(miny), np.abs(maxy)) + dlat, 90.0)
     _, mlon = meters_per_degree_table(np.minimum(poleward, 89.0))
     dlon = pad_m / mlon * 1.01
-    out = np.column_stack([np.maximum(minx - dlon, -180.0), np.maximum(miny - dlat, -90.0),
-                           np.minimum(maxx + dlon, 180.0), np.minimum(maxy + dlat, 90.0)])
+    out = np.column_stack(
+        [
+            np.maximum(minx - dlon, -180.0),
+            np.maximum(miny - dlat, -90.0),
+            np.minimum(maxx + dlon, 180.0),
+            np.minimum(maxy + dlat, 90.0),
+        ]
+    )
     polar = poleward > 89.0
     out[polar, 0], out[polar, 2] = -180.0, 180.0
     return out
@@ -148,6 +158,6 @@ def pad_boxes(boxes: np.ndarray, pad_m: float) -> np.ndarray:
 def to_frame(num: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (x, y) meters of points in their fences' local frames (``num`` rows, or one row)."""
     dlon = lon - num[..., LON0]
-    if len(dlon) and np.abs(dlon).max() > 180.0:   # only near the antimeridian
+    if len(dlon) and np.abs(dlon).max() > 180.0:  # only near the antimeridian
         dlon = (dlon + 180.0) % 360.0 - 180.0
     return dlon * num[..., KX], (lat - num[..., LAT0]) * num[..., KY]

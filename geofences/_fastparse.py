@@ -41,10 +41,10 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
     n = len(features)
     out: list[Geofence | None] = [None] * n
     slow: list[int] = []
-    meta: list[list[Any]] = []        # [index, id, name, tags, free, dwell, exit, kind, radius, lon, lat]
-    rings: list[list] = []            # every ring's positions, in order
-    ring_poly: list[int] = []         # polygon number of each ring
-    poly_meta: list[int] = []         # meta row of each polygon
+    meta: list[list[Any]] = []  # [index, id, name, tags, free, dwell, exit, kind, radius, lon, lat]
+    rings: list[list] = []  # every ring's positions, in order
+    ring_poly: list[int] = []  # polygon number of each ring
+    poly_meta: list[int] = []  # meta row of each polygon
     for i, feat in enumerate(features):
         if type(feat) is not dict or feat.get("type") != "Feature":
             slow.append(i)
@@ -69,27 +69,45 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
         tags = props.get("tags", [])
         if tags is None:
             tags = []
-        if (type(name) is not str or type(tags) not in (list, tuple)
-                or not all(type(t) is str for t in tags)):
+        if type(name) is not str or type(tags) not in (list, tuple) or not all(type(t) is str for t in tags):
             slow.append(i)
             continue
         free = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
-        row: list[Any] = [i, fid, name, tuple(dict.fromkeys(tags)),
-                          MappingProxyType(free) if free else _NO_PROPS, dwell, exit_after, None, None, None, None]
+        row: list[Any] = [
+            i,
+            fid,
+            name,
+            tuple(dict.fromkeys(tags)),
+            MappingProxyType(free) if free else _NO_PROPS,
+            dwell,
+            exit_after,
+            None,
+            None,
+            None,
+            None,
+        ]
         gtype, coords = geom.get("type"), geom.get("coordinates")
         if gtype == "Point":
             radius = props.get("radius_m")
-            if (type(coords) is not list or len(coords) != 2 or type(coords[0]) not in _NUM
-                    or type(coords[1]) not in _NUM or not _is_num(radius)
-                    or not 0 < radius <= limits.max_radius_m
-                    or not (abs(coords[0]) <= 180 and abs(coords[1]) <= 90)):
+            if (
+                type(coords) is not list
+                or len(coords) != 2
+                or type(coords[0]) not in _NUM
+                or type(coords[1]) not in _NUM
+                or not _is_num(radius)
+                or not 0 < radius <= limits.max_radius_m
+                or not (abs(coords[0]) <= 180 and abs(coords[1]) <= 90)
+            ):
                 slow.append(i)
                 continue
             row[7:] = FenceKind.CIRCLE, float(radius), float(coords[0]), float(coords[1])
         elif gtype == "Polygon" or gtype == "MultiPolygon":
             polys = [coords] if gtype == "Polygon" else coords
-            if type(polys) is not list or not polys or not all(
-                    type(p) is list and p and all(type(r) is list for r in p) for p in polys):
+            if (
+                type(polys) is not list
+                or not polys
+                or not all(type(p) is list and p and all(type(r) is list for r in p) for p in polys)
+            ):
                 slow.append(i)
                 continue
             row[7] = FenceKind.POLYGON if gtype == "Polygon" else FenceKind.MULTIPOLYGON
@@ -101,8 +119,7 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
             slow.append(i)
             continue
         meta.append(row)
-    bad_meta = _build(meta, rings, np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64),
-                      limits, out)
+    bad_meta = _build(meta, rings, np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64), limits, out)
     slow.extend(meta[k][0] for k in bad_meta)
     errors: list[InvalidGeofence] = []
     for i in sorted(slow):
@@ -126,8 +143,7 @@ def _build(meta, rings, ring_poly, poly_meta, limits: Limits, out: list) -> np.n
         ok_ring = ~bad[poly_meta[ring_poly]]
         starts = np.cumsum(ring_len) - ring_len
         keep_xy = np.repeat(ok_ring, ring_len)
-        rings_g = shapely.linearrings(xy[keep_xy], indices=np.repeat(np.arange(int(ok_ring.sum())),
-                                                                     ring_len[ok_ring]))
+        rings_g = shapely.linearrings(xy[keep_xy], indices=np.repeat(np.arange(int(ok_ring.sum())), ring_len[ok_ring]))
         del starts
         ok_poly = np.flatnonzero(~bad[poly_meta])
         polys = np.empty(len(poly_meta), dtype=object)
@@ -139,8 +155,10 @@ def _build(meta, rings, ring_poly, poly_meta, limits: Limits, out: list) -> np.n
     geoms = np.empty(len(meta), dtype=object)
     circ = np.flatnonzero(kinds == FenceKind.CIRCLE)
     if len(circ):
-        geoms[circ] = shapely.points(np.fromiter((meta[k][9] for k in circ), np.float64, len(circ)),
-                                     np.fromiter((meta[k][10] for k in circ), np.float64, len(circ)))
+        geoms[circ] = shapely.points(
+            np.fromiter((meta[k][9] for k in circ), np.float64, len(circ)),
+            np.fromiter((meta[k][10] for k in circ), np.float64, len(circ)),
+        )
     if polys is not None:
         single = np.flatnonzero((kinds == FenceKind.POLYGON) & ~bad)
         first = np.searchsorted(poly_meta, single)
@@ -154,8 +172,17 @@ def _build(meta, rings, ring_poly, poly_meta, limits: Limits, out: list) -> np.n
             bad[multi[~valid]] = True
     for k in np.flatnonzero(~bad).tolist():
         m = meta[k]
-        out[m[0]] = Geofence(id=m[1], kind=m[7], geometry=geoms[k], radius_m=m[8], name=m[2], tags=m[3],
-                             properties=m[4], dwell_s=m[5], exit_after_s=m[6])
+        out[m[0]] = Geofence(
+            id=m[1],
+            kind=m[7],
+            geometry=geoms[k],
+            radius_m=m[8],
+            name=m[2],
+            tags=m[3],
+            properties=m[4],
+            dwell_s=m[5],
+            exit_after_s=m[6],
+        )
     return np.flatnonzero(bad)
 
 
@@ -165,7 +192,7 @@ def _ring_checks(rings: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     positions = list(chain.from_iterable(rings))
     try:
         pos_len = np.fromiter(map(len, positions), np.int64, len(positions))
-    except TypeError:   # a position that is not a list: find which, per position
+    except TypeError:  # a position that is not a list: find which, per position
         pos_len = np.fromiter((len(p) if type(p) is list else 0 for p in positions), np.int64, len(positions))
     pos_ok = pos_len == 2
     if not pos_ok.all():
@@ -188,7 +215,7 @@ def _ring_checks(rings: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         # Twice the signed area per ring (shoelace); zero means < 3 distinct or collinear positions.
         nxt = np.arange(1, len(xy) + 1)
         nxt[np.minimum(last, len(xy) - 1)] = np.minimum(last, len(xy) - 1)
-        with np.errstate(invalid="ignore", over="ignore"):   # NaN / inf positions are bad already
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf positions are bad already
             cross = xy[:, 0] * xy[nxt % len(xy), 1] - xy[nxt % len(xy), 0] * xy[:, 1]
             area2 = np.add.reduceat(cross, np.minimum(starts, len(xy) - 1)) if len(rings) else cross[:0]
         bad |= ~(np.abs(area2) > 0)

@@ -12,21 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_MIN_CELL_DEG = 2.0 ** -14      # ~7 m of latitude
-_MAX_CELL_DEG = 2.0 ** 6
+_MIN_CELL_DEG = 2.0**-14  # ~7 m of latitude
+_MAX_CELL_DEG = 2.0**6
 _LEVEL_FACTOR = 16.0
 _MAX_CELLS = 64
-_CELLS_PER_FENCE = 2.0   # base cell = median fence extent / this (tuned in bench, see README)
+_CELLS_PER_FENCE = 2.0  # base cell = median fence extent / this (tuned in bench, see README)
 _KEY_SHIFT = np.int64(1 << 31)
 
 
 @dataclass(frozen=True, slots=True)
 class _Level:
     cell_deg: float
-    keys: np.ndarray      # sorted unique cell keys (int64)
-    starts: np.ndarray    # offset of each key's run in ``slots``
+    keys: np.ndarray  # sorted unique cell keys (int64)
+    starts: np.ndarray  # offset of each key's run in ``slots``
     ends: np.ndarray
-    slots: np.ndarray     # fence slots, grouped by key
+    slots: np.ndarray  # fence slots, grouped by key
     bbox: tuple[float, float, float, float]
 
 
@@ -57,8 +57,7 @@ class _Grid:
         level = slot_level[part_slots]
         for lv in np.unique(level):
             sel = level == lv
-            self.levels.append(_build_level(base * _LEVEL_FACTOR ** int(lv), part_slots[sel],
-                                            part_boxes[sel]))
+            self.levels.append(_build_level(base * _LEVEL_FACTOR ** int(lv), part_slots[sel], part_boxes[sel]))
 
     def query_points(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (point index, slot) candidate pairs for points (x, y); no pair twice."""
@@ -149,8 +148,7 @@ def _build_level(cell: float, slots: np.ndarray, boxes: np.ndarray) -> _Level:
     starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else np.empty(0, np.int64)
     ukeys = keys[starts]
     ends = np.append(starts[1:], len(keys))
-    bbox = (float(boxes[:, 0].min()), float(boxes[:, 1].min()),
-            float(boxes[:, 2].max()), float(boxes[:, 3].max()))
+    bbox = (float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max()))
     return _Level(cell, ukeys, starts, ends, owner, bbox)
 
 

@@ -33,7 +33,7 @@ class _Layers:
         self.in_main = np.zeros(0, bool)
         self.delta: set[int] = set()
         self.delta_grid: _Grid | None = None
-        self.builds = 0   # main grid builds so far (tests and the bench read it)
+        self.builds = 0  # main grid builds so far (tests and the bench read it)
 
     def changed(self, slots: np.ndarray, n_live: int) -> None:
         """Record changed slots: into the delta, or drop the main grid for a large batch."""

@@ -65,15 +65,13 @@ class InvalidGeofence(GeofenceError):
 
     def to_dict(self) -> dict:
         """JSON-ready description: ``{"fence_id", "field", "reason", "index"}``."""
-        return {"fence_id": self.fence_id, "field": self.field, "reason": self.reason,
-                "index": self.index}
+        return {"fence_id": self.fence_id, "field": self.field, "reason": self.reason, "index": self.index}
 
 
 class DuplicateGeofence(InvalidGeofence):
     """A geofence id that is already taken (in the index, or earlier in the same collection)."""
 
-    def __init__(self, fence_id: str, field: str = "id", reason: str | None = None,
-                 index: int | None = None):
+    def __init__(self, fence_id: str, field: str = "id", reason: str | None = None, index: int | None = None):
         super().__init__(fence_id, field, reason or f"duplicate id {fence_id!r}", index)
 
 
@@ -88,8 +86,9 @@ class InvalidRecord(InvalidGeofence):
     column name for CSV rows, and ``index`` is the record's 0-based position among the records.)
     """
 
-    def __init__(self, fence_id: str | None, field: str, reason: str, index: int | None = None,
-                 line: int | None = None):
+    def __init__(
+        self, fence_id: str | None, field: str, reason: str, index: int | None = None, line: int | None = None
+    ):
         self.line = line
         super().__init__(fence_id, field, reason, index)
 

@@ -32,13 +32,25 @@ _CHUNK = 20_000
 _DEFAULT_LIMITS = Limits()
 Progress = Callable[[int], None]
 # Feature fields as CSV column names, for errors on CSV rows.
-_CSV_FIELD = {"id": "id", "properties.id": "id", "properties.name": "name", "properties.tags": "tags",
-              "properties.dwell_s": "dwell_s", "properties.exit_after_s": "exit_after_s",
-              "properties.radius_m": "radius_m"}
+_CSV_FIELD = {
+    "id": "id",
+    "properties.id": "id",
+    "properties.name": "name",
+    "properties.tags": "tags",
+    "properties.dwell_s": "dwell_s",
+    "properties.exit_after_s": "exit_after_s",
+    "properties.radius_m": "radius_m",
+}
 
 
-def read_geojsonseq(file: IO[str] | IO[bytes], *, limits: Limits = _DEFAULT_LIMITS, source: str | None = None,
-                    progress: Progress | None = None, chunk: int = _CHUNK) -> list[Geofence]:
+def read_geojsonseq(
+    file: IO[str] | IO[bytes],
+    *,
+    limits: Limits = _DEFAULT_LIMITS,
+    source: str | None = None,
+    progress: Progress | None = None,
+    chunk: int = _CHUNK,
+) -> list[Geofence]:
     """Read one Feature per record: RS-separated (RFC 8142) and/or one per line.
 
     Raises
@@ -49,8 +61,15 @@ def read_geojsonseq(file: IO[str] | IO[bytes], *, limits: Limits = _DEFAULT_LIMI
     return _import(_seq_records(file), limits, source, progress, chunk, csv_fields=False)
 
 
-def read_csv(file: IO[str], *, limits: Limits = _DEFAULT_LIMITS, source: str | None = None,
-             progress: Progress | None = None, chunk: int = _CHUNK, delimiter: str = ",") -> list[Geofence]:
+def read_csv(
+    file: IO[str],
+    *,
+    limits: Limits = _DEFAULT_LIMITS,
+    source: str | None = None,
+    progress: Progress | None = None,
+    chunk: int = _CHUNK,
+    delimiter: str = ",",
+) -> list[Geofence]:
     """Read fences from CSV rows (columns :data:`CSV_COLUMNS`; a header row is required).
 
     ``tags`` are separated by ``;`` or ``|``; empty cells are unset. A row is a circle
@@ -64,10 +83,16 @@ def read_csv(file: IO[str], *, limits: Limits = _DEFAULT_LIMITS, source: str | N
     return _import(_csv_records(file, delimiter), limits, source, progress, chunk, csv_fields=True)
 
 
-def _import(records: Iterator[tuple[int, Any, InvalidRecord | None]], limits: Limits, source: str | None,
-            progress: Progress | None, chunk: int, csv_fields: bool) -> list[Geofence]:
+def _import(
+    records: Iterator[tuple[int, Any, InvalidRecord | None]],
+    limits: Limits,
+    source: str | None,
+    progress: Progress | None,
+    chunk: int,
+    csv_fields: bool,
+) -> list[Geofence]:
     fences: list[Geofence] = []
-    errors: list[tuple[int, InvalidGeofence]] = []   # (record index, its error)
+    errors: list[tuple[int, InvalidGeofence]] = []  # (record index, its error)
     seen: dict[str, int] = {}
     count = 0
     for batch in _chunks(records, chunk):
@@ -76,7 +101,7 @@ def _import(records: Iterator[tuple[int, Any, InvalidRecord | None]], limits: Li
         errors.extend((count + k, err.with_index(count + k)) for k, (_, _, err) in enumerate(batch) if err is not None)
         parsed, bad = parse_many(feats, limits)
         for e in bad:
-            if e.index is None:   # parse_many names every error's feature (its position in feats)
+            if e.index is None:  # parse_many names every error's feature (its position in feats)
                 raise AssertionError(f"bulk parser error without a feature index: {e}")
             index, line = where[e.index]
             field = _CSV_FIELD.get(e.field, _csv_geometry_field(feats[e.index])) if csv_fields else e.field
@@ -86,15 +111,21 @@ def _import(records: Iterator[tuple[int, Any, InvalidRecord | None]], limits: Li
                 continue
             first = seen.setdefault(fence.id, line)
             if first != line:
-                errors.append((index, InvalidRecord(fence.id, "id", f"duplicate id {fence.id!r} "
-                                                    f"(first used on line {first})", index, line)))
+                errors.append(
+                    (
+                        index,
+                        InvalidRecord(
+                            fence.id, "id", f"duplicate id {fence.id!r} (first used on line {first})", index, line
+                        ),
+                    )
+                )
             else:
                 fences.append(fence)
         count += len(batch)
         if progress is not None:
             progress(count)
     if errors:
-        errors.sort(key=lambda pair: pair[0])   # stable: by record index, as the errors name it
+        errors.sort(key=lambda pair: pair[0])  # stable: by record index, as the errors name it
         raise InvalidCollection([err for _, err in errors], source)
     return fences
 
@@ -131,7 +162,7 @@ def _seq_records(file) -> Iterator[tuple[int, Any, InvalidRecord | None]]:
         if RS in line:
             rs_mode = True
             head, *pieces = line.split(RS)
-            if head.strip():                      # the tail of the record before
+            if head.strip():  # the tail of the record before
                 if not text:
                     start = lineno
                 text.append(head)
@@ -141,7 +172,7 @@ def _seq_records(file) -> Iterator[tuple[int, Any, InvalidRecord | None]]:
                     yield rec
                 text, start = [piece], lineno
         elif rs_mode and text and "".join(text).strip() and not _complete(text):
-            text.append(line)                     # a record continued on this line
+            text.append(line)  # a record continued on this line
         else:
             rec = done() if text else None
             if rec is not None:
@@ -170,8 +201,13 @@ def _csv_records(file, delimiter: str) -> Iterator[tuple[int, Any, InvalidRecord
     missing = [c for c in ("id",) if c not in header]
     circle_cols = all(c in header for c in ("lon", "lat", "radius_m"))
     if missing or not (circle_cols or "wkt" in header):
-        yield 1, None, InvalidRecord(None, "header", "expected columns id, and lon, lat, radius_m and/or wkt; "
-                                     f"got {header}", line=1)
+        yield (
+            1,
+            None,
+            InvalidRecord(
+                None, "header", f"expected columns id, and lon, lat, radius_m and/or wkt; got {header}", line=1
+            ),
+        )
         return
     col = {name: header.index(name) for name in CSV_COLUMNS if name in header}
     rows: list[tuple[int, list[str]]] = []
@@ -189,6 +225,7 @@ def _csv_records(file, delimiter: str) -> Iterator[tuple[int, Any, InvalidRecord
 
 def _csv_features(rows: list[tuple[int, list[str]]], col: dict[str, int]):
     """Turn CSV rows into Features (WKT parsed for the whole list at once)."""
+
     def cell(row, name):
         i = col.get(name)
         return row[i].strip() if i is not None and i < len(row) else ""
@@ -209,8 +246,9 @@ def _csv_features(rows: list[tuple[int, list[str]]], col: dict[str, int]):
                     props[name] = _number(fid, name, text, line)
             if wkt[k] is not None:
                 if props.get("radius_m") is not None or cell(row, "lon") or cell(row, "lat"):
-                    raise InvalidRecord(fid, "wkt", "a row is a circle (lon, lat, radius_m) or a polygon "
-                                        "(wkt), not both", line=line)
+                    raise InvalidRecord(
+                        fid, "wkt", "a row is a circle (lon, lat, radius_m) or a polygon (wkt), not both", line=line
+                    )
                 if k not in as_json:
                     what = "not valid WKT" if geoms[k] is None else f"a {geoms[k].geom_type.upper()}"
                     raise InvalidRecord(fid, "wkt", f"expected a POLYGON or MULTIPOLYGON, got {what}", line=line)
@@ -218,10 +256,13 @@ def _csv_features(rows: list[tuple[int, list[str]]], col: dict[str, int]):
             else:
                 lon, lat = cell(row, "lon"), cell(row, "lat")
                 if not lon or not lat:
-                    raise InvalidRecord(fid, "lon" if not lon else "lat",
-                                        "missing: give lon, lat and radius_m, or wkt", line=line)
-                geometry = {"type": "Point",
-                            "coordinates": [_number(fid, "lon", lon, line), _number(fid, "lat", lat, line)]}
+                    raise InvalidRecord(
+                        fid, "lon" if not lon else "lat", "missing: give lon, lat and radius_m, or wkt", line=line
+                    )
+                geometry = {
+                    "type": "Point",
+                    "coordinates": [_number(fid, "lon", lon, line), _number(fid, "lat", lat, line)],
+                }
         except InvalidRecord as err:
             yield line, None, err
             continue

@@ -22,8 +22,7 @@ def distance_m(lon1, lat1, lon2, lat2) -> np.ndarray:
     >>> round(float(distance_m(10.0, 60.0, 10.0, 61.0)))
     111421
     """
-    lon1, lat1, lon2, lat2 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64)
-                                                   for v in (lon1, lat1, lon2, lat2)))
+    lon1, lat1, lon2, lat2 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (lon1, lat1, lon2, lat2)))
     if lon1.size == 0:
         return np.empty(lon1.shape)
     _, _, dist = WGS84.inv(lon1, lat1, lon2, lat2)
@@ -57,8 +56,14 @@ def circle_bboxes(lon: float, lat: float, radius_m: float) -> list[tuple[float, 
     north_pole = _contains_pole(lon, lat, radius_m, 90.0)
     south_pole = _contains_pole(lon, lat, radius_m, -90.0)
     if north_pole or south_pole:
-        return [(-180.0, -90.0 if south_pole else max(miny - pad_lat, -90.0),
-                 180.0, 90.0 if north_pole else min(maxy + pad_lat, 90.0))]
+        return [
+            (
+                -180.0,
+                -90.0 if south_pole else max(miny - pad_lat, -90.0),
+                180.0,
+                90.0 if north_pole else min(maxy + pad_lat, 90.0),
+            )
+        ]
     minx, maxx = outline[:, 0].min() - pad_lon, outline[:, 0].max() + pad_lon
     miny, maxy = max(miny - pad_lat, -90.0), min(maxy + pad_lat, 90.0)
     if maxx - minx >= 360.0:

@@ -28,8 +28,7 @@ _DEFAULT_LIMITS = Limits()
 _CONTROL = re.compile("[\x00-\x1f]")
 
 
-def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS,
-                  fence_id: str | None = None) -> Geofence:
+def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS, fence_id: str | None = None) -> Geofence:
     """Validate one GeoJSON Feature and return its :class:`Geofence`.
 
     Parameters
@@ -64,7 +63,7 @@ def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS,
         raise InvalidGeofence(fence_id, "properties", f"expected an object or null, got {_typename(props)}")
     fid = _read_id(feature, props, fence_id, limits)
     if feature.get("type") != "Feature":
-        raise InvalidGeofence(fid, "type", f"expected \"Feature\", got {feature.get('type')!r}")
+        raise InvalidGeofence(fid, "type", f'expected "Feature", got {feature.get("type")!r}')
     geom = feature.get("geometry")
     if not isinstance(geom, Mapping):
         raise InvalidGeofence(fid, "geometry", f"expected a geometry object, got {_typename(geom)}")
@@ -77,9 +76,11 @@ def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS,
     elif gtype == "MultiPolygon":
         geometry, kind, radius_m = _multipolygon(fid, coords, limits), FenceKind.MULTIPOLYGON, None
     else:
-        raise InvalidGeofence(fid, "geometry.type",
-                              f"unsupported geometry type {gtype!r}; use Polygon, MultiPolygon, "
-                              "or Point with properties.radius_m")
+        raise InvalidGeofence(
+            fid,
+            "geometry.type",
+            f"unsupported geometry type {gtype!r}; use Polygon, MultiPolygon, or Point with properties.radius_m",
+        )
     name = props.get("name", "")
     if name is None:
         name = ""
@@ -92,16 +93,26 @@ def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS,
         raise InvalidGeofence(fid, "properties.tags", "expected a list of strings")
     free = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
     return Geofence(
-        id=fid, kind=kind, geometry=geometry, radius_m=radius_m, name=name,
-        tags=tuple(dict.fromkeys(tags)), properties=MappingProxyType(free),
+        id=fid,
+        kind=kind,
+        geometry=geometry,
+        radius_m=radius_m,
+        name=name,
+        tags=tuple(dict.fromkeys(tags)),
+        properties=MappingProxyType(free),
         dwell_s=_seconds(fid, props, "dwell_s", allow_zero=True),
         exit_after_s=_seconds(fid, props, "exit_after_s", allow_zero=False),
     )
 
 
-def parse_collection(collection: Any, *, limits: Limits = _DEFAULT_LIMITS,
-                     source: str | None = None, progress: Callable[[int], None] | None = None,
-                     chunk: int = 20_000) -> list[Geofence]:
+def parse_collection(
+    collection: Any,
+    *,
+    limits: Limits = _DEFAULT_LIMITS,
+    source: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 20_000,
+) -> list[Geofence]:
     """Validate a FeatureCollection as a whole: every feature is good, or none is returned.
 
     ``progress(n)``, when given, is called after each ``chunk`` of features with the number
@@ -123,15 +134,16 @@ def parse_collection(collection: Any, *, limits: Limits = _DEFAULT_LIMITS,
         return _unique(parsed, errors, source)
     parsed, errors = [], []
     for start in range(0, len(features), chunk):
-        got, bad = parse_many(features[start:start + chunk], limits)
+        got, bad = parse_many(features[start : start + chunk], limits)
         parsed.extend(got)
         errors.extend(e.with_index(start + e.index) if e.index is not None else e for e in bad)
         progress(start + len(got))
     return _unique(parsed, errors, source)
 
 
-def _unique(parsed: list[Geofence | None], errors: list[InvalidGeofence], source: str | None,
-            where: list[int] | None = None) -> list[Geofence]:
+def _unique(
+    parsed: list[Geofence | None], errors: list[InvalidGeofence], source: str | None, where: list[int] | None = None
+) -> list[Geofence]:
     """Check ids are unique across parsed records; raise :class:`InvalidCollection` on any error.
 
     ``where`` gives each record's index for the error (default: its position in ``parsed``).
@@ -144,8 +156,11 @@ def _unique(parsed: list[Geofence | None], errors: list[InvalidGeofence], source
         at = i if where is None else where[i]
         first = seen.setdefault(fence.id, at)
         if first != at:
-            errors.append(DuplicateGeofence(fence.id, reason=f"duplicate id {fence.id!r} "
-                                            f"(first used by feature {first})", index=at))
+            errors.append(
+                DuplicateGeofence(
+                    fence.id, reason=f"duplicate id {fence.id!r} (first used by feature {first})", index=at
+                )
+            )
             continue
         fences.append(fence)
     if errors:
@@ -188,8 +203,11 @@ def to_features(fences: Iterable[Geofence], *, arrays: bool = False) -> list[dic
         for k, poly in zip(part_of.tolist(), polys):
             by_fence[k].append(poly)
         for k, (i, m) in enumerate(zip(areas.tolist(), multi.tolist())):
-            geometry[i] = ({"type": "MultiPolygon", "coordinates": by_fence[k]} if m
-                           else {"type": "Polygon", "coordinates": by_fence[k][0]})
+            geometry[i] = (
+                {"type": "MultiPolygon", "coordinates": by_fence[k]}
+                if m
+                else {"type": "Polygon", "coordinates": by_fence[k][0]}
+            )
     return [f._feature(g) for f, g in zip(fences, geometry)]
 
 
@@ -242,8 +260,11 @@ def _positions(fid: str, coords: Any, field: str) -> np.ndarray:
         raise InvalidGeofence(fid, field, f"expected an array of positions, got {_typename(coords)}")
     out = np.empty((len(coords), 2), dtype=np.float64)
     for i, pos in enumerate(coords):
-        if (not isinstance(pos, (list, tuple)) or len(pos) < 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)):
+        if (
+            not isinstance(pos, (list, tuple))
+            or len(pos) < 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)
+        ):
             raise InvalidGeofence(fid, f"{field}[{i}]", f"expected a position [lon, lat], got {pos!r}")
         out[i, 0], out[i, 1] = pos[0], pos[1]
     bad = ~np.isfinite(out).all(axis=1)
@@ -253,9 +274,11 @@ def _positions(fid: str, coords: Any, field: str) -> np.ndarray:
     bad = (np.abs(out[:, 0]) > 180) | (np.abs(out[:, 1]) > 90)
     if bad.any():
         i = int(np.argmax(bad))
-        raise InvalidGeofence(fid, f"{field}[{i}]",
-                              f"position {list(coords[i][:2])} out of range: lon must be in [-180, 180], "
-                              "lat in [-90, 90]")
+        raise InvalidGeofence(
+            fid,
+            f"{field}[{i}]",
+            f"position {list(coords[i][:2])} out of range: lon must be in [-180, 180], lat in [-90, 90]",
+        )
     return out
 
 
@@ -264,8 +287,9 @@ def _ring(fid: str, coords: Any, field: str) -> np.ndarray:
     if len(xy) < 4:
         raise InvalidGeofence(fid, field, f"a linear ring needs at least 4 positions, got {len(xy)}")
     if not np.array_equal(xy[0], xy[-1]):
-        raise InvalidGeofence(fid, field, f"ring is not closed: first position {xy[0].tolist()} "
-                              f"differs from last {xy[-1].tolist()}")
+        raise InvalidGeofence(
+            fid, field, f"ring is not closed: first position {xy[0].tolist()} differs from last {xy[-1].tolist()}"
+        )
     if len(np.unique(xy[:-1], axis=0)) < 3:
         raise InvalidGeofence(fid, field, "a linear ring needs at least 3 distinct positions")
     return xy
@@ -295,8 +319,9 @@ def _multipolygon(fid: str, coords: Any, limits: Limits):
 
 def _check_vertices(fid: str, n: int, limits: Limits) -> None:
     if n > limits.max_vertices:
-        raise InvalidGeofence(fid, "geometry.coordinates",
-                              f"{n} positions, more than the limit of {limits.max_vertices}")
+        raise InvalidGeofence(
+            fid, "geometry.coordinates", f"{n} positions, more than the limit of {limits.max_vertices}"
+        )
 
 
 def _check_valid(fid: str, geom, field: str) -> None:
@@ -327,17 +352,17 @@ def _check_valid(fid: str, geom, field: str) -> None:
 def _circle(fid: str, coords: Any, props: Mapping, limits: Limits):
     try:
         xy = _positions(fid, [coords] if isinstance(coords, (list, tuple)) else coords, "geometry.coordinates")
-    except InvalidGeofence as exc:   # name the Point's own coordinates, not an index into them
+    except InvalidGeofence as exc:  # name the Point's own coordinates, not an index into them
         raise InvalidGeofence(fid, "geometry.coordinates", exc.reason) from None
     radius = props.get("radius_m")
     if radius is None:
-        raise InvalidGeofence(fid, "properties.radius_m",
-                              "a Point geofence is a circle and needs radius_m (meters)")
+        raise InvalidGeofence(fid, "properties.radius_m", "a Point geofence is a circle and needs radius_m (meters)")
     if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius):
         raise InvalidGeofence(fid, "properties.radius_m", f"expected a finite number of meters, got {radius!r}")
     if radius <= 0:
         raise InvalidGeofence(fid, "properties.radius_m", f"must be > 0, got {radius!r}")
     if radius > limits.max_radius_m:
-        raise InvalidGeofence(fid, "properties.radius_m",
-                              f"{radius!r} m is larger than the limit of {limits.max_radius_m:g} m")
+        raise InvalidGeofence(
+            fid, "properties.radius_m", f"{radius!r} m is larger than the limit of {limits.max_radius_m:g} m"
+        )
     return shapely.Point(xy[0]), FenceKind.CIRCLE, float(radius)

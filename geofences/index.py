@@ -46,10 +46,10 @@ class Matches:
     ``state`` is :data:`INSIDE` or :data:`UNCERTAIN`; pairs certainly outside are absent.
     """
 
-    point: np.ndarray   # int64
-    slot: np.ndarray    # int64
-    state: np.ndarray   # int8
-    version: int = 0    # the index version the slots refer to
+    point: np.ndarray  # int64
+    slot: np.ndarray  # int64
+    state: np.ndarray  # int8
+    version: int = 0  # the index version the slots refer to
 
     def __len__(self) -> int:
         return len(self.point)
@@ -124,7 +124,7 @@ class FenceIndex:
             parts: list[np.ndarray] = []
             for v, logged in self._log:
                 if v > version:
-                    if logged is None:   # a big batch, logged without its slots
+                    if logged is None:  # a big batch, logged without its slots
                         return None
                     parts.append(logged)
             slots = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
@@ -198,7 +198,7 @@ class FenceIndex:
                     raise DuplicateGeofence(f.id)
                 seen.add(f.id)
             batch = fences
-        derived = derive(batch, self.pad_m)   # outside the lock: matches keep running meanwhile
+        derived = derive(batch, self.pad_m)  # outside the lock: matches keep running meanwhile
         with self._lock:
             if not replace:
                 for f in batch:
@@ -216,7 +216,7 @@ class FenceIndex:
             first = len(self._fences)
             slots[new[reuse:]] = np.arange(first, first + len(new) - reuse)
             self._slots.write(slots, derived)
-            if len(new) == len(batch) and reuse == 0:   # a plain append (a bulk load)
+            if len(new) == len(batch) and reuse == 0:  # a plain append (a bulk load)
                 self._fences.extend(batch)
                 self._by_id.update(zip((f.id for f in batch), range(first, first + len(batch))))
             else:
@@ -225,7 +225,7 @@ class FenceIndex:
                     self._fences[s] = f
                     self._by_id[f.id] = s
             if len(slots) > _RTREE_BATCH:
-                self._rtree = None   # cheaper to bulk-load again on the next interactive query
+                self._rtree = None  # cheaper to bulk-load again on the next interactive query
             if self._rtree is not None:
                 _, boxes, _ = self._slots.parts_of(slots)
                 for s, b in zip(np.repeat(slots, self._slots.part_count[slots]).tolist(), boxes.tolist()):
@@ -259,7 +259,7 @@ class FenceIndex:
     def _current_grid(self) -> _Layers:
         layers = self._layers
         if layers.main is not None and (layers.delta_grid is not None or not layers.delta):
-            return layers   # nothing to build; a racing change is caught by match's version check
+            return layers  # nothing to build; a racing change is caught by match's version check
         with self._lock:
             layers.refresh(lambda: np.fromiter(self._by_id.values(), np.int64, len(self._by_id)))
             return layers
@@ -298,7 +298,7 @@ class FenceIndex:
             version = self.version
             grid = self._current_grid()
             pi, sl, state = self._match(grid, lon, lat, unc)
-            if version == self.version:   # no change raced with this match
+            if version == self.version:  # no change raced with this match
                 return Matches(pi, sl, state, version)
 
     def _match(self, grid, lon, lat, unc):
@@ -351,7 +351,7 @@ class FenceIndex:
         is_circ = np.zeros(len(pi), bool)
         is_circ[circ] = True
         sel = np.flatnonzero((u > 0) & ~is_circ)
-        if len(sel):   # a point beyond the fence's box grown by u is certainly outside: no distance
+        if len(sel):  # a point beyond the fence's box grown by u is certainly outside: no distance
             box = self._slots.box[sl[sel]]
             x, y, us = lon[pi[sel]], lat[pi[sel]], u[sel]
             dlat = us / 110_000.0
@@ -361,7 +361,7 @@ class FenceIndex:
         if len(sel):
             px, py = to_frame(self._slots.num[sl[sel]], lon[pi[sel]], lat[pi[sel]])
             d = self._current_segments().distance(sl[sel], px, py)
-            big = np.isnan(d)   # fences with many segments: GEOS does better than a dense expansion
+            big = np.isnan(d)  # fences with many segments: GEOS does better than a dense expansion
             if big.any():
                 d[big] = shapely.distance(self._slots.frame_boundary[sl[sel[big]]], shapely.points(px[big], py[big]))
             state[sel[d < u[sel]]] = UNCERTAIN
@@ -404,7 +404,7 @@ class FenceIndex:
 
     def _distance_to(self, fence: Geofence, lon: float, lat: float) -> float:
         if fence.is_circle:
-            if fence.radius_m is None:   # the parsers always set it; the bare constructor does not check
+            if fence.radius_m is None:  # the parsers always set it; the bare constructor does not check
                 raise TypeError(f"circle {fence.id!r} has no radius_m")
             cx, cy = fence.center
             return max(0.0, float(distance_m(cx, cy, lon, lat)) - fence.radius_m)

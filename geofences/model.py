@@ -81,9 +81,14 @@ class Geofence:
         """Build a validated circle of ``radius_m`` geodesic meters around (lon, lat)."""
         from geofences.geojson import parse_feature
 
-        return parse_feature({"type": "Feature", "id": fence_id,
-                              "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                              "properties": {**properties, "radius_m": radius_m}})
+        return parse_feature(
+            {
+                "type": "Feature",
+                "id": fence_id,
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": {**properties, "radius_m": radius_m},
+            }
+        )
 
     @classmethod
     def polygon(cls, fence_id: str, shell, holes=(), **properties: Any) -> Geofence:
@@ -92,9 +97,14 @@ class Geofence:
 
         rings = [list(map(list, shell))] + [list(map(list, h)) for h in holes]
         rings = [r + [r[0]] if r[0] != r[-1] else r for r in rings]
-        return parse_feature({"type": "Feature", "id": fence_id,
-                              "geometry": {"type": "Polygon", "coordinates": rings},
-                              "properties": properties})
+        return parse_feature(
+            {
+                "type": "Feature",
+                "id": fence_id,
+                "geometry": {"type": "Polygon", "coordinates": rings},
+                "properties": properties,
+            }
+        )
 
     @property
     def is_circle(self) -> bool:
@@ -149,9 +159,11 @@ class Geofence:
 
     def same_shape(self, other: Geofence) -> bool:
         """True when both fences cover the same area (metadata aside)."""
-        return (self.kind == other.kind
-                and shapely.equals_exact(self.geometry, other.geometry, tolerance=0)
-                and _same_float(self.radius_m, other.radius_m))
+        return (
+            self.kind == other.kind
+            and shapely.equals_exact(self.geometry, other.geometry, tolerance=0)
+            and _same_float(self.radius_m, other.radius_m)
+        )
 
     def __repr__(self) -> str:
         extra = f", radius_m={self.radius_m}" if self.radius_m is not None else ""

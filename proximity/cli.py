@@ -42,16 +42,22 @@ class Command:
 #: ``Command("serve", "run the HTTP service", "proximity.service.cli:setup_serve")``.
 COMMANDS: tuple[Command, ...] = (
     Command("serve", "run the HTTP API (OpenAPI at /docs)", "proximity.service.cli:setup"),
-    Command("replay", "replay a pings CSV against a fences GeoJSON into an events CSV",
-            "proximity.cli:_setup_replay"),
-    Command("demo", "replay the bundled demo (a mall and a high street) and compare with the truth",
-            "proximity.cli:_setup_demo"),
-    Command("simulate", "write a seeded workload: fences.geojson, pings.csv and truth.csv",
-            "proximity.cli:_setup_simulate"),
+    Command("replay", "replay a pings CSV against a fences GeoJSON into an events CSV", "proximity.cli:_setup_replay"),
+    Command(
+        "demo",
+        "replay the bundled demo (a mall and a high street) and compare with the truth",
+        "proximity.cli:_setup_demo",
+    ),
+    Command(
+        "simulate", "write a seeded workload: fences.geojson, pings.csv and truth.csv", "proximity.cli:_setup_simulate"
+    ),
     Command("score", "compare an events CSV with a ground-truth CSV", "proximity.cli:_setup_score"),
     Command("beacons", "decode BLE beacon advertisements (beacons decode HEX)", "beacons.cli:configure"),
-    Command("sim", "noisy shopper traffic: sim generate|replay|score|report|run|import|export (the `simulator` "
-            "command)", "proximity.cli:_setup_sim"),
+    Command(
+        "sim",
+        "noisy shopper traffic: sim generate|replay|score|report|run|import|export (the `simulator` command)",
+        "proximity.cli:_setup_sim",
+    ),
 )
 
 
@@ -119,11 +125,19 @@ def _setup_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="EVENTS.csv", help="events CSV to write")
     p.add_argument("--redis-url", metavar="URL", help="keep device state in Redis (default: in memory)")
     p.add_argument("--redis-prefix", metavar="PREFIX", help="Redis key prefix to use and keep")
-    p.add_argument("--chunk-size", type=_positive_int, default=100_000, metavar="N",
-                   help="pings per engine batch (default: 100000)")
+    p.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=100_000,
+        metavar="N",
+        help="pings per engine batch (default: 100000)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--sweep-at-end", action="store_true",
-                   help="exit devices silent for a fence's exit_after_s as of the last ts seen")
+    p.add_argument(
+        "--sweep-at-end",
+        action="store_true",
+        help="exit devices silent for a fence's exit_after_s as of the last ts seen",
+    )
     p.set_defaults(run=_run_replay)
 
 
@@ -145,9 +159,16 @@ def _run_replay(args) -> int:
     started = time.perf_counter()
     fences = load_fences(args.fences, progress=False if args.no_progress else None)
     load_s = time.perf_counter() - started
-    stats = _replay_with_store(fences, args.pings, args.out, redis_url=args.redis_url,
-                               redis_prefix=args.redis_prefix, chunk_size=args.chunk_size,
-                               progress=not args.no_progress, sweep_at_end=args.sweep_at_end)
+    stats = _replay_with_store(
+        fences,
+        args.pings,
+        args.out,
+        redis_url=args.redis_url,
+        redis_prefix=args.redis_prefix,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+        sweep_at_end=args.sweep_at_end,
+    )
     load_s += stats.pop("index_s")
     _print_json({**stats, "fences_load_s": round(load_s, 3), "out": str(args.out)})
     return 0
@@ -165,15 +186,20 @@ def _replay_with_store(fences, pings, out, *, redis_url=None, redis_prefix=None,
         import uuid
 
         from proximity.storage.redis_devices import RedisDeviceStore
+
         store = RedisDeviceStore(redis_url, prefix=redis_prefix or f"proximity-replay:{uuid.uuid4().hex}:")
     started = time.perf_counter()
-    engine = Engine(fences, store)   # one bulk index build (FenceIndex(fences))
-    engine.index.match(np.zeros(1), np.zeros(1))   # and its grid, here rather than in the first chunk
+    engine = Engine(fences, store)  # one bulk index build (FenceIndex(fences))
+    engine.index.match(np.zeros(1), np.zeros(1))  # and its grid, here rather than in the first chunk
     index_s = time.perf_counter() - started
     try:
         stats = replay(engine, pings, out, **kw)
-        return {**stats.to_dict(), "devices": engine.store.device_count(), "fences": len(fences),
-                "index_s": round(index_s, 3)}
+        return {
+            **stats.to_dict(),
+            "devices": engine.store.device_count(),
+            "fences": len(fences),
+            "index_s": round(index_s, 3),
+        }
     finally:
         if store is not None:
             if not redis_prefix:
@@ -182,6 +208,7 @@ def _replay_with_store(fences, pings, out, *, redis_url=None, redis_prefix=None,
 
 
 # -- simulate and score ----------------------------------------------------------------------
+
 
 def _setup_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
@@ -213,12 +240,19 @@ def _run_simulate(args) -> int:
     if out.exists() and not out.is_dir():
         raise InvalidInput(str(out), "exists and is not a directory")
     started = time.perf_counter()
-    w = generate(args.fences, args.devices, args.pings, args.seed, city=args.city or DEFAULT_CITY,
-                 accuracy=not args.no_accuracy)
+    w = generate(
+        args.fences, args.devices, args.pings, args.seed, city=args.city or DEFAULT_CITY, accuracy=not args.no_accuracy
+    )
     paths = w.write(out)
-    _print_json({**w.params, "truth_events": len(w.truth), "truth_by_type": w.truth.counts(),
-                 "seconds": round(time.perf_counter() - started, 3),
-                 "files": {k: str(v) for k, v in paths.items()}})
+    _print_json(
+        {
+            **w.params,
+            "truth_events": len(w.truth),
+            "truth_by_type": w.truth.counts(),
+            "seconds": round(time.perf_counter() - started, 3),
+            "files": {k: str(v) for k, v in paths.items()},
+        }
+    )
     return 0
 
 
@@ -238,6 +272,7 @@ def _run_score(args) -> int:
 
 
 # -- demo ------------------------------------------------------------------------------------
+
 
 def _setup_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="also keep events.csv in DIR (default: a temporary directory)")
@@ -260,8 +295,9 @@ def _run_demo(args) -> int:
         if not out_dir.is_dir():
             raise InvalidInput(str(out_dir), "no such directory")
         events_path = out_dir / "events.csv"
-        stats = _replay_with_store(fences, demo / "pings.csv", events_path, redis_url=args.redis_url,
-                                   chunk_size=1000, progress=False)
+        stats = _replay_with_store(
+            fences, demo / "pings.csv", events_path, redis_url=args.redis_url, chunk_size=1000, progress=False
+        )
         result = score(read_events(events_path), read_events(demo / "truth.csv"))
         events = pd.read_csv(events_path, dtype=str, keep_default_na=False)
         print(_demo_report(fences, stats, events, result, events_path if args.out else None))
@@ -280,7 +316,8 @@ def _demo_report(fences, stats: dict, events, result, kept: Path | None) -> str:
         f"proximity demo: {stats['fences']} stores (a mall with an atrium, a high street), "
         f"{stats['devices']} simulated shoppers, {stats['pings']:,} pings",
         f"  replayed in {stats['seconds']:.2f} s: {stats['events']:,} events ("
-        + ", ".join(f"{by[k]:,} {k}" for k in ("enter", "dwell", "exit")) + ")",
+        + ", ".join(f"{by[k]:,} {k}" for k in ("enter", "dwell", "exit"))
+        + ")",
         f"  one shopper, {shopper}:",
     ]
     for row in events[events["device_id"] == shopper].itertuples(index=False):
@@ -288,8 +325,9 @@ def _demo_report(fences, stats: dict, events, result, kept: Path | None) -> str:
         stay = f"  (stayed {float(row.duration_s):.0f} s)" if row.duration_s else ""
         lines.append(f"    {when} UTC  {row.type:<5}  {names.get(row.geofence_id, row.geofence_id)}{stay}")
     verdict = "exact" if result.exact else "NOT exact"
-    lines.append(f"  vs ground truth: {result.matched:,} matched, {result.missing} missing, "
-                 f"{result.extra} extra ({verdict})")
+    lines.append(
+        f"  vs ground truth: {result.matched:,} matched, {result.missing} missing, {result.extra} extra ({verdict})"
+    )
     if kept is not None:
         lines.append(f"  events written to {kept}")
     lines.append("  next: proximity replay --help; proximity simulate --help")
@@ -305,5 +343,7 @@ def _setup_sim(p: argparse.ArgumentParser) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from simulator.cli import main as simulator_main
+
         return simulator_main(args.args or ["--help"])
+
     p.set_defaults(run=run)

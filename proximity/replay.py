@@ -36,8 +36,19 @@ from proximity.core.pings import PingBatch
 from proximity.core.pipeline import Pipeline
 from proximity.core.wire import EVENT_COLUMNS, csv_rows
 
-__all__ = ["PING_COLUMNS", "OPTIONAL_PING_COLUMNS", "EVENT_COLUMNS", "ReplayStats", "load_fences", "SEQ_SUFFIXES",
-           "read_pings", "write_events", "CsvSink", "StatsSink", "replay"]
+__all__ = [
+    "PING_COLUMNS",
+    "OPTIONAL_PING_COLUMNS",
+    "EVENT_COLUMNS",
+    "ReplayStats",
+    "load_fences",
+    "SEQ_SUFFIXES",
+    "read_pings",
+    "write_events",
+    "CsvSink",
+    "StatsSink",
+    "replay",
+]
 
 #: Required columns of a pings CSV, and the optional one.
 PING_COLUMNS = ("device_id", "ts", "lon", "lat")
@@ -70,11 +81,18 @@ class ReplayStats:
             self.events_by_type[kind] = self.events_by_type.get(kind, 0) + n
 
     def to_dict(self) -> dict:
-        return {"pings": self.pings, "accepted": self.accepted, "events": self.events,
-                "events_by_type": dict(self.events_by_type), "stale": self.stale,
-                "duplicates": self.duplicates, "inaccurate": self.inaccurate, "retries": self.retries,
-                "seconds": round(self.seconds, 3),
-                "pings_per_s": round(self.pings / self.seconds) if self.seconds > 0 else None}
+        return {
+            "pings": self.pings,
+            "accepted": self.accepted,
+            "events": self.events,
+            "events_by_type": dict(self.events_by_type),
+            "stale": self.stale,
+            "duplicates": self.duplicates,
+            "inaccurate": self.inaccurate,
+            "retries": self.retries,
+            "seconds": round(self.seconds, 3),
+            "pings_per_s": round(self.pings / self.seconds) if self.seconds > 0 else None,
+        }
 
 
 #: fence files read by :func:`load_fences` other than a GeoJSON FeatureCollection, by suffix
@@ -110,10 +128,14 @@ def load_fences(path: str | Path, *, progress: bool | None = None) -> list[Geofe
     except OSError as exc:
         raise InvalidInput(source, f"cannot read: {exc.strerror or exc}") from None
     show = size > PROGRESS_BYTES if progress is None else progress
-    with fh, tqdm(unit=" fences", unit_scale=True, desc="fences", disable=not show, mininterval=0.5,
-                  leave=False) as bar:
+    with (
+        fh,
+        tqdm(unit=" fences", unit_scale=True, desc="fences", disable=not show, mininterval=0.5, leave=False) as bar,
+    ):
+
         def advance(n: int) -> None:
             bar.update(n - bar.n)
+
         try:
             if suffix == ".csv":
                 with io.TextIOWrapper(fh, encoding="utf-8", newline="") as text:
@@ -137,8 +159,7 @@ def load_fences(path: str | Path, *, progress: bool | None = None) -> list[Geofe
             raise InvalidInput(source, reason, field=None if first.index is not None else first.field) from exc
 
 
-def read_pings(path: str | Path, chunk_size: int = 100_000, *,
-               on_progress=None) -> Iterator[PingBatch]:
+def read_pings(path: str | Path, chunk_size: int = 100_000, *, on_progress=None) -> Iterator[PingBatch]:
     """Yield validated :class:`PingBatch` chunks of a pings CSV.
 
     The header names the columns (any order): ``device_id,ts,lon,lat`` and optionally
@@ -166,8 +187,15 @@ def read_pings(path: str | Path, chunk_size: int = 100_000, *,
         dtype = {"device_id": object, "ts": "float64" if ts_numeric else object}
         dtype.update({c: "float64" for c in _NUMERIC if c in columns})
         na = {c: [""] for c in ("ts",) + _NUMERIC if c in columns and (c != "ts" or ts_numeric)}
-        reader = pd.read_csv(fh, dtype=dtype, chunksize=chunk_size, keep_default_na=False, na_values=na,
-                             skip_blank_lines=False, encoding="utf-8-sig")
+        reader = pd.read_csv(
+            fh,
+            dtype=dtype,
+            chunksize=chunk_size,
+            keep_default_na=False,
+            na_values=na,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
         line = 2
         while True:
             try:
@@ -182,9 +210,14 @@ def read_pings(path: str | Path, chunk_size: int = 100_000, *,
                 raise _find_bad_value(path, source, columns, line, ts_numeric) from None
             acc = df["accuracy_m"].to_numpy() if "accuracy_m" in df else None
             try:
-                batch = PingBatch.from_columns(df["device_id"].to_numpy(object), df["ts"].to_numpy(),
-                                               df["lon"].to_numpy(), df["lat"].to_numpy(), acc,
-                                               first_index=line)
+                batch = PingBatch.from_columns(
+                    df["device_id"].to_numpy(object),
+                    df["ts"].to_numpy(),
+                    df["lon"].to_numpy(),
+                    df["lat"].to_numpy(),
+                    acc,
+                    first_index=line,
+                )
             except InvalidPing as exc:
                 shown = "" if exc.value in (None, "") or repr(exc.value) in exc.reason else f" (got {exc.value!r})"
                 raise InvalidInput(source, exc.reason + shown, line=exc.index, field=exc.field) from None
@@ -209,9 +242,16 @@ def _read_header(fh: IO[bytes], source: str) -> tuple[list[str], list[str] | Non
     unknown = [c for c in columns if c not in PING_COLUMNS + OPTIONAL_PING_COLUMNS]
     dup = sorted({c for c in columns if columns.count(c) > 1})
     if missing or unknown or dup:
-        what = "; ".join(filter(None, [missing and f"missing column(s) {', '.join(missing)}",
-                                       unknown and f"unknown column(s) {', '.join(unknown)}",
-                                       dup and f"repeated column(s) {', '.join(dup)}"]))
+        what = "; ".join(
+            filter(
+                None,
+                [
+                    missing and f"missing column(s) {', '.join(missing)}",
+                    unknown and f"unknown column(s) {', '.join(unknown)}",
+                    dup and f"repeated column(s) {', '.join(dup)}",
+                ],
+            )
+        )
         raise InvalidInput(source, f"bad header: {what}; expected columns {expected}", line=1)
     if columns != rows[0]:
         raise InvalidInput(source, f"bad header: spaces around column names; expected {expected}", line=1)
@@ -248,8 +288,7 @@ def _find_bad_value(path, source: str, columns: list[str], line: int, ts_numeric
                 value = row[i].strip() if i < len(row) else ""
                 if value and not _is_number(value):
                     if c == "ts":
-                        hint = ("expected epoch seconds like the file's first row (use one ts format "
-                                "per file)")
+                        hint = "expected epoch seconds like the file's first row (use one ts format per file)"
                     else:
                         hint = "expected a number"
                     return InvalidInput(source, f"{hint}, got {value!r}", line=no, field=c)
@@ -281,8 +320,17 @@ class StatsSink:
         self.stats.add_events(batch)
 
 
-def replay(engine: Engine, pings_path: str | Path, out_path: str | Path, *, chunk_size: int = 100_000,
-           progress: bool = True, sweep_at_end: bool = False, stages=(), sinks=()) -> ReplayStats:
+def replay(
+    engine: Engine,
+    pings_path: str | Path,
+    out_path: str | Path,
+    *,
+    chunk_size: int = 100_000,
+    progress: bool = True,
+    sweep_at_end: bool = False,
+    stages=(),
+    sinks=(),
+) -> ReplayStats:
     """Stream a pings CSV through ``engine`` and write every event to ``out_path``.
 
     Parameters
@@ -315,15 +363,27 @@ def replay(engine: Engine, pings_path: str | Path, out_path: str | Path, *, chun
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     started = time.perf_counter()
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f, \
-                tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc="replay",
-                     disable=not progress, file=None, mininterval=0.5, leave=False) as bar:
+        with (
+            os.fdopen(fd, "w", newline="", encoding="utf-8") as f,
+            tqdm(
+                total=size,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc="replay",
+                disable=not progress,
+                file=None,
+                mininterval=0.5,
+                leave=False,
+            ) as bar,
+        ):
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EVENT_COLUMNS)
             pipeline = Pipeline([StatsSink(stats), CsvSink(writer), *sinks], stages)
 
             def advance(pos: int) -> None:
                 bar.update(pos - bar.n)
+
             for batch in read_pings(pings_path, chunk_size, on_progress=advance):
                 result = engine.ingest(batch)
                 stats.pings += len(batch)

@@ -19,5 +19,14 @@ true visits: :mod:`~simulator.scenario`, :mod:`~simulator.places`, :mod:`~simula
 from simulator.score import Score, read_events, score
 from simulator.workload import DEFAULT_CITY, CityLayout, Truth, Workload, generate, random_layout
 
-__all__ = ["generate", "random_layout", "CityLayout", "Workload", "Truth", "DEFAULT_CITY", "score", "Score",
-           "read_events"]
+__all__ = [
+    "generate",
+    "random_layout",
+    "CityLayout",
+    "Workload",
+    "Truth",
+    "DEFAULT_CITY",
+    "score",
+    "Score",
+    "read_events",
+]

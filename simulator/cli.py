@@ -39,8 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     for p in (g, run := sub.add_parser("run", help="generate, replay, score and report")):
         p.add_argument("--out", type=Path)
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a scenario value, e.g. phones.gps.sigma_m=30")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a scenario value, e.g. phones.gps.sigma_m=30",
+        )
     run.add_argument("scenario")
     r = sub.add_parser("replay", help="replay a directory's traffic and record events.csv")
     for p in (r, run):
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _generate(args) -> int:
     from simulator.traffic import generate
+
     if args.list:
         print("\n".join(packaged_scenarios()))
         return 0
@@ -90,9 +96,18 @@ def _generate(args) -> int:
     traffic = generate(sc, args.seed)
     dt = time.perf_counter() - t
     traffic.write(args.out)
-    print(json.dumps({"out": str(args.out), "pings": len(traffic.pings), "sightings": len(traffic.sightings),
-                      "true_visits": int(traffic.visits["counted"].sum()), "generate_s": round(dt, 3),
-                      "pings_per_s": round(len(traffic.pings) / dt)}))
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "pings": len(traffic.pings),
+                "sightings": len(traffic.sightings),
+                "true_visits": int(traffic.visits["counted"].sum()),
+                "generate_s": round(dt, 3),
+                "pings_per_s": round(len(traffic.pings) / dt),
+            }
+        )
+    )
     return 0
 
 
@@ -110,33 +125,43 @@ def _scenario(args) -> dict:
 
 def _replay(args) -> int:
     from simulator.traffic import load_traffic
+
     traffic = load_traffic(args.dir)
     t = time.perf_counter()
     if args.detector == "majority":
         from simulator.reference import majority_vote
+
         events = majority_vote(traffic)
     elif args.server:
         from simulator.http_replay import replay_http
+
         if not args.key:
             raise ValueError("--server needs --key")
-        events = replay_http(traffic, args.server, args.key, speed=args.speed, beacons=not args.no_beacons,
-                             batch_s=args.batch_s)
+        events = replay_http(
+            traffic, args.server, args.key, speed=args.speed, beacons=not args.no_beacons, batch_s=args.batch_s
+        )
     else:
         from simulator.replay import replay_engine
+
         if args.speed:
             raise ValueError("--speed needs --server (the in-process replay runs as fast as possible)")
         events = replay_engine(traffic, beacons=not args.no_beacons, batch_s=args.batch_s)
     events.to_csv(args.dir / "events.csv", index=False)
-    (args.dir / "replay.json").write_text(json.dumps({"detector": args.detector, "server": args.server,
-                                                      "beacons": not args.no_beacons}))
-    print(json.dumps({"events": len(events), "replay_s": round(time.perf_counter() - t, 2),
-                      "out": str(args.dir / "events.csv")}))
+    (args.dir / "replay.json").write_text(
+        json.dumps({"detector": args.detector, "server": args.server, "beacons": not args.no_beacons})
+    )
+    print(
+        json.dumps(
+            {"events": len(events), "replay_s": round(time.perf_counter() - t, 2), "out": str(args.dir / "events.csv")}
+        )
+    )
     return 0
 
 
 def _score(args) -> int:
     from simulator.scoring import format_table, score_traffic
     from simulator.traffic import load_traffic
+
     traffic = load_traffic(args.dir)
     events = pd.read_csv(args.dir / "events.csv", dtype={"device_id": str, "geofence_id": str})
     meta = args.dir / "replay.json"
@@ -150,6 +175,7 @@ def _score(args) -> int:
 
 def _report(args) -> int:
     from simulator.report import write_report
+
     print(write_report(args.dir))
     return 0
 
@@ -166,6 +192,7 @@ def _run(args) -> int:
 
 def _import(args) -> int:
     from simulator.traces import read_trace
+
     pings = read_trace(args.trace, args.format, args.device_id)
     pings.to_csv(args.out, index=False, float_format="%.7f")
     print(json.dumps({"pings": len(pings), "devices": int(pings["device_id"].nunique()), "out": str(args.out)}))
@@ -174,6 +201,7 @@ def _import(args) -> int:
 
 def _export(args) -> int:
     from simulator.traces import write_trace
+
     if args.truth:
         df = pd.read_csv(args.dir / "truth_paths.csv", dtype={"device_id": str})
         df["accuracy_m"] = float("nan")
@@ -183,8 +211,15 @@ def _export(args) -> int:
     return 0
 
 
-_COMMANDS = {"generate": _generate, "replay": _replay, "score": _score, "report": _report, "run": _run,
-             "import": _import, "export": _export}
+_COMMANDS = {
+    "generate": _generate,
+    "replay": _replay,
+    "score": _score,
+    "report": _report,
+    "run": _run,
+    "import": _import,
+    "export": _export,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -62,14 +62,31 @@ def demo_layout() -> CityLayout:
     """Return the mall and high-street layout (blocks of 72 m, corridors at least 10 m wide)."""
     ids, names, blocks, shapes, dwell, tags = zip(*_STORES)
     shapes = [s.buffer(0) if isinstance(s, shapely.Geometry) else s for s in shapes]
-    return CityLayout(72.0, np.array(blocks), list(shapes), list(ids), list(names), list(tags),
-                  np.array(dwell), np.full(len(ids), np.nan))
+    return CityLayout(
+        72.0,
+        np.array(blocks),
+        list(shapes),
+        list(ids),
+        list(names),
+        list(tags),
+        np.array(dwell),
+        np.full(len(ids), np.nan),
+    )
 
 
 def demo_workload() -> Workload:
     """Return the demo workload: 18 stores, 100 shoppers, 4000 pings."""
-    return generate(demo_layout(), n_devices=100, n_pings=4000, seed=SEED, city=CITY, accuracy=True,
-                    interval_s=(5, 20), stay_s=(30.0, 420.0), hop_blocks=2)
+    return generate(
+        demo_layout(),
+        n_devices=100,
+        n_pings=4000,
+        seed=SEED,
+        city=CITY,
+        accuracy=True,
+        interval_s=(5, 20),
+        stay_s=(30.0, 420.0),
+        hop_blocks=2,
+    )
 
 
 def main() -> None:

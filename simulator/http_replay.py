@@ -33,18 +33,31 @@ __all__ = ["MAX_ROWS", "replay_http"]
 MAX_ROWS = 10_000
 
 
-def replay_http(traffic: Traffic, url: str, key: str, *, speed: float | None = None, beacons: bool = True,
-                batch_s: float = 10.0, progress: bool = True, timeout_s: float = 60.0) -> pd.DataFrame:
+def replay_http(
+    traffic: Traffic,
+    url: str,
+    key: str,
+    *,
+    speed: float | None = None,
+    beacons: bool = True,
+    batch_s: float = 10.0,
+    progress: bool = True,
+    timeout_s: float = 60.0,
+) -> pd.DataFrame:
     """Post `traffic` to the server at `url`; return the events it answered (``EVENT_COLUMNS``)."""
     headers = {"Authorization": f"Bearer {key}"}
     use_beacons = beacons and len(traffic.beacons) > 0
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s) as client:
         fc = {"type": "FeatureCollection", "features": [f.to_feature() for f in traffic.fences]}
-        _ok(client.post("/v1/geofences/import", content=orjson.dumps(fc),
-                        headers={"content-type": "application/json"}))
+        _ok(client.post("/v1/geofences/import", content=orjson.dumps(fc), headers={"content-type": "application/json"}))
         if use_beacons:
-            _ok(client.post("/v1/beacons/import", content=traffic.beacons.to_csv(index=False),
-                            headers={"content-type": "text/csv"}))
+            _ok(
+                client.post(
+                    "/v1/beacons/import",
+                    content=traffic.beacons.to_csv(index=False),
+                    headers={"content-type": "text/csv"},
+                )
+            )
         p, s = traffic.pings, traffic.sightings
         t0 = float(min(p["received_ts"].min(), s["received_ts"].min() if use_beacons and len(s) else np.inf))
         wall0 = time.time()
@@ -57,16 +70,26 @@ def replay_http(traffic: Traffic, url: str, key: str, *, speed: float | None = N
                 if delay > 0:
                     time.sleep(delay)
             for lo in range(0, len(pb), MAX_ROWS):
-                rows = _ping_rows(pb.iloc[lo:lo + MAX_ROWS], shift)
-                events += _ok(client.post("/v1/pings", content=orjson.dumps({"pings": rows}),
-                                          headers={"content-type": "application/json"}))["events"]
+                rows = _ping_rows(pb.iloc[lo : lo + MAX_ROWS], shift)
+                events += _ok(
+                    client.post(
+                        "/v1/pings", content=orjson.dumps({"pings": rows}), headers={"content-type": "application/json"}
+                    )
+                )["events"]
                 bar.update(len(rows))
             for lo in range(0, len(sb), MAX_ROWS):
-                chunk = sb.iloc[lo:lo + MAX_ROWS]
-                rows = [{"device_id": d, "ts": t + shift, "beacon_id": b, "rssi": int(r)} for d, t, b, r in
-                        zip(chunk["device_id"], chunk["ts"], chunk["beacon_id"], chunk["rssi"])]
-                events += _ok(client.post("/v1/sightings", content=orjson.dumps({"sightings": rows}),
-                                          headers={"content-type": "application/json"}))["events"]
+                chunk = sb.iloc[lo : lo + MAX_ROWS]
+                rows = [
+                    {"device_id": d, "ts": t + shift, "beacon_id": b, "rssi": int(r)}
+                    for d, t, b, r in zip(chunk["device_id"], chunk["ts"], chunk["beacon_id"], chunk["rssi"])
+                ]
+                events += _ok(
+                    client.post(
+                        "/v1/sightings",
+                        content=orjson.dumps({"sightings": rows}),
+                        headers={"content-type": "application/json"},
+                    )
+                )["events"]
                 bar.update(len(rows))
         bar.close()
     df = pd.DataFrame(events, columns=[c for c in EVENT_COLUMNS])

@@ -44,8 +44,9 @@ def sample_path(plan: Plan, dev: np.ndarray, t: np.ndarray):
     return x, y, plan.floor[seg], np.where(plan.dev[seg] == dev, plan.label[seg], -1)
 
 
-def scan_times(plan: Plan, devices: np.ndarray, interval_s: float, jitter: float,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def scan_times(
+    plan: Plan, devices: np.ndarray, interval_s: float, jitter: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Regular-with-jitter sample times of `devices` over their spans: (dev, t), device-grouped."""
     first, last = plan.spans()
     first, last = first[devices], last[devices]
@@ -89,8 +90,18 @@ def gps_pings(sc: dict, plan: Plan, rng: np.random.Generator) -> dict[str, np.nd
     keep = (rng.random(m) >= dl["drop_rate"]) & ~_in_gaps(plan, dev, t, dl, rng)
     skew = rng.normal(0, dl["clock_skew_sd_s"], n)
     received = _delivery(dev, t, n, dl, rng)
-    cols = {"dev": dev, "t": t, "ts_s": t + skew[dev], "x": x, "y": y, "accuracy_m": acc,
-            "received_s": received, "true_x": tx, "true_y": ty, "label": label}
+    cols = {
+        "dev": dev,
+        "t": t,
+        "ts_s": t + skew[dev],
+        "x": x,
+        "y": y,
+        "accuracy_m": acc,
+        "received_s": received,
+        "true_x": tx,
+        "true_y": ty,
+        "label": label,
+    }
     return {k: v[keep] for k, v in cols.items()}
 
 
@@ -107,11 +118,11 @@ def _ar1(dev: np.ndarray, t: np.ndarray, tau_s: float, rng) -> tuple[np.ndarray,
     e = rng.standard_normal((2, m))
     dt = np.diff(t, prepend=t[:1])
     rho = np.where(pos > 0, np.exp(-np.maximum(dt, 0) / tau_s), 0.0)
-    gain = np.sqrt(1 - rho ** 2)
-    order = np.lexsort((dev, pos))        # column-major: all first samples, all second ...
+    gain = np.sqrt(1 - rho**2)
+    order = np.lexsort((dev, pos))  # column-major: all first samples, all second ...
     bounds = np.r_[0, np.cumsum(np.bincount(pos))]
     for k in range(1, len(bounds) - 1):
-        cur = order[bounds[k]:bounds[k + 1]]
+        cur = order[bounds[k] : bounds[k + 1]]
         prev = cur - 1
         e[:, cur] = rho[cur] * e[:, prev] + gain[cur] * e[:, cur]
     return e[0], e[1]
@@ -146,8 +157,9 @@ def _delivery(dev, t, n: int, dl: dict, rng) -> np.ndarray:
     return np.where(is_late, np.maximum(received, flush), received)
 
 
-def ble_sightings(sc: dict, plan: Plan, beacons: dict[str, np.ndarray],
-                  rng: np.random.Generator, chunk: int = 100_000) -> dict[str, np.ndarray]:
+def ble_sightings(
+    sc: dict, plan: Plan, beacons: dict[str, np.ndarray], rng: np.random.Generator, chunk: int = 100_000
+) -> dict[str, np.ndarray]:
     """Sightings of the scanning phones: dev, t, ts_s, beacon (index), rssi_dbm, received_s;
     ``scanning`` lists the devices that scan."""
     ble, dl = sc["phones"]["ble"], sc["phones"]["delivery"]
@@ -167,16 +179,26 @@ def ble_sightings(sc: dict, plan: Plan, beacons: dict[str, np.ndarray],
         i, b = np.nonzero(d < ble["max_range_m"])
         i = i + lo
         dist = np.maximum(d[i - lo, b], 0.3)
-        rssi = (beacons["power_dbm"][b] - 10 * ble["path_loss_exponent"] * np.log10(dist)
-                - ble["shadowing_db"] * rng.standard_normal(len(i))
-                - ble["body_loss_db"] * (rng.random(len(i)) < 0.5)
-                - ble["wall_loss_db"] * (label[i] != beacons["store"][b])
-                - ble["floor_loss_db"] * np.abs(floor[i] - beacons["floor"][b]))
+        rssi = (
+            beacons["power_dbm"][b]
+            - 10 * ble["path_loss_exponent"] * np.log10(dist)
+            - ble["shadowing_db"] * rng.standard_normal(len(i))
+            - ble["body_loss_db"] * (rng.random(len(i)) < 0.5)
+            - ble["wall_loss_db"] * (label[i] != beacons["store"][b])
+            - ble["floor_loss_db"] * np.abs(floor[i] - beacons["floor"][b])
+        )
         heard = (rssi >= ble["sensitivity_dbm"]) & (rng.random(len(i)) >= ble["miss_rate"])
         parts.append((i[heard], b[heard], np.clip(np.round(rssi[heard]), -127, -1)))
     i = np.concatenate([p[0] for p in parts])
     b = np.concatenate([p[1] for p in parts])
     rssi = np.concatenate([p[2] for p in parts])
     received = _delivery(dev[i], t[i], n, dl, rng)
-    return {"dev": dev[i], "t": t[i], "ts_s": t[i] + skew[dev[i]], "beacon": b, "rssi_dbm": rssi,
-            "received_s": received, "scanning": scanning}
+    return {
+        "dev": dev[i],
+        "t": t[i],
+        "ts_s": t[i] + skew[dev[i]],
+        "beacon": b,
+        "rssi_dbm": rssi,
+        "received_s": received,
+        "scanning": scanning,
+    }

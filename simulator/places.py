@@ -56,7 +56,9 @@ class Frame:
         u, v = fx - i, fy - j
         out = []
         for g in (lon, lat):
-            out.append((g[i, j] * (1 - u) + g[i + 1, j] * u) * (1 - v) + (g[i, j + 1] * (1 - u) + g[i + 1, j + 1] * u) * v)
+            out.append(
+                (g[i, j] * (1 - u) + g[i + 1, j] * u) * (1 - v) + (g[i, j + 1] * (1 - u) + g[i + 1, j + 1] * u) * v
+            )
         return out[0], out[1]
 
     def to_xy(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
@@ -81,10 +83,10 @@ class Places:
 
     frame: Frame
     stores: list[Store]
-    nodes: list[tuple[int, float, float]]           # (floor, x, y)
-    edges: list[dict[int, float]]                   # adjacency: node -> {node: length_m}
-    entrances: list[int]                            # node indices
-    access: list[int]                               # per store: node index of its access point
+    nodes: list[tuple[int, float, float]]  # (floor, x, y)
+    edges: list[dict[int, float]]  # adjacency: node -> {node: length_m}
+    entrances: list[int]  # node indices
+    access: list[int]  # per store: node index of its access point
     neighbours: list[list[int]] = field(default_factory=list)
     _paths: dict[int, tuple[dict, dict]] = field(default_factory=dict)
 
@@ -131,6 +133,7 @@ def build_places(sc: dict, neighbour_gap_m: float = 1.0) -> Places:
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         from simulator.scenario import ScenarioError
+
         raise ScenarioError("places.stores", f"duplicate store id(s) {', '.join(dup)}")
     segs: list[tuple[int, tuple, tuple]] = []
     for w in pl["walkways"]:
@@ -161,8 +164,11 @@ def build_places(sc: dict, neighbour_gap_m: float = 1.0) -> Places:
             link(node(f, u), node(f, v), float(np.hypot(u[0] - v[0], u[1] - v[1])))
     for ln in pl.get("links", []):
         a, b = ln["a"], ln["b"]
-        link(_attach_node(node, segs, a, extra), _attach_node(node, segs, b, extra),
-             float(np.hypot(a[0] - b[0], a[1] - b[1]) + 5.0 * abs(a[2] - b[2])))
+        link(
+            _attach_node(node, segs, a, extra),
+            _attach_node(node, segs, b, extra),
+            float(np.hypot(a[0] - b[0], a[1] - b[1]) + 5.0 * abs(a[2] - b[2])),
+        )
     access = [node(s.floor, p) for s, p in zip(stores, attach_pts)]
     entrances = [node(int(e[2]) if len(e) > 2 else 0, p) for e, p in zip(pl["entrances"], ent_pts)]
     keys = sorted(nodes, key=nodes.get)
@@ -171,7 +177,7 @@ def build_places(sc: dict, neighbour_gap_m: float = 1.0) -> Places:
     places.neighbours = _neighbours(stores, neighbour_gap_m)
     for a in entrances:
         for b in access:
-            places.route(a, b)      # fail early on a disconnected plan
+            places.route(a, b)  # fail early on a disconnected plan
     return places
 
 
@@ -191,6 +197,7 @@ def _attach(segs, floor: int, pt, extra: dict) -> tuple[float, float]:
             best, where = d, i
     if where is None:
         from simulator.scenario import ScenarioError
+
         raise ScenarioError("places.walkways", f"no walkway on floor {floor}")
     line = shapely.LineString([segs[where][1], segs[where][2]])
     near = line.interpolate(line.project(shapely.Point(pt)))
@@ -200,9 +207,16 @@ def _attach(segs, floor: int, pt, extra: dict) -> tuple[float, float]:
 
 def _store(st: dict) -> Store:
     poly = shapely.box(*st["rect"]) if "rect" in st else shapely.Polygon(st["polygon"])
-    return Store(st["id"], st.get("name", st["id"]), shapely.orient_polygons(poly) if hasattr(
-        shapely, "orient_polygons") else poly, tuple(st["door"]), int(st.get("floor", 0)),
-        tuple(st.get("tags", ())), st.get("dwell_s"), st.get("exit_after_s"))
+    return Store(
+        st["id"],
+        st.get("name", st["id"]),
+        shapely.orient_polygons(poly) if hasattr(shapely, "orient_polygons") else poly,
+        tuple(st["door"]),
+        int(st.get("floor", 0)),
+        tuple(st.get("tags", ())),
+        st.get("dwell_s"),
+        st.get("exit_after_s"),
+    )
 
 
 def _row(row: dict) -> list[Store]:
@@ -216,8 +230,16 @@ def _row(row: dict) -> list[Store]:
         y1 = y0 + sign * depth
         poly = shapely.box(x, min(y0, y1), x + w, max(y0, y1))
         sid = f"{row['id_prefix']}-{i + 1:02d}"
-        out.append(Store(sid, names[i] if i < len(names) else sid, poly, (x + w / 2, y0),
-                         int(row.get("floor", 0)), tuple(row.get("tags", ()))))
+        out.append(
+            Store(
+                sid,
+                names[i] if i < len(names) else sid,
+                poly,
+                (x + w / 2, y0),
+                int(row.get("floor", 0)),
+                tuple(row.get("tags", ())),
+            )
+        )
         x += w
     return out
 
@@ -236,17 +258,29 @@ def _geojson(path: Path, frame: Frame) -> list[Store]:
             door = (float(dx[0]), float(dy[0]))
         else:
             door = ((x[0] + x[1]) / 2, (y[0] + y[1]) / 2)
-        out.append(Store(str(f.get("id") or props.get("id") or f"store-{i}"), props.get("name", ""),
-                         shapely.Polygon(np.c_[x, y]), door, int(props.get("floor", 0)),
-                         tuple(props.get("tags", ()))))
+        out.append(
+            Store(
+                str(f.get("id") or props.get("id") or f"store-{i}"),
+                props.get("name", ""),
+                shapely.Polygon(np.c_[x, y]),
+                door,
+                int(props.get("floor", 0)),
+                tuple(props.get("tags", ())),
+            )
+        )
     return out
 
 
 def _neighbours(stores: list[Store], gap_m: float) -> list[list[int]]:
     out = []
     for i, a in enumerate(stores):
-        out.append([j for j, b in enumerate(stores) if j != i and a.floor == b.floor
-                    and a.polygon.distance(b.polygon) <= gap_m])
+        out.append(
+            [
+                j
+                for j, b in enumerate(stores)
+                if j != i and a.floor == b.floor and a.polygon.distance(b.polygon) <= gap_m
+            ]
+        )
     return out
 
 

@@ -43,10 +43,21 @@ def majority_vote(traffic: Traffic, window: int = WINDOW) -> pd.DataFrame:
         flip = state != prev
         idx = np.flatnonzero(flip)
         if len(idx):
-            parts.append(pd.DataFrame({"device_id": dev[idx], "geofence_id": store.id,
-                                       "type": np.where(state[idx], "enter", "exit"), "ts": ts[idx]}))
-    ev = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["device_id", "geofence_id",
-                                                                                   "type", "ts"])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "device_id": dev[idx],
+                        "geofence_id": store.id,
+                        "type": np.where(state[idx], "enter", "exit"),
+                        "ts": ts[idx],
+                    }
+                )
+            )
+    ev = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["device_id", "geofence_id", "type", "ts"])
+    )
     ev = ev.sort_values(["ts", "device_id"], kind="stable", ignore_index=True)
     ev["visit_id"] = ""
     ev["duration_s"] = np.nan

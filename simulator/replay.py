@@ -36,8 +36,12 @@ EVENT_COLUMNS = ("device_id", "geofence_id", "type", "ts", "visit_id", "duration
 def registry_of(traffic: Traffic) -> BeaconRegistry:
     """Return a beacon registry holding the traffic's beacons."""
     rows = traffic.beacons.to_dict("records")
-    return BeaconRegistry([parse_beacon({**r, "major": int(r["major"]), "minor": int(r["minor"]),
-                                         "floor": int(r["floor"])}) for r in rows])
+    return BeaconRegistry(
+        [
+            parse_beacon({**r, "major": int(r["major"]), "minor": int(r["minor"]), "floor": int(r["floor"])})
+            for r in rows
+        ]
+    )
 
 
 def ordered_batches(traffic: Traffic, batch_s: float, beacons: bool = True):
@@ -52,14 +56,24 @@ def ordered_batches(traffic: Traffic, batch_s: float, beacons: bool = True):
     pw_sorted, sw_sorted = pw[p_order], sw[s_order]
     windows = np.union1d(pw, sw)
     for w in windows:
-        pi = p_order[np.searchsorted(pw_sorted, w):np.searchsorted(pw_sorted, w, side="right")]
-        si = s_order[np.searchsorted(sw_sorted, w):np.searchsorted(sw_sorted, w, side="right")]
-        yield (t0 + (w + 1) * batch_s, p.iloc[pi].sort_values("ts", kind="stable"),
-               s.iloc[si].sort_values("ts", kind="stable"))
+        pi = p_order[np.searchsorted(pw_sorted, w) : np.searchsorted(pw_sorted, w, side="right")]
+        si = s_order[np.searchsorted(sw_sorted, w) : np.searchsorted(sw_sorted, w, side="right")]
+        yield (
+            t0 + (w + 1) * batch_s,
+            p.iloc[pi].sort_values("ts", kind="stable"),
+            s.iloc[si].sort_values("ts", kind="stable"),
+        )
 
 
-def replay_engine(traffic: Traffic, *, beacons: bool = True, batch_s: float = 10.0,
-                  config: EngineConfig | None = None, positions: bool = True, stages=()) -> pd.DataFrame:
+def replay_engine(
+    traffic: Traffic,
+    *,
+    beacons: bool = True,
+    batch_s: float = 10.0,
+    config: EngineConfig | None = None,
+    positions: bool = True,
+    stages=(),
+) -> pd.DataFrame:
     """Feed `traffic` to a fresh ``Engine`` (default config unless given); return its events.
 
     ``positions=False`` turns the monitor's indoor fixes off (beacon events only; much faster,
@@ -67,20 +81,32 @@ def replay_engine(traffic: Traffic, *, beacons: bool = True, batch_s: float = 10
     :class:`~proximity.core.pipeline.Pipeline` (with ``stages``, e.g. campaigns) into a list sink.
     """
     engine = Engine(traffic.fences, config=config) if config else Engine(traffic.fences)
-    monitor = BeaconMonitor(registry_of(traffic), MonitorConfig(positions=positions)) \
-        if beacons and len(traffic.beacons) else None
+    monitor = (
+        BeaconMonitor(registry_of(traffic), MonitorConfig(positions=positions))
+        if beacons and len(traffic.beacons)
+        else None
+    )
     out = ListSink()
     pipeline = Pipeline([out], stages)
     for until, p, s in ordered_batches(traffic, batch_s, beacons=monitor is not None):
         if len(p):
             acc = p["accuracy_m"].to_numpy(float)
-            batch = PingBatch.from_columns(p["device_id"].to_numpy(object), p["ts"].to_numpy(float),
-                                           p["lon"].to_numpy(float), p["lat"].to_numpy(float), acc)
+            batch = PingBatch.from_columns(
+                p["device_id"].to_numpy(object),
+                p["ts"].to_numpy(float),
+                p["lon"].to_numpy(float),
+                p["lat"].to_numpy(float),
+                acc,
+            )
             pipeline.emit(engine.ingest(batch).events)
         if monitor is not None:
             if len(s):
-                sb = SightingBatch.from_columns(s["device_id"].to_numpy(object), s["ts"].to_numpy(float),
-                                                s["beacon_id"].to_numpy(object), s["rssi"].to_numpy(float))
+                sb = SightingBatch.from_columns(
+                    s["device_id"].to_numpy(object),
+                    s["ts"].to_numpy(float),
+                    s["beacon_id"].to_numpy(object),
+                    s["rssi"].to_numpy(float),
+                )
                 pipeline.emit(ingest_sightings(monitor, engine, sb))
             pipeline.emit(monitor.sweep(until))
         pipeline.emit(engine.sweep(until))
@@ -91,10 +117,16 @@ def events_frame(ev: EventBatch) -> pd.DataFrame:
     """Return an ``EventBatch`` as an events table (:data:`EVENT_COLUMNS`; ``region_id`` as on
     the wire: the beacon of a zone_change)."""
     region = wire_region_ids(ev)
-    return pd.DataFrame({
-        "device_id": ev.device_id.astype(object), "geofence_id": ev.geofence_id.astype(object),
-        "type": KIND_NAMES[ev.kind].tolist(), "ts": ev.ts.astype(float),
-        "visit_id": format_visit_ids(ev.visit_id), "duration_s": ev.duration_s,
-        "reason": REASON_NAMES[ev.reason].tolist(),
-        "region_id": ev.region_id if region is None else region,
-    }, columns=list(EVENT_COLUMNS))
+    return pd.DataFrame(
+        {
+            "device_id": ev.device_id.astype(object),
+            "geofence_id": ev.geofence_id.astype(object),
+            "type": KIND_NAMES[ev.kind].tolist(),
+            "ts": ev.ts.astype(float),
+            "visit_id": format_visit_ids(ev.visit_id),
+            "duration_s": ev.duration_s,
+            "reason": REASON_NAMES[ev.reason].tolist(),
+            "region_id": ev.region_id if region is None else region,
+        },
+        columns=list(EVENT_COLUMNS),
+    )

@@ -62,13 +62,16 @@ def noise_sweep(scenario: dict, seed: int, *, shoppers: int = 60, levels=NOISE_L
     """Visit F1 (geofences) of the engine and the majority vote per GPS noise level."""
     rows = []
     for sigma in levels:
-        sc = with_overrides(scenario, **{"phones.gps.sigma_m": float(sigma),
-                                         "shoppers.count": min(shoppers, scenario["shoppers"]["count"])})
+        sc = with_overrides(
+            scenario,
+            **{"phones.gps.sigma_m": float(sigma), "shoppers.count": min(shoppers, scenario["shoppers"]["count"])},
+        )
         tr = generate(sc, seed)
         for name, ev in (("engine", replay_engine(tr, beacons=False, batch_s=30.0)), ("majority", majority_vote(tr))):
             v = score_traffic(tr, ev, families=("geofence",))["visits"]["geofence"]
-            rows.append({"sigma_m": sigma, "detector": name, "f1": v["f1"], "precision": v["precision"],
-                         "recall": v["recall"]})
+            rows.append(
+                {"sigma_m": sigma, "detector": name, "f1": v["f1"], "precision": v["precision"], "recall": v["recall"]}
+            )
     return rows
 
 
@@ -90,8 +93,13 @@ def _map(traffic: Traffic, events: pd.DataFrame, sample: list[str], path: Path) 
     for a, nbrs in enumerate(places.edges):
         for b in nbrs:
             if a < b:
-                ax.plot([places.nodes[a][1], places.nodes[b][1]], [places.nodes[a][2], places.nodes[b][2]],
-                        color="0.7", lw=3, zorder=0)
+                ax.plot(
+                    [places.nodes[a][1], places.nodes[b][1]],
+                    [places.nodes[a][2], places.nodes[b][2]],
+                    color="0.7",
+                    lw=3,
+                    zorder=0,
+                )
     if len(traffic.beacons):
         bx, by = places.frame.to_xy(traffic.beacons["lon"], traffic.beacons["lat"])
         ax.scatter(bx, by, marker="^", color="black", s=12, label="beacons")
@@ -106,8 +114,14 @@ def _map(traffic: Traffic, events: pd.DataFrame, sample: list[str], path: Path) 
         ev = events[(events["device_id"] == dev) & events["type"].isin(["enter", "exit"])]
         if len(ev) and len(pg):
             i = np.clip(np.searchsorted(pg["ts"].to_numpy(), ev["ts"].to_numpy()), 0, len(pg) - 1)
-            ax.scatter(px[i], py[i], marker="o", facecolors="none", s=80,
-                       edgecolors=np.where(ev["type"] == "enter", "green", "red"))
+            ax.scatter(
+                px[i],
+                py[i],
+                marker="o",
+                facecolors="none",
+                s=80,
+                edgecolors=np.where(ev["type"] == "enter", "green", "red"),
+            )
     ax.set_aspect("equal")
     ax.set_xlabel("x, m (east)")
     ax.set_ylabel("y, m (north)")
@@ -124,7 +138,9 @@ def _timeline(traffic: Traffic, events: pd.DataFrame, sample: list[str], path: P
     tv = traffic.visits[traffic.visits["family"] == "geofence"]
     rows = []
     for dev in sample:
-        places = sorted(set(tv.loc[tv["device_id"] == dev, "place_id"]) | set(det.loc[det["device_id"] == dev, "place_id"]))
+        places = sorted(
+            set(tv.loc[tv["device_id"] == dev, "place_id"]) | set(det.loc[det["device_id"] == dev, "place_id"])
+        )
         rows += [(dev, p) for p in places]
     fig, ax = plt.subplots(figsize=(10, 0.35 * max(len(rows), 3) + 1.2))
     t0 = traffic.scenario["start_ts"]
@@ -171,15 +187,26 @@ def _f1_plot(sweep: list[dict], path: Path) -> None:
 
 def _html(traffic: Traffic, score: dict, sweep: list[dict]) -> str:
     e = html.escape
-    table = "".join(f"<tr><td>{r['sigma_m']:g}</td><td>{e(r['detector'])}</td><td>{r['f1']}</td>"
-                    f"<td>{r['precision']}</td><td>{r['recall']}</td></tr>" for r in sweep)
-    imgs = "".join(f'<h2>{e(t)}</h2><img src="{f}" alt="{e(t)}">' for f, t in (
-        ("map.png", "Map"), ("timeline.png", "Timeline"), ("delays.png", "Detection delays"),
-        ("f1_noise.png", "F1 against GPS noise")))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(traffic.scenario['name'])}</title>"
-            "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}img{max-width:100%}"
-            "td,th{border:1px solid #ccc;padding:2px 6px}table{border-collapse:collapse}</style></head><body>"
-            f"<h1>Simulation report: {e(traffic.scenario['name'])} (seed {traffic.seed})</h1>"
-            f"<pre>{e(format_table(score))}</pre>{imgs}"
-            f"<h2>Noise sweep</h2><table><tr><th>sigma m</th><th>detector</th><th>F1</th><th>P</th><th>R</th></tr>"
-            f"{table}</table><h2>score.json</h2><pre>{e(json.dumps(score, indent=1))}</pre></body></html>")
+    table = "".join(
+        f"<tr><td>{r['sigma_m']:g}</td><td>{e(r['detector'])}</td><td>{r['f1']}</td>"
+        f"<td>{r['precision']}</td><td>{r['recall']}</td></tr>"
+        for r in sweep
+    )
+    imgs = "".join(
+        f'<h2>{e(t)}</h2><img src="{f}" alt="{e(t)}">'
+        for f, t in (
+            ("map.png", "Map"),
+            ("timeline.png", "Timeline"),
+            ("delays.png", "Detection delays"),
+            ("f1_noise.png", "F1 against GPS noise"),
+        )
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(traffic.scenario['name'])}</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}img{max-width:100%}"
+        "td,th{border:1px solid #ccc;padding:2px 6px}table{border-collapse:collapse}</style></head><body>"
+        f"<h1>Simulation report: {e(traffic.scenario['name'])} (seed {traffic.seed})</h1>"
+        f"<pre>{e(format_table(score))}</pre>{imgs}"
+        f"<h2>Noise sweep</h2><table><tr><th>sigma m</th><th>detector</th><th>F1</th><th>P</th><th>R</th></tr>"
+        f"{table}</table><h2>score.json</h2><pre>{e(json.dumps(score, indent=1))}</pre></body></html>"
+    )

@@ -28,29 +28,63 @@ from typing import Any
 
 from proximity import parse_ts
 
-__all__ = ["ScenarioError", "DEFAULTS", "BEHAVIOURS", "load_scenario", "parse_scenario",
-           "packaged_scenarios", "with_overrides"]
+__all__ = [
+    "ScenarioError",
+    "DEFAULTS",
+    "BEHAVIOURS",
+    "load_scenario",
+    "parse_scenario",
+    "packaged_scenarios",
+    "with_overrides",
+]
 
 #: Shopper behaviours: what each does is described in :mod:`simulator.shoppers`.
 BEHAVIOURS = ("pass_by", "visit", "trip", "long_dwell", "door", "next_door")
 
 DEFAULTS: dict[str, Any] = {
     "min_visit_s": 60.0,
-    "beacons": {"per_store": 0, "stores": [], "measured_power_dbm": -59.0, "list": [],
-                "uuid": "f7826da6-4fa2-4e98-8024-bc5b71e0893e"},
+    "beacons": {
+        "per_store": 0,
+        "stores": [],
+        "measured_power_dbm": -59.0,
+        "list": [],
+        "uuid": "f7826da6-4fa2-4e98-8024-bc5b71e0893e",
+    },
     "shoppers": {"count": 100, "arrivals_by_hour": [1.0], "speed_mps": {"mean": 1.2, "sd": 0.2}},
     "phones": {
-        "ping_interval_s": 30.0, "ping_jitter": 0.2,
-        "gps": {"sigma_m": 10.0, "correlation_s": 30.0, "indoor_factor": 2.0, "outlier_rate": 0.01,
-                "outlier_m": [50.0, 150.0], "accuracy_scale": 1.5, "accuracy_spread": 0.35,
-                "missing_accuracy_rate": 0.05},
-        "delivery": {"drop_rate": 0.02, "gap_rate_per_h": 0.5, "gap_mean_s": 120.0,
-                     "late_rate": 0.05, "late_batch_s": 300.0, "latency_s": [0.5, 3.0],
-                     "clock_skew_sd_s": 2.0},
-        "ble": {"share": 0.7, "scan_interval_s": 5.0, "path_loss_exponent": 2.5,
-                "shadowing_db": 4.0, "body_loss_db": 6.0, "wall_loss_db": 8.0,
-                "floor_loss_db": 20.0, "miss_rate": 0.2, "sensitivity_dbm": -100.0,
-                "max_range_m": 60.0},
+        "ping_interval_s": 30.0,
+        "ping_jitter": 0.2,
+        "gps": {
+            "sigma_m": 10.0,
+            "correlation_s": 30.0,
+            "indoor_factor": 2.0,
+            "outlier_rate": 0.01,
+            "outlier_m": [50.0, 150.0],
+            "accuracy_scale": 1.5,
+            "accuracy_spread": 0.35,
+            "missing_accuracy_rate": 0.05,
+        },
+        "delivery": {
+            "drop_rate": 0.02,
+            "gap_rate_per_h": 0.5,
+            "gap_mean_s": 120.0,
+            "late_rate": 0.05,
+            "late_batch_s": 300.0,
+            "latency_s": [0.5, 3.0],
+            "clock_skew_sd_s": 2.0,
+        },
+        "ble": {
+            "share": 0.7,
+            "scan_interval_s": 5.0,
+            "path_loss_exponent": 2.5,
+            "shadowing_db": 4.0,
+            "body_loss_db": 6.0,
+            "wall_loss_db": 8.0,
+            "floor_loss_db": 20.0,
+            "miss_rate": 0.2,
+            "sensitivity_dbm": -100.0,
+            "max_range_m": 60.0,
+        },
     },
 }
 _DWELL = {"dist": "lognormal", "median": 300.0, "sigma": 0.6}
@@ -78,8 +112,9 @@ def load_scenario(source: str | Path) -> dict:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ScenarioError(str(source), f"no such scenario file (packaged: {', '.join(packaged_scenarios())})") \
-            from None
+        raise ScenarioError(
+            str(source), f"no such scenario file (packaged: {', '.join(packaged_scenarios())})"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(str(source), f"not valid TOML ({exc})") from None
     return parse_scenario(raw, base_dir=path.parent)
@@ -112,8 +147,13 @@ def parse_scenario(raw: dict, base_dir: Path | str = ".") -> dict:
     sc["base_dir"] = str(base_dir)
     _str(sc, "name", "name")
     origin = sc.get("origin")
-    if not (isinstance(origin, list) and len(origin) == 2 and all(_is_num(v) for v in origin)
-            and -180 <= origin[0] <= 180 and -90 <= origin[1] <= 90):
+    if not (
+        isinstance(origin, list)
+        and len(origin) == 2
+        and all(_is_num(v) for v in origin)
+        and -180 <= origin[0] <= 180
+        and -90 <= origin[1] <= 90
+    ):
         raise ScenarioError("origin", "must be [lon, lat] in degrees")
     if "start" not in sc:
         raise ScenarioError("start", "missing (ISO 8601 with an offset or epoch seconds)")
@@ -128,12 +168,20 @@ def parse_scenario(raw: dict, base_dir: Path | str = ".") -> dict:
     ph = sc["phones"]
     _num(ph, "ping_interval_s", "phones.ping_interval_s", gt=0)
     _num(ph, "ping_jitter", "phones.ping_jitter", ge=0, le=0.9)
-    for sect, keys in (("gps", {"sigma_m": 0, "correlation_s": 0, "indoor_factor": 0}),
-                       ("ble", {"scan_interval_s": 0, "path_loss_exponent": 0, "max_range_m": 0})):
+    for sect, keys in (
+        ("gps", {"sigma_m": 0, "correlation_s": 0, "indoor_factor": 0}),
+        ("ble", {"scan_interval_s": 0, "path_loss_exponent": 0, "max_range_m": 0}),
+    ):
         for k in keys:
             _num(ph[sect], k, f"phones.{sect}.{k}", gt=0)
-    for sect, k in (("gps", "outlier_rate"), ("gps", "missing_accuracy_rate"), ("delivery", "drop_rate"),
-                    ("delivery", "late_rate"), ("ble", "share"), ("ble", "miss_rate")):
+    for sect, k in (
+        ("gps", "outlier_rate"),
+        ("gps", "missing_accuracy_rate"),
+        ("delivery", "drop_rate"),
+        ("delivery", "late_rate"),
+        ("ble", "share"),
+        ("ble", "miss_rate"),
+    ):
         _num(ph[sect], k, f"phones.{sect}.{k}", ge=0, le=1)
     for k in ("shadowing_db", "body_loss_db", "wall_loss_db", "floor_loss_db"):
         _num(ph["ble"], k, f"phones.ble.{k}", ge=0)
@@ -160,8 +208,7 @@ def _check_places(pl: Any, base_dir: str) -> None:
             raise ScenarioError(f"{key}.polygon", "missing (or give rect = [x0, y0, x1, y1])")
         if "rect" in st:
             r = st["rect"]
-            if not (isinstance(r, list) and len(r) == 4 and all(_is_num(v) for v in r) and r[0] < r[2]
-                    and r[1] < r[3]):
+            if not (isinstance(r, list) and len(r) == 4 and all(_is_num(v) for v in r) and r[0] < r[2] and r[1] < r[3]):
                 raise ScenarioError(f"{key}.rect", "must be [x0, y0, x1, y1] with x0 < x1, y0 < y1")
         else:
             _points(st["polygon"], f"{key}.polygon", 3)
@@ -234,8 +281,12 @@ def _check_shoppers(s: dict) -> None:
             d.setdefault("sigma", 0.6)
             _num(d, "sigma", f"{key}.dwell_s.sigma", ge=0)
         stores = b.setdefault("stores", [2, 3] if b["kind"] == "trip" else [1, 1])
-        if not (isinstance(stores, list) and len(stores) == 2 and all(isinstance(v, int) for v in stores)
-                and 1 <= stores[0] <= stores[1]):
+        if not (
+            isinstance(stores, list)
+            and len(stores) == 2
+            and all(isinstance(v, int) for v in stores)
+            and 1 <= stores[0] <= stores[1]
+        ):
             raise ScenarioError(f"{key}.stores", "must be [min, max] integers with 1 <= min <= max")
 
 
@@ -243,8 +294,9 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _num(d: dict, k: str, key: str, *, gt: float | None = None, ge: float | None = None,
-         le: float | None = None) -> None:
+def _num(
+    d: dict, k: str, key: str, *, gt: float | None = None, ge: float | None = None, le: float | None = None
+) -> None:
     v = d.get(k)
     if not _is_num(v):
         raise ScenarioError(key, "must be a number" if k in d else "missing")
@@ -269,6 +321,9 @@ def _pair(d: dict, k: str, key: str) -> None:
 
 
 def _points(pts: Any, key: str, n_min: int) -> None:
-    if not (isinstance(pts, list) and len(pts) >= n_min and all(
-            isinstance(p, list) and len(p) == 2 and all(_is_num(c) for c in p) for p in pts)):
+    if not (
+        isinstance(pts, list)
+        and len(pts) >= n_min
+        and all(isinstance(p, list) and len(p) == 2 and all(_is_num(c) for c in p) for p in pts)
+    ):
         raise ScenarioError(key, f"must be a list of at least {n_min} [x, y] points (meters)")

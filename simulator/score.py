@@ -36,8 +36,14 @@ class Score:
         return self.missing == 0 and self.extra == 0
 
     def to_dict(self) -> dict:
-        return {"matched": self.matched, "missing": self.missing, "extra": self.extra, "exact": self.exact,
-                "missing_examples": self.missing_examples, "extra_examples": self.extra_examples}
+        return {
+            "matched": self.matched,
+            "missing": self.missing,
+            "extra": self.extra,
+            "exact": self.exact,
+            "missing_examples": self.missing_examples,
+            "extra_examples": self.extra_examples,
+        }
 
 
 def score(events: pd.DataFrame, truth: pd.DataFrame, *, examples: int = 5) -> Score:
@@ -57,8 +63,13 @@ def score(events: pd.DataFrame, truth: pd.DataFrame, *, examples: int = 5) -> Sc
     both = pd.concat([ev, tr], axis=1).fillna(0).astype("int64")
     over = (both["events"] - both["truth"]).clip(lower=0)
     under = (both["truth"] - both["events"]).clip(lower=0)
-    return Score(int(both.min(axis=1).sum()), int(under.sum()), int(over.sum()),
-                 _examples(under, examples), _examples(over, examples))
+    return Score(
+        int(both.min(axis=1).sum()),
+        int(under.sum()),
+        int(over.sum()),
+        _examples(under, examples),
+        _examples(over, examples),
+    )
 
 
 def _examples(counts: pd.Series, n: int) -> list[dict]:
@@ -83,8 +94,9 @@ def read_events(path: str | Path) -> pd.DataFrame:
         raise InvalidInput(source, f"not a readable CSV ({str(exc).strip()})") from None
     missing = [c for c in KEY_COLUMNS if c not in df.columns]
     if missing:
-        raise InvalidInput(source, f"bad header: missing column(s) {', '.join(missing)}; expected "
-                           f"{','.join(KEY_COLUMNS)}", line=1)
+        raise InvalidInput(
+            source, f"bad header: missing column(s) {', '.join(missing)}; expected {','.join(KEY_COLUMNS)}", line=1
+        )
     df = df[list(KEY_COLUMNS)].astype(object)
     ts = pd.to_numeric(df["ts"], errors="coerce")
     for i in ts.index[ts.isna()]:

@@ -48,8 +48,14 @@ def detected_visits(events: pd.DataFrame, family: str, end_ts: float) -> pd.Data
     """Pair a family's enter / exit events into visits: device_id, place_id, start_ts, end_ts, open."""
     enter, exit_ = FAMILIES[family]
     ev = events[events["type"].isin([enter, exit_])]
-    ev = pd.DataFrame({"device_id": ev["device_id"].astype(str), "place_id": ev["geofence_id"].astype(str),
-                       "ts": ev["ts"].astype(float), "is_enter": (ev["type"] == enter).to_numpy()})
+    ev = pd.DataFrame(
+        {
+            "device_id": ev["device_id"].astype(str),
+            "place_id": ev["geofence_id"].astype(str),
+            "ts": ev["ts"].astype(float),
+            "is_enter": (ev["type"] == enter).to_numpy(),
+        }
+    )
     ev = ev.sort_values(["device_id", "place_id", "ts", "is_enter"], kind="stable", ignore_index=True)
     same_next = (ev["device_id"].shift(-1) == ev["device_id"]) & (ev["place_id"].shift(-1) == ev["place_id"])
     nxt_ts = ev["ts"].shift(-1)
@@ -57,9 +63,15 @@ def detected_visits(events: pd.DataFrame, family: str, end_ts: float) -> pd.Data
     has_next = same_next[starts].to_numpy()
     end = np.where(has_next, nxt_ts[starts].to_numpy(), end_ts)
     closed_by_exit = has_next & ~ev["is_enter"].shift(-1, fill_value=True)[starts].to_numpy()
-    return pd.DataFrame({"device_id": ev["device_id"][starts].to_numpy(), "place_id": ev["place_id"][starts].to_numpy(),
-                         "start_ts": ev["ts"][starts].to_numpy(), "end_ts": np.maximum(end, ev["ts"][starts]),
-                         "open": ~closed_by_exit})
+    return pd.DataFrame(
+        {
+            "device_id": ev["device_id"][starts].to_numpy(),
+            "place_id": ev["place_id"][starts].to_numpy(),
+            "start_ts": ev["ts"][starts].to_numpy(),
+            "end_ts": np.maximum(end, ev["ts"][starts]),
+            "open": ~closed_by_exit,
+        }
+    )
 
 
 def _stats(x) -> tuple[float | None, float | None]:
@@ -72,7 +84,11 @@ def _stats(x) -> tuple[float | None, float | None]:
 def _prf(tp_det: int, n_det: int, tp_true: int, n_true: int) -> dict:
     p = tp_det / n_det if n_det else None
     r = tp_true / n_true if n_true else None
-    f = 2 * p * r / (p + r) if p is not None and r is not None and p + r > 0 else (0.0 if p is not None and r is not None else None)
+    f = (
+        2 * p * r / (p + r)
+        if p is not None and r is not None and p + r > 0
+        else (0.0 if p is not None and r is not None else None)
+    )
     return {"precision": _r(p), "recall": _r(r), "f1": _r(f)}
 
 
@@ -104,10 +120,20 @@ def _match_events(det_ts: pd.DataFrame, true: pd.DataFrame, col: str, slack_s: f
     return out
 
 
-def score_events(events: pd.DataFrame, visits: pd.DataFrame, devices: pd.DataFrame, *, end_ts: float,
-                 device_hours: float, neighbours: dict[str, list[str]], slack_s: float = 120.0,
-                 max_delay_s: float = 300.0, flap_gap_s: float = 120.0,
-                 families: tuple[str, ...] = tuple(FAMILIES), with_delays: bool = False) -> dict:
+def score_events(
+    events: pd.DataFrame,
+    visits: pd.DataFrame,
+    devices: pd.DataFrame,
+    *,
+    end_ts: float,
+    device_hours: float,
+    neighbours: dict[str, list[str]],
+    slack_s: float = 120.0,
+    max_delay_s: float = 300.0,
+    flap_gap_s: float = 120.0,
+    families: tuple[str, ...] = tuple(FAMILIES),
+    with_delays: bool = False,
+) -> dict:
     """Score an events table against true visits (see the module docstring); return score.json."""
     out: dict = {}
     behaviour = dict(zip(devices["device_id"].astype(str), devices["behaviour"]))
@@ -115,20 +141,26 @@ def score_events(events: pd.DataFrame, visits: pd.DataFrame, devices: pd.DataFra
     for family in families:
         enter, exit_ = FAMILIES[family]
         truth = visits[visits["family"] == family].reset_index(drop=True)
-        truth = truth.assign(device_id=truth["device_id"].astype(str), place_id=truth["place_id"].astype(str),
-                             counted=truth["counted"].astype(bool))
+        truth = truth.assign(
+            device_id=truth["device_id"].astype(str),
+            place_id=truth["place_id"].astype(str),
+            counted=truth["counted"].astype(bool),
+        )
         if len(truth) == 0:
             continue
         det = detected_visits(events, family, end_ts)
         ev = events.assign(device_id=events["device_id"].astype(str), place_id=events["geofence_id"].astype(str))
         out[enter] = _match_events(ev[ev["type"] == enter][_KEYS + ["ts"]], truth, "start_ts", slack_s, max_delay_s)
         out[exit_] = _match_events(ev[ev["type"] == exit_][_KEYS + ["ts"]], truth, "end_ts", slack_s, max_delay_s)
-        vis_out[family] = _visit_scores(det, truth, behaviour, visits, neighbours, slack_s, flap_gap_s,
-                                        device_hours)
+        vis_out[family] = _visit_scores(det, truth, behaviour, visits, neighbours, slack_s, flap_gap_s, device_hours)
     delays = {k: out[k].pop("delays_s") for k in list(out)}
     out["visits"] = vis_out
-    out["params"] = {"slack_s": slack_s, "max_delay_s": max_delay_s, "flap_gap_s": flap_gap_s,
-                     "device_hours": round(device_hours, 2)}
+    out["params"] = {
+        "slack_s": slack_s,
+        "max_delay_s": max_delay_s,
+        "flap_gap_s": flap_gap_s,
+        "device_hours": round(device_hours, 2),
+    }
     if with_delays:
         out["delays_s"] = delays
     return out
@@ -140,8 +172,15 @@ def score_traffic(traffic, events: pd.DataFrame, **kw) -> dict:
     span = paths.groupby("device_id")["ts"].agg(["min", "max"])
     places = traffic.places
     neighbours = {s.id: [places.stores[j].id for j in places.neighbours[i]] for i, s in enumerate(places.stores)}
-    return score_events(events, traffic.visits, traffic.devices, end_ts=float(paths["ts"].max()),
-                        device_hours=float((span["max"] - span["min"]).sum() / 3600.0), neighbours=neighbours, **kw)
+    return score_events(
+        events,
+        traffic.visits,
+        traffic.devices,
+        end_ts=float(paths["ts"].max()),
+        device_hours=float((span["max"] - span["min"]).sum() / 3600.0),
+        neighbours=neighbours,
+        **kw,
+    )
 
 
 def _visit_scores(det, truth, behaviour, visits, neighbours, slack_s, flap_gap_s, device_hours) -> dict:
@@ -155,10 +194,15 @@ def _visit_scores(det, truth, behaviour, visits, neighbours, slack_s, flap_gap_s
     per_true = mc.groupby("tid")["did"].nunique()
     n_true = int(t["counted"].sum())
     res = _prf(len(hit_det), len(d) - len(dont_care), len(per_true), n_true)
-    res.update({"true_visits": n_true, "detected_visits": int(len(d) - len(dont_care)),
-                "matched_true": int(len(per_true)),
-                "fragmentation": _r(per_true.mean()) if len(per_true) else None,
-                "fragmented_share": _r((per_true > 1).mean()) if len(per_true) else None})
+    res.update(
+        {
+            "true_visits": n_true,
+            "detected_visits": int(len(d) - len(dont_care)),
+            "matched_true": int(len(per_true)),
+            "fragmentation": _r(per_true.mean()) if len(per_true) else None,
+            "fragmented_share": _r((per_true > 1).mean()) if len(per_true) else None,
+        }
+    )
     first = mc.groupby("tid").agg(ds=("start_ts", "min"), ts_=("start_ts_t", "first"))
     res["enter_delay_median_s"], res["enter_delay_p95_s"] = _stats(first["ds"] - first["ts_"])
     closed = mc[~mc["open"]].groupby("tid").agg(de=("end_ts", "max"), te=("end_ts_t", "first"))
@@ -167,8 +211,11 @@ def _visit_scores(det, truth, behaviour, visits, neighbours, slack_s, flap_gap_s
     res["false_visits"] = _false_causes(false, behaviour, visits, neighbours, slack_s)
     s = det.sort_values(_KEYS + ["start_ts"], kind="stable")
     gap = s["start_ts"].to_numpy()[1:] - s["end_ts"].to_numpy()[:-1]
-    same = (s["device_id"].to_numpy()[1:] == s["device_id"].to_numpy()[:-1]) & (
-        s["place_id"].to_numpy()[1:] == s["place_id"].to_numpy()[:-1]) & ~s["open"].to_numpy()[:-1]
+    same = (
+        (s["device_id"].to_numpy()[1:] == s["device_id"].to_numpy()[:-1])
+        & (s["place_id"].to_numpy()[1:] == s["place_id"].to_numpy()[:-1])
+        & ~s["open"].to_numpy()[:-1]
+    )
     flaps = int((same & (gap <= flap_gap_s)).sum())
     res["flaps"] = flaps
     res["flaps_per_100_device_h"] = _r(100.0 * flaps / device_hours) if device_hours > 0 else None
@@ -186,8 +233,9 @@ def _false_causes(false: pd.DataFrame, behaviour: dict, visits: pd.DataFrame, ne
             continue
         g = by_dev.get(dev)
         nb = set(neighbours.get(place, ()))
-        if g is not None and len(g[g["place_id"].isin(nb) & (g["start_ts"] < e + slack_s)
-                                   & (g["end_ts"] > s - slack_s)]):
+        if g is not None and len(
+            g[g["place_id"].isin(nb) & (g["start_ts"] < e + slack_s) & (g["end_ts"] > s - slack_s)]
+        ):
             counts["next_door"] += 1
         elif b == "door":
             counts["door"] += 1
@@ -198,15 +246,19 @@ def _false_causes(false: pd.DataFrame, behaviour: dict, visits: pd.DataFrame, ne
 
 def format_table(score: dict) -> str:
     """Render a score as a small Markdown table (one row per family)."""
-    head = "| family | visit P | visit R | visit F1 | enter delay med / p95 s | exit delay med / p95 s | " \
-           "fragmentation | false next door | false pass-by | flaps /100 dev-h |"
+    head = (
+        "| family | visit P | visit R | visit F1 | enter delay med / p95 s | exit delay med / p95 s | "
+        "fragmentation | false next door | false pass-by | flaps /100 dev-h |"
+    )
     lines = [head, "|" + "---|" * 10]
     for fam, v in score.get("visits", {}).items():
-        lines.append(f"| {fam} | {_f(v['precision'])} | {_f(v['recall'])} | {_f(v['f1'])} | "
-                     f"{_f(v['enter_delay_median_s'])} / {_f(v['enter_delay_p95_s'])} | "
-                     f"{_f(v['exit_delay_median_s'])} / {_f(v['exit_delay_p95_s'])} | {_f(v['fragmentation'])} | "
-                     f"{v['false_visits']['next_door']} | {v['false_visits']['pass_by']} | "
-                     f"{_f(v['flaps_per_100_device_h'])} |")
+        lines.append(
+            f"| {fam} | {_f(v['precision'])} | {_f(v['recall'])} | {_f(v['f1'])} | "
+            f"{_f(v['enter_delay_median_s'])} / {_f(v['enter_delay_p95_s'])} | "
+            f"{_f(v['exit_delay_median_s'])} / {_f(v['exit_delay_p95_s'])} | {_f(v['fragmentation'])} | "
+            f"{v['false_visits']['next_door']} | {v['false_visits']['pass_by']} | "
+            f"{_f(v['flaps_per_100_device_h'])} |"
+        )
     return "\n".join(lines)
 
 

@@ -31,14 +31,14 @@ __all__ = ["Plan", "plan_shoppers", "sample_dwell"]
 class Plan:
     """Waypoints of all shoppers, concatenated and grouped by shopper, t increasing within one."""
 
-    device_ids: np.ndarray      # object (str), per shopper
-    behaviour: np.ndarray       # object (str), per shopper
-    dev: np.ndarray             # int, per waypoint: shopper index
-    t: np.ndarray               # float seconds since the scenario start
+    device_ids: np.ndarray  # object (str), per shopper
+    behaviour: np.ndarray  # object (str), per shopper
+    dev: np.ndarray  # int, per waypoint: shopper index
+    t: np.ndarray  # float seconds since the scenario start
     x: np.ndarray
     y: np.ndarray
-    floor: np.ndarray           # int
-    label: np.ndarray           # int store index of the segment starting here, -1 outside
+    floor: np.ndarray  # int
+    label: np.ndarray  # int store index of the segment starting here, -1 outside
 
     @property
     def n_devices(self) -> int:
@@ -129,7 +129,7 @@ class _Walker:
             d = float(np.hypot(x - x0, y - y0)) + 5.0 * abs(floor - f0)
             if d < 1e-6:
                 return
-            self.wp[-1] = (t0, x0, y0, f0, label)       # the segment starting there
+            self.wp[-1] = (t0, x0, y0, f0, label)  # the segment starting there
             self.t = t0 + max(d / (speed or self.speed), 0.01)
         self.wp.append((self.t, x, y, floor, -1))
 

@@ -50,8 +50,9 @@ def read_trace(path: str | Path, fmt: str | None = None, device_id: str | None =
     fmt = fmt or guess_format(path)
     text = path.read_text(encoding="utf-8")
     default = device_id or path.stem
-    rows = {"gpx": _read_gpx, "geojson": _read_geojson, "owntracks": _read_owntracks,
-            "csv": _read_csv}[fmt](text, default)
+    rows = {"gpx": _read_gpx, "geojson": _read_geojson, "owntracks": _read_owntracks, "csv": _read_csv}[fmt](
+        text, default
+    )
     df = pd.DataFrame(rows, columns=_COLS)
     if device_id:
         df["device_id"] = device_id
@@ -64,8 +65,12 @@ def write_trace(pings: pd.DataFrame, path: str | Path, fmt: str | None = None) -
     path = Path(path)
     fmt = fmt or guess_format(path)
     p = pings.sort_values(["device_id", "ts"], kind="stable")
-    {"gpx": _write_gpx, "geojson": _write_geojson, "owntracks": _write_owntracks,
-     "csv": lambda d, f: d[_COLS].to_csv(f, index=False, float_format="%.7f")}[fmt](p, path)
+    {
+        "gpx": _write_gpx,
+        "geojson": _write_geojson,
+        "owntracks": _write_owntracks,
+        "csv": lambda d, f: d[_COLS].to_csv(f, index=False, float_format="%.7f"),
+    }[fmt](p, path)
     return path
 
 
@@ -152,11 +157,21 @@ def _read_geojson(text: str, default: str) -> list:
 def _write_geojson(p: pd.DataFrame, path: Path) -> None:
     feats = []
     for dev, g in p.groupby("device_id", sort=False):
-        feats.append({"type": "Feature", "id": str(dev), "properties": {
-            "device_id": str(dev), "times": [_iso(t) for t in g["ts"]],
-            "accuracy_m": [None if a != a else float(a) for a in g["accuracy_m"]]},
-            "geometry": {"type": "LineString", "coordinates": [[round(x, 7), round(y, 7)]
-                                                               for x, y in zip(g["lon"], g["lat"])]}})
+        feats.append(
+            {
+                "type": "Feature",
+                "id": str(dev),
+                "properties": {
+                    "device_id": str(dev),
+                    "times": [_iso(t) for t in g["ts"]],
+                    "accuracy_m": [None if a != a else float(a) for a in g["accuracy_m"]],
+                },
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": [[round(x, 7), round(y, 7)] for x, y in zip(g["lon"], g["lat"])],
+                },
+            }
+        )
     path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}), encoding="utf-8")
 
 
@@ -165,22 +180,34 @@ def _read_owntracks(text: str, default: str) -> list:
     if stripped.startswith("[") or stripped.startswith("{"):
         doc = json.loads(text)
         items = doc.get("locations", doc.get("data", [])) if isinstance(doc, dict) else doc
-    else:   # recorder .rec: "<iso>\t<tag>\t<json>"
+    else:  # recorder .rec: "<iso>\t<tag>\t<json>"
         items = [json.loads(line.split("\t", 2)[2]) for line in text.splitlines() if line.count("\t") >= 2]
     rows = []
     for it in items:
         if it.get("_type", "location") != "location" or "tst" not in it:
             continue
-        rows.append((str(it.get("tid") or it.get("topic") or default), float(it["tst"]), float(it["lon"]),
-                     float(it["lat"]), _num(it.get("acc"))))
+        rows.append(
+            (
+                str(it.get("tid") or it.get("topic") or default),
+                float(it["tst"]),
+                float(it["lon"]),
+                float(it["lat"]),
+                _num(it.get("acc")),
+            )
+        )
     return rows
 
 
 def _write_owntracks(p: pd.DataFrame, path: Path) -> None:
     items = []
     for dev, ts, lon, lat, acc in zip(p["device_id"], p["ts"], p["lon"], p["lat"], p["accuracy_m"]):
-        it = {"_type": "location", "tid": str(dev), "tst": float(ts), "lat": round(float(lat), 7),
-              "lon": round(float(lon), 7)}
+        it = {
+            "_type": "location",
+            "tid": str(dev),
+            "tst": float(ts),
+            "lat": round(float(lat), 7),
+            "lon": round(float(lon), 7),
+        }
         if acc == acc:
             it["acc"] = float(acc)
         items.append(it)
@@ -192,6 +219,7 @@ def _write_owntracks(p: pd.DataFrame, path: Path) -> None:
 
 def _read_csv(text: str, default: str) -> list:
     from io import StringIO
+
     df = pd.read_csv(StringIO(text), dtype={"device_id": str})
     if "device_id" not in df:
         df["device_id"] = default

@@ -98,20 +98,32 @@ def _tables(sc: dict, seed: int, places: Places, plan: Plan, rng) -> Traffic:
     store_ids = [s.id for s in places.stores]
     beacons, bcols = _beacons(sc, places)
     g = gps_pings(sc, plan, rng)
-    order = np.lexsort((g["dev"], g["ts_s"]))         # by ts, then device (ids sort as indices)
+    order = np.lexsort((g["dev"], g["ts_s"]))  # by ts, then device (ids sort as indices)
     g = {k: v[order] for k, v in g.items()}
     lon, lat = frame.to_lonlat(g["x"], g["y"])
-    pings = pd.DataFrame({"device_id": plan.device_ids[g["dev"]], "ts": np.round(start + g["ts_s"], 3),
-                          "lon": lon, "lat": lat, "accuracy_m": g["accuracy_m"],
-                          "received_ts": np.round(start + g["received_s"], 3)})
+    pings = pd.DataFrame(
+        {
+            "device_id": plan.device_ids[g["dev"]],
+            "ts": np.round(start + g["ts_s"], 3),
+            "lon": lon,
+            "lat": lat,
+            "accuracy_m": g["accuracy_m"],
+            "received_ts": np.round(start + g["received_s"], 3),
+        }
+    )
     s = ble_sightings(sc, plan, bcols, rng)
-    ids = ("ibeacon:" + beacons["uuid"] + ":" + beacons["major"].astype(str) + ":"
-           + beacons["minor"].astype(str)).to_numpy(object)
-    sightings = pd.DataFrame({"device_id": plan.device_ids[s["dev"].astype(np.int64)],
-                              "ts": np.round(start + s["ts_s"], 3),
-                              "beacon_id": ids[s["beacon"].astype(np.int64)] if len(ids) else [],
-                              "rssi": s["rssi_dbm"].astype(np.int64),
-                              "received_ts": np.round(start + s["received_s"], 3)})
+    ids = (
+        "ibeacon:" + beacons["uuid"] + ":" + beacons["major"].astype(str) + ":" + beacons["minor"].astype(str)
+    ).to_numpy(object)
+    sightings = pd.DataFrame(
+        {
+            "device_id": plan.device_ids[s["dev"].astype(np.int64)],
+            "ts": np.round(start + s["ts_s"], 3),
+            "beacon_id": ids[s["beacon"].astype(np.int64)] if len(ids) else [],
+            "rssi": s["rssi_dbm"].astype(np.int64),
+            "received_ts": np.round(start + s["received_s"], 3),
+        }
+    )
     visits = true_visits(plan, store_ids, start, sc["min_visit_s"], set(beacons["store_id"]))
     ble = np.zeros(plan.n_devices, bool)
     ble[s["scanning"]] = True
@@ -119,8 +131,18 @@ def _tables(sc: dict, seed: int, places: Places, plan: Plan, rng) -> Traffic:
     visits = visits[(visits["family"] != "beacon") | visits["device_id"].isin(scanners)].reset_index(drop=True)
     devices = pd.DataFrame({"device_id": plan.device_ids, "behaviour": plan.behaviour, "ble": ble})
     sightings = sightings.iloc[np.lexsort((s["dev"], s["ts_s"]))].reset_index(drop=True)
-    return Traffic(sc, seed, places.geofences(), beacons, pings, sightings, visits,
-                   true_paths(plan, store_ids, start, frame), devices, places)
+    return Traffic(
+        sc,
+        seed,
+        places.geofences(),
+        beacons,
+        pings,
+        sightings,
+        visits,
+        true_paths(plan, store_ids, start, frame),
+        devices,
+        places,
+    )
 
 
 def _beacons(sc: dict, places: Places) -> tuple[pd.DataFrame, dict]:
@@ -132,12 +154,16 @@ def _beacons(sc: dict, places: Places) -> tuple[pd.DataFrame, dict]:
     for sid in chosen:
         if sid not in idx:
             from simulator.scenario import ScenarioError
+
             raise ScenarioError("beacons.stores", f"unknown store {sid!r}")
         st = places.stores[idx[sid]]
         ring = st.polygon.buffer(-1.5).exterior if not st.polygon.buffer(-1.5).is_empty else st.polygon.exterior
         for k in range(b["per_store"]):
-            p = ring.interpolate((k + 0.5) / b["per_store"], normalized=True) if b["per_store"] > 1 \
+            p = (
+                ring.interpolate((k + 0.5) / b["per_store"], normalized=True)
+                if b["per_store"] > 1
                 else st.polygon.representative_point()
+            )
             rows.append((sid, p.x, p.y, st.floor, b["measured_power_dbm"]))
     for item in b["list"]:
         st = places.stores[idx[item["store"]]]
@@ -146,11 +172,26 @@ def _beacons(sc: dict, places: Places) -> tuple[pd.DataFrame, dict]:
     lon, lat = places.frame.to_lonlat(x, y) if rows else (np.empty(0), np.empty(0))
     major = np.array([idx[s] + 1 for s in store], dtype=np.int64)
     minor = np.arange(1, len(store) + 1)
-    df = pd.DataFrame({"type": "ibeacon", "uuid": b["uuid"], "major": major, "minor": minor,
-                       "store_id": store.astype(object) if rows else [], "lon": lon, "lat": lat,
-                       "floor": floor.astype(np.int64) if rows else [], "measured_power_dbm": power})
-    cols = {"x": np.asarray(x, float), "y": np.asarray(y, float), "floor": np.asarray(floor, np.int64),
-            "store": np.array([idx[s] for s in store], np.int64), "power_dbm": np.asarray(power, float)}
+    df = pd.DataFrame(
+        {
+            "type": "ibeacon",
+            "uuid": b["uuid"],
+            "major": major,
+            "minor": minor,
+            "store_id": store.astype(object) if rows else [],
+            "lon": lon,
+            "lat": lat,
+            "floor": floor.astype(np.int64) if rows else [],
+            "measured_power_dbm": power,
+        }
+    )
+    cols = {
+        "x": np.asarray(x, float),
+        "y": np.asarray(y, float),
+        "floor": np.asarray(floor, np.int64),
+        "store": np.array([idx[s] for s in store], np.int64),
+        "power_dbm": np.asarray(power, float),
+    }
     return df[list(BEACON_COLUMNS)], cols
 
 
@@ -163,10 +204,19 @@ def load_traffic(directory: str | Path) -> Traffic:
     pings = pd.read_csv(d / "pings.csv", dtype={"device_id": str})
     sightings = pd.read_csv(d / "sightings.csv", dtype={"device_id": str, "beacon_id": str})
     visits = pd.read_csv(d / "truth_visits.csv", dtype={"device_id": str, "place_id": str})
-    paths = pd.read_csv(d / "truth_paths.csv", dtype={"device_id": str, "store_id": str},
-                        keep_default_na=False, na_values={"lon": [""]})
+    paths = pd.read_csv(
+        d / "truth_paths.csv", dtype={"device_id": str, "store_id": str}, keep_default_na=False, na_values={"lon": [""]}
+    )
     devices = pd.read_csv(d / "devices.csv", dtype={"device_id": str, "behaviour": str})
-    return Traffic(meta["scenario"], meta["seed"], list(fences), beacons, pings, sightings, visits, paths,
-                   devices, build_places(meta["scenario"]))
-
-
+    return Traffic(
+        meta["scenario"],
+        meta["seed"],
+        list(fences),
+        beacons,
+        pings,
+        sightings,
+        visits,
+        paths,
+        devices,
+        build_places(meta["scenario"]),
+    )

@@ -24,8 +24,7 @@ from pyproj import Geod
 from geofences import Geofence, parse_feature
 from proximity import PingBatch
 
-__all__ = ["GEOD", "offset", "walk", "stand", "rows", "merge",
-           "random_fences", "random_pings", "square", "CITIES"]
+__all__ = ["GEOD", "offset", "walk", "stand", "rows", "merge", "random_fences", "random_pings", "square", "CITIES"]
 
 GEOD = Geod(ellps="WGS84")
 
@@ -50,8 +49,14 @@ def offset(lon: float, lat: float, east_m: float = 0.0, north_m: float = 0.0) ->
     return (float(x), float(y))
 
 
-def walk(path: Sequence[tuple[float, float]], speed_mps: float = 1.4, start_ts: float = 0.0,
-         interval_s: float = 5.0, device_id: str = "phone", accuracy_m: float | None = None) -> PingBatch:
+def walk(
+    path: Sequence[tuple[float, float]],
+    speed_mps: float = 1.4,
+    start_ts: float = 0.0,
+    interval_s: float = 5.0,
+    device_id: str = "phone",
+    accuracy_m: float | None = None,
+) -> PingBatch:
     """Return the pings of a device walking ``path`` (lon, lat waypoints) along geodesics.
 
     One ping every ``interval_s`` seconds from ``start_ts`` at the first waypoint, plus a final
@@ -76,9 +81,17 @@ def walk(path: Sequence[tuple[float, float]], speed_mps: float = 1.4, start_ts: 
     return _batch(device_id, ts, x, y, accuracy_m)
 
 
-def stand(lon: float, lat: float, start_ts: float = 0.0, duration_s: float = 600.0,
-          interval_s: float = 5.0, jitter_m: float = 0.0, seed: int = 0, device_id: str = "phone",
-          accuracy_m: float | None = None) -> PingBatch:
+def stand(
+    lon: float,
+    lat: float,
+    start_ts: float = 0.0,
+    duration_s: float = 600.0,
+    interval_s: float = 5.0,
+    jitter_m: float = 0.0,
+    seed: int = 0,
+    device_id: str = "phone",
+    accuracy_m: float | None = None,
+) -> PingBatch:
     """Return the pings of a device standing at (lon, lat), each displaced by GPS jitter.
 
     The jitter is an isotropic normal error of ``jitter_m`` meters per axis (seeded).
@@ -105,11 +118,13 @@ def merge(*batches: PingBatch) -> PingBatch:
 
 def rows(batch: PingBatch) -> list[tuple[str, float, float, float]]:
     """Return ``(device_id, ts, lon, lat)`` tuples, the oracle's input."""
-    return [(str(d), float(t), float(x), float(y))
-            for d, t, x, y in zip(batch.device_id, batch.ts, batch.lon, batch.lat)]
+    return [
+        (str(d), float(t), float(x), float(y)) for d, t, x, y in zip(batch.device_id, batch.ts, batch.lon, batch.lat)
+    ]
 
 
 # -- random fences ---------------------------------------------------------------------------
+
 
 def square(fence_id: str, lon: float, lat: float, side_m: float, **props) -> Geofence:
     """Return an axis-aligned square polygon whose south-west corner is (lon, lat)."""
@@ -131,8 +146,9 @@ def _star(rng, lon, lat, radius_m, n) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in zip(x, y)]
 
 
-def random_fences(rng: np.random.Generator, center: tuple[float, float], n: int = 6,
-                  spread_m: float = 300.0, settings: bool = True) -> list[Geofence]:
+def random_fences(
+    rng: np.random.Generator, center: tuple[float, float], n: int = 6, spread_m: float = 300.0, settings: bool = True
+) -> list[Geofence]:
     """Return ``n`` or more varied fences scattered within ``spread_m`` of ``center``.
 
     The zoo mixes circles, star polygons, a multipolygon whose first part has a hole, two squares
@@ -174,9 +190,19 @@ def random_fences(rng: np.random.Generator, center: tuple[float, float], n: int 
             outer = square("tmp", lon, lat, side).geometry.exterior.coords[:-1]
             hole = square("tmp", *offset(lon, lat, side / 3, side / 3), side / 3).geometry.exterior.coords[:-1]
             other = square("tmp", *offset(lon, lat, side * 1.5, 0), side / 2).geometry.exterior.coords[:-1]
-            fences.append(parse_feature({"type": "Feature", "id": fid, "properties": props(),
-                                         "geometry": {"type": "MultiPolygon", "coordinates": [
-                                             [_closed(outer), _closed(hole)], [_closed(other)]]}}))
+            fences.append(
+                parse_feature(
+                    {
+                        "type": "Feature",
+                        "id": fid,
+                        "properties": props(),
+                        "geometry": {
+                            "type": "MultiPolygon",
+                            "coordinates": [[_closed(outer), _closed(hole)], [_closed(other)]],
+                        },
+                    }
+                )
+            )
         elif kind == "touching":
             a = square(fid + "a", lon, lat, 80.0, **props())
             minx, miny, maxx, maxy = a.geometry.bounds
@@ -190,9 +216,14 @@ def random_fences(rng: np.random.Generator, center: tuple[float, float], n: int 
     return fences
 
 
-def random_pings(rng: np.random.Generator, fences: Sequence[Geofence], n: int = 60,
-                 devices: Sequence[str] = ("a", "b", "c"), interval_s: float = 10.0,
-                 spread_m: float = 600.0) -> PingBatch:
+def random_pings(
+    rng: np.random.Generator,
+    fences: Sequence[Geofence],
+    n: int = 60,
+    devices: Sequence[str] = ("a", "b", "c"),
+    interval_s: float = 10.0,
+    spread_m: float = 600.0,
+) -> PingBatch:
     """Return ``n`` pings of ``devices`` that wander around and into ``fences``.
 
     A third of the points sit exactly on fence vertices or rims; timestamps per device are
@@ -212,7 +243,7 @@ def random_pings(rng: np.random.Generator, fences: Sequence[Geofence], n: int = 
     clock = {d: float(rng.integers(0, 50)) for d in devices}
     for _ in range(n):
         d = str(rng.choice(list(devices)))
-        clock[d] += float(rng.choice([1.0, 5.0, interval_s, 3 * interval_s, 500.0], p=[.2, .3, .3, .15, .05]))
+        clock[d] += float(rng.choice([1.0, 5.0, interval_s, 3 * interval_s, 500.0], p=[0.2, 0.3, 0.3, 0.15, 0.05]))
         u = rng.random()
         if u < 0.33 and anchors:
             x, y, _ = anchors[rng.integers(len(anchors))]

@@ -36,8 +36,8 @@ __all__ = ["CityLayout", "Truth", "Workload", "random_layout", "generate", "DEFA
 #: Oslo city center, (lon, lat).
 DEFAULT_CITY = (10.7522, 59.9139)
 _START_TS = 1_700_000_000
-_KEY = 1e7                      # per-device time offset in sort keys; a device spans < 1e7 s
-_RANK = KIND_RANK   # emission order within a ts: exit < enter < dwell
+_KEY = 1e7  # per-device time offset in sort keys; a device spans < 1e7 s
+_RANK = KIND_RANK  # emission order within a ts: exit < enter < dwell
 _GEOFENCE_KINDS = kinds_of("geofence")
 
 
@@ -50,13 +50,13 @@ class CityLayout:
     """
 
     cell_m: float
-    block: np.ndarray                   # (n, 2) int: grid column, row of each fence's block
+    block: np.ndarray  # (n, 2) int: grid column, row of each fence's block
     shape: list
     ids: list[str]
     names: list[str]
     tags: list[tuple[str, ...]]
-    dwell_s: np.ndarray                 # float, NaN = none
-    exit_after_s: np.ndarray            # float, NaN = none
+    dwell_s: np.ndarray  # float, NaN = none
+    exit_after_s: np.ndarray  # float, NaN = none
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -75,10 +75,10 @@ class CityLayout:
 class Truth:
     """Ground-truth events as columns, in emission order (ts, device, exit < enter < dwell)."""
 
-    device_id: np.ndarray   # object (str)
+    device_id: np.ndarray  # object (str)
     geofence_id: np.ndarray  # object (str)
-    kind: np.ndarray        # int8 EventKind
-    ts: np.ndarray          # float64 epoch seconds
+    kind: np.ndarray  # int8 EventKind
+    ts: np.ndarray  # float64 epoch seconds
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -114,14 +114,26 @@ class Workload:
         if self.accuracy_m is not None:
             cols["accuracy_m"] = self.accuracy_m
         pd.DataFrame(cols).to_csv(paths["pings"], index=False)
-        pd.DataFrame({"device_id": self.truth.device_id, "geofence_id": self.truth.geofence_id,
-                      "type": KIND_NAMES[self.truth.kind.astype(np.int64)],
-                      "ts": _ts_column(self.truth.ts)}).to_csv(paths["truth"], index=False)
+        pd.DataFrame(
+            {
+                "device_id": self.truth.device_id,
+                "geofence_id": self.truth.geofence_id,
+                "type": KIND_NAMES[self.truth.kind.astype(np.int64)],
+                "ts": _ts_column(self.truth.ts),
+            }
+        ).to_csv(paths["truth"], index=False)
         return paths
 
 
-def random_layout(n_fences: int, seed: int = 1, *, cell_m: float = 250.0, max_size_m: float = 100.0,
-                  dwell_share: float = 0.3, exit_after_share: float = 0.2) -> CityLayout:
+def random_layout(
+    n_fences: int,
+    seed: int = 1,
+    *,
+    cell_m: float = 250.0,
+    max_size_m: float = 100.0,
+    dwell_share: float = 0.3,
+    exit_after_share: float = 0.2,
+) -> CityLayout:
     """Place ``n_fences`` random stores, one per block, on a square grid with a few empty blocks.
 
     Sizes (circle radius, or largest vertex distance from the block center) are 20 to
@@ -136,15 +148,16 @@ def random_layout(n_fences: int, seed: int = 1, *, cell_m: float = 250.0, max_si
     block = np.column_stack([cells % side, cells // side]) - side // 2
     size = rng.uniform(20.0, max_size_m, n_fences)
     kind = rng.choice(4, size=n_fences, p=[0.4, 0.3, 0.2, 0.1])
-    kind[(kind == 3) & (size < 50)] = 1           # an atrium store needs room around its hole
+    kind[(kind == 3) & (size < 50)] = 1  # an atrium store needs room around its hole
     shapes: list = []
     for k, s in zip(kind, size):
         shapes.append(float(round(s, 1)) if k == 0 else _polygon_shape(int(k), s, rng))
     dwell = np.where(rng.random(n_fences) < dwell_share, rng.choice([60.0, 120.0, 300.0], n_fences), np.nan)
     exit_after = np.where(rng.random(n_fences) < exit_after_share, 1800.0, np.nan)
     ids = [f"store-{i:06d}" for i in range(n_fences)]
-    return CityLayout(cell_m, block, shapes, ids, [f"Store {i}" for i in range(n_fences)],
-                  [("retail",)] * n_fences, dwell, exit_after)
+    return CityLayout(
+        cell_m, block, shapes, ids, [f"Store {i}" for i in range(n_fences)], [("retail",)] * n_fences, dwell, exit_after
+    )
 
 
 def _polygon_shape(kind: int, size: float, rng: np.random.Generator) -> shapely.Polygon:
@@ -161,15 +174,25 @@ def _polygon_shape(kind: int, size: float, rng: np.random.Generator) -> shapely.
     else:
         h = size / math.sqrt(2)
         hole = 0.35 * h
-        shape = shapely.Polygon(shapely.box(-h, -h, h, h).exterior.coords,
-                                [shapely.box(-hole, -hole, hole, hole).exterior.coords[::-1]])
+        shape = shapely.Polygon(
+            shapely.box(-h, -h, h, h).exterior.coords, [shapely.box(-hole, -hole, hole, hole).exterior.coords[::-1]]
+        )
     return shapely.affinity.rotate(shape, rng.uniform(0, 90), origin=(0, 0)) if kind != 3 else shape
 
 
-def generate(layout: CityLayout | int = 1000, n_devices: int = 1000, n_pings: int = 100_000, seed: int = 1, *,
-             city: tuple[float, float] = DEFAULT_CITY, accuracy: bool = True, margin_m: float = 5.0,
-             interval_s: tuple[int, int] = (5, 30), stay_s: tuple[float, float] = (30.0, 1200.0),
-             hop_blocks: int = 3) -> Workload:
+def generate(
+    layout: CityLayout | int = 1000,
+    n_devices: int = 1000,
+    n_pings: int = 100_000,
+    seed: int = 1,
+    *,
+    city: tuple[float, float] = DEFAULT_CITY,
+    accuracy: bool = True,
+    margin_m: float = 5.0,
+    interval_s: tuple[int, int] = (5, 30),
+    stay_s: tuple[float, float] = (30.0, 1200.0),
+    hop_blocks: int = 3,
+) -> Workload:
     """Generate a seeded workload: fences, pings and their exact ground-truth events.
 
     Parameters
@@ -202,7 +225,7 @@ def generate(layout: CityLayout | int = 1000, n_devices: int = 1000, n_pings: in
     n_devices = max(1, min(n_devices, n_pings))
     per_dev = np.full(n_devices, n_pings // n_devices) + (np.arange(n_devices) < n_pings % n_devices)
     geo = _Geometry(layout, margin_m)
-    extra = np.ceil(per_dev * 0.15).astype(np.int64) + 5     # spares for pings dropped at boundaries
+    extra = np.ceil(per_dev * 0.15).astype(np.int64) + 5  # spares for pings dropped at boundaries
     n_gen = per_dev + extra
     dev = np.repeat(np.arange(n_devices), n_gen)
     first = np.concatenate([[0], np.cumsum(n_gen)[:-1]])
@@ -226,8 +249,14 @@ def generate(layout: CityLayout | int = 1000, n_devices: int = 1000, n_pings: in
     order = np.lexsort((dev, ts))
     acc = np.round(rng.uniform(1.0, 3.0, len(order)), 1) if accuracy else None
     fences = _fences(layout, city)
-    params = {"fences": len(layout), "devices": n_devices, "pings": len(order), "seed": seed,
-              "city": list(city), "margin_m": margin_m}
+    params = {
+        "fences": len(layout),
+        "devices": n_devices,
+        "pings": len(order),
+        "seed": seed,
+        "city": list(city),
+        "margin_m": margin_m,
+    }
     return Workload(fences, ids[dev[order]], ts[order], lon[order], lat[order], acc, truth, params)
 
 
@@ -332,12 +361,12 @@ class _Phases:
     """Per device, alternating walks and stays, sorted by (device, start)."""
 
     dev: np.ndarray
-    start: np.ndarray       # seconds since the device's first ping
+    start: np.ndarray  # seconds since the device's first ping
     end: np.ndarray
-    stay: np.ndarray        # fence of a stay, -1 for a walk
-    path: np.ndarray        # (p, 5, 2) walk waypoints in city meters
-    src: np.ndarray         # fence the walk starts in (-1: a street corner)
-    dst: np.ndarray         # fence the walk ends in
+    stay: np.ndarray  # fence of a stay, -1 for a walk
+    path: np.ndarray  # (p, 5, 2) walk waypoints in city meters
+    src: np.ndarray  # fence the walk starts in (-1: a street corner)
+    dst: np.ndarray  # fence the walk ends in
 
 
 def _itineraries(geo: _Geometry, rng, span: np.ndarray, hop: int, stay_s) -> _Phases:
@@ -354,8 +383,9 @@ def _itineraries(geo: _Geometry, rng, span: np.ndarray, hop: int, stay_s) -> _Ph
     while len(active):
         dst = target[active]
         door_in = np.column_stack(geo.sample_inside(dst, rng))
-        a_corner = np.where((src[active] >= 0)[:, None],
-                            geo.corner(np.maximum(src[active], 0), geo.center[dst]), here[active])
+        a_corner = np.where(
+            (src[active] >= 0)[:, None], geo.corner(np.maximum(src[active], 0), geo.center[dst]), here[active]
+        )
         b_corner = geo.corner(dst, a_corner)
         turn = np.column_stack([b_corner[:, 0], a_corner[:, 1]])
         path = np.stack([here[active], a_corner, turn, b_corner, door_in], axis=1)
@@ -366,7 +396,7 @@ def _itineraries(geo: _Geometry, rng, span: np.ndarray, hop: int, stay_s) -> _Ph
         parts.append((active, t_walk, t_stay, np.full(len(active), -1), path, src[active], dst))
         parts.append((active, t_stay, t_stay + stay, dst, np.zeros((len(active), 5, 2)), dst, dst))
         clock[active] = t_stay + stay
-        here[active] = np.column_stack(geo.sample_inside(dst, rng))    # where the next walk starts
+        here[active] = np.column_stack(geo.sample_inside(dst, rng))  # where the next walk starts
         src[active] = dst
         target[active] = geo.nearby(dst, hop, rng)
         active = active[clock[active] <= span[active]]
@@ -429,8 +459,13 @@ def _truth(layout: CityLayout, ids: np.ndarray, dev: np.ndarray, ts: np.ndarray,
     _, first = np.unique(run[cand], return_index=True)
     dwell = cand[first]
     ev = np.concatenate([np.flatnonzero(enter), dwell, np.flatnonzero(leave)])
-    kind = np.concatenate([np.full(enter.sum(), EventKind.ENTER), np.full(len(dwell), EventKind.DWELL),
-                           np.full(leave.sum(), EventKind.EXIT)]).astype(np.int8)
+    kind = np.concatenate(
+        [
+            np.full(enter.sum(), EventKind.ENTER),
+            np.full(len(dwell), EventKind.DWELL),
+            np.full(leave.sum(), EventKind.EXIT),
+        ]
+    ).astype(np.int8)
     fence = np.concatenate([label[enter], label[dwell], prev[leave]])
     order = np.lexsort((fence, _RANK[kind], dev[ev], ts[ev]))
     fence_ids = np.asarray(layout.ids, dtype=object)
@@ -448,11 +483,15 @@ def _fences(layout: CityLayout, city) -> list[Geofence]:
             extra["dwell_s"] = float(layout.dwell_s[i])
         if not np.isnan(layout.exit_after_s[i]):
             extra["exit_after_s"] = float(layout.exit_after_s[i])
-        common = dict(id=layout.ids[i], name=layout.names[i], tags=tuple(layout.tags[i]),
-                      properties=MappingProxyType({}), **extra)
+        common = dict(
+            id=layout.ids[i], name=layout.names[i], tags=tuple(layout.tags[i]), properties=MappingProxyType({}), **extra
+        )
         if not isinstance(shape, shapely.Geometry):
-            out.append(Geofence(kind=FenceKind.CIRCLE, geometry=shapely.Point(clon[i], clat[i]),
-                                radius_m=float(shape), **common))
+            out.append(
+                Geofence(
+                    kind=FenceKind.CIRCLE, geometry=shapely.Point(clon[i], clat[i]), radius_m=float(shape), **common
+                )
+            )
             continue
         moved = shapely.affinity.translate(shape, *center[i])
         rings = [moved.exterior, *moved.interiors]

@@ -35,9 +35,11 @@ def redis_url(tmp_path_factory):
         pytest.fail("redis-server is not installed (apt-get install redis-server), or set REDIS_URL")
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -55,6 +57,7 @@ def redis_url(tmp_path_factory):
 
 # -- the fence zoo --------------------------------------------------------------------------
 
+
 @pytest.fixture
 def square_fence() -> Geofence:
     """A 0.001 x 0.001 degree square in Oslo."""
@@ -64,8 +67,11 @@ def square_fence() -> Geofence:
 @pytest.fixture
 def fence_with_hole() -> Geofence:
     """A square store with a square courtyard (the hole) in the middle."""
-    return Geofence.polygon("donut", [(0.0, 0.0), (0.003, 0.0), (0.003, 0.003), (0.0, 0.003)],
-                            holes=[[(0.001, 0.001), (0.002, 0.001), (0.002, 0.002), (0.001, 0.002)]])
+    return Geofence.polygon(
+        "donut",
+        [(0.0, 0.0), (0.003, 0.0), (0.003, 0.003), (0.0, 0.003)],
+        holes=[[(0.001, 0.001), (0.002, 0.001), (0.002, 0.002), (0.001, 0.002)]],
+    )
 
 
 @pytest.fixture

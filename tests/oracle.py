@@ -76,6 +76,7 @@ def replay(fences, pings):
 
 # -- comparing the engine with the oracle ------------------------------------------------------
 
+
 def events_of(events: EventBatch | Iterable, with_visit: bool = False) -> list[tuple]:
     """Return events as sorted ``(device, fence, ts, rank, type, reason[, visit, duration])`` tuples.
 

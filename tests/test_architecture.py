@@ -30,8 +30,14 @@ def lint_imports(tmp_path: Path, module: str | None = None, line: str = "") -> s
         with open(tmp_path / module, "a") as f:
             f.write(f"\n{line}\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    return subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()",
-                           "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()", "--no-cache"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_tree_keeps_every_contract(tmp_path):
@@ -40,14 +46,18 @@ def test_the_tree_keeps_every_contract(tmp_path):
     assert "0 broken" in proc.stdout
 
 
-@pytest.mark.parametrize("module, line, broken", [
-    ("beacons/__init__.py", "import proximity.service", "Layers"),
-    ("proximity/core/engine.py", "import simulator", "Layers"),
-    ("campaigns/__init__.py", "import proximity.storage", "Layers"),
-    ("beacons/ranging.py", "import sqlite3", "import no web"),
-    # Through the root: every import of proximity.core runs proximity/__init__.py first.
-    ("proximity/__init__.py", "from proximity.service import create_app", "root module"),
-], ids=["beacons->service", "core->simulator", "campaigns->storage", "beacons->sqlite3", "root->service"])
+@pytest.mark.parametrize(
+    "module, line, broken",
+    [
+        ("beacons/__init__.py", "import proximity.service", "Layers"),
+        ("proximity/core/engine.py", "import simulator", "Layers"),
+        ("campaigns/__init__.py", "import proximity.storage", "Layers"),
+        ("beacons/ranging.py", "import sqlite3", "import no web"),
+        # Through the root: every import of proximity.core runs proximity/__init__.py first.
+        ("proximity/__init__.py", "from proximity.service import create_app", "root module"),
+    ],
+    ids=["beacons->service", "core->simulator", "campaigns->storage", "beacons->sqlite3", "root->service"],
+)
 def test_a_layer_violation_fails_lint_imports(tmp_path, module, line, broken):
     proc = lint_imports(tmp_path, module, line)
     assert proc.returncode != 0, proc.stdout

@@ -30,9 +30,16 @@ def same(a: _Settings, b: _Settings, index: FenceIndex) -> None:
 def test_patched_settings_equal_a_full_rebuild(seed, n_ops, limit):
     rng = np.random.default_rng(seed)
     lon, lat = CITIES["oslo"]
-    pool = [Geofence.circle(f"c{i}", *offset(lon, lat, 50.0 * i, 0.0), 20.0,
-                            dwell_s=float(rng.choice([0, 60])), exit_after_s=float(rng.choice([30, 600])))
-            for i in range(15)]
+    pool = [
+        Geofence.circle(
+            f"c{i}",
+            *offset(lon, lat, 50.0 * i, 0.0),
+            20.0,
+            dwell_s=float(rng.choice([0, 60])),
+            exit_after_s=float(rng.choice([30, 600])),
+        )
+        for i in range(15)
+    ]
     index = FenceIndex(pool[:8])
     old = _Settings.PATCH_LIMIT
     _Settings.PATCH_LIMIT = limit
@@ -47,7 +54,7 @@ def test_patched_settings_equal_a_full_rebuild(seed, n_ops, limit):
             before = cfg
             cfg = _Settings(index)
             assert cfg.version == index.version
-            if rng.random() < 0.3:   # an older version stays as it was
+            if rng.random() < 0.3:  # an older version stays as it was
                 assert before.version < cfg.version
             same(cfg, full(index), index)
     finally:

@@ -17,27 +17,53 @@ import proximity
 import proximity.core
 
 GEOFENCES_API = [
-    "Geofence", "FenceKind", "Limits",
-    "parse_feature", "parse_collection", "to_collection",
-    "FenceIndex", "Matches", "INSIDE", "UNCERTAIN",
-    "GeofenceError", "InvalidGeofence", "DuplicateGeofence", "InvalidCollection", "UnknownGeofence",
+    "Geofence",
+    "FenceKind",
+    "Limits",
+    "parse_feature",
+    "parse_collection",
+    "to_collection",
+    "FenceIndex",
+    "Matches",
+    "INSIDE",
+    "UNCERTAIN",
+    "GeofenceError",
+    "InvalidGeofence",
+    "DuplicateGeofence",
+    "InvalidCollection",
+    "UnknownGeofence",
 ]
 
 PROXIMITY_API = [
-    "Engine", "EngineConfig", "IngestResult",
-    "PingBatch", "parse_ts",
-    "Event", "EventBatch", "EventKind", "Reason",
-    "StateStore", "DeviceStates", "MemoryStore",
-    "ProximityError", "InvalidPing", "InvalidInput", "StoreError",
+    "Engine",
+    "EngineConfig",
+    "IngestResult",
+    "PingBatch",
+    "parse_ts",
+    "Event",
+    "EventBatch",
+    "EventKind",
+    "Reason",
+    "StateStore",
+    "DeviceStates",
+    "MemoryStore",
+    "ProximityError",
+    "InvalidPing",
+    "InvalidInput",
+    "StoreError",
 ]
 
 
-@pytest.mark.parametrize("package, expected", [(geofences, GEOFENCES_API), (proximity, PROXIMITY_API)],
-                         ids=["geofences", "proximity"])
+@pytest.mark.parametrize(
+    "package, expected", [(geofences, GEOFENCES_API), (proximity, PROXIMITY_API)], ids=["geofences", "proximity"]
+)
 def test_exported_members(package, expected):
     assert package.__all__ == expected
-    public = {name for name, value in vars(package).items()
-              if not name.startswith("_") and not type(value).__name__ == "module"}
+    public = {
+        name
+        for name, value in vars(package).items()
+        if not name.startswith("_") and not type(value).__name__ == "module"
+    }
     assert public == set(expected), "every public name is exported, and nothing else"
     for name in expected:
         assert getattr(package, name) is not None
@@ -48,7 +74,8 @@ def test_exported_members(package, expected):
 CORE_MODULES = sorted(
     [m.name for m in pkgutil.walk_packages(geofences.__path__, "geofences.")]
     + [m.name for m in pkgutil.walk_packages(proximity.core.__path__, "proximity.core.")]
-    + ["geofences", "proximity", "proximity.core"])
+    + ["geofences", "proximity", "proximity.core"]
+)
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)
@@ -56,7 +83,7 @@ def test_module_all_names_exist_and_private_helpers_are_not_exported(name):
     module = importlib.import_module(name)
     exported = getattr(module, "__all__", None)
     if name.rsplit(".", 1)[-1].startswith("_"):
-        return   # a private module needs no __all__
+        return  # a private module needs no __all__
     assert exported is not None, f"{name} declares no __all__"
     for attr in exported:
         assert not attr.startswith("_"), f"{name} exports private {attr}"
@@ -71,17 +98,25 @@ def test_doctests(name):
 
 
 def test_the_core_has_doctests():
-    attempted = sum(doctest.testmod(importlib.import_module(n), verbose=False, report=False).attempted
-                    for n in CORE_MODULES)
+    attempted = sum(
+        doctest.testmod(importlib.import_module(n), verbose=False, report=False).attempted for n in CORE_MODULES
+    )
     assert attempted >= 15
 
 
-@pytest.mark.parametrize("error, builtin", [
-    (geofences.GeofenceError, ValueError), (geofences.InvalidGeofence, ValueError),
-    (geofences.DuplicateGeofence, geofences.InvalidGeofence), (geofences.InvalidCollection, ValueError),
-    (geofences.UnknownGeofence, KeyError), (proximity.InvalidPing, ValueError),
-    (proximity.InvalidInput, ValueError), (proximity.StoreError, RuntimeError),
-])
+@pytest.mark.parametrize(
+    "error, builtin",
+    [
+        (geofences.GeofenceError, ValueError),
+        (geofences.InvalidGeofence, ValueError),
+        (geofences.DuplicateGeofence, geofences.InvalidGeofence),
+        (geofences.InvalidCollection, ValueError),
+        (geofences.UnknownGeofence, KeyError),
+        (proximity.InvalidPing, ValueError),
+        (proximity.InvalidInput, ValueError),
+        (proximity.StoreError, RuntimeError),
+    ],
+)
 def test_errors_subclass_a_builtin(error, builtin):
     assert issubclass(error, builtin)
 

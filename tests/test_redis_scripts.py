@@ -31,7 +31,7 @@ def test_a_pipeline_resends_only_the_calls_that_got_noscript(redis_url):
     script = Lua(_INCR)
     r.script_flush()
     pipe = r.pipeline(transaction=False)
-    pipe.incrby(key, 10)                # a plain command: runs once
+    pipe.incrby(key, 10)  # a plain command: runs once
     script.queue(pipe, [key], [1])
     script.queue(pipe, [key], [100])
     assert execute(r, pipe) == [10, 11, 111]
@@ -41,6 +41,7 @@ def test_a_pipeline_resends_only_the_calls_that_got_noscript(redis_url):
 
 def test_other_errors_are_raised(redis_url):
     import redis
+
     r = connect(redis_url)
     pipe = r.pipeline(transaction=False)
     Lua("return redis.call('NOSUCHCOMMAND')").queue(pipe)
@@ -53,6 +54,7 @@ def test_connect_names_its_connections_and_masks_bad_urls(redis_url):
     import os
 
     from proximity.core.errors import StoreError
+
     r = connect(redis_url)
     assert r.client_getname() == f"proximity:{os.getpid()}"
     assert not r.connection_pool.connection_kwargs.get("decode_responses")

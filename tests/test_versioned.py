@@ -42,6 +42,7 @@ class Counters:
 def add(amounts: dict[str, int]):
     """compute: add each key's amount to its counter; keys with amount 0 need no write. The
     output is, per key, the value it moved from and to."""
+
     def compute(keys, states):
         ids, version, value = states
         assert list(ids) == list(keys)
@@ -51,6 +52,7 @@ def add(amounts: dict[str, int]):
         before = (ids[rows], version[rows], value[rows])
         after = (ids[rows], version[rows], (value + inc)[rows])
         return Attempt(out, rows, before, after)
+
     return compute
 
 
@@ -75,14 +77,14 @@ def test_conflicting_keys_are_reloaded_and_recomputed_and_written_outputs_kept()
     store = Counters(interfere=[["b"]])
     res = run(store, {"a": 1, "b": 2, "c": 3})
     assert res.retries == 1
-    assert store.loads == [["a", "b", "c"], ["b"]]     # only the conflicting key comes back
+    assert store.loads == [["a", "b", "c"], ["b"]]  # only the conflicting key comes back
     assert res.outputs == [{"a": (0, 1), "c": (0, 3)}, {"b": (100, 102)}]
     assert store.data == {"a": (1, 1), "b": (2, 102), "c": (1, 3)}
 
 
 def test_keys_needing_no_write_count_as_done():
     store = Counters(interfere=[["a", "z"]])
-    res = run(store, {"a": 1, "z": 0})     # z conflicts with nothing: it is not saved
+    res = run(store, {"a": 1, "z": 0})  # z conflicts with nothing: it is not saved
     assert res.retries == 1 and store.loads[1] == ["a"]
     assert res.outputs[0] == {"z": (0, 0)}
     assert res.outputs[1] == {"a": (100, 101)}
@@ -107,7 +109,7 @@ def test_gives_up_after_max_retries():
     with pytest.raises(StoreError, match="1 device\\(s\\) kept conflicting after 2 retries"):
         run(store, {"a": 1, "b": 1}, max_retries=2, what="device(s)")
     assert store.saves == 3
-    assert store.data["b"] == (1, 1)            # what was written stays written
+    assert store.data["b"] == (1, 1)  # what was written stays written
 
 
 def test_zero_retries_raises_at_the_first_conflict():
@@ -118,4 +120,5 @@ def test_zero_retries_raises_at_the_first_conflict():
 
 def test_the_geofence_store_is_a_versioned_store():
     from proximity.core.memory import MemoryStore
+
     assert isinstance(MemoryStore(), VersionedStore)

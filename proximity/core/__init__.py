@@ -13,9 +13,20 @@ from proximity.core.pings import PingBatch, parse_ts
 from proximity.core.state import DeviceStates, StateStore
 
 __all__ = [
-    "Engine", "EngineConfig", "IngestResult",
-    "PingBatch", "parse_ts",
-    "Event", "EventBatch", "EventKind", "Reason",
-    "StateStore", "DeviceStates", "MemoryStore",
-    "ProximityError", "InvalidPing", "InvalidInput", "StoreError",
+    "Engine",
+    "EngineConfig",
+    "IngestResult",
+    "PingBatch",
+    "parse_ts",
+    "Event",
+    "EventBatch",
+    "EventKind",
+    "Reason",
+    "StateStore",
+    "DeviceStates",
+    "MemoryStore",
+    "ProximityError",
+    "InvalidPing",
+    "InvalidInput",
+    "StoreError",
 ]

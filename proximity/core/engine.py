@@ -64,9 +64,14 @@ class IngestResult:
     retries: int = 0
 
     def summary(self) -> dict:
-        return {"pings": self.accepted + self.stale + self.duplicates + self.inaccurate,
-                "accepted": self.accepted, "stale": self.stale, "duplicates": self.duplicates,
-                "inaccurate": self.inaccurate, "events": len(self.events)}
+        return {
+            "pings": self.accepted + self.stale + self.duplicates + self.inaccurate,
+            "accepted": self.accepted,
+            "stale": self.stale,
+            "duplicates": self.duplicates,
+            "inaccurate": self.inaccurate,
+            "events": len(self.events),
+        }
 
 
 class _Settings:
@@ -97,7 +102,7 @@ class _Settings:
             idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
             n = len(self.base)
             out = self.base[np.minimum(idx, n - 1)] if n else np.full(idx.shape, self.fill, self.base.dtype)
-            if n and idx.max(initial=0) >= n:   # slots added since the base was built
+            if n and idx.max(initial=0) >= n:  # slots added since the base was built
                 out[idx >= n] = self.fill
             if len(self.slots):
                 pos = np.minimum(np.searchsorted(self.slots, idx), len(self.slots) - 1)
@@ -106,14 +111,14 @@ class _Settings:
             return out[0] if scalar else out
 
         def patched(self, slots: np.ndarray, values: np.ndarray) -> _Settings.Column:
-            all_slots = np.concatenate([slots, self.slots])   # the newest value of a slot wins
+            all_slots = np.concatenate([slots, self.slots])  # the newest value of a slot wins
             all_values = np.concatenate([values, self.values])
             uniq, first = np.unique(all_slots, return_index=True)
             return type(self)(self.base, uniq, all_values[first], self.fill)
 
         def folded(self) -> np.ndarray:
             out = np.full(len(self), self.fill, self.base.dtype)
-            out[:len(self.base)] = self.base
+            out[: len(self.base)] = self.base
             out[self.slots] = self.values
             return out
 
@@ -155,10 +160,11 @@ class _Settings:
             col[live] = values
             full.append(col)
         self.ids, self.dwell_s, self.exit_after_s, self.hash = (
-            c.patched(slots, v) for c, v in zip((prev.ids, prev.dwell_s, prev.exit_after_s, prev.hash), full))
+            c.patched(slots, v) for c, v in zip((prev.ids, prev.dwell_s, prev.exit_after_s, prev.hash), full)
+        )
         self._base_slots, self._base_lookup = prev._base_slots, prev._base_lookup
         self._base_slot_of = prev._base_slot_of
-        gone = {i: -1 for i in prev.ids[slots].tolist() if i is not None}   # ids that left these slots
+        gone = {i: -1 for i in prev.ids[slots].tolist() if i is not None}  # ids that left these slots
         self._patch_of = {**prev._patch_of, **gone, **dict(zip(ids.tolist(), slots[live].tolist()))}
 
     def _fold(self) -> None:
@@ -166,7 +172,8 @@ class _Settings:
         old = (self.ids, self.dwell_s, self.exit_after_s, self.hash)
         cols = [c.folded() for c in old]
         self.ids, self.dwell_s, self.exit_after_s, self.hash = (
-            self.Column(c, np.empty(0, np.int64), c[:0], o.fill) for c, o in zip(cols, old))
+            self.Column(c, np.empty(0, np.int64), c[:0], o.fill) for c, o in zip(cols, old)
+        )
         self._base_slots = np.flatnonzero(cols[0] != None)  # noqa: E711  (elementwise on an object array)
         self._base_lookup = pd.Index(cols[0][self._base_slots], dtype=object)
         self._base_slot_of, self._patch_of = None, {}
@@ -177,8 +184,7 @@ class _Settings:
         ids = np.empty(n, dtype=object)
         ids[:] = [f.id for f in fences]
         dwell = np.fromiter((np.inf if f.dwell_s is None else f.dwell_s for f in fences), np.float64, n)
-        exit_after = np.fromiter((np.inf if f.exit_after_s is None else f.exit_after_s for f in fences),
-                                 np.float64, n)
+        exit_after = np.fromiter((np.inf if f.exit_after_s is None else f.exit_after_s for f in fences), np.float64, n)
         return ids, dwell, exit_after, _hash_strs(ids) if n else np.zeros(0, np.uint64)
 
     def slots_for(self, fence_ids: np.ndarray) -> np.ndarray:
@@ -186,7 +192,7 @@ class _Settings:
         n = len(fence_ids)
         if n == 0:
             return np.full(0, -1, np.int64)
-        if n < 32:   # a hash table lookup beats building pandas' machinery
+        if n < 32:  # a hash table lookup beats building pandas' machinery
             if self._base_slot_of is None:
                 self._base_slot_of = dict(zip(self._base_lookup, self._base_slots.tolist()))
             base, patch = self._base_slot_of, self._patch_of
@@ -214,8 +220,12 @@ class Engine:
     [('ENTER', 'cafe', 0.0), ('EXIT', 'cafe', 60.0)]
     """
 
-    def __init__(self, fences: FenceIndex | Iterable[Geofence] = (), store: StateStore | None = None,
-                 config: EngineConfig = EngineConfig()):
+    def __init__(
+        self,
+        fences: FenceIndex | Iterable[Geofence] = (),
+        store: StateStore | None = None,
+        config: EngineConfig = EngineConfig(),
+    ):
         self.index = fences if isinstance(fences, FenceIndex) else FenceIndex(fences)
         self.store: StateStore = store if store is not None else MemoryStore()
         self.config = config
@@ -242,11 +252,11 @@ class Engine:
         dev = codes[order].astype(np.int64)
         cols: tuple[np.ndarray, ...] = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
         uniques = np.asarray(uniques, dtype=object)
-        cur = [dev, cols, uniques]   # the pings of the devices of the current round
+        cur = [dev, cols, uniques]  # the pings of the devices of the current round
 
         def compute(keys: np.ndarray, states: DeviceStates) -> Attempt:
             d, c, prev = cur
-            if len(keys) != len(prev):   # a retry: only the conflicting devices' pings
+            if len(keys) != len(prev):  # a retry: only the conflicting devices' pings
                 todo = pd.Index(prev).get_indexer(keys)
                 keep = np.isin(d, todo)
                 remap = np.full(len(prev), -1, np.int64)
@@ -260,8 +270,16 @@ class Engine:
             ev, n_stale, n_dup = out
             kept = done[cur[0]]
             return _events_of(ev, keys[~done]), n_stale[kept], n_dup[kept]
-        res = run_optimistic(uniques, self.store.load, compute, self._save, keep=keep,
-                             max_retries=self.config.max_retries, what="device(s)")
+
+        res = run_optimistic(
+            uniques,
+            self.store.load,
+            compute,
+            self._save,
+            keep=keep,
+            max_retries=self.config.max_retries,
+            what="device(s)",
+        )
         stale = sum(int(o[1].sum()) for o in res.outputs)
         dups = sum(int(o[2].sum()) for o in res.outputs)
         retries = res.retries
@@ -272,7 +290,7 @@ class Engine:
 
     def _save(self, before: DeviceStates | None, after: DeviceStates | None) -> np.ndarray:
         """The kernel's save: the store's conditional save of the rows ``compute`` changed."""
-        if before is None or after is None:   # a bug in compute: rows to write but no states
+        if before is None or after is None:  # a bug in compute: rows to write but no states
             raise ValueError("engine: rows to save without their states")
         return self.store.save(before, after)
 
@@ -298,16 +316,29 @@ class Engine:
         starts = np.searchsorted(local, np.arange(len(rows)))
         ends = np.append(starts[1:], len(local))
         unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
-        while True:   # the match and the per-slot tables must describe the same index version
+        while True:  # the match and the per-slot tables must describe the same index version
             m = self.index.match(lon, lat, unc)
             cfg = self.settings()
             if cfg.version == m.version:
                 break
         stay_slot = cfg.slots_for(sub.stay_fence)
         live = stay_slot >= 0
-        t = transitions(local, ts, starts, ends, sub.last_ts, m.point, m.slot, m.state,
-                        sub.stay_dev[live], stay_slot[live], sub.stay_enter_ts[live],
-                        sub.stay_dwelled[live], cfg.dwell_s, cfg.exit_after_s)
+        t = transitions(
+            local,
+            ts,
+            starts,
+            ends,
+            sub.last_ts,
+            m.point,
+            m.slot,
+            m.state,
+            sub.stay_dev[live],
+            stay_slot[live],
+            sub.stay_enter_ts[live],
+            sub.stay_dwelled[live],
+            cfg.dwell_s,
+            cfg.exit_after_s,
+        )
         visit = np.zeros(len(t.st_dev), np.uint64)
         old = t.st_initial >= 0
         visit[old] = sub.stay_visit[live][t.st_initial[old]]
@@ -317,8 +348,9 @@ class Engine:
         dur = np.full(len(t.ev_ts), np.nan)
         is_exit = t.ev_kind == EventKind.EXIT
         dur[is_exit] = t.ev_ts[is_exit] - t.st_enter_ts[t.ev_stay[is_exit]]
-        events = EventBatch(sub.device_ids[t.ev_dev], cfg.ids[t.ev_slot], t.ev_kind, t.ev_ts,
-                            visit[t.ev_stay], dur, t.ev_reason)
+        events = EventBatch(
+            sub.device_ids[t.ev_dev], cfg.ids[t.ev_slot], t.ev_kind, t.ev_ts, visit[t.ev_stay], dur, t.ev_reason
+        )
         after = sub.copy()
         after.last_ts, after.last_lon, after.last_lat = ts[ends - 1], lon[ends - 1], lat[ends - 1]
         o = t.open_stays
@@ -347,8 +379,9 @@ class Engine:
             limit = _exit_after(cfg, st.stay_fence)
             due, at = silence_due(st.last_ts[st.stay_dev], limit, now)
             return due, at, Reason.SILENCE
+
         out = []
-        for _ in range(64):   # the store hands out due devices in pages
+        for _ in range(64):  # the store hands out due devices in pages
             ids = self.store.due(now)
             if not ids:
                 break
@@ -367,8 +400,11 @@ class Engine:
         a, b = np.empty(len(pairs), dtype=object), np.empty(len(pairs), dtype=object)
         a[:], b[:] = [o.geometry for o, _ in pairs], [f.geometry for _, f in pairs]
         same = shapely.equals_exact(a, b, tolerance=0).tolist()
-        out = [self._fence_replaced(old, f, now) for (old, f), eq in zip(pairs, same)
-               if not (eq and old.same_shape(f) and old.exit_after_s == f.exit_after_s)]
+        out = [
+            self._fence_replaced(old, f, now)
+            for (old, f), eq in zip(pairs, same)
+            if not (eq and old.same_shape(f) and old.exit_after_s == f.exit_after_s)
+        ]
         return EventBatch.concat(out)
 
     def put_fence(self, fence: Geofence, now: float | None = None) -> EventBatch:
@@ -379,7 +415,7 @@ class Engine:
     def _fence_replaced(self, old: Geofence | None, fence: Geofence, now: float | None) -> EventBatch:
         reshaped = old is not None and not old.same_shape(fence)
         if old is None or (not reshaped and old.exit_after_s == fence.exit_after_s):
-            return EventBatch.empty()   # nothing changes for the devices inside
+            return EventBatch.empty()  # nothing changes for the devices inside
         probe = FenceIndex([fence]) if reshaped else None
 
         def decide(st: DeviceStates):
@@ -389,15 +425,17 @@ class Engine:
                 close = st.stay_fence == fence.id
                 close[m.point] = False
             return close, _at(st, now), Reason.FENCE_CHANGED
+
         # refresh: a new exit_after_s re-dates the silence deadlines of the devices kept inside
         return self._close_stays(self.store.devices_in(fence.id), decide, refresh=True)
 
     def remove_fence(self, fence_id: str, now: float | None = None) -> EventBatch:
         """Remove a fence; devices inside get ``exit`` (reason ``fence_removed``)."""
-        self.index.remove(fence_id)   # raises UnknownGeofence
+        self.index.remove(fence_id)  # raises UnknownGeofence
 
         def decide(st: DeviceStates):
             return st.stay_fence == fence_id, _at(st, now), Reason.FENCE_REMOVED
+
         return self._close_stays(self.store.devices_in(fence_id), decide)
 
     def _close_stays(self, device_ids: list[str], decide, refresh: bool = False) -> EventBatch:
@@ -418,31 +456,44 @@ class Engine:
             touched[st.stay_dev[close]] = True
             if refresh:
                 keep_all = ~close
-                fresh = _deadlines(len(st), st.stay_dev[keep_all], st.last_ts,
-                                   _exit_after(cfg, st.stay_fence[keep_all]))
+                fresh = _deadlines(
+                    len(st), st.stay_dev[keep_all], st.last_ts, _exit_after(cfg, st.stay_fence[keep_all])
+                )
                 touched |= (fresh != st.deadline) & st.known
             rows = np.flatnonzero(touched)
             if len(rows) == 0:
                 return Attempt(EventBatch.empty(), rows, None, None)
             sub = st.select(rows)
-            of_sub = touched[st.stay_dev]   # select() keeps the touched rows' stays, in order
+            of_sub = touched[st.stay_dev]  # select() keeps the touched rows' stays, in order
             close_sub, at_sub = close[of_sub], at[of_sub]
             after = sub.copy()
             keep = ~close_sub
             after.stay_dev, after.stay_fence = sub.stay_dev[keep], sub.stay_fence[keep]
             after.stay_enter_ts, after.stay_visit = sub.stay_enter_ts[keep], sub.stay_visit[keep]
             after.stay_dwelled = sub.stay_dwelled[keep]
-            after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts,
-                                        _exit_after(cfg, after.stay_fence))
+            after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, _exit_after(cfg, after.stay_fence))
             c = np.flatnonzero(close_sub)
             n = len(c)
-            events = EventBatch(sub.device_ids[sub.stay_dev[c]], sub.stay_fence[c],
-                                np.full(n, EventKind.EXIT, np.int8), at_sub[c], sub.stay_visit[c],
-                                at_sub[c] - sub.stay_enter_ts[c], np.full(n, reason, np.int8))
+            events = EventBatch(
+                sub.device_ids[sub.stay_dev[c]],
+                sub.stay_fence[c],
+                np.full(n, EventKind.EXIT, np.int8),
+                at_sub[c],
+                sub.stay_visit[c],
+                at_sub[c] - sub.stay_enter_ts[c],
+                np.full(n, reason, np.int8),
+            )
             return Attempt(events, rows, sub, after)
-        res = run_optimistic(todo, self.store.load, compute, self._save,
-                             keep=lambda ev, keys, done: _events_of(ev, keys[~done]),
-                             max_retries=self.config.max_retries, what="device(s)")
+
+        res = run_optimistic(
+            todo,
+            self.store.load,
+            compute,
+            self._save,
+            keep=lambda ev, keys, done: _events_of(ev, keys[~done]),
+            max_retries=self.config.max_retries,
+            what="device(s)",
+        )
         return EventBatch.concat(res.outputs).sorted()
 
     # -- queries -----------------------------------------------------------------------------
@@ -464,9 +515,15 @@ class Engine:
         return {
             "device_id": device_id,
             "last_ping": {"ts": float(st.last_ts[0]), "lon": float(st.last_lon[0]), "lat": float(st.last_lat[0])},
-            "fences": [{"geofence_id": st.stay_fence[k], "enter_ts": float(st.stay_enter_ts[k]),
-                        "visit_id": f"{int(st.stay_visit[k]):016x}", "dwelled": bool(st.stay_dwelled[k])}
-                       for k in range(len(st.stay_dev))],
+            "fences": [
+                {
+                    "geofence_id": st.stay_fence[k],
+                    "enter_ts": float(st.stay_enter_ts[k]),
+                    "visit_id": f"{int(st.stay_visit[k]):016x}",
+                    "dwelled": bool(st.stay_dwelled[k]),
+                }
+                for k in range(len(st.stay_dev))
+            ],
         }
 
 

@@ -30,8 +30,12 @@ class InvalidPing(ProximityError, ValueError):
         self.errors = errors[:20]
         self.total = total if total is not None else len(errors)
         first = errors[0]
-        self.index, self.field, self.value, self.reason = (first["index"], first["field"],
-                                                           first.get("value"), first["reason"])
+        self.index, self.field, self.value, self.reason = (
+            first["index"],
+            first["field"],
+            first.get("value"),
+            first["reason"],
+        )
         more = f" (and {self.total - 1} more)" if self.total > 1 else ""
         super().__init__(f"ping {self.index}: {self.field}: {self.reason}{more}")
 

@@ -20,9 +20,22 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["EventKind", "KindInfo", "KINDS", "KIND_NAMES", "KIND_RANK", "kinds_of", "ZONE_NAMES",
-           "Reason", "REASON_NAMES", "Event", "EventBatch", "format_visit_id", "format_visit_ids",
-           "format_ts"]
+__all__ = [
+    "EventKind",
+    "KindInfo",
+    "KINDS",
+    "KIND_NAMES",
+    "KIND_RANK",
+    "kinds_of",
+    "ZONE_NAMES",
+    "Reason",
+    "REASON_NAMES",
+    "Event",
+    "EventBatch",
+    "format_visit_id",
+    "format_visit_ids",
+    "format_ts",
+]
 
 
 class EventKind(IntEnum):
@@ -37,7 +50,7 @@ class EventKind(IntEnum):
     BEACON_ENTER = 4
     BEACON_EXIT = 5
     ZONE_CHANGE = 6
-    OFFER = 7   # reserved for campaigns (emitted by a pipeline stage, never by the engine)
+    OFFER = 7  # reserved for campaigns (emitted by a pipeline stage, never by the engine)
 
     def __str__(self) -> str:
         return KINDS[self].wire
@@ -68,9 +81,9 @@ class EventKind(IntEnum):
 
 
 class KindInfo(NamedTuple):
-    wire: str     # wire name
-    rank: int     # emission order at the same ts and device: exits, then enters, then the rest
-    family: str   # who emits it: "geofence" (engine), "beacon" (monitor), "campaign" (a stage)
+    wire: str  # wire name
+    rank: int  # emission order at the same ts and device: exits, then enters, then the rest
+    family: str  # who emits it: "geofence" (engine), "beacon" (monitor), "campaign" (a stage)
 
 
 #: The event vocabulary, declared once; rows in display order (a stay's lifecycle), which
@@ -87,11 +100,15 @@ KINDS: dict[EventKind, KindInfo] = {
 assert set(KINDS) == set(EventKind), "every EventKind needs a row in KINDS"
 
 #: Wire name by kind code ("" for unused codes), for column-wise lookups ``KIND_NAMES[kind]``.
-KIND_NAMES = np.array([KINDS[EventKind(c)].wire if c in EventKind._value2member_map_ else ""
-                       for c in range(max(EventKind) + 1)], dtype=object)
+KIND_NAMES = np.array(
+    [KINDS[EventKind(c)].wire if c in EventKind._value2member_map_ else "" for c in range(max(EventKind) + 1)],
+    dtype=object,
+)
 #: Emission rank by kind code, for ``KIND_RANK[kind]``.
-KIND_RANK = np.array([KINDS[EventKind(c)].rank if c in EventKind._value2member_map_ else 0
-                      for c in range(max(EventKind) + 1)], dtype=np.int8)
+KIND_RANK = np.array(
+    [KINDS[EventKind(c)].rank if c in EventKind._value2member_map_ else 0 for c in range(max(EventKind) + 1)],
+    dtype=np.int8,
+)
 
 
 def kinds_of(family: str) -> tuple[EventKind, ...]:
@@ -106,10 +123,10 @@ ZONE_NAMES: tuple[str, ...] = ("unknown", "immediate", "near", "far")
 class Reason(IntEnum):
     """Why an event fired; mostly of interest for exits."""
 
-    PING = 0            # a ping decided it
-    SILENCE = 1         # nothing heard for the fence's exit_after_s
-    FENCE_REMOVED = 2   # the fence was deleted while the device was inside
-    FENCE_CHANGED = 3   # the fence was reshaped and the last position is now outside
+    PING = 0  # a ping decided it
+    SILENCE = 1  # nothing heard for the fence's exit_after_s
+    FENCE_REMOVED = 2  # the fence was deleted while the device was inside
+    FENCE_CHANGED = 3  # the fence was reshaped and the last position is now outside
     BEACON_REMOVED = 4  # the beacon (or its region) was deleted while the device was near it
 
     def __str__(self) -> str:
@@ -136,6 +153,7 @@ class Event(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         from proximity.core.wire import event_dict
+
         return event_dict(self)
 
 
@@ -166,13 +184,13 @@ class EventBatch:
     predates the split); it is omitted when both are None. ``zone`` is sent for zone_change only.
     """
 
-    device_id: np.ndarray   # object (str)
+    device_id: np.ndarray  # object (str)
     geofence_id: np.ndarray  # object (str)
-    kind: np.ndarray        # int8, EventKind
-    ts: np.ndarray          # float64 epoch seconds
-    visit_id: np.ndarray    # uint64
+    kind: np.ndarray  # int8, EventKind
+    ts: np.ndarray  # float64 epoch seconds
+    visit_id: np.ndarray  # uint64
     duration_s: np.ndarray  # float64, NaN unless exit
-    reason: np.ndarray      # int8, Reason
+    reason: np.ndarray  # int8, Reason
     # Omitted (None), __post_init__ fills these, so every constructed batch holds arrays here.
     region_id: np.ndarray = None  # type: ignore[assignment]  # object (str or None); None when omitted
     zone: np.ndarray = None  # type: ignore[assignment]  # int8 zone code, 0 = none; 0 when omitted
@@ -194,8 +212,15 @@ class EventBatch:
 
     @classmethod
     def empty(cls) -> EventBatch:
-        return cls(np.empty(0, object), np.empty(0, object), np.empty(0, np.int8), np.empty(0),
-                   np.empty(0, np.uint64), np.empty(0), np.empty(0, np.int8))
+        return cls(
+            np.empty(0, object),
+            np.empty(0, object),
+            np.empty(0, np.int8),
+            np.empty(0),
+            np.empty(0, np.uint64),
+            np.empty(0),
+            np.empty(0, np.int8),
+        )
 
     @classmethod
     def concat(cls, batches: Sequence[EventBatch]) -> EventBatch:
@@ -228,9 +253,17 @@ class EventBatch:
         kind = EventKind(int(self.kind[i]))
         zone = ZONE_NAMES[int(self.zone[i])] if kind is EventKind.ZONE_CHANGE else None
         region = self.region_id[i]
-        return Event(self.device_id[i], self.geofence_id[i], kind, float(self.ts[i]),
-                     format_visit_id(self.visit_id[i]), None if np.isnan(d) else float(d),
-                     Reason(int(self.reason[i])), self.beacon_id[i] if region is None else region, zone)
+        return Event(
+            self.device_id[i],
+            self.geofence_id[i],
+            kind,
+            float(self.ts[i]),
+            format_visit_id(self.visit_id[i]),
+            None if np.isnan(d) else float(d),
+            Reason(int(self.reason[i])),
+            self.beacon_id[i] if region is None else region,
+            zone,
+        )
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """Return the JSON-ready dicts (:func:`proximity.core.wire.event_dicts`), computed on the
@@ -240,6 +273,7 @@ class EventBatch:
         wire = self._wire
         if wire is None:
             from proximity.core.wire import event_dicts
+
             wire = event_dicts(self)
             object.__setattr__(self, "_wire", wire)
         return wire
@@ -251,8 +285,19 @@ class EventBatch:
 
 
 #: The columns of an EventBatch, in constructor order.
-_COLUMNS = ("device_id", "geofence_id", "kind", "ts", "visit_id", "duration_s", "reason", "region_id",
-            "zone", "beacon_id", "offer")
+_COLUMNS = (
+    "device_id",
+    "geofence_id",
+    "kind",
+    "ts",
+    "visit_id",
+    "duration_s",
+    "reason",
+    "region_id",
+    "zone",
+    "beacon_id",
+    "offer",
+)
 
 
 def format_visit_ids(v: np.ndarray) -> list[str]:

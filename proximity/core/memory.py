@@ -33,7 +33,7 @@ class MemoryStore:
         self._row: dict[str, int] = {}
         self._ids: list[str] = []
         self._n = 0
-        self._last = np.zeros((0, 3))                 # ts, lon, lat
+        self._last = np.zeros((0, 3))  # ts, lon, lat
         self._version = np.zeros(0, np.int64)
         self._deadline = np.zeros(0)
         self._fence = np.full((0, _K), -1, np.int32)  # fence code, -1 = empty slot
@@ -42,7 +42,7 @@ class MemoryStore:
         self._dwelled = np.zeros((0, _K), bool)
         self._overflow: dict[int, list[tuple[int, float, int, bool]]] = {}
         self._overflow_cache: np.ndarray | None = None
-        self._fence_ids = np.empty(0, dtype=object)   # code -> fence id
+        self._fence_ids = np.empty(0, dtype=object)  # code -> fence id
         self._fence_list: list[str] = []
         self._code_of: dict[str, int] = {}
 
@@ -65,9 +65,12 @@ class MemoryStore:
             sf = [codes[d, k]]
             rd = r[d]
             se, sv, sw = [self._enter[rd, k]], [self._visit[rd, k]], [self._dwelled[rd, k]]
-            if self._overflow:   # only the few devices inside more than _K fences
-                extra = [(i, st) for i in known[np.isin(r, self._overflow_rows())].tolist()
-                         for st in self._overflow[int(rows[i])]]
+            if self._overflow:  # only the few devices inside more than _K fences
+                extra = [
+                    (i, st)
+                    for i in known[np.isin(r, self._overflow_rows())].tolist()
+                    for st in self._overflow[int(rows[i])]
+                ]
                 if extra:
                     sd.append(np.array([i for i, _ in extra], np.int64))
                     sf.append(np.array([st[0] for _, st in extra], np.int64))
@@ -115,7 +118,8 @@ class MemoryStore:
                 if not fit.all():
                     for j in np.flatnonzero(~fit).tolist():
                         self._overflow.setdefault(int(srow[j]), []).append(
-                            (int(codes[j]), float(enter[j]), int(visit[j]), bool(dwelled[j])))
+                            (int(codes[j]), float(enter[j]), int(visit[j]), bool(dwelled[j]))
+                        )
                     self._overflow_cache = None
         return ok
 
@@ -163,7 +167,7 @@ class MemoryStore:
         for i in missing:
             d = device_ids[i]
             r = self._row.get(d)
-            if r is None:           # the same new id can appear twice in one save
+            if r is None:  # the same new id can appear twice in one save
                 r = self._row[d] = len(self._ids)
                 self._ids.append(d)
             rows[i] = r
@@ -179,6 +183,7 @@ class MemoryStore:
             new = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
             new[:n] = arr
             return new
+
         self._last = grown(self._last, np.nan)
         self._version = grown(self._version, 0)
         self._deadline = grown(self._deadline, np.inf)
@@ -190,7 +195,7 @@ class MemoryStore:
     def _codes_for(self, fence_ids: np.ndarray) -> np.ndarray:
         code_of = self._code_of
         for f in pd.unique(fence_ids) if len(fence_ids) > 64 else set(fence_ids):
-            if f not in code_of:          # intern a fence id seen for the first time
+            if f not in code_of:  # intern a fence id seen for the first time
                 code_of[f] = len(code_of)
                 self._fence_list.append(f)
         if len(self._fence_list) != len(self._fence_ids):

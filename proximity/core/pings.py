@@ -62,10 +62,10 @@ class PingBatch:
     rows; the constructor does not validate.
     """
 
-    device_id: np.ndarray   # object (str)
-    ts: np.ndarray          # float64 epoch seconds
-    lon: np.ndarray         # float64 degrees
-    lat: np.ndarray         # float64 degrees
+    device_id: np.ndarray  # object (str)
+    ts: np.ndarray  # float64 epoch seconds
+    lon: np.ndarray  # float64 degrees
+    lat: np.ndarray  # float64 degrees
     accuracy_m: np.ndarray  # float64 meters, NaN = none
 
     def __len__(self) -> int:
@@ -93,19 +93,40 @@ class PingBatch:
         ts_arr = _ts_column(ts, n, errors, first_index)
         lon_arr = _float_column("lon", lon, n, errors, first_index)
         lat_arr = _float_column("lat", lat, n, errors, first_index)
-        acc = np.full(n, np.nan) if accuracy_m is None else _float_column(
-            "accuracy_m", accuracy_m, n, errors, first_index, allow_nan=True)
+        acc = (
+            np.full(n, np.nan)
+            if accuracy_m is None
+            else _float_column("accuracy_m", accuracy_m, n, errors, first_index, allow_nan=True)
+        )
         if not errors:
-            _check(errors, "lon", lon_arr, ~np.isfinite(lon_arr) | (np.abs(lon_arr) > 180),
-                   "must be a finite longitude in [-180, 180]", first_index)
-            _check(errors, "lat", lat_arr, ~np.isfinite(lat_arr) | (np.abs(lat_arr) > 90),
-                   "must be a finite latitude in [-90, 90]", first_index)
-            _check(errors, "accuracy_m", acc, (acc < 0) | np.isinf(acc),
-                   "must be a finite number of meters >= 0", first_index)
-            bad_id = np.fromiter((not (isinstance(d, str) and d and len(d) <= 256) for d in dev),
-                                 dtype=bool, count=n)
-            _check(errors, "device_id", dev, bad_id, "must be a non-empty string of at most 256 characters",
-                   first_index)
+            _check(
+                errors,
+                "lon",
+                lon_arr,
+                ~np.isfinite(lon_arr) | (np.abs(lon_arr) > 180),
+                "must be a finite longitude in [-180, 180]",
+                first_index,
+            )
+            _check(
+                errors,
+                "lat",
+                lat_arr,
+                ~np.isfinite(lat_arr) | (np.abs(lat_arr) > 90),
+                "must be a finite latitude in [-90, 90]",
+                first_index,
+            )
+            _check(
+                errors,
+                "accuracy_m",
+                acc,
+                (acc < 0) | np.isinf(acc),
+                "must be a finite number of meters >= 0",
+                first_index,
+            )
+            bad_id = np.fromiter((not (isinstance(d, str) and d and len(d) <= 256) for d in dev), dtype=bool, count=n)
+            _check(
+                errors, "device_id", dev, bad_id, "must be a non-empty string of at most 256 characters", first_index
+            )
         if errors:
             errors.sort(key=lambda e: e["index"])
             raise InvalidPing(errors)
@@ -126,21 +147,32 @@ class PingBatch:
         if errors:
             raise InvalidPing(errors)
         acc = [r.get("accuracy_m") for r in records]
-        return cls.from_columns([r["device_id"] for r in records], [r["ts"] for r in records],
-                                [r["lon"] for r in records], [r["lat"] for r in records],
-                                [np.nan if a is None else a for a in acc])
+        return cls.from_columns(
+            [r["device_id"] for r in records],
+            [r["ts"] for r in records],
+            [r["lon"] for r in records],
+            [r["lat"] for r in records],
+            [np.nan if a is None else a for a in acc],
+        )
 
     @classmethod
     def concat(cls, batches: list[PingBatch]) -> PingBatch:
-        return cls(*(np.concatenate([getattr(b, f) for b in batches])
-                     for f in ("device_id", "ts", "lon", "lat", "accuracy_m")))
+        return cls(
+            *(np.concatenate([getattr(b, f) for b in batches]) for f in ("device_id", "ts", "lon", "lat", "accuracy_m"))
+        )
 
 
 def _check(errors, field, values, bad, reason, first_index):
     for i in np.flatnonzero(bad)[:20]:
         v = values[i]
-        errors.append({"index": int(i) + first_index, "field": field,
-                       "value": v.item() if hasattr(v, "item") else v, "reason": reason})
+        errors.append(
+            {
+                "index": int(i) + first_index,
+                "field": field,
+                "value": v.item() if hasattr(v, "item") else v,
+                "reason": reason,
+            }
+        )
 
 
 _NUMBER_TYPES = frozenset({int, float})
@@ -158,8 +190,9 @@ def _sequence(field, values, n, errors, first_index):
         except TypeError:
             seq = None
     if seq is None or len(seq) != n:
-        errors.append({"index": first_index, "field": field, "value": None,
-                       "reason": f"expected a column of {n} values"})
+        errors.append(
+            {"index": first_index, "field": field, "value": None, "reason": f"expected a column of {n} values"}
+        )
         return None
     return seq
 
@@ -170,7 +203,7 @@ def _float_column(field, values, n, errors, first_index, allow_nan=False) -> np.
         return np.full(n, np.nan)
     if isinstance(seq, np.ndarray):
         return seq.astype(np.float64, copy=False)
-    if set(map(type, seq)) <= _NUMBER_TYPES:     # the common case: plain numbers, no booleans
+    if set(map(type, seq)) <= _NUMBER_TYPES:  # the common case: plain numbers, no booleans
         return np.array(seq, dtype=np.float64)
     out = np.full(n, np.nan)
     for i, v in enumerate(seq):
@@ -179,8 +212,9 @@ def _float_column(field, values, n, errors, first_index, allow_nan=False) -> np.
         if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)):
             out[i] = v
         elif len(errors) < 20:
-            errors.append({"index": i + first_index, "field": field, "value": _jsonable(v),
-                           "reason": "expected a number"})
+            errors.append(
+                {"index": i + first_index, "field": field, "value": _jsonable(v), "reason": "expected a number"}
+            )
     return out
 
 
@@ -199,8 +233,7 @@ def _ts_column(values, n, errors, first_index) -> np.ndarray:
         except ValueError as exc:
             out[i] = np.nan
             if len(errors) < 20:
-                errors.append({"index": i + first_index, "field": "ts", "value": _jsonable(v),
-                               "reason": str(exc)})
+                errors.append({"index": i + first_index, "field": "ts", "value": _jsonable(v), "reason": str(exc)})
     return out
 
 
@@ -208,8 +241,15 @@ def _jsonable(v):
     return v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)
 
 
-def check_clock(ts: np.ndarray, now: float, *, max_ahead_s: float, floor_ts: float = TS_FLOOR,
-                first_index: int = 0, what: str = "ping") -> None:
+def check_clock(
+    ts: np.ndarray,
+    now: float,
+    *,
+    max_ahead_s: float,
+    floor_ts: float = TS_FLOOR,
+    first_index: int = 0,
+    what: str = "ping",
+) -> None:
     """Refuse timestamps more than ``max_ahead_s`` ahead of ``now`` or before ``floor_ts``.
 
     One ping from the future would make every later, correct ping of its device *stale*, so such
@@ -234,8 +274,15 @@ def check_clock(ts: np.ndarray, now: float, *, max_ahead_s: float, floor_ts: flo
     if not bad.any():
         return
     idx = np.flatnonzero(bad)
-    errors = [{"index": int(i) + first_index, "field": "ts", "value": _jsonable(float(ts[i])),
-               "reason": _clock_reason(float(ts[i]), now, max_ahead_s, floor_ts)} for i in idx[:20]]
+    errors = [
+        {
+            "index": int(i) + first_index,
+            "field": "ts",
+            "value": _jsonable(float(ts[i])),
+            "reason": _clock_reason(float(ts[i]), now, max_ahead_s, floor_ts),
+        }
+        for i in idx[:20]
+    ]
     raise InvalidPing(errors, total=len(idx))
 
 
@@ -245,11 +292,18 @@ def _clock_reason(t: float, now: float, max_ahead_s: float, floor_ts: float) -> 
         floor = datetime.fromtimestamp(floor_ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"{shown} is before {floor}; send epoch seconds or ISO 8601 with an offset"
     ahead = t - now
-    span = (f"{ahead / 31_557_600:,.0f} years" if ahead > 31_557_600 else
-            f"{ahead / 86_400:,.1f} days" if ahead > 86_400 else f"{ahead:,.0f} s")
+    span = (
+        f"{ahead / 31_557_600:,.0f} years"
+        if ahead > 31_557_600
+        else f"{ahead / 86_400:,.1f} days"
+        if ahead > 86_400
+        else f"{ahead:,.0f} s"
+    )
     reason = f"{shown} is {span} ahead of the server clock (at most {max_ahead_s:g} s allowed)"
     for unit, scale in (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9)):
         if abs(t / scale - now) < 10 * 365 * 86_400:
-            return f"{shown} is {span} ahead of the server clock; it looks like {unit} since the epoch: " \
-                   f"divide by {scale:,.0f}".replace(",", "")
+            return (
+                f"{shown} is {span} ahead of the server clock; it looks like {unit} since the epoch: "
+                f"divide by {scale:,.0f}".replace(",", "")
+            )
     return reason

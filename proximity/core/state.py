@@ -28,15 +28,15 @@ class DeviceStates:
     without scanning.
     """
 
-    device_ids: np.ndarray   # object (str), shape (d,)
-    version: np.ndarray      # int64
-    last_ts: np.ndarray      # float64, NaN if unknown
+    device_ids: np.ndarray  # object (str), shape (d,)
+    version: np.ndarray  # int64
+    last_ts: np.ndarray  # float64, NaN if unknown
     last_lon: np.ndarray
     last_lat: np.ndarray
-    stay_dev: np.ndarray     # int64 row, shape (s,)
-    stay_fence: np.ndarray   # object (fence id)
+    stay_dev: np.ndarray  # int64 row, shape (s,)
+    stay_fence: np.ndarray  # object (fence id)
     stay_enter_ts: np.ndarray
-    stay_visit: np.ndarray   # uint64
+    stay_visit: np.ndarray  # uint64
     stay_dwelled: np.ndarray  # bool
     # float64 epoch seconds of the next silence exit; inf = none. Omitted (None): __post_init__
     # fills it with inf, so every constructed DeviceStates holds an array here.
@@ -50,9 +50,18 @@ class DeviceStates:
     def unknown(cls, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         """States for devices never seen: version 0, no ping, no stays."""
         d = len(device_ids)
-        return cls(np.asarray(device_ids, dtype=object), np.zeros(d, np.int64), np.full(d, np.nan),
-                   np.full(d, np.nan), np.full(d, np.nan), np.empty(0, np.int64), np.empty(0, object),
-                   np.empty(0), np.empty(0, np.uint64), np.empty(0, bool))
+        return cls(
+            np.asarray(device_ids, dtype=object),
+            np.zeros(d, np.int64),
+            np.full(d, np.nan),
+            np.full(d, np.nan),
+            np.full(d, np.nan),
+            np.empty(0, np.int64),
+            np.empty(0, object),
+            np.empty(0),
+            np.empty(0, np.uint64),
+            np.empty(0, bool),
+        )
 
     def __len__(self) -> int:
         return len(self.device_ids)
@@ -67,10 +76,19 @@ class DeviceStates:
         remap = np.full(len(self), -1, np.int64)
         remap[rows] = np.arange(len(rows))
         keep = remap[self.stay_dev] >= 0 if len(self.stay_dev) else np.zeros(0, bool)
-        return DeviceStates(self.device_ids[rows], self.version[rows], self.last_ts[rows],
-                            self.last_lon[rows], self.last_lat[rows], remap[self.stay_dev[keep]],
-                            self.stay_fence[keep], self.stay_enter_ts[keep], self.stay_visit[keep],
-                            self.stay_dwelled[keep], self.deadline[rows])
+        return DeviceStates(
+            self.device_ids[rows],
+            self.version[rows],
+            self.last_ts[rows],
+            self.last_lon[rows],
+            self.last_lat[rows],
+            remap[self.stay_dev[keep]],
+            self.stay_fence[keep],
+            self.stay_enter_ts[keep],
+            self.stay_visit[keep],
+            self.stay_dwelled[keep],
+            self.deadline[rows],
+        )
 
     def stays_of(self, row: int) -> np.ndarray:
         return np.flatnonzero(self.stay_dev == row)

@@ -55,10 +55,22 @@ class Transitions:
     open_stays: np.ndarray
 
 
-def transitions(dev: np.ndarray, ts: np.ndarray, dev_start: np.ndarray, dev_end: np.ndarray,
-                prev_ts: np.ndarray, m_pos: np.ndarray, m_slot: np.ndarray, m_state: np.ndarray,
-                s_dev: np.ndarray, s_slot: np.ndarray, s_enter_ts: np.ndarray, s_dwelled: np.ndarray,
-                dwell_s: SlotValues, exit_after_s: SlotValues) -> Transitions:
+def transitions(
+    dev: np.ndarray,
+    ts: np.ndarray,
+    dev_start: np.ndarray,
+    dev_end: np.ndarray,
+    prev_ts: np.ndarray,
+    m_pos: np.ndarray,
+    m_slot: np.ndarray,
+    m_state: np.ndarray,
+    s_dev: np.ndarray,
+    s_slot: np.ndarray,
+    s_enter_ts: np.ndarray,
+    s_dwelled: np.ndarray,
+    dwell_s: SlotValues,
+    exit_after_s: SlotValues,
+) -> Transitions:
     """Compute the batch's events and the stays left open.
 
     Parameters
@@ -119,8 +131,11 @@ def transitions(dev: np.ndarray, ts: np.ndarray, dev_start: np.ndarray, dev_end:
     el_stay = stay_num[stay_of] if n else np.empty(0, np.int64)
 
     enter_ts_el = e_enter0[stay_of] if n else np.empty(0)
-    dwell_cand = (~e_virtual & inside & ~e_dwelled0[stay_of]
-                  & (e_ts >= enter_ts_el + dwell_s[e_slot])) if n else np.zeros(0, bool)
+    dwell_cand = (
+        (~e_virtual & inside & ~e_dwelled0[stay_of] & (e_ts >= enter_ts_el + dwell_s[e_slot]))
+        if n
+        else np.zeros(0, bool)
+    )
     cand = np.flatnonzero(dwell_cand)
     _, first = np.unique(el_stay[cand], return_index=True)
     dwell_el = cand[first]
@@ -139,12 +154,17 @@ def transitions(dev: np.ndarray, ts: np.ndarray, dev_start: np.ndarray, dev_end:
 
     enter_el = np.flatnonzero(enter)
     ev_el = np.concatenate([enter_el, dwell_el, closing])
-    ev_kind = np.concatenate([np.full(len(enter_el), EventKind.ENTER, _I8),
-                              np.full(len(dwell_el), EventKind.DWELL, _I8),
-                              np.full(len(closing), EventKind.EXIT, _I8)])
+    ev_kind = np.concatenate(
+        [
+            np.full(len(enter_el), EventKind.ENTER, _I8),
+            np.full(len(dwell_el), EventKind.DWELL, _I8),
+            np.full(len(closing), EventKind.EXIT, _I8),
+        ]
+    )
     ev_ts = np.concatenate([e_ts[enter_el], e_ts[dwell_el], exit_ts])
-    ev_reason = np.concatenate([np.zeros(len(enter_el) + len(dwell_el), _I8),
-                                np.where(silent, Reason.SILENCE, Reason.PING).astype(_I8)])
+    ev_reason = np.concatenate(
+        [np.zeros(len(enter_el) + len(dwell_el), _I8), np.where(silent, Reason.SILENCE, Reason.PING).astype(_I8)]
+    )
     ev_dev = e_dev[ev_el]
     rank = KIND_RANK[ev_kind]
     eorder = np.lexsort((e_slot[ev_el], rank, ev_dev, ev_ts))
@@ -152,10 +172,18 @@ def transitions(dev: np.ndarray, ts: np.ndarray, dev_start: np.ndarray, dev_end:
     dwelled = e_dwelled0[start_idx].copy()
     dwelled[el_stay[dwell_el]] = True
     return Transitions(
-        ev_dev=ev_dev[eorder], ev_slot=e_slot[ev_el][eorder], ev_kind=ev_kind[eorder],
-        ev_ts=ev_ts[eorder], ev_reason=ev_reason[eorder], ev_stay=el_stay[ev_el][eorder],
-        st_dev=e_dev[start_idx], st_slot=e_slot[start_idx], st_enter_ts=e_enter0[start_idx],
-        st_initial=e_initial[start_idx], st_dwelled=dwelled, open_stays=el_stay[still_open],
+        ev_dev=ev_dev[eorder],
+        ev_slot=e_slot[ev_el][eorder],
+        ev_kind=ev_kind[eorder],
+        ev_ts=ev_ts[eorder],
+        ev_reason=ev_reason[eorder],
+        ev_stay=el_stay[ev_el][eorder],
+        st_dev=e_dev[start_idx],
+        st_slot=e_slot[start_idx],
+        st_enter_ts=e_enter0[start_idx],
+        st_initial=e_initial[start_idx],
+        st_dwelled=dwelled,
+        open_stays=el_stay[still_open],
     )
 
 

@@ -48,8 +48,8 @@ from proximity.core.errors import StoreError
 
 __all__ = ["Attempt", "Outcome", "VersionedStore", "run_optimistic"]
 
-S = TypeVar("S")          # the store's states of a batch of keys (columns), versions included
-Out = TypeVar("Out")          # what one attempt produces (events, positions, counts, ...)
+S = TypeVar("S")  # the store's states of a batch of keys (columns), versions included
+Out = TypeVar("Out")  # what one attempt produces (events, positions, counts, ...)
 
 
 @runtime_checkable
@@ -94,14 +94,16 @@ class Outcome(Generic[Out]):
     retries: int
 
 
-def run_optimistic(keys: np.ndarray,
-                   load: Callable[[np.ndarray], S],
-                   compute: Callable[[np.ndarray, S], Attempt[S, Out]],
-                   save: Callable[[S | None, S | None], np.ndarray],
-                   *,
-                   keep: Callable[[Out, np.ndarray, np.ndarray], Out],
-                   max_retries: int = 32,
-                   what: str = "key(s)") -> Outcome[Out]:
+def run_optimistic(
+    keys: np.ndarray,
+    load: Callable[[np.ndarray], S],
+    compute: Callable[[np.ndarray, S], Attempt[S, Out]],
+    save: Callable[[S | None, S | None], np.ndarray],
+    *,
+    keep: Callable[[Out, np.ndarray, np.ndarray], Out],
+    max_retries: int = 32,
+    what: str = "key(s)",
+) -> Outcome[Out]:
     """Load, compute and save ``keys`` optimistically, recomputing conflicting keys.
 
     Parameters
@@ -146,7 +148,8 @@ def run_optimistic(keys: np.ndarray,
         done[lost] = False
         outputs.append(keep(att.output, keys, done))
         if retries >= max_retries:
-            raise StoreError(f"{len(lost)} {what} kept conflicting after {retries} retries "
-                             "(other processes keep changing them)")
+            raise StoreError(
+                f"{len(lost)} {what} kept conflicting after {retries} retries (other processes keep changing them)"
+            )
         retries += 1
         keys = keys[lost]

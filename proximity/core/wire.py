@@ -39,11 +39,18 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
         return []
     dur = batch.duration_s.astype(object)
     dur[np.isnan(batch.duration_s)] = None
-    out = [{"device_id": d, "geofence_id": f, "type": k, "ts": t, "visit_id": v, "duration_s": u, "reason": r}
-           for d, f, k, t, v, u, r in zip(batch.device_id.tolist(), batch.geofence_id.tolist(),
-                                          KIND_NAMES[batch.kind].tolist(), batch.ts.tolist(),
-                                          format_visit_ids(batch.visit_id), dur.tolist(),
-                                          REASON_NAMES[batch.reason].tolist())]
+    out = [
+        {"device_id": d, "geofence_id": f, "type": k, "ts": t, "visit_id": v, "duration_s": u, "reason": r}
+        for d, f, k, t, v, u, r in zip(
+            batch.device_id.tolist(),
+            batch.geofence_id.tolist(),
+            KIND_NAMES[batch.kind].tolist(),
+            batch.ts.tolist(),
+            format_visit_ids(batch.visit_id),
+            dur.tolist(),
+            REASON_NAMES[batch.reason].tolist(),
+        )
+    ]
     # beacon events also carry their region (or beacon, for zone_change) and the new zone
     region = wire_region_ids(batch)
     if region is not None:
@@ -72,8 +79,15 @@ def wire_region_ids(batch: EventBatch) -> np.ndarray | None:
 
 def event_dict(e: Event) -> dict[str, Any]:
     """Return one :class:`Event` row's JSON-ready dict (the same keys as :func:`event_dicts`)."""
-    d = {"device_id": e.device_id, "geofence_id": e.geofence_id, "type": str(e.type), "ts": e.ts,
-         "visit_id": e.visit_id, "duration_s": e.duration_s, "reason": str(e.reason)}
+    d = {
+        "device_id": e.device_id,
+        "geofence_id": e.geofence_id,
+        "type": str(e.type),
+        "ts": e.ts,
+        "visit_id": e.visit_id,
+        "duration_s": e.duration_s,
+        "reason": str(e.reason),
+    }
     if e.region_id is not None:
         d["region_id"] = e.region_id
     if e.zone is not None:
@@ -85,7 +99,15 @@ def csv_rows(batch: EventBatch) -> Iterator[tuple]:
     """Yield the batch's CSV rows (:data:`EVENT_COLUMNS`): ts and duration as the shortest text
     that round-trips, an empty duration where there is none."""
     dur = batch.duration_s
-    return ((d, f, k, format_ts(t), v, "" if np.isnan(s) else format_ts(s), r)
-            for d, f, k, t, v, s, r in zip(batch.device_id, batch.geofence_id, KIND_NAMES[batch.kind],
-                                           batch.ts, format_visit_ids(batch.visit_id), dur,
-                                           REASON_NAMES[batch.reason]))
+    return (
+        (d, f, k, format_ts(t), v, "" if np.isnan(s) else format_ts(s), r)
+        for d, f, k, t, v, s, r in zip(
+            batch.device_id,
+            batch.geofence_id,
+            KIND_NAMES[batch.kind],
+            batch.ts,
+            format_visit_ids(batch.visit_id),
+            dur,
+            REASON_NAMES[batch.reason],
+        )
+    )

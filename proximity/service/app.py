@@ -52,12 +52,25 @@ class BodyLimitMiddleware:
             for name, value in scope.get("headers", ()):
                 if name == b"content-length":
                     if value.isdigit() and int(value) > limit:
-                        body = orjson.dumps({"error": {
-                            "code": "too_large", "field": "body",
-                            "message": f"request body larger than the limit of {limit} bytes"}})
-                        await send({"type": "http.response.start", "status": 413,
-                                    "headers": [(b"content-type", b"application/json"),
-                                                (b"content-length", str(len(body)).encode())]})
+                        body = orjson.dumps(
+                            {
+                                "error": {
+                                    "code": "too_large",
+                                    "field": "body",
+                                    "message": f"request body larger than the limit of {limit} bytes",
+                                }
+                            }
+                        )
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": 413,
+                                "headers": [
+                                    (b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()),
+                                ],
+                            }
+                        )
                         await send({"type": "http.response.body", "body": body})
                         return
                     break
@@ -78,8 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stop_runtime(rt)
 
     docs = {} if settings.public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    app = FastAPI(title="proximity", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  generate_unique_id_function=operation_id, **docs)
+    app = FastAPI(
+        title="proximity",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        **docs,
+    )
     app.state.settings = settings
     install_handlers(app)
     for router in ROUTERS:
@@ -88,7 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def _metrics():
         rt = getattr(app.state, "runtime", None)
         return rt.metrics if rt is not None else None
+
     app.add_middleware(MetricsMiddleware, metrics=_metrics)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
-                       limits={IMPORT_PATH: settings.max_import_bytes})
+    app.add_middleware(
+        BodyLimitMiddleware, limit=settings.max_body_bytes, limits={IMPORT_PATH: settings.max_import_bytes}
+    )
     return app

@@ -84,7 +84,7 @@ class KeyRing:
         elif self._defs.get(KIND, ADMIN_ID) is None:
             key = f"prx_{ADMIN_ID}_{secrets.token_urlsafe(24)}"
             if self._defs.create(KIND, ADMIN_ID, self._new_record(ADMIN_ID, "admin", [Scope.ADMIN.value], key)):
-                generated = key   # another process may have won the race; then it prints its own
+                generated = key  # another process may have won the race; then it prints its own
         with self._lock:
             self._records = self._defs.all(KIND)
         return generated

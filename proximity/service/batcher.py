@@ -41,8 +41,15 @@ class Batcher:
     more than ingesting a few pings); bigger ones in a worker thread.
     """
 
-    def __init__(self, pipeline: IngestService, max_pings: int = 20_000, inline_max_pings: int = 0, *,
-                 max_clock_skew_s: float = 300.0, min_ts: float = TS_FLOOR):
+    def __init__(
+        self,
+        pipeline: IngestService,
+        max_pings: int = 20_000,
+        inline_max_pings: int = 0,
+        *,
+        max_clock_skew_s: float = 300.0,
+        min_ts: float = TS_FLOOR,
+    ):
         self.pipeline, self.max_pings, self.inline_max_pings = pipeline, max_pings, inline_max_pings
         self.max_clock_skew_s, self.min_ts = max_clock_skew_s, min_ts
         self._pending: list[tuple[PingBatch, asyncio.Future]] = []
@@ -75,12 +82,12 @@ class Batcher:
                     take.append((b, f))
                     n += len(b)
                 try:
-                    if n <= self.inline_max_pings:   # small and in memory: a thread hop costs more
+                    if n <= self.inline_max_pings:  # small and in memory: a thread hop costs more
                         results = ingest_many(self.pipeline, [b for b, _ in take])
                         await asyncio.sleep(0)
                     else:
                         results = await to_thread.run_sync(ingest_many, self.pipeline, [b for b, _ in take])
-                except BaseException as exc:   # each waiter gets the error (mapped to 4xx/503)
+                except BaseException as exc:  # each waiter gets the error (mapped to 4xx/503)
                     for _, f in take:
                         if not f.done():
                             f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))

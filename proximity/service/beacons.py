@@ -69,8 +69,12 @@ def canonical_id(beacon_id: str, field: str = "id") -> str:
 def beacon_feature(b: Beacon) -> dict[str, Any]:
     """Return a beacon as a GeoJSON Point Feature (``parse_beacons_geojson`` reads it back)."""
     props = {k: v for k, v in b.to_dict().items() if k not in ("lon", "lat")}
-    return {"type": "Feature", "id": b.id, "geometry": {"type": "Point", "coordinates": [b.lon, b.lat]},
-            "properties": props}
+    return {
+        "type": "Feature",
+        "id": b.id,
+        "geometry": {"type": "Point", "coordinates": [b.lon, b.lat]},
+        "properties": props,
+    }
 
 
 class BeaconService:
@@ -90,9 +94,9 @@ class BeaconService:
 
     def __init__(self, defs: Definitions, monitor: BeaconMonitor, engine: Engine, pipeline: IngestService):
         self.defs, self.monitor, self.engine, self.pipeline = defs, monitor, engine, pipeline
-        self._lock = threading.Lock()            # definition writes, in store order
-        self.monitor_lock = threading.Lock()     # monitor calls (module docstring)
-        self._beacons: dict[str, Beacon] = {b.id: b for b in monitor.registry}   # under _lock
+        self._lock = threading.Lock()  # definition writes, in store order
+        self.monitor_lock = threading.Lock()  # monitor calls (module docstring)
+        self._beacons: dict[str, Beacon] = {b.id: b for b in monitor.registry}  # under _lock
         self._regions: dict[str, Region] = {}
 
     @property
@@ -103,8 +107,14 @@ class BeaconService:
         return self.engine.index
 
     # -- registry swaps ------------------------------------------------------------------------
-    def _swap(self, *, put: list[Beacon] = (), drop: Collection[str] = (), put_regions: list[Region] = (),
-              drop_regions: Collection[str] = ()) -> None:
+    def _swap(
+        self,
+        *,
+        put: list[Beacon] = (),
+        drop: Collection[str] = (),
+        put_regions: list[Region] = (),
+        drop_regions: Collection[str] = (),
+    ) -> None:
         for i in drop:
             self._beacons.pop(i, None)
         self._beacons.update((b.id, b) for b in put)
@@ -112,7 +122,7 @@ class BeaconService:
             self._regions.pop(i, None)
         self._regions.update((r.id, r) for r in put_regions)
         new = BeaconRegistry(self._beacons.values(), self._regions.values())
-        new.table()   # build the snapshot here, not in the next batch
+        new.table()  # build the snapshot here, not in the next batch
         self.monitor.registry = new
 
     def _reconcile(self) -> list[dict]:
@@ -254,13 +264,17 @@ class BeaconService:
         return {"beacons": [b.to_dict() for b in page], "next_cursor": nxt}
 
     def export(self) -> dict:
-        return {"type": "FeatureCollection",
-                "features": [beacon_feature(b) for b in sorted(self.registry, key=lambda b: b.id)]}
+        return {
+            "type": "FeatureCollection",
+            "features": [beacon_feature(b) for b in sorted(self.registry, key=lambda b: b.id)],
+        }
 
     # -- regions -------------------------------------------------------------------------------
     def _region_dict(self, r: Region) -> dict:
-        return {**r.to_dict(), "default": r.kind is None and r.id == f"store:{r.store_id}"
-                and r.id not in self._regions}
+        return {
+            **r.to_dict(),
+            "default": r.kind is None and r.id == f"store:{r.store_id}" and r.id not in self._regions,
+        }
 
     def create_region(self, obj: Any) -> dict:
         r = parse_region(obj, known_stores=self._stores())
@@ -268,7 +282,7 @@ class BeaconService:
             if not self.defs.create(REGION_KIND, r.id, r.to_dict()):
                 raise Conflict("region", r.id)
             self._swap(put_regions=[r])
-        self._reconcile()   # the first region replaces the default ones
+        self._reconcile()  # the first region replaces the default ones
         return self._region_dict(r)
 
     def replace_region(self, region_id: str, obj: Any) -> tuple[dict, bool]:
@@ -298,4 +312,3 @@ class BeaconService:
     def regions(self) -> dict:
         """The monitored regions: the registered ones, else one default region per store."""
         return {"regions": [self._region_dict(r) for r in sorted(self.registry.regions(), key=lambda r: r.id)]}
-

@@ -59,8 +59,9 @@ def _bad(field: str, reason: str, value: Any = None) -> BadRequest:
 class CampaignService:
     """CRUD of campaigns and device profiles; the campaign set, counters and records of a process."""
 
-    def __init__(self, defs: Definitions, engine: Engine, beacons, counters, records,
-                 config: DecisionConfig | None = None):
+    def __init__(
+        self, defs: Definitions, engine: Engine, beacons, counters, records, config: DecisionConfig | None = None
+    ):
         self.defs, self.engine, self.beacons, self.counters, self.records = defs, engine, beacons, counters, records
         self.config = config if config is not None else DecisionConfig()
         self.fraud = FraudGate()
@@ -78,8 +79,7 @@ class CampaignService:
         dependents.declare(DefinitionKind.GEOFENCE, KIND, self._naming_fence, "target")
 
     def _naming_fence(self, fence_id: str) -> list[str]:
-        return [c.id for c in list(self._campaigns.values())
-                if any(fence_id in t.geofence_ids for t in c.triggers)]
+        return [c.id for c in list(self._campaigns.values()) if any(fence_id in t.geofence_ids for t in c.triggers)]
 
     def load(self) -> int:
         docs = self.defs.all(KIND)
@@ -106,8 +106,7 @@ class CampaignService:
             return cached[1], cached[2]
         with self._lock:
             cs = CampaignSet(list(self._campaigns.values()), list(self.engine.index))
-        targeted = frozenset().union(*(cs.targeted_fences(c.id) for c in cs.campaigns)) if cs.campaigns \
-            else frozenset()
+        targeted = frozenset().union(*(cs.targeted_fences(c.id) for c in cs.campaigns)) if cs.campaigns else frozenset()
         self._cset = (key, cs, targeted)
         return cs, targeted
 
@@ -165,8 +164,7 @@ class CampaignService:
         if cursor:
             items = [c for c in items if c.id > cursor]
         page = items[:limit]
-        return {"campaigns": [c.to_dict() for c in page],
-                "next_cursor": page[-1].id if len(items) > limit else None}
+        return {"campaigns": [c.to_dict() for c in page], "next_cursor": page[-1].id if len(items) > limit else None}
 
     def upload_codes(self, campaign_id: str, body: Any) -> dict:
         """Add single-use codes (``{"codes": [...]}``) to a ``unique`` campaign's pool: stored with
@@ -187,15 +185,19 @@ class CampaignService:
             if not isinstance(code, str) or not code.strip() or len(code) > 64:
                 raise _bad(f"codes[{i}]", "expected a non-empty string of at most 64 characters", code)
             clean.append(normalize_code(code))
-        with self._lock:   # the codes join the stored pool (the campaign issues from its pool)
+        with self._lock:  # the codes join the stored pool (the campaign issues from its pool)
             d = c.to_dict()
             d["offer"]["coupon"]["pool"] = list(dict.fromkeys([*c.offer.coupon.pool, *clean]))
             c = parse_campaign(d)
             self.defs.put(KIND, c.id, c.to_dict())
             added = self.counters.upload_codes(campaign_id, clean)
             self._stored(c)
-        return {"campaign_id": campaign_id, "received": len(codes), "added": added,
-                "pool_size": len(c.offer.coupon.pool)}
+        return {
+            "campaign_id": campaign_id,
+            "received": len(codes),
+            "added": added,
+            "pool_size": len(c.offer.coupon.pool),
+        }
 
     # -- device profiles -----------------------------------------------------------------------
     def put_device(self, device_id: str, body: Any) -> tuple[dict, bool]:
@@ -210,8 +212,11 @@ class CampaignService:
         for k, v in body.items():
             if not isinstance(k, str) or not k or len(k) > 64:
                 raise _bad(str(k)[:64], "attribute names are 1 to 64 characters")
-            ok = v is None or isinstance(v, (str, int, float, bool)) or (
-                isinstance(v, list) and len(v) <= 100 and all(isinstance(x, (str, int, float)) for x in v))
+            ok = (
+                v is None
+                or isinstance(v, (str, int, float, bool))
+                or (isinstance(v, list) and len(v) <= 100 and all(isinstance(x, (str, int, float)) for x in v))
+            )
             if not ok or (isinstance(v, str) and len(v) > 256):
                 raise _bad(k, "expected a string, number, boolean or array of them", v)
         doc = {**body, "device_id": device_id, "updated_ts": time.time()}
@@ -259,15 +264,26 @@ class CampaignService:
             if not isinstance(v, str) or not v or len(v) > 256:
                 raise _bad(k, "expected a non-empty string", v)
         amount = body.get("amount", 0.0)
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount >= 0 \
-                or amount == float("inf"):
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, (int, float))
+            or not amount >= 0
+            or amount == float("inf")
+        ):
             raise _bad("amount", "expected a finite number >= 0", amount)
         currency = body.get("currency")
         if currency is not None and (not isinstance(currency, str) or len(currency) != 3):
             raise _bad("currency", "expected a 3-letter ISO 4217 code", currency)
         cs, _ = self.cset()
-        rec = redeem(cs, self.counters, body["code"], body["transaction_id"], body["store_id"],
-                     time.time() if now is None else now, float(amount))
+        rec = redeem(
+            cs,
+            self.counters,
+            body["code"],
+            body["transaction_id"],
+            body["store_id"],
+            time.time() if now is None else now,
+            float(amount),
+        )
         doc = rec.to_dict()
         if currency is not None:
             doc["currency"] = currency.upper()
@@ -281,15 +297,31 @@ class CampaignService:
             raise NotFound("campaign", campaign_id)
         exp, visits, red = self.records.campaign(campaign_id)
         cs, _ = self.cset()
-        dec = pd.DataFrame(exp, columns=["campaign_id", "device_id", "ts", "decision"]) if exp else \
-            pd.DataFrame({"campaign_id": pd.Series([], dtype=object), "device_id": pd.Series([], dtype=object),
-                          "ts": pd.Series([], dtype=float), "decision": pd.Series([], dtype=object)})
+        dec = (
+            pd.DataFrame(exp, columns=["campaign_id", "device_id", "ts", "decision"])
+            if exp
+            else pd.DataFrame(
+                {
+                    "campaign_id": pd.Series([], dtype=object),
+                    "device_id": pd.Series([], dtype=object),
+                    "ts": pd.Series([], dtype=float),
+                    "decision": pd.Series([], dtype=object),
+                }
+            )
+        )
         ev = pd.DataFrame(visits, columns=["device_id", "fence_id", "kind", "ts"])
         rd = pd.DataFrame(red, columns=["campaign_id", "device_id", "amount", "ts"]) if red else None
         rep = campaign_report(dec, ev, rd, {campaign_id: cs.targeted_fences(campaign_id)}, by_day=by_day)
         if not len(rep):
-            rep = pd.DataFrame([{"campaign_id": campaign_id, **({"day": None} if by_day else {}),
-                                 **{c: 0 for c in rep.columns if c not in ("campaign_id", "day")}}])
+            rep = pd.DataFrame(
+                [
+                    {
+                        "campaign_id": campaign_id,
+                        **({"day": None} if by_day else {}),
+                        **{c: 0 for c in rep.columns if c not in ("campaign_id", "day")},
+                    }
+                ]
+            )
         return rep
 
     def report_doc(self, campaign_id: str, by_day: bool = False, fmt: str = "json") -> tuple[Any, str]:

@@ -16,9 +16,12 @@ __all__ = ["add_parser", "setup", "run", "main"]
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``serve`` subcommand to an argparse subparsers object."""
-    p = subparsers.add_parser("serve", help="run the HTTP API",
-                              description="Run the HTTP API (OpenAPI at /docs). Settings also come "
-                                          "from PROXIMITY_* environment variables; flags win.")
+    p = subparsers.add_parser(
+        "serve",
+        help="run the HTTP API",
+        description="Run the HTTP API (OpenAPI at /docs). Settings also come "
+        "from PROXIMITY_* environment variables; flags win.",
+    )
     return setup(p)
 
 
@@ -42,8 +45,17 @@ def run(args: argparse.Namespace) -> int:
     from proximity.service.app import create_app
     from proximity.service.settings import Settings
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir),
-                                   ("redis_url", args.redis_url), ("demo", args.demo)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("host", args.host),
+            ("port", args.port),
+            ("data_dir", args.data_dir),
+            ("redis_url", args.redis_url),
+            ("demo", args.demo),
+        )
+        if v is not None
+    }
     if "PROXIMITY_GC_FREEZE" not in os.environ:
         overrides["gc_freeze"] = True
     try:
@@ -51,20 +63,31 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "settings"
-            print(f"proximity serve: bad setting {name} (PROXIMITY_{name.upper()}): {err['msg']}",
-                  file=sys.stderr)
+            print(f"proximity serve: bad setting {name} (PROXIMITY_{name.upper()}): {err['msg']}", file=sys.stderr)
         return 2
     app = create_app(settings)
     try:
         import uvloop  # noqa: F401
+
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
-    print(f"proximity: serving on http://{settings.host}:{settings.port} "
-          f"({'redis ' + settings.redis_url if settings.redis_url else 'embedded, data in ' + str(settings.data_dir)})"
-          f"; OpenAPI at /docs", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, loop=loop,
-                access_log=False, timeout_graceful_shutdown=3)
+    print(
+        f"proximity: serving on http://{settings.host}:{settings.port} "
+        f"({'redis ' + settings.redis_url if settings.redis_url else 'embedded, data in ' + str(settings.data_dir)})"
+        f"; OpenAPI at /docs",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        loop=loop,
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )
     return 0
 
 

@@ -33,12 +33,23 @@ __all__ = ["DEMO_DIR", "DEMO_UUID", "DEMO_CAMPAIGN", "load_demo", "replay_demo",
 DEMO_UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 _BEACON_STORES = ("mall-apple", "mall-nike")
 
-DEMO_CAMPAIGN = {"id": "mall-welcome", "name": "Welcome to the mall", "status": "active", "priority": 1,
-                 "offer": {"title": "10% off today", "body": "Show this code at any mall till",
-                           "coupon": {"mode": "unique", "ttl_s": 86400}},
-                 "triggers": [{"event": "enter", "geofence_tags": ["mall"]},
-                              {"event": "beacon_enter", "region_ids": ["demo-brand"]}],
-                 "caps": {"per_device_per_day": 1}, "holdout_pct": 0}
+DEMO_CAMPAIGN = {
+    "id": "mall-welcome",
+    "name": "Welcome to the mall",
+    "status": "active",
+    "priority": 1,
+    "offer": {
+        "title": "10% off today",
+        "body": "Show this code at any mall till",
+        "coupon": {"mode": "unique", "ttl_s": 86400},
+    },
+    "triggers": [
+        {"event": "enter", "geofence_tags": ["mall"]},
+        {"event": "beacon_enter", "region_ids": ["demo-brand"]},
+    ],
+    "caps": {"per_device_per_day": 1},
+    "holdout_pct": 0,
+}
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 logger = logging.getLogger("proximity.service")
 
@@ -53,8 +64,10 @@ def load_demo(rt) -> int:
 
     files = _demo_files("*.geojson")
     if not files:
-        raise InvalidInput(str(DEMO_DIR), "no demo data: expected *.geojson files there "
-                           "(reinstall the package, or start without --demo)")
+        raise InvalidInput(
+            str(DEMO_DIR),
+            "no demo data: expected *.geojson files there (reinstall the package, or start without --demo)",
+        )
     n = 0
     for path in files:
         fences = load_fences(path)
@@ -76,8 +89,17 @@ def _load_beacons(rt) -> None:
             continue
         lon, lat = rt.engine.index.get(store).center
         for minor, (dx, dy) in enumerate(((-1, -1), (1, -1), (0, 1))):
-            records.append({"uuid": DEMO_UUID, "major": major, "minor": minor, "store_id": store,
-                            "lon": lon + dx * 4e-5, "lat": lat + dy * 2e-5, "measured_power_dbm": -59})
+            records.append(
+                {
+                    "uuid": DEMO_UUID,
+                    "major": major,
+                    "minor": minor,
+                    "store_id": store,
+                    "lon": lon + dx * 4e-5,
+                    "lat": lat + dy * 2e-5,
+                    "measured_power_dbm": -59,
+                }
+            )
     if records:
         rt.beacons.import_beacons(orjson.dumps(records), "application/json")
         rt.beacons.replace_region("demo-brand", {"uuid": DEMO_UUID})
@@ -94,8 +116,9 @@ async def replay_demo_beacons(rt) -> None:
             keys = [f"ibeacon:{DEMO_UUID}:{major}:{m}" for m in range(3)]
             for _ in range(20):
                 now = time.time()
-                batch = SightingBatch.from_columns(["demo-beacon-shopper"] * 3, [now] * 3, keys,
-                                                   rng.normal(-66.0, 3.0, 3).clip(-100, -40))
+                batch = SightingBatch.from_columns(
+                    ["demo-beacon-shopper"] * 3, [now] * 3, keys, rng.normal(-66.0, 3.0, 3).clip(-100, -40)
+                )
                 await to_thread.run_sync(rt.sightings.ingest, batch)
                 await asyncio.sleep(1.0)
             await asyncio.sleep(quiet_s)
@@ -126,15 +149,16 @@ async def replay_demo(rt) -> None:
         t0 = time.time()
         span = float(pings.ts[-1]) - t0_data
         dev = np.asarray([f"demo-{lap}-{d}" for d in pings.device_id], dtype=object)
-        for d in dict.fromkeys(dev.tolist()):   # demo shoppers agreed to offers
+        for d in dict.fromkeys(dev.tolist()):  # demo shoppers agreed to offers
             await to_thread.run_sync(rt.campaigns.put_device, d, {"marketing_consent": True, "segment": "demo"})
         i, n = 0, len(pings)
         while i < n:
             now_data = t0_data + (time.time() - t0) * speed
             j = int(np.searchsorted(pings.ts, now_data, side="right"))
             if j > i:
-                batch = PingBatch(dev[i:j], t0 + (pings.ts[i:j] - t0_data), pings.lon[i:j], pings.lat[i:j],
-                                  pings.accuracy_m[i:j])
+                batch = PingBatch(
+                    dev[i:j], t0 + (pings.ts[i:j] - t0_data), pings.lon[i:j], pings.lat[i:j], pings.accuracy_m[i:j]
+                )
                 await to_thread.run_sync(rt.ingest.ingest, batch)
                 i = j
             await asyncio.sleep(0.2)

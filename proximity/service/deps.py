@@ -16,8 +16,17 @@ from fastapi.security import HTTPBearer
 from proximity.service.auth import ApiKey, KeyRing, Scope
 from proximity.service.runtime import Runtime
 
-__all__ = ["RuntimeDep", "IngestKey", "ManageKey", "AdminKey", "RedeemKey", "ClientKey", "AnyKey", "MetricsKey",
-           "get_runtime"]
+__all__ = [
+    "RuntimeDep",
+    "IngestKey",
+    "ManageKey",
+    "AdminKey",
+    "RedeemKey",
+    "ClientKey",
+    "AnyKey",
+    "MetricsKey",
+    "get_runtime",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
 
@@ -48,6 +57,7 @@ def _require(scope: Scope | None, *, basic: bool = False, query: bool = False):
         keys: KeyRing = request.app.state.runtime.keys
         key = keys.authenticate(_credential(request, basic=basic, query=query))
         return key if scope is None else keys.authorize(key, scope)
+
     return dependency
 
 

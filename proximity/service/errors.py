@@ -64,9 +64,25 @@ from geofences import DuplicateGeofence, InvalidCollection, InvalidGeofence, Unk
 from geofences.errors import GeofenceError
 from proximity.core.errors import InvalidPing, ProximityError, StoreError
 
-__all__ = ["ServiceError", "BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "NotFound", "Conflict", "InUse", "Unauthorized",
-           "Forbidden", "Unavailable", "install_handlers", "json_error", "describe", "HttpError", "ERRORS",
-           "BY_BASE", "CODES"]
+__all__ = [
+    "ServiceError",
+    "BadRequest",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "NotFound",
+    "Conflict",
+    "InUse",
+    "Unauthorized",
+    "Forbidden",
+    "Unavailable",
+    "install_handlers",
+    "json_error",
+    "describe",
+    "HttpError",
+    "ERRORS",
+    "BY_BASE",
+    "CODES",
+]
 
 logger = logging.getLogger("proximity.service")
 
@@ -125,8 +141,9 @@ class InUse(ServiceError, ValueError):
     def __init__(self, kind: str, id: str, users: list[str], user_kind: str, relation: str = "store"):
         self.kind, self.id, self.users = kind, id, users
         shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
-        super().__init__(f"{kind} {id!r} is the {relation} of {len(users)} {user_kind}(s) ({shown}); "
-                         f"delete or move them first")
+        super().__init__(
+            f"{kind} {id!r} is the {relation} of {len(users)} {user_kind}(s) ({shown}); delete or move them first"
+        )
 
     def details(self):
         return {"field": "id", "id": self.id, "used_by": self.users[:100]}
@@ -151,24 +168,46 @@ class Unavailable(ServiceError, RuntimeError):
 try:
     from redis import RedisError as _RedisError
 except ImportError:  # pragma: no cover - redis is a dependency
-    class _RedisError(Exception):   # type: ignore[no-redef]
+
+    class _RedisError(Exception):  # type: ignore[no-redef]
         pass
 
+
 #: the roots of the domain errors (anything else reaching a handler is a bug: 500)
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (ServiceError, GeofenceError, BeaconError, ProximityError,
-                                              CampaignError, RedemptionError, CodesExhausted)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (
+    ServiceError,
+    GeofenceError,
+    BeaconError,
+    ProximityError,
+    CampaignError,
+    RedemptionError,
+    CodesExhausted,
+)
 #: storage backends' own errors (503, Retry-After: the store may come back)
 BACKEND_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, _RedisError)
 
 #: a domain error's status by builtin base class, in precedence order (not-found first: the
 #: cores' Unknown* errors are KeyErrors and ValueErrors)
 BY_BASE: tuple[tuple[type, int], ...] = (
-    (KeyError, 404), (PermissionError, 403), (ValueError, 422), (ServiceError, 400))
+    (KeyError, 404),
+    (PermissionError, 403),
+    (ValueError, 422),
+    (ServiceError, 400),
+)
 
 #: a body's code by status, unless its row names one
-CODES: dict[int, str] = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                         409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid",
-                         500: "internal", 503: "unavailable"}
+CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    500: "internal",
+    503: "unavailable",
+}
 
 
 def _json_value(v: Any) -> Any:
@@ -190,8 +229,10 @@ def _item_field(items: str, index: int | None, field: str) -> str:
 
 def _collection_details(exc: InvalidCollection) -> dict:
     first = exc.errors[0] if exc.errors else None
-    return {"field": _item_field("features", first.index, first.field) if first else "features",
-            "errors": [e.to_dict() for e in exc.errors]}
+    return {
+        "field": _item_field("features", first.index, first.field) if first else "features",
+        "errors": [e.to_dict() for e in exc.errors],
+    }
 
 
 def _ping_details(exc: InvalidPing) -> dict:
@@ -204,9 +245,14 @@ def _sighting_details(exc: InvalidSightings) -> dict:
     return {"field": errs[0]["field"] if errs else "sightings", "errors": errs}
 
 
-_REDEMPTION_CODES = {"CodeNotFound": "unknown_code", "CodeAlreadyUsed": "code_used", "CodeExpired": "code_expired",
-                     "WrongStore": "wrong_store", "CampaignNotRedeemable": "not_redeemable",
-                     "RedemptionBudgetSpent": "budget_spent"}
+_REDEMPTION_CODES = {
+    "CodeNotFound": "unknown_code",
+    "CodeAlreadyUsed": "code_used",
+    "CodeExpired": "code_expired",
+    "WrongStore": "wrong_store",
+    "CampaignNotRedeemable": "not_redeemable",
+    "RedemptionBudgetSpent": "budget_spent",
+}
 
 
 def _redemption_details(exc: RedemptionError) -> dict:
@@ -215,8 +261,10 @@ def _redemption_details(exc: RedemptionError) -> dict:
 
 
 def _validation_details(exc: RequestValidationError) -> dict:
-    errs = [{"field": _loc_to_field(e.get("loc", ())), "reason": e.get("msg", "invalid"),
-             "type": e.get("type")} for e in exc.errors()]
+    errs = [
+        {"field": _loc_to_field(e.get("loc", ())), "reason": e.get("msg", "invalid"), "type": e.get("type")}
+        for e in exc.errors()
+    ]
     first = errs[0] if errs else {"field": "body", "reason": "invalid"}
     return {"message": f"{first['field']}: {first['reason']}", "field": first["field"], "errors": errs}
 
@@ -237,8 +285,9 @@ class HttpError:
     store: bool = False
 
 
-_BACKEND = HttpError(503, "store_unavailable", store=True,
-                     details=lambda e: {"message": f"storage backend error: {type(e).__name__}"})
+_BACKEND = HttpError(
+    503, "store_unavailable", store=True, details=lambda e: {"message": f"storage backend error: {type(e).__name__}"}
+)
 
 #: the errors that differ from the defaults, looked up along the exception's MRO (each member
 #: from the most specific row that sets it)
@@ -261,29 +310,40 @@ ERRORS: dict[type, HttpError] = {
     StoreError: HttpError(503, "store_unavailable", store=True),
     # the beacon core
     BeaconError: HttpError(details=lambda e: {"field": getattr(e, "field", None) or "body"}),
-    BeaconFieldError: HttpError(code="invalid_beacon", details=lambda e: {
-        "field": e.field, "value": _json_value(e.value), "expected": e.expected}),
-    FrameError: HttpError(code="invalid_frame", details=lambda e: {
-        "field": "raw", "offset": e.offset, "problem": e.problem.value}),
+    BeaconFieldError: HttpError(
+        code="invalid_beacon",
+        details=lambda e: {"field": e.field, "value": _json_value(e.value), "expected": e.expected},
+    ),
+    FrameError: HttpError(
+        code="invalid_frame", details=lambda e: {"field": "raw", "offset": e.offset, "problem": e.problem.value}
+    ),
     InvalidRecords: HttpError(details=lambda e: {"field": e.field or "body", "errors": e.to_dicts()}),
     InvalidBeacons: HttpError(code="invalid_beacons"),
     InvalidSightings: HttpError(code="invalid_sighting", details=_sighting_details),
     UnknownBeacon: HttpError(details=lambda e: {"id": e.beacon_id}),
     UnknownRegion: HttpError(details=lambda e: {"id": e.region_id}),
     # the campaigns core (a redemption error's ``code`` is the coupon's: sent as ``coupon_code``)
-    CampaignError: HttpError(code="invalid_campaign", details=lambda e: {
-        "field": e.field, "campaign_id": e.campaign_id, "value": _json_value(e.value)}),
-    RedemptionError: HttpError(lambda e: e.status, lambda e: _REDEMPTION_CODES.get(type(e).__name__, "invalid_code"),
-                               details=_redemption_details),
+    CampaignError: HttpError(
+        code="invalid_campaign",
+        details=lambda e: {"field": e.field, "campaign_id": e.campaign_id, "value": _json_value(e.value)},
+    ),
+    RedemptionError: HttpError(
+        lambda e: e.status,
+        lambda e: _REDEMPTION_CODES.get(type(e).__name__, "invalid_code"),
+        details=_redemption_details,
+    ),
     CodesExhausted: HttpError(409, "codes_exhausted", details=lambda e: {"campaign_id": e.campaign_id}),
     # storage backends
     sqlite3.Error: _BACKEND,
     _RedisError: _BACKEND,
     # the framework's
     RequestValidationError: HttpError(422, details=_validation_details),
-    StarletteHTTPException: HttpError(lambda e: e.status_code, "http_error",
-                                      details=lambda e: {"message": str(e.detail)},
-                                      headers=lambda e: getattr(e, "headers", None)),
+    StarletteHTTPException: HttpError(
+        lambda e: e.status_code,
+        "http_error",
+        details=lambda e: {"message": str(e.detail)},
+        headers=lambda e: getattr(e, "headers", None),
+    ),
 }
 
 
@@ -307,7 +367,7 @@ def status_of(exc: BaseException) -> int | None:
 def describe(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str] | None]:
     """Return the status, body (inside ``{"error": ...}``) and headers answering ``exc``."""
     status = status_of(exc)
-    if status is None:   # a bug: 500, and nothing of it shown
+    if status is None:  # a bug: 500, and nothing of it shown
         return 500, {"code": "internal", "message": "internal error"}, None
     body = {"code": _row_member(exc, "code") or CODES.get(status, "error"), "message": str(exc)}
     details = _row_member(exc, "details")
@@ -320,8 +380,9 @@ def describe(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str] | 
 
 
 def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps({"error": body}, default=str), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps({"error": body}, default=str), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -329,7 +390,7 @@ def install_handlers(app: FastAPI) -> None:
 
     async def handle(request: Request, exc: Exception) -> Response:
         status, body, headers = describe(exc)
-        if status_of(exc) is None:   # a bug: say so, but as JSON
+        if status_of(exc) is None:  # a bug: say so, but as JSON
             logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         elif _row_member(exc, "store"):
             rt = getattr(request.app.state, "runtime", None)

@@ -34,7 +34,7 @@ __all__ = ["EventFilter", "Entry", "MemoryEventLog", "SqliteEventLog", "RedisEve
 #: A logged event as queries return it: (id, type, JSON bytes with the id inside).
 Entry = tuple[str, str, bytes]
 
-_SCAN_CAP = 50_000   # most log entries one query scans for filtered matches
+_SCAN_CAP = 50_000  # most log entries one query scans for filtered matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +48,12 @@ class EventFilter:
         return self.match(e["device_id"], e["geofence_id"], e["type"], e["ts"])
 
     def match(self, device_id: str, geofence_id: str, type: str, ts: float) -> bool:
-        return ((self.device_id is None or device_id == self.device_id)
-                and (self.geofence_id is None or geofence_id == self.geofence_id)
-                and (self.type is None or type == self.type)
-                and (self.since is None or ts >= self.since))
+        return (
+            (self.device_id is None or device_id == self.device_id)
+            and (self.geofence_id is None or geofence_id == self.geofence_id)
+            and (self.type is None or type == self.type)
+            and (self.since is None or ts >= self.since)
+        )
 
 
 class Subscription:
@@ -89,10 +91,10 @@ class _FanOut:
     def __init__(self):
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
-        self._batches: deque[list] = deque()   # the ring: recent batches, oldest first
+        self._batches: deque[list] = deque()  # the ring: recent batches, oldest first
         self._items = 0
-        self._first = 0                        # sequence number of _batches[0]
-        self._seq = 0                          # sequence number of the next batch
+        self._first = 0  # sequence number of _batches[0]
+        self._seq = 0  # sequence number of the next batch
         self._wakes: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
 
     def subscribe(self) -> Subscription:
@@ -118,7 +120,7 @@ class _FanOut:
             return ev
 
     @staticmethod
-    def _ring(ev: asyncio.Event, wakes: dict, loop) -> None:   # runs on the loop
+    def _ring(ev: asyncio.Event, wakes: dict, loop) -> None:  # runs on the loop
         if wakes.get(loop) is ev:
             wakes[loop] = asyncio.Event()
         ev.set()
@@ -141,7 +143,7 @@ class _FanOut:
         for loop, ev in wakes:
             try:
                 loop.call_soon_threadsafe(self._ring, ev, self._wakes, loop)
-            except RuntimeError:   # loop closed
+            except RuntimeError:  # loop closed
                 with self._lock:
                     self._wakes.pop(loop, None)
 
@@ -247,8 +249,10 @@ class SqliteEventLog(MemoryEventLog):
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS event_batches (first_seq INTEGER PRIMARY KEY, "
-                         "last_seq INTEGER, received_ts REAL, docs BLOB)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS event_batches (first_seq INTEGER PRIMARY KEY, "
+            "last_seq INTEGER, received_ts REAL, docs BLOB)"
+        )
         self._load(time.time() - retention_s, cap)
         top = self._db.execute("SELECT MAX(last_seq) FROM event_batches").fetchone()[0]
         self._next = (top or 0) + 1
@@ -257,8 +261,10 @@ class SqliteEventLog(MemoryEventLog):
 
     def _load(self, horizon: float, cap: int) -> None:
         rows: list[tuple] = []
-        cur = self._db.execute("SELECT first_seq, received_ts, docs FROM event_batches "
-                               "WHERE received_ts >= ? ORDER BY first_seq DESC", (horizon,))
+        cur = self._db.execute(
+            "SELECT first_seq, received_ts, docs FROM event_batches WHERE received_ts >= ? ORDER BY first_seq DESC",
+            (horizon,),
+        )
         for first, received, docs in cur:
             batch = []
             for seq, doc in enumerate(docs.split(b"\n"), first):
@@ -269,9 +275,11 @@ class SqliteEventLog(MemoryEventLog):
                 break
         self._ring.extend(rows[-cap:])
 
-    def _persist(self, rows: list[tuple]) -> None:   # under the append lock: one writer at a time
-        self._db.execute("INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)",
-                         (rows[0][0], rows[-1][0], rows[0][1], b"\n".join(r[6] for r in rows)))
+    def _persist(self, rows: list[tuple]) -> None:  # under the append lock: one writer at a time
+        self._db.execute(
+            "INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)",
+            (rows[0][0], rows[-1][0], rows[0][1], b"\n".join(r[6] for r in rows)),
+        )
         now = time.monotonic()
         if now - self._last_trim > self._trim_every_s:
             self._last_trim = now
@@ -288,8 +296,7 @@ class SqliteEventLog(MemoryEventLog):
 class RedisEventLog(_FanOut):
     """Events in one Redis Stream shared by every process; :meth:`follow` feeds live subscribers."""
 
-    def __init__(self, url: str | None = None, *, prefix: str, retention_s: float, cap: int,
-                 client=None):
+    def __init__(self, url: str | None = None, *, prefix: str, retention_s: float, cap: int, client=None):
         super().__init__()
         from proximity.storage.redis_client import connect
 
@@ -324,7 +331,7 @@ class RedisEventLog(_FanOut):
         for e, i in zip(events, ids):
             if isinstance(i, bytes):
                 e["id"] = i.decode()
-        return events   # fan-out happens in follow(), for the events of every process alike
+        return events  # fan-out happens in follow(), for the events of every process alike
 
     def _decode(self, entries: Iterable) -> list[tuple[str, dict]]:
         out = []

@@ -192,8 +192,7 @@ class GeofenceService:
 
     def page(self, *, tag: str | None, bbox: str | None, cursor: str | None, limit: int) -> dict:
         """Return ``{"type": "FeatureCollection", "features", "next_cursor"}`` sorted by id."""
-        fences: list[Geofence] = (self.engine.index.intersecting(parse_bbox(bbox)) if bbox
-                                  else list(self.engine.index))
+        fences: list[Geofence] = self.engine.index.intersecting(parse_bbox(bbox)) if bbox else list(self.engine.index)
         if tag is not None:
             fences = [f for f in fences if tag in f.tags]
         fences.sort(key=lambda f: f.id)

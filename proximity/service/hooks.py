@@ -17,7 +17,7 @@ class Webhooks:
     def __init__(self, inner: Any | None, reason: str = "", recheck_s: float = 0.5):
         self.inner, self.reason = inner, reason
         self._recheck_s = recheck_s
-        self._any: bool | None = None     # are there webhooks at all? (re-read every recheck_s)
+        self._any: bool | None = None  # are there webhooks at all? (re-read every recheck_s)
         self._checked = 0.0
 
     def _svc(self):
@@ -91,14 +91,30 @@ class Webhooks:
             await self.inner.stop()
 
 
-def open_webhooks(*, sqlite_path: str | None, redis_url: str | None, prefix: str,
-                  retry_base_s: float = 1.0, max_backoff_s: float = 300.0, timeout_s: float = 10.0,
-                  redis_client: Any = None, allow_hosts: list[str] | tuple[str, ...] = ()) -> Webhooks:
+def open_webhooks(
+    *,
+    sqlite_path: str | None,
+    redis_url: str | None,
+    prefix: str,
+    retry_base_s: float = 1.0,
+    max_backoff_s: float = 300.0,
+    timeout_s: float = 10.0,
+    redis_client: Any = None,
+    allow_hosts: list[str] | tuple[str, ...] = (),
+) -> Webhooks:
     """Build the WebhookService, or an unavailable stand-in when the package is not installed."""
     try:
         from proximity.webhooks import RetryPolicy, WebhookService
     except ImportError as exc:
         return Webhooks(None, f"proximity.webhooks cannot be imported ({exc})")
     policy = RetryPolicy(base_s=retry_base_s, max_backoff_s=max_backoff_s, timeout_s=timeout_s)
-    return Webhooks(WebhookService(sqlite_path=sqlite_path, redis_url=redis_url, prefix=prefix, policy=policy,
-                                   redis_client=redis_client, allow_hosts=allow_hosts))
+    return Webhooks(
+        WebhookService(
+            sqlite_path=sqlite_path,
+            redis_url=redis_url,
+            prefix=prefix,
+            policy=policy,
+            redis_client=redis_client,
+            allow_hosts=allow_hosts,
+        )
+    )

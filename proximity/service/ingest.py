@@ -22,8 +22,16 @@ from proximity.core.wire import event_dicts
 from proximity.service.errors import BadRequest, PayloadTooLarge
 from proximity.service.metrics import Metrics
 
-__all__ = ["IngestService", "Guarded", "offer_dicts", "event_pipeline", "parse_ping_body", "pings_from_rows", "json_array",
-           "event_dicts"]
+__all__ = [
+    "IngestService",
+    "Guarded",
+    "offer_dicts",
+    "event_pipeline",
+    "parse_ping_body",
+    "pings_from_rows",
+    "json_array",
+    "event_dicts",
+]
 
 logger = logging.getLogger("proximity.service")
 _NAN = math.nan
@@ -77,7 +85,7 @@ def pings_from_rows(rows: list, max_batch: int) -> PingBatch:
         return PingBatch.from_columns(dev, ts, lon, lat, acc)
     except InvalidPing:
         raise
-    except (TypeError, ValueError, OverflowError):   # e.g. an integer too large for a float
+    except (TypeError, ValueError, OverflowError):  # e.g. an integer too large for a float
         raise _locate_bad_ping(rows) from None
 
 
@@ -128,8 +136,14 @@ class IngestService:
             raise
         self.metrics.count_ingest(res.accepted, res.stale, res.duplicates, res.inaccurate)
         events = self.emit(res.events)
-        return {"events": events, "offers": offer_dicts(events), "accepted": res.accepted, "stale": res.stale,
-                "duplicates": res.duplicates, "inaccurate": res.inaccurate}
+        return {
+            "events": events,
+            "offers": offer_dicts(events),
+            "accepted": res.accepted,
+            "stale": res.stale,
+            "duplicates": res.duplicates,
+            "inaccurate": res.inaccurate,
+        }
 
     def emit(self, batch: EventBatch) -> list[dict]:
         """Emit a batch of events (from pings, sweeps, sightings or definition changes); return
@@ -143,8 +157,11 @@ class IngestService:
 def offer_dicts(events: list[dict]) -> list[dict]:
     """The ``offers`` member of a response: the payloads of its ``offer`` events, with the device
     and the event's ``id`` (each holds campaign_id, title, code and the triggering event)."""
-    return [{**e["offer"], "device_id": e["device_id"], "id": e.get("id")} for e in events
-            if e["type"] == "offer" and e.get("offer")]
+    return [
+        {**e["offer"], "device_id": e["device_id"], "id": e.get("id")}
+        for e in events
+        if e["type"] == "offer" and e.get("offer")
+    ]
 
 
 class Guarded:
@@ -162,8 +179,9 @@ class Guarded:
             logger.exception("%s failed for %d event(s)", self.what, len(batch))
 
 
-def event_pipeline(event_log: EventSink, metrics: Metrics, webhooks: EventSink | None = None,
-                   stages: Iterable[EventStage] = ()) -> Pipeline:
+def event_pipeline(
+    event_log: EventSink, metrics: Metrics, webhooks: EventSink | None = None, stages: Iterable[EventStage] = ()
+) -> Pipeline:
     """The service's pipeline: the event log (ids, SSE), then webhooks (guarded), then metrics."""
     sinks: list[EventSink] = [event_log]
     if webhooks is not None:

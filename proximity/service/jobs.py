@@ -48,8 +48,15 @@ class Job:
         self.records_parsed = n
 
     def to_dict(self) -> dict:
-        out = {"id": self.id, "kind": self.kind, "status": self.status, "records_parsed": self.records_parsed,
-               "total": self.total, "created_ts": self.created_ts, "finished_ts": self.finished_ts}
+        out = {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "records_parsed": self.records_parsed,
+            "total": self.total,
+            "created_ts": self.created_ts,
+            "finished_ts": self.finished_ts,
+        }
         if self.status == "done":
             out["result"] = self.result
         if self.status == "failed":
@@ -87,6 +94,7 @@ class Jobs:
                 job.finished_ts = time.time()
                 if cleanup is not None:
                     cleanup()
+
         threading.Thread(target=run, name=f"job-{kind}-{job.id[:8]}", daemon=True).start()
         return job
 
@@ -99,5 +107,5 @@ class Jobs:
 
     def _trim(self) -> None:
         done = [j.id for j in self._jobs.values() if j.status in ("done", "failed")]
-        for jid in done[:max(0, len(done) - KEEP)]:
+        for jid in done[: max(0, len(done) - KEEP)]:
             del self._jobs[jid]

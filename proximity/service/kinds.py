@@ -72,8 +72,9 @@ class Dependents:
     def __init__(self) -> None:
         self._queries: dict[DefinitionKind, list[tuple[DefinitionKind, str, Callable[[str], Iterable[str]]]]] = {}
 
-    def declare(self, of: DefinitionKind, kind: DefinitionKind, query: Callable[[str], Iterable[str]],
-                relation: str) -> None:
+    def declare(
+        self, of: DefinitionKind, kind: DefinitionKind, query: Callable[[str], Iterable[str]], relation: str
+    ) -> None:
         """Definitions of ``kind`` depend on definitions of ``of``: ``query(id)`` returns the ids of
         those that depend on ``id``, for which ``id`` is their ``relation`` (e.g. ``store``)."""
         self._queries.setdefault(DefinitionKind(of), []).append((DefinitionKind(kind), relation, query))

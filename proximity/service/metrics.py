@@ -16,19 +16,25 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.pings = Counter("proximity_pings", "Pings received, by outcome", ["outcome"], registry=r)
-        self.sightings = Counter("proximity_sightings", "Beacon sightings received, by outcome", ["outcome"],
-                                 registry=r)
+        self.sightings = Counter(
+            "proximity_sightings", "Beacon sightings received, by outcome", ["outcome"], registry=r
+        )
         self.beacons = Gauge("proximity_beacons", "Beacons registered", registry=r)
         self.events = Counter("proximity_events", "Events emitted, by type", ["type"], registry=r)
-        self.latency = Histogram("proximity_http_request_duration_seconds", "HTTP request latency",
-                                 ["method", "route", "status"], registry=r,
-                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+        self.latency = Histogram(
+            "proximity_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
         self.store_errors = Counter("proximity_store_errors", "State/definition store failures", registry=r)
         self.webhook_backlog = Gauge("proximity_webhook_backlog", "Webhook deliveries waiting", registry=r)
         self.sse_clients = Gauge("proximity_sse_clients", "Open event streams", registry=r)
         self.fences = Gauge("proximity_geofences", "Geofences loaded", registry=r)
-        self.decisions = Counter("proximity_campaign_decisions", "Campaign decisions, by reason", ["reason"],
-                                 registry=r)
+        self.decisions = Counter(
+            "proximity_campaign_decisions", "Campaign decisions, by reason", ["reason"], registry=r
+        )
         self._collect_hooks: list[Callable[[], None]] = []
 
     def on_collect(self, hook: Callable[[], None]) -> None:
@@ -39,14 +45,17 @@ class Metrics:
             self.decisions.labels(reason).inc(n)
 
     def count_ingest(self, accepted: int, stale: int, duplicates: int, inaccurate: int) -> None:
-        for name, n in (("accepted", accepted), ("stale", stale), ("duplicate", duplicates),
-                        ("inaccurate", inaccurate)):
+        for name, n in (
+            ("accepted", accepted),
+            ("stale", stale),
+            ("duplicate", duplicates),
+            ("inaccurate", inaccurate),
+        ):
             if n:
                 self.pings.labels(name).inc(n)
 
     def count_sightings(self, accepted: int, unknown: int, unidentified: int, stale: int) -> None:
-        for name, n in (("accepted", accepted), ("unknown", unknown), ("unidentified", unidentified),
-                        ("stale", stale)):
+        for name, n in (("accepted", accepted), ("unknown", unknown), ("unidentified", unidentified), ("stale", stale)):
             if n:
                 self.sightings.labels(name).inc(n)
 
@@ -62,7 +71,7 @@ class Metrics:
         for hook in self._collect_hooks:
             try:
                 hook()
-            except Exception:   # a gauge we cannot read now must not break the scrape
+            except Exception:  # a gauge we cannot read now must not break the scrape
                 self.store_errors.inc()
         return generate_latest(self.registry)
 
@@ -85,6 +94,7 @@ class MetricsMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
+
         try:
             await self.app(scope, receive, _send)
         finally:

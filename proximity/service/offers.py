@@ -46,34 +46,68 @@ class CampaignStage:
         src = batch.take(np.flatnonzero(batch.kind != EventKind.OFFER))
         if not len(src):
             return EventBatch.empty()
-        d = decide(cs, svc.counters, src.device_id, src.kind, src.geofence_id, src.region_id, src.zone, src.ts,
-                   src.visit_id, profiles=svc.profiles, fraud=svc.fraud, config=svc.config)
+        d = decide(
+            cs,
+            svc.counters,
+            src.device_id,
+            src.kind,
+            src.geofence_id,
+            src.region_id,
+            src.zone,
+            src.ts,
+            src.visit_id,
+            profiles=svc.profiles,
+            fraud=svc.fraud,
+            config=svc.config,
+        )
         visit_rows = np.flatnonzero(np.isin(src.kind, _VISITS))
-        visits = [(dv, f, KIND_NAMES[k], t) for dv, f, k, t in zip(src.device_id[visit_rows].tolist(),
-                                                                   src.geofence_id[visit_rows].tolist(),
-                                                                   src.kind[visit_rows].tolist(),
-                                                                   src.ts[visit_rows].tolist()) if f in targeted]
+        visits = [
+            (dv, f, KIND_NAMES[k], t)
+            for dv, f, k, t in zip(
+                src.device_id[visit_rows].tolist(),
+                src.geofence_id[visit_rows].tolist(),
+                src.kind[visit_rows].tolist(),
+                src.ts[visit_rows].tolist(),
+            )
+            if f in targeted
+        ]
         if not len(d) and not visits:
             return EventBatch.empty()
         names = d.to_frame()["decision"].tolist() if len(d) else []
         vids = format_visit_ids(src.visit_id)
         records, offers = [], {}
-        for i, (row, cid, name, code) in enumerate(zip(d.row.tolist(), d.campaign_id.tolist(), names,
-                                                       d.code.tolist())):
-            ev = {"type": KIND_NAMES[src.kind[row]], "geofence_id": src.geofence_id[row],
-                  "ts": float(src.ts[row]), "visit_id": vids[row]}
+        for i, (row, cid, name, code) in enumerate(zip(d.row.tolist(), d.campaign_id.tolist(), names, d.code.tolist())):
+            ev = {
+                "type": KIND_NAMES[src.kind[row]],
+                "geofence_id": src.geofence_id[row],
+                "ts": float(src.ts[row]),
+                "visit_id": vids[row],
+            }
             if src.region_id[row] is not None:
                 ev["region_id"] = src.region_id[row]
-            rec = {"device_id": src.device_id[row], "campaign_id": cid, "decision": name, "ts": float(src.ts[row]),
-                   "event_key": d.event_key[i], "event": ev}
+            rec = {
+                "device_id": src.device_id[row],
+                "campaign_id": cid,
+                "decision": name,
+                "ts": float(src.ts[row]),
+                "event_key": d.event_key[i],
+                "event": ev,
+            }
             if name == "delivered":
                 c = cs.by_id[cid]
                 expires = src.ts[row] + c.offer.coupon.ttl_s if c.offer.coupon.ttl_s is not None else math.inf
                 if c.schedule.end is not None:
                     expires = min(expires, c.schedule.end)
-                offer = {"campaign_id": cid, "title": c.offer.title, "body": c.offer.body,
-                         "deep_link": c.offer.deep_link, "image_url": c.offer.image_url, "code": code or None,
-                         "expires_ts": None if math.isinf(expires) else float(expires), "event": ev}
+                offer = {
+                    "campaign_id": cid,
+                    "title": c.offer.title,
+                    "body": c.offer.body,
+                    "deep_link": c.offer.deep_link,
+                    "image_url": c.offer.image_url,
+                    "code": code or None,
+                    "expires_ts": None if math.isinf(expires) else float(expires),
+                    "event": ev,
+                }
                 rec["code"], rec["offer"] = code or None, {**offer, "device_id": src.device_id[row]}
                 offers[row] = offer
             records.append(rec)
@@ -86,5 +120,6 @@ class CampaignStage:
         out = src.take(rows)
         payload = np.empty(len(rows), dtype=object)
         payload[:] = list(offers.values())
-        return dataclasses.replace(out, kind=np.full(len(rows), EventKind.OFFER, np.int8),
-                                   duration_s=np.full(len(rows), np.nan), offer=payload)
+        return dataclasses.replace(
+            out, kind=np.full(len(rows), EventKind.OFFER, np.int8), duration_s=np.full(len(rows), np.nan), offer=payload
+        )

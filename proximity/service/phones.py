@@ -41,7 +41,7 @@ def owntracks_pings(body: bytes, headers: Mapping[str, str]) -> PingBatch | None
         msg = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("body", f"not valid JSON: {exc}") from None
-    if isinstance(msg, list):   # some versions post a list of messages
+    if isinstance(msg, list):  # some versions post a list of messages
         msgs = msg
     elif isinstance(msg, dict):
         msgs = [msg]
@@ -75,8 +75,11 @@ def _owntracks_device(headers: Mapping[str, str], topic: Any, where: str) -> str
             return f"{parts[1]}/{parts[2]}"
     if user:
         return user
-    raise BadRequest("X-Limit-D", "cannot tell the device: send X-Limit-U and X-Limit-D headers "
-                     f"(OwnTracks sets them from its user and device id) or a {where}topic")
+    raise BadRequest(
+        "X-Limit-D",
+        "cannot tell the device: send X-Limit-U and X-Limit-D headers "
+        f"(OwnTracks sets them from its user and device id) or a {where}topic",
+    )
 
 
 def osmand_pings(params: Mapping[str, str], body: bytes, content_type: str) -> PingBatch:
@@ -87,17 +90,23 @@ def osmand_pings(params: Mapping[str, str], body: bytes, content_type: str) -> P
         except orjson.JSONDecodeError as exc:
             raise BadRequest("body", f"not valid JSON: {exc}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("location"), dict):
-            raise BadRequest("location", "expected {\"device_id\", \"location\": {\"timestamp\", \"coords\"}}")
+            raise BadRequest("location", 'expected {"device_id", "location": {"timestamp", "coords"}}')
         loc = doc["location"]
         coords = loc.get("coords") if isinstance(loc.get("coords"), dict) else {}
         device, ts_raw = doc.get("device_id"), loc.get("timestamp")
         lat, lon = coords.get("latitude"), coords.get("longitude")
         acc = coords.get("accuracy")
-        names = ("device_id", "location.timestamp", "location.coords.latitude",
-                 "location.coords.longitude", "location.coords.accuracy")
+        names = (
+            "device_id",
+            "location.timestamp",
+            "location.coords.latitude",
+            "location.coords.longitude",
+            "location.coords.accuracy",
+        )
     else:
         if content_type.startswith("application/x-www-form-urlencoded") and body:
             from urllib.parse import parse_qsl
+
             params = {**dict(parse_qsl(body.decode("utf-8", "replace"))), **params}
         device, ts_raw = params.get("id") or params.get("deviceid"), params.get("timestamp")
         lat, lon, acc = params.get("lat"), params.get("lon"), params.get("accuracy")
@@ -105,8 +114,13 @@ def osmand_pings(params: Mapping[str, str], body: bytes, content_type: str) -> P
     if not isinstance(device, str) or not device:
         raise BadRequest(names[0], "missing device id")
     ts = _osmand_ts(ts_raw, names[1])
-    return PingBatch.from_columns([device], [ts], [_number(lon, names[3])], [_number(lat, names[2])],
-                                  [_number(acc, names[4], required=False) or float("nan")])
+    return PingBatch.from_columns(
+        [device],
+        [ts],
+        [_number(lon, names[3])],
+        [_number(lat, names[2])],
+        [_number(acc, names[4], required=False) or float("nan")],
+    )
 
 
 def _osmand_ts(value: Any, field: str) -> float | str:
@@ -115,5 +129,5 @@ def _osmand_ts(value: Any, field: str) -> float | str:
     try:
         ts = float(value)
     except (TypeError, ValueError, OverflowError):
-        return str(value)    # ISO 8601: PingBatch validates it
-    return ts / 1000.0 if ts > 1e11 else ts   # OsmAnd sends milliseconds, Traccar Client seconds
+        return str(value)  # ISO 8601: PingBatch validates it
+    return ts / 1000.0 if ts > 1e11 else ts  # OsmAnd sends milliseconds, Traccar Client seconds

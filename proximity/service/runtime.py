@@ -47,15 +47,15 @@ class Runtime:
     keys: KeyRing
     event_log: MemoryEventLog | RedisEventLog
     metrics: Metrics
-    pipeline: Pipeline          # every event goes through it: to the log, webhooks and metrics
-    ingest: IngestService       # pings and sweeps -> engine -> pipeline
+    pipeline: Pipeline  # every event goes through it: to the log, webhooks and metrics
+    ingest: IngestService  # pings and sweeps -> engine -> pipeline
     geofences: GeofenceService
     webhooks: Webhooks
     batcher: Batcher
     beacons: BeaconService
     sightings: SightingIngest
     tasks: list[asyncio.Task] = field(default_factory=list)
-    redis: Any = None   # Redis mode: the process's one client (one connection pool), closed last
+    redis: Any = None  # Redis mode: the process's one client (one connection pool), closed last
     generated_admin_key: str | None = None
     ready: bool = False
     #: one follower per definition kind (changes written by other processes)
@@ -74,36 +74,52 @@ class Runtime:
 
 def _build(settings: Settings) -> Runtime:
     s = settings
-    hook_policy = {"retry_base_s": s.webhook_retry_base_s, "max_backoff_s": s.webhook_max_backoff_s,
-                   "timeout_s": s.webhook_timeout_s, "allow_hosts": s.webhook_allow_hosts}
+    hook_policy = {
+        "retry_base_s": s.webhook_retry_base_s,
+        "max_backoff_s": s.webhook_max_backoff_s,
+        "timeout_s": s.webhook_timeout_s,
+        "allow_hosts": s.webhook_allow_hosts,
+    }
     redis_client = None
     if s.redis_url:
         from proximity.storage.redis_beacons import RedisMonitorStore
         from proximity.storage.redis_client import connect
         from proximity.storage.redis_devices import RedisDeviceStore
+
         # one connection pool for the process, shared by every Redis adapter
         redis_client = connect(s.redis_url)
         store = RedisDeviceStore(s.redis_url, prefix=s.redis_prefix, client=redis_client)
-        monitor_store = RedisMonitorStore(s.redis_url, prefix=f"{s.redis_prefix}beacons:",
-                                          client=redis_client)
+        monitor_store = RedisMonitorStore(s.redis_url, prefix=f"{s.redis_prefix}beacons:", client=redis_client)
         defs = open_definitions(redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client)
-        event_log = RedisEventLog(s.redis_url, prefix=s.redis_prefix, retention_s=s.event_retention_s,
-                                  cap=s.event_log_cap, client=redis_client)
-        webhooks = open_webhooks(sqlite_path=None, redis_url=s.redis_url, prefix=s.redis_prefix,
-                                 redis_client=redis_client, **hook_policy)
+        event_log = RedisEventLog(
+            s.redis_url,
+            prefix=s.redis_prefix,
+            retention_s=s.event_retention_s,
+            cap=s.event_log_cap,
+            client=redis_client,
+        )
+        webhooks = open_webhooks(
+            sqlite_path=None, redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client, **hook_policy
+        )
     else:
         # device and beacon state in memory, every save journaled before the 2xx (kill -9 safe)
         from proximity.storage.journal import Journal, JournaledMonitorStore, JournaledStateStore
+
         journal = Journal(s.data_dir / "state.sqlite3")
         store = JournaledStateStore(journal)
         monitor_store = JournaledMonitorStore(journal)
         defs = open_definitions(sqlite_path=s.sqlite_path)
-        event_log = (SqliteEventLog(str(s.data_dir / "events.sqlite3"), s.event_retention_s, s.event_log_cap)
-                     if s.event_log_durable else MemoryEventLog(s.event_retention_s, s.event_log_cap))
-        webhooks = open_webhooks(sqlite_path=str(s.data_dir / "webhooks.sqlite3"), redis_url=None,
-                                 prefix=s.redis_prefix, **hook_policy)
-    engine = Engine(store=store, config=EngineConfig(hysteresis_factor=s.hysteresis_factor,
-                                                     max_accuracy_m=s.max_accuracy_m))
+        event_log = (
+            SqliteEventLog(str(s.data_dir / "events.sqlite3"), s.event_retention_s, s.event_log_cap)
+            if s.event_log_durable
+            else MemoryEventLog(s.event_retention_s, s.event_log_cap)
+        )
+        webhooks = open_webhooks(
+            sqlite_path=str(s.data_dir / "webhooks.sqlite3"), redis_url=None, prefix=s.redis_prefix, **hook_policy
+        )
+    engine = Engine(
+        store=store, config=EngineConfig(hysteresis_factor=s.hysteresis_factor, max_accuracy_m=s.max_accuracy_m)
+    )
     metrics = Metrics()
     pipeline = event_pipeline(event_log, metrics, webhooks)
     ingest = IngestService(engine, pipeline, metrics)
@@ -112,15 +128,33 @@ def _build(settings: Settings) -> Runtime:
     keys = KeyRing(defs)
     monitor = BeaconMonitor(BeaconRegistry(), s.monitor_config(), monitor_store)
     beacons = BeaconService(defs, monitor, engine, ingest)
-    batcher = Batcher(ingest, inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings,
-                      max_clock_skew_s=s.max_clock_skew_s, min_ts=s.min_ts)
-    rt = Runtime(s, defs, engine, keys, event_log, metrics, pipeline, ingest, fences, webhooks, batcher,
-                 beacons, SightingIngest(beacons, ingest, s.max_batch), redis=redis_client)
+    batcher = Batcher(
+        ingest,
+        inline_max_pings=0 if s.redis_url else s.inline_ingest_max_pings,
+        max_clock_skew_s=s.max_clock_skew_s,
+        min_ts=s.min_ts,
+    )
+    rt = Runtime(
+        s,
+        defs,
+        engine,
+        keys,
+        event_log,
+        metrics,
+        pipeline,
+        ingest,
+        fences,
+        webhooks,
+        batcher,
+        beacons,
+        SightingIngest(beacons, ingest, s.max_batch),
+        redis=redis_client,
+    )
     rt.campaigns = campaigns = _campaigns(s, defs, engine, beacons, redis_client)
-    stage = CampaignStage(campaigns, metrics)      # enters, dwells, beacon events -> offers
+    stage = CampaignStage(campaigns, metrics)  # enters, dwells, beacon events -> offers
     pipeline.add_stage(stage)
-    ingest.observers.append(stage.observe_pings)   # the fraud gate sees every ping batch
-    for service in (fences, beacons, keys, campaigns):   # one follower per definition kind, and dependents
+    ingest.observers.append(stage.observe_pings)  # the fraud gate sees every ping batch
+    for service in (fences, beacons, keys, campaigns):  # one follower per definition kind, and dependents
         service.register(rt.followers, rt.dependents)
     if missing := rt.followers.missing():
         raise RuntimeError(f"definition kinds without a follower: {', '.join(k.value for k in missing)}")
@@ -131,13 +165,16 @@ def _build(settings: Settings) -> Runtime:
     return rt
 
 
-def _campaigns(s: Settings, defs: Definitions, engine: Engine, beacons: BeaconService,
-               redis_client=None) -> CampaignService:
+def _campaigns(
+    s: Settings, defs: Definitions, engine: Engine, beacons: BeaconService, redis_client=None
+) -> CampaignService:
     """The campaign service: counters and records shared through Redis (the process's one client),
     or journaled to SQLite."""
     from proximity.storage.campaign_records import JournaledCounterStore, open_records
+
     if s.redis_url:
         from proximity.storage.campaign_counters import RedisCounterStore
+
         counters = RedisCounterStore(s.redis_url, prefix=f"{s.redis_prefix}camp:", client=redis_client)
         records = open_records(redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client)
     else:
@@ -149,17 +186,21 @@ def _campaigns(s: Settings, defs: Definitions, engine: Engine, beacons: BeaconSe
 async def start_runtime(settings: Settings) -> Runtime:
     """Build everything, load definitions and keys, start the background tasks."""
     rt = await to_thread.run_sync(_build, settings)
-    cursor = await to_thread.run_sync(rt.defs.cursor)   # before loading: replays are idempotent
+    cursor = await to_thread.run_sync(rt.defs.cursor)  # before loading: replays are idempotent
     await to_thread.run_sync(rt.geofences.load)
     await to_thread.run_sync(rt.beacons.load)
     await to_thread.run_sync(rt.campaigns.load)
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     rt.generated_admin_key = await to_thread.run_sync(rt.keys.load, admin)
     if rt.generated_admin_key:
-        print(f"proximity: generated admin API key (shown once, store it now): {rt.generated_admin_key}",
-              file=sys.stderr, flush=True)
+        print(
+            f"proximity: generated admin API key (shown once, store it now): {rt.generated_admin_key}",
+            file=sys.stderr,
+            flush=True,
+        )
     if settings.demo:
         from proximity.service.demo import load_demo, replay_demo, replay_demo_beacons
+
         await to_thread.run_sync(load_demo, rt)
         rt.tasks.append(asyncio.create_task(replay_demo(rt), name="demo"))
         rt.tasks.append(asyncio.create_task(replay_demo_beacons(rt), name="demo-beacons"))
@@ -188,8 +229,14 @@ async def stop_runtime(rt: Runtime) -> None:
             pass
     await rt.webhooks.stop()
     journal = getattr(rt.engine.store, "journal", None)
-    closers = [rt.defs.close, rt.event_log.close, rt.engine.store.close, rt.beacons.monitor.store.close,
-               rt.campaigns.counters.close, rt.campaigns.records.close]
+    closers = [
+        rt.defs.close,
+        rt.event_log.close,
+        rt.engine.store.close,
+        rt.beacons.monitor.store.close,
+        rt.campaigns.counters.close,
+        rt.campaigns.records.close,
+    ]
     if journal is not None:
         closers.append(journal.close)
     if rt.redis is not None:
@@ -218,6 +265,7 @@ async def _sweeper(rt: Runtime) -> None:
         await asyncio.sleep(rt.settings.sweep_interval_s)
         await to_thread.run_sync(rt.ingest.sweep)
         await to_thread.run_sync(rt.sightings.sweep)
+
     await _forever("sweep", rt, step)
 
 
@@ -226,12 +274,13 @@ async def _follow_definitions(rt: Runtime, cursor: str) -> None:
 
     def once():
         nxt, changes = rt.defs.changes(state["cursor"], rt.settings.sync_interval_s)
-        for ch in dict.fromkeys(changes):   # each id once per round: we read its current value
+        for ch in dict.fromkeys(changes):  # each id once per round: we read its current value
             rt.followers.apply(ch)
         state["cursor"] = nxt
 
     async def step():
         await to_thread.run_sync(once)
+
     await _forever("follow-definitions", rt, step)
 
 
@@ -244,4 +293,5 @@ async def _follow_events(rt: Runtime) -> None:
 
     async def step():
         await to_thread.run_sync(once)
+
     await _forever("follow-events", rt, step)

@@ -11,12 +11,35 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from proximity.core.events import ZONE_NAMES, EventKind, Reason
 
-__all__ = ["PingCreate", "PingBatchCreate", "IngestPublic", "EventPublic", "EventPagePublic",
-           "GeofencePublic", "GeofencePagePublic", "ImportPublic", "DevicePublic", "KeyCreate",
-           "KeyPublic", "KeyCreatedPublic", "WebhookCreate", "WebhookPublic", "LocatePublic",
-           "FenceDevicesPublic", "HealthPublic", "BeaconCreate", "BeaconPublic", "BeaconPagePublic",
-           "RegionCreate", "RegionPublic", "RegionListPublic", "SightingCreate", "SightingBatchCreate",
-           "SightingIngestPublic", "EVENT_TYPES"]
+__all__ = [
+    "PingCreate",
+    "PingBatchCreate",
+    "IngestPublic",
+    "EventPublic",
+    "EventPagePublic",
+    "GeofencePublic",
+    "GeofencePagePublic",
+    "ImportPublic",
+    "DevicePublic",
+    "KeyCreate",
+    "KeyPublic",
+    "KeyCreatedPublic",
+    "WebhookCreate",
+    "WebhookPublic",
+    "LocatePublic",
+    "FenceDevicesPublic",
+    "HealthPublic",
+    "BeaconCreate",
+    "BeaconPublic",
+    "BeaconPagePublic",
+    "RegionCreate",
+    "RegionPublic",
+    "RegionListPublic",
+    "SightingCreate",
+    "SightingBatchCreate",
+    "SightingIngestPublic",
+    "EVENT_TYPES",
+]
 
 # the OpenAPI enums, from the core's vocabulary (proximity.core.events)
 EVENT_TYPES = Literal[tuple(str(k) for k in EventKind)]  # type: ignore[valid-type]
@@ -62,10 +85,10 @@ class EventPublic(BaseModel):
     visit_id: str
     duration_s: float | None
     reason: REASONS
-    region_id: str | None = Field(None, description="beacon events: the monitored region "
-                                  "(for zone_change: the beacon id)")
-    zone: ZONES | None = Field(
-        None, description="zone_change: the new proximity zone")
+    region_id: str | None = Field(
+        None, description="beacon events: the monitored region (for zone_change: the beacon id)"
+    )
+    zone: ZONES | None = Field(None, description="zone_change: the new proximity zone")
     offer: OfferPublic | None = Field(None, description="offer events: the offer")
 
 
@@ -184,12 +207,14 @@ class HealthPublic(BaseModel):
 
 # -- beacons (documentation of the bodies; the core's parse_beacon / parse_region validate) --------
 
+
 class BeaconBase(BaseModel):
     """A registered BLE beacon: its ids (one kind), its store, where it hangs, its power."""
 
     model_config = ConfigDict(extra="allow")
     type: Literal["ibeacon", "eddystone", "altbeacon"] | None = Field(
-        None, description="inferred from the id fields when absent")
+        None, description="inferred from the id fields when absent"
+    )
     uuid: str | None = Field(None, description="iBeacon proximity UUID")
     major: int | None = Field(None, ge=0, le=65535)
     minor: int | None = Field(None, ge=0, le=65535)
@@ -211,8 +236,10 @@ class BeaconCreate(BeaconBase):
 
 
 class BeaconPublic(BeaconBase):
-    id: str = Field(description="canonical id: ibeacon:<uuid>:<major>:<minor>, "
-                    "eddystone:<namespace>:<instance> or altbeacon:<id1>:<id2>:<id3>")
+    id: str = Field(
+        description="canonical id: ibeacon:<uuid>:<major>:<minor>, "
+        "eddystone:<namespace>:<instance> or altbeacon:<id1>:<id2>:<id3>"
+    )
 
 
 class BeaconPagePublic(BaseModel):

@@ -26,78 +26,107 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "prox:"
     demo: bool = False
-    public_docs: bool = Field(True, description="serve /docs and /openapi.json without a key; "
-                              "false turns both off (every other route but /health needs a key)")
+    public_docs: bool = Field(
+        True,
+        description="serve /docs and /openapi.json without a key; "
+        "false turns both off (every other route but /health needs a key)",
+    )
     demo_speed: float = Field(20.0, gt=0, description="demo ping replay speed-up over real time")
     admin_key: SecretStr | None = None
 
     # limits
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    max_import_bytes: int = Field(1024 ** 3, ge=1024, description="body limit of POST "
-                                  "/v1/geofences/import (spooled to disk past import_spool_bytes); "
-                                  "every other route has max_body_bytes")
-    import_spool_bytes: int = Field(16 * 1024 * 1024, ge=0, description="an import body larger "
-                                    "than this is spooled to a temporary file, not kept in memory")
+    max_import_bytes: int = Field(
+        1024**3,
+        ge=1024,
+        description="body limit of POST "
+        "/v1/geofences/import (spooled to disk past import_spool_bytes); "
+        "every other route has max_body_bytes",
+    )
+    import_spool_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="an import body larger than this is spooled to a temporary file, not kept in memory",
+    )
     max_batch: int = Field(10_000, ge=1)
     max_vertices: int = Field(10_000, ge=4)
     max_radius_m: float = Field(50_000.0, gt=0)
     max_page: int = Field(1000, ge=1)
-    max_clock_skew_s: float = Field(300.0, gt=0, description="refuse pings this far ahead of the "
-                                    "server's clock (one ping from the future would make every later one stale)")
-    min_ts: float = Field(946_684_800.0, description="refuse pings older than this epoch second "
-                          "(default 2000-01-01T00:00:00Z)")
+    max_clock_skew_s: float = Field(
+        300.0,
+        gt=0,
+        description="refuse pings this far ahead of the "
+        "server's clock (one ping from the future would make every later one stale)",
+    )
+    min_ts: float = Field(
+        946_684_800.0, description="refuse pings older than this epoch second (default 2000-01-01T00:00:00Z)"
+    )
 
     # engine
     hysteresis_factor: float = Field(1.0, ge=0)
     max_accuracy_m: float = Field(1000.0, gt=0)
     sweep_interval_s: float = Field(1.0, gt=0)
-    inline_ingest_max_pings: int = Field(0, ge=0, description="embedded mode: ingest merged batches "
-                                         "this small on the event loop, not in a worker thread")
+    inline_ingest_max_pings: int = Field(
+        0, ge=0, description="embedded mode: ingest merged batches this small on the event loop, not in a worker thread"
+    )
 
-    gc_freeze: bool = Field(False, description="after start, move every object to the garbage "
-                            "collector's permanent generation (shorter GC pauses); serve turns it on")
+    gc_freeze: bool = Field(
+        False,
+        description="after start, move every object to the garbage "
+        "collector's permanent generation (shorter GC pauses); serve turns it on",
+    )
 
     # BLE beacons (the monitor: beacons.monitor.MonitorConfig; see monitor_config())
-    beacon_exit_after_s: float = Field(30.0, gt=0, le=86_400, description="silence that ends a "
-                                       "beacon stay (beacon_exit, reason silence), seconds")
+    beacon_exit_after_s: float = Field(
+        30.0, gt=0, le=86_400, description="silence that ends a beacon stay (beacon_exit, reason silence), seconds"
+    )
     beacon_filter: Literal["kalman", "ema", "none"] = Field("kalman", description="RSSI smoothing")
     beacon_distance_model: Literal["log_distance", "curve"] = "log_distance"
-    beacon_path_loss_exponent: float = Field(2.0, ge=1, le=6, description="for beacons registered "
-                                             "without one")
+    beacon_path_loss_exponent: float = Field(2.0, ge=1, le=6, description="for beacons registered without one")
     beacon_zone_immediate_m: float = Field(0.5, gt=0, description="immediate below this distance")
     beacon_zone_near_m: float = Field(3.0, gt=0, description="near below this distance, else far")
-    beacon_zone_margin_immediate_m: float = Field(0.15, ge=0, description="hysteresis at the "
-                                                  "immediate / near boundary, meters")
-    beacon_zone_margin_near_m: float = Field(1.0, ge=0, description="hysteresis at the near / far "
-                                             "boundary, meters")
+    beacon_zone_margin_immediate_m: float = Field(
+        0.15, ge=0, description="hysteresis at the immediate / near boundary, meters"
+    )
+    beacon_zone_margin_near_m: float = Field(1.0, ge=0, description="hysteresis at the near / far boundary, meters")
     beacon_enter_max_zone: Literal["immediate", "near", "far"] = Field(
-        "far", description="a beacon stay begins at a sighting in this zone or closer")
+        "far", description="a beacon stay begins at a sighting in this zone or closer"
+    )
     beacon_use_sighting_tx_power: bool = False
-    beacon_positions: bool = Field(True, description="trilaterate devices from >= 3 beacons and "
-                                   "feed the fixes to the geofence engine as pings")
+    beacon_positions: bool = Field(
+        True, description="trilaterate devices from >= 3 beacons and feed the fixes to the geofence engine as pings"
+    )
     beacon_position_window_s: float = Field(5.0, ge=0, le=3600)
 
     event_retention_s: float = Field(24 * 3600.0, gt=0)
     event_log_cap: int = Field(1_000_000, ge=10)
-    event_log_durable: bool = Field(True, description="embedded mode: keep the event log in SQLite "
-                                    "too, so it survives a restart; false keeps it in memory only")
+    event_log_durable: bool = Field(
+        True,
+        description="embedded mode: keep the event log in SQLite "
+        "too, so it survives a restart; false keeps it in memory only",
+    )
     sse_heartbeat_s: float = Field(15.0, gt=0)
-    sse_send_timeout_s: float = Field(30.0, gt=0, description="an SSE client that takes no data "
-                                      "for this long (its socket buffers full) is disconnected; "
-                                      "it resumes with Last-Event-ID")
+    sse_send_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="an SSE client that takes no data "
+        "for this long (its socket buffers full) is disconnected; "
+        "it resumes with Last-Event-ID",
+    )
 
     # webhooks (delivery itself is proximity.webhooks)
     webhook_retry_base_s: float = Field(1.0, gt=0, description="first retry delay; doubles per attempt")
     webhook_max_backoff_s: float = Field(300.0, gt=0)
     webhook_timeout_s: float = Field(10.0, gt=0)
     webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="host names or IPs webhooks may use even though "
+        default_factory=list,
+        description="host names or IPs webhooks may use even though "
         "internal (loopback, private, link-local are refused otherwise); env: a JSON list or "
-        "comma-separated")
+        "comma-separated",
+    )
 
     # cluster (Redis mode)
-    sync_interval_s: float = Field(0.25, gt=0, le=1.0,
-                                   description="how often a process polls for definition changes")
+    sync_interval_s: float = Field(0.25, gt=0, le=1.0, description="how often a process polls for definition changes")
 
     @field_validator("redis_url")
     @classmethod
@@ -115,6 +144,7 @@ class Settings(BaseSettings):
             text = v.strip()
             if text.startswith("["):
                 import json
+
                 return json.loads(text)
             return [h.strip() for h in text.split(",") if h.strip()]
         return v
@@ -140,7 +170,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_beacon_monitor(self) -> Settings:
-        self.monitor_config()   # raises ValueError naming the bad option
+        self.monitor_config()  # raises ValueError naming the bad option
         return self
 
     def monitor_config(self):
@@ -157,19 +187,23 @@ class Settings(BaseSettings):
 
         try:
             thresholds = ZoneThresholds(self.beacon_zone_immediate_m, self.beacon_zone_near_m)
-            return MonitorConfig(filter=self.beacon_filter, distance_model=self.beacon_distance_model,
-                                 path_loss_exponent=self.beacon_path_loss_exponent,
-                                 thresholds=thresholds, zone_margin_m=(self.beacon_zone_margin_immediate_m,
-                                                                self.beacon_zone_margin_near_m),
-                                 use_sighting_tx_power=self.beacon_use_sighting_tx_power,
-                                 exit_after_s=self.beacon_exit_after_s,
-                                 enter_max_zone=Zone[self.beacon_enter_max_zone.upper()],
-                                 positions=self.beacon_positions,
-                                 position_window_s=self.beacon_position_window_s)
+            return MonitorConfig(
+                filter=self.beacon_filter,
+                distance_model=self.beacon_distance_model,
+                path_loss_exponent=self.beacon_path_loss_exponent,
+                thresholds=thresholds,
+                zone_margin_m=(self.beacon_zone_margin_immediate_m, self.beacon_zone_margin_near_m),
+                use_sighting_tx_power=self.beacon_use_sighting_tx_power,
+                exit_after_s=self.beacon_exit_after_s,
+                enter_max_zone=Zone[self.beacon_enter_max_zone.upper()],
+                positions=self.beacon_positions,
+                position_window_s=self.beacon_position_window_s,
+            )
         except BeaconFieldError as exc:
-            name = {"thresholds": "beacon_zone_immediate_m, beacon_zone_near_m",
-                    "margin": "beacon_zone_margin_immediate_m, beacon_zone_margin_near_m"}.get(
-                        exc.field, f"beacon_{exc.field}")
+            name = {
+                "thresholds": "beacon_zone_immediate_m, beacon_zone_near_m",
+                "margin": "beacon_zone_margin_immediate_m, beacon_zone_margin_near_m",
+            }.get(exc.field, f"beacon_{exc.field}")
             raise ValueError(f"{name}: {exc.value!r} is invalid; expected {exc.expected}") from None
 
     @property

@@ -67,9 +67,8 @@ def _columns(rows: list) -> SightingBatch | None:
         tx = [r.get("tx_power") for r in rows]
     except (KeyError, TypeError):
         return None
-    if not (set(map(type, ts)) <= _NUMBERS and set(map(type, rssi)) <= _NUMBERS
-            and set(map(type, dev)) == {str}):
-        return None   # ISO timestamps, nulls, booleans, lists: the record parser says which
+    if not (set(map(type, ts)) <= _NUMBERS and set(map(type, rssi)) <= _NUMBERS and set(map(type, dev)) == {str}):
+        return None  # ISO timestamps, nulls, booleans, lists: the record parser says which
     if None in tx:
         if any(r.get("tx_power_dbm") is not None for r in rows):
             return None
@@ -78,7 +77,7 @@ def _columns(rows: list) -> SightingBatch | None:
         return None
     try:
         canon = {k: canonical_id(k, "beacon_id") for k in dict.fromkeys(key)}
-    except (BeaconFieldError, TypeError):   # a malformed or unhashable key
+    except (BeaconFieldError, TypeError):  # a malformed or unhashable key
         return None
     try:
         return SightingBatch.from_columns(dev, ts, [canon[k] for k in key], rssi, tx)
@@ -113,8 +112,15 @@ class SightingIngest:
             events = self.pipeline.emit(res.events)
         b = res.beacons
         self.pipeline.metrics.count_sightings(b.accepted, b.unknown, b.unidentified, b.stale)
-        return {"events": events, "offers": offer_dicts(events), "accepted": b.accepted, "unknown": b.unknown,
-                "unidentified": b.unidentified, "stale": b.stale, "positions": len(b.positions)}
+        return {
+            "events": events,
+            "offers": offer_dicts(events),
+            "accepted": b.accepted,
+            "unknown": b.unknown,
+            "unidentified": b.unidentified,
+            "stale": b.stale,
+            "positions": len(b.positions),
+        }
 
     def sweep(self, now: float | None = None) -> list[dict]:
         """End beacon stays silent for ``exit_after_s`` (``beacon_exit``, reason ``silence``)."""

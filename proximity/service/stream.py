@@ -16,8 +16,7 @@ __all__ = ["sse_events", "parse_filter", "SSEResponse"]
 _BACKFILL_MAX = 10_000
 
 
-def parse_filter(device_id: str | None, geofence_id: str | None, type: str | None,
-                 since: str | None) -> EventFilter:
+def parse_filter(device_id: str | None, geofence_id: str | None, type: str | None, since: str | None) -> EventFilter:
     """Build a filter from query parameters; raise BadRequest naming a bad one."""
     from proximity import EventKind, parse_ts
     from proximity.service.errors import BadRequest
@@ -89,9 +88,10 @@ class SSEResponse(StreamingResponse):
     async def stream_response(self, send) -> None:
         async def bounded(message) -> None:
             await asyncio.wait_for(send(message), self.send_timeout_s)
+
         try:
             await super().stream_response(bounded)
         except TimeoutError:
             aclose = getattr(self.body_iterator, "aclose", None)
             if aclose is not None:
-                await aclose()   # unsubscribe now
+                await aclose()  # unsubscribe now

@@ -111,4 +111,5 @@ class StrictJSONRoute(APIRoute):
                         except json.JSONDecodeError:
                             pass  # FastAPI reports it as usual
             return await handler(request)
+
         return strict

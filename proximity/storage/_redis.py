@@ -36,11 +36,11 @@ except ImportError:  # pragma: no cover - redis is a declared dependency
 
 __all__ = ["Lua", "execute"]
 
-_LOAD_CHUNK = 10_000     # keys per MGET (pipelined)
-_SAVE_CHUNK = 5_000      # devices per save-script call (pipelined)
+_LOAD_CHUNK = 10_000  # keys per MGET (pipelined)
+_SAVE_CHUNK = 5_000  # devices per save-script call (pipelined)
 
 
-_SOURCES: dict[str, str] = {}      # sha -> source of every Lua script, for execute()'s reloads
+_SOURCES: dict[str, str] = {}  # sha -> source of every Lua script, for execute()'s reloads
 
 
 class Lua:
@@ -106,10 +106,10 @@ class _RedisShell:
         self._save = Lua(self._SCRIPT)
         if client is None:
             from proximity.storage.redis_client import connect
+
             client = connect(url)
         elif client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError(f"{type(self).__name__} needs a client with decode_responses=False "
-                             "(states are binary)")
+            raise ValueError(f"{type(self).__name__} needs a client with decode_responses=False (states are binary)")
         self._r = client
         try:
             with self._errors("connect to"):
@@ -140,7 +140,7 @@ class _RedisShell:
         with self._errors(what):
             pipe = self._r.pipeline(transaction=False)
             for a in range(0, len(keys), _LOAD_CHUNK):
-                pipe.mget(keys[a:a + _LOAD_CHUNK])
+                pipe.mget(keys[a : a + _LOAD_CHUNK])
             return [v for part in pipe.execute() for v in part]
 
     def _save_chunks(self, m: int, chunk_call, what: str) -> np.ndarray:

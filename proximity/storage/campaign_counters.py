@@ -157,8 +157,15 @@ return {'ok', rec}
 class RedisCounterStore:
     """:class:`campaigns.caps.CounterStore` on Redis (see the module doc for the key layout)."""
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "camp:", client=None,
-                 dedup_ttl_s: int = 8 * 86400, chunk: int = 4000):
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "camp:",
+        client=None,
+        dedup_ttl_s: int = 8 * 86400,
+        chunk: int = 4000,
+    ):
         self.prefix, self.dedup_ttl_s, self.chunk = prefix, int(dedup_ttl_s), chunk
         self._owns = client is None
         self._url = re.sub(r"//[^@/]*@", "//***@", url)
@@ -186,21 +193,33 @@ class RedisCounterStore:
         a = 0
         while a < n:
             z = int(g[np.searchsorted(g, a + self.chunk, side="right") - 1]) if a + self.chunk < n else n
-            if z <= a:                                   # one event longer than a chunk
+            if z <= a:  # one event longer than a chunk
                 z = int(g[np.searchsorted(g, a, side="right")])
             s = slice(a, z)
             while True:
-                doc = {"ek": b.event_key[s].tolist(), "dev": b.device_id[s].tolist(),
-                       "cid": b.campaign_id[s].tolist(), "ts": b.ts[s], "day": b.day[s], "week": b.week[s],
-                       "pday": b.per_day[s], "pweek": b.per_week[s], "cool": b.cooldown_s[s],
-                       "mdel": b.max_deliveries[s], "mred": b.max_redemptions[s],
-                       "hold": b.holdout[s].astype(np.int8), "coup": b.coupon[s].astype(np.int8),
-                       "new": new_code[s].tolist(), "fence": b.fence_id[s].tolist(),
-                       "exp": np.minimum(b.code_expires[s], 1e300)}
+                doc = {
+                    "ek": b.event_key[s].tolist(),
+                    "dev": b.device_id[s].tolist(),
+                    "cid": b.campaign_id[s].tolist(),
+                    "ts": b.ts[s],
+                    "day": b.day[s],
+                    "week": b.week[s],
+                    "pday": b.per_day[s],
+                    "pweek": b.per_week[s],
+                    "cool": b.cooldown_s[s],
+                    "mdel": b.max_deliveries[s],
+                    "mred": b.max_redemptions[s],
+                    "hold": b.holdout[s].astype(np.int8),
+                    "coup": b.coupon[s].astype(np.int8),
+                    "new": new_code[s].tolist(),
+                    "fence": b.fence_id[s].tolist(),
+                    "exp": np.minimum(b.code_expires[s], 1e300),
+                }
                 payload = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
                 with self._errors("deliver"):
-                    res = orjson.loads(self._deliver(self._r, (), [self.prefix, int(b.global_per_day),
-                                                                   self.dedup_ttl_s, payload]))
+                    res = orjson.loads(
+                        self._deliver(self._r, (), [self.prefix, int(b.global_per_day), self.dedup_ttl_s, payload])
+                    )
                 if "clash" in res:
                     for i in res["clash"]:
                         new_code[a + int(i)] = generate_codes(1, len(new_code[a + int(i)]) or 12)[0]
@@ -218,7 +237,7 @@ class RedisCounterStore:
         codes = list(dict.fromkeys(codes))
         for a in range(0, len(codes), 5000):
             with self._errors("upload codes"):
-                added += int(self._upload(self._r, (), [self.prefix, campaign_id, *codes[a:a + 5000]]))
+                added += int(self._upload(self._r, (), [self.prefix, campaign_id, *codes[a : a + 5000]]))
         return added
 
     def code_info(self, code: str) -> dict | None:
@@ -230,12 +249,23 @@ class RedisCounterStore:
             h[k] = float(h[k])
         return h
 
-    def claim(self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool,
-              max_redemptions: int) -> Claim:
+    def claim(
+        self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool, max_redemptions: int
+    ) -> Claim:
         with self._errors("redeem"):
-            status, value = self._claim(self._r, (), [self.prefix, code, campaign_id, tx_id,
-                                                      orjson.dumps(record).decode(), int(single_use),
-                                                      int(max_redemptions or 0)])
+            status, value = self._claim(
+                self._r,
+                (),
+                [
+                    self.prefix,
+                    code,
+                    campaign_id,
+                    tx_id,
+                    orjson.dumps(record).decode(),
+                    int(single_use),
+                    int(max_redemptions or 0),
+                ],
+            )
         status = _text(status)
         if status in ("ok", "same"):
             return Claim(status, orjson.loads(value))
@@ -278,5 +308,3 @@ def _text(v) -> str:
 
 def _glob_escape(s: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", s)
-
-

@@ -30,7 +30,7 @@ def _sqlite(path: str | Path) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")   # a committed row survives kill -9 (journal.py)
+    db.execute("PRAGMA synchronous=NORMAL")  # a committed row survives kill -9 (journal.py)
     return db
 
 
@@ -40,9 +40,11 @@ class JournaledCounterStore(MemoryCounterStore):
     def __init__(self, path: str | Path):
         super().__init__()
         self._db = _sqlite(path)
-        self._db.execute("CREATE TABLE IF NOT EXISTS counters (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                         "op TEXT NOT NULL, data BLOB NOT NULL)")
-        self._jlock = threading.Lock()     # journal order = application order
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS counters (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "op TEXT NOT NULL, data BLOB NOT NULL)"
+        )
+        self._jlock = threading.Lock()  # journal order = application order
         self._replaying = True
         for op, data in self._db.execute("SELECT op, data FROM counters ORDER BY seq").fetchall():
             self._replay(op, orjson.loads(data))
@@ -50,8 +52,10 @@ class JournaledCounterStore(MemoryCounterStore):
 
     def _append(self, op: str, doc) -> None:
         if not self._replaying:
-            self._db.execute("INSERT INTO counters (op, data) VALUES (?, ?)",
-                             (op, orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)))
+            self._db.execute(
+                "INSERT INTO counters (op, data) VALUES (?, ?)",
+                (op, orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)),
+            )
 
     def _replay(self, op: str, doc) -> None:
         if op == "upload":
@@ -60,14 +64,30 @@ class JournaledCounterStore(MemoryCounterStore):
             super().claim(*doc)
         elif op == "deliver":
             for r in doc:
-                n1 = lambda v, dt: np.array([v], dtype=dt)   # noqa: E731
+                n1 = lambda v, dt: np.array([v], dtype=dt)  # noqa: E731
                 z = np.zeros(1, np.int64)
                 coupon = r["coupon"] if r["coupon"] == COUPON_POOL else (COUPON_GENERATED if r["code"] else 0)
-                super().try_deliver(DeliveryBatch(
-                    n1(r["event_key"], object), n1(r["device_id"], object), n1(r["campaign_id"], object),
-                    n1(r["ts"], np.float64), n1(r["day"], np.int64), n1(r["week"], np.int64), z, z,
-                    np.zeros(1), z, z, n1(r["holdout"], bool), n1(coupon, np.int8), n1(r["code"], object),
-                    n1(r["fence_id"], object), n1(np.inf if r["expires"] >= 1e300 else r["expires"], np.float64), 0))
+                super().try_deliver(
+                    DeliveryBatch(
+                        n1(r["event_key"], object),
+                        n1(r["device_id"], object),
+                        n1(r["campaign_id"], object),
+                        n1(r["ts"], np.float64),
+                        n1(r["day"], np.int64),
+                        n1(r["week"], np.int64),
+                        z,
+                        z,
+                        np.zeros(1),
+                        z,
+                        z,
+                        n1(r["holdout"], bool),
+                        n1(coupon, np.int8),
+                        n1(r["code"], object),
+                        n1(r["fence_id"], object),
+                        n1(np.inf if r["expires"] >= 1e300 else r["expires"], np.float64),
+                        0,
+                    )
+                )
         elif op == "clear":
             super().clear()
 
@@ -76,13 +96,25 @@ class JournaledCounterStore(MemoryCounterStore):
             out, codes = super().try_deliver(b)
             won = np.flatnonzero(np.isin(out, _WON)).tolist()
             if won:
-                self._append("deliver", [
-                    {"event_key": b.event_key[i], "device_id": b.device_id[i], "campaign_id": b.campaign_id[i],
-                     "ts": float(b.ts[i]), "day": int(b.day[i]), "week": int(b.week[i]),
-                     "holdout": bool(out[i] == Outcome.HOLDOUT), "coupon": int(b.coupon[i]),
-                     "code": codes[i] if int(b.coupon[i]) != COUPON_POOL else "",
-                     "fence_id": b.fence_id[i], "expires": float(min(b.code_expires[i], 1e300))}   # JSON: no inf
-                    for i in won])
+                self._append(
+                    "deliver",
+                    [
+                        {
+                            "event_key": b.event_key[i],
+                            "device_id": b.device_id[i],
+                            "campaign_id": b.campaign_id[i],
+                            "ts": float(b.ts[i]),
+                            "day": int(b.day[i]),
+                            "week": int(b.week[i]),
+                            "holdout": bool(out[i] == Outcome.HOLDOUT),
+                            "coupon": int(b.coupon[i]),
+                            "code": codes[i] if int(b.coupon[i]) != COUPON_POOL else "",
+                            "fence_id": b.fence_id[i],
+                            "expires": float(min(b.code_expires[i], 1e300)),
+                        }  # JSON: no inf
+                        for i in won
+                    ],
+                )
             return out, codes
 
     def upload_codes(self, campaign_id: str, codes: Sequence[str]) -> int:
@@ -116,20 +148,23 @@ class SqliteRecords:
     def __init__(self, path: str | Path):
         self._db = _sqlite(path)
         self._lock = threading.Lock()
-        for ddl in ("CREATE TABLE IF NOT EXISTS decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                    "device_id TEXT NOT NULL, campaign_id TEXT NOT NULL, decision TEXT NOT NULL, doc BLOB NOT NULL)",
-                    "CREATE INDEX IF NOT EXISTS decisions_dev ON decisions (device_id, seq)",
-                    "CREATE INDEX IF NOT EXISTS decisions_camp ON decisions (campaign_id, decision)",
-                    "CREATE TABLE IF NOT EXISTS visits (device_id TEXT, fence_id TEXT, kind TEXT, ts REAL)",
-                    "CREATE TABLE IF NOT EXISTS redemptions (campaign_id TEXT NOT NULL, doc BLOB NOT NULL)"):
+        for ddl in (
+            "CREATE TABLE IF NOT EXISTS decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "device_id TEXT NOT NULL, campaign_id TEXT NOT NULL, decision TEXT NOT NULL, doc BLOB NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS decisions_dev ON decisions (device_id, seq)",
+            "CREATE INDEX IF NOT EXISTS decisions_camp ON decisions (campaign_id, decision)",
+            "CREATE TABLE IF NOT EXISTS visits (device_id TEXT, fence_id TEXT, kind TEXT, ts REAL)",
+            "CREATE TABLE IF NOT EXISTS redemptions (campaign_id TEXT NOT NULL, doc BLOB NOT NULL)",
+        ):
             self._db.execute(ddl)
 
     def add(self, decisions: list[dict], visits: list[tuple]) -> None:
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO decisions (device_id, campaign_id, decision, doc) VALUES (?, ?, ?, ?)",
-                                 [(d["device_id"], d["campaign_id"], d["decision"], orjson.dumps(d))
-                                  for d in decisions])
+            self._db.executemany(
+                "INSERT INTO decisions (device_id, campaign_id, decision, doc) VALUES (?, ?, ?, ?)",
+                [(d["device_id"], d["campaign_id"], d["decision"], orjson.dumps(d)) for d in decisions],
+            )
             self._db.executemany("INSERT INTO visits VALUES (?, ?, ?, ?)", visits)
             self._db.execute("COMMIT")
 
@@ -140,23 +175,26 @@ class SqliteRecords:
     def device_decisions(self, device_id: str, after: int | None, limit: int) -> tuple[list[dict], int | None]:
         """Newest first; ``after`` is the cursor returned by the previous page."""
         with self._lock:
-            rows = self._db.execute("SELECT seq, doc FROM decisions WHERE device_id=? AND seq<? ORDER BY seq DESC "
-                                    "LIMIT ?", (device_id, after if after is not None else 2**62,
-                                                limit + 1)).fetchall()
+            rows = self._db.execute(
+                "SELECT seq, doc FROM decisions WHERE device_id=? AND seq<? ORDER BY seq DESC LIMIT ?",
+                (device_id, after if after is not None else 2**62, limit + 1),
+            ).fetchall()
         nxt = rows[limit - 1][0] if len(rows) > limit else None
         return [orjson.loads(d) for _, d in rows[:limit]], nxt
 
     def device_delivered(self, device_id: str) -> list[dict]:
         with self._lock:
-            rows = self._db.execute("SELECT doc FROM decisions WHERE device_id=? AND decision='delivered' "
-                                    "ORDER BY seq", (device_id,)).fetchall()
+            rows = self._db.execute(
+                "SELECT doc FROM decisions WHERE device_id=? AND decision='delivered' ORDER BY seq", (device_id,)
+            ).fetchall()
         return [orjson.loads(d) for (d,) in rows]
 
     def campaign(self, campaign_id: str) -> tuple[list[dict], list[tuple], list[dict]]:
         """(exposures, visits, redemptions) of one campaign."""
         with self._lock:
-            exp = self._db.execute("SELECT doc FROM decisions WHERE campaign_id=? AND decision IN "
-                                   "('delivered', 'holdout')", (campaign_id,)).fetchall()
+            exp = self._db.execute(
+                "SELECT doc FROM decisions WHERE campaign_id=? AND decision IN ('delivered', 'holdout')", (campaign_id,)
+            ).fetchall()
             vis = self._db.execute("SELECT device_id, fence_id, kind, ts FROM visits").fetchall()
             red = self._db.execute("SELECT doc FROM redemptions WHERE campaign_id=?", (campaign_id,)).fetchall()
         return [orjson.loads(d) for (d,) in exp], vis, [orjson.loads(d) for (d,) in red]
@@ -171,6 +209,7 @@ class RedisRecords:
 
     def __init__(self, url: str | None, prefix: str, cap: int = 100_000, *, client=None):
         import redis
+
         self._owns = client is None
         self._r = client if client is not None else redis.Redis.from_url(url, socket_timeout=10)
         self.p, self.cap = prefix, cap
@@ -208,12 +247,13 @@ class RedisRecords:
         return exp, vis, red
 
     def close(self) -> None:
-        if self._owns:   # a shared client is closed by its owner
+        if self._owns:  # a shared client is closed by its owner
             self._r.close()
 
 
-def open_records(*, sqlite_path: str | Path | None = None, redis_url: str | None = None, prefix: str = "prox:",
-                 redis_client=None):
+def open_records(
+    *, sqlite_path: str | Path | None = None, redis_url: str | None = None, prefix: str = "prox:", redis_client=None
+):
     if redis_url or redis_client is not None:
         return RedisRecords(redis_url, f"{prefix}camprec:", client=redis_client)
     return SqliteRecords(sqlite_path)

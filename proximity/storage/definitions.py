@@ -54,8 +54,7 @@ class DefinitionKind(str, Enum):
         return _LABELS.get(self, self.value)
 
 
-_LABELS = {DefinitionKind.REGION: "region", DefinitionKind.KEY: "key",
-           DefinitionKind.DEVICE_PROFILE: "device profile"}
+_LABELS = {DefinitionKind.REGION: "region", DefinitionKind.KEY: "key", DefinitionKind.DEVICE_PROFILE: "device profile"}
 
 
 def _stored(kind: DefinitionKind | str) -> str:
@@ -73,8 +72,7 @@ def _known(stored: str) -> DefinitionKind | None:
     except ValueError:
         if stored not in _unknown_seen:
             _unknown_seen.add(stored)
-            logger.warning("ignoring changes of unknown definition kind %r (written by a newer version?)",
-                           stored)
+            logger.warning("ignoring changes of unknown definition kind %r (written by a newer version?)", stored)
         return None
 
 
@@ -93,19 +91,25 @@ class Definitions(Protocol):
     def all(self, kind: DefinitionKind) -> dict[str, dict]: ...
     def create(self, kind: DefinitionKind, id: str, doc: dict) -> bool:
         """Store ``doc`` unless ``id`` exists; return whether it was stored."""
+
     def put(self, kind: DefinitionKind, id: str, doc: dict) -> bool:
         """Store ``doc``; return True when ``id`` is new."""
+
     def put_many(self, kind: DefinitionKind, docs: dict[str, dict]) -> None:
         """Store every document in one transaction (all or nothing); documents may hold numpy
         arrays (serialized as JSON arrays)."""
+
     def delete(self, kind: DefinitionKind, id: str) -> bool:
         """Delete ``id``; return whether it existed."""
+
     def cursor(self) -> str:
         """Return the change-feed position now (start following from here)."""
+
     def changes(self, after: str, timeout_s: float) -> tuple[str, list[Change]]:
         """Wait up to ``timeout_s`` for changes after ``after``; return the new position and them.
 
         Changes of a kind this process does not know (written by a newer version) are skipped."""
+
     def close(self) -> None: ...
 
 
@@ -119,8 +123,10 @@ class SQLiteDefinitions:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS definitions (kind TEXT NOT NULL, id TEXT NOT NULL, "
-                         "doc BLOB NOT NULL, updated_ts REAL NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS definitions (kind TEXT NOT NULL, id TEXT NOT NULL, "
+            "doc BLOB NOT NULL, updated_ts REAL NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID"
+        )
 
     def get(self, kind, id):
         kind = _stored(kind)
@@ -151,14 +157,19 @@ class SQLiteDefinitions:
 
     def create(self, kind, id, doc):
         kind = _stored(kind)
-        return self._write([("INSERT OR IGNORE INTO definitions VALUES (?, ?, ?, ?)",
-                             (kind, id, orjson.dumps(doc), time.time()))])[0] == 1
+        return (
+            self._write(
+                [("INSERT OR IGNORE INTO definitions VALUES (?, ?, ?, ?)", (kind, id, orjson.dumps(doc), time.time()))]
+            )[0]
+            == 1
+        )
 
     def put(self, kind, id, doc):
         kind = _stored(kind)
         existed = self.get(kind, id) is not None
-        self._write([("INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)",
-                      (kind, id, orjson.dumps(doc), time.time()))])
+        self._write(
+            [("INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)", (kind, id, orjson.dumps(doc), time.time()))]
+        )
         return not existed
 
     def put_many(self, kind, docs):
@@ -215,13 +226,13 @@ class RedisDefinitions:
         if client is None and url is None:
             raise ValueError("need a Redis url or client")
         self._owns_client = client is None
-        self._r = connect(url) if client is None else client   # binary: replies are bytes
+        self._r = connect(url) if client is None else client  # binary: replies are bytes
         self.prefix = prefix
         self._stream = f"{prefix}defs:changes"
         self._script = Lua(_WRITE)
         self._r.ping()
 
-    def _hash(self, kind: str) -> str:   # kind: a stored kind string
+    def _hash(self, kind: str) -> str:  # kind: a stored kind string
         return f"{self.prefix}defs:{kind}"
 
     def get(self, kind, id):
@@ -256,8 +267,9 @@ class RedisDefinitions:
         if not docs:
             return
         pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self._hash(kind), mapping={i: orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY)
-                                             for i, d in docs.items()})
+        pipe.hset(
+            self._hash(kind), mapping={i: orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY) for i, d in docs.items()}
+        )
         for i in docs:
             pipe.xadd(self._stream, {"k": kind, "i": i}, maxlen=100_000, approximate=True)
         pipe.execute()
@@ -275,16 +287,18 @@ class RedisDefinitions:
         if not got:
             return after, []
         entries = got[0][1]
-        return entries[-1][0].decode(), [Change(k, f[b"i"].decode()) for _, f in entries
-                                          if (k := _known(f[b"k"].decode())) is not None]
+        return entries[-1][0].decode(), [
+            Change(k, f[b"i"].decode()) for _, f in entries if (k := _known(f[b"k"].decode())) is not None
+        ]
 
     def close(self):
         if self._owns_client:
             self._r.close()
 
 
-def open_definitions(*, sqlite_path: str | Path | None = None, redis_url: str | None = None,
-                     prefix: str = "prox:", redis_client=None) -> Definitions:
+def open_definitions(
+    *, sqlite_path: str | Path | None = None, redis_url: str | None = None, prefix: str = "prox:", redis_client=None
+) -> Definitions:
     """Return Redis definitions when a URL (or a shared client) is given, else SQLite ones at
     ``sqlite_path``."""
     if redis_client is not None:

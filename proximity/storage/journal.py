@@ -44,17 +44,20 @@ class Journal:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                         "stream TEXT NOT NULL, snapshot INTEGER NOT NULL, rows INTEGER NOT NULL, "
-                         "data BLOB NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "stream TEXT NOT NULL, snapshot INTEGER NOT NULL, rows INTEGER NOT NULL, "
+            "data BLOB NOT NULL)"
+        )
         self._db.execute("CREATE INDEX IF NOT EXISTS journal_stream ON journal (stream, seq)")
 
     def append(self, stream: str, record: Any, rows: int) -> int:
         """Commit one record; return its sequence number."""
         blob = pickle.dumps(record, protocol=5)
         with self._lock:
-            cur = self._db.execute("INSERT INTO journal (stream, snapshot, rows, data) VALUES (?, 0, ?, ?)",
-                                   (stream, rows, blob))
+            cur = self._db.execute(
+                "INSERT INTO journal (stream, snapshot, rows, data) VALUES (?, 0, ?, ?)", (stream, rows, blob)
+            )
             return int(cur.lastrowid)
 
     def snapshot(self, stream: str, record: Any, rows: int, upto_seq: int) -> None:
@@ -65,8 +68,10 @@ class Journal:
             try:
                 self._db.execute("DELETE FROM journal WHERE stream=? AND seq<=?", (stream, upto_seq))
                 # a snapshot sorts before the records after upto_seq: it takes seq upto_seq itself
-                self._db.execute("INSERT INTO journal (seq, stream, snapshot, rows, data) VALUES (?, ?, 1, ?, ?)",
-                                 (upto_seq, stream, rows, blob))
+                self._db.execute(
+                    "INSERT INTO journal (seq, stream, snapshot, rows, data) VALUES (?, ?, 1, ?, ?)",
+                    (upto_seq, stream, rows, blob),
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -81,10 +86,12 @@ class Journal:
         """Return the records to replay in order, as (is snapshot, rows, record): the latest
         snapshot first, if there is one."""
         with self._lock:
-            snap = self._db.execute("SELECT MAX(seq) FROM journal WHERE stream=? AND snapshot=1",
-                                    (stream,)).fetchone()[0]
-            rows = self._db.execute("SELECT snapshot, rows, data FROM journal WHERE stream=? AND seq>=? "
-                                    "ORDER BY seq", (stream, snap or 0)).fetchall()
+            snap = self._db.execute("SELECT MAX(seq) FROM journal WHERE stream=? AND snapshot=1", (stream,)).fetchone()[
+                0
+            ]
+            rows = self._db.execute(
+                "SELECT snapshot, rows, data FROM journal WHERE stream=? AND seq>=? ORDER BY seq", (stream, snap or 0)
+            ).fetchall()
         return [(bool(k), n, pickle.loads(d)) for k, n, d in rows]
 
     def clear(self, stream: str) -> None:
@@ -104,14 +111,14 @@ class _Journaled:
     """The shared part: append after each save, replay on open, snapshot when grown."""
 
     stream: str
-    compact_factor = 4          # snapshot once the journal holds this many rows per device
+    compact_factor = 4  # snapshot once the journal holds this many rows per device
     compact_min_rows = 100_000
 
     def __init__(self, inner: Any, journal: Journal):
         self.inner, self.journal = inner, journal
-        self._lock = threading.RLock()   # orders saves and their journal rows alike
-        self._snapshot_rows = 0   # devices in the last snapshot
-        self._journal_rows = 0    # device rows journaled after it
+        self._lock = threading.RLock()  # orders saves and their journal rows alike
+        self._snapshot_rows = 0  # devices in the last snapshot
+        self._journal_rows = 0  # device rows journaled after it
         self._restore()
 
     # subclasses: how to write states unconditionally, and how to read everything
@@ -138,7 +145,7 @@ class _Journaled:
         with self._lock:
             upto = self.journal.last_seq(self.stream)
             if upto == 0 or self._journal_rows == 0:
-                return   # nothing journaled since the last snapshot
+                return  # nothing journaled since the last snapshot
             everything = self._everything()
             self.journal.snapshot(self.stream, _columns(everything), len(everything), upto)
             self._snapshot_rows, self._journal_rows = len(everything), 0

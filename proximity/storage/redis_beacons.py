@@ -38,11 +38,11 @@ from proximity.storage._redis import _glob_escape, _RedisShell
 
 __all__ = ["RedisMonitorStore"]
 
-_HEADER = np.dtype([("version", "<i8"), ("token", "<u8"), ("n_streams", "<u4"),
-                    ("n_presence", "<u4")])
-_STREAM = np.dtype([("estimate_dbm", "<f8"), ("variance_db2", "<f8"), ("last_ts", "<f8"),
-                    ("session_ts", "<f8"), ("zone", "i1")])
-_STREAM_FIELDS = [f.name for f in fields(StreamStates)]   # constructor order
+_HEADER = np.dtype([("version", "<i8"), ("token", "<u8"), ("n_streams", "<u4"), ("n_presence", "<u4")])
+_STREAM = np.dtype(
+    [("estimate_dbm", "<f8"), ("variance_db2", "<f8"), ("last_ts", "<f8"), ("session_ts", "<f8"), ("zone", "i1")]
+)
+_STREAM_FIELDS = [f.name for f in fields(StreamStates)]  # constructor order
 _PRESENCE = np.dtype([("last_heard_ts", "<f8"), ("enter_ts", "<f8"), ("visit_id", "<u8")])
 
 # KEYS: [1] silence zset, [2 .. m+1] device keys (distinct).
@@ -117,8 +117,14 @@ class RedisMonitorStore(_RedisShell):
 
     _SCRIPT = _SAVE_LUA
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "prox:beacons:",
-                 client=None, forget_after_s: float = 86_400.0) -> None:
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "prox:beacons:",
+        client=None,
+        forget_after_s: float = 86_400.0,
+    ) -> None:
         if not 0 < forget_after_s < np.inf:
             raise ValueError(f"forget_after_s must be a finite number > 0, not {forget_after_s!r}")
         self._dev_prefix = f"{prefix}d:"
@@ -154,16 +160,23 @@ class RedisMonitorStore(_RedisShell):
 
         def chunk(a: int, b: int):
             keys = [self._silence_key, *(p + d for d in ids[a:b])]
-            return keys, [b - a, expected[8 * a:8 * b], values[offsets[a]:offsets[b]],
-                          lens[a:b].tobytes(), self._plen, self._ttl_ms, scores[8 * a:8 * b]]
+            return keys, [
+                b - a,
+                expected[8 * a : 8 * b],
+                values[offsets[a] : offsets[b]],
+                lens[a:b].tobytes(),
+                self._plen,
+                self._ttl_ms,
+                scores[8 * a : 8 * b],
+            ]
+
         return self._save_chunks(m, chunk, "save beacon states to")
 
     def due(self, heard_before_ts: float, limit: int | None = None) -> np.ndarray:
         """Return up to ``limit`` devices with a row last heard strictly before the ts."""
         page = {} if limit is None else {"start": 0, "num": int(limit)}
         with self._errors("read silences from"):
-            members = self._r.zrangebyscore(self._silence_key, "-inf",
-                                            f"({float(heard_before_ts)!r}", **page)
+            members = self._r.zrangebyscore(self._silence_key, "-inf", f"({float(heard_before_ts)!r}", **page)
         return np.array([m.decode() for m in members], dtype=object)
 
     def clear(self) -> None:
@@ -206,20 +219,21 @@ def _pack(st: MonitorStates, token: int) -> tuple[bytes, np.ndarray]:
     for name in _PRESENCE.names:
         prec[name] = getattr(st.presence, name)[p_order]
     beacons, b_len = _encode(st.beacon_id[s_order], "beacon id")
-    (regions, r_len), (stores, t_len) = (_encode(st.region_id[p_order], "region id"),
-                                         _encode(st.store_id[p_order], "store id"))
+    (regions, r_len), (stores, t_len) = (
+        _encode(st.region_id[p_order], "region id"),
+        _encode(st.store_id[p_order], "store id"),
+    )
     pairs = np.stack([regions, stores], 1).ravel()
     # Every piece (header, records, strings) tagged with its device and section, put in order
     # by one stable sort and joined once: no Python step per device.
-    pieces = np.concatenate([_as_pieces(head), _as_pieces(srec), _as_pieces(prec), beacons,
-                             pairs])
+    pieces = np.concatenate([_as_pieces(head), _as_pieces(srec), _as_pieces(prec), beacons, pairs])
     owner = np.concatenate([np.arange(m), s_dev, p_dev, s_dev, np.repeat(p_dev, 2)])
     section = np.repeat(np.arange(5), [m, len(s_dev), len(p_dev), len(s_dev), 2 * len(p_dev)])
     order = np.lexsort((section, owner))
-    str_len = np.bincount(s_dev, b_len, minlength=m) + np.bincount(p_dev, r_len + t_len,
-                                                                   minlength=m)
-    lens = (_HEADER.itemsize + n_s * _STREAM.itemsize + n_p * _PRESENCE.itemsize
-            + str_len.astype(np.int64)).astype("<u4")
+    str_len = np.bincount(s_dev, b_len, minlength=m) + np.bincount(p_dev, r_len + t_len, minlength=m)
+    lens = (_HEADER.itemsize + n_s * _STREAM.itemsize + n_p * _PRESENCE.itemsize + str_len.astype(np.int64)).astype(
+        "<u4"
+    )
     return b"".join(pieces[order].tolist()), lens
 
 

@@ -20,8 +20,8 @@ from proximity.storage._redis import _redact
 
 __all__ = ["connect"]
 
-SOCKET_TIMEOUT_S = 10.0         # a dead server fails a command instead of hanging it
-HEALTH_CHECK_INTERVAL_S = 30    # idle pooled connections are pinged before reuse
+SOCKET_TIMEOUT_S = 10.0  # a dead server fails a command instead of hanging it
+HEALTH_CHECK_INTERVAL_S = 30  # idle pooled connections are pinged before reuse
 
 
 def connect(url: str, *, name: str | None = "proximity"):
@@ -42,7 +42,7 @@ def connect(url: str, *, name: str | None = "proximity"):
     kwargs: dict = {"socket_timeout": SOCKET_TIMEOUT_S, "health_check_interval": HEALTH_CHECK_INTERVAL_S}
     if name:
         kwargs["client_name"] = f"{name}:{os.getpid()}"
-    try:   # from_url: the client owns its pool, so close() disconnects it
+    try:  # from_url: the client owns its pool, so close() disconnects it
         return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
         raise StoreError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None

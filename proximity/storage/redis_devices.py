@@ -33,10 +33,18 @@ from proximity.storage._redis import _glob_escape, _RedisShell
 
 __all__ = ["RedisDeviceStore"]
 
-_HEADER = np.dtype([("version", "<i8"), ("token", "<u8"), ("last_ts", "<f8"),
-                    ("last_lon", "<f8"), ("last_lat", "<f8"), ("deadline", "<f8")])
+_HEADER = np.dtype(
+    [
+        ("version", "<i8"),
+        ("token", "<u8"),
+        ("last_ts", "<f8"),
+        ("last_lon", "<f8"),
+        ("last_lat", "<f8"),
+        ("deadline", "<f8"),
+    ]
+)
 _DEADLINE_CHANGE = np.dtype([("row", "<i4"), ("deadline", "<f8")])
-_STAY = struct.Struct("<dQ?H")          # enter_ts, visit, dwelled, fence id length
+_STAY = struct.Struct("<dQ?H")  # enter_ts, visit, dwelled, fence id length
 
 # KEYS: [1] device counter, [2 .. m+1] device keys, [m+2 ..] fence set keys.
 # ARGV: [1] m, [2] expected versions (m x int64), [3] new values concatenated, [4] their lengths
@@ -170,13 +178,21 @@ class RedisDeviceStore(_RedisShell):
             for row, fid, sign in changes.get_range(a, b):
                 f = fence_keys.setdefault(fid, len(fence_keys) + b - a + 2)
                 pairs += (row - a + 1, sign * f)
-            keys = [self._count_key, *(p + d for d in ids[a:b]), *(fp + f for f in fence_keys),
-                    self._deadline_key]
+            keys = [self._count_key, *(p + d for d in ids[a:b]), *(fp + f for f in fence_keys), self._deadline_key]
             moved = dl_changed[(dl_changed >= a) & (dl_changed < b)]
             dls = np.empty(len(moved), _DEADLINE_CHANGE)
             dls["row"], dls["deadline"] = moved - a + 1, after.deadline[moved]
-            return keys, [b - a, expected[8 * a:8 * b], values[offsets[a]:offsets[b]], lens[a:b].tobytes(),
-                          self._plen, struct.pack(f"<{len(pairs)}i", *pairs), dls.tobytes(), len(keys)]
+            return keys, [
+                b - a,
+                expected[8 * a : 8 * b],
+                values[offsets[a] : offsets[b]],
+                lens[a:b].tobytes(),
+                self._plen,
+                struct.pack(f"<{len(pairs)}i", *pairs),
+                dls.tobytes(),
+                len(keys),
+            ]
+
         return self._save_chunks(m, chunk, "save devices to")
 
     def due(self, now: float, limit: int = 100_000) -> list[str]:
@@ -234,9 +250,14 @@ def _pack(st: DeviceStates, version: np.ndarray, token: int) -> tuple[bytes, np.
     enc: dict[str, bytes] = {}
     tail: dict[int, list[bytes]] = {}
     pack = _STAY.pack
-    for _k, row, fid, ets, visit, dw in zip(order.tolist(), st.stay_dev[order].tolist(),
-                                           st.stay_fence[order].tolist(), st.stay_enter_ts[order].tolist(),
-                                           st.stay_visit[order].tolist(), st.stay_dwelled[order].tolist()):
+    for _k, row, fid, ets, visit, dw in zip(
+        order.tolist(),
+        st.stay_dev[order].tolist(),
+        st.stay_fence[order].tolist(),
+        st.stay_enter_ts[order].tolist(),
+        st.stay_visit[order].tolist(),
+        st.stay_dwelled[order].tolist(),
+    ):
         b = enc.get(fid)
         if b is None:
             b = enc[fid] = fid.encode()
@@ -244,13 +265,13 @@ def _pack(st: DeviceStates, version: np.ndarray, token: int) -> tuple[bytes, np.
     hb = head.tobytes()
     w = _HEADER.itemsize
     parts, start = [], 0
-    for row in sorted(tail):            # copy runs of stay-less headers whole
+    for row in sorted(tail):  # copy runs of stay-less headers whole
         t = b"".join(tail[row])
-        parts.append(hb[start * w:(row + 1) * w])
+        parts.append(hb[start * w : (row + 1) * w])
         parts.append(t)
         lens[row] += len(t)
         start = row + 1
-    parts.append(hb[start * w:])
+    parts.append(hb[start * w :])
     return b"".join(parts), lens
 
 
@@ -274,7 +295,7 @@ def _unpack_into(out: DeviceStates, values: list) -> None:
             ets, visit, dw, n = unpack(v, pos)
             pos += size
             sd.append(row), se.append(ets), sv.append(visit), sw.append(dw)
-            sf.append(v[pos:pos + n].decode())
+            sf.append(v[pos : pos + n].decode())
             pos += n
     if sd:
         out.stay_dev = np.asarray(sd, np.int64)

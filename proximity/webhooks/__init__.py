@@ -13,7 +13,16 @@ from proximity.webhooks.service import WebhookService
 from proximity.webhooks.signing import DELIVERY_ID_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, sign, verify
 
 __all__ = [
-    "WebhookService", "RetryPolicy", "Decision", "EVENT_TYPES",
-    "sign", "verify", "SIGNATURE_HEADER", "DELIVERY_ID_HEADER", "EVENT_ID_HEADER",
-    "WebhookError", "UnknownWebhook", "SignatureError",
+    "WebhookService",
+    "RetryPolicy",
+    "Decision",
+    "EVENT_TYPES",
+    "sign",
+    "verify",
+    "SIGNATURE_HEADER",
+    "DELIVERY_ID_HEADER",
+    "EVENT_ID_HEADER",
+    "WebhookError",
+    "UnknownWebhook",
+    "SignatureError",
 ]

@@ -36,10 +36,18 @@ _log = logging.getLogger(__name__)
 
 def log_entry(claim: Claim, decision: Decision, outcome: Outcome, now_s: float) -> dict[str, Any]:
     """Return the delivery log entry of one attempt."""
-    return {"id": claim.delivery_id, "webhook_id": claim.webhook_id, "device_id": claim.device_id,
-            "event_count": len(claim.events), "attempt": claim.attempt, "status": decision.status,
-            "http_status": outcome.http_status, "error": outcome.error,
-            "latency_ms": outcome.latency_ms, "ts": now_s}
+    return {
+        "id": claim.delivery_id,
+        "webhook_id": claim.webhook_id,
+        "device_id": claim.device_id,
+        "event_count": len(claim.events),
+        "attempt": claim.attempt,
+        "status": decision.status,
+        "http_status": outcome.http_status,
+        "error": outcome.error,
+        "latency_ms": outcome.latency_ms,
+        "ts": now_s,
+    }
 
 
 #: HTTP answers that say the endpoint, not this delivery, is in trouble (others are per delivery)
@@ -59,8 +67,7 @@ class Breaker:
     opens it for another cool-down. Pending events stay queued meanwhile (nothing is lost).
     """
 
-    def __init__(self, threshold: int = 5, cooldown_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, threshold: int = 5, cooldown_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
         self.threshold, self.cooldown_s, self._clock = threshold, cooldown_s, clock
         self.failures = 0
         self.open_until: float | None = None
@@ -107,14 +114,23 @@ class Dispatcher:
         this late at most; local publishes wake the loop at once).
     """
 
-    def __init__(self, store: WebhookStore, lease: Lease, client: httpx.AsyncClient,
-                 policy: RetryPolicy, clock: Callable[[], float] = time.time,
-                 max_in_flight: int = 16, max_batch: int = 100, poll_s: float = 0.25,
-                 per_webhook: int | None = None, breaker_threshold: int = 5,
-                 breaker_cooldown_s: float = 30.0, guard: HostGuard | None = None):
+    def __init__(
+        self,
+        store: WebhookStore,
+        lease: Lease,
+        client: httpx.AsyncClient,
+        policy: RetryPolicy,
+        clock: Callable[[], float] = time.time,
+        max_in_flight: int = 16,
+        max_batch: int = 100,
+        poll_s: float = 0.25,
+        per_webhook: int | None = None,
+        breaker_threshold: int = 5,
+        breaker_cooldown_s: float = 30.0,
+        guard: HostGuard | None = None,
+    ):
         self._store, self._lease, self._client, self._policy = store, lease, client, policy
-        self._clock, self._max_in_flight, self._max_batch, self._poll_s = (
-            clock, max_in_flight, max_batch, poll_s)
+        self._clock, self._max_in_flight, self._max_batch, self._poll_s = (clock, max_in_flight, max_batch, poll_s)
         self._per_webhook = per_webhook or max(1, max_in_flight // 2)
         self._breaker_args = (breaker_threshold, breaker_cooldown_s)
         self._guard = guard
@@ -230,9 +246,9 @@ class Dispatcher:
                     wait_breaker = left if wait_breaker is None else min(wait_breaker, left)
         for wid, n in self._busy.items():
             caps.setdefault(wid, self._per_webhook - n)
-        self._claiming = self._loop.run_in_executor(self._executor, self._store.claim, now, free,
-                                                    self._max_batch, self._hold_s, caps,
-                                                    self._per_webhook)
+        self._claiming = self._loop.run_in_executor(
+            self._executor, self._store.claim, now, free, self._max_batch, self._hold_s, caps, self._per_webhook
+        )
         # shielded: if stop() cancels us here, the claim still completes and stop() releases it
         claims, next_ts = await asyncio.shield(self._claiming)
         self._claiming = None
@@ -270,8 +286,7 @@ class Dispatcher:
         body = build_body(claim.webhook_id, claim.delivery_id, claim.events)
         # receivers check t against their wall clock, whatever clock schedules our retries
         headers = delivery_headers(claim.secret, body, time.time(), claim.delivery_id, claim.event_ids)
-        outcome = await post(self._client, claim.url, body, headers, self._policy.timeout_s,
-                             self._guard)
+        outcome = await post(self._client, claim.url, body, headers, self._policy.timeout_s, self._guard)
         breaker = self._breakers.get(claim.webhook_id)
         if breaker is None:
             breaker = self._breakers[claim.webhook_id] = Breaker(*self._breaker_args)

@@ -33,7 +33,6 @@ class Blocked(Exception):
     """A delivery's host resolves to an address that is not public (and is not allowed)."""
 
 
-
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         ip = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])

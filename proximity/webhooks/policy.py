@@ -63,12 +63,22 @@ class RetryPolicy:
     timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        checks = {"base_s": self.base_s > 0, "factor": self.factor >= 1,
-                  "max_backoff_s": self.max_backoff_s >= self.base_s,
-                  "jitter": 0 <= self.jitter < 1, "max_age_s": self.max_age_s > 0,
-                  "timeout_s": self.timeout_s > 0}
-        valid = {"base_s": "> 0", "factor": ">= 1", "max_backoff_s": ">= base_s",
-                 "jitter": "in [0, 1)", "max_age_s": "> 0", "timeout_s": "> 0"}
+        checks = {
+            "base_s": self.base_s > 0,
+            "factor": self.factor >= 1,
+            "max_backoff_s": self.max_backoff_s >= self.base_s,
+            "jitter": 0 <= self.jitter < 1,
+            "max_age_s": self.max_age_s > 0,
+            "timeout_s": self.timeout_s > 0,
+        }
+        valid = {
+            "base_s": "> 0",
+            "factor": ">= 1",
+            "max_backoff_s": ">= base_s",
+            "jitter": "in [0, 1)",
+            "max_age_s": "> 0",
+            "timeout_s": "> 0",
+        }
         for name, ok in checks.items():
             value = getattr(self, name)
             if not ok or not math.isfinite(value):
@@ -86,7 +96,7 @@ class RetryPolicy:
         """
         exponent = max(attempt, 1) - 1
         try:
-            raw = self.base_s * self.factor ** exponent
+            raw = self.base_s * self.factor**exponent
         except OverflowError:  # thousands of attempts: the cap applies anyway
             raw = math.inf
         delay = min(self.max_backoff_s, raw)
@@ -94,8 +104,9 @@ class RetryPolicy:
             delay *= 1 + self.jitter * (2 * rand() - 1)
         return float(delay)
 
-    def decide(self, ok: bool, attempt: int, oldest_ts: float, now_s: float,
-               rand: Callable[[], float] = random.random) -> Decision:
+    def decide(
+        self, ok: bool, attempt: int, oldest_ts: float, now_s: float, rand: Callable[[], float] = random.random
+    ) -> Decision:
         """Return what follows attempt number ``attempt`` (1-based) of a delivery.
 
         Parameters

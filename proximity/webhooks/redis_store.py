@@ -107,8 +107,9 @@ class RedisWebhookStore:
         Delivery log entries kept per webhook (the newest).
     """
 
-    def __init__(self, url: str | None = None, prefix: str = "prox:", log_cap: int = 1000, *,
-                 client: redis.Redis | None = None):
+    def __init__(
+        self, url: str | None = None, prefix: str = "prox:", log_cap: int = 1000, *, client: redis.Redis | None = None
+    ):
         if client is None and url is None:
             raise ValueError("need a Redis url or client")
         self._owns_client = client is None
@@ -144,10 +145,16 @@ class RedisWebhookStore:
         return self._hooks(self.client.hgetall(self.key("hooks")))
 
     def _drop_webhook(self, webhook_id: str, orphans_only: bool = False, client: Any = None) -> int:
-        keys = [self.key("hooks"), self.key(f"devs:{webhook_id}"), self.key("due"), self.key("state"),
-                self.key("backlog"), self.key(f"log:{webhook_id}")]
+        keys = [
+            self.key("hooks"),
+            self.key(f"devs:{webhook_id}"),
+            self.key("due"),
+            self.key("state"),
+            self.key("backlog"),
+            self.key(f"log:{webhook_id}"),
+        ]
         args = [webhook_id, self.key(f"q:{webhook_id}:"), int(orphans_only)]
-        if client is not None:      # a pipeline, run with execute()
+        if client is not None:  # a pipeline, run with execute()
             self._delete.queue(client, keys, args)
             return 0
         return self._delete(self.client, keys, args)
@@ -157,8 +164,9 @@ class RedisWebhookStore:
 
     # -- outbox -------------------------------------------------------------------------------
 
-    def enqueue(self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes],
-                event_ids: Sequence[str], now_s: float) -> int:
+    def enqueue(
+        self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes], event_ids: Sequence[str], now_s: float
+    ) -> int:
         hooks = self.list_webhooks()
         pairs = route(hooks, events)
         if not pairs:
@@ -176,8 +184,9 @@ class RedisWebhookStore:
             pipe.execute()
         return len(pairs)
 
-    def _due(self, now_s: float, limit: int, caps: Mapping[str, int] | None,
-             default_cap: int | None) -> tuple[list[str], list[bytes]]:
+    def _due(
+        self, now_s: float, limit: int, caps: Mapping[str, int] | None, default_cap: int | None
+    ) -> tuple[list[str], list[bytes]]:
         """Due members oldest first, at most ``caps[webhook]`` (else ``default_cap``) of each
         webhook, scanning at most ``_SCAN_PAGES`` pages past webhooks at their cap."""
         page = limit if caps is None and default_cap is None else max(4 * limit, 256)
@@ -208,9 +217,15 @@ class RedisWebhookStore:
                 break
         return members, hooks_raw
 
-    def claim(self, now_s: float, limit: int, max_batch: int, hold_s: float,
-              caps: Mapping[str, int] | None = None,
-              default_cap: int | None = None) -> tuple[list[Claim], float | None]:
+    def claim(
+        self,
+        now_s: float,
+        limit: int,
+        max_batch: int,
+        hold_s: float,
+        caps: Mapping[str, int] | None = None,
+        default_cap: int | None = None,
+    ) -> tuple[list[Claim], float | None]:
         members, hooks_raw = self._due(now_s, limit, caps, default_cap)
         hooks = {h["id"]: h for h in self._hooks(hooks_raw)}
         claims: list[Claim] = []
@@ -228,43 +243,75 @@ class RedisWebhookStore:
                         self._drop_webhook(wid, orphans_only=True, client=pipe)
                         continue
                     if not head:
-                        self._settle.queue(pipe, [self._q(wid, dev), self.key("due"), self.key("state"),
-                                                  self.key(f"devs:{wid}")], [member, dev])
+                        self._settle.queue(
+                            pipe,
+                            [self._q(wid, dev), self.key("due"), self.key("state"), self.key(f"devs:{wid}")],
+                            [member, dev],
+                        )
                         continue
-                    state = (orjson.loads(state_raw) if state_raw else
-                             {"delivery_id": new_id("dlv"), "n": len(head), "attempt": 0})
-                    entries = [orjson.loads(e) for e in head[:state["n"]]]
+                    state = (
+                        orjson.loads(state_raw)
+                        if state_raw
+                        else {"delivery_id": new_id("dlv"), "n": len(head), "attempt": 0}
+                    )
+                    entries = [orjson.loads(e) for e in head[: state["n"]]]
                     updates[member] = orjson.dumps(state)
                     pipe.zadd(self.key("due"), {member: now_s + hold_s}, xx=True)
                     hook = hooks[wid]
-                    claims.append(Claim(wid, hook["url"], hook["secret"], dev, state["delivery_id"],
-                                        state["attempt"] + 1, [e[0] for e in entries],
-                                        [orjson.dumps(e[2]) for e in entries], entries[0][1], len(entries)))
+                    claims.append(
+                        Claim(
+                            wid,
+                            hook["url"],
+                            hook["secret"],
+                            dev,
+                            state["delivery_id"],
+                            state["attempt"] + 1,
+                            [e[0] for e in entries],
+                            [orjson.dumps(e[2]) for e in entries],
+                            entries[0][1],
+                            len(entries),
+                        )
+                    )
                 if updates:
                     pipe.hset(self.key("state"), mapping=updates)
                 execute(self.client, pipe)
         first = self.client.zrange(self.key("due"), 0, 0, withscores=True)
         return claims, (first[0][1] if first else None)
 
-    def finish(self, claim: Claim, decision: Decision, log_entry: Mapping[str, Any],
-               now_s: float) -> None:
+    def finish(self, claim: Claim, decision: Decision, log_entry: Mapping[str, Any], now_s: float) -> None:
         member = f"{claim.webhook_id}:{claim.device_id}"
         if decision.status == "retrying":
             drop, next_ts = 0, decision.retry_ts
-            state = orjson.dumps({"delivery_id": claim.delivery_id, "n": claim.token,
-                                  "attempt": claim.attempt})
+            state = orjson.dumps({"delivery_id": claim.delivery_id, "n": claim.token, "attempt": claim.attempt})
         else:
             drop, next_ts, state = claim.token, now_s, b""
-        keys = [self._q(claim.webhook_id, claim.device_id), self.key("due"), self.key("state"),
-                self.key(f"devs:{claim.webhook_id}"), self.key("backlog"),
-                self.key(f"log:{claim.webhook_id}"), self.key("hooks")]
-        self._finish(self.client, keys, [member, claim.device_id, claim.webhook_id, drop, next_ts,
-                                         state, orjson.dumps(dict(log_entry)), self._log_cap])
+        keys = [
+            self._q(claim.webhook_id, claim.device_id),
+            self.key("due"),
+            self.key("state"),
+            self.key(f"devs:{claim.webhook_id}"),
+            self.key("backlog"),
+            self.key(f"log:{claim.webhook_id}"),
+            self.key("hooks"),
+        ]
+        self._finish(
+            self.client,
+            keys,
+            [
+                member,
+                claim.device_id,
+                claim.webhook_id,
+                drop,
+                next_ts,
+                state,
+                orjson.dumps(dict(log_entry)),
+                self._log_cap,
+            ],
+        )
 
     def release(self, claims: Sequence[Claim], now_s: float) -> None:
         if claims:
-            self.client.zadd(self.key("due"), {f"{c.webhook_id}:{c.device_id}": now_s for c in claims},
-                             xx=True)
+            self.client.zadd(self.key("due"), {f"{c.webhook_id}:{c.device_id}": now_s for c in claims}, xx=True)
 
     # -- reading ------------------------------------------------------------------------------
 

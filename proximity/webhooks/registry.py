@@ -59,8 +59,7 @@ def _check_event_types(event_types: Any) -> list[str] | None:
     if event_types is None:
         return None
     if isinstance(event_types, (str, bytes)) or not isinstance(event_types, Iterable):
-        raise WebhookError("event_types", "must be a list of event type names, or null for all",
-                           event_types)
+        raise WebhookError("event_types", "must be a list of event type names, or null for all", event_types)
     names: list[str] = []
     for name in event_types:
         if not isinstance(name, str):
@@ -72,8 +71,7 @@ def _check_event_types(event_types: Any) -> list[str] | None:
         if wire not in names:
             names.append(wire)
     if not names:
-        raise WebhookError("event_types", "must not be empty; use null to receive every type",
-                           event_types)
+        raise WebhookError("event_types", "must not be empty; use null to receive every type", event_types)
     return names
 
 
@@ -87,8 +85,9 @@ def _check_secret(secret: Any) -> str:
     return secret
 
 
-def new_webhook(url: Any, event_types: Any, secret: Any, now_s: float,
-                guard: HostGuard | None = None) -> dict[str, Any]:
+def new_webhook(
+    url: Any, event_types: Any, secret: Any, now_s: float, guard: HostGuard | None = None
+) -> dict[str, Any]:
     """Validate a webhook definition and return it with a new id (and secret when ``None``).
 
     Raises
@@ -98,8 +97,13 @@ def new_webhook(url: Any, event_types: Any, secret: Any, now_s: float,
         by ``guard``: loopback, private, link-local), ``event_types`` (unknown name,
         empty list) or ``secret`` (empty, not a string, too long).
     """
-    return {"id": new_id("wh"), "url": _check_url(url, guard), "event_types": _check_event_types(event_types),
-            "secret": _check_secret(secret), "created_ts": float(now_s)}
+    return {
+        "id": new_id("wh"),
+        "url": _check_url(url, guard),
+        "event_types": _check_event_types(event_types),
+        "secret": _check_secret(secret),
+        "created_ts": float(now_s),
+    }
 
 
 def public_view(webhook: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,8 +111,7 @@ def public_view(webhook: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in webhook.items() if k != "secret"}
 
 
-def route(webhooks: Sequence[Mapping[str, Any]],
-          events: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
+def route(webhooks: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
     """Return ``(webhook index, event index)`` pairs: every event each webhook subscribes to.
 
     Pairs come grouped by webhook, events in publish order within a webhook.

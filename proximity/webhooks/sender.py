@@ -38,12 +38,19 @@ def build_body(webhook_id: str, delivery_id: str, events: Sequence[bytes]) -> by
     >>> build_body("wh_1", "dlv_1", [b'{"type":"enter"}'])
     b'{"webhook_id":"wh_1","delivery_id":"dlv_1","events":[{"type":"enter"}]}'
     """
-    return orjson.dumps({"webhook_id": webhook_id, "delivery_id": delivery_id,
-                         "events": [orjson.Fragment(e) for e in events]})
+    return orjson.dumps(
+        {"webhook_id": webhook_id, "delivery_id": delivery_id, "events": [orjson.Fragment(e) for e in events]}
+    )
 
 
-async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
-               timeout_s: float, guard: HostGuard | None = None) -> Outcome:
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+    guard: HostGuard | None = None,
+) -> Outcome:
     """POST one delivery and classify the result; never raises for network or HTTP errors.
 
     Parameters
@@ -74,8 +81,9 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
                     if target.scheme == "https":
                         extensions["sni_hostname"] = host
                     target = target.copy_with(host=ip)
-            response = await client.post(target, content=body, headers=headers, timeout=timeout_s,
-                                         follow_redirects=False, extensions=extensions)
+            response = await client.post(
+                target, content=body, headers=headers, timeout=timeout_s, follow_redirects=False, extensions=extensions
+            )
         status = response.status_code
         if not 200 <= status < 300:
             error = f"HTTP {status}"

@@ -85,20 +85,39 @@ class WebhookService:
         instead of one connected to ``redis_url``.
     """
 
-    def __init__(self, *, sqlite_path: str | None = None, redis_url: str | None = None,
-                 prefix: str = "prox:", http_client: httpx.AsyncClient | None = None,
-                 policy: RetryPolicy = RetryPolicy(), clock: Callable[[], float] = time.time,
-                 max_in_flight: int = 16, max_batch: int = 100, lease_s: float = 5.0,
-                 poll_s: float = 0.25, log_cap: int = 1000, redis_client: Any = None,
-                 per_webhook: int | None = None, breaker_threshold: int = 5,
-                 breaker_cooldown_s: float | None = None, allow_hosts: Sequence[str] = (),
-                 resolve: Any = None):
+    def __init__(
+        self,
+        *,
+        sqlite_path: str | None = None,
+        redis_url: str | None = None,
+        prefix: str = "prox:",
+        http_client: httpx.AsyncClient | None = None,
+        policy: RetryPolicy = RetryPolicy(),
+        clock: Callable[[], float] = time.time,
+        max_in_flight: int = 16,
+        max_batch: int = 100,
+        lease_s: float = 5.0,
+        poll_s: float = 0.25,
+        log_cap: int = 1000,
+        redis_client: Any = None,
+        per_webhook: int | None = None,
+        breaker_threshold: int = 5,
+        breaker_cooldown_s: float | None = None,
+        allow_hosts: Sequence[str] = (),
+        resolve: Any = None,
+    ):
         if sqlite_path is not None and redis_url is not None:
             raise WebhookError("redis_url", "give sqlite_path or redis_url, not both", redis_url)
-        for name, value in (("max_in_flight", max_in_flight), ("max_batch", max_batch),
-                            ("lease_s", lease_s), ("poll_s", poll_s), ("log_cap", log_cap),
-                            ("per_webhook", per_webhook or 1), ("breaker_threshold", breaker_threshold),
-                            ("breaker_cooldown_s", 1 if breaker_cooldown_s is None else breaker_cooldown_s)):
+        for name, value in (
+            ("max_in_flight", max_in_flight),
+            ("max_batch", max_batch),
+            ("lease_s", lease_s),
+            ("poll_s", poll_s),
+            ("log_cap", log_cap),
+            ("per_webhook", per_webhook or 1),
+            ("breaker_threshold", breaker_threshold),
+            ("breaker_cooldown_s", 1 if breaker_cooldown_s is None else breaker_cooldown_s),
+        ):
             if not value > 0:
                 raise WebhookError(name, "must be > 0", value)
         self._policy, self._clock, self._http = policy, clock, http_client
@@ -106,8 +125,12 @@ class WebhookService:
         if breaker_cooldown_s is None:
             breaker_cooldown_s = min(30.0, policy.max_backoff_s)
         self._guard = HostGuard(allow_hosts, resolve)
-        self._isolation = {"guard": self._guard, "per_webhook": per_webhook, "breaker_threshold": breaker_threshold,
-                           "breaker_cooldown_s": breaker_cooldown_s}
+        self._isolation = {
+            "guard": self._guard,
+            "per_webhook": per_webhook,
+            "breaker_threshold": breaker_threshold,
+            "breaker_cooldown_s": breaker_cooldown_s,
+        }
         self._store: WebhookStore
         self._lease: Lease
         if redis_url is not None or redis_client is not None:
@@ -129,14 +152,24 @@ class WebhookService:
             return
         client = self._http
         if client is None:
-            limits = httpx.Limits(max_connections=self._max_in_flight,
-                                  max_keepalive_connections=self._max_in_flight)
+            limits = httpx.Limits(max_connections=self._max_in_flight, max_keepalive_connections=self._max_in_flight)
             client = self._own_http = httpx.AsyncClient(
-                timeout=self._policy.timeout_s, follow_redirects=False, limits=limits,
-                headers={"User-Agent": "proximity-webhooks/1"})
-        self._dispatcher = Dispatcher(self._store, self._lease, client, self._policy, self._clock,
-                                      self._max_in_flight, self._max_batch, self._poll_s,
-                                      **self._isolation)
+                timeout=self._policy.timeout_s,
+                follow_redirects=False,
+                limits=limits,
+                headers={"User-Agent": "proximity-webhooks/1"},
+            )
+        self._dispatcher = Dispatcher(
+            self._store,
+            self._lease,
+            client,
+            self._policy,
+            self._clock,
+            self._max_in_flight,
+            self._max_batch,
+            self._poll_s,
+            **self._isolation,
+        )
         self._dispatcher.start()
 
     async def stop(self) -> None:

@@ -45,8 +45,15 @@ import time
 
 from proximity.webhooks.errors import SignatureError
 
-__all__ = ["SIGNATURE_HEADER", "DELIVERY_ID_HEADER", "EVENT_ID_HEADER", "sign", "verify",
-           "delivery_headers", "generate_secret"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "DELIVERY_ID_HEADER",
+    "EVENT_ID_HEADER",
+    "sign",
+    "verify",
+    "delivery_headers",
+    "generate_secret",
+]
 
 SIGNATURE_HEADER = "Proximity-Signature"
 DELIVERY_ID_HEADER = "Proximity-Delivery-Id"
@@ -78,11 +85,14 @@ def sign(secret: str, body: bytes, ts_s: float) -> str:
     return f"t={t},v1={_digest(secret, t, body)}"
 
 
-def delivery_headers(secret: str, body: bytes, ts_s: float, delivery_id: str,
-                     event_ids: list[str]) -> dict[str, str]:
+def delivery_headers(secret: str, body: bytes, ts_s: float, delivery_id: str, event_ids: list[str]) -> dict[str, str]:
     """Return all headers of one delivery attempt: content type, signature and ids."""
-    return {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body, ts_s),
-            DELIVERY_ID_HEADER: delivery_id, EVENT_ID_HEADER: ",".join(event_ids)}
+    return {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(secret, body, ts_s),
+        DELIVERY_ID_HEADER: delivery_id,
+        EVENT_ID_HEADER: ",".join(event_ids),
+    }
 
 
 def _parse(header: str) -> tuple[int, list[str]]:
@@ -105,8 +115,7 @@ def _parse(header: str) -> tuple[int, list[str]]:
     return t, v1
 
 
-def verify(secret: str, header: str | None, body: bytes, tolerance_s: float = 300.0,
-           now_s: float | None = None) -> int:
+def verify(secret: str, header: str | None, body: bytes, tolerance_s: float = 300.0, now_s: float | None = None) -> int:
     """Check a ``Proximity-Signature`` header against the raw body; return its timestamp.
 
     Parameters
@@ -141,8 +150,7 @@ def verify(secret: str, header: str | None, body: bytes, tolerance_s: float = 30
         raise SignatureError("mismatch", header, "no v1 signature matches the body")
     now = time.time() if now_s is None else now_s
     if abs(now - t) > tolerance_s:
-        raise SignatureError("expired", header, f"t={t} is {now - t:.0f} s from now; "
-                             f"tolerance is {tolerance_s:g} s")
+        raise SignatureError("expired", header, f"t={t} is {now - t:.0f} s from now; tolerance is {tolerance_s:g} s")
     return t
 
 

@@ -51,8 +51,18 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_hook ON deliveries (webhook_id, n);
 """
 
-_LOG_FIELDS = ("id", "webhook_id", "device_id", "event_count", "attempt", "status",
-               "http_status", "error", "latency_ms", "ts")
+_LOG_FIELDS = (
+    "id",
+    "webhook_id",
+    "device_id",
+    "event_count",
+    "attempt",
+    "status",
+    "http_status",
+    "error",
+    "latency_ms",
+    "ts",
+)
 
 
 class SqliteWebhookStore:
@@ -73,7 +83,8 @@ class SqliteWebhookStore:
         # one connection shared by the caller threads and the dispatcher's store thread,
         # serialised by the lock (sqlite3 objects are not safe for concurrent use)
         self._db: sqlite3.Connection | None = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=30)
+            path, check_same_thread=False, isolation_level=None, timeout=30
+        )
         if path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -98,14 +109,21 @@ class SqliteWebhookStore:
     def add_webhook(self, webhook: Mapping[str, Any]) -> None:
         types = None if webhook["event_types"] is None else orjson.dumps(webhook["event_types"])
         with self._tx() as db:
-            db.execute("INSERT INTO webhooks VALUES (?, ?, ?, ?, ?)",
-                       (webhook["id"], webhook["url"], types, webhook["secret"], webhook["created_ts"]))
+            db.execute(
+                "INSERT INTO webhooks VALUES (?, ?, ?, ?, ?)",
+                (webhook["id"], webhook["url"], types, webhook["secret"], webhook["created_ts"]),
+            )
 
     @staticmethod
     def _hook(row: tuple) -> dict[str, Any]:
         wid, url, types, secret, created = row
-        return {"id": wid, "url": url, "event_types": None if types is None else orjson.loads(types),
-                "secret": secret, "created_ts": created}
+        return {
+            "id": wid,
+            "url": url,
+            "event_types": None if types is None else orjson.loads(types),
+            "secret": secret,
+            "created_ts": created,
+        }
 
     def get_webhook(self, webhook_id: str) -> dict[str, Any] | None:
         with self._tx() as db:
@@ -138,8 +156,9 @@ class SqliteWebhookStore:
         transaction)."""
         hooks: list[dict[str, Any]] | None = None
         while True:
-            rows = db.execute("SELECT seq, batch, body, enqueued_ts FROM inbox ORDER BY seq LIMIT ?",
-                              (rows_per_round,)).fetchall()
+            rows = db.execute(
+                "SELECT seq, batch, body, enqueued_ts FROM inbox ORDER BY seq LIMIT ?", (rows_per_round,)
+            ).fetchall()
             if not rows:
                 return
             if hooks is None:
@@ -152,28 +171,39 @@ class SqliteWebhookStore:
                 self._enqueue(db, [h for h in hooks if h["created_ts"] <= ts], events, raws, ids, ts)
             db.execute("DELETE FROM inbox WHERE seq <= ?", (rows[-1][0],))
 
-    def enqueue(self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes],
-                event_ids: Sequence[str], now_s: float) -> int:
+    def enqueue(
+        self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes], event_ids: Sequence[str], now_s: float
+    ) -> int:
         with self._tx() as db:
             hooks = [self._hook(r) for r in db.execute("SELECT * FROM webhooks ORDER BY created_ts, rowid")]
             return self._enqueue(db, hooks, events, raws, event_ids, now_s)
 
     @staticmethod
-    def _enqueue(db: sqlite3.Connection, hooks: list[dict[str, Any]], events: Sequence[Mapping[str, Any]],
-                 raws: Sequence[bytes], event_ids: Sequence[str], now_s: float) -> int:
+    def _enqueue(
+        db: sqlite3.Connection,
+        hooks: list[dict[str, Any]],
+        events: Sequence[Mapping[str, Any]],
+        raws: Sequence[bytes],
+        event_ids: Sequence[str],
+        now_s: float,
+    ) -> int:
         pairs = route(hooks, events)
         if not pairs:
             return 0
         rows = [(hooks[w]["id"], events[i]["device_id"], event_ids[i], raws[i], now_s) for w, i in pairs]
-        db.executemany("INSERT INTO outbox (webhook_id, device_id, event_id, body, enqueued_ts) "
-                       "VALUES (?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO outbox (webhook_id, device_id, event_id, body, enqueued_ts) VALUES (?, ?, ?, ?, ?)", rows
+        )
         queues = {(wid, dev) for wid, dev, *_ in rows}
-        db.executemany("INSERT OR IGNORE INTO queues (webhook_id, device_id, next_ts) VALUES (?, ?, ?)",
-                       [(wid, dev, now_s) for wid, dev in queues])
+        db.executemany(
+            "INSERT OR IGNORE INTO queues (webhook_id, device_id, next_ts) VALUES (?, ?, ?)",
+            [(wid, dev, now_s) for wid, dev in queues],
+        )
         return len(rows)
 
-    def _due(self, db: sqlite3.Connection, now_s: float, limit: int,
-             caps: Mapping[str, int] | None, default_cap: int | None) -> list[tuple]:
+    def _due(
+        self, db: sqlite3.Connection, now_s: float, limit: int, caps: Mapping[str, int] | None, default_cap: int | None
+    ) -> list[tuple]:
         """The due queues to claim, oldest first, at most ``caps[webhook]`` (else
         ``default_cap``) of each webhook; a webhook at its cap is skipped in SQL, so a webhook
         with thousands of due queues costs one round, not a scan."""
@@ -181,7 +211,9 @@ class SqliteWebhookStore:
             return db.execute(
                 "SELECT q.webhook_id, q.device_id, q.attempt, q.delivery_id, q.last_seq, w.url, w.secret "
                 "FROM queues q LEFT JOIN webhooks w ON w.id = q.webhook_id "
-                "WHERE q.next_ts <= ? ORDER BY q.next_ts LIMIT ?", (now_s, limit)).fetchall()
+                "WHERE q.next_ts <= ? ORDER BY q.next_ts LIMIT ?",
+                (now_s, limit),
+            ).fetchall()
         left = dict(caps or {})
         full = {w for w, n in left.items() if n <= 0}
         picked: list[tuple] = []
@@ -194,7 +226,8 @@ class SqliteWebhookStore:
                 "SELECT q.webhook_id, q.device_id, q.attempt, q.delivery_id, q.last_seq, w.url, w.secret "
                 "FROM queues q LEFT JOIN webhooks w ON w.id = q.webhook_id "
                 f"WHERE q.next_ts <= ? {skip}ORDER BY q.next_ts LIMIT ?",
-                (now_s, *full, want + len(seen))).fetchall()
+                (now_s, *full, want + len(seen)),
+            ).fetchall()
             grew = False
             for row in rows:
                 wid = row[0]
@@ -215,9 +248,15 @@ class SqliteWebhookStore:
             # a webhook filled up: look again without it (at most one round per webhook)
         return picked
 
-    def claim(self, now_s: float, limit: int, max_batch: int, hold_s: float,
-              caps: Mapping[str, int] | None = None,
-              default_cap: int | None = None) -> tuple[list[Claim], float | None]:
+    def claim(
+        self,
+        now_s: float,
+        limit: int,
+        max_batch: int,
+        hold_s: float,
+        caps: Mapping[str, int] | None = None,
+        default_cap: int | None = None,
+    ) -> tuple[list[Claim], float | None]:
         claims: list[Claim] = []
         with self._tx() as db:
             self._fan_out(db)
@@ -228,65 +267,95 @@ class SqliteWebhookStore:
                     db.execute("DELETE FROM queues WHERE webhook_id = ? AND device_id = ?", (wid, dev))
                     continue
                 if delivery_id is None:
-                    rows = db.execute("SELECT seq, event_id, body, enqueued_ts FROM outbox "
-                                      "WHERE webhook_id = ? AND device_id = ? ORDER BY seq LIMIT ?",
-                                      (wid, dev, max_batch)).fetchall()
+                    rows = db.execute(
+                        "SELECT seq, event_id, body, enqueued_ts FROM outbox "
+                        "WHERE webhook_id = ? AND device_id = ? ORDER BY seq LIMIT ?",
+                        (wid, dev, max_batch),
+                    ).fetchall()
                     delivery_id = new_id("dlv")
                 else:  # a retry: exactly the events of the first attempt
-                    rows = db.execute("SELECT seq, event_id, body, enqueued_ts FROM outbox "
-                                      "WHERE webhook_id = ? AND device_id = ? AND seq <= ? ORDER BY seq",
-                                      (wid, dev, last_seq)).fetchall()
+                    rows = db.execute(
+                        "SELECT seq, event_id, body, enqueued_ts FROM outbox "
+                        "WHERE webhook_id = ? AND device_id = ? AND seq <= ? ORDER BY seq",
+                        (wid, dev, last_seq),
+                    ).fetchall()
                 if not rows:
                     db.execute("DELETE FROM queues WHERE webhook_id = ? AND device_id = ?", (wid, dev))
                     continue
                 last_seq = rows[-1][0]
-                db.execute("UPDATE queues SET next_ts = ?, delivery_id = ?, last_seq = ? "
-                           "WHERE webhook_id = ? AND device_id = ?",
-                           (now_s + hold_s, delivery_id, last_seq, wid, dev))
-                claims.append(Claim(wid, url, secret, dev, delivery_id, attempt + 1,
-                                    [r[1] for r in rows], [r[2] for r in rows], rows[0][3], last_seq))
+                db.execute(
+                    "UPDATE queues SET next_ts = ?, delivery_id = ?, last_seq = ? "
+                    "WHERE webhook_id = ? AND device_id = ?",
+                    (now_s + hold_s, delivery_id, last_seq, wid, dev),
+                )
+                claims.append(
+                    Claim(
+                        wid,
+                        url,
+                        secret,
+                        dev,
+                        delivery_id,
+                        attempt + 1,
+                        [r[1] for r in rows],
+                        [r[2] for r in rows],
+                        rows[0][3],
+                        last_seq,
+                    )
+                )
             (next_ts,) = db.execute("SELECT MIN(next_ts) FROM queues").fetchone()
         return claims, next_ts
 
-    def finish(self, claim: Claim, decision: Decision, log_entry: Mapping[str, Any],
-               now_s: float) -> None:
+    def finish(self, claim: Claim, decision: Decision, log_entry: Mapping[str, Any], now_s: float) -> None:
         key = (claim.webhook_id, claim.device_id)
         with self._tx() as db:
             if decision.status == "retrying":
-                db.execute("UPDATE queues SET next_ts = ?, attempt = ? WHERE webhook_id = ? AND device_id = ?",
-                           (decision.retry_ts, claim.attempt, *key))
+                db.execute(
+                    "UPDATE queues SET next_ts = ?, attempt = ? WHERE webhook_id = ? AND device_id = ?",
+                    (decision.retry_ts, claim.attempt, *key),
+                )
             else:
-                db.execute("DELETE FROM outbox WHERE webhook_id = ? AND device_id = ? AND seq <= ?",
-                           (*key, claim.token))
-                more = db.execute("SELECT 1 FROM outbox WHERE webhook_id = ? AND device_id = ? LIMIT 1",
-                                  key).fetchone()
+                db.execute(
+                    "DELETE FROM outbox WHERE webhook_id = ? AND device_id = ? AND seq <= ?", (*key, claim.token)
+                )
+                more = db.execute("SELECT 1 FROM outbox WHERE webhook_id = ? AND device_id = ? LIMIT 1", key).fetchone()
                 if more:
-                    db.execute("UPDATE queues SET next_ts = ?, attempt = 0, delivery_id = NULL, "
-                               "last_seq = NULL WHERE webhook_id = ? AND device_id = ?", (now_s, *key))
+                    db.execute(
+                        "UPDATE queues SET next_ts = ?, attempt = 0, delivery_id = NULL, "
+                        "last_seq = NULL WHERE webhook_id = ? AND device_id = ?",
+                        (now_s, *key),
+                    )
                 else:
                     db.execute("DELETE FROM queues WHERE webhook_id = ? AND device_id = ?", key)
             # no log for a webhook deleted while this attempt was in flight
-            db.execute(f"INSERT INTO deliveries ({', '.join(_LOG_FIELDS)}) "
-                       f"SELECT {', '.join('?' * len(_LOG_FIELDS))} "
-                       "WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?)",
-                       (*(log_entry[f] for f in _LOG_FIELDS), claim.webhook_id))
-            db.execute("DELETE FROM deliveries WHERE webhook_id = ? AND n <= (SELECT n FROM deliveries "
-                       "WHERE webhook_id = ? ORDER BY n DESC LIMIT 1 OFFSET ?)",
-                       (claim.webhook_id, claim.webhook_id, self._log_cap))
+            db.execute(
+                f"INSERT INTO deliveries ({', '.join(_LOG_FIELDS)}) "
+                f"SELECT {', '.join('?' * len(_LOG_FIELDS))} "
+                "WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?)",
+                (*(log_entry[f] for f in _LOG_FIELDS), claim.webhook_id),
+            )
+            db.execute(
+                "DELETE FROM deliveries WHERE webhook_id = ? AND n <= (SELECT n FROM deliveries "
+                "WHERE webhook_id = ? ORDER BY n DESC LIMIT 1 OFFSET ?)",
+                (claim.webhook_id, claim.webhook_id, self._log_cap),
+            )
 
     def release(self, claims: Sequence[Claim], now_s: float) -> None:
         if not claims:
             return
         with self._tx() as db:
-            db.executemany("UPDATE queues SET next_ts = ? WHERE webhook_id = ? AND device_id = ?",
-                           [(now_s, c.webhook_id, c.device_id) for c in claims])
+            db.executemany(
+                "UPDATE queues SET next_ts = ? WHERE webhook_id = ? AND device_id = ?",
+                [(now_s, c.webhook_id, c.device_id) for c in claims],
+            )
 
     # -- reading ------------------------------------------------------------------------------
 
     def deliveries(self, webhook_id: str, limit: int) -> list[dict[str, Any]]:
         with self._tx() as db:
-            rows = db.execute(f"SELECT {', '.join(_LOG_FIELDS)} FROM deliveries WHERE webhook_id = ? "
-                              "ORDER BY n DESC LIMIT ?", (webhook_id, limit)).fetchall()
+            rows = db.execute(
+                f"SELECT {', '.join(_LOG_FIELDS)} FROM deliveries WHERE webhook_id = ? ORDER BY n DESC LIMIT ?",
+                (webhook_id, limit),
+            ).fetchall()
         return [dict(zip(_LOG_FIELDS, r)) for r in rows]
 
     def backlog(self) -> int:

@@ -59,23 +59,22 @@ class WebhookStore(Protocol):
     def delete_webhook(self, webhook_id: str) -> bool:
         """Delete a webhook, its pending events and its log; return whether it existed."""
 
-    def enqueue(self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes],
-                event_ids: Sequence[str], now_s: float) -> int:
+    def enqueue(
+        self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes], event_ids: Sequence[str], now_s: float
+    ) -> int:
         """Append each event to the queue of every webhook subscribed to its type, atomically.
 
         ``raws[i]`` is the JSON of ``events[i]``; returns the number of (webhook, event) rows.
         """
 
-    def claim(self, now_s: float, limit: int, max_batch: int,
-              hold_s: float) -> tuple[list[Claim], float | None]:
+    def claim(self, now_s: float, limit: int, max_batch: int, hold_s: float) -> tuple[list[Claim], float | None]:
         """Claim up to ``limit`` due queue heads (at most ``max_batch`` events each).
 
         Claimed queues are hidden until ``now_s + hold_s``. Returns the claims and the earliest
         ``next_ts`` among the queues left (None when there are none).
         """
 
-    def finish(self, claim: Claim, decision: Decision, log_entry: Mapping[str, Any],
-               now_s: float) -> None:
+    def finish(self, claim: Claim, decision: Decision, log_entry: Mapping[str, Any], now_s: float) -> None:
         """Record an attempt: log it; drop the batch when delivered or failed (the queue's next
         batch is due at ``now_s``), else make the queue due at ``decision.retry_ts``."""
 

@@ -44,8 +44,7 @@ def place() -> Callable[..., tuple[NDArray[np.float64], NDArray[np.float64]]]:
         north = np.atleast_1d(np.asarray(north_m, dtype=float))
         az = np.degrees(np.arctan2(east, north))
         dist = np.hypot(east, north)
-        lon, lat, _ = _GEOD.fwd(np.full(dist.shape, origin[0]), np.full(dist.shape, origin[1]),
-                                az, dist)
+        lon, lat, _ = _GEOD.fwd(np.full(dist.shape, origin[0]), np.full(dist.shape, origin[1]), az, dist)
         lon = (np.asarray(lon) + 180.0) % 360.0 - 180.0
         return lon, np.asarray(lat)
 
@@ -58,8 +57,9 @@ def ranges() -> Callable[..., NDArray[np.float64]]:
 
     def _ranges(dev_lon, dev_lat, beacon_lon, beacon_lat):
         m, b = len(dev_lon), len(beacon_lon)
-        _, _, d = _GEOD.inv(np.repeat(dev_lon, b), np.repeat(dev_lat, b),
-                            np.tile(beacon_lon, m), np.tile(beacon_lat, m))
+        _, _, d = _GEOD.inv(
+            np.repeat(dev_lon, b), np.repeat(dev_lat, b), np.tile(beacon_lon, m), np.tile(beacon_lat, m)
+        )
         return np.asarray(d).reshape(m, b)
 
     return _ranges

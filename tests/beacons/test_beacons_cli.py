@@ -12,17 +12,29 @@ import pytest
 from beacons.cli import add_parser, main
 
 VECTORS = {
-    "ibeacon": ("4C000215E2C56DB5DFFB48D2B060D0F5A71096E000010002C5",
-                {"type": "ibeacon", "uuid": "e2c56db5-dffb-48d2-b060-d0f5a71096e0", "major": 1,
-                 "minor": 2, "tx_power": -59}),
-    "altbeacon": ("1801BEAC E2C56DB5DFFB48D2B060D0F5A71096E0 0007 0009 C4 00",
-                  {"type": "altbeacon", "id1": "e2c56db5-dffb-48d2-b060-d0f5a71096e0", "id2": 7,
-                   "id3": 9, "tx_power": -60, "company_id": 0x0118}),
-    "eddystone_uid": ("AAFE 00EC 00112233445566778899 AABBCCDDEEFF 0000",
-                      {"type": "eddystone_uid", "namespace": "00112233445566778899",
-                       "instance": "aabbccddeeff", "tx_power": -20}),
-    "eddystone_url": ("0x0201060303AAFE0716AAFE10EB0367",
-                      {"type": "eddystone_url", "url": "https://g", "tx_power": -21}),
+    "ibeacon": (
+        "4C000215E2C56DB5DFFB48D2B060D0F5A71096E000010002C5",
+        {"type": "ibeacon", "uuid": "e2c56db5-dffb-48d2-b060-d0f5a71096e0", "major": 1, "minor": 2, "tx_power": -59},
+    ),
+    "altbeacon": (
+        "1801BEAC E2C56DB5DFFB48D2B060D0F5A71096E0 0007 0009 C4 00",
+        {
+            "type": "altbeacon",
+            "id1": "e2c56db5-dffb-48d2-b060-d0f5a71096e0",
+            "id2": 7,
+            "id3": 9,
+            "tx_power": -60,
+            "company_id": 0x0118,
+        },
+    ),
+    "eddystone_uid": (
+        "AAFE 00EC 00112233445566778899 AABBCCDDEEFF 0000",
+        {"type": "eddystone_uid", "namespace": "00112233445566778899", "instance": "aabbccddeeff", "tx_power": -20},
+    ),
+    "eddystone_url": (
+        "0x0201060303AAFE0716AAFE10EB0367",
+        {"type": "eddystone_url", "url": "https://g", "tx_power": -21},
+    ),
 }
 
 
@@ -59,7 +71,8 @@ def test_add_parser_registers_beacons_decode_under_a_parent_parser(capsys):
 
 
 def test_as_a_process_a_bad_frame_exits_2():
-    proc = subprocess.run([sys.executable, "-m", "beacons.cli", "decode", "4C00"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "beacons.cli", "decode", "4C00"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1

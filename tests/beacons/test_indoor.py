@@ -16,34 +16,44 @@ from proximity import Engine, EventKind
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 T0 = 1_700_000_000.0
-ROOM_E = np.array([0.0, 20.0, 20.0, 0.0])   # beacons in the corners of a 20 x 12 m room
+ROOM_E = np.array([0.0, 20.0, 20.0, 0.0])  # beacons in the corners of a 20 x 12 m room
 ROOM_N = np.array([0.0, 0.0, 12.0, 12.0])
-DEVICE = (6.0, 4.0)                          # where the shopper stands, metres east / north
+DEVICE = (6.0, 4.0)  # where the shopper stands, metres east / north
 
 
 def _room(place, origin):
     lon, lat = place(origin, ROOM_E, ROOM_N)
-    return BeaconRegistry([parse_beacon({
-        "uuid": UUID, "major": 1, "minor": i, "store_id": "store-1", "lon": float(lon[i]),
-        "lat": float(lat[i]), "measured_power_dbm": -59}) for i in range(4)])
+    return BeaconRegistry(
+        [
+            parse_beacon(
+                {
+                    "uuid": UUID,
+                    "major": 1,
+                    "minor": i,
+                    "store_id": "store-1",
+                    "lon": float(lon[i]),
+                    "lat": float(lat[i]),
+                    "measured_power_dbm": -59,
+                }
+            )
+            for i in range(4)
+        ]
+    )
 
 
-def _scans(registry, place, ranges, rssi_trace, origin, *, seed, noise_db=3.0, n_scans=8,
-           device="p1"):
+def _scans(registry, place, ranges, rssi_trace, origin, *, seed, noise_db=3.0, n_scans=8, device="p1"):
     """`n_scans` scans, 0.5 s apart, each hearing the 4 beacons with seeded noise."""
     dlon, dlat = place(origin, *DEVICE)
     t = registry.table()
     d = ranges(dlon, dlat, t.lon, t.lat)[0]
     _, rssi = rssi_trace(np.tile(d, n_scans), noise_db, seed=seed)
     ts = T0 + np.repeat(np.arange(n_scans) * 0.5, len(d))
-    batch = SightingBatch.from_columns([device] * len(ts), ts, list(t.id) * n_scans,
-                                       np.clip(rssi, -127, -1))
+    batch = SightingBatch.from_columns([device] * len(ts), ts, list(t.id) * n_scans, np.clip(rssi, -127, -1))
     return batch, (float(dlon[0]), float(dlat[0]))
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_a_device_at_a_known_point_is_located_within_a_bound(venue, place, ranges, rssi_trace,
-                                                              geod, seed):
+def test_a_device_at_a_known_point_is_located_within_a_bound(venue, place, ranges, rssi_trace, geod, seed):
     registry = _room(place, venue)
     batch, (dlon, dlat) = _scans(registry, place, ranges, rssi_trace, venue, seed=seed)
     r = BeaconMonitor(registry).ingest(batch)
@@ -64,13 +74,11 @@ def test_fewer_than_three_recent_beacons_give_no_position(oslo, place, ranges, r
     assert len(BeaconMonitor(registry).ingest(batch.take(np.flatnonzero(two))).positions) == 0
     # four beacons, but two of them heard 10 s before the device's latest sighting
     old = batch.take(np.flatnonzero(~two))
-    shifted = SightingBatch(old.device_id, old.ts - 10.0, old.beacon_id, old.rssi_dbm,
-                            old.tx_power_dbm)
+    shifted = SightingBatch(old.device_id, old.ts - 10.0, old.beacon_id, old.rssi_dbm, old.tx_power_dbm)
     both = SightingBatch.concat([shifted, batch.take(np.flatnonzero(two))])
     mon = BeaconMonitor(registry, MonitorConfig(position_window_s=5.0))
     assert len(mon.ingest(both).positions) == 0
-    assert len(BeaconMonitor(registry, MonitorConfig(positions=False)).ingest(batch).positions) \
-        == 0
+    assert len(BeaconMonitor(registry, MonitorConfig(positions=False)).ingest(batch).positions) == 0
 
 
 def test_locate_uses_the_nearest_beacons_and_one_solve_per_site():
@@ -78,8 +86,7 @@ def test_locate_uses_the_nearest_beacons_and_one_solve_per_site():
     lat = np.array([59.91, 59.91, 59.9102, 59.9102, 50.0, 50.0, 50.0002])
     dev = np.array([0, 0, 0, 0, 1, 1, 1])
     d = np.array([12.5, 12.5, 12.5, 12.5, 10.0, 18.0, 20.0])
-    out = locate(dev, np.zeros(7), lon, lat, d, np.full(7, 2.0), np.full(7, 2.0),
-                 site=np.array([0, 0, 0, 0, 1, 1, 1]))
+    out = locate(dev, np.zeros(7), lon, lat, d, np.full(7, 2.0), np.full(7, 2.0), site=np.array([0, 0, 0, 0, 1, 1, 1]))
     assert out[0].tolist() == [0, 1]
     assert 10.7499 < out[2][0] < 10.7504 and 19.9999 < out[2][1] < 20.0004
 
@@ -93,8 +100,7 @@ def test_beacons_on_another_floor_are_left_out():
     assert len(same[0]) == 1  # all on one floor: used
     other = locate(*args, floor=np.array([0, 0, 0, np.nan, 1.0]))
     assert len(other[0]) == 0  # the nearest is upstairs, with only an unknown-floor companion
-    below = locate(*args[:4], np.array([12.5, 12.5, 12.5, 12.5, 20.0]), *args[5:],
-                   floor=np.array([0, 0, 0, 0, 1.0]))
+    below = locate(*args[:4], np.array([12.5, 12.5, 12.5, 12.5, 20.0]), *args[5:], floor=np.array([0, 0, 0, 0, 1.0]))
     assert len(below[0]) == 1 and 10.7501 < below[2][0] < 10.7502
 
 

@@ -18,14 +18,22 @@ from proximity.core.events import EventKind, Reason
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 T0 = 1_700_000_000.0
-RSSI_NEAR = -65.0   # ~2 m with -59 dBm at 1 m, n = 2
-RSSI_FAR = -79.0    # ~10 m
+RSSI_NEAR = -65.0  # ~2 m with -59 dBm at 1 m, n = 2
+RSSI_FAR = -79.0  # ~10 m
 
 
 def beacon(major: int, minor: int, store: str):
-    return parse_beacon({"uuid": UUID, "major": major, "minor": minor, "store_id": store,
-                         "lon": 10.75 + minor * 1e-5, "lat": 59.91 + major * 1e-3,
-                         "measured_power_dbm": -59})
+    return parse_beacon(
+        {
+            "uuid": UUID,
+            "major": major,
+            "minor": minor,
+            "store_id": store,
+            "lon": 10.75 + minor * 1e-5,
+            "lat": 59.91 + major * 1e-3,
+            "measured_power_dbm": -59,
+        }
+    )
 
 
 def key(major: int, minor: int) -> str:
@@ -35,8 +43,7 @@ def key(major: int, minor: int) -> str:
 @pytest.fixture
 def registry() -> BeaconRegistry:
     """Store s1 has beacons 1:0..2, store s2 has 2:0..1; default regions (one per store)."""
-    return BeaconRegistry([beacon(1, m, "s1") for m in range(3)]
-                          + [beacon(2, m, "s2") for m in range(2)])
+    return BeaconRegistry([beacon(1, m, "s1") for m in range(3)] + [beacon(2, m, "s2") for m in range(2)])
 
 
 def sightings(*rows) -> SightingBatch:
@@ -44,8 +51,7 @@ def sightings(*rows) -> SightingBatch:
     if not rows:
         return SightingBatch.empty()
     dev, ts, k, rssi = zip(*rows)
-    return SightingBatch.from_columns(list(dev), T0 + np.asarray(ts, float), list(k),
-                                      np.asarray(rssi, float))
+    return SightingBatch.from_columns(list(dev), T0 + np.asarray(ts, float), list(k), np.asarray(rssi, float))
 
 
 def kinds(events):
@@ -63,18 +69,19 @@ def test_enter_on_first_sighting_carries_store_region_and_visit(registry):
 
 
 def test_regions_by_prefix_each_get_their_enter(registry):
-    for r in (Region("brand", BeaconKind.IBEACON, (UUID,)),
-              Region("store-2", BeaconKind.IBEACON, (UUID, 2)),
-              Region("shelf", BeaconKind.IBEACON, (UUID, 1, 2))):
+    for r in (
+        Region("brand", BeaconKind.IBEACON, (UUID,)),
+        Region("store-2", BeaconKind.IBEACON, (UUID, 2)),
+        Region("shelf", BeaconKind.IBEACON, (UUID, 1, 2)),
+    ):
         registry.add_region(r)
     mon = BeaconMonitor(registry)
-    r = mon.ingest(sightings(("p1", 0, key(1, 0), RSSI_NEAR), ("p1", 5, key(1, 2), RSSI_NEAR),
-                             ("p1", 9, key(2, 1), RSSI_NEAR)))
-    got = [(e.region_id, e.geofence_id, e.ts - T0) for e in r.events
-           if e.type is EventKind.BEACON_ENTER]
+    r = mon.ingest(
+        sightings(("p1", 0, key(1, 0), RSSI_NEAR), ("p1", 5, key(1, 2), RSSI_NEAR), ("p1", 9, key(2, 1), RSSI_NEAR))
+    )
+    got = [(e.region_id, e.geofence_id, e.ts - T0) for e in r.events if e.type is EventKind.BEACON_ENTER]
     # the brand region is monitored per store, so it enters s1 and s2 separately
-    assert got == [("brand", "s1", 0.0), ("shelf", "s1", 5.0), ("brand", "s2", 9.0),
-                   ("store-2", "s2", 9.0)]
+    assert got == [("brand", "s1", 0.0), ("shelf", "s1", 5.0), ("brand", "s2", 9.0), ("store-2", "s2", 9.0)]
 
 
 def test_enter_can_require_a_close_zone(registry):
@@ -106,11 +113,11 @@ def test_no_zone_flapping_on_a_noisy_trace_at_the_near_far_boundary(registry, rs
     _, noisy = rssi_trace(np.full(300, 3.0), 4.0, seed=seed)
     rows = [("p1", t, key(1, 0), float(np.clip(v, -127, -1))) for t, v in enumerate(noisy)]
     smooth = BeaconMonitor(registry).ingest(sightings(*rows))
-    raw = BeaconMonitor(registry, MonitorConfig(filter=FilterKind.NONE, zone_margin_m=0.0)
-                        ).ingest(sightings(*rows))
+    raw = BeaconMonitor(registry, MonitorConfig(filter=FilterKind.NONE, zone_margin_m=0.0)).ingest(sightings(*rows))
 
     def changes(r):
         return [e.ts for e in r.events if e.type is EventKind.ZONE_CHANGE]
+
     assert len(changes(raw)) > 100, f"seed={seed}"
     assert len(changes(smooth)) <= 5, f"seed={seed}"
     settled = [t for t in changes(smooth) if t >= T0 + 10]  # the filter converges in seconds
@@ -123,8 +130,8 @@ def test_exit_after_silence_via_sweep_and_via_late_sighting_have_the_same_ts(reg
     by_sweep.ingest(sightings(*rows))
     by_late.ingest(sightings(*rows))
 
-    assert len(by_sweep.sweep(now=T0 + 20 + 29.9)) == 0   # not before exit_after_s ...
-    assert len(by_sweep.sweep(now=T0 + 20 + 30.0)) == 0   # ... nor exactly at it
+    assert len(by_sweep.sweep(now=T0 + 20 + 29.9)) == 0  # not before exit_after_s ...
+    assert len(by_sweep.sweep(now=T0 + 20 + 30.0)) == 0  # ... nor exactly at it
     swept = by_sweep.sweep(now=T0 + 500)
     late = by_late.ingest(sightings(("p1", 500, key(1, 0), RSSI_NEAR))).events
     ex_sweep = [e.to_dict() for e in swept]
@@ -134,14 +141,14 @@ def test_exit_after_silence_via_sweep_and_via_late_sighting_have_the_same_ts(reg
     assert ex_sweep[0]["reason"] == "silence"
     # after the sweep, the late sighting starts a new stay, as it did on the other path
     again = by_sweep.ingest(sightings(("p1", 500, key(1, 0), RSSI_NEAR))).events
-    assert [e.to_dict() for e in again] == [e.to_dict() for e in late
-                                            if e.type is not EventKind.BEACON_EXIT]
+    assert [e.to_dict() for e in again] == [e.to_dict() for e in late if e.type is not EventKind.BEACON_EXIT]
 
 
 def test_a_sighting_exactly_exit_after_s_later_keeps_the_stay(registry):
     mon = BeaconMonitor(registry, MonitorConfig(exit_after_s=30.0))
-    r = mon.ingest(sightings(("p1", 0, key(1, 0), RSSI_NEAR), ("p1", 30, key(1, 1), RSSI_NEAR),
-                             ("p1", 60.5, key(1, 2), RSSI_NEAR)))
+    r = mon.ingest(
+        sightings(("p1", 0, key(1, 0), RSSI_NEAR), ("p1", 30, key(1, 1), RSSI_NEAR), ("p1", 60.5, key(1, 2), RSSI_NEAR))
+    )
     exits = [e for e in r.events if e.type is EventKind.BEACON_EXIT]
     assert [e.ts - T0 for e in exits] == [60.0]  # 30 -> 60.5 is the only gap over 30 s
 
@@ -150,9 +157,9 @@ def test_silence_uses_any_beacon_of_the_region(registry):
     mon = BeaconMonitor(registry)
     rows = [("p1", t, key(1, t % 3), RSSI_NEAR) for t in range(0, 120, 20)]
     r = mon.ingest(sightings(*rows))
-    assert [e.type for e in r.events if e.type in (EventKind.BEACON_ENTER,
-                                                    EventKind.BEACON_EXIT)] == \
-        [EventKind.BEACON_ENTER]
+    assert [e.type for e in r.events if e.type in (EventKind.BEACON_ENTER, EventKind.BEACON_EXIT)] == [
+        EventKind.BEACON_ENTER
+    ]
 
 
 def test_unknown_stale_and_raw_sightings(registry):
@@ -161,10 +168,12 @@ def test_unknown_stale_and_raw_sightings(registry):
     assert (r.accepted, r.unknown) == (1, 1)
     r = mon.ingest(sightings(("p1", 5, key(1, 0), RSSI_NEAR)))
     assert (r.accepted, r.stale, len(r.events)) == (0, 1, 0)
-    raw = SightingBatch.from_records([
-        {"device_id": "p2", "ts": T0, "rssi": -65, "raw": encode_ibeacon(UUID, 2, 1, -59).hex()},
-        {"device_id": "p2", "ts": T0, "rssi": -65,
-         "raw": encode_eddystone_tlm(3000, 21.0, 5, 9.0).hex()}])
+    raw = SightingBatch.from_records(
+        [
+            {"device_id": "p2", "ts": T0, "rssi": -65, "raw": encode_ibeacon(UUID, 2, 1, -59).hex()},
+            {"device_id": "p2", "ts": T0, "rssi": -65, "raw": encode_eddystone_tlm(3000, 21.0, 5, 9.0).hex()},
+        ]
+    )
     r = mon.ingest(raw)
     assert (r.accepted, r.unidentified) == (1, 1)
     assert kinds(r.events)[0] == ("beacon_enter", "p2", "s2", "store:s2", 0.0)
@@ -178,15 +187,21 @@ def test_reconcile_exits_stays_whose_beacons_were_removed(registry):
     registry.remove(key(2, 1))
     out = mon.reconcile(now=T0 + 6)
     assert [(e.device_id, e.geofence_id, e.reason, e.ts - T0) for e in out] == [
-        ("p1", "s2", Reason.BEACON_REMOVED, 6.0)]
+        ("p1", "s2", Reason.BEACON_REMOVED, 6.0)
+    ]
     assert len(mon.sweep(now=T0 + 1000)) == 1  # p2's stay in s1 remains, and times out
 
 
-@pytest.mark.parametrize("cfg", [
-    MonitorConfig(filter=FilterKind.EMA), MonitorConfig(filter=FilterKind.NONE),
-    MonitorConfig(distance_model=DistanceModel.CURVE),
-    MonitorConfig(use_sighting_tx_power=True, positions=False),
-], ids=["ema", "none", "curve", "sighting-tx"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        MonitorConfig(filter=FilterKind.EMA),
+        MonitorConfig(filter=FilterKind.NONE),
+        MonitorConfig(distance_model=DistanceModel.CURVE),
+        MonitorConfig(use_sighting_tx_power=True, positions=False),
+    ],
+    ids=["ema", "none", "curve", "sighting-tx"],
+)
 def test_filter_and_distance_options_range_a_close_phone_as_near(registry, cfg):
     mon = BeaconMonitor(registry, cfg)
     r = mon.ingest(sightings(*[("p1", t, key(1, 0), RSSI_NEAR) for t in range(10)]))
@@ -207,26 +222,33 @@ def test_memory_store_satisfies_the_protocol_and_forgets_silent_streams(registry
 # -- batch == one by one ----------------------------------------------------------------------
 
 KEYS = [key(1, 0), key(1, 1), key(2, 0), key(9, 9)]
-row_strategy = st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 200).map(float),
-                         st.sampled_from(KEYS), st.integers(-95, -40).map(float))
+row_strategy = st.tuples(
+    st.sampled_from(["a", "b"]), st.integers(0, 200).map(float), st.sampled_from(KEYS), st.integers(-95, -40).map(float)
+)
 
 
 def _canonical(events):
-    return sorted((e.device_id, e.ts, int(e.type), e.region_id, e.geofence_id, e.visit_id,
-                   e.zone, e.duration_s, int(e.reason)) for e in events)
+    return sorted(
+        (e.device_id, e.ts, int(e.type), e.region_id, e.geofence_id, e.visit_id, e.zone, e.duration_s, int(e.reason))
+        for e in events
+    )
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(rows=st.lists(row_strategy, min_size=1, max_size=40), cut=st.integers(1, 40),
-       enter_max=st.sampled_from([Zone.FAR, Zone.NEAR]))
+@given(
+    rows=st.lists(row_strategy, min_size=1, max_size=40),
+    cut=st.integers(1, 40),
+    enter_max=st.sampled_from([Zone.FAR, Zone.NEAR]),
+)
 def test_batch_equals_one_by_one_and_any_chunking(rows, cut, enter_max):
     rows = sorted(rows, key=lambda r: r[1])  # one by one means in ts order
     cfg = MonitorConfig(exit_after_s=30.0, enter_max_zone=enter_max, positions=False)
 
     def run(chunks, sweep_between=False):
-        reg = BeaconRegistry([beacon(1, m, "s1") for m in range(2)] + [beacon(2, 0, "s2")],
-                             [Region("brand", BeaconKind.IBEACON, (UUID,)),
-                              Region("s1", None, (), "s1")])
+        reg = BeaconRegistry(
+            [beacon(1, m, "s1") for m in range(2)] + [beacon(2, 0, "s2")],
+            [Region("brand", BeaconKind.IBEACON, (UUID,)), Region("s1", None, (), "s1")],
+        )
         mon = BeaconMonitor(reg, cfg)
         out = []
         for c in chunks:
@@ -238,7 +260,7 @@ def test_batch_equals_one_by_one_and_any_chunking(rows, cut, enter_max):
 
     whole = run([rows])
     assert whole == run([[r] for r in rows])
-    chunks = [rows[i:i + cut] for i in range(0, len(rows), cut)]
+    chunks = [rows[i : i + cut] for i in range(0, len(rows), cut)]
     assert whole == run(chunks)
     assert whole == run(chunks, sweep_between=True)
     # enter and exit alternate per (device, region, store)
@@ -257,8 +279,7 @@ def test_memory_store_reads_back_what_it_wrote_and_keeps_no_dead_rows():
     for step in range(30):
         devs = np.array(sorted(set(rng.choice(["a", "b", "c", "d"], 3))), dtype=object)
         states = store.load(devs)
-        got = {(devs[d], b): t for d, b, t in zip(states.stream_dev, states.beacon_id,
-                                                  states.streams.last_ts)}
+        got = {(devs[d], b): t for d, b, t in zip(states.stream_dev, states.beacon_id, states.streams.last_ts)}
         assert got == {k: v for k, v in model.items() if k[0] in set(devs)}, f"step {step}"
         dev = rng.integers(0, len(devs), 8)
         bcn = rng.choice([key(1, m) for m in range(5)], 8).astype(object)
@@ -286,7 +307,7 @@ def test_a_resent_batch_changes_nothing(registry):
     assert len(first.events) > 1
     again = mon.ingest(batch)
     assert (again.accepted, again.stale, len(again.events)) == (0, len(batch), 0)
-    assert [str(e.type) for e in mon.sweep(now=T0 + 1e4)] == ["beacon_exit"]   # one stay, one exit
+    assert [str(e.type) for e in mon.sweep(now=T0 + 1e4)] == ["beacon_exit"]  # one stay, one exit
 
 
 def test_equal_ts_readings_of_one_stream_count_once(registry):

@@ -29,12 +29,24 @@ N_MONITORS = 3
 
 def registry() -> BeaconRegistry:
     """Three stores of three beacons each; regions: the brand, each store, and one shelf."""
-    beacons = [parse_beacon({"uuid": UUID, "major": s, "minor": m, "store_id": f"store-{s}",
-                             "lon": 10.75 + m * 1e-5, "lat": 59.91 + s * 1e-3,
-                             "measured_power_dbm": -59})
-               for s in range(1, 4) for m in range(3)]
-    return BeaconRegistry(beacons, [Region("brand", BeaconKind.IBEACON, (UUID,)),
-                                    Region("shelf", BeaconKind.IBEACON, (UUID, 1, 2))])
+    beacons = [
+        parse_beacon(
+            {
+                "uuid": UUID,
+                "major": s,
+                "minor": m,
+                "store_id": f"store-{s}",
+                "lon": 10.75 + m * 1e-5,
+                "lat": 59.91 + s * 1e-3,
+                "measured_power_dbm": -59,
+            }
+        )
+        for s in range(1, 4)
+        for m in range(3)
+    ]
+    return BeaconRegistry(
+        beacons, [Region("brand", BeaconKind.IBEACON, (UUID,)), Region("shelf", BeaconKind.IBEACON, (UUID, 1, 2))]
+    )
 
 
 def scenario(seed: int, n_devices: int = 24, n_scans: int = 1200) -> SightingBatch:
@@ -47,19 +59,18 @@ def scenario(seed: int, n_devices: int = 24, n_scans: int = 1200) -> SightingBat
     dev, ts, key, rssi = [], [], [], []
     for _ in range(n_scans):
         d = devices[int(rng.integers(n_devices))]
-        clock[d] += float(rng.choice([1.0, 2.0, 4.0, 15.0, 45.0, 120.0],
-                                     p=[.3, .25, .2, .13, .07, .05]))
+        clock[d] += float(rng.choice([1.0, 2.0, 4.0, 15.0, 45.0, 120.0], p=[0.3, 0.25, 0.2, 0.13, 0.07, 0.05]))
         if rng.random() < 0.05:
             where[d] = int(rng.integers(1, 4))
         for m in rng.choice(3, int(rng.integers(1, 4)), replace=False):
             dev.append(d)
             ts.append(T0 + clock[d])
             key.append(f"ibeacon:{UUID}:{where[d]}:{m}")
-            rssi.append(float(np.clip(-59 - 20 * np.log10(rng.uniform(0.3, 15)) +
-                                      rng.normal(0, 4), -120, -1)))
+            rssi.append(float(np.clip(-59 - 20 * np.log10(rng.uniform(0.3, 15)) + rng.normal(0, 4), -120, -1)))
     order = rng.permutation(len(dev))
-    return SightingBatch.from_columns(np.array(dev, object)[order], np.array(ts)[order],
-                                      np.array(key, object)[order], np.array(rssi)[order])
+    return SightingBatch.from_columns(
+        np.array(dev, object)[order], np.array(ts)[order], np.array(key, object)[order], np.array(rssi)[order]
+    )
 
 
 def rounds(batch: SightingBatch, n_rounds: int, seed: int) -> list[list[SightingBatch]]:
@@ -78,8 +89,10 @@ def rounds(batch: SightingBatch, n_rounds: int, seed: int) -> list[list[Sighting
 
 
 def canonical(events) -> list[tuple]:
-    return sorted((e.device_id, e.ts, int(e.type), e.region_id, e.geofence_id, e.visit_id,
-                   e.zone, e.duration_s, int(e.reason)) for e in events)
+    return sorted(
+        (e.device_id, e.ts, int(e.type), e.region_id, e.geofence_id, e.visit_id, e.zone, e.duration_s, int(e.reason))
+        for e in events
+    )
 
 
 def one_monitor_events(batch: SightingBatch) -> list[tuple]:
@@ -131,8 +144,7 @@ def test_forced_conflicts_are_recomputed_into_exactly_once_events(two_stores, se
     order = np.argsort(batch.ts, kind="stable")
     p1, p2, p3 = (batch.take(part) for part in np.array_split(order, 3))
     first = Counting(two_stores[0])
-    m1, m2 = BeaconMonitor(registry(), CONFIG, first), BeaconMonitor(registry(), CONFIG,
-                                                                      two_stores[1])
+    m1, m2 = BeaconMonitor(registry(), CONFIG, first), BeaconMonitor(registry(), CONFIG, two_stores[1])
     got = []
 
     # m1 loads for p2; before it saves, m2 applies the older p1 to the same devices.
@@ -147,7 +159,7 @@ def test_forced_conflicts_are_recomputed_into_exactly_once_events(two_stores, se
     before = first.conflicts
     first.hook = lambda: got.extend(m2.ingest(p3).events)
     got += m1.sweep(now=float(p3.ts.min()))
-    if first.hook is not None:      # nothing was due: m2 still has to ingest p3
+    if first.hook is not None:  # nothing was due: m2 still has to ingest p3
         first.hook()
     got += m1.sweep(now=float(batch.ts.max()) + 1e4)
     assert canonical(got) == one_monitor_events(batch), f"seed {seed}"
@@ -197,7 +209,7 @@ def test_monitors_in_threads_sharing_devices_emit_each_event_exactly_once(redis_
                     got[k] += mon.sweep(now=start)
             barrier.wait()
             got[k] += mon.sweep(now=end)
-        except BaseException as exc:   # report, never hang the others
+        except BaseException as exc:  # report, never hang the others
             barrier.abort()
             errors.append(repr(exc))
 
@@ -214,7 +226,7 @@ def test_monitors_in_threads_sharing_devices_emit_each_event_exactly_once(redis_
         # Collisions depend on scheduling (a loaded machine may serialize the threads); the
         # hook-driven tests above force them deterministically.
         print(f"seed {seed}: {conflicts} conflicting device saves, {sum(retries)} ingest retries")
-        assert len(stores[0].due(np.inf)) == 0     # everything exited and was forgotten
+        assert len(stores[0].due(np.inf)) == 0  # everything exited and was forgotten
     finally:
         stores[0].clear()
         for s in stores:

@@ -78,8 +78,7 @@ def test_vectorized_equals_per_device_loop(oslo, place, ranges):
     for i in range(20):
         one = trilaterate(blon, blat, d[i])
         assert one.status == batch.status[i] and one.n_beacons == batch.n_beacons[i]
-        np.testing.assert_allclose([one.lon, one.lat], [batch.lon[i], batch.lat[i]],
-                                   rtol=0, atol=1e-9, equal_nan=True)
+        np.testing.assert_allclose([one.lon, one.lat], [batch.lon[i], batch.lat[i]], rtol=0, atol=1e-9, equal_nan=True)
 
 
 def test_too_few_beacons_gives_nan_and_a_status(oslo, place, ranges):
@@ -89,8 +88,7 @@ def test_too_few_beacons_gives_nan_and_a_status(oslo, place, ranges):
     d[0, :2] = np.nan  # 2 beacons heard
     d[1, :] = np.nan  # none heard
     fix = trilaterate(blon, blat, d)
-    assert fix.status.tolist() == [FixStatus.TOO_FEW_BEACONS, FixStatus.TOO_FEW_BEACONS,
-                                   FixStatus.OK]
+    assert fix.status.tolist() == [FixStatus.TOO_FEW_BEACONS, FixStatus.TOO_FEW_BEACONS, FixStatus.OK]
     assert fix.n_beacons.tolist() == [2, 0, 4]
     assert np.all(np.isnan(fix.lon[:2])) and np.all(np.isnan(fix.accuracy_m[:2]))
     assert np.isfinite(fix.lon[2])
@@ -121,12 +119,15 @@ def test_coincident_beacons_do_not_crash(oslo, place):
     assert np.isfinite(fix.lon) and fix.accuracy_m >= 3.0
 
 
-@pytest.mark.parametrize(("args", "field"), [
-    (([0.0, 1.0], [0.0], [1.0, 1.0]), "beacon_lon"),
-    (([0.0, np.nan, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]), "beacon_lon"),
-    (([0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0]), "distance_m"),
-    (([0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, -1.0, 1.0]), "distance_m"),
-])
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (([0.0, 1.0], [0.0], [1.0, 1.0]), "beacon_lon"),
+        (([0.0, np.nan, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]), "beacon_lon"),
+        (([0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0]), "distance_m"),
+        (([0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, -1.0, 1.0]), "distance_m"),
+    ],
+)
 def test_invalid_inputs_name_the_field(args, field):
     with pytest.raises(BeaconFieldError) as info:
         trilaterate(*args)

@@ -26,19 +26,18 @@ from beacons import (
 
 # Warnings are errors. The ignore only covers hypothesis' failure report, which imports
 # libcst, which trips a mypy_extensions deprecation and would hide the real failure.
-pytestmark = pytest.mark.filterwarnings(
-    "error", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("error", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
 
 PROPS = settings(derandomize=True, database=None, deadline=None, max_examples=150)
 
 # Distinct by at least 0.1 dB, so distances differ by more than rounding.
-rssi_arrays = hnp.arrays(np.float64, st.integers(2, 30), unique=True,
-                         elements=st.integers(-1200, -200).map(lambda r: r / 10))
+rssi_arrays = hnp.arrays(
+    np.float64, st.integers(2, 30), unique=True, elements=st.integers(-1200, -200).map(lambda r: r / 10)
+)
 
 
 @PROPS
-@given(rssi=rssi_arrays, tx=st.floats(-100.0, 0.0), n=st.floats(1.5, 4.0),
-       ref=st.sampled_from([0.0, 1.0, 2.0]))
+@given(rssi=rssi_arrays, tx=st.floats(-100.0, 0.0), n=st.floats(1.5, 4.0), ref=st.sampled_from([0.0, 1.0, 2.0]))
 def test_distance_falls_as_rssi_rises(rssi, tx, n, ref):
     order = np.sort(rssi)
     d = rssi_distance_m(order, tx, n, ref)
@@ -87,8 +86,7 @@ def test_eddystone_calibration_at_zero_metres_is_respected():
     d_ib = rssi_distance_m(rssi, ib.tx_power_dbm, ref_distance_m=ib.tx_power_ref_m)
     d_ed = rssi_distance_m(rssi, ed.tx_power_dbm, ref_distance_m=ed.tx_power_ref_m)
     np.testing.assert_allclose(d_ib, d_ed)
-    np.testing.assert_allclose(distance_curve_m(rssi, -59, 1.0),
-                               distance_curve_m(rssi, -18, 0.0))
+    np.testing.assert_allclose(distance_curve_m(rssi, -59, 1.0), distance_curve_m(rssi, -18, 0.0))
     # Ignoring the calibration distance would read the Eddystone beacon ~112x too close.
     assert np.all(rssi_distance_m(rssi, ed.tx_power_dbm) > 100 * d_ed)
 
@@ -104,17 +102,20 @@ def test_nan_and_extremes_without_warnings():
     assert np.all(np.isnan(distance_curve_m([0.0, np.nan, -60.0], [-59.0, -59.0, 0.0])))
 
 
-@pytest.mark.parametrize(("call", "field"), [
-    (lambda: rssi_distance_m(-60, -59, path_loss_exponent=0.0), "path_loss_exponent"),
-    (lambda: rssi_distance_m(-60, -59, path_loss_exponent=[2.0, -1.0]), "path_loss_exponent"),
-    (lambda: rssi_distance_m(-60, -59, ref_distance_m=-1.0), "ref_distance_m"),
-    (lambda: distance_curve_m(-60, -59, ref_distance_m=2.0), "ref_distance_m"),
-    (lambda: distance_sigma_m(1.0, 4.0, path_loss_exponent=0.0), "path_loss_exponent"),
-    (lambda: ZoneThresholds(3.0, 0.5), "thresholds"),
-    (lambda: zone_with_hysteresis(1.0, 7), "previous_zone"),
-    (lambda: zone_with_hysteresis(1.0, Zone.NEAR, margin_m=-0.1), "margin_m"),
-    (lambda: zone_with_hysteresis(1.0, Zone.NEAR, margin_m=0.5), "margin_m"),
-])
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: rssi_distance_m(-60, -59, path_loss_exponent=0.0), "path_loss_exponent"),
+        (lambda: rssi_distance_m(-60, -59, path_loss_exponent=[2.0, -1.0]), "path_loss_exponent"),
+        (lambda: rssi_distance_m(-60, -59, ref_distance_m=-1.0), "ref_distance_m"),
+        (lambda: distance_curve_m(-60, -59, ref_distance_m=2.0), "ref_distance_m"),
+        (lambda: distance_sigma_m(1.0, 4.0, path_loss_exponent=0.0), "path_loss_exponent"),
+        (lambda: ZoneThresholds(3.0, 0.5), "thresholds"),
+        (lambda: zone_with_hysteresis(1.0, 7), "previous_zone"),
+        (lambda: zone_with_hysteresis(1.0, Zone.NEAR, margin_m=-0.1), "margin_m"),
+        (lambda: zone_with_hysteresis(1.0, Zone.NEAR, margin_m=0.5), "margin_m"),
+    ],
+)
 def test_invalid_parameters_name_the_field(call, field):
     with pytest.raises(BeaconFieldError) as info:
         call()
@@ -132,8 +133,16 @@ def test_distance_sigma_grows_with_distance():
 
 def test_plain_zones():
     z = zone([0.0, 0.49, 0.5, 2.99, 3.0, np.inf, np.nan, -1.0])
-    assert [Zone(int(v)) for v in z] == [Zone.IMMEDIATE, Zone.IMMEDIATE, Zone.NEAR, Zone.NEAR,
-                                        Zone.FAR, Zone.FAR, Zone.UNKNOWN, Zone.UNKNOWN]
+    assert [Zone(int(v)) for v in z] == [
+        Zone.IMMEDIATE,
+        Zone.IMMEDIATE,
+        Zone.NEAR,
+        Zone.NEAR,
+        Zone.FAR,
+        Zone.FAR,
+        Zone.UNKNOWN,
+        Zone.UNKNOWN,
+    ]
     assert zone(1.0, ZoneThresholds(immediate_m=1.5, near_m=5.0)) == Zone.IMMEDIATE
 
 
@@ -160,13 +169,21 @@ def test_hysteresis_does_not_flap_around_a_threshold(seed, threshold):
 
 def test_hysteresis_follows_real_moves_and_jumps():
     assert _run([2.0, 3.1, 3.3, 2.8, 2.7, 0.3, 0.2, 10.0, np.nan, 1.0]) == [
-        Zone.NEAR, Zone.NEAR, Zone.FAR, Zone.FAR, Zone.NEAR, Zone.NEAR, Zone.IMMEDIATE,
-        Zone.FAR, Zone.UNKNOWN, Zone.NEAR]
+        Zone.NEAR,
+        Zone.NEAR,
+        Zone.FAR,
+        Zone.FAR,
+        Zone.NEAR,
+        Zone.NEAR,
+        Zone.IMMEDIATE,
+        Zone.FAR,
+        Zone.UNKNOWN,
+        Zone.NEAR,
+    ]
 
 
 @PROPS
-@given(d=st.lists(st.floats(0.0, 6.0), min_size=1, max_size=60),
-       margin=st.floats(0.0, 0.45))
+@given(d=st.lists(st.floats(0.0, 6.0), min_size=1, max_size=60), margin=st.floats(0.0, 0.45))
 @example(d=[3.0, 2.9, 3.1], margin=0.25)
 def test_hysteresis_only_changes_past_threshold_plus_margin(d, margin):
     zones = _run(d, margin)

@@ -21,8 +21,7 @@ from beacons import (
 )
 
 # Warnings are errors; the ignore only covers hypothesis' libcst import on failure reports.
-pytestmark = pytest.mark.filterwarnings(
-    "error", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("error", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
 
 PROPS = settings(derandomize=True, database=None, deadline=None, max_examples=100)
 
@@ -87,8 +86,7 @@ def test_first_reading_and_out_of_order_readings():
 
 
 readings = st.lists(
-    st.tuples(st.integers(0, 5), st.integers(0, 20).map(float),
-              st.integers(-1000, -300).map(lambda r: r / 10)),
+    st.tuples(st.integers(0, 5), st.integers(0, 20).map(float), st.integers(-1000, -300).map(lambda r: r / 10)),
     max_size=40,
 )
 
@@ -105,9 +103,9 @@ def test_batch_equals_one_by_one(rows, name):
     one = empty(6)
     for i in sorted(range(len(rows)), key=lambda i: (rows[i][0], rows[i][1])):  # stable
         s = rows[i][0]
-        sub = type(one)(*(a[s:s + 1] for a in one))
-        new = step(sub, rssi[i:i + 1], ts[i:i + 1])
-        one = type(one)(*(np.concatenate([a[:s], b, a[s + 1:]]) for a, b in zip(one, new)))
+        sub = type(one)(*(a[s : s + 1] for a in one))
+        new = step(sub, rssi[i : i + 1], ts[i : i + 1])
+        one = type(one)(*(np.concatenate([a[:s], b, a[s + 1 :]]) for a, b in zip(one, new)))
     for a, b in zip(batched, one):
         np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True)
 
@@ -121,8 +119,7 @@ def test_apply_readings_loops_per_rank_not_per_reading():
 
     stream = np.repeat(np.arange(1000), 3)  # 3000 readings, 3 per stream
     rng = np.random.default_rng(5)
-    apply_readings(counting, KalmanState.empty(1000), stream, rng.normal(-70, 4, 3000),
-                   rng.uniform(0, 10, 3000))
+    apply_readings(counting, KalmanState.empty(1000), stream, rng.normal(-70, 4, 3000), rng.uniform(0, 10, 3000))
     assert calls == [1000, 1000, 1000]
 
 
@@ -134,15 +131,18 @@ def test_apply_readings_accepts_configured_steps_and_empty_batches():
     np.testing.assert_array_equal(empty.estimate_dbm, s.estimate_dbm)
 
 
-@pytest.mark.parametrize(("call", "field"), [
-    (lambda: KalmanConfig(process_noise_db2_per_s=-1.0), "process_noise_db2_per_s"),
-    (lambda: KalmanConfig(measurement_noise_db2=0.0), "measurement_noise_db2"),
-    (lambda: EmaConfig(time_constant_s=0.0), "time_constant_s"),
-    (lambda: EmaConfig(min_weight=0.0), "min_weight"),
-    (lambda: kalman_step(KalmanState.empty(1), -60.0, np.nan), "ts_s"),
-    (lambda: apply_readings(kalman_step, KalmanState.empty(2), [2], [-60.0], [0.0]), "stream"),
-    (lambda: apply_readings(kalman_step, KalmanState.empty(2), [0.5], [-60.0], [0.0]), "stream"),
-])
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: KalmanConfig(process_noise_db2_per_s=-1.0), "process_noise_db2_per_s"),
+        (lambda: KalmanConfig(measurement_noise_db2=0.0), "measurement_noise_db2"),
+        (lambda: EmaConfig(time_constant_s=0.0), "time_constant_s"),
+        (lambda: EmaConfig(min_weight=0.0), "min_weight"),
+        (lambda: kalman_step(KalmanState.empty(1), -60.0, np.nan), "ts_s"),
+        (lambda: apply_readings(kalman_step, KalmanState.empty(2), [2], [-60.0], [0.0]), "stream"),
+        (lambda: apply_readings(kalman_step, KalmanState.empty(2), [0.5], [-60.0], [0.0]), "stream"),
+    ],
+)
 def test_invalid_inputs_name_the_field(call, field):
     with pytest.raises(BeaconFieldError) as info:
         call()

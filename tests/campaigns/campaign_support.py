@@ -11,23 +11,38 @@ from campaigns.decisions import decide
 from campaigns.model import parse_campaign
 from geofences import Geofence
 
-JEANS = {"id": "jeans-week", "name": "Jeans week", "status": "active",
-         "offer": {"title": "20% off jeans", "body": "Show this at the till",
-                   "coupon": {"mode": "shared", "code": "JEANS20"}},
-         "triggers": [{"event": "enter", "geofence_tags": ["denim"]}],
-         "schedule": {"timezone": "Asia/Jakarta", "start": "2026-01-01T00:00:00+07:00",
-                      "end": "2027-01-01T00:00:00+07:00"},
-         "caps": {"per_device_per_day": 1}, "holdout_pct": 0, "priority": 10}
+JEANS = {
+    "id": "jeans-week",
+    "name": "Jeans week",
+    "status": "active",
+    "offer": {
+        "title": "20% off jeans",
+        "body": "Show this at the till",
+        "coupon": {"mode": "shared", "code": "JEANS20"},
+    },
+    "triggers": [{"event": "enter", "geofence_tags": ["denim"]}],
+    "schedule": {"timezone": "Asia/Jakarta", "start": "2026-01-01T00:00:00+07:00", "end": "2027-01-01T00:00:00+07:00"},
+    "caps": {"per_device_per_day": 1},
+    "holdout_pct": 0,
+    "priority": 10,
+}
 
-COFFEE = {"id": "coffee-hour", "name": "Coffee hour", "status": "active", "priority": 5,
-          "offer": {"title": "Free pastry", "coupon": {"mode": "unique"}},
-          "triggers": [{"event": "dwell", "geofence_ids": ["cafe-42"]},
-                       {"event": "beacon_enter", "region_ids": ["cafe-42-door"]}],
-          "schedule": {"timezone": "store", "days": ["mon", "tue", "wed", "thu", "fri"], "hours": ["07:00-10:00"]},
-          "audience": {"segment": {"in": ["loyal", "new"]}},
-          "caps": {"per_device_per_week": 2, "cooldown_s": 3600},
-          "budget": {"max_deliveries": 500, "max_redemptions": 200},
-          "holdout_pct": 10}
+COFFEE = {
+    "id": "coffee-hour",
+    "name": "Coffee hour",
+    "status": "active",
+    "priority": 5,
+    "offer": {"title": "Free pastry", "coupon": {"mode": "unique"}},
+    "triggers": [
+        {"event": "dwell", "geofence_ids": ["cafe-42"]},
+        {"event": "beacon_enter", "region_ids": ["cafe-42-door"]},
+    ],
+    "schedule": {"timezone": "store", "days": ["mon", "tue", "wed", "thu", "fri"], "hours": ["07:00-10:00"]},
+    "audience": {"segment": {"in": ["loyal", "new"]}},
+    "caps": {"per_device_per_week": 2, "cooldown_s": 3600},
+    "budget": {"max_deliveries": 500, "max_redemptions": 200},
+    "holdout_pct": 10,
+}
 
 
 def ts_of(iso: str) -> float:
@@ -56,9 +71,15 @@ class Events:
 
     def columns(self):
         cols = list(zip(*self.rows))
-        return (np.array(cols[0], object), np.array(cols[1], np.int8), np.array(cols[2], object),
-                np.array(cols[3], object), np.array(cols[4], np.int8), np.array(cols[5]),
-                np.array(cols[6], np.uint64))
+        return (
+            np.array(cols[0], object),
+            np.array(cols[1], np.int8),
+            np.array(cols[2], object),
+            np.array(cols[3], object),
+            np.array(cols[4], np.int8),
+            np.array(cols[5]),
+            np.array(cols[6], np.uint64),
+        )
 
     def run(self, cset, store, **kw):
         kw.setdefault("profiles", _AllConsent())
@@ -96,13 +117,28 @@ def hammer(url: str, prefix: str, worker: int, threads: int, rounds: int) -> lis
 
     pool = [f"POOL{i:03d}" for i in range(30)]
     camps = [
-        campaign({"id": "capped", "name": "c", "status": "active", "priority": 9,
-                  "offer": {"title": "t", "coupon": {"mode": "unique"}},
-                  "triggers": [{"event": "enter", "geofence_ids": ["oslo-denim"]}],
-                  "caps": {"per_device_per_day": 2}, "budget": {"max_deliveries": 25}}),
-        campaign({"id": "pooled", "name": "p", "status": "active", "priority": 1,
-                  "offer": {"title": "t", "coupon": {"mode": "unique", "pool": pool}},
-                  "triggers": [{"event": "enter", "geofence_ids": ["oslo-denim"]}]}),
+        campaign(
+            {
+                "id": "capped",
+                "name": "c",
+                "status": "active",
+                "priority": 9,
+                "offer": {"title": "t", "coupon": {"mode": "unique"}},
+                "triggers": [{"event": "enter", "geofence_ids": ["oslo-denim"]}],
+                "caps": {"per_device_per_day": 2},
+                "budget": {"max_deliveries": 25},
+            }
+        ),
+        campaign(
+            {
+                "id": "pooled",
+                "name": "p",
+                "status": "active",
+                "priority": 1,
+                "offer": {"title": "t", "coupon": {"mode": "unique", "pool": pool}},
+                "triggers": [{"event": "enter", "geofence_ids": ["oslo-denim"]}],
+            }
+        ),
     ]
     cset = CampaignSet(camps, fences_zoo())
     store = RedisCounterStore(url, prefix=prefix)
@@ -115,8 +151,8 @@ def hammer(url: str, prefix: str, worker: int, threads: int, rounds: int) -> lis
         for r in range(rounds):
             ev = Events()
             for d in range(20):
-                ev.add(f"dev{d}", 1, "oslo-denim", t0 + r * 60 + d, visit=r)            # shared
-            ev.add(f"own-{worker}-{tid}", 1, "oslo-denim", t0 + r * 60, visit=r)        # private
+                ev.add(f"dev{d}", 1, "oslo-denim", t0 + r * 60 + d, visit=r)  # shared
+            ev.add(f"own-{worker}-{tid}", 1, "oslo-denim", t0 + r * 60, visit=r)  # private
             dec = ev.run(cset, store)
             f = dec.to_frame()
             f = f[f["decision"] == "delivered"]

@@ -45,6 +45,7 @@ def counters(request, tmp_path):
     client = None
     if request.param == "redis-shared":
         from proximity.storage.redis_client import connect
+
         client = connect(url)
     store = RedisCounterStore(url, prefix=f"t:{uuid.uuid4().hex}:", client=client)
     yield store
@@ -53,9 +54,10 @@ def counters(request, tmp_path):
     if client is not None:
         client.close()
 
+
 @pytest.fixture
 def make_set(fences):
     def make(*campaigns):
         return CampaignSet(list(campaigns), fences)
-    return make
 
+    return make

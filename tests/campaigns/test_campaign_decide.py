@@ -12,12 +12,18 @@ from proximity import EventKind
 from tests.campaigns.campaign_support import COFFEE, CONSENT, JEANS, Events, campaign, ts_of
 
 ENTER, DWELL, BEACON_ENTER, ZONE = EventKind.ENTER, EventKind.DWELL, EventKind.BEACON_ENTER, EventKind.ZONE_CHANGE
-T = ts_of("2026-06-03T08:00:00+02:00")          # a Wednesday, 08:00 in Oslo, 13:00 in Jakarta
+T = ts_of("2026-06-03T08:00:00+02:00")  # a Wednesday, 08:00 in Oslo, 13:00 in Jakarta
 
 
 def simple(cid, priority=0, trigger=None, **changes):
-    doc = {"id": cid, "name": cid, "status": "active", "priority": priority, "offer": {"title": cid},
-           "triggers": [trigger or {"event": "enter", "geofence_tags": ["denim"]}]}
+    doc = {
+        "id": cid,
+        "name": cid,
+        "status": "active",
+        "priority": priority,
+        "offer": {"title": cid},
+        "triggers": [trigger or {"event": "enter", "geofence_tags": ["denim"]}],
+    }
     doc.update(changes)
     return campaign(doc)
 
@@ -28,8 +34,11 @@ def decisions(d) -> list[tuple[int, str, str]]:
 
 
 def test_highest_priority_eligible_campaign_wins(make_set, counters):
-    cset = make_set(simple("low", 1), simple("high", 20, {"event": "enter", "geofence_tags": ["mall"]}),
-                    simple("mid", 5, {"event": "enter", "geofence_ids": ["oslo-denim"]}))
+    cset = make_set(
+        simple("low", 1),
+        simple("high", 20, {"event": "enter", "geofence_tags": ["mall"]}),
+        simple("mid", 5, {"event": "enter", "geofence_ids": ["oslo-denim"]}),
+    )
     d = Events().add("a", ENTER, "oslo-denim", T).run(cset, counters)
     assert decisions(d) == [(0, "high", "delivered"), (0, "low", "lower_priority"), (0, "mid", "lower_priority")]
 
@@ -37,8 +46,12 @@ def test_highest_priority_eligible_campaign_wins(make_set, counters):
 def test_a_capped_winner_falls_through_to_the_next_campaign(make_set, counters):
     cset = make_set(simple("high", 20, caps={"per_device_per_day": 1}), simple("low", 1))
     d = Events().add("a", ENTER, "oslo-denim", T).add("a", ENTER, "oslo-denim", T + 600, visit=2).run(cset, counters)
-    assert decisions(d) == [(0, "high", "delivered"), (0, "low", "lower_priority"),
-                            (1, "high", "capped"), (1, "low", "delivered")]
+    assert decisions(d) == [
+        (0, "high", "delivered"),
+        (0, "low", "lower_priority"),
+        (1, "high", "capped"),
+        (1, "low", "delivered"),
+    ]
 
 
 def test_untargeted_events_have_no_decisions(make_set, counters):
@@ -62,11 +75,14 @@ def test_weekly_cap_and_cooldown_after_any_delivery(make_set, counters):
     weekly = simple("weekly", 5, caps={"per_device_per_week": 2, "cooldown_s": 3600})
     other = simple("other", 1, {"event": "dwell", "geofence_ids": ["oslo-denim"]})
     cset = make_set(weekly, other)
-    ev = (Events().add("a", DWELL, "oslo-denim", T)                 # other delivers at T
-          .add("a", ENTER, "oslo-denim", T + 1800, visit=2)          # cooldown (30 min after any)
-          .add("a", ENTER, "oslo-denim", T + 3600, visit=3)          # delivered
-          .add("a", ENTER, "oslo-denim", T + 86400, visit=4)         # delivered (2nd this week)
-          .add("a", ENTER, "oslo-denim", T + 2 * 86400, visit=5))    # capped: weekly cap
+    ev = (
+        Events()
+        .add("a", DWELL, "oslo-denim", T)  # other delivers at T
+        .add("a", ENTER, "oslo-denim", T + 1800, visit=2)  # cooldown (30 min after any)
+        .add("a", ENTER, "oslo-denim", T + 3600, visit=3)  # delivered
+        .add("a", ENTER, "oslo-denim", T + 86400, visit=4)  # delivered (2nd this week)
+        .add("a", ENTER, "oslo-denim", T + 2 * 86400, visit=5)
+    )  # capped: weekly cap
     got = [x[2] for x in decisions(ev.run(cset, counters))]
     assert got == ["delivered", "cooldown", "delivered", "delivered", "capped"]
     # the next Monday is a new week
@@ -84,16 +100,28 @@ def test_budget_of_deliveries(make_set, counters):
 
 
 def test_global_daily_cap_across_campaigns(make_set, counters):
-    cset = make_set(*(simple(f"c{i}", i, {"event": "enter", "geofence_ids": [f]})
-                      for i, f in enumerate(["oslo-denim", "tagged-zone", "jkt-denim"])))
+    cset = make_set(
+        *(
+            simple(f"c{i}", i, {"event": "enter", "geofence_ids": [f]})
+            for i, f in enumerate(["oslo-denim", "tagged-zone", "jkt-denim"])
+        )
+    )
     ev = Events().add("a", ENTER, "oslo-denim", T).add("a", ENTER, "tagged-zone", T + 1, visit=2)
     ev.add("a", ENTER, "jkt-denim", T + 2, visit=3)
     d = ev.run(cset, counters, config=DecisionConfig(max_offers_per_device_per_day=2))
     assert [x[2] for x in decisions(d)] == ["delivered", "delivered", "capped"]
 
 
-@pytest.mark.parametrize("profile", [None, {}, {"marketing_consent": False}, {"marketing_consent": "yes"},
-                                     {"marketing_consent": True, "opted_out": True}])
+@pytest.mark.parametrize(
+    "profile",
+    [
+        None,
+        {},
+        {"marketing_consent": False},
+        {"marketing_consent": "yes"},
+        {"marketing_consent": True, "opted_out": True},
+    ],
+)
 def test_no_consent_gets_nothing(make_set, counters, profile):
     cset = make_set(simple("c"))
     profiles = {} if profile is None else {"a": profile}
@@ -104,8 +132,12 @@ def test_no_consent_gets_nothing(make_set, counters, profile):
 def test_audience_rules(make_set, counters):
     c = simple("c", audience={"segment": {"in": ["loyal", "new"]}, "country": {"not_in": ["SE"]}})
     cset = make_set(c)
-    profiles = {"loyal": CONSENT, "vip": {**CONSENT, "segment": "vip"},
-                "list": {**CONSENT, "segment": ["vip", "new"]}, "swede": {**CONSENT, "country": "SE"}}
+    profiles = {
+        "loyal": CONSENT,
+        "vip": {**CONSENT, "segment": "vip"},
+        "list": {**CONSENT, "segment": ["vip", "new"]},
+        "swede": {**CONSENT, "country": "SE"},
+    }
     ev = Events()
     for i, dev in enumerate(profiles):
         ev.add(dev, ENTER, "oslo-denim", T + i)
@@ -117,8 +149,12 @@ def test_fraud_gate_suppresses_offers_after_an_impossible_jump(make_set, counter
     cset = make_set(simple("c"))
     gate = FraudGate(FraudConfig(max_speed_kmh=300, min_jump_m=2000, suppress_s=3600))
     # Oslo, then Jakarta ten minutes later: 10,000 km in 600 s
-    flags = gate.observe(["a", "a", "b", "b"], [T - 600, T - 1, T - 600, T - 1],
-                         [10.74, 106.82, 10.74, 10.75], [59.91, -6.17, 59.91, 59.91])
+    flags = gate.observe(
+        ["a", "a", "b", "b"],
+        [T - 600, T - 1, T - 600, T - 1],
+        [10.74, 106.82, 10.74, 10.75],
+        [59.91, -6.17, 59.91, 59.91],
+    )
     assert flags.tolist() == [False, True, False, False]
     ev = Events().add("a", ENTER, "oslo-denim", T).add("b", ENTER, "oslo-denim", T)
     ev.add("a", ENTER, "oslo-denim", T + 3600, visit=2)
@@ -129,13 +165,13 @@ def test_fraud_gate_suppresses_offers_after_an_impossible_jump(make_set, counter
 def test_fraud_gate_keeps_the_last_ping_between_batches():
     gate = FraudGate()
     assert not gate.observe(["a"], [0.0], [10.74], [59.91]).any()
-    assert gate.observe(["a"], [60.0], [11.74], [59.91]).tolist() == [True]     # 56 km in a minute
-    assert not gate.observe(["a"], [7200.0], [11.75], [59.91]).any()            # 0.5 km in 2 h
+    assert gate.observe(["a"], [60.0], [11.74], [59.91]).tolist() == [True]  # 56 km in a minute
+    assert not gate.observe(["a"], [7200.0], [11.75], [59.91]).any()  # 0.5 km in 2 h
 
 
 def test_replayed_event_never_yields_a_second_offer(make_set, counters):
     cset = make_set(simple("c"), simple("d", 9, {"event": "enter", "geofence_tags": ["mall"]}))
-    ev = Events().add("a", ENTER, "oslo-denim", T).add("a", ENTER, "oslo-denim", T)   # twice in a batch
+    ev = Events().add("a", ENTER, "oslo-denim", T).add("a", ENTER, "oslo-denim", T)  # twice in a batch
     first = decisions(ev.run(cset, counters))
     assert first == [(0, "c", "lower_priority"), (0, "d", "delivered"), (1, "c", "duplicate"), (1, "d", "duplicate")]
     again = decisions(ev.run(cset, counters))
@@ -143,11 +179,14 @@ def test_replayed_event_never_yields_a_second_offer(make_set, counters):
 
 
 def test_holdout_records_would_have_received_and_sends_nothing(make_set, counters):
-    cset = make_set(simple("h", holdout_pct=100, offer={"title": "x", "coupon": {"mode": "unique"}}),
-                    simple("low", -1))
+    cset = make_set(simple("h", holdout_pct=100, offer={"title": "x", "coupon": {"mode": "unique"}}), simple("low", -1))
     d = Events().add("a", ENTER, "oslo-denim", T).add("a", ENTER, "oslo-denim", T + 60, visit=2).run(cset, counters)
-    assert decisions(d) == [(0, "h", "holdout"), (0, "low", "lower_priority"),
-                            (1, "h", "holdout"), (1, "low", "lower_priority")]
+    assert decisions(d) == [
+        (0, "h", "holdout"),
+        (0, "low", "lower_priority"),
+        (1, "h", "holdout"),
+        (1, "low", "lower_priority"),
+    ]
     assert (d.code == "").all() and counters.usage("h") == (0, 0)
 
 
@@ -181,23 +220,34 @@ def test_schedule_store_hours_and_open_only(make_set, counters):
     opened = simple("open", -5, {"event": "dwell", "geofence_ids": ["cafe-42"]}, open_only=True)
     cset = make_set(cafe, opened)
     sat = ts_of("2026-06-06T08:00:00+02:00")
-    ev = (Events().add("a", DWELL, "cafe-42", T)                                    # Wed 08:00: coffee wins
-          .add("b", DWELL, "cafe-42", ts_of("2026-06-03T12:00:00+02:00"))          # noon: open, not coffee hour
-          .add("c", DWELL, "cafe-42", sat))                                         # Saturday: closed
+    ev = (
+        Events()
+        .add("a", DWELL, "cafe-42", T)  # Wed 08:00: coffee wins
+        .add("b", DWELL, "cafe-42", ts_of("2026-06-03T12:00:00+02:00"))  # noon: open, not coffee hour
+        .add("c", DWELL, "cafe-42", sat)
+    )  # Saturday: closed
     got = decisions(ev.run(cset, counters))
-    assert got == [(0, "coffee-hour", "delivered"), (0, "open", "lower_priority"),
-                   (1, "coffee-hour", "outside_schedule"), (1, "open", "delivered"),
-                   (2, "coffee-hour", "outside_schedule"), (2, "open", "store_closed")]
+    assert got == [
+        (0, "coffee-hour", "delivered"),
+        (0, "open", "lower_priority"),
+        (1, "coffee-hour", "outside_schedule"),
+        (1, "open", "delivered"),
+        (2, "coffee-hour", "outside_schedule"),
+        (2, "open", "store_closed"),
+    ]
 
 
 def test_beacon_and_zone_triggers(make_set, counters):
     cafe = campaign(COFFEE, holdout_pct=0, audience={})
     near = simple("near", 1, {"event": "zone_change", "region_ids": ["door"], "zone": "near"})
     cset = make_set(cafe, near)
-    ev = (Events().add("a", BEACON_ENTER, "cafe-42", T, region="cafe-42-door")
-          .add("b", ZONE, "cafe-42", T, region="door", zone=2)
-          .add("c", ZONE, "cafe-42", T, region="door", zone=3)
-          .add("d", ZONE, "cafe-42", T, region="door", zone=1))
+    ev = (
+        Events()
+        .add("a", BEACON_ENTER, "cafe-42", T, region="cafe-42-door")
+        .add("b", ZONE, "cafe-42", T, region="door", zone=2)
+        .add("c", ZONE, "cafe-42", T, region="door", zone=3)
+        .add("d", ZONE, "cafe-42", T, region="door", zone=1)
+    )
     got = decisions(ev.run(cset, counters))
     assert got == [(0, "coffee-hour", "delivered"), (1, "near", "delivered"), (3, "near", "delivered")]
 

@@ -29,7 +29,10 @@ def test_holdout_is_stable_and_depends_on_the_campaign():
     assert (a != b).mean() > 0.99
     # pinned values: the assignment must never change between releases
     assert bucket(np.array(["jeans-week"], object), np.array(["dev-000001"], object)).tolist() == [PINNED]
-    assert is_held_out(np.array(["x", "x"], object), np.array(["d", "d"], object), np.array([0, 100])).tolist() == [False, True]
+    assert is_held_out(np.array(["x", "x"], object), np.array(["d", "d"], object), np.array([0, 100])).tolist() == [
+        False,
+        True,
+    ]
 
 
 PINNED = int(bucket(np.array(["jeans-week"], object), np.array(["dev-000001"], object))[0])
@@ -50,13 +53,15 @@ def _population(seed: int, n: int, p_control: float, effect: float, holdout_pct:
     held = is_held_out(np.full(n, "lift", object), dev, np.full(n, holdout_pct))
     t0 = 1_780_000_000 + rng.uniform(0, 3 * 86400, n)
     visits = rng.random(n) < np.where(held, p_control, p_control + effect)
-    late = rng.random(n) < 0.1                            # some visits fall outside the window
+    late = rng.random(n) < 0.1  # some visits fall outside the window
     vt = t0 + np.where(late, 8 * 86400, rng.uniform(60, 6 * 86400, n))
-    decisions = pd.DataFrame({"campaign_id": "lift", "device_id": dev, "ts": t0,
-                              "decision": np.where(held, "holdout", "delivered")})
+    decisions = pd.DataFrame(
+        {"campaign_id": "lift", "device_id": dev, "ts": t0, "decision": np.where(held, "holdout", "delivered")}
+    )
     fence = np.where(rng.random(n) < 0.9, "s1", "elsewhere")
-    events = pd.DataFrame({"device_id": dev[visits], "fence_id": fence[visits],
-                           "kind": int(EventKind.ENTER), "ts": vt[visits]})
+    events = pd.DataFrame(
+        {"device_id": dev[visits], "fence_id": fence[visits], "kind": int(EventKind.ENTER), "ts": vt[visits]}
+    )
     inwin = visits & ~late & (fence == "s1")
     truth = inwin[~held].mean() - inwin[held].mean()
     return decisions, events, truth
@@ -68,23 +73,31 @@ def test_lift_on_a_synthetic_population_recovers_the_effect(seed):
     decisions, events, _ = _population(seed, 40_000, pc, effect, 20)
     rep = campaign_report(decisions, events, None, {"lift": {"s1"}})
     row = rep.iloc[0]
-    expected = effect * 0.9 * 0.9                     # only in-window visits at the store count
+    expected = effect * 0.9 * 0.9  # only in-window visits at the store count
     assert row["lift_lo"] < expected < row["lift_hi"]
-    assert row["lift_lo"] > 0                         # the effect is detected
+    assert row["lift_lo"] > 0  # the effect is detected
     assert row["devices"] + row["holdout_devices"] == 40_000
     assert abs(row["holdout_devices"] / 40_000 - 0.2) < 0.01
 
 
 def test_report_counts_deliveries_visits_redemptions_per_day():
-    day1, day2 = 1_780_012_800.0, 1_780_012_800.0 + 86400       # 2026-05-29, 2026-05-30 UTC midnights
-    decisions = pd.DataFrame({
-        "campaign_id": ["c", "c", "c", "c", "c"],
-        "device_id": ["a", "a", "b", "h", "z"],
-        "ts": [day1 + 10, day2 + 10, day2 + 20, day1 + 30, day1 + 40],
-        "decision": ["delivered", "delivered", "delivered", "holdout", "capped"]})
-    events = pd.DataFrame({"device_id": ["a", "b", "h", "a"], "fence_id": ["s1", "s2", "s1", "s1"],
-                           "kind": ["enter", "enter", "beacon_enter", "exit"],
-                           "ts": [day1 + 100, day2 + 100, day1 + 100, day1 + 200]})
+    day1, day2 = 1_780_012_800.0, 1_780_012_800.0 + 86400  # 2026-05-29, 2026-05-30 UTC midnights
+    decisions = pd.DataFrame(
+        {
+            "campaign_id": ["c", "c", "c", "c", "c"],
+            "device_id": ["a", "a", "b", "h", "z"],
+            "ts": [day1 + 10, day2 + 10, day2 + 20, day1 + 30, day1 + 40],
+            "decision": ["delivered", "delivered", "delivered", "holdout", "capped"],
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "device_id": ["a", "b", "h", "a"],
+            "fence_id": ["s1", "s2", "s1", "s1"],
+            "kind": ["enter", "enter", "beacon_enter", "exit"],
+            "ts": [day1 + 100, day2 + 100, day1 + 100, day1 + 200],
+        }
+    )
     red = pd.DataFrame({"campaign_id": ["c"], "device_id": ["a"], "amount": [12.5], "ts": [day1 + 500]})
     rep = campaign_report(decisions, events, red, {"c": {"s1"}})
     r = rep.iloc[0]

@@ -119,5 +119,8 @@ def test_known_sets_may_be_predicates_and_zone_change_zone_parses():
 def test_error_carries_a_json_ready_description():
     with pytest.raises(CampaignError) as info:
         parse_campaign(_set(JEANS, ["holdout_pct"], 150))
-    assert info.value.to_dict() == {"field": "holdout_pct", "reason": "must be <= 100, got 150",
-                                    "campaign_id": "jeans-week"}
+    assert info.value.to_dict() == {
+        "field": "holdout_pct",
+        "reason": "must be <= 100, got 150",
+        "campaign_id": "jeans-week",
+    }

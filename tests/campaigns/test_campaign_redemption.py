@@ -20,8 +20,13 @@ T = ts_of("2026-06-03T08:00:00+02:00")
 
 
 def unique(cid="u", **changes):
-    doc = {"id": cid, "name": cid, "status": "active", "offer": {"title": "x", "coupon": {"mode": "unique"}},
-           "triggers": [{"event": "enter", "geofence_ids": ["oslo-denim"]}]}
+    doc = {
+        "id": cid,
+        "name": cid,
+        "status": "active",
+        "offer": {"title": "x", "coupon": {"mode": "unique"}},
+        "triggers": [{"event": "enter", "geofence_ids": ["oslo-denim"]}],
+    }
     doc.update(changes)
     return campaign(doc)
 
@@ -65,7 +70,7 @@ def test_unknown_code_wrong_store_and_expiry(make_set, counters):
     with pytest.raises(CodeExpired):
         redeem(cset, counters, code, "tx", "oslo-denim", T + 3601)
     assert redeem(cset, counters, code, "tx", "oslo-denim", T + 3599).code == code
-    late_retry = redeem(cset, counters, code, "tx", "oslo-denim", T + 7200)      # same tx, after expiry
+    late_retry = redeem(cset, counters, code, "tx", "oslo-denim", T + 7200)  # same tx, after expiry
     assert late_retry.replayed and late_retry.ts == T + 3599
 
 

@@ -28,8 +28,17 @@ def test_index_lookup_matches_brute_force():
             t["region_ids"] = [str(rng.choice(regions))]
         if ev == "zone_change" and rng.random() < 0.5:
             t["zone"] = str(rng.choice(["immediate", "near"]))
-        camps.append(campaign({"id": f"c{i}", "name": "x", "status": "paused" if i % 17 == 0 else "active",
-                               "offer": {"title": "t"}, "triggers": [t]}))
+        camps.append(
+            campaign(
+                {
+                    "id": f"c{i}",
+                    "name": "x",
+                    "status": "paused" if i % 17 == 0 else "active",
+                    "offer": {"title": "t"},
+                    "triggers": [t],
+                }
+            )
+        )
     idx = TargetIndex(camps, tags)
     n = 3000
     kind = rng.integers(1, 7, n).astype(np.int8)
@@ -45,9 +54,12 @@ def test_index_lookup_matches_brute_force():
             for t in c.triggers:
                 if int(t.kind) != kind[r]:
                     continue
-                hit = (t.is_wildcard or fence[r] in t.geofence_ids
-                       or bool(set(t.geofence_tags) & set(tags.get(fence[r], ())))
-                       or region[r] in t.region_ids)
+                hit = (
+                    t.is_wildcard
+                    or fence[r] in t.geofence_ids
+                    or bool(set(t.geofence_tags) & set(tags.get(fence[r], ())))
+                    or region[r] in t.region_ids
+                )
                 if hit and (t.zone == 0 or 1 <= zone[r] <= t.zone):
                     want.add((r, ci))
     assert set(zip(got.row.tolist(), got.campaign.tolist())) == want

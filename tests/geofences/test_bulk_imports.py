@@ -21,18 +21,36 @@ RS = "\x1e"
 
 
 def circle(fid, lon=10.75, lat=59.91, r=50.0, **props):
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": {"radius_m": r, **props}}
+    return {
+        "type": "Feature",
+        "id": fid,
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {"radius_m": r, **props},
+    }
 
 
 def poly(fid, ring=((0, 0), (1, 0), (1, 1), (0, 1), (0, 0)), **props):
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in ring]]},
-            "properties": props}
+    return {
+        "type": "Feature",
+        "id": fid,
+        "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in ring]]},
+        "properties": props,
+    }
 
 
-GOOD = [circle("a", name="Cafe", tags=["food"], dwell_s=60), poly("b", exit_after_s=900),
-        {"type": "Feature", "id": "m", "geometry": {"type": "MultiPolygon", "coordinates": [
-            [[[0, 0], [1, 0], [1, 1], [0, 0]]], [[[2, 2], [3, 2], [3, 3], [2, 2]]]]}, "properties": {"x": 1}}]
+GOOD = [
+    circle("a", name="Cafe", tags=["food"], dwell_s=60),
+    poly("b", exit_after_s=900),
+    {
+        "type": "Feature",
+        "id": "m",
+        "geometry": {
+            "type": "MultiPolygon",
+            "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 0]]], [[[2, 2], [3, 2], [3, 3], [2, 2]]]],
+        },
+        "properties": {"x": 1},
+    },
+]
 
 
 def same(got: list[Geofence], want: list[Geofence]) -> bool:
@@ -55,16 +73,27 @@ def test_geojsonseq_reads_the_same_fences_as_a_collection(layout):
 
 
 def test_geojsonseq_names_every_bad_line_and_applies_nothing():
-    lines = [json.dumps(circle("a")), "", "{not json", json.dumps(circle("b", r=-1)),
-             json.dumps(poly("c", ring=((0, 0), (1, 1), (1, 0), (0, 1), (0, 0)))), json.dumps(circle("a")),
-             json.dumps({"type": "FeatureCollection", "features": []}), json.dumps(circle("d"))]
+    lines = [
+        json.dumps(circle("a")),
+        "",
+        "{not json",
+        json.dumps(circle("b", r=-1)),
+        json.dumps(poly("c", ring=((0, 0), (1, 1), (1, 0), (0, 1), (0, 0)))),
+        json.dumps(circle("a")),
+        json.dumps({"type": "FeatureCollection", "features": []}),
+        json.dumps(circle("d")),
+    ]
     with pytest.raises(InvalidCollection) as info:
         read_geojsonseq(io.StringIO("\n".join(lines) + "\n"), source="f.geojsons")
     errs = info.value.errors
     assert all(isinstance(e, InvalidRecord) for e in errs)
     assert [(e.line, e.fence_id, e.field) for e in errs] == [
-        (3, None, "record"), (4, "b", "properties.radius_m"), (5, "c", "geometry.coordinates"),
-        (6, "a", "id"), (7, None, "id")]
+        (3, None, "record"),
+        (4, "b", "properties.radius_m"),
+        (5, "c", "geometry.coordinates"),
+        (6, "a", "id"),
+        (7, None, "id"),
+    ]
     assert "line 4, geofence 'b': properties.radius_m: must be > 0" in str(info.value)
     assert str(info.value).startswith("f.geojsons: 5 invalid")
     assert errs[0].to_dict()["line"] == 3
@@ -97,22 +126,37 @@ def test_csv_reads_circles_and_wkt_polygons():
 
 
 def test_csv_names_every_bad_line_and_column():
-    bad = CSV + "\n".join([
-        "c,,,-5,,10,59,50,",                        # line 5
-        "d,,,,,10,north,50,",                      # line 6
-        "e,,,,,,,,POINT (1 2)",                    # line 7
-        'f,,,,,,,,"POLYGON ((0 0, 1 1, 1 0, 0 1, 0 0))"',  # line 8
-        "a,,,,,1,1,1,",                            # line 9: duplicate
-        ",,,,,1,1,1,",                             # line 10: no id
-        "g,,,,,200,1,1,",                          # line 11: lon out of range
-        "h,,,,,,,,POLYGON ((0 0",                  # line 12: not WKT
-        "i,,,,,1,1,,",                             # line 13: circle without radius
-    ]) + "\n"
+    bad = (
+        CSV
+        + "\n".join(
+            [
+                "c,,,-5,,10,59,50,",  # line 5
+                "d,,,,,10,north,50,",  # line 6
+                "e,,,,,,,,POINT (1 2)",  # line 7
+                'f,,,,,,,,"POLYGON ((0 0, 1 1, 1 0, 0 1, 0 0))"',  # line 8
+                "a,,,,,1,1,1,",  # line 9: duplicate
+                ",,,,,1,1,1,",  # line 10: no id
+                "g,,,,,200,1,1,",  # line 11: lon out of range
+                "h,,,,,,,,POLYGON ((0 0",  # line 12: not WKT
+                "i,,,,,1,1,,",  # line 13: circle without radius
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(InvalidCollection) as info:
         read_csv(io.StringIO(bad), source="fences.csv")
     got = [(e.line, e.fence_id, e.field) for e in info.value.errors]
-    assert got == [(5, "c", "dwell_s"), (6, "d", "lat"), (7, "e", "wkt"), (8, "f", "wkt"), (9, "a", "id"),
-                   (10, None, "id"), (11, "g", "lon/lat"), (12, "h", "wkt"), (13, "i", "radius_m")]
+    assert got == [
+        (5, "c", "dwell_s"),
+        (6, "d", "lat"),
+        (7, "e", "wkt"),
+        (8, "f", "wkt"),
+        (9, "a", "id"),
+        (10, None, "id"),
+        (11, "g", "lon/lat"),
+        (12, "h", "wkt"),
+        (13, "i", "radius_m"),
+    ]
     assert all(isinstance(e, InvalidGeofence) for e in info.value.errors)
 
 

@@ -70,7 +70,7 @@ def test_changes_after_a_bulk_load_equal_a_fresh_index(seed, place, n_ops, small
     pool = random_fences(rng, CITIES[place], n=12, settings=False)
     lon, lat, unc = probe(rng, pool, n=120)
     index = FenceIndex(pool[:6])
-    index.match(lon[:1], lat[:1])   # build the main grid: what follows is incremental
+    index.match(lon[:1], lat[:1])  # build the main grid: what follows is incremental
     live = {f.id: f for f in pool[:6]}
     for _ in range(n_ops):
         f = pool[rng.integers(len(pool))]
@@ -90,7 +90,9 @@ def test_changes_after_a_bulk_load_equal_a_fresh_index(seed, place, n_ops, small
             index.add(f)
             live[f.id] = f
         assert states(index, lon, lat, unc) == states(FenceIndex(list(live.values())), lon, lat, unc)
-    assert sorted(index.intersecting((-180, -90, 180, 90)), key=lambda g: g.id) == sorted(live.values(), key=lambda g: g.id)
+    assert sorted(index.intersecting((-180, -90, 180, 90)), key=lambda g: g.id) == sorted(
+        live.values(), key=lambda g: g.id
+    )
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +122,9 @@ def test_batches_are_all_or_nothing():
 def grid_fences(n, lon0, lat0, prefix="g"):
     """n small squares on a 100 m grid (no overlaps)."""
     side = int(np.ceil(np.sqrt(n)))
-    return [square(f"{prefix}{i}", *offset(lon0, lat0, 100.0 * (i % side), 100.0 * (i // side)), 30.0)
-            for i in range(n)]
+    return [
+        square(f"{prefix}{i}", *offset(lon0, lat0, 100.0 * (i % side), 100.0 * (i // side)), 30.0) for i in range(n)
+    ]
 
 
 def test_a_batch_is_never_half_visible_to_a_concurrent_match():
@@ -137,7 +140,7 @@ def test_a_batch_is_never_half_visible_to_a_concurrent_match():
         try:
             for _ in range(200):
                 seen.append(len(index.match(lon, lat)))
-        except Exception as exc:   # noqa: BLE001 - reported below
+        except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     t = threading.Thread(target=reader)
@@ -187,8 +190,13 @@ def _features(n: int, bad_at: int) -> list[dict]:
     for i in range(n):
         if i % 2:
             d = 1e-4
-            ring = [[lon[i], lat[i]], [lon[i] + d, lat[i]], [lon[i] + d, lat[i] + d], [lon[i], lat[i] + d],
-                    [lon[i], lat[i]]]
+            ring = [
+                [lon[i], lat[i]],
+                [lon[i] + d, lat[i]],
+                [lon[i] + d, lat[i] + d],
+                [lon[i], lat[i] + d],
+                [lon[i], lat[i]],
+            ]
             geom = {"type": "Polygon", "coordinates": [ring]}
             props = {"name": f"s{i}"}
         else:
@@ -196,7 +204,7 @@ def _features(n: int, bad_at: int) -> list[dict]:
             props = {"radius_m": 30.0}
         out.append({"type": "Feature", "id": f"f{i}", "geometry": geom, "properties": props})
     bad = out[bad_at]["geometry"]["coordinates"][0]
-    bad[1], bad[2] = bad[2], bad[1]   # a bow tie
+    bad[1], bad[2] = bad[2], bad[1]  # a bow tie
     return out
 
 
@@ -217,7 +225,7 @@ def test_the_rtree_follows_small_and_large_batches(monkeypatch):
     monkeypatch.setattr(index_module, "_RTREE_BATCH", 5)
     lon, lat = CITIES["oslo"]
     index = FenceIndex(grid_fences(3, lon, lat))
-    assert len(index.intersecting((-180, -90, 180, 90))) == 3          # bulk-loads the R-tree
+    assert len(index.intersecting((-180, -90, 180, 90))) == 3  # bulk-loads the R-tree
     index.add_many(grid_fences(4, *offset(lon, lat, 0, 2000.0), prefix="small"))  # inserted one by one
     index.add_many(grid_fences(9, *offset(lon, lat, 0, 4000.0), prefix="large"))  # drops it
     index.remove_many([f"large{i}" for i in range(6)])

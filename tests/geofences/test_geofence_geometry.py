@@ -29,12 +29,14 @@ def inside(fence: Geofence, lon, lat) -> np.ndarray:
 
 
 def ring_at(lon, lat, dist_m, azimuths=AZIMUTHS):
-    x, y, _ = GEOD.fwd(np.full(len(azimuths), lon), np.full(len(azimuths), lat), azimuths,
-                       np.full(len(azimuths), dist_m))
+    x, y, _ = GEOD.fwd(
+        np.full(len(azimuths), lon), np.full(len(azimuths), lat), azimuths, np.full(len(azimuths), dist_m)
+    )
     return np.asarray(x), np.asarray(y)
 
 
 # -- polygons -----------------------------------------------------------------------------------------
+
 
 def test_polygon_boundary_points_are_inside(square_fence):
     x0, y0, x1, y1 = square_fence.geometry.bounds
@@ -48,18 +50,18 @@ def test_polygon_boundary_points_are_inside(square_fence):
 
 def test_points_just_outside_a_polygon_are_outside(square_fence):
     x0, y0, x1, y1 = square_fence.geometry.bounds
-    eps = 1e-9   # about 0.1 mm
+    eps = 1e-9  # about 0.1 mm
     pts = np.array([(x0 - eps, y0), (x1 + eps, y1), ((x0 + x1) / 2, y1 + eps), (x0, y0 - eps)])
     assert not inside(square_fence, pts[:, 0], pts[:, 1]).any()
 
 
 def test_holes_exclude_but_their_edges_are_inside(fence_with_hole):
     pts = {
-        (0.0015, 0.0015): False,   # the courtyard
-        (0.0005, 0.0015): True,    # the store around it
-        (0.001, 0.0015): True,     # on the hole's edge
-        (0.002, 0.002): True,      # on the hole's corner
-        (0.0035, 0.0015): False,   # beyond the store
+        (0.0015, 0.0015): False,  # the courtyard
+        (0.0005, 0.0015): True,  # the store around it
+        (0.001, 0.0015): True,  # on the hole's edge
+        (0.002, 0.002): True,  # on the hole's corner
+        (0.0035, 0.0015): False,  # beyond the store
     }
     xy = np.array(list(pts))
     assert inside(fence_with_hole, xy[:, 0], xy[:, 1]).tolist() == list(pts.values())
@@ -68,11 +70,25 @@ def test_holes_exclude_but_their_edges_are_inside(fence_with_hole):
 def test_multipolygon_parts_each_count():
     def sq(x, y, s):
         return [[x, y], [x + s, y], [x + s, y + s], [x, y + s], [x, y]]
-    fence = parse_feature({"type": "Feature", "id": "twin", "properties": {}, "geometry": {
-        "type": "MultiPolygon",
-        "coordinates": [[sq(0, 0, 0.002), sq(0.0005, 0.0005, 0.001)], [sq(0.005, 0, 0.001)]]}})
-    pts = {(0.0002, 0.0002): True, (0.001, 0.001): False, (0.0055, 0.0005): True,
-           (0.0035, 0.0005): False, (0.006, 0.001): True}
+
+    fence = parse_feature(
+        {
+            "type": "Feature",
+            "id": "twin",
+            "properties": {},
+            "geometry": {
+                "type": "MultiPolygon",
+                "coordinates": [[sq(0, 0, 0.002), sq(0.0005, 0.0005, 0.001)], [sq(0.005, 0, 0.001)]],
+            },
+        }
+    )
+    pts = {
+        (0.0002, 0.0002): True,
+        (0.001, 0.001): False,
+        (0.0055, 0.0005): True,
+        (0.0035, 0.0005): False,
+        (0.006, 0.001): True,
+    }
     xy = np.array(list(pts))
     assert inside(fence, xy[:, 0], xy[:, 1]).tolist() == list(pts.values())
 

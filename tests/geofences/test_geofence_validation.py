@@ -35,19 +35,26 @@ def ring(x0=0.0, y0=0.0, side=0.001):
 
 
 def polygon(*rings, fid="shop", **props):
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Polygon", "coordinates": list(rings)},
-            "properties": props}
+    return {
+        "type": "Feature",
+        "id": fid,
+        "geometry": {"type": "Polygon", "coordinates": list(rings)},
+        "properties": props,
+    }
 
 
 def multipolygon(*polys, fid="shop", **props):
-    return {"type": "Feature", "id": fid, "properties": props,
-            "geometry": {"type": "MultiPolygon", "coordinates": [list(p) for p in polys]}}
+    return {
+        "type": "Feature",
+        "id": fid,
+        "properties": props,
+        "geometry": {"type": "MultiPolygon", "coordinates": [list(p) for p in polys]},
+    }
 
 
 def circle(lon=10.75, lat=59.91, fid="shop", **props):
     props.setdefault("radius_m", 50.0)
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": props}
+    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": props}
 
 
 def without_radius():
@@ -57,48 +64,78 @@ def without_radius():
 
 
 def geometry(gtype, coords):
-    return {"type": "Feature", "id": "shop", "geometry": {"type": gtype, "coordinates": coords},
-            "properties": {}}
+    return {"type": "Feature", "id": "shop", "geometry": {"type": gtype, "coordinates": coords}, "properties": {}}
 
 
 # (feature, fence_id, field, reason fragment)
 CASES = {
     # rings
     "unclosed ring": (polygon(ring()[:-1]), "shop", "geometry.coordinates[0]", "not closed"),
-    "too few positions": (polygon([[0, 0], [1, 0], [0, 0]]), "shop", "geometry.coordinates[0]",
-                          "at least 4 positions"),
-    "too few distinct positions": (polygon([[0, 0], [1, 0], [1, 0], [0, 0]]), "shop",
-                                   "geometry.coordinates[0]", "3 distinct"),
+    "too few positions": (polygon([[0, 0], [1, 0], [0, 0]]), "shop", "geometry.coordinates[0]", "at least 4 positions"),
+    "too few distinct positions": (
+        polygon([[0, 0], [1, 0], [1, 0], [0, 0]]),
+        "shop",
+        "geometry.coordinates[0]",
+        "3 distinct",
+    ),
     "empty polygon": (polygon(), "shop", "geometry.coordinates", "linear rings"),
-    "bow-tie": (polygon([[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]), "shop", "geometry.coordinates",
-                "self-intersection"),
-    "hole outside shell": (polygon(ring(), ring(1.0, 1.0)), "shop", "geometry.coordinates",
-                           "hole lies outside"),
+    "bow-tie": (polygon([[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]), "shop", "geometry.coordinates", "self-intersection"),
+    "hole outside shell": (polygon(ring(), ring(1.0, 1.0)), "shop", "geometry.coordinates", "hole lies outside"),
     "bad hole ring": (polygon(ring(), [[0, 0], [1, 1]]), "shop", "geometry.coordinates[1]", "at least 4"),
-    "position not a pair": (polygon([[0, 0], [1], [1, 1], [0, 0]]), "shop", "geometry.coordinates[0][1]",
-                            "position"),
-    "position a string": (polygon([[0, 0], ["1", 0], [1, 1], [0, 0]]), "shop",
-                          "geometry.coordinates[0][1]", "position"),
-    "boolean coordinate": (polygon([[0, 0], [True, 0], [1, 1], [0, 0]]), "shop",
-                           "geometry.coordinates[0][1]", "position"),
+    "position not a pair": (polygon([[0, 0], [1], [1, 1], [0, 0]]), "shop", "geometry.coordinates[0][1]", "position"),
+    "position a string": (
+        polygon([[0, 0], ["1", 0], [1, 1], [0, 0]]),
+        "shop",
+        "geometry.coordinates[0][1]",
+        "position",
+    ),
+    "boolean coordinate": (
+        polygon([[0, 0], [True, 0], [1, 1], [0, 0]]),
+        "shop",
+        "geometry.coordinates[0][1]",
+        "position",
+    ),
     # coordinate values
-    "lon out of range": (polygon([[0, 0], [180.5, 0], [1, 1], [0, 0]]), "shop",
-                         "geometry.coordinates[0][1]", "out of range"),
-    "lat out of range": (polygon([[0, 0], [1, 0], [1, -90.5], [0, 0]]), "shop",
-                         "geometry.coordinates[0][2]", "out of range"),
-    "NaN in a ring": (polygon([[0, 0], [1, 0], [1, NAN], [0, 0]]), "shop", "geometry.coordinates[0][2]",
-                      "NaN"),
-    "infinity in a ring": (polygon([[0, 0], [-INF, 0], [1, 1], [0, 0]]), "shop",
-                           "geometry.coordinates[0][1]", "infinite"),
+    "lon out of range": (
+        polygon([[0, 0], [180.5, 0], [1, 1], [0, 0]]),
+        "shop",
+        "geometry.coordinates[0][1]",
+        "out of range",
+    ),
+    "lat out of range": (
+        polygon([[0, 0], [1, 0], [1, -90.5], [0, 0]]),
+        "shop",
+        "geometry.coordinates[0][2]",
+        "out of range",
+    ),
+    "NaN in a ring": (polygon([[0, 0], [1, 0], [1, NAN], [0, 0]]), "shop", "geometry.coordinates[0][2]", "NaN"),
+    "infinity in a ring": (
+        polygon([[0, 0], [-INF, 0], [1, 1], [0, 0]]),
+        "shop",
+        "geometry.coordinates[0][1]",
+        "infinite",
+    ),
     "NaN circle center": (circle(lon=NAN), "shop", "geometry.coordinates", "NaN"),
     "circle center out of range": (circle(lat=91.0), "shop", "geometry.coordinates", "out of range"),
     # multipolygons
-    "nested multipolygon parts": (multipolygon([ring(side=2)], [ring(0.5, 0.5, 1)]), "shop",
-                                  "geometry.coordinates", "overlap"),
-    "multipolygon parts sharing an edge": (multipolygon([ring(side=1)], [ring(1.0, 0.0, 1)]), "shop",
-                                           "geometry.coordinates", "self-intersection"),
-    "bad multipolygon part": (multipolygon([ring()], [ring()[:-1]]), "shop", "geometry.coordinates[1][0]",
-                              "not closed"),
+    "nested multipolygon parts": (
+        multipolygon([ring(side=2)], [ring(0.5, 0.5, 1)]),
+        "shop",
+        "geometry.coordinates",
+        "overlap",
+    ),
+    "multipolygon parts sharing an edge": (
+        multipolygon([ring(side=1)], [ring(1.0, 0.0, 1)]),
+        "shop",
+        "geometry.coordinates",
+        "self-intersection",
+    ),
+    "bad multipolygon part": (
+        multipolygon([ring()], [ring()[:-1]]),
+        "shop",
+        "geometry.coordinates[1][0]",
+        "not closed",
+    ),
     "empty multipolygon": (multipolygon(), "shop", "geometry.coordinates", "array of polygons"),
     # circles
     "radius zero": (circle(radius_m=0), "shop", "properties.radius_m", "> 0"),
@@ -109,16 +146,27 @@ CASES = {
     "radius a boolean": (circle(radius_m=True), "shop", "properties.radius_m", "finite number"),
     "absurd radius": (circle(radius_m=6_000_000.0), "shop", "properties.radius_m", "larger than the limit"),
     "missing radius": (without_radius(), "shop", "properties.radius_m", "needs radius_m"),
-    "point with two positions": (geometry("Point", [[0, 0], [1, 1]]), "shop", "geometry.coordinates",
-                                 "position"),
+    "point with two positions": (geometry("Point", [[0, 0], [1, 1]]), "shop", "geometry.coordinates", "position"),
     # geometry types
     "LineString": (geometry("LineString", [[0, 0], [1, 1]]), "shop", "geometry.type", "unsupported"),
     "MultiPoint": (geometry("MultiPoint", [[0, 0]]), "shop", "geometry.type", "unsupported"),
-    "GeometryCollection": ({"type": "Feature", "id": "shop", "properties": {},
-                            "geometry": {"type": "GeometryCollection", "geometries": []}},
-                           "shop", "geometry.type", "unsupported"),
-    "null geometry": ({"type": "Feature", "id": "shop", "geometry": None, "properties": {}}, "shop",
-                      "geometry", "geometry object"),
+    "GeometryCollection": (
+        {
+            "type": "Feature",
+            "id": "shop",
+            "properties": {},
+            "geometry": {"type": "GeometryCollection", "geometries": []},
+        },
+        "shop",
+        "geometry.type",
+        "unsupported",
+    ),
+    "null geometry": (
+        {"type": "Feature", "id": "shop", "geometry": None, "properties": {}},
+        "shop",
+        "geometry",
+        "geometry object",
+    ),
     "not a Feature": ({"type": "Polygon", "id": "shop", "coordinates": [ring()]}, "shop", "type", "Feature"),
     "not an object": ([1, 2], None, "feature", "Feature object"),
     "properties a list": ({**circle(), "properties": [1]}, None, "properties", "object"),
@@ -139,15 +187,19 @@ CASES = {
     "empty id": (circle(fid="  "), None, "id", "empty"),
     "boolean id": (circle(fid=True), None, "id", "string or integer"),
     "list id": (circle(fid=["a"]), None, "id", "string or integer"),
-    "bad properties.id": ({k: v for k, v in circle(id=["x"]).items() if k != "id"}, None, "properties.id",
-                          "string or integer"),
+    "bad properties.id": (
+        {k: v for k, v in circle(id=["x"]).items() if k != "id"},
+        None,
+        "properties.id",
+        "string or integer",
+    ),
     "control character in id": (circle(fid="a\nb"), "a\nb", "id", "control"),
 }
 
 
-@pytest.mark.parametrize("feature, fence_id, field, fragment", [
-    pytest.param(*case, id=name)
-    for name, case in CASES.items()])
+@pytest.mark.parametrize(
+    "feature, fence_id, field, fragment", [pytest.param(*case, id=name) for name, case in CASES.items()]
+)
 def test_invalid_feature_names_fence_field_and_reason(feature, fence_id, field, fragment):
     before = copy.deepcopy(feature)
     with pytest.raises(InvalidGeofence) as info:
@@ -176,11 +228,14 @@ def test_too_long_id_is_truncated_in_the_error():
     assert len(info.value.fence_id) < 50
 
 
-@pytest.mark.parametrize("feature, limit", [
-    (polygon([[0, 0], [1, 0], [1, 0.5], [1, 1], [0.5, 1], [0, 1], [0, 0]]), 6),
-    (polygon(ring(side=3), ring(1, 1, 1)), 9),
-    (multipolygon([ring()], [ring(1, 1)]), 9),
-])
+@pytest.mark.parametrize(
+    "feature, limit",
+    [
+        (polygon([[0, 0], [1, 0], [1, 0.5], [1, 1], [0.5, 1], [0, 1], [0, 0]]), 6),
+        (polygon(ring(side=3), ring(1, 1, 1)), 9),
+        (multipolygon([ring()], [ring(1, 1)]), 9),
+    ],
+)
 def test_more_vertices_than_the_cap(feature, limit):
     with pytest.raises(InvalidGeofence) as info:
         parse_feature(feature, limits=Limits(max_vertices=limit))
@@ -196,6 +251,7 @@ def test_radius_cap_is_configurable():
 
 
 # -- ids ---------------------------------------------------------------------------------------------
+
 
 def test_id_falls_back_to_properties_id():
     feature = {k: v for k, v in circle(id="cafe").items() if k != "id"}
@@ -223,9 +279,16 @@ def test_id_from_the_caller_must_agree_with_the_body():
 
 # -- collections --------------------------------------------------------------------------------------
 
+
 def test_a_collection_reports_every_bad_feature_and_returns_nothing():
-    features = [circle(fid="a"), polygon(ring()[:-1], fid="b"), circle(fid="c", radius_m=-1),
-                circle(fid="a"), polygon(ring(), fid="d"), geometry("LineString", [[0, 0], [1, 1]])]
+    features = [
+        circle(fid="a"),
+        polygon(ring()[:-1], fid="b"),
+        circle(fid="c", radius_m=-1),
+        circle(fid="a"),
+        polygon(ring(), fid="d"),
+        geometry("LineString", [[0, 0], [1, 1]]),
+    ]
     with pytest.raises(InvalidCollection) as info:
         parse_collection({"type": "FeatureCollection", "features": features}, source="stores.geojson")
     errs = info.value.errors
@@ -241,12 +304,15 @@ def test_a_collection_reports_every_bad_feature_and_returns_nothing():
     assert [e.to_dict()["index"] for e in errs] == [1, 2, 3, 5]
 
 
-@pytest.mark.parametrize("collection, field", [
-    ({"type": "Feature"}, "type"),
-    ([], "type"),
-    ({"type": "FeatureCollection"}, "features"),
-    ({"type": "FeatureCollection", "features": {"a": 1}}, "features"),
-])
+@pytest.mark.parametrize(
+    "collection, field",
+    [
+        ({"type": "Feature"}, "type"),
+        ([], "type"),
+        ({"type": "FeatureCollection"}, "features"),
+        ({"type": "FeatureCollection", "features": {"a": 1}}, "features"),
+    ],
+)
 def test_not_a_feature_collection(collection, field):
     with pytest.raises(InvalidCollection) as info:
         parse_collection(collection)
@@ -254,11 +320,16 @@ def test_not_a_feature_collection(collection, field):
 
 
 def test_a_good_collection_round_trips():
-    fences = parse_collection({"type": "FeatureCollection", "features": [
-        circle(fid="a", dwell_s=30, exit_after_s=120.5, name="Cafe", tags=["food", "food", "hot"], floor=2),
-        polygon(ring(), ring(0.0002, 0.0002, 0.0002), fid="b"),
-        multipolygon([ring()], [ring(0.01, 0.01)], fid="c"),
-    ]})
+    fences = parse_collection(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                circle(fid="a", dwell_s=30, exit_after_s=120.5, name="Cafe", tags=["food", "food", "hot"], floor=2),
+                polygon(ring(), ring(0.0002, 0.0002, 0.0002), fid="b"),
+                multipolygon([ring()], [ring(0.01, 0.01)], fid="c"),
+            ],
+        }
+    )
     assert [f.kind for f in fences] == [FenceKind.CIRCLE, FenceKind.POLYGON, FenceKind.MULTIPOLYGON]
     assert fences[0].tags == ("food", "hot")
     assert dict(fences[0].properties) == {"floor": 2}
@@ -292,9 +363,15 @@ def test_round_trip_through_geojson(name, request):
 
 
 @settings(deadline=None, max_examples=50, derandomize=True, database=None)
-@given(lon=st.floats(-180, 180), lat=st.floats(-90, 90), radius_m=st.floats(0.01, 50_000),
-       dwell_s=st.none() | st.floats(0, 1e6), exit_after_s=st.none() | st.floats(0.001, 1e6),
-       name=st.text(max_size=20), tags=st.lists(st.text(max_size=5), max_size=3, unique=True))
+@given(
+    lon=st.floats(-180, 180),
+    lat=st.floats(-90, 90),
+    radius_m=st.floats(0.01, 50_000),
+    dwell_s=st.none() | st.floats(0, 1e6),
+    exit_after_s=st.none() | st.floats(0.001, 1e6),
+    name=st.text(max_size=20),
+    tags=st.lists(st.text(max_size=5), max_size=3, unique=True),
+)
 def test_circle_round_trip_property(lon, lat, radius_m, dwell_s, exit_after_s, name, tags):
     props = {"name": name, "tags": tags, "dwell_s": dwell_s, "exit_after_s": exit_after_s}
     fence = Geofence.circle("c", lon, lat, radius_m, **{k: v for k, v in props.items() if v is not None})
@@ -305,10 +382,12 @@ def test_circle_round_trip_property(lon, lat, radius_m, dwell_s, exit_after_s, n
 def test_same_definition_sees_every_setting():
     base = Geofence.circle("c", 10.0, 60.0, 50.0, dwell_s=10)
     assert base.same_definition(Geofence.circle("c", 10.0, 60.0, 50.0, dwell_s=10))
-    for other in [Geofence.circle("d", 10.0, 60.0, 50.0, dwell_s=10),
-                  Geofence.circle("c", 10.0, 60.0, 51.0, dwell_s=10),
-                  Geofence.circle("c", 10.0, 60.0, 50.0, dwell_s=11),
-                  Geofence.circle("c", 10.0, 60.0, 50.0, dwell_s=10, name="x"),
-                  Geofence.circle("c", 10.0, 60.0, 50.0, dwell_s=10, floor=1)]:
+    for other in [
+        Geofence.circle("d", 10.0, 60.0, 50.0, dwell_s=10),
+        Geofence.circle("c", 10.0, 60.0, 51.0, dwell_s=10),
+        Geofence.circle("c", 10.0, 60.0, 50.0, dwell_s=11),
+        Geofence.circle("c", 10.0, 60.0, 50.0, dwell_s=10, name="x"),
+        Geofence.circle("c", 10.0, 60.0, 50.0, dwell_s=10, floor=1),
+    ]:
         assert not base.same_definition(other)
     assert base.same_shape(Geofence.circle("c", 10.0, 60.0, 50.0, name="renamed"))

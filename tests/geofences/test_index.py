@@ -80,8 +80,10 @@ def circle_states(fences, lon, lat, unc) -> set[tuple[int, str, int]]:
 @given(seed=seeds, place=places.filter(lambda p: p != "fiji"))
 def test_uncertain_states_for_circles_equal_a_brute_force_scan(seed, place):
     rng = np.random.default_rng(seed)
-    fences = [Geofence.circle(f"c{i}", *offset(*CITIES[place], *rng.uniform(-200, 200, 2)),
-                              float(rng.uniform(10, 150))) for i in range(5)]
+    fences = [
+        Geofence.circle(f"c{i}", *offset(*CITIES[place], *rng.uniform(-200, 200, 2)), float(rng.uniform(10, 150)))
+        for i in range(5)
+    ]
     lon, lat = probe_points(rng, fences, n=100)
     unc = rng.choice([0.0, np.nan, 3.0, 15.0, 60.0], len(lon))
     index = FenceIndex(fences)
@@ -91,8 +93,8 @@ def test_uncertain_states_for_circles_equal_a_brute_force_scan(seed, place):
 
 
 def test_an_uncertainty_disk_across_the_antimeridian_sees_fences_on_the_other_side():
-    fence = Geofence.circle("east", -179.9993, -16.5, 70.0)   # entirely east of 180
-    lon, lat = offset(-179.9993, -16.5, east_m=-100.0)       # 100 m west of its center: lon 179.99...
+    fence = Geofence.circle("east", -179.9993, -16.5, 70.0)  # entirely east of 180
+    lon, lat = offset(-179.9993, -16.5, east_m=-100.0)  # 100 m west of its center: lon 179.99...
     assert lon > 0
     m = FenceIndex([fence]).match(np.array([lon]), np.array([lat]), np.array([60.0]))
     assert m.state.tolist() == [int(UNCERTAIN)]
@@ -104,8 +106,13 @@ def test_uncertain_polygon_states():
     west_edge = fence.geometry.bounds[0]
     lat = fence.center[1]
     cases = [  # (meters east of the west edge, uncertainty_m, expected state or None)
-        (20.0, 5.0, INSIDE), (3.0, 5.0, UNCERTAIN), (-3.0, 5.0, UNCERTAIN), (-8.0, 5.0, None),
-        (3.0, 0.0, INSIDE), (-3.0, 0.0, None), (19.0, 25.0, UNCERTAIN),
+        (20.0, 5.0, INSIDE),
+        (3.0, 5.0, UNCERTAIN),
+        (-3.0, 5.0, UNCERTAIN),
+        (-8.0, 5.0, None),
+        (3.0, 0.0, INSIDE),
+        (-3.0, 0.0, None),
+        (19.0, 25.0, UNCERTAIN),
     ]
     lon = np.array([offset(west_edge, lat, east_m=e)[0] for e, _, _ in cases])
     m = index.match(lon, np.full(len(cases), lat), np.array([u for _, u, _ in cases]))
@@ -129,7 +136,7 @@ def test_changes_are_visible_to_the_next_match(seed, place, n_ops):
             freed = index.slot(fid)
             assert index.remove(fid) is live.pop(fid)
             assert fid not in index
-            if f.id not in live:   # the freed slot is reused by the next new fence
+            if f.id not in live:  # the freed slot is reused by the next new fence
                 index.add(f)
                 live[f.id] = f
                 assert index.slot(f.id) == freed
@@ -187,11 +194,13 @@ def test_match_handles_empty_inputs_and_empty_indexes(square_fence):
 
 def test_fences_of_very_different_sizes_share_an_index():
     lon, lat = CITIES["oslo"]
-    fences = [Geofence.circle("kiosk", lon, lat, 2.0), square("shop", lon, lat, 30.0),
-              Geofence.polygon("county", [(lon - 1, lat - 1), (lon + 1, lat - 1), (lon + 1, lat + 1),
-                                          (lon - 1, lat + 1)]),
-              Geofence.polygon("nation", [(-20, 40), (40, 40), (40, 75), (-20, 75)]),
-              Geofence.circle("metro", lon, lat, 50_000.0)]
+    fences = [
+        Geofence.circle("kiosk", lon, lat, 2.0),
+        square("shop", lon, lat, 30.0),
+        Geofence.polygon("county", [(lon - 1, lat - 1), (lon + 1, lat - 1), (lon + 1, lat + 1), (lon - 1, lat + 1)]),
+        Geofence.polygon("nation", [(-20, 40), (40, 40), (40, 75), (-20, 75)]),
+        Geofence.circle("metro", lon, lat, 50_000.0),
+    ]
     index = FenceIndex(fences)
     assert sorted(f.id for f in index.locate(lon, lat)) == ["county", "kiosk", "metro", "nation", "shop"]
     assert sorted(f.id for f in index.locate(*offset(lon, lat, 10.0, 10.0))) == ["county", "metro", "nation", "shop"]
@@ -201,10 +210,11 @@ def test_fences_of_very_different_sizes_share_an_index():
 
 # -- interactive queries ------------------------------------------------------------------------------
 
+
 def test_intersecting_lists_fences_whose_bounding_box_meets_the_box(square_fence, circle_oslo_100m, fence_with_hole):
     index = FenceIndex([square_fence, circle_oslo_100m, fence_with_hole])
     assert [f.id for f in index.intersecting((10.7, 59.9, 10.8, 60.0))] == ["square", "oslo100"]
-    assert [f.id for f in index.intersecting((0.0015, 0.0015, 0.0016, 0.0016))] == ["donut"]   # in the hole
+    assert [f.id for f in index.intersecting((0.0015, 0.0015, 0.0016, 0.0016))] == ["donut"]  # in the hole
     x0, y0, x1, y1 = square_fence.geometry.bounds
     assert [f.id for f in index.intersecting((x1, y1, x1 + 1e-6, y1 + 1e-6))] == ["square"]  # touching corner
     assert index.intersecting((-50.0, -50.0, -40.0, -40.0)) == []
@@ -228,8 +238,8 @@ def test_nearest_orders_by_distance_and_is_zero_inside():
     got = index.nearest(lon, lat, k=4)
     assert [f.id for f, _ in got] == ["home", "near", "mid", "far"]
     assert got[0][1] == 0.0
-    assert got[1][1] == pytest.approx(80.0, abs=1e-6)       # 100 m to the center, radius 20
-    assert got[2][1] == pytest.approx(250.0, rel=0.01)      # to the square's east edge
+    assert got[1][1] == pytest.approx(80.0, abs=1e-6)  # 100 m to the center, radius 20
+    assert got[2][1] == pytest.approx(250.0, rel=0.01)  # to the square's east edge
     assert got[3][1] == pytest.approx(980.0, abs=1e-6)
     assert [f.id for f, _ in index.nearest(lon, lat, k=2)] == ["home", "near"]
     inside_square = offset(lon, lat, east_m=-280.0, north_m=20.0)
@@ -269,7 +279,7 @@ def test_matching_while_another_thread_changes_the_index():
                     index.add(f)
                 for f in flicker:
                     index.remove(f.id)
-        except Exception as exc:   # noqa: BLE001 - reported by the main thread
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
     worker = threading.Thread(target=churn)

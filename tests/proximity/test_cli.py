@@ -13,13 +13,13 @@ import pytest
 
 from proximity.cli import COMMANDS, main
 
-SUMMARY_KEYS = {"pings", "events", "stale", "duplicates", "inaccurate", "seconds", "pings_per_s",
-                "events_by_type"}
+SUMMARY_KEYS = {"pings", "events", "stale", "duplicates", "inaccurate", "seconds", "pings_per_s", "events_by_type"}
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "proximity.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "proximity.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def summary(proc: subprocess.CompletedProcess) -> dict:
@@ -32,8 +32,21 @@ def summary(proc: subprocess.CompletedProcess) -> dict:
 def workload(tmp_path_factory) -> Path:
     """A small seeded workload written by ``proximity simulate``."""
     out = tmp_path_factory.mktemp("workload")
-    proc = run("simulate", "--out", str(out), "--fences", "60", "--devices", "40", "--pings", "4000",
-               "--seed", "7", "--city", "18.07,59.33")
+    proc = run(
+        "simulate",
+        "--out",
+        str(out),
+        "--fences",
+        "60",
+        "--devices",
+        "40",
+        "--pings",
+        "4000",
+        "--seed",
+        "7",
+        "--city",
+        "18.07,59.33",
+    )
     assert proc.returncode == 0, proc.stderr
     info = summary(proc)
     assert (info["fences"], info["devices"], info["pings"]) == (60, 40, 4000)
@@ -41,8 +54,17 @@ def workload(tmp_path_factory) -> Path:
 
 
 def replay(workload: Path, out: Path, *extra: str, pings: Path | None = None) -> subprocess.CompletedProcess:
-    return run("replay", "--fences", str(workload / "fences.geojson"), "--pings", str(pings or workload / "pings.csv"),
-               "--out", str(out), "--no-progress", *extra)
+    return run(
+        "replay",
+        "--fences",
+        str(workload / "fences.geojson"),
+        "--pings",
+        str(pings or workload / "pings.csv"),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    )
 
 
 def score(events: Path, truth: Path) -> tuple[int, dict]:
@@ -55,6 +77,7 @@ def event_rows(path: Path) -> list[str]:
 
 
 # -- reproducing the ground truth --------------------------------------------------------------
+
 
 def test_simulate_writes_fences_pings_and_truth(workload):
     assert (workload / "pings.csv").read_text().splitlines()[0] == "device_id,ts,lon,lat,accuracy_m"
@@ -80,7 +103,7 @@ def test_events_csv_has_the_documented_columns_and_epoch_seconds(workload, tmp_p
     assert replay(workload, out).returncode == 0
     df = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(df.columns) == ["device_id", "geofence_id", "type", "ts", "visit_id", "duration_s", "reason"]
-    assert df["ts"].str.fullmatch(r"\d+").all()                # integer input ts, no ".0"
+    assert df["ts"].str.fullmatch(r"\d+").all()  # integer input ts, no ".0"
     assert set(df["type"]) <= {"enter", "exit", "dwell"} and set(df["reason"]) == {"ping"}
     assert (df["duration_s"] != "").eq(df["type"] == "exit").all()
     assert df["visit_id"].str.fullmatch(r"[0-9a-f]{16}").all()
@@ -137,8 +160,8 @@ def test_no_exits_are_invented_at_the_end_unless_asked(workload, tmp_path):
     assert replay(workload, tmp_path / "plain.csv").returncode == 0
     assert replay(workload, tmp_path / "swept.csv", "--sweep-at-end").returncode == 0
     plain, swept = (pd.read_csv(tmp_path / n, dtype=str) for n in ("plain.csv", "swept.csv"))
-    added = swept.iloc[len(plain):]
-    assert swept.iloc[:len(plain)].equals(plain)
+    added = swept.iloc[len(plain) :]
+    assert swept.iloc[: len(plain)].equals(plain)
     assert len(added) > 0 and set(added["type"]) == {"exit"} and set(added["reason"]) == {"silence"}
 
 
@@ -170,6 +193,7 @@ def test_each_command_is_registered_once():
 
 
 # -- bad input: exit 2, one line naming the file, the line or feature, and the reason ----------
+
 
 def _lines(workload: Path) -> list[str]:
     return (workload / "pings.csv").read_text().splitlines()
@@ -203,19 +227,41 @@ def test_a_bad_pings_file_is_refused_with_its_line_and_reason(case, workload, tm
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(_lines(workload)[:4] + rows) + "\n")
     out = tmp_path / "events.csv"
-    code = main(["replay", "--fences", str(workload / "fences.geojson"), "--pings", str(bad), "--out", str(out),
-                 "--no-progress", "--chunk-size", "7"])
+    code = main(
+        [
+            "replay",
+            "--fences",
+            str(workload / "fences.geojson"),
+            "--pings",
+            str(bad),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--chunk-size",
+            "7",
+        ]
+    )
     cap = capsys.readouterr()
     _check_bad(code, cap.err, cap.out, bad, words, line)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]     # nothing partial left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]  # nothing partial left behind
 
 
 @pytest.mark.parametrize("header", ["device,ts,lon,lat", "device_id,ts,lon", "device_id,ts,lon,lat,speed"])
 def test_a_bad_header_lists_the_expected_columns(header, workload, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text(header + "\n" + "\n".join(_lines(workload)[1:3]) + "\n")
-    code = main(["replay", "--fences", str(workload / "fences.geojson"), "--pings", str(bad),
-                 "--out", str(tmp_path / "e.csv"), "--no-progress"])
+    code = main(
+        [
+            "replay",
+            "--fences",
+            str(workload / "fences.geojson"),
+            "--pings",
+            str(bad),
+            "--out",
+            str(tmp_path / "e.csv"),
+            "--no-progress",
+        ]
+    )
     cap = capsys.readouterr()
     _check_bad(code, cap.err, cap.out, bad, ["bad header", "device_id,ts,lon,lat[,accuracy_m]"], 1)
 
@@ -223,38 +269,75 @@ def test_a_bad_header_lists_the_expected_columns(header, workload, tmp_path, cap
 def test_an_iso_time_without_offset_is_refused(workload, tmp_path, capsys):
     bad = tmp_path / "naive.csv"
     bad.write_text("device_id,ts,lon,lat\nd1,2024-05-01T10:00:00Z,18.07,59.3\nd1,2024-05-01T10:00:09,18.07,59.3\n")
-    code = main(["replay", "--fences", str(workload / "fences.geojson"), "--pings", str(bad),
-                 "--out", str(tmp_path / "e.csv"), "--no-progress"])
+    code = main(
+        [
+            "replay",
+            "--fences",
+            str(workload / "fences.geojson"),
+            "--pings",
+            str(bad),
+            "--out",
+            str(tmp_path / "e.csv"),
+            "--no-progress",
+        ]
+    )
     cap = capsys.readouterr()
     _check_bad(code, cap.err, cap.out, bad, ["ts", "offset"], 3)
 
 
 FEATURE_NO_RADIUS = {"type": "Feature", "id": "kiosk", "geometry": {"type": "Point", "coordinates": [18, 59]}}
-FEATURE_BOWTIE = {"type": "Feature", "id": "bowtie", "geometry": {
-    "type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}
+FEATURE_BOWTIE = {
+    "type": "Feature",
+    "id": "bowtie",
+    "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]},
+}
 
 
 def replay_here(capsys, workload: Path, out: Path, *extra: str) -> tuple[int, str, str]:
     """Run ``proximity replay`` in this process (the same ``main`` the script calls)."""
-    code = main(["replay", "--fences", str(workload / "fences.geojson"), "--pings", str(workload / "pings.csv"),
-                 "--out", str(out), "--no-progress", *extra])
+    code = main(
+        [
+            "replay",
+            "--fences",
+            str(workload / "fences.geojson"),
+            "--pings",
+            str(workload / "pings.csv"),
+            "--out",
+            str(out),
+            "--no-progress",
+            *extra,
+        ]
+    )
     cap = capsys.readouterr()
     return code, cap.err, cap.out
 
 
 FEATURE_NO_RADIUS = {"type": "Feature", "id": "kiosk", "geometry": {"type": "Point", "coordinates": [18, 59]}}
-FEATURE_BOWTIE = {"type": "Feature", "id": "bowtie", "geometry": {
-    "type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}
+FEATURE_BOWTIE = {
+    "type": "Feature",
+    "id": "bowtie",
+    "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]},
+}
 INVALID_FENCES = json.dumps({"type": "FeatureCollection", "features": [FEATURE_NO_RADIUS, FEATURE_BOWTIE]})
-INVALID_FENCES_WORDS = ["2 invalid feature(s)", "feature 0", "'kiosk'", "radius_m", "feature 1", "'bowtie'",
-                        "self-intersection"]
+INVALID_FENCES_WORDS = [
+    "2 invalid feature(s)",
+    "feature 0",
+    "'kiosk'",
+    "radius_m",
+    "feature 1",
+    "'bowtie'",
+    "self-intersection",
+]
 
 
-@pytest.mark.parametrize("name, text, words", [
-    ("invalid JSON", '{"type": "FeatureCollection", "features": [', ["invalid JSON"]),
-    ("not a collection", '{"type": "Feature"}', ["FeatureCollection"]),
-    ("invalid fences", INVALID_FENCES, INVALID_FENCES_WORDS),
-])
+@pytest.mark.parametrize(
+    "name, text, words",
+    [
+        ("invalid JSON", '{"type": "FeatureCollection", "features": [', ["invalid JSON"]),
+        ("not a collection", '{"type": "Feature"}', ["FeatureCollection"]),
+        ("invalid fences", INVALID_FENCES, INVALID_FENCES_WORDS),
+    ],
+)
 def test_a_bad_fences_file_is_refused_naming_every_bad_feature(name, text, words, workload, tmp_path, capsys):
     bad = tmp_path / "bad.geojson"
     bad.write_text(text)

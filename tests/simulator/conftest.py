@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-TINY = '''
+TINY = """
 name = "tiny"
 origin = [10.74, 59.91]
 start = "2026-05-02T10:00:00+02:00"
@@ -59,7 +59,7 @@ indoor_factor = 1.5
 [phones.ble]
 share = 1.0
 scan_interval_s = 10
-'''
+"""
 
 
 @pytest.fixture

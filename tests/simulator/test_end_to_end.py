@@ -42,6 +42,7 @@ def test_cli_run_writes_scores_and_a_self_contained_report(tiny_path, tmp_path, 
 
 def test_low_noise_engine_is_nearly_perfect(tiny_path):
     from simulator.scenario import load_scenario
+
     sc = load_scenario(tiny_path)
     sc["phones"]["gps"].update(sigma_m=0.5, indoor_factor=1.0, outlier_rate=0.0)
     sc["phones"]["delivery"].update(late_rate=0.0, clock_skew_sd_s=0.0, drop_rate=0.0, gap_rate_per_h=0.0)
@@ -75,9 +76,13 @@ def server(tmp_path):
     # a replay as fast as possible runs ahead of the server's clock: allow it (a day)
     env = {**os.environ, "PROXIMITY_ADMIN_KEY": ADMIN_KEY, "PROXIMITY_MAX_CLOCK_SKEW_S": "86400"}
     log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "proximity.service", "--port", str(port),
-                             "--data-dir", str(tmp_path / "data")], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proximity.service", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -111,6 +116,5 @@ def test_http_replay_matches_in_process_geofence_events(tiny_path, server):
     assert len(a) > 0
     pd.testing.assert_frame_equal(a[key], b[key])
     assert (a["ts"] - b["ts"]).abs().max() < 1e-3
-    with_beacons = replay_http(generate(tiny_path, 9), server, ADMIN_KEY, beacons=True, batch_s=30,
-                               progress=False)
+    with_beacons = replay_http(generate(tiny_path, 9), server, ADMIN_KEY, beacons=True, batch_s=30, progress=False)
     assert "beacon_enter" in set(with_beacons["type"])

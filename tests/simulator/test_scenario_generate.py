@@ -21,14 +21,17 @@ def test_packaged_scenarios_load():
         assert load_scenario(n)["name"] == n
 
 
-@pytest.mark.parametrize("edit, key", [
-    (lambda d: d["shoppers"]["behaviours"][2].update(dwell_s=0), "shoppers.behaviours[2].dwell_s: must be > 0"),
-    (lambda d: d["shoppers"]["behaviours"][0].update(kind="loiter"), "shoppers.behaviours[0].kind"),
-    (lambda d: d["phones"].update(ping_interval_s=-1), "phones.ping_interval_s: must be > 0"),
-    (lambda d: d.update(origin=[200, 0]), "origin"),
-    (lambda d: d["places"]["row"].update(widths_m=[]), "places.row.widths_m"),
-    (lambda d: d["phones"].setdefault("gps", {}).update(outlier_rate=2), "phones.gps.outlier_rate: must be <= 1"),
-])
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda d: d["shoppers"]["behaviours"][2].update(dwell_s=0), "shoppers.behaviours[2].dwell_s: must be > 0"),
+        (lambda d: d["shoppers"]["behaviours"][0].update(kind="loiter"), "shoppers.behaviours[0].kind"),
+        (lambda d: d["phones"].update(ping_interval_s=-1), "phones.ping_interval_s: must be > 0"),
+        (lambda d: d.update(origin=[200, 0]), "origin"),
+        (lambda d: d["places"]["row"].update(widths_m=[]), "places.row.widths_m"),
+        (lambda d: d["phones"].setdefault("gps", {}).update(outlier_rate=2), "phones.gps.outlier_rate: must be <= 1"),
+    ],
+)
 def test_errors_name_the_key(edit, key):
     raw = tomllib.loads(TINY)
     edit(raw)

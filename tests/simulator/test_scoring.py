@@ -26,8 +26,15 @@ DEVICES = pd.DataFrame({"device_id": ["a", "b", "c", "p"], "behaviour": ["visit"
 
 
 def _score(events, visits):
-    return score_events(events, visits, DEVICES, end_ts=T0 + 5000, device_hours=10.0,
-                        neighbours={"s1": ["s2"], "s2": ["s1"]}, families=("geofence",))
+    return score_events(
+        events,
+        visits,
+        DEVICES,
+        end_ts=T0 + 5000,
+        device_hours=10.0,
+        neighbours={"s1": ["s2"], "s2": ["s1"]},
+        families=("geofence",),
+    )
 
 
 def test_perfect_detection():
@@ -41,15 +48,28 @@ def test_perfect_detection():
 
 
 def test_known_precision_recall_fragmentation_and_false_causes():
-    v = _visits([("a", "s1", T0, T0 + 600), ("b", "s1", T0, T0 + 900), ("c", "s1", T0, T0 + 300),
-                 ("a", "s2", T0 + 2000, T0 + 2030)])          # the last is a 30 s stay: don't care
-    ev = _events([
-        ("a", "s1", "enter", T0 + 20), ("a", "s1", "exit", T0 + 200),       # fragment 1
-        ("a", "s1", "enter", T0 + 260), ("a", "s1", "exit", T0 + 640),      # fragment 2 (a flap: 60 s gap)
-        ("c", "s2", "enter", T0 + 50), ("c", "s2", "exit", T0 + 250),       # false: next door
-        ("p", "s1", "enter", T0 + 100), ("p", "s1", "exit", T0 + 160),      # false: pass-by
-        ("a", "s2", "enter", T0 + 2010), ("a", "s2", "exit", T0 + 2040),    # matches a don't-care stay
-    ])                                                                       # b's visit is missed
+    v = _visits(
+        [
+            ("a", "s1", T0, T0 + 600),
+            ("b", "s1", T0, T0 + 900),
+            ("c", "s1", T0, T0 + 300),
+            ("a", "s2", T0 + 2000, T0 + 2030),
+        ]
+    )  # the last is a 30 s stay: don't care
+    ev = _events(
+        [
+            ("a", "s1", "enter", T0 + 20),
+            ("a", "s1", "exit", T0 + 200),  # fragment 1
+            ("a", "s1", "enter", T0 + 260),
+            ("a", "s1", "exit", T0 + 640),  # fragment 2 (a flap: 60 s gap)
+            ("c", "s2", "enter", T0 + 50),
+            ("c", "s2", "exit", T0 + 250),  # false: next door
+            ("p", "s1", "enter", T0 + 100),
+            ("p", "s1", "exit", T0 + 160),  # false: pass-by
+            ("a", "s2", "enter", T0 + 2010),
+            ("a", "s2", "exit", T0 + 2040),  # matches a don't-care stay
+        ]
+    )  # b's visit is missed
     g = _score(ev, v)["visits"]["geofence"]
     assert g["true_visits"] == 3 and g["detected_visits"] == 4
     assert g["recall"] == pytest.approx(1 / 3, abs=1e-4)

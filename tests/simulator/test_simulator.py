@@ -36,8 +36,13 @@ def engine_rows(w, chunks: int = 1) -> list[tuple]:
     engine = Engine(w.fences)
     out = []
     for part in np.array_split(np.arange(len(w)), chunks):
-        batch = PingBatch.from_columns(w.device_id[part], w.ts[part], w.lon[part], w.lat[part],
-                                       None if w.accuracy_m is None else w.accuracy_m[part])
+        batch = PingBatch.from_columns(
+            w.device_id[part],
+            w.ts[part],
+            w.lon[part],
+            w.lat[part],
+            None if w.accuracy_m is None else w.accuracy_m[part],
+        )
         out += [(e.device_id, e.geofence_id, int(e.type), e.ts) for e in engine.ingest(batch).events]
     return sorted(out)
 
@@ -69,8 +74,7 @@ def test_no_ping_is_within_the_margin_of_a_fence_boundary(workload):
 
 def test_fences_do_not_overlap():
     w = generate(300, 1, 1, seed=3)
-    shapes = [shapely.Polygon(circle_outline(*f.center, f.radius_m)) if f.is_circle else f.geometry
-              for f in w.fences]
+    shapes = [shapely.Polygon(circle_outline(*f.center, f.radius_m)) if f.is_circle else f.geometry for f in w.fences]
     tree = shapely.STRtree(shapes)
     a, b = tree.query(shapes, predicate="intersects")
     assert (a == b).all()
@@ -133,8 +137,14 @@ def test_written_files_read_back_as_the_truth(tmp_path):
     paths = w.write(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fences.geojson", "pings.csv", "truth.csv"]
     truth = read_events(paths["truth"])
-    mine = pd.DataFrame({"device_id": w.truth.device_id, "geofence_id": w.truth.geofence_id,
-                         "type": [str(EventKind(k)) for k in w.truth.kind], "ts": w.truth.ts})
+    mine = pd.DataFrame(
+        {
+            "device_id": w.truth.device_id,
+            "geofence_id": w.truth.geofence_id,
+            "type": [str(EventKind(k)) for k in w.truth.kind],
+            "ts": w.truth.ts,
+        }
+    )
     assert score(truth, mine).exact and len(truth) == len(w.truth)
 
 

@@ -13,11 +13,15 @@ from simulator.traces import read_trace, write_trace
 def pings() -> pd.DataFrame:
     rng = np.random.default_rng(11)
     n = 8
-    return pd.DataFrame({"device_id": ["ph-1"] * n + ["ph-2"] * n,
-                         "ts": 1_767_268_800.0 + np.r_[np.arange(n) * 30.0, np.arange(n) * 45.5],
-                         "lon": 10.75 + rng.normal(0, 1e-3, 2 * n).round(7),
-                         "lat": 59.91 + rng.normal(0, 1e-3, 2 * n).round(7),
-                         "accuracy_m": np.r_[rng.uniform(3, 30, 2 * n - 1).round(1), np.nan]})
+    return pd.DataFrame(
+        {
+            "device_id": ["ph-1"] * n + ["ph-2"] * n,
+            "ts": 1_767_268_800.0 + np.r_[np.arange(n) * 30.0, np.arange(n) * 45.5],
+            "lon": 10.75 + rng.normal(0, 1e-3, 2 * n).round(7),
+            "lat": 59.91 + rng.normal(0, 1e-3, 2 * n).round(7),
+            "accuracy_m": np.r_[rng.uniform(3, 30, 2 * n - 1).round(1), np.nan],
+        }
+    )
 
 
 @pytest.mark.parametrize("name", ["t.gpx", "t.geojson", "t.csv", "t.json", "t.rec"])
@@ -35,23 +39,29 @@ def test_round_trip(pings, tmp_path, name):
 
 def test_plain_gpx_and_geojson_points(tmp_path):
     gpx = tmp_path / "walk.gpx"
-    gpx.write_text('<?xml version="1.0"?><gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1">'
-                   '<trk><trkseg><trkpt lat="59.91" lon="10.75"><time>2026-01-01T12:00:00Z</time></trkpt>'
-                   '<trkpt lat="59.9101" lon="10.7501"><time>2026-01-01T12:00:10+01:00</time></trkpt>'
-                   '<trkpt lat="59.9102" lon="10.7502"></trkpt></trkseg></trk></gpx>')
+    gpx.write_text(
+        '<?xml version="1.0"?><gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1">'
+        '<trk><trkseg><trkpt lat="59.91" lon="10.75"><time>2026-01-01T12:00:00Z</time></trkpt>'
+        '<trkpt lat="59.9101" lon="10.7501"><time>2026-01-01T12:00:10+01:00</time></trkpt>'
+        '<trkpt lat="59.9102" lon="10.7502"></trkpt></trkseg></trk></gpx>'
+    )
     df = read_trace(gpx)
     assert df["device_id"].tolist() == ["walk", "walk"]
     assert df["ts"].tolist() == [1767268800.0 - 3590.0, 1767268800.0]
     pts = tmp_path / "pts.geojson"
-    pts.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
-                   '{"time": "2026-01-01T12:00:00Z", "device_id": "x"}, "geometry": {"type": "Point", '
-                   '"coordinates": [10.75, 59.91]}}]}')
+    pts.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+        '{"time": "2026-01-01T12:00:00Z", "device_id": "x"}, "geometry": {"type": "Point", '
+        '"coordinates": [10.75, 59.91]}}]}'
+    )
     assert read_trace(pts)[["device_id", "ts"]].values.tolist() == [["x", 1767268800.0]]
 
 
 def test_owntracks_export_object(tmp_path):
     p = tmp_path / "ot.json"
-    p.write_text('{"locations": [{"_type": "location", "tst": 1767268800, "lat": 59.91, "lon": 10.75, "acc": 12,'
-                 ' "tid": "jj"}, {"_type": "transition", "tst": 1767268801}]}')
+    p.write_text(
+        '{"locations": [{"_type": "location", "tst": 1767268800, "lat": 59.91, "lon": 10.75, "acc": 12,'
+        ' "tid": "jj"}, {"_type": "transition", "tst": 1767268801}]}'
+    )
     df = read_trace(p)
     assert df.values.tolist() == [["jj", 1767268800.0, 10.75, 59.91, 12.0]]

@@ -13,8 +13,12 @@ __all__ = ["json_response", "inline_schema", "ERRORS"]
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialize with orjson (numpy scalars included)."""
-    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def inline_schema(model: type[BaseModel]) -> dict:
@@ -31,6 +35,7 @@ def inline_schema(model: type[BaseModel]) -> dict:
         if isinstance(node, list):
             return [walk(v) for v in node]
         return node
+
     return walk(schema)
 
 

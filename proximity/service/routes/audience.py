@@ -19,10 +19,21 @@ DeviceId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 @router.put("/devices/{device_id:path}", responses={201: {"description": "created"}, 200: {"description": "replaced"}})
-async def replace_device_profile(rt: RuntimeDep, _key: ManageKey, device_id: DeviceId,
-                                 profile: Annotated[dict[str, Any], Body(openapi_examples={"consenting": {
-                                     "value": {"marketing_consent": True, "segment": "loyal", "platform": "ios",
-                                               "locale": "id-ID"}}})]):
+async def replace_device_profile(
+    rt: RuntimeDep,
+    _key: ManageKey,
+    device_id: DeviceId,
+    profile: Annotated[
+        dict[str, Any],
+        Body(
+            openapi_examples={
+                "consenting": {
+                    "value": {"marketing_consent": True, "segment": "loyal", "platform": "ios", "locale": "id-ID"}
+                }
+            }
+        ),
+    ],
+):
     """Set the device's attributes and consent (``marketing_consent: true`` is needed for any
     offer; ``opted_out: true`` stops them), replacing its previous profile."""
     doc, created = await to_thread.run_sync(rt.campaigns.put_device, device_id, profile)
@@ -30,9 +41,13 @@ async def replace_device_profile(rt: RuntimeDep, _key: ManageKey, device_id: Dev
 
 
 @router.get("/devices/{device_id:path}/decisions")
-async def list_device_decisions(rt: RuntimeDep, _key: ManageKey, device_id: DeviceId,
-                                cursor: Annotated[str | None, Query(max_length=64)] = None,
-                                limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+async def list_device_decisions(
+    rt: RuntimeDep,
+    _key: ManageKey,
+    device_id: DeviceId,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
     """The device's campaign decisions, newest first: delivered, and skipped with the reason."""
     return json_response(await to_thread.run_sync(rt.campaigns.decisions, device_id, cursor, limit))
 
@@ -43,12 +58,33 @@ async def list_device_offers(rt: RuntimeDep, _key: ManageKey, device_id: DeviceI
     return json_response(await to_thread.run_sync(rt.campaigns.offers, device_id))
 
 
-@router.post("/redemptions", responses={404: {"description": "unknown code"},
-                                        409: {"description": "code used in another transaction"},
-                                        410: {"description": "expired"}})
-async def create_redemption(rt: RuntimeDep, _key: RedeemKey,
-                            body: Annotated[dict[str, Any], Body(openapi_examples={"till": {"value": {
-                                "code": "JEANS20", "store_id": "denim-store", "transaction_id": "pos-1-000123",
-                                "amount": 49.9, "currency": "EUR"}}})]):
+@router.post(
+    "/redemptions",
+    responses={
+        404: {"description": "unknown code"},
+        409: {"description": "code used in another transaction"},
+        410: {"description": "expired"},
+    },
+)
+async def create_redemption(
+    rt: RuntimeDep,
+    _key: RedeemKey,
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            openapi_examples={
+                "till": {
+                    "value": {
+                        "code": "JEANS20",
+                        "store_id": "denim-store",
+                        "transaction_id": "pos-1-000123",
+                        "amount": 49.9,
+                        "currency": "EUR",
+                    }
+                }
+            }
+        ),
+    ],
+):
     """Redeem a coupon code; the same ``transaction_id`` gets the same answer (``replayed``)."""
     return json_response(await to_thread.run_sync(rt.campaigns.redeem, body))

@@ -20,11 +20,29 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["phone clients"], responses=ERRORS)
 
 
-@router.post("/owntracks", openapi_extra={"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object", "properties": {
-        "_type": {"type": "string", "example": "location"}, "lat": {"type": "number"},
-        "lon": {"type": "number"}, "acc": {"type": "number"}, "tst": {"type": "integer"},
-        "topic": {"type": "string"}}}}}}})
+@router.post(
+    "/owntracks",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "_type": {"type": "string", "example": "location"},
+                            "lat": {"type": "number"},
+                            "lon": {"type": "number"},
+                            "acc": {"type": "number"},
+                            "tst": {"type": "integer"},
+                            "topic": {"type": "string"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
 async def ingest_owntracks(request: Request, rt: RuntimeDep, _key: ClientKey):
     """OwnTracks HTTP mode: one message per request; answers an array as OwnTracks expects: the
     offers it triggered (``{"_type": "offer", ...}``; the app ignores what it does not know)."""
@@ -35,9 +53,15 @@ async def ingest_owntracks(request: Request, rt: RuntimeDep, _key: ClientKey):
 
 _OSMAND_PARAMS = [
     {"name": n, "in": "query", "required": n in ("id", "lat", "lon", "timestamp"), "schema": t}
-    for n, t in (("id", {"type": "string"}), ("lat", {"type": "number"}), ("lon", {"type": "number"}),
-                 ("timestamp", {"type": "string", "description": "epoch s or ms, or ISO 8601"}),
-                 ("accuracy", {"type": "number"}), ("key", {"type": "string", "description": "API key"}))]
+    for n, t in (
+        ("id", {"type": "string"}),
+        ("lat", {"type": "number"}),
+        ("lon", {"type": "number"}),
+        ("timestamp", {"type": "string", "description": "epoch s or ms, or ISO 8601"}),
+        ("accuracy", {"type": "number"}),
+        ("key", {"type": "string", "description": "API key"}),
+    )
+]
 
 
 async def _osmand_request(request: Request, rt) -> Response:

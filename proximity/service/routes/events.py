@@ -24,23 +24,41 @@ Since = Annotated[str | None, Query(max_length=64, description="epoch seconds or
 
 
 @router.get("", response_model=EventPagePublic)
-async def list_events(rt: RuntimeDep, _key: ManageKey, device_id: Str = None, geofence_id: Str = None,
-                      type: Type = None, since: Since = None,
-                      cursor: Annotated[str | None, Query(max_length=64)] = None,
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+async def list_events(
+    rt: RuntimeDep,
+    _key: ManageKey,
+    device_id: Str = None,
+    geofence_id: Str = None,
+    type: Type = None,
+    since: Since = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
     """Events kept for the retention window, oldest first; pass ``next_cursor`` back as ``cursor``."""
-    entries, nxt = await to_thread.run_sync(rt.event_log.query, parse_filter(device_id, geofence_id, type, since),
-                                            cursor, limit)
+    entries, nxt = await to_thread.run_sync(
+        rt.event_log.query, parse_filter(device_id, geofence_id, type, since), cursor, limit
+    )
     return json_response({"events": [orjson.Fragment(raw) for _, _, raw in entries], "next_cursor": nxt})
 
 
-@router.get("/stream", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
-async def stream_events(rt: RuntimeDep, _key: ManageKey, device_id: Str = None, geofence_id: Str = None,
-                        type: Type = None,
-                        last_event_id: Annotated[str | None, Header(max_length=64)] = None):
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+async def stream_events(
+    rt: RuntimeDep,
+    _key: ManageKey,
+    device_id: Str = None,
+    geofence_id: Str = None,
+    type: Type = None,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+):
     """Live events as Server-Sent Events (``id:`` lines; resume with ``Last-Event-ID``)."""
     flt = parse_filter(device_id, geofence_id, type, None)
-    return SSEResponse(sse_events(rt.event_log, flt, last_event_id, rt.settings.sse_heartbeat_s),
-                       media_type="text/event-stream", send_timeout_s=rt.settings.sse_send_timeout_s,
-                       headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return SSEResponse(
+        sse_events(rt.event_log, flt, last_event_id, rt.settings.sse_heartbeat_s),
+        media_type="text/event-stream",
+        send_timeout_s=rt.settings.sse_send_timeout_s,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

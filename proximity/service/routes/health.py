@@ -18,8 +18,14 @@ router = APIRouter(tags=["health"])
 @router.get("/health", response_model=HealthPublic)
 async def get_health(rt: RuntimeDep):
     """Liveness and readiness (no key): ``status`` is ``ok`` once started, with the mode and counts."""
-    return json_response({"status": "ok" if rt.ready else "starting", "mode": rt.mode,
-                          "geofences": len(rt.engine.index), "beacons": len(rt.beacons.registry)})
+    return json_response(
+        {
+            "status": "ok" if rt.ready else "starting",
+            "mode": rt.mode,
+            "geofences": len(rt.engine.index),
+            "beacons": len(rt.beacons.registry),
+        }
+    )
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})

@@ -15,8 +15,11 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "unknown job "
-                                                                 "(jobs live in the memory of the process that started them)"}})
+@router.get(
+    "/{job_id}",
+    response_model=JobPublic,
+    responses={404: {"description": "unknown job (jobs live in the memory of the process that started them)"}},
+)
 async def get_job(rt: RuntimeDep, _key: ManageKey, job_id: Annotated[str, Path(min_length=1, max_length=64)]):
     """A job's status (``queued``, ``running``, ``done``, ``failed``), records parsed so far, and its
     result or error body once finished."""

@@ -33,10 +33,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/pings", response_model=IngestPublic,
-             responses={413: {"description": "body or batch too large"}},
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": inline_schema(PingBatchCreate)}}}})
+@router.post(
+    "/pings",
+    response_model=IngestPublic,
+    responses={413: {"description": "body or batch too large"}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(PingBatchCreate)}}}
+    },
+)
 async def ingest_pings(request: Request, rt: RuntimeDep, _key: IngestKey):
     """Ingest up to 10,000 pings; return the events they caused and how many were stale."""
     body = await read_body(request, rt.settings.max_body_bytes)

@@ -23,8 +23,13 @@ RegionBody = Annotated[dict[str, Any], Body(description="a region")]
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(RegionCreate)}}}}
 
 
-@router.post("", status_code=201, response_model=RegionPublic, responses={409: {"description": "the id is taken"}},
-             openapi_extra=_BODY)
+@router.post(
+    "",
+    status_code=201,
+    response_model=RegionPublic,
+    responses={409: {"description": "the id is taken"}},
+    openapi_extra=_BODY,
+)
 async def create_region(rt: RuntimeDep, _key: ManageKey, region: RegionBody):
     """Monitor a region. While none is registered, every store is one region ``store:<id>``."""
     return json_response(await to_thread.run_sync(rt.beacons.create_region, region), 201)
@@ -42,16 +47,19 @@ async def get_region(rt: RuntimeDep, _key: ManageKey, region_id: RegionId):
     return json_response(rt.beacons.get_region(region_id))
 
 
-@router.put("/{region_id}", response_model=RegionPublic,
-            responses={201: {"description": "created"}, 200: {"description": "replaced"}}, openapi_extra=_BODY)
+@router.put(
+    "/{region_id}",
+    response_model=RegionPublic,
+    responses={201: {"description": "created"}, 200: {"description": "replaced"}},
+    openapi_extra=_BODY,
+)
 async def replace_region(rt: RuntimeDep, _key: ManageKey, region_id: RegionId, region: RegionBody):
     """Create or replace; the body may leave out the id (the path gives it)."""
     doc, created = await to_thread.run_sync(rt.beacons.replace_region, region_id, region)
     return json_response(doc, 201 if created else 200)
 
 
-@router.delete("/{region_id}", status_code=204, response_class=Response,
-               responses={404: {"description": "unknown id"}})
+@router.delete("/{region_id}", status_code=204, response_class=Response, responses={404: {"description": "unknown id"}})
 async def delete_region(rt: RuntimeDep, _key: ManageKey, region_id: RegionId):
     """Stop monitoring; devices inside exit (``beacon_exit``, reason ``beacon_removed``)."""
     await to_thread.run_sync(rt.beacons.delete_region, region_id)

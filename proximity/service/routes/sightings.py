@@ -19,10 +19,17 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["beacons"], responses=ERRORS)
 
 
-@router.post("/sightings", response_model=SightingIngestPublic,
-             responses={413: {"description": "body or batch too large"}},
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": inline_schema(SightingBatchCreate)}}}})
+@router.post(
+    "/sightings",
+    response_model=SightingIngestPublic,
+    responses={413: {"description": "body or batch too large"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(SightingBatchCreate)}},
+        }
+    },
+)
 async def ingest_sightings(request: Request, rt: RuntimeDep, _key: IngestKey):
     """Ingest up to 10,000 sightings; return the events (``beacon_enter``, ``zone_change``, and
     geofence events of indoor fixes) and counters. Unknown beacons are counted and ignored."""

@@ -46,7 +46,8 @@ async def delete_webhook(rt: RuntimeDep, _key: ManageKey, webhook_id: HookId):
 
 
 @router.get("/{webhook_id}/deliveries")
-async def list_webhook_deliveries(rt: RuntimeDep, _key: ManageKey, webhook_id: HookId,
-                                  limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+async def list_webhook_deliveries(
+    rt: RuntimeDep, _key: ManageKey, webhook_id: HookId, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+):
     """The most recent delivery attempts (status, attempts, response code)."""
     return json_response(await to_thread.run_sync(rt.webhooks.deliveries, webhook_id, limit))

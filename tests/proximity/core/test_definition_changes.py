@@ -32,15 +32,17 @@ def populated(**props):
     return engine, enters
 
 
-@pytest.mark.parametrize("now, exit_ts", [(1000.0, {"in1": 1000.0, "in2": 1000.0}),
-                                          (150.0, {"in1": 150.0, "in2": 200.0})])
+@pytest.mark.parametrize(
+    "now, exit_ts", [(1000.0, {"in1": 1000.0, "in2": 1000.0}), (150.0, {"in1": 150.0, "in2": 200.0})]
+)
 def test_removing_a_fence_exits_the_devices_inside(now, exit_ts):
     engine, enters = populated()
     events = list(engine.remove_fence("shop", now=now))
     events.sort(key=lambda e: e.device_id)
     assert [(e.device_id, e.geofence_id, str(e.type), e.ts, e.reason) for e in events] == [
         ("in1", "shop", "exit", exit_ts["in1"], Reason.FENCE_REMOVED),
-        ("in2", "shop", "exit", exit_ts["in2"], Reason.FENCE_REMOVED)]
+        ("in2", "shop", "exit", exit_ts["in2"], Reason.FENCE_REMOVED),
+    ]
     for e in events:
         enter = enters[(e.device_id, "shop")]
         assert e.visit_id == enter.visit_id
@@ -56,7 +58,7 @@ def test_a_removed_fence_gives_no_more_events():
     engine, _ = populated()
     engine.remove_fence("shop", now=300.0)
     assert len(engine.ingest(ping("in1", 400, MID)).events) == 0
-    assert len(engine.ingest(ping("in1", 500, OUTSIDE)).events) == 1   # enters the cafe only
+    assert len(engine.ingest(ping("in1", 500, OUTSIDE)).events) == 1  # enters the cafe only
     assert engine.fences_at(*MID) == []
 
 
@@ -76,16 +78,18 @@ def test_removing_a_fence_nobody_is_in_gives_no_events():
 
 def test_shrinking_a_fence_exits_only_the_devices_now_outside():
     engine, enters = populated()
-    smaller = shop(side_m=30.0)            # the east wall moves 10 m west: in2 is now outside
+    smaller = shop(side_m=30.0)  # the east wall moves 10 m west: in2 is now outside
     events = list(engine.put_fence(smaller, now=250.0))
     assert [(e.device_id, str(e.type), e.ts, e.reason) for e in events] == [
-        ("in2", "exit", 250.0, Reason.FENCE_CHANGED)]
+        ("in2", "exit", 250.0, Reason.FENCE_CHANGED)
+    ]
     assert events[0].visit_id == enters[("in2", "shop")].visit_id
     assert events[0].duration_s == 50.0
     assert engine.devices_in("shop") == ["in1"]
     kept = engine.device("in1")["fences"]
     assert [(f["geofence_id"], f["visit_id"], f["enter_ts"]) for f in kept] == [
-        ("shop", enters[("in1", "shop")].visit_id, 100.0)]
+        ("shop", enters[("in1", "shop")].visit_id, 100.0)
+    ]
     later = list(engine.ingest(ping("in1", 300, OUTSIDE)).events)
     shop_exit = [e for e in later if e.geofence_id == "shop"]
     assert [(str(e.type), e.visit_id) for e in shop_exit] == [("exit", enters[("in1", "shop")].visit_id)]
@@ -105,9 +109,16 @@ def test_moving_a_fence_away_exits_everyone_inside():
     assert set(events.reason) == {Reason.FENCE_CHANGED}
 
 
-@pytest.mark.parametrize("change", [
-    {"name": "Renamed"}, {"tags": ["sale"]}, {"dwell_s": 60.0}, {"exit_after_s": 3600.0}, {"floor": 2},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": "Renamed"},
+        {"tags": ["sale"]},
+        {"dwell_s": 60.0},
+        {"exit_after_s": 3600.0},
+        {"floor": 2},
+    ],
+)
 def test_metadata_only_changes_give_no_events(change):
     engine, enters = populated()
     assert len(engine.put_fence(shop(**change), now=300.0)) == 0
@@ -143,8 +154,9 @@ def test_a_new_fence_is_seen_by_the_next_batch():
 
 def test_growing_a_fence_does_not_enter_anyone_until_their_next_ping():
     engine, _ = populated()
-    big = Geofence.polygon("shop", [offset(*OUTSIDE, -50, -50), offset(*MID, 50, -50),
-                                    offset(*MID, 50, 50), offset(*OUTSIDE, -50, 50)])
+    big = Geofence.polygon(
+        "shop", [offset(*OUTSIDE, -50, -50), offset(*MID, 50, -50), offset(*MID, 50, 50), offset(*OUTSIDE, -50, 50)]
+    )
     assert len(engine.put_fence(big, now=300.0)) == 0
     events = list(engine.ingest(ping("out", 310, OUTSIDE)).events)
     assert [(e.geofence_id, str(e.type)) for e in events] == [("shop", "enter")]
@@ -161,6 +173,7 @@ def test_a_removed_and_re_added_fence_starts_new_visits():
 
 # -- changes racing with a batch ---------------------------------------------------------------------
 
+
 def _change_during_match(engine: Engine, change) -> None:
     """Make ``change`` land between the batch reading the fence settings and matching its pings,
     as when another thread (an HTTP handler) edits fences while a batch is being ingested."""
@@ -170,6 +183,7 @@ def _change_during_match(engine: Engine, change) -> None:
         engine.index.match = real_match
         change()
         return real_match(*args, **kwargs)
+
     engine.index.match = match
 
 
@@ -187,7 +201,8 @@ def test_a_slot_reused_while_a_batch_is_matched_does_not_misname_the_fence():
 
     def swap():
         engine.remove_fence("shop", now=0.0)
-        engine.put_fence(elsewhere, now=0.0)   # takes the freed slot
+        engine.put_fence(elsewhere, now=0.0)  # takes the freed slot
+
     _change_during_match(engine, swap)
     events = engine.ingest(ping("p", 10, OUTSIDE)).events
     assert "shop" not in set(events.geofence_id)

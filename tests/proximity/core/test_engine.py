@@ -21,7 +21,7 @@ from tests.oracle import events_of
 LON, LAT = CITIES["oslo"]
 WEST = offset(LON, LAT, east_m=-100.0)
 EAST = offset(LON, LAT, east_m=140.0)
-MID = offset(LON, LAT, east_m=20.0, north_m=20.0)      # the middle of the shop
+MID = offset(LON, LAT, east_m=20.0, north_m=20.0)  # the middle of the shop
 
 
 def shop(**props) -> Geofence:
@@ -60,9 +60,14 @@ def test_walk_moves_at_its_speed_along_geodesics():
 FENCES = {
     "square": lambda **p: shop(**p),
     "circle": lambda **p: Geofence.circle("shop", *MID, 25.0, **p),
-    "star": lambda **p: Geofence.polygon("shop", [offset(*MID, 25 * math.sin(math.radians(a)) * r,
-                                                           25 * math.cos(math.radians(a)) * r)
-                                                    for a, r in zip(range(0, 360, 45), [1, .5] * 4)], **p),
+    "star": lambda **p: Geofence.polygon(
+        "shop",
+        [
+            offset(*MID, 25 * math.sin(math.radians(a)) * r, 25 * math.cos(math.radians(a)) * r)
+            for a, r in zip(range(0, 360, 45), [1, 0.5] * 4)
+        ],
+        **p,
+    ),
 }
 
 
@@ -74,7 +79,9 @@ def test_enter_at_the_first_inside_ping_and_exit_at_the_first_outside_ping(make)
     enter_ts = first_ts(pings, fence, True)
     exit_ts = first_ts(pings, fence, False, after=enter_ts)
     assert [(str(e.type), e.ts, e.reason) for e in events] == [
-        ("enter", enter_ts, Reason.PING), ("exit", exit_ts, Reason.PING)]
+        ("enter", enter_ts, Reason.PING),
+        ("exit", exit_ts, Reason.PING),
+    ]
     assert events[1].duration_s == exit_ts - enter_ts
     assert events[0].duration_s is None
 
@@ -104,18 +111,25 @@ def test_a_device_never_seen_is_outside():
 def test_a_device_outside_every_fence_is_remembered_but_in_no_stay():
     engine = Engine([shop()])
     engine.ingest(PingBatch.from_columns(["phone"], [5.0], [WEST[0]], [WEST[1]]))
-    assert engine.device("phone") == {"device_id": "phone", "last_ping": {"ts": 5.0, "lon": WEST[0],
-                                      "lat": WEST[1]}, "fences": []}
+    assert engine.device("phone") == {
+        "device_id": "phone",
+        "last_ping": {"ts": 5.0, "lon": WEST[0], "lat": WEST[1]},
+        "fences": [],
+    }
 
 
 # -- dwell -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dwell_s, dwell_at", [
-    (0.0, 0.0),        # dwell_s = 0 fires at the enter ping
-    (30.0, 30.0),      # a ping exactly at enter + dwell_s
-    (32.0, 35.0),      # else the first ping after it
-    (600.0, None),     # the stay is too short
-])
+
+@pytest.mark.parametrize(
+    "dwell_s, dwell_at",
+    [
+        (0.0, 0.0),  # dwell_s = 0 fires at the enter ping
+        (30.0, 30.0),  # a ping exactly at enter + dwell_s
+        (32.0, 35.0),  # else the first ping after it
+        (600.0, None),  # the stay is too short
+    ],
+)
 def test_dwell_fires_once_per_stay_at_the_first_ping_past_dwell_s(dwell_s, dwell_at):
     engine = Engine([shop(dwell_s=dwell_s)])
     events = list(engine.ingest(stand(*MID, start_ts=0.0, duration_s=120.0, interval_s=5.0)).events)
@@ -153,6 +167,7 @@ def test_a_stay_across_batches_keeps_its_visit_id():
 
 # -- stale, duplicates, idempotence --------------------------------------------------------------------
 
+
 def test_duplicate_and_stale_pings_are_dropped_and_counted():
     engine = Engine([shop()])
     first = engine.ingest(PingBatch.from_columns(["p", "p", "p"], [10.0, 10.0, 20.0], [MID[0]] * 3, [MID[1]] * 3))
@@ -161,8 +176,7 @@ def test_duplicate_and_stale_pings_are_dropped_and_counted():
     assert (late.accepted, late.duplicates, late.stale, len(late.events)) == (0, 0, 1, 0)
     again = engine.ingest(PingBatch.from_columns(["p"], [20.0], [WEST[0]], [WEST[1]]))
     assert (again.accepted, again.duplicates, again.stale, len(again.events)) == (0, 1, 0, 0)
-    assert again.summary() == {"pings": 1, "accepted": 0, "stale": 0, "duplicates": 1, "inaccurate": 0,
-                               "events": 0}
+    assert again.summary() == {"pings": 1, "accepted": 0, "stale": 0, "duplicates": 1, "inaccurate": 0, "events": 0}
     assert engine.devices_in("shop") == ["p"]
 
 
@@ -198,11 +212,13 @@ def test_reingesting_single_ping_batches_yields_no_events():
 def test_rows_in_any_order_give_the_same_events_as_sorted_rows():
     pings = merge(through_shop("a"), through_shop("b", start_ts=1_700_000_002.0))
     perm = np.random.default_rng(7).permutation(len(pings))
-    assert (events_of(Engine([shop()]).ingest(pings.take(perm)).events, with_visit=True)
-            == events_of(Engine([shop()]).ingest(pings).events, with_visit=True))
+    assert events_of(Engine([shop()]).ingest(pings.take(perm)).events, with_visit=True) == events_of(
+        Engine([shop()]).ingest(pings).events, with_visit=True
+    )
 
 
 # -- several fences ----------------------------------------------------------------------------------
+
 
 def test_overlapping_fences_are_entered_together():
     big = Geofence.circle("mall", *MID, 200.0)
@@ -221,7 +237,10 @@ def test_moving_between_adjacent_fences_exits_one_and_enters_the_other_at_one_pi
     pings = PingBatch.from_columns(["p", "p"], [0.0, 10.0], [in_a[0], in_b[0]], [in_a[1], in_b[1]])
     events = list(Engine([a, b]).ingest(pings).events)
     assert [(str(e.type), e.geofence_id, e.ts) for e in events] == [
-        ("enter", "a", 0.0), ("exit", "a", 10.0), ("enter", "b", 10.0)]
+        ("enter", "a", 0.0),
+        ("exit", "a", 10.0),
+        ("enter", "b", 10.0),
+    ]
 
 
 def test_a_point_on_a_shared_edge_is_in_both_fences():
@@ -235,6 +254,7 @@ def test_a_point_on_a_shared_edge_is_in_both_fences():
 
 
 # -- silence -------------------------------------------------------------------------------------------
+
 
 def test_sweep_exits_a_silent_device_at_last_ping_plus_exit_after_s():
     engine = Engine([shop(exit_after_s=60.0)])
@@ -260,7 +280,10 @@ def test_a_ping_after_a_long_gap_gives_the_same_silence_exit_without_a_sweep():
     with_sweep, without = story(True), story(False)
     assert [e.to_dict() for e in with_sweep] == [e.to_dict() for e in without]
     assert [(str(e.type), e.ts, str(e.reason)) for e in without] == [
-        ("enter", 100.0, "ping"), ("exit", 160.0, "silence"), ("enter", 1000.0, "ping")]
+        ("enter", 100.0, "ping"),
+        ("exit", 160.0, "silence"),
+        ("enter", 1000.0, "ping"),
+    ]
     assert without[0].visit_id == without[1].visit_id != without[2].visit_id
 
 
@@ -284,6 +307,7 @@ def test_a_sweep_at_the_deadline_does_not_change_the_story():
 
 # -- input ------------------------------------------------------------------------------------------------
 
+
 def test_iso_8601_timestamps_with_offsets():
     records = [
         {"device_id": "p", "ts": "2023-11-14T22:13:20Z", "lon": MID[0], "lat": MID[1]},
@@ -300,23 +324,26 @@ def _good(**over):
     return rec
 
 
-@pytest.mark.parametrize("bad, field, fragment", [
-    ({"lon": 180.5}, "lon", "[-180, 180]"),
-    ({"lat": -90.5}, "lat", "[-90, 90]"),
-    ({"lat": float("nan")}, "lat", "finite"),
-    ({"lon": float("inf")}, "lon", "finite"),
-    ({"lon": "ten"}, "lon", "number"),
-    ({"lon": [1.0]}, "lon", "number"),
-    ({"ts": "yesterday"}, "ts", "ISO 8601"),
-    ({"ts": "2023-11-14T22:13:20"}, "ts", "offset"),
-    ({"ts": float("nan")}, "ts", "finite"),
-    ({"ts": True}, "ts", "boolean"),
-    ({"ts": "1.5e400"}, "ts", "finite"),
-    ({"accuracy_m": -1.0}, "accuracy_m", ">= 0"),
-    ({"device_id": ""}, "device_id", "non-empty"),
-    ({"device_id": "x" * 300}, "device_id", "256"),
-    ({"lat": None}, "lat", "missing"),
-])
+@pytest.mark.parametrize(
+    "bad, field, fragment",
+    [
+        ({"lon": 180.5}, "lon", "[-180, 180]"),
+        ({"lat": -90.5}, "lat", "[-90, 90]"),
+        ({"lat": float("nan")}, "lat", "finite"),
+        ({"lon": float("inf")}, "lon", "finite"),
+        ({"lon": "ten"}, "lon", "number"),
+        ({"lon": [1.0]}, "lon", "number"),
+        ({"ts": "yesterday"}, "ts", "ISO 8601"),
+        ({"ts": "2023-11-14T22:13:20"}, "ts", "offset"),
+        ({"ts": float("nan")}, "ts", "finite"),
+        ({"ts": True}, "ts", "boolean"),
+        ({"ts": "1.5e400"}, "ts", "finite"),
+        ({"accuracy_m": -1.0}, "accuracy_m", ">= 0"),
+        ({"device_id": ""}, "device_id", "non-empty"),
+        ({"device_id": "x" * 300}, "device_id", "256"),
+        ({"lat": None}, "lat", "missing"),
+    ],
+)
 def test_invalid_ping_names_the_row_and_the_field(bad, field, fragment):
     records = [_good(), _good(ts=2.0), _good(**{"ts": 3.0, **bad})]
     with pytest.raises(InvalidPing) as info:

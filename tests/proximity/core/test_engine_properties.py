@@ -49,7 +49,7 @@ def test_events_equal_the_oracle(seed, place):
 
 @SETTINGS
 @given(seed=seeds, place=places)
-@example(seed=0, place="equator")      # a device in more than 2 fences: MemoryStore overflow stays
+@example(seed=0, place="equator")  # a device in more than 2 fences: MemoryStore overflow stays
 def test_batch_equals_one_by_one(seed, place):
     fences, pings = scenario(seed, place, n_pings=30)
     batch = events_of(Engine(fences).ingest(pings).events, with_visit=True)
@@ -59,6 +59,7 @@ def test_batch_equals_one_by_one(seed, place):
 def test_visit_ids_of_a_device_in_many_fences_survive_batches():
     """Regression: MemoryStore.load promoted overflow visit ids to float64, losing low bits."""
     from geofences import Geofence
+
     fences = [Geofence.circle(f"f{i}", 10.75, 59.91, 50.0 + i) for i in range(8)]
     engine = Engine(fences)
     enters = engine.ingest(PingBatch.from_columns(["p"], [0.0], [10.75], [59.91])).events
@@ -69,7 +70,7 @@ def test_visit_ids_of_a_device_in_many_fences_survive_batches():
 
 @SETTINGS
 @given(seed=seeds, place=places, cuts=st.lists(st.floats(0, 1), max_size=5))
-@example(seed=69554, place="equator", cuts=[0.5])   # visit ids of overflow stays across batches
+@example(seed=69554, place="equator", cuts=[0.5])  # visit ids of overflow stays across batches
 def test_any_split_into_consecutive_batches_gives_the_same_events(seed, place, cuts):
     fences, pings = scenario(seed, place)
     order = np.argsort(pings.ts, kind="stable")
@@ -112,6 +113,7 @@ def test_shuffling_the_rows_of_a_batch_does_not_change_the_events(seed, place, s
 
 def test_shuffling_does_not_change_the_event_order():
     from geofences import Geofence
+
     fence = Geofence.circle("shop", 10.75, 59.91, 50.0)
     one = Engine([fence]).ingest(PingBatch.from_columns(["b", "a"], [0, 0], [10.75] * 2, [59.91] * 2))
     two = Engine([fence]).ingest(PingBatch.from_columns(["a", "b"], [0, 0], [10.75] * 2, [59.91] * 2))
@@ -120,7 +122,7 @@ def test_shuffling_does_not_change_the_event_order():
 
 @SETTINGS
 @given(seed=seeds, place=places)
-@example(seed=0, place="equator")      # stale pings after the first of a device used to be accepted
+@example(seed=0, place="equator")  # stale pings after the first of a device used to be accepted
 def test_reingesting_a_batch_yields_nothing_and_counts_duplicates(seed, place):
     fences, pings = scenario(seed, place, n_pings=30)
     engine = Engine(fences)

@@ -24,9 +24,9 @@ def shop() -> Geofence:
     return square("shop", LON, LAT, 40.0)
 
 
-DOOR = (LON, offset(LON, LAT, north_m=20.0)[1])        # middle of the west wall
-INSIDE_DEEP = offset(*DOOR, east_m=20.0)                 # the middle of the shop
-CIRCLE = Geofence.circle("shop", *INSIDE_DEEP, 20.0)     # a round shop with the same door
+DOOR = (LON, offset(LON, LAT, north_m=20.0)[1])  # middle of the west wall
+INSIDE_DEEP = offset(*DOOR, east_m=20.0)  # the middle of the shop
+CIRCLE = Geofence.circle("shop", *INSIDE_DEEP, 20.0)  # a round shop with the same door
 
 
 def ping(ts, where, accuracy_m=None, device="phone") -> PingBatch:
@@ -83,14 +83,14 @@ def test_a_first_uncertain_ping_is_outside():
 
 def test_pings_less_accurate_than_max_accuracy_m_are_counted_and_ignored():
     engine = Engine([shop()], config=EngineConfig(max_accuracy_m=50.0))
-    batch = PingBatch.from_columns(["phone"] * 3, [0.0, 10.0, 20.0], [INSIDE_DEEP[0]] * 3, [INSIDE_DEEP[1]] * 3,
-                                   [80.0, 10.0, np.nan])
+    batch = PingBatch.from_columns(
+        ["phone"] * 3, [0.0, 10.0, 20.0], [INSIDE_DEEP[0]] * 3, [INSIDE_DEEP[1]] * 3, [80.0, 10.0, np.nan]
+    )
     result = engine.ingest(batch)
     assert (result.inaccurate, result.accepted) == (1, 2)
     assert result.summary()["pings"] == 3
     assert [(str(e.type), e.ts) for e in result.events] == [("enter", 10.0)]
-    only_bad = Engine([shop()], config=EngineConfig(max_accuracy_m=50.0)).ingest(
-        ping(0, INSIDE_DEEP, accuracy_m=51.0))
+    only_bad = Engine([shop()], config=EngineConfig(max_accuracy_m=50.0)).ingest(ping(0, INSIDE_DEEP, accuracy_m=51.0))
     assert (only_bad.inaccurate, only_bad.accepted, len(only_bad.events)) == (1, 0, 0)
 
 
@@ -113,25 +113,36 @@ def test_hysteresis_factor_zero_disables_hysteresis():
 
 @pytest.mark.parametrize("factor, expected", [(1.0, ["enter"]), (2.0, [])])
 def test_hysteresis_factor_scales_the_margin(factor, expected):
-    ten_m_inside = offset(*DOOR, east_m=10.0)   # 10 m from the west wall, 30 m from the east wall
-    events = Engine([shop()], config=EngineConfig(hysteresis_factor=factor)).ingest(
-        ping(0, ten_m_inside, accuracy_m=8.0)).events
+    ten_m_inside = offset(*DOOR, east_m=10.0)  # 10 m from the west wall, 30 m from the east wall
+    events = (
+        Engine([shop()], config=EngineConfig(hysteresis_factor=factor))
+        .ingest(ping(0, ten_m_inside, accuracy_m=8.0))
+        .events
+    )
     assert [str(e.type) for e in events] == expected
 
 
 # -- property: the engine with accuracy equals the brute-force oracle's hysteresis -------------------------
+
 
 @settings(deadline=None, max_examples=60, derandomize=True, database=None)
 @given(seed=st.integers(0, 2**32 - 1), place=st.sampled_from(["oslo", "tromso", "equator", "sydney", "svalbard"]))
 def test_engine_with_accuracy_equals_a_hysteresis_replay(seed, place):
     rng = np.random.default_rng(seed)
     center = CITIES[place]
-    fences = [Geofence.circle(f"c{i}", *offset(*center, *rng.uniform(-60, 60, 2)), float(rng.uniform(15, 80)),
-                              **({"exit_after_s": 120.0} if i == 0 else {}), **({"dwell_s": 30.0} if i == 1 else {}))
-              for i in range(3)]
+    fences = [
+        Geofence.circle(
+            f"c{i}",
+            *offset(*center, *rng.uniform(-60, 60, 2)),
+            float(rng.uniform(15, 80)),
+            **({"exit_after_s": 120.0} if i == 0 else {}),
+            **({"dwell_s": 30.0} if i == 1 else {}),
+        )
+        for i in range(3)
+    ]
     n = 80
     dev = rng.choice(["a", "b"], n)
-    ts = np.cumsum(rng.choice([1.0, 5.0, 20.0, 200.0], n, p=[.3, .4, .25, .05]))
+    ts = np.cumsum(rng.choice([1.0, 5.0, 20.0, 200.0], n, p=[0.3, 0.4, 0.25, 0.05]))
     pos = [offset(*center, *rng.normal(0, 60, 2)) for _ in range(n)]
     acc = rng.choice([0.0, 3.0, 10.0, 25.0, np.nan], n)
     pings = PingBatch.from_columns(list(dev), ts, [p[0] for p in pos], [p[1] for p in pos], acc)

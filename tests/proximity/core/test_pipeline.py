@@ -33,8 +33,9 @@ class OfferOnEnter:
         self.seen.append(batch)
         enters = batch.take(np.flatnonzero(batch.kind == EventKind.ENTER))
         n = len(enters)
-        return dataclasses.replace(enters, kind=np.full(n, EventKind.OFFER, np.int8),
-                                   reason=np.full(n, Reason.PING, np.int8))
+        return dataclasses.replace(
+            enters, kind=np.full(n, EventKind.OFFER, np.int8), reason=np.full(n, Reason.PING, np.int8)
+        )
 
 
 class CountKinds:
@@ -55,15 +56,25 @@ def _pings(dev, ts, lon):
 
 def _batch(rows) -> EventBatch:
     """rows: (device, fence, kind, ts[, region, zone, beacon])"""
-    rows = [r + (None, 0, None)[len(r) - 4:] for r in rows]
+    rows = [r + (None, 0, None)[len(r) - 4 :] for r in rows]
     d, f, k, t, reg, z, b = zip(*rows)
     n = len(rows)
-    return EventBatch(np.array(d, object), np.array(f, object), np.array(k, np.int8), np.array(t, float),
-                      np.arange(1, n + 1, dtype=np.uint64), np.full(n, np.nan), np.zeros(n, np.int8),
-                      np.array(reg, object), np.array(z, np.int8), np.array(b, object))
+    return EventBatch(
+        np.array(d, object),
+        np.array(f, object),
+        np.array(k, np.int8),
+        np.array(t, float),
+        np.arange(1, n + 1, dtype=np.uint64),
+        np.full(n, np.nan),
+        np.zeros(n, np.int8),
+        np.array(reg, object),
+        np.array(z, np.int8),
+        np.array(b, object),
+    )
 
 
 # -- vocabulary ---------------------------------------------------------------------------------
+
 
 def test_the_vocabulary_is_declared_once_and_everything_derives_from_it():
     assert set(KINDS) == set(EventKind)
@@ -84,6 +95,7 @@ def test_beacon_zones_agree_with_the_core_zone_names():
 
 def test_the_openapi_enums_come_from_the_vocabulary():
     from proximity.service.schemas import EventPublic
+
     props = EventPublic.model_json_schema()["properties"]
     assert props["type"]["enum"] == [str(k) for k in EventKind]
     assert "offer" in props["type"]["enum"]
@@ -93,22 +105,40 @@ def test_the_openapi_enums_come_from_the_vocabulary():
 
 
 def test_sorted_orders_every_kind_by_its_rank_including_offers():
-    b = _batch([("d", "s", EventKind.OFFER, 5.0), ("d", "s", EventKind.DWELL, 5.0),
-                ("d", "s", EventKind.ENTER, 5.0), ("d", "s", EventKind.EXIT, 5.0),
-                ("c", "s", EventKind.OFFER, 5.0), ("d", "s", EventKind.OFFER, 1.0)])
+    b = _batch(
+        [
+            ("d", "s", EventKind.OFFER, 5.0),
+            ("d", "s", EventKind.DWELL, 5.0),
+            ("d", "s", EventKind.ENTER, 5.0),
+            ("d", "s", EventKind.EXIT, 5.0),
+            ("c", "s", EventKind.OFFER, 5.0),
+            ("d", "s", EventKind.OFFER, 1.0),
+        ]
+    )
     got = [(e.device_id, str(e.type), e.ts) for e in b.sorted()]
-    assert got == [("d", "offer", 1.0), ("c", "offer", 5.0), ("d", "exit", 5.0), ("d", "enter", 5.0),
-                   ("d", "dwell", 5.0), ("d", "offer", 5.0)]
+    assert got == [
+        ("d", "offer", 1.0),
+        ("c", "offer", 5.0),
+        ("d", "exit", 5.0),
+        ("d", "enter", 5.0),
+        ("d", "dwell", 5.0),
+        ("d", "offer", 5.0),
+    ]
     assert b.counts() == {"enter": 1, "exit": 1, "dwell": 1, "offer": 3}
 
 
 # -- wire -----------------------------------------------------------------------------------------
 
+
 def test_one_serializer_for_columns_and_rows_with_the_documented_key_mapping():
-    b = _batch([("d", "shop", EventKind.ENTER, 1.0),
-                ("d", "store", EventKind.BEACON_ENTER, 2.0, "region-1", 0, None),
-                ("d", "store", EventKind.ZONE_CHANGE, 3.0, None, int(Zone.NEAR), "beacon-7"),
-                ("d", "shop", EventKind.OFFER, 4.0)])
+    b = _batch(
+        [
+            ("d", "shop", EventKind.ENTER, 1.0),
+            ("d", "store", EventKind.BEACON_ENTER, 2.0, "region-1", 0, None),
+            ("d", "store", EventKind.ZONE_CHANGE, 3.0, None, int(Zone.NEAR), "beacon-7"),
+            ("d", "shop", EventKind.OFFER, 4.0),
+        ]
+    )
     dicts = event_dicts(b)
     assert dicts == [e.to_dict() for e in b]
     assert [tuple(d)[:7] for d in dicts] == [EVENT_COLUMNS] * 4
@@ -124,17 +154,20 @@ def test_to_dicts_is_computed_once_per_batch_and_shared():
     first = b.to_dicts()
     assert b.to_dicts() is first
     assert event_dicts(b) == first and event_dicts(b) is not first
-    assert b.take([0]).to_dicts() is not first   # a derived batch has its own
+    assert b.take([0]).to_dicts() is not first  # a derived batch has its own
 
 
 def test_csv_rows_match_the_json():
     b = _batch([("d", "shop", EventKind.ENTER, 1.5), ("d", "shop", EventKind.OFFER, 2.0)])
     rows = list(csv_rows(b))
-    assert rows == [("d", "shop", "enter", "1.5", f"{1:016x}", "", "ping"),
-                    ("d", "shop", "offer", "2", f"{2:016x}", "", "ping")]
+    assert rows == [
+        ("d", "shop", "enter", "1.5", f"{1:016x}", "", "ping"),
+        ("d", "shop", "offer", "2", f"{2:016x}", "", "ping"),
+    ]
 
 
 # -- pipeline -------------------------------------------------------------------------------------
+
 
 def test_stages_add_events_that_later_stages_and_every_sink_see():
     engine = Engine([SHOP])
@@ -162,6 +195,7 @@ def test_a_failing_sink_fails_the_emit():
     class Broken:
         def consume(self, batch):
             raise RuntimeError("disk full")
+
     after = ListSink()
     pipeline = Pipeline([Broken(), after])
     with pytest.raises(RuntimeError):
@@ -175,18 +209,21 @@ def test_sinks_share_one_serialization():
     class JsonSink:
         def consume(self, batch):
             seen.append(batch.to_dicts())
-            batch.to_dicts()[0]["id"] = "1"   # the log adds ids; later sinks see them
+            batch.to_dicts()[0]["id"] = "1"  # the log adds ids; later sinks see them
+
     Pipeline([JsonSink(), JsonSink()]).emit(_batch([("d", "shop", EventKind.ENTER, 1.0)]))
     assert seen[0] is seen[1] and seen[1][0]["id"] == "1"
 
 
 def test_replay_runs_through_the_pipeline_with_stages_and_extra_sinks(tmp_path):
     pings = tmp_path / "pings.csv"
-    pd.DataFrame({"device_id": ["p1"] * 3, "ts": [0, 90, 120], "lon": [10.75, 10.75, 10.76],
-                  "lat": [59.91] * 3}).to_csv(pings, index=False)
+    pd.DataFrame(
+        {"device_id": ["p1"] * 3, "ts": [0, 90, 120], "lon": [10.75, 10.75, 10.76], "lat": [59.91] * 3}
+    ).to_csv(pings, index=False)
     sink = ListSink()
-    stats = replay(Engine([SHOP]), pings, tmp_path / "events.csv", progress=False, stages=[OfferOnEnter()],
-                   sinks=[sink])
+    stats = replay(
+        Engine([SHOP]), pings, tmp_path / "events.csv", progress=False, stages=[OfferOnEnter()], sinks=[sink]
+    )
     with (tmp_path / "events.csv").open(newline="") as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == EVENT_COLUMNS

@@ -47,7 +47,8 @@ def stays_by_device(st: DeviceStates) -> dict[str, list[tuple]]:
     out: dict[str, list[tuple]] = {d: [] for d in st.device_ids}
     for k in range(len(st.stay_dev)):
         out[st.device_ids[st.stay_dev[k]]].append(
-            (st.stay_fence[k], float(st.stay_enter_ts[k]), int(st.stay_visit[k]), bool(st.stay_dwelled[k])))
+            (st.stay_fence[k], float(st.stay_enter_ts[k]), int(st.stay_visit[k]), bool(st.stay_dwelled[k]))
+        )
     return {d: sorted(v) for d, v in out.items()}
 
 
@@ -72,9 +73,13 @@ def test_empty_load_and_save(store):
 def test_round_trip_of_every_field(store):
     ids = ["plain", "ünïcødé-📱", "a:b:{c}*?[x]", "x" * 256, "no-stays", "three"]
     big = 2**64 - 1
-    stays = [(0, "mall", 10.5, 2**63 + 12345, True), (0, "Café Ø", -3.25, 1, False),
-             (1, "🏬", 1e9 + 0.125, big, True), (2, "f:with:colons", 0.0, 2**63, False),
-             (3, "mall", 7.0, 42, False)]
+    stays = [
+        (0, "mall", 10.5, 2**63 + 12345, True),
+        (0, "Café Ø", -3.25, 1, False),
+        (1, "🏬", 1e9 + 0.125, big, True),
+        (2, "f:with:colons", 0.0, 2**63, False),
+        (3, "mall", 7.0, 42, False),
+    ]
     stays += [(3, f"many-{k}", float(k), 2**63 + k, k % 2 == 0) for k in range(60)]
     # Three stays at once, visit ids past float64 precision but below 2**63.
     stays += [(5, "mall", 1.0, 2**62 + 1, False), (5, "🏬", 2.0, 2**53 + 1, True), (5, "Café Ø", 3.0, 2**63 - 1, False)]
@@ -109,7 +114,7 @@ def test_stale_devices_are_refused_one_by_one(store):
     ids = ["d0", "d1", "d2", "d3", "new"]
     before, after = states(store, ids[:4], [(0, "f", 1.0, 7, False), (2, "f", 1.0, 8, False)])
     assert store.save(before, after).all()
-    stale = store.load(ids)                       # versions 1, 1, 1, 1, 0
+    stale = store.load(ids)  # versions 1, 1, 1, 1, 0
     # Another process moves d1 and d2 (d2 leaves f, d1 enters g) and creates "new".
     b2, a2 = states(store, ["d1", "d2", "new"], [(0, "g", 5.0, 9, True)], ts=500.0)
     assert store.save(b2, a2).all()
@@ -122,12 +127,12 @@ def test_stale_devices_are_refused_one_by_one(store):
 
     now = store.load(ids)
     assert now.version.tolist() == [2, 2, 2, 2, 1]
-    for i in (1, 2, 4):                            # refused devices are untouched
+    for i in (1, 2, 4):  # refused devices are untouched
         assert now.last_ts[i] == snapshot.last_ts[i]
     assert now.last_ts[0] == 900.0 and now.last_ts[3] == 903.0
     assert stays_by_device(now)["d1"] == [("g", 5.0, 9, True)]
     assert stays_by_device(now)["d2"] == []
-    assert store.devices_in("f") == []            # d0 left f (written), d2 had left already
+    assert store.devices_in("f") == []  # d0 left f (written), d2 had left already
     assert store.devices_in("g") == ["d1"]
     assert store.devices_in("h") == ["d0", "d3"]
     assert store.device_count() == 5
@@ -147,7 +152,7 @@ def test_devices_in_follows_the_stays(store):
     assert store.devices_in("mall") == ["p"]
     assert store.devices_in("café") == ["q", "r"]
 
-    b, a = states(store, ids)                     # everyone leaves everything
+    b, a = states(store, ids)  # everyone leaves everything
     assert store.save(b, a).all()
     assert store.devices_in("mall") == [] and store.devices_in("café") == []
 
@@ -164,6 +169,7 @@ def test_clear_forgets_every_device(store):
 
 
 # -- the engine over each store ---------------------------------------------------------------
+
 
 def consecutive_batches(pings, n_batches: int, rng) -> list:
     """Split pings by ts into consecutive batches, each shuffled."""
@@ -196,16 +202,20 @@ def test_engine_on_the_store_gives_the_oracle_events(store, seed, place):
 def test_remove_fence_exits_the_devices_inside(store):
     cafe = Geofence.circle("cafe", 10.75, 59.91, 50.0)
     engine = Engine([cafe], store)
-    engine.ingest(PingBatch.from_columns(["a", "b", "c"], [0.0, 1.0, 2.0], [10.75, 10.75, 10.80],
-                                         [59.91, 59.91, 59.91]))
+    engine.ingest(
+        PingBatch.from_columns(["a", "b", "c"], [0.0, 1.0, 2.0], [10.75, 10.75, 10.80], [59.91, 59.91, 59.91])
+    )
     assert store.devices_in("cafe") == ["a", "b"]
     exits = engine.remove_fence("cafe", now=100.0)
     assert [(e.device_id, e.type, e.reason, e.ts) for e in exits] == [
-        ("a", EventKind.EXIT, Reason.FENCE_REMOVED, 100.0), ("b", EventKind.EXIT, Reason.FENCE_REMOVED, 100.0)]
+        ("a", EventKind.EXIT, Reason.FENCE_REMOVED, 100.0),
+        ("b", EventKind.EXIT, Reason.FENCE_REMOVED, 100.0),
+    ]
     assert store.devices_in("cafe") == []
 
 
 # -- Redis only --------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def redis_store(redis_url):
@@ -218,16 +228,19 @@ def redis_store(redis_url):
 
 
 def _closed_port() -> int:
-    with socket.socket() as sock:                 # bound, never listening
+    with socket.socket() as sock:  # bound, never listening
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("url,shown", [
-    ("redis://user:s3cret@127.0.0.1:{port}/0", "redis://user:***@127.0.0.1:{port}/0"),
-    ("redis://:s3cret@127.0.0.1:{port}", "redis://:***@127.0.0.1:{port}"),
-    ("unix:///nonexistent/redis.sock?db=2&password=s3cret", "unix:///nonexistent/redis.sock?db=2&password=***"),
-])
+@pytest.mark.parametrize(
+    "url,shown",
+    [
+        ("redis://user:s3cret@127.0.0.1:{port}/0", "redis://user:***@127.0.0.1:{port}/0"),
+        ("redis://:s3cret@127.0.0.1:{port}", "redis://:***@127.0.0.1:{port}"),
+        ("unix:///nonexistent/redis.sock?db=2&password=s3cret", "unix:///nonexistent/redis.sock?db=2&password=***"),
+    ],
+)
 def test_unreachable_redis_raises_store_error_without_the_password(url, shown):
     from proximity.storage.redis_devices import RedisDeviceStore
 
@@ -264,7 +277,7 @@ def test_redis_key_layout(redis_store, redis_url):
 def test_clear_deletes_only_its_own_prefix(redis_url):
     from proximity.storage.redis_devices import RedisDeviceStore
 
-    mine = RedisDeviceStore(redis_url, prefix="t[*]?:")     # glob metacharacters must not widen the scan
+    mine = RedisDeviceStore(redis_url, prefix="t[*]?:")  # glob metacharacters must not widen the scan
     other = RedisDeviceStore(redis_url, prefix="t[x]?:")
     lookalike = RedisDeviceStore(redis_url, prefix="tx*:")
     try:
@@ -316,7 +329,7 @@ def test_large_batches_are_chunked(redis_store):
     n = redis_module._SAVE_CHUNK * 2 + 7
     ids = [f"d{i}" for i in range(n)]
     b, a = states(redis_store, ids, [(i, f"f{i % 3}", 1.0, i + 1, False) for i in range(0, n, 5)])
-    b.version[n - 1] = 5                            # stale, in the last chunk
+    b.version[n - 1] = 5  # stale, in the last chunk
     ok = redis_store.save(b, a)
     assert ok[:-1].all() and not ok[-1]
     assert redis_store.device_count() == n - 1

@@ -33,20 +33,32 @@ def pings(rows):
 
 def populated(store, n_quiet=50):
     """'gone' entered at 100 and went silent; 'alive' keeps pinging; quiet ones are outside."""
-    engine = Engine([Geofence.circle("shop", *SHOP, 50.0, exit_after_s=60.0),
-                     Geofence.circle("kiosk", SHOP[0] + 0.01, SHOP[1], 50.0)], store)
-    rows = [("gone", 100.0, *SHOP), ("alive", 100.0, *SHOP), ("alive", 150.0, *SHOP),
-            ("kiosk-fan", 100.0, SHOP[0] + 0.01, SHOP[1])]
+    engine = Engine(
+        [
+            Geofence.circle("shop", *SHOP, 50.0, exit_after_s=60.0),
+            Geofence.circle("kiosk", SHOP[0] + 0.01, SHOP[1], 50.0),
+        ],
+        store,
+    )
+    rows = [
+        ("gone", 100.0, *SHOP),
+        ("alive", 100.0, *SHOP),
+        ("alive", 150.0, *SHOP),
+        ("kiosk-fan", 100.0, SHOP[0] + 0.01, SHOP[1]),
+    ]
     rows += [(f"quiet{i}", 100.0, SHOP[0] + 0.05, SHOP[1]) for i in range(n_quiet)]
     engine.ingest(pings(rows))
     return engine
 
 
-@pytest.mark.parametrize("now, expected", [
-    (160.0, []),                                  # exactly at the deadline: not yet
-    (160.5, [("gone", 160.0)]),
-    (211.0, [("alive", 210.0), ("gone", 160.0)]),
-])
+@pytest.mark.parametrize(
+    "now, expected",
+    [
+        (160.0, []),  # exactly at the deadline: not yet
+        (160.5, [("gone", 160.0)]),
+        (211.0, [("alive", 210.0), ("gone", 160.0)]),
+    ],
+)
 def test_sweep_exits_devices_silent_longer_than_exit_after(store, now, expected):
     engine = populated(store)
     events = engine.sweep(now=now)
@@ -68,7 +80,7 @@ def test_a_sweep_loads_only_due_devices(store):
     engine = populated(counting, n_quiet=200)
     counting.loaded = 0
     engine.sweep(now=161.0)
-    assert counting.loaded == 1                   # 'gone' only: not the 200 quiet devices
+    assert counting.loaded == 1  # 'gone' only: not the 200 quiet devices
     counting.loaded = 0
     engine.sweep(now=170.0)
     assert counting.loaded == 0

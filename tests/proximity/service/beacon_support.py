@@ -11,5 +11,13 @@ CSV_HEADER = "store_id,uuid,major,minor,lon,lat,measured_power_dbm"
 
 def beacon(minor: int, store: str = "shop", major: int = 1, **kw) -> dict:
     """An iBeacon definition in the test shop (``support.square("shop")``)."""
-    return {"uuid": UUID, "major": major, "minor": minor, "store_id": store, "lon": 10.7505,
-            "lat": 59.9105, "measured_power_dbm": -59, **kw}
+    return {
+        "uuid": UUID,
+        "major": major,
+        "minor": minor,
+        "store_id": store,
+        "lon": 10.7505,
+        "lat": 59.9105,
+        "measured_power_dbm": -59,
+        **kw,
+    }

@@ -15,8 +15,13 @@ from tests.proximity.service.support import ADMIN, ADMIN_KEY, AppClient, Server,
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     # min_ts=0: the specification tests use small, readable timestamps (ts 0, 1, 60...)
-    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, sweep_interval_s=0.1, min_ts=0,
-                    webhook_allow_hosts=["127.0.0.1"])
+    return Settings(
+        data_dir=tmp_path / "data",
+        admin_key=ADMIN_KEY,
+        sweep_interval_s=0.1,
+        min_ts=0,
+        webhook_allow_hosts=["127.0.0.1"],
+    )
 
 
 @pytest.fixture
@@ -31,6 +36,7 @@ def make_client():
             cm.__enter__()
             stack.append(cm)
             return AppClient(app, portal, headers)
+
         try:
             yield _make
         finally:
@@ -64,6 +70,7 @@ def serve(tmp_path):
         s = start_server(tmp_path, *args, **kw)
         servers.append(s)
         return s
+
     yield _start
     for s in servers:
         s.stop()

@@ -27,14 +27,16 @@ def free_port() -> int:
 
 def square(fid: str, lon: float = 10.750, lat: float = 59.910, size: float = 0.001, **props) -> dict:
     ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": props}
+    return {"type": "Feature", "id": fid, "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
 
 
 def circle(fid: str, lon: float, lat: float, radius_m: float, **props) -> dict:
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": {"radius_m": radius_m, **props}}
-
+    return {
+        "type": "Feature",
+        "id": fid,
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {"radius_m": radius_m, **props},
+    }
 
 
 class Server:
@@ -73,8 +75,13 @@ def start_server(tmp_path: Path, *args: str, env: dict | None = None, admin: boo
     else:
         full_env.pop("PROXIMITY_ADMIN_KEY", None)
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "proximity.service", "--port", str(port), *args],
-                                stdout=fh, stderr=subprocess.STDOUT, env=full_env, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "proximity.service", "--port", str(port), *args],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=tmp_path,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -96,8 +103,9 @@ class AppClient:
 
     def __init__(self, app, portal, headers: dict[str, str]):
         self.app, self.portal = app, portal
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://testserver", headers=headers, timeout=30)
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers, timeout=30
+        )
 
     def request(self, method: str, url: str, **kw) -> httpx.Response:
         return self.portal.call(lambda: self._client.request(method, url, **kw))

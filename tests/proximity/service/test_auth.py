@@ -7,13 +7,23 @@ import pytest
 from proximity.service import Settings
 from tests.proximity.service.support import square
 
-ROUTES = [("POST", "/v1/pings", "ingest"), ("POST", "/v1/owntracks", "ingest"), ("GET", "/v1/osmand", "ingest"),
-          ("GET", "/v1/geofences", "manage"), ("POST", "/v1/geofences", "manage"),
-          ("GET", "/v1/geofences/export", "manage"), ("GET", "/v1/events", "manage"),
-          ("GET", "/v1/locate?lon=0&lat=0", "manage"), ("GET", "/v1/devices/x", "manage"),
-          ("GET", "/v1/webhooks", "manage"), ("GET", "/v1/keys", "admin"), ("POST", "/v1/keys", "admin"),
-          ("GET", "/v1/campaigns", "manage"), ("PUT", "/v1/devices/x", "manage"),
-          ("POST", "/v1/redemptions", "redeem")]
+ROUTES = [
+    ("POST", "/v1/pings", "ingest"),
+    ("POST", "/v1/owntracks", "ingest"),
+    ("GET", "/v1/osmand", "ingest"),
+    ("GET", "/v1/geofences", "manage"),
+    ("POST", "/v1/geofences", "manage"),
+    ("GET", "/v1/geofences/export", "manage"),
+    ("GET", "/v1/events", "manage"),
+    ("GET", "/v1/locate?lon=0&lat=0", "manage"),
+    ("GET", "/v1/devices/x", "manage"),
+    ("GET", "/v1/webhooks", "manage"),
+    ("GET", "/v1/keys", "admin"),
+    ("POST", "/v1/keys", "admin"),
+    ("GET", "/v1/campaigns", "manage"),
+    ("PUT", "/v1/devices/x", "manage"),
+    ("POST", "/v1/redemptions", "redeem"),
+]
 
 
 @pytest.mark.parametrize("method,path,scope", ROUTES)
@@ -33,16 +43,23 @@ def test_health_and_metrics(client, keys):
     assert r.status_code == 200 and r.json()["status"] == "ok"
     assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
     client.post("/v1/geofences", json=square("s"))
-    client.post("/v1/pings", json={"pings": [{"device_id": "d", "ts": 1, "lon": 10.7505, "lat": 59.9105}]},
-                headers=keys["ingest"])
+    client.post(
+        "/v1/pings",
+        json={"pings": [{"device_id": "d", "ts": 1, "lon": 10.7505, "lat": 59.9105}]},
+        headers=keys["ingest"],
+    )
     # metrics have their own scope (admin implies it): an ingest key on a phone cannot read them
     assert client.get("/metrics", headers=keys["ingest"]).status_code == 403
     assert client.get("/metrics", headers=keys["manage"]).status_code == 403
     assert client.get("/metrics", headers=keys["admin"]).status_code == 200
     text = client.get("/metrics", headers=keys["metrics"]).text
-    for needle in ('proximity_pings_total{outcome="accepted"} 1.0', 'proximity_events_total{type="enter"} 1.0',
-                   "proximity_http_request_duration_seconds_bucket", "proximity_store_errors_total",
-                   "proximity_webhook_backlog"):
+    for needle in (
+        'proximity_pings_total{outcome="accepted"} 1.0',
+        'proximity_events_total{type="enter"} 1.0',
+        "proximity_http_request_duration_seconds_bucket",
+        "proximity_store_errors_total",
+        "proximity_webhook_backlog",
+    ):
         assert needle in text
 
 
@@ -68,13 +85,14 @@ def test_generated_admin_key_printed_once(tmp_path, make_client, capsys):
     key = c.runtime.generated_admin_key
     assert key and key in capsys.readouterr().err
     assert c.get("/v1/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 200
-    c2 = make_client(s, headers={})   # a second start over the same data: nothing new printed
+    c2 = make_client(s, headers={})  # a second start over the same data: nothing new printed
     assert c2.runtime.generated_admin_key is None
     assert c2.get("/v1/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
 
 def test_bad_settings_fail_fast(tmp_path):
     from pydantic import ValidationError
+
     with pytest.raises(ValidationError, match="redis_url"):
         Settings(redis_url="http://nope")
     with pytest.raises(ValidationError, match="admin_key"):
@@ -90,7 +108,7 @@ def test_every_route_but_health_and_docs_needs_a_key(client):
     for path, ops in spec["paths"].items():
         if path == "/health":
             continue
-        url = path.replace("{", "").replace("}", "")   # any value for path parameters
+        url = path.replace("{", "").replace("}", "")  # any value for path parameters
         for method in ops:
             r = client.request(method.upper(), url, headers={"Authorization": ""})
             assert r.status_code == 401, (method, path, r.status_code, r.text)

@@ -24,9 +24,20 @@ def _strip(events):
     return [{k: v for k, v in e.items() if k != "id"} for e in events]
 
 
-requests = st.lists(st.lists(st.tuples(st.sampled_from(["d1", "d2", "d3"]), st.integers(0, 4),
-                                       st.sampled_from(range(len(SPOTS))), st.sampled_from([5.0, 5000.0])),
-                             min_size=1, max_size=6), min_size=1, max_size=5)
+requests = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["d1", "d2", "d3"]),
+            st.integers(0, 4),
+            st.sampled_from(range(len(SPOTS))),
+            st.sampled_from([5.0, 5000.0]),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    min_size=1,
+    max_size=5,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -57,15 +68,25 @@ def test_concurrent_single_pings_over_http(client):
     import httpx
 
     from tests.proximity.service.support import square
+
     client.post("/v1/geofences", json=square("shop"))
 
     async def burst():
         transport = httpx.ASGITransport(app=client.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=client._client.headers) as c:
-            rs = await asyncio.gather(*(c.post("/v1/pings", json={"pings": [
-                {"device_id": f"d{i}", "ts": 5, "lon": 10.7505, "lat": 59.9105}]}) for i in range(50)))
-            dup = await c.post("/v1/pings", json={"pings": [{"device_id": "d0", "ts": 5, "lon": 10.7505, "lat": 59.9105}]})
+            rs = await asyncio.gather(
+                *(
+                    c.post(
+                        "/v1/pings", json={"pings": [{"device_id": f"d{i}", "ts": 5, "lon": 10.7505, "lat": 59.9105}]}
+                    )
+                    for i in range(50)
+                )
+            )
+            dup = await c.post(
+                "/v1/pings", json={"pings": [{"device_id": "d0", "ts": 5, "lon": 10.7505, "lat": 59.9105}]}
+            )
         return rs, dup
+
     rs, dup = client.portal.call(burst)
     for i, r in enumerate(rs):
         assert [(e["device_id"], e["type"]) for e in r.json()["events"]] == [(f"d{i}", "enter")]

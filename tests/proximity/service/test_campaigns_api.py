@@ -20,8 +20,12 @@ def test_the_minimal_and_the_full_campaign_are_accepted_as_written(shop):
     r = shop.post("/v1/campaigns", json=JEANS)
     assert r.status_code == 201, r.text
     assert r.json()["id"] == "jeans-week" and r.json()["offer"]["coupon"]["code"] == "JEANS20"
-    assert shop.post("/v1/regions", json={"id": "cafe-42-door", "uuid": "f7826da6-4fa2-4e98-8024-bc5b71e0893e",
-                                          "major": 7}).status_code == 201
+    assert (
+        shop.post(
+            "/v1/regions", json={"id": "cafe-42-door", "uuid": "f7826da6-4fa2-4e98-8024-bc5b71e0893e", "major": 7}
+        ).status_code
+        == 201
+    )
     r = shop.post("/v1/campaigns", json=COFFEE)
     assert r.status_code == 201, r.text
     assert [c["id"] for c in shop.get("/v1/campaigns").json()["campaigns"]] == ["coffee-hour", "jeans-week"]
@@ -52,8 +56,10 @@ INVALID = [
     (lambda d: d["triggers"][0].update(event="entr"), "triggers[0].event"),
     (lambda d: d["triggers"][0].update(geofence_tags=["nope"]), "triggers[0].geofence_tags[0]"),
     (lambda d: d["triggers"][0].update(geofence_ids=["no-such-fence"]), "triggers[0].geofence_ids[0]"),
-    (lambda d: d.update(triggers=[{"event": "beacon_enter", "region_ids": ["no-region"]}]),
-     "triggers[0].region_ids[0]"),
+    (
+        lambda d: d.update(triggers=[{"event": "beacon_enter", "region_ids": ["no-region"]}]),
+        "triggers[0].region_ids[0]",
+    ),
     (lambda d: d.update(triggers=[]), "triggers"),
     (lambda d: d["schedule"].update(timezone="Mars/Olympus"), "schedule.timezone"),
     (lambda d: d["schedule"].update(start="yesterday"), "schedule.start"),
@@ -81,8 +87,12 @@ def test_the_path_id_must_match_the_body(shop):
 
 
 def test_deleting_a_fence_a_campaign_names_is_a_409_naming_it(shop):
-    assert shop.post("/v1/campaigns", json=doc(JEANS, triggers=[{"event": "enter",
-                                                                  "geofence_ids": ["denim-store"]}])).status_code == 201
+    assert (
+        shop.post(
+            "/v1/campaigns", json=doc(JEANS, triggers=[{"event": "enter", "geofence_ids": ["denim-store"]}])
+        ).status_code
+        == 201
+    )
     r = shop.delete("/v1/geofences/denim-store")
     assert r.status_code == 409, r.text
     assert r.json()["error"]["code"] == "in_use" and r.json()["error"]["used_by"] == ["jeans-week"]
@@ -103,8 +113,14 @@ def test_code_pools(shop):
     assert shop.post("/v1/campaigns/uniq/codes", json={"codes": ["AAA-1", "B"]}).json()["added"] == 1
 
 
-@pytest.mark.parametrize("body,field", [({"marketing_consent": "yes"}, "marketing_consent"),
-                                        ({"opted_out": 1}, "opted_out"), ({"segment": {"a": 1}}, "segment")])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"marketing_consent": "yes"}, "marketing_consent"),
+        ({"opted_out": 1}, "opted_out"),
+        ({"segment": {"a": 1}}, "segment"),
+    ],
+)
 def test_device_profiles_are_validated(client, body, field):
     r = client.put("/v1/devices/d1", json=body)
     assert r.status_code == 422 and r.json()["error"]["field"] == field

@@ -32,8 +32,9 @@ def test_the_minimal_campaign_end_to_end(serve, tmp_path):
         consent(c, "shopper-1")
         consent(c, "waker")
         out, stop, ready = [], threading.Event(), threading.Event()
-        reader = threading.Thread(target=_read_sse, args=(f"{s.url}/v1/events/stream?type=offer", ADMIN, out, stop,
-                                                          ready), daemon=True)
+        reader = threading.Thread(
+            target=_read_sse, args=(f"{s.url}/v1/events/stream?type=offer", ADMIN, out, stop, ready), daemon=True
+        )
         reader.start()
         assert ready.wait(10)
         r = c.post("/v1/pings", json={"pings": [ping("shopper-1", T0)]})
@@ -41,8 +42,12 @@ def test_the_minimal_campaign_end_to_end(serve, tmp_path):
         offers = r.json()["offers"]
         assert len(offers) == 1
         o = offers[0]
-        assert (o["campaign_id"], o["device_id"], o["code"], o["title"]) == \
-               ("jeans-week", "shopper-1", "JEANS20", "20% off jeans")
+        assert (o["campaign_id"], o["device_id"], o["code"], o["title"]) == (
+            "jeans-week",
+            "shopper-1",
+            "JEANS20",
+            "20% off jeans",
+        )
         assert o["event"]["type"] == "enter" and o["event"]["geofence_id"] == "denim-store"
         assert o["event"]["ts"] == T0 and o["event"]["visit_id"]
         # the event log and the live stream carry the offer event
@@ -52,7 +57,7 @@ def test_the_minimal_campaign_end_to_end(serve, tmp_path):
         while time.monotonic() < deadline and len(out) < 2:
             time.sleep(0.05)
         stop.set()
-        c.post("/v1/pings", json={"pings": [ping("waker", T0 + 1)]})   # an offer wakes the reader up
+        c.post("/v1/pings", json={"pings": [ping("waker", T0 + 1)]})  # an offer wakes the reader up
         reader.join(10)
         assert out[1]["event"] == "offer" and orjson.loads(out[1]["data"])["offer"]["campaign_id"] == "jeans-week"
         # the same day again: capped, recorded with its reason
@@ -62,7 +67,13 @@ def test_the_minimal_campaign_end_to_end(serve, tmp_path):
         assert [x["code"] for x in c.get("/v1/devices/shopper-1/offers").json()["offers"]] == ["JEANS20"]
         # redemption: idempotent per transaction; a shared code serves many transactions
         till = _till(c)
-        body = {"code": "jeans20", "store_id": "denim-store", "transaction_id": "pos-1", "amount": 40, "currency": "IDR"}
+        body = {
+            "code": "jeans20",
+            "store_id": "denim-store",
+            "transaction_id": "pos-1",
+            "amount": 40,
+            "currency": "IDR",
+        }
         first = c.post("/v1/redemptions", json=body, headers=till)
         assert first.status_code == 200 and first.json()["replayed"] is False
         again = c.post("/v1/redemptions", json=body, headers=till)
@@ -139,7 +150,10 @@ def test_two_processes_on_redis_never_deliver_past_a_cap(serve, redis_url):
         for d in devices:
             consent(ca, d)
         deadline = time.monotonic() + 5
-        while cb.get("/v1/campaigns/jeans-week").status_code != 200 or cb.get("/v1/geofences/denim-store").status_code != 200:
+        while (
+            cb.get("/v1/campaigns/jeans-week").status_code != 200
+            or cb.get("/v1/geofences/denim-store").status_code != 200
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.05)
 

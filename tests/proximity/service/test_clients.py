@@ -35,11 +35,18 @@ def test_osmand(client, keys):
     q = {"id": "traccar1", "lat": "59.9105", "lon": "10.7505", "timestamp": "1700000000", "accuracy": "8", "key": key}
     r = client.get("/v1/osmand", params=q, headers={"Authorization": ""})
     assert r.status_code == 200
-    r = client.post("/v1/osmand", params={**q, "id": "osmand1", "timestamp": "1700000000000"}, headers={"Authorization": ""})
+    r = client.post(
+        "/v1/osmand", params={**q, "id": "osmand1", "timestamp": "1700000000000"}, headers={"Authorization": ""}
+    )
     assert r.status_code == 200
     assert client.get("/v1/devices/osmand1").json()["last_ping"]["ts"] == 1700000000
-    body = {"device_id": "tc9", "location": {"timestamp": "2023-11-14T22:13:20Z",
-                                            "coords": {"latitude": 59.9105, "longitude": 10.7505, "accuracy": 5}}}
+    body = {
+        "device_id": "tc9",
+        "location": {
+            "timestamp": "2023-11-14T22:13:20Z",
+            "coords": {"latitude": 59.9105, "longitude": 10.7505, "accuracy": 5},
+        },
+    }
     r = client.post("/v1/osmand", params={"key": key}, json=body, headers={"Authorization": ""})
     assert r.status_code == 200, r.text
     assert sorted(client.get("/v1/geofences/shop/devices").json()["devices"]) == ["osmand1", "tc9", "traccar1"]

@@ -22,21 +22,24 @@ def _ping(ts, dev="p1"):
     return {"device_id": dev, "ts": ts, "lon": INSIDE[0], "lat": INSIDE[1]}
 
 
-@pytest.mark.parametrize("ts, reason", [
-    (lambda now: now * 1000, "looks like milliseconds since the epoch: divide by 1000"),
-    (lambda now: now * 1_000_000, "looks like microseconds"),
-    (lambda now: 4_102_444_800, "years ahead of the server clock (at most 300 s allowed)"),   # 2100
-    (lambda now: now + 3600, "ahead of the server clock (at most 300 s allowed)"),
-    (lambda now: -5, "is before 2000-01-01T00:00:00Z"),
-    (lambda now: 86_400, "is before 2000-01-01T00:00:00Z"),
-])
+@pytest.mark.parametrize(
+    "ts, reason",
+    [
+        (lambda now: now * 1000, "looks like milliseconds since the epoch: divide by 1000"),
+        (lambda now: now * 1_000_000, "looks like microseconds"),
+        (lambda now: 4_102_444_800, "years ahead of the server clock (at most 300 s allowed)"),  # 2100
+        (lambda now: now + 3600, "ahead of the server clock (at most 300 s allowed)"),
+        (lambda now: -5, "is before 2000-01-01T00:00:00Z"),
+        (lambda now: 86_400, "is before 2000-01-01T00:00:00Z"),
+    ],
+)
 def test_absurd_timestamps_are_refused_and_change_nothing(live, ts, reason):
     now = time.time()
     r = live.post("/v1/pings", json={"pings": [_ping(now - 10, "other"), _ping(ts(now))]})
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["field"] == "pings[1].ts" and reason in err["message"]
-    assert live.get("/v1/devices/other").status_code == 404   # the good ping was not applied either
+    assert live.get("/v1/devices/other").status_code == 404  # the good ping was not applied either
     assert live.get("/v1/devices/p1").status_code == 404
     # and the device is not poisoned: a correct ping still enters
     r = live.post("/v1/pings", json={"pings": [_ping(now)]})
@@ -57,6 +60,9 @@ def test_the_limits_are_settings(tmp_path, make_client):
 
 
 def test_phone_clients_are_checked_too(live):
-    r = live.post("/v1/owntracks", json={"_type": "location", "lat": INSIDE[1], "lon": INSIDE[0],
-                                         "tst": int(time.time() * 1000)}, headers={"X-Limit-U": "ann", "X-Limit-D": "phone"})
+    r = live.post(
+        "/v1/owntracks",
+        json={"_type": "location", "lat": INSIDE[1], "lon": INSIDE[0], "tst": int(time.time() * 1000)},
+        headers={"X-Limit-U": "ann", "X-Limit-D": "phone"},
+    )
     assert r.status_code == 422 and "milliseconds" in r.text

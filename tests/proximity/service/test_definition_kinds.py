@@ -13,15 +13,28 @@ from proximity.storage.definitions import Change, DefinitionKind, RedisDefinitio
 from tests.proximity.service.support import square
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
-BEACON = {"store_id": "shop", "type": "ibeacon", "uuid": UUID, "major": 1, "minor": 0,
-          "lon": 10.7505, "lat": 59.9105, "measured_power_dbm": -59}
+BEACON = {
+    "store_id": "shop",
+    "type": "ibeacon",
+    "uuid": UUID,
+    "major": 1,
+    "minor": 0,
+    "lon": 10.7505,
+    "lat": 59.9105,
+    "measured_power_dbm": -59,
+}
 
 
 def test_the_stored_kind_strings_are_pinned():
     # existing data files and Redis keys hold these strings: changing one loses data
     assert {k.name: k.value for k in DefinitionKind} == {
-        "GEOFENCE": "geofence", "BEACON": "beacon", "REGION": "beacon_region", "KEY": "apikey",
-        "CAMPAIGN": "campaign", "DEVICE_PROFILE": "device_profile"}
+        "GEOFENCE": "geofence",
+        "BEACON": "beacon",
+        "REGION": "beacon_region",
+        "KEY": "apikey",
+        "CAMPAIGN": "campaign",
+        "DEVICE_PROFILE": "device_profile",
+    }
     assert str(DefinitionKind.REGION) == "beacon_region" and f"{DefinitionKind.KEY}" == "apikey"
     assert [k.label for k in DefinitionKind] == ["geofence", "beacon", "region", "key", "campaign", "device profile"]
 
@@ -30,14 +43,14 @@ def test_sqlite_stores_plain_kind_strings_and_reads_old_files(tmp_path):
     path = tmp_path / "defs.sqlite3"
     d = SQLiteDefinitions(path)
     assert d.create(DefinitionKind.GEOFENCE, "a", {"x": 1})
-    assert d.put("beacon_region", "r", {"y": 2})           # the stored string works too
+    assert d.put("beacon_region", "r", {"y": 2})  # the stored string works too
     d.close()
     rows = sqlite3.connect(str(path)).execute("SELECT kind, id, typeof(kind) FROM definitions ORDER BY id").fetchall()
     assert rows == [("geofence", "a", "text"), ("beacon_region", "r", "text")]
     d = SQLiteDefinitions(path)
     assert d.all(DefinitionKind.GEOFENCE) == {"a": {"x": 1}} and d.get(DefinitionKind.REGION, "r") == {"y": 2}
     with pytest.raises(ValueError):
-        d.get("coupon", "c")                                # not a kind
+        d.get("coupon", "c")  # not a kind
     d.close()
 
 
@@ -51,7 +64,7 @@ def test_redis_keys_and_changes_use_the_stored_strings(redis_url):
         cur = d.cursor()
         assert d.create(DefinitionKind.REGION, "r1", {"id": "r1"})
         assert r.hkeys(f"{prefix}defs:beacon_region") == ["r1"]
-        r.xadd(f"{prefix}defs:changes", {"k": "loyalty", "i": "c1"})   # a newer version's kind
+        r.xadd(f"{prefix}defs:changes", {"k": "loyalty", "i": "c1"})  # a newer version's kind
         d.put_many(DefinitionKind.BEACON, {"b1": {}})
         _, changes = d.changes(cur, 1.0)
         assert changes == [Change(DefinitionKind.REGION, "r1"), Change(DefinitionKind.BEACON, "b1")]
@@ -70,7 +83,7 @@ def test_followers_one_per_kind():
     with pytest.raises(ValueError, match="already has a follower"):
         f.add(DefinitionKind.GEOFENCE, print)
     f.apply(Change(DefinitionKind.GEOFENCE, "a"))
-    f.apply(Change(DefinitionKind.BEACON, "b"))            # nobody follows: skipped
+    f.apply(Change(DefinitionKind.BEACON, "b"))  # nobody follows: skipped
     assert seen == [("g", "a")]
     assert DefinitionKind.BEACON in f.missing() and DefinitionKind.GEOFENCE not in f.missing()
 
@@ -84,8 +97,9 @@ def test_the_runtime_follows_every_kind_and_declares_beacons_depend_on_fences(cl
     assert dep == (DefinitionKind.BEACON, "store", [f"ibeacon:{UUID}:1:0"])
     assert rt.dependents(DefinitionKind.GEOFENCE, "elsewhere") == []
     err = client.delete("/v1/geofences/shop").json()["error"]
-    assert err["message"] == (f"geofence 'shop' is the store of 1 beacon(s) (ibeacon:{UUID}:1:0); "
-                              f"delete or move them first")
+    assert err["message"] == (
+        f"geofence 'shop' is the store of 1 beacon(s) (ibeacon:{UUID}:1:0); delete or move them first"
+    )
 
 
 def test_a_changed_definition_reaches_its_follower(client):
@@ -101,7 +115,8 @@ def test_a_changed_definition_reaches_its_follower(client):
 
 def test_dependents_are_declared_by_the_dependent_side():
     deps = Dependents()
-    deps.declare(DefinitionKind.GEOFENCE, DefinitionKind.BEACON, lambda fid: ["b2", "b1"] if fid == "s" else [],
-                 relation="store")
+    deps.declare(
+        DefinitionKind.GEOFENCE, DefinitionKind.BEACON, lambda fid: ["b2", "b1"] if fid == "s" else [], relation="store"
+    )
     assert deps(DefinitionKind.GEOFENCE, "s") == [(DefinitionKind.BEACON, "store", ["b1", "b2"])]
     assert deps(DefinitionKind.GEOFENCE, "t") == [] and deps(DefinitionKind.BEACON, "s") == []

@@ -42,8 +42,9 @@ def test_a_stage_added_to_the_pipeline_flows_to_every_sink_and_the_response(clie
     assert [e["type"] for e in body["events"]] == ["enter", "offer"]
     enter, offer = body["events"]
     assert offer["id"] and offer["id"] != enter["id"]
-    assert {k: v for k, v in offer.items() if k not in ("id", "type")} == \
-           {k: v for k, v in enter.items() if k not in ("id", "type")}
+    assert {k: v for k, v in offer.items() if k not in ("id", "type")} == {
+        k: v for k, v in enter.items() if k not in ("id", "type")
+    }
     logged = client.get("/v1/events", params={"type": "offer"}).json()
     assert [e["id"] for e in logged["events"]] == [offer["id"]]
     assert [str(e.type) for e in tap.events] == ["enter", "offer"]
@@ -57,6 +58,7 @@ def test_a_failing_webhook_queue_is_counted_and_does_not_fail_the_ping(client):
     class Sick:
         def consume(self, batch):
             raise RuntimeError("queue down")
+
     guard = next(s for s in rt.pipeline.sinks if isinstance(s, Guarded))
     guard.sink = Sick()
     client.put("/v1/geofences/shop", json=square("shop"))

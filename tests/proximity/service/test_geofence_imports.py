@@ -17,8 +17,7 @@ CSV = {"content-type": "text/csv"}
 
 
 def circles(n: int, prefix: str = "s") -> list[dict]:
-    return [circle(f"{prefix}{i}", -120 + (i % 2000) * 0.1, -60 + (i // 2000) * 0.1, 50.0 + i % 100)
-            for i in range(n)]
+    return [circle(f"{prefix}{i}", -120 + (i % 2000) * 0.1, -60 + (i // 2000) * 0.1, 50.0 + i % 100) for i in range(n)]
 
 
 def collection(features: list[dict]) -> bytes:
@@ -29,7 +28,7 @@ def test_100k_import_in_one_request_all_or_nothing(client):
     feats = circles(100_000)
     feats[73_456]["properties"]["radius_m"] = -1
     body = collection(feats)
-    assert len(body) > 4 * 1024 * 1024          # over the ping body limit
+    assert len(body) > 4 * 1024 * 1024  # over the ping body limit
     started = time.perf_counter()
     r = client.post("/v1/geofences/import", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text[:500]
@@ -42,8 +41,11 @@ def test_100k_import_in_one_request_all_or_nothing(client):
     assert time.perf_counter() - started < 15
     # fixed, it imports (smaller here to keep the test short; bench/bench_import.py times 100k)
     feats[73_456]["properties"]["radius_m"] = 10
-    r = client.post("/v1/geofences/import", content=collection(feats[70_000:80_000]),
-                    headers={"content-type": "application/geo+json"})
+    r = client.post(
+        "/v1/geofences/import",
+        content=collection(feats[70_000:80_000]),
+        headers={"content-type": "application/geo+json"},
+    )
     assert r.status_code == 200, r.text[:500]
     assert r.json()["imported"] == 10_000
     rt = client.runtime
@@ -78,24 +80,32 @@ def test_geojsonseq_import_names_bad_lines(client):
     assert [(e["line"], e["field"]) for e in errs] == [(3, "record"), (4, "properties.radius_m"), (5, "id")]
     assert client.get("/v1/geofences").json()["features"] == []
     # RFC 8142: RS-separated records
-    r = client.post("/v1/geofences/import", content=b"".join(b"\x1e" + x + b"\n" for x in lines),
-                    headers={"content-type": "application/json-seq"})
+    r = client.post(
+        "/v1/geofences/import",
+        content=b"".join(b"\x1e" + x + b"\n" for x in lines),
+        headers={"content-type": "application/json-seq"},
+    )
     assert r.status_code == 200 and r.json()["imported"] == 2
     assert len(client.runtime.engine.index) == 2
 
 
 def test_csv_import_names_bad_lines(client):
-    rows = ["id,name,tags,dwell_s,exit_after_s,lon,lat,radius_m,wkt",
-            "c1,Cafe,food;mall,60,,10.75,59.91,50,",
-            "c2,Bad radius,,,,10.75,59.91,abc,",
-            "p1,Shop,,,,,,,\"POLYGON((10 59, 10.001 59, 10.001 59.001, 10 59))\"",
-            "p2,Not a polygon,,,,,,,POINT(1 2)",
-            "c3,Far,,,,200,59.91,50,"]
+    rows = [
+        "id,name,tags,dwell_s,exit_after_s,lon,lat,radius_m,wkt",
+        "c1,Cafe,food;mall,60,,10.75,59.91,50,",
+        "c2,Bad radius,,,,10.75,59.91,abc,",
+        'p1,Shop,,,,,,,"POLYGON((10 59, 10.001 59, 10.001 59.001, 10 59))"',
+        "p2,Not a polygon,,,,,,,POINT(1 2)",
+        "c3,Far,,,,200,59.91,50,",
+    ]
     r = client.post("/v1/geofences/import", content="\n".join(rows).encode(), headers=CSV)
     assert r.status_code == 422, r.text
     errs = r.json()["error"]["errors"]
     assert [(e["line"], e["field"], e["fence_id"]) for e in errs] == [
-        (3, "radius_m", "c2"), (5, "wkt", "p2"), (6, "lon/lat", "c3")]
+        (3, "radius_m", "c2"),
+        (5, "wkt", "p2"),
+        (6, "lon/lat", "c3"),
+    ]
     assert len(client.runtime.engine.index) == 0
     good = [rows[0], rows[1], rows[3]]
     r = client.post("/v1/geofences/import", content="\n".join(good).encode(), headers=CSV)
@@ -162,7 +172,7 @@ def test_restart_loads_every_stored_fence_in_one_build(tmp_path):
             took = time.perf_counter() - started
             rt = app.state.runtime
             assert len(rt.engine.index) == 30_001
-            assert rt.engine.index.version == 1          # one bulk change, not 30,001 puts
+            assert rt.engine.index.version == 1  # one bulk change, not 30,001 puts
             c = AppClient(app, portal, ADMIN)
             assert c.get("/v1/locate", params={"lon": -120, "lat": -60}).json()["geofences"][0]["id"] == "s0"
     assert took < 15
@@ -175,8 +185,11 @@ def test_import_replaces_existing_fences_with_exits(client, ctype):
     r = client.post("/v1/pings", json={"pings": [{"device_id": "d", "ts": 1, "lon": 10.75, "lat": 59.91}]})
     assert [e["type"] for e in r.json()["events"]] == ["enter"]
     moved = circle("c", 11.75, 59.91, 100)
-    body = {"application/json": collection([moved]), "application/geo+json-seq": orjson.dumps(moved),
-            "text/csv": b"id,lon,lat,radius_m\nc,11.75,59.91,100\n"}[ctype]
+    body = {
+        "application/json": collection([moved]),
+        "application/geo+json-seq": orjson.dumps(moved),
+        "text/csv": b"id,lon,lat,radius_m\nc,11.75,59.91,100\n",
+    }[ctype]
     r = client.post("/v1/geofences/import", content=body, headers={"content-type": ctype})
     assert r.status_code == 200 and r.json() == {"imported": 1, "ids": ["c"], "exit_events": 1}
     assert client.get("/v1/devices/d").json()["fences"] == []

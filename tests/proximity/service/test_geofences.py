@@ -38,8 +38,11 @@ def test_invalid_geofences_name_the_field(client):
 
 def test_vertex_limit(client):
     import math
-    ring = [[10 + 0.01 * math.cos(2 * math.pi * k / 20_000), 59 + 0.01 * math.sin(2 * math.pi * k / 20_000)]
-            for k in range(20_000)]
+
+    ring = [
+        [10 + 0.01 * math.cos(2 * math.pi * k / 20_000), 59 + 0.01 * math.sin(2 * math.pi * k / 20_000)]
+        for k in range(20_000)
+    ]
     ring.append(ring[0])
     feat = {"type": "Feature", "id": "big", "geometry": {"type": "Polygon", "coordinates": [ring]}}
     r = client.post("/v1/geofences", json=feat)
@@ -48,7 +51,12 @@ def test_vertex_limit(client):
 
 def test_list_pagination_tag_bbox(client):
     for i in range(7):
-        assert client.post("/v1/geofences", json=square(f"f{i}", lon=10 + i, tags=["even" if i % 2 == 0 else "odd"])).status_code == 201
+        assert (
+            client.post(
+                "/v1/geofences", json=square(f"f{i}", lon=10 + i, tags=["even" if i % 2 == 0 else "odd"])
+            ).status_code
+            == 201
+        )
     seen, cursor = [], None
     while True:
         r = client.get("/v1/geofences", params={"limit": 3, **({"cursor": cursor} if cursor else {})})

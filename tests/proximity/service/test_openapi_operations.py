@@ -71,12 +71,16 @@ SNAKE_VERB_NOUN = re.compile(r"^[a-z]+(_[a-z0-9]+)+$")
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory) -> dict:
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("data"), admin_key=ADMIN_KEY))
-    return app.openapi()   # no lifespan needed: the schema is built from the routes
+    return app.openapi()  # no lifespan needed: the schema is built from the routes
 
 
 def _operations(spec: dict) -> dict[tuple[str, str], dict]:
-    return {(method, path): op for path, item in spec["paths"].items() for method, op in item.items()
-            if method in ("get", "put", "post", "delete", "patch", "head", "options")}
+    return {
+        (method, path): op
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if method in ("get", "put", "post", "delete", "patch", "head", "options")
+    }
 
 
 def test_the_operation_ids_are_pinned(spec):
@@ -91,6 +95,5 @@ def test_every_operation_id_is_unique_and_snake_case(spec):
 
 
 def test_every_operation_has_a_description(spec):
-    missing = [op.get("operationId") for op in _operations(spec).values()
-               if not (op.get("description") or "").strip()]
+    missing = [op.get("operationId") for op in _operations(spec).values() if not (op.get("description") or "").strip()]
     assert missing == []

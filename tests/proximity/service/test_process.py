@@ -21,8 +21,13 @@ def test_kill9_loses_nothing_acknowledged(serve, tmp_path):
     with s.client() as c:
         for i in range(20):
             assert c.post("/v1/geofences", json=square(f"f{i}", lon=10 + i * 0.01)).status_code == 201
-        assert c.post("/v1/geofences/import", json={"type": "FeatureCollection",
-                                                    "features": [circle(f"c{i}", 11, 59, 10 + i) for i in range(5)]}).status_code == 200
+        assert (
+            c.post(
+                "/v1/geofences/import",
+                json={"type": "FeatureCollection", "features": [circle(f"c{i}", 11, 59, 10 + i) for i in range(5)]},
+            ).status_code
+            == 200
+        )
         assert c.delete("/v1/geofences/f3").status_code == 204
         assert c.put("/v1/geofences/f4", json=square("f4", name="renamed")).status_code == 200
         key = c.post("/v1/keys", json={"name": "app", "scopes": ["ingest"]}).json()["key"]
@@ -60,16 +65,20 @@ def test_sse_live_and_resume(serve, tmp_path):
     with s.client() as c:
         c.post("/v1/geofences", json=square("shop"))
         out, stop, ready = [], threading.Event(), threading.Event()
-        t = threading.Thread(target=_read_sse, args=(f"{s.url}/v1/events/stream?type=enter", ADMIN, out, stop, ready), daemon=True)
+        t = threading.Thread(
+            target=_read_sse, args=(f"{s.url}/v1/events/stream?type=enter", ADMIN, out, stop, ready), daemon=True
+        )
         t.start()
         assert ready.wait(10)
-        c.post("/v1/pings", json={"pings": [_ping("a", 1, 10.7505, 59.9105), _ping("a", 2, 11, 59),
-                                            _ping("b", 3, 10.7505, 59.9105)]})
+        c.post(
+            "/v1/pings",
+            json={"pings": [_ping("a", 1, 10.7505, 59.9105), _ping("a", 2, 11, 59), _ping("b", 3, 10.7505, 59.9105)]},
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and len(out) < 3:
             time.sleep(0.05)
         stop.set()
-        c.post("/v1/pings", json={"pings": [_ping("z", 9, 10.7505, 59.9105)]})   # wakes the reader up
+        c.post("/v1/pings", json={"pings": [_ping("z", 9, 10.7505, 59.9105)]})  # wakes the reader up
         t.join(10)
         assert out[0] == ("status", 200, "text/event-stream; charset=utf-8")
         frames = out[1:3]
@@ -104,8 +113,9 @@ def test_two_processes_on_one_redis(serve, redis_url):
         time.sleep(0.02)
     # process b's live stream carries the events of both processes (it reads the shared log)
     out, stop, ready = [], threading.Event(), threading.Event()
-    reader = threading.Thread(target=_read_sse, args=(f"{b.url}/v1/events/stream?device_id=walker", ADMIN, out, stop, ready),
-                              daemon=True)
+    reader = threading.Thread(
+        target=_read_sse, args=(f"{b.url}/v1/events/stream?device_id=walker", ADMIN, out, stop, ready), daemon=True
+    )
     reader.start()
     assert ready.wait(10)
     # a device's pings alternate between the processes: every transition exactly once
@@ -127,15 +137,17 @@ def test_two_processes_on_one_redis(serve, redis_url):
     while time.monotonic() < deadline and len(out) < 1 + len(expected):
         time.sleep(0.05)
     stop.set()
-    ca.post("/v1/pings", json={"pings": [_ping("walker", 1000, *inside)]})   # wakes the reader up
+    ca.post("/v1/pings", json={"pings": [_ping("walker", 1000, *inside)]})  # wakes the reader up
     reader.join(10)
     streamed = [(orjson.loads(f["data"])["type"], orjson.loads(f["data"])["ts"]) for f in out[1:]]
-    assert streamed[:len(expected)] == expected
+    assert streamed[: len(expected)] == expected
+
     # concurrent, interleaved devices on both processes: union == a single process's truth, no dups
     def worker(client, dev_range):
         for k in range(10):
             pos = inside if k % 2 == 0 else outside
             client.post("/v1/pings", json={"pings": [_ping(f"w{d}", 100 + k, *pos) for d in dev_range]})
+
     ts = [threading.Thread(target=worker, args=(c, range(i * 5, i * 5 + 10))) for i, c in enumerate((ca, cb))]
     [t.start() for t in ts]
     [t.join() for t in ts]
@@ -151,7 +163,7 @@ def test_two_processes_on_one_redis(serve, redis_url):
     assert len(multi) == len(set(multi))
     for d in range(15):
         mine = sorted(x for x in multi if x[0] == f"w{d}")
-        assert len(mine) == 10, (d, mine)   # an enter or an exit for each of the 10 ping times
+        assert len(mine) == 10, (d, mine)  # an enter or an exit for each of the 10 ping times
     # the shared log is the same from both processes; deletes propagate too
     assert cb.get("/v1/events", params={"limit": 1000}).json()["events"][:5] == log[:5]
     assert cb.delete("/v1/geofences/shop").status_code == 204
@@ -181,7 +193,7 @@ def test_a_restart_gives_no_second_enter(serve, tmp_path, stop):
         assert [f["geofence_id"] for f in c.get("/v1/devices/d100").json()["fences"]] == ["shop"]
         r = c.post("/v1/pings", json={"pings": [_ping(d, 120, 10.755, 59.915) for d in devices]})
         events = r.json()["events"]
-        assert sorted(e["device_id"] for e in events) == sorted(devices[:50])   # only those who left
+        assert sorted(e["device_id"] for e in events) == sorted(devices[:50])  # only those who left
         assert {e["type"] for e in events} == {"enter"}
 
 
@@ -191,7 +203,7 @@ def test_events_returned_survive_a_kill9_and_ids_are_never_reused(serve, tmp_pat
     returned = {}
     with s.client() as c:
         assert c.post("/v1/geofences", json=square("shop", lon=10.75, lat=59.91, size=0.01)).status_code == 201
-        for t in range(30):   # each request: 20 devices step in or out of the shop
+        for t in range(30):  # each request: 20 devices step in or out of the shop
             lon = 10.755 if t % 2 == 0 else 10.70
             r = c.post("/v1/pings", json={"pings": [_ping(f"d{i}", 100 + t, lon, 59.915) for i in range(20)]})
             returned.update({e["id"]: e for e in r.json()["events"]})
@@ -205,8 +217,8 @@ def test_events_returned_survive_a_kill9_and_ids_are_never_reused(serve, tmp_pat
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-        assert returned.keys() <= logged.keys()                     # every acknowledged event is there
+        assert returned.keys() <= logged.keys()  # every acknowledged event is there
         assert all(logged[i] == e for i, e in returned.items())
         r = c.post("/v1/pings", json={"pings": [_ping("new", 500, 10.755, 59.915)]})
         (new,) = r.json()["events"]
-        assert int(new["id"]) > max(int(i) for i in returned)       # never a reused id
+        assert int(new["id"]) > max(int(i) for i in returned)  # never a reused id

@@ -37,7 +37,9 @@ def test_event_log_filters_and_cursor(client):
     assert len(all_ev["events"]) == 10 and all_ev["next_cursor"] is None
     got, cursor = [], None
     while True:
-        page = client.get("/v1/events", params={"limit": 3, "type": "exit", **({"cursor": cursor} if cursor else {})}).json()
+        page = client.get(
+            "/v1/events", params={"limit": 3, "type": "exit", **({"cursor": cursor} if cursor else {})}
+        ).json()
         got += page["events"]
         cursor = page["next_cursor"]
         if not cursor:
@@ -82,8 +84,10 @@ def test_the_embedded_event_log_survives_a_restart(tmp_path):
 
     def first(c):
         assert c.post("/v1/geofences", json=square("shop")).status_code == 201
-        pings = [{"device_id": "p1", "ts": 100, "lon": 10.7505, "lat": 59.9105},
-                 {"device_id": "p1", "ts": 160, "lon": 10.80, "lat": 59.95}]
+        pings = [
+            {"device_id": "p1", "ts": 100, "lon": 10.7505, "lat": 59.9105},
+            {"device_id": "p1", "ts": 160, "lon": 10.80, "lat": 59.95},
+        ]
         assert c.post("/v1/pings", json={"pings": pings}).status_code == 200
         return c.get("/v1/events").json()["events"]
 
@@ -108,11 +112,11 @@ def test_sqlite_event_log_reloads_only_the_retention_window_and_the_cap(tmp_path
     ev = [{"device_id": f"d{i}", "geofence_id": "g", "type": "enter", "ts": float(i)} for i in range(5)]
     log = SqliteEventLog(path, retention_s=3600, cap=100)
     log.append(ev[:2])
-    monkeypatch.setattr(_time, "time", lambda: 1e10)          # two hours later...
+    monkeypatch.setattr(_time, "time", lambda: 1e10)  # two hours later...
     log.append(ev[2:])
     log.close()
     log = SqliteEventLog(path, retention_s=3600, cap=2)
     rows, _ = log.query(EventFilter(), None, 100)
-    assert [r[0] for r in rows] == ["4", "5"]                  # the old two aged out; the cap keeps 2
+    assert [r[0] for r in rows] == ["4", "5"]  # the old two aged out; the cap keeps 2
     assert log.append([dict(ev[0])])[0]["id"] == "6"
     log.close()

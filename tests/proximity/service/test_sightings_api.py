@@ -29,26 +29,32 @@ def register_shop(c) -> None:
 
 
 def heard(device: str, t0: float, rounds: int = 1, minors=(0, 1, 2), rssi: float = -65, step_s: float = 0.5):
-    return [{"device_id": device, "ts": t0 + i * step_s, "beacon_id": f"ibeacon:{UUID}:1:{m}", "rssi": rssi}
-            for i in range(rounds) for m in minors]
+    return [
+        {"device_id": device, "ts": t0 + i * step_s, "beacon_id": f"ibeacon:{UUID}:1:{m}", "rssi": rssi}
+        for i in range(rounds)
+        for m in minors
+    ]
 
 
 @pytest.fixture
 def fast_exit(tmp_path):
-    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, min_ts=0, sweep_interval_s=0.05,
-                    beacon_exit_after_s=0.5)
+    return Settings(
+        data_dir=tmp_path / "data", admin_key=ADMIN_KEY, min_ts=0, sweep_interval_s=0.05, beacon_exit_after_s=0.5
+    )
 
 
 def test_sightings_give_events_and_counters(client):
     register_shop(client)
     now = time.time()
-    body = {"sightings": [
-        {"device_id": "p1", "ts": now, "uuid": UUID.upper(), "major": 1, "minor": 0, "rssi": -65},
-        {"device_id": "p1", "ts": now + 1, "beacon_id": KEY0, "rssi": -66, "tx_power": -59},
-        {"device_id": "p1", "ts": now + 1, "beacon_id": f"ibeacon:{UUID}:9:9", "rssi": -70},   # unknown
-        {"device_id": "p1", "ts": now + 1, "raw": "AAFE 2000 0BB8 1900 00000001 00000002", "rssi": -70},  # TLM
-        {"device_id": "p1", "ts": now - 5, "beacon_id": KEY0, "rssi": -66},   # a batch is applied in ts order
-    ]}
+    body = {
+        "sightings": [
+            {"device_id": "p1", "ts": now, "uuid": UUID.upper(), "major": 1, "minor": 0, "rssi": -65},
+            {"device_id": "p1", "ts": now + 1, "beacon_id": KEY0, "rssi": -66, "tx_power": -59},
+            {"device_id": "p1", "ts": now + 1, "beacon_id": f"ibeacon:{UUID}:9:9", "rssi": -70},  # unknown
+            {"device_id": "p1", "ts": now + 1, "raw": "AAFE 2000 0BB8 1900 00000001 00000002", "rssi": -70},  # TLM
+            {"device_id": "p1", "ts": now - 5, "beacon_id": KEY0, "rssi": -66},  # a batch is applied in ts order
+        ]
+    }
     r = client.post("/v1/sightings", json=body)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -69,23 +75,28 @@ def test_sightings_give_events_and_counters(client):
 def test_raw_frames(client):
     register_shop(client)
     raw = encode_ibeacon(UUID, 1, 0, -59).hex()
-    r = client.post("/v1/sightings", json={"sightings": [
-        {"device_id": "p1", "ts": "2026-01-01T10:00:00Z", "raw": raw, "rssi": -60}]})
+    r = client.post(
+        "/v1/sightings",
+        json={"sightings": [{"device_id": "p1", "ts": "2026-01-01T10:00:00Z", "raw": raw, "rssi": -60}]},
+    )
     assert r.status_code == 200 and r.json()["accepted"] == 1
     assert r.json()["events"][0]["type"] == "beacon_enter"
 
 
-@pytest.mark.parametrize("record, field", [
-    ({"device_id": "p1", "ts": 1, "raw": "4c0002", "rssi": -60}, "sightings[1].raw"),
-    ({"device_id": "p1", "ts": 1, "raw": {}, "rssi": -60}, "sightings[1].raw"),   # was a 500
-    ({"device_id": "p1", "ts": 1, "beacon_id": KEY0, "rssi": 5}, "sightings[1].rssi"),
-    ({"device_id": "p1", "ts": "yesterday", "beacon_id": KEY0, "rssi": -60}, "sightings[1].ts"),
-    ({"device_id": "", "ts": 1, "beacon_id": KEY0, "rssi": -60}, "sightings[1].device_id"),
-    ({"device_id": "p1", "ts": 1, "uuid": UUID, "major": 70000, "minor": 1, "rssi": -60}, "sightings[1].major"),
-    ({"device_id": "p1", "ts": 1, "beacon_id": "ibeacon:zz", "rssi": -60}, "sightings[1].beacon_id"),
-    ({"device_id": "p1", "ts": 1, "rssi": -60}, "sightings[1].type"),
-    ("nope", "sightings[1].sighting"),
-])
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        ({"device_id": "p1", "ts": 1, "raw": "4c0002", "rssi": -60}, "sightings[1].raw"),
+        ({"device_id": "p1", "ts": 1, "raw": {}, "rssi": -60}, "sightings[1].raw"),  # was a 500
+        ({"device_id": "p1", "ts": 1, "beacon_id": KEY0, "rssi": 5}, "sightings[1].rssi"),
+        ({"device_id": "p1", "ts": "yesterday", "beacon_id": KEY0, "rssi": -60}, "sightings[1].ts"),
+        ({"device_id": "", "ts": 1, "beacon_id": KEY0, "rssi": -60}, "sightings[1].device_id"),
+        ({"device_id": "p1", "ts": 1, "uuid": UUID, "major": 70000, "minor": 1, "rssi": -60}, "sightings[1].major"),
+        ({"device_id": "p1", "ts": 1, "beacon_id": "ibeacon:zz", "rssi": -60}, "sightings[1].beacon_id"),
+        ({"device_id": "p1", "ts": 1, "rssi": -60}, "sightings[1].type"),
+        ("nope", "sightings[1].sighting"),
+    ],
+)
 def test_bad_sighting_is_422_naming_it_and_nothing_is_ingested(client, record, field):
     register_shop(client)
     good = {"device_id": "p1", "ts": 1, "beacon_id": KEY0, "rssi": -60}
@@ -136,11 +147,17 @@ def test_beacon_events_reach_webhook_filters_and_sse(serve, tmp_path):
     with s.client() as c:
         register_shop(c)
         # beacon event types are valid webhook filters
-        assert c.post("/v1/webhooks", json={"url": "http://hooks.example:9/hook",
-                                            "event_types": ["beacon_enter", "zone_change"]}).status_code == 201
+        assert (
+            c.post(
+                "/v1/webhooks",
+                json={"url": "http://hooks.example:9/hook", "event_types": ["beacon_enter", "zone_change"]},
+            ).status_code
+            == 201
+        )
         out, stop, ready = [], threading.Event(), threading.Event()
-        t = threading.Thread(target=_read_sse, args=(f"{s.url}/v1/events/stream?geofence_id=shop", ADMIN, out, stop,
-                                                     ready), daemon=True)
+        t = threading.Thread(
+            target=_read_sse, args=(f"{s.url}/v1/events/stream?geofence_id=shop", ADMIN, out, stop, ready), daemon=True
+        )
         t.start()
         assert ready.wait(10)
         r = c.post("/v1/sightings", json={"sightings": heard("p1", time.time(), minors=(0,))})
@@ -149,9 +166,9 @@ def test_beacon_events_reach_webhook_filters_and_sse(serve, tmp_path):
         while time.monotonic() < deadline and len(out) < 1 + len(sent):
             time.sleep(0.05)
         stop.set()
-        c.post("/v1/sightings", json={"sightings": heard("p2", time.time(), minors=(0,))})   # wakes the reader
+        c.post("/v1/sightings", json={"sightings": heard("p2", time.time(), minors=(0,))})  # wakes the reader
         t.join(10)
-        frames = out[1:1 + len(sent)]
+        frames = out[1 : 1 + len(sent)]
         assert [f["event"] for f in frames] == [e["type"] for e in sent] == ["beacon_enter", "zone_change"]
         assert [orjson.loads(f["data"]) for f in frames] == sent
 
@@ -164,7 +181,7 @@ def test_two_processes_on_one_redis_exactly_once(serve, redis_url):
     ca, cb = a.client(), b.client()
     register_shop(ca)
     deadline = time.monotonic() + 2
-    while len(cb.get("/v1/beacons").json()["beacons"]) < 3:   # definitions propagate
+    while len(cb.get("/v1/beacons").json()["beacons"]) < 3:  # definitions propagate
         assert time.monotonic() < deadline, "beacons did not propagate"
         time.sleep(0.02)
     assert cb.post("/v1/beacons", json=beacon(0)).status_code == 409
@@ -174,8 +191,9 @@ def test_two_processes_on_one_redis_exactly_once(serve, redis_url):
     events = []
     for k in range(30):
         client = ca if k % 2 == 0 else cb
-        r = client.post("/v1/sightings", json={"sightings": heard("walker", t0 + k * 0.5 + 5.0 * (k // 10),
-                                                                    minors=(0,))})
+        r = client.post(
+            "/v1/sightings", json={"sightings": heard("walker", t0 + k * 0.5 + 5.0 * (k // 10), minors=(0,))}
+        )
         assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
         events += r.json()["events"]
     stays = [(e["type"], e["reason"]) for e in events if e["type"] in ("beacon_enter", "beacon_exit")]
@@ -188,10 +206,12 @@ def test_two_processes_on_one_redis_exactly_once(serve, redis_url):
         if exits:
             break
         time.sleep(0.1)
-    time.sleep(1.0)   # both processes sweep every 0.2 s: give the other one its chance to duplicate
+    time.sleep(1.0)  # both processes sweep every 0.2 s: give the other one its chance to duplicate
     log = ca.get("/v1/events", params={"limit": 1000}).json()["events"]
     assert [e["type"] for e in log if e["device_id"] == "sleeper" and e["type"].startswith("beacon_")] == [
-        "beacon_enter", "beacon_exit"]
+        "beacon_enter",
+        "beacon_exit",
+    ]
     walker = [(e["type"], e["ts"], e.get("region_id")) for e in log if e["device_id"] == "walker"]
     assert len(walker) == len(set(walker))
     assert [t for t, _, _ in walker if t.startswith("beacon_")] == [t for t, _ in stays]
@@ -204,11 +224,14 @@ def test_two_processes_on_one_redis_exactly_once(serve, redis_url):
     ca.close(), cb.close()
 
 
-@pytest.mark.parametrize("kw, name", [
-    ({"beacon_exit_after_s": 0}, "beacon_exit_after_s"),
-    ({"beacon_filter": "median"}, "beacon_filter"),
-    ({"beacon_zone_immediate_m": 5.0}, "beacon_zone_immediate_m, beacon_zone_near_m"),
-])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        ({"beacon_exit_after_s": 0}, "beacon_exit_after_s"),
+        ({"beacon_filter": "median"}, "beacon_filter"),
+        ({"beacon_zone_immediate_m": 5.0}, "beacon_zone_immediate_m, beacon_zone_near_m"),
+    ],
+)
 def test_monitor_settings_fail_fast_naming_the_setting(tmp_path, kw, name):
     from pydantic import ValidationError
 
@@ -220,9 +243,16 @@ def test_column_path_equals_the_record_parser():
     from beacons.sightings import SightingBatch
     from proximity.service.sightings import sightings_from_rows
 
-    rows = [{"device_id": f"d{i % 3}", "ts": 1_700_000_000 + i, "rssi": -60 - i % 7,
-             "beacon_id": (KEY0.upper() if i % 2 else KEY0), **({"tx_power": -59} if i % 3 else {})}
-            for i in range(50)]
+    rows = [
+        {
+            "device_id": f"d{i % 3}",
+            "ts": 1_700_000_000 + i,
+            "rssi": -60 - i % 7,
+            "beacon_id": (KEY0.upper() if i % 2 else KEY0),
+            **({"tx_power": -59} if i % 3 else {}),
+        }
+        for i in range(50)
+    ]
     fast, slow = sightings_from_rows(rows, 100), SightingBatch.from_records(rows)
     assert fast.device_id.tolist() == slow.device_id.tolist()
     assert fast.beacon_id.tolist() == slow.beacon_id.tolist() == [KEY0] * 50

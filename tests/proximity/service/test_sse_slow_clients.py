@@ -9,8 +9,7 @@ from proximity.service.stream import SSEResponse
 
 
 def _events(n, start=0):
-    return [{"device_id": f"d{i}", "geofence_id": "g", "type": "enter", "ts": float(start + i)}
-            for i in range(n)]
+    return [{"device_id": f"d{i}", "geofence_id": "g", "type": "enter", "ts": float(start + i)} for i in range(n)]
 
 
 def test_subscribers_that_never_read_hold_nothing_and_are_dropped():
@@ -24,7 +23,7 @@ def test_subscribers_that_never_read_hold_nothing_and_are_dropped():
         real = loop.call_soon_threadsafe
         loop.call_soon_threadsafe = lambda *a: (calls.append(a), real(*a))[1]
         try:
-            for k in range(30):   # 30 batches of 100 events
+            for k in range(30):  # 30 batches of 100 events
                 log.append(_events(100, start=100 * k))
         finally:
             loop.call_soon_threadsafe = real
@@ -39,6 +38,7 @@ def test_subscribers_that_never_read_hold_nothing_and_are_dropped():
         log.append(_events(5, start=10_000))
         got = await fresh.next(1.0)
         assert [e["ts"] for _, e in got] == [10_000.0 + i for i in range(5)]
+
     asyncio.run(scenario())
 
 
@@ -52,10 +52,11 @@ def test_a_client_whose_socket_never_drains_is_disconnected_within_the_send_time
 
         async def send(message):
             sent.append(message)
-            if len(sent) > 3:          # the client stopped reading: writes block forever
+            if len(sent) > 3:  # the client stopped reading: writes block forever
                 await asyncio.Event().wait()
 
         response = SSEResponse(frames(), media_type="text/event-stream", send_timeout_s=0.2)
         await asyncio.wait_for(response.stream_response(send), 5.0)
         assert len(sent) == 4
+
     asyncio.run(scenario())

@@ -8,17 +8,30 @@ import pytest
 from tests.proximity.service.support import square
 
 DUPLICATED = [
-    ("POST", "/v1/geofences",
-     '{"type": "Feature", "id": "a", "id": "b", "geometry": {"type": "Point", "coordinates": [10, 59]},'
-     ' "properties": {"radius_m": 40}}', "id"),
-    ("POST", "/v1/geofences",
-     '{"type": "Feature", "id": "a", "geometry": {"type": "Point", "coordinates": [10, 59]},'
-     ' "properties": {"radius_m": 40, "radius_m": 4000}}', "properties.radius_m"),
+    (
+        "POST",
+        "/v1/geofences",
+        '{"type": "Feature", "id": "a", "id": "b", "geometry": {"type": "Point", "coordinates": [10, 59]},'
+        ' "properties": {"radius_m": 40}}',
+        "id",
+    ),
+    (
+        "POST",
+        "/v1/geofences",
+        '{"type": "Feature", "id": "a", "geometry": {"type": "Point", "coordinates": [10, 59]},'
+        ' "properties": {"radius_m": 40, "radius_m": 4000}}',
+        "properties.radius_m",
+    ),
     ("POST", "/v1/webhooks", '{"url": "https://hooks.example/a", "url": "https://hooks.example/b"}', "url"),
     ("POST", "/v1/keys", '{"name": "k", "scopes": ["ingest"], "scopes": ["admin"]}', "scopes"),
     ("POST", "/v1/regions", '{"id": "r", "uuid": "f7826da6-4fa2-4e98-8024-bc5b71e0893e", "id": "s"}', "id"),
-    ("POST", "/v1/beacons", '{"uuid": "f7826da6-4fa2-4e98-8024-bc5b71e0893e", "major": 1, "minor": 2,'
-     ' "minor": 3, "lon": 10, "lat": 59, "measured_power_dbm": -59}', "minor"),
+    (
+        "POST",
+        "/v1/beacons",
+        '{"uuid": "f7826da6-4fa2-4e98-8024-bc5b71e0893e", "major": 1, "minor": 2,'
+        ' "minor": 3, "lon": 10, "lat": 59, "measured_power_dbm": -59}',
+        "minor",
+    ),
 ]
 
 

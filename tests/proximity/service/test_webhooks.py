@@ -33,6 +33,7 @@ class Receiver:
 
             def log_message(self, *a):
                 pass
+
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -43,7 +44,9 @@ class Receiver:
 
 
 def test_webhook_routes(client):
-    r = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "event_types": ["enter"], "secret": "s3cret-s3cret"})
+    r = client.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "event_types": ["enter"], "secret": "s3cret-s3cret"}
+    )
     assert r.status_code == 201, r.text
     hook = r.json()
     assert hook["secret"] == "s3cret-s3cret"
@@ -60,8 +63,10 @@ def test_webhook_routes(client):
     assert client.get("/v1/webhooks/nope/deliveries").status_code == 404
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9/hook",
-                                 "http://10.0.0.7/hook", "http://[::1]/hook"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9/hook", "http://10.0.0.7/hook", "http://[::1]/hook"],
+)
 def test_internal_webhook_urls_are_refused_by_default(tmp_path, make_client, url):
     c = make_client(Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, min_ts=0))
     r = c.post("/v1/webhooks", json={"url": url, "event_types": None})
@@ -69,26 +74,41 @@ def test_internal_webhook_urls_are_refused_by_default(tmp_path, make_client, url
     assert c.get("/v1/webhooks").json() == []
 
 
-@pytest.mark.parametrize("env, hosts", [('["127.0.0.1", "hooks.internal"]', ["127.0.0.1", "hooks.internal"]),
-                                        ("127.0.0.1, hooks.internal", ["127.0.0.1", "hooks.internal"]),
-                                        ("", [])])
+@pytest.mark.parametrize(
+    "env, hosts",
+    [
+        ('["127.0.0.1", "hooks.internal"]', ["127.0.0.1", "hooks.internal"]),
+        ("127.0.0.1, hooks.internal", ["127.0.0.1", "hooks.internal"]),
+        ("", []),
+    ],
+)
 def test_the_webhook_allow_list_comes_from_the_environment(monkeypatch, env, hosts):
     monkeypatch.setenv("PROXIMITY_WEBHOOK_ALLOW_HOSTS", env)
     assert Settings().webhook_allow_hosts == hosts
 
 
 def test_delivery_signed_retried_ordered(tmp_path, make_client):
-    c = make_client(Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, min_ts=0, webhook_retry_base_s=0.1,
-                             webhook_max_backoff_s=0.4, webhook_timeout_s=2,
-                             webhook_allow_hosts=["127.0.0.1"]))
+    c = make_client(
+        Settings(
+            data_dir=tmp_path,
+            admin_key=ADMIN_KEY,
+            min_ts=0,
+            webhook_retry_base_s=0.1,
+            webhook_max_backoff_s=0.4,
+            webhook_timeout_s=2,
+            webhook_allow_hosts=["127.0.0.1"],
+        )
+    )
     port = free_port()
     receiver = Receiver(port)
     hook = c.post("/v1/webhooks", json={"url": f"http://127.0.0.1:{port}/hook", "event_types": None}).json()
     c.post("/v1/geofences", json=square("shop"))
     inside, outside = (10.7505, 59.9105), (11, 59)
-    for k in range(6):   # the receiver is down: events wait, ingestion does not
+    for k in range(6):  # the receiver is down: events wait, ingestion does not
         pos = inside if k % 2 == 0 else outside
-        r = c.post("/v1/pings", json={"pings": [{"device_id": d, "ts": k, "lon": pos[0], "lat": pos[1]} for d in ("a", "b")]})
+        r = c.post(
+            "/v1/pings", json={"pings": [{"device_id": d, "ts": k, "lon": pos[0], "lat": pos[1]} for d in ("a", "b")]}
+        )
         assert r.status_code == 200
     time.sleep(1.0)
     log = c.get(f"/v1/webhooks/{hook['id']}/deliveries").json()
@@ -106,8 +126,15 @@ def test_delivery_signed_retried_ordered(tmp_path, make_client):
             webhooks.verify(hook["secret"], headers.get(webhooks.SIGNATURE_HEADER), body)
         for dev in ("a", "b"):
             mine = [(e["type"], e["ts"]) for e in events if e["device_id"] == dev]
-            dedup = list(dict.fromkeys(mine))   # at least once: repeats allowed, order kept
-            assert dedup == [("enter", 0.0), ("exit", 1.0), ("enter", 2.0), ("exit", 3.0), ("enter", 4.0), ("exit", 5.0)]
+            dedup = list(dict.fromkeys(mine))  # at least once: repeats allowed, order kept
+            assert dedup == [
+                ("enter", 0.0),
+                ("exit", 1.0),
+                ("enter", 2.0),
+                ("exit", 3.0),
+                ("enter", 4.0),
+                ("exit", 5.0),
+            ]
         assert any(e["status"] == "delivered" for e in c.get(f"/v1/webhooks/{hook['id']}/deliveries").json())
     finally:
         receiver.stop()

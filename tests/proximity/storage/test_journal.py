@@ -38,14 +38,14 @@ def test_a_reopened_store_remembers_who_is_inside(tmp_path):
     eng = open_engine(path)
     assert kinds(eng.ingest(pings(["a", "b"], 0.0, IN))) == ["enter", "enter"]
     assert kinds(eng.ingest(pings(["b"], 10.0, OUT))) == ["exit"]
-    eng.store.journal.close()   # no graceful close: what a crash leaves
+    eng.store.journal.close()  # no graceful close: what a crash leaves
 
     again = open_engine(path)
     assert again.device("a")["fences"][0]["geofence_id"] == "shop"
     assert again.device("b")["fences"] == []
-    assert kinds(again.ingest(pings(["a"], 20.0, IN))) == []          # no second enter
-    assert kinds(again.ingest(pings(["b"], 20.0, IN))) == ["enter"]   # a real one still fires
-    assert kinds(again.ingest(pings(["a"], 10.0, OUT))) == []          # stale: older than the last
+    assert kinds(again.ingest(pings(["a"], 20.0, IN))) == []  # no second enter
+    assert kinds(again.ingest(pings(["b"], 20.0, IN))) == ["enter"]  # a real one still fires
+    assert kinds(again.ingest(pings(["a"], 10.0, OUT))) == []  # stale: older than the last
 
 
 def test_snapshots_keep_the_journal_proportional_to_the_state(tmp_path):
@@ -53,7 +53,7 @@ def test_snapshots_keep_the_journal_proportional_to_the_state(tmp_path):
     store = JournaledStateStore(Journal(path))
     store.compact_min_rows = 50
     eng = Engine([SHOP], store)
-    for t in range(40):   # 40 saves of 10 devices: 400 journaled rows for 10 devices
+    for t in range(40):  # 40 saves of 10 devices: 400 journaled rows for 10 devices
         eng.ingest(pings([f"d{i}" for i in range(10)], float(t), IN if t % 2 else OUT))
     journaled = sum(r for _, r, _ in store.journal.read("devices"))
     assert journaled <= 10 + 60
@@ -74,7 +74,7 @@ def test_clear_forgets_the_journal_too(tmp_path):
 def test_the_beacon_monitor_store_is_journaled(tmp_path):
     path = tmp_path / "state.sqlite3"
     store = JournaledMonitorStore(Journal(path))
-    st = MemoryMonitorStore().load(np.array(["a"], dtype=object))   # a device with no rows yet
+    st = MemoryMonitorStore().load(np.array(["a"], dtype=object))  # a device with no rows yet
     assert isinstance(st, MonitorStates)
     ok = store.save(st)
     assert ok.tolist() == [True]
@@ -102,8 +102,9 @@ _CHILD = textwrap.dedent("""
 
 def test_a_kill_9_loses_no_acknowledged_ping(tmp_path):
     path = tmp_path / "state.sqlite3"
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True,
-                             cwd=os.getcwd())
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+    )
     acked = -1
     for line in child.stdout:
         acked = int(line.split()[1])
@@ -114,7 +115,7 @@ def test_a_kill_9_loses_no_acknowledged_ping(tmp_path):
     child.stdout.close()
     eng = open_engine(path)
     st = eng.device("d0")
-    assert st is not None and st["last_ping"]["ts"] >= acked   # every acked batch is there
+    assert st is not None and st["last_ping"]["ts"] >= acked  # every acked batch is there
     inside = (int(st["last_ping"]["ts"]) // 5) % 2 == 0
     assert bool(st["fences"]) == inside
     # the next ping on the same side fires nothing: no duplicate enter, no lost exit

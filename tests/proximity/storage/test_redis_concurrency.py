@@ -81,8 +81,10 @@ def test_engine_processes_sharing_devices_emit_each_event_exactly_once(redis_url
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(N_PROCS), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(redis_url, prefix, seed, i, barrier, results), daemon=True)
-             for i in range(N_PROCS)]
+    procs = [
+        ctx.Process(target=_worker, args=(redis_url, prefix, seed, i, barrier, results), daemon=True)
+        for i in range(N_PROCS)
+    ]
     for p in procs:
         p.start()
     got, retries, errors = [], 0, []
@@ -125,6 +127,7 @@ def test_engine_processes_sharing_devices_emit_each_event_exactly_once(redis_url
 
 
 # -- forced conflicts, in one process ---------------------------------------------------------
+
 
 class Interleaved:
     """A store that runs ``hook`` (once) just before its next save: another engine cuts in

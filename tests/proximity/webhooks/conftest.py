@@ -43,9 +43,15 @@ def make_service(request, backend, tmp_path):
         where = {"sqlite_path": str(tmp_path / "webhooks.sqlite3")}
 
     def make(**kwargs) -> WebhookService:
-        kwargs = {"policy": FAST, "poll_s": 0.05, "lease_s": 0.6, "breaker_cooldown_s": 0.2,
-                  "allow_hosts": ["127.0.0.1"],
-                  **where, **kwargs}
+        kwargs = {
+            "policy": FAST,
+            "poll_s": 0.05,
+            "lease_s": 0.6,
+            "breaker_cooldown_s": 0.2,
+            "allow_hosts": ["127.0.0.1"],
+            **where,
+            **kwargs,
+        }
         svc = WebhookService(**kwargs)
         made.append(svc)
         return svc

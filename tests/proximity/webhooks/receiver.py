@@ -49,9 +49,9 @@ Behaviour = Callable[[Request], "tuple[int, float]"]
 class Receiver:
     """Records deliveries; answers per ``behaviour`` (default: 200 at once)."""
 
-    secrets: dict[str, str] = field(default_factory=dict)   # webhook id -> secret
+    secrets: dict[str, str] = field(default_factory=dict)  # webhook id -> secret
     behaviour: Behaviour = lambda request: (200, 0.0)
-    requests: list[Request] = field(default_factory=list)   # every request, in arrival order
+    requests: list[Request] = field(default_factory=list)  # every request, in arrival order
     bad_signatures: list[str] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None

@@ -15,13 +15,22 @@ __all__ = ["FAST", "events", "keys", "eventually", "run"]
 FAST = RetryPolicy(base_s=0.05, factor=2, max_backoff_s=0.4, jitter=0, timeout_s=1.0)
 
 
-def events(device_id: str, n: int, start: int = 0, kinds: tuple[str, ...] = ("enter", "dwell", "exit"),
-           fence: str = "shop") -> list[dict[str, Any]]:
+def events(
+    device_id: str, n: int, start: int = 0, kinds: tuple[str, ...] = ("enter", "dwell", "exit"), fence: str = "shop"
+) -> list[dict[str, Any]]:
     """Return ``n`` events of one device, ``ts`` = start, start + 1, ... (the order to check)."""
-    return [{"device_id": device_id, "geofence_id": fence, "type": kinds[i % len(kinds)],
-             "ts": float(start + i), "visit_id": f"{start + i:016x}",
-             "duration_s": 1.0 if kinds[i % len(kinds)] == "exit" else None, "reason": "ping"}
-            for i in range(n)]
+    return [
+        {
+            "device_id": device_id,
+            "geofence_id": fence,
+            "type": kinds[i % len(kinds)],
+            "ts": float(start + i),
+            "visit_id": f"{start + i:016x}",
+            "duration_s": 1.0 if kinds[i % len(kinds)] == "exit" else None,
+            "reason": "ping",
+        }
+        for i in range(n)
+    ]
 
 
 def keys(evts: list[dict[str, Any]]) -> list[tuple]:
@@ -29,8 +38,9 @@ def keys(evts: list[dict[str, Any]]) -> list[tuple]:
     return [(e["device_id"], e["ts"]) for e in evts]
 
 
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0,
-                     interval_s: float = 0.02, what: str = "condition") -> None:
+async def eventually(
+    predicate: Callable[[], bool], timeout_s: float = 10.0, interval_s: float = 0.02, what: str = "condition"
+) -> None:
     """Wait until ``predicate()`` is true; fail the test after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -41,9 +51,9 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0,
 
 def run(coro: Coroutine[Any, Any, Any], timeout_s: float = 30.0) -> Any:
     """Run an async scenario on a fresh event loop, with an overall deadline."""
+
     async def bounded() -> Any:
         async with asyncio.timeout(timeout_s):
             return await coro
+
     return asyncio.run(bounded())
-
-

@@ -30,7 +30,7 @@ def test_events_arrive_signed_in_publish_order_per_device(make_service):
             await svc.start()
             published = {d: events(d, 30) for d in ("a", "b", "c")}
             for i in range(0, 30, 5):  # interleave devices, several publishes
-                svc.publish([e for d in published for e in published[d][i:i + 5]])
+                svc.publish([e for d in published for e in published[d][i : i + 5]])
             await eventually(lambda: rx.count() == 90 and svc.backlog() == 0, what="90 events")
             await svc.stop()
         assert rx.bad_signatures == []
@@ -42,6 +42,7 @@ def test_events_arrive_signed_in_publish_order_per_device(make_service):
         assert len(first.headers["proximity-event-id"].split(",")) == len(first.events)
         assert first.events[0] == published[first.device_id][0]
         assert all(len({e["device_id"] for e in r.events}) == 1 for r in rx.requests)
+
     run(scenario())
 
 
@@ -56,6 +57,7 @@ def test_batches_hold_at_most_max_batch_events(make_service):
             await svc.stop()
         assert max(len(r.events) for r in rx.requests) == 7
         assert rx.delivered() == {"a": keys(events("a", 50))}
+
     run(scenario())
 
 
@@ -72,6 +74,7 @@ def test_each_webhook_gets_only_the_types_it_subscribed_to(make_service):
             await svc.stop()
         assert rx.delivered(enters) == {"a": keys([e for e in published if e["type"] == "enter"])}
         assert rx.delivered(everything) == {"a": keys(published)}
+
     run(scenario())
 
 
@@ -105,6 +108,7 @@ def test_a_receiver_down_for_a_while_loses_nothing_and_keeps_order(make_service,
         for d in published:
             seen = [e["ts"] for r in rx.accepted() for e in r.events if e["device_id"] == d]
             assert seen == sorted(seen)
+
     run(scenario())
 
 
@@ -127,6 +131,7 @@ def test_a_slow_receiver_does_not_slow_publish(make_service):
         assert len(rx.requests) > 0  # the receiver was really being waited on
         assert statistics.median(latencies) < 0.005, latencies
         assert max(latencies) < 0.25, max(latencies)
+
     run(scenario())
 
 
@@ -146,6 +151,7 @@ def test_a_failing_device_blocks_only_its_own_events(make_service):
             await eventually(lambda: svc.backlog() == 0)
             await svc.stop()
         assert rx.delivered() == {"fine": keys(events("fine", 10)), "broken": keys(events("broken", 10))}
+
     run(scenario())
 
 
@@ -168,6 +174,7 @@ def test_pending_events_survive_a_restart(make_service):
             await second.stop()
         assert rx.delivered() == {"a": keys(events("a", 4)), "b": keys(events("b", 4))}
         assert {e["status"] for e in log} == {"retrying", "delivered"}
+
     run(scenario())
 
 
@@ -191,6 +198,7 @@ def test_delete_drops_pending_work(make_service):
         assert len(rx.requests) == n
         assert set(rx.delivered(wid)) == set()
         assert rx.delivered(keep) == {"a": keys(events("a", 10)), "b": keys(events("b", 10))}
+
     run(scenario())
 
 
@@ -209,13 +217,17 @@ def test_the_delivery_log_records_every_attempt_newest_first(make_service):
             assert svc.deliveries(wid, limit=1) == log[:1]
             await svc.stop()
         assert [(e["attempt"], e["status"], e["http_status"], e["error"]) for e in log] == [
-            (3, "delivered", 200, None), (2, "retrying", 503, "HTTP 503"), (1, "retrying", 503, "HTTP 503")]
+            (3, "delivered", 200, None),
+            (2, "retrying", 503, "HTTP 503"),
+            (1, "retrying", 503, "HTTP 503"),
+        ]
         assert {e["id"] for e in log} == {rx.requests[0].delivery_id}
         assert all(e["webhook_id"] == wid and e["device_id"] == "a" and e["event_count"] == 3 for e in log)
         assert all(e["latency_ms"] >= 0 and t0 <= e["ts"] <= time.time() for e in log)
         assert log[0]["ts"] >= log[1]["ts"] >= log[2]["ts"]
         # retries resend the same delivery: same id, same body
         assert len({r.body for r in rx.requests}) == 1
+
     run(scenario())
 
 
@@ -230,6 +242,7 @@ def test_the_delivery_log_is_capped_per_webhook(make_service):
             log = svc.deliveries(wid)
             await svc.stop()
         assert [e["status"] for e in log] == ["delivered"] * 5
+
     run(scenario())
 
 
@@ -237,8 +250,7 @@ def test_a_delivery_too_old_is_dead_lettered_and_the_device_moves_on(make_servic
     async def scenario():
         async with Receiver() as rx:
             rx.behaviour = lambda r: (503, 0.0)
-            svc = make_service(policy=RetryPolicy(base_s=0.05, jitter=0, max_backoff_s=0.1,
-                                                  max_age_s=0.3, timeout_s=1))
+            svc = make_service(policy=RetryPolicy(base_s=0.05, jitter=0, max_backoff_s=0.1, max_age_s=0.3, timeout_s=1))
             wid = subscribe(svc, rx)
             await svc.start()
             svc.publish(events("a", 2))
@@ -251,6 +263,7 @@ def test_a_delivery_too_old_is_dead_lettered_and_the_device_moves_on(make_servic
         assert rx.delivered() == {"a": keys(events("a", 2, start=2))}
         statuses = [e["status"] for e in log]
         assert statuses[0] == "delivered" and statuses[1] == "failed" and set(statuses[2:]) == {"retrying"}
+
     run(scenario())
 
 
@@ -268,6 +281,7 @@ def test_redirects_are_not_followed_and_count_as_failures(make_service):
             await svc.stop()
         assert [(e["status"], e["http_status"]) for e in log] == [("delivered", 200), ("retrying", 302)]
         assert len(rx.requests) == 2  # nothing went to the Location
+
     run(scenario())
 
 
@@ -285,6 +299,7 @@ def test_a_receiver_slower_than_the_timeout_is_retried(make_service):
             await svc.stop()
         assert log[-1]["status"] == "retrying" and "Timeout" in log[-1]["error"]
         assert log[0]["status"] == "delivered"
+
     run(scenario())
 
 
@@ -311,6 +326,7 @@ def test_the_http_client_is_the_test_seam(make_service):
         assert [e["status"] for e in log] == ["delivered", "retrying"]
         assert log[1]["error"].startswith("ConnectError")
         assert seen[0] == seen[1]
+
     run(scenario())
 
 
@@ -329,6 +345,7 @@ def test_publish_from_many_threads_keeps_each_devices_order(make_service):
             await eventually(lambda: svc.backlog() == 0 and rx.count() == 160)
             await svc.stop()
         assert rx.delivered() == {f"t{k}": keys(events(f"t{k}", 40)) for k in range(4)}
+
     run(scenario())
 
 
@@ -342,4 +359,5 @@ def test_a_stopped_service_refuses_further_use(make_service):
             svc.publish(events("a", 1))
         with pytest.raises(RuntimeError):
             await svc.start()
+
     run(scenario())

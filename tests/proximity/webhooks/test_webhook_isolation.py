@@ -33,6 +33,7 @@ def test_a_hung_receiver_does_not_starve_a_healthy_one(make_service):
             await svc.stop()
         assert healthy.delivered() == {d: keys(e) for d, e in published.items()}
         assert healthy.bad_signatures == []
+
     run(scenario())
 
 
@@ -44,15 +45,15 @@ def test_the_breaker_opens_after_consecutive_failures_then_probes():
     assert b.allowed() is None  # closed: no extra limit
     for _ in range(2):
         b.record(False)
-    b.record(True)              # a success resets the count
+    b.record(True)  # a success resets the count
     for _ in range(3):
         b.record(False)
-    assert b.allowed() == 0     # open: nothing is attempted
+    assert b.allowed() == 0  # open: nothing is attempted
     now[0] = 9.9
     assert b.allowed() == 0
     now[0] = 10.0
-    assert b.allowed() == 1     # half-open: one probe
-    b.record(False)             # the probe failed: open again
+    assert b.allowed() == 1  # half-open: one probe
+    b.record(False)  # the probe failed: open again
     assert b.allowed() == 0
     now[0] = 30.0
     assert b.allowed() == 1
@@ -64,7 +65,7 @@ def test_an_endpoint_that_keeps_refusing_is_left_alone_during_the_cool_down(make
     async def scenario():
         async with Receiver() as rx:
             port = rx.port
-        rx_down = Receiver(port=port)   # nothing listens: connections are refused
+        rx_down = Receiver(port=port)  # nothing listens: connections are refused
         svc = make_service(breaker_threshold=3, breaker_cooldown_s=0.5)
         hook = svc.create(rx_down.url(), None)
         rx_down.secrets[hook["id"]] = hook["secret"]
@@ -73,9 +74,10 @@ def test_an_endpoint_that_keeps_refusing_is_left_alone_during_the_cool_down(make
         await eventually(lambda: len(svc.deliveries(hook["id"])) >= 3, what="3 failures")
         await asyncio.sleep(0.3)
         assert len(svc.deliveries(hook["id"])) <= 4  # open: at most the attempts in flight then
-        await rx_down.open()                          # back: the half-open probe succeeds
+        await rx_down.open()  # back: the half-open probe succeeds
         await eventually(lambda: svc.backlog() == 0, what="drained after the cool-down")
         await svc.stop()
         await rx_down.close()
         assert rx_down.delivered() == {d: keys(events(d, 2)) for d in "abc"}
+
     run(scenario())

@@ -13,8 +13,7 @@ from proximity.webhooks import Decision, RetryPolicy, WebhookError
 
 def test_defaults_match_the_design():
     p = RetryPolicy()
-    assert (p.base_s, p.factor, p.max_backoff_s, p.jitter, p.max_age_s, p.timeout_s) == (
-        1, 2, 300, 0.1, 24 * 3600, 10)
+    assert (p.base_s, p.factor, p.max_backoff_s, p.jitter, p.max_age_s, p.timeout_s) == (1, 2, 300, 0.1, 24 * 3600, 10)
 
 
 def test_without_jitter_the_schedule_doubles_up_to_the_cap():
@@ -53,9 +52,19 @@ def test_decide_success_failure_and_give_up():
     assert p.decide(False, 3, oldest_ts=0, now_s=60) == Decision("failed", None)
 
 
-@pytest.mark.parametrize("field, value", [("base_s", 0), ("factor", 0.5), ("jitter", 1.0),
-                                          ("jitter", -0.1), ("max_age_s", 0), ("timeout_s", -1),
-                                          ("max_backoff_s", 0.5), ("base_s", float("nan"))])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("base_s", 0),
+        ("factor", 0.5),
+        ("jitter", 1.0),
+        ("jitter", -0.1),
+        ("max_age_s", 0),
+        ("timeout_s", -1),
+        ("max_backoff_s", 0.5),
+        ("base_s", float("nan")),
+    ],
+)
 def test_an_invalid_policy_names_its_field(field, value):
     with pytest.raises(WebhookError) as err:
         RetryPolicy(**{field: value})

@@ -19,9 +19,9 @@ def test_publish_is_one_insert_per_batch_and_survives_a_restart(tmp_path):
     svc._store._db.set_trace_callback(None)
     writes = [s for s in statements if s.split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
     assert len(writes) == 1, statements[:10]
-    svc.close()   # as after a kill: the batch is committed, not yet fanned out
+    svc.close()  # as after a kill: the batch is committed, not yet fanned out
     again = WebhookService(sqlite_path=path)
     try:
-        assert again.backlog() == 3 * 600   # enter and exit of each device, to each webhook
+        assert again.backlog() == 3 * 600  # enter and exit of each device, to each webhook
     finally:
         again.close()

@@ -27,22 +27,24 @@ def test_the_lease_has_one_holder_and_expires_when_not_renewed(redis_url, redis_
         a = RedisLease(client, redis_prefix + "leader", ttl_s=0.3)
         b = RedisLease(client, redis_prefix + "leader", ttl_s=0.3)
         assert a.acquire() and not b.acquire()
-        assert a.acquire()             # renewal by the holder
-        time.sleep(0.45)               # a died: no renewal
+        assert a.acquire()  # renewal by the holder
+        time.sleep(0.45)  # a died: no renewal
         assert b.acquire() and not a.acquire()
         b.release()
         assert a.acquire()
         a.release()
-        a.release()                    # idempotent
+        a.release()  # idempotent
     finally:
         client.close()
 
 
 def test_two_processes_one_deliverer_and_a_takeover(make_service):
     async def scenario():
-        async with Receiver() as rx, \
-                httpx.AsyncClient(headers={"X-Instance": "one"}) as c1, \
-                httpx.AsyncClient(headers={"X-Instance": "two"}) as c2:
+        async with (
+            Receiver() as rx,
+            httpx.AsyncClient(headers={"X-Instance": "one"}) as c1,
+            httpx.AsyncClient(headers={"X-Instance": "two"}) as c2,
+        ):
             one, two = make_service(http_client=c1), make_service(http_client=c2)
             hook = one.create(rx.url(), None)
             rx.secrets[hook["id"]] = hook["secret"]
@@ -64,7 +66,7 @@ def test_two_processes_one_deliverer_and_a_takeover(make_service):
             assert {r.headers["x-instance"] for r in rx.requests} == {"one"}
             n_before = len(rx.requests)
 
-            await one.stop()                       # the leader goes away cleanly
+            await one.stop()  # the leader goes away cleanly
             await eventually(lambda: two.delivering, timeout_s=5, what="takeover")
             more = {d: events(d, 5, start=100) for d in published}
             two.publish([e for d in more for e in more[d]])
@@ -73,6 +75,7 @@ def test_two_processes_one_deliverer_and_a_takeover(make_service):
         assert {r.headers["x-instance"] for r in rx.requests[n_before:]} == {"two"}
         assert rx.delivered() == {d: keys(published[d] + more[d]) for d in published}
         assert rx.bad_signatures == []
+
     run(scenario())
 
 
@@ -94,4 +97,5 @@ def test_the_standby_finishes_what_a_stopped_leader_left_pending(make_service):
             await eventually(lambda: standby.backlog() == 0, timeout_s=8)
             await standby.stop()
         assert rx.delivered() == {"a": keys(events("a", 10)), "b": keys(events("b", 10))}
+
     run(scenario())

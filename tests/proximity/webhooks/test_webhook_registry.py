@@ -19,10 +19,22 @@ def svc():
 
 
 def test_public_surface_is_pinned():
-    assert sorted(webhooks.__all__) == sorted([
-        "WebhookService", "RetryPolicy", "Decision", "EVENT_TYPES", "sign", "verify",
-        "SIGNATURE_HEADER", "DELIVERY_ID_HEADER", "EVENT_ID_HEADER",
-        "WebhookError", "UnknownWebhook", "SignatureError"])
+    assert sorted(webhooks.__all__) == sorted(
+        [
+            "WebhookService",
+            "RetryPolicy",
+            "Decision",
+            "EVENT_TYPES",
+            "sign",
+            "verify",
+            "SIGNATURE_HEADER",
+            "DELIVERY_ID_HEADER",
+            "EVENT_ID_HEADER",
+            "WebhookError",
+            "UnknownWebhook",
+            "SignatureError",
+        ]
+    )
 
 
 def test_event_types_are_the_enum_wire_names():
@@ -57,9 +69,22 @@ def test_list_and_get_never_show_the_secret(svc):
     assert svc.get(a["id"]) == {k: v for k, v in a.items() if k != "secret"}
 
 
-@pytest.mark.parametrize("url", ["ftp://shop.example/x", "shop.example/hook", "http://", "https:///path",
-                                 "", None, 42, "http://exa mple.com/", "http://host:99999/",
-                                 "javascript:alert(1)", "http://x/" + "a" * 3000])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://shop.example/x",
+        "shop.example/hook",
+        "http://",
+        "https:///path",
+        "",
+        None,
+        42,
+        "http://exa mple.com/",
+        "http://host:99999/",
+        "javascript:alert(1)",
+        "http://x/" + "a" * 3000,
+    ],
+)
 def test_a_bad_url_is_rejected_naming_the_url_field(svc, url):
     with pytest.raises(WebhookError) as err:
         svc.create(url, None)
@@ -106,7 +131,7 @@ def test_delete_removes_the_webhook(svc):
 def test_publish_queues_each_event_once_per_subscribed_webhook(svc):
     svc.create("https://a.example/", ["enter"])
     svc.create("https://b.example/", None)
-    svc.publish(events("d1", 6))          # enter, dwell, exit x 2
+    svc.publish(events("d1", 6))  # enter, dwell, exit x 2
     assert svc.backlog() == 2 + 6
 
 
@@ -141,6 +166,7 @@ def test_sqlite_and_redis_together_are_refused():
 
 def test_enum_valued_events_are_sent_with_wire_names(svc):
     from proximity.core.events import Event, Reason
+
     svc.create("https://a.example/", ["exit"])
     event = Event("d1", "shop", EventKind.EXIT, 5.0, "00000000000000a1", 4.0, Reason.SILENCE)
     svc.publish([event._asdict(), event.to_dict()])

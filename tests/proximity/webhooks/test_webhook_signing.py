@@ -31,8 +31,11 @@ def test_round_trip_returns_the_signing_time():
     assert verify(SECRET, sign(SECRET, BODY, T), BODY, now_s=T + 10) == T
 
 
-@pytest.mark.parametrize("body", [BODY + b" ", BODY[:-1], b"", BODY.replace(b"wh_1", b"wh_2")],
-                         ids=["appended", "truncated", "empty", "edited"])
+@pytest.mark.parametrize(
+    "body",
+    [BODY + b" ", BODY[:-1], b"", BODY.replace(b"wh_1", b"wh_2")],
+    ids=["appended", "truncated", "empty", "edited"],
+)
 def test_a_tampered_body_is_a_mismatch(body):
     with pytest.raises(SignatureError) as err:
         verify(SECRET, sign(SECRET, BODY, T), body, now_s=T)
@@ -84,9 +87,12 @@ def test_any_matching_v1_verifies_for_secret_rotation():
 
 def test_delivery_headers_carry_signature_and_ids():
     headers = delivery_headers(SECRET, BODY, T, "dlv_1", ["evt_a", "evt_b"])
-    assert headers == {"Content-Type": "application/json",
-                       "Proximity-Signature": sign(SECRET, BODY, T),
-                       "Proximity-Delivery-Id": "dlv_1", "Proximity-Event-Id": "evt_a,evt_b"}
+    assert headers == {
+        "Content-Type": "application/json",
+        "Proximity-Signature": sign(SECRET, BODY, T),
+        "Proximity-Delivery-Id": "dlv_1",
+        "Proximity-Event-Id": "evt_a,evt_b",
+    }
 
 
 def test_generated_secrets_are_long_random_and_prefixed():
@@ -95,14 +101,18 @@ def test_generated_secrets_are_long_random_and_prefixed():
 
 
 @settings(max_examples=100, deadline=None)
-@given(secret=st.text(min_size=1, max_size=40), body=st.binary(max_size=200),
-       t=st.integers(0, 2**33), flip=st.integers(0, 10**6))
+@given(
+    secret=st.text(min_size=1, max_size=40),
+    body=st.binary(max_size=200),
+    t=st.integers(0, 2**33),
+    flip=st.integers(0, 10**6),
+)
 @example(secret="s", body=b"x", t=0, flip=0)
 def test_every_body_round_trips_and_any_flipped_byte_fails(secret, body, t, flip):
     header = sign(secret, body, t)
     assert verify(secret, header, body, now_s=t) == t
     if body:
         i = flip % len(body)
-        tampered = body[:i] + bytes([body[i] ^ 1]) + body[i + 1:]
+        tampered = body[:i] + bytes([body[i] ^ 1]) + body[i + 1 :]
         with pytest.raises(SignatureError):
             verify(secret, header, tampered, now_s=t)

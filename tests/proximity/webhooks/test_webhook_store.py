@@ -30,9 +30,18 @@ def put(store: WebhookStore, evts, now=T) -> int:
 
 
 def entry(claim: Claim, status: str) -> dict:
-    return {"id": claim.delivery_id, "webhook_id": claim.webhook_id, "device_id": claim.device_id,
-            "event_count": len(claim.events), "attempt": claim.attempt, "status": status,
-            "http_status": None, "error": None, "latency_ms": 1.0, "ts": T}
+    return {
+        "id": claim.delivery_id,
+        "webhook_id": claim.webhook_id,
+        "device_id": claim.device_id,
+        "event_count": len(claim.events),
+        "attempt": claim.attempt,
+        "status": status,
+        "http_status": None,
+        "error": None,
+        "latency_ms": 1.0,
+        "ts": T,
+    }
 
 
 @pytest.fixture
@@ -99,7 +108,7 @@ def test_limit_bounds_the_claims(store, hook):
 def test_deleting_a_webhook_drops_its_queues_and_log(store, hook):
     other = new_webhook("http://hooks.example:9/o", ["enter"], None, T)
     store.add_webhook(other)
-    put(store, events("a", 3) + events("b", 3))     # 6 for hook, 2 enters for other
+    put(store, events("a", 3) + events("b", 3))  # 6 for hook, 2 enters for other
     (claim, *_), _ = store.claim(T, 1, 100, 30)
     store.finish(claim, Decision("retrying", T), entry(claim, "retrying"), T)
     assert store.delete_webhook(hook["id"]) and not store.delete_webhook(hook["id"])
