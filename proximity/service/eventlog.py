@@ -6,18 +6,14 @@
 - :class:`RedisEventLog` (several processes): one Redis Stream (``XADD`` with ``MINID`` trimming,
   plus a ``MAXLEN`` cap), so every process serves the same log; ids are stream ids.
 
-Cursors are the opaque id strings of the last event seen. Live fan-out: every published batch
-is appended once to one shared ring (at most ``live_items`` events); each subscriber (one per
-SSE connection) only holds a cursor into it and is woken once per batch, so publishing costs
-the same with 0 or 1,000 subscribers and a subscriber holds no events of its own. A subscriber
-whose cursor falls off the ring (it stopped reading) is dropped: :meth:`Subscription.next`
-returns ``None``, and the client resumes with ``Last-Event-ID`` from the log.
+Cursors are the opaque id strings of the last event seen. Live fan-out: :meth:`subscribe` returns
+a bounded asyncio queue per subscriber (one per SSE connection); a subscriber that falls behind
+is dropped (its queue gets ``None``) rather than slowing ingestion.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sqlite3
 import threading
 import time
@@ -57,95 +53,52 @@ class EventFilter:
 
 
 class Subscription:
-    """One live subscriber: a cursor into its log's shared ring of recent batches."""
+    """One live subscriber: a queue of (id, event) items; ``None`` means dropped."""
 
-    def __init__(self, fan: _FanOut, loop: asyncio.AbstractEventLoop):
-        self.fan, self.loop = fan, loop
-        self.cursor = fan._seq  # sequence number of the next batch to read
+    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int = 10_000):
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize)
         self.dropped = False
 
-    async def next(self, timeout_s: float) -> list | None:
-        """The items published since the last call (``[]`` after ``timeout_s`` without any);
-        ``None`` once this subscriber fell behind the ring (dropped)."""
-        fan = self.fan
-        if self.cursor == fan._seq:
-            wake = fan._wake_for(self.loop)
+    def _offer(self, items: list) -> None:  # runs on the loop
+        if self.dropped:
+            return
+        for it in items:
             try:
-                await asyncio.wait_for(wake.wait(), timeout_s)
-            except TimeoutError:
-                return []
-        with fan._lock:
-            if self.cursor < fan._first:
+                self.queue.put_nowait(it)
+            except asyncio.QueueFull:
                 self.dropped = True
-                return None
-            start = self.cursor - fan._first
-            batches = list(itertools.islice(fan._batches, start, None))
-            self.cursor = fan._seq
-        return [it for b in batches for it in b]
+                self.queue.get_nowait()
+                self.queue.put_nowait(None)
+                return
 
 
 class _FanOut:
-    #: events kept for live subscribers, over all batches (a subscriber this far behind is dropped)
-    live_items = 10_000
-
     def __init__(self):
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
-        self._batches: deque[list] = deque()  # the ring: recent batches, oldest first
-        self._items = 0
-        self._first = 0  # sequence number of _batches[0]
-        self._seq = 0  # sequence number of the next batch
-        self._wakes: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
 
     def subscribe(self) -> Subscription:
-        loop = asyncio.get_running_loop()
+        sub = Subscription(asyncio.get_running_loop())
         with self._lock:
-            sub = Subscription(self, loop)
             self._subs.add(sub)
-            if loop not in self._wakes:
-                self._wakes[loop] = asyncio.Event()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             self._subs.discard(sub)
-            if not any(s.loop is sub.loop for s in self._subs):
-                self._wakes.pop(sub.loop, None)
-
-    def _wake_for(self, loop: asyncio.AbstractEventLoop) -> asyncio.Event:
-        with self._lock:
-            ev = self._wakes.get(loop)
-            if ev is None:
-                ev = self._wakes[loop] = asyncio.Event()
-            return ev
-
-    @staticmethod
-    def _ring(ev: asyncio.Event, wakes: dict, loop) -> None:  # runs on the loop
-        if wakes.get(loop) is ev:
-            wakes[loop] = asyncio.Event()
-        ev.set()
 
     def publish(self, items: list) -> None:
-        """Append items to the shared ring and wake the subscribers' loops (from any thread):
-        one append and one wake-up per event loop, whatever the number of subscribers."""
+        """Hand items to every subscriber (callable from any thread)."""
         if not items:
             return
         with self._lock:
-            if not self._subs:
-                return
-            self._batches.append(items)
-            self._items += len(items)
-            self._seq += 1
-            while self._items > self.live_items and len(self._batches) > 1:
-                self._items -= len(self._batches.popleft())
-                self._first += 1
-            wakes = list(self._wakes.items())
-        for loop, ev in wakes:
+            subs = list(self._subs)
+        for s in subs:
             try:
-                loop.call_soon_threadsafe(self._ring, ev, self._wakes, loop)
+                s.loop.call_soon_threadsafe(s._offer, items)
             except RuntimeError:  # loop closed
-                with self._lock:
-                    self._wakes.pop(loop, None)
+                self.unsubscribe(s)
 
     @property
     def count(self) -> int:

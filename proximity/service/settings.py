@@ -106,13 +106,6 @@ class Settings(BaseSettings):
         "too, so it survives a restart; false keeps it in memory only",
     )
     sse_heartbeat_s: float = Field(15.0, gt=0)
-    sse_send_timeout_s: float = Field(
-        30.0,
-        gt=0,
-        description="an SSE client that takes no data "
-        "for this long (its socket buffers full) is disconnected; "
-        "it resumes with Last-Event-ID",
-    )
 
     # webhooks (delivery itself is proximity.webhooks)
     webhook_retry_base_s: float = Field(1.0, gt=0, description="first retry delay; doubles per attempt")

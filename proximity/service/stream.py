@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 
 import orjson
 from anyio import to_thread
-from starlette.responses import StreamingResponse
 
 from proximity.service.eventlog import EventFilter
 
-__all__ = ["sse_events", "parse_filter", "SSEResponse"]
+__all__ = ["sse_events", "parse_filter"]
 
 _BACKFILL_MAX = 10_000
 
@@ -57,41 +56,18 @@ async def sse_events(log, flt: EventFilter, last_event_id: str | None, heartbeat
                     break
                 after = nxt
         while True:
-            items = await sub.next(heartbeat_s)
-            if items is None:  # we fell too far behind: say so and end; the client resumes by id
-                yield b"event: overflow\ndata: {}\n\n"
-                return
-            if not items:
+            try:
+                item = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
+            except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
-            frames = []
-            for eid, event in items:
-                if last_key is not None and log.id_key(eid) <= last_key:
-                    continue
-                if flt(event):
-                    frames.append(_frame(eid, event["type"], orjson.dumps(event)))
-            if frames:  # one write per batch
-                yield b"".join(frames)
+            if item is None:  # we fell too far behind: say so and end; the client resumes by id
+                yield b"event: overflow\ndata: {}\n\n"
+                return
+            eid, event = item
+            if last_key is not None and log.id_key(eid) <= last_key:
+                continue
+            if flt(event):
+                yield _frame(eid, event["type"], orjson.dumps(event))
     finally:
         log.unsubscribe(sub)
-
-
-class SSEResponse(StreamingResponse):
-    """A streaming response that gives up on a client that stops reading: a write that cannot
-    be handed to the connection within ``send_timeout_s`` (the socket buffers are full) ends the
-    response and the connection; the client resumes with ``Last-Event-ID``."""
-
-    def __init__(self, *args, send_timeout_s: float = 30.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.send_timeout_s = send_timeout_s
-
-    async def stream_response(self, send) -> None:
-        async def bounded(message) -> None:
-            await asyncio.wait_for(send(message), self.send_timeout_s)
-
-        try:
-            await super().stream_response(bounded)
-        except TimeoutError:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()  # unsubscribe now
