@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 
@@ -82,6 +83,14 @@ def _check(doc: Any) -> Any:
 
 def loads(body: bytes | str) -> Any:
     """Parse a definition body strictly (see the module); JSON syntax errors pass through."""
+    # orjson first: it refuses what the stdlib parser lets through and no store can write back
+    # (lone surrogates such as "\\ud800"); its JSONDecodeError is the stdlib's, reported as usual
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+            raise BadRequest("body", f"nested deeper than {MAX_DEPTH} levels") from None
+        raise
     try:
         doc = json.loads(body, object_pairs_hook=_pairs)
     except RecursionError:
