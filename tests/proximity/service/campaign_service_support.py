@@ -4,40 +4,10 @@ from __future__ import annotations
 
 import copy
 
+from tests.campaigns.campaign_support import COFFEE, JEANS
 from tests.proximity.service.support import square
 
-JEANS = {
-    "id": "jeans-week",
-    "name": "Jeans week",
-    "status": "active",
-    "offer": {
-        "title": "20% off jeans",
-        "body": "Show this at the till",
-        "coupon": {"mode": "shared", "code": "JEANS20"},
-    },
-    "triggers": [{"event": "enter", "geofence_tags": ["denim"]}],
-    "schedule": {"timezone": "Asia/Jakarta", "start": "2026-01-01T00:00:00+07:00", "end": "2027-01-01T00:00:00+07:00"},
-    "caps": {"per_device_per_day": 1},
-    "holdout_pct": 0,
-    "priority": 10,
-}
-
-COFFEE = {
-    "id": "coffee-hour",
-    "name": "Coffee hour",
-    "status": "active",
-    "priority": 5,
-    "offer": {"title": "Free pastry", "coupon": {"mode": "unique"}},
-    "triggers": [
-        {"event": "dwell", "geofence_ids": ["cafe-42"]},
-        {"event": "beacon_enter", "region_ids": ["cafe-42-door"]},
-    ],
-    "schedule": {"timezone": "store", "days": ["mon", "tue", "wed", "thu", "fri"], "hours": ["07:00-10:00"]},
-    "audience": {"segment": {"in": ["loyal", "new"]}},
-    "caps": {"per_device_per_week": 2, "cooldown_s": 3600},
-    "budget": {"max_deliveries": 500, "max_redemptions": 200},
-    "holdout_pct": 10,
-}
+__all__ = ["COFFEE", "JEANS", "DENIM", "INSIDE", "OUTSIDE", "T0", "consent", "doc", "ping"]
 
 #: a ts inside the jeans-week schedule (2026-06-01T10:00:00Z)
 T0 = 1780308000.0
