@@ -23,6 +23,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class PrivateRedis:
+    """A ``redis-server`` of a test's own on a free 127.0.0.1 port, persistence off; it can be
+    restarted on the same port (and then comes back empty, as a Redis without AOF or RDB does)."""
+
+    def __init__(self, workdir):
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.fail("redis-server is not installed (apt-get install redis-server), or set REDIS_URL")
+        self.exe, self.workdir, self.port = exe, workdir, _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [self.exe, *args, "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail("private redis-server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """URL of a real Redis server for this test session (database 15 when REDIS_URL is given)."""
@@ -30,29 +66,18 @@ def redis_url(tmp_path_factory):
     if url:
         yield url
         return
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server), or set REDIS_URL")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("private redis-server did not start")
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis of the test's own, to restart or break (``.url``, ``.restart()``)."""
+    (tmp_path / "redis").mkdir()
+    server = PrivateRedis(tmp_path / "redis")
+    yield server
+    server.stop()
 
 
 # -- the fence zoo --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import orjson
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from proximity.service.errors import install_handlers
+from proximity.service.errors import PayloadTooLarge, install_handlers
 from proximity.service.metrics import MetricsMiddleware
 from proximity.service.routes import ROUTERS
 from proximity.service.routes.geofences import IMPORT_PATH
@@ -40,41 +40,67 @@ def operation_id(route: APIRoute) -> str:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 to any request that declares a body larger than the limit (``limits`` maps a
-    path to its own limit: the geofence import)."""
+    """Hold every request body to a limit (``limits`` maps a path to its own: the geofence import).
+
+    A declared ``Content-Length`` past the limit is answered at once; a chunked body is counted as
+    it is received and cut off with the same 413 as soon as it passes the limit, whatever the route
+    does with it (FastAPI would otherwise turn the error into a 400)."""
 
     def __init__(self, app, limit: int, limits: dict[str, int] | None = None):
         self.app, self.limit, self.limits = app, limit, limits or {}
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            limit = self.limits.get(scope.get("path", ""), self.limit)
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length":
-                    if value.isdigit() and int(value) > limit:
-                        body = orjson.dumps(
-                            {
-                                "error": {
-                                    "code": "too_large",
-                                    "field": "body",
-                                    "message": f"request body larger than the limit of {limit} bytes",
-                                }
-                            }
-                        )
-                        await send(
-                            {
-                                "type": "http.response.start",
-                                "status": 413,
-                                "headers": [
-                                    (b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()),
-                                ],
-                            }
-                        )
-                        await send({"type": "http.response.body", "body": body})
-                        return
-                    break
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limits.get(scope.get("path", ""), self.limit)
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                if value.isdigit() and int(value) > limit:
+                    return await _send_too_large(send, limit)
+                # the server holds the body to its declared length
+                return await self.app(scope, receive, send)
+        size, exceeded, started = 0, False, False
+
+        async def counted_receive():
+            nonlocal size, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    exceeded = True
+                    raise PayloadTooLarge(limit)
+            return message
+
+        async def checked_send(message):
+            nonlocal started
+            if exceeded:
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_too_large(send, limit)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, checked_send)
+        except PayloadTooLarge:
+            if not started:
+                await _send_too_large(send, limit)
+
+
+async def _send_too_large(send, limit: int) -> None:
+    body = orjson.dumps(
+        {
+            "error": {
+                "code": "too_large",
+                "field": "body",
+                "message": f"request body larger than the limit of {limit} bytes",
+            }
+        }
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

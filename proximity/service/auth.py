@@ -72,7 +72,7 @@ class KeyRing:
     # -- start and follow ----------------------------------------------------------------------
     def register(self, followers: Followers, dependents: Dependents) -> None:
         """Follow key changes (nothing depends on a key, and a key depends on nothing)."""
-        followers.add(KIND, self.refresh)
+        followers.add(KIND, self.refresh, held=lambda: list(self._records))
 
     def load(self, admin_key: str | None) -> str | None:
         """Load every key; install the admin key. Return a newly generated admin key, else None."""

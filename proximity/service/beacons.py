@@ -132,8 +132,8 @@ class BeaconService:
     # -- start and follow ----------------------------------------------------------------------
     def register(self, followers: Followers, dependents: Dependents) -> None:
         """Follow beacon and region changes; declare that beacons depend on their store geofence."""
-        followers.add(BEACON_KIND, self.apply_beacon_change)
-        followers.add(REGION_KIND, self.apply_region_change)
+        followers.add(BEACON_KIND, self.apply_beacon_change, held=lambda: list(self._beacons))
+        followers.add(REGION_KIND, self.apply_region_change, held=lambda: list(self._regions))
         dependents.declare(DefinitionKind.GEOFENCE, BEACON_KIND, self.beacons_in_store, relation="store")
 
     def beacons_in_store(self, store_id: str) -> list[str]:

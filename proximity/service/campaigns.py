@@ -74,7 +74,7 @@ class CampaignService:
     def register(self, followers: Followers, dependents: Dependents) -> None:
         """Follow campaign changes (profiles are read from the store: nothing to follow); declare
         that campaigns depend on the geofences they name."""
-        followers.add(KIND, self.apply_change)
+        followers.add(KIND, self.apply_change, held=lambda: list(self._campaigns))
         followers.add(PROFILE_KIND, lambda _id: None)
         dependents.declare(DefinitionKind.GEOFENCE, KIND, self._naming_fence, "target")
 

@@ -84,7 +84,7 @@ class GeofenceService:
     # -- start and follow ----------------------------------------------------------------------
     def register(self, followers: Followers, dependents: Dependents) -> None:
         """Follow geofence changes; ask ``dependents`` before deleting a fence."""
-        followers.add(KIND, self.apply_change)
+        followers.add(KIND, self.apply_change, held=lambda: [f.id for f in self.engine.index])
         self.dependents = dependents
 
     def load(self) -> int:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from proximity.storage.definitions import Change, DefinitionKind
+from proximity.storage.definitions import Change, DefinitionKind, Definitions
 
 __all__ = ["DefinitionKind", "Followers", "Dependents", "Dependent"]
 
@@ -34,13 +34,36 @@ class Followers:
 
     def __init__(self) -> None:
         self._by_kind: dict[DefinitionKind, Callable[[str], object]] = {}
+        self._held: dict[DefinitionKind, Callable[[], Iterable[str]]] = {}
 
-    def add(self, kind: DefinitionKind, apply_change: Callable[[str], object]) -> None:
-        """Make ``apply_change`` the follower of ``kind`` (one per kind: a second one is an error)."""
+    def add(
+        self,
+        kind: DefinitionKind,
+        apply_change: Callable[[str], object],
+        held: Callable[[], Iterable[str]] | None = None,
+    ) -> None:
+        """Make ``apply_change`` the follower of ``kind`` (one per kind: a second one is an error);
+        ``held`` lists the ids this process holds of that kind (for :meth:`resync`)."""
         kind = DefinitionKind(kind)
         if kind in self._by_kind:
             raise ValueError(f"definition kind {kind.value!r} already has a follower")
         self._by_kind[kind] = apply_change
+        if held is not None:
+            self._held[kind] = held
+
+    def resync(self, defs: Definitions) -> int:
+        """Bring this process in line with ``defs`` as a whole, not change by change: every id
+        stored or held, of every kind the process holds (those added with ``held``), goes through
+        its follower once: what is held but no longer stored is dropped. Used when the store lost
+        changes (Redis came back empty); returns how many ids were applied."""
+        n = 0
+        for kind, held in self._held.items():
+            follower = self._by_kind[kind]
+            ids = dict.fromkeys([*defs.all(kind), *held()])
+            for id in ids:
+                follower(id)
+            n += len(ids)
+        return n
 
     def apply(self, change: Change) -> None:
         """Call the follower of the change's kind (a kind nobody follows is logged and skipped)."""

@@ -29,6 +29,9 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.store_errors = Counter("proximity_store_errors", "State/definition store failures", registry=r)
+        self.redis_data_lost = Counter(
+            "proximity_redis_data_lost", "Times this process found Redis restarted without its data", registry=r
+        )
         self.webhook_backlog = Gauge("proximity_webhook_backlog", "Webhook deliveries waiting", registry=r)
         self.sse_clients = Gauge("proximity_sse_clients", "Open event streams", registry=r)
         self.fences = Gauge("proximity_geofences", "Geofences loaded", registry=r)

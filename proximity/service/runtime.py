@@ -186,18 +186,17 @@ def _campaigns(
 async def start_runtime(settings: Settings) -> Runtime:
     """Build everything, load definitions and keys, start the background tasks."""
     rt = await to_thread.run_sync(_build, settings)
+    epoch = None
+    if settings.redis_url:
+        from proximity.storage.redis_epoch import RedisEpoch
+
+        epoch = RedisEpoch(rt.redis, settings.redis_prefix)
+        await to_thread.run_sync(epoch.join)  # before loading: a loss from now on is seen
     cursor = await to_thread.run_sync(rt.defs.cursor)  # before loading: replays are idempotent
     await to_thread.run_sync(rt.geofences.load)
     await to_thread.run_sync(rt.beacons.load)
     await to_thread.run_sync(rt.campaigns.load)
-    admin = settings.admin_key.get_secret_value() if settings.admin_key else None
-    rt.generated_admin_key = await to_thread.run_sync(rt.keys.load, admin)
-    if rt.generated_admin_key:
-        print(
-            f"proximity: generated admin API key (shown once, store it now): {rt.generated_admin_key}",
-            file=sys.stderr,
-            flush=True,
-        )
+    await to_thread.run_sync(_load_keys, rt)
     if settings.demo:
         from proximity.service.demo import load_demo, replay_demo, replay_demo_beacons
 
@@ -207,6 +206,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     await rt.webhooks.start()
     rt.tasks.append(asyncio.create_task(_sweeper(rt), name="sweep"))
     if settings.redis_url:
+        rt.tasks.append(asyncio.create_task(_watch_redis_epoch(rt, epoch), name="redis-epoch"))
         rt.tasks.append(asyncio.create_task(_follow_definitions(rt, cursor), name="follow-defs"))
         rt.tasks.append(asyncio.create_task(_follow_events(rt), name="follow-events"))
     if settings.gc_freeze:
@@ -216,6 +216,19 @@ async def start_runtime(settings: Settings) -> Runtime:
         gc.freeze()
     rt.ready = True
     return rt
+
+
+def _load_keys(rt: Runtime) -> None:
+    """Load the API keys and install the admin key: the configured one, else a generated one,
+    printed once."""
+    admin = rt.settings.admin_key.get_secret_value() if rt.settings.admin_key else None
+    rt.generated_admin_key = rt.keys.load(admin)
+    if rt.generated_admin_key:
+        print(
+            f"proximity: generated admin API key (shown once, store it now): {rt.generated_admin_key}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def stop_runtime(rt: Runtime) -> None:
@@ -267,6 +280,33 @@ async def _sweeper(rt: Runtime) -> None:
         await to_thread.run_sync(rt.sightings.sweep)
 
     await _forever("sweep", rt, step)
+
+
+async def _watch_redis_epoch(rt: Runtime, epoch) -> None:
+    """Notice a Redis that came back without its data (restarted with no AOF or RDB): say so
+    loudly, and bring this process's definitions and keys in line with what Redis holds now."""
+
+    def once() -> None:
+        lost = epoch.lost()
+        if lost is None:
+            return
+        rt.metrics.redis_data_lost.inc()
+        logger.critical(
+            "Redis lost its data (epoch %s is gone, now %s): it restarted without persistence or was "
+            "flushed. Device states, campaign counters, definitions and keys written before are gone; "
+            "reloading this process's caches from Redis. Run Redis with appendonly yes (README, Redis mode).",
+            lost.decode(),
+            epoch.current.decode(),
+        )
+        _load_keys(rt)  # the configured admin key keeps working (or a new one is printed)
+        n = rt.followers.resync(rt.defs)
+        logger.critical("Redis data loss: caches reloaded (%d definitions re-read)", n)
+
+    async def step():
+        await asyncio.sleep(rt.settings.redis_epoch_check_s)
+        await to_thread.run_sync(once)
+
+    await _forever("redis-epoch", rt, step)
 
 
 async def _follow_definitions(rt: Runtime, cursor: str) -> None:

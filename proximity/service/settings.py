@@ -120,6 +120,9 @@ class Settings(BaseSettings):
 
     # cluster (Redis mode)
     sync_interval_s: float = Field(0.25, gt=0, le=1.0, description="how often a process polls for definition changes")
+    redis_epoch_check_s: float = Field(
+        1.0, gt=0, le=60, description="how often a process checks that Redis still holds its data (the epoch marker)"
+    )
 
     @field_validator("redis_url")
     @classmethod
