@@ -388,6 +388,33 @@ class Engine:
             out.append(self._close_stays(ids, decide, refresh=True))
         return EventBatch.concat(out).sorted()
 
+    def expire(self, idle_s: float, now: float | None = None, limit: int = 100_000) -> EventBatch:
+        """Drop the state of up to ``limit`` devices not heard for ``idle_s`` seconds, so a flood
+        of one-off device ids does not grow the store for ever.
+
+        A device still inside a fence (one whose ``exit_after_s`` is infinite, say) first gets
+        its ``exit`` (reason ``expired``, at ``last heard + idle_s``, as silence dates its exits);
+        then its state is deleted, unless it was heard in between. Returns the exits.
+        """
+        now = time.time() if now is None else float(now)
+        cutoff = now - idle_s
+        ids = self.store.idle(cutoff, limit)
+        if not ids:
+            return EventBatch.empty()
+
+        def decide(st: DeviceStates):
+            last = st.last_ts[st.stay_dev]
+            return last < cutoff, last + idle_s, Reason.EXPIRED
+
+        exits = self._close_stays(ids, decide)
+        for _ in range(self.config.max_retries + 1):  # a device heard in between is kept
+            st = self.store.load(ids)
+            st = st.select(np.flatnonzero(st.last_ts < cutoff))
+            if len(st) == 0 or self.store.forget(st).all():
+                break
+            ids = list(st.device_ids)
+        return exits
+
     def put_fences(self, fences: list[Geofence], now: float | None = None) -> EventBatch:
         """Add or replace many fences as one index change (:meth:`FenceIndex.put_many`: one
         build, one version); then, as :meth:`put_fence`, devices inside a replaced fence that

@@ -128,6 +128,7 @@ class Reason(IntEnum):
     FENCE_REMOVED = 2  # the fence was deleted while the device was inside
     FENCE_CHANGED = 3  # the fence was reshaped and the last position is now outside
     BEACON_REMOVED = 4  # the beacon (or its region) was deleted while the device was near it
+    EXPIRED = 5  # the device was not heard for the store's device_ttl_s and its state was dropped
 
     def __str__(self) -> str:
         return self.name.lower()

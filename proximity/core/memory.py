@@ -133,6 +133,44 @@ class MemoryStore:
             rows = np.flatnonzero(self._deadline[: self._n] < now)[:limit]
             return [self._ids[r] for r in rows.tolist()]
 
+    def idle(self, before_ts: float, limit: int = 100_000) -> list[str]:
+        with self._lock:
+            rows = np.flatnonzero(self._last[: self._n, 0] < before_ts)[:limit]
+            return [self._ids[r] for r in rows.tolist()]
+
+    def forget(self, before: DeviceStates) -> np.ndarray:
+        with self._lock:
+            rows = self._lookup(before.device_ids)
+            ok = rows >= 0
+            ok[ok] = (self._version[rows[ok]] == before.version[ok]) & (self._fence[rows[ok]] < 0).all(axis=1)
+            if self._overflow:
+                ok &= ~np.isin(rows, self._overflow_rows())
+            gone = np.unique(rows[ok])
+            if len(gone):
+                self._remove_rows(gone)
+            return ok
+
+    def _remove_rows(self, gone: np.ndarray) -> None:
+        """Drop these rows (sorted, unique, without stays): the last rows move into the holes."""
+        n, k = self._n, len(gone)
+        tail = np.arange(n - k, n)
+        holes = gone[gone < n - k]
+        movers = tail[~np.isin(tail, gone)]
+        for arr in (self._last, self._version, self._deadline, self._fence, self._enter, self._visit, self._dwelled):
+            arr[holes] = arr[movers]
+        for r in gone.tolist():
+            del self._row[self._ids[r]]
+        for h, m in zip(holes.tolist(), movers.tolist()):
+            self._ids[h] = self._ids[m]
+            self._row[self._ids[h]] = h
+            if m in self._overflow:
+                self._overflow[h] = self._overflow.pop(m)
+                self._overflow_cache = None
+        del self._ids[n - k :]
+        self._n = n - k
+        self._last[tail], self._version[tail], self._deadline[tail] = np.nan, 0, np.inf
+        self._fence[tail], self._enter[tail], self._visit[tail], self._dwelled[tail] = -1, 0.0, 0, False
+
     def devices_in(self, fence_id: str) -> list[str]:
         with self._lock:
             code = self._code_of.get(fence_id, -1)

@@ -118,6 +118,15 @@ class StateStore(VersionedStore[DeviceStates], Protocol):
     def due(self, now: float, limit: int = 100_000) -> list[str]:
         """Return up to ``limit`` devices whose ``deadline`` is before ``now``."""
 
+    def idle(self, before_ts: float, limit: int = 100_000) -> list[str]:
+        """Return up to ``limit`` devices last heard before ``before_ts`` (and maybe a few heard
+        a little later: a store may index last-heard times coarsely; the caller checks)."""
+
+    def forget(self, before: DeviceStates) -> np.ndarray:
+        """Delete every device whose version still equals ``before.version`` and that is inside
+        no fence; return a bool mask of the devices deleted (a device heard since, or inside a
+        fence, is kept). A deleted device loads as unknown again."""
+
     def devices_in(self, fence_id: str) -> list[str]:
         """Return the ids of the devices inside this fence now."""
 

@@ -153,6 +153,10 @@ class IngestService:
     def sweep(self, now: float | None = None) -> list[dict]:
         return self.emit(self.engine.sweep(now))
 
+    def expire(self, idle_s: float, now: float | None = None) -> list[dict]:
+        """Drop devices not heard for ``idle_s`` (exits, reason ``expired``, for those inside)."""
+        return self.emit(self.engine.expire(idle_s, now))
+
 
 def offer_dicts(events: list[dict]) -> list[dict]:
     """The ``offers`` member of a response: the payloads of its ``offer`` events, with the device

@@ -205,6 +205,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         rt.tasks.append(asyncio.create_task(replay_demo_beacons(rt), name="demo-beacons"))
     await rt.webhooks.start()
     rt.tasks.append(asyncio.create_task(_sweeper(rt), name="sweep"))
+    rt.tasks.append(asyncio.create_task(_expirer(rt), name="expire"))
     if settings.redis_url:
         rt.tasks.append(asyncio.create_task(_watch_redis_epoch(rt, epoch), name="redis-epoch"))
         rt.tasks.append(asyncio.create_task(_follow_definitions(rt, cursor), name="follow-defs"))
@@ -280,6 +281,18 @@ async def _sweeper(rt: Runtime) -> None:
         await to_thread.run_sync(rt.sightings.sweep)
 
     await _forever("sweep", rt, step)
+
+
+async def _expirer(rt: Runtime) -> None:
+    """Drop idle devices (``device_ttl_s``) every ``expire_interval_s``, a page at a time."""
+
+    async def step():
+        await asyncio.sleep(rt.settings.expire_interval_s)
+        ttl = rt.settings.device_ttl_s
+        if ttl is not None:
+            await to_thread.run_sync(rt.ingest.expire, ttl)
+
+    await _forever("expire", rt, step)
 
 
 async def _watch_redis_epoch(rt: Runtime, epoch) -> None:

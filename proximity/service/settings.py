@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     hysteresis_factor: float = Field(1.0, ge=0)
     max_accuracy_m: float = Field(1000.0, gt=0)
     sweep_interval_s: float = Field(1.0, gt=0)
+    device_ttl_s: float | None = Field(
+        30 * 86_400.0,
+        ge=60,
+        description="forget a device not heard for this long (an exit, reason expired, if it is inside "
+        "a fence); empty: keep every device for ever",
+    )
+    expire_interval_s: float = Field(60.0, gt=0, description="how often idle devices are looked for")
     inline_ingest_max_pings: int = Field(
         0, ge=0, description="embedded mode: ingest merged batches this small on the event loop, not in a worker thread"
     )
@@ -106,6 +113,9 @@ class Settings(BaseSettings):
         "too, so it survives a restart; false keeps it in memory only",
     )
     sse_heartbeat_s: float = Field(15.0, gt=0)
+    sse_write_timeout_s: float = Field(
+        10.0, gt=0, description="an event stream client that takes no data for this long is cut off (it resumes by id)"
+    )
 
     # webhooks (delivery itself is proximity.webhooks)
     webhook_retry_base_s: float = Field(1.0, gt=0, description="first retry delay; doubles per attempt")
@@ -123,6 +133,11 @@ class Settings(BaseSettings):
     redis_epoch_check_s: float = Field(
         1.0, gt=0, le=60, description="how often a process checks that Redis still holds its data (the epoch marker)"
     )
+
+    @field_validator("device_ttl_s", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v):
+        return None if v == "" else v
 
     @field_validator("redis_url")
     @classmethod

@@ -103,6 +103,9 @@ class Journal:
             self._db.close()
 
 
+_FORGET = "forget"  # a journal record of devices deleted (their ids), not of states written
+
+
 def _columns(states: Any) -> dict[str, np.ndarray]:
     return {f.name: getattr(states, f.name) for f in fields(states)}
 
@@ -189,6 +192,18 @@ class JournaledStateStore(_Journaled):
                 self._journal(after.select(rows), len(rows))
         return ok
 
+    def idle(self, before_ts: float, limit: int = 100_000) -> list[str]:
+        return self.inner.idle(before_ts, limit)
+
+    def forget(self, before: DeviceStates) -> np.ndarray:
+        with self._lock:
+            ok = self.inner.forget(before)
+            if ok.any():
+                gone = before.device_ids[ok]
+                self.journal.append(self.stream, {_FORGET: gone}, len(gone))
+                self._journal_rows += len(gone)
+        return ok
+
     def devices_in(self, fence_id: str) -> list[str]:
         return self.inner.devices_in(fence_id)
 
@@ -196,6 +211,10 @@ class JournaledStateStore(_Journaled):
         return self.inner.device_count()
 
     def _apply(self, cols: dict) -> None:
+        if _FORGET in cols:
+            gone = self.inner.load(cols[_FORGET])
+            self.inner.forget(gone)
+            return
         after = DeviceStates(**cols)
         current = self.inner.load(after.device_ids)
         self.inner.save(current, after)

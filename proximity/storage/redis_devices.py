@@ -5,6 +5,8 @@ Key layout (``prefix`` defaults to ``prox:``)::
     {prefix}d:{device_id}   STRING  the device's packed state (below)
     {prefix}f:{fence_id}    SET     ids of the devices inside the fence now
     {prefix}n               STRING  how many devices the store holds (an exact counter)
+    {prefix}z               ZSET    devices inside a fence, scored by their silence deadline
+    {prefix}seen            ZSET    every device, scored by the hour it was last heard (for expiry)
 
 A device's state packs, little-endian, a 40-byte header ``version int64, token uint64, last_ts
 float64, last_lon float64, last_lat float64`` followed by its stays, each ``enter_ts float64,
@@ -29,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from proximity.core.state import DeviceStates
-from proximity.storage._redis import _glob_escape, _RedisShell
+from proximity.storage._redis import Lua, _glob_escape, _RedisShell
 
 __all__ = ["RedisDeviceStore"]
 
@@ -50,14 +52,15 @@ _STAY = struct.Struct("<dQ?H")  # enter_ts, visit, dwelled, fence id length
 # ARGV: [1] m, [2] expected versions (m x int64), [3] new values concatenated, [4] their lengths
 # (m x uint32), [5] byte length of the device key prefix, [6] fence membership changes as int32
 # pairs (device index, +fence key index to add / -fence key index to remove), [7] deadline
-# changes as (int32 device index, float64 deadline; inf removes), [8] KEYS index of the deadline zset.
+# changes as (int32 device index, float64 deadline; inf removes), [8] KEYS index of the deadline zset,
+# [9] KEYS index of the last-heard zset (scored by the hour: rewritten once an hour per device).
 # Returns the 1-based indices of the devices not written.
 _SAVE_LUA = r"""
 local m = tonumber(ARGV[1])
 local exp, vals, lens, plen, chg = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local zero = string.rep('\0', 8)
 local fresh, failed, written = {}, {}, {}
-local added, pos = 0, 1
+local added, pos, seen = 0, 1, {}
 for a = 1, m, 1000 do
   local b = math.min(a + 999, m)
   local cur = redis.call('MGET', unpack(KEYS, a + 1, b + 1))
@@ -74,6 +77,11 @@ for a = 1, m, 1000 do
       written[k] = nv
       fresh[i] = true
       if not v then added = added + 1 end
+      local hour = math.floor(struct.unpack('<d', nv, 17) / 3600)
+      if hour == hour and (not v or math.floor(struct.unpack('<d', v, 17) / 3600) ~= hour) then
+        seen[#seen + 1] = hour * 3600
+        seen[#seen + 1] = string.sub(k, plen + 1)
+      end
     elseif v ~= nv then            -- equal bytes: this very call, retried after a lost reply
       failed[#failed + 1] = i
     end
@@ -95,8 +103,36 @@ for c = 1, #dls, 12 do
     if d == math.huge then redis.call('ZREM', zkey, member) else redis.call('ZADD', zkey, d, member) end
   end
 end
+for c = 1, #seen, 1000 do
+  redis.call('ZADD', KEYS[tonumber(ARGV[9])], unpack(seen, c, math.min(c + 999, #seen)))
+end
 if added > 0 then redis.call('INCRBY', KEYS[1], added) end
 return failed
+"""
+
+# KEYS: [1] device counter, [2] deadline zset, [3] last-heard zset, [4 ..] device keys.
+# ARGV: [1] expected versions (int64 LE, one per device key), [2] byte length of a state without
+# stays. Deletes the devices whose version matches and that hold no stay; returns their indices.
+_FORGET_LUA = r"""
+local exp, bare, gone = ARGV[1], tonumber(ARGV[2]), {}
+for i = 4, #KEYS do
+  local j = i - 3
+  local v = redis.call('GET', KEYS[i])
+  if v and #v == bare and string.sub(v, 1, 8) == string.sub(exp, 8 * j - 7, 8 * j) then
+    redis.call('DEL', KEYS[i])
+    gone[#gone + 1] = j
+  end
+end
+if #gone > 0 then
+  local plen = #ARGV[3]
+  for _, j in ipairs(gone) do
+    local member = string.sub(KEYS[j + 3], plen + 1)
+    redis.call('ZREM', KEYS[2], member)
+    redis.call('ZREM', KEYS[3], member)
+  end
+  redis.call('DECRBY', KEYS[1], #gone)
+end
+return gone
 """
 
 
@@ -136,6 +172,8 @@ class RedisDeviceStore(_RedisShell):
         self._fence_prefix = f"{prefix}f:"
         self._count_key = f"{prefix}n"
         self._deadline_key = f"{prefix}z"
+        self._seen_key = f"{prefix}seen"
+        self._forget_script = Lua(_FORGET_LUA)
         self._plen = len(self._dev_prefix.encode())
         super().__init__(url, prefix=prefix, client=client)
 
@@ -178,7 +216,13 @@ class RedisDeviceStore(_RedisShell):
             for row, fid, sign in changes.get_range(a, b):
                 f = fence_keys.setdefault(fid, len(fence_keys) + b - a + 2)
                 pairs += (row - a + 1, sign * f)
-            keys = [self._count_key, *(p + d for d in ids[a:b]), *(fp + f for f in fence_keys), self._deadline_key]
+            keys = [
+                self._count_key,
+                *(p + d for d in ids[a:b]),
+                *(fp + f for f in fence_keys),
+                self._deadline_key,
+                self._seen_key,
+            ]
             moved = dl_changed[(dl_changed >= a) & (dl_changed < b)]
             dls = np.empty(len(moved), _DEADLINE_CHANGE)
             dls["row"], dls["deadline"] = moved - a + 1, after.deadline[moved]
@@ -190,6 +234,7 @@ class RedisDeviceStore(_RedisShell):
                 self._plen,
                 struct.pack(f"<{len(pairs)}i", *pairs),
                 dls.tobytes(),
+                len(keys) - 1,
                 len(keys),
             ]
 
@@ -200,6 +245,28 @@ class RedisDeviceStore(_RedisShell):
         with self._errors("read deadlines from"):
             members = self._r.zrangebyscore(self._deadline_key, "-inf", f"({now!r}", start=0, num=limit)
         return [m.decode() for m in members]
+
+    def idle(self, before_ts: float, limit: int = 100_000) -> list[str]:
+        """Return up to ``limit`` devices last heard in an hour that began before ``before_ts``
+        (the index is by the hour: the caller checks the exact time)."""
+        with self._errors("read last-heard times from"):
+            members = self._r.zrangebyscore(self._seen_key, "-inf", f"({before_ts!r}", start=0, num=limit)
+        return [m.decode() for m in members]
+
+    def forget(self, before: DeviceStates) -> np.ndarray:
+        """Delete the devices whose version still equals ``before.version`` and that hold no
+        stay, atomically per chunk (one Lua call); return the mask of those deleted."""
+        ok = np.zeros(len(before), bool)
+        expected = np.ascontiguousarray(before.version, dtype="<i8").tobytes()
+        ids = before.device_ids.tolist()
+        for a in range(0, len(ids), 1000):
+            b = min(a + 1000, len(ids))
+            keys = [self._count_key, self._deadline_key, self._seen_key, *(self._dev_prefix + d for d in ids[a:b])]
+            args = [expected[8 * a : 8 * b], _HEADER.itemsize, self._dev_prefix]
+            with self._errors("delete idle devices from"):
+                gone = self._forget_script(self._r, keys, args)
+            ok[[a + int(j) - 1 for j in gone]] = True
+        return ok
 
     def devices_in(self, fence_id: str) -> list[str]:
         """Return the ids of the devices inside this fence now, sorted."""
@@ -215,7 +282,9 @@ class RedisDeviceStore(_RedisShell):
 
     def clear(self) -> None:
         """Delete this prefix's keys (only those), scanning rather than blocking Redis."""
-        self._unlink_matching(_glob_escape(self.prefix) + "[df]:*", [self._count_key, self._deadline_key])
+        self._unlink_matching(
+            _glob_escape(self.prefix) + "[df]:*", [self._count_key, self._deadline_key, self._seen_key]
+        )
 
 
 class _Changes:

@@ -8,12 +8,16 @@ import pytest
 
 from proximity.core import MemoryStore, StateStore
 
-STORES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+STORES = ["memory", "journaled", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 def make_store(kind: str, request) -> StateStore:
     if kind == "memory":
         return MemoryStore()
+    if kind == "journaled":  # the embedded default: memory, journaled to SQLite
+        from proximity.storage.journal import Journal, JournaledStateStore
+
+        return JournaledStateStore(Journal(request.getfixturevalue("tmp_path") / "state.sqlite3"))
     from proximity.storage.redis_devices import RedisDeviceStore
 
     url = request.getfixturevalue("redis_url")
