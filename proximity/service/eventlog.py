@@ -53,24 +53,33 @@ class EventFilter:
 
 
 class Subscription:
-    """One live subscriber: a queue of (id, event) items; ``None`` means dropped."""
+    """One live subscriber: a queue of event batches (lists of (id, event)); ``None`` means
+    dropped. At most ``maxsize`` events wait; a subscriber that lets more pile up is dropped
+    and leaves the fan-out at once, so it costs the publisher nothing from then on."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int = 10_000):
-        self.loop = loop
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize)
+    def __init__(self, loop: asyncio.AbstractEventLoop, fanout: _FanOut, maxsize: int = 10_000):
+        self.loop, self._fanout, self.maxsize = loop, fanout, maxsize
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.pending = 0  # events queued and not yet taken
         self.dropped = False
 
-    def _offer(self, items: list) -> None:  # runs on the loop
+    def _offer(self, items: list) -> None:  # runs on the loop: one put per batch, not per event
         if self.dropped:
             return
-        for it in items:
-            try:
-                self.queue.put_nowait(it)
-            except asyncio.QueueFull:
-                self.dropped = True
-                self.queue.get_nowait()
-                self.queue.put_nowait(None)
-                return
+        if self.pending + len(items) > self.maxsize:
+            self.dropped = True
+            self._fanout.unsubscribe(self)
+            self.queue.put_nowait(None)
+            return
+        self.pending += len(items)
+        self.queue.put_nowait(items)
+
+    async def get(self, timeout_s: float) -> list | None:
+        """The next batch (``None``: dropped); ``TimeoutError`` after ``timeout_s`` of quiet."""
+        items = await asyncio.wait_for(self.queue.get(), timeout_s)
+        if items is not None:
+            self.pending -= len(items)
+        return items
 
 
 class _FanOut:
@@ -78,8 +87,8 @@ class _FanOut:
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
 
-    def subscribe(self) -> Subscription:
-        sub = Subscription(asyncio.get_running_loop())
+    def subscribe(self, maxsize: int = 10_000) -> Subscription:
+        sub = Subscription(asyncio.get_running_loop(), self, maxsize)
         with self._lock:
             self._subs.add(sub)
         return sub

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import orjson
 from anyio import to_thread
+from starlette.responses import StreamingResponse
 
 from proximity.service.eventlog import EventFilter
 
-__all__ = ["sse_events", "parse_filter"]
+__all__ = ["sse_events", "parse_filter", "EventStreamResponse"]
+
+logger = logging.getLogger("proximity.service")
 
 _BACKFILL_MAX = 10_000
 
@@ -57,17 +61,45 @@ async def sse_events(log, flt: EventFilter, last_event_id: str | None, heartbeat
                 after = nxt
         while True:
             try:
-                item = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
+                items = await sub.get(heartbeat_s)
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
-            if item is None:  # we fell too far behind: say so and end; the client resumes by id
+            if items is None:  # we fell too far behind: say so and end; the client resumes by id
                 yield b"event: overflow\ndata: {}\n\n"
                 return
-            eid, event = item
-            if last_key is not None and log.id_key(eid) <= last_key:
-                continue
-            if flt(event):
-                yield _frame(eid, event["type"], orjson.dumps(event))
+            frames = []
+            for eid, event in items:
+                if last_key is not None and log.id_key(eid) <= last_key:
+                    continue
+                if flt(event):
+                    frames.append(_frame(eid, event["type"], orjson.dumps(event)))
+            if frames:
+                yield b"".join(frames)
     finally:
         log.unsubscribe(sub)
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` response whose every write must be taken by the client within
+    ``write_timeout_s``: a client that stops reading is cut off (and resumes with its
+    ``Last-Event-ID``) instead of holding a connection and a subscription for ever."""
+
+    def __init__(self, content: AsyncIterator[bytes], write_timeout_s: float):
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self.write_timeout_s = write_timeout_s
+
+    async def __call__(self, scope, receive, send) -> None:
+        async def send_in_time(message) -> None:
+            await asyncio.wait_for(send(message), self.write_timeout_s)
+
+        try:
+            await super().__call__(scope, receive, send_in_time)
+        except* TimeoutError:
+            logger.info("event stream: a client stopped reading for %s s; cut off", self.write_timeout_s)
+        finally:
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]  # unsubscribes now

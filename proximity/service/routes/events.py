@@ -12,7 +12,7 @@ from starlette.responses import StreamingResponse
 from proximity.service.deps import ManageKey, RuntimeDep
 from proximity.service.routes._common import ERRORS, json_response
 from proximity.service.schemas import EVENT_TYPES, EventPagePublic
-from proximity.service.stream import parse_filter, sse_events
+from proximity.service.stream import EventStreamResponse, parse_filter, sse_events
 
 __all__ = ["router"]
 
@@ -56,8 +56,6 @@ async def stream_events(
 ):
     """Live events as Server-Sent Events (``id:`` lines; resume with ``Last-Event-ID``)."""
     flt = parse_filter(device_id, geofence_id, type, None)
-    return StreamingResponse(
-        sse_events(rt.event_log, flt, last_event_id, rt.settings.sse_heartbeat_s),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return EventStreamResponse(
+        sse_events(rt.event_log, flt, last_event_id, rt.settings.sse_heartbeat_s), rt.settings.sse_write_timeout_s
     )
