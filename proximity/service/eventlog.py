@@ -119,6 +119,13 @@ class _FanOut:
         self.append(batch.to_dicts())
 
 
+_ROW_OVERHEAD = 200  # the tuple, its int and floats, the bytes and str headers (CPython, 64-bit)
+
+
+def _row_bytes(row: tuple) -> int:
+    return _ROW_OVERHEAD + len(row[2]) + len(row[6])
+
+
 class MemoryEventLog(_FanOut):
     """Events in this process's memory, for ``retention_s`` seconds and at most ``cap`` of them.
 
@@ -126,11 +133,12 @@ class MemoryEventLog(_FanOut):
     stops tracking them, so a full log (a million events) adds no pause to collections.
     """
 
-    def __init__(self, retention_s: float, cap: int):
+    def __init__(self, retention_s: float, cap: int, max_bytes: int = 512 * 2**20):
         super().__init__()
-        self.retention_s, self.cap = retention_s, cap
+        self.retention_s, self.cap, self.max_bytes = retention_s, cap, max_bytes
         # (seq, received_ts, device_id, geofence_id, type, ts, json bytes)
         self._ring: deque[tuple] = deque()
+        self.nbytes = 0  # an estimate of what the ring holds: JSON, device id and the row itself
         self._next = 1
         self._append_lock = threading.Lock()
 
@@ -154,14 +162,21 @@ class MemoryEventLog(_FanOut):
                 seq = self._next
                 self._next += 1
                 e["id"] = str(seq)
-                rows.append((seq, now, e["device_id"], e["geofence_id"], e["type"], e["ts"], dumps(e)))
+                # a copy: orjson's result holds a 4 KiB buffer whatever its length
+                raw = bytes(memoryview(dumps(e)))
+                rows.append((seq, now, e["device_id"], e["geofence_id"], e["type"], e["ts"], raw))
             ring.extend(rows)
+            self.nbytes += sum(map(_row_bytes, rows))
             self._persist(rows)
-            horizon = now - self.retention_s
-            while ring and (len(ring) > self.cap or ring[0][1] < horizon):
-                ring.popleft()
+            self._trim(now)
         self.publish([(e["id"], e) for e in events])
         return events
+
+    def _trim(self, now: float) -> None:
+        """Drop the oldest events past the retention, the count cap or the byte budget."""
+        ring, horizon = self._ring, now - self.retention_s
+        while ring and (len(ring) > self.cap or self.nbytes > self.max_bytes or ring[0][1] < horizon):
+            self.nbytes -= _row_bytes(ring.popleft())
 
     def _persist(self, rows: list[tuple]) -> None:
         """Hook for durable subclasses: the rows just appended (called under the append lock)."""
@@ -205,8 +220,10 @@ class SqliteEventLog(MemoryEventLog):
     once a second.
     """
 
-    def __init__(self, path: str, retention_s: float, cap: int, trim_every_s: float = 1.0):
-        super().__init__(retention_s, cap)
+    def __init__(
+        self, path: str, retention_s: float, cap: int, trim_every_s: float = 1.0, max_bytes: int = 512 * 2**20
+    ):
+        super().__init__(retention_s, cap, max_bytes)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -236,6 +253,8 @@ class SqliteEventLog(MemoryEventLog):
             if len(rows) >= cap:
                 break
         self._ring.extend(rows[-cap:])
+        self.nbytes = sum(map(_row_bytes, self._ring))
+        self._trim(time.time())
 
     def _persist(self, rows: list[tuple]) -> None:  # under the append lock: one writer at a time
         self._db.execute(

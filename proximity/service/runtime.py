@@ -110,9 +110,14 @@ def _build(settings: Settings) -> Runtime:
         monitor_store = JournaledMonitorStore(journal)
         defs = open_definitions(sqlite_path=s.sqlite_path)
         event_log = (
-            SqliteEventLog(str(s.data_dir / "events.sqlite3"), s.event_retention_s, s.event_log_cap)
+            SqliteEventLog(
+                str(s.data_dir / "events.sqlite3"),
+                s.event_retention_s,
+                s.event_log_cap,
+                max_bytes=s.event_log_max_mb * 2**20,
+            )
             if s.event_log_durable
-            else MemoryEventLog(s.event_retention_s, s.event_log_cap)
+            else MemoryEventLog(s.event_retention_s, s.event_log_cap, s.event_log_max_mb * 2**20)
         )
         webhooks = open_webhooks(
             sqlite_path=str(s.data_dir / "webhooks.sqlite3"), redis_url=None, prefix=s.redis_prefix, **hook_policy

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
 
     event_retention_s: float = Field(24 * 3600.0, gt=0)
     event_log_cap: int = Field(1_000_000, ge=10)
+    event_log_max_mb: int = Field(
+        512, ge=1, description="memory the embedded event log may hold (about 350 bytes per event); oldest dropped"
+    )
     event_log_durable: bool = Field(
         True,
         description="embedded mode: keep the event log in SQLite "
