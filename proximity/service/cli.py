@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from proximity.service.app import create_app
+    from proximity.service.malloc import limit_arenas
     from proximity.service.settings import Settings
 
     overrides = {
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             name = ".".join(str(p) for p in err["loc"]) or "settings"
             print(f"proximity serve: bad setting {name} (PROXIMITY_{name.upper()}): {err['msg']}", file=sys.stderr)
         return 2
+    limit_arenas(settings.malloc_arena_max)  # before uvicorn starts any thread
     app = create_app(settings)
     try:
         import uvloop  # noqa: F401

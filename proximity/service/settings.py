@@ -107,6 +107,9 @@ class Settings(BaseSettings):
 
     event_retention_s: float = Field(24 * 3600.0, gt=0)
     event_log_cap: int = Field(1_000_000, ge=10)
+    malloc_arena_max: int = Field(
+        2, ge=0, description="glibc malloc arenas of a `proximity serve` process (0: glibc's default, 8 per core)"
+    )
     event_log_max_mb: int = Field(
         512, ge=1, description="memory the embedded event log may hold (about 350 bytes per event); oldest dropped"
     )
