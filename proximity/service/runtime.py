@@ -152,7 +152,7 @@ def _build(settings: Settings) -> Runtime:
         webhooks,
         batcher,
         beacons,
-        SightingIngest(beacons, ingest, s.max_batch),
+        SightingIngest(beacons, ingest, s.max_batch, s.max_clock_skew_s, s.min_ts),
         redis=redis_client,
     )
     rt.campaigns = campaigns = _campaigns(s, defs, engine, beacons, redis_client)

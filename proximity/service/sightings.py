@@ -15,12 +15,14 @@ and metrics.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from beacons.errors import BeaconFieldError, InvalidSightings
+from beacons.errors import BeaconFieldError, InvalidSightings, RecordError
 from beacons.pipeline import ingest_sightings_detailed
 from beacons.sightings import SightingBatch
-from proximity.core.errors import StoreError
+from proximity.core.errors import InvalidPing, StoreError
+from proximity.core.pings import TS_FLOOR, check_clock
 from proximity.service.beacons import BeaconService, canonical_id
 from proximity.service.errors import PayloadTooLarge
 from proximity.service.ingest import IngestService, json_array, offer_dicts
@@ -92,8 +94,17 @@ class SightingIngest:
     monitor lock, so this process's monitor calls run one at a time.
     """
 
-    def __init__(self, beacons: BeaconService, pipeline: IngestService, max_batch: int = 10_000):
+    def __init__(
+        self,
+        beacons: BeaconService,
+        pipeline: IngestService,
+        max_batch: int = 10_000,
+        max_clock_skew_s: float = 300.0,
+        min_ts: float = TS_FLOOR,
+    ):
         self.beacons, self.pipeline, self.max_batch = beacons, pipeline, max_batch
+        self.max_clock_skew_s, self.min_ts = max_clock_skew_s, min_ts
+        self._ts_range = f"epoch seconds at most {max_clock_skew_s:g} s ahead of the server clock, not before min_ts"
 
     def ingest_body(self, body: bytes) -> dict[str, Any]:
         """Parse a request body (:func:`parse_sightings_body`; outside the lock) and ingest it."""
@@ -101,7 +112,19 @@ class SightingIngest:
 
     def ingest(self, batch: SightingBatch) -> dict[str, Any]:
         """Ingest one batch; return ``{"events", "offers", "accepted", "unknown", "unidentified", "stale",
-        "positions"}`` (``positions``: indoor fixes fed to the geofence engine)."""
+        "positions"}`` (``positions``: indoor fixes fed to the geofence engine).
+
+        A sighting from the future or before ``min_ts`` fails the batch (as for pings: it would
+        make every later sighting of its device stale)."""
+        try:
+            check_clock(batch.ts, time.time(), max_ahead_s=self.max_clock_skew_s, floor_ts=self.min_ts)
+        except InvalidPing as exc:
+            raise InvalidSightings(
+                [
+                    RecordError("ts", e["value"], f"{self._ts_range} ({e['reason']})", index=e["index"])
+                    for e in exc.errors
+                ]
+            ) from None
         svc = self.beacons
         with svc.monitor_lock:
             try:

@@ -66,3 +66,29 @@ def test_phone_clients_are_checked_too(live):
         headers={"X-Limit-U": "ann", "X-Limit-D": "phone"},
     )
     assert r.status_code == 422 and "milliseconds" in r.text
+
+
+@pytest.mark.parametrize(
+    "ts, reason",
+    [
+        (lambda now: now * 1000, "looks like milliseconds since the epoch: divide by 1000"),
+        (lambda now: now + 3600, "ahead of the server clock (at most 300 s allowed)"),
+        (lambda now: 86_400, "is before 2000-01-01T00:00:00Z"),
+    ],
+)
+def test_sightings_with_absurd_timestamps_are_refused_too(live, ts, reason):
+    from tests.proximity.service.beacon_support import KEY0, beacon
+
+    assert live.post("/v1/beacons", json=beacon(0, lon=INSIDE[0], lat=INSIDE[1])).status_code == 201
+    now = time.time()
+
+    def seen(t, dev="p1"):
+        return {"device_id": dev, "ts": t, "beacon_id": KEY0, "rssi": -60}
+
+    r = live.post("/v1/sightings", json={"sightings": [seen(now - 10, "other"), seen(ts(now))]})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == "sightings[1].ts" and reason in err["message"]
+    # nothing was applied, and the device is not poisoned: a correct sighting still enters
+    r = live.post("/v1/sightings", json={"sightings": [seen(now)]})
+    assert [e["type"] for e in r.json()["events"]][0] == "beacon_enter"
