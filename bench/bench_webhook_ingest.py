@@ -3,7 +3,9 @@
 Every ping crosses a fence edge (enter or exit), so each batch emits ~1,000 events; the webhook
 service is not started (no delivery): this measures only what queueing costs the ingest path.
 
-    python bench/bench_webhook_ingest.py [batches]
+    python bench/bench_webhook_ingest.py [batches] [redis-url]
+
+With a Redis URL the webhook store is Redis (a private key prefix), else SQLite.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+import uuid
 
 from geofences import Geofence
 from proximity import Engine, PingBatch
@@ -21,12 +24,17 @@ from proximity.service.metrics import Metrics
 from proximity.webhooks import WebhookService
 
 
-def run(batches: int, with_webhook: bool) -> float:
+def run(batches: int, with_webhook: bool, redis_url: str | None = None) -> float:
     metrics = Metrics()
     hooks = None
     if with_webhook:
         tmp = tempfile.mkdtemp()
-        svc = WebhookService(sqlite_path=f"{tmp}/webhooks.sqlite3")
+        where = (
+            {"redis_url": redis_url, "prefix": f"bench:{uuid.uuid4().hex[:8]}:"}
+            if redis_url
+            else {"sqlite_path": f"{tmp}/webhooks.sqlite3"}
+        )
+        svc = WebhookService(**where)
         svc.create("https://hooks.example/h", None)
         hooks = Webhooks(svc)
     ingest = IngestService(
@@ -49,10 +57,11 @@ def run(batches: int, with_webhook: bool) -> float:
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    run(5, False), run(5, True)  # warm up
+    url = sys.argv[2] if len(sys.argv) > 2 else None
+    run(5, False), run(5, True, url)  # warm up
     # alternate and keep the best of 5 (the machine is shared)
     base = min(run(n, False) for _ in range(5))
-    hook = min(run(n, True) for _ in range(5))
+    hook = min(run(n, True, url) for _ in range(5))
     pings = n * 1000
     print(f"without webhook: {base:.3f} s CPU, {pings / base:,.0f} pings/s")
     print(f"with a webhook:  {hook:.3f} s CPU, {pings / hook:,.0f} pings/s ({hook / base:.2f}x)")

@@ -11,9 +11,17 @@ Every process may publish; one process at a time delivers (it holds the
 ``state``                     hash        ``<webhook>:<device>`` -> retry state of the head batch
 ``backlog``                   string      number of pending events over all lists
 ``log:<webhook>``             list        delivery log entries (JSON), newest first
+``inbox``                     list        published batches not yet fanned out, oldest first
+``fanning``                   list        batches taken from ``inbox`` whose fan-out is under way
 ============================  ==========  ==================================================
 
-A publish is one ``MULTI`` pipeline (after reading ``hooks``). Steps that must see a list's
+A publish is one ``RPUSH`` of the batch (a header line and the events' JSON array) to ``inbox``:
+the ingest path pays one command whatever the number of events and webhooks. The fan-out to the
+webhooks' queues (routing by event type, to the webhooks created by the time of the publish)
+happens before a claim and before counting the backlog: a batch moves to ``fanning`` (``LMOVE``)
+and then, in one Lua call, leaves it while its events join their queues, so a deliverer that dies
+in between leaves the batch for the next fan-out, and two fan-outs of one batch cannot both
+happen. (``enqueue`` routes at once, in one ``MULTI`` pipeline after reading ``hooks``.) Steps that must see a list's
 length and act on it atomically (finishing a batch, deleting a webhook) are Lua scripts; they
 build list keys from their arguments, which is fine on one Redis but not on a Redis Cluster.
 Durability of pending events is Redis's: enable AOF (``appendfsync everysec``) in production.
@@ -90,6 +98,33 @@ return 0
 """
 
 
+# KEYS: fanning due backlog, then per queue: q devs; ARGV: the batch entry, ts, pairs, then per
+# queue: count member device entries... Does nothing if the batch already left ``fanning``.
+_FAN_OUT = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+local pos = 4
+for k = 4, #KEYS, 2 do
+  local cnt = tonumber(ARGV[pos])
+  for a = pos + 3, pos + 2 + cnt, 1000 do
+    redis.call('RPUSH', KEYS[k], unpack(ARGV, a, math.min(a + 999, pos + 2 + cnt)))
+  end
+  redis.call('SADD', KEYS[k + 1], ARGV[pos + 2])
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[pos + 1])
+  pos = pos + 3 + cnt
+end
+if tonumber(ARGV[3]) > 0 then redis.call('INCRBY', KEYS[3], ARGV[3]) end
+return 1
+"""
+
+# KEYS: hooks inbox; ARGV: the batch entry
+_APPEND = """
+if redis.call('HLEN', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+"""
+
+_FAN_OUT_ROUND = 64  # batches moved from the inbox per round
+
 _SCAN_PAGES = 8  # pages of due members looked through past webhooks at their cap, per claim
 
 
@@ -119,6 +154,8 @@ class RedisWebhookStore:
         self._finish = Lua(_FINISH)
         self._delete = Lua(_DELETE)
         self._settle = Lua(_SETTLE)
+        self._fan = Lua(_FAN_OUT)
+        self._append = Lua(_APPEND)
 
     def key(self, name: str) -> str:
         """Return the full Redis key of ``name`` (``hooks``, ``due``, ``leader``, ...)."""
@@ -164,25 +201,72 @@ class RedisWebhookStore:
 
     # -- outbox -------------------------------------------------------------------------------
 
+    def append(self, body: bytes, batch: str, now_s: float) -> int:
+        """Queue a batch for fan-out: ``body`` is the JSON array of its events (already checked),
+        their ids are ``evt_<batch><index as 5 hex digits>``. One call; returns 1, or 0 when no
+        webhook exists (then no webhook could ever receive the batch)."""
+        entry = orjson.dumps([batch, now_s]) + b"\n" + body
+        return int(self._append(self.client, [self.key("hooks"), self.key("inbox")], [entry]))
+
+    def _fan_out(self) -> None:
+        """Move every published batch to the queues of the webhooks subscribed to its events."""
+        hooks: list[dict[str, Any]] | None = None
+        while True:
+            entries = self.client.lrange(self.key("fanning"), 0, _FAN_OUT_ROUND - 1)  # a dead one's
+            if not entries:
+                with self.client.pipeline(transaction=False) as pipe:
+                    for _ in range(_FAN_OUT_ROUND):
+                        pipe.lmove(self.key("inbox"), self.key("fanning"), "LEFT", "RIGHT")
+                    entries = [e for e in pipe.execute() if e is not None]
+                if not entries:
+                    return
+            if hooks is None:
+                hooks = self.list_webhooks()
+            for entry in entries:
+                header, body = entry.split(b"\n", 1)
+                batch, ts = orjson.loads(header)
+                events = orjson.loads(body)
+                ids = [f"evt_{batch}{i:05x}" for i in range(len(events))]
+                # the webhooks that existed when the batch was published (not those created since)
+                live = [h for h in hooks if h["created_ts"] <= ts]
+                lists = self._lists(live, events, [orjson.dumps(e) for e in events], ids, ts)
+                keys = [self.key("fanning"), self.key("due"), self.key("backlog")]
+                args: list[Any] = [entry, ts, sum(len(v) for v in lists.values())]
+                for (wid, dev), queued in lists.items():
+                    keys += [self._q(wid, dev), self.key(f"devs:{wid}")]
+                    args += [len(queued), f"{wid}:{dev}", dev, *queued]
+                self._fan(self.client, keys, args)
+
+    def _lists(
+        self,
+        hooks: list[dict[str, Any]],
+        events: Sequence[Mapping[str, Any]],
+        raws: Sequence[bytes],
+        event_ids: Sequence[str],
+        now_s: float,
+    ) -> dict[tuple[str, str], list[bytes]]:
+        """The queue entries of each (webhook, device) the events go to."""
+        lists: dict[tuple[str, str], list[bytes]] = {}
+        for w, i in route(hooks, events):
+            entry = orjson.dumps([event_ids[i], now_s, orjson.Fragment(raws[i])])
+            lists.setdefault((hooks[w]["id"], events[i]["device_id"]), []).append(entry)
+        return lists
+
     def enqueue(
         self, events: Sequence[Mapping[str, Any]], raws: Sequence[bytes], event_ids: Sequence[str], now_s: float
     ) -> int:
-        hooks = self.list_webhooks()
-        pairs = route(hooks, events)
+        lists = self._lists(self.list_webhooks(), events, raws, event_ids, now_s)
+        pairs = sum(len(v) for v in lists.values())
         if not pairs:
             return 0
-        lists: dict[tuple[str, str], list[bytes]] = {}
-        for w, i in pairs:
-            entry = orjson.dumps([event_ids[i], now_s, orjson.Fragment(raws[i])])
-            lists.setdefault((hooks[w]["id"], events[i]["device_id"]), []).append(entry)
         with self.client.pipeline(transaction=True) as pipe:
             for (wid, dev), entries in lists.items():
                 pipe.rpush(self._q(wid, dev), *entries)
                 pipe.sadd(self.key(f"devs:{wid}"), dev)
             pipe.zadd(self.key("due"), {f"{wid}:{dev}": now_s for wid, dev in lists}, nx=True)
-            pipe.incrby(self.key("backlog"), len(pairs))
+            pipe.incrby(self.key("backlog"), pairs)
             pipe.execute()
-        return len(pairs)
+        return pairs
 
     def _due(
         self, now_s: float, limit: int, caps: Mapping[str, int] | None, default_cap: int | None
@@ -226,6 +310,7 @@ class RedisWebhookStore:
         caps: Mapping[str, int] | None = None,
         default_cap: int | None = None,
     ) -> tuple[list[Claim], float | None]:
+        self._fan_out()
         members, hooks_raw = self._due(now_s, limit, caps, default_cap)
         hooks = {h["id"]: h for h in self._hooks(hooks_raw)}
         claims: list[Claim] = []
@@ -321,6 +406,7 @@ class RedisWebhookStore:
         return [orjson.loads(e) for e in self.client.lrange(self.key(f"log:{webhook_id}"), 0, limit - 1)]
 
     def backlog(self) -> int:
+        self._fan_out()
         return int(self.client.get(self.key("backlog")) or 0)
 
     def close(self) -> None:
