@@ -175,7 +175,11 @@ def test_beacon_events_reach_webhook_filters_and_sse(serve, tmp_path):
 
 @pytest.mark.redis
 def test_two_processes_on_one_redis_exactly_once(serve, redis_url):
-    env = {"PROXIMITY_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}:", "PROXIMITY_BEACON_EXIT_AFTER_S": "2"}
+    env = {
+        "PROXIMITY_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
+        "PROXIMITY_BEACON_EXIT_AFTER_S": "2",
+        "PROXIMITY_MAX_CLOCK_SKEW_S": "3600",  # the sightings below are dated 1,000 s ahead
+    }
     a = serve("--redis-url", redis_url, env=env)
     b = serve("--redis-url", redis_url, env=env)
     ca, cb = a.client(), b.client()
