@@ -18,10 +18,11 @@ Every process may publish; one process at a time delivers (it holds the
 A publish is one ``RPUSH`` of the batch (a header line and the events' JSON array) to ``inbox``:
 the ingest path pays one command whatever the number of events and webhooks. The fan-out to the
 webhooks' queues (routing by event type, to the webhooks created by the time of the publish)
-happens before a claim and before counting the backlog: a batch moves to ``fanning`` (``LMOVE``)
-and then, in one Lua call, leaves it while its events join their queues, so a deliverer that dies
-in between leaves the batch for the next fan-out, and two fan-outs of one batch cannot both
-happen. (``enqueue`` routes at once, in one ``MULTI`` pipeline after reading ``hooks``.) Steps that must see a list's
+happens before a claim and before counting the backlog, in any process: batches move to
+``fanning`` (``LMOVE``, which keeps their order) and leave it from its head, one Lua call each,
+while their events join their queues. A process that dies in between leaves its batches for the
+next fan-out; two processes fanning out at once take turns at the head, so each batch is fanned
+out once and in publish order. (``enqueue`` routes at once, in one ``MULTI`` pipeline after reading ``hooks``.) Steps that must see a list's
 length and act on it atomically (finishing a batch, deleting a webhook) are Lua scripts; they
 build list keys from their arguments, which is fine on one Redis but not on a Redis Cluster.
 Durability of pending events is Redis's: enable AOF (``appendfsync everysec``) in production.
@@ -29,6 +30,7 @@ Durability of pending events is Redis's: enable AOF (``appendfsync everysec``) i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -99,9 +101,11 @@ return 0
 
 
 # KEYS: fanning due backlog, then per queue: q devs; ARGV: the batch entry, ts, pairs, then per
-# queue: count member device entries... Does nothing if the batch already left ``fanning``.
+# queue: count member device entries... Applies the batch only if it heads ``fanning`` (batches
+# are fanned out one at a time, in publish order, whoever does it); else does nothing.
 _FAN_OUT = """
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return 0 end
+redis.call('LPOP', KEYS[1])
 local pos = 4
 for k = 4, #KEYS, 2 do
   local cnt = tonumber(ARGV[pos])
@@ -155,6 +159,7 @@ class RedisWebhookStore:
         self._delete = Lua(_DELETE)
         self._settle = Lua(_SETTLE)
         self._fan = Lua(_FAN_OUT)
+        self._fan_lock = threading.Lock()
         self._append = Lua(_APPEND)
 
     def key(self, name: str) -> str:
@@ -210,32 +215,37 @@ class RedisWebhookStore:
 
     def _fan_out(self) -> None:
         """Move every published batch to the queues of the webhooks subscribed to its events."""
-        hooks: list[dict[str, Any]] | None = None
-        while True:
-            entries = self.client.lrange(self.key("fanning"), 0, _FAN_OUT_ROUND - 1)  # a dead one's
-            if not entries:
-                with self.client.pipeline(transaction=False) as pipe:
-                    for _ in range(_FAN_OUT_ROUND):
-                        pipe.lmove(self.key("inbox"), self.key("fanning"), "LEFT", "RIGHT")
-                    entries = [e for e in pipe.execute() if e is not None]
+        with self._fan_lock:  # one fan-out at a time in this process; Redis orders the others
+            while True:
+                # what is in ``fanning`` first (a dead or a concurrent fan-out's), then new batches
+                entries = self.client.lrange(self.key("fanning"), 0, _FAN_OUT_ROUND - 1)
                 if not entries:
-                    return
-            if hooks is None:
-                hooks = self.list_webhooks()
-            for entry in entries:
-                header, body = entry.split(b"\n", 1)
-                batch, ts = orjson.loads(header)
-                events = orjson.loads(body)
-                ids = [f"evt_{batch}{i:05x}" for i in range(len(events))]
-                # the webhooks that existed when the batch was published (not those created since)
-                live = [h for h in hooks if h["created_ts"] <= ts]
-                lists = self._lists(live, events, [orjson.dumps(e) for e in events], ids, ts)
-                keys = [self.key("fanning"), self.key("due"), self.key("backlog")]
-                args: list[Any] = [entry, ts, sum(len(v) for v in lists.values())]
-                for (wid, dev), queued in lists.items():
-                    keys += [self._q(wid, dev), self.key(f"devs:{wid}")]
-                    args += [len(queued), f"{wid}:{dev}", dev, *queued]
-                self._fan(self.client, keys, args)
+                    with self.client.pipeline(transaction=False) as pipe:
+                        for _ in range(_FAN_OUT_ROUND):
+                            pipe.lmove(self.key("inbox"), self.key("fanning"), "LEFT", "RIGHT")
+                        if not any(e is not None for e in pipe.execute()):
+                            return
+                    continue
+                hooks = self.list_webhooks()  # read after the batches: it has their webhooks
+                for entry in entries:
+                    if not self._fan_out_one(entry, hooks):
+                        break  # another process got ahead: read the head again
+
+    def _fan_out_one(self, entry: bytes, hooks: list[dict[str, Any]]) -> bool:
+        """Fan out one batch if it heads ``fanning``; return whether it did."""
+        header, body = entry.split(b"\n", 1)
+        batch, ts = orjson.loads(header)
+        events = orjson.loads(body)
+        ids = [f"evt_{batch}{i:05x}" for i in range(len(events))]
+        # the webhooks that existed when the batch was published (not those created since)
+        live = [h for h in hooks if h["created_ts"] <= ts]
+        lists = self._lists(live, events, [orjson.dumps(e) for e in events], ids, ts)
+        keys = [self.key("fanning"), self.key("due"), self.key("backlog")]
+        args: list[Any] = [entry, ts, sum(len(v) for v in lists.values())]
+        for (wid, dev), queued in lists.items():
+            keys += [self._q(wid, dev), self.key(f"devs:{wid}")]
+            args += [len(queued), f"{wid}:{dev}", dev, *queued]
+        return bool(self._fan(self.client, keys, args))
 
     def _lists(
         self,
