@@ -79,15 +79,18 @@ def campaign_report(
     keys = ["campaign_id"] + (["day"] if by_day else [])
     exp["day"] = _day(exp["t0"])
     dl = decisions[decisions["decision"] == "delivered"].assign(day=lambda x: _day(x["ts"]))
-    g = exp.groupby(keys)
-    out = pd.DataFrame(
+    # per-row flags summed per group (one vectorized pass; no groups at all is an empty frame,
+    # where a per-group apply returned a frame, not a series, and the report was a 500)
+    flags = pd.DataFrame(
         {
-            "devices": g["treated"].sum(),
-            "visits": g.apply(lambda x: int((x["visited"] & x["treated"]).sum()), include_groups=False),
-            "holdout_devices": g["treated"].apply(lambda x: int((~x).sum())),
-            "holdout_visits": g.apply(lambda x: int((x["visited"] & ~x["treated"]).sum()), include_groups=False),
-        }
+            "devices": exp["treated"].to_numpy(bool),
+            "visits": (exp["visited"] & exp["treated"]).to_numpy(bool),
+            "holdout_devices": (~exp["treated"].astype(bool)).to_numpy(bool),
+            "holdout_visits": (exp["visited"] & ~exp["treated"].astype(bool)).to_numpy(bool),
+        },
+        index=exp.index,
     )
+    out = flags.groupby([exp[k] for k in keys]).sum()
     out = out.join(dl.groupby(keys).size().rename("deliveries"), how="outer")
     if redemptions is not None and len(redemptions):
         red = redemptions.assign(day=lambda x: _day(x["ts"]))
