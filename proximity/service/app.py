@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from proximity.service.errors import PayloadTooLarge, install_handlers
 from proximity.service.metrics import MetricsMiddleware
 from proximity.service.routes import ROUTERS
+from proximity.service.routes.console import ASSETS_PATH, assets_app
 from proximity.service.routes.geofences import IMPORT_PATH
 from proximity.service.runtime import start_runtime, stop_runtime
 from proximity.service.settings import Settings
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.mount(ASSETS_PATH, assets_app(), name="console_assets")
 
     def _metrics():
         rt = getattr(app.state, "runtime", None)

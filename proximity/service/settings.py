@@ -134,6 +134,16 @@ class Settings(BaseSettings):
         "comma-separated",
     )
 
+    # the console (/console)
+    console_tile_url: str = Field(
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="the console's base-map tile URL template ({z}, {x}, {y}; optional {s}); "
+        "empty: no base map (the fences are drawn on a plain background)",
+    )
+    console_tile_attribution: str = Field(
+        "&copy; OpenStreetMap contributors", max_length=500, description="shown under the map (HTML)"
+    )
+
     # cluster (Redis mode)
     sync_interval_s: float = Field(0.25, gt=0, le=1.0, description="how often a process polls for definition changes")
     redis_epoch_check_s: float = Field(
@@ -152,6 +162,14 @@ class Settings(BaseSettings):
             return None
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @field_validator("console_tile_url")
+    @classmethod
+    def _check_tile_url(cls, v: str) -> str:
+        v = v.strip()
+        if v and (not v.startswith(("https://", "http://")) or not all(p in v for p in ("{z}", "{x}", "{y}"))):
+            raise ValueError("must be empty or an http(s) URL template with {z}, {x} and {y}")
         return v
 
     @field_validator("webhook_allow_hosts", mode="before")

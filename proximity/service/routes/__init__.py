@@ -5,6 +5,7 @@ from proximity.service.routes import (
     beacons,
     campaigns,
     clients,
+    console,
     devices,
     events,
     geofences,
@@ -34,4 +35,5 @@ ROUTERS = [
     sightings.router,
     jobs.router,
     campaigns.router,
+    console.router,
 ]
