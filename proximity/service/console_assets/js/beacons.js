@@ -89,6 +89,7 @@ export class BeaconsPanel {
     for (const [id, k] of [["#beacon-uuid", "uuid"], ["#beacon-major", "major"], ["#beacon-minor", "minor"], ["#beacon-store", "store_id"], ["#beacon-lon", "lon"], ["#beacon-lat", "lat"], ["#beacon-floor", "floor"], ["#beacon-power", "measured_power_dbm"]]) {
       $(id).value = b && b[k] != null ? b[k] : "";
     }
+    if (!b) $("#beacon-power").value = "-59"; // a typical iBeacon's RSSI at 1 m
     for (const id of ["#beacon-uuid", "#beacon-major", "#beacon-minor"]) $(id).readOnly = !!b; // the ids are the beacon's identity
     $("#beacon-delete").hidden = !b;
     $("#beacon-delete").textContent = "Delete";
@@ -176,6 +177,7 @@ export class BeaconsPanel {
     const status = $("#beacon-import-status");
     const out = $("#beacon-import-errors");
     out.replaceChildren();
+    status.textContent = `importing ${file.name}…`;
     const replace = $("#beacon-replace").checked;
     try {
       const res = await api("POST", `/v1/beacons/import?replace=${replace}`, await file.text(), { contentType: "text/csv" });
@@ -184,7 +186,15 @@ export class BeaconsPanel {
     } catch (err) {
       status.textContent = `nothing imported: ${err.message}`;
       out.replaceChildren(
-        ...err.errors.slice(0, 200).map((e) => el("li", { class: "field-error" }, `${e.line != null ? `line ${e.line}: ` : e.index != null ? `#${e.index}: ` : ""}${e.field || ""} ${e.reason || e.message || ""}`)),
+        ...err.errors.slice(0, 200).map((e) =>
+          el(
+            "li",
+            { class: "field-error", dataset: { line: String(e.line ?? e.index ?? "") } },
+            `${e.line != null ? `line ${e.line}: ` : e.index != null ? `#${e.index}: ` : ""}${e.field || ""}: ${
+              e.reason || (e.expected ? `${JSON.stringify(e.value)} is invalid; expected ${e.expected}` : e.message || "invalid")
+            }`,
+          ),
+        ),
       );
     }
     input.value = "";

@@ -47,14 +47,23 @@ export class FenceLayer extends EventTarget {
     this.group = L.layerGroup().addTo(map);
     this.loaded = null; // the bounds loaded, when complete
     this.ctrl = null;
+    this.pending = null; // {box, promise} of the load under way
     map.on("moveend", debounce(() => this.refresh(), 200));
   }
 
   /** Load the fences of the visible area (unless already loaded) and draw them. */
-  async refresh(force = false) {
+  refresh(force = false) {
     const view = this.map.getBounds();
-    if (!force && this.loaded && this.loaded.contains(view)) return this.render();
+    if (!force && this.loaded && this.loaded.contains(view)) return Promise.resolve(this.render());
+    if (!force && this.pending && this.pending.box.contains(view)) return this.pending.promise; // already coming
     const box = view.pad(0.25);
+    const pending = { box, promise: this.load(box) };
+    this.pending = pending;
+    pending.promise.finally(() => this.pending === pending && (this.pending = null));
+    return pending.promise;
+  }
+
+  async load(box) {
     const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
     const bbox = [
       clamp(box.getWest(), -180, 180),

@@ -85,6 +85,7 @@ export class WalkPanel {
     };
     $("#walk-events").replaceChildren();
     $("#walk-offers").replaceChildren();
+    $("#walk-no-offers").hidden = false;
     this.running = true;
     $("#walk-start").disabled = true;
     $("#walk-stop").disabled = false;
@@ -104,6 +105,7 @@ export class WalkPanel {
         this.live.place(device, p.lat, p.lng);
         for (const ev of res.events || []) $("#walk-events").prepend(eventItem(ev));
         for (const o of res.offers || []) {
+          $("#walk-no-offers").hidden = true;
           $("#walk-offers").prepend(el("li", { dataset: { campaign: o.campaign_id } }, `${o.title}${o.code ? ` — code ${o.code}` : ""} (${o.campaign_id})`));
         }
         statusEl.textContent = `walked ${Math.round(d)} of ${Math.round(total)} m`;

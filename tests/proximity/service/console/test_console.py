@@ -198,7 +198,11 @@ def test_pings_through_the_api_appear_in_the_live_feed(console, api):
 
 
 def test_walk_a_test_device_across_a_fence(console, api):
-    api.put("/v1/geofences/walk-shop", json=square("walk-shop", LON + 0.07, LAT, name="Walk shop"))
+    api.put("/v1/geofences/walk-shop", json=square("walk-shop", LON + 0.07, LAT, name="Walk shop", tags=["walk-promo"]))
+    offer = {"title": "Walk-in treat", "coupon": {"mode": "shared", "code": "WALK5"}}
+    campaign = {"id": "walk-treat", "name": "Walk treat", "status": "active", "offer": offer,
+                "triggers": [{"event": "enter", "geofence_tags": ["walk-promo"]}]}  # fmt: skip
+    assert api.post("/v1/campaigns", json=campaign).status_code == 201
     console.sign_in()
     page = console.page
     console.tab("walk")
@@ -219,11 +223,11 @@ def test_walk_a_test_device_across_a_fence(console, api):
     enter = page.locator("#walk-events li[data-type=enter][data-store=walk-shop]")
     exit_ = page.locator("#walk-events li[data-type=exit][data-store=walk-shop]")
     assert enter.count() == 1 and exit_.count() == 1
+    # the offer it triggered, as it happened (the console gave the device marketing consent)
+    assert page.locator("#walk-offers li[data-campaign=walk-treat]:has-text('WALK5')").count() == 1
     events = api.get("/v1/events", params={"device_id": "walker-1"}).json()["events"]
-    assert [e["type"] for e in events if e["geofence_id"] == "walk-shop"] == ["enter", "exit"]
+    assert [e["type"] for e in events if e["geofence_id"] == "walk-shop"] == ["enter", "offer", "exit"]
     assert all(abs(e["ts"] - time.time()) < 60 for e in events)  # pings carry the current time
-    # the device consented through the console
-    assert api.get("/v1/devices/walker-1/offers").status_code == 200
     console.screenshot("walk")
 
 
@@ -302,3 +306,94 @@ def test_a_tablet_sized_window_shows_map_and_panel(console):
     mbox, sbox = page.locator("#map").bounding_box(), page.locator(".side").bounding_box()
     assert mbox["height"] > 300 and sbox["height"] > 300 and mbox["width"] > 700
     console.screenshot("tablet")
+
+
+def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    for i in range(1, 6):
+        page.mouse.move(start[0] + (end[0] - start[0]) * i / 5, start[1] + (end[1] - start[1]) * i / 5)
+    page.mouse.up()
+    page.wait_for_timeout(150)
+
+
+def test_move_a_fence_and_drag_one_of_its_vertices(console, api):
+    lon, lat = LON + 0.09, LAT
+    api.put("/v1/geofences/move-me", json=square("move-me", lon, lat, name="Move me"))
+    console.sign_in()
+    page = console.page
+    console.view(lon + 0.0005, lat + 0.0005, 17)
+    page.fill("#fence-search", "Move me")
+    page.click("#fence-list button:has-text('Move me')")
+    page.wait_for_selector("#fence-form:not([hidden])")
+    console.view(lon + 0.0005, lat + 0.0005, 17)
+    # move: drag the shape 100 px east
+    page.click("#fence-move")
+    x, y = console.map_point(lon + 0.0005, lat + 0.0005)
+    drag(page, (x, y), (x + 100, y))
+    page.click("#fence-move")
+    page.click("#fence-form button[type=submit]")
+    page.wait_for_selector("#fence-form", state="hidden")
+    moved = api.get("/v1/geofences/move-me").json()["geometry"]["coordinates"][0]
+    shift = moved[0][0] - lon
+    assert shift > 0.0003 and all(
+        abs(p[1] - q[1]) < 1e-6 for p, q in zip(moved, square("m", lon, lat)["geometry"]["coordinates"][0])
+    )
+
+    # edit: drag the south-west vertex 40 px further south-west
+    page.click("#fence-list button:has-text('Move me')")
+    page.wait_for_selector("#fence-form:not([hidden])")
+    console.view(lon + shift + 0.0005, lat + 0.0005, 17)
+    page.click("#fence-edit")
+    vx, vy = console.map_point(lon + shift, lat)
+    drag(page, (vx, vy), (vx - 40, vy + 40))
+    page.click("#fence-form button[type=submit]")
+    page.wait_for_selector("#fence-form", state="hidden")
+    ring = api.get("/v1/geofences/move-me").json()["geometry"]["coordinates"][0]
+    assert min(p[0] for p in ring) < lon + shift - 0.0002 and min(p[1] for p in ring) < lat - 0.0001
+    console.screenshot("move-edit")
+
+
+def test_place_a_beacon_on_the_map_and_import_a_csv(console, api, tmp_path):
+    console.allow_status(422)
+    uuid = "a1b2c3d4-0000-4000-8000-00000000be0c"
+    lon, lat = LON + 0.10, LAT
+    api.put("/v1/geofences/beacon-shop", json=square("beacon-shop", lon, lat, name="Beacon shop"))
+    api.put("/v1/regions/console-brand", json={"uuid": uuid})
+    console.sign_in()
+    page = console.page
+    console.tab("beacons")
+    console.view(lon + 0.0005, lat + 0.0005, 18)
+    page.click("#beacon-new")
+    page.fill("#beacon-uuid", uuid)
+    page.fill("#beacon-major", "1")
+    page.fill("#beacon-minor", "70000")
+    page.fill("#beacon-store", "beacon-shop")
+    page.click("#beacon-place")
+    console.click_map(lon + 0.0004, lat + 0.0006)
+    assert abs(float(page.input_value("#beacon-lon")) - (lon + 0.0004)) < 1e-5
+    page.click("#beacon-form button[type=submit]")
+    page.locator("#beacon-minor + .field-error").wait_for()  # 70000 is no 16-bit minor
+    page.fill("#beacon-minor", "7")
+    page.click("#beacon-form button[type=submit]")
+    page.wait_for_selector("#beacon-form", state="hidden")
+    beacon = api.get(f"/v1/beacons/ibeacon:{uuid}:1:7").json()
+    assert beacon["store_id"] == "beacon-shop" and abs(beacon["lat"] - (lat + 0.0006)) < 1e-5
+    # its store and regions
+    page.click(f"#beacon-list button:has-text('ibeacon:{uuid}:1:7')")
+    page.wait_for_selector("#beacon-regions:has-text('Store: beacon-shop. Regions: console-brand.')")
+    page.click("#beacon-cancel")
+
+    csv = tmp_path / "beacons.csv"
+    header = "type,uuid,major,minor,store_id,lon,lat,measured_power_dbm\n"
+    csv.write_text(
+        header + f"ibeacon,{uuid},2,1,beacon-shop,{lon},{lat},-59\nibeacon,{uuid},2,x,beacon-shop,{lon},{lat},-59\n"
+    )
+    page.set_input_files("#beacon-import", str(csv))
+    page.wait_for_selector("#beacon-import-errors li[data-line='3']:has-text('minor')")
+    assert api.get(f"/v1/beacons/ibeacon:{uuid}:2:1").status_code == 404
+    csv.write_text(header + f"ibeacon,{uuid},2,1,beacon-shop,{lon},{lat},-59\n")
+    page.set_input_files("#beacon-import", str(csv))
+    page.wait_for_selector("#beacon-import-status:text-matches('^imported 1 beacon')")
+    assert api.get(f"/v1/beacons/ibeacon:{uuid}:2:1").status_code == 200
+    console.screenshot("beacons")
