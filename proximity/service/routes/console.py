@@ -55,7 +55,7 @@ def _index() -> bytes:
     return (ASSETS_DIR / "index.html").read_bytes()
 
 
-@router.get("/console")
+@router.api_route("/console", methods=["GET", "HEAD"])
 async def console_page(request: Request) -> Response:
     """The console's single page."""
     settings: Settings = request.app.state.settings

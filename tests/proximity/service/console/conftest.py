@@ -1,10 +1,14 @@
-"""Fixtures of the console's browser tests: one real server and one headless Chromium per session,
+"""Fixtures of the console's browser tests: one real server and one headless Chromium per module,
 a fresh browser context (its own sessionStorage) per test, guarded against console errors and
 requests to any host but the app.
 
 Chromium is Debian's ``chromium`` package driven by Playwright for Python (``executable_path``;
 Playwright's own browser download is never used). Without it the tests fail, loudly: CI installs
 it (``.ci/run``). ``PROXIMITY_SKIP_BROWSER=1`` skips them, saying so.
+
+Module scope, not session: Playwright's sync API runs an event loop in the main thread while it
+is open, and later tests that call ``asyncio.run()`` would fail ("cannot be called from a
+running event loop"); so the browser closes when the module's tests are done.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_server(tmp_path_factory) -> Server:
     """A real server with no base-map tiles (so the page requests nothing but the app)."""
     tmp = tmp_path_factory.mktemp("console-server")
@@ -53,13 +57,13 @@ def console_server(tmp_path_factory) -> Server:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api(console_server) -> httpx.Client:
     with console_server.client() as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         pytest.fail(

@@ -260,11 +260,17 @@ def test_create_a_campaign_fix_its_error_and_see_its_report(console, api):
     assert page.get_attribute("#c-holdout", "aria-invalid") is None
 
     page.fill("#c-t0-tags", "promo")
+    # a target picked on the map: the fence's id joins the trigger
+    console.view(LON + 0.0805, LAT + 0.0005, 17)
+    page.click("#c-pick")
+    console.click_map(LON + 0.0805, LAT + 0.0005)
+    assert page.input_value("#c-t0-ids") == "promo-shop"
+    page.click("#c-pick")
     page.click("#campaign-form button[type=submit]")
     page.wait_for_selector("#campaign-form", state="hidden")
     saved = api.get("/v1/campaigns/promo-week").json()
     assert saved["offer"]["coupon"] == {"mode": "shared", "code": "PROMO15"}
-    assert saved["triggers"][0]["geofence_tags"] == ["promo"]
+    assert saved["triggers"][0]["geofence_tags"] == ["promo"] and saved["triggers"][0]["geofence_ids"] == ["promo-shop"]
 
     # a consenting device walks in: one delivery, in the report
     api.put("/v1/devices/promo-phone", json={"marketing_consent": True})
@@ -397,3 +403,46 @@ def test_place_a_beacon_on_the_map_and_import_a_csv(console, api, tmp_path):
     page.wait_for_selector("#beacon-import-status:text-matches('^imported 1 beacon')")
     assert api.get(f"/v1/beacons/ibeacon:{uuid}:2:1").status_code == 200
     console.screenshot("beacons")
+
+
+def test_base_map_tiles_come_from_the_configured_server_only(browser, tmp_path):
+    """With a tile URL set, the map asks that server for tiles (allowed by the page's CSP), and
+    nothing else leaves the app; here the "tile server" is the test's route handler."""
+    from tests.proximity.service.console.conftest import Console
+    from tests.proximity.service.support import start_server
+
+    tile = (
+        Path(__file__).resolve().parents[4] / "proximity/service/console_assets/vendor/leaflet/images/layers.png"
+    ).read_bytes()
+    server = start_server(
+        tmp_path, env={"PROXIMITY_CONSOLE_TILE_URL": "https://{s}.tiles.example.test/{z}/{x}/{y}.png"}
+    )
+    context = browser.new_context(viewport={"width": 1024, "height": 700})
+    try:
+        page = context.new_page()
+        c = Console(page, server)
+        tiles: list[str] = []
+
+        def route(r):
+            url = r.request.url
+            if url.startswith(server.url):
+                r.continue_()
+            elif ".tiles.example.test/" in url:
+                tiles.append(url)
+                r.fulfill(status=200, content_type="image/png", body=tile)
+            else:
+                c.foreign.append(url)
+                r.abort()
+
+        context.route("**/*", route)
+        page.on("console", c.on_console)
+        page.on("pageerror", lambda exc: c.errors.append(str(exc)))
+        c.open()
+        c.sign_in()
+        page.wait_for_selector(".leaflet-tile-loaded")
+        assert tiles and all(t.startswith(("https://a.", "https://b.", "https://c.")) for t in tiles)
+        assert "OpenStreetMap" in page.inner_text(".leaflet-control-attribution")
+        assert c.errors == [] and c.foreign == []
+    finally:
+        context.close()
+        server.stop()

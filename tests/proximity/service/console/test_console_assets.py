@@ -44,6 +44,7 @@ def test_page_config_and_assets_are_served_without_a_key(make_client, settings):
     page = client.get("/console")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<title>proximity console</title>" in page.text
+    assert client.request("HEAD", "/console").status_code == 200
     csp = page.headers["content-security-policy"]
     assert "script-src 'self';" in csp and "connect-src 'self';" in csp and "frame-ancestors 'none'" in csp
     assert "https://tile.openstreetmap.org" in csp  # the default tiles
