@@ -1,6 +1,6 @@
 // The beacons panel: beacons placed and edited on the map, their store and regions, CSV import.
 import { allPages, api, ApiError } from "./api.js";
-import { $, clearErrors, debounce, el, numberOrRaw, prune, showError } from "./ui.js";
+import { $, clearErrors, debounce, el, numberOrRaw, prune, showError, text } from "./ui.js";
 
 export class BeaconsPanel {
   constructor({ map, status }) {
@@ -52,7 +52,7 @@ export class BeaconsPanel {
     for (const b of this.beacons) {
       if (b.lon == null || b.lat == null) continue;
       const m = L.circleMarker([b.lat, b.lon], { radius: 5, color: "#2b8a3e", weight: 2, fillColor: "#fff", fillOpacity: 1 });
-      m.bindTooltip(`${b.id}${b.store_id ? ` (${b.store_id})` : ""}`);
+      m.bindTooltip(text(`${b.id}${b.store_id ? ` (${b.store_id})` : ""}`));
       m.on("click", () => this.open(b));
       this.group.addLayer(m);
     }

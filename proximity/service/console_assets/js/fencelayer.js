@@ -1,7 +1,7 @@
 // The fences on the map: loaded for the visible area only (the API's bbox filter), drawn on one
 // canvas, and grouped into counted clusters on a pixel grid when zoomed out over many fences.
 import { allPages } from "./api.js";
-import { debounce } from "./ui.js";
+import { debounce, text } from "./ui.js";
 
 const MAX_FENCES = 10000; // per view
 const CLUSTER_BELOW_ZOOM = 15;
@@ -130,7 +130,7 @@ export class FenceLayer extends EventTarget {
     for (const { feature } of shown) {
       const layer = featureLayer(feature, style);
       const label = feature.properties.name ? `${feature.properties.name} (${feature.id})` : feature.id;
-      layer.bindTooltip(label, { sticky: true });
+      layer.bindTooltip(text(label), { sticky: true });
       layer.on("click", () => this.onSelect(feature.id, false));
       this.group.addLayer(layer);
     }

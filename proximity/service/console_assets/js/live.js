@@ -2,7 +2,7 @@
 // and the devices that appear in it moving on the map.
 import { api } from "./api.js";
 import { follow } from "./sse.js";
-import { $, el, fmtTime } from "./ui.js";
+import { $, el, fmtTime, text } from "./ui.js";
 
 const FEED_MAX = 300;
 const DEVICES_MAX = 30;
@@ -110,7 +110,7 @@ export class LivePanel {
     if (!d) this.devices.set(deviceId, (d = { marker: null, seen: Date.now(), gone: false }));
     if (!d.marker) {
       d.marker = L.circleMarker([lat, lng], { radius: 6, color: "#fff", weight: 2, fillColor: "#d9480f", fillOpacity: 1 });
-      d.marker.bindTooltip(deviceId, { permanent: true, direction: "right", className: "device-label", offset: [6, 0] });
+      d.marker.bindTooltip(text(deviceId), { permanent: true, direction: "right", className: "device-label", offset: [6, 0] });
       this.group.addLayer(d.marker);
     } else d.marker.setLatLng([lat, lng]);
   }

@@ -16,6 +16,9 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Tooltip content as text: Leaflet puts a string in as HTML, and names come from users. */
+export const text = (s) => el("span", { text: String(s) });
+
 export function debounce(fn, ms) {
   let t;
   return (...args) => {

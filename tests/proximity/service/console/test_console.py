@@ -446,3 +446,17 @@ def test_base_map_tiles_come_from_the_configured_server_only(browser, tmp_path):
     finally:
         context.close()
         server.stop()
+
+
+def test_names_are_shown_as_text_never_as_html(console, api):
+    name = '<img id="injected" src="/nowhere.png">Shop'
+    lon, lat = LON + 0.11, LAT
+    api.put("/v1/geofences/html-name", json=square("html-name", lon, lat, name=name))
+    console.sign_in()
+    page = console.page
+    console.view(lon + 0.0005, lat + 0.0005, 17)
+    page.mouse.move(*console.map_point(lon + 0.0005, lat + 0.0005))
+    page.wait_for_selector(".leaflet-tooltip")
+    assert name in page.inner_text(".leaflet-tooltip")
+    page.wait_for_selector(f"#fence-list li:has-text('{name}')")
+    assert page.locator("#injected").count() == 0
