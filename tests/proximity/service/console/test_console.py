@@ -172,6 +172,13 @@ def test_export_downloads_every_fence(console, api):
         page.click("#fence-export")
     doc = json.loads(Path(dl.value.path()).read_text())
     assert "export-me" in {f["id"] for f in doc["features"]}
+    # off screen: the list asks the API (here by name, within the first page)
+    console.view(LON - 1, LAT, 17)
+    page.fill("#fence-search", "export-me")
+    page.wait_for_selector("#fence-count:text-is('0 on screen')")
+    page.uncheck("#fence-onscreen")
+    page.fill("#fence-search", "export-me")
+    page.wait_for_selector("#fence-list li:has-text('export-me')")
 
 
 def test_pings_through_the_api_appear_in_the_live_feed(console, api):
