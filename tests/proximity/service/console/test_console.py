@@ -467,3 +467,35 @@ def test_names_are_shown_as_text_never_as_html(console, api):
     assert name in page.inner_text(".leaflet-tooltip")
     page.wait_for_selector(f"#fence-list li:has-text('{name}')")
     assert page.locator("#injected").count() == 0
+
+
+def test_a_report_with_a_holdout_shows_the_lift_and_its_interval(console, api):
+    lon, lat = LON + 0.12, LAT
+    api.put("/v1/geofences/lift-shop", json=square("lift-shop", lon, lat, tags=["lift"]))
+    campaign = {"id": "lift-test", "name": "Lift test", "status": "active", "offer": {"title": "Hello"},
+                "triggers": [{"event": "enter", "geofence_tags": ["lift"]}], "holdout_pct": 50}  # fmt: skip
+    assert api.post("/v1/campaigns", json=campaign).status_code == 201
+    devices = [f"lift-{i}" for i in range(40)]
+    for d in devices:
+        api.put(f"/v1/devices/{d}", json={"marketing_consent": True})
+    now = time.time()
+    inside, outside = (lon + 0.0005, lat + 0.0005), (lon - 0.002, lat + 0.0005)
+    pings = []
+    for i, d in enumerate(devices):  # every device comes in; every third comes back after leaving
+        path = [inside, outside, inside] if i % 3 == 0 else [inside]
+        for k, (x, y) in enumerate(path):
+            pings.append({"device_id": d, "ts": now - 30 + 10 * k, "lon": x, "lat": y, "accuracy_m": 5})
+    assert api.post("/v1/pings", json={"pings": pings}).status_code == 200
+    totals = api.get("/v1/campaigns/lift-test/report").json()["totals"]
+    assert totals["holdout_devices"] > 0 and totals["devices"] > 0 and totals["lift_lo"] is not None
+
+    console.sign_in()
+    page = console.page
+    console.tab("campaigns")
+    page.click("#campaign-list li[data-id=lift-test] button:has-text('Report')")
+    page.wait_for_selector("#report-lift:has-text('95% interval')")
+    lo, hi = 100 * totals["lift_lo"], 100 * totals["lift_hi"]
+    assert f"{lo:.1f} to {hi:.1f}" in page.inner_text("#report-lift")
+    bars = page.evaluate("window.proximityConsole.campaigns.charts[1].data.datasets[0].data")
+    assert bars == [[pytest.approx(lo), pytest.approx(hi)]]
+    console.screenshot("campaign-lift")
