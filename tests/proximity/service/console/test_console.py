@@ -49,6 +49,9 @@ def test_sign_in_says_when_the_key_is_wrong_or_lacks_the_manage_scope(console, a
     page.reload()
     page.wait_for_selector("body[data-ready=true]")  # still signed in in this tab
     console.screenshot("sign-in")
+    page.click("#signout")
+    page.wait_for_selector("#signin-key")
+    assert page.evaluate("sessionStorage.length") == 0 and page.is_hidden("#app")
 
 
 def test_draw_a_polygon_name_it_and_save_it(console, api):
