@@ -31,6 +31,9 @@ def setup(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default 8000)")
     p.add_argument("--data-dir", default=None, help="embedded mode: where definitions are kept (default ./data)")
     p.add_argument("--redis-url", default=None, help="Redis mode: definitions, state and events in Redis")
+    p.add_argument(
+        "--mqtt-url", default=None, help="also ingest OwnTracks messages from this MQTT broker (mqtt://host:port)"
+    )
     p.add_argument("--demo", action="store_true", default=None, help="load the demo mall and high street")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.set_defaults(func=run, run=run)
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             ("port", args.port),
             ("data_dir", args.data_dir),
             ("redis_url", args.redis_url),
+            ("mqtt_url", args.mqtt_url),
             ("demo", args.demo),
         )
         if v is not None
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"proximity: serving on http://{settings.host}:{settings.port} "
         f"({'redis ' + settings.redis_url if settings.redis_url else 'embedded, data in ' + str(settings.data_dir)})"
-        f"; OpenAPI at /docs",
+        f"{'; MQTT ' + settings.mqtt_url if settings.mqtt_url else ''}; OpenAPI at /docs",
         file=sys.stderr,
         flush=True,
     )

@@ -38,6 +38,12 @@ class Metrics:
         self.decisions = Counter(
             "proximity_campaign_decisions", "Campaign decisions, by reason", ["reason"], registry=r
         )
+        self.mqtt = Counter(
+            "proximity_mqtt_messages",
+            "MQTT messages received, by outcome (ingested, rejected, ignored)",
+            ["outcome"],
+            registry=r,
+        )
         self._collect_hooks: list[Callable[[], None]] = []
 
     def on_collect(self, hook: Callable[[], None]) -> None:
@@ -61,6 +67,11 @@ class Metrics:
         for name, n in (("accepted", accepted), ("unknown", unknown), ("unidentified", unidentified), ("stale", stale)):
             if n:
                 self.sightings.labels(name).inc(n)
+
+    def count_mqtt(self, ingested: int, rejected: int, ignored: int) -> None:
+        for name, n in (("ingested", ingested), ("rejected", rejected), ("ignored", ignored)):
+            if n:
+                self.mqtt.labels(name).inc(n)
 
     def count_events(self, counts: dict[str, int]) -> None:
         for kind, n in counts.items():

@@ -2,15 +2,17 @@
 
 OwnTracks posts one JSON message per request; ``_type: "location"`` carries ``lat``, ``lon``,
 ``acc`` (m) and ``tst`` (epoch s). The device is ``user/device`` from the ``X-Limit-U`` /
-``X-Limit-D`` headers, else from ``topic`` (``owntracks/user/device``). Other message types
-are acknowledged and ignored. OsmAnd sends query parameters ``id``, ``lat``, ``lon``,
-``timestamp`` (epoch s or ms, or ISO 8601) and ``accuracy``; newer Traccar Clients may post the
+``X-Limit-D`` headers, else from ``topic`` (``owntracks/user/device``). ``transition`` messages
+with a position are pings too, ``beacon`` messages are sightings; other message types are
+acknowledged and ignored. The same reader serves HTTP and MQTT (:mod:`proximity.service.mqtt`).
+OsmAnd sends query parameters ``id``, ``lat``, ``lon``, ``timestamp`` (epoch s or ms, or ISO 8601) and ``accuracy``; newer Traccar Clients may post the
 same as a form body, or as JSON ``{"device_id", "location": {"timestamp", "coords": {...}}}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,7 +20,7 @@ import orjson
 from proximity import PingBatch
 from proximity.service.errors import BadRequest
 
-__all__ = ["owntracks_pings", "osmand_pings"]
+__all__ = ["owntracks_pings", "owntracks_json", "owntracks_messages", "ingest_owntracks", "OwnTracks", "osmand_pings"]
 
 
 def _number(value: Any, field: str, *, required: bool = True) -> float | None:
@@ -37,32 +39,73 @@ def _number(value: Any, field: str, *, required: bool = True) -> float | None:
 
 def owntracks_pings(body: bytes, headers: Mapping[str, str]) -> PingBatch | None:
     """Return the message's ping, or None for a message that is not a location."""
+    return owntracks_messages(owntracks_json(body), headers).pings
+
+
+@dataclass(frozen=True, slots=True)
+class OwnTracks:
+    """What OwnTracks messages carry for the engine: ``pings`` (from ``location`` messages, and
+    ``transition`` messages that carry a position), and ``sightings`` (from ``beacon`` messages:
+    wire records for :meth:`~beacons.sightings.SightingBatch.from_records`)."""
+
+    pings: PingBatch | None
+    sightings: list[dict]
+
+
+def owntracks_json(body: bytes) -> Any:
+    """Decode an OwnTracks body, or raise :class:`BadRequest` naming ``body``."""
     try:
-        msg = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("body", f"not valid JSON: {exc}") from None
+
+
+def owntracks_messages(msg: Any, headers: Mapping[str, str]) -> OwnTracks:
+    """Read decoded OwnTracks message(s) (one, or a list as some versions post).
+
+    ``location`` messages (``lat``, ``lon``, ``tst`` epoch s, ``acc`` m) are pings; so are
+    ``transition`` messages that carry ``lat``, ``lon`` and ``tst`` (the phone's position when its
+    own region fired). ``beacon`` messages (``uuid``, ``major``, ``minor``, ``rssi``, ``tst``) are
+    sightings. Other types, and transitions without a position, are ignored. The device is
+    ``user/device``: from the ``X-Limit-U`` / ``X-Limit-D`` headers, else the message's ``topic``
+    (``owntracks/user/device``); MQTT passes the topic it received on as those headers.
+
+    Raises
+    ------
+    BadRequest
+        Naming the field (``lat``, ``[2].tst``, ...).
+    """
     if isinstance(msg, list):  # some versions post a list of messages
         msgs = msg
     elif isinstance(msg, dict):
         msgs = [msg]
     else:
         raise BadRequest("body", "expected an OwnTracks JSON message")
-    rows = []
+    rows, sightings = [], []
     for i, m in enumerate(msgs):
         where = "" if len(msgs) == 1 else f"[{i}]."
         if not isinstance(m, dict):
             raise BadRequest(f"{where}_type", "expected an OwnTracks JSON message")
-        if m.get("_type") != "location":
-            continue
-        device = _owntracks_device(headers, m.get("topic"), where)
-        lat = _number(m.get("lat"), f"{where}lat")
-        lon = _number(m.get("lon"), f"{where}lon")
-        tst = _number(m.get("tst"), f"{where}tst")
-        acc = _number(m.get("acc"), f"{where}acc", required=False)
-        rows.append((device, tst, lon, lat, float("nan") if acc is None else acc))
-    if not rows:
-        return None
-    return PingBatch.from_columns(*map(list, zip(*rows)))
+        kind = m.get("_type")
+        if kind == "transition" and not all(m.get(f) is not None for f in ("lat", "lon", "tst")):
+            continue  # a region event without a position: nothing for the engine
+        if kind in ("location", "transition"):
+            device = _owntracks_device(headers, m.get("topic"), where)
+            lat = _number(m.get("lat"), f"{where}lat")
+            lon = _number(m.get("lon"), f"{where}lon")
+            tst = _number(m.get("tst"), f"{where}tst")
+            acc = _number(m.get("acc"), f"{where}acc", required=False)
+            rows.append((device, tst, lon, lat, float("nan") if acc is None else acc))
+        elif kind == "beacon":
+            device = _owntracks_device(headers, m.get("topic"), where)
+            rec = {"device_id": device, "ts": _number(m.get("tst"), f"{where}tst")}
+            for f in ("uuid", "major", "minor", "rssi"):
+                if m.get(f) is None:
+                    raise BadRequest(f"{where}{f}", "missing")
+                rec[f] = m[f]
+            sightings.append(rec)
+    pings = PingBatch.from_columns(*map(list, zip(*rows))) if rows else None
+    return OwnTracks(pings, sightings)
 
 
 def _owntracks_device(headers: Mapping[str, str], topic: Any, where: str) -> str:
@@ -131,3 +174,26 @@ def _osmand_ts(value: Any, field: str) -> float | str:
     except (TypeError, ValueError, OverflowError):
         return str(value)  # ISO 8601: PingBatch validates it
     return ts / 1000.0 if ts > 1e11 else ts  # OsmAnd sends milliseconds, Traccar Client seconds
+
+
+async def ingest_owntracks(batcher: Any, sightings: Any, ot: OwnTracks) -> dict[str, list[dict]]:
+    """Ingest what :func:`owntracks_messages` read: the pings through ``batcher``
+    (:class:`~proximity.service.batcher.Batcher`), the sightings through ``sightings``
+    (:class:`~proximity.service.sightings.SightingIngest`, in a worker thread). Return
+    ``{"events", "offers"}`` of both."""
+    from anyio import to_thread
+
+    from beacons.sightings import SightingBatch
+
+    events: list[dict] = []
+    offers: list[dict] = []
+    if ot.pings is not None:
+        res = await batcher.ingest(ot.pings)
+        events += res["events"]
+        offers += res["offers"]
+    if ot.sightings:
+        batch = SightingBatch.from_records(ot.sightings)
+        res = await to_thread.run_sync(sightings.ingest, batch)
+        events += res["events"]
+        offers += res["offers"]
+    return {"events": events, "offers": offers}

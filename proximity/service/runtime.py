@@ -66,6 +66,8 @@ class Runtime:
     jobs: Jobs = field(default_factory=Jobs)
     #: campaigns, device profiles, offers and redemptions (set by _build)
     campaigns: CampaignService | None = None
+    #: OwnTracks over MQTT (when mqtt_url is set)
+    mqtt: Any = None
 
     @property
     def mode(self) -> str:
@@ -215,6 +217,11 @@ async def start_runtime(settings: Settings) -> Runtime:
         rt.tasks.append(asyncio.create_task(_watch_redis_epoch(rt, epoch), name="redis-epoch"))
         rt.tasks.append(asyncio.create_task(_follow_definitions(rt, cursor), name="follow-defs"))
         rt.tasks.append(asyncio.create_task(_follow_events(rt), name="follow-events"))
+    if settings.mqtt_url:
+        from proximity.service.mqtt import MqttIngest
+
+        rt.mqtt = MqttIngest(settings, rt.batcher, rt.sightings, rt.metrics)
+        rt.tasks.append(asyncio.create_task(rt.mqtt.run(), name="mqtt"))
     if settings.gc_freeze:
         # the fence index, modules and caches live as long as the process: keep full
         # collections from walking them again and again (tail latency)

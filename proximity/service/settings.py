@@ -144,6 +144,23 @@ class Settings(BaseSettings):
         "&copy; OpenStreetMap contributors", max_length=500, description="shown under the map (HTML)"
     )
 
+    # MQTT (proximity.service.mqtt): OwnTracks phones through a broker
+    mqtt_url: str | None = Field(
+        None, description="subscribe to OwnTracks messages on this broker: mqtt://[user:password@]host[:port]"
+    )
+    mqtt_topic: str = Field(
+        "owntracks/#", description="topic filter of the OwnTracks messages (owntracks/<user>/<device>)"
+    )
+    mqtt_events_topic: str = Field(
+        "proximity/events", description="events are published to <this>/<device_id> (QoS 1); empty: not published"
+    )
+    mqtt_client_id: str = Field(
+        "proximity-engine",
+        min_length=1,
+        description="the MQTT client id; fixed, so the broker keeps the session (and its queued messages) across reconnects",
+    )
+    mqtt_max_batch: int = Field(5000, ge=1, description="most MQTT messages ingested together")
+
     # cluster (Redis mode)
     sync_interval_s: float = Field(0.25, gt=0, le=1.0, description="how often a process polls for definition changes")
     redis_epoch_check_s: float = Field(
@@ -170,6 +187,22 @@ class Settings(BaseSettings):
         v = v.strip()
         if v and (not v.startswith(("https://", "http://")) or not all(p in v for p in ("{z}", "{x}", "{y}"))):
             raise ValueError("must be empty or an http(s) URL template with {z}, {x} and {y}")
+        return v
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError("must read mqtt://[user:password@]host[:port]")
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError("bad port") from None
         return v
 
     @field_validator("webhook_allow_hosts", mode="before")

@@ -10,8 +10,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from proximity.service import phones
 from proximity.service.deps import ClientKey, RuntimeDep
-from proximity.service.phones import osmand_pings, owntracks_pings
+from proximity.service.phones import osmand_pings, owntracks_json, owntracks_messages
 from proximity.service.routes._common import ERRORS, json_response
 from proximity.service.routes.pings import read_body
 
@@ -44,11 +45,13 @@ router = APIRouter(prefix="/v1", tags=["phone clients"], responses=ERRORS)
     },
 )
 async def ingest_owntracks(request: Request, rt: RuntimeDep, _key: ClientKey):
-    """OwnTracks HTTP mode: one message per request; answers an array as OwnTracks expects: the
+    """OwnTracks HTTP mode: one message per request (``location``; ``transition`` with a position;
+    ``beacon`` as a sighting); answers an array as OwnTracks expects: the
     offers it triggered (``{"_type": "offer", ...}``; the app ignores what it does not know)."""
     body = await read_body(request, rt.settings.max_body_bytes)
-    res = await rt.batcher.ingest_optional(owntracks_pings(body, request.headers))
-    return json_response([{"_type": "offer", **o} for o in (res or {}).get("offers", ())])
+    ot = owntracks_messages(owntracks_json(body), request.headers)
+    res = await phones.ingest_owntracks(rt.batcher, rt.sightings, ot)
+    return json_response([{"_type": "offer", **o} for o in res["offers"]])
 
 
 _OSMAND_PARAMS = [

@@ -1,0 +1,204 @@
+"""MQTT ingestion: OwnTracks phones through a broker, into the same pipeline as HTTP.
+
+OwnTracks' default transport is MQTT: each phone publishes JSON messages to
+``owntracks/<user>/<device>`` (and sub-topics such as ``.../event``). :class:`MqttIngest`
+subscribes to ``mqtt_topic`` (``owntracks/#``) with QoS 1, reads the messages with the reader of
+``POST /v1/owntracks`` (:func:`proximity.service.phones.owntracks_messages`: ``location`` and
+positioned ``transition`` messages are pings, ``beacon`` messages sightings), the device being
+``<user>/<device>`` from the topic, and ingests them through the service's
+:class:`~proximity.service.batcher.Batcher`, many messages per engine call. The events are
+published back to ``<mqtt_events_topic>/<device_id>`` (QoS 1), as JSON like ``/v1/events``.
+
+Delivery guarantees:
+
+- QoS 1 with manual acknowledgement: a message's PUBACK goes to the broker only after its pings
+  are ingested (state journaled, events in the log), so a message acknowledged to the broker is
+  never lost by this process. A message that cannot be read or is refused (bad JSON, a missing
+  field, a ping from the future) is acknowledged, logged and counted
+  (``proximity_mqtt_messages_total{outcome="rejected"}``): redelivering it would not help.
+- A fixed client id with ``clean_session=False``: the broker keeps the subscription and queues
+  QoS 1 messages while this process is away (a restart of either side, a network cut).
+- Reconnect with exponential backoff (0.5 s doubling to 30 s) and subscribe again; messages
+  delivered but not acknowledged before a disconnect come again: they are duplicates for the
+  engine (same device and ts), which ignores them, so they give no second event.
+
+aiomqtt has no public manual-acknowledgement switch yet (aiomqtt issue #345): the underlying
+paho-mqtt client's ``manual_ack_set`` and ``ack`` are used, set before connecting so the first
+messages of a resumed session are not acknowledged automatically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+from anyio import to_thread
+
+from beacons.sightings import SightingBatch
+from proximity import PingBatch
+from proximity.service.phones import owntracks_messages
+
+__all__ = ["MqttIngest", "topic_device"]
+
+logger = logging.getLogger("proximity.service.mqtt")
+
+_BACKOFF_S = (0.5, 30.0)
+
+
+def topic_device(topic: str, topic_filter: str) -> tuple[str, str] | None:
+    """The (user, device) of an OwnTracks topic under the filter's fixed prefix.
+
+    >>> topic_device("owntracks/alice/phone", "owntracks/#")
+    ('alice', 'phone')
+    >>> topic_device("owntracks/alice/phone/event", "owntracks/#")
+    ('alice', 'phone')
+    >>> topic_device("owntracks/alice", "owntracks/#") is None
+    True
+    """
+    prefix = topic_filter.split("#", 1)[0].split("+", 1)[0]
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix) :].split("/")
+    if prefix and not prefix.endswith("/"):
+        parts = parts[1:]
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        return None
+    return parts[0], parts[1]
+
+
+class MqttIngest:
+    """Subscribe to OwnTracks messages and ingest them; :meth:`run` until cancelled."""
+
+    def __init__(self, settings: Any, batcher: Any, sightings: Any, metrics: Any):
+        self.settings, self.batcher, self.sightings, self.metrics = settings, batcher, sightings, metrics
+        url = urlsplit(settings.mqtt_url)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 1883
+        self.username = unquote(url.username) if url.username else None
+        self.password = unquote(url.password) if url.password else None
+        #: set while subscribed (tests and /health wait on it)
+        self.connected = asyncio.Event()
+        self.connections = 0
+
+    async def run(self) -> None:
+        """Connect, subscribe, ingest; on a lost connection wait (backoff) and do it again."""
+        import aiomqtt
+
+        delay = _BACKOFF_S[0]
+        while True:
+            try:
+                await self._session(aiomqtt)
+            except aiomqtt.MqttError as exc:
+                logger.warning("MQTT broker %s:%d: %s; reconnecting in %.1f s", self.host, self.port, exc, delay)
+            finally:
+                self.connected.clear()
+            if self.connections:  # it worked before: start the backoff again
+                delay, self.connections = _BACKOFF_S[0], 0
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _BACKOFF_S[1])
+
+    async def _session(self, aiomqtt) -> None:
+        s = self.settings
+        client = aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            identifier=s.mqtt_client_id,
+            clean_session=False,
+            keepalive=30,
+            timeout=10,
+        )
+        client._client.manual_ack_set(True)  # before connecting: see the module docstring
+        client.pending_calls_threshold = 100_000  # a batch's events are published at once
+        async with client:
+            await client.subscribe(s.mqtt_topic, qos=1)
+            self.connections += 1
+            self.connected.set()
+            logger.info("MQTT: subscribed to %s on %s:%d", s.mqtt_topic, self.host, self.port)
+            messages = client.messages
+            while True:
+                batch = [await anext(messages)]
+                while len(messages) and len(batch) < s.mqtt_max_batch:
+                    batch.append(await anext(messages))
+                events = await self.ingest(batch)
+                await self._publish(client, events)
+                for m in batch:
+                    if m.qos:
+                        client._client.ack(m.mid, m.qos)
+
+    async def ingest(self, messages: list) -> list[dict]:
+        """Ingest a list of received messages together; return their events.
+
+        Unreadable or refused messages are counted and skipped; a failing store raises (the
+        messages stay unacknowledged and come again after the reconnect).
+        """
+        topic_filter = self.settings.mqtt_topic
+        pings: list[PingBatch] = []
+        sightings: list[dict] = []
+        rejected = ignored = 0
+        for m in messages:
+            ud = topic_device(str(m.topic), topic_filter)
+            payload = m.payload
+            if ud is None or not payload:  # not a device's topic, or a retained message cleared
+                ignored += 1
+                continue
+            try:
+                ot = owntracks_messages(orjson.loads(payload), {"x-limit-u": ud[0], "x-limit-d": ud[1]})
+            except ValueError as exc:  # orjson.JSONDecodeError, BadRequest, InvalidPing
+                rejected += 1
+                logger.info("MQTT: rejected a message on %s: %s", m.topic, exc)
+                continue
+            if ot.pings is not None:
+                pings.append(ot.pings)
+            sightings += ot.sightings
+            if ot.pings is None and not ot.sightings:
+                ignored += 1
+        events, refused = await self._ingest_pings(pings)
+        rejected += refused
+        if sightings:
+            try:
+                parts = [SightingBatch.from_records(sightings)]
+            except ValueError:  # a bad record: take them one by one
+                parts = []
+                for r in sightings:
+                    try:
+                        parts.append(SightingBatch.from_records([r]))
+                    except ValueError as exc:
+                        rejected += 1
+                        logger.info("MQTT: rejected a beacon message: %s", exc)
+            for part in parts:
+                events += (await to_thread.run_sync(self.sightings.ingest, part))["events"]
+        self.metrics.count_mqtt(len(messages) - rejected - ignored, rejected, ignored)
+        return events
+
+    async def _ingest_pings(self, batches: list[PingBatch]) -> tuple[list[dict], int]:
+        """All batches in one call; when that is refused (a bad ping), each on its own."""
+        if not batches:
+            return [], 0
+        try:
+            return (await self.batcher.ingest(PingBatch.concat(batches)))["events"], 0
+        except ValueError:
+            if len(batches) == 1:
+                return [], 1
+        events, refused = [], 0
+        for b in batches:
+            try:
+                events += (await self.batcher.ingest(b))["events"]
+            except ValueError as exc:
+                refused += 1
+                logger.info("MQTT: rejected a ping: %s", exc)
+        return events, refused
+
+    async def _publish(self, client, events: list[dict]) -> None:
+        topic = self.settings.mqtt_events_topic
+        if not topic or not events:
+            return
+        await asyncio.gather(
+            *(
+                client.publish(f"{topic}/{e['device_id']}", orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY), qos=1)
+                for e in events
+            )
+        )
