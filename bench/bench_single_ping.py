@@ -1,0 +1,338 @@
+"""Single-ping HTTP benchmark: the path a phone takes (one ping per request).
+
+Starts a real ``proximity serve`` (embedded by default, or ``--redis-url`` with ``--workers``),
+loads ``--fences`` store geofences (1,000 circles of 40 m around a city centre), creates an
+``ingest`` key, then
+
+1. throughput: ``wrk -t1 -c16`` (``apt-get install wrk``) with a Lua script that posts one ping
+   per request, each for the next of ``--devices`` devices (100,000 by default, so the same device
+   comes back every few seconds with a later ts), at an increasing ts close to now, at a random
+   position in the fence area (about 1.7 events per 100 pings). Prints requests/s, non-2xx and
+   socket errors, wrk's latency p50/p99 and the server's CPU per request (utime + stime of every
+   server process from ``/proc/<pid>/stat``, over the run, divided by the requests).
+2. latency at a fixed rate (``--rate``, 5,000/s): wrk2 is not in Debian, so an open-loop asyncio
+   client (uvloop, a minimal HTTP/1.1 writer/reader over ``--latency-connections`` keep-alive
+   connections) sends request i at t0 + i / rate and counts latency from that scheduled time
+   (no coordinated omission). A request whose connection is busy waits for a free one, and
+   that wait counts too. The client shares the two cores with the server.
+
+Usage::
+
+    python bench/bench_single_ping.py                       # embedded, 10 s wrk + 10 s at 5,000/s
+    python bench/bench_single_ping.py --path owntracks      # the same through /v1/owntracks
+    python bench/bench_single_ping.py --redis-url redis://127.0.0.1:6379/0 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+import numpy as np
+
+ADMIN = "bench-admin-key-0123456789abcdef"
+LON0, LAT0 = 10.75, 59.91
+SEED = 11
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data_dir: str, redis_url: str | None, workers: int) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "PROXIMITY_ADMIN_KEY": ADMIN}
+    cmd = [sys.executable, "-m", "proximity.service", "--port", str(port), "--data-dir", data_dir]
+    if redis_url:
+        cmd += ["--redis-url", redis_url, "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/health", timeout=1).json().get("status") == "ok":
+                return proc, url
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def _tree(pid: int) -> list[int]:
+    """The server's process and its children (uvicorn's workers)."""
+    out = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            for c in fh.read().split():
+                out += _tree(int(c))
+    except OSError:
+        pass
+    return out
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the server process tree (all threads)."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except OSError:
+            pass
+    return total / _TICKS
+
+
+def setup(url: str, fences: int) -> str:
+    rng = np.random.default_rng(SEED)
+    feats = [
+        {
+            "type": "Feature",
+            "id": f"store{i}",
+            "geometry": {
+                "type": "Point",
+                "coordinates": [LON0 + rng.uniform(-0.02, 0.02), LAT0 + rng.uniform(-0.01, 0.01)],
+            },
+            "properties": {"radius_m": 40},
+        }
+        for i in range(fences)
+    ]
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    httpx.post(
+        url + "/v1/geofences/import", json={"type": "FeatureCollection", "features": feats}, headers=admin, timeout=60
+    ).raise_for_status()
+    r = httpx.post(url + "/v1/keys", json={"name": "bench phones", "scopes": ["ingest"]}, headers=admin, timeout=10)
+    r.raise_for_status()
+    time.sleep(1.0)  # Redis mode: every worker follows the new fences and key within a second
+    return r.json()["key"]
+
+
+# One ping per request. Device d = counter % devices, ts = t0 + counter * step (increasing per
+# device as a whole), a random position in the fence area. The body template per path.
+_LUA = r"""
+local counter = 0
+local t0 = %(t0)f
+local devices = %(devices)d
+local path = "%(path)s"
+function init(args)
+  math.randomseed(%(seed)d)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  %(auth)s
+end
+function request()
+  counter = counter + 1
+  local d = counter %% devices
+  local ts = t0 + counter * 0.0001
+  local lon = %(lon0)f + (math.random() - 0.5) * 0.04
+  local lat = %(lat0)f + (math.random() - 0.5) * 0.02
+  local body
+  if path == "/v1/owntracks" then
+    body = string.format('{"_type":"location","topic":"owntracks/b/d%%d","tst":%%.4f,"lon":%%.6f,"lat":%%.6f,"acc":8}', d, ts, lon, lat)
+  else
+    body = string.format('{"pings":[{"device_id":"d%%d","ts":%%.4f,"lon":%%.6f,"lat":%%.6f,"accuracy_m":8}]}', d, ts, lon, lat)
+  end
+  return wrk.format(nil, path, nil, body)
+end
+local non2xx = 0
+function response(status, headers, body)
+  if status ~= 200 then non2xx = non2xx + 1 end
+end
+function done(summary, latency, requests)
+  io.write(string.format("wrk-summary requests=%%d socket_errors=%%d non2xx=%%d p50_us=%%d p99_us=%%d\n",
+    summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _auth_lua(key: str, path: str) -> str:
+    if path == "/v1/owntracks":
+        import base64
+
+        return f'wrk.headers["Authorization"] = "Basic {base64.b64encode(f"phone:{key}".encode()).decode()}"'
+    return f'wrk.headers["Authorization"] = "Bearer {key}"'
+
+
+def run_wrk(url: str, key: str, path: str, duration: float, conns: int, devices: int, pid: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(
+            _LUA
+            % {
+                "t0": time.time() - 60,
+                "devices": devices,
+                "path": path,
+                "seed": SEED,
+                "auth": _auth_lua(key, path),
+                "lon0": LON0,
+                "lat0": LAT0,
+            }
+        )
+        script = fh.name
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{int(duration)}s", "-s", script, url]
+    c0 = cpu_s(pid)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    c1 = cpu_s(pid)
+    os.unlink(script)
+    m = re.search(r"requests=(\d+) socket_errors=(\d+) non2xx=(\d+) p50_us=(\d+) p99_us=(\d+)", out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    n = int(m.group(1))
+    return {
+        "requests_per_s": rps,
+        "requests": n,
+        "socket_errors": int(m.group(2)),
+        "non2xx": int(m.group(3)),
+        "p50_ms": int(m.group(4)) / 1000,
+        "p99_ms": int(m.group(5)) / 1000,
+        "server_cpu_us_per_request": (c1 - c0) / max(n, 1) * 1e6,
+        "tool": f"wrk -t1 -c{conns} -d{int(duration)}s -s <single-ping.lua>",
+    }
+
+
+async def _exchange(reader, writer, request: bytes) -> int:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            n = int(line[15:])
+            if n:
+                await reader.readexactly(n)
+    return status
+
+
+async def fixed_rate(url: str, key: str, rate: float, duration: float, conns: int, devices: int) -> dict:
+    """Open loop: request i is due at t0 + i / rate; latency counts from the due time."""
+    host, port = url.split("//")[1].split(":")
+    n = int(rate * duration)
+    lat = np.full(n, np.nan)
+    errors = 0
+    free: asyncio.Queue = asyncio.Queue()
+    for _ in range(conns):
+        free.put_nowait(await asyncio.open_connection(host, int(port)))
+    rng = np.random.default_rng(SEED + 1)
+    xy = rng.uniform([LON0 - 0.02, LAT0 - 0.01], [LON0 + 0.02, LAT0 + 0.01], size=(n, 2))
+    ts0 = time.time() - 30
+    head = b"POST /v1/pings HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n" % (
+        f"{host}:{port}".encode(),
+        key.encode(),
+    )
+
+    async def one(i: int, due: float, conn):
+        nonlocal errors
+        body = b'{"pings":[{"device_id":"r%d","ts":%.4f,"lon":%.6f,"lat":%.6f,"accuracy_m":8}]}' % (
+            i % devices,
+            ts0 + i * 0.001,
+            xy[i, 0],
+            xy[i, 1],
+        )
+        try:
+            if await _exchange(*conn, head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)) != 200:
+                errors += 1
+            lat[i] = time.perf_counter() - due
+            free.put_nowait(conn)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors += 1
+            free.put_nowait(await asyncio.open_connection(host, int(port)))
+
+    tasks = set()
+    t0 = time.perf_counter() + 0.05
+    for i in range(n):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        conn = await free.get()
+        t = asyncio.create_task(one(i, due, conn))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    achieved = n / (time.perf_counter() - t0)
+    while not free.empty():
+        free.get_nowait()[1].close()
+    ms = lat[np.isfinite(lat)] * 1000
+    return {
+        "rate": rate,
+        "requests": n,
+        "errors": errors,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "achieved": achieved,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--fences", type=int, default=1000)
+    ap.add_argument("--devices", type=int, default=100_000)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--path", choices=["pings", "owntracks"], default="pings")
+    ap.add_argument("--rate", type=float, default=5000, help="fixed-rate phase: requests/s (0 skips it)")
+    ap.add_argument("--latency-connections", type=int, default=32)
+    ap.add_argument("--redis-url", help="Redis mode (else embedded)")
+    ap.add_argument("--workers", type=int, default=1, help="Redis mode: worker processes")
+    ap.add_argument("--skip-wrk", action="store_true")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bench-single-")
+    proc = None
+    try:
+        if args.redis_url:
+            import redis
+
+            redis.Redis.from_url(args.redis_url).flushdb()
+        proc, url = start_server(os.path.join(tmp, "data"), args.redis_url, args.workers)
+        key = setup(url, args.fences)
+        mode = f"redis, {args.workers} worker(s)" if args.redis_url else "embedded"
+        with open("/proc/loadavg") as fh:
+            load = " ".join(fh.read().split()[:3])
+        print(f"server: {mode}, {args.fences} fences; load average before: {load}")
+        if not args.skip_wrk:
+            w = run_wrk(url, key, f"/v1/{args.path}", args.duration, args.connections, args.devices, proc.pid)
+            print(
+                f"single-ping /v1/{args.path}: {w['requests_per_s']:,.0f} requests/s, "
+                f"{w['socket_errors']} socket errors, {w['non2xx']} non-2xx; p50 {w['p50_ms']:.2f} ms, "
+                f"p99 {w['p99_ms']:.2f} ms; server CPU {w['server_cpu_us_per_request']:.0f} us/request [{w['tool']}]"
+            )
+        if args.rate > 0:
+            try:
+                import uvloop
+
+                run = uvloop.run
+            except ImportError:
+                run = asyncio.run
+            f = run(fixed_rate(url, key, args.rate, args.duration, args.latency_connections, args.devices))
+            print(
+                f"fixed rate {f['rate']:,.0f} requests/s (achieved {f['achieved']:,.0f}/s, {f['requests']} requests, "
+                f"errors {f['errors']}): p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, max {f['max_ms']:.1f} ms "
+                f"[open-loop asyncio client, {args.latency_connections} keep-alive connections]"
+            )
+        with open("/proc/loadavg") as fh:
+            print(f"load average after: {' '.join(fh.read().split()[:3])}")
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
