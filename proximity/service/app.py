@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from proximity.service.errors import PayloadTooLarge, install_handlers
 from proximity.service.metrics import MetricsMiddleware
+from proximity.service.phonepath import PhonePath
 from proximity.service.routes import ROUTERS
 from proximity.service.routes.console import ASSETS_PATH, assets_app
 from proximity.service.routes.geofences import IMPORT_PATH
@@ -136,6 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = getattr(app.state, "runtime", None)
         return rt.metrics if rt is not None else None
 
+    # innermost: the phone path answers the ingest routes without FastAPI's routing (timed by
+    # the metrics middleware, behind the body limit like every route)
+    app.add_middleware(PhonePath, runtime=lambda: getattr(app.state, "runtime", None))
     app.add_middleware(MetricsMiddleware, metrics=_metrics)
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.max_body_bytes, limits={IMPORT_PATH: settings.max_import_bytes}

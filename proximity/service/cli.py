@@ -34,6 +34,12 @@ def setup(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "--mqtt-url", default=None, help="also ingest OwnTracks messages from this MQTT broker (mqtt://host:port)"
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Redis mode: this many worker processes on one port (default 1)",
+    )
     p.add_argument("--demo", action="store_true", default=None, help="load the demo mall and high street")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.set_defaults(func=run, run=run)
@@ -57,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             ("data_dir", args.data_dir),
             ("redis_url", args.redis_url),
             ("mqtt_url", args.mqtt_url),
+            ("workers", args.workers),
             ("demo", args.demo),
         )
         if v is not None
@@ -67,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings(**overrides)
     except ValidationError as exc:
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = ".".join(str(p) for p in err["loc"])
+            if not name:  # a rule over several settings: its message names them
+                print(f"proximity serve: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+                continue
             print(f"proximity serve: bad setting {name} (PROXIMITY_{name.upper()}): {err['msg']}", file=sys.stderr)
         return 2
     limit_arenas(settings.malloc_arena_max)  # before uvicorn starts any thread
@@ -85,15 +95,21 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        loop=loop,
-        access_log=False,
-        timeout_graceful_shutdown=3,
-    )
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "loop": loop,
+        "access_log": False,
+        "timeout_graceful_shutdown": 3,
+    }
+    if settings.workers == 1:
+        uvicorn.run(app, **common)
+        return 0
+    # several processes: each builds its app from the environment, so pass the flags on there
+    for name, value in overrides.items():
+        os.environ[f"PROXIMITY_{name.upper()}"] = str(value)
+    uvicorn.run("proximity.service.app:create_app", factory=True, workers=settings.workers, **common)
     return 0
 
 

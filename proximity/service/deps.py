@@ -26,6 +26,7 @@ __all__ = [
     "AnyKey",
     "MetricsKey",
     "get_runtime",
+    "credential",
 ]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
@@ -36,7 +37,14 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 def _credential(request: Request, *, basic: bool, query: bool) -> str | None:
-    header = request.headers.get("authorization", "")
+    return credential(
+        request.headers.get("authorization", ""), request.query_params.get("key") if query else None, basic=basic
+    )
+
+
+def credential(header: str, query_key: str | None = None, *, basic: bool = False) -> str | None:
+    """The API key a request presents: ``Authorization: Bearer <key>``; with ``basic``, also
+    HTTP Basic auth's password; else ``query_key`` (the ``key`` query parameter, when allowed)."""
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer" and value.strip():
@@ -47,9 +55,7 @@ def _credential(request: Request, *, basic: bool, query: bool) -> str | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return user_pass.partition(":")[2] or None
-    if query:
-        return request.query_params.get("key") or None
-    return None
+    return query_key or None
 
 
 def _require(scope: Scope | None, *, basic: bool = False, query: bool = False):

@@ -78,6 +78,7 @@ __all__ = [
     "install_handlers",
     "json_error",
     "describe",
+    "answer",
     "HttpError",
     "ERRORS",
     "BY_BASE",
@@ -379,6 +380,23 @@ def describe(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str] | 
     return status, body, headers
 
 
+def answer(
+    exc: BaseException, method: str, path: str, runtime: Any = None
+) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """:func:`describe`, and log (and count) it as the service does for every error: a bug with
+    its traceback, a storage failure in ``store_errors``. For the handlers and the phone path."""
+    status, body, headers = describe(exc)
+    if status_of(exc) is None:  # a bug: say so, but as JSON
+        logger.exception("unhandled error on %s %s", method, path, exc_info=exc)
+    elif _row_member(exc, "store"):
+        if runtime is not None:
+            runtime.metrics.store_errors.inc()
+        logger.warning("storage error on %s %s: %r", method, path, exc)
+    elif status >= 500:
+        logger.warning("%s %s: %s", method, path, exc)
+    return status, body, headers
+
+
 def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(
         orjson.dumps({"error": body}, default=str), status_code=status, media_type="application/json", headers=headers
@@ -389,17 +407,7 @@ def install_handlers(app: FastAPI) -> None:
     """Answer every error with :func:`describe` (a JSON body, never an HTML page)."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        status, body, headers = describe(exc)
-        if status_of(exc) is None:  # a bug: say so, but as JSON
-            logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        elif _row_member(exc, "store"):
-            rt = getattr(request.app.state, "runtime", None)
-            if rt is not None:
-                rt.metrics.store_errors.inc()
-            logger.warning("storage error on %s %s: %r", request.method, request.url.path, exc)
-        elif status >= 500:
-            logger.warning("%s %s: %s", request.method, request.url.path, exc)
-        return json_error(status, body, headers)
+        return json_error(*answer(exc, request.method, request.url.path, getattr(request.app.state, "runtime", None)))
 
     # one handler, registered on each root (Starlette finds it along the MRO); Exception last,
     # for the bugs

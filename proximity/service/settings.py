@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     mqtt_max_batch: int = Field(5000, ge=1, description="most MQTT messages ingested together")
 
     # cluster (Redis mode)
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="worker processes serving one port (Redis mode only: the embedded mode keeps device state in its process)",
+    )
     sync_interval_s: float = Field(0.25, gt=0, le=1.0, description="how often a process polls for definition changes")
     redis_epoch_check_s: float = Field(
         1.0, gt=0, le=60, description="how often a process checks that Redis still holds its data (the epoch marker)"
@@ -228,6 +234,19 @@ class Settings(BaseSettings):
     def _check_data_dir(self) -> Settings:
         if self.redis_url is None and self.data_dir.exists() and not self.data_dir.is_dir():
             raise ValueError(f"data_dir {self.data_dir} exists and is not a directory")
+        return self
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> Settings:
+        if self.workers > 1 and self.redis_url is None:
+            raise ValueError(
+                f"workers={self.workers} needs redis_url: the embedded mode keeps device state in one process "
+                "(run one worker, or use Redis mode for several)"
+            )
+        if self.workers > 1 and self.mqtt_url is not None:
+            raise ValueError(
+                "workers > 1 with mqtt_url is not supported yet: run MQTT ingestion in a one-worker process"
+            )
         return self
 
     @model_validator(mode="after")
