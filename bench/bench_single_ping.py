@@ -275,6 +275,20 @@ async def fixed_rate(url: str, key: str, rate: float, duration: float, conns: in
     }
 
 
+def _merged(url: str) -> float:
+    """Mean requests merged into one engine call (the server's histogram; the first worker's in
+    Redis mode)."""
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10).text
+    got = {}
+    for line in text.splitlines():
+        for name in ("proximity_ingest_merged_requests_sum", "proximity_ingest_merged_requests_count"):
+            if line.startswith(name + " "):
+                got[name] = float(line.split()[-1])
+    return got.get("proximity_ingest_merged_requests_sum", 0) / max(
+        got.get("proximity_ingest_merged_requests_count", 0), 1
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=10)
@@ -315,12 +329,16 @@ def main() -> int:
                 run = uvloop.run
             except ImportError:
                 run = asyncio.run
+            c0 = cpu_s(proc.pid)
             f = run(fixed_rate(url, key, args.rate, args.duration, args.latency_connections, args.devices))
+            f["cpu_us"] = (cpu_s(proc.pid) - c0) / f["requests"] * 1e6
             print(
                 f"fixed rate {f['rate']:,.0f} requests/s (achieved {f['achieved']:,.0f}/s, {f['requests']} requests, "
-                f"errors {f['errors']}): p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, max {f['max_ms']:.1f} ms "
+                f"errors {f['errors']}): p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, max {f['max_ms']:.1f} ms; "
+                f"server CPU {f['cpu_us']:.0f} us/request "
                 f"[open-loop asyncio client, {args.latency_connections} keep-alive connections]"
             )
+        print(f"requests per engine call (mean, whole run): {_merged(url):.1f}")
         with open("/proc/loadavg") as fh:
             print(f"load average after: {' '.join(fh.read().split()[:3])}")
     finally:

@@ -81,6 +81,7 @@ class Batcher:
                     b, f = self._pending.pop(0)
                     take.append((b, f))
                     n += len(b)
+                self.pipeline.metrics.merged.observe(len(take))
                 try:
                     if n <= self.inline_max_pings:  # small and in memory: a thread hop costs more
                         results = ingest_many(self.pipeline, [b for b, _ in take])

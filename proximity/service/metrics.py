@@ -38,6 +38,12 @@ class Metrics:
         self.decisions = Counter(
             "proximity_campaign_decisions", "Campaign decisions, by reason", ["reason"], registry=r
         )
+        self.merged = Histogram(
+            "proximity_ingest_merged_requests",
+            "Requests (HTTP or MQTT batches) merged into one engine call",
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+        )
         self.mqtt = Counter(
             "proximity_mqtt_messages",
             "MQTT messages received, by outcome (ingested, rejected, ignored)",

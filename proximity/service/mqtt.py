@@ -124,7 +124,7 @@ class MqttIngest:
                 while len(messages) and len(batch) < s.mqtt_max_batch:
                     batch.append(await anext(messages))
                 events = await self.ingest(batch)
-                await self._publish(client, events)
+                self._publish(client, events)
                 for m in batch:
                     if m.qos:
                         client._client.ack(m.mid, m.qos)
@@ -136,7 +136,7 @@ class MqttIngest:
         messages stay unacknowledged and come again after the reconnect).
         """
         topic_filter = self.settings.mqtt_topic
-        pings: list[PingBatch] = []
+        rows: list[list[tuple]] = []  # per message with pings
         sightings: list[dict] = []
         rejected = ignored = 0
         for m in messages:
@@ -146,17 +146,17 @@ class MqttIngest:
                 ignored += 1
                 continue
             try:
-                ot = owntracks_messages(orjson.loads(payload), {"x-limit-u": ud[0], "x-limit-d": ud[1]})
-            except ValueError as exc:  # orjson.JSONDecodeError, BadRequest, InvalidPing
+                ot = owntracks_messages(orjson.loads(payload), {"x-limit-u": ud[0], "x-limit-d": ud[1]}, batch=False)
+            except ValueError as exc:  # orjson.JSONDecodeError, BadRequest
                 rejected += 1
                 logger.info("MQTT: rejected a message on %s: %s", m.topic, exc)
                 continue
-            if ot.pings is not None:
-                pings.append(ot.pings)
+            if ot.rows:
+                rows.append(ot.rows)
             sightings += ot.sightings
-            if ot.pings is None and not ot.sightings:
+            if not ot.rows and not ot.sightings:
                 ignored += 1
-        events, refused = await self._ingest_pings(pings)
+        events, refused = await self._ingest_pings(rows)
         rejected += refused
         if sightings:
             try:
@@ -174,31 +174,32 @@ class MqttIngest:
         self.metrics.count_mqtt(len(messages) - rejected - ignored, rejected, ignored)
         return events
 
-    async def _ingest_pings(self, batches: list[PingBatch]) -> tuple[list[dict], int]:
-        """All batches in one call; when that is refused (a bad ping), each on its own."""
-        if not batches:
+    async def _ingest_pings(self, rows: list[list[tuple]]) -> tuple[list[dict], int]:
+        """Every message's pings in one batch; when that is refused (a bad ping: out of range,
+        from the future), each message's on its own."""
+        if not rows:
             return [], 0
         try:
-            return (await self.batcher.ingest(PingBatch.concat(batches)))["events"], 0
+            merged = PingBatch.from_columns(*map(list, zip(*(r for msg in rows for r in msg))))
+            return (await self.batcher.ingest(merged))["events"], 0
         except ValueError:
-            if len(batches) == 1:
+            if len(rows) == 1:
                 return [], 1
         events, refused = [], 0
-        for b in batches:
+        for msg in rows:
             try:
-                events += (await self.batcher.ingest(b))["events"]
+                events += (await self.batcher.ingest(PingBatch.from_columns(*map(list, zip(*msg)))))["events"]
             except ValueError as exc:
                 refused += 1
                 logger.info("MQTT: rejected a ping: %s", exc)
         return events, refused
 
-    async def _publish(self, client, events: list[dict]) -> None:
+    def _publish(self, client, events: list[dict]) -> None:
         topic = self.settings.mqtt_events_topic
         if not topic or not events:
             return
-        await asyncio.gather(
-            *(
-                client.publish(f"{topic}/{e['device_id']}", orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY), qos=1)
-                for e in events
-            )
-        )
+        # paho's own publish: queued at once, resent by paho until the broker acknowledges it
+        # (aiomqtt's awaits each PUBACK, and its bookkeeping grows with the calls pending)
+        option = orjson.OPT_SERIALIZE_NUMPY
+        for e in events:
+            client._client.publish(f"{topic}/{e['device_id']}", orjson.dumps(e, option=option), qos=1)

@@ -12,7 +12,7 @@ same as a form body, or as JSON ``{"device_id", "location": {"timestamp", "coord
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -50,6 +50,8 @@ class OwnTracks:
 
     pings: PingBatch | None
     sightings: list[dict]
+    #: the pings as rows (device_id, ts, lon, lat, accuracy_m), for readers that merge many messages
+    rows: list[tuple] = field(default_factory=list)
 
 
 def owntracks_json(body: bytes) -> Any:
@@ -60,7 +62,7 @@ def owntracks_json(body: bytes) -> Any:
         raise BadRequest("body", f"not valid JSON: {exc}") from None
 
 
-def owntracks_messages(msg: Any, headers: Mapping[str, str]) -> OwnTracks:
+def owntracks_messages(msg: Any, headers: Mapping[str, str], *, batch: bool = True) -> OwnTracks:
     """Read decoded OwnTracks message(s) (one, or a list as some versions post).
 
     ``location`` messages (``lat``, ``lon``, ``tst`` epoch s, ``acc`` m) are pings; so are
@@ -68,7 +70,9 @@ def owntracks_messages(msg: Any, headers: Mapping[str, str]) -> OwnTracks:
     own region fired). ``beacon`` messages (``uuid``, ``major``, ``minor``, ``rssi``, ``tst``) are
     sightings. Other types, and transitions without a position, are ignored. The device is
     ``user/device``: from the ``X-Limit-U`` / ``X-Limit-D`` headers, else the message's ``topic``
-    (``owntracks/user/device``); MQTT passes the topic it received on as those headers.
+    (``owntracks/user/device``); MQTT passes the topic it received on as those headers. With
+    ``batch=False`` the pings are only returned as ``rows`` (not yet validated as a batch: the
+    caller merges many messages' rows into one :meth:`PingBatch.from_columns`).
 
     Raises
     ------
@@ -104,8 +108,8 @@ def owntracks_messages(msg: Any, headers: Mapping[str, str]) -> OwnTracks:
                     raise BadRequest(f"{where}{f}", "missing")
                 rec[f] = m[f]
             sightings.append(rec)
-    pings = PingBatch.from_columns(*map(list, zip(*rows))) if rows else None
-    return OwnTracks(pings, sightings)
+    pings = PingBatch.from_columns(*map(list, zip(*rows))) if rows and batch else None
+    return OwnTracks(pings, sightings, rows)
 
 
 def _owntracks_device(headers: Mapping[str, str], topic: Any, where: str) -> str:

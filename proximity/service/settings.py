@@ -74,7 +74,10 @@ class Settings(BaseSettings):
     )
     expire_interval_s: float = Field(60.0, gt=0, description="how often idle devices are looked for")
     inline_ingest_max_pings: int = Field(
-        0, ge=0, description="embedded mode: ingest merged batches this small on the event loop, not in a worker thread"
+        256,
+        ge=0,
+        description="embedded mode: ingest merged batches this small on the event loop, not in a worker thread "
+        "(phones' single pings: the thread hop costs more than the call; 0 = always a thread)",
     )
 
     gc_freeze: bool = Field(

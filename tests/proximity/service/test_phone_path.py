@@ -9,7 +9,10 @@ import random
 from collections import Counter
 
 import httpx
+import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from geofences.geojson import parse_feature
 from proximity import Engine, EngineConfig, PingBatch
@@ -198,3 +201,38 @@ def test_redis_workers_on_one_port_give_the_events_of_one_batch(serve, redis_url
         answered = asyncio.run(_send(server.url, {"Authorization": f"Bearer {key}"}, walks))
     expected = _one_batch_events(walks)
     assert Counter((e["device_id"], e["geofence_id"], e["type"], e["ts"]) for e in answered) == expected
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**400), 10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+    st.sampled_from(["2026-01-01T00:00:00Z", "", "x" * 300]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={"device_id": _values, "ts": _values, "lon": _values, "lat": _values, "accuracy_m": _values},
+    )
+)
+@example({"device_id": "a", "ts": 1.0, "lon": 180, "lat": -90, "accuracy_m": None})
+@example({"device_id": "a", "ts": 10**400, "lon": 0, "lat": 0})
+def test_a_plain_single_ping_is_read_as_the_column_validation_reads_it(ping):
+    from proximity.service.ingest import _one_plain_ping, pings_from_rows
+
+    fast = _one_plain_ping([ping])
+    if fast is None:
+        return  # the column path reads it (and names any error)
+    slow = pings_from_rows([ping], 10)
+    for f in ("device_id", "ts", "lon", "lat", "accuracy_m"):
+        a, b = getattr(fast, f), getattr(slow, f)
+        assert (
+            a.dtype == b.dtype
+            and a.tolist() == b.tolist()
+            or (f == "accuracy_m" and np.isnan(a).all() and np.isnan(b).all())
+        )
