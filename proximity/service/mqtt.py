@@ -92,6 +92,9 @@ class MqttIngest:
                 await self._session(aiomqtt)
             except aiomqtt.MqttError as exc:
                 logger.warning("MQTT broker %s:%d: %s; reconnecting in %.1f s", self.host, self.port, exc, delay)
+            except Exception:  # a failing store: the messages stay unacknowledged, and come again
+                self.metrics.store_errors.inc()
+                logger.exception("MQTT ingestion failed; reconnecting in %.1f s", delay)
             finally:
                 self.connected.clear()
             if self.connections:  # it worked before: start the backoff again

@@ -141,3 +141,29 @@ def test_broker_restart_mid_stream_loses_no_acknowledged_message_and_duplicates_
         if line.startswith('proximity_pings_total{outcome="accepted"}')
     )
     assert accepted == 3 * n  # every acknowledged message's ping, once (redeliveries are duplicates)
+
+
+def test_a_failing_store_leaves_the_message_unacknowledged_and_it_comes_again(broker, mqtt_client):
+    from proximity.core.errors import StoreError
+
+    mqtt = mqtt_client.runtime.mqtt
+    real = mqtt.batcher
+    failures = []
+
+    class FailingOnce:
+        async def ingest(self, batch):
+            if not failures:
+                failures.append(len(batch))
+                raise StoreError("the store is down")
+            return await real.ingest(batch)
+
+    mqtt.batcher = FailingOnce()
+    phones = Mqtt(broker, "phones")
+    try:
+        phones.publish("owntracks/solo/phone", location(INSIDE, 1001))  # one message: lost = no event
+        assert wait_for(lambda: any(e["type"] == "enter" for e in all_events(mqtt_client)), 30)
+    finally:
+        phones.close()
+        mqtt.batcher = real
+    assert failures == [1]  # its first delivery failed; the broker delivered it again after the reconnect
+    assert [(e["device_id"], e["type"]) for e in all_events(mqtt_client)] == [("solo/phone", "enter")]
