@@ -236,3 +236,17 @@ def test_a_plain_single_ping_is_read_as_the_column_validation_reads_it(ping):
             and a.tolist() == b.tolist()
             or (f == "accuracy_m" and np.isnan(a).all() and np.isnan(b).all())
         )
+
+
+def test_owntracks_transitions_with_a_position_are_pings_and_beacon_messages_sightings(app_client):
+    app_client.post("/v1/geofences", json=circle("shop", 10.75, 59.91, 40.0))
+    basic = {"X-Limit-U": "ann", "X-Limit-D": "phone"}
+    transition = {"_type": "transition", "event": "enter", "t": "c", "lat": 59.91, "lon": 10.75, "tst": 50, "acc": 5}
+    assert app_client.post("/v1/owntracks", json=transition, headers=basic).status_code == 200
+    events = app_client.get("/v1/events", params={"device_id": "ann/phone"}).json()["events"]
+    assert [(e["type"], e["geofence_id"], e["ts"]) for e in events] == [("enter", "shop", 50.0)]
+    beacon = {"_type": "beacon", "uuid": "F7826DA6-4FA2-4E98-8024-BC5B71E0893E", "major": 1, "minor": 2, "rssi": -60}
+    assert app_client.post("/v1/owntracks", json={**beacon, "tst": 51}, headers=basic).status_code == 200
+    assert 'proximity_sightings_total{outcome="unknown"} 1.0' in app_client.get("/metrics").text  # not registered
+    r = app_client.post("/v1/owntracks", json=beacon, headers=basic)  # no tst
+    assert r.status_code == 422 and r.json()["error"]["field"] == "tst"
