@@ -69,6 +69,39 @@ def topic_device(topic: str, topic_filter: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+class _BufferedSocket:
+    """The MQTT client's socket, read 64 KiB at a time.
+
+    paho-mqtt reads a packet with several ``recv`` calls (1 byte of type, the length a byte at a
+    time, then the rest) and one packet per readable event; at thousands of messages a second
+    those system calls and event-loop rounds were most of the ingestion's CPU. This wrapper
+    serves paho's small reads from one large read, and ``pending()`` (the hook aiomqtt already
+    honours for TLS sockets) makes aiomqtt keep reading while buffered bytes remain. Everything
+    else goes to the socket itself.
+    """
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, n: int) -> bytes:
+        if self._pos >= len(self._buf):
+            data = self._sock.recv(65536)  # BlockingIOError when empty: paho's "try again"
+            if not data:
+                return data  # the connection is closed
+            self._buf, self._pos = data, 0
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
 class MqttIngest:
     """Subscribe to OwnTracks messages and ingest them; :meth:`run` until cancelled."""
 
@@ -117,6 +150,9 @@ class MqttIngest:
         client._client.manual_ack_set(True)  # before connecting: see the module docstring
         client.pending_calls_threshold = 100_000  # a batch's events are published at once
         async with client:
+            paho = client._client
+            if paho._sock is not None and not hasattr(paho._sock, "pending"):  # plain TCP
+                paho._sock = _BufferedSocket(paho._sock)
             await client.subscribe(s.mqtt_topic, qos=1)
             self.connections += 1
             self.connected.set()
