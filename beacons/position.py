@@ -1,8 +1,10 @@
 """Indoor position from distances to beacons at known (lon, lat), vectorized over devices.
 
 The solve runs in a local metric frame: an azimuthal equidistant projection centred on
-the beacons' centroid (pyproj, ``always_xy=True``), where the distortion over a building
-is far below RSSI noise. It is a weighted non-linear least squares
+the beacons' centroid, where the distortion over a building is far below RSSI noise. The
+projection is computed with geodesics (``pyproj.Geod``: distance and azimuth from the centre
+out, ``fwd`` back), which is what PROJ's ellipsoidal ``aeqd`` does, without building a
+``Transformer`` per centre (about 15 ms each; every batch hears a different set of beacons). It is a weighted non-linear least squares
 (Levenberg-Marquardt, all devices at once) started from the linearized solution.
 
 Notes
@@ -14,15 +16,11 @@ hundreds of km apart in one call.
 from __future__ import annotations
 
 from enum import IntEnum
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pyproj import Transformer
-from pyproj.crs import ProjectedCRS
-from pyproj.crs.coordinate_operation import AzimuthalEquidistantConversion
-from pyproj.enums import TransformDirection
+from pyproj import Geod
 
 from beacons.errors import BeaconFieldError
 from beacons.ranging import distance_sigma_m
@@ -34,6 +32,7 @@ MIN_BEACONS = 3
 _COLLINEAR_RATIO = 0.02  # beacon spread across / along their best-fit line
 _DEFAULT_RSSI_SIGMA_DB = 4.0
 _MIN_SIGMA_M = 0.25
+_COINCIDENT_M = 0.01  # beacons within about this of their mean are one point
 
 
 class FixStatus(IntEnum):
@@ -58,19 +57,42 @@ class Fix(NamedTuple):
     status: NDArray[np.int8]
 
 
-@lru_cache(maxsize=64)
-def _local_frame(lon0: float, lat0: float) -> Transformer:
-    crs = ProjectedCRS(
-        conversion=AzimuthalEquidistantConversion(latitude_natural_origin=lat0, longitude_natural_origin=lon0)
-    )
-    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+_GEOD = Geod(ellps="WGS84")
+
+
+class _LocalFrame:
+    """Azimuthal equidistant meters (x east, y north) around (lon0, lat0), via geodesics."""
+
+    def __init__(self, lon0: float, lat0: float):
+        self.lon0, self.lat0 = lon0, lat0
+
+    def to_xy(self, lon: F64, lat: F64) -> tuple[F64, F64]:
+        lon, lat = np.broadcast_arrays(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
+        az, _, dist = _GEOD.inv(np.full(lon.shape, self.lon0), np.full(lon.shape, self.lat0), lon, lat)
+        a = np.radians(np.asarray(az, np.float64))
+        d = np.asarray(dist, np.float64)
+        return d * np.sin(a), d * np.cos(a)
+
+    def to_lonlat(self, x: F64, y: F64) -> tuple[F64, F64]:
+        x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+        finite = np.isfinite(x) & np.isfinite(y)
+        xs, ys = np.where(finite, x, 0.0), np.where(finite, y, 0.0)
+        n = xs.shape
+        lon, lat, _ = _GEOD.fwd(
+            np.full(n, self.lon0), np.full(n, self.lat0), np.degrees(np.arctan2(xs, ys)), np.hypot(xs, ys)
+        )
+        return (
+            np.where(finite, np.asarray(lon, np.float64), np.nan),
+            np.where(finite, np.asarray(lat, np.float64), np.nan),
+        )
 
 
 def _centre(lon: F64, lat: F64) -> tuple[float, float]:
     # Unwrap around the first beacon so a venue on the antimeridian averages correctly.
     unwrapped = lon[0] + (lon - lon[0] + 180.0) % 360.0 - 180.0
     lon0 = (float(np.mean(unwrapped)) + 180.0) % 360.0 - 180.0
-    # Rounded so repeated calls for one venue share a cached transformer (1e-6 deg ~ 0.1 m).
+    # Rounded to 1e-6 deg (~0.1 m), as when each centre had a cached Transformer: the frame
+    # is the same to 1e-8 m, so the fixes are the ones that projection gave.
     return round(lon0, 6), round(float(np.mean(lat)), 6)
 
 
@@ -105,15 +127,16 @@ def _linear_start(xy: F64, r: F64, w: F64) -> F64:
     return np.einsum("mij,mj->mi", np.linalg.pinv(n), v)[:, :2]
 
 
-def _geometry(xy: F64, used: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], F64]:
-    """Per device: whether its beacons are collinear, and the unit direction of their line."""
+def _geometry(xy: F64, used: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], F64, NDArray[np.bool_]]:
+    """Per device: whether its beacons are collinear, the unit direction of their line, and
+    whether they are all at one point (then that direction is arbitrary)."""
     cnt = np.maximum(used.sum(axis=1), 1)[:, None]
     mean = np.einsum("mb,mbi->mi", used.astype(float), xy) / cnt
     d = xy - mean[:, None, :]
     cov = np.einsum("mb,mbi,mbj->mij", used.astype(float), d, d) / cnt[..., None]
     evals, evecs = np.linalg.eigh(cov)  # ascending
     collinear = evals[:, 0] <= (_COLLINEAR_RATIO**2) * evals[:, 1]
-    return collinear, evecs[:, :, 1]
+    return collinear, evecs[:, :, 1], evals[:, 1] <= _COINCIDENT_M**2
 
 
 def trilaterate(
@@ -200,13 +223,13 @@ def trilaterate(
     r = np.where(used, r, 0.0)
     n_used = used.sum(axis=1)
 
-    transformer = _local_frame(*_centre(lon[heard], lat[heard]))
+    frame = _LocalFrame(*_centre(lon[heard], lat[heard]))
     lon0, lat0 = lon[heard].flat[0], lat[heard].flat[0]
-    px, py = transformer.transform(np.where(heard, lon, lon0), np.where(heard, lat, lat0))
+    px, py = frame.to_xy(np.where(heard, lon, lon0), np.where(heard, lat, lat0))
     xy = np.stack([np.asarray(px, np.float64), np.asarray(py, np.float64)], axis=-1)
     xy = np.broadcast_to(xy, r.shape + (2,)) if xy.ndim == 2 else xy
 
-    collinear, line_dir = _geometry(xy, used)
+    collinear, line_dir, coincident = _geometry(xy, used)
     x = _start(xy, r, w, used, collinear, line_dir)
     x, h, chi2 = _levenberg_marquardt(x, xy, r, w, max_iter)
     accuracy = _accuracy(h, chi2, n_used, collinear, line_dir)
@@ -216,6 +239,11 @@ def trilaterate(
     foot = mean + np.einsum("mi,mi->m", x - mean, line_dir)[:, None] * line_dir
     accuracy = np.where(collinear, np.hypot(accuracy, np.hypot(*(x - foot).T)), accuracy)
     x = np.where(collinear[:, None], foot, x)
+    # Beacons at one point: every point at the measured distance fits equally well. Report
+    # that point, with the distance as the accuracy (no direction is better than another).
+    mean_r = np.sum(np.where(used, r, 0.0), axis=1) / np.maximum(n_used, 1)
+    x = np.where(coincident[:, None], mean, x)
+    accuracy = np.where(coincident, mean_r, accuracy)
 
     few = n_used < MIN_BEACONS
     status = np.where(few, FixStatus.TOO_FEW_BEACONS, np.where(collinear, FixStatus.COLLINEAR, FixStatus.OK)).astype(
@@ -223,7 +251,7 @@ def trilaterate(
     )
     x = np.where(few[:, None], np.nan, x)
     accuracy = np.where(few, np.nan, accuracy)
-    out_lon, out_lat = transformer.transform(x[:, 0], x[:, 1], direction=TransformDirection.INVERSE)
+    out_lon, out_lat = frame.to_lonlat(x[:, 0], x[:, 1])
     fix = Fix(
         np.asarray(out_lon, dtype=np.float64),
         np.asarray(out_lat, dtype=np.float64),

@@ -119,6 +119,15 @@ def test_coincident_beacons_do_not_crash(oslo, place):
     assert np.isfinite(fix.lon) and fix.accuracy_m >= 3.0
 
 
+@pytest.mark.parametrize("distance_m", [0.5, 3.0, 12.0])
+def test_coincident_beacons_give_their_point_with_the_distance_as_accuracy(venue, place, geod, distance_m):
+    # Every point on the circle fits; no direction is better, so the fix is the centre.
+    blon, blat = place(venue, [5.0, 5.0, 5.0, 5.0], [5.0, 5.0, 5.0, 5.0])
+    fix = trilaterate(blon, blat, np.full(4, distance_m))
+    assert _errors_m(geod, fix, blon[0], blat[0]) < 0.01
+    assert distance_m <= fix.accuracy_m < distance_m + 0.5
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [
