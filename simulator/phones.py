@@ -65,11 +65,14 @@ def scan_times(
     return dev[valid], t[valid]
 
 
-def gps_pings(sc: dict, plan: Plan, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def gps_pings(
+    sc: dict, plan: Plan, rng: np.random.Generator, columns: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
     """Pings of every device as columns (t and received_t in seconds since start).
 
     Returns dev, t (true time), ts_s (reported: t + skew), x, y (reported, meters),
-    accuracy_m, received_s, and the truth at t: true_x, true_y, label.
+    accuracy_m, received_s, and the truth at t: true_x, true_y, label (only ``columns``
+    when given). Rows are grouped by device (ascending), in time order within one.
     """
     ph, g, dl = sc["phones"], sc["phones"]["gps"], sc["phones"]["delivery"]
     n = plan.n_devices
@@ -83,8 +86,9 @@ def gps_pings(sc: dict, plan: Plan, rng: np.random.Generator) -> dict[str, np.nd
     out = rng.random(m) < g["outlier_rate"]
     r = rng.uniform(*g["outlier_m"], m)
     ang = rng.uniform(0, 2 * np.pi, m)
-    x = np.where(out, x + r * np.cos(ang), x)
-    y = np.where(out, y + r * np.sin(ang), y)
+    o = np.flatnonzero(out)  # only the outliers need the trigonometry
+    x[o] += r[o] * np.cos(ang[o])
+    y[o] += r[o] * np.sin(ang[o])
     acc = g["accuracy_scale"] * sigma * np.exp(g["accuracy_spread"] * rng.standard_normal(m))
     acc = np.where(rng.random(m) < g["missing_accuracy_rate"], np.nan, np.round(acc, 1))
     keep = (rng.random(m) >= dl["drop_rate"]) & ~_in_gaps(plan, dev, t, dl, rng)
@@ -102,14 +106,17 @@ def gps_pings(sc: dict, plan: Plan, rng: np.random.Generator) -> dict[str, np.nd
         "true_y": ty,
         "label": label,
     }
-    return {k: v[keep] for k, v in cols.items()}
+    kept = np.flatnonzero(keep)
+    return {k: v[kept] for k, v in cols.items() if columns is None or k in columns}
 
 
 def _ar1(dev: np.ndarray, t: np.ndarray, tau_s: float, rng) -> tuple[np.ndarray, np.ndarray]:
     """Unit-variance AR(1) error per axis along each device's (grouped, time-sorted) samples.
 
-    The recursion runs over the k-th sample of every device at once (a column of the padded
-    device x sample matrix), so the Python loop is as long as the longest device's series.
+    The recursion runs over the k-th sample of every device at once. The samples are laid out
+    k-major with the devices ranked by their number of samples, longest first, so the devices
+    that have a k-th sample are a prefix of the (k-1)-th block: each step is arithmetic on two
+    contiguous slices (no gathers), and the Python loop is as long as the longest series.
     """
     m = len(t)
     start = np.r_[0, np.flatnonzero(np.diff(dev)) + 1]
@@ -119,12 +126,25 @@ def _ar1(dev: np.ndarray, t: np.ndarray, tau_s: float, rng) -> tuple[np.ndarray,
     dt = np.diff(t, prepend=t[:1])
     rho = np.where(pos > 0, np.exp(-np.maximum(dt, 0) / tau_s), 0.0)
     gain = np.sqrt(1 - rho**2)
-    order = np.lexsort((dev, pos))  # column-major: all first samples, all second ...
+    if m == 0:
+        return e[0], e[1]
+    rank = np.empty(len(counts), np.int64)
+    rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
     bounds = np.r_[0, np.cumsum(np.bincount(pos))]
+    dest = bounds[pos] + np.repeat(rank, counts)  # a permutation: block k holds ranks 0..n_k-1
+    lay = np.empty_like(e)
+    lay[:, dest] = e
+    r_lay, g_lay = np.empty(m), np.empty(m)
+    r_lay[dest], g_lay[dest] = rho, gain
+    tmp = np.empty((2, int(bounds[1])))
     for k in range(1, len(bounds) - 1):
-        cur = order[bounds[k] : bounds[k + 1]]
-        prev = cur - 1
-        e[:, cur] = rho[cur] * e[:, prev] + gain[cur] * e[:, cur]
+        a, b, p = int(bounds[k]), int(bounds[k + 1]), int(bounds[k - 1])
+        n = b - a
+        cur, prev, buf = lay[:, a:b], lay[:, p : p + n], tmp[:, :n]
+        np.multiply(r_lay[a:b], prev, out=buf)
+        np.multiply(g_lay[a:b], cur, out=cur)
+        np.add(buf, cur, out=cur)
+    e = lay[:, dest]
     return e[0], e[1]
 
 

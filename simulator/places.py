@@ -54,11 +54,19 @@ class Frame:
         i = np.minimum(fx.astype(np.int64), len(gx) - 2)
         j = np.minimum(fy.astype(np.int64), len(gy) - 2)
         u, v = fx - i, fy - j
+        u1, v1 = 1 - u, 1 - v
+        k = i * len(gy) + j  # flat index of g[i, j]; g[i + 1, j] is k + len(gy)
+        k1 = k + len(gy)
         out = []
-        for g in (lon, lat):
-            out.append(
-                (g[i, j] * (1 - u) + g[i + 1, j] * u) * (1 - v) + (g[i, j + 1] * (1 - u) + g[i + 1, j + 1] * u) * v
-            )
+        for g in (lon.ravel(), lat.ravel()):
+            a = g.take(k) * u1
+            a += g.take(k1) * u
+            a *= v1
+            b = g.take(k + 1) * u1
+            b += g.take(k1 + 1) * u
+            b *= v
+            a += b
+            out.append(a)
         return out[0], out[1]
 
     def to_xy(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:

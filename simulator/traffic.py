@@ -32,6 +32,7 @@ import orjson
 import pandas as pd
 
 from geofences import Geofence, parse_collection, to_collection
+from simulator.csvout import write_csv
 from simulator.phones import ble_sightings, gps_pings
 from simulator.places import Places, build_places
 from simulator.scenario import load_scenario
@@ -68,15 +69,39 @@ class Traffic:
         return float(self.paths["ts"].max())
 
     def write(self, directory: str | Path) -> Path:
-        """Write the tables into `directory` (created); return it."""
+        """Write the tables into `directory` (created); return it.
+
+        Pings and sightings are written at the precision they are generated with (ts to the
+        millisecond, lon / lat to 1e-7 degree, accuracy to 0.1 m) by the vectorized
+        :func:`simulator.csvout.write_csv`; the small tables with pandas."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         meta = {k: v for k, v in self.scenario.items()}
         (out / "scenario.json").write_text(json.dumps({"seed": self.seed, "scenario": meta}, indent=1))
         (out / "fences.geojson").write_bytes(orjson.dumps(to_collection(self.fences)))
         self.beacons.to_csv(out / "beacons.csv", index=False)
-        self.pings.to_csv(out / "pings.csv", index=False, float_format="%.7f")
-        self.sightings.to_csv(out / "sightings.csv", index=False)
+        p, s = self.pings, self.sightings
+        write_csv(
+            out / "pings.csv",
+            [
+                ("device_id", p["device_id"].to_numpy(object), None),
+                ("ts", p["ts"].to_numpy(float), 3),
+                ("lon", p["lon"].to_numpy(float), 7),
+                ("lat", p["lat"].to_numpy(float), 7),
+                ("accuracy_m", p["accuracy_m"].to_numpy(float), 1),
+                ("received_ts", p["received_ts"].to_numpy(float), 3),
+            ],
+        )
+        write_csv(
+            out / "sightings.csv",
+            [
+                ("device_id", s["device_id"].to_numpy(object), None),
+                ("ts", s["ts"].to_numpy(float), 3),
+                ("beacon_id", s["beacon_id"].to_numpy(object), None),
+                ("rssi", s["rssi"].to_numpy(np.int64), None),
+                ("received_ts", s["received_ts"].to_numpy(float), 3),
+            ],
+        )
         self.visits.to_csv(out / "truth_visits.csv", index=False, float_format="%.3f")
         self.paths.to_csv(out / "truth_paths.csv", index=False, float_format="%.7f")
         self.devices.to_csv(out / "devices.csv", index=False)
@@ -97,8 +122,10 @@ def _tables(sc: dict, seed: int, places: Places, plan: Plan, rng) -> Traffic:
     frame = places.frame
     store_ids = [s.id for s in places.stores]
     beacons, bcols = _beacons(sc, places)
-    g = gps_pings(sc, plan, rng)
-    order = np.lexsort((g["dev"], g["ts_s"]))  # by ts, then device (ids sort as indices)
+    g = gps_pings(sc, plan, rng, columns=("dev", "ts_s", "x", "y", "accuracy_m", "received_s"))
+    # by ts, then device (ids sort as indices): the rows come grouped by ascending device, so a
+    # stable sort on ts is that order (and merges the per-device sorted runs quickly)
+    order = np.argsort(g["ts_s"], kind="stable")
     g = {k: v[order] for k, v in g.items()}
     lon, lat = frame.to_lonlat(g["x"], g["y"])
     pings = pd.DataFrame(
