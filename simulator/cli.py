@@ -5,6 +5,7 @@
     simulator generate SCENARIO --out DIR [--seed N] [--set phones.gps.sigma_m=30 ...]
     simulator replay DIR [--server URL --key KEY] [--speed X | --as-fast-as-possible]
                          [--detector engine|majority] [--no-beacons] [--batch-s S]
+                         [--campaigns FILE | --no-offers]   # offers.csv (default: the scenario's)
     simulator score DIR            # writes DIR/score.json, prints a table
     simulator report DIR           # writes DIR/report/index.html and PNGs
     simulator run SCENARIO --out DIR [--seed N] [--detector ...]    # all four
@@ -57,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--detector", choices=("engine", "majority"), default="engine")
         p.add_argument("--no-beacons", action="store_true", help="ignore the sightings")
         p.add_argument("--batch-s", type=float, default=10.0, help="arrival-time batch length")
+        offers = p.add_mutually_exclusive_group()
+        offers.add_argument(
+            "--campaigns", type=Path, help="campaign documents (JSON) to record offers with (default: the scenario's)"
+        )
+        offers.add_argument("--no-offers", action="store_true", help="ignore campaigns")
     r.add_argument("dir", type=Path)
     sub.add_parser("score", help="score DIR/events.csv into DIR/score.json").add_argument("dir", type=Path)
     sub.add_parser("report", help="write DIR/report/").add_argument("dir", type=Path)
@@ -127,35 +133,69 @@ def _replay(args) -> int:
     from simulator.traffic import load_traffic
 
     traffic = load_traffic(args.dir)
+    docs = _campaign_docs(args, traffic)
     t = time.perf_counter()
+    offers = None
     if args.detector == "majority":
         from simulator.reference import majority_vote
 
-        events = majority_vote(traffic)
+        events, docs = majority_vote(traffic), []  # the reference detects visits, it decides no offers
     elif args.server:
         from simulator.http_replay import replay_http
 
         if not args.key:
             raise ValueError("--server needs --key")
+        rows: list = []
         events = replay_http(
-            traffic, args.server, args.key, speed=args.speed, beacons=not args.no_beacons, batch_s=args.batch_s
+            traffic,
+            args.server,
+            args.key,
+            speed=args.speed,
+            beacons=not args.no_beacons,
+            batch_s=args.batch_s,
+            campaigns=docs,
+            offers=rows,
         )
+        from simulator.offers import OFFER_COLUMNS
+
+        offers = pd.DataFrame(rows, columns=list(OFFER_COLUMNS))
     else:
+        from simulator.offers import offer_stage
         from simulator.replay import replay_engine
 
         if args.speed:
             raise ValueError("--speed needs --server (the in-process replay runs as fast as possible)")
-        events = replay_engine(traffic, beacons=not args.no_beacons, batch_s=args.batch_s)
+        stages = [offer_stage(traffic, docs)] if docs else []
+        events = replay_engine(traffic, beacons=not args.no_beacons, batch_s=args.batch_s, stages=stages)
+        offers = stages[0].frame() if stages else None
     events.to_csv(args.dir / "events.csv", index=False)
+    (args.dir / "offers.csv").unlink(missing_ok=True)
+    if offers is not None and docs:
+        offers.to_csv(args.dir / "offers.csv", index=False)
     (args.dir / "replay.json").write_text(
-        json.dumps({"detector": args.detector, "server": args.server, "beacons": not args.no_beacons})
-    )
-    print(
         json.dumps(
-            {"events": len(events), "replay_s": round(time.perf_counter() - t, 2), "out": str(args.dir / "events.csv")}
+            {"detector": args.detector, "server": args.server, "beacons": not args.no_beacons, "campaigns": docs}
         )
     )
+    summary = {
+        "events": len(events),
+        "replay_s": round(time.perf_counter() - t, 2),
+        "out": str(args.dir / "events.csv"),
+    }
+    if offers is not None and docs:
+        summary["offers"] = len(offers)
+    print(json.dumps(summary))
     return 0
+
+
+def _campaign_docs(args, traffic) -> list[dict]:
+    if getattr(args, "no_offers", False):
+        return []
+    if getattr(args, "campaigns", None):
+        from simulator.offers import read_campaigns
+
+        return read_campaigns(args.campaigns)
+    return list(traffic.scenario.get("campaigns", []))
 
 
 def _score(args) -> int:
@@ -168,6 +208,12 @@ def _score(args) -> int:
     used_beacons = json.loads(meta.read_text()).get("beacons", True) if meta.exists() else True
     fams = ("geofence", "beacon") if used_beacons else ("geofence",)
     score = score_traffic(traffic, events, families=fams)
+    docs = json.loads(meta.read_text()).get("campaigns", []) if meta.exists() else []
+    if docs and (args.dir / "offers.csv").exists():
+        from simulator.offers import score_traffic_offers
+
+        offers = pd.read_csv(args.dir / "offers.csv", dtype={"device_id": str, "geofence_id": str, "code": str})
+        score["offers"] = score_traffic_offers(traffic, offers, docs)
     (args.dir / "score.json").write_text(json.dumps(score, indent=1))
     print(format_table(score))
     return 0

@@ -9,7 +9,8 @@ and writes into ``directory/report/``:
 * ``delays.png``: histograms of enter and exit detection delays;
 * ``f1_noise.png``: visit F1 of the engine and the majority vote at GPS noise 5, 15 and 30 m
   (a reduced copy of the scenario, re-generated with the run's seed);
-* ``index.html``: the plots and the score table, referencing only files in ``report/``.
+* ``index.html``: the plots and the score table (with the offers, when ``score`` counted them),
+  referencing only files in ``report/``.
 
 matplotlib runs with the Agg backend (no display needed).
 """
@@ -46,6 +47,8 @@ def write_report(directory: str | Path, *, sweep_shoppers: int = 60, n_sample: i
     traffic = load_traffic(run)
     events = pd.read_csv(run / "events.csv", dtype={"device_id": str, "geofence_id": str})
     score = score_traffic(traffic, events, with_delays=True)
+    if (run / "score.json").exists() and "offers" in (saved := json.loads((run / "score.json").read_text())):
+        score["offers"] = saved["offers"]
     sample = _sample_devices(traffic, n_sample)
     _map(traffic, events, sample, out / "map.png")
     _timeline(traffic, events, sample, out / "timeline.png")

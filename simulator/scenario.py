@@ -15,6 +15,8 @@ Schema (see ``simulator/scenarios/*.toml`` for complete examples)::
     [beacons] per_store, stores, measured_power_dbm, list = [{store, x, y, floor, power}]
     [shoppers] count, arrivals_by_hour, speed_mps, behaviours = [{kind, weight, dwell_s, stores}]
     [phones]  ping_interval_s, ping_jitter, gps = {...}, delivery = {...}, ble = {...}
+    [[campaigns]] campaign documents as in POST /v1/campaigns (replays record their offers);
+              shoppers.marketing_consent = the share of shoppers whose phones accept offers
 """
 
 from __future__ import annotations
@@ -50,7 +52,13 @@ DEFAULTS: dict[str, Any] = {
         "list": [],
         "uuid": "f7826da6-4fa2-4e98-8024-bc5b71e0893e",
     },
-    "shoppers": {"count": 100, "arrivals_by_hour": [1.0], "speed_mps": {"mean": 1.2, "sd": 0.2}},
+    "shoppers": {
+        "count": 100,
+        "arrivals_by_hour": [1.0],
+        "speed_mps": {"mean": 1.2, "sd": 0.2},
+        "marketing_consent": 1.0,
+    },
+    "campaigns": [],
     "phones": {
         "ping_interval_s": 30.0,
         "ping_jitter": 0.2,
@@ -165,6 +173,7 @@ def parse_scenario(raw: dict, base_dir: Path | str = ".") -> dict:
     _check_places(sc.get("places"), sc["base_dir"])
     _check_beacons(sc["beacons"])
     _check_shoppers(sc["shoppers"])
+    _check_campaigns(sc["campaigns"])
     ph = sc["phones"]
     _num(ph, "ping_interval_s", "phones.ping_interval_s", gt=0)
     _num(ph, "ping_jitter", "phones.ping_jitter", ge=0, le=0.9)
@@ -257,6 +266,7 @@ def _check_shoppers(s: dict) -> None:
         raise ScenarioError("shoppers.arrivals_by_hour", "must be a list of weights >= 0, not all 0")
     _num(s["speed_mps"], "mean", "shoppers.speed_mps.mean", gt=0)
     _num(s["speed_mps"], "sd", "shoppers.speed_mps.sd", ge=0)
+    _num(s, "marketing_consent", "shoppers.marketing_consent", ge=0, le=1)
     beh = s.get("behaviours")
     if not (isinstance(beh, list) and beh):
         raise ScenarioError("shoppers.behaviours", "must list at least one behaviour")
@@ -288,6 +298,19 @@ def _check_shoppers(s: dict) -> None:
             and 1 <= stores[0] <= stores[1]
         ):
             raise ScenarioError(f"{key}.stores", "must be [min, max] integers with 1 <= min <= max")
+
+
+def _check_campaigns(docs: Any) -> None:
+    """Campaign documents on their own (their fence ids and tags are checked at replay)."""
+    from campaigns import CampaignError, parse_campaign
+
+    if not isinstance(docs, list):
+        raise ScenarioError("campaigns", "must be an array of tables [[campaigns]]")
+    for i, d in enumerate(docs):
+        try:
+            parse_campaign(d)
+        except CampaignError as exc:
+            raise ScenarioError(f"campaigns[{i}].{exc.field}" if exc.field else f"campaigns[{i}]", exc.reason) from None
 
 
 def _is_num(v: Any) -> bool:

@@ -37,7 +37,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["FAMILIES", "detected_visits", "score_events", "score_traffic", "format_table"]
+__all__ = ["FAMILIES", "detected_visits", "score_events", "score_traffic", "format_table", "false_cause"]
 
 #: family -> (enter type, exit type)
 FAMILIES = {"geofence": ("enter", "exit"), "beacon": ("beacon_enter", "beacon_exit")}
@@ -227,21 +227,23 @@ def _false_causes(false: pd.DataFrame, behaviour: dict, visits: pd.DataFrame, ne
     geo = visits[visits["family"] == "geofence"]
     by_dev = {k: g for k, g in geo.groupby(geo["device_id"].astype(str))}
     for dev, place, s, e in zip(false["device_id"], false["place_id"], false["start_ts"], false["end_ts"]):
-        b = behaviour.get(dev, "")
-        if b == "pass_by":
-            counts["pass_by"] += 1
-            continue
-        g = by_dev.get(dev)
-        nb = set(neighbours.get(place, ()))
-        if g is not None and len(
-            g[g["place_id"].isin(nb) & (g["start_ts"] < e + slack_s) & (g["end_ts"] > s - slack_s)]
-        ):
-            counts["next_door"] += 1
-        elif b == "door":
-            counts["door"] += 1
-        else:
-            counts["other"] += 1
+        counts[false_cause(dev, place, s, e, behaviour, by_dev, neighbours, slack_s)] += 1
     return counts
+
+
+def false_cause(dev, place, s, e, behaviour: dict, by_dev: dict, neighbours: dict, slack_s: float) -> str:
+    """Why device `dev` was wrongly detected in (or offered) `place` during [s, e]: ``pass_by``
+    (the shopper only passed), ``next_door`` (it truly was in a store sharing a wall, within
+    `slack_s`), ``door`` (a shopper standing at a door) or ``other``. ``by_dev`` holds each
+    device's true geofence stays."""
+    b = behaviour.get(dev, "")
+    if b == "pass_by":
+        return "pass_by"
+    g = by_dev.get(dev)
+    nb = set(neighbours.get(place, ()))
+    if g is not None and len(g[g["place_id"].isin(nb) & (g["start_ts"] < e + slack_s) & (g["end_ts"] > s - slack_s)]):
+        return "next_door"
+    return "door" if b == "door" else "other"
 
 
 def format_table(score: dict) -> str:
@@ -259,6 +261,17 @@ def format_table(score: dict) -> str:
             f"{v['false_visits']['next_door']} | {v['false_visits']['pass_by']} | "
             f"{_f(v['flaps_per_100_device_h'])} |"
         )
+    o = score.get("offers")
+    if o:
+        c = o["wrongly_targeted_by_cause"]
+        lines += [
+            "",
+            "| offers delivered | to true visitors | per true visit | wrongly targeted | pass-by | next door | door |"
+            " other | delay from visit start med s |",
+            "|" + "---|" * 9,
+            f"| {o['delivered']} | {o['to_visitors']} | {_f(o['per_true_visit'])} | {o['wrongly_targeted']} | "
+            f"{c['pass_by']} | {c['next_door']} | {c['door']} | {c['other']} | {_f(o['delay_median_s'])} |",
+        ]
     return "\n".join(lines)
 
 

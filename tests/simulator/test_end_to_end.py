@@ -118,3 +118,24 @@ def test_http_replay_matches_in_process_geofence_events(tiny_path, server):
     assert (a["ts"] - b["ts"]).abs().max() < 1e-3
     with_beacons = replay_http(generate(tiny_path, 9), server, ADMIN_KEY, beacons=True, batch_s=30, progress=False)
     assert "beacon_enter" in set(with_beacons["type"])
+
+
+def test_http_replay_records_the_offers_the_engine_decides_in_process(tiny_path, server):
+    from simulator.offers import offer_stage
+    from tests.simulator.test_offers import WELCOME
+
+    tr = generate(tiny_path, 9)
+    stage = offer_stage(tr, [WELCOME])
+    replay_engine(tr, beacons=False, batch_s=30, stages=[stage])
+    local = stage.frame()
+    rows: list = []
+    remote = replay_http(
+        tr, server, ADMIN_KEY, beacons=False, batch_s=30, progress=False, campaigns=[WELCOME], offers=rows
+    )
+    assert "offer" not in set(remote["type"])
+    key = ["device_id", "campaign_id", "geofence_id", "trigger"]
+    got = pd.DataFrame(rows, columns=list(local.columns)).sort_values(key + ["ts"], ignore_index=True)
+    want = local.sort_values(key + ["ts"], ignore_index=True)
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(got[key], want[key])
+    assert (got["ts"] - want["ts"]).abs().max() < 1e-3
