@@ -31,7 +31,7 @@ import pandas as pd
 from campaigns import CampaignError, CampaignSet, DecisionConfig, MemoryCounterStore, decide, parse_campaign
 from proximity import EventBatch, EventKind
 from proximity.core.events import KIND_NAMES
-from simulator.scoring import false_cause
+from simulator.scoring import false_causes
 
 __all__ = [
     "OFFER_COLUMNS",
@@ -153,16 +153,23 @@ def score_offers(
     geo = geo.assign(device_id=geo["device_id"].astype(str), place_id=geo["place_id"].astype(str))
     behaviour = dict(zip(devices["device_id"].astype(str), devices["behaviour"]))
     by_key = {k: g for k, g in geo.groupby(["device_id", "place_id"])}
-    by_dev = {k: g for k, g in geo.groupby("device_id")}
-    right, delays, causes = 0, [], {"pass_by": 0, "next_door": 0, "door": 0, "other": 0}
+    wrong, delays = [], []
     for dev, place, ts in zip(offers["device_id"].astype(str), offers["geofence_id"].astype(str), offers["ts"]):
         g = by_key.get((dev, place))
         hit = None if g is None else g[(g["start_ts"] <= ts + slack_s) & (g["end_ts"] >= ts - slack_s)]
         if hit is not None and len(hit):
-            right += 1
             delays.append(float(ts - hit["start_ts"].iloc[0]))
         else:
-            causes[false_cause(dev, place, ts, ts, behaviour, by_dev, neighbours, slack_s)] += 1
+            wrong.append((dev, place, ts, ts))
+    right = len(offers) - len(wrong)
+    why = false_causes(
+        pd.DataFrame(wrong, columns=["device_id", "place_id", "start_ts", "end_ts"]),
+        behaviour,
+        geo,
+        neighbours,
+        slack_s,
+    )
+    causes = {c: int((why == c).sum()) for c in ("pass_by", "next_door", "door", "other")}
     eligible = geo[geo["counted"].astype(bool) & geo["place_id"].isin(targeted)]
     eligible = eligible[eligible["device_id"].map(lambda d: consent.get(d, False))]
     n = len(offers)

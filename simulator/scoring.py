@@ -37,7 +37,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["FAMILIES", "detected_visits", "score_events", "score_traffic", "format_table", "false_cause"]
+__all__ = ["FAMILIES", "detected_visits", "score_events", "score_traffic", "format_table", "false_causes"]
 
 #: family -> (enter type, exit type)
 FAMILIES = {"geofence": ("enter", "exit"), "beacon": ("beacon_enter", "beacon_exit")}
@@ -223,27 +223,45 @@ def _visit_scores(det, truth, behaviour, visits, neighbours, slack_s, flap_gap_s
 
 
 def _false_causes(false: pd.DataFrame, behaviour: dict, visits: pd.DataFrame, neighbours: dict, slack_s) -> dict:
-    counts = {"pass_by": 0, "next_door": 0, "door": 0, "other": 0}
+    causes = false_causes(false, behaviour, visits, neighbours, slack_s)
+    return {c: int((causes == c).sum()) for c in ("pass_by", "next_door", "door", "other")}
+
+
+def false_causes(
+    rows: pd.DataFrame, behaviour: dict, visits: pd.DataFrame, neighbours: dict, slack_s: float
+) -> np.ndarray:
+    """Why each row (device_id, place_id, start_ts, end_ts) was a wrong detection (or offer):
+    ``pass_by`` (the shopper only passed), ``next_door`` (it truly was in a store sharing a
+    wall with the place, overlapping [start - slack_s, end + slack_s]), ``door`` (a shopper
+    standing at a door) or ``other``. `visits` holds the true stays (geofence family used)."""
+    dev = rows["device_id"].astype(str).to_numpy(object)
+    beh = np.array([behaviour.get(d, "") for d in dev], dtype=object)
+    r = pd.DataFrame(
+        {
+            "rid": np.arange(len(rows)),
+            "device_id": dev,
+            "place_id": rows["place_id"].astype(str).to_numpy(object),
+            "s": rows["start_ts"].to_numpy(float),
+            "e": rows["end_ts"].to_numpy(float),
+        }
+    )
+    pairs = pd.DataFrame([(a, b) for a, nb in neighbours.items() for b in nb], columns=["place_id", "nb"])
     geo = visits[visits["family"] == "geofence"]
-    by_dev = {k: g for k, g in geo.groupby(geo["device_id"].astype(str))}
-    for dev, place, s, e in zip(false["device_id"], false["place_id"], false["start_ts"], false["end_ts"]):
-        counts[false_cause(dev, place, s, e, behaviour, by_dev, neighbours, slack_s)] += 1
-    return counts
-
-
-def false_cause(dev, place, s, e, behaviour: dict, by_dev: dict, neighbours: dict, slack_s: float) -> str:
-    """Why device `dev` was wrongly detected in (or offered) `place` during [s, e]: ``pass_by``
-    (the shopper only passed), ``next_door`` (it truly was in a store sharing a wall, within
-    `slack_s`), ``door`` (a shopper standing at a door) or ``other``. ``by_dev`` holds each
-    device's true geofence stays."""
-    b = behaviour.get(dev, "")
-    if b == "pass_by":
-        return "pass_by"
-    g = by_dev.get(dev)
-    nb = set(neighbours.get(place, ()))
-    if g is not None and len(g[g["place_id"].isin(nb) & (g["start_ts"] < e + slack_s) & (g["end_ts"] > s - slack_s)]):
-        return "next_door"
-    return "door" if b == "door" else "other"
+    geo = pd.DataFrame(
+        {
+            "device_id": geo["device_id"].astype(str).to_numpy(object),
+            "nb": geo["place_id"].astype(str).to_numpy(object),
+            "ts0": geo["start_ts"].to_numpy(float),
+            "ts1": geo["end_ts"].to_numpy(float),
+        }
+    )
+    m = r.merge(pairs, on="place_id").merge(geo, on=["device_id", "nb"])
+    m = m[(m["ts0"] < m["e"] + slack_s) & (m["ts1"] > m["s"] - slack_s)]
+    nd = np.zeros(len(rows), bool)
+    nd[m["rid"].to_numpy(np.int64)] = True
+    return np.where(
+        beh == "pass_by", "pass_by", np.where(nd, "next_door", np.where(beh == "door", "door", "other"))
+    ).astype(object)
 
 
 def format_table(score: dict) -> str:

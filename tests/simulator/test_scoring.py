@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from simulator.scoring import detected_visits, score_events
+from simulator.scoring import detected_visits, false_causes, score_events
 
 T0 = 1_700_000_000.0
 
@@ -91,3 +93,48 @@ def test_no_events_scores_zero_recall():
     v = _visits([("a", "s1", T0, T0 + 600)])
     s = _score(_events([]), v)
     assert s["visits"]["geofence"]["recall"] == 0.0 and s["visits"]["geofence"]["precision"] is None
+
+
+def _false_cause_oracle(dev, place, s, e, behaviour, visits, neighbours, slack_s):
+    """The rule, one row at a time."""
+    b = behaviour.get(dev, "")
+    if b == "pass_by":
+        return "pass_by"
+    for v in visits.itertuples():
+        if v.device_id == dev and v.place_id in neighbours.get(place, ()):
+            if v.start_ts < e + slack_s and v.end_ts > s - slack_s:
+                return "next_door"
+    return "door" if b == "door" else "other"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("abcd"), st.sampled_from(["s1", "s2", "s3"]), st.integers(0, 2000), st.integers(1, 600)
+        ),
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(
+            st.sampled_from("abcde"),
+            st.sampled_from(["s1", "s2", "s3", "s9"]),
+            st.integers(0, 2000),
+            st.integers(0, 600),
+        ),
+        max_size=12,
+    ),
+)
+def test_false_causes_follow_the_rule_row_by_row(stays, rows):
+    visits = _visits([(d, p, float(t), float(t + n)) for d, p, t, n in stays])
+    behaviour = {"a": "visit", "b": "door", "c": "next_door", "d": "pass_by"}
+    neighbours = {"s1": ["s2"], "s2": ["s1", "s3"], "s3": ["s2"]}
+    frame = pd.DataFrame(
+        [(d, p, float(t), float(t + n)) for d, p, t, n in rows], columns=["device_id", "place_id", "start_ts", "end_ts"]
+    )
+    got = false_causes(frame, behaviour, visits, neighbours, 120.0)
+    want = [
+        _false_cause_oracle(d, p, s, e, behaviour, visits, neighbours, 120.0)
+        for d, p, s, e in frame.itertuples(index=False)
+    ]
+    assert list(got) == want
