@@ -166,7 +166,7 @@ def _replay(args) -> int:
         if args.speed:
             raise ValueError("--speed needs --server (the in-process replay runs as fast as possible)")
         stages = [offer_stage(traffic, docs)] if docs else []
-        events = replay_engine(traffic, beacons=not args.no_beacons, batch_s=args.batch_s, stages=stages)
+        events = replay_engine(traffic, beacons=not args.no_beacons, batch_s=args.batch_s, stages=stages, progress=True)
         offers = stages[0].frame() if stages else None
     events.to_csv(args.dir / "events.csv", index=False)
     (args.dir / "offers.csv").unlink(missing_ok=True)

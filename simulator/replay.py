@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from beacons.monitor import BeaconMonitor, MonitorConfig
 from beacons.pipeline import ingest_sightings
@@ -73,12 +74,14 @@ def replay_engine(
     config: EngineConfig | None = None,
     positions: bool = True,
     stages=(),
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Feed `traffic` to a fresh ``Engine`` (default config unless given); return its events.
 
     ``positions=False`` turns the monitor's indoor fixes off (beacon events only; much faster,
     as trilateration dominates the cost of a sightings batch). Events go through a
     :class:`~proximity.core.pipeline.Pipeline` (with ``stages``, e.g. campaigns) into a list sink.
+    ``progress`` shows a progress bar (rows fed) on stderr.
     """
     engine = Engine(traffic.fences, config=config) if config else Engine(traffic.fences)
     monitor = (
@@ -88,7 +91,10 @@ def replay_engine(
     )
     out = ListSink()
     pipeline = Pipeline([out], stages)
+    total = len(traffic.pings) + (len(traffic.sightings) if monitor is not None else 0)
+    bar = tqdm(total=total, unit="row", disable=not progress)
     for until, p, s in ordered_batches(traffic, batch_s, beacons=monitor is not None):
+        bar.update(len(p) + (len(s) if monitor is not None else 0))
         if len(p):
             acc = p["accuracy_m"].to_numpy(float)
             batch = PingBatch.from_columns(
@@ -110,6 +116,7 @@ def replay_engine(
                 pipeline.emit(ingest_sightings(monitor, engine, sb))
             pipeline.emit(monitor.sweep(until))
         pipeline.emit(engine.sweep(until))
+    bar.close()
     return events_frame(out.events)
 
 
