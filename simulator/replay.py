@@ -53,16 +53,16 @@ def ordered_batches(traffic: Traffic, batch_s: float, beacons: bool = True):
     t0 = min(p["received_ts"].min() if len(p) else np.inf, s["received_ts"].min() if len(s) else np.inf)
     pw = np.floor((p["received_ts"].to_numpy() - t0) / batch_s).astype(np.int64)
     sw = np.floor((s["received_ts"].to_numpy() - t0) / batch_s).astype(np.int64)
-    p_order, s_order = np.argsort(pw, kind="stable"), np.argsort(sw, kind="stable")
-    pw_sorted, sw_sorted = pw[p_order], sw[s_order]
-    windows = np.union1d(pw, sw)
-    for w in windows:
-        pi = p_order[np.searchsorted(pw_sorted, w) : np.searchsorted(pw_sorted, w, side="right")]
-        si = s_order[np.searchsorted(sw_sorted, w) : np.searchsorted(sw_sorted, w, side="right")]
+    # one stable sort by (window, ts): each window is then a slice, its rows in ts order
+    p_order = np.lexsort((p["ts"].to_numpy(), pw))
+    s_order = np.lexsort((s["ts"].to_numpy(), sw))
+    p, s = p.iloc[p_order], s.iloc[s_order]
+    pw, sw = pw[p_order], sw[s_order]
+    for w in np.union1d(pw, sw):
         yield (
             t0 + (w + 1) * batch_s,
-            p.iloc[pi].sort_values("ts", kind="stable"),
-            s.iloc[si].sort_values("ts", kind="stable"),
+            p.iloc[np.searchsorted(pw, w) : np.searchsorted(pw, w, side="right")],
+            s.iloc[np.searchsorted(sw, w) : np.searchsorted(sw, w, side="right")],
         )
 
 
