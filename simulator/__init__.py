@@ -7,7 +7,8 @@ true visits: :mod:`~simulator.scenario`, :mod:`~simulator.places`, :mod:`~simula
 :mod:`~simulator.phones` (GPS and BLE noise), :mod:`~simulator.truth`,
 :mod:`~simulator.traffic` (``generate(scenario, seed)``), :mod:`~simulator.replay` and
 :mod:`~simulator.http_replay`, :mod:`~simulator.reference` (majority vote),
-:mod:`~simulator.scoring`, :mod:`~simulator.report`, :mod:`~simulator.traces` and the
+:mod:`~simulator.scoring`, :mod:`~simulator.offers` (campaigns' offers in replays, scored),
+:mod:`~simulator.report`, :mod:`~simulator.traces`, :mod:`~simulator.csvout` (fast CSV) and the
 ``simulator`` command line (:mod:`~simulator.cli`).
 
 >>> from simulator import generate, score

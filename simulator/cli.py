@@ -101,7 +101,9 @@ def _generate(args) -> int:
     t = time.perf_counter()
     traffic = generate(sc, args.seed)
     dt = time.perf_counter() - t
+    t = time.perf_counter()
     traffic.write(args.out)
+    write_s = time.perf_counter() - t
     print(
         json.dumps(
             {
@@ -111,6 +113,7 @@ def _generate(args) -> int:
                 "true_visits": int(traffic.visits["counted"].sum()),
                 "generate_s": round(dt, 3),
                 "pings_per_s": round(len(traffic.pings) / dt),
+                "write_s": round(write_s, 3),
             }
         )
     )
