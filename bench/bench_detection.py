@@ -8,7 +8,9 @@ traffic is generated once (seed 7, ``--shoppers`` shoppers) and detected three w
   with ``MonitorConfig()`` defaults except ``positions=False`` (no indoor fixes), so the engine
   sees exactly the pings of ``engine``; the beacon columns score ``beacon_enter`` /
   ``beacon_exit`` against the true store visits of the scanning phones;
-* ``majority``: :func:`simulator.reference.majority_vote` (2 of the last 3 pings inside).
+* ``majority``: :func:`simulator.reference.majority_vote` (2 of the last 3 pings inside);
+* with ``--positions``, also ``engine+ble+pos``: the monitor's full defaults, whose indoor fixes
+  (trilaterated from 3+ beacons) reach the engine as pings.
 
 Replays batch by 60 s of arrival time. With positions off the monitor feeds the engine
 nothing, so the geofence events of ``engine+ble`` are those of ``engine`` (checked on every
@@ -40,7 +42,7 @@ def _f(v) -> str:
 
 
 def _rows(job: tuple) -> list[str]:
-    name, sigma, interval, shoppers, seed = job
+    name, sigma, interval, shoppers, seed, positions = job
     base = load_scenario(name)
     sc = with_overrides(
         base,
@@ -56,6 +58,9 @@ def _rows(job: tuple) -> list[str]:
             tr, replay_engine(tr, beacons=True, batch_s=60.0, positions=False), families=("geofence", "beacon")
         )
         runs = [("engine", s, False), ("engine+ble", s, True)]
+        if positions:
+            ev = replay_engine(tr, beacons=True, batch_s=60.0, positions=True)
+            runs.append(("engine+ble+pos", score_traffic(tr, ev, families=("geofence", "beacon")), True))
     else:
         runs = [
             ("engine", score_traffic(tr, replay_engine(tr, beacons=False, batch_s=60.0), families=("geofence",)), False)
@@ -84,6 +89,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (configurations in parallel)")
     ap.add_argument("--quick", action="store_true", help="30 shoppers, noise 5 and 30 m, pings every 10 and 60 s")
+    ap.add_argument("--positions", action="store_true", help="add engine+ble+pos (indoor fixes feed the engine)")
     args = ap.parse_args(argv)
     if args.quick:
         args.shoppers, args.noise, args.interval = 30, [5.0, 30.0], [10.0, 60.0]
@@ -95,7 +101,7 @@ def main(argv=None) -> None:
     print("|" + "---|" * 15)
     t_all, c_all = time.perf_counter(), time.process_time()
     jobs = [
-        (name, sigma, interval, args.shoppers, args.seed)
+        (name, sigma, interval, args.shoppers, args.seed, args.positions)
         for name in args.scenarios
         for sigma in args.noise
         for interval in args.interval
