@@ -72,7 +72,8 @@ class Traffic:
         """Write the tables into `directory` (created); return it.
 
         Pings and sightings are written at the precision they are generated with (ts to the
-        millisecond, lon / lat to 1e-7 degree, accuracy to 0.1 m) by the vectorized
+        millisecond, lon / lat to 1e-7 degree, accuracy to 0.1 m), and the true paths (ts to
+        the microsecond, meters and degrees with 7 decimals), by the vectorized
         :func:`simulator.csvout.write_csv`; the small tables with pandas."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +104,20 @@ class Traffic:
             ],
         )
         self.visits.to_csv(out / "truth_visits.csv", index=False, float_format="%.3f")
-        self.paths.to_csv(out / "truth_paths.csv", index=False, float_format="%.7f")
+        tp = self.paths
+        write_csv(
+            out / "truth_paths.csv",
+            [
+                ("device_id", tp["device_id"].to_numpy(object), None),
+                ("ts", tp["ts"].to_numpy(float), 6),
+                ("lon", tp["lon"].to_numpy(float), 7),
+                ("lat", tp["lat"].to_numpy(float), 7),
+                ("x_m", tp["x_m"].to_numpy(float), 7),
+                ("y_m", tp["y_m"].to_numpy(float), 7),
+                ("floor", tp["floor"].to_numpy(np.int64), None),
+                ("store_id", tp["store_id"].to_numpy(object), None),
+            ],
+        )
         self.devices.to_csv(out / "devices.csv", index=False)
         return out
 
