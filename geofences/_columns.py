@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from geofences._derive import Derived, to_frame
+from geofences._derive import RADIUS, Derived, to_frame
 
 #: Polygons with more boundary segments go to GEOS for point distances (a dense expansion of
 #: their segments would cost more than it saves).
@@ -160,6 +160,29 @@ class Columns:
         d2 = np.where(self.ring_end[a], np.inf, ex * ex + ey * ey)  # no segment starts at a ring's end
         out[has] = np.sqrt(np.minimum.reduceat(d2, first))
         return out
+
+    def shape_stats(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Area (m^2) and perimeter (m) of each slot's fence, from its boundary vertices in local
+        meters (the shoelace sum over every ring; circles from their radius)."""
+        slots = np.asarray(slots, np.int64)
+        area, perim = np.zeros(len(slots)), np.zeros(len(slots))
+        circ = self.is_circle[slots]
+        r = self.num[slots[circ], RADIUS]
+        area[circ], perim[circ] = np.pi * r * r, 2 * np.pi * r
+        has = np.flatnonzero(~circ & (self.vert_count[slots] > 0))
+        if len(has):
+            c = self.vert_count[slots[has]]
+            owner = np.repeat(np.arange(len(has)), c)
+            first = np.cumsum(c) - c
+            a = np.repeat(self.vert_start[slots[has]], c) + (np.arange(len(owner)) - first[owner])
+            b = np.minimum(a + 1, len(self.vert) - 1)
+            seg = ~self.ring_end[a]  # no segment starts at a ring's end
+            ax, ay, bx, by = self.vert[a, 0], self.vert[a, 1], self.vert[b, 0], self.vert[b, 1]
+            cross = np.where(seg, ax * by - bx * ay, 0.0)
+            length = np.where(seg, np.hypot(bx - ax, by - ay), 0.0)
+            area[has] = np.abs(np.add.reduceat(cross, first)) / 2
+            perim[has] = np.add.reduceat(length, first)
+        return area, perim
 
 
 class FrameBoundaries:

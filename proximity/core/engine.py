@@ -19,16 +19,22 @@ import pandas as pd
 import shapely
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
-from proximity.core.events import EventBatch, EventKind, Reason
+from geofences.geodesy import meters_per_degree
+from proximity.core.events import KIND_RANK, EventBatch, EventKind, Reason
 from proximity.core.memory import MemoryStore
 from proximity.core.pings import PingBatch
+from proximity.core.presence import PresenceConfig, mass_inside, run_presence, sigma_of, smooth_positions
 from proximity.core.state import DeviceStates, StateStore
 from proximity.core.transitions import silence_due, transitions
 from proximity.core.versioned import Attempt, run_optimistic
 from proximity.core.visits import hash_strs as _hash_strs
 from proximity.core.visits import visit_ids as _visit_ids
 
-__all__ = ["Engine", "EngineConfig", "IngestResult"]
+__all__ = ["Engine", "EngineConfig", "IngestResult", "DETECTION_MODES"]
+
+#: The detection modes: ``exact`` (a ping is a point; deterministic, the oracle's semantics) and
+#: ``probabilistic`` (a ping is evidence; :mod:`proximity.core.presence`).
+DETECTION_MODES = ("exact", "probabilistic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +51,23 @@ class EngineConfig:
         Pings with a worse accuracy are dropped (counted as ``inaccurate``).
     max_retries : int
         How often a batch's conflicting devices are recomputed before :class:`StoreError`.
+    detection : str
+        ``"exact"`` (the default: today's deterministic point-in-fence semantics, with the
+        accuracy hysteresis above) or ``"probabilistic"`` (presence filters over the pings'
+        error distributions, :mod:`proximity.core.presence`; ``hysteresis_factor`` unused).
+    presence : PresenceConfig
+        Settings of probabilistic detection.
     """
 
     hysteresis_factor: float = 1.0
     max_accuracy_m: float = 1000.0
     max_retries: int = 32
+    detection: str = "exact"
+    presence: PresenceConfig = PresenceConfig()
+
+    def __post_init__(self) -> None:
+        if self.detection not in DETECTION_MODES:
+            raise ValueError(f"detection: {self.detection!r} is not one of {', '.join(DETECTION_MODES)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +248,7 @@ class Engine:
         self.store: StateStore = store if store is not None else MemoryStore()
         self.config = config
         self._settings_cache: _Settings | None = None
+        self._overlap_cache: dict = {}
 
     # -- ingestion ---------------------------------------------------------------------------
     def ingest(self, pings: PingBatch) -> IngestResult:
@@ -315,6 +334,9 @@ class Engine:
         sub = states.select(rows)
         starts = np.searchsorted(local, np.arange(len(rows)))
         ends = np.append(starts[1:], len(local))
+        if self.config.detection == "probabilistic":
+            events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub)
+            return events, after, rows, n_stale, n_dup
         unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
         while True:  # the match and the per-slot tables must describe the same index version
             m = self.index.match(lon, lat, unc)
@@ -359,6 +381,120 @@ class Engine:
         after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[t.st_slot[o]])
         return events, after, rows, n_stale, n_dup
 
+    def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates):
+        """Probabilistic detection of one batch: :func:`~proximity.core.presence.run_presence`."""
+        pc = self.config.presence
+        f_lon, f_lat, f_var = smooth_positions(
+            dev=local,
+            ts=ts,
+            lon=lon,
+            lat=lat,
+            sigma=sigma_of(acc, pc),
+            dev_start=starts,
+            prev_ts=sub.last_ts,
+            fix_lon=sub.fix_lon,
+            fix_lat=sub.fix_lat,
+            fix_var=sub.fix_var,
+            cfg=pc,
+        )
+        f_sigma = np.sqrt(f_var)
+        while True:  # the candidates and the per-slot tables must describe the same index version
+            near = self.index.near(f_lon, f_lat, pc.search_sigmas * f_sigma)
+            cfg = self.settings()
+            if cfg.version == near.version:
+                break
+        mass = mass_inside(near.distance_m, f_sigma[near.point], near.area_m2, near.perimeter_m)
+        # tracks before the batch: the stored ones, plus a track for any stay without one
+        t_slot = cfg.slots_for(sub.trk_fence)
+        live = t_slot >= 0
+        t_dev, t_slot, t_p, t_mark = sub.trk_dev[live], t_slot[live], sub.trk_p[live], sub.trk_mark[live]
+        s_slot = cfg.slots_for(sub.stay_fence)
+        s_live = s_slot >= 0
+        s_dev, s_slot = sub.stay_dev[s_live], s_slot[s_live]
+        n_slots = int(max(s_slot.max(initial=-1), t_slot.max(initial=-1), len(cfg.ids))) + 1
+        t_key, s_key = t_dev * n_slots + t_slot, s_dev * n_slots + s_slot
+        missing = ~np.isin(s_key, t_key)
+        t_dev = np.concatenate([t_dev, s_dev[missing]])
+        t_slot = np.concatenate([t_slot, s_slot[missing]])
+        t_p = np.concatenate([t_p, np.full(int(missing.sum()), pc.p_enter)])
+        t_mark = np.concatenate([t_mark, np.full(int(missing.sum()), np.nan)])
+        t_key = t_dev * n_slots + t_slot
+        pos = pd.Index(s_key).get_indexer(t_key) if len(s_key) else np.full(len(t_key), -1)
+        t_in = pos >= 0
+        t_enter = np.where(t_in, sub.stay_enter_ts[s_live][np.maximum(pos, 0)] if len(s_key) else np.nan, np.nan)
+        t_dwelled = t_in & (sub.stay_dwelled[s_live][np.maximum(pos, 0)] if len(s_key) else False)
+        exit_after = _Capped(cfg.exit_after_s, pc.silence_s)
+        r = run_presence(
+            dev=local,
+            ts=ts,
+            dev_start=starts,
+            prev_ts=sub.last_ts,
+            c_ping=near.point,
+            c_slot=near.slot,
+            c_p=mass,
+            t_dev=t_dev,
+            t_slot=t_slot,
+            t_p=t_p,
+            t_mark=t_mark,
+            t_in=t_in,
+            t_enter_ts=t_enter,
+            t_dwelled=t_dwelled,
+            dwell_s=cfg.dwell_s,
+            exit_after_s=exit_after,
+            exclusive=self._exclusive,
+            cfg=pc,
+        )
+        dev_ids = sub.device_ids
+        visit = _visit_ids(dev_ids[r.ev_dev], cfg.hash[r.ev_slot], r.ev_enter_ts)
+        dur = np.where(r.ev_kind == EventKind.EXIT, r.ev_ts - r.ev_enter_ts, np.nan)
+        order = np.lexsort((r.ev_slot, np.asarray(KIND_RANK)[r.ev_kind], r.ev_dev, r.ev_ts))
+        events = EventBatch(
+            dev_ids[r.ev_dev],
+            cfg.ids[r.ev_slot],
+            r.ev_kind,
+            r.ev_ts,
+            visit,
+            dur,
+            r.ev_reason,
+            confidence=r.ev_conf,
+            detected_ts=r.ev_detected,
+        ).take(order)
+        after = sub.copy()
+        after.last_ts, after.last_lon, after.last_lat = ts[ends - 1], lon[ends - 1], lat[ends - 1]
+        after.fix_lon, after.fix_lat, after.fix_var = f_lon[ends - 1], f_lat[ends - 1], f_var[ends - 1]
+        after.trk_dev, after.trk_fence = r.tr_dev, cfg.ids[r.tr_slot]
+        after.trk_p, after.trk_mark = r.tr_p, r.tr_mark
+        o = np.flatnonzero(r.tr_in)
+        after.stay_dev, after.stay_fence = r.tr_dev[o], cfg.ids[r.tr_slot[o]]
+        after.stay_enter_ts, after.stay_dwelled = r.tr_enter_ts[o], r.tr_dwelled[o]
+        after.stay_visit = _visit_ids(dev_ids[r.tr_dev[o]], cfg.hash[r.tr_slot[o]], r.tr_enter_ts[o])
+        after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, exit_after[r.tr_slot[o]])
+        return events, after
+
+    def _exit_after(self, cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
+        """Each stay's silence limit: the fence's ``exit_after_s``, capped by ``silence_s`` in
+        probabilistic detection."""
+        out = _exit_after(cfg, fence_ids)
+        if self.config.detection == "probabilistic":
+            out = np.fmin(out, self.config.presence.silence_s)
+        return out
+
+    def _exclusive(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether fences (slots) ``a[i]`` and ``b[i]`` exclude each other: they do not overlap
+        (their intersection is under 5% of the smaller one's area). Cached per index version."""
+        cache = self._overlap_cache
+        if cache.get("version") != self.index.version:
+            cache.clear()
+            cache["version"] = self.index.version
+        lo, hi = np.minimum(a, b).tolist(), np.maximum(a, b).tolist()
+        out = np.empty(len(lo), bool)
+        for i, key in enumerate(zip(lo, hi)):
+            v = cache.get(key)
+            if v is None:
+                v = cache[key] = not _overlap(self.index.fence_at(key[0]), self.index.fence_at(key[1]))
+            out[i] = v
+        return out
+
     def settings(self) -> _Settings:
         s = self._settings_cache
         if s is None or s.version != self.index.version:
@@ -376,7 +512,7 @@ class Engine:
         cfg = self.settings()
 
         def decide(st: DeviceStates):
-            limit = _exit_after(cfg, st.stay_fence)
+            limit = self._exit_after(cfg, st.stay_fence)
             due, at = silence_due(st.last_ts[st.stay_dev], limit, now)
             return due, at, Reason.SILENCE
 
@@ -484,7 +620,7 @@ class Engine:
             if refresh:
                 keep_all = ~close
                 fresh = _deadlines(
-                    len(st), st.stay_dev[keep_all], st.last_ts, _exit_after(cfg, st.stay_fence[keep_all])
+                    len(st), st.stay_dev[keep_all], st.last_ts, self._exit_after(cfg, st.stay_fence[keep_all])
                 )
                 touched |= (fresh != st.deadline) & st.known
             rows = np.flatnonzero(touched)
@@ -498,7 +634,18 @@ class Engine:
             after.stay_dev, after.stay_fence = sub.stay_dev[keep], sub.stay_fence[keep]
             after.stay_enter_ts, after.stay_visit = sub.stay_enter_ts[keep], sub.stay_visit[keep]
             after.stay_dwelled = sub.stay_dwelled[keep]
-            after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, _exit_after(cfg, after.stay_fence))
+            after.deadline = _deadlines(
+                len(after), after.stay_dev, after.last_ts, self._exit_after(cfg, after.stay_fence)
+            )
+            if len(after.trk_dev):  # a closed stay's presence track starts over
+                gone = set(zip(sub.stay_dev[close_sub].tolist(), sub.stay_fence[close_sub].tolist()))
+                tk = np.fromiter(
+                    ((d, f) not in gone for d, f in zip(after.trk_dev.tolist(), after.trk_fence.tolist())),
+                    bool,
+                    len(after.trk_dev),
+                )
+                after.trk_dev, after.trk_fence = after.trk_dev[tk], after.trk_fence[tk]
+                after.trk_p, after.trk_mark = after.trk_p[tk], after.trk_mark[tk]
             c = np.flatnonzero(close_sub)
             n = len(c)
             events = EventBatch(
@@ -559,6 +706,32 @@ def _events_of(ev: EventBatch, lost: np.ndarray) -> EventBatch:
     if len(lost) == 0 or len(ev) == 0:
         return ev
     return ev.take(np.flatnonzero(~np.isin(ev.device_id, lost)))
+
+
+class _Capped:
+    """A slot-indexed column capped at ``cap`` (fence ``exit_after_s`` under ``silence_s``)."""
+
+    def __init__(self, col, cap: float):
+        self.col, self.cap = col, cap
+
+    def __getitem__(self, slots):
+        return np.fmin(self.col[slots], self.cap)
+
+
+def _overlap(a: Geofence, b: Geofence) -> bool:
+    """Whether two fences share more than 5% of the smaller one's area (in a local metric frame)."""
+    lon0, lat0 = a.center if a.is_circle else shapely.centroid(a.geometry).coords[0]
+    ky, kx = (float(v[0]) for v in meters_per_degree(np.array([lat0])))
+
+    def metric(f: Geofence):
+        if f.is_circle:
+            cx, cy = f.center
+            return shapely.Point((cx - lon0) * kx, (cy - lat0) * ky).buffer(float(f.radius_m or 0.0), 32)
+        return shapely.transform(f.geometry, lambda c: np.column_stack([(c[:, 0] - lon0) * kx, (c[:, 1] - lat0) * ky]))
+
+    ga, gb = metric(a), metric(b)
+    smaller = min(ga.area, gb.area)
+    return smaller > 0 and shapely.intersection(ga, gb).area > 0.05 * smaller
 
 
 def _exit_after(cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:

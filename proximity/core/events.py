@@ -151,6 +151,8 @@ class Event(NamedTuple):
     reason: Reason
     region_id: str | None = None
     zone: str | None = None
+    confidence: float | None = None
+    detected_ts: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         from proximity.core.wire import event_dict
@@ -179,10 +181,17 @@ class EventBatch:
                   triggering event); None otherwise
     zone          the new zone code of a zone_change (:data:`ZONE_NAMES`), 0        ``zone``
                   where not applicable
+    confidence    probabilistic detection: the calibrated probability that the     ``confidence``
+                  event is real (enter / dwell: the device is inside; exit: it
+                  left); NaN otherwise
+    detected_ts   probabilistic detection: when the engine decided (the ts of      ``detected_ts``
+                  the ping that did); ``ts`` is then the estimated onset; NaN
+                  otherwise
     ============  ==============================================================  ===============
 
     On the wire, ``region_id`` is the region, or for ``zone_change`` the beacon (the format
     predates the split); it is omitted when both are None. ``zone`` is sent for zone_change only.
+    ``confidence`` and ``detected_ts`` are sent only where set (never in exact detection).
     """
 
     device_id: np.ndarray  # object (str)
@@ -197,6 +206,8 @@ class EventBatch:
     zone: np.ndarray = None  # type: ignore[assignment]  # int8 zone code, 0 = none; 0 when omitted
     beacon_id: np.ndarray = None  # type: ignore[assignment]  # object (str or None); None when omitted
     offer: np.ndarray = None  # type: ignore[assignment]  # object: an offer event's payload (a dict), else None
+    confidence: np.ndarray = None  # type: ignore[assignment]  # float64, NaN = none
+    detected_ts: np.ndarray = None  # type: ignore[assignment]  # float64, NaN = none
     # the wire dicts, computed once per batch by to_dicts() and shared by every sink
     _wire: list | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -210,6 +221,10 @@ class EventBatch:
             object.__setattr__(self, "beacon_id", np.full(n, None, dtype=object))
         if self.offer is None:
             object.__setattr__(self, "offer", np.full(n, None, dtype=object))
+        if self.confidence is None:
+            object.__setattr__(self, "confidence", np.full(n, np.nan))
+        if self.detected_ts is None:
+            object.__setattr__(self, "detected_ts", np.full(n, np.nan))
 
     @classmethod
     def empty(cls) -> EventBatch:
@@ -254,6 +269,7 @@ class EventBatch:
         kind = EventKind(int(self.kind[i]))
         zone = ZONE_NAMES[int(self.zone[i])] if kind is EventKind.ZONE_CHANGE else None
         region = self.region_id[i]
+        conf, det = float(self.confidence[i]), float(self.detected_ts[i])
         return Event(
             self.device_id[i],
             self.geofence_id[i],
@@ -264,6 +280,8 @@ class EventBatch:
             Reason(int(self.reason[i])),
             self.beacon_id[i] if region is None else region,
             zone,
+            None if np.isnan(conf) else conf,
+            None if np.isnan(det) else det,
         )
 
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -298,6 +316,8 @@ _COLUMNS = (
     "zone",
     "beacon_id",
     "offer",
+    "confidence",
+    "detected_ts",
 )
 
 

@@ -2,7 +2,9 @@
 
 Each device has a row: last ping (ts, lon, lat), version, and ``_K`` stay slots (fence code,
 enter ts, visit id, dwelled). The rare device inside more than ``_K`` fences at once keeps the
-extra stays in a small overflow dict. Fence ids are interned as integer codes, so load, save and
+extra stays in a small overflow dict. Presence tracks (probabilistic detection) take a second
+table of slots per row, as wide as the most tracks any device has held (none in exact mode).
+Fence ids are interned as integer codes, so load, save and
 "who is inside this fence" are vectorized numpy operations. About 180 bytes per device, of which
 most is the id dict entry.
 """
@@ -40,6 +42,10 @@ class MemoryStore:
         self._enter = np.zeros((0, _K))
         self._visit = np.zeros((0, _K), np.uint64)
         self._dwelled = np.zeros((0, _K), bool)
+        self._tfence = np.full((0, 0), -1, np.int32)  # presence tracks: fence code, -1 = empty
+        self._tp = np.zeros((0, 0))
+        self._tmark = np.zeros((0, 0))
+        self._fix = np.full((0, 3), np.nan)  # presence filter: smoothed lon, lat, variance
         self._overflow: dict[int, list[tuple[int, float, int, bool]]] = {}
         self._overflow_cache: np.ndarray | None = None
         self._fence_ids = np.empty(0, dtype=object)  # code -> fence id
@@ -77,6 +83,13 @@ class MemoryStore:
                     se.append(np.array([st[1] for _, st in extra], np.float64))
                     sv.append(np.array([st[2] for _, st in extra], np.uint64))
                     sw.append(np.array([st[3] for _, st in extra], bool))
+            out.fix_lon[known], out.fix_lat[known], out.fix_var[known] = self._fix[r].T
+            tcodes = self._tfence[r]
+            td, tk = np.nonzero(tcodes >= 0)
+            if len(td):
+                out.trk_dev = known[td].astype(np.int64)
+                out.trk_p, out.trk_mark = self._tp[r[td], tk], self._tmark[r[td], tk]
+                out.trk_fence = self._fence_ids[tcodes[td, tk]]
             fence_ids = self._fence_ids
         out.stay_dev = np.concatenate(sd).astype(np.int64)
         out.stay_fence = fence_ids[np.concatenate(sf).astype(np.int64)]
@@ -94,6 +107,11 @@ class MemoryStore:
             self._version[w] = before.version[ok] + 1
             self._deadline[w] = after.deadline[ok]
             self._fence[w] = -1
+            self._tfence[w] = -1
+            self._fix[w] = np.column_stack([after.fix_lon, after.fix_lat, after.fix_var])[ok]
+            tkeep = ok[after.trk_dev] if len(after.trk_dev) else np.zeros(0, bool)
+            if tkeep.any():
+                self._save_tracks(after, np.flatnonzero(tkeep), rows)
             if self._overflow:
                 for row in set(self._overflow).intersection(w.tolist()):
                     del self._overflow[row]
@@ -122,6 +140,24 @@ class MemoryStore:
                         )
                     self._overflow_cache = None
         return ok
+
+    def _save_tracks(self, after: DeviceStates, sel: np.ndarray, rows: np.ndarray) -> None:
+        td = after.trk_dev[sel]
+        if len(td) > 1 and (td[1:] < td[:-1]).any():
+            order = np.argsort(td, kind="stable")
+            sel, td = sel[order], td[order]
+        rank = np.arange(len(td)) - np.searchsorted(td, td)
+        width = int(rank.max()) + 1
+        if width > self._tfence.shape[1]:  # widen the track table (a device with more tracks)
+            extra = width - self._tfence.shape[1]
+            n = len(self._tfence)
+            self._tfence = np.hstack([self._tfence, np.full((n, extra), -1, np.int32)])
+            self._tp = np.hstack([self._tp, np.zeros((n, extra))])
+            self._tmark = np.hstack([self._tmark, np.zeros((n, extra))])
+        rr = rows[td]
+        self._tfence[rr, rank] = self._codes_for(after.trk_fence[sel])
+        self._tp[rr, rank] = after.trk_p[sel]
+        self._tmark[rr, rank] = after.trk_mark[sel]
 
     def _overflow_rows(self) -> np.ndarray:
         if self._overflow_cache is None:
@@ -229,6 +265,10 @@ class MemoryStore:
         self._enter = grown(self._enter, 0.0)
         self._visit = grown(self._visit, 0)
         self._dwelled = grown(self._dwelled, False)
+        self._tfence = grown(self._tfence, -1)
+        self._tp = grown(self._tp, 0.0)
+        self._tmark = grown(self._tmark, 0.0)
+        self._fix = grown(self._fix, np.nan)
 
     def _codes_for(self, fence_ids: np.ndarray) -> np.ndarray:
         code_of = self._code_of

@@ -1,7 +1,9 @@
 """The state store interface: where per-device state lives, outside the pure engine core.
 
 A device's state is its last accepted ping (ts, lon, lat), a version, and the stays it is in
-(fence id, enter ts, visit id, whether dwell fired). Stores move it in and out in columns
+(fence id, enter ts, visit id, whether dwell fired). In probabilistic detection
+(:mod:`proximity.core.presence`) it also holds the device's *tracks*: per candidate fence, the
+presence filter's posterior probability and the ts of its last crossing of 1/2. Stores move it in and out in columns
 (:class:`DeviceStates`) so a batch costs one round trip, not one per device.
 """
 
@@ -41,10 +43,33 @@ class DeviceStates:
     # float64 epoch seconds of the next silence exit; inf = none. Omitted (None): __post_init__
     # fills it with inf, so every constructed DeviceStates holds an array here.
     deadline: np.ndarray = None  # type: ignore[assignment]
+    # Presence tracks (probabilistic detection only; empty otherwise), grouped by device like the
+    # stays: row, fence id, posterior probability of being inside, ts of the last crossing of 1/2.
+    # Omitted (None): __post_init__ fills them with empty arrays.
+    trk_dev: np.ndarray = None  # type: ignore[assignment]  # int64 row, shape (t,)
+    trk_fence: np.ndarray = None  # type: ignore[assignment]  # object (fence id)
+    trk_p: np.ndarray = None  # type: ignore[assignment]  # float64 in [0, 1]
+    trk_mark: np.ndarray = None  # type: ignore[assignment]  # float64 epoch seconds (NaN: none)
+    # The presence filter's smoothed position per device (probabilistic detection; NaN: none):
+    # lon, lat and the per-axis variance in m^2. Omitted (None): filled with NaN.
+    fix_lon: np.ndarray = None  # type: ignore[assignment]
+    fix_lat: np.ndarray = None  # type: ignore[assignment]
+    fix_var: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.deadline is None:
             self.deadline = np.full(len(self.device_ids), np.inf)
+        if self.trk_dev is None:
+            self.trk_dev = np.empty(0, np.int64)
+        if self.trk_fence is None:
+            self.trk_fence = np.empty(0, object)
+        if self.trk_p is None:
+            self.trk_p = np.empty(0)
+        if self.trk_mark is None:
+            self.trk_mark = np.empty(0)
+        for name in ("fix_lon", "fix_lat", "fix_var"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(len(self.device_ids), np.nan))
 
     @classmethod
     def unknown(cls, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
@@ -76,6 +101,7 @@ class DeviceStates:
         remap = np.full(len(self), -1, np.int64)
         remap[rows] = np.arange(len(rows))
         keep = remap[self.stay_dev] >= 0 if len(self.stay_dev) else np.zeros(0, bool)
+        tk = remap[self.trk_dev] >= 0 if len(self.trk_dev) else np.zeros(0, bool)
         return DeviceStates(
             self.device_ids[rows],
             self.version[rows],
@@ -88,6 +114,13 @@ class DeviceStates:
             self.stay_visit[keep],
             self.stay_dwelled[keep],
             self.deadline[rows],
+            remap[self.trk_dev[tk]],
+            self.trk_fence[tk],
+            self.trk_p[tk],
+            self.trk_mark[tk],
+            self.fix_lon[rows],
+            self.fix_lat[rows],
+            self.fix_var[rows],
         )
 
     def stays_of(self, row: int) -> np.ndarray:

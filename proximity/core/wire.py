@@ -5,7 +5,8 @@ Keys, in order: ``device_id, geofence_id, type, ts, visit_id, duration_s, reason
 columns, :data:`EVENT_COLUMNS`), then for beacon events ``region_id`` (the region's id, or the
 beacon's for ``zone_change``: columns ``region_id`` / ``beacon_id``) and, for ``zone_change``,
 ``zone`` (its wire name); an ``offer`` event carries ``offer`` (its payload: campaign, title, code,
-the triggering event...). See :class:`~proximity.core.events.EventBatch` for the columns.
+the triggering event...). Probabilistic detection adds ``confidence`` and ``detected_ts`` to the
+events it decides (never present in exact detection). See :class:`~proximity.core.events.EventBatch` for the columns.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
                 out[i]["region_id"] = region[i]
             if zone_change[i]:
                 out[i]["zone"] = ZONE_NAMES[int(batch.zone[i])]
+    conf, det = batch.confidence, batch.detected_ts
+    for i in np.flatnonzero(~np.isnan(conf) | ~np.isnan(det)).tolist():
+        if not np.isnan(conf[i]):
+            out[i]["confidence"] = round(float(conf[i]), 4)
+        if not np.isnan(det[i]):
+            out[i]["detected_ts"] = float(det[i])
     for i in np.flatnonzero(batch.kind == EventKind.OFFER).tolist():
         if batch.offer[i] is not None:
             out[i]["offer"] = batch.offer[i]
@@ -92,6 +99,10 @@ def event_dict(e: Event) -> dict[str, Any]:
         d["region_id"] = e.region_id
     if e.zone is not None:
         d["zone"] = e.zone
+    if e.confidence is not None:
+        d["confidence"] = round(e.confidence, 4)
+    if e.detected_ts is not None:
+        d["detected_ts"] = e.detected_ts
     return d
 
 

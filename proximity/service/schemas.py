@@ -90,6 +90,12 @@ class EventPublic(BaseModel):
     )
     zone: ZONES | None = Field(None, description="zone_change: the new proximity zone")
     offer: OfferPublic | None = Field(None, description="offer events: the offer")
+    confidence: float | None = Field(
+        None, description="probabilistic detection: calibrated probability that the event is real"
+    )
+    detected_ts: float | None = Field(
+        None, description="probabilistic detection: when it was decided (ts is the estimated onset)"
+    )
 
 
 class IngestPublic(BaseModel):

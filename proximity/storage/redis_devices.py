@@ -9,8 +9,12 @@ Key layout (``prefix`` defaults to ``prox:``)::
     {prefix}seen            ZSET    every device, scored by the hour it was last heard (for expiry)
 
 A device's state packs, little-endian, a 40-byte header ``version int64, token uint64, last_ts
-float64, last_lon float64, last_lat float64`` followed by its stays, each ``enter_ts float64,
-visit uint64, dwelled uint8, len uint16, fence id (UTF-8)``.
+float64, last_lon float64, last_lat float64, deadline float64`` followed by its stays, each
+``enter_ts float64, visit uint64, dwelled uint8, len uint16, fence id (UTF-8)``, and then its
+presence tracks (probabilistic detection), each in the same layout with ``dwelled = 2``, the
+track's mark ts in ``enter_ts`` and its probability (float64 bits) in ``visit``, and the
+smoothed position as one record with ``dwelled = 3``, its variance in ``enter_ts`` and lon, lat
+(2 x float64) as the 16-byte "id": states written before tracks existed read unchanged.
 
 ``load`` is one pipelined round trip of ``MGET``. ``save`` is one round trip of a Lua script
 (``EVALSHA``, one call per chunk of devices) that writes a device only where its stored version
@@ -46,7 +50,10 @@ _HEADER = np.dtype(
     ]
 )
 _DEADLINE_CHANGE = np.dtype([("row", "<i4"), ("deadline", "<f8")])
-_STAY = struct.Struct("<dQ?H")  # enter_ts, visit, dwelled, fence id length
+_STAY = struct.Struct("<dQBH")  # enter_ts, visit, dwelled (0 / 1; 2 = a presence track), fence id length
+_TRACK = 2
+_FIX = 3
+_FIX_XY = struct.Struct("<dd")
 
 # KEYS: [1] device counter, [2 .. m+1] device keys, [m+2 ..] fence set keys.
 # ARGV: [1] m, [2] expected versions (m x int64), [3] new values concatenated, [4] their lengths
@@ -313,24 +320,34 @@ def _pack(st: DeviceStates, version: np.ndarray, token: int) -> tuple[bytes, np.
     head["last_ts"], head["last_lon"], head["last_lat"] = st.last_ts, st.last_lon, st.last_lat
     head["deadline"] = st.deadline
     lens = np.full(m, _HEADER.itemsize, "<u4")
-    if len(st.stay_dev) == 0:
+    fixed = np.flatnonzero(~np.isnan(st.fix_var))
+    if len(st.stay_dev) == 0 and len(st.trk_dev) == 0 and len(fixed) == 0:
         return head.tobytes(), lens
-    order = np.argsort(st.stay_dev, kind="stable")
+    # stays (flag 0 / 1), then tracks (flag 2: mark ts, probability bits)
+    rows_all = np.concatenate([st.stay_dev, st.trk_dev])
+    order = np.argsort(rows_all, kind="stable")
+    ts_all = np.concatenate([st.stay_enter_ts, st.trk_mark])
+    q_all = np.concatenate([st.stay_visit, np.ascontiguousarray(st.trk_p, np.float64).view(np.uint64)])
+    flag_all = np.concatenate([st.stay_dwelled.astype(np.uint8), np.full(len(st.trk_dev), _TRACK, np.uint8)])
+    fence_all = np.concatenate([st.stay_fence, st.trk_fence]) if len(st.trk_dev) else st.stay_fence
     enc: dict[str, bytes] = {}
     tail: dict[int, list[bytes]] = {}
     pack = _STAY.pack
-    for _k, row, fid, ets, visit, dw in zip(
-        order.tolist(),
-        st.stay_dev[order].tolist(),
-        st.stay_fence[order].tolist(),
-        st.stay_enter_ts[order].tolist(),
-        st.stay_visit[order].tolist(),
-        st.stay_dwelled[order].tolist(),
+    for row, fid, ets, visit, dw in zip(
+        rows_all[order].tolist(),
+        fence_all[order].tolist(),
+        ts_all[order].tolist(),
+        q_all[order].tolist(),
+        flag_all[order].tolist(),
     ):
         b = enc.get(fid)
         if b is None:
             b = enc[fid] = fid.encode()
         tail.setdefault(row, []).append(pack(ets, visit, dw, len(b)) + b)
+    for row, lon, lat, var in zip(
+        fixed.tolist(), st.fix_lon[fixed].tolist(), st.fix_lat[fixed].tolist(), st.fix_var[fixed].tolist()
+    ):
+        tail.setdefault(row, []).append(pack(var, 0, _FIX, _FIX_XY.size) + _FIX_XY.pack(lon, lat))
     hb = head.tobytes()
     w = _HEADER.itemsize
     parts, start = [], 0
@@ -357,15 +374,30 @@ def _unpack_into(out: DeviceStates, values: list) -> None:
     out.last_ts[rows], out.last_lon[rows], out.last_lat[rows] = head["last_ts"], head["last_lon"], head["last_lat"]
     out.deadline[rows] = head["deadline"]
     sd, sf, se, sv, sw = [], [], [], [], []
+    td, tf, tm, tp = [], [], [], []
     unpack, size = _STAY.unpack_from, _STAY.size
     for row, v in zip(rows.tolist(), present):
         pos, end = w, len(v)
         while pos < end:
             ets, visit, dw, n = unpack(v, pos)
             pos += size
-            sd.append(row), se.append(ets), sv.append(visit), sw.append(dw)
-            sf.append(v[pos : pos + n].decode())
+            raw = v[pos : pos + n]
             pos += n
+            if dw == _FIX:
+                out.fix_lon[row], out.fix_lat[row] = _FIX_XY.unpack(raw)
+                out.fix_var[row] = ets
+                continue
+            fid = raw.decode()
+            if dw == _TRACK:
+                td.append(row), tf.append(fid), tm.append(ets), tp.append(visit)
+            else:
+                sd.append(row), se.append(ets), sv.append(visit), sw.append(bool(dw))
+                sf.append(fid)
+    if td:
+        out.trk_dev = np.asarray(td, np.int64)
+        out.trk_fence = np.asarray(tf, object)
+        out.trk_mark = np.asarray(tm, np.float64)
+        out.trk_p = np.asarray(tp, np.uint64).view(np.float64)
     if sd:
         out.stay_dev = np.asarray(sd, np.int64)
         out.stay_fence = np.asarray(sf, object)

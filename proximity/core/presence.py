@@ -1,0 +1,521 @@
+"""Probabilistic presence: a recursive filter per (device, candidate fence) over noisy pings.
+
+Exact detection (:mod:`proximity.core.transitions`) treats a ping as a point. Phones are not
+points: their positions are off by 5-50 m, with errors that persist for tens of seconds. In
+probabilistic detection every ping is *evidence*, weighed by how likely it is given that the
+device is inside each nearby fence, and a per-(device, fence) filter accumulates it:
+
+**Position noise.** A ping's error is a 2-D circular Gaussian with per-axis ``sigma``. The
+``accuracy_m`` phones report is the radius of 68% confidence (Android's definition; Core
+Location's ``horizontalAccuracy`` is used the same way), so ``sigma = accuracy_m / 1.51``
+(:attr:`PresenceConfig.accuracy_sigmas`). A ping without accuracy gets
+:attr:`PresenceConfig.default_accuracy_m` (15 m), never certainty.
+
+**Likelihood.** The chance that the true position is inside a fence given the ping, the
+probability mass of the error disk inside it, is approximated from the signed distance ``d``
+to the boundary (positive inside), the fence's half-width ``w = 2 A / P`` and half-length
+``l = P / 8`` (area ``A``, perimeter ``P``)::
+
+    mass = (Phi(d / s) - Phi((d - 2 w) / s)) * (2 Phi(l / s) - 1)
+
+The first factor is exact for a strip of width ``2 w`` (and for a half-plane as ``w`` grows),
+the second is the mass along the other axis for a point in the middle of it: exact at the
+centre of rectangles and within a few percent for circles; fences much larger than ``sigma``
+tend to the half-plane. The evidence for "inside" against "near it, outside" is the ratio of
+the densities of the ping under a position uniform over the fence and uniform over a ring of
+width :attr:`PresenceConfig.ring_m` around it, ``mass / (1 - mass) * P * ring_m / A``, mixed
+with an outlier rate (1-2% of phone fixes are 50-150 m off) so that one ping never decides.
+
+**Correlation.** Consecutive errors are correlated (a phone's fix drifts for tens of seconds),
+so a ping's log-likelihood ratio is weighted by ``1 - exp(-dt / correlation_s)``: ten pings a
+second apart count as about one.
+
+**Motion.** The displacement from the previous ping, against the noise expected over ``dt``,
+says walking (1.3 m/s: a passer-by) or standing still (a shopper browsing). Shoppers inside a
+store are mostly still, devices outside walk as often as they stand: a walker passing a shop
+front is weak evidence, a stop near a fence accumulates.
+
+**Filter.** Per (device, fence) the posterior ``p`` relaxes towards :attr:`PresenceConfig.prior`
+with time constant :attr:`PresenceConfig.stay_s` between pings (a two-state Markov chain), then
+takes the ping's weighted evidence in log-odds. Fences that do not overlap are mutually
+exclusive (a device is in at most one of two shops sharing a wall): their posteriors are
+normalized so that they sum to at most 1. A fence is entered when ``p >= p_enter`` and left when
+``p <= p_exit`` (or after :attr:`PresenceConfig.silence_s` without a ping, or the fence's own
+``exit_after_s``). An event's ``ts`` is the estimated onset (the last time ``p`` crossed 1/2),
+``detected_ts`` the ping that decided, and ``confidence`` the calibrated posterior
+(:attr:`PresenceConfig.calibration`).
+
+Pure and vectorized: the filter runs over the k-th ping of every device of a batch at once
+(a loop as long as the largest number of pings of one device in the batch), so a batch gives
+the same events and state as its pings fed one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from geofences.geodesy import meters_per_degree_table
+
+__all__ = [
+    "PresenceConfig",
+    "Presence",
+    "sigma_of",
+    "mass_inside",
+    "smooth_positions",
+    "run_presence",
+]
+
+_SQRT2 = math.sqrt(2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceConfig:
+    """Settings of probabilistic detection (defaults chosen on the simulator's scenarios).
+
+    Parameters
+    ----------
+    default_accuracy_m : float
+        ``accuracy_m`` assumed for a ping without one.
+    accuracy_sigmas : float
+        ``accuracy_m`` / per-axis sigma: 1.51 for a 68% radius (the phones' convention).
+    min_sigma_m : float
+        Floor of sigma (an RTK-grade accuracy still leaves some doubt).
+    search_sigmas : float
+        Fences farther than this many sigmas from the smoothed position are not candidates.
+    correlation_s : float
+        Correlation time of the GPS error: a ping ``dt`` after the previous one counts as
+        ``(1 - rho) / (1 + rho)`` of an independent one, ``rho = exp(-dt / correlation_s)``.
+    max_discount : float
+        The most a ping's variance is inflated for correlation.
+    browse_m2_per_s : float
+        Process noise of a device that stays put (a shopper browsing), m^2/s per axis.
+    p_enter, p_exit : float
+        Thresholds of the posterior for enter and exit. A fence is entered only when its
+        posterior also beats every fence it excludes, and entering it leaves those.
+    silence_s : float
+        Exit after this long without a ping (a fence's ``exit_after_s`` can shorten it).
+    exit_hold_s : float
+        An exit needs the posterior below the middle threshold for this long (against flaps).
+    min_track_p : float
+        Tracks below this posterior (and not inside) are forgotten.
+    max_tracks : int
+        At most this many candidate fences are tracked per device (the stays first, then the
+        most likely).
+    calibration : tuple of (posterior, confidence) pairs
+        Piecewise-linear map from the filter's posterior to the reported ``confidence``, fitted
+        on the simulator (``bench/bench_detection.py --calibrate``).
+    """
+
+    default_accuracy_m: float = 15.0
+    accuracy_sigmas: float = 1.51
+    min_sigma_m: float = 1.0
+    search_sigmas: float = 3.0
+    correlation_s: float = 30.0
+    max_discount: float = 8.0
+    browse_m2_per_s: float = 0.1
+    p_enter: float = 0.35
+    p_exit: float = 0.15
+    silence_s: float = 600.0
+    exit_hold_s: float = 60.0
+    min_track_p: float = 0.01
+    max_tracks: int = 8
+    calibration: tuple[tuple[float, float], ...] = field(default=((0.0, 0.0), (1.0, 1.0)))
+
+    def __post_init__(self) -> None:
+        checks = {
+            "default_accuracy_m": self.default_accuracy_m > 0,
+            "accuracy_sigmas": self.accuracy_sigmas > 0,
+            "min_sigma_m": self.min_sigma_m > 0,
+            "search_sigmas": self.search_sigmas > 0,
+            "correlation_s": self.correlation_s > 0,
+            "max_discount": self.max_discount >= 1,
+            "browse_m2_per_s": self.browse_m2_per_s >= 0,
+            "p_enter": 0 < self.p_enter < 1,
+            "p_exit": 0 < self.p_exit < self.p_enter,
+            "silence_s": self.silence_s > 0,
+            "exit_hold_s": self.exit_hold_s >= 0,
+            "min_track_p": 0 <= self.min_track_p < self.p_exit,
+            "max_tracks": self.max_tracks >= 1,
+            "calibration": len(self.calibration) >= 2
+            and all(b[0] > a[0] and b[1] >= a[1] for a, b in zip(self.calibration, self.calibration[1:])),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"presence.{name}: invalid value {getattr(self, name)!r}")
+
+    def confidence(self, p: np.ndarray) -> np.ndarray:
+        """Map posteriors to calibrated confidences."""
+        xs, ys = zip(*self.calibration)
+        return np.interp(p, xs, ys)
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    """The standard normal CDF."""
+    return 0.5 * (1.0 + _erf(x / _SQRT2))
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf to 1.5e-7 (Abramowitz and Stegun 7.1.26), vectorized; numpy has no erf."""
+    s = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    y = 1.0 - (
+        ((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592
+    ) * t * np.exp(-a * a)
+    return s * y
+
+
+def sigma_of(accuracy_m: np.ndarray, cfg: PresenceConfig) -> np.ndarray:
+    """Per-axis sigma (m) of each ping from its ``accuracy_m`` (NaN: the default accuracy)."""
+    acc = np.where(np.isnan(accuracy_m), cfg.default_accuracy_m, accuracy_m)
+    return np.maximum(acc / cfg.accuracy_sigmas, cfg.min_sigma_m)
+
+
+def mass_inside(d: np.ndarray, sigma: np.ndarray, area_m2: np.ndarray, perimeter_m: np.ndarray) -> np.ndarray:
+    """Approximate probability mass of N(ping, sigma^2 I) inside the fence (module docstring).
+
+    >>> round(float(mass_inside(np.array([0.0]), np.array([1.0]), np.array([1e8]), np.array([4e4]))[0]), 3)
+    0.5
+    """
+    perimeter = np.maximum(perimeter_m, 1e-9)
+    w = 2.0 * area_m2 / perimeter
+    half_len = perimeter / 8.0
+    across = _phi(d / sigma) - _phi((d - 2.0 * w) / sigma)
+    along = 2.0 * _phi(half_len / sigma) - 1.0
+    return np.clip(across * along, 0.0, 1.0)
+
+
+def smooth_positions(
+    *,
+    dev: np.ndarray,
+    ts: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    sigma: np.ndarray,
+    dev_start: np.ndarray,
+    prev_ts: np.ndarray,
+    fix_lon: np.ndarray,
+    fix_lat: np.ndarray,
+    fix_var: np.ndarray,
+    cfg: PresenceConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Smoothed position of each ping (lon, lat, per-axis variance m^2): a Kalman filter per device.
+
+    The device stays put up to ``browse_m2_per_s`` of process noise; a ping's variance is
+    inflated by ``(1 + rho) / (1 - rho)`` for its error's correlation with the previous one's.
+    An innovation larger than the prediction explains (a walk, a jump) inflates the prediction
+    by the excess, so a walking device's estimate follows it and stays uncertain, while a device
+    that stops converges: a stop near a fence is strong evidence, a walk past it weak. The
+    filter starts from a device's first ping; ``fix_*`` (per device, NaN: none) is the state
+    after the previous batch.
+    """
+    n = len(ts)
+    out_lon, out_lat, out_var = np.empty(n), np.empty(n), np.empty(n)
+    x_lon, x_lat, x_var, x_ts = fix_lon.copy(), fix_lat.copy(), fix_var.copy(), prev_ts.copy()
+    rank = np.arange(n) - dev_start[dev]
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max(initial=-1)) + 2))
+    for k in range(len(bounds) - 1):
+        j = by_rank[bounds[k] : bounds[k + 1]]
+        d = dev[j]
+        zl, za, s2 = lon[j], lat[j], sigma[j] ** 2
+        xl, xa, v = x_lon[d], x_lat[d], x_var[d]
+        dt = ts[j] - x_ts[d]
+        fresh = np.isnan(v) | ~np.isfinite(dt)
+        dt = np.where(fresh, 0.0, np.maximum(dt, 0.0))
+        ky, kx = meters_per_degree_table(za)
+        ex, ey = (zl - np.where(fresh, zl, xl)) * kx, (za - np.where(fresh, za, xa)) * ky
+        v = np.where(fresh, s2, v) + cfg.browse_m2_per_s * dt
+        rho = np.exp(-dt / cfg.correlation_s)
+        r = s2 * np.minimum((1 + rho) / np.maximum(1 - rho, 1e-9), cfg.max_discount)
+        excess = (ex * ex + ey * ey) / 2.0 - (v + s2)  # per axis: what the prediction cannot explain
+        v = v + np.maximum(excess, 0.0)
+        gain = np.where(fresh, 1.0, v / (v + r))
+        x_lon[d] = np.where(fresh, zl, xl + gain * ex / kx)
+        x_lat[d] = np.where(fresh, za, xa + gain * ey / ky)
+        x_var[d] = np.where(fresh, s2, np.maximum((1 - gain) * v, cfg.min_sigma_m**2))
+        x_ts[d] = ts[j]
+        out_lon[j], out_lat[j], out_var[j] = x_lon[d], x_lat[d], x_var[d]
+    return out_lon, out_lat, out_var
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Result of :func:`run_presence`: events (arrays, unsorted) and the tracks after the batch.
+
+    Events: ``ev_dev`` (local device), ``ev_slot``, ``ev_kind`` (EventKind code), ``ev_ts``
+    (onset), ``ev_detected`` (the deciding ping's ts), ``ev_conf``, ``ev_reason``,
+    ``ev_enter_ts`` (the stay's enter ts: visit ids and durations).
+    Tracks: ``tr_dev, tr_slot, tr_p, tr_mark, tr_in`` (inside), ``tr_enter_ts, tr_dwelled``.
+    """
+
+    ev_dev: np.ndarray
+    ev_slot: np.ndarray
+    ev_kind: np.ndarray
+    ev_ts: np.ndarray
+    ev_detected: np.ndarray
+    ev_conf: np.ndarray
+    ev_reason: np.ndarray
+    ev_enter_ts: np.ndarray
+    tr_dev: np.ndarray
+    tr_slot: np.ndarray
+    tr_p: np.ndarray
+    tr_mark: np.ndarray
+    tr_in: np.ndarray
+    tr_enter_ts: np.ndarray
+    tr_dwelled: np.ndarray
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def run_presence(
+    *,
+    dev: np.ndarray,
+    ts: np.ndarray,
+    dev_start: np.ndarray,
+    prev_ts: np.ndarray,
+    c_ping: np.ndarray,
+    c_slot: np.ndarray,
+    c_p: np.ndarray,
+    t_dev: np.ndarray,
+    t_slot: np.ndarray,
+    t_p: np.ndarray,
+    t_mark: np.ndarray,
+    t_in: np.ndarray,
+    t_enter_ts: np.ndarray,
+    t_dwelled: np.ndarray,
+    dwell_s,
+    exit_after_s,
+    exclusive: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    cfg: PresenceConfig,
+) -> Presence:
+    """Decide enters, dwells and exits from each ping's presence probabilities.
+
+    Parameters
+    ----------
+    dev, ts : ndarray, shape (n,)
+        Accepted pings sorted by (local device, ts); each device's ts strictly increase.
+    dev_start : ndarray of int, shape (d,)
+        First ping of each device.
+    prev_ts : ndarray, shape (d,)
+        Each device's last ping ts before the batch (NaN if none).
+    c_ping, c_slot, c_p : ndarray, shape (c,)
+        Candidates: (ping, fence slot, probability that the smoothed position is inside);
+        fences that are not candidates of a ping get 0.
+    t_dev, t_slot, t_p, t_mark, t_in, t_enter_ts, t_dwelled : ndarray, shape (t,)
+        Tracks before the batch (at most one per device and slot): posterior, ts of the last
+        crossing of 1/2 (NaN: none), inside, and for those inside the enter ts and dwell flag.
+    dwell_s, exit_after_s : slot-indexed per-fence values (inf where unset; ``exit_after_s``
+        already capped by ``silence_s``).
+    exclusive : (slots a, slots b) -> bool array
+        Whether two fences exclude each other (they do not overlap).
+    """
+    from proximity.core.events import EventKind, Reason  # the kinds; no cycle at import time
+
+    n = len(ts)
+    d_count = len(dev_start)
+    rank = np.arange(n) - dev_start[dev]
+    p_ts = np.where(rank == 0, prev_ts[dev], np.roll(ts, 1))
+    dt = ts - p_ts  # NaN for a device's first ping ever
+
+    n_slots = int(max(c_slot.max(initial=-1), t_slot.max(initial=-1))) + 2
+    key_t = t_dev.astype(np.int64) * n_slots + t_slot
+    order = np.argsort(key_t, kind="stable")
+    T = {
+        "key": key_t[order],
+        "p": t_p[order].astype(np.float64),
+        "mark": t_mark[order].astype(np.float64),
+        "in": t_in[order].astype(bool),
+        "enter": t_enter_ts[order].astype(np.float64),
+        "dwelled": t_dwelled[order].astype(bool),
+    }
+    c_order = np.argsort(c_ping, kind="stable")
+    c_ping, c_slot, c_p = c_ping[c_order], c_slot[c_order], c_p[c_order]
+    c_bounds = np.searchsorted(c_ping, np.arange(n + 1))
+    events: list[tuple[np.ndarray, ...]] = []
+
+    def emit(keys, kind, ev_ts, detected, conf, reason, enter_ts):
+        if len(keys):
+            events.append(
+                (
+                    keys // n_slots,
+                    keys % n_slots,
+                    np.full(len(keys), kind, np.int8),
+                    ev_ts,
+                    detected,
+                    conf,
+                    np.full(len(keys), reason, np.int8),
+                    enter_ts,
+                )
+            )
+
+    by_rank = np.argsort(rank, kind="stable")
+    rank_bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max(initial=-1)) + 2))
+    for k in range(len(rank_bounds) - 1):
+        pings = by_rank[rank_bounds[k] : rank_bounds[k + 1]]  # one ping per active device
+        active = np.zeros(d_count, bool)
+        active[dev[pings]] = True
+        ping_of_dev = np.full(d_count, -1, np.int64)
+        ping_of_dev[dev[pings]] = pings
+
+        # candidates of these pings become tracks where new
+        lo, hi = c_bounds[pings], c_bounds[pings + 1]
+        cnt = hi - lo
+        sel = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        ckey = dev[c_ping[sel]].astype(np.int64) * n_slots + c_slot[sel]
+        co = np.argsort(ckey, kind="stable")
+        ckey, sel = ckey[co], sel[co]
+        new = np.setdiff1d(ckey, T["key"])
+        if len(new):
+            allk = np.concatenate([T["key"], new])
+            o = np.argsort(allk, kind="stable")
+            m = len(new)
+            T = {
+                "key": allk[o],
+                "p": np.concatenate([T["p"], np.zeros(m)])[o],
+                "mark": np.concatenate([T["mark"], np.full(m, np.nan)])[o],
+                "in": np.concatenate([T["in"], np.zeros(m, bool)])[o],
+                "enter": np.concatenate([T["enter"], np.full(m, np.nan)])[o],
+                "dwelled": np.concatenate([T["dwelled"], np.zeros(m, bool)])[o],
+            }
+        tdev = T["key"] // n_slots
+        rows = np.flatnonzero(active[tdev])
+        if len(rows) == 0:
+            continue
+        r_key, r_dev = T["key"][rows], tdev[rows]
+        r_slot = r_key % n_slots
+        j = ping_of_dev[r_dev]
+        tj, dtj = ts[j], dt[j]
+        p_old = T["p"][rows].copy()
+        inside = T["in"][rows].copy()
+        enter_ts = T["enter"][rows].copy()
+        dwelled = T["dwelled"][rows].copy()
+        mark = T["mark"][rows].copy()
+
+        # silence: an inside track whose device was quiet longer than the fence allows
+        ea = exit_after_s[r_slot]
+        silent = inside & np.isfinite(dtj) & (dtj > ea)
+        if silent.any():
+            s = np.flatnonzero(silent)
+            at = p_ts[j[s]] + ea[s]
+            emit(r_key[s], EventKind.EXIT, at, at, cfg.confidence(1 - p_old[s]), Reason.SILENCE, enter_ts[s])
+            inside[s], dwelled[s] = False, False
+            p_old[s], mark[s] = 0.0, np.nan
+
+        # this ping's probability for every track of its device (0 where it is not a candidate)
+        pos = np.minimum(np.searchsorted(ckey, r_key), max(len(ckey) - 1, 0))
+        hit = (ckey[pos] == r_key) if len(ckey) else np.zeros(len(r_key), bool)
+        p_new = np.zeros(len(rows))
+        p_new[hit] = c_p[sel[pos[hit]]]
+        # exclusive neighbours: each posterior over at most 1 with the ones it excludes; a fence
+        # is entered only when it beats every fence it excludes
+        pairs = _pairs(r_dev) if len(rows) > 1 and (r_dev[1:] == r_dev[:-1]).any() else None
+        best_other = np.zeros(len(rows))
+        if pairs is not None:
+            ga, gb = pairs
+            ex = exclusive(r_slot[ga], r_slot[gb])
+            ga, gb = ga[ex], gb[ex]
+            total = p_new.copy()
+            np.add.at(total, ga, p_new[gb])
+            p_new = p_new / np.maximum(total, 1.0)
+            np.maximum.at(best_other, ga, p_new[gb])
+
+        # the ts of the last crossing of the middle threshold: the onset estimate
+        mid = (cfg.p_enter + cfg.p_exit) / 2
+        crossed = (p_new >= mid) != (p_old >= mid)
+        mark = np.where(crossed, tj, mark)
+
+        # exits, then enters, then dwells
+        come = ~inside & (p_new >= cfg.p_enter) & (p_new > best_other)
+        low_for = np.where(np.isfinite(mark) & (p_new < mid), tj - mark, 0.0)
+        out = inside & (p_new <= cfg.p_exit) & (low_for >= cfg.exit_hold_s)
+        if pairs is not None and come.any():  # entering a fence leaves the ones it excludes
+            forced = np.zeros(len(rows), bool)
+            forced[gb[come[ga]]] = True
+            out |= inside & forced
+        if out.any():
+            s = np.flatnonzero(out)
+            at = np.where(np.isfinite(mark[s]) & (mark[s] >= enter_ts[s]), mark[s], tj[s])
+            emit(r_key[s], EventKind.EXIT, at, tj[s], cfg.confidence(1 - p_new[s]), Reason.PING, enter_ts[s])
+            inside[s], dwelled[s] = False, False
+        if come.any():
+            s = np.flatnonzero(come)
+            at = np.where(np.isfinite(mark[s]) & (mark[s] <= tj[s]), mark[s], tj[s])
+            enter_ts[s] = at
+            emit(r_key[s], EventKind.ENTER, at, tj[s], cfg.confidence(p_new[s]), Reason.PING, at)
+            inside[s], dwelled[s] = True, False
+        dw = inside & ~dwelled & (tj >= enter_ts + dwell_s[r_slot])
+        if dw.any():
+            s = np.flatnonzero(dw)
+            emit(r_key[s], EventKind.DWELL, tj[s], tj[s], cfg.confidence(p_new[s]), Reason.PING, enter_ts[s])
+            dwelled[s] = True
+
+        T["p"][rows], T["mark"][rows], T["in"][rows] = p_new, mark, inside
+        T["enter"][rows] = np.where(inside, enter_ts, np.nan)
+        T["dwelled"][rows] = dwelled & inside
+
+        # forget unlikely tracks, keep at most max_tracks per device (inside ones first)
+        drop = ~inside & (p_new < cfg.min_track_p)
+        drop |= ~(_top_per_device(r_dev, p_new + 2.0 * inside, cfg.max_tracks) | inside)
+        if drop.any():
+            keep = np.ones(len(T["key"]), bool)
+            keep[rows[drop]] = False
+            T = {k2: v[keep] for k2, v in T.items()}
+
+    cols = list(zip(*events)) if events else [np.empty(0)] * 8
+    ev = [np.concatenate(c) if events else c for c in cols]
+    tdev = T["key"] // n_slots
+    return Presence(
+        ev_dev=ev[0].astype(np.int64),
+        ev_slot=ev[1].astype(np.int64),
+        ev_kind=ev[2].astype(np.int8),
+        ev_ts=ev[3].astype(np.float64),
+        ev_detected=ev[4].astype(np.float64),
+        ev_conf=ev[5].astype(np.float64),
+        ev_reason=ev[6].astype(np.int8),
+        ev_enter_ts=ev[7].astype(np.float64),
+        tr_dev=tdev,
+        tr_slot=T["key"] % n_slots,
+        tr_p=T["p"],
+        tr_mark=T["mark"],
+        tr_in=T["in"],
+        tr_enter_ts=T["enter"],
+        tr_dwelled=T["dwelled"],
+    )
+
+
+def _pairs(r_dev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All ordered pairs (a, b), a != b, of rows of the same device (rows grouped by device)."""
+    n = len(r_dev)
+    starts = np.flatnonzero(np.r_[True, r_dev[1:] != r_dev[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    multi = counts > 1
+    s, c = starts[multi], counts[multi]
+    sq = c * c
+    off = np.arange(sq.sum()) - np.repeat(np.cumsum(sq) - sq, sq)
+    cc = np.repeat(c, sq)
+    ga = np.repeat(s, sq) + off // cc
+    gb = np.repeat(s, sq) + off % cc
+    keep = ga != gb
+    return ga[keep], gb[keep]
+
+
+def _top_per_device(dev: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the ``k`` highest-scoring rows of each device (rows grouped by device)."""
+    order = np.lexsort((-score, dev))
+    d = dev[order]
+    start = np.searchsorted(d, d)
+    keep = np.zeros(len(dev), bool)
+    keep[order[(np.arange(len(d)) - start) < k]] = True
+    return keep

@@ -1,0 +1,182 @@
+"""Probabilistic detection (``EngineConfig(detection="probabilistic")``), specified.
+
+The exact mode keeps its oracle tests (test_engine_properties.py) unchanged; these pin what the
+presence filter adds: honest phones standing in a shop enter, neighbours sharing a wall are
+exclusive, a batch equals its pings one by one (state carried across batches in every store),
+and events carry ``confidence`` and ``detected_ts`` only in this mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from geofences import Geofence
+from geofences.geodesy import meters_per_degree
+from proximity import Engine, EngineConfig, EventKind, PingBatch
+from proximity.core.presence import PresenceConfig, mass_inside
+from simulator.walks import CITIES, random_fences, random_pings
+from tests.proximity.core.conftest import STORES, make_store
+
+PROB = EngineConfig(detection="probabilistic")
+LON0, LAT0 = 10.74, 59.91
+_MLAT, _MLON = (float(v[0]) for v in meters_per_degree(np.array([LAT0])))
+SETTINGS = settings(deadline=None, max_examples=25, derandomize=True, database=None)
+
+
+def at(x_m, y_m):
+    """(lon, lat) of local meters east / north of (LON0, LAT0)."""
+    return LON0 + np.asarray(x_m) / _MLON, LAT0 + np.asarray(y_m) / _MLAT
+
+
+def rect(fid, x0, y0, x1, y1) -> Geofence:
+    lon, lat = at([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
+    return Geofence.polygon(fid, list(zip(lon.tolist(), lat.tolist())))
+
+
+def standing(x_m, y_m, accuracy_m, seconds=600.0, every_s=10.0, seed=1, device="phone"):
+    """A phone standing at (x, y) with an honest accuracy (68% radius) and AR(1) error (30 s)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds // every_s)
+    sigma = accuracy_m / 1.51
+    rho = np.exp(-every_s / 30.0)
+    e = np.zeros((n, 2))
+    e[0] = rng.standard_normal(2)
+    for k in range(1, n):
+        e[k] = rho * e[k - 1] + np.sqrt(1 - rho**2) * rng.standard_normal(2)
+    lon, lat = at(x_m + sigma * e[:, 0], y_m + sigma * e[:, 1])
+    ts = 1_700_000_000.0 + every_s * np.arange(n)
+    return PingBatch.from_columns([device] * n, ts, lon, lat, np.full(n, accuracy_m))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_phone_standing_in_a_12_by_30_m_shop_with_honest_8_m_accuracy_enters(seed):
+    """The regression of issue 14: exact mode's accuracy hysteresis kept this phone out."""
+    shop = rect("shop", 0, 0, 12, 30)
+    r = Engine([shop], config=PROB).ingest(standing(6, 15, 8.0, seed=seed))
+    enters = [e for e in r.events if e.type is EventKind.ENTER]
+    assert len(enters) == 1 and enters[0].geofence_id == "shop"
+    assert enters[0].detected_ts - 1_700_000_000.0 <= 120  # within two minutes
+    assert not [e for e in r.events if e.type is EventKind.EXIT]  # and it stays
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_neighbours_sharing_a_wall_are_exclusive(seed):
+    left, right = rect("left", -12, 0, 0, 30), rect("right", 0, 0, 12, 30)
+    engine = Engine([left, right], config=PROB)
+    pings = standing(0.5, 15, 10.0, seconds=1200, seed=seed)  # right at the wall
+    for i in range(len(pings)):
+        engine.ingest(pings.take([i]))
+        inside = engine.device("phone")["fences"]
+        assert len(inside) <= 1, inside
+
+
+def test_a_phone_deep_in_one_shop_is_not_in_the_next_one():
+    left, right = rect("left", -15, 0, 0, 30), rect("right", 0, 0, 15, 30)
+    r = Engine([left, right], config=PROB).ingest(standing(-7.5, 15, 5.0))
+    assert {e.geofence_id for e in r.events} == {"left"}
+
+
+def test_overlapping_fences_are_not_exclusive():
+    mall, shop = rect("mall", -100, -100, 100, 100), rect("shop", 0, 0, 30, 30)
+    r = Engine([mall, shop], config=PROB).ingest(standing(15, 15, 5.0))
+    assert {e.geofence_id for e in r.events if e.type is EventKind.ENTER} == {"mall", "shop"}
+
+
+def test_a_walker_passing_shop_fronts_enters_none():
+    shops = [rect(f"s{i}", 12 * i, 0, 12 * (i + 1), 18) for i in range(8)]
+    n = 8
+    ts = 1_700_000_000.0 + 10.0 * np.arange(n)
+    lon, lat = at(1.3 * 10.0 * np.arange(n), np.full(n, -2.0))
+    r = Engine(shops, config=PROB).ingest(PingBatch.from_columns(["w"] * n, ts, lon, lat, np.full(n, 7.5)))
+    assert not [e for e in r.events if e.type is EventKind.ENTER]
+
+
+def test_events_carry_confidence_and_detected_ts_only_in_probabilistic_mode():
+    shop = rect("shop", 0, 0, 30, 30)
+    pings = standing(15, 15, 5.0, seconds=120)
+    exact = Engine([shop]).ingest(pings).events
+    prob = Engine([shop], config=PROB).ingest(pings).events
+    assert len(exact) and all("confidence" not in d and "detected_ts" not in d for d in exact.to_dicts())
+    d = prob.to_dicts()[0]
+    assert d["type"] == "enter" and 0 < d["confidence"] <= 1 and d["detected_ts"] >= d["ts"]
+
+
+def test_silence_exits_after_silence_s():
+    shop = rect("shop", 0, 0, 30, 30)
+    engine = Engine([shop], config=EngineConfig(detection="probabilistic", presence=PresenceConfig(silence_s=120)))
+    pings = standing(15, 15, 5.0, seconds=60)
+    engine.ingest(pings)
+    last = float(pings.ts.max())
+    out = engine.sweep(now=last + 121)
+    assert [(e.type, e.ts) for e in out] == [(EventKind.EXIT, last + 120)]
+    assert engine.device("phone")["fences"] == []
+
+
+@pytest.mark.parametrize(
+    ("d", "sigma", "area", "perimeter", "expected"),
+    [
+        (0.0, 5.0, 1e10, 4e5, 0.5),  # the edge of a huge fence: half
+        (6.0, 10.0, 216.0, 60.0, 0.29),  # the centre of 12 m x 18 m: exact for a rectangle
+        (-30.0, 5.0, 216.0, 60.0, 0.0),  # far outside
+    ],
+)
+def test_mass_inside_approximation(d, sigma, area, perimeter, expected):
+    got = mass_inside(np.array([d]), np.array([sigma]), np.array([area]), np.array([perimeter]))[0]
+    assert got == pytest.approx(expected, abs=0.02)
+
+
+def test_bad_settings_name_the_field():
+    with pytest.raises(ValueError, match="detection"):
+        EngineConfig(detection="fuzzy")
+    with pytest.raises(ValueError, match="presence.p_exit"):
+        PresenceConfig(p_enter=0.3, p_exit=0.4)
+
+
+def noisy(seed: int, place: str, n_pings: int):
+    rng = np.random.default_rng(seed)
+    fences = random_fences(rng, CITIES[place], n=6)
+    p = random_pings(rng, fences, n=n_pings)
+    acc = rng.uniform(3, 40, len(p))
+    acc[rng.random(len(p)) < 0.2] = np.nan
+    return fences, PingBatch(p.device_id, p.ts, p.lon, p.lat, acc)
+
+
+def full(events) -> list[tuple]:
+    return sorted(
+        (e.device_id, e.geofence_id, e.ts, int(e.type), e.visit_id, e.duration_s, e.confidence, e.detected_ts)
+        for e in events
+    )
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), place=st.sampled_from(sorted(CITIES)))
+@example(seed=0, place="oslo")
+def test_batch_equals_one_by_one(seed, place):
+    fences, pings = noisy(seed, place, 40)
+    batch = full(Engine(fences, config=PROB).ingest(pings).events)
+    engine = Engine(fences, config=PROB)
+    single = []
+    for i in np.argsort(pings.ts, kind="stable"):
+        single += list(engine.ingest(pings.take([i])).events)
+    assert batch == full(single)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_the_filter_state_round_trips_through_the_store(kind, request):
+    """Two halves through a store (memory, Redis) equal one batch: tracks and fixes persist."""
+    fences, pings = noisy(3, "oslo", 80)
+    order = np.argsort(pings.ts, kind="stable")
+    store = make_store(kind, request)
+    try:
+        engine = Engine(fences, store, config=PROB)
+        halves = engine.ingest(pings.take(order[:40])).events, engine.ingest(pings.take(order[40:])).events
+        st_ = store.load(sorted(set(pings.device_id)))
+        assert len(st_.trk_dev) and not np.isnan(st_.fix_var).all()
+        one = Engine(fences, config=PROB).ingest(pings).events
+        assert full([*halves[0], *halves[1]]) == full(one)
+    finally:
+        store.clear()
+        store.close()
