@@ -719,7 +719,13 @@ class _Capped:
 
 
 def _overlap(a: Geofence, b: Geofence) -> bool:
-    """Whether two fences share more than 5% of the smaller one's area (in a local metric frame)."""
+    """Whether two fences share more than 5% of the smaller one's area (in a local metric frame).
+
+    Fences whose ``floor`` properties differ never overlap: a device is on one floor.
+    """
+    fa, fb = a.properties.get("floor"), b.properties.get("floor")
+    if fa is not None and fb is not None and fa != fb:
+        return False
     lon0, lat0 = a.center if a.is_circle else shapely.centroid(a.geometry).coords[0]
     ky, kx = (float(v[0]) for v in meters_per_degree(np.array([lat0])))
 

@@ -1,9 +1,8 @@
-"""Probabilistic presence: a recursive filter per (device, candidate fence) over noisy pings.
+"""Probabilistic presence: per device a smoothed position, per (device, fence) a posterior.
 
 Exact detection (:mod:`proximity.core.transitions`) treats a ping as a point. Phones are not
 points: their positions are off by 5-50 m, with errors that persist for tens of seconds. In
-probabilistic detection every ping is *evidence*, weighed by how likely it is given that the
-device is inside each nearby fence, and a per-(device, fence) filter accumulates it:
+probabilistic detection a ping is evidence about where the device is:
 
 **Position noise.** A ping's error is a 2-D circular Gaussian with per-axis ``sigma``. The
 ``accuracy_m`` phones report is the radius of 68% confidence (Android's definition; Core
@@ -11,43 +10,47 @@ Location's ``horizontalAccuracy`` is used the same way), so ``sigma = accuracy_m
 (:attr:`PresenceConfig.accuracy_sigmas`). A ping without accuracy gets
 :attr:`PresenceConfig.default_accuracy_m` (15 m), never certainty.
 
-**Likelihood.** The chance that the true position is inside a fence given the ping, the
-probability mass of the error disk inside it, is approximated from the signed distance ``d``
-to the boundary (positive inside), the fence's half-width ``w = 2 A / P`` and half-length
-``l = P / 8`` (area ``A``, perimeter ``P``)::
+**Smoothed position, correlation and motion** (:func:`smooth_positions`). Per device a Kalman
+filter keeps a position and its variance. A device that stays put accrues little process noise
+(a shopper browsing); consecutive errors are correlated (a fix drifts for tens of seconds), so
+a ping ``dt`` after the previous one counts as ``(1 - rho) / (1 + rho)`` of an independent one,
+``rho = exp(-dt / correlation_s)``; a move the prediction cannot explain (a walk, a jump)
+inflates the variance by the excess. So a device walking past shop fronts at 1.4 m/s keeps an
+uncertain estimate that trails it (weak evidence for any shop), while a device that stops
+converges (strong evidence for the fence it stopped in).
+
+**Likelihood of each fence.** The probability that the device is inside a candidate fence is
+the mass of N(smoothed position, variance) inside it, approximated from the signed distance
+``d`` to the boundary (positive inside; :meth:`geofences.FenceIndex.near` finds the fences
+within ``search_sigmas`` sigmas, vectorized), the fence's half-width ``w = 2 A / P`` and
+half-length ``l = P / 8`` (area ``A``, perimeter ``P``)::
 
     mass = (Phi(d / s) - Phi((d - 2 w) / s)) * (2 Phi(l / s) - 1)
 
 The first factor is exact for a strip of width ``2 w`` (and for a half-plane as ``w`` grows),
 the second is the mass along the other axis for a point in the middle of it: exact at the
-centre of rectangles and within a few percent for circles; fences much larger than ``sigma``
-tend to the half-plane. The evidence for "inside" against "near it, outside" is the ratio of
-the densities of the ping under a position uniform over the fence and uniform over a ring of
-width :attr:`PresenceConfig.ring_m` around it, ``mass / (1 - mass) * P * ring_m / A``, mixed
-with an outlier rate (1-2% of phone fixes are 50-150 m off) so that one ping never decides.
+centre of rectangles, within a few percent for circles; fences much larger than ``s`` tend to
+the half-plane.
 
-**Correlation.** Consecutive errors are correlated (a phone's fix drifts for tens of seconds),
-so a ping's log-likelihood ratio is weighted by ``1 - exp(-dt / correlation_s)``: ten pings a
-second apart count as about one.
+**Exclusive neighbours.** Fences that do not overlap (two shops sharing a wall, or fences on
+different ``floor`` properties) are mutually exclusive: a device's posteriors are scaled so
+that each one plus those it excludes sum to at most 1, a fence is entered only when it beats
+every fence it excludes (by :attr:`PresenceConfig.switch_margin` when the device is inside one
+of them), and entering it leaves them. Overlapping fences (a store in a mall) are independent.
 
-**Motion.** The displacement from the previous ping, against the noise expected over ``dt``,
-says walking (1.3 m/s: a passer-by) or standing still (a shopper browsing). Shoppers inside a
-store are mostly still, devices outside walk as often as they stand: a walker passing a shop
-front is weak evidence, a stop near a fence accumulates.
+**Decisions** (:func:`run_presence`). A fence is entered when its posterior has stayed above
+an onset threshold for :attr:`PresenceConfig.enter_hold_s` and reaches
+:attr:`PresenceConfig.p_enter`; it is left when the posterior has stayed below the exit onset
+threshold for :attr:`PresenceConfig.exit_hold_s` and is at most :attr:`PresenceConfig.p_exit`,
+or after :attr:`PresenceConfig.silence_s` without a ping (or the fence's own ``exit_after_s``).
+An event's ``ts`` is the estimated onset (the crossing of the onset threshold),
+``detected_ts`` the ping that decided, and ``confidence`` a calibrated probability that the
+event is real (:attr:`PresenceConfig.calibration`, fitted on the simulator).
 
-**Filter.** Per (device, fence) the posterior ``p`` relaxes towards :attr:`PresenceConfig.prior`
-with time constant :attr:`PresenceConfig.stay_s` between pings (a two-state Markov chain), then
-takes the ping's weighted evidence in log-odds. Fences that do not overlap are mutually
-exclusive (a device is in at most one of two shops sharing a wall): their posteriors are
-normalized so that they sum to at most 1. A fence is entered when ``p >= p_enter`` and left when
-``p <= p_exit`` (or after :attr:`PresenceConfig.silence_s` without a ping, or the fence's own
-``exit_after_s``). An event's ``ts`` is the estimated onset (the last time ``p`` crossed 1/2),
-``detected_ts`` the ping that decided, and ``confidence`` the calibrated posterior
-(:attr:`PresenceConfig.calibration`).
-
-Pure and vectorized: the filter runs over the k-th ping of every device of a batch at once
-(a loop as long as the largest number of pings of one device in the batch), so a batch gives
-the same events and state as its pings fed one by one.
+Pure and vectorized: both passes run over the k-th ping of every device of a batch at once (a
+loop as long as the largest number of pings of one device in the batch), and all state (the
+smoothed position, the tracks) is carried in :class:`~proximity.core.state.DeviceStates`, so a
+batch gives the same events and state as its pings fed one by one.
 """
 
 from __future__ import annotations
@@ -100,14 +103,26 @@ class PresenceConfig:
         Exit after this long without a ping (a fence's ``exit_after_s`` can shorten it).
     exit_hold_s : float
         An exit needs the posterior below the middle threshold for this long (against flaps).
+    enter_hold_s : float
+        An enter needs the posterior above the middle threshold for this long (against
+        passers-by); the enter's ``ts`` is still the onset.
+    enter_share, exit_share : float
+        Where between ``p_exit`` (0) and ``p_enter`` (1) the onset thresholds of enters and
+        exits lie: an enter's ``ts`` is the last upward crossing of its threshold, an exit's the
+        last downward crossing of its own, and the holds count from there.
+    switch_margin : float
+        Entering a fence that excludes one the device is inside needs a posterior this much
+        higher than every excluded one's (against flaps between neighbours).
     min_track_p : float
         Tracks below this posterior (and not inside) are forgotten.
     max_tracks : int
         At most this many candidate fences are tracked per device (the stays first, then the
         most likely).
-    calibration : tuple of (posterior, confidence) pairs
-        Piecewise-linear map from the filter's posterior to the reported ``confidence``, fitted
-        on the simulator (``bench/bench_detection.py --calibrate``).
+    calibration : tuple of (raw, confidence) pairs
+        Increasing piecewise-linear map from the raw score to the reported ``confidence``
+        (enter: the posterior's margin over the best fence it excludes; dwell: the posterior;
+        exit: one minus it), fitted on the shipped scenarios, seed 7, GPS 5 and 15 m, pings every
+        10 and 30 s (``python bench/bench_detection.py --calibrate --noise 5 15 --interval 10 30``).
     """
 
     default_accuracy_m: float = 15.0
@@ -116,14 +131,29 @@ class PresenceConfig:
     search_sigmas: float = 3.0
     correlation_s: float = 30.0
     max_discount: float = 8.0
-    browse_m2_per_s: float = 0.1
-    p_enter: float = 0.35
-    p_exit: float = 0.15
-    silence_s: float = 600.0
-    exit_hold_s: float = 60.0
+    browse_m2_per_s: float = 0.05
+    p_enter: float = 0.25
+    p_exit: float = 0.05
+    silence_s: float = 180.0
+    exit_hold_s: float = 120.0
+    enter_hold_s: float = 90.0
+    enter_share: float = 0.3
+    exit_share: float = 1.0
+    switch_margin: float = 0.1
     min_track_p: float = 0.01
     max_tracks: int = 8
-    calibration: tuple[tuple[float, float], ...] = field(default=((0.0, 0.0), (1.0, 1.0)))
+    calibration: tuple[tuple[float, float], ...] = field(
+        default=(
+            (0.0, 0.3622),
+            (0.0093, 0.3622),
+            (0.0489, 0.3782),
+            (0.0892, 0.3966),
+            (0.1185, 0.404),
+            (0.1592, 0.5127),
+            (0.3426, 0.5791),
+            (1.0, 0.5791),
+        )
+    )
 
     def __post_init__(self) -> None:
         checks = {
@@ -138,6 +168,10 @@ class PresenceConfig:
             "p_exit": 0 < self.p_exit < self.p_enter,
             "silence_s": self.silence_s > 0,
             "exit_hold_s": self.exit_hold_s >= 0,
+            "enter_hold_s": self.enter_hold_s >= 0,
+            "enter_share": 0 <= self.enter_share <= 1,
+            "exit_share": 0 <= self.exit_share <= 1,
+            "switch_margin": 0 <= self.switch_margin < 1,
             "min_track_p": 0 <= self.min_track_p < self.p_exit,
             "max_tracks": self.max_tracks >= 1,
             "calibration": len(self.calibration) >= 2
@@ -422,6 +456,7 @@ def run_presence(
         # is entered only when it beats every fence it excludes
         pairs = _pairs(r_dev) if len(rows) > 1 and (r_dev[1:] == r_dev[:-1]).any() else None
         best_other = np.zeros(len(rows))
+        best_in = np.zeros(len(rows))  # an exclusive fence the device is inside
         if pairs is not None:
             ga, gb = pairs
             ex = exclusive(r_slot[ga], r_slot[gb])
@@ -430,15 +465,20 @@ def run_presence(
             np.add.at(total, ga, p_new[gb])
             p_new = p_new / np.maximum(total, 1.0)
             np.maximum.at(best_other, ga, p_new[gb])
+            np.maximum.at(best_in, ga, inside[gb].astype(np.float64))
 
-        # the ts of the last crossing of the middle threshold: the onset estimate
-        mid = (cfg.p_enter + cfg.p_exit) / 2
-        crossed = (p_new >= mid) != (p_old >= mid)
+        # the onset estimate: outside, the last upward crossing of the enter onset threshold;
+        # inside, the last downward crossing of the exit onset threshold
+        span = cfg.p_enter - cfg.p_exit
+        thr = np.where(inside, cfg.p_exit + cfg.exit_share * span, cfg.p_exit + cfg.enter_share * span)
+        crossed = (p_new >= thr) != (p_old >= thr)
         mark = np.where(crossed, tj, mark)
 
         # exits, then enters, then dwells
-        come = ~inside & (p_new >= cfg.p_enter) & (p_new > best_other)
-        low_for = np.where(np.isfinite(mark) & (p_new < mid), tj - mark, 0.0)
+        high_for = np.where(np.isfinite(mark) & (p_new >= thr), tj - mark, 0.0)
+        come = ~inside & (p_new >= cfg.p_enter) & (high_for >= cfg.enter_hold_s)
+        come &= p_new > best_other + np.where(best_in > 0, cfg.switch_margin, 0.0)
+        low_for = np.where(np.isfinite(mark) & (p_new < thr), tj - mark, 0.0)
         out = inside & (p_new <= cfg.p_exit) & (low_for >= cfg.exit_hold_s)
         if pairs is not None and come.any():  # entering a fence leaves the ones it excludes
             forced = np.zeros(len(rows), bool)
@@ -449,12 +489,22 @@ def run_presence(
             at = np.where(np.isfinite(mark[s]) & (mark[s] >= enter_ts[s]), mark[s], tj[s])
             emit(r_key[s], EventKind.EXIT, at, tj[s], cfg.confidence(1 - p_new[s]), Reason.PING, enter_ts[s])
             inside[s], dwelled[s] = False, False
+            mark[s] = np.nan  # below the enter onset threshold: no upward crossing yet
         if come.any():
             s = np.flatnonzero(come)
             at = np.where(np.isfinite(mark[s]) & (mark[s] <= tj[s]), mark[s], tj[s])
             enter_ts[s] = at
-            emit(r_key[s], EventKind.ENTER, at, tj[s], cfg.confidence(p_new[s]), Reason.PING, at)
+            emit(
+                r_key[s],
+                EventKind.ENTER,
+                at,
+                tj[s],
+                cfg.confidence(np.clip(p_new[s] - best_other[s], 0, 1)),
+                Reason.PING,
+                at,
+            )
             inside[s], dwelled[s] = True, False
+            mark[s] = np.nan  # above the exit onset threshold: no downward crossing yet
         dw = inside & ~dwelled & (tj >= enter_ts + dwell_s[r_slot])
         if dw.any():
             s = np.flatnonzero(dw)

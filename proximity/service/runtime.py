@@ -125,7 +125,10 @@ def _build(settings: Settings) -> Runtime:
             sqlite_path=str(s.data_dir / "webhooks.sqlite3"), redis_url=None, prefix=s.redis_prefix, **hook_policy
         )
     engine = Engine(
-        store=store, config=EngineConfig(hysteresis_factor=s.hysteresis_factor, max_accuracy_m=s.max_accuracy_m)
+        store=store,
+        config=EngineConfig(
+            hysteresis_factor=s.hysteresis_factor, max_accuracy_m=s.max_accuracy_m, detection=s.detection
+        ),
     )
     metrics = Metrics()
     pipeline = event_pipeline(event_log, metrics, webhooks)

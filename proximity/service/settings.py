@@ -64,6 +64,9 @@ class Settings(BaseSettings):
 
     # engine
     hysteresis_factor: float = Field(1.0, ge=0)
+    detection: Literal["exact", "probabilistic"] = Field(
+        "exact", description="exact: a ping is a point; probabilistic: presence filters over the GPS error"
+    )
     max_accuracy_m: float = Field(1000.0, gt=0)
     sweep_interval_s: float = Field(1.0, gt=0)
     device_ttl_s: float | None = Field(

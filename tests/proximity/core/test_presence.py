@@ -96,7 +96,7 @@ def test_a_walker_passing_shop_fronts_enters_none():
 
 def test_events_carry_confidence_and_detected_ts_only_in_probabilistic_mode():
     shop = rect("shop", 0, 0, 30, 30)
-    pings = standing(15, 15, 5.0, seconds=120)
+    pings = standing(15, 15, 5.0, seconds=240)
     exact = Engine([shop]).ingest(pings).events
     prob = Engine([shop], config=PROB).ingest(pings).events
     assert len(exact) and all("confidence" not in d and "detected_ts" not in d for d in exact.to_dicts())
@@ -107,8 +107,8 @@ def test_events_carry_confidence_and_detected_ts_only_in_probabilistic_mode():
 def test_silence_exits_after_silence_s():
     shop = rect("shop", 0, 0, 30, 30)
     engine = Engine([shop], config=EngineConfig(detection="probabilistic", presence=PresenceConfig(silence_s=120)))
-    pings = standing(15, 15, 5.0, seconds=60)
-    engine.ingest(pings)
+    pings = standing(15, 15, 5.0, seconds=240)
+    assert [e.type for e in engine.ingest(pings).events] == [EventKind.ENTER]
     last = float(pings.ts.max())
     out = engine.sweep(now=last + 121)
     assert [(e.type, e.ts) for e in out] == [(EventKind.EXIT, last + 120)]
@@ -180,3 +180,74 @@ def test_the_filter_state_round_trips_through_the_store(kind, request):
     finally:
         store.clear()
         store.close()
+
+
+def _prob_worker(url: str, prefix: str, seed: int, index: int, barrier, results) -> None:
+    """One engine process in probabilistic mode: its share of every round, in step with the others."""
+    from proximity.storage.redis_devices import RedisDeviceStore
+    from tests.proximity.storage.test_redis_concurrency import scenario
+
+    try:
+        fences, _, rounds = scenario(seed)
+        store = RedisDeviceStore(url, prefix=prefix)
+        engine = Engine(fences, store, config=PROB)
+        events, retries = [], 0
+        for batches in rounds:
+            barrier.wait(timeout=120)
+            r = engine.ingest(with_accuracy(batches[index]))
+            events += full(r.events)
+            retries += r.retries
+        store.close()
+        results.put((index, events, retries, None))
+    except BaseException as exc:  # report, never hang the parent
+        barrier.abort()
+        results.put((index, [], 0, repr(exc)))
+
+
+def with_accuracy(p: PingBatch) -> PingBatch:
+    """The pings with an accuracy derived from their own position (the same in every process)."""
+    acc = 5.0 + (np.abs(p.lon * 1e5 + p.lat * 1e5) % 30.0)
+    return PingBatch(p.device_id, p.ts, p.lon, p.lat, acc)
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(240)
+def test_processes_sharing_devices_on_redis_emit_each_event_exactly_once(redis_url):
+    import multiprocessing as mp
+    import queue
+    import uuid
+
+    from proximity.storage.redis_devices import RedisDeviceStore
+    from tests.proximity.storage.test_redis_concurrency import N_PROCS, scenario
+
+    seed = 7
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(N_PROCS), ctx.Queue()
+    procs = [
+        ctx.Process(target=_prob_worker, args=(redis_url, prefix, seed, i, barrier, results), daemon=True)
+        for i in range(N_PROCS)
+    ]
+    for p in procs:
+        p.start()
+    got, errors = [], []
+    try:
+        for _ in procs:
+            try:
+                _, events, _, error = results.get(timeout=200)
+            except queue.Empty:
+                pytest.fail("an engine process did not report")
+            got += events
+            if error:
+                errors.append(error)
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+    assert not errors, errors
+    fences, pings, _ = scenario(seed)
+    expected = full(Engine(fences, config=PROB).ingest(with_accuracy(pings)).events)
+    assert len(expected) > 10
+    assert sorted(got) == expected
+    RedisDeviceStore(redis_url, prefix=prefix).clear()

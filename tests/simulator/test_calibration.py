@@ -1,0 +1,49 @@
+"""Reported confidence against observed precision on a seeded scenario (issue 14).
+
+The calibration table shipped in ``PresenceConfig.calibration`` was fitted on seed 7
+(``python bench/bench_detection.py --calibrate``); here it is checked on other seeds: in each
+bin of reported confidence, the share of entered visits that are real is within a tolerance of
+the mean confidence reported, and so is the overall share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from proximity import EngineConfig
+from simulator.calibration import fit_calibration, reliability, replay_with_confidence, visit_outcomes
+from simulator.scenario import load_scenario, with_overrides
+from simulator.traffic import generate
+
+TOLERANCE = 0.15
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> pd.DataFrame:
+    parts = []
+    for name in ("oslo-high-street", "jakarta-mall", "manila-strip"):
+        base = load_scenario(name)
+        sc = with_overrides(base, **{"phones.gps.sigma_m": 5.0, "phones.ping_interval_s": 10.0, "shoppers.count": 80})
+        tr = generate(sc, 21)
+        parts.append(visit_outcomes(tr, replay_with_confidence(tr, EngineConfig(detection="probabilistic"))))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_confidence_matches_observed_precision(outcomes):
+    assert len(outcomes) >= 100 and outcomes["confidence"].notna().all()
+    table = reliability(outcomes, bins=3)
+    print(table)
+    assert (np.abs(table["confidence"] - table["precision"]) <= TOLERANCE).all()
+    assert abs(outcomes["confidence"].mean() - outcomes["real"].mean()) <= 0.1
+
+
+def test_fit_calibration_is_increasing_and_reproduces_a_known_rate():
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0, 1, 4000)
+    real = rng.uniform(0, 1, 4000) < 0.2 + 0.6 * raw  # true precision 0.2 + 0.6 raw
+    knots = fit_calibration(pd.DataFrame({"confidence": raw, "real": real}))
+    xs, ys = zip(*knots)
+    assert list(xs) == sorted(xs) and list(ys) == sorted(ys)
+    assert np.interp(0.5, xs, ys) == pytest.approx(0.5, abs=0.06)
