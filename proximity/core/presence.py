@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geofences.geodesy import meters_per_degree_table
+from proximity.core.events import EventKind, Reason
 
 __all__ = [
     "PresenceConfig",
@@ -304,15 +305,6 @@ class Presence:
     tr_dwelled: np.ndarray
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def run_presence(
     *,
     dev: np.ndarray,
@@ -355,8 +347,6 @@ def run_presence(
     exclusive : (slots a, slots b) -> bool array
         Whether two fences exclude each other (they do not overlap).
     """
-    from proximity.core.events import EventKind, Reason  # the kinds; no cycle at import time
-
     n = len(ts)
     d_count = len(dev_start)
     rank = np.arange(n) - dev_start[dev]
