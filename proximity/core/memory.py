@@ -45,7 +45,9 @@ class MemoryStore:
         self._tfence = np.full((0, 0), -1, np.int32)  # presence tracks: fence code, -1 = empty
         self._tp = np.zeros((0, 0))
         self._tmark = np.zeros((0, 0))
-        self._fix = np.full((0, 3), np.nan)  # presence filter: smoothed lon, lat, variance
+        # presence filter: smoothed lon, lat, variance; allocated on the first one saved (exact
+        # detection never pays for it)
+        self._fix: np.ndarray | None = None
         self._overflow: dict[int, list[tuple[int, float, int, bool]]] = {}
         self._overflow_cache: np.ndarray | None = None
         self._fence_ids = np.empty(0, dtype=object)  # code -> fence id
@@ -83,7 +85,8 @@ class MemoryStore:
                     se.append(np.array([st[1] for _, st in extra], np.float64))
                     sv.append(np.array([st[2] for _, st in extra], np.uint64))
                     sw.append(np.array([st[3] for _, st in extra], bool))
-            out.fix_lon[known], out.fix_lat[known], out.fix_var[known] = self._fix[r].T
+            if self._fix is not None:
+                out.fix_lon[known], out.fix_lat[known], out.fix_var[known] = self._fix[r].T
             tcodes = self._tfence[r]
             td, tk = np.nonzero(tcodes >= 0)
             if len(td):
@@ -108,7 +111,10 @@ class MemoryStore:
             self._deadline[w] = after.deadline[ok]
             self._fence[w] = -1
             self._tfence[w] = -1
-            self._fix[w] = np.column_stack([after.fix_lon, after.fix_lat, after.fix_var])[ok]
+            if self._fix is None and not np.isnan(after.fix_var).all():
+                self._fix = np.full((len(self._version), 3), np.nan)
+            if self._fix is not None:
+                self._fix[w] = np.column_stack([after.fix_lon, after.fix_lat, after.fix_var])[ok]
             tkeep = ok[after.trk_dev] if len(after.trk_dev) else np.zeros(0, bool)
             if tkeep.any():
                 self._save_tracks(after, np.flatnonzero(tkeep), rows)
@@ -268,7 +274,8 @@ class MemoryStore:
         self._tfence = grown(self._tfence, -1)
         self._tp = grown(self._tp, 0.0)
         self._tmark = grown(self._tmark, 0.0)
-        self._fix = grown(self._fix, np.nan)
+        if self._fix is not None:
+            self._fix = grown(self._fix, np.nan)
 
     def _codes_for(self, fence_ids: np.ndarray) -> np.ndarray:
         code_of = self._code_of
