@@ -198,7 +198,10 @@ class MemoryStore:
         tail = np.arange(n - k, n)
         holes = gone[gone < n - k]
         movers = tail[~np.isin(tail, gone)]
-        for arr in (self._last, self._version, self._deadline, self._fence, self._enter, self._visit, self._dwelled):
+        arrays: list[np.ndarray] = [self._last, self._version, self._deadline, self._fence, self._enter]
+        arrays += [self._visit, self._dwelled]
+        arrays += [self._tfence, self._tp, self._tmark] + ([self._fix] if self._fix is not None else [])
+        for arr in arrays:
             arr[holes] = arr[movers]
         for r in gone.tolist():
             del self._row[self._ids[r]]
@@ -212,6 +215,9 @@ class MemoryStore:
         self._n = n - k
         self._last[tail], self._version[tail], self._deadline[tail] = np.nan, 0, np.inf
         self._fence[tail], self._enter[tail], self._visit[tail], self._dwelled[tail] = -1, 0.0, 0, False
+        self._tfence[tail], self._tp[tail], self._tmark[tail] = -1, 0.0, 0.0
+        if self._fix is not None:
+            self._fix[tail] = np.nan
 
     def devices_in(self, fence_id: str) -> list[str]:
         with self._lock:

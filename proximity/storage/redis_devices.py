@@ -119,13 +119,23 @@ return failed
 
 # KEYS: [1] device counter, [2] deadline zset, [3] last-heard zset, [4 ..] device keys.
 # ARGV: [1] expected versions (int64 LE, one per device key), [2] byte length of a state without
-# stays. Deletes the devices whose version matches and that hold no stay; returns their indices.
+# stays. Deletes the devices whose version matches and that hold no stay (presence filter
+# records, flags 2 and 3, do not count); returns their indices.
 _FORGET_LUA = r"""
 local exp, bare, gone = ARGV[1], tonumber(ARGV[2]), {}
 for i = 4, #KEYS do
   local j = i - 3
   local v = redis.call('GET', KEYS[i])
-  if v and #v == bare and string.sub(v, 1, 8) == string.sub(exp, 8 * j - 7, 8 * j) then
+  local stays = false  -- records after the header: flag 0 / 1 a stay, 2 / 3 presence filter state
+  if v then
+    local pos = bare + 1
+    while pos <= #v do
+      local flag, len = struct.unpack('<BH', v, pos + 16)
+      if flag < 2 then stays = true; break end
+      pos = pos + 19 + len
+    end
+  end
+  if v and not stays and string.sub(v, 1, 8) == string.sub(exp, 8 * j - 7, 8 * j) then
     redis.call('DEL', KEYS[i])
     gone[#gone + 1] = j
   end

@@ -251,3 +251,31 @@ def test_processes_sharing_devices_on_redis_emit_each_event_exactly_once(redis_u
     assert len(expected) > 10
     assert sorted(got) == expected
     RedisDeviceStore(redis_url, prefix=prefix).clear()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_expire_forgets_idle_devices_and_keeps_the_filter_state_of_the_others(kind, request):
+    """Devices with presence tracks but no stay expire like any other; the devices kept (moved
+    into the freed rows of the memory store) keep their tracks and smoothed position."""
+    shop = rect("shop", 0, 0, 30, 30)
+    store = make_store(kind, request)
+    try:
+        engine = Engine([shop], store, config=PROB)
+        early = [standing(40 + 5 * i, 15, 10.0, seconds=60, device=f"idle-{i}") for i in range(3)]
+        late = standing(15, 15, 5.0, seconds=300, device="regular")
+        for p in early:
+            engine.ingest(p)
+        engine.ingest(PingBatch(late.device_id, late.ts + 1e6, late.lon, late.lat, late.accuracy_m))
+        ids = ["idle-0", "idle-1", "idle-2", "regular"]
+        before = store.load(ids)
+        assert before.known.all() and len(before.trk_dev) and not np.isnan(before.fix_var).any()
+        engine.expire(idle_s=1e5, now=1_700_000_000.0 + 5e5)
+        after = store.load(ids)
+        assert after.known.tolist() == [False, False, False, True]
+        kept = before.select(np.array([3]))
+        now = after.select(np.array([3]))
+        assert now.trk_fence.tolist() == kept.trk_fence.tolist() and np.allclose(now.trk_p, kept.trk_p)
+        assert np.allclose([now.fix_lon, now.fix_lat, now.fix_var], [kept.fix_lon, kept.fix_lat, kept.fix_var])
+    finally:
+        store.clear()
+        store.close()
