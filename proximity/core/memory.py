@@ -200,7 +200,9 @@ class MemoryStore:
         movers = tail[~np.isin(tail, gone)]
         arrays: list[np.ndarray] = [self._last, self._version, self._deadline, self._fence, self._enter]
         arrays += [self._visit, self._dwelled]
-        arrays += [self._tfence, self._tp, self._tmark] + ([self._fix] if self._fix is not None else [])
+        arrays += [self._tfence, self._tp, self._tmark]
+        if self._fix is not None:
+            arrays.append(self._fix)
         for arr in arrays:
             arr[holes] = arr[movers]
         for r in gone.tolist():
