@@ -9,6 +9,8 @@ traffic is generated once (seed 7, ``--shoppers`` shoppers) and detected three w
   sees exactly the pings of ``engine``; the beacon columns score ``beacon_enter`` /
   ``beacon_exit`` against the true store visits of the scanning phones;
 * ``majority``: :func:`simulator.reference.majority_vote` (2 of the last 3 pings inside);
+* ``probabilistic``: ``Engine(config=EngineConfig(detection="probabilistic"))`` with the
+  default :class:`~proximity.core.presence.PresenceConfig`, GPS pings only;
 * with ``--positions``, also ``engine+ble+pos``: the monitor's full defaults, whose indoor fixes
   (trilaterated from 3+ beacons) reach the engine as pings.
 
@@ -22,6 +24,7 @@ processes; rows print in order. Prints a Markdown table (scoring definitions:
     python bench/bench_detection.py --jobs 2         # the README table: 3 scenarios x 9, ~2 min on 2 cores
     python bench/bench_detection.py --quick          # 30 shoppers, noise 5 / 30 m, pings 10 / 60 s: a smoke run
     python bench/bench_detection.py --scenarios oslo-high-street --shoppers 60
+    python bench/bench_detection.py --calibrate --noise 5 15 --interval 10 30   # PresenceConfig.calibration
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from proximity import EngineConfig
 from simulator.reference import majority_vote
 from simulator.replay import replay_engine
 from simulator.scenario import load_scenario, packaged_scenarios, with_overrides
@@ -66,6 +70,8 @@ def _rows(job: tuple) -> list[str]:
             ("engine", score_traffic(tr, replay_engine(tr, beacons=False, batch_s=60.0), families=("geofence",)), False)
         ]
     runs.append(("majority", score_traffic(tr, majority_vote(tr), families=("geofence",)), False))
+    prob = replay_engine(tr, beacons=False, batch_s=60.0, config=EngineConfig(detection="probabilistic"))
+    runs.append(("probabilistic", score_traffic(tr, prob, families=("geofence",)), False))
     out = []
     for det, s, with_ble in runs:
         v, b = s["visits"]["geofence"], s["visits"].get("beacon") if with_ble else None
@@ -90,7 +96,10 @@ def main(argv=None) -> None:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (configurations in parallel)")
     ap.add_argument("--quick", action="store_true", help="30 shoppers, noise 5 and 30 m, pings every 10 and 60 s")
     ap.add_argument("--positions", action="store_true", help="add engine+ble+pos (indoor fixes feed the engine)")
+    ap.add_argument("--calibrate", action="store_true", help="fit and print the probabilistic calibration table")
     args = ap.parse_args(argv)
+    if args.calibrate:
+        return calibrate(args)
     if args.quick:
         args.shoppers, args.noise, args.interval = 30, [5.0, 30.0], [10.0, 60.0]
     print(
@@ -114,6 +123,33 @@ def main(argv=None) -> None:
         for job in jobs:
             print("\n".join(_rows(job)), flush=True)
     print(f"\n{time.perf_counter() - t_all:.0f} s wall ({time.process_time() - c_all:.0f} s CPU in the main process)")
+
+
+def calibrate(args) -> None:
+    """Fit ``PresenceConfig.calibration`` on the scenarios (raw scores, identity table) and print
+    the knots and the reliability of the raw and calibrated confidences."""
+    import numpy as np
+    import pandas as pd
+
+    from proximity.core.presence import PresenceConfig
+    from simulator.calibration import fit_calibration, reliability, replay_with_confidence, visit_outcomes
+
+    raw = EngineConfig(detection="probabilistic", presence=PresenceConfig(calibration=((0.0, 0.0), (1.0, 1.0))))
+    parts = []
+    for name in args.scenarios:
+        base = load_scenario(name)
+        for sigma in args.noise:
+            for interval in args.interval:
+                over = {"phones.gps.sigma_m": sigma, "phones.ping_interval_s": interval}
+                sc = with_overrides(base, **over, **{"shoppers.count": min(args.shoppers, base["shoppers"]["count"])})
+                tr = generate(sc, args.seed)
+                parts.append(visit_outcomes(tr, replay_with_confidence(tr, raw)))
+    out = pd.concat(parts, ignore_index=True)
+    knots = fit_calibration(out)
+    print("raw score at enter:\n", reliability(out, 5))
+    print("calibration =", knots)
+    xs, ys = zip(*knots)
+    print("calibrated:\n", reliability(out.assign(confidence=np.interp(out["confidence"], xs, ys)), 5))
 
 
 if __name__ == "__main__":
