@@ -137,7 +137,7 @@ def run(index, parts, cset, counters, profiles, fraud: bool) -> tuple[float, flo
             counters,
             ev.device_id,
             ev.kind,
-            ev.fence_id,
+            ev.geofence_id,
             ev.region_id,
             ev.zone,
             ev.ts,

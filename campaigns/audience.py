@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Profiles", "has_consent", "rule_matches", "audience_mask"]
+__all__ = ["Profiles", "has_consent", "consent_mask", "rule_matches", "audience_mask"]
 
 #: Profiles by device id: a mapping, or a function from a list of ids to a list of profiles (or None).
 Profiles = Mapping[str, Mapping[str, Any]] | Callable[[Sequence[str]], Sequence[Mapping[str, Any] | None]]
@@ -53,6 +53,26 @@ def rule_matches(profile: Mapping[str, Any] | None, attr: str, op: str, value: A
     return value in values
 
 
+def consent_mask(profiles: Sequence[Mapping[str, Any] | None]) -> np.ndarray:
+    """:func:`has_consent` of each profile, as a boolean array."""
+    return np.array(
+        [p is not None and p.get("marketing_consent") is True and p.get("opted_out") is not True for p in profiles],
+        dtype=bool,
+    )
+
+
+def _column(device_profiles: Sequence[Mapping[str, Any] | None], attr: str) -> tuple[np.ndarray, list]:
+    """An attribute across the devices, factorized: (codes, distinct values); -1 = missing.
+
+    Lists become tuples (hashable), so each distinct value is tested once per rule."""
+    vals = pd.Series([None if p is None else p.get(attr) for p in device_profiles], dtype=object)
+    try:
+        codes, uniq = pd.factorize(vals)
+    except TypeError:  # a list-valued attribute
+        codes, uniq = pd.factorize(vals.map(lambda v: tuple(v) if isinstance(v, list) else v))
+    return codes.astype(np.int64), list(uniq)
+
+
 def audience_mask(
     rule_sets: Sequence[tuple],
     pair_rule: np.ndarray,
@@ -61,9 +81,9 @@ def audience_mask(
 ) -> np.ndarray:
     """True for pairs whose device satisfies its rule set (``rule_sets[pair_rule]``; -1 = everyone).
 
-    ``pair_dev`` indexes ``device_profiles``. Vectorized per distinct rule set: each attribute is
-    gathered once per batch into a column, scalar values are tested with a hash lookup
-    (``pandas.Series.isin``) and only list-valued attributes fall back to Python.
+    ``pair_dev`` indexes ``device_profiles``. Vectorized: each attribute is gathered and
+    factorized once per batch; a rule is tested once per distinct value (:func:`rule_matches`)
+    and its answer spread to the pairs by integer indexing.
     """
     out = np.ones(len(pair_rule), dtype=bool)
     idx = np.flatnonzero(pair_rule >= 0)
@@ -74,27 +94,17 @@ def audience_mask(
     idx, rules = idx[order], rules[order]
     used, starts = np.unique(rules, return_index=True)
     bounds = np.append(starts, len(idx))
-    columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    columns: dict[str, tuple[np.ndarray, list]] = {}
     for k, rid in enumerate(used.tolist()):
         rows = idx[bounds[k] : bounds[k + 1]]
         dev = pair_dev[rows]
         ok = np.ones(len(rows), dtype=bool)
         for attr, op, value in rule_sets[rid]:
             if attr not in columns:
-                col = np.array([None if p is None else p.get(attr) for p in device_profiles], dtype=object)
-                is_list = np.fromiter((isinstance(v, (list, tuple, set, frozenset)) for v in col), bool, len(col))
-                columns[attr] = (col, is_list)
-            col, is_list = columns[attr]
-            v = col[dev]
-            if op == "equals":
-                hit = pd.Series(v, dtype=object).isin([value]).to_numpy().copy()
-            else:
-                hit = pd.Series(v, dtype=object).isin(list(value)).to_numpy().copy()
-            lst = np.flatnonzero(is_list[dev])
-            if len(lst):
-                hit[lst] = [rule_matches({attr: x}, attr, "in" if op == "not_in" else op, value) for x in v[lst]]
-            if op == "not_in":
-                hit = ~hit
-            ok &= hit
+                columns[attr] = _column(device_profiles, attr)
+            codes, uniq = columns[attr]
+            # the last entry answers for a missing attribute (code -1)
+            table = np.array([rule_matches({attr: u}, attr, op, value) for u in uniq] + [op == "not_in"], dtype=bool)
+            ok &= table[codes[dev]]
         out[rows] = ok
     return out

@@ -63,6 +63,7 @@ class Outcome(IntEnum):
 
 
 _DELIVERED, _HOLDOUT, _DUPLICATE, _CAPPED, _COOLDOWN, _BUDGET, _LOWER = (int(o) for o in Outcome)
+_NEG = float("-inf")
 
 
 @dataclass
@@ -191,7 +192,8 @@ class MemoryCounterStore:
                     if gcap and gday.get((d, dy), 0) >= gcap:
                         out[i:z] = [_CAPPED] * (z - i)  # the device's daily total: nothing more today
                         break
-                    if cd[i] and ts[i] - last.get(d, -np.inf) < cd[i]:
+                    t = ts[i]
+                    if cd[i] and t - last.get(d, _NEG) < cd[i]:
                         out[i] = _COOLDOWN
                         continue
                     kd, kw = (c, d, dy), (c, d, week[i])
@@ -209,7 +211,8 @@ class MemoryCounterStore:
                         break
                     kg = (d, dy)
                     gday[kg] = gday.get(kg, 0) + 1
-                    last[d] = max(ts[i], last.get(d, -np.inf))
+                    if t > last.get(d, _NEG):
+                        last[d] = t
                     deliveries[c] = deliveries.get(c, 0) + 1
                     out[i] = _DELIVERED
                     if cp[i] != COUPON_NONE:

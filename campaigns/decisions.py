@@ -26,15 +26,15 @@ from enum import IntEnum
 import numpy as np
 import pandas as pd
 
-from campaigns.audience import Profiles, audience_mask, has_consent, lookup
+from campaigns.audience import Profiles, audience_mask, consent_mask, lookup
 from campaigns.caps import COUPON_GENERATED, CounterStore, DeliveryBatch
 from campaigns.coupons import coupon_kind, generate_codes, normalize_code
 from campaigns.fraud import FraudGate
-from campaigns.holdout import is_held_out
+from campaigns.holdout import campaign_hashes, device_hashes, held_out_hashed
 from campaigns.model import Campaign
 from campaigns.schedule import OpeningHours, ScheduleTable
 from campaigns.targets import TargetIndex
-from campaigns.timezones import fence_timezone, local_parts
+from campaigns.timezones import fence_timezone, local_parts, local_parts_coded
 
 __all__ = ["Decision", "DecisionConfig", "CampaignSet", "Decisions", "decide", "event_keys"]
 
@@ -75,23 +75,29 @@ class CampaignSet:
 
     Immutable; build a new one when a campaign or a fence changes (it costs milliseconds per
     thousand campaigns). ``fences`` are ``geofences.Geofence`` (tags, opening hours, zone).
+    ``campaigns`` are kept best first (priority descending, then id), so a campaign's position
+    is its rank and the target index's (row, campaign) order is already the order of preference.
     """
 
     def __init__(self, campaigns: Sequence[Campaign], fences: Iterable):
-        self.campaigns = list(campaigns)
+        self.campaigns = sorted(campaigns, key=lambda c: (-c.priority, c.id))
         fences = list(fences)
         self.by_id = {c.id: c for c in self.campaigns}
         self.fence_tags = {f.id: tuple(f.tags) for f in fences}
         self.fence_zone = {f.id: fence_timezone(f) for f in fences}
-        self.index = TargetIndex(self.campaigns, self.fence_tags)
+        # per fence (by position in fence_vocab; the extra last entry is an unknown fence): the
+        # zone code and the opening-hours owner, so a batch does one id lookup for all stages
+        self.fence_vocab = pd.Index([f.id for f in fences], dtype=object)
+        self.index = TargetIndex(self.campaigns, self.fence_tags, self.fence_vocab)
         self.schedule = ScheduleTable(self.campaigns)
         self.hours = OpeningHours(fences)
+        zcodes, znames = pd.factorize(pd.Series([*self.fence_zone.values(), "UTC"], dtype=object))
+        self.zone_names = list(znames)
+        self.fence_zone_code = zcodes.astype(np.int64)
+        self.fence_hours = self.hours.owners(np.array([*self.fence_vocab, None], dtype=object))
         cs = self.campaigns
         self.ids = np.array([c.id for c in cs], dtype=object)
         self.priority = np.array([c.priority for c in cs], dtype=np.int64)
-        order = sorted(range(len(cs)), key=lambda i: (-cs[i].priority, cs[i].id))
-        self.rank = np.empty(len(cs), np.int64)
-        self.rank[order] = np.arange(len(cs))
         self.open_only = np.array([c.open_only for c in cs], dtype=bool)
         rule_ids: dict[tuple, int] = {}
         self.rule_of = np.array(
@@ -104,6 +110,7 @@ class CampaignSet:
         self.max_deliveries = np.array([c.budget.max_deliveries or 0 for c in cs], dtype=np.int64)
         self.max_redemptions = np.array([c.budget.max_redemptions or 0 for c in cs], dtype=np.int64)
         self.holdout_pct = np.array([c.holdout_pct for c in cs], dtype=np.float64)
+        self.hash = campaign_hashes(self.ids)
         self.coupon = np.array([coupon_kind(c) for c in cs], dtype=np.int8)
         self.code_ttl = np.array(
             [np.inf if c.offer.coupon.ttl_s is None else c.offer.coupon.ttl_s for c in cs], dtype=np.float64
@@ -111,6 +118,7 @@ class CampaignSet:
         self.shared_code = np.array(
             [c.offer.coupon.code if c.offer.coupon.mode == "shared" else "" for c in cs], dtype=object
         )
+        self.has_shared_code = self.shared_code != ""
         self.shared_codes = {
             normalize_code(code): c.id
             for c in cs
@@ -199,8 +207,13 @@ def decide(
     fence_id = np.asarray(fence_id, dtype=object)
     ts = np.asarray(ts, dtype=np.float64)
     kind = np.asarray(kind)
+    fcode_all = cset.fence_vocab.get_indexer(fence_id)  # -1 (unknown) picks the extra last entry
     cand = cset.index.lookup(
-        kind, fence_id, region_id, np.asarray(zone) if zone is not None else np.zeros(len(ts), np.int8)
+        kind,
+        None,
+        region_id,
+        np.asarray(zone) if zone is not None else np.zeros(len(ts), np.int8),
+        fence_code=fcode_all,
     )
     r, c = cand.row, cand.campaign
     if not len(r):
@@ -208,13 +221,13 @@ def decide(
         return Decisions(np.empty(0, np.int64), e, np.empty(0, np.int8), e, e, e, np.empty(0), e)
     rows, inv = np.unique(r, return_inverse=True)  # events with at least one candidate
     dev_u, fence_u, ts_u = device_id[rows], fence_id[rows], ts[rows]
-    zones_u = np.array([cset.fence_zone.get(f, "UTC") for f in fence_u], dtype=object)
-    parts = local_parts(ts_u, zones_u)
+    fcode = fcode_all[rows]
+    parts = local_parts_coded(ts_u, cset.fence_zone_code[fcode], cset.zone_names)
     # consent and profiles, once per device
     dinv, udev = pd.factorize(dev_u)
     udev = np.asarray(udev, dtype=object)
     profs = lookup(profiles, udev.tolist())
-    consent = np.fromiter((has_consent(p) for p in profs), bool, len(udev))[dinv]
+    consent = consent_mask(profs)[dinv]
     suppressed = fraud.suppressed(dev_u, ts_u) if fraud is not None else np.zeros(len(rows), bool)
 
     pts, pdev = ts_u[inv], dev_u[inv]
@@ -231,7 +244,7 @@ def decide(
     is_open = np.ones(len(r), dtype=bool)
     oo = np.flatnonzero(cset.open_only[c])
     if len(oo):
-        is_open[oo] = cset.hours.is_open(fence_u[inv[oo]], parts.minute_of_week[inv[oo]])
+        is_open[oo] = cset.hours.is_open_owner(cset.fence_hours[fcode[inv[oo]]], parts.minute_of_week[inv[oo]])
     aud = audience_mask(cset.rule_sets, cset.rule_of[c], dinv[inv], profs)
 
     dec = np.full(len(r), -1, dtype=np.int8)
@@ -247,10 +260,18 @@ def decide(
     keys_u = event_keys(dev_u, np.asarray(visit_id)[rows], kind[rows], ts_u)
     replayed = pd.Series(keys_u, dtype=object).duplicated().to_numpy()  # the same event twice in a batch
     dec[replayed[inv] & (dec < 0)] = Decision.DUPLICATE
-    ok = np.flatnonzero(dec < 0)
+    ok = np.flatnonzero(dec < 0)  # by (event, campaign), i.e. each event's candidates best first
     if len(ok):
-        ok = ok[np.lexsort((cset.rank[c[ok]], inv[ok]))]
         oc, oi = c[ok], inv[ok]
+        pct = cset.holdout_pct[oc]
+        dev_hash = np.zeros(len(ok), np.uint64)
+        some = np.flatnonzero(pct > 0)
+        if len(some):  # hash each device once
+            di = dinv[oi[some]]
+            need = np.unique(di)
+            by_dev = np.zeros(len(udev), np.uint64)
+            by_dev[need] = device_hashes(udev[need].tolist())
+            dev_hash[some] = by_dev[di]
         gen = cset.coupon[oc] == COUPON_GENERATED
         new = np.full(len(ok), "", dtype=object)
         new[gen] = generate_codes(int(gen.sum()), config.code_length)
@@ -266,7 +287,7 @@ def decide(
             cset.cooldown[oc],
             cset.max_deliveries[oc],
             cset.max_redemptions[oc],
-            is_held_out(cset.ids[oc], dev_u[oi], cset.holdout_pct[oc]),
+            held_out_hashed(cset.hash[oc], dev_hash, pct),
             cset.coupon[oc],
             new,
             fence_u[oi],
@@ -276,6 +297,6 @@ def decide(
         out, codes = store.try_deliver(batch)
         dec[ok] = out
         code[ok] = codes
-    sent = np.flatnonzero((dec == Decision.DELIVERED) & (cset.shared_code[c] != ""))
+    sent = np.flatnonzero((dec == Decision.DELIVERED) & cset.has_shared_code[c])
     code[sent] = cset.shared_code[c[sent]]
     return Decisions(rows[inv], cset.ids[c], dec, code, pdev, fence_u[inv], pts, keys_u[inv])

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-__all__ = ["bucket", "is_held_out", "id_hash"]
+__all__ = ["bucket", "is_held_out", "id_hash", "campaign_hashes", "device_hashes", "held_out_hashed"]
 
 _M = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -44,6 +44,27 @@ def bucket(campaign_ids: np.ndarray, device_ids: np.ndarray) -> np.ndarray:
     hc = _splitmix64(np.fromiter((id_hash(c) for c in uc), np.uint64, len(uc)))
     hd = np.fromiter((id_hash(d) for d in ud), np.uint64, len(ud))
     return (_splitmix64(hd[di] ^ hc[ci]) % np.uint64(10_000)).astype(np.int64)
+
+
+def campaign_hashes(campaign_ids) -> np.ndarray:
+    """The mixed 64-bit hash of each campaign id (precomputed once per campaign set)."""
+    return _splitmix64(np.fromiter((id_hash(c) for c in campaign_ids), np.uint64, len(campaign_ids)))
+
+
+def device_hashes(device_ids) -> np.ndarray:
+    """The 64-bit hash of each device id."""
+    return np.fromiter((id_hash(d) for d in device_ids), np.uint64, len(device_ids))
+
+
+def held_out_hashed(campaign_hash: np.ndarray, device_hash: np.ndarray, holdout_pct: np.ndarray) -> np.ndarray:
+    """:func:`is_held_out` from per-pair hashes (:func:`campaign_hashes`, :func:`device_hashes`)."""
+    pct = np.asarray(holdout_pct, dtype=np.float64)
+    out = np.zeros(len(pct), dtype=bool)
+    some = np.flatnonzero(pct > 0)
+    if len(some):
+        b = (_splitmix64(device_hash[some] ^ campaign_hash[some]) % np.uint64(10_000)).astype(np.int64)
+        out[some] = b < np.round(pct[some] * 100)
+    return out
 
 
 def is_held_out(campaign_ids: np.ndarray, device_ids: np.ndarray, holdout_pct: np.ndarray) -> np.ndarray:

@@ -113,7 +113,15 @@ class OpeningHours:
         self._vocab = pd.Index(ids, dtype=object)
         self._windows = WeekWindows(per + [None])  # the last owner: "no hours known"
 
-    def is_open(self, fence_id: np.ndarray, minute_of_week: np.ndarray) -> np.ndarray:
+    def owners(self, fence_id: np.ndarray) -> np.ndarray:
+        """The owner code of each fence for :meth:`is_open_owner` (unknown fences: always open)."""
         code = self._vocab.get_indexer(np.asarray(fence_id, dtype=object))
         code[code < 0] = len(self._vocab)
-        return self._windows.contains(code, minute_of_week)
+        return code
+
+    def is_open(self, fence_id: np.ndarray, minute_of_week: np.ndarray) -> np.ndarray:
+        return self._windows.contains(self.owners(fence_id), minute_of_week)
+
+    def is_open_owner(self, owner: np.ndarray, minute_of_week: np.ndarray) -> np.ndarray:
+        """:meth:`is_open` for owner codes from :meth:`owners` (no id lookup per call)."""
+        return self._windows.contains(owner, minute_of_week)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from campaigns.errors import CampaignError
 
-__all__ = ["fence_timezone", "zone_for", "LocalParts", "local_parts"]
+__all__ = ["fence_timezone", "zone_for", "LocalParts", "local_parts", "local_parts_coded"]
 
 #: 1970-01-01 was a Thursday: (day number + 3) % 7 is the weekday with Monday = 0.
 _EPOCH_WEEKDAY = 3
@@ -71,14 +71,29 @@ def local_parts(ts: np.ndarray, zones: np.ndarray | str) -> LocalParts:
         local[:] = _local_seconds(ts, zones)
     elif len(ts):
         codes, names = pd.factorize(np.asarray(zones, dtype=object), sort=False)
-        if len(names) == 1:
-            local[:] = _local_seconds(ts, names[0])
+        return local_parts_coded(ts, codes, names)
+    return _parts(local)
+
+
+def local_parts_coded(ts: np.ndarray, codes: np.ndarray, names) -> LocalParts:
+    """:func:`local_parts` with the zones given as ``names[codes]`` (codes into a zone list)."""
+    ts = np.asarray(ts, dtype=np.float64)
+    local = np.empty(len(ts), dtype=np.int64)
+    if len(ts):
+        codes = np.asarray(codes, dtype=np.int64)
+        used = np.unique(codes)
+        if len(used) == 1:
+            local[:] = _local_seconds(ts, names[int(used[0])])
         else:
             order = np.argsort(codes, kind="stable")
-            bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-            for k, name in enumerate(names):
+            bounds = np.searchsorted(codes[order], np.append(used, used[-1] + 1))
+            for k, code in enumerate(used.tolist()):
                 idx = order[bounds[k] : bounds[k + 1]]
-                local[idx] = _local_seconds(ts[idx], name)
+                local[idx] = _local_seconds(ts[idx], names[code])
+    return _parts(local)
+
+
+def _parts(local: np.ndarray) -> LocalParts:
     day = np.floor_divide(local, 86400)
     wd = (day + _EPOCH_WEEKDAY) % 7
     return LocalParts(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from campaigns.holdout import bucket, is_held_out
+from campaigns.holdout import bucket, campaign_hashes, device_hashes, held_out_hashed, is_held_out
 from campaigns.lift import newcombe_diff, wilson
 from campaigns.report import campaign_report
 from proximity import EventKind
@@ -107,3 +107,12 @@ def test_report_counts_deliveries_visits_redemptions_per_day():
     daily = campaign_report(decisions, events, red, {"c": {"s1"}}, by_day=True).set_index("day")
     assert daily.loc["2026-05-29", "deliveries"] == 1 and daily.loc["2026-05-30", "deliveries"] == 2
     assert daily.loc["2026-05-30", "devices"] == 1 and daily.loc["2026-05-29", "redemptions"] == 1
+
+
+def test_hashed_holdout_equals_the_id_based_one():
+    rng = np.random.default_rng(11)
+    camps = np.array([f"camp-{i}" for i in rng.integers(0, 50, 5000)], dtype=object)
+    devs = np.array([f"dev-{i}" for i in rng.integers(0, 3000, 5000)], dtype=object)
+    pct = rng.choice([0.0, 5.0, 10.0, 50.0, 100.0], 5000)
+    got = held_out_hashed(campaign_hashes(camps.tolist()), device_hashes(devs.tolist()), pct)
+    assert (got == is_held_out(camps, devs, pct)).all() and got.any() and not got.all()

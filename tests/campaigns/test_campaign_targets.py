@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from campaigns.targets import TargetIndex
 from proximity import EventKind
 from tests.campaigns.campaign_support import campaign
 
 
-def test_index_lookup_matches_brute_force():
+@pytest.mark.parametrize("by_code", [False, True], ids=["fence ids", "fence codes"])
+def test_index_lookup_matches_brute_force(by_code):
     rng = np.random.default_rng(5)
     fences = [f"f{i}" for i in range(60)]
     tags = {f: tuple(rng.choice(["a", "b", "c", "d"], rng.integers(0, 3), replace=False)) for f in fences}
@@ -28,6 +31,13 @@ def test_index_lookup_matches_brute_force():
             t["region_ids"] = [str(rng.choice(regions))]
         if ev == "zone_change" and rng.random() < 0.5:
             t["zone"] = str(rng.choice(["immediate", "near"]))
+        triggers = [t]
+        if i % 5 == 0:  # a second trigger reaching the same fences by id and by tag, another zone
+            t2 = {**t, "geofence_ids": list(rng.choice(fences, 2, replace=False)), "geofence_tags": ["a"]}
+            t2.pop("region_ids", None)
+            if ev == "zone_change":
+                t2["zone"] = str(rng.choice(["immediate", "near"]))
+            triggers.append(t2)
         camps.append(
             campaign(
                 {
@@ -35,17 +45,21 @@ def test_index_lookup_matches_brute_force():
                     "name": "x",
                     "status": "paused" if i % 17 == 0 else "active",
                     "offer": {"title": "t"},
-                    "triggers": [t],
+                    "triggers": triggers,
                 }
             )
         )
-    idx = TargetIndex(camps, tags)
+    vocab = pd.Index(fences[::-1], dtype=object)
+    idx = TargetIndex(camps, tags, vocab if by_code else None)
     n = 3000
     kind = rng.integers(1, 7, n).astype(np.int8)
     fence = rng.choice(np.array(fences + ["unknown"], object), n)
     region = rng.choice(np.array(regions + [None], object), n)
     zone = rng.integers(0, 4, n).astype(np.int8)
-    got = idx.lookup(kind, fence, region, zone)
+    if by_code:
+        got = idx.lookup(kind, None, region, zone, fence_code=vocab.get_indexer(fence))
+    else:
+        got = idx.lookup(kind, fence, region, zone)
     want = set()
     for r in range(n):
         for ci, c in enumerate(camps):
@@ -63,4 +77,6 @@ def test_index_lookup_matches_brute_force():
                 if hit and (t.zone == 0 or 1 <= zone[r] <= t.zone):
                     want.add((r, ci))
     assert set(zip(got.row.tolist(), got.campaign.tolist())) == want
-    assert len(got) == len(want) and (np.diff(got.row) >= 0).all()
+    assert len(got) == len(want)
+    order = np.lexsort((got.campaign, got.row))
+    assert (order == np.arange(len(got))).all()  # sorted by (row, campaign)
