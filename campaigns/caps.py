@@ -133,6 +133,9 @@ class CounterStore(Protocol):
     def answer(self, code: str, tx_id: str) -> dict | None:
         """The recorded answer of ``claim(code, tx_id, ...)``, or None."""
 
+    def redeemed(self, codes: Sequence[str]) -> list[bool]:
+        """Whether each single-use code was redeemed (in any transaction)."""
+
     def usage(self, campaign_id: str) -> tuple[int, int]:
         """(deliveries, redemptions) counted so far for the campaign's budget."""
 
@@ -265,6 +268,10 @@ class MemoryCounterStore:
         with self._lock:
             prev = self._m.answers.get((code, tx_id))
             return dict(prev) if prev is not None else None
+
+    def redeemed(self, codes: Sequence[str]) -> list[bool]:
+        with self._lock:
+            return [c in self._m.used for c in codes]
 
     def usage(self, campaign_id: str) -> tuple[int, int]:
         with self._lock:

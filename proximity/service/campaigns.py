@@ -56,6 +56,28 @@ def _bad(field: str, reason: str, value: Any = None) -> BadRequest:
     return BadRequest(field, reason, value)
 
 
+def _check_profile(body: Any, *, patch: bool) -> None:
+    """A profile body: at most 64 attributes of scalars or short arrays; consent flags are
+    booleans (or, in a patch, null to remove them)."""
+    if not isinstance(body, dict):
+        raise _bad("body", "expected an object of attributes")
+    if len(body) > _MAX_ATTRS:
+        raise _bad("body", f"at most {_MAX_ATTRS} attributes", len(body))
+    for k in _CONSENT:
+        if k in body and not isinstance(body[k], bool) and not (patch and body[k] is None):
+            raise _bad(k, "expected true or false", body[k])
+    for k, v in body.items():
+        if not isinstance(k, str) or not k or len(k) > 64:
+            raise _bad(str(k)[:64], "attribute names are 1 to 64 characters")
+        ok = (
+            v is None
+            or isinstance(v, (str, int, float, bool))
+            or (isinstance(v, list) and len(v) <= 100 and all(isinstance(x, (str, int, float)) for x in v))
+        )
+        if not ok or (isinstance(v, str) and len(v) > 256):
+            raise _bad(k, "expected a string, number, boolean or array of them", v)
+
+
 class CampaignService:
     """CRUD of campaigns and device profiles; the campaign set, counters and records of a process."""
 
@@ -202,25 +224,28 @@ class CampaignService:
     # -- device profiles -----------------------------------------------------------------------
     def put_device(self, device_id: str, body: Any) -> tuple[dict, bool]:
         """Set a device's profile (attributes and consent), replacing the previous one."""
-        if not isinstance(body, dict):
-            raise _bad("body", "expected an object of attributes")
-        if len(body) > _MAX_ATTRS:
-            raise _bad("body", f"at most {_MAX_ATTRS} attributes", len(body))
-        for k in _CONSENT:
-            if k in body and not isinstance(body[k], bool):
-                raise _bad(k, "expected true or false", body[k])
-        for k, v in body.items():
-            if not isinstance(k, str) or not k or len(k) > 64:
-                raise _bad(str(k)[:64], "attribute names are 1 to 64 characters")
-            ok = (
-                v is None
-                or isinstance(v, (str, int, float, bool))
-                or (isinstance(v, list) and len(v) <= 100 and all(isinstance(x, (str, int, float)) for x in v))
-            )
-            if not ok or (isinstance(v, str) and len(v) > 256):
-                raise _bad(k, "expected a string, number, boolean or array of them", v)
+        _check_profile(body, patch=False)
         doc = {**body, "device_id": device_id, "updated_ts": time.time()}
-        created = self.defs.put(PROFILE_KIND, device_id, doc)
+        with self._lock:
+            created = self.defs.put(PROFILE_KIND, device_id, doc)
+        return doc, created
+
+    def patch_device(self, device_id: str, body: Any) -> tuple[dict, bool]:
+        """Merge ``body`` into the device's profile (JSON merge patch, RFC 7386: an attribute
+        set to null is removed; the others are set; attributes not named are kept)."""
+        _check_profile(body, patch=True)
+        with self._lock:  # read-modify-write: one writer at a time in this process
+            old = self.defs.get(PROFILE_KIND, device_id)
+            doc = {k: v for k, v in (old or {}).items() if k not in ("device_id", "updated_ts")}
+            for k, v in body.items():
+                if v is None:
+                    doc.pop(k, None)
+                else:
+                    doc[k] = v
+            if len(doc) > _MAX_ATTRS:
+                raise _bad("body", f"at most {_MAX_ATTRS} attributes", len(doc))
+            doc = {**doc, "device_id": device_id, "updated_ts": time.time()}
+            created = self.defs.put(PROFILE_KIND, device_id, doc)
         return doc, created
 
     def get_device(self, device_id: str) -> dict:
@@ -244,14 +269,19 @@ class CampaignService:
         return {"device_id": device_id, "decisions": rows, "next_cursor": None if nxt is None else str(nxt)}
 
     def offers(self, device_id: str, now: float | None = None) -> dict:
-        """The device's delivered offers still valid now (campaign active, code unexpired)."""
+        """The device's delivered offers still valid now: campaign active, code unexpired and,
+        for a single-use code, not redeemed yet."""
         now = time.time() if now is None else now
-        out = []
+        live = []
         for d in self.records.device_delivered(device_id):
             c = self._campaigns.get(d["campaign_id"])
             exp = d.get("offer", {}).get("expires_ts")
             if c is not None and c.status == "active" and (exp is None or exp > now):
-                out.append(d["offer"])
+                live.append((d["offer"], c.offer.coupon.mode == "unique"))
+        # a single-use code already redeemed is spent: its offer is gone
+        single = [o["code"] for o, unique in live if unique and o.get("code")]
+        spent = {code for code, used in zip(single, self.counters.redeemed(single)) if used} if single else set()
+        out = [o for o, unique in live if not (unique and o.get("code") in spent)]
         return {"device_id": device_id, "offers": out}
 
     # -- redemptions and reports -----------------------------------------------------------------

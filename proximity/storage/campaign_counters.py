@@ -278,6 +278,12 @@ class RedisCounterStore:
             value = self._r.get(self.prefix + "a:" + code + ":" + tx_id)
         return None if value is None else orjson.loads(value)
 
+    def redeemed(self, codes: Sequence[str]) -> list[bool]:
+        if not codes:
+            return []
+        with self._errors("read redemptions"):
+            return [bool(n) for n in self._r.mget([self.prefix + "u:" + c for c in codes])]
+
     def usage(self, campaign_id: str) -> tuple[int, int]:
         with self._errors("read usage"):
             d, r = self._r.mget(self.prefix + "bd:" + campaign_id, self.prefix + "br:" + campaign_id)

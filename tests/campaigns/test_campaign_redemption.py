@@ -40,7 +40,9 @@ def deliver(cset, counters, device="a", ts=T):
 def test_same_transaction_gets_the_same_answer_and_another_transaction_is_refused(make_set, counters):
     cset = make_set(unique())
     code = deliver(cset, counters)
+    assert counters.redeemed([code]) == [False]
     first = redeem(cset, counters, code.lower(), "tx-1", "oslo-denim", T + 60, 19.9)
+    assert counters.redeemed([code, "NO-SUCH-CODE"]) == [True, False]
     assert (first.campaign_id, first.device_id, first.amount, first.replayed) == ("u", "a", 19.9, False)
     again = redeem(cset, counters, code, "tx-1", "oslo-denim", T + 120, 19.9)
     assert again.replayed and again.ts == first.ts and again.tx_id == "tx-1"

@@ -35,8 +35,24 @@ async def replace_device_profile(
     ],
 ):
     """Set the device's attributes and consent (``marketing_consent: true`` is needed for any
-    offer; ``opted_out: true`` stops them), replacing its previous profile."""
+    offer; ``opted_out: true`` stops them), replacing its previous profile (``PATCH`` merges)."""
     doc, created = await to_thread.run_sync(rt.campaigns.put_device, device_id, profile)
+    return json_response(doc, 201 if created else 200)
+
+
+@router.patch("/devices/{device_id:path}", responses={201: {"description": "created"}, 200: {"description": "merged"}})
+async def patch_device_profile(
+    rt: RuntimeDep,
+    _key: ManageKey,
+    device_id: DeviceId,
+    patch: Annotated[
+        dict[str, Any],
+        Body(openapi_examples={"opt out": {"value": {"opted_out": True}}, "drop": {"value": {"segment": None}}}),
+    ],
+):
+    """Merge attributes into the device's profile (JSON merge patch: ``null`` removes one); the
+    attributes not named are kept. A consent change holds for the next event in every process."""
+    doc, created = await to_thread.run_sync(rt.campaigns.patch_device, device_id, patch)
     return json_response(doc, 201 if created else 200)
 
 

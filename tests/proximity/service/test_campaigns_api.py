@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.proximity.service.campaign_service_support import COFFEE, DENIM, JEANS, doc
+from tests.proximity.service.campaign_service_support import COFFEE, DENIM, JEANS, OUTSIDE, T0, consent, doc, ping
 from tests.proximity.service.support import square
 
 
@@ -65,6 +65,9 @@ INVALID = [
     (lambda d: d["schedule"].update(start="yesterday"), "schedule.start"),
     (lambda d: d["schedule"].update(hours=["25:00-26:00"]), "schedule.hours[0]"),
     (lambda d: d["caps"].update(per_device_per_day=-1), "caps.per_device_per_day"),
+    (lambda d: d["caps"].update(per_device_per_day=0), "caps.per_device_per_day"),
+    (lambda d: d["schedule"].update(end="2025-12-31T00:00:00+07:00"), "schedule.end"),
+    (lambda d: d.update(holdout_pct=-5), "holdout_pct"),
     (lambda d: d.update(audience={"segment": {"like": "x"}}), "audience.segment"),
 ]
 
@@ -145,3 +148,49 @@ def test_redemptions_need_the_redeem_scope_and_name_the_field(client, keys):
     assert r.status_code == 422 and r.json()["error"]["field"] == "transaction_id"
     r = client.post("/v1/redemptions", json={**body, "amount": -1}, headers=till)
     assert r.status_code == 422 and r.json()["error"]["field"] == "amount"
+
+
+def test_device_profile_patch_merges_and_null_removes(shop):
+    assert (
+        shop.put("/v1/devices/d1", json={"marketing_consent": True, "segment": "loyal", "platform": "ios"}).status_code
+        == 201
+    )
+    r = shop.request("PATCH", "/v1/devices/d1", json={"segment": "vip", "platform": None, "locale": "nb-NO"})
+    assert r.status_code == 200, r.text
+    got = {k: v for k, v in r.json().items() if k != "updated_ts"}
+    assert got == {"marketing_consent": True, "segment": "vip", "locale": "nb-NO", "device_id": "d1"}
+    assert shop.request("PATCH", "/v1/devices/new-one", json={"segment": "new"}).status_code == 201
+    r = shop.request("PATCH", "/v1/devices/d1", json={"opted_out": "yes"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "opted_out"
+    r = shop.request("PATCH", "/v1/devices/d1", json=["segment"])
+    assert r.status_code == 422
+    # a consent withdrawn by PATCH holds for the next event; the other attributes stay
+    assert shop.post("/v1/campaigns", json=JEANS).status_code == 201
+    assert shop.request("PATCH", "/v1/devices/d1", json={"opted_out": True}).json()["segment"] == "vip"
+    assert shop.post("/v1/pings", json={"pings": [ping("d1", T0)]}).json()["offers"] == []
+    assert [d["decision"] for d in shop.get("/v1/devices/d1/decisions").json()["decisions"]] == ["no_consent"]
+    assert shop.request("PATCH", "/v1/devices/d1", json={"opted_out": None}).status_code == 200
+    assert shop.post("/v1/pings", json={"pings": [ping("d1", T0 + 600, OUTSIDE), ping("d1", T0 + 660)]}).json()[
+        "offers"
+    ]
+
+
+def test_a_redeemed_single_use_offer_leaves_the_device_offers(shop):
+    uniq = doc(JEANS, id="uniq", priority=20, offer={"title": "Free tote", "coupon": {"mode": "unique"}})
+    shared = doc(JEANS, triggers=[{"event": "exit", "geofence_ids": ["denim-store"]}])
+    assert shop.post("/v1/campaigns", json=uniq).status_code == 201
+    assert shop.post("/v1/campaigns", json=shared).status_code == 201
+    consent(shop, "a")
+    got = shop.post("/v1/pings", json={"pings": [ping("a", T0), ping("a", T0 + 60, OUTSIDE)]}).json()["offers"]
+    assert [o["campaign_id"] for o in got] == ["uniq", "jeans-week"]
+    code = got[0]["code"]
+    offers = shop.get("/v1/devices/a/offers").json()["offers"]
+    assert sorted(o["code"] for o in offers) == sorted([code, "JEANS20"])
+    till = {"Authorization": f"Bearer {shop.post('/v1/keys', json={'name': 't', 'scopes': ['redeem']}).json()['key']}"}
+    for c, tx in ((code, "tx-1"), ("JEANS20", "tx-2")):
+        r = shop.post(
+            "/v1/redemptions", json={"code": c, "store_id": "denim-store", "transaction_id": tx}, headers=till
+        )
+        assert r.status_code == 200, r.text
+    # the single-use code is spent; the shared code stays valid for the next purchase
+    assert [o["code"] for o in shop.get("/v1/devices/a/offers").json()["offers"]] == ["JEANS20"]
