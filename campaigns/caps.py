@@ -280,3 +280,74 @@ class MemoryCounterStore:
     def clear(self) -> None:
         with self._lock:
             self._m = _Mem()
+
+    # -- state as data, for a durable subclass (the caller holds the lock) ----------------------
+    def _expire(self, dedup_ttl_s: float) -> None:
+        """Forget what the Redis store lets expire, counted back from the latest delivery: event
+        keys older than ``dedup_ttl_s``, day counts older than 3 days, week counts older than 2
+        weeks."""
+        m = self._m
+        if not m.last:
+            return
+        oldest = max(m.last.values()) - dedup_ttl_s
+        m.events = {k: v for k, v in m.events.items() if _key_ts(k) >= oldest}
+        days = [k[-1] for k in m.day] + [k[-1] for k in m.gday]
+        if days:
+            top = max(days)
+            m.day = {k: v for k, v in m.day.items() if k[-1] > top - _DAY_KEEP}
+            m.gday = {k: v for k, v in m.gday.items() if k[-1] > top - _DAY_KEEP}
+        if m.week:
+            top = max(k[-1] for k in m.week)
+            m.week = {k: v for k, v in m.week.items() if k[-1] > top - _WEEK_KEEP}
+
+    def _export(self) -> dict:
+        """The state as JSON-ready data (tuple keys flattened, an infinite expiry as null)."""
+        m = self._m
+        return {
+            "events": m.events,
+            "day": [[*k, n] for k, n in m.day.items()],
+            "week": [[*k, n] for k, n in m.week.items()],
+            "gday": [[*k, n] for k, n in m.gday.items()],
+            "last": m.last,
+            "deliveries": m.deliveries,
+            "redemptions": m.redemptions,
+            "pools": m.pools,
+            "pooled": sorted(m.pooled),
+            "codes": {
+                c: {**r, "expires_ts": None if r["expires_ts"] == _INF else r["expires_ts"]} for c, r in m.codes.items()
+            },
+            "used": m.used,
+            "answers": [[c, tx, r] for (c, tx), r in m.answers.items()],
+        }
+
+    def _import(self, d: dict) -> None:
+        """Replace the state by :meth:`_export`'s data."""
+        self._m = _Mem(
+            events=dict(d["events"]),
+            day={(c, dv, day): n for c, dv, day, n in d["day"]},
+            week={(c, dv, w): n for c, dv, w, n in d["week"]},
+            gday={(dv, day): n for dv, day, n in d["gday"]},
+            last=dict(d["last"]),
+            deliveries=dict(d["deliveries"]),
+            redemptions=dict(d["redemptions"]),
+            pools={c: list(v) for c, v in d["pools"].items()},
+            pooled=set(d["pooled"]),
+            codes={
+                c: {**r, "expires_ts": _INF if r["expires_ts"] is None else r["expires_ts"]}
+                for c, r in d["codes"].items()
+            },
+            used=dict(d["used"]),
+            answers={(c, tx): r for c, tx, r in d["answers"]},
+        )
+
+
+_DAY_KEEP, _WEEK_KEEP = 3, 2  # days and weeks of cap counts kept (the Redis keys live 3 days, 2 weeks)
+_INF = float("inf")
+
+
+def _key_ts(event_key: str) -> float:
+    """The ts at the end of an event key (``device|visit|kind|ts``); +inf if there is none."""
+    try:
+        return float(event_key.rsplit("|", 1)[1])
+    except (IndexError, ValueError):
+        return _INF

@@ -35,10 +35,20 @@ def _sqlite(path: str | Path) -> sqlite3.Connection:
 
 
 class JournaledCounterStore(MemoryCounterStore):
-    """:class:`MemoryCounterStore` whose changes are journaled to SQLite first (module doc)."""
+    """:class:`MemoryCounterStore` whose changes are journaled to SQLite first (module doc).
 
-    def __init__(self, path: str | Path):
+    Compaction: after ``compact_every`` journaled changes (deliveries, uploads, redemptions;
+    and on :meth:`compact`) the state is
+    pruned like the Redis store's keys expire (event keys older than ``dedup_ttl_s``, day counts
+    older than 3 days, week counts older than 2 weeks, before the latest delivery) and written
+    as one ``snapshot`` row that replaces every row before it, in one transaction; opening
+    loads the latest snapshot and replays the rows after it. The journal stays bounded by the
+    state a restart needs.
+    """
+
+    def __init__(self, path: str | Path, *, compact_every: int = 10_000, dedup_ttl_s: float = 8 * 86400):
         super().__init__()
+        self.compact_every, self.dedup_ttl_s = int(compact_every), float(dedup_ttl_s)
         self._db = _sqlite(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS counters (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -46,9 +56,31 @@ class JournaledCounterStore(MemoryCounterStore):
         )
         self._jlock = threading.Lock()  # journal order = application order
         self._replaying = True
-        for op, data in self._db.execute("SELECT op, data FROM counters ORDER BY seq").fetchall():
+        (snap,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM counters WHERE op = 'snapshot'").fetchone()
+        rows = self._db.execute("SELECT op, data FROM counters WHERE seq >= ? ORDER BY seq", (snap,)).fetchall()
+        for op, data in rows:
             self._replay(op, orjson.loads(data))
         self._replaying = False
+        self._since = len(rows)  # changes journaled since the last snapshot
+
+    def compact(self) -> int:
+        """Prune expired state and replace the journal by one snapshot; return the rows removed."""
+        with self._jlock, self._lock:
+            return self._compact()
+
+    def _compact(self) -> int:
+        self._expire(self.dedup_ttl_s)
+        data = orjson.dumps(self._export(), option=orjson.OPT_SERIALIZE_NUMPY)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._db.execute("INSERT INTO counters (op, data) VALUES ('snapshot', ?)", (data,))
+            gone = self._db.execute("DELETE FROM counters WHERE seq < ?", (cur.lastrowid,)).rowcount
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._since = 0
+        return gone
 
     def _append(self, op: str, doc) -> None:
         if not self._replaying:
@@ -56,9 +88,15 @@ class JournaledCounterStore(MemoryCounterStore):
                 "INSERT INTO counters (op, data) VALUES (?, ?)",
                 (op, orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)),
             )
+            self._since += len(doc) if op == "deliver" else 1  # a delivery is one change
+            if self.compact_every and self._since >= self.compact_every:
+                with self._lock:
+                    self._compact()
 
     def _replay(self, op: str, doc) -> None:
-        if op == "upload":
+        if op == "snapshot":
+            self._import(doc)
+        elif op == "upload":
             super().upload_codes(doc["campaign_id"], doc["codes"])
         elif op == "claim":
             super().claim(*doc)
@@ -136,6 +174,7 @@ class JournaledCounterStore(MemoryCounterStore):
         with self._jlock:
             super().clear()
             self._db.execute("DELETE FROM counters")
+            self._since = 0
 
     def close(self) -> None:
         with self._jlock:
