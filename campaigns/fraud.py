@@ -72,7 +72,7 @@ class FraudGate:
         self.cfg = cfg
         self._last: dict[str, tuple[float, float, float]] = {}  # device -> (ts, lon, lat)
         self._until: dict[str, float] = {}  # device -> suppressed until
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a durable subclass wraps observe in it
 
     #: batches up to this size take a plain loop (no pandas: a phone's single ping costs
     #: microseconds instead of about a millisecond); the result is the same
@@ -143,6 +143,9 @@ class FraudGate:
     def suppress(self, device_id: str, until: float) -> None:
         with self._lock:
             self._until[device_id] = max(self._until.get(device_id, -np.inf), until)
+
+    def close(self) -> None:
+        """Nothing to release in memory (durable gates close their files)."""
 
     def suppressed(self, device_id, ts) -> np.ndarray:
         """True where the device is suppressed at ``ts``."""

@@ -82,11 +82,19 @@ class CampaignService:
     """CRUD of campaigns and device profiles; the campaign set, counters and records of a process."""
 
     def __init__(
-        self, defs: Definitions, engine: Engine, beacons, counters, records, config: DecisionConfig | None = None
+        self,
+        defs: Definitions,
+        engine: Engine,
+        beacons,
+        counters,
+        records,
+        config: DecisionConfig | None = None,
+        fraud=None,
     ):
         self.defs, self.engine, self.beacons, self.counters, self.records = defs, engine, beacons, counters, records
         self.config = config if config is not None else DecisionConfig()
-        self.fraud = FraudGate()
+        # the fraud gate: durable (SQLite) or shared (Redis) in the service; in memory otherwise
+        self.fraud = fraud if fraud is not None else FraudGate()
         self._lock = threading.Lock()
         self._campaigns: dict[str, Campaign] = {}
         self._version = 0

@@ -180,6 +180,7 @@ def _campaigns(
 ) -> CampaignService:
     """The campaign service: counters and records shared through Redis (the process's one client),
     or journaled to SQLite."""
+    from proximity.storage.campaign_fraud import RedisFraudGate, SqliteFraudGate
     from proximity.storage.campaign_records import JournaledCounterStore, open_records
 
     if s.redis_url:
@@ -187,10 +188,12 @@ def _campaigns(
 
         counters = RedisCounterStore(s.redis_url, prefix=f"{s.redis_prefix}camp:", client=redis_client)
         records = open_records(redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client)
+        fraud = RedisFraudGate(counters.client, prefix=f"{s.redis_prefix}camp:")
     else:
         counters = JournaledCounterStore(s.data_dir / "campaign_counters.sqlite3")
         records = open_records(sqlite_path=s.data_dir / "campaigns.sqlite3")
-    return CampaignService(defs, engine, beacons, counters, records)
+        fraud = SqliteFraudGate(s.data_dir / "campaign_fraud.sqlite3")
+    return CampaignService(defs, engine, beacons, counters, records, fraud=fraud)
 
 
 async def start_runtime(settings: Settings) -> Runtime:
@@ -265,6 +268,7 @@ async def stop_runtime(rt: Runtime) -> None:
         rt.beacons.monitor.store.close,
         rt.campaigns.counters.close,
         rt.campaigns.records.close,
+        rt.campaigns.fraud.close,
     ]
     if journal is not None:
         closers.append(journal.close)

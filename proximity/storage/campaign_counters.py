@@ -175,6 +175,11 @@ class RedisCounterStore:
         except (RedisError, ValueError) as exc:
             raise StoreError(f"Redis {self._url}: {exc}") from None
 
+    @property
+    def client(self):
+        """The Redis client (the process's shared one, or this store's own)."""
+        return self._r
+
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         try:

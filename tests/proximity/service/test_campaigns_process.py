@@ -167,3 +167,31 @@ def test_two_processes_on_redis_never_deliver_past_a_cap(serve, redis_url):
         assert cb.get("/v1/campaigns/jeans-week").json()["usage"]["deliveries"] == 7
         skipped = [d["decision"] for dev in devices for d in ca.get(f"/v1/devices/{dev}/decisions").json()["decisions"]]
         assert skipped.count("budget_spent") == 33 and skipped.count("delivered") == 7
+
+
+@pytest.mark.redis
+def test_the_fraud_gate_holds_across_processes_on_redis(serve, redis_url):
+    env = {"PROXIMITY_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}:"}
+    a = serve("--redis-url", redis_url, env=env)
+    b = serve("--redis-url", redis_url, env=env)
+    with a.client() as ca, b.client() as cb:
+        ca.put("/v1/geofences/denim-store", json=DENIM)
+        assert ca.post("/v1/campaigns", json=JEANS).status_code == 201
+        for d in ("spoofer", "walker"):
+            consent(ca, d)
+        deadline = time.monotonic() + 5
+        while cb.get("/v1/campaigns/jeans-week").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # Jakarta through one process, the Oslo store a minute later through the other
+        jakarta = {"lon": 106.8227, "lat": -6.1754}
+        assert (
+            ca.post(
+                "/v1/pings", json={"pings": [ping("spoofer", T0, jakarta), ping("walker", T0, OUTSIDE)]}
+            ).status_code
+            == 200
+        )
+        r = cb.post("/v1/pings", json={"pings": [ping("spoofer", T0 + 60), ping("walker", T0 + 600)]}).json()
+        assert [o["device_id"] for o in r["offers"]] == ["walker"]
+        got = ca.get("/v1/devices/spoofer/decisions").json()["decisions"]
+        assert [d["decision"] for d in got] == ["fraud"]

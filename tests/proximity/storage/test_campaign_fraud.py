@@ -1,0 +1,86 @@
+"""The fraud gate's state outside one process: the same answers from memory, SQLite and Redis;
+SQLite keeps them across a restart, Redis shares them between processes."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from campaigns.fraud import FraudConfig, FraudGate
+
+CFG = FraudConfig(max_speed_kmh=300, min_jump_m=2000, suppress_s=3600)
+OSLO, JAKARTA, NEAR_OSLO = (10.74, 59.91), (106.82, -6.17), (10.75, 59.91)
+
+
+def _gate(kind, tmp_path, redis_url, prefix):
+    if kind == "memory":
+        return FraudGate(CFG)
+    if kind == "sqlite":
+        from proximity.storage.campaign_fraud import SqliteFraudGate
+
+        return SqliteFraudGate(tmp_path / "fraud.sqlite3", CFG)
+    import redis
+
+    from proximity.storage.campaign_fraud import RedisFraudGate
+
+    return RedisFraudGate(redis.Redis.from_url(redis_url), prefix=prefix, cfg=CFG)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def make_gate(request, tmp_path):
+    prefix = f"fraud:{uuid.uuid4().hex}:"
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    gates = []
+
+    def make():
+        g = _gate(request.param, tmp_path, url, prefix)
+        gates.append(g)
+        return g
+
+    make.kind = request.param
+    yield make
+    for g in gates:
+        g.close()
+
+
+def _obs(gate, pings):
+    dev, ts, where = zip(*pings)
+    return gate.observe(list(dev), list(ts), [w[0] for w in where], [w[1] for w in where]).tolist()
+
+
+def test_jumps_within_and_across_batches_suppress_the_device(make_gate):
+    gate = make_gate()
+    # Oslo, then Jakarta ten minutes later (in one batch); b walks
+    assert _obs(gate, [("a", 0.0, OSLO), ("a", 600.0, JAKARTA), ("b", 0.0, OSLO), ("b", 600.0, NEAR_OSLO)]) == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    # c: the jump spans two batches
+    assert _obs(gate, [("c", 0.0, OSLO)]) == [False]
+    assert _obs(gate, [("c", 60.0, NEAR_OSLO), ("c", 120.0, JAKARTA)]) == [False, True]
+    assert _obs(gate, [("d", 100.0, OSLO)]) == [False]
+    assert _obs(gate, [("d", 160.0, JAKARTA), ("d", 7200.0, JAKARTA)]) == [True, False]
+    sup = gate.suppressed(
+        np.array(["a", "a", "b", "c", "d", "d", "e"], object), [601.0, 4201.0, 601.0, 3000.0, 3000.0, 3761.0, 0.0]
+    )
+    assert sup.tolist() == [True, False, False, True, True, False, False]
+
+
+def test_state_outlives_the_gate_object_when_it_is_durable_or_shared(make_gate):
+    first = make_gate()
+    _obs(first, [("a", 0.0, OSLO), ("a", 600.0, JAKARTA), ("b", 0.0, OSLO)])
+    if make_gate.kind == "sqlite":
+        first.close()
+    second = make_gate()  # a restart (SQLite) or another process (Redis)
+    if make_gate.kind == "memory":
+        assert second.suppressed(np.array(["a"], object), [601.0]).tolist() == [False]
+        return
+    assert second.suppressed(np.array(["a", "b"], object), [601.0, 601.0]).tolist() == [True, False]
+    # b's last ping is known to the new gate: a jump from it is caught
+    assert _obs(second, [("b", 60.0, JAKARTA)]) == [True]
+    if make_gate.kind == "redis":  # and the first process sees what the second one flagged
+        assert first.suppressed(np.array(["b"], object), [61.0]).tolist() == [True]
