@@ -136,6 +136,9 @@ class CounterStore(Protocol):
     def redeemed(self, codes: Sequence[str]) -> list[bool]:
         """Whether each single-use code was redeemed (in any transaction)."""
 
+    def pool_size(self, campaign_id: str) -> int:
+        """Uploaded codes of the campaign not issued yet."""
+
     def usage(self, campaign_id: str) -> tuple[int, int]:
         """(deliveries, redemptions) counted so far for the campaign's budget."""
 
@@ -268,6 +271,10 @@ class MemoryCounterStore:
         with self._lock:
             prev = self._m.answers.get((code, tx_id))
             return dict(prev) if prev is not None else None
+
+    def pool_size(self, campaign_id: str) -> int:
+        with self._lock:
+            return len(self._m.pools.get(campaign_id, ()))
 
     def redeemed(self, codes: Sequence[str]) -> list[bool]:
         with self._lock:

@@ -33,7 +33,7 @@ def coupon_kind(c: Campaign) -> int:
     mode = c.offer.coupon.mode
     if mode != "unique":
         return COUPON_NONE
-    return COUPON_POOL if c.offer.coupon.pool else COUPON_GENERATED
+    return COUPON_POOL if c.offer.coupon.source == "pool" else COUPON_GENERATED
 
 
 def normalize_code(code: str) -> str:

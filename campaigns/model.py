@@ -49,6 +49,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # zone codes (proximity.core.events.ZONE_NAMES, = beacons.Zone); a trigger matches codes 1..zone
 ZONES = {name: ZONE_NAMES.index(name) for name in ("immediate", "near")}
 COUPON_MODES = ("none", "shared", "unique")
+COUPON_SOURCES = ("generated", "pool")
 AUDIENCE_OPS = ("in", "not_in", "equals")
 
 
@@ -56,8 +57,9 @@ AUDIENCE_OPS = ("in", "not_in", "equals")
 class Coupon:
     mode: str = "none"  # none | shared | unique
     code: str | None = None  # the shared code
-    pool: tuple[str, ...] = ()  # uploaded single-use codes (unique mode); empty = generated
+    pool: tuple[str, ...] = ()  # single-use codes given with the document (the service moves them to its pool store)
     ttl_s: float | None = None  # a unique code expires this long after issue (None: with the campaign)
+    source: str = "generated"  # unique mode: "generated" by the engine, or from the uploaded "pool"
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class Campaign:
             coupon["code"] = c.code
         if c.pool:
             coupon["pool"] = list(c.pool)
+        if c.mode == "unique":
+            coupon["source"] = c.source
         if c.ttl_s is not None:
             coupon["ttl_s"] = c.ttl_s
         offer = {"title": self.offer.title, "coupon": coupon}
@@ -385,7 +389,7 @@ class _Parser:
 
     def offer(self, d: Any) -> Offer:
         d = self.obj(d, "offer", {"title", "body", "deep_link", "image_url", "coupon"}, required=True)
-        c = self.obj(d.get("coupon"), "offer.coupon", {"mode", "code", "pool", "ttl_s"})
+        c = self.obj(d.get("coupon"), "offer.coupon", {"mode", "code", "pool", "ttl_s", "source"})
         mode = self.choice(c, "mode", COUPON_MODES, default="none", path="offer.coupon")
         code = self.string(c, "code", path="offer.coupon", max_len=64)
         pool = self.strings(c, "pool", "offer.coupon")
@@ -396,12 +400,17 @@ class _Parser:
         if mode != "unique" and pool:
             raise self.err("offer.coupon.pool", f"only a unique coupon has a pool (mode is {mode})")
         ttl = self.number(c, "ttl_s", minimum=0, strict=True, path="offer.coupon")
+        source = self.choice(c, "source", COUPON_SOURCES, default="pool" if pool else "generated", path="offer.coupon")
+        if mode != "unique" and "source" in c:
+            raise self.err("offer.coupon.source", f"only a unique coupon has a source (mode is {mode})", source)
+        if pool and source != "pool":
+            raise self.err("offer.coupon.source", "a coupon with a pool issues from it: source must be pool", source)
         return Offer(
             self.string(d, "title", required=True, max_len=256, path="offer"),
             self.string(d, "body", path="offer", default="") or "",
             self.string(d, "deep_link", path="offer"),
             self.string(d, "image_url", path="offer"),
-            Coupon(mode, code, pool, ttl),
+            Coupon(mode, code, pool, ttl, source if mode == "unique" else "generated"),
         )
 
     def triggers(self, items: Any, known_fence, known_tag, known_region) -> tuple[Trigger, ...]:

@@ -20,6 +20,7 @@ The :class:`~proximity.service.offers.CampaignStage` runs the decisions inside t
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 import time
@@ -76,6 +77,16 @@ def _check_profile(body: Any, *, patch: bool) -> None:
         )
         if not ok or (isinstance(v, str) and len(v) > 256):
             raise _bad(k, "expected a string, number, boolean or array of them", v)
+
+
+def _split_pool(c: Campaign) -> tuple[Campaign, list[str]]:
+    """The campaign without its document's pool codes (normalized), and those codes."""
+    coupon = c.offer.coupon
+    if not coupon.pool:
+        return c, []
+    pool = list(dict.fromkeys(normalize_code(x) for x in coupon.pool))
+    bare = dataclasses.replace(c, offer=dataclasses.replace(c.offer, coupon=dataclasses.replace(coupon, pool=())))
+    return bare, pool
 
 
 class CampaignService:
@@ -151,27 +162,28 @@ class CampaignService:
         return parse_campaign(doc, fence_ids=self.engine.index.__contains__, fence_tags=tags, region_ids=regions)
 
     def create(self, doc: Any) -> dict:
-        c = self._parse(doc)
+        c, pool = _split_pool(self._parse(doc))
         with self._lock:
             if not self.defs.create(KIND, c.id, c.to_dict()):
                 raise Conflict("campaign", c.id)
-            self._stored(c)
+            self._stored(c, pool)
         return c.to_dict()
 
     def replace(self, campaign_id: str, doc: Any) -> tuple[dict, bool]:
-        c = self._parse(doc, campaign_id)
+        c, pool = _split_pool(self._parse(doc, campaign_id))
         with self._lock:
             created = self.defs.put(KIND, c.id, c.to_dict())
-            self._stored(c)
+            self._stored(c, pool)
         return c.to_dict(), created
 
-    def _stored(self, c: Campaign) -> None:
-        """After a write (under the lock): a ``pool`` reaches the counter store (codes it already
-        knows are skipped), then the campaign set is rebuilt."""
-        if c.offer.coupon.pool:
-            self.counters.upload_codes(c.id, list(c.offer.coupon.pool))
+    def _stored(self, c: Campaign, pool: list[str]) -> int:
+        """After a write (under the lock): the document's ``pool`` goes to the counter store's
+        pool of the campaign (codes it already knows are skipped), then the campaign set is
+        rebuilt. The stored document keeps ``source: pool``, never the codes."""
+        added = self.counters.upload_codes(c.id, pool) if pool else 0
         self._campaigns[c.id] = c
         self._version += 1
+        return added
 
     def delete(self, campaign_id: str) -> None:
         with self._lock:
@@ -197,9 +209,10 @@ class CampaignService:
         return {"campaigns": [c.to_dict() for c in page], "next_cursor": page[-1].id if len(items) > limit else None}
 
     def upload_codes(self, campaign_id: str, body: Any) -> dict:
-        """Add single-use codes (``{"codes": [...]}``) to a ``unique`` campaign's pool: stored with
-        the campaign (``offer.coupon.pool``) and handed to the counter store, which issues each
-        at most once (an already known code is not added again)."""
+        """Add single-use codes (``{"codes": [...]}``) to a ``unique`` campaign's pool, kept by
+        the counter store (not in the campaign document), which issues each at most once (an
+        already known code is not added again). A campaign generating its codes switches to its
+        pool."""
         c = self._campaigns.get(campaign_id)
         if c is None:
             raise NotFound("campaign", campaign_id)
@@ -215,18 +228,18 @@ class CampaignService:
             if not isinstance(code, str) or not code.strip() or len(code) > 64:
                 raise _bad(f"codes[{i}]", "expected a non-empty string of at most 64 characters", code)
             clean.append(normalize_code(code))
-        with self._lock:  # the codes join the stored pool (the campaign issues from its pool)
-            d = c.to_dict()
-            d["offer"]["coupon"]["pool"] = list(dict.fromkeys([*c.offer.coupon.pool, *clean]))
-            c = parse_campaign(d)
-            self.defs.put(KIND, c.id, c.to_dict())
-            added = self.counters.upload_codes(campaign_id, clean)
-            self._stored(c)
+        with self._lock:
+            if c.offer.coupon.source != "pool":  # from now on the campaign issues from its pool
+                c = dataclasses.replace(
+                    c, offer=dataclasses.replace(c.offer, coupon=dataclasses.replace(c.offer.coupon, source="pool"))
+                )
+                self.defs.put(KIND, c.id, c.to_dict())
+            added = self._stored(c, clean)
         return {
             "campaign_id": campaign_id,
             "received": len(codes),
             "added": added,
-            "pool_size": len(c.offer.coupon.pool),
+            "pool_size": self.counters.pool_size(campaign_id),
         }
 
     # -- device profiles -----------------------------------------------------------------------

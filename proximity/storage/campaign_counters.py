@@ -283,6 +283,10 @@ class RedisCounterStore:
             value = self._r.get(self.prefix + "a:" + code + ":" + tx_id)
         return None if value is None else orjson.loads(value)
 
+    def pool_size(self, campaign_id: str) -> int:
+        with self._errors("read a pool"):
+            return int(self._r.scard(self.prefix + "pool:" + campaign_id))
+
     def redeemed(self, codes: Sequence[str]) -> list[bool]:
         if not codes:
             return []

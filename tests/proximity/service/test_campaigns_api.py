@@ -194,3 +194,29 @@ def test_a_redeemed_single_use_offer_leaves_the_device_offers(shop):
         assert r.status_code == 200, r.text
     # the single-use code is spent; the shared code stays valid for the next purchase
     assert [o["code"] for o in shop.get("/v1/devices/a/offers").json()["offers"]] == ["JEANS20"]
+
+
+def test_code_pools_live_in_the_counter_store_not_in_the_campaign(shop):
+    pooled = doc(JEANS, id="pooled", offer={"title": "t", "coupon": {"mode": "unique", "pool": ["p-1", "P-2"]}})
+    r = shop.post("/v1/campaigns", json=pooled)
+    assert r.status_code == 201 and r.json()["offer"]["coupon"] == {"mode": "unique", "source": "pool"}
+    big = [f"CODE-{i:06d}" for i in range(20_000)]
+    r = shop.post("/v1/campaigns/pooled/codes", json={"codes": big})
+    assert r.json() == {"campaign_id": "pooled", "received": 20_000, "added": 20_000, "pool_size": 20_002}
+    got = shop.get("/v1/campaigns/pooled")
+    assert len(got.content) < 2_000 and "pool" not in got.json()["offer"]["coupon"]  # reads stay small
+    # a generating campaign switches to its pool with the first upload
+    gen = doc(JEANS, id="gen", priority=30, offer={"title": "g", "coupon": {"mode": "unique"}})
+    assert shop.post("/v1/campaigns", json=gen).json()["offer"]["coupon"]["source"] == "generated"
+    assert shop.post("/v1/campaigns/gen/codes", json={"codes": ["only-one"]}).json()["pool_size"] == 1
+    assert shop.get("/v1/campaigns/gen").json()["offer"]["coupon"]["source"] == "pool"
+    consent(shop, "a")
+    consent(shop, "b")
+    offers = shop.post("/v1/pings", json={"pings": [ping("a", T0), ping("b", T0)]}).json()["offers"]
+    # one code for a; b gets nothing from gen (its pool is empty) and falls to the next campaign
+    assert sorted((o["device_id"], o["campaign_id"], o["code"]) for o in offers)[0] == ("a", "gen", "ONLY-ONE")
+    assert offers[1]["campaign_id"] == "pooled" and offers[1]["code"] in {"P-1", "P-2", *big}
+    r = shop.put(
+        "/v1/campaigns/gen", json=doc(gen, offer={"title": "g", "coupon": {"mode": "unique", "source": "mine"}})
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "offer.coupon.source"
