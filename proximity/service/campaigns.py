@@ -158,7 +158,8 @@ class CampaignService:
                 raise CampaignError("id", f"does not match the path's {campaign_id!r}", campaign_id, doc.get("id"))
             doc = {**doc, "id": campaign_id}
         tags = {t for f in self.engine.index for t in f.tags}
-        regions = set(self.beacons._regions)
+        # declared regions, and the default store:<id> regions while no region is declared
+        regions = set(self.beacons._regions) | {r.id for r in self.beacons.registry.regions()}
         return parse_campaign(doc, fence_ids=self.engine.index.__contains__, fence_tags=tags, region_ids=regions)
 
     def create(self, doc: Any) -> dict:
@@ -343,7 +344,7 @@ class CampaignService:
         doc["transaction_id"] = doc.pop("tx_id")
         return doc
 
-    def report(self, campaign_id: str, *, by_day: bool = False) -> pd.DataFrame:
+    def report(self, campaign_id: str, *, by_day: bool = False, window_s: float | None = None) -> pd.DataFrame:
         if campaign_id not in self._campaigns:
             raise NotFound("campaign", campaign_id)
         exp, visits, red = self.records.campaign(campaign_id)
@@ -362,7 +363,8 @@ class CampaignService:
         )
         ev = pd.DataFrame(visits, columns=["device_id", "fence_id", "kind", "ts"])
         rd = pd.DataFrame(red, columns=["campaign_id", "device_id", "amount", "ts"]) if red else None
-        rep = campaign_report(dec, ev, rd, {campaign_id: cs.targeted_fences(campaign_id)}, by_day=by_day)
+        kw = {} if window_s is None else {"window_s": window_s}
+        rep = campaign_report(dec, ev, rd, {campaign_id: cs.targeted_fences(campaign_id)}, by_day=by_day, **kw)
         if not len(rep):
             rep = pd.DataFrame(
                 [
@@ -375,9 +377,12 @@ class CampaignService:
             )
         return rep
 
-    def report_doc(self, campaign_id: str, by_day: bool = False, fmt: str = "json") -> tuple[Any, str]:
-        """The report as JSON (``{"campaign_id", "totals", "days"?}``) or CSV text."""
-        rep = self.report(campaign_id, by_day=by_day)
+    def report_doc(
+        self, campaign_id: str, by_day: bool = False, fmt: str = "json", window_s: float | None = None
+    ) -> tuple[Any, str]:
+        """The report as JSON (``{"campaign_id", "totals", "days"?}``) or CSV text; visits count
+        within ``window_s`` after the first exposure (default 7 days)."""
+        rep = self.report(campaign_id, by_day=by_day, window_s=window_s)
         if fmt == "csv":
             buf = io.StringIO()
             rep.to_csv(buf, index=False)

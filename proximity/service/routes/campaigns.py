@@ -101,7 +101,12 @@ async def get_campaign_report(
     campaign_id: CampaignId,
     by_day: Annotated[bool, Query(description="one row per UTC day")] = False,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    window_days: Annotated[
+        float, Query(gt=0, le=365, description="attribution window: visits this long after delivery count")
+    ] = 7.0,
 ):
     """Deliveries, reach, visits, redemptions and lift against the holdout (JSON or CSV)."""
-    doc, media = await to_thread.run_sync(lambda: rt.campaigns.report_doc(campaign_id, by_day, format))
+    doc, media = await to_thread.run_sync(
+        lambda: rt.campaigns.report_doc(campaign_id, by_day, format, window_days * 86400.0)
+    )
     return json_response(doc) if media == "application/json" else Response(doc, media_type=media)

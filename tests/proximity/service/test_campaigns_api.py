@@ -220,3 +220,15 @@ def test_code_pools_live_in_the_counter_store_not_in_the_campaign(shop):
         "/v1/campaigns/gen", json=doc(gen, offer={"title": "g", "coupon": {"mode": "unique", "source": "mine"}})
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "offer.coupon.source"
+
+
+def test_the_report_attribution_window_is_configurable(shop):
+    assert shop.post("/v1/campaigns", json=JEANS).status_code == 201
+    consent(shop, "a")
+    assert shop.post("/v1/pings", json={"pings": [ping("a", T0)]}).json()["offers"]
+    # back two days later: a visit within 7 days, not within 1
+    shop.post("/v1/pings", json={"pings": [ping("a", T0 + 3600, OUTSIDE), ping("a", T0 + 2 * 86400)]})
+    rep = lambda **q: shop.get("/v1/campaigns/jeans-week/report", params=q).json()["totals"]  # noqa: E731
+    assert rep()["visits"] == 1 and rep(window_days=7)["visits"] == 1 and rep(window_days=1)["visits"] == 0
+    r = shop.get("/v1/campaigns/jeans-week/report", params={"window_days": 0})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "window_days"

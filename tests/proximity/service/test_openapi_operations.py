@@ -60,6 +60,7 @@ OPERATIONS = {
     ("post", "/v1/campaigns/{campaign_id}/codes"): "upload_campaign_codes",
     ("get", "/v1/campaigns/{campaign_id}/report"): "get_campaign_report",
     ("put", "/v1/devices/{device_id}"): "replace_device_profile",
+    ("patch", "/v1/devices/{device_id}"): "patch_device_profile",
     ("get", "/v1/devices/{device_id}/decisions"): "list_device_decisions",
     ("get", "/v1/devices/{device_id}/offers"): "list_device_offers",
     ("post", "/v1/redemptions"): "create_redemption",
