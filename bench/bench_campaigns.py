@@ -57,6 +57,7 @@ def tag_fences(fences, seed: int, n_tags: int = 500):
 def campaign_docs(n: int, fence_ids: list[str], t0: float, seed: int, n_tags: int = 500) -> list[dict]:
     """A seeded, realistic mix of ``n`` active campaigns."""
     rng = np.random.default_rng([seed, 8])
+    fence_ids = np.asarray(fence_ids, dtype=object)  # rng.choice on a list converts it every call
     iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))  # noqa: E731
     docs = []
     for i in range(n):

@@ -68,7 +68,8 @@ _NEG = float("-inf")
 
 @dataclass
 class DeliveryBatch:
-    """Candidates grouped by event (consecutive rows with one ``event_key``), best first.
+    """Candidates grouped by event (consecutive rows with one ``event_key``), best first; the
+    rows of one event share its device, ts, day and week.
 
     Zero means "no limit" in the integer limits and ``cooldown_s``. ``new_code`` holds a fresh
     random code for ``coupon == COUPON_GENERATED`` rows (used only if that row wins).
@@ -190,19 +191,23 @@ class MemoryCounterStore:
                 if ek[a] in events:
                     out[a:z] = [_DUPLICATE] * (z - a)
                     continue
+                # the rows of one event share its device, ts, day and week
+                d, dy, t, wk = dev[a], day[a], ts[a], week[a]
+                kg = (d, dy)
+                full = gcap and gday.get(kg, 0) >= gcap
+                since = t - last.get(d, _NEG)
                 for i in range(a, z):
-                    c, d, dy = cid[i], dev[i], day[i]
+                    c = cid[i]
                     if (md[i] and deliveries.get(c, 0) >= md[i]) or (mr[i] and redemptions.get(c, 0) >= mr[i]):
                         out[i] = _BUDGET
                         continue
-                    if gcap and gday.get((d, dy), 0) >= gcap:
+                    if full:
                         out[i:z] = [_CAPPED] * (z - i)  # the device's daily total: nothing more today
                         break
-                    t = ts[i]
-                    if cd[i] and t - last.get(d, _NEG) < cd[i]:
+                    if cd[i] and since < cd[i]:
                         out[i] = _COOLDOWN
                         continue
-                    kd, kw = (c, d, dy), (c, d, week[i])
+                    kd, kw = (c, d, dy), (c, d, wk)
                     if (pd_[i] and mday.get(kd, 0) >= pd_[i]) or (pw[i] and mweek.get(kw, 0) >= pw[i]):
                         out[i] = _CAPPED
                         continue
@@ -215,7 +220,6 @@ class MemoryCounterStore:
                     if ho[i]:
                         out[i] = _HOLDOUT
                         break
-                    kg = (d, dy)
                     gday[kg] = gday.get(kg, 0) + 1
                     if t > last.get(d, _NEG):
                         last[d] = t
