@@ -7,6 +7,7 @@ import base64
 import time
 import uuid
 
+import orjson
 import pytest
 
 from proximity.service import Settings
@@ -73,3 +74,30 @@ def test_device_decisions_are_paged_newest_first(any_mode):
     assert [len(p) for p in pages] == [4, 2] and [d for p in pages for d in p] == everything
     r = c.get("/v1/devices/a/decisions", params={"cursor": "not-a-cursor"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "cursor"
+
+
+def test_offer_events_reach_a_webhook_filtered_on_them(tmp_path, make_client):
+    from tests.proximity.service.support import free_port
+    from tests.proximity.service.test_webhooks import Receiver
+
+    c = make_client(
+        Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, min_ts=0, webhook_allow_hosts=["127.0.0.1"])
+    )
+    port = free_port()
+    receiver = Receiver(port)
+    receiver.start()
+    try:
+        hook = c.post("/v1/webhooks", json={"url": f"http://127.0.0.1:{port}/hook", "event_types": ["offer"]})
+        assert hook.status_code == 201, hook.text
+        assert c.put("/v1/geofences/denim-store", json=DENIM).status_code == 201
+        assert c.post("/v1/campaigns", json=JEANS).status_code == 201
+        consent(c, "a")
+        assert c.post("/v1/pings", json={"pings": [ping("a", T0), ping("b", T0)]}).json()["offers"]
+        deadline = time.monotonic() + 10
+        events: list = []
+        while time.monotonic() < deadline and not events:
+            events = [e for _, body in receiver.got for e in orjson.loads(body)["events"]]
+            time.sleep(0.05)
+        assert [(e["type"], e["device_id"], e["offer"]["code"]) for e in events] == [("offer", "a", "JEANS20")]
+    finally:
+        receiver.stop()
