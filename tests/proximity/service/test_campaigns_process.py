@@ -170,7 +170,7 @@ def test_two_processes_on_redis_never_deliver_past_a_cap(serve, redis_url):
 
 
 @pytest.mark.redis
-def test_the_fraud_gate_holds_across_processes_on_redis(serve, redis_url):
+def test_the_fraud_gate_and_consent_hold_across_processes_on_redis(serve, redis_url):
     env = {"PROXIMITY_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}:"}
     a = serve("--redis-url", redis_url, env=env)
     b = serve("--redis-url", redis_url, env=env)
@@ -195,3 +195,8 @@ def test_the_fraud_gate_holds_across_processes_on_redis(serve, redis_url):
         assert [o["device_id"] for o in r["offers"]] == ["walker"]
         got = ca.get("/v1/devices/spoofer/decisions").json()["decisions"]
         assert [d["decision"] for d in got] == ["fraud"]
+        # a consent withdrawn through one process holds at once in the other
+        assert ca.request("PATCH", "/v1/devices/walker", json={"opted_out": True}).status_code == 200
+        cb.post("/v1/pings", json={"pings": [ping("walker", T0 + 900, OUTSIDE), ping("walker", T0 + 960)]})
+        got = cb.get("/v1/devices/walker/decisions").json()["decisions"]
+        assert [d["decision"] for d in got] == ["no_consent", "delivered"]
