@@ -172,6 +172,17 @@ class CampaignService:
 
     def replace(self, campaign_id: str, doc: Any) -> tuple[dict, bool]:
         c, pool = _split_pool(self._parse(doc, campaign_id))
+        old = self._campaigns.get(campaign_id)
+        coupon = doc.get("offer", {}).get("coupon") if isinstance(doc, dict) else None
+        if (  # a replacement that does not say where codes come from keeps the uploaded pool
+            old is not None
+            and old.offer.coupon.source == "pool"
+            and c.offer.coupon.mode == "unique"
+            and not (isinstance(coupon, dict) and "source" in coupon)
+        ):
+            c = dataclasses.replace(
+                c, offer=dataclasses.replace(c.offer, coupon=dataclasses.replace(c.offer.coupon, source="pool"))
+            )
         with self._lock:
             created = self.defs.put(KIND, c.id, c.to_dict())
             self._stored(c, pool)

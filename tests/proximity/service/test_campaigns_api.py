@@ -216,6 +216,8 @@ def test_code_pools_live_in_the_counter_store_not_in_the_campaign(shop):
     # one code for a; b gets nothing from gen (its pool is empty) and falls to the next campaign
     assert sorted((o["device_id"], o["campaign_id"], o["code"]) for o in offers)[0] == ("a", "gen", "ONLY-ONE")
     assert offers[1]["campaign_id"] == "pooled" and offers[1]["code"] in {"P-1", "P-2", *big}
+    # a replacement that does not name the source keeps the pool (a form that knows no codes)
+    assert shop.put("/v1/campaigns/gen", json=gen).json()["offer"]["coupon"]["source"] == "pool"
     r = shop.put(
         "/v1/campaigns/gen", json=doc(gen, offer={"title": "g", "coupon": {"mode": "unique", "source": "mine"}})
     )
