@@ -17,6 +17,7 @@ ROUTES = [
     ("POST", "/v1/owntracks", LIMIT),
     ("POST", "/v1/osmand", LIMIT),
     ("PUT", "/v1/devices/d1", LIMIT),
+    ("PATCH", "/v1/devices/d1", LIMIT),
     ("POST", "/v1/redemptions", LIMIT),
     ("POST", "/v1/webhooks", LIMIT),
     ("POST", "/v1/keys", LIMIT),
