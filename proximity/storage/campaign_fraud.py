@@ -57,7 +57,7 @@ class SqliteFraudGate(FraudGate):
     def observe(self, device_id, ts, lon, lat) -> np.ndarray:
         with self._lock:  # state change and its write as one step (the base lock is re-entrant)
             flags = super().observe(device_id, ts, lon, lat)
-            self._save(pd.unique(np.asarray(device_id, dtype=object)).tolist())
+            self._save(list(dict.fromkeys(str(d) for d in device_id)))
         return flags
 
     def suppress(self, device_id: str, until: float) -> None:
@@ -137,19 +137,23 @@ class RedisFraudGate:
         """Feed a ping batch; return the flagged pings (and suppress their devices everywhere)."""
         dev = np.asarray(device_id, dtype=object)
         ts, lon, lat = (np.asarray(a, np.float64) for a in (ts, lon, lat))
-        flags = impossible_jumps(dev, ts, lon, lat, self.cfg)
-        if not len(dev):
-            return flags
-        codes, udev = pd.factorize(dev)
-        order = np.lexsort((ts, codes))
-        sc = codes[order]
-        start = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-        end = np.r_[start[1:], len(sc)] - 1
-        first, last = order[start], order[end]
-        until = np.zeros(len(udev))
-        hit = np.flatnonzero(flags)
-        if len(hit):
-            np.maximum.at(until, codes[hit], ts[hit] + self.cfg.suppress_s)
+        if len(dev) == 1:  # a phone's single ping: no pandas (about a millisecond saved)
+            flags = np.zeros(1, dtype=bool)
+            udev, first, last, until = dev, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1)
+        else:
+            flags = impossible_jumps(dev, ts, lon, lat, self.cfg)
+            if not len(dev):
+                return flags
+            codes, udev = pd.factorize(dev)
+            order = np.lexsort((ts, codes))
+            sc = codes[order]
+            start = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+            end = np.r_[start[1:], len(sc)] - 1
+            first, last = order[start], order[end]
+            until = np.zeros(len(udev))
+            hit = np.flatnonzero(flags)
+            if len(hit):
+                np.maximum.at(until, codes[hit], ts[hit] + self.cfg.suppress_s)
         ttl_until = int(math.ceil(self.cfg.suppress_s)) + 86400
         for a in range(0, len(udev), self.chunk):
             s = slice(a, a + self.chunk)
@@ -194,7 +198,13 @@ class RedisFraudGate:
         dev = np.asarray(device_id, dtype=object)
         if not len(dev):
             return np.zeros(0, dtype=bool)
-        codes, udev = pd.factorize(dev)
+        if len(dev) <= 64:  # small batches (single pings): no pandas
+            first_seen = dict.fromkeys(dev.tolist())
+            udev = list(first_seen)
+            pos = {d: i for i, d in enumerate(udev)}
+            codes = np.fromiter((pos[d] for d in dev.tolist()), np.int64, len(dev))
+        else:
+            codes, udev = pd.factorize(dev)
         try:
             got = self._r.mget([f"{self.prefix}fu:{d}" for d in udev])
         except RedisError as exc:
