@@ -13,7 +13,7 @@ the till is :func:`redeem`; reporting is :func:`campaign_report` with :func:`new
 """
 
 from campaigns.caps import Claim, CounterStore, DeliveryBatch, MemoryCounterStore, Outcome
-from campaigns.decisions import CampaignSet, Decision, DecisionConfig, Decisions, decide, event_keys
+from campaigns.decisions import CampaignSet, Decision, DecisionConfig, Decisions, decide, decide_events, event_keys
 from campaigns.errors import (
     CampaignError,
     CampaignNotRedeemable,
@@ -47,6 +47,7 @@ __all__ = [
     "CampaignSet",
     "TargetIndex",
     "decide",
+    "decide_events",
     "Decision",
     "DecisionConfig",
     "Decisions",

@@ -35,8 +35,9 @@ from campaigns.model import Campaign
 from campaigns.schedule import OpeningHours, ScheduleTable
 from campaigns.targets import TargetIndex
 from campaigns.timezones import fence_timezone, local_parts, local_parts_coded
+from proximity.core.events import EventBatch, EventKind
 
-__all__ = ["Decision", "DecisionConfig", "CampaignSet", "Decisions", "decide", "event_keys"]
+__all__ = ["Decision", "DecisionConfig", "CampaignSet", "Decisions", "decide", "decide_events", "event_keys"]
 
 
 class Decision(IntEnum):
@@ -188,6 +189,18 @@ def event_keys(device_id, visit_id, kind, ts) -> np.ndarray:
     kinds = np.asarray(kind).astype(np.int64).tolist()
     stamps = np.asarray(ts, dtype=np.float64).tolist()
     return np.array([f"{d}|{v:016x}|{k}|{t!r}" for d, v, k, t in zip(dev, visit, kinds, stamps)], dtype=object)
+
+
+def decide_events(
+    cset: CampaignSet, store: CounterStore, events: EventBatch, **options
+) -> tuple[EventBatch, Decisions]:
+    """:func:`decide` over a batch of engine events, offers left out (an offer triggers no other
+    offer); return the events decided on and the decisions, whose ``row`` indexes them."""
+    src = events.take(np.flatnonzero(events.kind != EventKind.OFFER))
+    d = decide(
+        cset, store, src.device_id, src.kind, src.geofence_id, src.region_id, src.zone, src.ts, src.visit_id, **options
+    )
+    return src, d
 
 
 def decide(

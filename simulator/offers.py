@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from campaigns import CampaignError, CampaignSet, DecisionConfig, MemoryCounterStore, decide, parse_campaign
-from proximity import EventBatch, EventKind
+from campaigns import CampaignError, CampaignSet, DecisionConfig, MemoryCounterStore, decide_events, parse_campaign
+from proximity import EventBatch
 from proximity.core.events import KIND_NAMES
 from simulator.scoring import false_causes
 
@@ -98,22 +98,11 @@ class OfferStage:
         self.rows: list[tuple] = []
 
     def process(self, batch: EventBatch) -> EventBatch:
-        src = batch.take(np.flatnonzero(batch.kind != EventKind.OFFER))
-        if not len(src) or not self.cset.campaigns:
+        if not self.cset.campaigns:
             return EventBatch.empty()
-        d = decide(
-            self.cset,
-            self.counters,
-            src.device_id,
-            src.kind,
-            src.geofence_id,
-            src.region_id,
-            src.zone,
-            src.ts,
-            src.visit_id,
-            profiles=self.profiles,
-            config=self.config,
-        )
+        src, d = decide_events(self.cset, self.counters, batch, profiles=self.profiles, config=self.config)
+        if not len(src):
+            return EventBatch.empty()
         for i in np.flatnonzero(d.delivered):
             row = int(d.row[i])
             self.rows.append(

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from campaigns import decide
+from campaigns import decide_events
 from proximity import EventBatch, EventKind
 from proximity.core.events import KIND_NAMES, format_visit_ids
 from proximity.service.campaigns import CampaignService
@@ -43,23 +43,9 @@ class CampaignStage:
         cs, targeted = svc.cset()
         if not cs.campaigns or not len(batch):
             return EventBatch.empty()
-        src = batch.take(np.flatnonzero(batch.kind != EventKind.OFFER))
+        src, d = decide_events(cs, svc.counters, batch, profiles=svc.profiles, fraud=svc.fraud, config=svc.config)
         if not len(src):
             return EventBatch.empty()
-        d = decide(
-            cs,
-            svc.counters,
-            src.device_id,
-            src.kind,
-            src.geofence_id,
-            src.region_id,
-            src.zone,
-            src.ts,
-            src.visit_id,
-            profiles=svc.profiles,
-            fraud=svc.fraud,
-            config=svc.config,
-        )
         visit_rows = np.flatnonzero(np.isin(src.kind, _VISITS))
         visits = [
             (dv, f, KIND_NAMES[k], t)
