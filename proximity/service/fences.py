@@ -84,7 +84,9 @@ class GeofenceService:
     # -- start and follow ----------------------------------------------------------------------
     def register(self, followers: Followers, dependents: Dependents) -> None:
         """Follow geofence changes; ask ``dependents`` before deleting a fence."""
-        followers.add(KIND, self.apply_change, held=lambda: [f.id for f in self.engine.index])
+        followers.add(
+            KIND, self.apply_change, held=lambda: [f.id for f in self.engine.index], apply_many=self.apply_changes
+        )
         self.dependents = dependents
 
     def load(self) -> int:
@@ -110,6 +112,23 @@ class GeofenceService:
             if fence_id in self.engine.index and self.engine.index.get(fence_id).same_definition(fence):
                 return []
             return self.pipeline.emit(self.engine.put_fence(fence))
+
+    def apply_changes(self, fence_ids: list[str]) -> list[dict]:
+        """:meth:`apply_change` for many fences at once (another process imported them): one read
+        of their definitions, one index change for those added or reshaped. A stored document
+        that no longer parses is logged and skipped, as at :meth:`load`."""
+        with self._lock:
+            docs = self.defs.get_many(KIND, fence_ids)
+            index = self.engine.index
+            parsed, errors = parse_many([d for d in docs if d is not None], _STORED)
+            for err in errors[:20]:
+                logger.error("stored geofence skipped: %s", err)
+            fences = [f for f in parsed if f is not None and not (f.id in index and index.get(f.id).same_definition(f))]
+            out = self.pipeline.emit(self.engine.put_fences(fences)) if fences else []
+            for fid, doc in zip(fence_ids, docs):
+                if doc is None and fid in index:
+                    out += self.pipeline.emit(self.engine.remove_fence(fid))
+            return out
 
     # -- writes --------------------------------------------------------------------------------
     def create(self, feature: Any) -> dict:

@@ -346,8 +346,7 @@ async def _follow_definitions(rt: Runtime, cursor: str) -> None:
 
     def once():
         nxt, changes = rt.defs.changes(state["cursor"], rt.settings.sync_interval_s)
-        for ch in dict.fromkeys(changes):  # each id once per round: we read its current value
-            rt.followers.apply(ch)
+        rt.followers.apply_all(dict.fromkeys(changes))  # each id once per round: we read its current value
         state["cursor"] = nxt
 
     async def step():

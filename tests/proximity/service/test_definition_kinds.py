@@ -88,6 +88,34 @@ def test_followers_one_per_kind():
     assert DefinitionKind.BEACON in f.missing() and DefinitionKind.GEOFENCE not in f.missing()
 
 
+def test_apply_all_hands_runs_of_one_kind_to_its_bulk_follower_in_order():
+    f = Followers()
+    seen = []
+    f.add(DefinitionKind.GEOFENCE, lambda i: seen.append(("g", i)), apply_many=lambda ids: seen.append(("G", ids)))
+    f.add(DefinitionKind.BEACON, lambda i: seen.append(("b", i)))
+    g, b = DefinitionKind.GEOFENCE, DefinitionKind.BEACON
+    f.apply_all([Change(g, "1"), Change(g, "2"), Change(b, "x"), Change(g, "3"), Change(b, "y"), Change(b, "z")])
+    assert seen == [("G", ["1", "2"]), ("b", "x"), ("G", ["3"]), ("b", "y"), ("b", "z")]
+
+
+def test_a_bulk_change_reaches_the_engine_in_one_index_change(client):
+    """What another process's 2,000-fence import does here: one read, one index change; and the
+    run applies removals, reshapes and unchanged fences as apply_change would."""
+    rt = client.runtime
+    assert client.post("/v1/geofences", json=square("gone")).status_code == 201
+    assert client.post("/v1/geofences", json=square("same")).status_code == 201
+    docs = {f"s{i}": square(f"s{i}") for i in range(2_000)}
+    rt.defs.put_many(DefinitionKind.GEOFENCE, docs)
+    rt.defs.delete(DefinitionKind.GEOFENCE, "gone")
+    before = rt.engine.index.version
+    ids = [*docs, "gone", "same"]
+    rt.followers.apply_all([Change(DefinitionKind.GEOFENCE, i) for i in ids])
+    assert rt.engine.index.version - before <= 2  # the put and the removal, not 2,001 changes
+    assert client.get("/v1/geofences/s1999").status_code == 200
+    assert client.get("/v1/geofences/gone").status_code == 404
+    assert len(rt.engine.index) == 2_001
+
+
 def test_the_runtime_follows_every_kind_and_declares_beacons_depend_on_fences(client):
     rt = client.runtime
     assert rt.followers.missing() == []
