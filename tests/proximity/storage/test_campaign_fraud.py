@@ -84,3 +84,23 @@ def test_state_outlives_the_gate_object_when_it_is_durable_or_shared(make_gate):
     assert _obs(second, [("b", 60.0, JAKARTA)]) == [True]
     if make_gate.kind == "redis":  # and the first process sees what the second one flagged
         assert first.suppressed(np.array(["b"], object), [61.0]).tolist() == [True]
+
+
+def test_sqlite_writes_suppressions_at_once_and_last_pings_behind(tmp_path):
+    """A suppression survives a kill -9 (no close); the last pings are written every flush_every_s
+    and at close, not for every batch."""
+    from proximity.storage.campaign_fraud import SqliteFraudGate
+
+    path = tmp_path / "fraud.sqlite3"
+    gate = SqliteFraudGate(path, CFG, flush_every_s=3600)
+    _obs(gate, [("a", 0.0, OSLO), ("a", 600.0, JAKARTA), ("b", 0.0, OSLO)])
+    crashed = SqliteFraudGate(path, CFG)  # what a restart after a kill -9 reads
+    assert crashed.suppressed(np.array(["a"], object), [601.0]).tolist() == [True]
+    assert _obs(crashed, [("b", 60.0, JAKARTA)]) == [False]  # b's last ping was not written yet
+    crashed.close()
+    gate.flush()
+    again = SqliteFraudGate(path, CFG)
+    assert _obs(again, [("b", 60.0, JAKARTA)]) == [True]
+    again.close()
+    gate.close()
+    gate.close()  # idempotent
