@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import time
 import uuid
@@ -24,27 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import start_redis  # noqa: E402
-from bench_http import KEY, _free_port  # noqa: E402
-
-
-def serve(redis_url: str, prefix: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "PROXIMITY_ADMIN_KEY": KEY, "PROXIMITY_REDIS_PREFIX": prefix}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "proximity.service", "--port", str(port), "--redis-url", redis_url],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start")
+from bench_http import KEY, start_server  # noqa: E402
 
 
 def fences_seen(url: str) -> int:
@@ -65,7 +44,8 @@ def main() -> None:
     args = p.parse_args()
     url = args.redis_url or start_redis()
     prefix = f"follow{uuid.uuid4().hex[:6]}:"
-    (a, ua), (b, ub) = serve(url, prefix), serve(url, prefix)
+    env = {"PROXIMITY_REDIS_PREFIX": prefix}
+    (a, ua), (b, ub) = (start_server("--redis-url", url, env=env) for _ in range(2))
     try:
         rng = np.random.default_rng(1)
         feats = [

@@ -45,22 +45,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
+def start_server(*flags: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m proximity.service --port <free> *flags`` with the bench admin key (and
+    ``env``), and wait until its ``/health`` says ``ok``; return the process and its URL."""
     port = _free_port()
-    env = {**os.environ, "PROXIMITY_ADMIN_KEY": KEY}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proximity.service", "--port", str(port), "--data-dir", data_dir],
-        env=env,
+        [sys.executable, "-m", "proximity.service", "--port", str(port), *flags],
+        env={**os.environ, "PROXIMITY_ADMIN_KEY": KEY, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    for _ in range(600):
         try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
+            if httpx.get(url + "/health", timeout=1).json().get("status") == "ok":
                 return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start")
 
@@ -327,7 +330,7 @@ def main() -> int:
         if args.url:
             url = args.url
         else:
-            proc, url = start_server(os.path.join(tmp, "data"))
+            proc, url = start_server("--data-dir", os.path.join(tmp, "data"))
         load_fences(url, args.fences)
         if args.skip_throughput:
             t = None

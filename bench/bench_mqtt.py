@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, os.path.dirname(__file__))
+import bench_http  # noqa: E402
 from bench_single_ping import ADMIN, LAT0, LON0, SEED, cpu_s  # noqa: E402
 
 CONF = """listener {port} 127.0.0.1
@@ -43,15 +44,9 @@ max_queued_messages 0
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_broker(tmp: str) -> tuple[subprocess.Popen, int]:
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
+    port = bench_http._free_port()
     conf = os.path.join(tmp, "mosquitto.conf")
     with open(conf, "w") as fh:
         fh.write(CONF.format(port=port))
@@ -66,21 +61,7 @@ def start_broker(tmp: str) -> tuple[subprocess.Popen, int]:
 
 
 def start_server(data_dir: str, mqtt_port: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "PROXIMITY_ADMIN_KEY": ADMIN}
-    cmd = [sys.executable, "-m", "proximity.service", "--port", str(port), "--data-dir", data_dir]
-    cmd += ["--mqtt-url", f"mqtt://127.0.0.1:{mqtt_port}"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/health", timeout=1).json().get("status") == "ok":
-                return proc, url
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start")
+    return bench_http.start_server("--data-dir", data_dir, "--mqtt-url", f"mqtt://127.0.0.1:{mqtt_port}")
 
 
 def stop(proc: subprocess.Popen) -> None:

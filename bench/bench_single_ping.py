@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,35 +39,18 @@ import time
 import httpx
 import numpy as np
 
-ADMIN = "bench-admin-key-0123456789abcdef"
+sys.path.insert(0, os.path.dirname(__file__))
+import bench_http  # noqa: E402
+
+ADMIN = bench_http.KEY
 LON0, LAT0 = 10.75, 59.91
 SEED = 11
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(data_dir: str, redis_url: str | None, workers: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "PROXIMITY_ADMIN_KEY": ADMIN}
-    cmd = [sys.executable, "-m", "proximity.service", "--port", str(port), "--data-dir", data_dir]
-    if redis_url:
-        cmd += ["--redis-url", redis_url, "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/health", timeout=1).json().get("status") == "ok":
-                return proc, url
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start")
+    cluster = ["--redis-url", redis_url, "--workers", str(workers)] if redis_url else []
+    return bench_http.start_server("--data-dir", data_dir, *cluster)
 
 
 def _tree(pid: int) -> list[int]:

@@ -94,7 +94,7 @@ def main() -> None:
     if args.event_log_cap:
         os.environ["PROXIMITY_EVENT_LOG_CAP"] = str(args.event_log_cap)
     data = tempfile.mkdtemp(prefix="soak-")
-    proc, url = start_server(data)
+    proc, url = start_server("--data-dir", data)
     try:
         load_fences(url, args.fences)
         samples = asyncio.run(soak(url, proc.pid, args))
