@@ -7,16 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from proximity.service.settings import Settings
-from tests.proximity.service.support import ADMIN_KEY, circle
-
-
-def _wait(predicate, timeout_s=15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.proximity.service.support import ADMIN_KEY, circle, wait_until
 
 
 @pytest.mark.parametrize("mode", ["embedded", pytest.param("redis", marks=pytest.mark.redis)])
@@ -39,7 +30,7 @@ def test_idle_devices_expire(make_client, tmp_path, request, mode):
     fresh = {"device_id": "regular", "ts": now, "lon": 10.80, "lat": 59.91}
     assert client.post("/v1/pings", json={"pings": [*one_offs, inside, fresh]}).status_code == 200
     store = client.runtime.engine.store
-    assert _wait(lambda: store.device_count() == 1)
+    assert wait_until(lambda: store.device_count() == 1)
     assert store.load(["regular"]).version.tolist() == [1]
     exits = client.get("/v1/events", params={"device_id": "resident", "type": "exit"}).json()["events"]
     assert [(e["geofence_id"], e["reason"]) for e in exits] == [("hall", "expired")]

@@ -9,7 +9,7 @@ import redis
 
 from proximity.service.settings import Settings
 from proximity.storage.redis_epoch import RedisEpoch
-from tests.proximity.service.support import ADMIN, ADMIN_KEY, circle
+from tests.proximity.service.support import ADMIN, ADMIN_KEY, circle, wait_until
 
 
 def test_every_process_sees_a_loss_once(redis_url):
@@ -27,15 +27,6 @@ def test_every_process_sees_a_loss_once(redis_url):
     r.close()
 
 
-def _wait(predicate, timeout_s=15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_an_empty_restart_reloads_the_caches_and_says_so(make_client, private_redis, tmp_path, caplog):
     settings = Settings(
         redis_url=private_redis.url, admin_key=ADMIN_KEY, min_ts=0, redis_epoch_check_s=0.05, data_dir=tmp_path / "d"
@@ -50,7 +41,7 @@ def test_an_empty_restart_reloads_the_caches_and_says_so(make_client, private_re
 
     with caplog.at_level(logging.CRITICAL, logger="proximity.service"):
         private_redis.restart()  # no persistence: it comes back empty
-        assert _wait(lambda: lost._value.get() == 1 and client.get("/v1/geofences").json()["features"] == [])
+        assert wait_until(lambda: lost._value.get() == 1 and client.get("/v1/geofences").json()["features"] == [])
     assert any("Redis lost its data" in r.getMessage() for r in caplog.records)
     assert client.get("/v1/geofences/cafe", headers=ADMIN).status_code == 404
     assert len(client.runtime.engine.index) == 0
