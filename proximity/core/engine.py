@@ -80,6 +80,9 @@ class IngestResult:
     duplicates: int
     inaccurate: int
     retries: int = 0
+    #: per ping of the input batch, in its order: 0 accepted, 1 stale, 2 duplicate, 3 inaccurate
+    #: (:data:`PING_STATUS`); lets a caller that merged several requests count each one's pings
+    status: np.ndarray | None = None
 
     def summary(self) -> dict:
         return {
@@ -90,6 +93,10 @@ class IngestResult:
             "inaccurate": self.inaccurate,
             "events": len(self.events),
         }
+
+
+#: the codes of :attr:`IngestResult.status`
+PING_STATUS = ("accepted", "stale", "duplicates", "inaccurate")
 
 
 class _Settings:
@@ -260,17 +267,27 @@ class Engine:
         """
         n = len(pings)
         if n == 0:
-            return IngestResult(EventBatch.empty(), 0, 0, 0, 0)
+            return IngestResult(EventBatch.empty(), 0, 0, 0, 0, status=np.zeros(0, np.int8))
         acc = pings.accuracy_m
         bad_acc = acc > self.config.max_accuracy_m
         inaccurate = int(bad_acc.sum())
+        status = np.zeros(n, np.int8)
         if inaccurate:
-            pings = pings.take(np.flatnonzero(~bad_acc))
-        codes, uniques = pd.factorize(pings.device_id, sort=True)  # ties between devices: by id
+            status[bad_acc] = 3
+            pos0 = np.flatnonzero(~bad_acc)
+            pings = pings.take(pos0)
+        else:
+            pos0 = np.arange(n)
+        codes, uniques = _factorize_sorted(pings.device_id)  # ties between devices: by id
         order = np.lexsort((pings.ts, codes))
         dev = codes[order].astype(np.int64)
-        cols: tuple[np.ndarray, ...] = (pings.ts[order], pings.lon[order], pings.lat[order], pings.accuracy_m[order])
-        uniques = np.asarray(uniques, dtype=object)
+        cols: tuple[np.ndarray, ...] = (
+            pings.ts[order],
+            pings.lon[order],
+            pings.lat[order],
+            pings.accuracy_m[order],
+            pos0[order],
+        )
         cur = [dev, cols, uniques]  # the pings of the devices of the current round
 
         def compute(keys: np.ndarray, states: DeviceStates) -> Attempt:
@@ -282,13 +299,13 @@ class Engine:
                 remap[todo] = np.arange(len(todo))
                 d, c = remap[d[keep]], tuple(x[keep] for x in c)
                 cur[:] = [d, c, keys]
-            ev, after, rows, n_stale, n_dup = self._compute(d, c, states)
-            return Attempt((ev, n_stale, n_dup), rows, states.select(rows) if len(rows) else None, after)
+            ev, after, rows, stale, dup = self._compute(d, c[:4], states)
+            return Attempt((ev, stale, dup, c[4]), rows, states.select(rows) if len(rows) else None, after)
 
         def keep(out, keys: np.ndarray, done: np.ndarray):
-            ev, n_stale, n_dup = out
+            ev, stale, dup, pos = out
             kept = done[cur[0]]
-            return _events_of(ev, keys[~done]), n_stale[kept], n_dup[kept]
+            return _events_of(ev, keys[~done]), stale[kept], dup[kept], pos[kept]
 
         res = run_optimistic(
             uniques,
@@ -299,13 +316,15 @@ class Engine:
             max_retries=self.config.max_retries,
             what="device(s)",
         )
-        stale = sum(int(o[1].sum()) for o in res.outputs)
-        dups = sum(int(o[2].sum()) for o in res.outputs)
+        for _, stale, dup, pos in res.outputs:
+            status[pos[stale]] = 1
+            status[pos[dup]] = 2
+        counts = np.bincount(status, minlength=4).tolist()
         retries = res.retries
         events = EventBatch.concat([o[0] for o in res.outputs])
         if len(events) and retries:
             events = events.sorted()
-        return IngestResult(events, n - inaccurate - stale - dups, stale, dups, inaccurate, retries)
+        return IngestResult(events, counts[0], counts[1], counts[2], counts[3], retries, status)
 
     def _save(self, before: DeviceStates | None, after: DeviceStates | None) -> np.ndarray:
         """The kernel's save: the store's conditional save of the rows ``compute`` changed."""
@@ -324,7 +343,7 @@ class Engine:
         dup = ts == ref
         stale = ts < ref
         keep = ~(dup | stale)
-        n_stale, n_dup = stale.astype(np.int64), dup.astype(np.int64)
+        n_stale, n_dup = stale, dup
         if not keep.all():
             dev, ts, lon, lat, acc = dev[keep], ts[keep], lon[keep], lat[keep], acc[keep]
         rows = dev[np.concatenate([[True], dev[1:] != dev[:-1]])] if len(dev) else dev  # dev is sorted
@@ -699,6 +718,18 @@ class Engine:
                 for k in range(len(st.stay_dev))
             ],
         }
+
+
+def _factorize_sorted(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(ids, sort=True)`` as (codes, uniques as an object array); a dict for the
+    few ids of a phone's request, where pandas' fixed cost is most of an engine call."""
+    if len(ids) > 32:
+        codes, uniques = pd.factorize(ids, sort=True)
+        return codes, np.asarray(uniques, dtype=object)
+    lst = ids.tolist()
+    uniq = sorted(set(lst))
+    code = {d: i for i, d in enumerate(uniq)}
+    return np.array([code[d] for d in lst], np.int64), np.array(uniq, dtype=object)
 
 
 def _events_of(ev: EventBatch, lost: np.ndarray) -> EventBatch:

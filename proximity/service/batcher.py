@@ -7,9 +7,9 @@ to ``max_pings``). Each request still gets its own events and counts back:
 
 - an event belongs to the request holding that device's earliest ping at or after the event's ts
   (ping events carry their ping's ts; a dwell fires at a ping);
-- stale and duplicate pings are classified per ping against the device states loaded just before
-  the call (exact in one process; another process racing on the same device between that load
-  and the call can shift a count between requests, never the events).
+- each ping's count (accepted, stale, duplicate, inaccurate) is the engine's own verdict on it
+  (:attr:`~proximity.core.engine.IngestResult.status`), so the counts add up exactly, also
+  when another process races on the same device.
 
 Requests merged together are unordered among themselves, as concurrent requests are: a device's
 pings from several of them are taken in ts order (a ping that would have been stale had its
@@ -27,6 +27,7 @@ import numpy as np
 from anyio import to_thread
 
 from proximity import PingBatch
+from proximity.core.engine import PING_STATUS
 from proximity.core.pings import TS_FLOOR, check_clock
 from proximity.service.ingest import IngestService, offer_dicts
 
@@ -108,15 +109,13 @@ def ingest_many(pipeline: IngestService, batches: list[PingBatch]) -> list[dict]
         return [pipeline.ingest(batches[0])]
     merged = PingBatch.concat(batches)
     owner = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
-    cfg = pipeline.engine.config
-    inaccurate = merged.accuracy_m > cfg.max_accuracy_m
-    status = _classify(pipeline, merged, inaccurate)
-    res = pipeline.ingest(merged)
+    res, status = pipeline.ingest_with_status(merged)
     out = [{"events": [], "accepted": 0, "stale": 0, "duplicates": 0, "inaccurate": 0} for _ in batches]
-    for code, name in ((0, "accepted"), (1, "stale"), (2, "duplicates"), (3, "inaccurate")):
-        counts = np.bincount(owner[status == code], minlength=len(batches))
-        for i, c in enumerate(counts.tolist()):
-            out[i][name] = c
+    counts = np.zeros((len(batches), len(PING_STATUS)), np.int64)
+    np.add.at(counts, (owner, status), 1)
+    for o, row in zip(out, counts.tolist()):
+        o.update(zip(PING_STATUS, row))
+    inaccurate = status == 3
     if res["events"]:
         devs = {e["device_id"] for e in res["events"]}
         by_dev: dict[str, list[tuple[float, int]]] = defaultdict(list)
@@ -132,26 +131,3 @@ def ingest_many(pipeline: IngestService, batches: list[PingBatch]) -> list[dict]
     for o in out:
         o["offers"] = offer_dicts(o["events"])
     return out
-
-
-def _classify(pipeline: IngestService, merged: PingBatch, inaccurate: np.ndarray) -> np.ndarray:
-    """Per ping: 0 accepted, 1 stale, 2 duplicate, 3 inaccurate (the engine's rules)."""
-    status = np.zeros(len(merged), np.int8)
-    status[inaccurate] = 3
-    ok = np.flatnonzero(~inaccurate)
-    if not len(ok):
-        return status
-    dev = merged.device_id[ok]
-    ts = merged.ts[ok]
-    uniq, inv = np.unique(dev.astype(str), return_inverse=True)
-    last = pipeline.engine.store.load(uniq.astype(object)).last_ts[inv]
-    order = np.lexsort((ts, inv))
-    s_inv, s_ts, s_last = inv[order], ts[order], last[order]
-    same = np.zeros(len(order), bool)
-    same[1:] = s_inv[1:] == s_inv[:-1]
-    ref = np.where(same, np.roll(s_ts, 1), s_last)
-    st = np.zeros(len(order), np.int8)
-    st[s_ts < ref] = 1
-    st[s_ts == ref] = 2
-    status[ok[order]] = st
-    return status

@@ -163,6 +163,10 @@ class IngestService:
 
     def ingest(self, batch: PingBatch) -> dict[str, Any]:
         """Ingest one batch; return the response document ``{"events", "offers", "stale", ...}``."""
+        return self.ingest_with_status(batch)[0]
+
+    def ingest_with_status(self, batch: PingBatch) -> tuple[dict[str, Any], np.ndarray]:
+        """:meth:`ingest`, and each ping's status (:attr:`~proximity.core.engine.IngestResult.status`)."""
         for observe in self.observers:
             observe(batch)
         try:
@@ -172,7 +176,7 @@ class IngestService:
             raise
         self.metrics.count_ingest(res.accepted, res.stale, res.duplicates, res.inaccurate)
         events = self.emit(res.events)
-        return {
+        doc = {
             "events": events,
             "offers": offer_dicts(events),
             "accepted": res.accepted,
@@ -180,6 +184,8 @@ class IngestService:
             "duplicates": res.duplicates,
             "inaccurate": res.inaccurate,
         }
+        assert res.status is not None  # Engine.ingest always sets it
+        return doc, res.status
 
     def emit(self, batch: EventBatch) -> list[dict]:
         """Emit a batch of events (from pings, sweeps, sightings or definition changes); return

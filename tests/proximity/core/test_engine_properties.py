@@ -164,3 +164,43 @@ def test_sweeps_between_batches_do_not_change_the_story(seed, place, n_sweeps):
     got += list(swept.sweep(now=end))
     want += list(plain.sweep(now=end))
     assert events_of(got, with_visit=True) == events_of(want, with_visit=True)
+
+
+def _status_oracle(ids: list[str], ts: list[float], acc: list[float], last: dict[str, float], max_acc: float):
+    """Each ping's verdict fed one by one in (device, ts, arrival) order: inaccurate first, then
+    stale (older than the device's newest accepted ping) or duplicate (the same ts)."""
+    out = [0] * len(ids)
+    newest = dict(last)
+    for i in sorted(range(len(ids)), key=lambda i: (ids[i], ts[i], i)):
+        if acc[i] > max_acc:
+            out[i] = 3
+        elif ids[i] in newest and ts[i] < newest[ids[i]]:
+            out[i] = 1
+        elif ids[i] in newest and ts[i] == newest[ids[i]]:
+            out[i] = 2
+        else:
+            newest[ids[i]] = ts[i]
+    return out
+
+
+@SETTINGS
+@given(
+    first=st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 6), st.sampled_from([5.0, 2000.0])), max_size=12),
+    second=st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 6), st.sampled_from([5.0, 2000.0])), max_size=12),
+)
+def test_ping_status_is_each_pings_own_verdict(first, second):
+    """``IngestResult.status`` gives every ping of the input, in input order, the verdict it gets
+    one by one (the counts a merged HTTP call splits between requests come from it)."""
+    engine = Engine([])
+    last: dict[str, float] = {}
+    for batch in (first, second):
+        ids = [d for d, _, _ in batch]
+        ts = [1_700_000_000.0 + t for _, t, _ in batch]
+        acc = [a for _, _, a in batch]
+        pings = PingBatch.from_columns(ids, ts, [10.0] * len(ids), [59.0] * len(ids), acc)
+        res = engine.ingest(pings)
+        want = _status_oracle(ids, ts, acc, last, engine.config.max_accuracy_m)
+        assert res.status.tolist() == want
+        assert [res.accepted, res.stale, res.duplicates, res.inaccurate] == [want.count(k) for k in range(4)]
+        for i in np.flatnonzero(res.status == 0):
+            last[ids[i]] = max(last.get(ids[i], -np.inf), ts[i])
