@@ -110,6 +110,32 @@ def _columns(states: Any) -> dict[str, np.ndarray]:
     return {f.name: getattr(states, f.name) for f in fields(states)}
 
 
+_LISTS = "__lists__"  # a record whose small 1-D columns were written as (dtype, list)
+_LIST_MAX_ROWS = 256
+
+
+def _pack(cols: dict[str, Any]) -> dict[str, Any]:
+    """A record as pickled: the few rows of a phone's request as plain lists (pickling a small
+    ndarray costs ~4 us each, a list of its values a fraction of that), bigger ones as arrays."""
+    small = {
+        k: (v.dtype.str, v.tolist())
+        for k, v in cols.items()
+        if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) <= _LIST_MAX_ROWS
+    }
+    if not small:
+        return cols
+    return {_LISTS: small, **{k: v for k, v in cols.items() if k not in small}}
+
+
+def _unpack(record: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a record written by :func:`_pack` (or by an older version: arrays)."""
+    small = record.pop(_LISTS, None)
+    if small:
+        for k, (dtype, values) in small.items():
+            record[k] = np.fromiter(values, dtype=np.dtype(dtype), count=len(values))
+    return record
+
+
 class _Journaled:
     """The shared part: append after each save, replay on open, snapshot when grown."""
 
@@ -131,14 +157,14 @@ class _Journaled:
     def _restore(self) -> None:
         with self._lock:
             for is_snapshot, rows, cols in self.journal.read(self.stream):
-                self._apply(cols)
+                self._apply(_unpack(cols))
                 if is_snapshot:
                     self._snapshot_rows = rows
                 else:
                     self._journal_rows += rows
 
     def _journal(self, written: Any, n: int) -> None:
-        self.journal.append(self.stream, _columns(written), n)
+        self.journal.append(self.stream, _pack(_columns(written)), n)
         self._journal_rows += n
         if self._journal_rows > max(self.compact_min_rows, self.compact_factor * self._snapshot_rows):
             self.compact()

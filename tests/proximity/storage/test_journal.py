@@ -131,3 +131,40 @@ def test_restart_keeps_visit_ids(tmp_path, graceful):
     (eng.store.close if graceful else eng.store.journal.close)()
     exit_ = open_engine(path).ingest(pings(["a"], 30.0, OUT)).events
     assert exit_.visit_id.tolist() == enter.visit_id.tolist()
+
+
+@pytest.mark.parametrize("devices", [1, 8, 300], ids=["one", "a few (lists)", "many (arrays)"])
+def test_small_and_large_records_restore_the_same_state(tmp_path, devices):
+    """Records of a few rows are written as lists, big ones as arrays: both replay exactly, with
+    the dtypes of the columns (uint64 visit ids keep their low bits)."""
+    path = tmp_path / "state.sqlite3"
+    eng = open_engine(path)
+    ids = [f"d{i}" for i in range(devices)]
+    eng.ingest(pings(ids, 0.0, IN))
+    eng.ingest(pings(ids[: devices // 2 + 1], 70.0, IN))  # dwell for some
+    eng.ingest(pings(ids[-1:], 80.0, OUT))
+    want = eng.store.load(np.array(ids, dtype=object))
+    eng.store.journal.close()
+    got = open_engine(path).store.load(np.array(ids, dtype=object))
+    for name in ("device_ids", "version", "last_ts", "stay_dev", "stay_fence", "stay_enter_ts", "stay_visit"):
+        a, b = getattr(want, name), getattr(got, name)
+        assert a.dtype == b.dtype and a.tolist() == b.tolist(), name
+    assert got.stay_dwelled.tolist() == want.stay_dwelled.tolist()
+
+
+def test_a_journal_written_with_arrays_still_replays(tmp_path):
+    """Journals of earlier versions hold every column as an array."""
+    from dataclasses import fields
+
+    path = tmp_path / "state.sqlite3"
+    eng = open_engine(path)
+    eng.ingest(pings(["a"], 0.0, IN))
+    st = eng.store.load(np.array(["a"], dtype=object))
+    eng.store.journal.close()
+    j = Journal(path)
+    j.clear("devices")
+    j.append("devices", {f.name: getattr(st, f.name) for f in fields(st)}, 1)
+    j.close()
+    again = open_engine(path)
+    assert again.device("a")["fences"][0]["geofence_id"] == "shop"
+    assert kinds(again.ingest(pings(["a"], 10.0, IN))) == []
