@@ -90,6 +90,27 @@ def transitions(
         Per-fence settings, ``inf`` where unset.
     """
     n_m, n_s = len(m_pos), len(s_dev)
+    if n_m + n_s <= SMALL:
+        return _transitions_small(
+            dev, ts, dev_start, dev_end, prev_ts, m_pos, m_slot, m_state, s_dev, s_slot, s_enter_ts, s_dwelled,
+            dwell_s, exit_after_s,
+        )  # fmt: skip
+    return _transitions_vectorized(
+        dev, ts, dev_start, dev_end, prev_ts, m_pos, m_slot, m_state, s_dev, s_slot, s_enter_ts, s_dwelled,
+        dwell_s, exit_after_s,
+    )  # fmt: skip
+
+
+#: Batches with at most this many elements (matches + open stays) take :func:`_transitions_small`.
+SMALL = 48
+
+
+def _transitions_vectorized(
+    dev, ts, dev_start, dev_end, prev_ts, m_pos, m_slot, m_state, s_dev, s_slot, s_enter_ts, s_dwelled,
+    dwell_s, exit_after_s,
+) -> Transitions:  # fmt: skip
+    """:func:`transitions` as array operations: the cost is a few hundred numpy calls, whatever the size."""
+    n_m, n_s = len(m_pos), len(s_dev)
     e_dev = np.concatenate([dev[m_pos], s_dev]).astype(np.int64)
     e_slot = np.concatenate([m_slot, s_slot]).astype(np.int64)
     e_pos = np.concatenate([m_pos, dev_start[s_dev] - 1]).astype(np.int64)
@@ -184,6 +205,107 @@ def transitions(
         st_initial=e_initial[start_idx],
         st_dwelled=dwelled,
         open_stays=el_stay[still_open],
+    )
+
+
+def _transitions_small(
+    dev, ts, dev_start, dev_end, prev_ts, m_pos, m_slot, m_state, s_dev, s_slot, s_enter_ts, s_dwelled,
+    dwell_s, exit_after_s,
+) -> Transitions:  # fmt: skip
+    """:func:`transitions` as one walk over the elements in plain Python: the same result (a
+    hypothesis property checks it) for the handful of elements of a phone's request, where the
+    vectorized version's fixed cost is most of the engine call."""
+    n_m, n_s = len(m_pos), len(s_dev)
+    tsl = ts.tolist()
+    start_of, end_of = dev_start.tolist(), dev_end.tolist()
+    # (dev, slot, pos, ts, virtual, inside, enter ts, dwelled, initial)
+    els = [
+        (d, sl, p, tsl[p], False, st == 1, tsl[p], False, -1)
+        for d, sl, p, st in zip(dev[m_pos].tolist(), m_slot.tolist(), m_pos.tolist(), m_state.tolist())
+    ]
+    prev = prev_ts.tolist()
+    els += [
+        (d, sl, start_of[d] - 1, prev[d], True, True, et, bool(dw), i)
+        for i, (d, sl, et, dw) in enumerate(
+            zip(s_dev.tolist(), s_slot.tolist(), s_enter_ts.tolist(), s_dwelled.tolist())
+        )
+    ]
+    els.sort(key=lambda e: (e[0], e[1], e[2]))
+    n = len(els)
+    slots = np.array([e[1] for e in els], np.int64)
+    exit_after = exit_after_s[slots].tolist() if n else []
+    dwell = dwell_s[slots].tolist() if n else []
+    enters: list[tuple] = []  # (ts, dev, slot, stay)
+    dwells: list[tuple] = []
+    exits: list[tuple] = []  # (ts, dev, slot, stay, reason)
+    st_dev: list[int] = []
+    st_slot: list[int] = []
+    st_enter: list[float] = []
+    st_initial: list[int] = []
+    st_dwelled: list[bool] = []
+    open_stays: list[int] = []
+    state = 0  # of the previous element, when the current one continues its run
+    stay = -1
+    for k, (d, sl, p, t, virtual, inside, enter0, dwelled0, initial) in enumerate(els):
+        if k:
+            pd_, psl, pp, pt = els[k - 1][:4]
+            chain = d == pd_ and sl == psl and p == pp + 1 and not (t - pt > exit_after[k])
+        else:
+            chain = False
+        prev_state = state if chain else 0
+        state = 1 if (inside or virtual) else (prev_state if chain else 0)
+        if state != 1:
+            continue
+        if virtual or prev_state == 0:  # a stay begins: continued from before the batch, or entered
+            stay = len(st_dev)
+            st_dev.append(d)
+            st_slot.append(sl)
+            st_enter.append(enter0)
+            st_initial.append(initial)
+            st_dwelled.append(dwelled0)
+            if not virtual:
+                enters.append((t, d, sl, stay))
+        if not virtual and not st_dwelled[stay] and t >= st_enter[stay] + dwell[k]:
+            st_dwelled[stay] = True
+            dwells.append((t, d, sl, stay))
+        nxt = els[k + 1] if k + 1 < n else None
+        continues = (
+            nxt is not None
+            and nxt[0] == d
+            and nxt[1] == sl
+            and nxt[2] == p + 1
+            and not (nxt[3] - t > exit_after[k + 1])
+        )
+        if continues:
+            continue
+        if p == end_of[d] - 1:
+            open_stays.append(stay)
+        else:
+            gap = tsl[p + 1] - t
+            if gap > exit_after[k]:
+                exits.append((t + exit_after[k], d, sl, stay, int(Reason.SILENCE)))
+            else:
+                exits.append((tsl[p + 1], d, sl, stay, int(Reason.PING)))
+    rank = KIND_RANK.tolist()
+    ev = [(e[0], e[1], rank[EventKind.ENTER], e[2], i, EventKind.ENTER, e[3], 0) for i, e in enumerate(enters)]
+    base = len(ev)
+    ev += [(e[0], e[1], rank[EventKind.DWELL], e[2], base + i, EventKind.DWELL, e[3], 0) for i, e in enumerate(dwells)]
+    base = len(ev)
+    ev += [(e[0], e[1], rank[EventKind.EXIT], e[2], base + i, EventKind.EXIT, e[3], e[4]) for i, e in enumerate(exits)]
+    ev.sort(key=lambda e: e[:5])  # ts, device, kind rank, fence; then enters, dwells, exits in order
+    return Transitions(
+        ev_dev=np.array([e[1] for e in ev], np.int64),
+        ev_slot=np.array([e[3] for e in ev], np.int64),
+        ev_kind=np.array([e[5] for e in ev], _I8),
+        ev_ts=np.array([e[0] for e in ev], np.float64),
+        ev_reason=np.array([e[7] for e in ev], _I8),
+        ev_stay=np.array([e[6] for e in ev], np.int64),
+        st_dev=np.array(st_dev, np.int64),
+        st_slot=np.array(st_slot, np.int64),
+        st_enter_ts=np.array(st_enter, np.float64),
+        st_initial=np.array(st_initial, np.int64),
+        st_dwelled=np.array(st_dwelled, bool),
+        open_stays=np.array(open_stays, np.int64),
     )
 
 

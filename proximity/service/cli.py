@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from proximity.service.app import create_app
+    from proximity.service.http_protocol import CoalescingHttpProtocol
     from proximity.service.malloc import limit_arenas
     from proximity.service.settings import Settings
 
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "loop": loop,
         "access_log": False,
         "timeout_graceful_shutdown": 3,
+        "http": CoalescingHttpProtocol,
     }
     if settings.workers == 1:
         uvicorn.run(app, **common)
