@@ -215,7 +215,6 @@ def _transitions_small(
     """:func:`transitions` as one walk over the elements in plain Python: the same result (a
     hypothesis property checks it) for the handful of elements of a phone's request, where the
     vectorized version's fixed cost is most of the engine call."""
-    n_m, n_s = len(m_pos), len(s_dev)
     tsl = ts.tolist()
     start_of, end_of = dev_start.tolist(), dev_end.tolist()
     # (dev, slot, pos, ts, virtual, inside, enter ts, dwelled, initial)
