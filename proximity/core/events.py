@@ -228,15 +228,8 @@ class EventBatch:
 
     @classmethod
     def empty(cls) -> EventBatch:
-        return cls(
-            np.empty(0, object),
-            np.empty(0, object),
-            np.empty(0, np.int8),
-            np.empty(0),
-            np.empty(0, np.uint64),
-            np.empty(0),
-            np.empty(0, np.int8),
-        )
+        """A batch of no events (its columns are shared zero-length arrays: nothing to write)."""
+        return cls(*_EMPTY_COLUMNS)
 
     @classmethod
     def concat(cls, batches: Sequence[EventBatch]) -> EventBatch:
@@ -299,6 +292,12 @@ class EventBatch:
 
     def counts(self) -> dict[str, int]:
         """Return the number of events per kind name."""
+        if len(self.kind) <= 64:
+            out: dict[str, int] = {}
+            for k in self.kind.tolist():
+                name = KIND_NAMES[k]
+                out[name] = out.get(name, 0) + 1
+            return out
         kinds, n = np.unique(self.kind, return_counts=True)
         return {KIND_NAMES[k]: int(c) for k, c in zip(kinds.tolist(), n)}
 
@@ -318,6 +317,23 @@ _COLUMNS = (
     "offer",
     "confidence",
     "detected_ts",
+)
+
+
+_EMPTY_COLUMNS = (
+    np.empty(0, object),  # device_id
+    np.empty(0, object),  # geofence_id
+    np.empty(0, np.int8),  # kind
+    np.empty(0),  # ts
+    np.empty(0, np.uint64),  # visit_id
+    np.empty(0),  # duration_s
+    np.empty(0, np.int8),  # reason
+    np.empty(0, object),  # region_id
+    np.empty(0, np.int8),  # zone
+    np.empty(0, object),  # beacon_id
+    np.empty(0, object),  # offer
+    np.empty(0),  # confidence
+    np.empty(0),  # detected_ts
 )
 
 

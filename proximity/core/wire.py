@@ -62,15 +62,14 @@ def event_dicts(batch: EventBatch) -> list[dict[str, Any]]:
                 out[i]["region_id"] = region[i]
             if zone_change[i]:
                 out[i]["zone"] = ZONE_NAMES[int(batch.zone[i])]
-    conf, det = batch.confidence, batch.detected_ts
-    for i in np.flatnonzero(~np.isnan(conf) | ~np.isnan(det)).tolist():
-        if not np.isnan(conf[i]):
-            out[i]["confidence"] = round(float(conf[i]), 4)
-        if not np.isnan(det[i]):
-            out[i]["detected_ts"] = float(det[i])
-    for i in np.flatnonzero(batch.kind == EventKind.OFFER).tolist():
-        if batch.offer[i] is not None:
-            out[i]["offer"] = batch.offer[i]
+    for i, (c, t) in enumerate(zip(batch.confidence.tolist(), batch.detected_ts.tolist())):
+        if c == c:  # not NaN
+            out[i]["confidence"] = round(c, 4)
+        if t == t:
+            out[i]["detected_ts"] = t
+    for i, o in enumerate(batch.offer.tolist()):
+        if o is not None and out[i]["type"] == "offer":
+            out[i]["offer"] = o
     return out
 
 
