@@ -68,9 +68,10 @@ def start_server(*flags: str, env: dict[str, str] | None = None) -> tuple[subpro
     raise SystemExit("server did not start")
 
 
-def load_fences(url: str, n: int) -> None:
+def fence_features(n: int) -> list[dict]:
+    """``n`` store circles of 40 m (dwell 120 s) at seeded positions around the city centre."""
     rng = np.random.default_rng(SEED)
-    feats = [
+    return [
         {
             "type": "Feature",
             "id": f"store{i}",
@@ -82,6 +83,10 @@ def load_fences(url: str, n: int) -> None:
         }
         for i in range(n)
     ]
+
+
+def load_fences(url: str, n: int) -> None:
+    feats = fence_features(n)
     r = httpx.post(
         url + "/v1/geofences/import",
         json={"type": "FeatureCollection", "features": feats},

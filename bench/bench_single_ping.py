@@ -21,6 +21,7 @@ Usage::
     python bench/bench_single_ping.py                       # embedded, 10 s wrk + 10 s at 5,000/s
     python bench/bench_single_ping.py --path owntracks      # the same through /v1/owntracks
     python bench/bench_single_ping.py --redis-url redis://127.0.0.1:6379/0 --workers 2
+    python bench/bench_single_ping.py --in-process          # the ingest path's CPU, no HTTP
 """
 
 from __future__ import annotations
@@ -271,6 +272,52 @@ def _merged(url: str) -> float:
     )
 
 
+def in_process(fences: int, sizes: list[int], calls: int) -> None:
+    """CPU of the ingest path without HTTP: a real embedded runtime (SQLite journal and event
+    log, campaigns stage, fraud gate), ``fences`` store circles, and merged calls of ``k``
+    single-ping requests (:func:`~proximity.service.batcher.ingest_many`, what the Batcher runs
+    for ``k`` concurrent requests), each ping for the next of 100,000 devices at a random
+    position in the fence area, ts increasing from an hour ago."""
+    from proximity import PingBatch
+    from proximity.service.batcher import ingest_many
+    from proximity.service.runtime import start_runtime, stop_runtime
+    from proximity.service.settings import Settings
+
+    async def run() -> None:
+        tmp = tempfile.mkdtemp(prefix="bench-single-inproc-")
+        rt = await start_runtime(Settings(data_dir=tmp, admin_key=ADMIN))
+        try:
+            rt.geofences.import_collection({"type": "FeatureCollection", "features": bench_http.fence_features(fences)})
+            rng = np.random.default_rng(SEED)
+            t0, i = time.time() - 3600, 0
+            for k in sizes:
+                reqs = []
+                for _ in range(calls + calls // 5):
+                    call = []
+                    for _ in range(k):
+                        lon = LON0 + rng.uniform(-0.02, 0.02)
+                        lat = LAT0 + rng.uniform(-0.01, 0.01)
+                        call.append(PingBatch.from_columns([f"d{i % 100_000}"], [t0 + i * 0.01], [lon], [lat], [8.0]))
+                        i += 1
+                    reqs.append(call)
+                for call in reqs[: calls // 5]:  # warm-up
+                    ingest_many(rt.ingest, call)
+                c0 = time.process_time()
+                for call in reqs[calls // 5 :]:
+                    ingest_many(rt.ingest, call)
+                us = (time.process_time() - c0) / calls * 1e6
+                print(
+                    f"in process, {k:>2} single-ping request(s) per engine call: {us:,.0f} us CPU per call, {us / k:,.0f} us per ping"
+                )
+        finally:
+            await stop_runtime(rt)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    with open("/proc/loadavg") as fh:
+        print(f"in process: embedded runtime, {fences} fences; load average {' '.join(fh.read().split()[:3])}")
+    asyncio.run(run())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=10)
@@ -283,7 +330,16 @@ def main() -> int:
     ap.add_argument("--redis-url", help="Redis mode (else embedded)")
     ap.add_argument("--workers", type=int, default=1, help="Redis mode: worker processes")
     ap.add_argument("--skip-wrk", action="store_true")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only the ingest path's CPU without HTTP (merged calls of 1, 8 and 16 requests); the steadier figure on a busy machine",
+    )
+    ap.add_argument("--calls", type=int, default=2500, help="--in-process: engine calls per size")
     args = ap.parse_args()
+    if args.in_process:
+        in_process(args.fences, [1, 8, 16], args.calls)
+        return 0
     tmp = tempfile.mkdtemp(prefix="bench-single-")
     proc = None
     try:
