@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         "access_log": False,
         "timeout_graceful_shutdown": 3,
         "http": CoalescingHttpProtocol,
+        "timeout_keep_alive": settings.keep_alive_s,
     }
     if settings.workers == 1:
         uvicorn.run(app, **common)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -102,6 +103,23 @@ class _BufferedSocket:
         return getattr(self._sock, name)
 
 
+def _ack_all(paho, messages: list) -> None:
+    """Acknowledge received messages: every QoS 1 PUBACK of the batch queued as one write (paho's
+    ``ack`` queues one packet, one writer registration and one ``send`` per message: thousands
+    per batch), QoS 2 through paho's own ``ack``."""
+    from paho.mqtt.client import PUBACK
+
+    blob = b"".join(_PUBACK.pack(PUBACK, 2, m.mid) for m in messages if m.qos == 1)
+    if blob:
+        paho._packet_queue(PUBACK, blob, 0, 1)
+    for m in messages:
+        if m.qos == 2:
+            paho.ack(m.mid, m.qos)
+
+
+_PUBACK = struct.Struct("!BBH")  # fixed header (type, remaining length 2), packet id
+
+
 class MqttIngest:
     """Subscribe to OwnTracks messages and ingest them; :meth:`run` until cancelled."""
 
@@ -164,9 +182,7 @@ class MqttIngest:
                     batch.append(await anext(messages))
                 events = await self.ingest(batch)
                 self._publish(client, events)
-                for m in batch:
-                    if m.qos:
-                        client._client.ack(m.mid, m.qos)
+                _ack_all(client._client, batch)
 
     async def ingest(self, messages: list) -> list[dict]:
         """Ingest a list of received messages together; return their events.

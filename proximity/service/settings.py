@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     )
     demo_speed: float = Field(20.0, gt=0, description="demo ping replay speed-up over real time")
     admin_key: SecretStr | None = None
+    keep_alive_s: float = Field(
+        75.0,
+        gt=0,
+        description="close an idle HTTP keep-alive connection after this long (uvicorn's own default, "
+        "5 s, equals common clients' pool expiry, so a request racing the close got a reset)",
+    )
 
     # limits
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
