@@ -12,7 +12,7 @@ import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -288,7 +288,7 @@ class Engine:
             pings.accuracy_m[order],
             pos0[order],
         )
-        cur = [dev, cols, uniques]  # the pings of the devices of the current round
+        cur: list[Any] = [dev, cols, uniques]  # the pings of the devices of the current round
 
         def compute(keys: np.ndarray, states: DeviceStates) -> Attempt:
             d, c, prev = cur
