@@ -192,7 +192,7 @@ def _campaigns(
     else:
         counters = JournaledCounterStore(s.data_dir / "campaign_counters.sqlite3")
         records = open_records(sqlite_path=s.data_dir / "campaigns.sqlite3")
-        fraud = SqliteFraudGate(s.data_dir / "campaign_fraud.sqlite3")
+        fraud = SqliteFraudGate(s.data_dir / "campaign_fraud.sqlite3", flush_every_s=s.fraud_flush_s)
     return CampaignService(defs, engine, beacons, counters, records, fraud=fraud)
 
 
@@ -219,6 +219,10 @@ async def start_runtime(settings: Settings) -> Runtime:
     await rt.webhooks.start()
     rt.tasks.append(asyncio.create_task(_sweeper(rt), name="sweep"))
     rt.tasks.append(asyncio.create_task(_expirer(rt), name="expire"))
+    fraud = rt.campaigns.fraud if rt.campaigns is not None else None
+    flush_every_s = getattr(fraud, "flush_every_s", None)
+    if flush_every_s is not None:  # the embedded fraud gate's last pings, written behind
+        rt.tasks.append(asyncio.create_task(_fraud_flusher(rt, flush_every_s), name="fraud-flush"))
     if settings.redis_url:
         rt.tasks.append(asyncio.create_task(_watch_redis_epoch(rt, epoch), name="redis-epoch"))
         rt.tasks.append(asyncio.create_task(_follow_definitions(rt, cursor), name="follow-defs"))
@@ -312,6 +316,18 @@ async def _expirer(rt: Runtime) -> None:
             await to_thread.run_sync(rt.ingest.expire, ttl)
 
     await _forever("expire", rt, step)
+
+
+async def _fraud_flusher(rt: Runtime, every_s: float) -> None:
+    """Write the embedded fraud gate's pending last pings every ``every_s``, off the event loop
+    (tens of thousands of rows at a high ping rate: no place on the ingest path)."""
+
+    async def step():
+        await asyncio.sleep(every_s)
+        if rt.campaigns is not None:
+            await to_thread.run_sync(rt.campaigns.fraud.flush)
+
+    await _forever("fraud-flush", rt, step)
 
 
 async def _watch_redis_epoch(rt: Runtime, epoch) -> None:

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     max_vertices: int = Field(10_000, ge=4)
     max_radius_m: float = Field(50_000.0, gt=0)
     max_page: int = Field(1000, ge=1)
+    fraud_flush_s: float = Field(
+        30.0,
+        gt=0,
+        description="embedded mode: how often the campaign fraud gate's last pings are written to "
+        "SQLite (in the background; a suppression is written at once). A kill -9 forgets at most this much",
+    )
     max_clock_skew_s: float = Field(
         300.0,
         gt=0,

@@ -104,3 +104,56 @@ def test_sqlite_writes_suppressions_at_once_and_last_pings_behind(tmp_path):
     again.close()
     gate.close()
     gate.close()  # idempotent
+
+
+def test_sqlite_flush_writes_every_pending_last_ping_in_one_transaction(tmp_path):
+    """Row by row in autocommit, 90,000 pending last pings took 10 s; one transaction takes a
+    fraction of that. Observing never writes them (only flush and close do)."""
+    from proximity.storage.campaign_fraud import SqliteFraudGate
+
+    path = tmp_path / "fraud.sqlite3"
+    gate = SqliteFraudGate(path, CFG, flush_every_s=0.0)
+    ids = np.array([f"d{i}" for i in range(1000)], object)
+    gate.observe(ids, np.zeros(1000), np.full(1000, OSLO[0]), np.full(1000, OSLO[1]))
+    statements: list[str] = []
+    gate._db.set_trace_callback(statements.append)
+    gate.observe(ids, np.full(1000, 10.0), np.full(1000, NEAR_OSLO[0]), np.full(1000, NEAR_OSLO[1]))
+    assert statements == []  # flush_every_s=0, still nothing written on the ingest path
+    gate.flush()
+    assert [s for s in statements if s in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
+    reopened = SqliteFraudGate(path, CFG)
+    assert reopened._last["d7"] == (10.0, *NEAR_OSLO)
+    reopened.close()
+    gate.close()
+
+
+def test_sqlite_flush_beside_observing_threads_keeps_the_newest_state(tmp_path):
+    """A flush takes the pending rows under the state lock and writes them under the database
+    lock only; a suppression written meanwhile is not overwritten by the older flushed row."""
+    import threading
+
+    from proximity.storage.campaign_fraud import SqliteFraudGate
+
+    path = tmp_path / "fraud.sqlite3"
+    gate = SqliteFraudGate(path, CFG)
+    stop = threading.Event()
+
+    def flusher():
+        while not stop.is_set():
+            gate.flush()
+
+    t = threading.Thread(target=flusher)
+    t.start()
+    try:
+        for step in range(60):
+            ids = np.array([f"d{i}" for i in range(200)], object)
+            where = JAKARTA if step == 59 else (OSLO if step % 2 else NEAR_OSLO)  # the last step jumps
+            gate.observe(ids, np.full(200, float(step)), np.full(200, where[0]), np.full(200, where[1]))
+    finally:
+        stop.set()
+        t.join()
+    gate.close()
+    again = SqliteFraudGate(path, CFG)
+    assert all(again._last[f"d{i}"] == (59.0, *JAKARTA) for i in range(200))
+    assert again.suppressed(np.array(["d0", "d199"], object), [60.0, 60.0]).tolist() == [True, True]
+    again.close()
