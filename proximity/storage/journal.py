@@ -10,8 +10,10 @@ committed row survive a ``kill -9`` of the process (an OS crash or power cut can
 commits; ``PROXIMITY_JOURNAL_SYNC=full`` style settings can trade throughput for that).
 
 On open, the latest snapshot is loaded and the later rows are replayed in order. Snapshots are
-written when the journal has grown past a few times the number of devices, and at a graceful
-close, so the journal stays proportional to the state and a restart replays little.
+written when the journal has grown past a few times the number of devices (by a background
+thread: saves wait only while the states are read, not while they are pickled and written),
+and at a graceful close, so the journal stays proportional to the state and a restart replays
+little.
 
 Rows hold numpy columns pickled with protocol 5: the file is the process's own private state
 in its data directory, never input from a client.
@@ -19,6 +21,7 @@ in its data directory, never input from a client.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import sqlite3
 import threading
@@ -32,6 +35,8 @@ from beacons.state import MemoryMonitorStore, MonitorStates
 from proximity.core import DeviceStates, MemoryStore
 
 __all__ = ["Journal", "JournaledStateStore", "JournaledMonitorStore"]
+
+logger = logging.getLogger("proximity.storage.journal")
 
 
 class Journal:
@@ -146,6 +151,8 @@ class _Journaled:
     def __init__(self, inner: Any, journal: Journal):
         self.inner, self.journal = inner, journal
         self._lock = threading.RLock()  # orders saves and their journal rows alike
+        self._compact_lock = threading.Lock()  # one snapshot at a time
+        self._compactor: threading.Thread | None = None
         self._snapshot_rows = 0  # devices in the last snapshot
         self._journal_rows = 0  # device rows journaled after it
         self._restore()
@@ -167,23 +174,48 @@ class _Journaled:
         self.journal.append(self.stream, _pack(_columns(written)), n)
         self._journal_rows += n
         if self._journal_rows > max(self.compact_min_rows, self.compact_factor * self._snapshot_rows):
+            if self._compactor is None or not self._compactor.is_alive():
+                # a snapshot of every device takes 0.3 s at 100k devices: not on the save's path
+                self._compactor = threading.Thread(
+                    target=self._compact_quietly, name=f"journal-compact-{self.stream}", daemon=True
+                )
+                self._compactor.start()
+
+    def _compact_quietly(self) -> None:
+        try:
             self.compact()
+        except Exception:  # the journal just grows; a later save starts another try
+            logger.exception("journal %s: snapshot failed", self.stream)
+
+    def wait_compacted(self, timeout: float | None = None) -> None:
+        """Wait for a snapshot started in the background (tests, benchmarks)."""
+        t = self._compactor
+        if t is not None:
+            t.join(timeout)
 
     def compact(self) -> None:
-        """Write a snapshot of every device and drop the rows it replaces."""
-        with self._lock:
-            upto = self.journal.last_seq(self.stream)
-            if upto == 0 or self._journal_rows == 0:
-                return  # nothing journaled since the last snapshot
-            everything = self._everything()
+        """Write a snapshot of every device and drop the rows it replaces.
+
+        Saves wait only while every device's state is read (under the store's lock); the
+        snapshot is pickled and written outside it, and rows journaled meanwhile come after it.
+        """
+        with self._compact_lock:
+            with self._lock:
+                upto = self.journal.last_seq(self.stream)
+                if upto == 0 or self._journal_rows == 0:
+                    return  # nothing journaled since the last snapshot
+                everything = self._everything()
+                replaced = self._journal_rows
             self.journal.snapshot(self.stream, _columns(everything), len(everything), upto)
-            self._snapshot_rows, self._journal_rows = len(everything), 0
+            with self._lock:
+                self._snapshot_rows = len(everything)
+                self._journal_rows -= replaced
 
     def due(self, *args, **kwargs):
         return self.inner.due(*args, **kwargs)
 
     def clear(self) -> None:
-        with self._lock:
+        with self._compact_lock, self._lock:
             self.inner.clear()
             self.journal.clear(self.stream)
             self._snapshot_rows = self._journal_rows = 0

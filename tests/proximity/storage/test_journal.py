@@ -55,6 +55,7 @@ def test_snapshots_keep_the_journal_proportional_to_the_state(tmp_path):
     eng = Engine([SHOP], store)
     for t in range(40):  # 40 saves of 10 devices: 400 journaled rows for 10 devices
         eng.ingest(pings([f"d{i}" for i in range(10)], float(t), IN if t % 2 else OUT))
+        store.wait_compacted()  # snapshots are written by a background thread
     journaled = sum(r for _, r, _ in store.journal.read("devices"))
     assert journaled <= 10 + 60
     before = eng.device("d3")
@@ -168,3 +169,46 @@ def test_a_journal_written_with_arrays_still_replays(tmp_path):
     again = open_engine(path)
     assert again.device("a")["fences"][0]["geofence_id"] == "shop"
     assert kinds(again.ingest(pings(["a"], 10.0, IN))) == []
+
+
+def test_saves_go_on_while_a_snapshot_is_written(tmp_path):
+    """A snapshot reads every state under the store's lock, then pickles and writes it outside:
+    rows journaled meanwhile come after it, and a reopened store has every save."""
+    import threading
+
+    path = tmp_path / "state.sqlite3"
+    store = JournaledStateStore(Journal(path))
+    eng = Engine([SHOP], store)
+    eng.ingest(pings([f"d{i}" for i in range(50)], 0.0, IN))
+    gate, entered = threading.Event(), threading.Event()
+    real = store.journal.snapshot
+
+    def slow_snapshot(*args):
+        entered.set()
+        assert gate.wait(10)
+        return real(*args)
+
+    store.journal.snapshot = slow_snapshot
+    t = threading.Thread(target=store.compact)
+    t.start()
+    assert entered.wait(10)
+    got: list = []
+    saved = threading.Event()
+
+    def save():
+        got.append(kinds(eng.ingest(pings(["late"], 1.0, IN))))
+        got.append(kinds(eng.ingest(pings(["d3"], 2.0, OUT))))
+        saved.set()
+
+    threading.Thread(target=save, daemon=True).start()
+    finished = saved.wait(10)
+    gate.set()
+    assert finished, "a save waited for the snapshot's write"
+    assert got == [["enter"], ["exit"]]
+    t.join()
+    store.journal.snapshot = real
+    store.journal.close()  # a crash: no close, no second snapshot
+    again = open_engine(path)
+    assert again.device("late")["fences"][0]["geofence_id"] == "shop"
+    assert again.device("d3")["fences"] == []
+    assert again.device("d4")["fences"][0]["geofence_id"] == "shop"
