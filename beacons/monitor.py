@@ -148,6 +148,10 @@ class MonitorConfig:
         zone_with_hysteresis(1.0, Zone.NEAR, self.zone_margin_m, self.thresholds)  # validates
 
 
+#: the codes of :attr:`BeaconResult.status`
+SIGHTING_STATUS = ("accepted", "stale", "unknown")
+
+
 @dataclass(frozen=True, slots=True)
 class BeaconResult:
     """What one :meth:`BeaconMonitor.ingest` did.
@@ -165,6 +169,10 @@ class BeaconResult:
     unidentified: int = 0
     stale: int = 0
     retries: int = 0
+    #: per sighting of the input batch, in its order: 0 accepted, 1 stale, 2 unknown
+    #: (:data:`SIGHTING_STATUS`; the ``unidentified`` records are not in the batch); lets a
+    #: caller that merged several requests count each one's sightings
+    status: np.ndarray | None = None
 
     def summary(self) -> dict[str, int]:
         return {
@@ -258,15 +266,17 @@ class BeaconMonitor:
         table = self.registry.table()
         rows = table.lookup(sightings.beacon_id)
         known = np.flatnonzero(rows >= 0)
+        status = np.full(len(rows), 2, np.int8)  # unknown until known and decided
         base = dict(unknown=len(rows) - len(known), unidentified=sightings.unidentified)
         if len(known) == 0:
-            return BeaconResult(EventBatch.empty(), _empty_pings(), **base)
+            return BeaconResult(EventBatch.empty(), _empty_pings(), status=status, **base)
         cols = _Batch(
             sightings.device_id[known],
             rows[known],
             sightings.ts[known],
             sightings.rssi_dbm[known],
             sightings.tx_power_dbm[known],
+            known,
         )
         cur = [cols]  # the sightings of the devices of the current round
 
@@ -274,18 +284,22 @@ class BeaconMonitor:
             if len(keys) != len(keys0):  # a retry: only the conflicting devices' sightings
                 cur[0] = cur[0].take(np.flatnonzero(np.isin(cur[0].device_id, keys)))
             out = self._compute(table, cur[0], states)
-            return Attempt(out, out.rows, None, out.after)
+            return Attempt((out, cur[0].pos), out.rows, None, out.after)
 
-        def keep(out: _Computed, keys: np.ndarray, done: np.ndarray) -> _Computed:
+        def keep(att: tuple[_Computed, np.ndarray], keys: np.ndarray, done: np.ndarray):
+            out, pos = att
             lost = keys[~done]
             ok = ~np.isin(cur[0].device_id, lost)
-            return _Computed(
-                _of_devices(out.events, lost),
-                _of_devices(out.positions, lost),
-                out.after,
-                out.accepted & ok,
-                out.stale & ok,
-                out.rows,
+            return (
+                _Computed(
+                    _of_devices(out.events, lost),
+                    _of_devices(out.positions, lost),
+                    out.after,
+                    out.accepted & ok,
+                    out.stale & ok,
+                    out.rows,
+                ),
+                pos,
             )
 
         keys0 = pd.unique(cols.device_id)
@@ -298,17 +312,16 @@ class BeaconMonitor:
             max_retries=self.config.max_retries,
             what="device(s)",
         )
-        events = [o.events for o in res.outputs]
-        positions = [o.positions for o in res.outputs]
-        accepted = sum(int(o.accepted.sum()) for o in res.outputs)
-        stale = sum(int(o.stale.sum()) for o in res.outputs)
-        retries = res.retries
+        for o, pos in res.outputs:
+            status[pos[o.accepted]] = 0
+            status[pos[o.stale]] = 1
         return BeaconResult(
-            EventBatch.concat(events).sorted(),
-            PingBatch.concat(positions),
-            accepted=accepted,
-            stale=stale,
-            retries=retries,
+            EventBatch.concat([o.events for o, _ in res.outputs]).sorted(),
+            PingBatch.concat([o.positions for o, _ in res.outputs]),
+            accepted=int((status == 0).sum()),
+            stale=int((status == 1).sum()),
+            retries=res.retries,
+            status=status,
             **base,
         )
 
@@ -598,6 +611,7 @@ class _Batch:
     ts: np.ndarray
     rssi_dbm: np.ndarray
     tx_power_dbm: np.ndarray
+    pos: np.ndarray  # each sighting's index in the input batch
 
     def take(self, idx: np.ndarray) -> _Batch:
         return _Batch(*(getattr(self, f.name)[idx] for f in fields(self)))

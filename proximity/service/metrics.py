@@ -44,6 +44,12 @@ class Metrics:
             registry=r,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
         )
+        self.sightings_merged = Histogram(
+            "proximity_sightings_merged_requests",
+            "Sighting requests merged into one beacon monitor call",
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+        )
         self.mqtt = Counter(
             "proximity_mqtt_messages",
             "MQTT messages received, by outcome (ingested, rejected, ignored)",

@@ -21,13 +21,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from anyio import to_thread
 
 from proximity.service import phones
 from proximity.service.auth import Scope
 from proximity.service.deps import credential
 from proximity.service.errors import PayloadTooLarge, answer
 from proximity.service.ingest import parse_ping_body
+from proximity.service.sightings import parse_sightings
 
 __all__ = ["PhonePath"]
 
@@ -98,14 +98,14 @@ class PhonePath:
 
     @staticmethod
     async def _sightings(rt, scope, headers, body):
-        doc = await to_thread.run_sync(rt.sightings.ingest_body, body)
+        doc = await rt.sighting_batcher.ingest(await parse_sightings(body, rt.settings.max_batch))
         return 200, orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), _JSON
 
     @staticmethod
     async def _owntracks(rt, scope, headers, body):
         hdrs = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items() if k.startswith(b"x-limit-")}
         ot = phones.owntracks_messages(phones.owntracks_json(body), hdrs)
-        res = await phones.ingest_owntracks(rt.batcher, rt.sightings, ot)
+        res = await phones.ingest_owntracks(rt.batcher, rt.sighting_batcher, ot)
         return (
             200,
             orjson.dumps([{"_type": "offer", **o} for o in res["offers"]], option=orjson.OPT_SERIALIZE_NUMPY),

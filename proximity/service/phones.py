@@ -183,10 +183,8 @@ def _osmand_ts(value: Any, field: str) -> float | str:
 async def ingest_owntracks(batcher: Any, sightings: Any, ot: OwnTracks) -> dict[str, list[dict]]:
     """Ingest what :func:`owntracks_messages` read: the pings through ``batcher``
     (:class:`~proximity.service.batcher.Batcher`), the sightings through ``sightings``
-    (:class:`~proximity.service.sightings.SightingIngest`, in a worker thread). Return
+    (:class:`~proximity.service.sightings.SightingBatcher`). Return
     ``{"events", "offers"}`` of both."""
-    from anyio import to_thread
-
     from beacons.sightings import SightingBatch
 
     events: list[dict] = []
@@ -196,8 +194,7 @@ async def ingest_owntracks(batcher: Any, sightings: Any, ot: OwnTracks) -> dict[
         events += res["events"]
         offers += res["offers"]
     if ot.sightings:
-        batch = SightingBatch.from_records(ot.sightings)
-        res = await to_thread.run_sync(sightings.ingest, batch)
+        res = await sightings.ingest(SightingBatch.from_records(ot.sightings))
         events += res["events"]
         offers += res["offers"]
     return {"events": events, "offers": offers}

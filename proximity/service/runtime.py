@@ -31,7 +31,7 @@ from proximity.service.kinds import Dependents, Followers
 from proximity.service.metrics import Metrics
 from proximity.service.offers import CampaignStage
 from proximity.service.settings import Settings
-from proximity.service.sightings import SightingIngest
+from proximity.service.sightings import SightingBatcher, SightingIngest
 from proximity.storage.definitions import Definitions, open_definitions
 
 __all__ = ["Runtime", "start_runtime", "stop_runtime"]
@@ -54,6 +54,8 @@ class Runtime:
     batcher: Batcher
     beacons: BeaconService
     sightings: SightingIngest
+    #: concurrent sighting requests merged into one monitor call (set by _build)
+    sighting_batcher: SightingBatcher = None  # type: ignore[assignment]
     tasks: list[asyncio.Task] = field(default_factory=list)
     redis: Any = None  # Redis mode: the process's one client (one connection pool), closed last
     generated_admin_key: str | None = None
@@ -160,6 +162,7 @@ def _build(settings: Settings) -> Runtime:
         SightingIngest(beacons, ingest, s.max_batch, s.max_clock_skew_s, s.min_ts),
         redis=redis_client,
     )
+    rt.sighting_batcher = SightingBatcher(rt.sightings)
     rt.campaigns = campaigns = _campaigns(s, defs, engine, beacons, redis_client)
     stage = CampaignStage(campaigns, metrics)  # enters, dwells, beacon events -> offers
     pipeline.add_stage(stage)

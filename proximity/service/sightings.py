@@ -15,8 +15,14 @@ and metrics.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from bisect import bisect_left
+from collections import defaultdict
 from typing import Any
+
+import numpy as np
+from anyio import to_thread
 
 from beacons.errors import BeaconFieldError, InvalidSightings, RecordError
 from beacons.pipeline import ingest_sightings_detailed
@@ -27,7 +33,14 @@ from proximity.service.beacons import BeaconService, canonical_id
 from proximity.service.errors import PayloadTooLarge
 from proximity.service.ingest import IngestService, json_array, offer_dicts
 
-__all__ = ["SightingIngest", "parse_sightings_body", "sightings_from_rows"]
+__all__ = [
+    "SightingBatcher",
+    "SightingIngest",
+    "ingest_many_sightings",
+    "parse_sightings",
+    "parse_sightings_body",
+    "sightings_from_rows",
+]
 
 _NUMBERS = frozenset({int, float})
 
@@ -110,12 +123,10 @@ class SightingIngest:
         """Parse a request body (:func:`parse_sightings_body`; outside the lock) and ingest it."""
         return self.ingest(parse_sightings_body(body, self.max_batch))
 
-    def ingest(self, batch: SightingBatch) -> dict[str, Any]:
-        """Ingest one batch; return ``{"events", "offers", "accepted", "unknown", "unidentified", "stale",
-        "positions"}`` (``positions``: indoor fixes fed to the geofence engine).
-
-        A sighting from the future or before ``min_ts`` fails the batch (as for pings: it would
-        make every later sighting of its device stale)."""
+    def check_clock(self, batch: SightingBatch) -> None:
+        """Refuse a batch with a sighting from the future or before ``min_ts``
+        (:class:`~beacons.errors.InvalidSightings` naming it): it would make every later
+        sighting of its device stale."""
         try:
             check_clock(batch.ts, time.time(), max_ahead_s=self.max_clock_skew_s, floor_ts=self.min_ts)
         except InvalidPing as exc:
@@ -125,6 +136,18 @@ class SightingIngest:
                     for e in exc.errors
                 ]
             ) from None
+
+    def ingest(self, batch: SightingBatch) -> dict[str, Any]:
+        """Ingest one batch; return ``{"events", "offers", "accepted", "unknown", "unidentified", "stale",
+        "positions"}`` (``positions``: indoor fixes fed to the geofence engine).
+
+        A sighting from the future or before ``min_ts`` fails the batch (:meth:`check_clock`)."""
+        return self.ingest_detailed(batch)[0]
+
+    def ingest_detailed(self, batch: SightingBatch) -> tuple[dict[str, Any], Any]:
+        """:meth:`ingest`, and the monitor's :class:`~beacons.monitor.BeaconResult` (each
+        sighting's status, the indoor positions)."""
+        self.check_clock(batch)
         svc = self.beacons
         with svc.monitor_lock:
             try:
@@ -135,7 +158,7 @@ class SightingIngest:
             events = self.pipeline.emit(res.events)
         b = res.beacons
         self.pipeline.metrics.count_sightings(b.accepted, b.unknown, b.unidentified, b.stale)
-        return {
+        doc = {
             "events": events,
             "offers": offer_dicts(events),
             "accepted": b.accepted,
@@ -144,8 +167,115 @@ class SightingIngest:
             "stale": b.stale,
             "positions": len(b.positions),
         }
+        return doc, b
 
     def sweep(self, now: float | None = None) -> list[dict]:
         """End beacon stays silent for ``exit_after_s`` (``beacon_exit``, reason ``silence``)."""
         with self.beacons.monitor_lock:
             return self.pipeline.emit(self.beacons.monitor.sweep(now))
+
+
+async def parse_sightings(body: bytes, max_batch: int) -> SightingBatch:
+    """:func:`parse_sightings_body`, in a worker thread for a big body (a gateway's batch), on
+    the event loop for a phone's few sightings (the thread hop would cost more)."""
+    if len(body) > 64 * 1024:
+        return await to_thread.run_sync(parse_sightings_body, body, max_batch)
+    return parse_sightings_body(body, max_batch)
+
+
+class SightingBatcher:
+    """Group commit for sightings, as :class:`~proximity.service.batcher.Batcher` is for pings:
+    concurrent requests (a phone's app or a gateway posting one sighting at a time) that arrive
+    while a monitor call runs go into the next call together, so its fixed cost (a few
+    milliseconds: state load and save, the filter, ranging, presence, the state journal) is
+    shared. Calls run in a worker thread, one at a time. Each request gets its own events and
+    counts back (:func:`ingest_many_sightings`)."""
+
+    def __init__(self, sightings: SightingIngest, max_sightings: int = 20_000):
+        self.sightings, self.max_sightings = sightings, max_sightings
+        self._pending: list[tuple[SightingBatch, asyncio.Future]] = []
+        self._draining = False
+
+    async def ingest(self, batch: SightingBatch) -> dict[str, Any]:
+        """Ingest ``batch`` (possibly with others); return its own response document. A
+        sighting from the future fails its own request before anything is merged."""
+        self.sightings.check_clock(batch)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((batch, fut))
+        if not self._draining:
+            self._draining = True
+            loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                take, n = [], 0
+                while self._pending and (not take or n + len(self._pending[0][0]) <= self.max_sightings):
+                    b, f = self._pending.pop(0)
+                    take.append((b, f))
+                    n += len(b)
+                self.sightings.pipeline.metrics.sightings_merged.observe(len(take))
+                try:
+                    results = await to_thread.run_sync(ingest_many_sightings, self.sightings, [b for b, _ in take])
+                except BaseException as exc:  # each waiter gets the error (mapped to 4xx/503)
+                    for _, f in take:
+                        if not f.done():
+                            f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, f), res in zip(take, results):
+                    if not f.done():
+                        f.set_result(res)
+        finally:
+            self._draining = False
+
+
+def ingest_many_sightings(sightings: SightingIngest, batches: list[SightingBatch]) -> list[dict[str, Any]]:
+    """Ingest several requests' sightings in one monitor call; return one response per batch.
+
+    Counts are each sighting's own status; an event, and an indoor position, belongs to the
+    request holding that device's earliest accepted sighting at or after its ts (its last one
+    otherwise)."""
+    if len(batches) == 1:
+        return [sightings.ingest(batches[0])]
+    merged = SightingBatch.concat(batches)
+    owner = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
+    doc, res = sightings.ingest_detailed(merged)
+    status = res.status
+    out: list[dict[str, Any]] = []
+    for i, b in enumerate(batches):
+        mine = status[owner == i]
+        out.append(
+            {
+                "events": [],
+                "offers": [],
+                "accepted": int((mine == 0).sum()),
+                "unknown": int((mine == 2).sum()),
+                "unidentified": b.unidentified,
+                "stale": int((mine == 1).sum()),
+                "positions": 0,
+            }
+        )
+    by_dev: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for d, t, o, st in zip(merged.device_id.tolist(), merged.ts.tolist(), owner.tolist(), status.tolist()):
+        if st == 0:
+            by_dev[d].append((t, o))
+    for lst in by_dev.values():
+        lst.sort()
+
+    def owner_of(device_id: str, ts: float) -> int:
+        lst = by_dev.get(device_id)
+        if not lst:
+            return 0
+        return lst[min(bisect_left(lst, (ts, -1)), len(lst) - 1)][1]
+
+    for e in doc["events"]:
+        out[owner_of(e["device_id"], e["ts"])]["events"].append(e)
+    for d, t in zip(res.positions.device_id.tolist(), res.positions.ts.tolist()):
+        out[owner_of(d, t)]["positions"] += 1
+    for o in out:
+        o["offers"] = offer_dicts(o["events"])
+    return out

@@ -50,7 +50,7 @@ async def ingest_owntracks(request: Request, rt: RuntimeDep, _key: ClientKey):
     offers it triggered (``{"_type": "offer", ...}``; the app ignores what it does not know)."""
     body = await read_body(request, rt.settings.max_body_bytes)
     ot = owntracks_messages(owntracks_json(body), request.headers)
-    res = await phones.ingest_owntracks(rt.batcher, rt.sightings, ot)
+    res = await phones.ingest_owntracks(rt.batcher, rt.sighting_batcher, ot)
     return json_response([{"_type": "offer", **o} for o in res["offers"]])
 
 

@@ -6,13 +6,13 @@ worker thread, like pings; the schema below only documents the body.
 
 from __future__ import annotations
 
-from anyio import to_thread
 from fastapi import APIRouter, Request
 
 from proximity.service.deps import IngestKey, RuntimeDep
 from proximity.service.routes._common import ERRORS, inline_schema, json_response
 from proximity.service.routes.pings import read_body
 from proximity.service.schemas import SightingBatchCreate, SightingIngestPublic
+from proximity.service.sightings import parse_sightings
 
 __all__ = ["router"]
 
@@ -34,4 +34,4 @@ async def ingest_sightings(request: Request, rt: RuntimeDep, _key: IngestKey):
     """Ingest up to 10,000 sightings; return the events (``beacon_enter``, ``zone_change``, and
     geofence events of indoor fixes) and counters. Unknown beacons are counted and ignored."""
     body = await read_body(request, rt.settings.max_body_bytes)
-    return json_response(await to_thread.run_sync(rt.sightings.ingest_body, body))
+    return json_response(await rt.sighting_batcher.ingest(await parse_sightings(body, rt.settings.max_batch)))

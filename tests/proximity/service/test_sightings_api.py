@@ -278,3 +278,80 @@ def test_demo_has_beacons_and_a_beacon_shopper(tmp_path, make_client):
         events = c.get("/v1/events", params={"type": "beacon_enter"}).json()["events"]
         time.sleep(0.1)
     assert events[0]["device_id"] == "demo-beacon-shopper" and events[0]["region_id"] == "demo-brand"
+
+
+def _sighting_walks(n_devices: int, seed: int) -> dict[str, list[dict]]:
+    """Per device, sightings at increasing ts: near the shop's beacons, then far, then near
+    (beacon enter, zone changes, indoor fixes), with an unknown beacon and a re-sent (stale) one."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for d in range(n_devices):
+        dev, ts, rows = f"ph{d}", 1_000.0, []
+        for step in range(9):
+            ts += float(rng.choice([0.5, 1.0, 3.0]))
+            rssi = -60.0 if step < 3 or step > 5 else -95.0
+            minors = [0, 1, 2] if step % 2 == 0 else [int(rng.integers(0, 3))]
+            rows += [{"device_id": dev, "ts": ts, "beacon_id": f"ibeacon:{UUID}:1:{m}", "rssi": rssi} for m in minors]
+        rows.append({"device_id": dev, "ts": ts, "beacon_id": f"ibeacon:{UUID}:7:7", "rssi": -70.0})  # unknown
+        rows.append(dict(rows[0]))  # stale: re-sent
+        out[dev] = rows
+    return out
+
+
+def test_concurrent_single_sightings_of_many_devices_give_the_events_of_one_batch(serve, tmp_path):
+    """Requests of one sighting each, from many devices at once, are merged into few monitor
+    calls; every request gets its own events and counts, and together they are those of the
+    same requests sent one after the other to another server (no merging). A device's indoor
+    fixes need several beacons heard in one call, so one batch is not the reference here)."""
+    import asyncio
+
+    import httpx
+
+    walks = _sighting_walks(40, 20261128)
+    quiet = {"PROXIMITY_SWEEP_INTERVAL_S": "3600"}  # no silence exits racing the requests
+    one = serve("--data-dir", str(tmp_path / "one"), env=quiet)
+    many = serve("--data-dir", str(tmp_path / "many"), env=quiet)
+    for s in (one, many):
+        with s.client() as c:
+            register_shop(c)
+    with one.client() as c:
+        sequential = [c.post("/v1/sightings", json={"sightings": [r]}).json() for rows in walks.values() for r in rows]
+    batch = {
+        "events": [e for d in sequential for e in d["events"]],
+        **{k: sum(d[k] for d in sequential) for k in ("accepted", "unknown", "stale", "positions")},
+    }
+
+    async def send() -> list[dict]:
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        async with httpx.AsyncClient(base_url=many.url, headers=ADMIN, limits=limits, timeout=60) as c:
+
+            async def device(rows):
+                out = []
+                for r in rows:
+                    resp = await c.post("/v1/sightings", json={"sightings": [r]})
+                    assert resp.status_code == 200, resp.text
+                    out.append(resp.json())
+                return out
+
+            return [d for docs in await asyncio.gather(*(device(rows) for rows in walks.values())) for d in docs]
+
+    answered = asyncio.run(send())
+
+    def key(e):
+        return (e["device_id"], e["type"], e.get("geofence_id"), e.get("region_id"), e.get("zone"), e["ts"])
+
+    from collections import Counter
+
+    assert len(batch["events"]) > 100 and batch["stale"] and batch["unknown"], "the workload must cause all of it"
+    assert Counter(key(e) for d in answered for e in d["events"]) == Counter(key(e) for e in batch["events"])
+    for name in ("accepted", "unknown", "stale", "positions"):
+        assert sum(d[name] for d in answered) == batch[name], name
+    assert all(d["unknown"] == 1 for d in answered if d["events"] == [] and d["accepted"] == 0 and d["stale"] == 0)
+    with many.client() as c:
+        logged = c.get("/v1/events", params={"limit": 1000}).json()["events"]
+        metrics = c.get("/metrics").text
+    calls = float(
+        next(x for x in metrics.splitlines() if x.startswith("proximity_sightings_merged_requests_count")).split()[-1]
+    )
+    assert calls < len(answered)  # requests were merged
+    assert Counter(key(e) for e in logged) == Counter(key(e) for e in batch["events"])
