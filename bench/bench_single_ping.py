@@ -278,10 +278,12 @@ def in_process(fences: int, sizes: list[int], calls: int) -> None:
     single-ping requests (:func:`~proximity.service.batcher.ingest_many`, what the Batcher runs
     for ``k`` concurrent requests), each ping for the next of 100,000 devices at a random
     position in the fence area, ts increasing from an hour ago."""
+    from beacons.sightings import SightingBatch
     from proximity import PingBatch
     from proximity.service.batcher import ingest_many
     from proximity.service.runtime import start_runtime, stop_runtime
     from proximity.service.settings import Settings
+    from proximity.service.sightings import ingest_many_sightings
 
     async def run() -> None:
         tmp = tempfile.mkdtemp(prefix="bench-single-inproc-")
@@ -308,6 +310,49 @@ def in_process(fences: int, sizes: list[int], calls: int) -> None:
                 us = (time.process_time() - c0) / calls * 1e6
                 print(
                     f"in process, {k:>2} single-ping request(s) per engine call: {us:,.0f} us CPU per call, {us / k:,.0f} us per ping"
+                )
+            # sightings: 20 iBeacons in one shop, one sighting per request, merged like pings
+            uuid = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+            rt.geofences.create(
+                {
+                    "type": "Feature",
+                    "id": "shop",
+                    "geometry": {"type": "Point", "coordinates": [LON0, LAT0]},
+                    "properties": {"radius_m": 30},
+                }
+            )
+            for m in range(20):
+                rt.beacons.create(
+                    {
+                        "uuid": uuid,
+                        "major": 1,
+                        "minor": m,
+                        "store_id": "shop",
+                        "lon": LON0,
+                        "lat": LAT0,
+                        "measured_power_dbm": -59,
+                    }
+                )
+            for k in sizes:
+                calls_s = max(calls // 2, 10)
+                reqs = [
+                    [
+                        SightingBatch.from_columns(
+                            [f"s{j % 5_000}"], [t0 + j * 0.01], [f"ibeacon:{uuid}:1:{j % 20}"], [-70.0]
+                        )
+                        for j in range(i, i + k)
+                    ]
+                    for i in range(0, (calls_s + calls_s // 5) * k, k)
+                ]
+                t0 += 1_000
+                for call in reqs[: calls_s // 5]:
+                    ingest_many_sightings(rt.sightings, call)
+                c0 = time.process_time()
+                for call in reqs[calls_s // 5 :]:
+                    ingest_many_sightings(rt.sightings, call)
+                us = (time.process_time() - c0) / calls_s * 1e6
+                print(
+                    f"in process, {k:>2} single-sighting request(s) per monitor call: {us:,.0f} us CPU per call, {us / k:,.0f} us per sighting"
                 )
         finally:
             await stop_runtime(rt)
