@@ -22,6 +22,7 @@ import asyncio
 import time
 from bisect import bisect_left
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 from anyio import to_thread
@@ -31,10 +32,60 @@ from proximity.core.engine import PING_STATUS
 from proximity.core.pings import TS_FLOOR, check_clock
 from proximity.service.ingest import IngestService, offer_dicts
 
-__all__ = ["Batcher"]
+__all__ = ["Batcher", "GroupCommit"]
 
 
-class Batcher:
+class GroupCommit:
+    """Merge concurrent :meth:`_submit` calls into few calls of :meth:`_run`, one at a time:
+    what arrives while a call runs goes into the next one together (up to ``max_items``), and
+    each caller gets its own result back. Subclasses say how a merged call runs."""
+
+    def __init__(self, max_items: int):
+        self.max_items = max_items
+        self._pending: list[tuple[Any, asyncio.Future]] = []
+        self._draining = False
+
+    def _observe(self, merged: int) -> None:
+        """Called with the number of requests of each call (a metric)."""
+
+    async def _run(self, batches: list) -> list[dict]:
+        raise NotImplementedError
+
+    async def _submit(self, batch) -> dict:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((batch, fut))
+        if not self._draining:
+            self._draining = True
+            loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                take, n = [], 0
+                while self._pending and (not take or n + len(self._pending[0][0]) <= self.max_items):
+                    b, f = self._pending.pop(0)
+                    take.append((b, f))
+                    n += len(b)
+                self._observe(len(take))
+                try:
+                    results = await self._run([b for b, _ in take])
+                except BaseException as exc:  # each waiter gets the error (mapped to 4xx/503)
+                    for _, f in take:
+                        if not f.done():
+                            f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, f), res in zip(take, results):
+                    if not f.done():
+                        f.set_result(res)
+        finally:
+            self._draining = False
+
+
+class Batcher(GroupCommit):
     """Merge concurrent :meth:`ingest` calls into few engine calls (one at a time).
 
     Merged batches of at most ``inline_max_pings`` run on the event loop itself (worth it only
@@ -51,10 +102,9 @@ class Batcher:
         max_clock_skew_s: float = 300.0,
         min_ts: float = TS_FLOOR,
     ):
+        super().__init__(max_pings)
         self.pipeline, self.max_pings, self.inline_max_pings = pipeline, max_pings, inline_max_pings
         self.max_clock_skew_s, self.min_ts = max_clock_skew_s, min_ts
-        self._pending: list[tuple[PingBatch, asyncio.Future]] = []
-        self._draining = False
 
     async def ingest(self, batch: PingBatch) -> dict:
         """Ingest ``batch`` (possibly together with others); return its own response document.
@@ -63,44 +113,21 @@ class Batcher:
         is merged with anyone else's, so it changes no state.
         """
         check_clock(batch.ts, time.time(), max_ahead_s=self.max_clock_skew_s, floor_ts=self.min_ts)
-        fut = asyncio.get_running_loop().create_future()
-        self._pending.append((batch, fut))
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await fut
+        return await self._submit(batch)
 
     async def ingest_optional(self, batch: PingBatch | None) -> dict | None:
         """:meth:`ingest`, or nothing for None (a client message that carried no position)."""
         return None if batch is None else await self.ingest(batch)
 
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                take, n = [], 0
-                while self._pending and (not take or n + len(self._pending[0][0]) <= self.max_pings):
-                    b, f = self._pending.pop(0)
-                    take.append((b, f))
-                    n += len(b)
-                self.pipeline.metrics.merged.observe(len(take))
-                try:
-                    if n <= self.inline_max_pings:  # small and in memory: a thread hop costs more
-                        results = ingest_many(self.pipeline, [b for b, _ in take])
-                        await asyncio.sleep(0)
-                    else:
-                        results = await to_thread.run_sync(ingest_many, self.pipeline, [b for b, _ in take])
-                except BaseException as exc:  # each waiter gets the error (mapped to 4xx/503)
-                    for _, f in take:
-                        if not f.done():
-                            f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for (_, f), res in zip(take, results):
-                    if not f.done():
-                        f.set_result(res)
-        finally:
-            self._draining = False
+    def _observe(self, merged: int) -> None:
+        self.pipeline.metrics.merged.observe(merged)
+
+    async def _run(self, batches: list[PingBatch]) -> list[dict]:
+        if sum(map(len, batches)) <= self.inline_max_pings:  # small and in memory: a thread hop costs more
+            results = ingest_many(self.pipeline, batches)
+            await asyncio.sleep(0)
+            return results
+        return await to_thread.run_sync(ingest_many, self.pipeline, batches)
 
 
 def ingest_many(pipeline: IngestService, batches: list[PingBatch]) -> list[dict]:

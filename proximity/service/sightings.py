@@ -15,7 +15,6 @@ and metrics.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from bisect import bisect_left
 from collections import defaultdict
@@ -29,6 +28,7 @@ from beacons.pipeline import ingest_sightings_detailed
 from beacons.sightings import SightingBatch
 from proximity.core.errors import InvalidPing, StoreError
 from proximity.core.pings import TS_FLOOR, check_clock
+from proximity.service.batcher import GroupCommit
 from proximity.service.beacons import BeaconService, canonical_id
 from proximity.service.errors import PayloadTooLarge
 from proximity.service.ingest import IngestService, json_array, offer_dicts
@@ -183,7 +183,7 @@ async def parse_sightings(body: bytes, max_batch: int) -> SightingBatch:
     return parse_sightings_body(body, max_batch)
 
 
-class SightingBatcher:
+class SightingBatcher(GroupCommit):
     """Group commit for sightings, as :class:`~proximity.service.batcher.Batcher` is for pings:
     concurrent requests (a phone's app or a gateway posting one sighting at a time) that arrive
     while a monitor call runs go into the next call together, so its fixed cost (a few
@@ -192,45 +192,20 @@ class SightingBatcher:
     counts back (:func:`ingest_many_sightings`)."""
 
     def __init__(self, sightings: SightingIngest, max_sightings: int = 20_000):
-        self.sightings, self.max_sightings = sightings, max_sightings
-        self._pending: list[tuple[SightingBatch, asyncio.Future]] = []
-        self._draining = False
+        super().__init__(max_sightings)
+        self.sightings = sightings
 
     async def ingest(self, batch: SightingBatch) -> dict[str, Any]:
         """Ingest ``batch`` (possibly with others); return its own response document. A
         sighting from the future fails its own request before anything is merged."""
         self.sightings.check_clock(batch)
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        self._pending.append((batch, fut))
-        if not self._draining:
-            self._draining = True
-            loop.create_task(self._drain())
-        return await fut
+        return await self._submit(batch)
 
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                take, n = [], 0
-                while self._pending and (not take or n + len(self._pending[0][0]) <= self.max_sightings):
-                    b, f = self._pending.pop(0)
-                    take.append((b, f))
-                    n += len(b)
-                self.sightings.pipeline.metrics.sightings_merged.observe(len(take))
-                try:
-                    results = await to_thread.run_sync(ingest_many_sightings, self.sightings, [b for b, _ in take])
-                except BaseException as exc:  # each waiter gets the error (mapped to 4xx/503)
-                    for _, f in take:
-                        if not f.done():
-                            f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for (_, f), res in zip(take, results):
-                    if not f.done():
-                        f.set_result(res)
-        finally:
-            self._draining = False
+    def _observe(self, merged: int) -> None:
+        self.sightings.pipeline.metrics.sightings_merged.observe(merged)
+
+    async def _run(self, batches: list[SightingBatch]) -> list[dict]:
+        return await to_thread.run_sync(ingest_many_sightings, self.sightings, batches)
 
 
 def ingest_many_sightings(sightings: SightingIngest, batches: list[SightingBatch]) -> list[dict[str, Any]]:
