@@ -272,6 +272,16 @@ def _merged(url: str) -> float:
     )
 
 
+def _cpu_per_call(run, calls: list, warmup: int) -> float:
+    """Microseconds of CPU per ``run(call)``, after ``warmup`` calls that are not timed."""
+    for call in calls[:warmup]:
+        run(call)
+    c0 = time.process_time()
+    for call in calls[warmup:]:
+        run(call)
+    return (time.process_time() - c0) / len(calls[warmup:]) * 1e6
+
+
 def in_process(fences: int, sizes: list[int], calls: int) -> None:
     """CPU of the ingest path without HTTP: a real embedded runtime (SQLite journal and event
     log, campaigns stage, fraud gate), ``fences`` store circles, and merged calls of ``k``
@@ -302,12 +312,7 @@ def in_process(fences: int, sizes: list[int], calls: int) -> None:
                         call.append(PingBatch.from_columns([f"d{i % 100_000}"], [t0 + i * 0.01], [lon], [lat], [8.0]))
                         i += 1
                     reqs.append(call)
-                for call in reqs[: calls // 5]:  # warm-up
-                    ingest_many(rt.ingest, call)
-                c0 = time.process_time()
-                for call in reqs[calls // 5 :]:
-                    ingest_many(rt.ingest, call)
-                us = (time.process_time() - c0) / calls * 1e6
+                us = _cpu_per_call(lambda call: ingest_many(rt.ingest, call), reqs, calls // 5)
                 print(
                     f"in process, {k:>2} single-ping request(s) per engine call: {us:,.0f} us CPU per call, {us / k:,.0f} us per ping"
                 )
@@ -345,12 +350,7 @@ def in_process(fences: int, sizes: list[int], calls: int) -> None:
                     for i in range(0, (calls_s + calls_s // 5) * k, k)
                 ]
                 t0 += 1_000
-                for call in reqs[: calls_s // 5]:
-                    ingest_many_sightings(rt.sightings, call)
-                c0 = time.process_time()
-                for call in reqs[calls_s // 5 :]:
-                    ingest_many_sightings(rt.sightings, call)
-                us = (time.process_time() - c0) / calls_s * 1e6
+                us = _cpu_per_call(lambda call: ingest_many_sightings(rt.sightings, call), reqs, calls_s // 5)
                 print(
                     f"in process, {k:>2} single-sighting request(s) per monitor call: {us:,.0f} us CPU per call, {us / k:,.0f} us per sighting"
                 )
