@@ -55,7 +55,7 @@ class _Grid:
         slot_level = np.zeros(int(part_slots.max()) + 1, dtype=np.int64)
         np.maximum.at(slot_level, part_slots, level)
         level = slot_level[part_slots]
-        for lv in np.unique(level):
+        for lv in _unique_slots(level):
             sel = level == lv
             self.levels.append(_build_level(base * _LEVEL_FACTOR ** int(lv), part_slots[sel], part_boxes[sel]))
 
@@ -99,6 +99,14 @@ def _unique_pairs(pi: np.ndarray, sl: np.ndarray) -> tuple[np.ndarray, np.ndarra
     pair = np.sort(pi * np.int64(1 << 32) + sl)
     pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]
     return pair >> 32, pair & np.int64(0xFFFFFFFF)
+
+
+def _unique_slots(slots: np.ndarray) -> np.ndarray:
+    """``np.unique(slots)``, sort-based (see :func:`_unique_pairs`)."""
+    s = np.sort(slots)
+    if len(s) > 1:
+        s = s[np.concatenate([[True], s[1:] != s[:-1]])]
+    return s
 
 
 def _concat(pis, sls):
