@@ -97,7 +97,7 @@ class FenceIndex:
         self._by_id: dict[str, int] = {}
         self._fences: list[Geofence | None] = []
         self._free: list[int] = []
-        self._slots = Columns()
+        self._slots = Columns(self.pad_m)
         self._layers = _Layers(self._slots)
         self._rtree: rtree_index.Index | None = None
         self._log: deque[tuple[int, np.ndarray | None]] = deque(maxlen=_LOG_LENGTH)
@@ -228,7 +228,7 @@ class FenceIndex:
                     raise DuplicateGeofence(f.id)
                 seen.add(f.id)
             batch = fences
-        derived = derive(batch, self.pad_m)  # outside the lock: matches keep running meanwhile
+        derived = derive(batch)  # outside the lock: matches keep running meanwhile
         with self._lock:
             if not replace:
                 for f in batch:
