@@ -47,6 +47,7 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
     rings: list[list] = []  # every ring's positions, in order
     ring_poly: list[int] = []  # polygon number of each ring
     poly_meta: list[int] = []  # meta row of each polygon
+    max_id = limits.max_id_length
     for i, feat in enumerate(features):
         if type(feat) is not dict or feat.get("type") != "Feature":
             slow.append(i)
@@ -59,9 +60,17 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
             slow.append(i)
             continue
         try:
-            fid = _read_id(feat, props, None, limits)
-            dwell = _seconds(fid, props, "dwell_s", allow_zero=True)
-            exit_after = _seconds(fid, props, "exit_after_s", allow_zero=False)
+            fid = feat.get("id")
+            # A plain string id needs no more checks (no control character is printable); the
+            # rest (integers, properties.id, errors) take _read_id.
+            if not (type(fid) is str and 0 < len(fid) <= max_id and fid.isprintable() and not fid.isspace()):
+                fid = _read_id(feat, props, None, limits)
+            dwell = props.get("dwell_s")
+            if dwell is not None:
+                dwell = _seconds(fid, props, "dwell_s", allow_zero=True)
+            exit_after = props.get("exit_after_s")
+            if exit_after is not None:
+                exit_after = _seconds(fid, props, "exit_after_s", allow_zero=False)
         except InvalidGeofence:
             slow.append(i)
             continue
@@ -71,7 +80,14 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
         tags = props.get("tags", [])
         if tags is None:
             tags = []
-        if type(name) is not str or type(tags) not in (list, tuple) or not all(type(t) is str for t in tags):
+        if type(name) is not str or type(tags) not in (list, tuple):
+            slow.append(i)
+            continue
+        if len(tags) == 1 and type(tags[0]) is str:
+            tags = (tags[0],)
+        elif all(type(t) is str for t in tags):
+            tags = tuple(dict.fromkeys(tags))
+        else:
             slow.append(i)
             continue
         free = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
@@ -79,7 +95,7 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
             i,
             fid,
             name,
-            tuple(dict.fromkeys(tags)),
+            tags,
             MappingProxyType(free) if free else _NO_PROPS,
             dwell,
             exit_after,
@@ -103,6 +119,11 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
                 slow.append(i)
                 continue
             row[7:] = FenceKind.CIRCLE, float(radius), float(coords[0]), float(coords[1])
+        elif gtype == "Polygon" and type(coords) is list and len(coords) == 1 and type(coords[0]) is list:
+            row[7] = FenceKind.POLYGON  # one ring: the common case, checked without generators
+            ring_poly.append(len(poly_meta))
+            rings.append(coords[0])
+            poly_meta.append(len(meta))
         elif gtype == "Polygon" or gtype == "MultiPolygon":
             polys = [coords] if gtype == "Polygon" else coords
             if (

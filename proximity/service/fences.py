@@ -201,7 +201,7 @@ class GeofenceService:
 
     def _put_all(self, fences: list[Geofence]) -> dict:
         """Store ``fences`` in one transaction, then index them with one bulk change."""
-        with self._lock:
+        with self._lock, gc_paused():  # a document per fence, made and dropped: no cycles among them
             self.defs.put_many(KIND, dict(zip((f.id for f in fences), to_features(fences, arrays=True))))
             events = self.pipeline.emit(self.engine.put_fences(fences))
         return {"imported": len(fences), "ids": [f.id for f in fences], "exit_events": len(events)}
