@@ -90,3 +90,45 @@ def test_rank_of_a_sorted_array_is_uniques_inverse(values):
     a = np.sort(np.asarray(values, np.int64))
     expected = np.unique(a, return_inverse=True)[1] if len(a) else np.empty(0, np.int64)
     assert _rank_sorted(a).tolist() == expected.tolist()
+
+
+ids = st.one_of(st.text(max_size=260), st.integers(-5, 5), st.none(), st.booleans())
+settings_values = st.one_of(st.none(), st.floats(allow_nan=True), st.integers(-2, 2), st.text(max_size=2))
+tag_lists = st.one_of(st.none(), st.lists(st.one_of(st.text(max_size=4), st.integers(0, 2)), max_size=3))
+
+
+@SETTINGS
+@given(
+    fid=ids,
+    dwell=settings_values,
+    exit_after=settings_values,
+    tags=tag_lists,
+    rings=st.integers(1, 2),
+)
+def test_the_bulk_parser_agrees_with_the_feature_parser(fid, dwell, exit_after, tags, rings):
+    """The bulk parser's shortcuts (plain string ids, absent settings, one tag, one ring) decide
+    nothing on their own: a feature parses, or fails with the same error, as parse_feature says."""
+    from geofences import parse_feature
+    from geofences._fastparse import parse_many
+    from geofences.errors import InvalidGeofence
+    from geofences.model import Limits
+
+    shell = [[10.0, 59.0], [10.001, 59.0], [10.001, 59.001], [10.0, 59.001], [10.0, 59.0]]
+    hole = [[10.0004, 59.0004], [10.0006, 59.0004], [10.0006, 59.0006], [10.0004, 59.0004]]
+    props = {"dwell_s": dwell, "exit_after_s": exit_after, "tags": tags, "name": "n"}
+    feature = {
+        "type": "Feature",
+        "id": fid,
+        "geometry": {"type": "Polygon", "coordinates": [shell, hole][:rings]},
+        "properties": props,
+    }
+    try:
+        want = parse_feature(feature)
+        want_err = None
+    except InvalidGeofence as exc:
+        want, want_err = None, str(exc.with_index(0))
+    got, errors = parse_many([feature], Limits())
+    assert [str(e) for e in errors] == ([want_err] if want_err else [])
+    assert (got[0] is None) == (want is None)
+    if want is not None:
+        assert got[0] is not None and got[0].same_definition(want)
