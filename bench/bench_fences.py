@@ -2,8 +2,12 @@
 throughput with 1M vs 10k fences, and the cost of one fence change with 1M loaded.
 
 Fences come from ``bench/fence_gen.py`` (seeded store-size mix: 5-32 vertex polygons,
-multipolygons, circles, over 20 cities). Load = ``json.loads`` of a FeatureCollection text +
-``parse_collection`` + ``FenceIndex(fences)`` + the first grid build. Throughput uses the
+multipolygons, circles, over 20 cities). Load = ``orjson.loads`` of a FeatureCollection's bytes
++ ``parse_collection`` + ``FenceIndex(fences)`` + the first grid build, as ``proximity replay``
+and the import endpoint do it (decoding with garbage collection paused). Memory = resident-set
+growth of a fresh process that stream-loads a GeoJSONSeq file, indexes it and matches 100k
+points (tracemalloc off: its per-allocation records would be counted; ``--traced`` reruns the
+child under tracemalloc for the Python + numpy share). Throughput uses the
 simulator's 10k-fence city workload (checked exact against its ground truth), alone and with
 990k more fences in other cities (a global index). Times are wall seconds with CPU seconds of
 this process in brackets: the machine is shared, CPU time is the steadier figure.
@@ -24,6 +28,7 @@ import time
 import tracemalloc
 
 import numpy as np
+import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,6 +38,11 @@ from bench_engine import _exact, batches  # noqa: E402
 
 from geofences import FenceIndex, Geofence, parse_collection  # noqa: E402
 from geofences._layers import DELTA_LIMIT  # noqa: E402
+
+try:
+    from geofences._memory import gc_paused
+except ImportError:  # older code (before/after comparisons): what the product did then
+    from contextlib import nullcontext as gc_paused  # type: ignore[assignment]
 from geofences.formats import read_geojsonseq  # noqa: E402
 from proximity import Engine, MemoryStore  # noqa: E402
 from simulator.workload import generate  # noqa: E402
@@ -59,14 +69,15 @@ def mark(ok: bool) -> str:
 
 
 def load(n: int, seed: int) -> tuple[FenceIndex, list[Geofence]]:
-    text = json.dumps({"type": "FeatureCollection", "features": fence_gen.features(n, seed)})
+    text = orjson.dumps({"type": "FeatureCollection", "features": fence_gen.features(n, seed)})
     gc.collect()
     with Clock() as total:
-        with Clock() as t_json:
-            coll = json.loads(text)
-        with Clock() as t_parse:
-            fences = parse_collection(coll)
-        del coll
+        with gc_paused():  # as proximity replay and the import endpoint decode a collection
+            with Clock() as t_json:
+                coll = orjson.loads(text)
+            with Clock() as t_parse:
+                fences = parse_collection(coll)
+            del coll
         with Clock() as t_index:
             index = FenceIndex(fences)
             index._current_grid()
@@ -80,15 +91,17 @@ def load(n: int, seed: int) -> tuple[FenceIndex, list[Geofence]]:
         f"  load {n:>9,} fences: {total}  -> {n / total.wall:9,.0f} fences/s wall, {rate:9,.0f} /s cpu{extra}",
         flush=True,
     )
-    print(f"      json.loads {t_json}, parse_collection {t_parse}, FenceIndex + grid {t_index}", flush=True)
+    print(f"      orjson.loads {t_json}, parse_collection {t_parse}, FenceIndex + grid {t_index}", flush=True)
     return index, fences
 
 
-def memory_child(path: str) -> None:
-    """In a fresh process: stream-load a GeoJSONSeq file; print RSS and traced bytes per fence."""
+def memory_child(path: str, traced: bool) -> None:
+    """In a fresh process: stream-load a GeoJSONSeq file, index it and match 100k points; print
+    the RSS growth (and, when ``traced``, the bytes tracemalloc saw) per fence."""
     gc.collect()
     rss0 = _rss()
-    tracemalloc.start()
+    if traced:
+        tracemalloc.start()
     with open(path, encoding="utf-8") as f:
         fences = read_geojsonseq(f)
     index = FenceIndex(fences)
@@ -99,7 +112,7 @@ def memory_child(path: str) -> None:
     c = index._slots.num[pick, :2] + rng.normal(0, 2e-4, (len(pick), 2))
     index.match(c[:, 0], c[:, 1], np.full(len(pick), 5.0))  # prepared polygons get their indexes
     gc.collect()
-    traced, peak = tracemalloc.get_traced_memory()
+    traced, peak = tracemalloc.get_traced_memory() if traced else (0, 0)
     tracemalloc.stop()
     print(
         json.dumps(
@@ -120,22 +133,26 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def memory(n: int, seed: int) -> None:
+def memory(n: int, seed: int, traced: bool) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".geojsons", delete=False) as f:
         for feat in fence_gen.features(n, seed):
             f.write("\x1e" + json.dumps(feat) + "\n")
+
+    def child(*extra: str) -> dict:
+        cmd = [sys.executable, __file__, "--memory-child", f.name, *extra]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
     try:
-        out = subprocess.run(
-            [sys.executable, __file__, "--memory-child", f.name], capture_output=True, text=True, check=True
-        ).stdout
+        m = child()
+        t = child("--traced") if traced else None
     finally:
         os.unlink(f.name)
-    m = json.loads(out.strip().splitlines()[-1])
     per = m["rss"] / m["n"]
+    traced_text = f"{t['traced'] / t['n']:,.0f} B/fence traced Python+numpy, " if t else ""
     print(
-        f"  memory at {m['n']:,} fences: {per:,.0f} B/fence RSS growth (GEOS included), "
-        f"{m['traced'] / m['n']:,.0f} B/fence traced Python+numpy, index arrays {m['arrays'] / m['n']:,.0f} B/fence; "
-        f"peak RSS growth {m['maxrss'] / m['n']:,.0f} B/fence  "
+        f"  memory at {m['n']:,} fences: {per:,.0f} B/fence RSS growth (GEOS included), {traced_text}"
+        f"index arrays {m['arrays'] / m['n']:,.0f} B/fence; peak RSS growth {m['maxrss'] / m['n']:,.0f} B/fence  "
         f"[target <= {TARGETS['bytes_per_fence']:,}: {mark(per <= TARGETS['bytes_per_fence'])}]",
         flush=True,
     )
@@ -231,10 +248,11 @@ def main(argv=None) -> int:
     p.add_argument("--skip-load", action="store_true", help="memory and/or throughput only")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--traced", action="store_true", help="also measure the Python + numpy bytes (tracemalloc)")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.memory_child:
-        memory_child(args.memory_child)
+        memory_child(args.memory_child, args.traced)
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"load from GeoJSON (seed {args.seed}); wall [cpu]:", flush=True)
@@ -243,7 +261,7 @@ def main(argv=None) -> int:
         index, fences = load(n, args.seed)
         del index
     if not args.skip_memory:
-        memory(max(sizes), args.seed)
+        memory(max(sizes), args.seed, args.traced)
     if not args.skip_throughput:
         if len(fences) < max(sizes) - 10_000:
             fences = parse_collection(

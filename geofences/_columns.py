@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from geofences._derive import RADIUS, Derived, to_frame
+from geofences._derive import RADIUS, Derived, pad_boxes, to_frame
 
 #: Polygons with more boundary segments go to GEOS for point distances (a dense expansion of
 #: their segments would cost more than it saves).
@@ -42,7 +42,8 @@ class Columns:
         ("vert_count", 0),
     )
 
-    def __init__(self) -> None:
+    def __init__(self, pad_m: float = 0.0) -> None:
+        self.pad_m = pad_m  # part boxes grown by this much are the grid's (computed when asked)
         self.geom = np.empty(0, dtype=object)  # prepared polygon, or None for circles
         self.num = np.empty((0, 6))  # frame and circle numbers (see _derive)
         self.is_circle = np.empty(0, bool)
@@ -54,7 +55,6 @@ class Columns:
         self.n_parts = 0
         self.part_slot = np.empty(0, np.int64)  # -1: dead row
         self.part_box = np.empty((0, 4))
-        self.part_pad = np.empty((0, 4))
         self.n_verts = 0
         self.dead_verts = 0
         self.vert = np.empty((0, 2))
@@ -75,10 +75,8 @@ class Columns:
         m, a = len(d.part_owner), self.n_parts
         self.part_slot = _grown(self.part_slot, a + m, -1)
         self.part_box = _grown(self.part_box, a + m, np.nan)
-        self.part_pad = _grown(self.part_pad, a + m, np.nan)
         self.part_slot[a : a + m] = slots[d.part_owner]
         self.part_box[a : a + m] = d.part_box
-        self.part_pad[a : a + m] = d.part_pad
         counts = np.bincount(d.part_owner, minlength=len(slots))
         self.part_count[slots] = counts
         self.part_start[slots] = a + np.cumsum(counts) - counts
@@ -105,24 +103,30 @@ class Columns:
 
     def parts_of(self, slots) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slot, raw box, padded box) rows of the given slots' parts."""
-        slots = np.asarray(slots, np.int64)
-        c = self.part_count[slots]
-        rows = np.repeat(self.part_start[slots] - np.cumsum(c) + c, c) + np.arange(int(c.sum()))
-        return self.part_slot[rows], self.part_box[rows], self.part_pad[rows]
+        rows = self._rows(self.part_start, self.part_count, np.asarray(slots, np.int64))
+        box = self.part_box[rows]
+        return self.part_slot[rows], box, pad_boxes(box, self.pad_m)
+
+    @staticmethod
+    def _rows(start: np.ndarray, count: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """The rows of the runs (start, count) of ``slots``, in order."""
+        c = count[slots]
+        return np.repeat(start[slots] - np.cumsum(c) + c, c) + np.arange(int(c.sum()))
 
     def live_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = np.flatnonzero(self.part_slot[: self.n_parts] >= 0)
-        return self.part_slot[rows], self.part_box[rows], self.part_pad[rows]
+        box = self.part_box[rows]
+        return self.part_slot[rows], box, pad_boxes(box, self.pad_m)
 
     def compact(self, live_slots: np.ndarray) -> None:
         """Drop dead part and vertex rows when they outnumber the live ones."""
         n_live_parts = int(self.part_count[live_slots].sum())
         if self.n_parts > 2 * n_live_parts + 1024:
-            slot, box, pad = self.parts_of(live_slots)
+            rows = self._rows(self.part_start, self.part_count, live_slots)
             c = self.part_count[live_slots]
-            self.part_slot, self.part_box, self.part_pad = slot, box, pad
+            self.part_slot, self.part_box = self.part_slot[rows], self.part_box[rows]
             self.part_start[live_slots] = np.cumsum(c) - c
-            self.n_parts = len(slot)
+            self.n_parts = len(rows)
         if self.dead_verts > self.n_verts - self.dead_verts + 4096:
             c = self.vert_count[live_slots]
             rows = np.repeat(self.vert_start[live_slots] - np.cumsum(c) + c, c) + np.arange(int(c.sum()))
@@ -132,7 +136,7 @@ class Columns:
 
     def nbytes(self) -> int:
         return sum(getattr(self, name).nbytes for name, _ in self._SLOT_COLS) + sum(
-            a.nbytes for a in (self.part_slot, self.part_box, self.part_pad, self.vert, self.ring_end)
+            a.nbytes for a in (self.part_slot, self.part_box, self.vert, self.ring_end)
         )
 
     # -- point to boundary distances (hysteresis) ---------------------------------------------

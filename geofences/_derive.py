@@ -37,13 +37,12 @@ class Derived:
     box: np.ndarray  # (n, 4) polygon bounds, NaN for circles
     part_owner: np.ndarray  # (m,) row of each broad-phase part
     part_box: np.ndarray  # (m, 4) raw part boxes
-    part_pad: np.ndarray  # (m, 4) part boxes grown by pad_m
     vert_count: np.ndarray  # (n,) boundary vertices per fence (0 for circles)
     vert: np.ndarray  # (k, 2) boundary vertices in local meters, grouped by row
     ring_end: np.ndarray  # (k,) True on the last vertex of each ring (no segment starts there)
 
 
-def derive(fences: list[Geofence], pad_m: float) -> Derived:
+def derive(fences: list[Geofence]) -> Derived:
     """Compute the index's per-fence data for ``fences`` in a few array calls."""
     n = len(fences)
     is_circle = np.fromiter((f.kind is FenceKind.CIRCLE for f in fences), bool, n)
@@ -83,9 +82,7 @@ def derive(fences: list[Geofence], pad_m: float) -> Derived:
     order = np.argsort(part_owner, kind="stable")
     part_owner, part_box = part_owner[order].astype(np.int64), part_box[order]
     vert_count, vert, ring_end = _vertices(geoms, pi, num, n)
-    return Derived(
-        is_circle, geoms, num, box, part_owner, part_box, pad_boxes(part_box, pad_m), vert_count, vert, ring_end
-    )
+    return Derived(is_circle, geoms, num, box, part_owner, part_box, vert_count, vert, ring_end)
 
 
 def _circle_parts(num: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,9 +24,8 @@ _KEY_SHIFT = np.int64(1 << 31)
 class _Level:
     cell_deg: float
     keys: np.ndarray  # sorted unique cell keys (int64)
-    starts: np.ndarray  # offset of each key's run in ``slots``
-    ends: np.ndarray
-    slots: np.ndarray  # fence slots, grouped by key
+    starts: np.ndarray  # offset of each key's run in ``slots``, then len(slots): key i's run ends at starts[i + 1]
+    slots: np.ndarray  # fence slots, grouped by key (int32 while they fit: half the memory)
     bbox: tuple[float, float, float, float]
 
 
@@ -55,7 +54,7 @@ class _Grid:
         slot_level = np.zeros(int(part_slots.max()) + 1, dtype=np.int64)
         np.maximum.at(slot_level, part_slots, level)
         level = slot_level[part_slots]
-        for lv in np.unique(level):
+        for lv in _unique_slots(level):
             sel = level == lv
             self.levels.append(_build_level(base * _LEVEL_FACTOR ** int(lv), part_slots[sel], part_boxes[sel]))
 
@@ -99,6 +98,14 @@ def _unique_pairs(pi: np.ndarray, sl: np.ndarray) -> tuple[np.ndarray, np.ndarra
     pair = np.sort(pi * np.int64(1 << 32) + sl)
     pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]
     return pair >> 32, pair & np.int64(0xFFFFFFFF)
+
+
+def _unique_slots(slots: np.ndarray) -> np.ndarray:
+    """``np.unique(slots)``, sort-based (see :func:`_unique_pairs`)."""
+    s = np.sort(slots)
+    if len(s) > 1:
+        s = s[np.concatenate([[True], s[1:] != s[:-1]])]
+    return s
 
 
 def _concat(pis, sls):
@@ -147,9 +154,10 @@ def _build_level(cell: float, slots: np.ndarray, boxes: np.ndarray) -> _Level:
         keys, owner = keys[fresh], owner[fresh]
     starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else np.empty(0, np.int64)
     ukeys = keys[starts]
-    ends = np.append(starts[1:], len(keys))
+    index_type = np.int32 if len(keys) < 2**31 and (len(owner) == 0 or owner.max() < 2**31) else np.int64
+    starts = np.append(starts, len(keys)).astype(index_type)
     bbox = (float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max()))
-    return _Level(cell, ukeys, starts, ends, owner, bbox)
+    return _Level(cell, ukeys, starts, owner.astype(index_type), bbox)
 
 
 def _lookup(lv: _Level, keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,10 +167,11 @@ def _lookup(lv: _Level, keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray
     if len(hit) == 0:
         e = np.empty(0, dtype=np.int64)
         return e, e.copy()
-    s = lv.starts[j[hit]]
-    c = lv.ends[j[hit]] - s
+    jh = j[hit]
+    s = lv.starts[jh].astype(np.int64)
+    c = lv.starts[jh + 1] - s
     if (c == 1).all():
-        return owner[hit].astype(np.int64), lv.slots[s]
+        return owner[hit].astype(np.int64), lv.slots[s].astype(np.int64)
     rep = np.repeat(np.arange(len(hit)), c)
     pos = np.repeat(s, c) + (np.arange(len(rep)) - np.repeat(np.cumsum(c) - c, c))
-    return owner[hit][rep].astype(np.int64), lv.slots[pos]
+    return owner[hit][rep].astype(np.int64), lv.slots[pos].astype(np.int64)

@@ -19,9 +19,12 @@ import numpy as np
 
 from geofences._columns import Columns
 from geofences._grid import _Grid
+from geofences._memory import release_free_memory
 
 #: Changed fences kept in the delta layer before the main grid is rebuilt.
 DELTA_LIMIT = 2048
+#: A main grid of at least this many parts gives the C heap's free pages back once built.
+_TRIM_PARTS = 10_000
 
 
 class _Layers:
@@ -59,6 +62,8 @@ class _Layers:
             in_main[live_slots] = True
             self.in_main, self.delta, self.delta_grid = in_main, set(), None
             self.builds += 1
+            if len(slots) >= _TRIM_PARTS:  # the build's work arrays left holes in the heap
+                release_free_memory()
         elif self.delta and self.delta_grid is None:
             slots, raw, pad = cols.parts_of(np.fromiter(self.delta, np.int64, len(self.delta)))
             self.delta_grid = _Grid(slots, pad, raw)

@@ -20,6 +20,7 @@ import orjson
 import shapely
 
 from geofences._fastparse import parse_many
+from geofences._memory import gc_paused
 from geofences.errors import InvalidCollection, InvalidGeofence, InvalidRecord
 from geofences.model import Geofence, Limits
 
@@ -84,6 +85,18 @@ def read_csv(
 
 
 def _import(
+    records: Iterator[tuple[int, Any, InvalidRecord | None]],
+    limits: Limits,
+    source: str | None,
+    progress: Progress | None,
+    chunk: int,
+    csv_fields: bool,
+) -> list[Geofence]:
+    with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
+        return _import_records(records, limits, source, progress, chunk, csv_fields)
+
+
+def _import_records(
     records: Iterator[tuple[int, Any, InvalidRecord | None]],
     limits: Limits,
     source: str | None,

@@ -16,6 +16,7 @@ import numpy as np
 import shapely
 
 from geofences._fastparse import parse_many
+from geofences._memory import gc_paused
 from geofences.errors import DuplicateGeofence, InvalidCollection, InvalidGeofence
 from geofences.model import FenceKind, Geofence, Limits
 
@@ -129,16 +130,17 @@ def parse_collection(
     features = collection.get("features")
     if not isinstance(features, list):
         raise InvalidCollection([InvalidGeofence(None, "features", "expected an array of Features")], source)
-    if progress is None:
-        parsed, errors = parse_many(features, limits)
+    with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
+        if progress is None:
+            parsed, errors = parse_many(features, limits)
+            return _unique(parsed, errors, source)
+        parsed, errors = [], []
+        for start in range(0, len(features), chunk):
+            got, bad = parse_many(features[start : start + chunk], limits)
+            parsed.extend(got)
+            errors.extend(e.with_index(start + e.index) if e.index is not None else e for e in bad)
+            progress(start + len(got))
         return _unique(parsed, errors, source)
-    parsed, errors = [], []
-    for start in range(0, len(features), chunk):
-        got, bad = parse_many(features[start : start + chunk], limits)
-        parsed.extend(got)
-        errors.extend(e.with_index(start + e.index) if e.index is not None else e for e in bad)
-        progress(start + len(got))
-    return _unique(parsed, errors, source)
 
 
 def _unique(

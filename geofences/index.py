@@ -19,8 +19,9 @@ from rtree import index as rtree_index
 
 from geofences._columns import Columns
 from geofences._derive import ERR, KX, LAT0, LON0, RADIUS, derive, to_frame
-from geofences._grid import _unique_pairs
+from geofences._grid import _unique_pairs, _unique_slots
 from geofences._layers import _Layers
+from geofences._memory import gc_paused, release_free_memory
 from geofences.errors import DuplicateGeofence, UnknownGeofence
 from geofences.geodesy import distance_m, meters_per_degree
 from geofences.model import Geofence
@@ -37,6 +38,9 @@ _LOG_LENGTH = 4096
 _LOG_SLOTS = 4096
 #: Batches larger than this drop the R-tree (rebuilt by bulk loading when next needed).
 _RTREE_BATCH = 10_000
+#: Batches at least this large run with garbage collection paused and give the C heap's free
+#: pages back when done (see :mod:`geofences._memory`).
+_BULK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,7 @@ class FenceIndex:
         self._by_id: dict[str, int] = {}
         self._fences: list[Geofence | None] = []
         self._free: list[int] = []
-        self._slots = Columns()
+        self._slots = Columns(self.pad_m)
         self._layers = _Layers(self._slots)
         self._rtree: rtree_index.Index | None = None
         self._log: deque[tuple[int, np.ndarray | None]] = deque(maxlen=_LOG_LENGTH)
@@ -144,7 +148,7 @@ class FenceIndex:
                     if logged is None:  # a big batch, logged without its slots
                         return None
                     parts.append(logged)
-            slots = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+            slots = _unique_slots(np.concatenate(parts)) if parts else np.empty(0, np.int64)
             return self.version, slots, [self._fences[s] for s in slots.tolist()]
 
     def slot(self, fence_id: str) -> int:
@@ -205,6 +209,15 @@ class FenceIndex:
     def _apply(self, fences: list[Geofence], replace: bool) -> list[Geofence | None]:
         if not fences:
             return []
+        if len(fences) < _BULK:
+            return self._apply_batch(fences, replace)
+        with gc_paused():
+            try:
+                return self._apply_batch(fences, replace)
+            finally:
+                release_free_memory()
+
+    def _apply_batch(self, fences: list[Geofence], replace: bool) -> list[Geofence | None]:
         if replace:
             last = {f.id: i for i, f in enumerate(fences)}
             batch = [fences[i] for i in sorted(last.values())] if len(last) < len(fences) else fences
@@ -215,7 +228,7 @@ class FenceIndex:
                     raise DuplicateGeofence(f.id)
                 seen.add(f.id)
             batch = fences
-        derived = derive(batch, self.pad_m)  # outside the lock: matches keep running meanwhile
+        derived = derive(batch)  # outside the lock: matches keep running meanwhile
         with self._lock:
             if not replace:
                 for f in batch:
@@ -263,7 +276,7 @@ class FenceIndex:
         self._slots.kill(slots)
 
     def _changed(self, slots: np.ndarray) -> None:
-        slots = np.unique(slots)
+        slots = _unique_slots(slots)
         self._layers.changed(slots, len(self._by_id))
         self.version += 1
         # A big batch is logged without its slots: readers of changes_since then start over.

@@ -29,6 +29,7 @@ import orjson
 import pandas as pd
 
 from geofences import Geofence, InvalidCollection, parse_collection
+from geofences._memory import gc_paused
 from proximity.core.engine import Engine
 from proximity.core.errors import InvalidInput, InvalidPing
 from proximity.core.events import EventBatch, kinds_of
@@ -142,13 +143,14 @@ def load_fences(path: str | Path, *, progress: bool | None = None) -> list[Geofe
                     return read_csv(text, source=source, progress=advance)
             if suffix in SEQ_SUFFIXES:
                 return read_geojsonseq(fh, source=source, progress=advance)
-            try:
-                obj = orjson.loads(fh.read())
-            except orjson.JSONDecodeError as exc:
-                raise InvalidInput(source, f"invalid JSON ({exc})", line=getattr(exc, "lineno", None)) from None
-            if isinstance(obj, dict) and isinstance(obj.get("features"), list):
-                bar.total = len(obj["features"])
-            return parse_collection(obj, source=source, progress=advance)
+            with gc_paused():  # the decoded collection: millions of objects, no cycles
+                try:
+                    obj = orjson.loads(fh.read())
+                except orjson.JSONDecodeError as exc:
+                    raise InvalidInput(source, f"invalid JSON ({exc})", line=getattr(exc, "lineno", None)) from None
+                if isinstance(obj, dict) and isinstance(obj.get("features"), list):
+                    bar.total = len(obj["features"])
+                return parse_collection(obj, source=source, progress=advance)
         except UnicodeDecodeError as exc:
             raise InvalidInput(source, f"not UTF-8 text ({exc.reason})") from None
         except InvalidCollection as exc:

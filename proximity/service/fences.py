@@ -27,6 +27,7 @@ from geofences import (
     to_collection,
 )
 from geofences._fastparse import parse_many
+from geofences._memory import gc_paused
 from geofences.formats import read_csv, read_geojsonseq
 from geofences.geojson import to_features
 from proximity import Engine
@@ -92,8 +93,10 @@ class GeofenceService:
     def load(self) -> int:
         """Load every stored geofence into the engine (at start) with one bulk index build;
         return how many. A stored document that no longer parses is logged and skipped."""
-        docs = self.defs.all(KIND)
-        parsed, errors = parse_many(list(docs.values()), _STORED)
+        with gc_paused():  # a million stored documents decoded and parsed: no cycles among them
+            docs = self.defs.all(KIND)
+            parsed, errors = parse_many(list(docs.values()), _STORED)
+            del docs
         for err in errors[:20]:
             logger.error("stored geofence skipped: %s", err)
         fences = [f for f in parsed if f is not None]
@@ -177,11 +180,12 @@ class GeofenceService:
         in one ``Definitions.put_many`` transaction and indexed with one ``put_many``.
         """
         if fmt == "geojson":
-            try:
-                collection = orjson.loads(file.read())
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest("body", f"not valid JSON ({exc})") from None
-            return self.import_collection(collection, progress)
+            with gc_paused():  # the decoded collection: millions of objects, no cycles
+                try:
+                    collection = orjson.loads(file.read())
+                except orjson.JSONDecodeError as exc:
+                    raise BadRequest("body", f"not valid JSON ({exc})") from None
+                return self.import_collection(collection, progress)
         if fmt not in IMPORT_FORMATS:
             raise ValueError(f"unknown import format {fmt!r}")
         try:
@@ -197,7 +201,7 @@ class GeofenceService:
 
     def _put_all(self, fences: list[Geofence]) -> dict:
         """Store ``fences`` in one transaction, then index them with one bulk change."""
-        with self._lock:
+        with self._lock, gc_paused():  # a document per fence, made and dropped: no cycles among them
             self.defs.put_many(KIND, dict(zip((f.id for f in fences), to_features(fences, arrays=True))))
             events = self.pipeline.emit(self.engine.put_fences(fences))
         return {"imported": len(fences), "ids": [f.id for f in fences], "exit_events": len(events)}
