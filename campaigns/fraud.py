@@ -11,21 +11,46 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from campaigns.errors import FraudConfigError
+
 __all__ = ["FraudConfig", "FraudGate", "impossible_jumps", "haversine_m"]
 
 _R = 6_371_008.8
+_HALF_EARTH_M = math.pi * _R
 
 
 @dataclass(frozen=True)
 class FraudConfig:
+    """The gate's thresholds: a jump of more than ``min_jump_m`` meters at more than
+    ``max_speed_kmh`` suppresses the device's offers for ``suppress_s`` seconds.
+
+    Raises :class:`campaigns.errors.FraudConfigError` naming the field for a speed or a
+    suppression time that is not a positive finite number, or a negative jump.
+    """
+
     max_speed_kmh: float = 300.0
     min_jump_m: float = 2_000.0
     suppress_s: float = 6 * 3600.0
+
+    def __post_init__(self) -> None:
+        for name, positive in (("max_speed_kmh", True), ("min_jump_m", False), ("suppress_s", True)):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or (v <= 0 if positive else v < 0):
+                raise FraudConfigError(name, v, "a finite number > 0" if positive else "a finite number >= 0")
+
+    @property
+    def memory_s(self) -> float:
+        """How long a last ping can matter: no jump is longer than half the Earth's circumference
+        (about 20,015 km), so after that distance's time at ``max_speed_kmh`` no next ping can
+        be too fast."""
+        return _HALF_EARTH_M / (self.max_speed_kmh / 3.6)
 
 
 def haversine_m(lon1, lat1, lon2, lat2) -> np.ndarray:
@@ -143,6 +168,33 @@ class FraudGate:
     def suppress(self, device_id: str, until: float) -> None:
         with self._lock:
             self._until[device_id] = max(self._until.get(device_id, -np.inf), until)
+
+    def expire(self, idle_s: float, now: float | None = None) -> int:
+        """Forget what is older than ``idle_s`` (the service's ``device_ttl_s``), as the engine
+        forgets an idle device: a last ping heard before ``now - idle_s``, and a suppression that
+        ended before it. Return how many devices are gone entirely."""
+        cutoff = (time.time() if now is None else float(now)) - float(idle_s)
+        with self._lock:
+            gone, kept = self._forget(cutoff)
+            self._expired(gone, kept)
+            return len(gone)
+
+    def _expired(self, gone: list[str], kept: list[str]) -> None:
+        """Called by :meth:`expire` under the lock with the devices gone entirely and those that
+        kept part of their state: a durable gate writes the change."""
+
+    def _forget(self, cutoff: float) -> tuple[list[str], list[str]]:
+        """Drop last pings and suppressions older than ``cutoff`` (under the lock); return the
+        devices gone entirely and those that keep part of their state."""
+        old_last = [d for d, p in self._last.items() if p[0] < cutoff]
+        old_until = [d for d, u in self._until.items() if u < cutoff]
+        for d in old_last:
+            del self._last[d]
+        for d in old_until:
+            del self._until[d]
+        touched = set(old_last).union(old_until)
+        gone = [d for d in touched if d not in self._last and d not in self._until]
+        return gone, [d for d in touched if d in self._last or d in self._until]
 
     def close(self) -> None:
         """Nothing to release in memory (durable gates close their files)."""
