@@ -75,7 +75,9 @@ class DeliveryBatch:
     """Candidates grouped by event (consecutive rows with one ``event_key``), best first; the
     rows of one event share its device, ts, day and week.
 
-    Zero means "no limit" in the integer limits and ``cooldown_s``. ``new_code`` holds a fresh
+    Zero means "no limit" in the integer limits and ``cooldown_s``. The limits are the
+    campaign's: every row of one campaign carries the same ones (:class:`MemoryCounterStore`
+    relies on it to tell which budgets can run out within the batch). ``new_code`` holds a fresh
     random code for ``coupon == COUPON_GENERATED`` rows (used only if that row wins).
     """
 

@@ -290,7 +290,9 @@ def decide(
         dec[mask] = reason
     code = np.full(len(r), "", dtype=object)
     keys_u = event_keys(dev_u, np.asarray(visit_id)[rows], kind[rows], ts_u)
-    replayed = pd.Series(keys_u, dtype=object).duplicated().to_numpy()  # the same event twice in a batch
+    replayed = np.zeros(len(keys_u), dtype=bool)  # the same event twice in a batch (rare: test cheaply first)
+    if len(set(keys_u.tolist())) < len(keys_u):
+        replayed = pd.Series(keys_u, dtype=object).duplicated().to_numpy()
     dec[replayed[inv] & (dec < 0)] = Decision.DUPLICATE
     ok = np.flatnonzero(dec < 0)  # by (event, campaign), i.e. each event's candidates best first
     if len(ok):
