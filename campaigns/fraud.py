@@ -169,13 +169,23 @@ class FraudGate:
         with self._lock:
             self._until[device_id] = max(self._until.get(device_id, -np.inf), until)
 
-    def expire(self, idle_s: float, now: float | None = None) -> int:
+    def expire(self, idle_s: float, now: float | None = None, limit: int = 100_000) -> int:
         """Forget what is older than ``idle_s`` (the service's ``device_ttl_s``), as the engine
         forgets an idle device: a last ping heard before ``now - idle_s``, and a suppression that
-        ended before it. Return how many devices are gone entirely."""
+        ended before it; up to ``limit`` devices a call, like the engine's expiry (the rest at
+        the next). Return how many devices are gone entirely.
+
+        The scan reads a snapshot taken under the lock (a C-level copy) and the lock is held
+        again only to drop what is still stale, so ingestion is not held up by a long scan."""
         cutoff = (time.time() if now is None else float(now)) - float(idle_s)
         with self._lock:
-            gone, kept = self._forget(cutoff)
+            last, until = list(self._last.items()), list(self._until.items())
+        stale = {d for d, p in last if p[0] < cutoff}
+        stale.update(d for d, u in until if u < cutoff)
+        if not stale:
+            return 0
+        with self._lock:
+            gone, kept = self._forget(list(stale)[:limit], cutoff)
             self._expired(gone, kept)
             return len(gone)
 
@@ -183,16 +193,22 @@ class FraudGate:
         """Called by :meth:`expire` under the lock with the devices gone entirely and those that
         kept part of their state: a durable gate writes the change."""
 
-    def _forget(self, cutoff: float) -> tuple[list[str], list[str]]:
-        """Drop last pings and suppressions older than ``cutoff`` (under the lock); return the
-        devices gone entirely and those that keep part of their state."""
-        old_last = [d for d, p in self._last.items() if p[0] < cutoff]
-        old_until = [d for d, u in self._until.items() if u < cutoff]
-        for d in old_last:
-            del self._last[d]
-        for d in old_until:
-            del self._until[d]
-        touched = set(old_last).union(old_until)
+    def _forget(self, devices: list[str], cutoff: float) -> tuple[list[str], list[str]]:
+        """Drop these devices' last pings and suppressions older than ``cutoff`` (under the lock;
+        a ping heard since the scan keeps its device); return the devices gone entirely and
+        those that keep part of their state."""
+        touched = []
+        for d in devices:
+            p, u = self._last.get(d), self._until.get(d)
+            hit = False
+            if p is not None and p[0] < cutoff:
+                del self._last[d]
+                hit = True
+            if u is not None and u < cutoff:
+                del self._until[d]
+                hit = True
+            if hit:
+                touched.append(d)
         gone = [d for d in touched if d not in self._last and d not in self._until]
         return gone, [d for d in touched if d in self._last or d in self._until]
 

@@ -52,3 +52,11 @@ def test_expire_keeps_a_running_suppression_and_recent_pings():
     assert gate.suppressed(np.array(["a"], object), [60.0]).tolist() == [True]
     assert gate.expire(30, now=200.0) == 2
     assert gate._last == {} and gate._until == {}
+
+
+def test_expire_takes_at_most_limit_devices_a_call():
+    gate = FraudGate()
+    n = 25
+    gate.observe([f"d{i}" for i in range(n)], [0.0] * n, [10.0] * n, [59.0] * n)
+    assert [gate.expire(10, now=100.0, limit=10) for _ in range(4)] == [10, 10, 5, 0]
+    assert gate._last == {}
