@@ -27,8 +27,7 @@ def lookup(profiles: Profiles | None, device_ids: Sequence[str]) -> list[Mapping
         return [None] * len(device_ids)
     if callable(profiles):
         return list(profiles(list(device_ids)))
-    get = profiles.get
-    return [get(d) for d in device_ids]
+    return list(map(profiles.get, device_ids))
 
 
 def has_consent(profile: Mapping[str, Any] | None) -> bool:

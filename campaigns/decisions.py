@@ -183,12 +183,28 @@ class Decisions:
 
 
 def event_keys(device_id, visit_id, kind, ts) -> np.ndarray:
-    """Deterministic event keys ``device|visit (16 hex)|kind|ts`` (repr of the float ts)."""
+    """Deterministic event keys ``device|visit (16 hex)|kind|ts`` (repr of the float ts).
+
+    The hex digits of the visit ids are made in one vectorized step (nibbles through a table);
+    only the device, the kind and ``repr(ts)`` are formatted per event."""
     dev = np.asarray(device_id, dtype=object).tolist()
-    visit = np.asarray(visit_id).astype(np.uint64).tolist()
+    visit = _hex16(np.asarray(visit_id).astype(np.uint64)).tolist()
     kinds = np.asarray(kind).astype(np.int64).tolist()
-    stamps = np.asarray(ts, dtype=np.float64).tolist()
-    return np.array([f"{d}|{v:016x}|{k}|{t!r}" for d, v, k, t in zip(dev, visit, kinds, stamps)], dtype=object)
+    stamps = map(repr, np.asarray(ts, dtype=np.float64).tolist())
+    out = np.empty(len(dev), dtype=object)
+    out[:] = [f"{d}|{v}|{k}|{t}" for d, v, k, t in zip(dev, visit, kinds, stamps)]
+    return out
+
+
+_HEX = np.array(list("0123456789abcdef"), dtype="<U1")
+
+
+def _hex16(v: np.ndarray) -> np.ndarray:
+    """``f"{v:016x}"`` of each uint64, as a ``<U16`` array."""
+    b = v.astype(">u8").view(np.uint8).reshape(-1, 8)
+    nib = np.empty((len(v), 16), np.uint8)
+    nib[:, 0::2], nib[:, 1::2] = b >> 4, b & 15
+    return _HEX[nib].view("<U16").ravel()
 
 
 def decide_events(
@@ -274,7 +290,9 @@ def decide(
         dec[mask] = reason
     code = np.full(len(r), "", dtype=object)
     keys_u = event_keys(dev_u, np.asarray(visit_id)[rows], kind[rows], ts_u)
-    replayed = pd.Series(keys_u, dtype=object).duplicated().to_numpy()  # the same event twice in a batch
+    replayed = np.zeros(len(keys_u), dtype=bool)  # the same event twice in a batch (rare: test cheaply first)
+    if len(set(keys_u.tolist())) < len(keys_u):
+        replayed = pd.Series(keys_u, dtype=object).duplicated().to_numpy()
     dec[replayed[inv] & (dec < 0)] = Decision.DUPLICATE
     ok = np.flatnonzero(dec < 0)  # by (event, campaign), i.e. each event's candidates best first
     if len(ok):

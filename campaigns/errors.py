@@ -14,6 +14,7 @@ __all__ = [
     "CampaignNotRedeemable",
     "RedemptionBudgetSpent",
     "CodesExhausted",
+    "FraudConfigError",
 ]
 
 
@@ -31,6 +32,14 @@ class CampaignError(ValueError):
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, "reason": self.reason, "campaign_id": self.campaign_id}
+
+
+class FraudConfigError(ValueError):
+    """A fraud-gate threshold is invalid: ``field`` names it, ``value`` is the bad input."""
+
+    def __init__(self, field: str, value: Any, expected: str):
+        self.field, self.value, self.expected = field, value, expected
+        super().__init__(f"{field}: {value!r} is invalid; expected {expected}")
 
 
 class CodesExhausted(RuntimeError):

@@ -11,21 +11,46 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from campaigns.errors import FraudConfigError
+
 __all__ = ["FraudConfig", "FraudGate", "impossible_jumps", "haversine_m"]
 
 _R = 6_371_008.8
+_HALF_EARTH_M = math.pi * _R
 
 
 @dataclass(frozen=True)
 class FraudConfig:
+    """The gate's thresholds: a jump of more than ``min_jump_m`` meters at more than
+    ``max_speed_kmh`` suppresses the device's offers for ``suppress_s`` seconds.
+
+    Raises :class:`campaigns.errors.FraudConfigError` naming the field for a speed or a
+    suppression time that is not a positive finite number, or a negative jump.
+    """
+
     max_speed_kmh: float = 300.0
     min_jump_m: float = 2_000.0
     suppress_s: float = 6 * 3600.0
+
+    def __post_init__(self) -> None:
+        for name, positive in (("max_speed_kmh", True), ("min_jump_m", False), ("suppress_s", True)):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or (v <= 0 if positive else v < 0):
+                raise FraudConfigError(name, v, "a finite number > 0" if positive else "a finite number >= 0")
+
+    @property
+    def memory_s(self) -> float:
+        """How long a last ping can matter: no jump is longer than half the Earth's circumference
+        (about 20,015 km), so after that distance's time at ``max_speed_kmh`` no next ping can
+        be too fast."""
+        return _HALF_EARTH_M / (self.max_speed_kmh / 3.6)
 
 
 def haversine_m(lon1, lat1, lon2, lat2) -> np.ndarray:
@@ -143,6 +168,49 @@ class FraudGate:
     def suppress(self, device_id: str, until: float) -> None:
         with self._lock:
             self._until[device_id] = max(self._until.get(device_id, -np.inf), until)
+
+    def expire(self, idle_s: float, now: float | None = None, limit: int = 100_000) -> int:
+        """Forget what is older than ``idle_s`` (the service's ``device_ttl_s``), as the engine
+        forgets an idle device: a last ping heard before ``now - idle_s``, and a suppression that
+        ended before it; up to ``limit`` devices a call, like the engine's expiry (the rest at
+        the next). Return how many devices are gone entirely.
+
+        The scan reads a snapshot taken under the lock (a C-level copy) and the lock is held
+        again only to drop what is still stale, so ingestion is not held up by a long scan."""
+        cutoff = (time.time() if now is None else float(now)) - float(idle_s)
+        with self._lock:
+            last, until = list(self._last.items()), list(self._until.items())
+        stale = {d for d, p in last if p[0] < cutoff}
+        stale.update(d for d, u in until if u < cutoff)
+        if not stale:
+            return 0
+        with self._lock:
+            gone, kept = self._forget(list(stale)[:limit], cutoff)
+            self._expired(gone, kept)
+            return len(gone)
+
+    def _expired(self, gone: list[str], kept: list[str]) -> None:
+        """Called by :meth:`expire` under the lock with the devices gone entirely and those that
+        kept part of their state: a durable gate writes the change."""
+
+    def _forget(self, devices: list[str], cutoff: float) -> tuple[list[str], list[str]]:
+        """Drop these devices' last pings and suppressions older than ``cutoff`` (under the lock;
+        a ping heard since the scan keeps its device); return the devices gone entirely and
+        those that keep part of their state."""
+        touched = []
+        for d in devices:
+            p, u = self._last.get(d), self._until.get(d)
+            hit = False
+            if p is not None and p[0] < cutoff:
+                del self._last[d]
+                hit = True
+            if u is not None and u < cutoff:
+                del self._until[d]
+                hit = True
+            if hit:
+                touched.append(d)
+        gone = [d for d in touched if d not in self._last and d not in self._until]
+        return gone, [d for d in touched if d in self._last or d in self._until]
 
     def close(self) -> None:
         """Nothing to release in memory (durable gates close their files)."""

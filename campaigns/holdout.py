@@ -53,7 +53,7 @@ def campaign_hashes(campaign_ids) -> np.ndarray:
 
 def device_hashes(device_ids) -> np.ndarray:
     """The 64-bit hash of each device id."""
-    return np.fromiter((id_hash(d) for d in device_ids), np.uint64, len(device_ids))
+    return np.fromiter(map(id_hash, device_ids), np.uint64, len(device_ids))
 
 
 def held_out_hashed(campaign_hash: np.ndarray, device_hash: np.ndarray, holdout_pct: np.ndarray) -> np.ndarray:

@@ -267,8 +267,8 @@ class CampaignService:
         """Merge ``body`` into the device's profile (JSON merge patch, RFC 7386: an attribute
         set to null is removed; the others are set; attributes not named are kept)."""
         _check_profile(body, patch=True)
-        with self._lock:  # read-modify-write: one writer at a time in this process
-            old = self.defs.get(PROFILE_KIND, device_id)
+
+        def merge(old: dict | None) -> dict:
             doc = {k: v for k, v in (old or {}).items() if k not in ("device_id", "updated_ts")}
             for k, v in body.items():
                 if v is None:
@@ -277,9 +277,11 @@ class CampaignService:
                     doc[k] = v
             if len(doc) > _MAX_ATTRS:
                 raise _bad("body", f"at most {_MAX_ATTRS} attributes", len(doc))
-            doc = {**doc, "device_id": device_id, "updated_ts": time.time()}
-            created = self.defs.put(PROFILE_KIND, device_id, doc)
-        return doc, created
+            return {**doc, "device_id": device_id, "updated_ts": time.time()}
+
+        # read-modify-write as one step of the store: no PATCH or PUT of this device, from this
+        # process or another, lands between the read and the write (the merge runs again if one did)
+        return self.defs.update(PROFILE_KIND, device_id, merge)
 
     def get_device(self, device_id: str) -> dict:
         doc = self.defs.get(PROFILE_KIND, device_id)

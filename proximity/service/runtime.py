@@ -191,11 +191,13 @@ def _campaigns(
 
         counters = RedisCounterStore(s.redis_url, prefix=f"{s.redis_prefix}camp:", client=redis_client)
         records = open_records(redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client)
-        fraud = RedisFraudGate(counters.client, prefix=f"{s.redis_prefix}camp:")
+        fraud = RedisFraudGate(
+            counters.client, prefix=f"{s.redis_prefix}camp:", cfg=s.fraud_config(), device_ttl_s=s.device_ttl_s
+        )
     else:
         counters = JournaledCounterStore(s.data_dir / "campaign_counters.sqlite3")
         records = open_records(sqlite_path=s.data_dir / "campaigns.sqlite3")
-        fraud = SqliteFraudGate(s.data_dir / "campaign_fraud.sqlite3", flush_every_s=s.fraud_flush_s)
+        fraud = SqliteFraudGate(s.data_dir / "campaign_fraud.sqlite3", s.fraud_config(), flush_every_s=s.fraud_flush_s)
     return CampaignService(defs, engine, beacons, counters, records, fraud=fraud)
 
 
@@ -310,13 +312,15 @@ async def _sweeper(rt: Runtime) -> None:
 
 
 async def _expirer(rt: Runtime) -> None:
-    """Drop idle devices (``device_ttl_s``) every ``expire_interval_s``, a page at a time."""
+    """Drop idle devices (``device_ttl_s``) every ``expire_interval_s``, a page at a time; and
+    their state in the campaigns' fraud gate (last pings, ended suppressions) likewise."""
 
     async def step():
         await asyncio.sleep(rt.settings.expire_interval_s)
         ttl = rt.settings.device_ttl_s
         if ttl is not None:
             await to_thread.run_sync(rt.ingest.expire, ttl)
+            await to_thread.run_sync(rt.campaigns.fraud.expire, ttl)
 
     await _forever("expire", rt, step)
 

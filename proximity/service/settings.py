@@ -101,6 +101,21 @@ class Settings(BaseSettings):
         "collector's permanent generation (shorter GC pauses); serve turns it on",
     )
 
+    # campaigns: the fraud gate (campaigns.fraud.FraudConfig; see fraud_config())
+    fraud_max_speed_kmh: float = Field(
+        300.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="consecutive pings of a device faster than this (and farther apart than "
+        "fraud_min_jump_m) flag a spoofed location: the device gets no offers for fraud_suppress_s",
+    )
+    fraud_min_jump_m: float = Field(
+        2000.0, ge=0, allow_inf_nan=False, description="a jump shorter than this is never flagged (GPS noise)"
+    )
+    fraud_suppress_s: float = Field(
+        6 * 3600.0, gt=0, allow_inf_nan=False, description="how long a flagged device gets no offers, seconds"
+    )
+
     # BLE beacons (the monitor: beacons.monitor.MonitorConfig; see monitor_config())
     beacon_exit_after_s: float = Field(
         30.0, gt=0, le=86_400, description="silence that ends a beacon stay (beacon_exit, reason silence), seconds"
@@ -277,6 +292,12 @@ class Settings(BaseSettings):
     def _check_beacon_monitor(self) -> Settings:
         self.monitor_config()  # raises ValueError naming the bad option
         return self
+
+    def fraud_config(self):
+        """The campaigns' :class:`~campaigns.fraud.FraudConfig` from the ``fraud_*`` settings."""
+        from campaigns.fraud import FraudConfig
+
+        return FraudConfig(self.fraud_max_speed_kmh, self.fraud_min_jump_m, self.fraud_suppress_s)
 
     def monitor_config(self):
         """Return the beacon monitor's :class:`~beacons.monitor.MonitorConfig` from these settings.

@@ -15,9 +15,15 @@ either.
   :func:`campaigns.fraud.impossible_jumps`; the jump from the device's stored last ping to its
   first ping of the batch is tested, and the last ping and the suppression deadline written, by
   one Lua script per batch, so two processes sharing a device see each other's pings in one
-  atomic step. Keys: ``P fl:<device>`` = ``"ts lon lat"`` of the last ping (TTL 1 day: a
-  day-old ping cannot make a jump impossible), ``P fu:<device>`` = suppressed until (epoch
-  seconds; TTL the suppression time plus a day).
+  atomic step. Keys: ``P fl:<device>`` = ``"ts lon lat"`` of the last ping, ``P fu:<device>`` =
+  suppressed until (epoch seconds). Both expire on their own: the last ping after
+  :attr:`~campaigns.FraudConfig.memory_s` (an older ping cannot make a jump impossible: half the
+  Earth's circumference at the speed limit, 67 h at 300 km/h) or the service's ``device_ttl_s``
+  if shorter, the suppression a day after it ends.
+
+Idle devices: :meth:`SqliteFraudGate.expire` drops, like the engine's expiry of an idle device,
+the last pings and ended suppressions older than ``device_ttl_s`` from memory and from the
+table (the service's expiry loop calls it); the Redis keys need no sweep.
 """
 
 from __future__ import annotations
@@ -79,6 +85,21 @@ class SqliteFraudGate(FraudGate):
         with self._lock:
             super().suppress(device_id, until)
             self._save({device_id})
+
+    def _expired(self, gone: list[str], kept: list[str]) -> None:
+        """:meth:`FraudGate.expire`'s change written at once: the rows of the devices gone are
+        deleted, those of the devices that keep a suppression or a last ping updated."""
+        if gone:
+            with self._db_lock:  # one transaction: row by row in autocommit is slow (see _write)
+                self._db.execute("BEGIN")
+                try:
+                    self._db.executemany("DELETE FROM fraud WHERE device_id = ?", [(d,) for d in gone])
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            self._dirty.difference_update(gone)
+        self._save(set(kept))
 
     def flush(self) -> None:
         """Write the last pings not written yet, in one transaction. Observing goes on meanwhile:
@@ -186,10 +207,23 @@ return cjson.encode(flagged)
 class RedisFraudGate:
     """The fraud gate on Redis, shared by every process (module doc)."""
 
-    def __init__(self, client, prefix: str = "camp:", cfg: FraudConfig | None = None, chunk: int = 2000):
+    def __init__(
+        self,
+        client,
+        prefix: str = "camp:",
+        cfg: FraudConfig | None = None,
+        chunk: int = 2000,
+        device_ttl_s: float | None = None,
+    ):
         self.cfg, self.prefix, self.chunk = cfg or FraudConfig(), prefix, chunk
         self._r = client
         self._observe = Lua(_OBSERVE)
+        memory = self.cfg.memory_s if device_ttl_s is None else min(self.cfg.memory_s, device_ttl_s)
+        self.last_ttl_s = max(1, int(math.ceil(memory)))  # the TTL of a device's last ping
+
+    def expire(self, idle_s: float, now: float | None = None) -> int:
+        """Nothing to sweep: the keys expire on their own (module doc); return 0."""
+        return 0
 
     def observe(self, device_id, ts, lon, lat) -> np.ndarray:
         """Feed a ping batch; return the flagged pings (and suppress their devices everywhere)."""
@@ -230,7 +264,7 @@ class RedisFraudGate:
                 self.cfg.max_speed_kmh,
                 self.cfg.min_jump_m,
                 self.cfg.suppress_s,
-                86400,
+                self.last_ttl_s,
                 ttl_until,
                 orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY),
             ]

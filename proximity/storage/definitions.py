@@ -14,6 +14,10 @@ Two implementations of one small protocol:
   change stream; each write updates both atomically (a Lua script or MULTI/EXEC), and
   :meth:`changes` lets every process follow the others' writes (``XREAD BLOCK``).
 
+``update`` is a read-modify-write (a JSON merge patch of a device profile) that no other write
+of the same id can interleave with: a transaction in SQLite, a compare-and-set script retried
+on conflict in Redis.
+
 A change names only (kind, id): followers read the *current* document, so two processes that
 write the same id in quick succession converge on the last write whatever order they see.
 """
@@ -24,11 +28,14 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import orjson
+
+from proximity.core.errors import StoreError
 
 __all__ = ["DefinitionKind", "Change", "Definitions", "SQLiteDefinitions", "RedisDefinitions", "open_definitions"]
 
@@ -98,6 +105,12 @@ class Definitions(Protocol):
     def put_many(self, kind: DefinitionKind, docs: dict[str, dict]) -> None:
         """Store every document in one transaction (all or nothing); documents may hold numpy
         arrays (serialized as JSON arrays)."""
+
+    def update(self, kind: DefinitionKind, id: str, change: Callable[[dict | None], dict]) -> tuple[dict, bool]:
+        """Read-modify-write as one step: store ``change(current document or None)``; return it
+        and whether ``id`` is new. No write of ``id`` by any process lands between the read and
+        the write (``change`` may run again on a newer document; an exception from it writes
+        nothing)."""
 
     def delete(self, kind: DefinitionKind, id: str) -> bool:
         """Delete ``id``; return whether it existed."""
@@ -185,6 +198,23 @@ class SQLiteDefinitions:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def update(self, kind, id, change):
+        # one transaction under the lock; BEGIN IMMEDIATE also holds off another process on the file
+        kind = _stored(kind)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT doc FROM definitions WHERE kind=? AND id=?", (kind, id)).fetchone()
+                doc = change(None if row is None else orjson.loads(row[0]))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?)", (kind, id, orjson.dumps(doc), time.time())
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return doc, row is None
+
     def delete(self, kind, id):
         kind = _stored(kind)
         return self._write([("DELETE FROM definitions WHERE kind=? AND id=?", (kind, id))])[0] == 1
@@ -215,6 +245,25 @@ redis.call('XADD', stream, 'MAXLEN', '~', '100000', '*', 'k', kind, 'i', id)
 return existed
 """
 
+# compare-and-set of one document: written only if it is still what the caller read
+# (ARGV[3] = '1' when it read nothing); -1 = it changed in between, else 1 if it existed
+_SWAP = """
+local hash, stream, kind, id, absent, seen, doc = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local cur = redis.call('HGET', hash, id)
+if absent == '1' then
+  if cur then return -1 end
+elseif cur ~= seen then
+  return -1
+end
+redis.call('HSET', hash, id, doc)
+redis.call('XADD', stream, 'MAXLEN', '~', '100000', '*', 'k', kind, 'i', id)
+if cur then return 1 end
+return 0
+"""
+
+
+_MAX_SWAPS = 1000  # attempts of one update against concurrent writers of the same id
+
 
 class RedisDefinitions:
     """Definitions in Redis, shared by every process on it, with a change stream to follow."""
@@ -230,6 +279,7 @@ class RedisDefinitions:
         self.prefix = prefix
         self._stream = f"{prefix}defs:changes"
         self._script = Lua(_WRITE)
+        self._swap = Lua(_SWAP)
         self._r.ping()
 
     def _hash(self, kind: str) -> str:  # kind: a stored kind string
@@ -273,6 +323,19 @@ class RedisDefinitions:
         for i in docs:
             pipe.xadd(self._stream, {"k": kind, "i": i}, maxlen=100_000, approximate=True)
         pipe.execute()
+
+    def update(self, kind, id, change):
+        # optimistic: read, change, then a compare-and-set script; a write in between by any
+        # process makes it read and change again (only writers of this one id collide)
+        kind = _stored(kind)
+        for _ in range(_MAX_SWAPS):
+            raw = self._r.hget(self._hash(kind), id)
+            doc = change(None if raw is None else orjson.loads(raw))
+            args = [kind, id, "1" if raw is None else "0", raw or b"", orjson.dumps(doc)]
+            got = int(self._swap(self._r, [self._hash(kind), self._stream], args))
+            if got >= 0:
+                return doc, got == 0
+        raise StoreError(f"{kind} {id!r}: still changing after {_MAX_SWAPS} attempts to update it")
 
     def delete(self, kind, id):
         kind = _stored(kind)

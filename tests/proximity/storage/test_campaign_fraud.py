@@ -157,3 +157,50 @@ def test_sqlite_flush_beside_observing_threads_keeps_the_newest_state(tmp_path):
     assert all(again._last[f"d{i}"] == (59.0, *JAKARTA) for i in range(200))
     assert again.suppressed(np.array(["d0", "d199"], object), [60.0, 60.0]).tolist() == [True, True]
     again.close()
+
+
+def test_expire_forgets_idle_devices_like_the_engine(make_gate, tmp_path):
+    """Last pings older than the idle time go, and suppressions that ended before it; a device
+    heard since, or still suppressed, keeps what is current. SQLite: the rows go too (a restart
+    does not bring them back). Redis: nothing to sweep, the keys carry TTLs."""
+    gate = make_gate()
+    _obs(gate, [("idle", 0.0, OSLO), ("back", 0.0, OSLO), ("jumper", 500.0, OSLO), ("jumper", 560.0, JAKARTA)])
+    _obs(gate, [("back", 4000.0, NEAR_OSLO)])
+    # at 4200 with 1000 s of idle time: idle's and jumper's last pings are stale; jumper's
+    # suppression (until 560 + 3600) is not over
+    gone = gate.expire(1000, now=4200.0)
+    if make_gate.kind == "redis":
+        assert gone == 0
+        return
+    assert gone == 1
+    assert set(gate._last) == {"back"} and set(gate._until) == {"jumper"}
+    assert gate.suppressed(np.array(["jumper"], object), [4000.0]).tolist() == [True]
+    # idle's old position no longer makes a jump
+    assert _obs(gate, [("idle", 4300.0, JAKARTA)]) == [False]
+    # at 4500 with 300 s: back's ping (4000) is stale, jumper's suppression ended (4160)
+    assert gate.expire(300, now=4500.0) == 2
+    assert set(gate._last) == {"idle"} and gate._until == {}
+    if make_gate.kind == "sqlite":
+        gate.close()
+        again = make_gate()
+        assert set(again._last) == {"idle"} and again._until == {}
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("device_ttl_s", "last_ttl"), [(None, 240_182), (3600, 3600)])
+def test_redis_keys_expire_when_no_ping_can_matter_any_more(redis_url, device_ttl_s, last_ttl):
+    """A last ping lives as long as a jump from it could be impossible (half the Earth's
+    circumference at the speed limit: 20,015 km at 300 km/h is 66.7 h) or ``device_ttl_s`` if
+    shorter; a suppression a day past its end."""
+    import redis
+
+    from proximity.storage.campaign_fraud import RedisFraudGate
+
+    client = redis.Redis.from_url(redis_url)
+    prefix = f"fraud:{uuid.uuid4().hex}:"
+    gate = RedisFraudGate(client, prefix=prefix, cfg=CFG, device_ttl_s=device_ttl_s)
+    _obs(gate, [("a", 0.0, OSLO), ("a", 600.0, JAKARTA)])
+    assert abs(client.ttl(f"{prefix}fl:a") - last_ttl) <= 2
+    assert abs(client.ttl(f"{prefix}fu:a") - (3600 + 86400)) <= 2
+    client.delete(f"{prefix}fl:a", f"{prefix}fu:a")
+    client.close()
