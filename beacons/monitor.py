@@ -203,12 +203,8 @@ class BeaconResult:
 
 
 def _empty_pings() -> PingBatch:
-    return PingBatch(*_empty_pings_cols())
-
-
-def _empty_pings_cols() -> tuple[np.ndarray, ...]:
     e = np.empty(0)
-    return np.empty(0, object), e, e, e, e
+    return PingBatch(np.empty(0, object), e, e, e, e)
 
 
 @dataclass(slots=True)
@@ -540,7 +536,8 @@ class BeaconMonitor:
         d = rd.distance_m
         sel = np.flatnonzero(np.isfinite(d) & (d <= cfg.place_max_m) & pd.notna(store) & (store != ""))
         if len(sel) == 0:
-            return PingBatch(*_empty_pings_cols(), np.empty(0, object))
+            e = np.empty(0)
+            return PingBatch(np.empty(0, object), e, e, e, e, np.empty(0, object))
         radius = np.maximum(rd.distance_m[sel], cfg.thresholds.immediate_m)
         r = rd.row[sel]
         return PingBatch(

@@ -165,13 +165,13 @@ class PingBatch:
 
     @classmethod
     def concat(cls, batches: list[PingBatch]) -> PingBatch:
-        cols = (
+        dev, ts, lon, lat, acc = (
             np.concatenate([getattr(b, f) for b in batches]) for f in ("device_id", "ts", "lon", "lat", "accuracy_m")
         )
         if all(b.place is None for b in batches):
-            return cls(*cols)
+            return cls(dev, ts, lon, lat, acc)
         place = np.concatenate([np.full(len(b), None, object) if b.place is None else b.place for b in batches])
-        return cls(*cols, place)
+        return cls(dev, ts, lon, lat, acc, place)
 
 
 def _check(errors, field, values, bad, reason, first_index):
