@@ -29,7 +29,7 @@ processes; rows print in order. Prints a Markdown table (scoring definitions:
     python bench/bench_detection.py --jobs 2         # the README table: 3 scenarios x 9, ~2 min on 2 cores
     python bench/bench_detection.py --quick          # 30 shoppers, noise 5 / 30 m, pings 10 / 60 s: a smoke run
     python bench/bench_detection.py --scenarios oslo-high-street --shoppers 60
-    python bench/bench_detection.py --calibrate --noise 5 15 --interval 10 30   # PresenceConfig.calibration
+    python bench/bench_detection.py --calibrate --noise 5 15 --interval 10 30 --beacons-per-store 1  # calibration
 """
 
 from __future__ import annotations
@@ -187,6 +187,10 @@ def calibrate(args) -> None:
                 sc = with_overrides(base, **over, **{"shoppers.count": min(args.shoppers, base["shoppers"]["count"])})
                 tr = generate(sc, args.seed)
                 parts.append(visit_outcomes(tr, replay_with_confidence(tr, raw)))
+                if args.beacons_per_store:  # the same with beacons in every store, fused
+                    sc = with_overrides(sc, **{"beacons.per_store": args.beacons_per_store, "beacons.stores": []})
+                    tr = generate(sc, args.seed)
+                    parts.append(visit_outcomes(tr, replay_with_confidence(tr, raw, place_pings=True)))
     out = pd.concat(parts, ignore_index=True)
     knots = fit_calibration(out)
     print("raw score at enter:\n", reliability(out, 5))
