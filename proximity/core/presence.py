@@ -486,7 +486,11 @@ def run_presence(
         ckey = dev[c_ping[sel]].astype(np.int64) * n_slots + c_slot[sel]
         co = np.argsort(ckey, kind="stable")
         ckey, sel = ckey[co], sel[co]
-        new = np.setdiff1d(ckey, T["key"])
+        # the candidates' keys not yet tracked (both sorted: a search, not setdiff1d's sort)
+        tk = T["key"]
+        at_t = np.minimum(np.searchsorted(tk, ckey), max(len(tk) - 1, 0))
+        fresh_k = ckey[~(tk[at_t] == ckey)] if len(tk) else ckey
+        new = fresh_k[np.r_[True, fresh_k[1:] != fresh_k[:-1]]] if len(fresh_k) else fresh_k
         if len(new):
             allk = np.concatenate([T["key"], new])
             o = np.argsort(allk, kind="stable")
