@@ -116,10 +116,11 @@ class MonitorConfig:
         (the shop next door, the store on the other floor); exact detection sees a ping at the
         beacon.
     place_max_m : float
-        The farthest ranged distance that makes a place ping. On the simulator's shop fronts
-        and mall (one beacon per shop, seed 7) 99% of the readings ranged within 20 m were
-        taken inside the beacon's store (a wall costs enough dB to range a neighbour's beacon
-        farther), against 20-30% beyond: 15 m keeps a margin.
+        The farthest ranged distance that makes a place ping. On the simulator (seed 7, GPS
+        5 m) the readings ranged within 8 m were taken inside the beacon's store 98-100% of the
+        time, 86-96% at 8-15 m where a store has beacons on a wall it shares with the next
+        one (the shipped high street and mall): 15 m gave one-beacon shops more evidence but
+        flapped between neighbours on those layouts, so 8 m.
     max_retries : int
         How many times a batch's devices are recomputed after another process changed them
         between load and save (a shared store), before :class:`~proximity.core.errors.StoreError`.
@@ -140,7 +141,7 @@ class MonitorConfig:
     position_window_s: float = 5.0
     position_max_beacons: int = 8
     place_pings: bool = False
-    place_max_m: float = 15.0
+    place_max_m: float = 8.0
     max_retries: int = 32
 
     def __post_init__(self) -> None:

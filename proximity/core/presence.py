@@ -154,6 +154,11 @@ class PresenceConfig:
         A move counts as motion beyond this many times its expected squared innovation (1: any
         unexplained move). 2 gained GPS-only F1 (0.59 -> 0.61 at 5 m) but lost beacon-fused F1
         on the simulator (0.97 -> 0.95 on the high street, 0.94 -> 0.88 on the strip).
+    away_weight : float
+        The least weight of a ping from which a tracked fence is no longer a candidate (the
+        smoothed position is beyond ``search_sigmas`` from it): such a ping is weighed at
+        least this much despite the correlation discount, so exits follow a walk away within
+        a minute or so instead of several (1: as an independent ping).
     stay_s : float
         Mean stay of the filter's prior: the posterior leaks ``exp(-dt / stay_s)`` per step.
     enter_rate_per_s : float
@@ -198,6 +203,7 @@ class PresenceConfig:
     beacon_mass: float = 0.95
     stop_speed_mps: float = 0.7
     motion_gate: float = 1.0
+    away_weight: float = 1.0
     beacon_weight: float = 0.5
     stay_s: float = 3000.0
     enter_rate_per_s: float = 1.0 / 1800.0
@@ -238,6 +244,7 @@ class PresenceConfig:
             "beacon_weight": self.beacon_weight > 0,
             "stop_speed_mps": self.stop_speed_mps >= 0,
             "motion_gate": self.motion_gate >= 1,
+            "away_weight": 0 < self.away_weight <= 1,
             "stay_s": self.stay_s > 0,
             "enter_rate_per_s": self.enter_rate_per_s >= 0,
             "background_m2": self.background_m2 > 0,
@@ -649,6 +656,7 @@ def _forward(
     w = np.where(fresh, 1.0, np.clip((1.0 - rho) / np.maximum(1.0 + rho, 1e-9), 1.0 / cfg.max_discount, 1.0))
     if weight is not None:
         w = np.where(np.isnan(weight), w, weight)
+    w = np.where(mass > 0, w, np.maximum(w, cfg.away_weight))  # beyond search_sigmas: away
     others_m = np.zeros(len(q))
     if pairs is not None:
         ga, gb = pairs
