@@ -42,17 +42,23 @@ def test_confidence_matches_observed_precision(outcomes):
 
 @pytest.fixture(scope="module")
 def fused_outcomes() -> pd.DataFrame:
-    """The high street with one beacon per shop, its readings fused as place pings (seed 21)."""
-    base = load_scenario("oslo-high-street")
-    over = {"phones.gps.sigma_m": 5.0, "phones.ping_interval_s": 10.0, "shoppers.count": 80}
-    sc = with_overrides(base, **over, **{"beacons.per_store": 1})
-    tr = generate(sc, 21)
-    return visit_outcomes(tr, replay_with_confidence(tr, EngineConfig(detection="probabilistic"), place_pings=True))
+    """The three scenarios with one beacon per store, the readings fused as place pings (seed
+    21; the population the table was fitted on: a venue type alone can sit off the pooled
+    curve, e.g. GPS-only visits on the shop fronts are more often real than in the mall)."""
+    parts = []
+    for name in ("oslo-high-street", "jakarta-mall", "manila-strip"):
+        base = load_scenario(name)
+        over = {"phones.gps.sigma_m": 5.0, "phones.ping_interval_s": 10.0, "shoppers.count": 120}
+        sc = with_overrides(base, **over, **{"beacons.per_store": 1, "beacons.stores": []})
+        tr = generate(sc, 21)
+        config = EngineConfig(detection="probabilistic")
+        parts.append(visit_outcomes(tr, replay_with_confidence(tr, config, place_pings=True)))
+    return pd.concat(parts, ignore_index=True)
 
 
 def test_beacon_backed_confidence_matches_observed_precision_and_spans_a_useful_range(fused_outcomes):
     """With beacons the confidence separates sure visits from doubtful ones, still calibrated."""
-    assert len(fused_outcomes) >= 50 and fused_outcomes["confidence"].notna().all()
+    assert len(fused_outcomes) >= 300 and fused_outcomes["confidence"].notna().all()
     table = reliability(fused_outcomes, bins=3)
     print(table)
     assert (np.abs(table["confidence"] - table["precision"]) <= TOLERANCE).all()
