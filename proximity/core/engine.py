@@ -420,13 +420,13 @@ class Engine:
             fix_var=sub.fix_var,
             cfg=pc,
         )
-        e_lon, e_lat, e_sigma = f_lon, f_lat, np.sqrt(f_var)
+        f_sigma = np.sqrt(f_var)
         while True:  # the candidates and the per-slot tables must describe the same index version
-            near = self.index.near(e_lon, e_lat, pc.search_sigmas * e_sigma)
+            near = self.index.near(f_lon, f_lat, pc.search_sigmas * f_sigma)
             cfg = self.settings()
             if cfg.version == near.version:
                 break
-        mass = mass_inside(near.distance_m, e_sigma[near.point], near.area_m2, near.perimeter_m)
+        mass = mass_inside(near.distance_m, f_sigma[near.point], near.area_m2, near.perimeter_m)
         c_ping, c_slot, c_area = near.point, near.slot, near.area_m2
         hint = None
         if place is not None:

@@ -433,8 +433,10 @@ def run_presence(
     speed : ndarray, shape (n,), optional
         The unexplained speed of each ping's move (:func:`smooth_positions`), m/s.
     t_dev, t_slot, t_p, t_mark, t_in, t_enter_ts, t_dwelled : ndarray, shape (t,)
-        Tracks before the batch (at most one per device and slot): posterior, ts of the last
-        crossing of 1/2 (NaN: none), inside, and for those inside the enter ts and dwell flag.
+        Tracks before the batch (at most one per device and slot): posterior, onset mark (NaN:
+        none; outside, the first ping of the current run with mass >= ``onset_mass``; inside,
+        the last downward crossing of the exit onset threshold), inside, and for those inside
+        the enter ts and dwell flag.
     dwell_s, exit_after_s : slot-indexed per-fence values (inf where unset; ``exit_after_s``
         already capped by ``silence_s``).
     exclusive : (slots a, slots b) -> bool array
