@@ -108,6 +108,19 @@ class MonitorConfig:
         than the device's latest sighting in the batch.
     position_max_beacons : int
         The nearest this many beacons are used per fix, all on the nearest one's floor.
+    place_pings : bool
+        Whether a reading of a store's beacon ranged at most ``place_max_m`` away becomes a
+        *place ping* for the engine: at the beacon, with the ranged distance as ``accuracy_m``
+        and the store as its ``place`` (:class:`~proximity.core.pings.PingBatch`). Probabilistic
+        detection takes it as evidence for the store and against the fences the store excludes
+        (the shop next door, the store on the other floor); exact detection sees a ping at the
+        beacon.
+    place_max_m : float
+        The farthest ranged distance that makes a place ping. On the simulator (seed 7, GPS
+        5 m) the readings ranged within 8 m were taken inside the beacon's store 98-100% of the
+        time, 86-96% at 8-15 m where a store has beacons on a wall it shares with the next
+        one (the shipped high street and mall): 15 m gave one-beacon shops more evidence but
+        flapped between neighbours on those layouts, so 8 m.
     max_retries : int
         How many times a batch's devices are recomputed after another process changed them
         between load and save (a shared store), before :class:`~proximity.core.errors.StoreError`.
@@ -127,6 +140,8 @@ class MonitorConfig:
     positions: bool = True
     position_window_s: float = 5.0
     position_max_beacons: int = 8
+    place_pings: bool = False
+    place_max_m: float = 8.0
     max_retries: int = 32
 
     def __post_init__(self) -> None:
@@ -139,6 +154,8 @@ class MonitorConfig:
             raise BeaconFieldError("path_loss_exponent", self.path_loss_exponent, "1..6")
         if self.enter_max_zone is Zone.UNKNOWN:
             raise BeaconFieldError("enter_max_zone", self.enter_max_zone, "IMMEDIATE, NEAR or FAR")
+        if not 0.0 < self.place_max_m < np.inf:
+            raise BeaconFieldError("place_max_m", self.place_max_m, "a finite number of meters > 0")
         if not 0.0 <= self.position_window_s < np.inf:
             raise BeaconFieldError("position_window_s", self.position_window_s, "a number >= 0")
         if self.position_max_beacons < 3:
@@ -369,6 +386,8 @@ class BeaconMonitor:
         after.streams = StreamStates.concat([after.streams, st])
         events = [self._zone_events(rd, table, dev_ids), self._presence(rd, table, after)]
         positions = self._positions(rd, table, dev_ids, n_exp)
+        if self.config.place_pings:
+            positions = PingBatch.concat([positions, self._place_pings(rd, table, dev_ids)])
         changed = np.unique(rd.dev)
         return _Computed(EventBatch.concat(events), positions, after.select(changed), accepted, stale, changed)
 
@@ -510,6 +529,21 @@ class BeaconMonitor:
         if len(dev) == 0:
             return _empty_pings()
         return PingBatch(dev_ids[dev], ts, acc_lon, acc_lat, acc)
+
+    def _place_pings(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray) -> PingBatch:
+        """Place pings of the readings close enough to a store's beacon (``place_pings``)."""
+        cfg = self.config
+        store = table.store_id[rd.row]
+        d = rd.distance_m
+        sel = np.flatnonzero(np.isfinite(d) & (d <= cfg.place_max_m) & pd.notna(store) & (store != ""))
+        if len(sel) == 0:
+            e = np.empty(0)
+            return PingBatch(np.empty(0, object), e, e, e, e, np.empty(0, object))
+        radius = np.maximum(rd.distance_m[sel], cfg.thresholds.immediate_m)
+        r = rd.row[sel]
+        return PingBatch(
+            dev_ids[rd.dev[sel]], rd.ts[sel], table.lon[r], table.lat[r], radius, store[sel].astype(object)
+        )
 
     # -- time and definitions ------------------------------------------------------------------
     def sweep(self, now: float | None = None) -> EventBatch:

@@ -158,6 +158,10 @@ class FenceIndex:
         except KeyError:
             raise UnknownGeofence(fence_id) from None
 
+    def shape_stats(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Area (m^2) and perimeter (m) of the fences in ``slots`` (as :meth:`near` gives them)."""
+        return self._slots.shape_stats(np.asarray(slots, np.int64))
+
     def fence_at(self, slot: int) -> Geofence:
         fence = self._fences[slot]
         if fence is None:

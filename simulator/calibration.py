@@ -12,28 +12,46 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from beacons.monitor import BeaconMonitor, MonitorConfig
+from beacons.sightings import SightingBatch
 from proximity import Engine, EngineConfig, EventBatch, PingBatch
-from simulator.replay import events_frame, ordered_batches
+from simulator.replay import events_frame, ordered_batches, registry_of
 from simulator.scoring import detected_visits
 from simulator.traffic import Traffic
 
 __all__ = ["replay_with_confidence", "visit_outcomes", "reliability", "fit_calibration"]
 
 
-def replay_with_confidence(traffic: Traffic, config: EngineConfig, batch_s: float = 60.0) -> pd.DataFrame:
-    """Replay the pings (no beacons) like :func:`simulator.replay.replay_engine`; the events
-    table also holds ``confidence`` and ``detected_ts``."""
+def replay_with_confidence(
+    traffic: Traffic, config: EngineConfig, batch_s: float = 60.0, place_pings: bool = False
+) -> pd.DataFrame:
+    """Replay the pings like :func:`simulator.replay.replay_engine` (with ``place_pings``, also
+    the beacon monitor's place pings, in the same batches; otherwise no beacons); the events
+    table holds the geofence events with ``confidence`` and ``detected_ts``."""
     engine = Engine(traffic.fences, config=config)
+    use_ble = place_pings and len(traffic.beacons) > 0
+    monitor = BeaconMonitor(registry_of(traffic), MonitorConfig(positions=False, place_pings=True)) if use_ble else None
     out = []
-    for until, p, _ in ordered_batches(traffic, batch_s, beacons=False):
-        if len(p):
-            batch = PingBatch.from_columns(
+    for until, p, s in ordered_batches(traffic, batch_s, beacons=use_ble):
+        parts = [
+            PingBatch.from_columns(
                 p["device_id"].to_numpy(object),
                 p["ts"].to_numpy(float),
                 p["lon"].to_numpy(float),
                 p["lat"].to_numpy(float),
                 p["accuracy_m"].to_numpy(float),
             )
+        ]
+        if monitor is not None and len(s):
+            sb = SightingBatch.from_columns(
+                s["device_id"].to_numpy(object),
+                s["ts"].to_numpy(float),
+                s["beacon_id"].to_numpy(object),
+                s["rssi"].to_numpy(float),
+            )
+            parts.append(monitor.ingest(sb).positions)
+        batch = PingBatch.concat(parts)
+        if len(batch):
             out.append(engine.ingest(batch).events)
         out.append(engine.sweep(until))
     ev = EventBatch.concat(out)

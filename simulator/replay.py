@@ -75,6 +75,7 @@ def replay_engine(
     positions: bool = True,
     stages=(),
     progress: bool = False,
+    place_pings: bool = False,
 ) -> pd.DataFrame:
     """Feed `traffic` to a fresh ``Engine`` (default config unless given); return its events.
 
@@ -82,10 +83,16 @@ def replay_engine(
     as trilateration dominates the cost of a sightings batch). Events go through a
     :class:`~proximity.core.pipeline.Pipeline` (with ``stages``, e.g. campaigns) into a list sink.
     ``progress`` shows a progress bar (rows fed) on stderr.
+
+    ``place_pings=True`` turns the monitor's place pings on (``MonitorConfig(place_pings=True)``:
+    near readings of a store's beacon become evidence for the store in probabilistic detection)
+    and feeds each window's GPS pings and the monitor's pings to the engine in one batch, as a
+    phone uploading both in one request would (separate batches would make the older of them
+    stale).
     """
     engine = Engine(traffic.fences, config=config) if config else Engine(traffic.fences)
     monitor = (
-        BeaconMonitor(registry_of(traffic), MonitorConfig(positions=positions))
+        BeaconMonitor(registry_of(traffic), MonitorConfig(positions=positions, place_pings=place_pings))
         if beacons and len(traffic.beacons)
         else None
     )
@@ -95,6 +102,17 @@ def replay_engine(
     bar = tqdm(total=total, unit="row", disable=not progress)
     for until, p, s in ordered_batches(traffic, batch_s, beacons=monitor is not None):
         bar.update(len(p) + (len(s) if monitor is not None else 0))
+        if place_pings and monitor is not None:
+            parts = [_ping_batch(p)] if len(p) else []
+            if len(s):
+                r = monitor.ingest(_sighting_batch(s))
+                pipeline.emit(r.events)
+                parts.append(r.positions)
+            if parts:
+                pipeline.emit(engine.ingest(PingBatch.concat(parts)).events)
+            pipeline.emit(monitor.sweep(until))
+            pipeline.emit(engine.sweep(until))
+            continue
         if len(p):
             acc = p["accuracy_m"].to_numpy(float)
             batch = PingBatch.from_columns(
@@ -118,6 +136,25 @@ def replay_engine(
         pipeline.emit(engine.sweep(until))
     bar.close()
     return events_frame(out.events)
+
+
+def _ping_batch(p: pd.DataFrame) -> PingBatch:
+    return PingBatch.from_columns(
+        p["device_id"].to_numpy(object),
+        p["ts"].to_numpy(float),
+        p["lon"].to_numpy(float),
+        p["lat"].to_numpy(float),
+        p["accuracy_m"].to_numpy(float),
+    )
+
+
+def _sighting_batch(s: pd.DataFrame) -> SightingBatch:
+    return SightingBatch.from_columns(
+        s["device_id"].to_numpy(object),
+        s["ts"].to_numpy(float),
+        s["beacon_id"].to_numpy(object),
+        s["rssi"].to_numpy(float),
+    )
 
 
 def events_frame(ev: EventBatch) -> pd.DataFrame:

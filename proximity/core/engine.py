@@ -288,6 +288,8 @@ class Engine:
             pings.accuracy_m[order],
             pos0[order],
         )
+        if pings.place is not None:  # place pings (beacon readings) carry their fence
+            cols += (pings.place[order],)
         cur: list[Any] = [dev, cols, uniques]  # the pings of the devices of the current round
 
         def compute(keys: np.ndarray, states: DeviceStates) -> Attempt:
@@ -299,7 +301,7 @@ class Engine:
                 remap[todo] = np.arange(len(todo))
                 d, c = remap[d[keep]], tuple(x[keep] for x in c)
                 cur[:] = [d, c, keys]
-            ev, after, rows, stale, dup = self._compute(d, c[:4], states)
+            ev, after, rows, stale, dup = self._compute(d, c[:4] + c[5:], states)
             return Attempt((ev, stale, dup, c[4]), rows, states.select(rows) if len(rows) else None, after)
 
         def keep(out, keys: np.ndarray, done: np.ndarray):
@@ -334,7 +336,8 @@ class Engine:
 
     def _compute(self, dev, cols, states: DeviceStates):
         """Run one batch against loaded states; return events, new states and the rows saved."""
-        ts, lon, lat, acc = cols
+        ts, lon, lat, acc = cols[:4]
+        place = cols[4] if len(cols) > 4 else None
         prev_ts = states.last_ts[dev]
         same_dev = np.zeros(len(dev), bool)
         same_dev[1:] = dev[1:] == dev[:-1]
@@ -346,6 +349,7 @@ class Engine:
         n_stale, n_dup = stale, dup
         if not keep.all():
             dev, ts, lon, lat, acc = dev[keep], ts[keep], lon[keep], lat[keep], acc[keep]
+            place = None if place is None else place[keep]
         rows = dev[np.concatenate([[True], dev[1:] != dev[:-1]])] if len(dev) else dev  # dev is sorted
         if len(rows) == 0:
             return EventBatch.empty(), states.select(rows), rows, n_stale, n_dup
@@ -354,7 +358,7 @@ class Engine:
         starts = np.searchsorted(local, np.arange(len(rows)))
         ends = np.append(starts[1:], len(local))
         if self.config.detection == "probabilistic":
-            events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub)
+            events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place)
             return events, after, rows, n_stale, n_dup
         unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
         while True:  # the match and the per-slot tables must describe the same index version
@@ -400,10 +404,10 @@ class Engine:
         after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[t.st_slot[o]])
         return events, after, rows, n_stale, n_dup
 
-    def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates):
+    def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, place=None):
         """Probabilistic detection of one batch: :func:`~proximity.core.presence.run_presence`."""
         pc = self.config.presence
-        f_lon, f_lat, f_var = smooth_positions(
+        f_lon, f_lat, f_var, f_speed = smooth_positions(
             dev=local,
             ts=ts,
             lon=lon,
@@ -423,6 +427,25 @@ class Engine:
             if cfg.version == near.version:
                 break
         mass = mass_inside(near.distance_m, f_sigma[near.point], near.area_m2, near.perimeter_m)
+        c_ping, c_slot, c_area = near.point, near.slot, near.area_m2
+        hint = None
+        if place is not None:
+            h_slot = np.full(len(ts), -1, np.int64)
+            named = np.flatnonzero(pd.notna(place))
+            if len(named):
+                h_slot[named] = cfg.slots_for(place[named].astype(object))
+            hint = h_slot >= 0
+            if hint.any():  # a place sighting: its fence, instead of the fences it excludes
+                hc = h_slot[c_ping]
+                drop = np.zeros(len(c_ping), bool)
+                cand = np.flatnonzero(hc >= 0)
+                drop[cand] = (c_slot[cand] == hc[cand]) | self._exclusive(c_slot[cand], hc[cand])
+                hp = np.flatnonzero(hint)
+                keep = ~drop
+                c_ping = np.concatenate([c_ping[keep], hp])
+                c_slot = np.concatenate([c_slot[keep], h_slot[hp]])
+                mass = np.concatenate([mass[keep], np.full(len(hp), pc.beacon_mass)])
+                c_area = np.concatenate([c_area[keep], self.index.shape_stats(h_slot[hp])[0]])
         # tracks before the batch: the stored ones, plus a track for any stay without one
         t_slot = cfg.slots_for(sub.trk_fence)
         live = t_slot >= 0
@@ -448,9 +471,12 @@ class Engine:
             ts=ts,
             dev_start=starts,
             prev_ts=sub.last_ts,
-            c_ping=near.point,
-            c_slot=near.slot,
+            c_ping=c_ping,
+            c_slot=c_slot,
             c_p=mass,
+            c_area=c_area,
+            hint=hint,
+            speed=f_speed,
             t_dev=t_dev,
             t_slot=t_slot,
             t_p=t_p,

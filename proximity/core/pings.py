@@ -60,6 +60,12 @@ class PingBatch:
     ``accuracy_m`` is NaN where a ping carries none. Build with :meth:`from_columns` or
     :meth:`from_records`, which validate every row and raise :class:`InvalidPing` naming the bad
     rows; the constructor does not validate.
+
+    ``place`` (optional, object: a fence id or None per ping) marks a ping as a *place
+    sighting*: the device was heard by a beacon of that fence (a store), near it. Probabilistic
+    detection takes it as strong evidence for that fence and against the fences it excludes
+    (neighbours, other floors); exact detection uses only its position. The beacon monitor
+    makes them (``MonitorConfig(place_pings=True)``); ``None`` (the default) = no such pings.
     """
 
     device_id: np.ndarray  # object (str)
@@ -67,12 +73,14 @@ class PingBatch:
     lon: np.ndarray  # float64 degrees
     lat: np.ndarray  # float64 degrees
     accuracy_m: np.ndarray  # float64 meters, NaN = none
+    place: np.ndarray | None = None  # object: fence id of a beacon sighting, None = a plain ping
 
     def __len__(self) -> int:
         return len(self.ts)
 
     def take(self, idx) -> PingBatch:
-        return PingBatch(self.device_id[idx], self.ts[idx], self.lon[idx], self.lat[idx], self.accuracy_m[idx])
+        place = None if self.place is None else self.place[idx]
+        return PingBatch(self.device_id[idx], self.ts[idx], self.lon[idx], self.lat[idx], self.accuracy_m[idx], place)
 
     @classmethod
     def from_columns(cls, device_id, ts, lon, lat, accuracy_m=None, *, first_index: int = 0) -> PingBatch:
@@ -157,9 +165,13 @@ class PingBatch:
 
     @classmethod
     def concat(cls, batches: list[PingBatch]) -> PingBatch:
-        return cls(
-            *(np.concatenate([getattr(b, f) for b in batches]) for f in ("device_id", "ts", "lon", "lat", "accuracy_m"))
+        dev, ts, lon, lat, acc = (
+            np.concatenate([getattr(b, f) for b in batches]) for f in ("device_id", "ts", "lon", "lat", "accuracy_m")
         )
+        if all(b.place is None for b in batches):
+            return cls(dev, ts, lon, lat, acc)
+        place = np.concatenate([np.full(len(b), None, object) if b.place is None else b.place for b in batches])
+        return cls(dev, ts, lon, lat, acc, place)
 
 
 def _check(errors, field, values, bad, reason, first_index):

@@ -3,7 +3,7 @@
 A device's state is its last accepted ping (ts, lon, lat), a version, and the stays it is in
 (fence id, enter ts, visit id, whether dwell fired). In probabilistic detection
 (:mod:`proximity.core.presence`) it also holds the device's *tracks*: per candidate fence, the
-presence filter's posterior probability and the ts of its last crossing of 1/2. Stores move it in and out in columns
+presence filter's posterior probability and its onset mark (a ts). Stores move it in and out in columns
 (:class:`DeviceStates`) so a batch costs one round trip, not one per device.
 """
 
@@ -44,7 +44,7 @@ class DeviceStates:
     # fills it with inf, so every constructed DeviceStates holds an array here.
     deadline: np.ndarray = None  # type: ignore[assignment]
     # Presence tracks (probabilistic detection only; empty otherwise), grouped by device like the
-    # stays: row, fence id, posterior probability of being inside, ts of the last crossing of 1/2.
+    # stays: row, fence id, posterior probability of being inside, onset mark (a ts, NaN: none).
     # Omitted (None): __post_init__ fills them with empty arrays.
     trk_dev: np.ndarray = None  # type: ignore[assignment]  # int64 row, shape (t,)
     trk_fence: np.ndarray = None  # type: ignore[assignment]  # object (fence id)

@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         True, description="trilaterate devices from >= 3 beacons and feed the fixes to the geofence engine as pings"
     )
     beacon_position_window_s: float = Field(5.0, ge=0, le=3600)
+    beacon_place_pings: bool = Field(
+        False,
+        description="feed readings of a store's beacon ranged within beacon_place_max_m to the engine as "
+        "place pings: evidence for that store in probabilistic detection (PROXIMITY_DETECTION=probabilistic)",
+    )
+    beacon_place_max_m: float = 8.0
 
     event_retention_s: float = Field(24 * 3600.0, gt=0)
     event_log_cap: int = Field(1_000_000, ge=10)
@@ -324,6 +330,8 @@ class Settings(BaseSettings):
                 enter_max_zone=Zone[self.beacon_enter_max_zone.upper()],
                 positions=self.beacon_positions,
                 position_window_s=self.beacon_position_window_s,
+                place_pings=self.beacon_place_pings,
+                place_max_m=self.beacon_place_max_m,
             )
         except BeaconFieldError as exc:
             name = {

@@ -314,3 +314,24 @@ def test_equal_ts_readings_of_one_stream_count_once(registry):
     mon = BeaconMonitor(registry)
     r = mon.ingest(sightings(("p1", 0, key(1, 0), RSSI_NEAR), ("p1", 0, key(1, 0), RSSI_NEAR)))
     assert (r.accepted, r.stale) == (1, 1)
+
+
+def test_place_pings_are_the_readings_ranged_within_place_max_m(registry):
+    """A store beacon's reading ranged within ``place_max_m`` is a ping at the beacon naming its
+    store (evidence for probabilistic detection); a farther one is not; off by default."""
+    rows = [("d", 0, key(1, 0), RSSI_NEAR), ("e", 0, key(2, 1), RSSI_FAR)]
+    on = BeaconMonitor(registry, MonitorConfig(filter="none", positions=False, place_pings=True, place_max_m=5.0))
+    p = on.ingest(sightings(*rows)).positions
+    assert list(p.device_id) == ["d"] and list(p.place) == ["s1"]
+    b = registry.get(key(1, 0))
+    assert (p.lon[0], p.lat[0]) == (b.lon, b.lat) and 0 < p.accuracy_m[0] <= 5.0
+    wide = BeaconMonitor(registry, MonitorConfig(filter="none", positions=False, place_pings=True, place_max_m=15.0))
+    assert sorted(wide.ingest(sightings(*rows)).positions.place) == ["s1", "s2"]
+    off = BeaconMonitor(registry, MonitorConfig(filter="none", positions=False))
+    assert len(off.ingest(sightings(*rows)).positions) == 0
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf")])
+def test_place_max_m_must_be_a_positive_distance(bad):
+    with pytest.raises(Exception, match="place_max_m"):
+        MonitorConfig(place_max_m=bad)

@@ -128,6 +128,45 @@ def test_mass_inside_approximation(d, sigma, area, perimeter, expected):
     assert got == pytest.approx(expected, abs=0.02)
 
 
+def with_place(pings: PingBatch, every: int, fence_id: str, at_xy: tuple[float, float], acc: float = 8.0):
+    """``pings`` plus a place ping (a beacon of ``fence_id`` at ``at_xy`` ranged ``acc`` m away)
+    5 s after every ``every``-th ping, as the beacon monitor makes them."""
+    k = np.arange(0, len(pings), every)
+    lon, lat = at(np.full(len(k), at_xy[0]), np.full(len(k), at_xy[1]))
+    beacon = PingBatch(
+        pings.device_id[k], pings.ts[k] + 5.0, lon, lat, np.full(len(k), acc), np.full(len(k), fence_id, object)
+    )
+    return PingBatch.concat([pings, beacon])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_beacon_tells_the_shop_from_its_neighbour_when_gps_cannot(seed):
+    """GPS at the shared wall with 15 m accuracy cannot tell the shops apart; one beacon per
+    shop (its readings as place pings) does: the phone enters the shop whose beacon it hears."""
+    left, right = rect("left", -10, 0, 0, 18), rect("right", 0, 0, 10, 18)
+    pings = with_place(standing(-0.5, 9, 15.0, seed=seed), 2, "right", (5, 12))
+    r = Engine([left, right], config=PROB).ingest(pings)
+    assert {(e.geofence_id, e.type) for e in r.events} == {("right", EventKind.ENTER)}
+
+
+def test_a_beacon_tells_the_floor_gps_cannot():
+    """Stacked stores on two floors: GPS alone is ambiguous; the upstairs beacon decides."""
+    lon, lat = at([0, 20, 20, 0], [0, 0, 20, 20])
+    ring = list(zip(lon.tolist(), lat.tolist()))
+    down, up = Geofence.polygon("down", ring, floor=0), Geofence.polygon("up", ring, floor=1)
+    pings = with_place(standing(10, 10, 10.0, seed=2), 3, "up", (10, 10))
+    r = Engine([down, up], config=PROB).ingest(pings)
+    assert {(e.geofence_id, e.type) for e in r.events} == {("up", EventKind.ENTER)}
+
+
+def test_exact_mode_takes_a_place_ping_as_a_plain_ping():
+    shop = rect("shop", 0, 0, 30, 30)
+    plain = standing(15, 15, 5.0, seconds=240)
+    placed = PingBatch(*(getattr(plain, f) for f in ("device_id", "ts", "lon", "lat", "accuracy_m")))
+    placed = PingBatch(placed.device_id, placed.ts, placed.lon, placed.lat, placed.accuracy_m, np.full(len(plain), "x"))
+    assert full(Engine([shop]).ingest(plain).events) == full(Engine([shop]).ingest(placed).events)
+
+
 def test_bad_settings_name_the_field():
     with pytest.raises(ValueError, match="detection"):
         EngineConfig(detection="fuzzy")
@@ -156,6 +195,24 @@ def full(events) -> list[tuple]:
 @example(seed=0, place="oslo")
 def test_batch_equals_one_by_one(seed, place):
     fences, pings = noisy(seed, place, 40)
+    batch = full(Engine(fences, config=PROB).ingest(pings).events)
+    engine = Engine(fences, config=PROB)
+    single = []
+    for i in np.argsort(pings.ts, kind="stable"):
+        single += list(engine.ingest(pings.take([i])).events)
+    assert batch == full(single)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), place=st.sampled_from(sorted(CITIES)))
+@example(seed=0, place="oslo")
+def test_batch_equals_one_by_one_with_place_pings(seed, place):
+    """Place pings (beacon readings) go through the same filter state as GPS pings."""
+    fences, pings = noisy(seed, place, 40)
+    rng = np.random.default_rng(seed)
+    names = np.array([f.id for f in fences] + ["not-a-fence"], dtype=object)
+    place_of = np.where(rng.random(len(pings)) < 0.3, names[rng.integers(0, len(names), len(pings))], None)
+    pings = PingBatch(pings.device_id, pings.ts, pings.lon, pings.lat, pings.accuracy_m, place_of)
     batch = full(Engine(fences, config=PROB).ingest(pings).events)
     engine = Engine(fences, config=PROB)
     single = []

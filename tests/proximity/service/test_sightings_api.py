@@ -234,6 +234,7 @@ def test_two_processes_on_one_redis_exactly_once(serve, redis_url):
         ({"beacon_exit_after_s": 0}, "beacon_exit_after_s"),
         ({"beacon_filter": "median"}, "beacon_filter"),
         ({"beacon_zone_immediate_m": 5.0}, "beacon_zone_immediate_m, beacon_zone_near_m"),
+        ({"beacon_place_max_m": 0.0}, "beacon_place_max_m"),
     ],
 )
 def test_monitor_settings_fail_fast_naming_the_setting(tmp_path, kw, name):
