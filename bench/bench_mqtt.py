@@ -14,6 +14,7 @@ Usage::
 
     python bench/bench_mqtt.py                           # 200,000 messages, 10,000 devices
     python bench/bench_mqtt.py --messages 500000
+    python bench/bench_mqtt.py --events-qos 0            # events published back at QoS 0
 """
 
 from __future__ import annotations
@@ -60,8 +61,14 @@ def start_broker(tmp: str) -> tuple[subprocess.Popen, int]:
     raise SystemExit("mosquitto did not start")
 
 
-def start_server(data_dir: str, mqtt_port: int) -> tuple[subprocess.Popen, str]:
-    return bench_http.start_server("--data-dir", data_dir, "--mqtt-url", f"mqtt://127.0.0.1:{mqtt_port}")
+def start_server(data_dir: str, mqtt_port: int, events_qos: int = 1) -> tuple[subprocess.Popen, str]:
+    return bench_http.start_server(
+        "--data-dir",
+        data_dir,
+        "--mqtt-url",
+        f"mqtt://127.0.0.1:{mqtt_port}",
+        env={"PROXIMITY_MQTT_EVENTS_QOS": str(events_qos)},
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -121,13 +128,14 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--fences", type=int, default=1000)
+    ap.add_argument("--events-qos", type=int, choices=[0, 1], default=1, help="QoS of the events published back")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-mqtt-")
     broker = server = None
     try:
         broker, port = start_broker(tmp)
         data = os.path.join(tmp, "data")
-        server, url = start_server(data, port)
+        server, url = start_server(data, port, args.events_qos)
         from bench_single_ping import setup
 
         setup(url, args.fences)
@@ -136,7 +144,7 @@ def main() -> int:
         rate_pub = publish(port, args.messages, args.devices)
         with open("/proc/loadavg") as fh:
             load = " ".join(fh.read().split()[:3])
-        server, url = start_server(data, port)
+        server, url = start_server(data, port, args.events_qos)
         spy = None
         if os.environ.get("BENCH_PYSPY"):  # profile the drain: py-spy record (raw folded stacks)
             spy = subprocess.Popen(
@@ -176,6 +184,7 @@ def main() -> int:
         print(
             f"MQTT ingestion: {n:,.0f} messages ingested, {rate:,.0f} messages/s (queue drain, first to last), "
             f"server CPU {cpu / max(n, 1) * 1e6:.1f} us/message, {args.devices:,} devices, {args.fences} fences, "
+            f"events published at QoS {args.events_qos}, "
             f"{n / max(engine_calls(url), 1):,.0f} messages per engine call"
         )
     finally:

@@ -25,10 +25,20 @@ def broker(tmp_path):
     b.stop()
 
 
+@pytest.fixture(params=[1, 0], ids=["events-qos1", "events-qos0"])
+def events_qos(request) -> int:
+    return request.param
+
+
 @pytest.fixture
-def mqtt_client(tmp_path, broker, make_client):
+def mqtt_client(tmp_path, broker, make_client, events_qos):
     settings = Settings(
-        data_dir=tmp_path / "data", admin_key=ADMIN_KEY, min_ts=0, mqtt_url=broker.url, sweep_interval_s=0.1
+        data_dir=tmp_path / "data",
+        admin_key=ADMIN_KEY,
+        min_ts=0,
+        mqtt_url=broker.url,
+        sweep_interval_s=0.1,
+        mqtt_events_qos=events_qos,
     )
     client = make_client(settings)
     assert client.post("/v1/geofences", json=square("shop")).status_code == 201
