@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -240,31 +241,18 @@ async def _exchange(conn, request: bytes) -> int:
     return status
 
 
-async def latency(url: str, rate: float, duration: float, conns: int) -> dict:
-    """Open loop: request i is due at t0 + i / rate and latency counts from that due time, so a
-    slow server cannot hide queueing (no coordinated omission). A minimal asyncio HTTP/1.1 client
-    over keep-alive connections keeps the load generator's own cost low on a 2-core machine."""
+async def open_loop(url: str, rate: float, duration: float, conns: int, request: Callable[[int], bytes]) -> dict:
+    """Open loop: request i (the bytes ``request(i)`` builds) is due at t0 + i / rate and its
+    latency counts from that due time, so a slow server cannot hide queueing (no coordinated
+    omission). A minimal asyncio HTTP/1.1 client over ``conns`` keep-alive connections keeps the
+    load generator's own cost low on a 2-core machine; a request whose connection is busy waits
+    for a free one, and that wait counts too."""
     n = int(rate * duration)
     lat = np.full(n, np.nan)
     errors = 0
     free: asyncio.Queue = asyncio.Queue()
     for _ in range(conns):
         free.put_nowait(await _connect(url))
-    rng = np.random.default_rng(SEED)
-    xy = rng.uniform([LON0 - 0.02, LAT0 - 0.01], [LON0 + 0.02, LAT0 + 0.01], size=(n, 2))
-    host = url.split("//")[1].encode()
-
-    def request(i: int) -> bytes:
-        body = b'{"pings":[{"device_id":"s%d","ts":%d,"lon":%.6f,"lat":%.6f,"accuracy_m":8}]}' % (
-            i % 5000,
-            1700000000 + i,
-            xy[i, 0],
-            xy[i, 1],
-        )
-        return (
-            b"POST /v1/pings HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (host, KEY.encode(), len(body), body)
-        )
 
     async def one(i: int, due: float, conn):
         nonlocal errors
@@ -289,6 +277,7 @@ async def latency(url: str, rate: float, duration: float, conns: int) -> dict:
         tasks.add(t)
         t.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
+    achieved = n / (time.perf_counter() - t0)
     while not free.empty():
         free.get_nowait()[1].close()
     ms = lat[np.isfinite(lat)] * 1000
@@ -300,8 +289,30 @@ async def latency(url: str, rate: float, duration: float, conns: int) -> dict:
         "p90_ms": float(np.percentile(ms, 90)),
         "p99_ms": float(np.percentile(ms, 99)),
         "max_ms": float(ms.max()),
-        "achieved_rate": n / (time.perf_counter() - t0),
+        "achieved_rate": achieved,
     }
+
+
+async def latency(url: str, rate: float, duration: float, conns: int) -> dict:
+    """:func:`open_loop` with single pings of 5,000 devices at seeded positions in the fence area."""
+    n = int(rate * duration)
+    rng = np.random.default_rng(SEED)
+    xy = rng.uniform([LON0 - 0.02, LAT0 - 0.01], [LON0 + 0.02, LAT0 + 0.01], size=(n, 2))
+    host = url.split("//")[1].encode()
+
+    def request(i: int) -> bytes:
+        body = b'{"pings":[{"device_id":"s%d","ts":%d,"lon":%.6f,"lat":%.6f,"accuracy_m":8}]}' % (
+            i % 5000,
+            1700000000 + i,
+            xy[i, 0],
+            xy[i, 1],
+        )
+        return (
+            b"POST /v1/pings HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (host, KEY.encode(), len(body), body)
+        )
+
+    return await open_loop(url, rate, duration, conns, request)
 
 
 def _event_ratio(url: str) -> str:

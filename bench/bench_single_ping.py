@@ -185,77 +185,28 @@ def run_wrk(url: str, key: str, path: str, duration: float, conns: int, devices:
     }
 
 
-async def _exchange(reader, writer, request: bytes) -> int:
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            n = int(line[15:])
-            if n:
-                await reader.readexactly(n)
-    return status
-
-
 async def fixed_rate(url: str, key: str, rate: float, duration: float, conns: int, devices: int) -> dict:
-    """Open loop: request i is due at t0 + i / rate; latency counts from the due time."""
-    host, port = url.split("//")[1].split(":")
+    """:func:`bench_http.open_loop` with one ping per request, for the next of ``devices`` devices,
+    at ts near now, at a seeded position in the fence area."""
     n = int(rate * duration)
-    lat = np.full(n, np.nan)
-    errors = 0
-    free: asyncio.Queue = asyncio.Queue()
-    for _ in range(conns):
-        free.put_nowait(await asyncio.open_connection(host, int(port)))
     rng = np.random.default_rng(SEED + 1)
     xy = rng.uniform([LON0 - 0.02, LAT0 - 0.01], [LON0 + 0.02, LAT0 + 0.01], size=(n, 2))
     ts0 = time.time() - 30
     head = b"POST /v1/pings HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n" % (
-        f"{host}:{port}".encode(),
+        url.split("//")[1].encode(),
         key.encode(),
     )
 
-    async def one(i: int, due: float, conn):
-        nonlocal errors
+    def request(i: int) -> bytes:
         body = b'{"pings":[{"device_id":"r%d","ts":%.4f,"lon":%.6f,"lat":%.6f,"accuracy_m":8}]}' % (
             i % devices,
             ts0 + i * 0.001,
             xy[i, 0],
             xy[i, 1],
         )
-        try:
-            if await _exchange(*conn, head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)) != 200:
-                errors += 1
-            lat[i] = time.perf_counter() - due
-            free.put_nowait(conn)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
-            free.put_nowait(await asyncio.open_connection(host, int(port)))
+        return head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
 
-    tasks = set()
-    t0 = time.perf_counter() + 0.05
-    for i in range(n):
-        due = t0 + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        conn = await free.get()
-        t = asyncio.create_task(one(i, due, conn))
-        tasks.add(t)
-        t.add_done_callback(tasks.discard)
-    await asyncio.gather(*tasks)
-    achieved = n / (time.perf_counter() - t0)
-    while not free.empty():
-        free.get_nowait()[1].close()
-    ms = lat[np.isfinite(lat)] * 1000
-    return {
-        "rate": rate,
-        "requests": n,
-        "errors": errors,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "max_ms": float(ms.max()),
-        "achieved": achieved,
-    }
+    return await bench_http.open_loop(url, rate, duration, conns, request)
 
 
 def _merged(url: str) -> float:
@@ -416,7 +367,7 @@ def main() -> int:
             f = run(fixed_rate(url, key, args.rate, args.duration, args.latency_connections, args.devices))
             f["cpu_us"] = (cpu_s(proc.pid) - c0) / f["requests"] * 1e6
             print(
-                f"fixed rate {f['rate']:,.0f} requests/s (achieved {f['achieved']:,.0f}/s, {f['requests']} requests, "
+                f"fixed rate {f['rate_per_s']:,.0f} requests/s (achieved {f['achieved_rate']:,.0f}/s, {f['requests']} requests, "
                 f"errors {f['errors']}): p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, max {f['max_ms']:.1f} ms; "
                 f"server CPU {f['cpu_us']:.0f} us/request "
                 f"[open-loop asyncio client, {args.latency_connections} keep-alive connections]"
