@@ -84,19 +84,8 @@ def read_csv(
     return _import(_csv_records(file, delimiter), limits, source, progress, chunk, csv_fields=True)
 
 
+@gc_paused()  # millions of short-lived objects, no cycles (see geofences._memory)
 def _import(
-    records: Iterator[tuple[int, Any, InvalidRecord | None]],
-    limits: Limits,
-    source: str | None,
-    progress: Progress | None,
-    chunk: int,
-    csv_fields: bool,
-) -> list[Geofence]:
-    with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
-        return _import_records(records, limits, source, progress, chunk, csv_fields)
-
-
-def _import_records(
     records: Iterator[tuple[int, Any, InvalidRecord | None]],
     limits: Limits,
     source: str | None,
