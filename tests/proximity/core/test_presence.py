@@ -195,12 +195,7 @@ def full(events) -> list[tuple]:
 @example(seed=0, place="oslo")
 def test_batch_equals_one_by_one(seed, place):
     fences, pings = noisy(seed, place, 40)
-    batch = full(Engine(fences, config=PROB).ingest(pings).events)
-    engine = Engine(fences, config=PROB)
-    single = []
-    for i in np.argsort(pings.ts, kind="stable"):
-        single += list(engine.ingest(pings.take([i])).events)
-    assert batch == full(single)
+    assert full(Engine(fences, config=PROB).ingest(pings).events) == full(one_by_one(fences, pings))
 
 
 @SETTINGS
@@ -213,12 +208,7 @@ def test_batch_equals_one_by_one_with_place_pings(seed, place):
     names = np.array([f.id for f in fences] + ["not-a-fence"], dtype=object)
     place_of = np.where(rng.random(len(pings)) < 0.3, names[rng.integers(0, len(names), len(pings))], None)
     pings = PingBatch(pings.device_id, pings.ts, pings.lon, pings.lat, pings.accuracy_m, place_of)
-    batch = full(Engine(fences, config=PROB).ingest(pings).events)
-    engine = Engine(fences, config=PROB)
-    single = []
-    for i in np.argsort(pings.ts, kind="stable"):
-        single += list(engine.ingest(pings.take([i])).events)
-    assert batch == full(single)
+    assert full(Engine(fences, config=PROB).ingest(pings).events) == full(one_by_one(fences, pings))
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -261,6 +251,15 @@ def _prob_worker(url: str, prefix: str, seed: int, index: int, barrier, results)
         results.put((index, [], 0, repr(exc)))
 
 
+def one_by_one(fences, pings: PingBatch) -> list:
+    """Every event of ingesting each ping as its own batch, in ts order, into one engine."""
+    engine = Engine(fences, config=PROB)
+    out = []
+    for i in np.argsort(pings.ts, kind="stable"):
+        out += list(engine.ingest(pings.take([i])).events)
+    return out
+
+
 def with_accuracy(p: PingBatch) -> PingBatch:
     """The pings with an accuracy derived from their own position (the same in every process)."""
     acc = 5.0 + (np.abs(p.lon * 1e5 + p.lat * 1e5) % 30.0)
@@ -270,38 +269,14 @@ def with_accuracy(p: PingBatch) -> PingBatch:
 @pytest.mark.redis
 @pytest.mark.timeout(240)
 def test_processes_sharing_devices_on_redis_emit_each_event_exactly_once(redis_url):
-    import multiprocessing as mp
-    import queue
     import uuid
 
     from proximity.storage.redis_devices import RedisDeviceStore
-    from tests.proximity.storage.test_redis_concurrency import N_PROCS, scenario
+    from tests.proximity.storage.test_redis_concurrency import run_engine_processes, scenario
 
     seed = 7
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(N_PROCS), ctx.Queue()
-    procs = [
-        ctx.Process(target=_prob_worker, args=(redis_url, prefix, seed, i, barrier, results), daemon=True)
-        for i in range(N_PROCS)
-    ]
-    for p in procs:
-        p.start()
-    got, errors = [], []
-    try:
-        for _ in procs:
-            try:
-                _, events, _, error = results.get(timeout=200)
-            except queue.Empty:
-                pytest.fail("an engine process did not report")
-            got += events
-            if error:
-                errors.append(error)
-    finally:
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.terminate()
+    got, _, errors = run_engine_processes(_prob_worker, redis_url, prefix, seed)
     assert not errors, errors
     fences, pings, _ = scenario(seed)
     expected = full(Engine(fences, config=PROB).ingest(with_accuracy(pings)).events)

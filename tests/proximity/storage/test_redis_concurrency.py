@@ -73,16 +73,13 @@ def _worker(url: str, prefix: str, seed: int, index: int, barrier, results) -> N
         results.put((index, [], 0, repr(exc)))
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize("seed", [7, 8])
-def test_engine_processes_sharing_devices_emit_each_event_exactly_once(redis_url, seed):
-    from proximity.storage.redis_devices import RedisDeviceStore
-
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+def run_engine_processes(worker, redis_url: str, prefix: str, seed: int) -> tuple[list, int, list[str]]:
+    """Start ``N_PROCS`` spawned processes running ``worker(url, prefix, seed, index, barrier,
+    results)`` (rounds in step), and return every process's events, the retries and the errors."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(N_PROCS), ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(redis_url, prefix, seed, i, barrier, results), daemon=True)
+        ctx.Process(target=worker, args=(redis_url, prefix, seed, i, barrier, results), daemon=True)
         for i in range(N_PROCS)
     ]
     for p in procs:
@@ -103,6 +100,16 @@ def test_engine_processes_sharing_devices_emit_each_event_exactly_once(redis_url
             p.join(timeout=10)
             if p.is_alive():
                 p.terminate()
+    return got, retries, errors
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", [7, 8])
+def test_engine_processes_sharing_devices_emit_each_event_exactly_once(redis_url, seed):
+    from proximity.storage.redis_devices import RedisDeviceStore
+
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    got, retries, errors = run_engine_processes(_worker, redis_url, prefix, seed)
     assert not errors, f"seed {seed}: {errors}"
 
     fences, pings, _ = scenario(seed)
