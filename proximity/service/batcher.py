@@ -22,6 +22,7 @@ import asyncio
 import time
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from proximity.core.engine import PING_STATUS
 from proximity.core.pings import TS_FLOOR, check_clock
 from proximity.service.ingest import IngestService, offer_dicts
 
-__all__ = ["Batcher", "GroupCommit"]
+__all__ = ["Batcher", "GroupCommit", "request_of"]
 
 
 class GroupCommit:
@@ -142,19 +143,35 @@ def ingest_many(pipeline: IngestService, batches: list[PingBatch]) -> list[dict]
     np.add.at(counts, (owner, status), 1)
     for o, row in zip(out, counts.tolist()):
         o.update(zip(PING_STATUS, row))
-    inaccurate = status == 3
     if res["events"]:
-        devs = {e["device_id"] for e in res["events"]}
-        by_dev: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        for d, t, o, bad in zip(merged.device_id.tolist(), merged.ts.tolist(), owner.tolist(), inaccurate.tolist()):
-            if d in devs and not bad:
-                by_dev[d].append((t, o))
-        for lst in by_dev.values():
-            lst.sort()
+        request = request_of(
+            merged.device_id, merged.ts, owner, status != 3, only={e["device_id"] for e in res["events"]}
+        )
         for e in res["events"]:
-            lst = by_dev[e["device_id"]]
-            k = min(bisect_left(lst, (e["ts"], -1)), len(lst) - 1)
-            out[lst[k][1]]["events"].append(e)
+            out[request(e["device_id"], e["ts"])]["events"].append(e)
     for o in out:
         o["offers"] = offer_dicts(o["events"])
     return out
+
+
+def request_of(
+    device_ids: np.ndarray, ts: np.ndarray, owner: np.ndarray, counted: np.ndarray, only: set | None = None
+) -> Callable[[str, float], int]:
+    """For a merged call's inputs (each one's device, ts, request and whether it counted), return
+    ``(device, ts) -> request``: the request holding that device's earliest counted input at or
+    after ``ts`` (its last one otherwise; request 0 for a device with none). An event fires at an
+    input, so it goes back to the request that sent it. ``only`` limits the work to those devices."""
+    by_dev: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for d, t, o, c in zip(device_ids.tolist(), ts.tolist(), owner.tolist(), counted.tolist()):
+        if c and (only is None or d in only):
+            by_dev[d].append((t, o))
+    for lst in by_dev.values():
+        lst.sort()
+
+    def request(device_id: str, at: float) -> int:
+        lst = by_dev.get(device_id)
+        if not lst:
+            return 0
+        return lst[min(bisect_left(lst, (at, -1)), len(lst) - 1)][1]
+
+    return request

@@ -16,19 +16,18 @@ and metrics.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 from anyio import to_thread
 
 from beacons.errors import BeaconFieldError, InvalidSightings, RecordError
+from beacons.monitor import SIGHTING_STATUS
 from beacons.pipeline import ingest_sightings_detailed
 from beacons.sightings import SightingBatch
 from proximity.core.errors import InvalidPing, StoreError
 from proximity.core.pings import TS_FLOOR, check_clock
-from proximity.service.batcher import GroupCommit
+from proximity.service.batcher import GroupCommit, request_of
 from proximity.service.beacons import BeaconService, canonical_id
 from proximity.service.errors import PayloadTooLarge
 from proximity.service.ingest import IngestService, json_array, offer_dicts
@@ -220,37 +219,27 @@ def ingest_many_sightings(sightings: SightingIngest, batches: list[SightingBatch
     owner = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
     doc, res = sightings.ingest_detailed(merged)
     status = res.status
+    counts = np.zeros((len(batches), len(SIGHTING_STATUS)), np.int64)
+    np.add.at(counts, (owner, status), 1)
     out: list[dict[str, Any]] = []
-    for i, b in enumerate(batches):
-        mine = status[owner == i]
-        out.append(
+    for b, row in zip(batches, counts.tolist()):
+        n = dict(zip(SIGHTING_STATUS, row))
+        out.append(  # the keys in the order of a single request's response (SightingIngest.ingest)
             {
                 "events": [],
                 "offers": [],
-                "accepted": int((mine == 0).sum()),
-                "unknown": int((mine == 2).sum()),
+                "accepted": n["accepted"],
+                "unknown": n["unknown"],
                 "unidentified": b.unidentified,
-                "stale": int((mine == 1).sum()),
+                "stale": n["stale"],
                 "positions": 0,
             }
         )
-    by_dev: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for d, t, o, st in zip(merged.device_id.tolist(), merged.ts.tolist(), owner.tolist(), status.tolist()):
-        if st == 0:
-            by_dev[d].append((t, o))
-    for lst in by_dev.values():
-        lst.sort()
-
-    def owner_of(device_id: str, ts: float) -> int:
-        lst = by_dev.get(device_id)
-        if not lst:
-            return 0
-        return lst[min(bisect_left(lst, (ts, -1)), len(lst) - 1)][1]
-
+    request = request_of(merged.device_id, merged.ts, owner, status == 0)
     for e in doc["events"]:
-        out[owner_of(e["device_id"], e["ts"])]["events"].append(e)
+        out[request(e["device_id"], e["ts"])]["events"].append(e)
     for d, t in zip(res.positions.device_id.tolist(), res.positions.ts.tolist()):
-        out[owner_of(d, t)]["positions"] += 1
+        out[request(d, t)]["positions"] += 1
     for o in out:
         o["offers"] = offer_dicts(o["events"])
     return out
