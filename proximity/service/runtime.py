@@ -225,9 +225,8 @@ async def start_runtime(settings: Settings) -> Runtime:
     rt.tasks.append(asyncio.create_task(_sweeper(rt), name="sweep"))
     rt.tasks.append(asyncio.create_task(_expirer(rt), name="expire"))
     fraud = rt.campaigns.fraud if rt.campaigns is not None else None
-    flush_every_s = getattr(fraud, "flush_every_s", None)
-    if flush_every_s is not None:  # the embedded fraud gate's last pings, written behind
-        rt.tasks.append(asyncio.create_task(_fraud_flusher(rt, flush_every_s), name="fraud-flush"))
+    if hasattr(fraud, "flush_every_s"):  # the embedded fraud gate's last pings, written behind
+        rt.tasks.append(asyncio.create_task(_fraud_flusher(rt, fraud), name="fraud-flush"))
     if settings.redis_url:
         rt.tasks.append(asyncio.create_task(_watch_redis_epoch(rt, epoch), name="redis-epoch"))
         rt.tasks.append(asyncio.create_task(_follow_definitions(rt, cursor), name="follow-defs"))
@@ -325,14 +324,13 @@ async def _expirer(rt: Runtime) -> None:
     await _forever("expire", rt, step)
 
 
-async def _fraud_flusher(rt: Runtime, every_s: float) -> None:
-    """Write the embedded fraud gate's pending last pings every ``every_s``, off the event loop
-    (tens of thousands of rows at a high ping rate: no place on the ingest path)."""
+async def _fraud_flusher(rt: Runtime, fraud) -> None:
+    """Write the embedded fraud gate's pending last pings every ``flush_every_s``, off the event
+    loop (tens of thousands of rows at a high ping rate: no place on the ingest path)."""
 
     async def step():
-        await asyncio.sleep(every_s)
-        if rt.campaigns is not None:
-            await to_thread.run_sync(rt.campaigns.fraud.flush)
+        await asyncio.sleep(fraud.flush_every_s)
+        await to_thread.run_sync(fraud.flush)
 
     await _forever("fraud-flush", rt, step)
 
