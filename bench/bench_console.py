@@ -21,27 +21,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
+import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_http  # noqa: E402
+from bench_single_ping import cpu_s  # noqa: E402
 from fence_gen import features  # noqa: E402
 
-KEY = "bench-admin-key-0123456789abcdef"
+KEY = bench_http.KEY
 CITY = (10.75, 59.91)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -53,26 +48,16 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {**os.environ, "PROXIMITY_ADMIN_KEY": KEY, "PROXIMITY_CONSOLE_TILE_URL": ""}
-        root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        server = subprocess.Popen(
-            [sys.executable, "-m", "proximity.service", "--port", str(port), "--data-dir", f"{tmp}/data"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        root = str(Path(__file__).resolve().parents[1])  # the server runs this checkout's code
+        server, url = bench_http.start_server(
+            "--data-dir",
+            f"{tmp}/data",
+            env={
+                "PROXIMITY_CONSOLE_TILE_URL": "",
+                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+            },
         )
-        url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
-                try:
-                    httpx.get(f"{url}/health", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
             fc = {"type": "FeatureCollection", "features": features(args.fences, seed=1, cities=[CITY])}
             r = httpx.post(
                 f"{url}/v1/geofences/import",
@@ -95,7 +80,7 @@ def main() -> None:
                     const t = performance.now(); await c.layer.refresh(true);
                     return [performance.now() - t, c.layer.features.size, c.layer.group.getLayers().length]; }"""
                 results: dict[str, list] = {}
-                cpu0 = _cpu_s(server.pid)
+                cpu0 = cpu_s(server.pid)
                 for _ in range(args.repeat):
                     for name, (lat, lon, z) in {
                         "city": (CITY[1], CITY[0], 12),
@@ -103,7 +88,7 @@ def main() -> None:
                         "street": (CITY[1] - 0.02, CITY[0] - 0.03, 17),
                     }.items():
                         results.setdefault(name, []).append(page.evaluate(measure, [lat, lon, z]))
-                cpu = _cpu_s(server.pid) - cpu0
+                cpu = cpu_s(server.pid) - cpu0
                 page.evaluate(f"window.proximityConsole.map.setView([{CITY[1]}, {CITY[0]}], 12, {{animate: false}})")
                 page.evaluate("window.proximityConsole.layer.refresh(true)")
                 redraw = page.evaluate(
@@ -112,7 +97,7 @@ def main() -> None:
                 heap = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : null")
                 browser.close()
         finally:
-            server.terminate()
+            os.killpg(server.pid, signal.SIGTERM)
             server.wait(10)
     print(f"fences: {args.fences} (one city), best of {args.repeat}")
     for name, runs in results.items():
