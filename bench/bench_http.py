@@ -69,6 +69,16 @@ def start_server(*flags: str, env: dict[str, str] | None = None) -> tuple[subpro
     raise SystemExit("server did not start")
 
 
+def profile(pid: int, seconds: float) -> subprocess.Popen | None:
+    """With ``BENCH_PYSPY=<file>`` set, start ``py-spy record`` of ``pid`` for ``seconds`` into
+    that file (raw folded stacks) and return it (``wait()`` for the file); else None."""
+    out = os.environ.get("BENCH_PYSPY")
+    if not out:
+        return None
+    cmd = ["py-spy", "record", "-o", out, "--pid", str(pid), "-d", str(max(int(seconds), 1)), "-f", "raw"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def fence_features(n: int) -> list[dict]:
     """``n`` store circles of 40 m (dwell 120 s) at seeded positions around the city centre."""
     rng = np.random.default_rng(SEED)

@@ -145,24 +145,7 @@ def main() -> int:
         with open("/proc/loadavg") as fh:
             load = " ".join(fh.read().split()[:3])
         server, url = start_server(data, port, args.events_qos)
-        spy = None
-        if os.environ.get("BENCH_PYSPY"):  # profile the drain: py-spy record (raw folded stacks)
-            spy = subprocess.Popen(
-                [
-                    "py-spy",
-                    "record",
-                    "-o",
-                    os.environ["BENCH_PYSPY"],
-                    "--pid",
-                    str(server.pid),
-                    "-d",
-                    "10",
-                    "-f",
-                    "raw",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        spy = bench_http.profile(server.pid, 10)  # BENCH_PYSPY=<file>: the drain
         c0, first, t_first = cpu_s(server.pid), None, None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:

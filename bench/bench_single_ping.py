@@ -166,9 +166,12 @@ def run_wrk(url: str, key: str, path: str, duration: float, conns: int, devices:
         )
         script = fh.name
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{int(duration)}s", "-s", script, url]
+    spy = bench_http.profile(pid, duration)  # BENCH_PYSPY=<file>: the server meanwhile
     c0 = cpu_s(pid)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     c1 = cpu_s(pid)
+    if spy is not None:
+        spy.wait()
     os.unlink(script)
     m = re.search(r"requests=(\d+) socket_errors=(\d+) non2xx=(\d+) p50_us=(\d+) p99_us=(\d+)", out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))

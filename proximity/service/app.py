@@ -8,7 +8,7 @@ import orjson
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from proximity.service.errors import PayloadTooLarge, install_handlers
+from proximity.service.errors import PayloadTooLarge, describe, install_handlers
 from proximity.service.metrics import MetricsMiddleware
 from proximity.service.phonepath import PhonePath
 from proximity.service.routes import ROUTERS
@@ -91,17 +91,10 @@ class BodyLimitMiddleware:
 
 
 async def _send_too_large(send, limit: int) -> None:
-    body = orjson.dumps(
-        {
-            "error": {
-                "code": "too_large",
-                "field": "body",
-                "message": f"request body larger than the limit of {limit} bytes",
-            }
-        }
-    )
+    status, err, _ = describe(PayloadTooLarge(limit))
+    body = orjson.dumps({"error": err})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -137,11 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = getattr(app.state, "runtime", None)
         return rt.metrics if rt is not None else None
 
-    # innermost: the phone path answers the ingest routes without FastAPI's routing (timed by
-    # the metrics middleware, behind the body limit like every route)
-    app.add_middleware(PhonePath, runtime=lambda: getattr(app.state, "runtime", None))
     app.add_middleware(MetricsMiddleware, metrics=_metrics)
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.max_body_bytes, limits={IMPORT_PATH: settings.max_import_bytes}
     )
+    # outermost: the phone path answers the ingest routes in front of Starlette's middleware
+    # (it holds their bodies to the limit and times them itself)
+    PhonePath.install(app, runtime=lambda: getattr(app.state, "runtime", None))
     return app

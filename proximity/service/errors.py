@@ -105,10 +105,17 @@ class BadRequest(ServiceError, ValueError):
 
 
 class PayloadTooLarge(ServiceError, ValueError):
-    def __init__(self, limit: int, size: int | None = None, what: str = "request body", unit: str = "bytes"):
-        self.limit, self.size, self.what = limit, size, what
+    """A body, or a batch in it (``field``: the body's array), past its limit (413)."""
+
+    def __init__(
+        self, limit: int, size: int | None = None, what: str = "request body", unit: str = "bytes", field: str = "body"
+    ):
+        self.limit, self.size, self.what, self.field = limit, size, what, field
         got = f" (got {size})" if size is not None else ""
         super().__init__(f"{what} larger than the limit of {limit} {unit}{got}")
+
+    def details(self):
+        return {"field": self.field}
 
 
 class UnsupportedMediaType(BadRequest):

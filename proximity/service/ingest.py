@@ -106,7 +106,7 @@ def json_array(body: bytes, key: str) -> list:
 def pings_from_rows(rows: list, max_batch: int) -> PingBatch:
     """Validate a list of ping objects (already decoded) into a batch."""
     if len(rows) > max_batch:
-        raise PayloadTooLarge(max_batch, len(rows), what="batch", unit="pings")
+        raise PayloadTooLarge(max_batch, len(rows), what="batch", unit="pings", field="pings")
     try:
         dev = [p["device_id"] for p in rows]
         ts = [p["ts"] for p in rows]

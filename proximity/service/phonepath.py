@@ -12,10 +12,15 @@ answered by :func:`proximity.service.errors.answer`, the function behind the app
 handlers: the same status, body and headers. Every other request, and every request while the
 service is not ready, goes to the FastAPI app, whose routes for these paths stay (OpenAPI, and
 the same behaviour when the layer is not installed).
+
+It is the app's outermost layer (:meth:`PhonePath.install`): a phone's request passes none of
+Starlette's middleware, so it does their part itself: the body limit (a declared
+``Content-Length`` past it is answered at once, with the same 413) and the latency metric.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -53,29 +58,48 @@ _ROUTES: dict[tuple[str, str], tuple[str, _Route, bool, bool]] = {
 
 
 class PhonePath:
-    """Pure ASGI middleware answering the ingest routes (module docstring); ``runtime`` returns
-    the app's :class:`~proximity.service.runtime.Runtime`, or None before the lifespan."""
+    """Pure ASGI layer answering the ingest routes (module docstring); ``runtime`` returns the
+    app's :class:`~proximity.service.runtime.Runtime`, or None before the lifespan."""
 
     def __init__(self, app, runtime: Callable[[], Any]):
         self.app, self._runtime = app, runtime
+        self._latency: dict[tuple[Any, str, str, int], Any] = {}  # the histogram's children
+
+    @classmethod
+    def install(cls, app, runtime: Callable[[], Any]) -> None:
+        """Make the phone path the outermost layer of the FastAPI ``app``, in front of the
+        middleware stack Starlette builds (error pages, body limit, metrics)."""
+        build = app.build_middleware_stack
+        app.build_middleware_stack = lambda: cls(build(), runtime)
 
     async def __call__(self, scope, receive, send):
         route = _ROUTES.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
         rt = self._runtime() if route is not None else None
         if route is None or rt is None or not rt.ready:
             return await self.app(scope, receive, send)
+        t0, status = time.perf_counter(), 500
+        try:
+            status = await self._answer(route, rt, scope, receive, send)
+        finally:
+            self._observe(rt.metrics, scope["method"], route[1].path, status, time.perf_counter() - t0)
+
+    async def _answer(self, route, rt, scope, receive, send) -> int:
         handler, scope["route"], basic, query = route
         headers: dict[bytes, bytes] = {}
         for k, v in scope["headers"]:
             headers.setdefault(k, v)
+        limit = rt.settings.max_body_bytes
         try:
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise PayloadTooLarge(limit)
             key = credential(
                 headers.get(b"authorization", b"").decode("latin-1"),
                 _query(scope).get("key") if query else None,
                 basic=basic,
             )
             rt.keys.authorize(rt.keys.authenticate(key), Scope.INGEST)
-            body = await _read_body(receive, rt.settings.max_body_bytes)
+            body = await _read_body(receive, limit)
             status, out, extra = await getattr(self, handler)(rt, scope, headers, body)
         except Exception as exc:
             status, err, hdrs = answer(exc, scope["method"], scope["path"], rt)
@@ -89,6 +113,16 @@ class PhonePath:
             }
         )
         await send({"type": "http.response.body", "body": out})
+        return status
+
+    def _observe(self, metrics, method: str, path: str, status: int, seconds: float) -> None:
+        """The latency metric, as :class:`~proximity.service.metrics.MetricsMiddleware` observes
+        it, with the histogram's child per label set looked up once."""
+        key = (metrics, method, path, status)
+        child = self._latency.get(key)
+        if child is None:
+            child = self._latency[key] = metrics.latency.labels(method, path, str(status))
+        child.observe(seconds)
 
     # -- the routes: (status, body, headers); the same as proximity/service/routes/*.py ---------
     @staticmethod
@@ -135,8 +169,8 @@ async def _read_body(receive, limit: int) -> bytes:
             break
         chunk = msg.get("body", b"")
         size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit, size)
+        if size > limit:  # the 413 of the declared length (and of the app's body limit)
+            raise PayloadTooLarge(limit)
         chunks.append(chunk)
         if not msg.get("more_body", False):
             break

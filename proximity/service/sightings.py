@@ -62,7 +62,7 @@ def parse_sightings_body(body: bytes, max_batch: int) -> SightingBatch:
 def sightings_from_rows(rows: list, max_batch: int) -> SightingBatch:
     """Validate decoded sighting records into a batch (column path when it applies)."""
     if len(rows) > max_batch:
-        raise PayloadTooLarge(max_batch, len(rows), what="batch", unit="sightings")
+        raise PayloadTooLarge(max_batch, len(rows), what="batch", unit="sightings", field="sightings")
     fast = _columns(rows)
     return fast if fast is not None else SightingBatch.from_records(rows)
 

@@ -471,12 +471,18 @@ EXPECTED = {
     "store": [503, {"error": {"code": "store_unavailable", "message": "down"}}, {"retry-after": "1"}],
     "toolarge": [
         413,
-        {"error": {"code": "too_large", "message": "request body larger than the limit of 10 bytes (got 20)"}},
+        {
+            "error": {
+                "code": "too_large",
+                "message": "request body larger than the limit of 10 bytes (got 20)",
+                "field": "body",
+            }
+        },
         {},
     ],
     "toolarge2": [
         413,
-        {"error": {"code": "too_large", "message": "request body larger than the limit of 10 bytes"}},
+        {"error": {"code": "too_large", "message": "request body larger than the limit of 10 bytes", "field": "body"}},
         {},
     ],
     "unauth": [
