@@ -127,7 +127,7 @@ class BeaconService:
 
     def _reconcile(self) -> list[dict]:
         with self.monitor_lock:
-            return self.pipeline.emit(self.monitor.reconcile())
+            return self.pipeline.emit_from(self.monitor.reconcile)
 
     # -- start and follow ----------------------------------------------------------------------
     def register(self, followers: Followers, dependents: Dependents) -> None:

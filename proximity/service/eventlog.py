@@ -209,6 +209,34 @@ class MemoryEventLog(_FanOut):
         pass
 
 
+class _OwnDatabase:
+    """The event log's own SQLite file (WAL, ``synchronous=NORMAL``): what
+    :class:`~proximity.storage.journal.Journal` offers the tables sharing its file, for a log
+    that has a file to itself."""
+
+    def __init__(self, path: str):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self._db.execute(sql, params).fetchall()
+
+    def commit(self, statements: Iterable[tuple[str, tuple]]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            for sql, params in statements:
+                self._db.execute(sql, params)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self._db.close()
+
+
 class SqliteEventLog(MemoryEventLog):
     """The embedded log, also stored in SQLite so it survives a restart, even a ``kill -9``.
 
@@ -218,33 +246,61 @@ class SqliteEventLog(MemoryEventLog):
     highest stored id). WAL with ``synchronous=NORMAL``: a commit survives the process being
     killed (an OS crash can lose the last commits). Rows older than the ring are trimmed about
     once a second.
+
+    ``path`` is the log's own file; or pass ``journal`` (the embedded service does) to keep the
+    table in the state journal's file and commit each batch in one transaction with the state
+    records the same call saved (:meth:`~proximity.storage.journal.Journal.atomic`): the states
+    and their events survive a crash together or not at all. A ``path`` given with a journal
+    is an older layout's own file: its rows are moved into the journal's once.
     """
 
     def __init__(
-        self, path: str, retention_s: float, cap: int, trim_every_s: float = 1.0, max_bytes: int = 512 * 2**20
+        self,
+        path: str | None,
+        retention_s: float,
+        cap: int,
+        trim_every_s: float = 1.0,
+        max_bytes: int = 512 * 2**20,
+        *,
+        journal=None,
     ):
         super().__init__(retention_s, cap, max_bytes)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        if journal is None and path is None:
+            raise ValueError("need a path or a journal")
+        self._owned = journal is None
+        self._db = _OwnDatabase(path) if journal is None else journal  # type: ignore[arg-type]
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS event_batches (first_seq INTEGER PRIMARY KEY, "
             "last_seq INTEGER, received_ts REAL, docs BLOB)"
         )
+        if journal is not None and path is not None:
+            self._move_in(Path(path))
         self._load(time.time() - retention_s, cap)
-        top = self._db.execute("SELECT MAX(last_seq) FROM event_batches").fetchone()[0]
+        top = self._db.execute("SELECT MAX(last_seq) FROM event_batches")[0][0]
         self._next = (top or 0) + 1
         self._trim_every_s = trim_every_s
         self._last_trim = time.monotonic()
 
+    def _move_in(self, old: Path) -> None:
+        """Copy an older layout's separate file into the shared one, then delete it (a crash
+        in between copies again: rows are keyed by their first id)."""
+        if not old.exists():
+            return
+        self._db.execute("ATTACH DATABASE ? AS old_log", (str(old),))
+        try:
+            self._db.execute("INSERT OR IGNORE INTO event_batches SELECT * FROM old_log.event_batches")
+        finally:
+            self._db.execute("DETACH DATABASE old_log")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{old}{suffix}").unlink(missing_ok=True)
+
     def _load(self, horizon: float, cap: int) -> None:
         rows: list[tuple] = []
-        cur = self._db.execute(
+        got = self._db.execute(
             "SELECT first_seq, received_ts, docs FROM event_batches WHERE received_ts >= ? ORDER BY first_seq DESC",
             (horizon,),
         )
-        for first, received, docs in cur:
+        for first, received, docs in got:
             batch = []
             for seq, doc in enumerate(docs.split(b"\n"), first):
                 e = orjson.loads(doc)
@@ -257,21 +313,25 @@ class SqliteEventLog(MemoryEventLog):
         self._trim(time.time())
 
     def _persist(self, rows: list[tuple]) -> None:  # under the append lock: one writer at a time
-        self._db.execute(
-            "INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)",
-            (rows[0][0], rows[-1][0], rows[0][1], b"\n".join(r[6] for r in rows)),
-        )
+        statements = [
+            (
+                "INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)",
+                (rows[0][0], rows[-1][0], rows[0][1], b"\n".join(r[6] for r in rows)),
+            )
+        ]
         now = time.monotonic()
         if now - self._last_trim > self._trim_every_s:
             self._last_trim = now
             # whole batches older than the ring; the ring is trimmed by age and cap after this
             # append, so keep one extra batch's worth: a primary-key range delete
             oldest = self._ring[0][0] if self._ring else self._next
-            self._db.execute("DELETE FROM event_batches WHERE first_seq < ? AND last_seq < ?", (oldest, oldest))
+            statements.append(("DELETE FROM event_batches WHERE first_seq < ? AND last_seq < ?", (oldest, oldest)))
+        self._db.commit(statements)
 
     def close(self) -> None:
         with self._append_lock:
-            self._db.close()
+            if self._owned:
+                self._db.close()
 
 
 class RedisEventLog(_FanOut):

@@ -13,6 +13,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import IO, Any
 
 import orjson
@@ -110,11 +111,11 @@ class GeofenceService:
             if doc is None:
                 if fence_id not in self.engine.index:
                     return []
-                return self.pipeline.emit(self.engine.remove_fence(fence_id))
+                return self.pipeline.emit_from(lambda: self.engine.remove_fence(fence_id))
             fence = parse_feature(doc, limits=_STORED)
             if fence_id in self.engine.index and self.engine.index.get(fence_id).same_definition(fence):
                 return []
-            return self.pipeline.emit(self.engine.put_fence(fence))
+            return self.pipeline.emit_from(lambda: self.engine.put_fence(fence))
 
     def apply_changes(self, fence_ids: list[str]) -> list[dict]:
         """:meth:`apply_change` for many fences at once (another process imported them): one read
@@ -127,10 +128,10 @@ class GeofenceService:
             for err in errors[:20]:
                 logger.error("stored geofence skipped: %s", err)
             fences = [f for f in parsed if f is not None and not (f.id in index and index.get(f.id).same_definition(f))]
-            out = self.pipeline.emit(self.engine.put_fences(fences)) if fences else []
+            out = self.pipeline.emit_from(lambda: self.engine.put_fences(fences)) if fences else []
             for fid, doc in zip(fence_ids, docs):
                 if doc is None and fid in index:
-                    out += self.pipeline.emit(self.engine.remove_fence(fid))
+                    out += self.pipeline.emit_from(partial(self.engine.remove_fence, fid))
             return out
 
     # -- writes --------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ class GeofenceService:
         with self._lock:
             if not self.defs.create(KIND, fence.id, fence.to_feature()):
                 raise DuplicateGeofence(fence.id)
-            self.pipeline.emit(self.engine.put_fence(fence))
+            self.pipeline.emit_from(lambda: self.engine.put_fence(fence))
         return fence.to_feature()
 
     def replace(self, fence_id: str, feature: Any) -> tuple[dict, bool, list[dict]]:
@@ -148,7 +149,7 @@ class GeofenceService:
         fence = parse_feature(feature, limits=self.limits, fence_id=fence_id)
         with self._lock:
             created = self.defs.put(KIND, fence.id, fence.to_feature())
-            events = self.pipeline.emit(self.engine.put_fence(fence))
+            events = self.pipeline.emit_from(lambda: self.engine.put_fence(fence))
         return fence.to_feature(), created, events
 
     def delete(self, fence_id: str) -> list[dict]:
@@ -164,7 +165,7 @@ class GeofenceService:
                 raise UnknownGeofence(fence_id)
             if fence_id not in self.engine.index:
                 return []
-            return self.pipeline.emit(self.engine.remove_fence(fence_id))
+            return self.pipeline.emit_from(lambda: self.engine.remove_fence(fence_id))
 
     def import_collection(self, collection: Any, progress: Progress | None = None) -> dict:
         """Validate a whole FeatureCollection, then store it in one transaction (upserting ids)."""
@@ -203,7 +204,7 @@ class GeofenceService:
         """Store ``fences`` in one transaction, then index them with one bulk change."""
         with self._lock, gc_paused():  # a document per fence, made and dropped: no cycles among them
             self.defs.put_many(KIND, dict(zip((f.id for f in fences), to_features(fences, arrays=True))))
-            events = self.pipeline.emit(self.engine.put_fences(fences))
+            events = self.pipeline.emit_from(lambda: self.engine.put_fences(fences))
         return {"imported": len(fences), "ids": [f.id for f in fences], "exit_events": len(events)}
 
     # -- reads ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -156,8 +157,17 @@ class IngestService:
     Methods are synchronous (call them in a worker thread): the engine and stores block.
     """
 
-    def __init__(self, engine: Engine, pipeline: Pipeline, metrics: Metrics):
+    def __init__(
+        self,
+        engine: Engine,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        atomic: Callable[[], AbstractContextManager] = nullcontext,
+    ):
         self.engine, self.pipeline, self.metrics = engine, pipeline, metrics
+        #: a block whose saved states commit together with the events it emits (the embedded
+        #: journal's :meth:`~proximity.storage.journal.Journal.atomic`; Redis: nothing to join)
+        self.atomic = atomic
         #: called with every ping batch before the engine sees it (the campaigns' fraud gate)
         self.observers: list[Callable[[PingBatch], None]] = []
 
@@ -169,13 +179,14 @@ class IngestService:
         """:meth:`ingest`, and each ping's status (:attr:`~proximity.core.engine.IngestResult.status`)."""
         for observe in self.observers:
             observe(batch)
-        try:
-            res = self.engine.ingest(batch)
-        except StoreError:
-            self.metrics.store_errors.inc()
-            raise
-        self.metrics.count_ingest(res.accepted, res.stale, res.duplicates, res.inaccurate)
-        events = self.emit(res.events)
+        with self.atomic():
+            try:
+                res = self.engine.ingest(batch)
+            except StoreError:
+                self.metrics.store_errors.inc()
+                raise
+            self.metrics.count_ingest(res.accepted, res.stale, res.duplicates, res.inaccurate)
+            events = self.emit(res.events)
         doc = {
             "events": events,
             "offers": offer_dicts(events),
@@ -192,12 +203,18 @@ class IngestService:
         their dicts as the sinks saw them (with the log's ids)."""
         return self.pipeline.emit(batch).to_dicts()
 
+    def emit_from(self, produce: Callable[[], EventBatch]) -> list[dict]:
+        """Run ``produce`` (an engine call: it saves states and returns their events) and emit
+        its events, inside :attr:`atomic`: the states and the events commit together."""
+        with self.atomic():
+            return self.emit(produce())
+
     def sweep(self, now: float | None = None) -> list[dict]:
-        return self.emit(self.engine.sweep(now))
+        return self.emit_from(lambda: self.engine.sweep(now))
 
     def expire(self, idle_s: float, now: float | None = None) -> list[dict]:
         """Drop devices not heard for ``idle_s`` (exits, reason ``expired``, for those inside)."""
-        return self.emit(self.engine.expire(idle_s, now))
+        return self.emit_from(lambda: self.engine.expire(idle_s, now))
 
 
 def offer_dicts(events: list[dict]) -> list[dict]:

@@ -8,6 +8,7 @@ import asyncio
 import gc
 import logging
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +85,7 @@ def _build(settings: Settings) -> Runtime:
         "timeout_s": s.webhook_timeout_s,
         "allow_hosts": s.webhook_allow_hosts,
     }
-    redis_client = None
+    redis_client, journal = None, None
     if s.redis_url:
         from proximity.storage.redis_beacons import RedisMonitorStore
         from proximity.storage.redis_client import connect
@@ -115,10 +116,11 @@ def _build(settings: Settings) -> Runtime:
         defs = open_definitions(sqlite_path=s.sqlite_path)
         event_log = (
             SqliteEventLog(
-                str(s.data_dir / "events.sqlite3"),
+                str(s.data_dir / "events.sqlite3"),  # the older layout's own file, moved in once
                 s.event_retention_s,
                 s.event_log_cap,
                 max_bytes=s.event_log_max_mb * 2**20,
+                journal=journal,
             )
             if s.event_log_durable
             else MemoryEventLog(s.event_retention_s, s.event_log_cap, s.event_log_max_mb * 2**20)
@@ -134,7 +136,7 @@ def _build(settings: Settings) -> Runtime:
     )
     metrics = Metrics()
     pipeline = event_pipeline(event_log, metrics, webhooks)
-    ingest = IngestService(engine, pipeline, metrics)
+    ingest = IngestService(engine, pipeline, metrics, atomic=journal.atomic if journal is not None else nullcontext)
     limits = Limits(max_vertices=s.max_vertices, max_radius_m=s.max_radius_m)
     fences = GeofenceService(defs, engine, ingest, limits)
     keys = KeyRing(defs)

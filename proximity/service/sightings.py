@@ -148,7 +148,7 @@ class SightingIngest:
         sighting's status, the indoor positions)."""
         self.check_clock(batch)
         svc = self.beacons
-        with svc.monitor_lock:
+        with svc.monitor_lock, self.pipeline.atomic():
             try:
                 res = ingest_sightings_detailed(svc.monitor, svc.engine, batch)
             except StoreError:
@@ -171,7 +171,7 @@ class SightingIngest:
     def sweep(self, now: float | None = None) -> list[dict]:
         """End beacon stays silent for ``exit_after_s`` (``beacon_exit``, reason ``silence``)."""
         with self.beacons.monitor_lock:
-            return self.pipeline.emit(self.beacons.monitor.sweep(now))
+            return self.pipeline.emit_from(lambda: self.beacons.monitor.sweep(now))
 
 
 async def parse_sightings(body: bytes, max_batch: int) -> SightingBatch:

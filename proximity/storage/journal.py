@@ -9,6 +9,12 @@ engine returns, so before any 2xx. SQLite in WAL mode with ``synchronous=NORMAL`
 committed row survive a ``kill -9`` of the process (an OS crash or power cut can lose the last
 commits; ``PROXIMITY_JOURNAL_SYNC=full`` style settings can trade throughput for that).
 
+Inside :meth:`Journal.atomic` (the service wraps each ingest call in it) a thread's records are
+held back and committed in one transaction together with that call's events (the event log keeps
+its table in the same file and commits through :meth:`Journal.commit`): a ``kill -9`` between
+saving the states and logging their events would otherwise keep a device "inside" whose
+``enter`` was never logged, and the client's retry, now a duplicate, would never produce it.
+
 On open, the latest snapshot is loaded and the later rows are replayed in order. Snapshots are
 written when the journal has grown past a few times the number of devices (by a background
 thread: saves wait only while the states are read, not while they are pickled and written),
@@ -25,6 +31,10 @@ import logging
 import pickle
 import sqlite3
 import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -39,13 +49,18 @@ __all__ = ["Journal", "JournaledStateStore", "JournaledMonitorStore"]
 logger = logging.getLogger("proximity.storage.journal")
 
 
+_INSERT = "INSERT INTO journal (seq, stream, snapshot, rows, data) VALUES (?, ?, 0, ?, ?)"
+
+
 class Journal:
     """An append-only log of state records per stream, with snapshots, in one SQLite file."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._local = threading.local()  # .held: this thread's records inside atomic(), or None
+        self._pending: Counter[str] = Counter()  # records held back per stream, every thread
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -55,15 +70,77 @@ class Journal:
             "data BLOB NOT NULL)"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS journal_stream ON journal (stream, seq)")
+        # records take their place in the order of the saves, also when one is held back by
+        # atomic() and another thread's commits first: replays go by seq
+        self._next_seq = (self._db.execute("SELECT MAX(seq) FROM journal").fetchone()[0] or 0) + 1
 
-    def append(self, stream: str, record: Any, rows: int) -> int:
-        """Commit one record; return its sequence number."""
+    def append(self, stream: str, record: Any, rows: int) -> None:
+        """Commit one record, or inside :meth:`atomic` hold it for the block's commit."""
         blob = pickle.dumps(record, protocol=5)
+        held = getattr(self._local, "held", None)
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO journal (stream, snapshot, rows, data) VALUES (?, 0, ?, ?)", (stream, rows, blob)
-            )
-            return int(cur.lastrowid)
+            seq = self._next_seq
+            self._next_seq += 1
+            if held is not None:
+                held.append((seq, stream, rows, blob))
+                self._pending[stream] += 1
+            else:
+                self._db.execute(_INSERT, (seq, stream, rows, blob))
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Hold this thread's records back until :meth:`commit` (the event log's, with the
+        block's events) or the end of the block, whichever comes first; nested blocks join the
+        outer one. A block that raises still commits what it saved: the stores' memory has it."""
+        if getattr(self._local, "held", None) is not None:
+            yield
+            return
+        self._local.held = []
+        try:
+            yield
+        finally:
+            try:
+                self.commit()
+            finally:
+                self._local.held = None
+
+    def commit(self, statements: Iterable[tuple[str, tuple]] = ()) -> None:
+        """Commit this thread's held records and ``statements`` ((sql, parameters) on this
+        journal's database) in one transaction."""
+        held = getattr(self._local, "held", None) or []
+        statements = list(statements)
+        if not held and not statements:
+            return
+        with self._lock:
+            try:
+                if len(held) == 1 and not statements:  # one statement: a transaction by itself
+                    self._db.execute(_INSERT, held[0])
+                    return
+                self._db.execute("BEGIN")
+                try:
+                    if held:
+                        self._db.executemany(_INSERT, held)
+                    for sql, params in statements:
+                        self._db.execute(sql, params)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            finally:
+                for _, stream, _, _ in held:
+                    self._pending[stream] -= 1
+                held.clear()
+
+    def pending(self, stream: str) -> int:
+        """Records of ``stream`` held back by open :meth:`atomic` blocks (of any thread)."""
+        with self._lock:
+            return self._pending[stream]
+
+    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Run one statement on this journal's database (autocommit); return its rows. For the
+        tables that share the file (the event log's)."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
 
     def snapshot(self, stream: str, record: Any, rows: int, upto_seq: int) -> None:
         """Commit a snapshot standing for every record up to ``upto_seq``, and drop those."""
@@ -108,6 +185,7 @@ class Journal:
             self._db.close()
 
 
+_COMPACT_TRIES = 2000  # about 2 s of waiting for a moment with no record held back
 _FORGET = "forget"  # a journal record of devices deleted (their ids), not of states written
 
 
@@ -196,16 +274,25 @@ class _Journaled:
     def compact(self) -> None:
         """Write a snapshot of every device and drop the rows it replaces.
 
-        Saves wait only while every device's state is read (under the store's lock); the
+        Saves wait only while every device's state is read (under the store's lock), at a
+        moment when none of this store's records is held back by :meth:`Journal.atomic`; the
         snapshot is pickled and written outside it, and rows journaled meanwhile come after it.
         """
         with self._compact_lock:
-            with self._lock:
-                upto = self.journal.last_seq(self.stream)
-                if upto == 0 or self._journal_rows == 0:
-                    return  # nothing journaled since the last snapshot
-                everything = self._everything()
-                replaced = self._journal_rows
+            for _ in range(_COMPACT_TRIES):
+                with self._lock:
+                    # a state whose record is held back (its events not logged yet) is not
+                    # committed: a snapshot must not make it so ahead of them
+                    if not self.journal.pending(self.stream):
+                        upto = self.journal.last_seq(self.stream)
+                        if upto == 0 or self._journal_rows == 0:
+                            return  # nothing journaled since the last snapshot
+                        everything = self._everything()
+                        replaced = self._journal_rows
+                        break
+                time.sleep(0.001)
+            else:
+                return  # saves kept records held the whole time: a later save tries again
             self.journal.snapshot(self.stream, _columns(everything), len(everything), upto)
             with self._lock:
                 self._snapshot_rows = len(everything)

@@ -212,3 +212,53 @@ def test_saves_go_on_while_a_snapshot_is_written(tmp_path):
     assert again.device("late")["fences"][0]["geofence_id"] == "shop"
     assert again.device("d3")["fences"] == []
     assert again.device("d4")["fences"][0]["geofence_id"] == "shop"
+
+
+def test_records_held_by_atomic_replay_in_the_order_of_their_saves(tmp_path):
+    """A record held back by one thread's atomic block keeps its place before a record another
+    thread saved (and committed) later: replay goes by the order of the saves."""
+    import threading
+
+    j = Journal(tmp_path / "state.sqlite3")
+    with j.atomic():
+        j.append("s", {"v": 1}, 1)  # held
+        t = threading.Thread(target=j.append, args=("s", {"v": 2}, 1))  # committed at once
+        t.start()
+        t.join()
+        assert [r["v"] for _, _, r in j.read("s")] == [2]
+        assert j.pending("s") == 1
+    assert j.pending("s") == 0
+    j.close()
+    assert [r["v"] for _, _, r in Journal(tmp_path / "state.sqlite3").read("s")] == [1, 2]
+
+
+def test_a_commit_inside_atomic_takes_the_held_records_and_the_statements_together(tmp_path):
+    j = Journal(tmp_path / "state.sqlite3")
+    j.execute("CREATE TABLE side (x INTEGER)")
+    with j.atomic():
+        j.append("s", {"v": 1}, 1)
+        assert j.read("s") == []
+        j.commit([("INSERT INTO side VALUES (?)", (7,))])
+        assert [r["v"] for _, _, r in j.read("s")] == [1] and j.execute("SELECT x FROM side") == [(7,)]
+        j.append("s", {"v": 2}, 1)  # held again, committed at the end of the block
+    assert [r["v"] for _, _, r in j.read("s")] == [1, 2]
+
+
+def test_a_snapshot_waits_for_states_whose_records_are_held(tmp_path):
+    """A state saved inside an atomic block is not committed until its events are: a snapshot
+    taken meanwhile would commit it ahead of them, so it waits for the block to end."""
+    import threading
+
+    path = tmp_path / "state.sqlite3"
+    eng = open_engine(path)
+    eng.ingest(pings(["a"], 0.0, OUT))
+    with eng.store.journal.atomic():
+        eng.ingest(pings(["a"], 10.0, IN))  # the enter: held
+        snap = threading.Thread(target=eng.store.compact)
+        snap.start()
+        snap.join(0.2)
+        assert snap.is_alive()  # waiting for the block
+    snap.join(5)
+    assert not snap.is_alive()
+    again = open_engine(path)
+    assert again.device("a")["fences"][0]["geofence_id"] == "shop"
