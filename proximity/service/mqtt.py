@@ -7,7 +7,10 @@ subscribes to ``mqtt_topic`` (``owntracks/#``) with QoS 1, reads the messages wi
 positioned ``transition`` messages are pings, ``beacon`` messages sightings), the device being
 ``<user>/<device>`` from the topic, and ingests them through the service's
 :class:`~proximity.service.batcher.Batcher`, many messages per engine call. The events are
-published back to ``<mqtt_events_topic>/<device_id>`` (QoS 1), as JSON like ``/v1/events``.
+published back to ``<mqtt_events_topic>/<device_id>`` (QoS 1), as JSON like ``/v1/events``: a
+batch's events are written as raw PUBLISH packets in one send and kept by :class:`_Outbox` until
+the broker acknowledges each; after a reconnect, what it has not acknowledged is sent again
+(with the DUP flag and the same packet ids, as MQTT 3.1.1 section 4.4 asks of a resumed session).
 
 Delivery guarantees:
 
@@ -120,6 +123,70 @@ def _ack_all(paho, messages: list) -> None:
 _PUBACK = struct.Struct("!BBH")  # fixed header (type, remaining length 2), packet id
 
 
+class _Outbox:
+    """QoS 1 publishing without a paho message per event: the packets of a batch go out in one
+    write, each kept under its packet id until its PUBACK comes (:meth:`acked`, hooked into
+    paho's PUBACK handling), and those still unacknowledged are sent again after a reconnect
+    (:meth:`resend`). Packet ids are the outbox's own, kept across sessions (a new paho client
+    starts its counter again), from :data:`_FIRST_MID`: paho's few (the subscription) stay
+    below it.
+
+    Like paho's own queue it lives in memory: the event log and webhooks are the durable path.
+    """
+
+    def __init__(self, limit: int = 50_000):
+        self.inflight: dict[int, bytes] = {}  # packet id -> PUBLISH packet (without DUP)
+        self.limit = limit
+        self._next = _FIRST_MID
+
+    def packets(self, messages: list[tuple[bytes, bytes]], v5: bool) -> bytes:
+        """The QoS 1 PUBLISH packets of ``messages`` ((topic, payload)), as one write; each is
+        kept until acknowledged. Raises :class:`OverflowError` when more than ``limit`` would be
+        unacknowledged (the broker is not answering)."""
+        if len(self.inflight) + len(messages) > self.limit:
+            raise OverflowError(f"{len(self.inflight)} events unacknowledged by the broker")
+        out = []
+        for topic, payload in messages:
+            mid = self._mid()
+            pkt = _publish_packet(topic, payload, v5, mid)
+            self.inflight[mid] = pkt
+            out.append(pkt)
+        return b"".join(out)
+
+    def acked(self, mid: int) -> bool:
+        """Forget the packet ``mid`` (its PUBACK came); False if it is not the outbox's."""
+        return self.inflight.pop(mid, None) is not None
+
+    def resend(self) -> bytes:
+        """Every unacknowledged packet again, with the DUP flag (after a reconnect)."""
+        return b"".join(bytes([pkt[0] | _DUP]) + pkt[1:] for pkt in self.inflight.values())
+
+    def _mid(self) -> int:
+        while True:
+            mid = self._next
+            self._next = mid + 1 if mid < 65535 else _FIRST_MID
+            if mid not in self.inflight:
+                return mid
+
+
+_FIRST_MID = 1024  # packet ids below are paho's (subscribe); 64,512 above for events in flight
+_DUP = 0x08
+
+
+def _hook_pubacks(paho, outbox: _Outbox) -> None:
+    """Route the broker's PUBACKs for the outbox's packets to it, the rest to paho."""
+    handle = paho._handle_pubackcomp
+
+    def pubackcomp(cmd):
+        if cmd == "PUBACK":
+            packet = paho._in_packet["packet"]
+            if len(packet) >= 2 and outbox.acked(int.from_bytes(packet[:2], "big")):
+                return 0  # MQTT_ERR_SUCCESS
+        return handle(cmd)
+
+    paho._handle_pubackcomp = pubackcomp
+
+
 class MqttIngest:
     """Subscribe to OwnTracks messages and ingest them; :meth:`run` until cancelled."""
 
@@ -132,6 +199,8 @@ class MqttIngest:
         #: set while subscribed (tests and /health wait on it)
         self.connected = asyncio.Event()
         self.connections = 0
+        #: events published at QoS 1 and not yet acknowledged by the broker
+        self.outbox = _Outbox()
 
     async def run(self) -> None:
         """Connect, subscribe, ingest; on a lost connection wait (backoff) and do it again."""
@@ -171,6 +240,9 @@ class MqttIngest:
             paho = client._client
             if paho._sock is not None and not hasattr(paho._sock, "pending"):  # plain TCP
                 paho._sock = _BufferedSocket(paho._sock)
+            _hook_pubacks(paho, self.outbox)
+            if again := self.outbox.resend():  # the last session's events the broker did not ack
+                paho._packet_queue(0, again, 0, 0)
             await client.subscribe(s.mqtt_topic, qos=1)
             self.connections += 1
             self.connected.set()
@@ -250,42 +322,45 @@ class MqttIngest:
         return events, refused
 
     def _publish(self, client, events: list[dict]) -> None:
+        """Publish a batch's events to their devices' topics in one write: raw PUBLISH packets
+        (paho's ``publish`` builds a message, a tracking object with a lock and a packet per
+        event, which cost more than the ingestion itself); at QoS 1 kept by the outbox."""
         topic = self.settings.mqtt_events_topic
         if not topic or not events:
             return
         option = orjson.OPT_SERIALIZE_NUMPY
         paho = client._client
+        v5 = paho._protocol == _MQTTV5
+        messages = [(f"{topic}/{e['device_id']}".encode(), orjson.dumps(e, option=option)) for e in events]
         if self.settings.mqtt_events_qos == 0:
-            # one write for the batch: paho's publish builds a message, a tracking object with a
-            # lock, and a packet per event, which cost more than the ingestion itself
-            v5 = paho._protocol == _MQTTV5
-            blob = b"".join(
-                _publish_packet(f"{topic}/{e['device_id']}".encode(), orjson.dumps(e, option=option), v5)
-                for e in events
-            )
-            paho._packet_queue(0, blob, 0, 0)  # command 0: plain bytes, no per-packet callbacks
-            return
-        # paho's own publish: queued at once, resent by paho until the broker acknowledges it
-        # (aiomqtt's awaits each PUBACK, and its bookkeeping grows with the calls pending)
-        for e in events:
-            paho.publish(f"{topic}/{e['device_id']}", orjson.dumps(e, option=option), qos=1)
+            blob = b"".join(_publish_packet(t, p, v5) for t, p in messages)
+        else:
+            try:
+                blob = self.outbox.packets(messages, v5)
+            except OverflowError as exc:  # the log and webhooks have them; memory must not grow
+                logger.warning("MQTT: %d event(s) not published: %s", len(messages), exc)
+                return
+        paho._packet_queue(0, blob, 0, 0)  # command 0: plain bytes, no per-packet callbacks
 
 
 _MQTTV5 = 5
 
 
-def _publish_packet(topic: bytes, payload: bytes, v5: bool) -> bytes:
-    """An MQTT PUBLISH packet at QoS 0, no retain (MQTT 3.1.1 section 3.3; in MQTT 5 an empty
-    property list follows the topic).
+def _publish_packet(topic: bytes, payload: bytes, v5: bool, mid: int | None = None) -> bytes:
+    """An MQTT PUBLISH packet, no retain (MQTT 3.1.1 section 3.3; in MQTT 5 an empty property
+    list follows the topic): QoS 0, or QoS 1 with packet id ``mid``.
 
     >>> _publish_packet(b"a/b", b"{}", False).hex()  # type, length 7, topic length 3, topic, payload
     '30070003612f627b7d'
+    >>> _publish_packet(b"a/b", b"{}", False, mid=1025).hex()  # QoS 1: the packet id after the topic
+    '32090003612f6204017b7d'
     """
-    n = 2 + len(topic) + len(payload) + (1 if v5 else 0)
-    head = bytearray([0x30])
+    ident = b"" if mid is None else mid.to_bytes(2, "big")
+    n = 2 + len(topic) + len(ident) + len(payload) + (1 if v5 else 0)
+    head = bytearray([0x30 if mid is None else 0x32])
     while True:  # the remaining length, 7 bits a byte
         byte, n = n & 0x7F, n >> 7
         head.append(byte | 0x80 if n else byte)
         if not n:
             break
-    return b"".join((head, len(topic).to_bytes(2, "big"), topic, b"\x00" if v5 else b"", payload))
+    return b"".join((head, len(topic).to_bytes(2, "big"), topic, ident, b"\x00" if v5 else b"", payload))

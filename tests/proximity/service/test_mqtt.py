@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from proximity.service import Settings
-from proximity.service.mqtt import topic_device
+from proximity.service.mqtt import _Outbox, _publish_packet, topic_device
 from tests.proximity.service.mqtt_support import Broker, Mqtt, needs_mosquitto, wait_for
 from tests.proximity.service.support import ADMIN_KEY, square
 
@@ -110,6 +110,8 @@ def test_locations_entering_a_fence_give_enter_events_in_the_log_and_on_the_even
         assert {e["id"] for _, e in on_topic} == {e["id"] for e in got}  # the log's events, ids included
         outcomes = wait_for(lambda: mqtt_outcomes(mqtt_client).get("rejected") and mqtt_outcomes(mqtt_client))
         assert outcomes == {"ingested": 42.0, "rejected": 1.0}
+        # QoS 1: the broker acknowledged every event (none waits in the outbox); QoS 0: none kept
+        assert wait_for(lambda: not mqtt_client.runtime.mqtt.outbox.inflight)
     finally:
         watcher.close()
         phones.close()
@@ -177,3 +179,28 @@ def test_a_failing_store_leaves_the_message_unacknowledged_and_it_comes_again(br
         mqtt.batcher = real
     assert failures == [1]  # its first delivery failed; the broker delivered it again after the reconnect
     assert [(e["device_id"], e["type"]) for e in all_events(mqtt_client)] == [("solo/phone", "enter")]
+
+
+def test_the_outbox_keeps_each_qos1_event_until_its_puback_and_resends_the_rest_as_duplicates():
+    box = _Outbox(limit=3)
+    blob = box.packets([(b"ev/a", b"{}"), (b"ev/b", b"[]")], v5=False)
+    a, b = sorted(box.inflight)
+    assert blob == _publish_packet(b"ev/a", b"{}", False, a) + _publish_packet(b"ev/b", b"[]", False, b)
+    assert a >= 1024 and b == a + 1  # above paho's own packet ids
+    assert box.acked(a) and not box.acked(a) and not box.acked(7)
+    again = box.resend()
+    assert again[0] == 0x3A and again[1:] == _publish_packet(b"ev/b", b"[]", False, b)[1:]  # DUP flag, same id
+    with pytest.raises(OverflowError):
+        box.packets([(b"ev/c", b"1"), (b"ev/d", b"2"), (b"ev/e", b"3")], v5=False)
+    assert list(box.inflight) == [b]  # nothing kept of a refused batch
+
+
+def test_outbox_packet_ids_wrap_around_and_skip_those_in_flight():
+    box = _Outbox()
+    box._next = 65534
+    box.packets([(b"t", b"1")], v5=False)  # 65534, in flight
+    box.packets([(b"t", b"2"), (b"t", b"3")], v5=False)  # 65535, then 1024
+    box.acked(65535)
+    box._next = 65534
+    box.packets([(b"t", b"4")], v5=False)  # 65534 is taken: 65535
+    assert sorted(box.inflight) == [1024, 65534, 65535]
