@@ -82,6 +82,12 @@ class GroupCommit:
                 for (_, f), res in zip(take, results):
                     if not f.done():
                         f.set_result(res)
+                if self._pending:
+                    # let the woken requests answer first (a turn of the loop for them, one for
+                    # their coalesced writes): an inline call would otherwise hold their
+                    # responses back for the whole of the next call
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
         finally:
             self._draining = False
 
