@@ -91,3 +91,33 @@ def test_concurrent_single_pings_over_http(client):
     for i, r in enumerate(rs):
         assert [(e["device_id"], e["type"]) for e in r.json()["events"]] == [(f"d{i}", "enter")]
     assert dup.json()["duplicates"] == 1 and dup.json()["events"] == []
+
+
+def test_a_merged_call_answers_its_requests_before_the_next_call_runs():
+    """The next merged call runs on the event loop too and blocks it: the requests of the call
+    before must get their results (and write their responses) first, not after it."""
+    import asyncio
+
+    from proximity.service.batcher import GroupCommit
+
+    log: list[str] = []
+
+    class Inline(GroupCommit):
+        async def _run(self, batches):
+            log.append(f"call {'+'.join(batches)}")  # blocking work, no await before it
+            await asyncio.sleep(0)
+            return [{"req": b} for b in batches]
+
+    async def request(gc, name):
+        await gc._submit(name)
+        log.append(f"answered {name}")
+
+    async def main():
+        gc = Inline(max_items=100)
+        first = asyncio.create_task(request(gc, "a"))
+        await asyncio.sleep(0)  # a's call has started
+        rest = [asyncio.create_task(request(gc, n)) for n in "bc"]
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(main())
+    assert log == ["call a", "answered a", "call b+c", "answered b", "answered c"]
