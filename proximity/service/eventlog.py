@@ -216,22 +216,19 @@ class _OwnDatabase:
 
     def __init__(self, path: str):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # sqlite3's implicit transactions: a write opens one, `with` commits it (or rolls back)
+        self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
 
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
-        return self._db.execute(sql, params).fetchall()
+        with self._db:
+            return self._db.execute(sql, params).fetchall()
 
     def commit(self, statements: Iterable[tuple[str, tuple]]) -> None:
-        self._db.execute("BEGIN")
-        try:
+        with self._db:
             for sql, params in statements:
                 self._db.execute(sql, params)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         self._db.close()
