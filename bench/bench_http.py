@@ -76,6 +76,7 @@ def profile(pid: int, seconds: float) -> subprocess.Popen | None:
     if not out:
         return None
     cmd = ["py-spy", "record", "-o", out, "--pid", str(pid), "-d", str(max(int(seconds), 1)), "-f", "raw"]
+    cmd += os.environ.get("BENCH_PYSPY_FLAGS", "").split()  # e.g. --native, --gil
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

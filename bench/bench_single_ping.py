@@ -22,6 +22,11 @@ Usage::
     python bench/bench_single_ping.py --path owntracks      # the same through /v1/owntracks
     python bench/bench_single_ping.py --redis-url redis://127.0.0.1:6379/0 --workers 2
     python bench/bench_single_ping.py --in-process          # the ingest path's CPU, no HTTP
+    python bench/bench_single_ping.py --baseline --rate 0   # the same wrk against an app that does nothing
+
+``--baseline`` measures the ceiling of the HTTP layer on this machine: uvicorn with the
+service's settings (uvloop, httptools, ``CoalescingHttpProtocol``, no access log) serving a
+raw ASGI app that reads the body and answers a fixed 200 JSON, under the same wrk script.
 """
 
 from __future__ import annotations
@@ -52,6 +57,55 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 def start_server(data_dir: str, redis_url: str | None, workers: int) -> tuple[subprocess.Popen, str]:
     cluster = ["--redis-url", redis_url, "--workers", str(workers)] if redis_url else []
     return bench_http.start_server("--data-dir", data_dir, *cluster)
+
+
+_BASELINE = r"""
+import sys, uvicorn
+from proximity.service.http_protocol import CoalescingHttpProtocol
+
+BODY = b'{"events":[],"accepted":1,"stale":0,"duplicates":0,"inaccurate":0,"offers":[]}'
+HEAD = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    if scope["path"] == "/health":
+        body = b'{"status":"ok"}'
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"15")]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": HEAD})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", log_level="warning",
+            access_log=False, http=CoalescingHttpProtocol, timeout_keep_alive=75)
+"""
+
+
+def start_baseline() -> tuple[subprocess.Popen, str]:
+    """The HTTP layer alone (module docstring), on a free port."""
+    port = bench_http._free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BASELINE, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("baseline server did not start")
 
 
 def _tree(pid: int) -> list[int]:
@@ -335,6 +389,7 @@ def main() -> int:
         help="only the ingest path's CPU without HTTP (merged calls of 1, 8 and 16 requests); the steadier figure on a busy machine",
     )
     ap.add_argument("--calls", type=int, default=2500, help="--in-process: engine calls per size")
+    ap.add_argument("--baseline", action="store_true", help="wrk against an app that does nothing (the HTTP ceiling)")
     args = ap.parse_args()
     if args.in_process:
         in_process(args.fences, [1, 8, 16], args.calls)
@@ -346,9 +401,13 @@ def main() -> int:
             import redis
 
             redis.Redis.from_url(args.redis_url).flushdb()
-        proc, url = start_server(os.path.join(tmp, "data"), args.redis_url, args.workers)
-        key = setup(url, args.fences)
-        mode = f"redis, {args.workers} worker(s)" if args.redis_url else "embedded"
+        if args.baseline:
+            proc, url = start_baseline()
+            key, mode = "none", "baseline (uvicorn + CoalescingHttpProtocol, an app that does nothing)"
+        else:
+            proc, url = start_server(os.path.join(tmp, "data"), args.redis_url, args.workers)
+            key = setup(url, args.fences)
+            mode = f"redis, {args.workers} worker(s)" if args.redis_url else "embedded"
         with open("/proc/loadavg") as fh:
             load = " ".join(fh.read().split()[:3])
         print(f"server: {mode}, {args.fences} fences; load average before: {load}")
@@ -375,7 +434,8 @@ def main() -> int:
                 f"server CPU {f['cpu_us']:.0f} us/request "
                 f"[open-loop asyncio client, {args.latency_connections} keep-alive connections]"
             )
-        print(f"requests per engine call (mean, whole run): {_merged(url):.1f}")
+        if not args.baseline:
+            print(f"requests per engine call (mean, whole run): {_merged(url):.1f}")
         with open("/proc/loadavg") as fh:
             print(f"load average after: {' '.join(fh.read().split()[:3])}")
     finally:

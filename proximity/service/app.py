@@ -17,7 +17,7 @@ from proximity.service.routes.geofences import IMPORT_PATH
 from proximity.service.runtime import start_runtime, stop_runtime
 from proximity.service.settings import Settings
 
-__all__ = ["create_app", "operation_id"]
+__all__ = ["ServiceApp", "create_app", "operation_id"]
 
 DESCRIPTION = """Geofencing and proximity for online-to-offline retail: geofences in, device pings in,
 enter / exit / dwell events out (as a response, a log, a live stream and webhooks).
@@ -98,6 +98,19 @@ async def _send_too_large(send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class ServiceApp(FastAPI):
+    """The service's FastAPI app with the phone path (:class:`PhonePath`) in front of it: the
+    ingest routes are answered before FastAPI's per-request work (its telemetry check reads the
+    environment on every request) and Starlette's middleware stack."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._phone_path = PhonePath(super().__call__, runtime=lambda: getattr(self.state, "runtime", None))
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self._phone_path(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Return the service app; nothing is connected or loaded until its lifespan starts."""
     settings = settings if settings is not None else Settings()
@@ -112,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stop_runtime(rt)
 
     docs = {} if settings.public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    app = FastAPI(
+    app = ServiceApp(
         title="proximity",
         version="0.1.0",
         description=DESCRIPTION,
@@ -134,7 +147,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.max_body_bytes, limits={IMPORT_PATH: settings.max_import_bytes}
     )
-    # outermost: the phone path answers the ingest routes in front of Starlette's middleware
-    # (it holds their bodies to the limit and times them itself)
-    PhonePath.install(app, runtime=lambda: getattr(app.state, "runtime", None))
     return app

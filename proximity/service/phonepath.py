@@ -13,8 +13,9 @@ handlers: the same status, body and headers. Every other request, and every requ
 service is not ready, goes to the FastAPI app, whose routes for these paths stay (OpenAPI, and
 the same behaviour when the layer is not installed).
 
-It is the app's outermost layer (:meth:`PhonePath.install`): a phone's request passes none of
-Starlette's middleware, so it does their part itself: the body limit (a declared
+It is the app's outermost layer (:class:`~proximity.service.app.ServiceApp` calls it first): a
+phone's request passes neither FastAPI's per-request checks nor Starlette's middleware, so it
+does their part itself: the body limit (a declared
 ``Content-Length`` past it is answered at once, with the same 413) and the latency metric.
 """
 
@@ -64,13 +65,6 @@ class PhonePath:
     def __init__(self, app, runtime: Callable[[], Any]):
         self.app, self._runtime = app, runtime
         self._latency: dict[tuple[Any, str, str, int], Any] = {}  # the histogram's children
-
-    @classmethod
-    def install(cls, app, runtime: Callable[[], Any]) -> None:
-        """Make the phone path the outermost layer of the FastAPI ``app``, in front of the
-        middleware stack Starlette builds (error pages, body limit, metrics)."""
-        build = app.build_middleware_stack
-        app.build_middleware_stack = lambda: cls(build(), runtime)
 
     async def __call__(self, scope, receive, send):
         route = _ROUTES.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
