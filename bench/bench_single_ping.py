@@ -21,7 +21,7 @@ Usage::
     python bench/bench_single_ping.py                       # embedded, 10 s wrk + 10 s at 5,000/s
     python bench/bench_single_ping.py --path owntracks      # the same through /v1/owntracks
     python bench/bench_single_ping.py --redis-url redis://127.0.0.1:6379/0 --workers 2
-    python bench/bench_single_ping.py --in-process          # the ingest path's CPU, no HTTP
+    python bench/bench_single_ping.py --in-process          # the ingest path's CPU, no sockets
     python bench/bench_single_ping.py --baseline --rate 0   # the same wrk against an app that does nothing
 
 ``--baseline`` measures the ceiling of the HTTP layer on this machine: uvicorn with the
@@ -371,6 +371,76 @@ def in_process(fences: int, sizes: list[int], calls: int) -> None:
     asyncio.run(run())
 
 
+def asgi_in_process(fences: int, requests: int, clients: int = 16) -> None:
+    """CPU per request of the whole phone path without sockets: ``clients`` concurrent clients
+    call the service's ASGI app (phone path, key check, Batcher, engine, SQLite) with one ping
+    per request, each for the next of 100,000 devices; uvicorn and the kernel are not in it (see
+    ``--baseline`` for those)."""
+    from proximity.service.app import create_app
+    from proximity.service.settings import Settings
+
+    async def run() -> None:
+        tmp = tempfile.mkdtemp(prefix="bench-single-asgi-")
+        app = create_app(Settings(data_dir=tmp, admin_key=ADMIN))
+        try:
+            async with app.router.lifespan_context(app):
+                rt = app.state.runtime
+                rt.geofences.import_collection(
+                    {"type": "FeatureCollection", "features": bench_http.fence_features(fences)}
+                )
+                rng = np.random.default_rng(SEED)
+                t0 = time.time() - 3600
+                xy = rng.uniform([LON0 - 0.02, LAT0 - 0.01], [LON0 + 0.02, LAT0 + 0.01], size=(2 * requests, 2))
+                bodies = [
+                    b'{"pings":[{"device_id":"d%d","ts":%.4f,"lon":%.6f,"lat":%.6f,"accuracy_m":8}]}'
+                    % (i % 100_000, t0 + i * 0.01, xy[i, 0], xy[i, 1])
+                    for i in range(2 * requests)
+                ]
+                auth = [(b"authorization", b"Bearer " + ADMIN.encode()), (b"content-type", b"application/json")]
+                failed = []
+
+                async def post(body: bytes) -> None:
+                    async def receive():
+                        return {"type": "http.request", "body": body, "more_body": False}
+
+                    async def send(message):
+                        if message["type"] == "http.response.start" and message["status"] != 200:
+                            failed.append(message["status"])
+
+                    headers = [*auth, (b"content-length", str(len(body)).encode())]
+                    scope = {"type": "http", "method": "POST", "path": "/v1/pings", "headers": headers}
+                    await app(scope | {"query_string": b"", "http_version": "1.1", "scheme": "http"}, receive, send)
+
+                async def client(k: int, offset: int) -> None:
+                    for i in range(k, requests, clients):
+                        await post(bodies[offset + i])
+
+                await asyncio.gather(*(client(k, 0) for k in range(clients)))  # warm-up
+                calls0 = _calls(rt.metrics)
+                c0 = time.process_time()
+                await asyncio.gather(*(client(k, requests) for k in range(clients)))
+                us = (time.process_time() - c0) / requests * 1e6
+                merged = requests / max(_calls(rt.metrics) - calls0, 1)
+                print(
+                    f"in process through the ASGI app, {clients} concurrent single-ping clients: {us:,.0f} us CPU per "
+                    f"request ({merged:.1f} requests per engine call, {len(failed)} non-200)"
+                )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    try:
+        import uvloop  # as the server runs
+
+        uvloop.run(run())
+    except ImportError:
+        asyncio.run(run())
+
+
+def _calls(metrics) -> float:
+    """Engine calls so far (the count of the merged-requests histogram)."""
+    return sum(s.value for m in metrics.merged.collect() for s in m.samples if s.name.endswith("_count"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=10)
@@ -393,6 +463,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.in_process:
         in_process(args.fences, [1, 8, 16], args.calls)
+        asgi_in_process(args.fences, 8 * args.calls)
         return 0
     tmp = tempfile.mkdtemp(prefix="bench-single-")
     proc = None
