@@ -281,6 +281,8 @@ def check_clock(
     ...
     proximity.core.errors.InvalidPing: ping 0: ts: 1700000000000 is ... ahead of the server clock; it looks like milliseconds since the epoch: divide by 1000
     """
+    if len(ts) == 1 and not (float(ts[0]) > now + max_ahead_s or float(ts[0]) < floor_ts):
+        return  # a phone's one ping: no arrays
     ts = np.asarray(ts, dtype=np.float64)
     bad = (ts > now + max_ahead_s) | (ts < floor_ts)
     if not bad.any():
