@@ -385,7 +385,8 @@ class BeaconMonitor:
         after.beacon_id = np.concatenate([after.beacon_id, table.id[s_row]])
         after.streams = StreamStates.concat([after.streams, st])
         events = [self._zone_events(rd, table, dev_ids), self._presence(rd, table, after)]
-        positions = self._positions(rd, table, dev_ids, n_exp)
+        earlier = self._earlier_readings(table, states, loaded_row, ~carried, rd)
+        positions = self._positions(rd, table, dev_ids, n_exp, earlier)
         if self.config.place_pings:
             positions = PingBatch.concat([positions, self._place_pings(rd, table, dev_ids)])
         changed = np.unique(rd.dev)
@@ -508,21 +509,54 @@ class BeaconMonitor:
             u_dev_id[ev_unit], u_store[ev_unit], kind, ev_ts, stay_visit[stay], dur, reason, u_reg[ev_unit]
         )
 
-    def _positions(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray, n_exp: np.ndarray) -> PingBatch:
+    def _earlier_readings(
+        self, table: BeaconTable, states: MonitorStates, loaded_row: np.ndarray, in_batch: np.ndarray, rd: _Readings
+    ) -> tuple[np.ndarray, ...]:
+        """The latest reading of each stream that the batch did not touch, of the devices the
+        batch has readings of, from the loaded states: (dev, row, ts, distance, sigma, path loss
+        exponent). A phone that posts one sighting per request still hears several beacons
+        within ``position_window_s``; an indoor fix uses them all, as if they came in one call
+        (the filters' estimates are the same: each stream is filtered on its own)."""
+        cfg = self.config
+        sel = np.flatnonzero(~in_batch & (loaded_row >= 0) & np.isin(states.stream_dev, rd.dev))
+        if not cfg.positions or len(sel) == 0:
+            e = np.empty(0)
+            return np.empty(0, np.int64), np.empty(0, np.int64), e, e, e, e
+        row, st = loaded_row[sel], states.streams
+        est, var = st.estimate_dbm[sel], st.variance_db2[sel]
+        n_exp = table.path_loss_exponent[row]
+        n_exp = np.where(np.isnan(n_exp), cfg.path_loss_exponent, n_exp)
+        power = table.measured_power_dbm[row]
+        if cfg.distance_model is DistanceModel.CURVE:
+            d = distance_curve_m(est, power, coefficients=cfg.curve)
+        else:
+            d = rssi_distance_m(est, power, n_exp)
+        sigma = (
+            np.sqrt(var)
+            if cfg.filter is FilterKind.KALMAN
+            else np.full(len(sel), np.sqrt(cfg.kalman.measurement_noise_db2))
+        )
+        return states.stream_dev[sel].astype(np.int64), row, st.last_ts[sel], d, sigma, n_exp
+
+    def _positions(
+        self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray, n_exp: np.ndarray, earlier: tuple[np.ndarray, ...]
+    ) -> PingBatch:
         cfg = self.config
         if not cfg.positions:
             return _empty_pings()
         last = np.r_[rd.stream[1:] != rd.stream[:-1], True]  # each stream's latest reading
+        e_dev, e_row, e_ts, e_d, e_sigma, e_n = earlier
+        row = np.concatenate([rd.row[last], e_row])
         dev, ts, acc_lon, acc_lat, acc = locate(
-            rd.dev[last],
-            rd.ts[last],
-            table.lon[rd.row[last]],
-            table.lat[rd.row[last]],
-            rd.distance_m[last],
-            rd.sigma_dbm[last],
-            n_exp[rd.stream[last]],
-            site=pd.factorize(table.store_id, sort=False)[0][rd.row[last]],
-            floor=table.floor[rd.row[last]],
+            np.concatenate([rd.dev[last], e_dev]),
+            np.concatenate([rd.ts[last], e_ts]),
+            table.lon[row],
+            table.lat[row],
+            np.concatenate([rd.distance_m[last], e_d]),
+            np.concatenate([rd.sigma_dbm[last], e_sigma]),
+            np.concatenate([n_exp[rd.stream[last]], e_n]),
+            site=pd.factorize(table.store_id, sort=False)[0][row],
+            floor=table.floor[row],
             window_s=cfg.position_window_s,
             max_beacons=cfg.position_max_beacons,
         )

@@ -335,3 +335,53 @@ def test_place_pings_are_the_readings_ranged_within_place_max_m(registry):
 def test_place_max_m_must_be_a_positive_distance(bad):
     with pytest.raises(Exception, match="place_max_m"):
         MonitorConfig(place_max_m=bad)
+
+
+def _square_registry() -> BeaconRegistry:
+    """Four beacons of store "sq" at the corners of a 22 m x 22 m square (a fix needs three)."""
+    corners = [(10.75, 59.91), (10.7504, 59.91), (10.7504, 59.9102), (10.75, 59.9102)]
+    return BeaconRegistry(
+        [
+            parse_beacon(
+                {
+                    "uuid": UUID,
+                    "major": 7,
+                    "minor": m,
+                    "store_id": "sq",
+                    "lon": lon,
+                    "lat": lat,
+                    "measured_power_dbm": -59,
+                }
+            )
+            for m, (lon, lat) in enumerate(corners)
+        ]
+    )
+
+
+SQUARE_ROWS = [("p", float(m), key(7, m), rssi) for m, rssi in enumerate([-70.0, -75.0, -78.0, -72.0])]
+
+
+def test_a_phone_posting_one_sighting_per_request_gets_the_fix_of_one_call_with_them_all():
+    """Each stream is filtered on its own, so the beacons heard in earlier calls within
+    position_window_s give the same fix as one call holding every sighting."""
+    together = BeaconMonitor(_square_registry()).ingest(sightings(*SQUARE_ROWS)).positions
+    one_by_one = BeaconMonitor(_square_registry())
+    got = [one_by_one.ingest(sightings(row)).positions for row in SQUARE_ROWS]
+    assert [len(p) for p in got] == [0, 0, 1, 1]  # from the third beacon on
+    assert len(together) == 1
+    last = got[-1]
+    assert last.device_id.tolist() == together.device_id.tolist() == ["p"]
+    np.testing.assert_allclose(
+        [last.ts[0], last.lon[0], last.lat[0], last.accuracy_m[0]],
+        [together.ts[0], together.lon[0], together.lat[0], together.accuracy_m[0]],
+        rtol=0,
+        atol=1e-9,
+    )
+
+
+def test_readings_older_than_the_position_window_are_not_used():
+    mon = BeaconMonitor(_square_registry(), MonitorConfig(position_window_s=5.0))
+    a, b, c, _ = SQUARE_ROWS
+    assert len(mon.ingest(sightings(a, b)).positions) == 0
+    late = (c[0], 30.0, c[2], c[3])  # 29 s after the others: they no longer count
+    assert len(mon.ingest(sightings(late)).positions) == 0
