@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from itertools import repeat
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
+
+from campaigns._tables import CAMPAIGN_LIMIT, DEVICE_LIMIT, Numbers, pair_keys, read, write
 
 __all__ = [
     "Outcome",
@@ -109,6 +109,11 @@ class DeliveryBatch:
     fence_id: np.ndarray  # object str: the store the offer was delivered at
     code_expires: np.ndarray  # float64 epoch seconds (inf = never)
     global_per_day: int = 0
+    #: optional: ``campaign_id`` as positions (int64) in ``campaign_vocab`` (object str, not
+    #: mutated afterwards: a store may cache what it derives from it by identity), so a store
+    #: that numbers campaigns maps a few thousand ids once per vocabulary, not per row
+    campaign_vocab: np.ndarray | None = None
+    campaign_code: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.event_key)
@@ -163,26 +168,54 @@ class CounterStore(Protocol):
     def clear(self) -> None: ...
 
 
+_CODE_FIELDS = ("campaign_id", "device_id", "fence_id", "issued_ts", "expires_ts", "event_key")
+
+
 @dataclass
 class _Mem:
-    events: dict = field(default_factory=dict)  # event key -> campaign id
-    day: dict = field(default_factory=dict)  # (cid, dev, day) -> n
-    week: dict = field(default_factory=dict)  # (cid, dev, week) -> n
-    gday: dict = field(default_factory=dict)  # (dev, day) -> n
-    last: dict = field(default_factory=dict)  # dev -> last delivery ts
-    deliveries: dict = field(default_factory=dict)  # cid -> n
-    redemptions: dict = field(default_factory=dict)  # cid -> n
-    pools: dict = field(default_factory=dict)  # cid -> list of codes (a stack)
+    """The memory store's state, keyed by numbers (:mod:`campaigns._tables`)."""
+
+    devices: Numbers = field(default_factory=lambda: Numbers(DEVICE_LIMIT, "device"))
+    campaigns: Numbers = field(default_factory=lambda: Numbers(CAMPAIGN_LIMIT, "campaign"))
+    events: dict = field(default_factory=dict)  # event key -> campaign number
+    day: dict = field(default_factory=dict)  # day -> {campaign << 32 | device: n}
+    week: dict = field(default_factory=dict)  # week -> {campaign << 32 | device: n}
+    gday: dict = field(default_factory=dict)  # day -> {device: n}
+    last: np.ndarray = field(default_factory=lambda: np.full(1, _NEG))  # device -> last delivery ts
+    deliveries: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))  # campaign -> n
+    redemptions: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))  # campaign -> n
+    pools: dict = field(default_factory=dict)  # campaign id -> list of codes (a stack)
     pooled: set = field(default_factory=set)  # every code ever uploaded
-    codes: dict = field(default_factory=dict)  # code -> issue record
+    codes: dict = field(default_factory=dict)  # code -> issue record (a tuple of _CODE_FIELDS)
     used: dict = field(default_factory=dict)  # code -> first tx id
     answers: dict = field(default_factory=dict)  # (code, tx) -> record
+
+    def device_numbers(self, names: list) -> np.ndarray:
+        """Number devices about to be written (growing ``last``)."""
+        out = self.devices.add_many(names)
+        if len(self.devices) > len(self.last):
+            self.last = np.concatenate([self.last, np.full(len(self.devices) + len(self.last), _NEG)])
+        return out
+
+    def campaign_numbers(self, names: list) -> np.ndarray:
+        """Number campaigns (growing the budget counts)."""
+        out = self.campaigns.of(names)
+        new = np.flatnonzero(out == 0)
+        if len(new):
+            out[new] = self.campaigns.add_many([names[i] for i in new.tolist()])
+        if len(self.campaigns) > len(self.deliveries):
+            more = np.zeros(len(self.campaigns) + len(self.deliveries), np.int64)
+            self.deliveries = np.concatenate([self.deliveries, more])
+            self.redemptions = np.concatenate([self.redemptions, more])
+        return out
 
 
 class MemoryCounterStore:
     """:class:`CounterStore` in process memory; one lock makes each call atomic.
 
     Counters are never expired here (a process lifetime); call :meth:`clear` between tests.
+    Device and campaign ids are numbered and the counts keyed by those ints
+    (:mod:`campaigns._tables`); :meth:`_export` gives the state with its ids.
     """
 
     #: a round of fewer events than this is walked instead (with the device's later events): a
@@ -196,6 +229,9 @@ class MemoryCounterStore:
     def __init__(self) -> None:
         self._m = _Mem()
         self._lock = threading.Lock()
+        #: the last campaign vocabulary seen and its numbers, valid while _vocab_of is the numbering
+        self._vocab: tuple = (None, None)
+        self._vocab_of: Numbers | None = None
 
     def try_deliver(self, b: DeliveryBatch) -> tuple[np.ndarray, np.ndarray]:
         """Decide a batch as if its events were walked one by one in order (the :class:`CounterStore`
@@ -229,10 +265,14 @@ class MemoryCounterStore:
             return out, codes
         erow = np.repeat(np.arange(len(starts)), sizes)  # each row's event
         with self._lock:
-            spent, unsure = self._budgets(b)
+            m = self._m
+            cno = self._campaign_rows(b)
+            spent, unsure = self._budgets(b, cno)
             unsure |= (b.coupon == COUPON_POOL) & ~b.holdout.astype(bool)
-            dcode, _ = pd.factorize(b.device_id[starts])
-            walk_dev = np.zeros(int(dcode.max()) + 1, dtype=bool)
+            dcode, dnames = pd.factorize(b.device_id[starts])
+            dnames = np.asarray(dnames, dtype=object)
+            dno = m.devices.of(dnames.tolist())  # per distinct device; 0 = never written
+            walk_dev = np.zeros(len(dnames), dtype=bool)
             walk_dev[dcode[erow[unsure]]] = True
             walk = walk_dev[dcode]
             # rank of each event among its device's events (batch order)
@@ -249,14 +289,32 @@ class MemoryCounterStore:
                 if len(now) < self.min_round:
                     walk[rest] = True  # a device's later events: walked after its earlier ones
                     break
-                self._pass(b, now, starts, sizes, spent, out, codes)
+                self._pass(b, now, starts, sizes, spent, out, codes, cno, dcode, dno)
                 rest = rest[rank[rest] > r]
                 r += 1
             if walk.any():
                 self._walk(b, np.flatnonzero(walk), starts, sizes, out, codes)
         return out, codes
 
-    def _budgets(self, b: DeliveryBatch) -> tuple[np.ndarray, np.ndarray]:
+    def _campaign_rows(self, b: DeliveryBatch) -> np.ndarray:
+        """Each row's campaign number: through the batch's vocabulary when it has one (mapped once
+        per vocabulary), else by factorizing the ids."""
+        m = self._m
+        if b.campaign_code is None or b.campaign_vocab is None:
+            cn, cu = pd.factorize(b.campaign_id)
+            return m.campaign_numbers(list(cu))[cn]
+        vocab, numbers = self._vocab
+        if vocab is not b.campaign_vocab or m.campaigns is not self._vocab_of:
+            numbers = np.zeros(len(b.campaign_vocab), np.int64)  # 0: not mapped yet
+            self._vocab, self._vocab_of = (b.campaign_vocab, numbers), m.campaigns
+        out = numbers[b.campaign_code]
+        if not out.all():  # campaigns of this vocabulary not seen before (a few batches' worth)
+            new = np.unique(b.campaign_code[out == 0])
+            numbers[new] = m.campaign_numbers(b.campaign_vocab[new].tolist())
+            out = numbers[b.campaign_code]
+        return out
+
+    def _budgets(self, b: DeliveryBatch, cno: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per row: the campaign's budget is spent already (``spent``); or it may run out within
         this batch (``unsure``: fewer deliveries left than the campaign has rows)."""
         n = len(b)
@@ -264,11 +322,9 @@ class MemoryCounterStore:
         lim = np.flatnonzero((b.max_deliveries != 0) | (b.max_redemptions != 0))
         if not len(lim):
             return spent, unsure
-        ci, cu = pd.factorize(b.campaign_id[lim])
-        m = self._m
-        dl = np.array([m.deliveries.get(c, 0) for c in cu], dtype=np.int64)[ci]
-        rd = np.array([m.redemptions.get(c, 0) for c in cu], dtype=np.int64)[ci]
-        rows_of = np.bincount(ci, minlength=len(cu))[ci]
+        c = cno[lim]
+        dl, rd = self._m.deliveries[c], self._m.redemptions[c]
+        rows_of = np.bincount(c)[c]
         md, mr = b.max_deliveries[lim], b.max_redemptions[lim]
         s = ((md != 0) & (dl >= md)) | ((mr != 0) & (rd >= mr))
         spent[lim] = s
@@ -284,10 +340,15 @@ class MemoryCounterStore:
         spent: np.ndarray,
         out: np.ndarray,
         codes: np.ndarray,
+        cno: np.ndarray,
+        dcode: np.ndarray,
+        dno: np.ndarray,
     ) -> None:
         """Decide events ``ev`` (of distinct devices, none with an unsure budget or a pool) in one
         vectorized pass over the current state, and apply the winners (the caller holds the lock).
 
+        ``cno`` is each row's campaign number, ``dcode`` each event's device (an index into
+        ``dno``, the device numbers; a winner never written before is numbered here, in place).
         The campaign day/week counts are read only for rows that could still win: each round of
         look-ups takes every undecided event's first row not read yet, until every event's first
         passing row is known (most events are settled by their first row); after
@@ -299,14 +360,12 @@ class MemoryCounterStore:
         loc = np.repeat(np.arange(len(ev)), sz)
         head = starts[ev]
         rows = np.arange(tot) - seg[loc] + head[loc]
-        dev_l = b.device_id[head].tolist()
-        gkeys = list(zip(dev_l, b.day[head].tolist()))
-        ts = b.ts[head]
-        events, gday, last = m.events, m.gday, m.last
-        dup = np.fromiter(map(events.__contains__, b.event_key[head].tolist()), bool, len(ev))
-        gcount = np.fromiter(map(gday.get, gkeys, repeat(0)), np.int64, len(ev))
+        dev = dno[dcode[ev]]  # each event's device number (0: never written)
+        day, week, ts = b.day[head], b.week[head], b.ts[head]
+        dup = np.fromiter(map(m.events.__contains__, b.event_key[head].tolist()), bool, len(ev))
+        gcount = read(m.gday, day, dev)
         full = (gcount >= b.global_per_day) if b.global_per_day else np.zeros(len(ev), dtype=bool)
-        prev = np.fromiter(map(last.get, dev_l, repeat(_NEG)), np.float64, len(ev))
+        prev = m.last[dev]
         budget = spent[rows]
         cd = b.cooldown_s[rows]
         cool = (cd != 0) & ((ts - prev)[loc] < cd)
@@ -314,10 +373,11 @@ class MemoryCounterStore:
         pday, pweek = b.per_day[rows], b.per_week[rows]
         known = ~live | ((pday == 0) & (pweek == 0))  # rows whose cap status needs no look-up
         capped = np.zeros(tot, dtype=bool)
+        camp = cno[rows]
+        pair = pair_keys(camp, dev[loc])
         # the counts read (-1: not read), reused for the winners' writes
         have = {"day": np.full(tot, -1, np.int64), "week": np.full(tot, -1, np.int64)}
         idx = np.arange(tot)
-        cid_a, dev_a = b.campaign_id, b.device_id
         for k in range(_LOOKUP_ROUNDS + 1):
             first_ok = np.minimum.reduceat(np.where(live & known & ~capped, idx, tot), seg)
             if k < _LOOKUP_ROUNDS:
@@ -327,11 +387,9 @@ class MemoryCounterStore:
                 ask = np.flatnonzero(~known & (idx < first_ok[loc]))
             if not len(ask):
                 break
-            for lim, when, counts, got in ((pday, b.day, m.day, have["day"]), (pweek, b.week, m.week, have["week"])):
+            for lim, when, counts, got in ((pday, day, m.day, have["day"]), (pweek, week, m.week, have["week"])):
                 q = ask[lim[ask] != 0]
-                h = head[loc[q]]
-                keys_q = zip(cid_a[rows[q]].tolist(), dev_a[h].tolist(), when[h].tolist())
-                got[q] = np.fromiter(map(counts.get, keys_q, repeat(0)), np.int64, len(q))
+                got[q] = read(counts, when[loc[q]], pair[q])
                 capped[q] |= got[q] >= lim[q]
             known[ask] = True
         win = np.minimum.reduceat(np.where(live & ~capped, idx, tot), seg)  # each event's first passing row
@@ -353,48 +411,52 @@ class MemoryCounterStore:
         # the winners' writes: their devices are distinct, so no two winners touch one device key
         # and a count read above is still current (written back +1 without a second look-up)
         we = np.flatnonzero(has)  # the winners' events
-        whead = head[we]
-        wcid = cid_a[wrow].tolist()
-        wdev = [dev_l[i] for i in we.tolist()]
-        for when, counts, got in ((b.day, m.day, have["day"][w]), (b.week, m.week, have["week"][w])):
-            keys_w = list(zip(wcid, wdev, when[whead].tolist()))
+        fresh = we[dev[we] == 0]
+        if len(fresh):  # first writes for these devices: number them (for their later events too)
+            dev[fresh] = dno[dcode[ev[fresh]]] = m.device_numbers(b.device_id[head[fresh]].tolist())
+        wdev, wcamp = dev[we], camp[w]
+        wpair = pair_keys(wcamp, wdev)
+        for when, counts, got in ((day[we], m.day, have["day"][w]), (week[we], m.week, have["week"][w])):
             miss = np.flatnonzero(got < 0)
             if len(miss):
-                got[miss] = np.fromiter(
-                    map(counts.get, [keys_w[i] for i in miss.tolist()], repeat(0)), np.int64, len(miss)
-                )
-            counts.update(zip(keys_w, (got + 1).tolist()))
-        events.update(zip(b.event_key[whead].tolist(), wcid))
+                got[miss] = read(counts, when[miss], wpair[miss])
+            write(counts, when, wpair, got + 1)
+        m.events.update(zip(b.event_key[head[we]].tolist(), wcamp.tolist()))
         sent = np.flatnonzero(~held)
         if not len(sent):
             return
         se, srow = we[sent], wrow[sent]
-        sel = se.tolist()
-        gday.update(zip([gkeys[i] for i in sel], (gcount[se] + 1).tolist()))
+        write(m.gday, day[se], wdev[sent], gcount[se] + 1)
         later = se[ts[se] > prev[se]]  # the device's last delivery, unchanged since it was read
-        last.update(zip([dev_l[i] for i in later.tolist()], ts[later].tolist()))
-        deliveries = m.deliveries
-        for c, k in Counter(cid_a[srow].tolist()).items():
-            deliveries[c] = deliveries.get(c, 0) + k
-        for i in srow[b.coupon[srow] != COUPON_NONE].tolist():  # generated codes (pools are walked)
-            codes[i] = self._issue(
-                b.new_code[i], b.campaign_id[i], b.device_id[i], b.fence_id[i], float(b.ts[i]),
-                float(b.code_expires[i]), b.event_key[i],
-            )  # fmt: skip
+        m.last[dev[later]] = ts[later]
+        np.add.at(m.deliveries, wcamp[sent], 1)
+        issue = srow[b.coupon[srow] != COUPON_NONE]  # generated codes (pools are walked)
+        if len(issue):
+            codes[issue] = self._issue_many(b, issue)
+
+    def _issue_many(self, b: DeliveryBatch, rows: np.ndarray) -> list[str]:
+        """Record the issue of the generated codes of ``rows``; return the codes issued."""
+        new = b.new_code[rows].tolist()
+        recs = zip(
+            b.campaign_id[rows].tolist(),
+            b.device_id[rows].tolist(),
+            b.fence_id[rows].tolist(),
+            b.ts[rows].tolist(),
+            b.code_expires[rows].tolist(),
+            b.event_key[rows].tolist(),
+        )
+        codes = self._m.codes
+        if len(set(new)) == len(new) and codes.keys().isdisjoint(new):
+            codes.update(zip(new, recs))
+            return new
+        return [self._issue(c, *r) for c, r in zip(new, recs)]  # a collision: one at a time
 
     def _issue(self, code: str, cid: str, dev: str, fence: str, ts: float, expires: float, key: str) -> str:
         """Record the issue of ``code`` (or, if that collides, of a fresh one); return it."""
         codes = self._m.codes
         while code in codes:  # a generated collision: draw again
             code = new_code(len(code))
-        codes[code] = {
-            "campaign_id": cid,
-            "device_id": dev,
-            "fence_id": fence,
-            "issued_ts": ts,
-            "expires_ts": expires,
-            "event_key": key,
-        }
+        codes[code] = (cid, dev, fence, ts, expires, key)
         return code
 
     def _walk(
@@ -424,27 +486,28 @@ class MemoryCounterStore:
             take = _rows_of(rows)
         res = [_LOWER] * len(rows)
         ek, dev, cid = take(b.event_key).tolist(), take(b.device_id).tolist(), take(b.campaign_id).tolist()
+        cno = m.campaign_numbers(cid).tolist()
         ts, day, week = take(b.ts).tolist(), take(b.day).tolist(), take(b.week).tolist()
         pd_, pw, cd = take(b.per_day).tolist(), take(b.per_week).tolist(), take(b.cooldown_s).tolist()
         md, mr = take(b.max_deliveries).tolist(), take(b.max_redemptions).tolist()
         ho, cp = take(b.holdout).tolist(), take(b.coupon).tolist()
         rowl = rows.tolist()
         gcap = int(b.global_per_day)
-        events, deliveries, redemptions, gday, last = m.events, m.deliveries, m.redemptions, m.gday, m.last
-        mday, mweek = m.day, m.week
+        events, gday, mday, mweek, devices = m.events, m.gday, m.day, m.week, m.devices.no
+        empty: dict = {}
         for gi in range(len(g) - 1):
             a, z = g[gi], g[gi + 1]
             if ek[a] in events:
                 res[a:z] = [_DUPLICATE] * (z - a)
                 continue
             # the rows of one event share its device, ts, day and week
-            d, dy, t, wk = dev[a], day[a], ts[a], week[a]
-            kg = (d, dy)
-            full = gcap and gday.get(kg, 0) >= gcap
-            since = t - last.get(d, _NEG)
+            d, dy, t, wk = devices.get(dev[a], 0), day[a], ts[a], week[a]
+            full = gcap and gday.get(dy, empty).get(d, 0) >= gcap
+            since = t - float(m.last[d])
+            counts_d, counts_w = mday.get(dy, empty), mweek.get(wk, empty)
             for i in range(a, z):
-                c = cid[i]
-                if (md[i] and deliveries.get(c, 0) >= md[i]) or (mr[i] and redemptions.get(c, 0) >= mr[i]):
+                c = cno[i]
+                if (md[i] and m.deliveries[c] >= md[i]) or (mr[i] and m.redemptions[c] >= mr[i]):
                     res[i] = _BUDGET
                     continue
                 if full:
@@ -453,28 +516,33 @@ class MemoryCounterStore:
                 if cd[i] and since < cd[i]:
                     res[i] = _COOLDOWN
                     continue
-                kd, kw = (c, d, dy), (c, d, wk)
-                if (pd_[i] and mday.get(kd, 0) >= pd_[i]) or (pw[i] and mweek.get(kw, 0) >= pw[i]):
+                p = (c << 32) | d
+                if (pd_[i] and counts_d.get(p, 0) >= pd_[i]) or (pw[i] and counts_w.get(p, 0) >= pw[i]):
                     res[i] = _CAPPED
                     continue
-                if not ho[i] and cp[i] == COUPON_POOL and not m.pools.get(c):
+                if not ho[i] and cp[i] == COUPON_POOL and not m.pools.get(cid[i]):
                     res[i] = _BUDGET
                     continue
-                mday[kd] = mday.get(kd, 0) + 1
-                mweek[kw] = mweek.get(kw, 0) + 1
+                if not d:  # the device's first write
+                    d = int(m.device_numbers([dev[a]])[0])
+                    p = (c << 32) | d
+                counts_d, counts_w = mday.setdefault(dy, {}), mweek.setdefault(wk, {})
+                counts_d[p] = counts_d.get(p, 0) + 1
+                counts_w[p] = counts_w.get(p, 0) + 1
                 events[ek[i]] = c
                 if ho[i]:
                     res[i] = _HOLDOUT
                     break
-                gday[kg] = gday.get(kg, 0) + 1
-                if t > last.get(d, _NEG):
-                    last[d] = t
-                deliveries[c] = deliveries.get(c, 0) + 1
+                g_d = gday.setdefault(dy, {})
+                g_d[d] = g_d.get(d, 0) + 1
+                if t > m.last[d]:
+                    m.last[d] = t
+                m.deliveries[c] += 1
                 res[i] = _DELIVERED
                 if cp[i] != COUPON_NONE:
                     j = rowl[i]
-                    code = m.pools[c].pop() if cp[i] == COUPON_POOL else b.new_code[j]
-                    codes[j] = self._issue(code, c, d, b.fence_id[j], ts[i], float(b.code_expires[j]), ek[i])
+                    code = m.pools[cid[i]].pop() if cp[i] == COUPON_POOL else b.new_code[j]
+                    codes[j] = self._issue(code, cid[i], dev[a], b.fence_id[j], t, float(b.code_expires[j]), ek[i])
                 break
         out[rows] = res
 
@@ -488,7 +556,7 @@ class MemoryCounterStore:
     def code_info(self, code: str) -> dict | None:
         with self._lock:
             r = self._m.codes.get(code)
-            return dict(r) if r else None
+            return dict(zip(_CODE_FIELDS, r)) if r else None
 
     def claim(
         self, code: str, campaign_id: str, tx_id: str, record: dict, single_use: bool, max_redemptions: int
@@ -500,12 +568,13 @@ class MemoryCounterStore:
                 return Claim("same", dict(prev))
             if single_use and code in m.used:
                 return Claim("used", None, m.used[code])
-            if max_redemptions and m.redemptions.get(campaign_id, 0) >= max_redemptions:
+            c = int(m.campaign_numbers([campaign_id])[0])
+            if max_redemptions and m.redemptions[c] >= max_redemptions:
                 return Claim("budget")
             m.answers[(code, tx_id)] = dict(record)
             if single_use:
                 m.used[code] = tx_id
-            m.redemptions[campaign_id] = m.redemptions.get(campaign_id, 0) + 1
+            m.redemptions[c] += 1
             return Claim("ok", dict(record))
 
     def answer(self, code: str, tx_id: str) -> dict | None:
@@ -523,7 +592,8 @@ class MemoryCounterStore:
 
     def usage(self, campaign_id: str) -> tuple[int, int]:
         with self._lock:
-            return self._m.deliveries.get(campaign_id, 0), self._m.redemptions.get(campaign_id, 0)
+            c = self._m.campaigns.no.get(campaign_id, 0)
+            return int(self._m.deliveries[c]), int(self._m.redemptions[c])
 
     def clear(self) -> None:
         with self._lock:
@@ -535,62 +605,95 @@ class MemoryCounterStore:
         keys older than ``dedup_ttl_s``, day counts older than 3 days, week counts older than 2
         weeks."""
         m = self._m
-        if not m.last:
+        latest = float(m.last.max())
+        if latest == _NEG:  # no delivery yet
             return
-        oldest = max(m.last.values()) - dedup_ttl_s
+        oldest = latest - dedup_ttl_s
         m.events = {k: v for k, v in m.events.items() if _key_ts(k) >= oldest}
-        days = [k[-1] for k in m.day] + [k[-1] for k in m.gday]
+        days = [*m.day, *m.gday]
         if days:
             top = max(days)
-            m.day = {k: v for k, v in m.day.items() if k[-1] > top - _DAY_KEEP}
-            m.gday = {k: v for k, v in m.gday.items() if k[-1] > top - _DAY_KEEP}
+            m.day = {d: v for d, v in m.day.items() if d > top - _DAY_KEEP}
+            m.gday = {d: v for d, v in m.gday.items() if d > top - _DAY_KEEP}
         if m.week:
-            top = max(k[-1] for k in m.week)
-            m.week = {k: v for k, v in m.week.items() if k[-1] > top - _WEEK_KEEP}
+            top = max(m.week)
+            m.week = {w: v for w, v in m.week.items() if w > top - _WEEK_KEEP}
 
     def _export(self) -> dict:
-        """The state as JSON-ready data (tuple keys flattened, an infinite expiry as null)."""
+        """The state as JSON-ready data with its ids (tuple keys flattened, an infinite expiry as
+        null; lists in a canonical order, so two stores with one state export equal data).
+
+        This is the journal's snapshot format, unchanged since the state was keyed by id tuples:
+        the numbers are an in-memory detail, given afresh by :meth:`_import`."""
         m = self._m
+        dev, camp = m.devices.names, m.campaigns.names
+
+        def cap_rows(table: dict) -> list:
+            return sorted(
+                [camp[p >> 32], dev[p & 0xFFFFFFFF], when, n] for when, t in table.items() for p, n in t.items()
+            )
+
+        lasts = np.flatnonzero(m.last[: len(dev)] != _NEG).tolist()
         return {
-            "events": m.events,
-            "day": [[*k, n] for k, n in m.day.items()],
-            "week": [[*k, n] for k, n in m.week.items()],
-            "gday": [[*k, n] for k, n in m.gday.items()],
-            "last": m.last,
-            "deliveries": m.deliveries,
-            "redemptions": m.redemptions,
+            "events": {k: camp[c] for k, c in m.events.items()},
+            "day": cap_rows(m.day),
+            "week": cap_rows(m.week),
+            "gday": sorted([dev[d], day, n] for day, t in m.gday.items() for d, n in t.items()),
+            "last": dict(zip([dev[i] for i in lasts], m.last[lasts].tolist())),
+            "deliveries": _nonzero(camp, m.deliveries),
+            "redemptions": _nonzero(camp, m.redemptions),
             "pools": m.pools,
             "pooled": sorted(m.pooled),
             "codes": {
-                c: {**r, "expires_ts": None if r["expires_ts"] == _INF else r["expires_ts"]} for c, r in m.codes.items()
+                c: {**dict(zip(_CODE_FIELDS, r)), "expires_ts": None if r[4] == _INF else r[4]}
+                for c, r in m.codes.items()
             },
             "used": m.used,
-            "answers": [[c, tx, r] for (c, tx), r in m.answers.items()],
+            "answers": sorted(([c, tx, r] for (c, tx), r in m.answers.items()), key=lambda a: (a[0], a[1])),
         }
 
     def _import(self, d: dict) -> None:
         """Replace the state by :meth:`_export`'s data."""
-        self._m = _Mem(
-            events=dict(d["events"]),
-            day={(c, dv, day): n for c, dv, day, n in d["day"]},
-            week={(c, dv, w): n for c, dv, w, n in d["week"]},
-            gday={(dv, day): n for dv, day, n in d["gday"]},
-            last=dict(d["last"]),
-            deliveries=dict(d["deliveries"]),
-            redemptions=dict(d["redemptions"]),
-            pools={c: list(v) for c, v in d["pools"].items()},
-            pooled=set(d["pooled"]),
-            codes={
-                c: {**r, "expires_ts": _INF if r["expires_ts"] is None else r["expires_ts"]}
-                for c, r in d["codes"].items()
-            },
-            used=dict(d["used"]),
-            answers={(c, tx): r for c, tx, r in d["answers"]},
-        )
+        m = _Mem()
+
+        def caps(rows: list) -> dict:
+            table: dict = {}
+            if rows:
+                c, dv, when, n = zip(*rows)
+                keys = pair_keys(m.campaign_numbers(list(c)), m.device_numbers(list(dv)))
+                for w, k, v in zip(when, keys.tolist(), n):
+                    table.setdefault(w, {})[k] = v
+            return table
+
+        m.day, m.week = caps(d["day"]), caps(d["week"])
+        for dv, day, n in d["gday"]:
+            m.gday.setdefault(day, {})[int(m.device_numbers([dv])[0])] = n
+        if d["last"]:
+            m.last[m.device_numbers(list(d["last"]))] = list(d["last"].values())
+        m.events = dict(zip(d["events"], m.campaign_numbers(list(d["events"].values())).tolist()))
+        for name in ("deliveries", "redemptions"):
+            if d[name]:
+                c = m.campaign_numbers(list(d[name]))
+                getattr(m, name)[c] = list(d[name].values())  # after numbering: it may grow the array
+        m.pools = {c: list(v) for c, v in d["pools"].items()}
+        m.pooled = set(d["pooled"])
+        m.codes = {
+            c: tuple(_INF if k == "expires_ts" and r[k] is None else r[k] for k in _CODE_FIELDS)
+            for c, r in d["codes"].items()
+        }
+        m.used = dict(d["used"])
+        m.answers = {(c, tx): r for c, tx, r in d["answers"]}
+        self._m = m
 
 
 _DAY_KEEP, _WEEK_KEEP = 3, 2  # days and weeks of cap counts kept (the Redis keys live 3 days, 2 weeks)
 _INF = float("inf")
+
+
+def _nonzero(names: list, counts: np.ndarray) -> dict:
+    """{name: count} of the numbered counts that are not 0."""
+    i = np.flatnonzero(counts[: len(names)]).tolist()
+    return dict(zip([names[k] for k in i], counts[i].tolist()))
 
 
 def _key_ts(event_key: str) -> float:

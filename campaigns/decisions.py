@@ -327,6 +327,8 @@ def decide(
             fence_u[oi],
             ts_u[oi] + cset.code_ttl[oc],
             config.max_offers_per_device_per_day,
+            cset.ids,
+            oc,
         )
         out, codes = store.try_deliver(batch)
         dec[ok] = out

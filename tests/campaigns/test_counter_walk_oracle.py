@@ -94,7 +94,7 @@ _event = st.tuples(
 )
 
 
-def _batch(events, serial: list[int], global_per_day: int) -> DeliveryBatch:
+def _batch(events, serial: list[int], global_per_day: int, vocab: np.ndarray | None = None) -> DeliveryBatch:
     cols: dict[str, list] = {k: [] for k in ("key", "dev", "cid", "ts", "day", "hold", "code")}
     for dev, visit, day, sec, cands, hold in events:
         ts = day * 86400.0 + sec
@@ -122,6 +122,8 @@ def _batch(events, serial: list[int], global_per_day: int) -> DeliveryBatch:
         obj("dev"),
         np.full(len(cols["ts"]), np.inf),
         global_per_day,
+        vocab,
+        None if vocab is None else np.array([vocab.tolist().index(c) for c in cols["cid"]], dtype=np.int64),
     )
 
 
@@ -132,9 +134,14 @@ def _batch(events, serial: list[int], global_per_day: int) -> DeliveryBatch:
 )
 @settings(max_examples=300, deadline=None, database=None)
 @given(
-    batches=st.lists(st.lists(_event, min_size=1, max_size=40), min_size=1, max_size=4), gcap=st.sampled_from([0, 2])
+    batches=st.lists(st.lists(_event, min_size=1, max_size=40), min_size=1, max_size=4),
+    gcap=st.sampled_from([0, 2]),
+    vocabs=st.sampled_from(["none", "one", "each batch"]),
+    shuffle=st.randoms(use_true_random=False),
 )
-def test_rounds_decide_like_a_walk_of_one_event_at_a_time(min_round, min_vector_events, batches, gcap):
+def test_rounds_decide_like_a_walk_of_one_event_at_a_time(min_round, min_vector_events, batches, gcap, vocabs, shuffle):
+    """``vocabs``: campaign ids given as ids only, as codes in one vocabulary for every batch, or in
+    a new (shuffled) vocabulary each batch, as after a campaign change."""
     store = MemoryCounterStore()
     store.min_round, store.min_vector_events = min_round, min_vector_events
     store.upload_codes("f", _POOL)
@@ -148,21 +155,27 @@ def test_rounds_decide_like_a_walk_of_one_event_at_a_time(min_round, min_vector_
         "redemptions": Counter(),
         "pools": {"f": list(reversed(_POOL))},
     }
-    serial = [0]
+    serial, vocab = [0], None
     for n, events in enumerate(batches):
         if n == 1:  # a redemption of campaign e: its budget is spent from the next batch on
             assert store.claim("X", "e", "tx", {}, False, 1).status == "ok"
             state["redemptions"]["e"] += 1
-        b = _batch(events, serial, gcap)
+        if vocabs == "each batch" or (vocabs == "one" and vocab is None):
+            order = sorted(_CAMPAIGNS)
+            shuffle.shuffle(order)
+            vocab = np.array(order, dtype=object)
+        b = _batch(events, serial, gcap, vocab)
         out, codes = store.try_deliver(b)
         want_out, want_codes = reference(state, b)
         assert out.tolist() == want_out
         assert codes.tolist() == want_codes
-    m = store._m
-    assert m.events == state["events"]
-    for name in ("day", "week", "gday", "deliveries"):  # the reference counts only up: no zeros
-        assert getattr(m, name) == dict(state[name]), name
-    assert m.last == state["last"]
-    assert m.pools["f"] == state["pools"]["f"]
-    issued = [c for c in m.codes]
+    m = store._export()  # the state with its ids (the store keys it by numbers)
+    assert m["events"] == state["events"]
+    assert {(c, d, day): n for c, d, day, n in m["day"]} == dict(state["day"])  # only counts up: no zeros
+    assert {(c, d, week): n for c, d, week, n in m["week"]} == dict(state["week"])
+    assert {(d, day): n for d, day, n in m["gday"]} == dict(state["gday"])
+    assert m["deliveries"] == dict(state["deliveries"])
+    assert m["last"] == state["last"]
+    assert m["pools"]["f"] == state["pools"]["f"]
+    issued = [c for c in m["codes"]]
     assert len(issued) == len(set(issued)) == sum(state["deliveries"][c] for c in ("b", "f"))
