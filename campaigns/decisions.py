@@ -186,13 +186,14 @@ def event_keys(device_id, visit_id, kind, ts) -> np.ndarray:
     """Deterministic event keys ``device|visit (16 hex)|kind|ts`` (repr of the float ts).
 
     The hex digits of the visit ids are made in one vectorized step (nibbles through a table);
-    only the device, the kind and ``repr(ts)`` are formatted per event."""
+    only the kind and ``repr(ts)`` are formatted per event, and the parts joined by
+    ``str.join`` mapped over them (a third faster than an f-string in a comprehension)."""
     dev = np.asarray(device_id, dtype=object).tolist()
     visit = _hex16(np.asarray(visit_id).astype(np.uint64)).tolist()
-    kinds = np.asarray(kind).astype(np.int64).tolist()
-    stamps = map(repr, np.asarray(ts, dtype=np.float64).tolist())
+    kinds = map(str, np.asarray(kind).astype(np.int64).tolist())
+    stamps = map(float.__repr__, np.asarray(ts, dtype=np.float64).tolist())
     out = np.empty(len(dev), dtype=object)
-    out[:] = [f"{d}|{v}|{k}|{t}" for d, v, k, t in zip(dev, visit, kinds, stamps)]
+    out[:] = list(map("|".join, zip(dev, visit, kinds, stamps)))
     return out
 
 
@@ -273,21 +274,25 @@ def decide(
             o = weekly[own]
             mow[own] = local_parts(pts[o], sched.zone[c[o]]).minute_of_week
         in_sched[weekly] = sched.in_week(c[weekly], mow)
-    is_open = np.ones(len(r), dtype=bool)
-    oo = np.flatnonzero(cset.open_only[c])
-    if len(oo):
-        is_open[oo] = cset.hours.is_open_owner(cset.fence_hours[fcode[inv[oo]]], parts.minute_of_week[inv[oo]])
-    aud = audience_mask(cset.rule_sets, cset.rule_of[c], dinv[inv], profs)
 
+    # reasons in order of precedence, the later overriding: so opening hours and audience rules
+    # are evaluated only on the pairs that no earlier reason already skipped
     dec = np.full(len(r), -1, dtype=np.int8)
     for mask, reason in (
-        (~aud, Decision.AUDIENCE),
-        (~is_open, Decision.STORE_CLOSED),
         (~in_sched, Decision.OUTSIDE_SCHEDULE),
         (suppressed[inv], Decision.FRAUD),
         (~consent[inv], Decision.NO_CONSENT),
     ):
         dec[mask] = reason
+    oo = np.flatnonzero(cset.open_only[c] & (dec < 0))
+    if len(oo):
+        is_open = cset.hours.is_open_owner(cset.fence_hours[fcode[inv[oo]]], parts.minute_of_week[inv[oo]])
+        dec[oo[~is_open]] = Decision.STORE_CLOSED
+    ruled = np.flatnonzero((cset.rule_of[c] >= 0) & (dec < 0))
+    if len(ruled):  # the profiles of those pairs' devices only
+        used, pair_dev = np.unique(dinv[inv[ruled]], return_inverse=True)
+        aud = audience_mask(cset.rule_sets, cset.rule_of[c[ruled]], pair_dev, [profs[i] for i in used.tolist()])
+        dec[ruled[~aud]] = Decision.AUDIENCE
     code = np.full(len(r), "", dtype=object)
     keys_u = event_keys(dev_u, np.asarray(visit_id)[rows], kind[rows], ts_u)
     replayed = np.zeros(len(keys_u), dtype=bool)  # the same event twice in a batch (rare: test cheaply first)

@@ -51,9 +51,24 @@ def campaign_hashes(campaign_ids) -> np.ndarray:
     return _splitmix64(np.fromiter((id_hash(c) for c in campaign_ids), np.uint64, len(campaign_ids)))
 
 
+_DEVICE_HASHES: dict[str, int] = {}  # id_hash of device ids seen, bounded by _DEVICE_HASHES_MAX
+_DEVICE_HASHES_MAX = 1 << 20
+
+
 def device_hashes(device_ids) -> np.ndarray:
-    """The 64-bit hash of each device id."""
-    return np.fromiter(map(id_hash, device_ids), np.uint64, len(device_ids))
+    """The 64-bit hash (:func:`id_hash`) of each device id.
+
+    A plain dict caches them: one ``dict.get`` per device instead of an ``lru_cache`` call
+    (emptied when it holds more than ~1M devices)."""
+    ids = list(device_ids)
+    got = list(map(_DEVICE_HASHES.get, ids))
+    if None in got:
+        if len(_DEVICE_HASHES) > _DEVICE_HASHES_MAX:
+            _DEVICE_HASHES.clear()
+        for i, h in enumerate(got):
+            if h is None:
+                got[i] = _DEVICE_HASHES[ids[i]] = id_hash(ids[i])
+    return np.array(got, dtype=np.uint64).reshape(len(ids))
 
 
 def held_out_hashed(campaign_hash: np.ndarray, device_hash: np.ndarray, holdout_pct: np.ndarray) -> np.ndarray:
