@@ -89,7 +89,8 @@ class DeliveryBatch:
     Zero means "no limit" in the integer limits and ``cooldown_s``. The limits are the
     campaign's: every row of one campaign carries the same ones (:class:`MemoryCounterStore`
     relies on it to tell which budgets can run out within the batch). ``new_code`` holds a fresh
-    random code for ``coupon == COUPON_GENERATED`` rows (used only if that row wins).
+    random code for ``coupon == COUPON_GENERATED`` rows (used only if that row wins; the rows of
+    one event may share one, since at most one of them wins).
     """
 
     event_key: np.ndarray  # object str

@@ -252,7 +252,12 @@ def decide(
     if not len(r):
         e = np.empty(0, dtype=object)
         return Decisions(np.empty(0, np.int64), e, np.empty(0, np.int8), e, e, e, np.empty(0), e)
-    rows, inv = np.unique(r, return_inverse=True)  # events with at least one candidate
+    # events with at least one candidate; the index gives pairs sorted by row (else: unique)
+    step = r[1:] != r[:-1]
+    if (r[1:] >= r[:-1]).all():
+        rows, inv = r[np.r_[True, step]], np.r_[0, np.cumsum(step)]
+    else:
+        rows, inv = np.unique(r, return_inverse=True)
     dev_u, fence_u, ts_u = device_id[rows], fence_id[rows], ts[rows]
     fcode = fcode_all[rows]
     parts = local_parts_coded(ts_u, cset.fence_zone_code[fcode], cset.zone_names)
@@ -266,7 +271,8 @@ def decide(
     pts, pdev = ts_u[inv], dev_u[inv]
     sched = cset.schedule
     in_sched = sched.in_period(c, pts)
-    weekly = np.flatnonzero(sched.has_weekly[c] & in_sched)
+    # weekly windows only where no consent or fraud skip (which take precedence) decides already
+    weekly = np.flatnonzero(sched.has_weekly[c] & in_sched & (consent & ~suppressed)[inv])
     if len(weekly):
         mow = parts.minute_of_week[inv[weekly]]
         own = ~sched.uses_store_zone[c[weekly]]
@@ -307,13 +313,18 @@ def decide(
         some = np.flatnonzero(pct > 0)
         if len(some):  # hash each device once
             di = dinv[oi[some]]
-            need = np.unique(di)
+            mark = np.zeros(len(udev), dtype=bool)
+            mark[di] = True
+            need = np.flatnonzero(mark)
             by_dev = np.zeros(len(udev), np.uint64)
             by_dev[need] = device_hashes(udev[need].tolist())
             dev_hash[some] = by_dev[di]
-        gen = cset.coupon[oc] == COUPON_GENERATED
+        gen = np.flatnonzero(cset.coupon[oc] == COUPON_GENERATED)
         new = np.full(len(ok), "", dtype=object)
-        new[gen] = generate_codes(int(gen.sum()), config.code_length)
+        if len(gen):  # at most one row of an event wins: an event's rows share one fresh code
+            ev_gen = oi[gen]  # sorted: ok is in event order
+            which = np.r_[0, np.cumsum(ev_gen[1:] != ev_gen[:-1])]
+            new[gen] = generate_codes(int(which[-1]) + 1, config.code_length)[which]
         batch = DeliveryBatch(
             keys_u[oi],
             dev_u[oi],

@@ -57,8 +57,9 @@ class WeekWindows:
         pair = np.repeat(np.arange(len(idx)), n)
         k = np.arange(total) - np.repeat(np.cumsum(n) - n, n) + np.repeat(start, n)
         m = minute_of_week[idx][pair]
-        hit = (self.lo[k] <= m) & (m < self.hi[k])
-        out[idx[np.unique(pair[hit])]] = True
+        hit = np.zeros(len(idx), dtype=bool)
+        hit[pair[(self.lo[k] <= m) & (m < self.hi[k])]] = True
+        out[idx[hit]] = True
         return out
 
 

@@ -21,6 +21,7 @@ from proximity.core.events import EventKind
 __all__ = ["TargetIndex", "Candidates"]
 
 _KINDS = max(8, max(EventKind) + 1)  # above every EventKind code; keys are id_code * _KINDS + kind
+_DENSE_MAX = 1 << 22  # keys of a table looked up through a flat array (16 MB of int32) at most
 
 
 class Candidates:
@@ -56,6 +57,13 @@ class _Table:
         self.vocab = vocab
         self.ukeys, self.start = np.unique(keys, return_index=True)
         self.end = np.append(self.start[1:], len(keys)).astype(np.int64)
+        # key -> its run (-1: none) as a flat table when that is small (10k fences: 320 kB): a
+        # lookup is then one gather instead of a binary search
+        size = len(vocab) * _KINDS
+        self.dense: np.ndarray | None = None
+        if len(self.ukeys) and size <= _DENSE_MAX:
+            self.dense = np.full(size, -1, np.int32)
+            self.dense[self.ukeys] = np.arange(len(self.ukeys), dtype=np.int32)
 
     def lookup(self, ids: np.ndarray | None, kinds: np.ndarray, zone: np.ndarray, rows: np.ndarray, code=None):
         if not len(self.ukeys) or not len(rows):
@@ -64,9 +72,13 @@ class _Table:
             code = self.vocab.get_indexer(ids)
         ok = code >= 0
         key = code.astype(np.int64) * _KINDS + kinds.astype(np.int64)
-        pos = np.searchsorted(self.ukeys, key)
-        pos = np.minimum(pos, len(self.ukeys) - 1)
-        ok &= self.ukeys[pos] == key
+        if self.dense is not None:
+            pos = self.dense[np.where(ok, key, 0)]  # (unknown ids: any entry, dropped by ok)
+            ok &= pos >= 0
+        else:
+            pos = np.searchsorted(self.ukeys, key)
+            pos = np.minimum(pos, len(self.ukeys) - 1)
+            ok &= self.ukeys[pos] == key
         rows, pos = rows[ok], pos[ok]
         return _expand(rows, self.start[pos], self.end[pos], self.camps, self.zones, zone)
 

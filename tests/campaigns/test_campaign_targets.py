@@ -11,8 +11,10 @@ from proximity import EventKind
 from tests.campaigns.campaign_support import campaign
 
 
+@pytest.mark.parametrize("dense_max", [1 << 22, 0], ids=["flat key table", "binary search"])
 @pytest.mark.parametrize("by_code", [False, True], ids=["fence ids", "fence codes"])
-def test_index_lookup_matches_brute_force(by_code):
+def test_index_lookup_matches_brute_force(by_code, dense_max, monkeypatch):
+    monkeypatch.setattr("campaigns.targets._DENSE_MAX", dense_max)  # small vocabularies use the flat table
     rng = np.random.default_rng(5)
     fences = [f"f{i}" for i in range(60)]
     tags = {f: tuple(rng.choice(["a", "b", "c", "d"], rng.integers(0, 3), replace=False)) for f in fences}
