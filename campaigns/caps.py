@@ -194,9 +194,19 @@ class _Mem:
     def device_numbers(self, names: list) -> np.ndarray:
         """Number devices about to be written (growing ``last``)."""
         out = self.devices.add_many(names)
-        if len(self.devices) > len(self.last):
-            self.last = np.concatenate([self.last, np.full(len(self.devices) + len(self.last), _NEG)])
+        self._grow_last()
         return out
+
+    def device_number(self, name: str) -> int:
+        """:meth:`device_numbers` of one device (the walk's: no arrays)."""
+        n = self.devices.add(name)
+        if n >= len(self.last):
+            self._grow_last()
+        return n
+
+    def _grow_last(self) -> None:
+        if len(self.devices) > len(self.last):  # doubling: amortized O(1) per device
+            self.last = np.concatenate([self.last, np.full(len(self.devices) + len(self.last), _NEG)])
 
     def campaign_numbers(self, names: list) -> np.ndarray:
         """Number campaigns (growing the budget counts)."""
@@ -262,7 +272,7 @@ class MemoryCounterStore:
         starts, sizes = g[:-1], np.diff(g)
         if len(starts) < self.min_vector_events:
             with self._lock:
-                self._walk(b, None, starts, sizes, out, codes)
+                self._walk(b, None, starts, sizes, out, codes, self._campaign_rows(b))
             return out, codes
         erow = np.repeat(np.arange(len(starts)), sizes)  # each row's event
         with self._lock:
@@ -294,7 +304,7 @@ class MemoryCounterStore:
                 rest = rest[rank[rest] > r]
                 r += 1
             if walk.any():
-                self._walk(b, np.flatnonzero(walk), starts, sizes, out, codes)
+                self._walk(b, np.flatnonzero(walk), starts, sizes, out, codes, cno)
         return out, codes
 
     def _campaign_rows(self, b: DeliveryBatch) -> np.ndarray:
@@ -302,6 +312,8 @@ class MemoryCounterStore:
         per vocabulary), else by factorizing the ids."""
         m = self._m
         if b.campaign_code is None or b.campaign_vocab is None:
+            if len(b) < 64:  # (factorizing costs more than it saves)
+                return m.campaign_numbers(b.campaign_id.tolist())
             cn, cu = pd.factorize(b.campaign_id)
             return m.campaign_numbers(list(cu))[cn]
         vocab, numbers = self._vocab
@@ -468,11 +480,13 @@ class MemoryCounterStore:
         sizes: np.ndarray,
         out: np.ndarray,
         codes: np.ndarray,
+        cno: np.ndarray,
     ) -> None:
         """Decide events ``ev`` (None: all) one at a time, in order: the reference semantics (the
         caller holds the lock). For each event: a decided key answers ``duplicate``; else the
         first candidate that passes budget, the device's daily total, cooldown, the campaign's
-        caps and (for a pool coupon) a non-empty pool wins and every counter is written."""
+        caps and (for a pool coupon) a non-empty pool wins and every counter is written.
+        ``cno`` is each row's campaign number (of the whole batch)."""
         m = self._m
         if ev is None:
             rows = np.arange(len(b))
@@ -487,7 +501,7 @@ class MemoryCounterStore:
             take = _rows_of(rows)
         res = [_LOWER] * len(rows)
         ek, dev, cid = take(b.event_key).tolist(), take(b.device_id).tolist(), take(b.campaign_id).tolist()
-        cno = m.campaign_numbers(cid).tolist()
+        cn = take(cno).tolist()
         ts, day, week = take(b.ts).tolist(), take(b.day).tolist(), take(b.week).tolist()
         pd_, pw, cd = take(b.per_day).tolist(), take(b.per_week).tolist(), take(b.cooldown_s).tolist()
         md, mr = take(b.max_deliveries).tolist(), take(b.max_redemptions).tolist()
@@ -495,7 +509,14 @@ class MemoryCounterStore:
         rowl = rows.tolist()
         gcap = int(b.global_per_day)
         events, gday, mday, mweek, devices = m.events, m.gday, m.day, m.week, m.devices.no
+        redemptions, last = m.redemptions, m.last
+        # deliveries counted here, added to the array at the end (a dict is cheaper to bump)
+        deliveries, sent = m.deliveries, {}
+        # the counts of the day and week at hand (consecutive events mostly share them); `empty`
+        # stands for a period with no counts yet, replaced by a new dict before any write
         empty: dict = {}
+        cur_day = cur_week = None
+        counts_d = counts_w = g_d = empty
         for gi in range(len(g) - 1):
             a, z = g[gi], g[gi + 1]
             if ek[a] in events:
@@ -503,12 +524,15 @@ class MemoryCounterStore:
                 continue
             # the rows of one event share its device, ts, day and week
             d, dy, t, wk = devices.get(dev[a], 0), day[a], ts[a], week[a]
-            full = gcap and gday.get(dy, empty).get(d, 0) >= gcap
-            since = t - float(m.last[d])
-            counts_d, counts_w = mday.get(dy, empty), mweek.get(wk, empty)
+            if dy != cur_day:
+                cur_day, counts_d, g_d = dy, mday.get(dy, empty), gday.get(dy, empty)
+            if wk != cur_week:
+                cur_week, counts_w = wk, mweek.get(wk, empty)
+            full = gcap and g_d.get(d, 0) >= gcap
+            since = t - last.item(d)
             for i in range(a, z):
-                c = cno[i]
-                if (md[i] and m.deliveries[c] >= md[i]) or (mr[i] and m.redemptions[c] >= mr[i]):
+                c = cn[i]
+                if (md[i] and deliveries.item(c) + sent.get(c, 0) >= md[i]) or (mr[i] and redemptions.item(c) >= mr[i]):
                     res[i] = _BUDGET
                     continue
                 if full:
@@ -525,20 +549,25 @@ class MemoryCounterStore:
                     res[i] = _BUDGET
                     continue
                 if not d:  # the device's first write
-                    d = int(m.device_numbers([dev[a]])[0])
+                    d = m.device_number(dev[a])
+                    last = m.last  # (grown, perhaps)
                     p = (c << 32) | d
-                counts_d, counts_w = mday.setdefault(dy, {}), mweek.setdefault(wk, {})
+                if counts_d is empty:
+                    counts_d = mday.setdefault(dy, {})
+                if counts_w is empty:
+                    counts_w = mweek.setdefault(wk, {})
                 counts_d[p] = counts_d.get(p, 0) + 1
                 counts_w[p] = counts_w.get(p, 0) + 1
                 events[ek[i]] = c
                 if ho[i]:
                     res[i] = _HOLDOUT
                     break
-                g_d = gday.setdefault(dy, {})
+                if g_d is empty:
+                    g_d = gday.setdefault(dy, {})
                 g_d[d] = g_d.get(d, 0) + 1
-                if t > m.last[d]:
-                    m.last[d] = t
-                m.deliveries[c] += 1
+                if t > last.item(d):
+                    last[d] = t
+                sent[c] = sent.get(c, 0) + 1
                 res[i] = _DELIVERED
                 if cp[i] != COUPON_NONE:
                     j = rowl[i]
@@ -546,6 +575,8 @@ class MemoryCounterStore:
                     codes[j] = self._issue(code, cid[i], dev[a], b.fence_id[j], t, float(b.code_expires[j]), ek[i])
                 break
         out[rows] = res
+        if sent:
+            np.add.at(deliveries, list(sent), list(sent.values()))
 
     def upload_codes(self, campaign_id: str, codes: Sequence[str]) -> int:
         with self._lock:
