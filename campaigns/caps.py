@@ -511,7 +511,7 @@ class MemoryCounterStore:
         events, gday, mday, mweek, devices = m.events, m.gday, m.day, m.week, m.devices.no
         redemptions, last = m.redemptions, m.last
         # deliveries counted here, added to the array at the end (a dict is cheaper to bump)
-        deliveries, sent = m.deliveries, {}
+        deliveries, sent = m.deliveries, dict[int, int]()
         # the counts of the day and week at hand (consecutive events mostly share them); `empty`
         # stands for a period with no counts yet, replaced by a new dict before any write
         empty: dict = {}
