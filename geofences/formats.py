@@ -1,6 +1,9 @@
-"""Large imports: GeoJSON text sequences (RFC 8142) and CSV, streamed from a file object.
+"""Large imports: a FeatureCollection's bytes, GeoJSON text sequences (RFC 8142) and CSV.
 
-Both readers turn records into GeoJSON Features and validate them in chunks with the bulk
+:func:`read_collection` splits a FeatureCollection into its features without decoding them
+(msgspec's ``Raw``), then decodes and parses them a chunk at a time, so the whole decoded
+document (about 5 KB of Python lists and floats per store-size fence, 5 GB at a million) never
+exists at once. The sequence and CSV readers stream from a file object; both turn records into GeoJSON Features and validate them in chunks with the bulk
 Feature parser, so a CSV row and a GeoJSON Feature obey the same rules and messages. An import
 is all-or-nothing: every bad record is reported (:class:`InvalidRecord`, with its 1-based line
 number, fence id and field) in one :class:`InvalidCollection`, and nothing is returned.
@@ -15,6 +18,7 @@ import csv
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
+import msgspec
 import numpy as np
 import orjson
 import shapely
@@ -22,9 +26,10 @@ import shapely
 from geofences._fastparse import parse_many
 from geofences._memory import gc_paused
 from geofences.errors import InvalidCollection, InvalidGeofence, InvalidRecord
+from geofences.geojson import _parse_chunks, parse_collection
 from geofences.model import Geofence, Limits
 
-__all__ = ["read_geojsonseq", "read_csv", "CSV_COLUMNS"]
+__all__ = ["read_collection", "read_geojsonseq", "read_csv", "CSV_COLUMNS"]
 
 RS = "\x1e"
 #: CSV columns; ``lon``, ``lat``, ``radius_m`` (a circle) or ``wkt`` (POLYGON / MULTIPOLYGON).
@@ -32,6 +37,9 @@ CSV_COLUMNS = ("id", "name", "tags", "dwell_s", "exit_after_s", "lon", "lat", "r
 _CHUNK = 20_000
 _DEFAULT_LIMITS = Limits()
 Progress = Callable[[int], None]
+# A document's members and its features as raw JSON slices (validated as JSON, not decoded).
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 # Feature fields as CSV column names, for errors on CSV rows.
 _CSV_FIELD = {
     "id": "id",
@@ -42,6 +50,88 @@ _CSV_FIELD = {
     "properties.exit_after_s": "exit_after_s",
     "properties.radius_m": "radius_m",
 }
+
+
+def read_collection(
+    data: bytes,
+    *,
+    limits: Limits = _DEFAULT_LIMITS,
+    source: str | None = None,
+    progress: Progress | None = None,
+    total: Progress | None = None,
+    chunk: int = _CHUNK,
+) -> list[Geofence]:
+    """Read a GeoJSON FeatureCollection from its bytes: ``parse_collection(orjson.loads(data))``
+    in results and errors, without ever holding the whole decoded document.
+
+    The features are split as raw JSON slices (msgspec), then each run of ``chunk`` features is
+    decoded with orjson and parsed in bulk before the next is decoded. Anything unusual (not an
+    object, no ``features`` array, a slice orjson refuses) takes the plain path, so errors are
+    exactly those of :func:`geofences.parse_collection` after ``orjson.loads``.
+
+    Parameters
+    ----------
+    data : bytes
+        The document (UTF-8 JSON).
+    progress : callable, optional
+        Called after each chunk with the number of features parsed so far.
+    total : callable, optional
+        Called once with the number of features, before parsing (a progress bar's total).
+
+    Raises
+    ------
+    orjson.JSONDecodeError
+        ``data`` is not JSON (as ``orjson.loads`` raises it).
+    InvalidCollection
+        Listing every bad feature (with its index), duplicate ids included.
+
+    Notes
+    -----
+    At a million store-size fences, decoding the whole document took 11.5 s of CPU and freeing
+    it 1.6 s (5.3 GB of objects, most of them page faults); split and chunked: 0.8 + 5.0 s.
+    """
+    try:
+        members = _MEMBERS.decode(data)
+        features = _RAW_LIST.decode(members["features"])
+        head = {k: orjson.loads(v) for k, v in members.items() if k != "features"}
+    except (msgspec.DecodeError, KeyError, orjson.JSONDecodeError):
+        features, head = [], {}
+    if head.get("type") != "FeatureCollection":  # an error to report, or not JSON: the plain path
+        return _read_plain(data, limits, source, progress, total, chunk)
+    if total is not None:
+        total(len(features))
+    chunks = _decoded_chunks(features, chunk)
+    try:
+        return _parse_chunks(chunks, limits, source, progress)
+    except _NotDecodable:
+        return _read_plain(data, limits, source, progress, total, chunk)
+
+
+class _NotDecodable(Exception):
+    """A feature slice orjson refuses (msgspec's scan is more lenient): decode the whole."""
+
+
+def _decoded_chunks(features: list[msgspec.Raw], chunk: int) -> Iterator[list[Any]]:
+    for start in range(0, len(features), chunk):
+        try:
+            yield orjson.loads(b"[" + b",".join(features[start : start + chunk]) + b"]")  # type: ignore[arg-type]
+        except orjson.JSONDecodeError:
+            raise _NotDecodable from None
+
+
+@gc_paused()  # the decoded document: millions of objects, no cycles (see geofences._memory)
+def _read_plain(
+    data: bytes,
+    limits: Limits,
+    source: str | None,
+    progress: Progress | None,
+    total: Progress | None,
+    chunk: int,
+) -> list[Geofence]:
+    collection = orjson.loads(data)
+    if total is not None and isinstance(collection, dict) and isinstance(collection.get("features"), list):
+        total(len(collection["features"]))
+    return parse_collection(collection, limits=limits, source=source, progress=progress, chunk=chunk)
 
 
 def read_geojsonseq(

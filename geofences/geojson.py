@@ -130,16 +130,34 @@ def parse_collection(
     features = collection.get("features")
     if not isinstance(features, list):
         raise InvalidCollection([InvalidGeofence(None, "features", "expected an array of Features")], source)
-    with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
-        if progress is None:
+    if progress is None:
+        with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
             parsed, errors = parse_many(features, limits)
             return _unique(parsed, errors, source)
-        parsed, errors = [], []
-        for start in range(0, len(features), chunk):
-            got, bad = parse_many(features[start : start + chunk], limits)
+    chunks = (features[start : start + chunk] for start in range(0, len(features), chunk))
+    return _parse_chunks(chunks, limits, source, progress)
+
+
+def _parse_chunks(
+    chunks: Iterable[list[Any]],
+    limits: Limits,
+    source: str | None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Geofence]:
+    """:func:`parse_collection` of the features in ``chunks`` (consecutive runs of one collection),
+    parsed and then dropped one chunk at a time: a reader that decodes each chunk just before
+    (:func:`geofences.formats.read_collection`) never holds the whole decoded document."""
+    parsed: list[Geofence | None] = []
+    errors: list[InvalidGeofence] = []
+    with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
+        for part in chunks:
+            start = len(parsed)
+            got, bad = parse_many(part, limits)
+            del part
             parsed.extend(got)
             errors.extend(e.with_index(start + e.index) if e.index is not None else e for e in bad)
-            progress(start + len(got))
+            if progress is not None:
+                progress(len(parsed))
         return _unique(parsed, errors, source)
 
 

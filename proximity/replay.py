@@ -28,8 +28,7 @@ from typing import IO
 import orjson
 import pandas as pd
 
-from geofences import Geofence, InvalidCollection, parse_collection
-from geofences._memory import gc_paused
+from geofences import Geofence, InvalidCollection
 from proximity.core.engine import Engine
 from proximity.core.errors import InvalidInput, InvalidPing
 from proximity.core.events import EventBatch, kinds_of
@@ -117,7 +116,7 @@ def load_fences(path: str | Path, *, progress: bool | None = None) -> list[Geofe
     """
     from tqdm import tqdm
 
-    from geofences.formats import read_csv, read_geojsonseq
+    from geofences.formats import read_collection, read_csv, read_geojsonseq
 
     source = str(path)
     suffix = Path(path).suffix.lower()
@@ -137,20 +136,19 @@ def load_fences(path: str | Path, *, progress: bool | None = None) -> list[Geofe
         def advance(n: int) -> None:
             bar.update(n - bar.n)
 
+        def size_bar(n: int) -> None:
+            bar.total = n
+
         try:
             if suffix == ".csv":
                 with io.TextIOWrapper(fh, encoding="utf-8", newline="") as text:
                     return read_csv(text, source=source, progress=advance)
             if suffix in SEQ_SUFFIXES:
                 return read_geojsonseq(fh, source=source, progress=advance)
-            with gc_paused():  # the decoded collection: millions of objects, no cycles
-                try:
-                    obj = orjson.loads(fh.read())
-                except orjson.JSONDecodeError as exc:
-                    raise InvalidInput(source, f"invalid JSON ({exc})", line=getattr(exc, "lineno", None)) from None
-                if isinstance(obj, dict) and isinstance(obj.get("features"), list):
-                    bar.total = len(obj["features"])
-                return parse_collection(obj, source=source, progress=advance)
+            try:
+                return read_collection(fh.read(), source=source, progress=advance, total=size_bar)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(source, f"invalid JSON ({exc})", line=getattr(exc, "lineno", None)) from None
         except UnicodeDecodeError as exc:
             raise InvalidInput(source, f"not UTF-8 text ({exc.reason})") from None
         except InvalidCollection as exc:

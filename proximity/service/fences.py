@@ -29,7 +29,7 @@ from geofences import (
 )
 from geofences._fastparse import parse_many
 from geofences._memory import gc_paused
-from geofences.formats import read_csv, read_geojsonseq
+from geofences.formats import read_collection, read_csv, read_geojsonseq
 from geofences.geojson import to_features
 from proximity import Engine
 from proximity.service.errors import BadRequest, InUse
@@ -174,19 +174,19 @@ class GeofenceService:
     def import_file(self, file: IO[bytes], fmt: str, progress: Progress | None = None) -> dict:
         """Import a file of fences in one of :data:`IMPORT_FORMATS`, all or nothing.
 
-        ``geojson`` is one FeatureCollection (decoded with orjson), ``geojsonseq`` a GeoJSON text
+        ``geojson`` is one FeatureCollection (decoded a chunk of features at a time:
+        :func:`geofences.formats.read_collection`), ``geojsonseq`` a GeoJSON text
         sequence (RFC 8142, or one Feature per line), ``csv`` rows of
         :data:`geofences.formats.CSV_COLUMNS`. Every bad feature or line is reported (index, line,
         field) in one :class:`InvalidCollection` and nothing is stored; else every fence is stored
         in one ``Definitions.put_many`` transaction and indexed with one ``put_many``.
         """
         if fmt == "geojson":
-            with gc_paused():  # the decoded collection: millions of objects, no cycles
-                try:
-                    collection = orjson.loads(file.read())
-                except orjson.JSONDecodeError as exc:
-                    raise BadRequest("body", f"not valid JSON ({exc})") from None
-                return self.import_collection(collection, progress)
+            try:
+                fences = read_collection(file.read(), limits=self.limits, progress=progress)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest("body", f"not valid JSON ({exc})") from None
+            return self._put_all(fences)
         if fmt not in IMPORT_FORMATS:
             raise ValueError(f"unknown import format {fmt!r}")
         try:
