@@ -93,7 +93,7 @@ def read_collection(
     try:
         members = _MEMBERS.decode(data)
         features = _RAW_LIST.decode(members["features"])
-        head = {k: orjson.loads(v) for k, v in members.items() if k != "features"}
+        head = {k: orjson.loads(memoryview(v)) for k, v in members.items() if k != "features"}
     except (msgspec.DecodeError, KeyError, orjson.JSONDecodeError):
         features, head = [], {}
     if head.get("type") != "FeatureCollection":  # an error to report, or not JSON: the plain path

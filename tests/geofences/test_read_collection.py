@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from geofences import Geofence, InvalidCollection, parse_collection
+from geofences import formats
 from geofences.formats import read_collection
 from tests.geofences.test_bulk_imports import GOOD, circle
 from tests.geofences.test_geofence_validation import CASES
@@ -51,8 +52,18 @@ def collection(features: list) -> bytes:
     return orjson.dumps({"type": "FeatureCollection", "features": features})
 
 
+@pytest.fixture
+def no_plain_path(monkeypatch):
+    """Fail if the reader falls back to decoding the whole document."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoded the whole document")
+
+    monkeypatch.setattr(formats, "_read_plain", refuse)
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 3, 1000])
-def test_good_collections_read_the_same_fences_whatever_the_chunk(chunk):
+def test_good_collections_read_the_same_fences_whatever_the_chunk(chunk, no_plain_path):
     feats = GOOD + [circle(f"c{i}", lon=10 + i * 1e-3) for i in range(7)]
     got = read_collection(collection(feats), chunk=chunk)
     assert same(got, parse_collection({"type": "FeatureCollection", "features": feats}))
@@ -60,7 +71,7 @@ def test_good_collections_read_the_same_fences_whatever_the_chunk(chunk):
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 1000])
-def test_every_bad_feature_is_named_as_the_plain_parser_names_it(chunk):
+def test_every_bad_feature_is_named_as_the_plain_parser_names_it(chunk, no_plain_path):
     feats = []
     for k, bad in enumerate(BAD):
         feats += [circle(f"ok{k}", lon=10 + k * 1e-3), bad]
@@ -110,7 +121,7 @@ def test_any_mix_of_features_reads_as_the_plain_parser_reads_it(picks, chunk):
     assert same(chunked(data, chunk=chunk), plain(data))
 
 
-def test_progress_counts_features_parsed_and_total_is_told_first():
+def test_progress_counts_features_parsed_and_total_is_told_first(no_plain_path):
     calls: list[tuple[str, int]] = []
     feats = [circle(f"c{i}", lon=10 + i * 1e-3) for i in range(5)]
     read_collection(
