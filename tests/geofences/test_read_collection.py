@@ -12,8 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from geofences import Geofence, InvalidCollection, parse_collection
-from geofences import formats
+from geofences import Geofence, InvalidCollection, formats, parse_collection
 from geofences.formats import read_collection
 from tests.geofences.test_bulk_imports import GOOD, circle
 from tests.geofences.test_geofence_validation import CASES
