@@ -611,7 +611,8 @@ class Engine:
         out = [
             self._fence_replaced(old, f, now)
             for (old, f), eq in zip(pairs, same)
-            if not (eq and old.same_shape(f) and old.exit_after_s == f.exit_after_s)
+            # eq settles the geometries; same_shape would compare them again, one GEOS call each
+            if not (eq and old.kind == f.kind and old.radius_m == f.radius_m and old.exit_after_s == f.exit_after_s)
         ]
         return EventBatch.concat(out)
 
