@@ -205,16 +205,18 @@ def _build(meta, rings, ring_poly, poly_meta, limits: Limits, out: list) -> np.n
         tags = m[3]
         if tags:
             tags = tag_cache.get(tags) or tag_cache.setdefault(tags, tuple(sys.intern(t) for t in tags))
+        # Positional, in field order (id, kind, geometry, radius_m, name, tags, properties,
+        # dwell_s, exit_after_s): keywords cost a third more, 0.3 s at a million fences.
         out[m[0]] = Geofence(
-            id=fid,
-            kind=m[7],
-            geometry=geoms[k],
-            radius_m=None if m[8] is None else m[8] * 1.0,
-            name=name,
-            tags=tags,
-            properties=m[4],
-            dwell_s=None if m[5] is None else m[5] * 1.0,
-            exit_after_s=None if m[6] is None else m[6] * 1.0,
+            fid,
+            m[7],
+            geoms[k],
+            None if m[8] is None else m[8] * 1.0,
+            name,
+            tags,
+            m[4],
+            None if m[5] is None else m[5] * 1.0,
+            None if m[6] is None else m[6] * 1.0,
         )
     return np.flatnonzero(bad)
 
