@@ -114,7 +114,7 @@ class _NotDecodable(Exception):
 def _decoded_chunks(features: list[msgspec.Raw], chunk: int) -> Iterator[list[Any]]:
     for start in range(0, len(features), chunk):
         try:
-            yield orjson.loads(b"[" + b",".join(features[start : start + chunk]) + b"]")  # type: ignore[arg-type]
+            yield orjson.loads(b"[" + b",".join(features[start : start + chunk]) + b"]")
         except orjson.JSONDecodeError:
             raise _NotDecodable from None
 
