@@ -121,20 +121,21 @@ def _vertices(geoms, pi, num, n):
     if len(pi) == 0:
         return count, np.empty((0, 2)), np.empty(0, bool)
     rings, ring_owner = shapely.get_rings(geoms[pi], return_index=True)
-    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
-    ring_end = np.ones(len(ring_of), bool)
-    ring_end[:-1] = ring_of[1:] != ring_of[:-1]
-    # Frame columns gathered per ring, then per vertex one column at a time: gathering whole
+    per_ring = shapely.get_num_coordinates(rings)
+    xy = shapely.get_coordinates(rings)
+    ring_end = np.zeros(len(xy), bool)
+    ring_end[np.cumsum(per_ring) - 1] = True
+    # Each ring's frame numbers repeated over its vertices, one column at a time: gathering whole
     # ``num`` rows per vertex made a (vertices, 6) temporary, 1.2 GB at a million fences.
-    ring_row = pi[ring_owner]
-    frame = {c: num[ring_row, c][ring_of] for c in (LON0, LAT0, KX, KY)}
+    ring_num = num[pi[ring_owner]]
     vert = np.empty_like(xy)
-    dlon = np.subtract(xy[:, 0], frame[LON0], out=vert[:, 0])
+    dlon = np.subtract(xy[:, 0], np.repeat(ring_num[:, LON0], per_ring), out=vert[:, 0])
     if len(dlon) and np.abs(dlon).max() > 180.0:  # only near the antimeridian (as to_frame)
         dlon[:] = (dlon + 180.0) % 360.0 - 180.0
-    dlon *= frame[KX]
-    np.multiply(np.subtract(xy[:, 1], frame[LAT0], out=vert[:, 1]), frame[KY], out=vert[:, 1])
-    count[pi] = np.bincount(ring_owner, weights=shapely.get_num_coordinates(rings), minlength=len(pi)).astype(np.int64)
+    dlon *= np.repeat(ring_num[:, KX], per_ring)
+    dlat = np.subtract(xy[:, 1], np.repeat(ring_num[:, LAT0], per_ring), out=vert[:, 1])
+    dlat *= np.repeat(ring_num[:, KY], per_ring)
+    count[pi] = np.bincount(ring_owner, weights=per_ring, minlength=len(pi)).astype(np.int64)
     return count, vert, ring_end
 
 
