@@ -266,19 +266,22 @@ def _ring_checks(rings: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         values = (v if type(v) in _NUM else 0.0 for v in chain.from_iterable(positions))
     xy = np.fromiter(values, np.float64, 2 * len(positions)).reshape(-1, 2)
     pos_ok &= np.isfinite(xy).all(axis=1) & (np.abs(xy[:, 0]) <= 180) & (np.abs(xy[:, 1]) <= 90)
-    ring_of = np.repeat(np.arange(len(rings)), ring_len)
     bad = ring_len < 4
-    np.logical_or.at(bad, ring_of[~pos_ok], True)
+    if not pos_ok.all():
+        np.logical_or.at(bad, np.repeat(np.arange(len(rings)), ring_len)[~pos_ok], True)
     starts = np.cumsum(ring_len) - ring_len
     last = np.maximum(starts + ring_len - 1, 0)
     safe = np.minimum(starts, len(xy) - 1) if len(xy) else starts
     if len(xy):
-        bad |= (xy[safe] != xy[np.minimum(last, len(xy) - 1)]).any(axis=1)
+        end = np.minimum(last, len(xy) - 1)
+        bad |= (xy[safe] != xy[end]).any(axis=1)
         # Twice the signed area per ring (shoelace); zero means < 3 distinct or collinear positions.
-        nxt = np.arange(1, len(xy) + 1)
-        nxt[np.minimum(last, len(xy) - 1)] = np.minimum(last, len(xy) - 1)
+        # Each position's term pairs it with the next; none starts at a ring's last position.
+        x, y = xy[:, 0], xy[:, 1]
+        cross = np.zeros(len(xy))
         with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf positions are bad already
-            cross = xy[:, 0] * xy[nxt % len(xy), 1] - xy[nxt % len(xy), 0] * xy[:, 1]
-            area2 = np.add.reduceat(cross, np.minimum(starts, len(xy) - 1)) if len(rings) else cross[:0]
+            np.subtract(x[:-1] * y[1:], x[1:] * y[:-1], out=cross[:-1])
+            cross[end] = 0.0
+            area2 = np.add.reduceat(cross, safe) if len(rings) else cross[:0]
         bad |= ~(np.abs(area2) > 0)
     return bad, xy, ring_len
