@@ -23,7 +23,14 @@ from geofences.geodesy import meters_per_degree
 from proximity.core.events import KIND_RANK, EventBatch, EventKind, Reason
 from proximity.core.memory import MemoryStore
 from proximity.core.pings import PingBatch
-from proximity.core.presence import PresenceConfig, mass_inside, run_presence, sigma_of, smooth_positions
+from proximity.core.presence import (
+    PresenceConfig,
+    mass_inside,
+    run_presence,
+    sigma_of,
+    silence_onset,
+    smooth_positions,
+)
 from proximity.core.state import DeviceStates, StateStore
 from proximity.core.transitions import silence_due, transitions
 from proximity.core.versioned import Attempt, run_optimistic
@@ -524,6 +531,21 @@ class Engine:
             out = np.fmin(out, self.config.presence.silence_s)
         return out
 
+    def _silence_dating(self, st: DeviceStates) -> tuple[np.ndarray, np.ndarray]:
+        """Per stay of ``st``, the ``ts`` and ``confidence`` of its exit if silence ends it now
+        (probabilistic detection): :func:`~proximity.core.presence.silence_onset` of its track,
+        the same rule ingest applies when a ping arrives after the silence."""
+        pc = self.config.presence
+        f_ids = pd.Index(np.concatenate([st.stay_fence, st.trk_fence]).astype(object)).unique()
+        s_key = st.stay_dev * len(f_ids) + f_ids.get_indexer(st.stay_fence.astype(object))
+        t_key = st.trk_dev * len(f_ids) + f_ids.get_indexer(st.trk_fence.astype(object))
+        at = pd.Index(t_key).get_indexer(s_key) if len(t_key) else np.full(len(s_key), -1)
+        has = at >= 0
+        p = np.where(has, st.trk_p[np.maximum(at, 0)] if len(t_key) else pc.p_enter, pc.p_enter)
+        mark = np.where(has, st.trk_mark[np.maximum(at, 0)] if len(t_key) else np.nan, np.nan)
+        ts = silence_onset(st.last_ts[st.stay_dev], p, mark, st.stay_enter_ts, pc)
+        return ts, pc.confidence(1.0 - p)
+
     def _exclusive(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether fences (slots) ``a[i]`` and ``b[i]`` exclude each other: they do not overlap
         (their intersection is under 5% of the smaller one's area). Cached per index version."""
@@ -559,6 +581,8 @@ class Engine:
         def decide(st: DeviceStates):
             limit = self._exit_after(cfg, st.stay_fence)
             due, at = silence_due(st.last_ts[st.stay_dev], limit, now)
+            if self.config.detection == "probabilistic":  # dated at the last evidence, as in ingest
+                return due, at, Reason.SILENCE, self._silence_dating(st)
             return due, at, Reason.SILENCE
 
         out = []
@@ -659,7 +683,7 @@ class Engine:
             return EventBatch.concat([]).sorted()
 
         def compute(keys: np.ndarray, st: DeviceStates) -> Attempt:
-            close, at, reason = decide(st)
+            close, at, reason, *dating = decide(st)
             close &= np.isfinite(at)
             touched = np.zeros(len(st), bool)
             touched[st.stay_dev[close]] = True
@@ -694,14 +718,19 @@ class Engine:
                 after.trk_p, after.trk_mark = after.trk_p[tk], after.trk_mark[tk]
             c = np.flatnonzero(close_sub)
             n = len(c)
+            ts, detected, conf = at_sub[c], None, None
+            if dating:  # probabilistic: (estimated ts, confidence) per stay; decided at `at`
+                ts, conf, detected = dating[0][0][of_sub][c], dating[0][1][of_sub][c], at_sub[c]
             events = EventBatch(
                 sub.device_ids[sub.stay_dev[c]],
                 sub.stay_fence[c],
                 np.full(n, EventKind.EXIT, np.int8),
-                at_sub[c],
+                ts,
                 sub.stay_visit[c],
-                at_sub[c] - sub.stay_enter_ts[c],
+                ts - sub.stay_enter_ts[c],
                 np.full(n, reason, np.int8),
+                confidence=conf,
+                detected_ts=detected,
             )
             return Attempt(events, rows, sub, after)
 

@@ -97,6 +97,7 @@ __all__ = [
     "mass_inside",
     "smooth_positions",
     "run_presence",
+    "silence_onset",
 ]
 
 _SQRT2 = math.sqrt(2.0)
@@ -531,8 +532,16 @@ def run_presence(
         silent = inside & np.isfinite(dtj) & (dtj > ea)
         if silent.any():
             s = np.flatnonzero(silent)
-            at = p_ts[j[s]] + ea[s]
-            emit(r_key[s], EventKind.EXIT, at, at, cfg.confidence(1 - p_old[s]), Reason.SILENCE, enter_ts[s])
+            at = silence_onset(p_ts[j[s]], p_old[s], mark[s], enter_ts[s], cfg)
+            emit(
+                r_key[s],
+                EventKind.EXIT,
+                at,
+                p_ts[j[s]] + ea[s],
+                cfg.confidence(1 - p_old[s]),
+                Reason.SILENCE,
+                enter_ts[s],
+            )
             inside[s], dwelled[s] = False, False
             p_old[s], mark[s] = 0.0, np.nan
 
@@ -634,6 +643,27 @@ def run_presence(
         tr_enter_ts=T["enter"],
         tr_dwelled=T["dwelled"],
     )
+
+
+def silence_onset(
+    last_ts: np.ndarray, p: np.ndarray, mark: np.ndarray, enter_ts: np.ndarray, cfg: PresenceConfig
+) -> np.ndarray:
+    """Estimated ``ts`` of an exit decided by silence: the last evidence of the stay.
+
+    The device was last heard at ``last_ts``; if its posterior ``p`` was then below the exit
+    onset threshold, it left at the last downward crossing (``mark``), as a ping-decided exit
+    is dated. The exit is *decided* ``exit_after_s`` later (its ``detected_ts``); dating it
+    there would add the whole silence to every visit after which the phone stops reporting (it
+    left the area, the app was closed): on the simulator that put exits 200 s late.
+
+    >>> c = PresenceConfig()
+    >>> last, enter = np.array([500.0, 500.0, 500.0]), np.array([100.0, 100.0, 100.0])
+    >>> silence_onset(last, np.array([0.9, 0.3, 0.9]), np.array([np.nan, 420.0, 420.0]), enter, c).tolist()
+    [500.0, 420.0, 500.0]
+    """
+    thr = cfg.p_exit + cfg.exit_share * (cfg.p_enter - cfg.p_exit)
+    left = (p < thr) & np.isfinite(mark) & (mark >= enter_ts)
+    return np.where(left, np.fmin(mark, last_ts), last_ts)
 
 
 def _forward(

@@ -104,14 +104,27 @@ def test_events_carry_confidence_and_detected_ts_only_in_probabilistic_mode():
     assert d["type"] == "enter" and 0 < d["confidence"] <= 1 and d["detected_ts"] >= d["ts"]
 
 
-def test_silence_exits_after_silence_s():
+@pytest.mark.parametrize("by", ["sweep", "next ping"])
+def test_silence_exits_after_silence_s_dated_at_the_last_ping(by):
+    """Decided ``silence_s`` after the last ping (``detected_ts``), dated at the last ping
+    (``ts``, the last evidence of the stay): dating it at the deadline made every visit whose
+    phone stopped reporting look ``silence_s`` longer, and put the exit after the re-enter of
+    a phone whose pings arrived late (in a buffered upload)."""
     shop = rect("shop", 0, 0, 30, 30)
     engine = Engine([shop], config=EngineConfig(detection="probabilistic", presence=PresenceConfig(silence_s=120)))
     pings = standing(15, 15, 5.0, seconds=240)
-    assert [e.type for e in engine.ingest(pings).events] == [EventKind.ENTER]
+    (enter,) = engine.ingest(pings).events
+    assert enter.type is EventKind.ENTER
     last = float(pings.ts.max())
-    out = engine.sweep(now=last + 121)
-    assert [(e.type, e.ts) for e in out] == [(EventKind.EXIT, last + 120)]
+    if by == "sweep":
+        assert len(engine.sweep(now=last + 119)) == 0
+        out = engine.sweep(now=last + 121)
+    else:
+        lon, lat = at([300.0], [300.0])  # far away, after the silence
+        out = engine.ingest(PingBatch.from_columns(["phone"], [last + 200.0], lon, lat, [5.0])).events
+    d = out.to_dicts()[0]
+    assert (d["type"], d["ts"], d["detected_ts"], d["reason"]) == ("exit", last, last + 120, "silence")
+    assert d["duration_s"] == last - enter.ts and 0 < d["confidence"] <= 1
     assert engine.device("phone")["fences"] == []
 
 
