@@ -718,8 +718,10 @@ class Engine:
                 after.trk_p, after.trk_mark = after.trk_p[tk], after.trk_mark[tk]
             c = np.flatnonzero(close_sub)
             n = len(c)
-            ts, detected, conf = at_sub[c], None, None
-            if dating:  # probabilistic: (estimated ts, confidence) per stay; decided at `at`
+            # exact: dated when decided, no confidence; probabilistic: `dating` holds each
+            # stay's estimated ts and confidence, and the exit is decided at `at`
+            ts, detected, conf = at_sub[c], np.full(n, np.nan), np.full(n, np.nan)
+            if dating:
                 ts, conf, detected = dating[0][0][of_sub][c], dating[0][1][of_sub][c], at_sub[c]
             events = EventBatch(
                 sub.device_ids[sub.stay_dev[c]],
