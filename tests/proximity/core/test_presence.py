@@ -162,6 +162,20 @@ def test_a_beacon_tells_the_shop_from_its_neighbour_when_gps_cannot(seed):
     assert {(e.geofence_id, e.type) for e in r.events} == {("right", EventKind.ENTER)}
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_enter_hold_holds_gps_evidence_but_not_the_shops_own_beacon(seed):
+    """``enter_hold_s`` asks GPS evidence to last; a reading of the shop's own beacon (a place
+    ping) is evidence enough at once."""
+    shop = rect("shop", 0, 0, 20, 20)
+    held = EngineConfig(detection="probabilistic", presence=PresenceConfig(enter_hold_s=120))
+    gps = standing(10, 10, 5.0, seed=seed)
+    (enter,) = [e for e in Engine([shop], config=held).ingest(gps).events if e.type is EventKind.ENTER]
+    assert enter.detected_ts - enter.ts >= 120
+    fused = with_place(gps, 2, "shop", (10, 10))
+    (enter,) = [e for e in Engine([shop], config=held).ingest(fused).events if e.type is EventKind.ENTER]
+    assert enter.detected_ts - float(gps.ts.min()) <= 60
+
+
 def test_a_beacon_tells_the_floor_gps_cannot():
     """Stacked stores on two floors: GPS alone is ambiguous; the upstairs beacon decides."""
     lon, lat = at([0, 20, 20, 0], [0, 0, 20, 20])
