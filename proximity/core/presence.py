@@ -581,8 +581,10 @@ def run_presence(
 
         # exits, then enters, then dwells
         high_for = np.where(above, tj - mark, 0.0)
-        placed = np.zeros(len(rows), bool) if hint is None else (hint[j] & hit)  # its beacon's reading
-        come = ~inside & (p_new >= cfg.p_enter) & ((high_for >= cfg.enter_hold_s) | placed)
+        come = ~inside & (p_new >= cfg.p_enter)
+        if cfg.enter_hold_s > 0:  # GPS evidence must last; a reading of the fence's own beacon need not
+            placed = hit & hint[j] if hint is not None else np.zeros(len(rows), bool)
+            come &= (high_for >= cfg.enter_hold_s) | placed
         come &= p_new > best_other + np.where(best_in > 0, cfg.switch_margin, 0.0)
         low_for = np.where(inside & np.isfinite(mark) & (p_new < thr), tj - mark, 0.0)
         out = inside & (p_new <= cfg.p_exit) & (low_for >= cfg.exit_hold_s)
