@@ -46,12 +46,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(*flags: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start ``python -m proximity.service --port <free> *flags`` with the bench admin key (and
-    ``env``), and wait until its ``/health`` says ``ok``; return the process and its URL."""
+def start_server(
+    *flags: str, env: dict[str, str] | None = None, command: Callable[[int], list[str]] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m proximity.service --port <free> *flags`` (or ``command(port)``) with the
+    bench admin key (and ``env``), and wait until its ``/health`` says ``ok``; return the
+    process and its URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proximity.service", "--port", str(port), *flags],
+        command(port) if command else [sys.executable, "-m", "proximity.service", "--port", str(port), *flags],
         env={**os.environ, "PROXIMITY_ADMIN_KEY": KEY, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -89,23 +89,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", log_lev
 
 def start_baseline() -> tuple[subprocess.Popen, str]:
     """The HTTP layer alone (module docstring), on a free port."""
-    port = bench_http._free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _BASELINE, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("baseline server did not start")
+    return bench_http.start_server(command=lambda port: [sys.executable, "-c", _BASELINE, str(port)])
 
 
 def _tree(pid: int) -> list[int]:
