@@ -63,6 +63,9 @@ class GroupCommit:
 
     async def _drain(self) -> None:
         try:
+            # the requests read in the same turn of the loop as the first submit theirs in the
+            # next: let them, so that they share its call
+            await asyncio.sleep(0)
             while self._pending:
                 take, n = [], 0
                 while self._pending and (not take or n + len(self._pending[0][0]) <= self.max_items):

@@ -115,9 +115,35 @@ def test_a_merged_call_answers_its_requests_before_the_next_call_runs():
     async def main():
         gc = Inline(max_items=100)
         first = asyncio.create_task(request(gc, "a"))
-        await asyncio.sleep(0)  # a's call has started
+        while not log:  # a's call has started
+            await asyncio.sleep(0)
         rest = [asyncio.create_task(request(gc, n)) for n in "bc"]
         await asyncio.gather(first, *rest)
 
     asyncio.run(main())
     assert log == ["call a", "answered a", "call b+c", "answered b", "answered c"]
+
+
+def test_a_request_that_comes_in_the_next_turn_of_the_loop_shares_the_first_ones_call():
+    """The first request does not start a call at once: one turn of the loop later, so that the
+    requests read meanwhile (uvicorn parses each connection's bytes in its own callback) join it
+    instead of waiting for the next call."""
+    import asyncio
+
+    from proximity.service.batcher import GroupCommit
+
+    calls: list[list[str]] = []
+
+    class Recorder(GroupCommit):
+        async def _run(self, batches):
+            calls.append(list(batches))
+            return [{} for _ in batches]
+
+    async def main():
+        gc = Recorder(max_items=100)
+        first = asyncio.create_task(gc._submit("a"))
+        await asyncio.sleep(0)  # a is submitted; b comes in the next turn
+        await asyncio.gather(first, asyncio.create_task(gc._submit("b")))
+
+    asyncio.run(main())
+    assert calls == [["a", "b"]]
