@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import threading
 import time
 from typing import Any
@@ -72,11 +73,22 @@ def _check_profile(body: Any, *, patch: bool) -> None:
             raise _bad(str(k)[:64], "attribute names are 1 to 64 characters")
         ok = (
             v is None
-            or isinstance(v, (str, int, float, bool))
-            or (isinstance(v, list) and len(v) <= 100 and all(isinstance(x, (str, int, float)) for x in v))
+            or isinstance(v, bool)
+            or _plain_scalar(v)
+            or (isinstance(v, list) and len(v) <= 100 and all(_plain_scalar(x) for x in v))
         )
         if not ok or (isinstance(v, str) and len(v) > 256):
-            raise _bad(k, "expected a string, number, boolean or array of them", v)
+            raise _bad(k, "expected a string, a finite number within 64 bits, a boolean or an array of them", v)
+
+
+def _plain_scalar(x: Any) -> bool:
+    """A string, or a number JSON can store and give back as it came (booleans are integers
+    here): finite, and an integer within 64 bits (the store's JSON encoder refuses wider ones)."""
+    if isinstance(x, str):
+        return True
+    if isinstance(x, int):
+        return -(2**63) <= x < 2**64
+    return isinstance(x, float) and math.isfinite(x)
 
 
 def _split_pool(c: Campaign) -> tuple[Campaign, list[str]]:
