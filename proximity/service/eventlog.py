@@ -14,7 +14,6 @@ is dropped (its queue gets ``None``) rather than slowing ingestion.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -24,6 +23,8 @@ from itertools import islice
 from pathlib import Path
 
 import orjson
+
+from proximity.storage.journal import Journal
 
 __all__ = ["EventFilter", "Entry", "MemoryEventLog", "SqliteEventLog", "RedisEventLog", "Subscription"]
 
@@ -209,31 +210,6 @@ class MemoryEventLog(_FanOut):
         pass
 
 
-class _OwnDatabase:
-    """The event log's own SQLite file (WAL, ``synchronous=NORMAL``): what
-    :class:`~proximity.storage.journal.Journal` offers the tables sharing its file, for a log
-    that has a file to itself."""
-
-    def __init__(self, path: str):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # sqlite3's implicit transactions: a write opens one, `with` commits it (or rolls back)
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-
-    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self._db:
-            return self._db.execute(sql, params).fetchall()
-
-    def commit(self, statements: Iterable[tuple[str, tuple]]) -> None:
-        with self._db:
-            for sql, params in statements:
-                self._db.execute(sql, params)
-
-    def close(self) -> None:
-        self._db.close()
-
-
 class SqliteEventLog(MemoryEventLog):
     """The embedded log, also stored in SQLite so it survives a restart, even a ``kill -9``.
 
@@ -244,11 +220,12 @@ class SqliteEventLog(MemoryEventLog):
     killed (an OS crash can lose the last commits). Rows older than the ring are trimmed about
     once a second.
 
-    ``path`` is the log's own file; or pass ``journal`` (the embedded service does) to keep the
-    table in the state journal's file and commit each batch in one transaction with the state
-    records the same call saved (:meth:`~proximity.storage.journal.Journal.atomic`): the states
-    and their events survive a crash together or not at all. A ``path`` given with a journal
-    is an older layout's own file: its rows are moved into the journal's once.
+    ``path`` is the log's own file (a :class:`~proximity.storage.journal.Journal` of its own,
+    holding no state records); or pass ``journal`` (the embedded service does) to keep the table
+    in the state journal's file and commit each batch in one transaction with the state records
+    the same call saved (:meth:`~proximity.storage.journal.Journal.atomic`): the states and
+    their events survive a crash together or not at all. A ``path`` given with a journal is an
+    older layout's own file: its rows are moved into the journal's once.
     """
 
     def __init__(
@@ -259,18 +236,20 @@ class SqliteEventLog(MemoryEventLog):
         trim_every_s: float = 1.0,
         max_bytes: int = 512 * 2**20,
         *,
-        journal=None,
+        journal: Journal | None = None,
     ):
         super().__init__(retention_s, cap, max_bytes)
-        if journal is None and path is None:
-            raise ValueError("need a path or a journal")
         self._owned = journal is None
-        self._db = _OwnDatabase(path) if journal is None else journal  # type: ignore[arg-type]
+        if journal is None:
+            if path is None:
+                raise ValueError("need a path or a journal")
+            journal, path = Journal(path), None  # the log's own file: nothing to move in
+        self._db = journal
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS event_batches (first_seq INTEGER PRIMARY KEY, "
             "last_seq INTEGER, received_ts REAL, docs BLOB)"
         )
-        if journal is not None and path is not None:
+        if path is not None:
             self._move_in(Path(path))
         self._load(time.time() - retention_s, cap)
         top = self._db.execute("SELECT MAX(last_seq) FROM event_batches")[0][0]
