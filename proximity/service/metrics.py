@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -57,6 +58,7 @@ class Metrics:
             registry=r,
         )
         self._collect_hooks: list[Callable[[], None]] = []
+        self._latency_children: dict[tuple[str, str, int], Any] = {}
 
     def on_collect(self, hook: Callable[[], None]) -> None:
         self._collect_hooks.append(hook)
@@ -84,6 +86,15 @@ class Metrics:
         for name, n in (("ingested", ingested), ("rejected", rejected), ("ignored", ignored)):
             if n:
                 self.mqtt.labels(name).inc(n)
+
+    def observe_latency(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request's latency, under (method, route template, status); the histogram's child
+        of each label set is looked up once (``labels`` validates and locks on every call)."""
+        key = (method, route, status)
+        child = self._latency_children.get(key)
+        if child is None:
+            child = self._latency_children[key] = self.latency.labels(method, route, str(status))
+        child.observe(seconds)
 
     def count_events(self, counts: dict[str, int]) -> None:
         for kind, n in counts.items():
@@ -128,4 +139,4 @@ class MetricsMiddleware:
             if m is not None:
                 route = scope.get("route")
                 path = getattr(route, "path", None) or "unmatched"
-                m.latency.labels(scope["method"], path, str(status)).observe(time.perf_counter() - t0)
+                m.observe_latency(scope["method"], path, status, time.perf_counter() - t0)

@@ -64,7 +64,6 @@ class PhonePath:
 
     def __init__(self, app, runtime: Callable[[], Any]):
         self.app, self._runtime = app, runtime
-        self._latency: dict[tuple[Any, str, str, int], Any] = {}  # the histogram's children
 
     async def __call__(self, scope, receive, send):
         route = _ROUTES.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
@@ -75,7 +74,7 @@ class PhonePath:
         try:
             status = await self._answer(route, rt, scope, receive, send)
         finally:
-            self._observe(rt.metrics, scope["method"], route[1].path, status, time.perf_counter() - t0)
+            rt.metrics.observe_latency(scope["method"], route[1].path, status, time.perf_counter() - t0)
 
     async def _answer(self, route, rt, scope, receive, send) -> int:
         handler, scope["route"], basic, query = route
@@ -108,15 +107,6 @@ class PhonePath:
         )
         await send({"type": "http.response.body", "body": out})
         return status
-
-    def _observe(self, metrics, method: str, path: str, status: int, seconds: float) -> None:
-        """The latency metric, as :class:`~proximity.service.metrics.MetricsMiddleware` observes
-        it, with the histogram's child per label set looked up once."""
-        key = (metrics, method, path, status)
-        child = self._latency.get(key)
-        if child is None:
-            child = self._latency[key] = metrics.latency.labels(method, path, str(status))
-        child.observe(seconds)
 
     # -- the routes: (status, body, headers); the same as proximity/service/routes/*.py ---------
     @staticmethod
