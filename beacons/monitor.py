@@ -373,8 +373,7 @@ class BeaconMonitor:
         if self.config.use_sighting_tx_power:
             tx = b.tx_power_dbm[order]
             power = np.where(np.isfinite(tx), tx, power)
-        n_exp = table.path_loss_exponent[s_row]
-        n_exp = np.where(np.isnan(n_exp), self.config.path_loss_exponent, n_exp)
+        n_exp = self._path_loss(table, s_row)
         self._filter(rd, b.rssi_dbm[order], power, n_exp, st)
 
         dev_ids = states.device_ids
@@ -405,7 +404,6 @@ class BeaconMonitor:
         rd.estimate_dbm, rd.sigma_dbm, rd.distance_m = np.empty(m), np.empty(m), np.empty(m)
         rd.zone_before, rd.zone = np.empty(m, np.int8), np.empty(m, np.int8)
         rd.session_ts = np.empty(m)
-        default_sigma = np.sqrt(cfg.kalman.measurement_noise_db2)
         for k in range(len(bounds) - 1):
             sel = by_rank[bounds[k] : bounds[k + 1]]
             s = rd.stream[sel]
@@ -419,21 +417,37 @@ class BeaconMonitor:
             session = np.where(reset | np.isnan(st.session_ts[s]), t, st.session_ts[s])
             if cfg.filter is FilterKind.KALMAN:
                 est, var, last = kalman_step(KalmanState(est, var, last), z, t, cfg.kalman)
-                sigma = np.sqrt(var)
             elif cfg.filter is FilterKind.EMA:
                 est, last = ema_step(EmaState(est, last), z, t, cfg.ema)
-                sigma = np.full(len(sel), default_sigma)
             else:
-                est, last, sigma = z, t, np.full(len(sel), default_sigma)
-            if cfg.distance_model is DistanceModel.CURVE:
-                d = distance_curve_m(est, power[sel], coefficients=cfg.curve)
-            else:
-                d = rssi_distance_m(est, power[sel], n_exp[s])
+                est, last = z, t
+            sigma = self._sigma(var)
+            d = self._distance(est, power[sel], n_exp[s])
             zone = zone_with_hysteresis(d, zone_before, cfg.zone_margin_m, cfg.thresholds)
             st.estimate_dbm[s], st.variance_db2[s], st.last_ts[s] = est, var, last
             st.zone[s], st.session_ts[s] = zone, session
             rd.estimate_dbm[sel], rd.sigma_dbm[sel], rd.distance_m[sel] = est, sigma, d
             rd.zone_before[sel], rd.zone[sel], rd.session_ts[sel] = zone_before, zone, session
+
+    def _path_loss(self, table: BeaconTable, rows: np.ndarray) -> np.ndarray:
+        """The path loss exponent of beacon ``rows``: their own, else the configured one."""
+        n_exp = table.path_loss_exponent[rows]
+        return np.where(np.isnan(n_exp), self.config.path_loss_exponent, n_exp)
+
+    def _distance(self, estimate_dbm: np.ndarray, power_dbm: np.ndarray, n_exp: np.ndarray) -> np.ndarray:
+        """Distance in meters from filtered RSSI, by the configured model."""
+        cfg = self.config
+        if cfg.distance_model is DistanceModel.CURVE:
+            return distance_curve_m(estimate_dbm, power_dbm, coefficients=cfg.curve)
+        return rssi_distance_m(estimate_dbm, power_dbm, n_exp)
+
+    def _sigma(self, variance_db2: np.ndarray) -> np.ndarray:
+        """The RSSI standard deviation behind an estimate: the Kalman filter's own, else the
+        configured measurement noise."""
+        cfg = self.config
+        if cfg.filter is FilterKind.KALMAN:
+            return np.sqrt(variance_db2)
+        return np.full(len(variance_db2), np.sqrt(cfg.kalman.measurement_noise_db2))
 
     def _zone_events(self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray) -> EventBatch:
         ch = np.flatnonzero(rd.zone != rd.zone_before)
@@ -524,19 +538,9 @@ class BeaconMonitor:
             return np.empty(0, np.int64), np.empty(0, np.int64), e, e, e, e
         row, st = loaded_row[sel], states.streams
         est, var = st.estimate_dbm[sel], st.variance_db2[sel]
-        n_exp = table.path_loss_exponent[row]
-        n_exp = np.where(np.isnan(n_exp), cfg.path_loss_exponent, n_exp)
-        power = table.measured_power_dbm[row]
-        if cfg.distance_model is DistanceModel.CURVE:
-            d = distance_curve_m(est, power, coefficients=cfg.curve)
-        else:
-            d = rssi_distance_m(est, power, n_exp)
-        sigma = (
-            np.sqrt(var)
-            if cfg.filter is FilterKind.KALMAN
-            else np.full(len(sel), np.sqrt(cfg.kalman.measurement_noise_db2))
-        )
-        return states.stream_dev[sel].astype(np.int64), row, st.last_ts[sel], d, sigma, n_exp
+        n_exp = self._path_loss(table, row)
+        d = self._distance(est, table.measured_power_dbm[row], n_exp)
+        return states.stream_dev[sel].astype(np.int64), row, st.last_ts[sel], d, self._sigma(var), n_exp
 
     def _positions(
         self, rd: _Readings, table: BeaconTable, dev_ids: np.ndarray, n_exp: np.ndarray, earlier: tuple[np.ndarray, ...]
