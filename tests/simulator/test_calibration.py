@@ -21,15 +21,21 @@ from simulator.traffic import generate
 TOLERANCE = 0.15
 
 
-@pytest.fixture(scope="module")
-def outcomes() -> pd.DataFrame:
+def _scored_visits(shoppers: int, place_pings: bool = False, **overrides) -> pd.DataFrame:
+    """The entered visits of the three scenarios (5 m GPS, 10 s pings, seed 21) with their
+    reported confidence and whether they were real (probabilistic detection)."""
     parts = []
     for name in ("oslo-high-street", "jakarta-mall", "manila-strip"):
-        base = load_scenario(name)
-        sc = with_overrides(base, **{"phones.gps.sigma_m": 5.0, "phones.ping_interval_s": 10.0, "shoppers.count": 80})
-        tr = generate(sc, 21)
-        parts.append(visit_outcomes(tr, replay_with_confidence(tr, EngineConfig(detection="probabilistic"))))
+        over = {"phones.gps.sigma_m": 5.0, "phones.ping_interval_s": 10.0, "shoppers.count": shoppers, **overrides}
+        tr = generate(with_overrides(load_scenario(name), **over), 21)
+        config = EngineConfig(detection="probabilistic")
+        parts.append(visit_outcomes(tr, replay_with_confidence(tr, config, place_pings=place_pings)))
     return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> pd.DataFrame:
+    return _scored_visits(shoppers=80)
 
 
 def test_confidence_matches_observed_precision(outcomes):
@@ -45,15 +51,7 @@ def fused_outcomes() -> pd.DataFrame:
     """The three scenarios with one beacon per store, the readings fused as place pings (seed
     21; the population the table was fitted on: a venue type alone can sit off the pooled
     curve, e.g. GPS-only visits on the shop fronts are more often real than in the mall)."""
-    parts = []
-    for name in ("oslo-high-street", "jakarta-mall", "manila-strip"):
-        base = load_scenario(name)
-        over = {"phones.gps.sigma_m": 5.0, "phones.ping_interval_s": 10.0, "shoppers.count": 120}
-        sc = with_overrides(base, **over, **{"beacons.per_store": 1, "beacons.stores": []})
-        tr = generate(sc, 21)
-        config = EngineConfig(detection="probabilistic")
-        parts.append(visit_outcomes(tr, replay_with_confidence(tr, config, place_pings=True)))
-    return pd.concat(parts, ignore_index=True)
+    return _scored_visits(shoppers=120, place_pings=True, **{"beacons.per_store": 1, "beacons.stores": []})
 
 
 def test_beacon_backed_confidence_matches_observed_precision_and_spans_a_useful_range(fused_outcomes):
