@@ -298,6 +298,7 @@ class Engine:
         if pings.place is not None:  # place pings (beacon readings) carry their fence
             cols += (pings.place[order],)
         cur: list[Any] = [dev, cols, uniques]  # the pings of the devices of the current round
+        decided: list[EventBatch] = [EventBatch.empty()]  # the current round's events, for the save
 
         def compute(keys: np.ndarray, states: DeviceStates) -> Attempt:
             d, c, prev = cur
@@ -309,6 +310,7 @@ class Engine:
                 d, c = remap[d[keep]], tuple(x[keep] for x in c)
                 cur[:] = [d, c, keys]
             ev, after, rows, stale, dup = self._compute(d, c[:4] + c[5:], states)
+            decided[0] = ev
             return Attempt((ev, stale, dup, c[4]), rows, states.select(rows) if len(rows) else None, after)
 
         def keep(out, keys: np.ndarray, done: np.ndarray):
@@ -320,7 +322,7 @@ class Engine:
             uniques,
             self.store.load,
             compute,
-            self._save,
+            lambda before, after: self._save(before, after, decided[0]),
             keep=keep,
             max_retries=self.config.max_retries,
             what="device(s)",
@@ -335,10 +337,14 @@ class Engine:
             events = events.sorted()
         return IngestResult(events, counts[0], counts[1], counts[2], counts[3], retries, status)
 
-    def _save(self, before: DeviceStates | None, after: DeviceStates | None) -> np.ndarray:
-        """The kernel's save: the store's conditional save of the rows ``compute`` changed."""
+    def _save(self, before: DeviceStates | None, after: DeviceStates | None, events: EventBatch) -> np.ndarray:
+        """The kernel's save: the store's conditional save of the rows ``compute`` changed; a
+        store that keeps events with states (Redis with an outbox: ``saves_events``) gets the
+        events these states decide."""
         if before is None or after is None:  # a bug in compute: rows to write but no states
             raise ValueError("engine: rows to save without their states")
+        if getattr(self.store, "saves_events", False):
+            return self.store.save(before, after, events=events)  # type: ignore[call-arg]
         return self.store.save(before, after)
 
     def _compute(self, dev, cols, states: DeviceStates):
@@ -736,11 +742,18 @@ class Engine:
             )
             return Attempt(events, rows, sub, after)
 
+        decided: list[EventBatch] = [EventBatch.empty()]
+
+        def compute_and_keep(keys: np.ndarray, st: DeviceStates) -> Attempt:
+            att = compute(keys, st)
+            decided[0] = att.output
+            return att
+
         res = run_optimistic(
             todo,
             self.store.load,
-            compute,
-            self._save,
+            compute_and_keep,
+            lambda before, after: self._save(before, after, decided[0]),
             keep=lambda ev, keys, done: _events_of(ev, keys[~done]),
             max_retries=self.config.max_retries,
             what="device(s)",

@@ -135,7 +135,10 @@ class StateStore(VersionedStore[DeviceStates], Protocol):
     """Where device state lives. Implementations: :class:`~proximity.core.MemoryStore` (the
     embedded default) and :class:`~proximity.storage.redis_devices.RedisDeviceStore` (shared by several processes).
     A :class:`~proximity.core.versioned.VersionedStore`: the engine saves through
-    :func:`~proximity.core.versioned.run_optimistic`."""
+    :func:`~proximity.core.versioned.run_optimistic`.
+
+    A store whose ``saves_events`` attribute is true also takes ``save(before, after,
+    events=...)``: the events those states decide, to keep with them (Redis mode's outbox)."""
 
     def load(self, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         """Return the states of these devices (unknown ones with version 0)."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from proximity.storage._redis import Lua
 from proximity.storage.journal import Journal
 
 __all__ = ["EventFilter", "Entry", "MemoryEventLog", "SqliteEventLog", "RedisEventLog", "Subscription"]
@@ -32,6 +33,7 @@ __all__ = ["EventFilter", "Entry", "MemoryEventLog", "SqliteEventLog", "RedisEve
 Entry = tuple[str, str, bytes]
 
 _SCAN_CAP = 50_000  # most log entries one query scans for filtered matches
+_CLAIM_DONE_TTL_S = 86_400  # how long a recovered call's marker keeps its late live call out
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,10 +312,36 @@ class SqliteEventLog(MemoryEventLog):
                 self._db.close()
 
 
-class RedisEventLog(_FanOut):
-    """Events in one Redis Stream shared by every process; :meth:`follow` feeds live subscribers."""
+# KEYS: [1] the stream, [2] the call's outbox entry, [3] its claim marker, [4] the outbox queue.
+# ARGV: [1] MINID (ms), [2] mode ("" no outbox, "live", "recover"), [3] call id, [4] the claim
+# marker's lifetime once done (s), [5 ..] the events' JSON. A live call whose entry a recovery
+# claimed leaves the events to it; a recovery whose entry is gone (logged already) adds nothing.
+# Returns the stream ids, or false when nothing was added.
+_APPEND_LUA = r"""
+local mode = ARGV[2]
+if mode == 'live' and redis.call('EXISTS', KEYS[3]) == 1 then return false end
+if mode == 'recover' and redis.call('EXISTS', KEYS[2]) == 0 then return false end
+local ids = {}
+for i = 5, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'e', ARGV[i])
+end
+if mode ~= '' then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[4], ARGV[3])
+  if mode == 'recover' then redis.call('SET', KEYS[3], 'done', 'EX', tonumber(ARGV[4])) end
+end
+return ids
+"""
 
-    def __init__(self, url: str | None = None, *, prefix: str, retention_s: float, cap: int, client=None):
+
+class RedisEventLog(_FanOut):
+    """Events in one Redis Stream shared by every process; :meth:`follow` feeds live subscribers.
+
+    With an ``outbox`` (:mod:`proximity.storage.redis_outbox`), an append inside one of its calls
+    also removes the call's outbox entry, in the same script that adds the events.
+    """
+
+    def __init__(self, url: str | None = None, *, prefix: str, retention_s: float, cap: int, client=None, outbox=None):
         super().__init__()
         from proximity.storage.redis_client import connect
 
@@ -324,6 +352,8 @@ class RedisEventLog(_FanOut):
         self.key = f"{prefix}events"
         self.retention_s, self.cap = retention_s, cap
         self._appends = 0
+        self.outbox = outbox
+        self._append_script = Lua(_APPEND_LUA)
 
     @staticmethod
     def id_key(event_id: str) -> tuple:
@@ -337,17 +367,19 @@ class RedisEventLog(_FanOut):
         if not events:
             return events
         minid = str(int((time.time() - self.retention_s) * 1000))
-        pipe = self._r.pipeline(transaction=False)
-        for e in events:
-            pipe.xadd(self.key, {"e": orjson.dumps(e)}, minid=minid, approximate=True)
+        box = self.outbox.current if self.outbox is not None else None
+        call, mode = box if box is not None else ("", "")
+        keys = [self.key, self.key, self.key, self.key]
+        if box is not None:
+            keys[1:] = [self.outbox.entry_key(call), self.outbox.claim_key(call), self.outbox.queue_key]
+        dumps = orjson.dumps
+        ids = self._append_script(self._r, keys, [minid, mode, call, _CLAIM_DONE_TTL_S, *map(dumps, events)])
         self._appends += len(events)
         if self._appends >= 1000:
             self._appends = 0
-            pipe.xtrim(self.key, maxlen=self.cap, approximate=True)
-        ids = pipe.execute()
-        for e, i in zip(events, ids):
-            if isinstance(i, bytes):
-                e["id"] = i.decode()
+            self._r.xtrim(self.key, maxlen=self.cap, approximate=True)
+        for e, i in zip(events, ids or ()):
+            e["id"] = i.decode()
         return events  # fan-out happens in follow(), for the events of every process alike
 
     def _decode(self, entries: Iterable) -> list[tuple[str, dict]]:

@@ -71,6 +71,8 @@ class Runtime:
     campaigns: CampaignService | None = None
     #: OwnTracks over MQTT (when mqtt_url is set)
     mqtt: Any = None
+    #: Redis mode: the events saved with device states, until logged (RedisOutbox)
+    outbox: Any = None
 
     @property
     def mode(self) -> str:
@@ -85,15 +87,19 @@ def _build(settings: Settings) -> Runtime:
         "timeout_s": s.webhook_timeout_s,
         "allow_hosts": s.webhook_allow_hosts,
     }
-    redis_client, journal = None, None
+    redis_client, journal, outbox = None, None, None
     if s.redis_url:
         from proximity.storage.redis_beacons import RedisMonitorStore
         from proximity.storage.redis_client import connect
         from proximity.storage.redis_devices import RedisDeviceStore
+        from proximity.storage.redis_outbox import RedisOutbox
 
         # one connection pool for the process, shared by every Redis adapter
         redis_client = connect(s.redis_url)
-        store = RedisDeviceStore(s.redis_url, prefix=s.redis_prefix, client=redis_client)
+        # a call's states and its events are saved together (the save script writes the events
+        # to the call's outbox entry; the log's append takes them out with the stream's XADDs)
+        outbox = RedisOutbox(redis_client, prefix=s.redis_prefix, lease_s=s.outbox_lease_s)
+        store = RedisDeviceStore(s.redis_url, prefix=s.redis_prefix, client=redis_client, outbox=outbox)
         monitor_store = RedisMonitorStore(s.redis_url, prefix=f"{s.redis_prefix}beacons:", client=redis_client)
         defs = open_definitions(redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client)
         event_log = RedisEventLog(
@@ -102,6 +108,7 @@ def _build(settings: Settings) -> Runtime:
             retention_s=s.event_retention_s,
             cap=s.event_log_cap,
             client=redis_client,
+            outbox=outbox,
         )
         webhooks = open_webhooks(
             sqlite_path=None, redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client, **hook_policy
@@ -136,7 +143,8 @@ def _build(settings: Settings) -> Runtime:
     )
     metrics = Metrics()
     pipeline = event_pipeline(event_log, metrics, webhooks)
-    ingest = IngestService(engine, pipeline, metrics, atomic=journal.atomic if journal is not None else nullcontext)
+    atomic = journal.atomic if journal is not None else outbox.call if outbox is not None else nullcontext
+    ingest = IngestService(engine, pipeline, metrics, atomic=atomic)
     limits = Limits(max_vertices=s.max_vertices, max_radius_m=s.max_radius_m)
     fences = GeofenceService(defs, engine, ingest, limits)
     keys = KeyRing(defs)
@@ -163,6 +171,7 @@ def _build(settings: Settings) -> Runtime:
         beacons,
         SightingIngest(beacons, ingest, s.max_batch, s.max_clock_skew_s, s.min_ts),
         redis=redis_client,
+        outbox=outbox,
     )
     rt.sighting_batcher = SightingBatcher(rt.sightings)
     rt.campaigns = campaigns = _campaigns(s, defs, engine, beacons, redis_client)
@@ -233,6 +242,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         rt.tasks.append(asyncio.create_task(_watch_redis_epoch(rt, epoch), name="redis-epoch"))
         rt.tasks.append(asyncio.create_task(_follow_definitions(rt, cursor), name="follow-defs"))
         rt.tasks.append(asyncio.create_task(_follow_events(rt), name="follow-events"))
+        rt.tasks.append(asyncio.create_task(_recover_outbox(rt), name="recover-outbox"))
     if settings.mqtt_url:
         from proximity.service.mqtt import MqttIngest
 
@@ -362,6 +372,30 @@ async def _watch_redis_epoch(rt: Runtime, epoch) -> None:
         await to_thread.run_sync(once)
 
     await _forever("redis-epoch", rt, step)
+
+
+def recover_outbox(rt: Runtime, now: float | None = None) -> int:
+    """Emit the events of calls that saved device states and died (or failed) before logging
+    them, as their own calls would have (stages, log, webhooks); return how many events."""
+    n = 0
+    for call_id, events in rt.outbox.claim(now):
+        with rt.outbox.recovering(call_id):
+            logged = rt.ingest.emit(events)
+        n += len(events)
+        logger.warning(
+            "outbox: %d event(s) of an unfinished call emitted, %d logged", len(events), sum("id" in e for e in logged)
+        )
+    return n
+
+
+async def _recover_outbox(rt: Runtime) -> None:
+    """Every half lease, look for outbox entries past their lease (Redis mode)."""
+
+    async def step():
+        await asyncio.sleep(rt.settings.outbox_lease_s / 2)
+        await to_thread.run_sync(recover_outbox, rt)
+
+    await _forever("recover-outbox", rt, step)
 
 
 async def _follow_definitions(rt: Runtime, cursor: str) -> None:

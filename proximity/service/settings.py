@@ -219,6 +219,13 @@ class Settings(BaseSettings):
     redis_epoch_check_s: float = Field(
         1.0, gt=0, le=60, description="how often a process checks that Redis still holds its data (the epoch marker)"
     )
+    outbox_lease_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Redis mode: a call's events saved with its device states but not logged after this long "
+        "(the process died or failed in between) are logged by another process (the outbox)",
+    )
 
     @field_validator("device_ttl_s", mode="before")
     @classmethod
