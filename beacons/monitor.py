@@ -261,10 +261,14 @@ class BeaconMonitor:
         self.store: MonitorStore = store if store is not None else MemoryMonitorStore()
 
     # -- ingestion ----------------------------------------------------------------------------
-    def _save(self, _before: MonitorStates | None, after: MonitorStates | None) -> np.ndarray:
-        """The kernel's save: the monitor store needs only the states to write."""
+    def _save(self, after: MonitorStates | None, events: EventBatch) -> np.ndarray:
+        """The kernel's save: the monitor store needs only the states to write; a store that
+        keeps events with states (Redis with an outbox: ``saves_events``) gets the events these
+        states decide."""
         if after is None:  # a bug in compute: rows to write but no states
             raise ValueError("beacon monitor: rows to save without their states")
+        if getattr(self.store, "saves_events", False):
+            return self.store.save(after, events=events)  # type: ignore[call-arg]
         return self.store.save(after)
 
     def ingest(self, sightings: SightingBatch) -> BeaconResult:
@@ -296,11 +300,13 @@ class BeaconMonitor:
             known,
         )
         cur = [cols]  # the sightings of the devices of the current round
+        decided = [EventBatch.empty()]  # the current round's events, for the save
 
         def compute(keys: np.ndarray, states: MonitorStates) -> Attempt:
             if len(keys) != len(keys0):  # a retry: only the conflicting devices' sightings
                 cur[0] = cur[0].take(np.flatnonzero(np.isin(cur[0].device_id, keys)))
             out = self._compute(table, cur[0], states)
+            decided[0] = out.events
             return Attempt((out, cur[0].pos), out.rows, None, out.after)
 
         def keep(att: tuple[_Computed, np.ndarray], keys: np.ndarray, done: np.ndarray):
@@ -324,7 +330,7 @@ class BeaconMonitor:
             keys0,
             self.store.load,
             compute,
-            self._save,
+            lambda _before, after: self._save(after, decided[0]),
             keep=keep,
             max_retries=self.config.max_retries,
             what="device(s)",
@@ -662,11 +668,18 @@ class BeaconMonitor:
             )
             return Attempt(events, rows, None, st.keep_rows(~drop, ~close).select(rows))
 
+        decided = [EventBatch.empty()]
+
+        def compute_and_keep(keys: np.ndarray, st: MonitorStates) -> Attempt:
+            att = compute(keys, st)
+            decided[0] = att.output
+            return att
+
         res = run_optimistic(
             todo,
             self.store.load,
-            compute,
-            self._save,
+            compute_and_keep,
+            lambda _before, after: self._save(after, decided[0]),
             keep=lambda ev, keys, done: _of_devices(ev, keys[~done]),
             max_retries=self.config.max_retries,
             what="device(s)",

@@ -166,7 +166,10 @@ class MonitorStates:
 
 @runtime_checkable
 class MonitorStore(Protocol):
-    """The monitor's state store: whole devices, loaded and saved a batch at a time."""
+    """The monitor's state store: whole devices, loaded and saved a batch at a time.
+
+    A store whose ``saves_events`` attribute is true also takes ``save(states, events=...)``:
+    the events those states decide, to keep with them (Redis mode's outbox)."""
 
     def load(self, device_ids: np.ndarray) -> MonitorStates:
         """Return the states of these (distinct) devices; unknown ones: version 0, no rows."""

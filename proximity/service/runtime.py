@@ -100,7 +100,9 @@ def _build(settings: Settings) -> Runtime:
         # to the call's outbox entry; the log's append takes them out with the stream's XADDs)
         outbox = RedisOutbox(redis_client, prefix=s.redis_prefix, lease_s=s.outbox_lease_s)
         store = RedisDeviceStore(s.redis_url, prefix=s.redis_prefix, client=redis_client, outbox=outbox)
-        monitor_store = RedisMonitorStore(s.redis_url, prefix=f"{s.redis_prefix}beacons:", client=redis_client)
+        monitor_store = RedisMonitorStore(
+            s.redis_url, prefix=f"{s.redis_prefix}beacons:", client=redis_client, outbox=outbox
+        )
         defs = open_definitions(redis_url=s.redis_url, prefix=s.redis_prefix, redis_client=redis_client)
         event_log = RedisEventLog(
             s.redis_url,

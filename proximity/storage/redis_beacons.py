@@ -34,7 +34,9 @@ import pandas as pd
 
 from beacons.state import MonitorStates, PresenceStates, StreamStates
 from proximity.core.errors import StoreError
+from proximity.core.events import EventBatch
 from proximity.storage._redis import _glob_escape, _RedisShell
+from proximity.storage.redis_outbox import SEGMENT_LUA, RedisOutbox, segments
 
 __all__ = ["RedisMonitorStore"]
 
@@ -48,16 +50,18 @@ _PRESENCE = np.dtype([("last_heard_ts", "<f8"), ("enter_ts", "<f8"), ("visit_id"
 # KEYS: [1] silence zset, [2 .. m+1] device keys (distinct).
 # ARGV: [1] m, [2] expected versions (m x int64), [3] new values concatenated, [4] their
 # lengths (m x uint32), [5] byte length of the device key prefix, [6] TTL (ms) of a device
-# without rows, [7] each device's silence score (m x float64; inf: no rows). A Lua number
-# passed to redis.call keeps every digit (only Lua's own tostring rounds to 14).
+# without rows, [7] each device's silence score (m x float64; inf: no rows), [8 .. 13] the
+# call's outbox segment (proximity.storage.redis_outbox.SEGMENT_LUA). A Lua number passed to
+# redis.call keeps every digit (only Lua's own tostring rounds to 14).
 # Returns the 1-based indices of the devices not written.
-_SAVE_LUA = r"""
+_SAVE_LUA = (
+    r"""
 local m = tonumber(ARGV[1])
 local exp, vals, lens, plen, ttl = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local scores = ARGV[7]
 local zkey = KEYS[1]
 local zero = string.rep('\0', 8)
-local failed, pos = {}, 1
+local failed, fresh, pos = {}, {}, 1
 for a = 1, m, 1000 do
   local b = math.min(a + 999, m)
   local cur = redis.call('MGET', unpack(KEYS, a + 1, b + 1))
@@ -68,6 +72,7 @@ for a = 1, m, 1000 do
     pos = pos + len
     local v = cur[i - a + 1]
     if (v and string.sub(v, 1, 8) or zero) == string.sub(exp, 8 * i - 7, 8 * i) then
+      fresh[i] = true
       local score, member = struct.unpack('<d', scores, 8 * i - 7), string.sub(k, plen + 1)
       if score == math.huge then
         redis.call('SET', k, nv, 'PX', ttl)
@@ -81,8 +86,13 @@ for a = 1, m, 1000 do
     end
   end
 end
+local o = 8
+"""
+    + SEGMENT_LUA
+    + """
 return failed
 """
+)
 
 
 class RedisMonitorStore(_RedisShell):
@@ -124,7 +134,11 @@ class RedisMonitorStore(_RedisShell):
         prefix: str = "prox:beacons:",
         client=None,
         forget_after_s: float = 86_400.0,
+        outbox: RedisOutbox | None = None,
     ) -> None:
+        #: with an outbox, a save inside one of its calls also writes the events of the devices
+        #: it writes, in the same script (:mod:`proximity.storage.redis_outbox`)
+        self.outbox = outbox
         if not 0 < forget_after_s < np.inf:
             raise ValueError(f"forget_after_s must be a finite number > 0, not {forget_after_s!r}")
         self._dev_prefix = f"{prefix}d:"
@@ -143,9 +157,16 @@ class RedisMonitorStore(_RedisShell):
         _unpack_into(out, values)
         return out
 
-    def save(self, states: MonitorStates) -> np.ndarray:
+    @property
+    def saves_events(self) -> bool:
+        """Whether :meth:`save` takes the events it decides (it has an outbox)."""
+        return self.outbox is not None
+
+    def save(self, states: MonitorStates, events: EventBatch | None = None) -> np.ndarray:
         """Write the devices whose stored version still equals ``states.version``; one round
-        trip. Returns the bool mask of the devices written."""
+        trip. Returns the bool mask of the devices written. ``events`` (those these states
+        decide), inside an outbox call, are written to the call's outbox entry with the states,
+        those of the devices written."""
         m = len(states)
         if m == 0:
             return np.ones(0, bool)
@@ -157,6 +178,7 @@ class RedisMonitorStore(_RedisShell):
         offsets = np.zeros(m + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
         p, ids = self._dev_prefix, st.device_ids.tolist()
+        outbox = segments(self.outbox, st.device_ids, events, token)
 
         def chunk(a: int, b: int):
             keys = [self._silence_key, *(p + d for d in ids[a:b])]
@@ -168,6 +190,7 @@ class RedisMonitorStore(_RedisShell):
                 self._plen,
                 self._ttl_ms,
                 scores[8 * a : 8 * b],
+                *outbox.args(keys, a, b),
             ]
 
         return self._save_chunks(m, chunk, "save beacon states to")

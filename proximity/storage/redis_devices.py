@@ -30,16 +30,14 @@ from __future__ import annotations
 
 import os
 import struct
-import time
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
 from proximity.core.events import EventBatch
 from proximity.core.state import DeviceStates
 from proximity.storage._redis import Lua, _glob_escape, _RedisShell
-from proximity.storage.redis_outbox import RedisOutbox, encode_events
+from proximity.storage.redis_outbox import SEGMENT_LUA, RedisOutbox, segments
 
 __all__ = ["RedisDeviceStore"]
 
@@ -65,12 +63,10 @@ _FIX_XY = struct.Struct("<dd")
 # pairs (device index, +fence key index to add / -fence key index to remove), [7] deadline
 # changes as (int32 device index, float64 deadline; inf removes), [8] KEYS index of the deadline zset,
 # [9] KEYS index of the last-heard zset (scored by the hour: rewritten once an hour per device),
-# [10] KEYS index of the call's outbox entry (0: no outbox; the queue zset follows it), [11] the
-# segment id, [12] each event's device index (int32, 0 = none), [13] the events (JSON columns),
-# [14] now (ms), [15] the call id: the segment is appended to the entry when an event belongs to a
-# device written (or to none), see proximity.storage.redis_outbox.
+# [10 .. 15] the call's outbox segment (proximity.storage.redis_outbox.SEGMENT_LUA).
 # Returns the 1-based indices of the devices not written.
-_SAVE_LUA = r"""
+_SAVE_LUA = (
+    r"""
 local m = tonumber(ARGV[1])
 local exp, vals, lens, plen, chg = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local zero = string.rep('\0', 8)
@@ -122,24 +118,13 @@ for c = 1, #seen, 1000 do
   redis.call('ZADD', KEYS[tonumber(ARGV[9])], unpack(seen, c, math.min(c + 999, #seen)))
 end
 if added > 0 then redis.call('INCRBY', KEYS[1], added) end
-local ob = tonumber(ARGV[10])
-if ob > 0 then
-  local erows, any = ARGV[12], false
-  for c = 1, #erows, 4 do
-    local r = struct.unpack('<i4', erows, c)
-    if r == 0 or fresh[r] then any = true; break end
-  end
-  if any then
-    local fb = {}
-    for _, i in ipairs(failed) do fb[#fb + 1] = struct.pack('<i4', i) end
-    fb = table.concat(fb)
-    redis.call('APPEND', KEYS[ob], struct.pack('<I4', #ARGV[11]) .. ARGV[11] .. struct.pack('<I4', #ARGV[13])
-      .. ARGV[13] .. struct.pack('<I4', #fb) .. fb)
-    redis.call('ZADD', KEYS[ob + 1], 'NX', ARGV[14], ARGV[15])
-  end
-end
+local o = 10
+"""
+    + SEGMENT_LUA
+    + """
 return failed
 """
+)
 
 # KEYS: [1] device counter, [2] deadline zset, [3] last-heard zset, [4 ..] device keys.
 # ARGV: [1] expected versions (int64 LE, one per device key), [2] byte length of a state without
@@ -267,12 +252,7 @@ class RedisDeviceStore(_RedisShell):
         np.cumsum(lens, out=offsets[1:])
         p, fp = self._dev_prefix, self._fence_prefix
         ids = after.device_ids.tolist()
-        box = self.outbox.current if self.outbox is not None else None
-        ev_pos = None
-        if box is not None and events is not None and len(events):
-            assert self.outbox is not None
-            ev_pos = pd.Index(after.device_ids).get_indexer(events.device_id)
-            entry, queue, now_ms = self.outbox.entry_key(box[0]), self.outbox.queue_key, int(time.time() * 1000)
+        outbox = segments(self.outbox, after.device_ids, events, token)
 
         def chunk(a: int, b: int):
             fence_keys: dict[str, int] = {}
@@ -290,15 +270,7 @@ class RedisDeviceStore(_RedisShell):
             moved = dl_changed[(dl_changed >= a) & (dl_changed < b)]
             dls = np.empty(len(moved), _DEADLINE_CHANGE)
             dls["row"], dls["deadline"] = moved - a + 1, after.deadline[moved]
-            outbox: list = [0, b"", b"", b"", 0, b""]
-            if ev_pos is not None:
-                sel = np.flatnonzero(((ev_pos >= a) & (ev_pos < b)) | ((ev_pos < 0) & (a == 0)))
-                if len(sel):
-                    rows = np.where(ev_pos[sel] >= 0, ev_pos[sel] - a + 1, 0).astype("<i4")
-                    assert events is not None
-                    blob = encode_events(events.take(sel), rows)
-                    outbox = [len(keys) + 1, f"{token:x}:{a}", rows.tobytes(), blob, now_ms, box[0]]  # type: ignore[index]
-                    keys += [entry, queue]
+            tail = outbox.args(keys, a, b)
             return keys, [
                 b - a,
                 expected[8 * a : 8 * b],
@@ -307,9 +279,9 @@ class RedisDeviceStore(_RedisShell):
                 self._plen,
                 struct.pack(f"<{len(pairs)}i", *pairs),
                 dls.tobytes(),
-                len(keys) - 1 if outbox[0] == 0 else len(keys) - 3,
-                len(keys) if outbox[0] == 0 else len(keys) - 2,
-                *outbox,
+                len(keys) - 1 if tail[0] == 0 else len(keys) - 3,
+                len(keys) if tail[0] == 0 else len(keys) - 2,
+                *tail,
             ]
 
         return self._save_chunks(m, chunk, "save devices to")

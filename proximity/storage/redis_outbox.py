@@ -35,11 +35,12 @@ from contextlib import contextmanager
 
 import numpy as np
 import orjson
+import pandas as pd
 
 from proximity.core.events import EventBatch
 from proximity.storage._redis import Lua
 
-__all__ = ["RedisOutbox", "encode_events", "decode_entry"]
+__all__ = ["RedisOutbox", "SEGMENT_LUA", "segments", "encode_events", "decode_entry"]
 
 _DONE_TTL_S = 86_400
 
@@ -130,16 +131,100 @@ class RedisOutbox:
         return int(self._r.zcard(self.queue_key))
 
 
-_COLUMNS = ("device_id", "geofence_id", "kind", "ts", "visit_id", "duration_s", "reason", "confidence", "detected_ts")
+#: The tail of a save script that writes its call's outbox segment. The script defines ``o``
+#: (where the six outbox arguments start in ARGV: the KEYS index of the entry, 0 = no outbox,
+#: the queue's follows it; the segment id; each event's device index, int32, 0 = none; the events;
+#: now in ms; the call id), ``fresh`` (the written device indices, as keys) and ``failed`` (the
+#: conflicts, a list). The segment is appended when an event belongs to a device written (or to
+#: none).
+SEGMENT_LUA = r"""
+local ob = tonumber(ARGV[o])
+if ob > 0 then
+  local erows, any = ARGV[o + 2], false
+  for c = 1, #erows, 4 do
+    local r = struct.unpack('<i4', erows, c)
+    if r == 0 or fresh[r] then any = true; break end
+  end
+  if any then
+    local fb = {}
+    for _, i in ipairs(failed) do fb[#fb + 1] = struct.pack('<i4', i) end
+    fb = table.concat(fb)
+    redis.call('APPEND', KEYS[ob], struct.pack('<I4', #ARGV[o + 1]) .. ARGV[o + 1] .. struct.pack('<I4', #ARGV[o + 3])
+      .. ARGV[o + 3] .. struct.pack('<I4', #fb) .. fb)
+    redis.call('ZADD', KEYS[ob + 1], 'NX', ARGV[o + 4], ARGV[o + 5])
+  end
+end
+"""
+
+_NO_SEGMENT: list = [0, b"", b"", b"", 0, b""]
+
+
+class _Segments:
+    """The outbox arguments of one save's script calls (one per chunk of devices)."""
+
+    def __init__(self, outbox: RedisOutbox | None, device_ids: np.ndarray, events: EventBatch | None, token: int):
+        box = outbox.current if outbox is not None else None
+        self.pos = None
+        if box is None or outbox is None or events is None or not len(events):
+            return
+        self.events, self.token = events, token
+        self.pos = pd.Index(device_ids).get_indexer(events.device_id)  # -1: no device row
+        self.keys = [outbox.entry_key(box[0]), outbox.queue_key]
+        self.call, self.now_ms = box[0], int(time.time() * 1000)
+
+    def args(self, keys: list, a: int, b: int) -> list:
+        """The six outbox arguments of the call for devices ``[a, b)``, whose KEYS are ``keys``
+        (the entry's and the queue's keys are appended to it when there is a segment)."""
+        if self.pos is None:
+            return list(_NO_SEGMENT)
+        pos = self.pos
+        sel = np.flatnonzero(((pos >= a) & (pos < b)) | ((pos < 0) & (a == 0)))
+        if not len(sel):
+            return list(_NO_SEGMENT)
+        rows = np.where(pos[sel] >= 0, pos[sel] - a + 1, 0).astype("<i4")
+        at = len(keys) + 1
+        keys += self.keys
+        return [
+            at,
+            f"{self.token:x}:{a}",
+            rows.tobytes(),
+            encode_events(self.events.take(sel), rows),
+            self.now_ms,
+            self.call,
+        ]
+
+
+def segments(outbox: RedisOutbox | None, device_ids: np.ndarray, events: EventBatch | None, token: int) -> _Segments:
+    """The outbox arguments for a save of ``device_ids`` deciding ``events`` (none outside an
+    outbox call, or without events)."""
+    return _Segments(outbox, device_ids, events, token)
+
+
+_COLUMNS = (
+    "device_id",
+    "geofence_id",
+    "kind",
+    "ts",
+    "visit_id",
+    "duration_s",
+    "reason",
+    "region_id",
+    "zone",
+    "beacon_id",
+    "confidence",
+    "detected_ts",
+)
+_OBJECTS = ("device_id", "geofence_id", "region_id", "beacon_id")
 
 
 def encode_events(events: EventBatch, rows: np.ndarray) -> bytes:
-    """The JSON columns of ``events`` (geofence events: no region, beacon or offer) and ``rows``
-    (each event's 1-based device row in the save-script call, 0 = none)."""
-    if (events.region_id != None).any() or (events.offer != None).any():  # noqa: E711 (elementwise)
-        raise ValueError("the outbox holds the engine's geofence events only")
+    """The JSON columns of ``events`` (the engine's or the beacon monitor's: no offers) and
+    ``rows`` (each event's 1-based device row in the save-script call, 0 = none)."""
+    if (events.offer != None).any():  # noqa: E711 (elementwise)
+        raise ValueError("the outbox holds geofence and beacon events, not offers")
     doc = {c: getattr(events, c) for c in _COLUMNS}
-    doc["device_id"], doc["geofence_id"] = events.device_id.tolist(), events.geofence_id.tolist()
+    for c in _OBJECTS:
+        doc[c] = doc[c].tolist()
     doc["row"] = rows
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -151,14 +236,22 @@ def _decode_events(blob: bytes) -> tuple[EventBatch, np.ndarray]:
     def floats(name: str) -> np.ndarray:  # NaN went out as null
         return np.array([np.nan if v is None else v for v in doc[name]], np.float64).reshape(n)
 
+    def objects(name: str) -> np.ndarray:
+        out = np.empty(n, dtype=object)
+        out[:] = doc[name]
+        return out
+
     batch = EventBatch(
-        np.array(doc["device_id"], dtype=object).reshape(n),
-        np.array(doc["geofence_id"], dtype=object).reshape(n),
+        objects("device_id"),
+        objects("geofence_id"),
         np.array(doc["kind"], np.int8).reshape(n),
         floats("ts"),
         np.array(doc["visit_id"], np.uint64).reshape(n),
         floats("duration_s"),
         np.array(doc["reason"], np.int8).reshape(n),
+        objects("region_id"),
+        np.array(doc["zone"], np.int8).reshape(n),
+        objects("beacon_id"),
         confidence=floats("confidence"),
         detected_ts=floats("detected_ts"),
     )

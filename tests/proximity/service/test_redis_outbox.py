@@ -29,6 +29,7 @@ from proximity.service.runtime import recover_outbox, start_runtime, stop_runtim
 from proximity.service.settings import Settings
 from proximity.storage.redis_devices import RedisDeviceStore
 from proximity.storage.redis_outbox import RedisOutbox, decode_entry, encode_events
+from tests.proximity.service.beacon_support import KEY0, beacon
 
 ADMIN = "admin-key-for-outbox-tests-0123456789"
 SHOP = {
@@ -49,8 +50,8 @@ _CHILD = textwrap.dedent(
     from proximity.service.runtime import start_runtime
     from proximity.service.settings import Settings
 
-    url, prefix, where, admin, data_dir = sys.argv[1:6]
-    shop, ping = {shop!r}, {ping!r}
+    url, prefix, where, admin, data_dir, what = sys.argv[1:7]
+    shop, ping, beacon = {shop!r}, {ping!r}, {beacon!r}
 
     class Crash:
         def process(self, batch):
@@ -68,12 +69,18 @@ _CHILD = textwrap.dedent(
         else:
             rt.pipeline.add_sink(Crash())
         d, ts, lon, lat = ping
-        rt.ingest.ingest(PingBatch.from_columns([d], [ts], [lon], [lat], [5.0]))
+        if what == "sightings":
+            from beacons.sightings import SightingBatch
+
+            rt.beacons.create(beacon)
+            rt.sightings.ingest(SightingBatch.from_columns([d], [ts], [{key!r}], [-65.0]))
+        else:
+            rt.ingest.ingest(PingBatch.from_columns([d], [ts], [lon], [lat], [5.0]))
         print("not reached", flush=True)
 
     asyncio.run(main())
     """
-).format(shop=SHOP, ping=PING)
+).format(shop=SHOP, ping=PING, beacon=beacon(0, store="shop", lon=10.75, lat=59.91), key=KEY0)
 
 
 def _prefix() -> str:
@@ -84,9 +91,9 @@ def _settings(redis_url, prefix, tmp_path, **kw) -> Settings:
     return Settings(redis_url=redis_url, redis_prefix=prefix, admin_key=ADMIN, min_ts=0, data_dir=tmp_path / "d", **kw)
 
 
-def _crash(redis_url: str, prefix: str, where: str, tmp_path) -> None:
+def _crash(redis_url: str, prefix: str, where: str, tmp_path, what: str = "pings") -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, redis_url, prefix, where, ADMIN, str(tmp_path / "child")],
+        [sys.executable, "-c", _CHILD, redis_url, prefix, where, ADMIN, str(tmp_path / "child"), what],
         capture_output=True,
         text=True,
         cwd=os.getcwd(),
@@ -132,6 +139,25 @@ def test_a_crash_between_saving_and_logging_loses_no_event(redis_url, tmp_path, 
     got = asyncio.run(run())
     assert got.pop("pending") == 0
     assert got == expected
+
+
+def test_a_crash_between_saving_and_logging_beacon_events_loses_none(redis_url, tmp_path):
+    """The beacon monitor's states and events go through the same outbox."""
+    prefix = _prefix()
+    _crash(redis_url, prefix, "stage", tmp_path, what="sightings")
+
+    async def run():
+        rt = await start_runtime(_settings(redis_url, prefix, tmp_path, outbox_lease_s=0.05))
+        try:
+            before, _ = rt.event_log.query(EventFilter(device_id="d1"), None, 100)
+            time.sleep(0.1)
+            recovered = recover_outbox(rt)
+            after, _ = rt.event_log.query(EventFilter(device_id="d1"), None, 100)
+            return len(before), recovered, [kind for _, kind, _ in after], rt.outbox.pending()
+        finally:
+            await stop_runtime(rt)
+
+    assert asyncio.run(run()) == (0, 2, ["beacon_enter", "zone_change"], 0)
 
 
 def test_calls_that_log_their_events_leave_no_outbox_entry(redis_url, tmp_path):
