@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -36,6 +37,7 @@ from proximity.service.errors import BadRequest, InUse
 from proximity.service.ingest import IngestService
 from proximity.service.kinds import Dependents, Followers
 from proximity.storage.definitions import DefinitionKind, Definitions
+from proximity.storage.fence_cache import read_cache, write_cache
 
 __all__ = ["GeofenceService", "KIND", "IMPORT_FORMATS", "encode_cursor", "decode_cursor"]
 
@@ -77,8 +79,23 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 class GeofenceService:
     """CRUD, import and export of geofences over a definitions store and an engine."""
 
-    def __init__(self, defs: Definitions, engine: Engine, pipeline: IngestService, limits: Limits):
+    def __init__(
+        self,
+        defs: Definitions,
+        engine: Engine,
+        pipeline: IngestService,
+        limits: Limits,
+        cache_path: Path | None = None,
+    ):
         self.defs, self.engine, self.pipeline, self.limits = defs, engine, pipeline, limits
+        #: the start-up cache of the parsed fences (:mod:`proximity.storage.fence_cache`; embedded
+        #: mode: a store that counts generations), and the generation it holds
+        self.cache_path = cache_path if hasattr(defs, "all_at_generation") else None
+        self._cached: int | None = None
+        self._uncacheable: int | None = None  # a generation with documents that do not parse
+        #: whether :meth:`load` took the fences from the cache
+        self.loaded_from_cache = False
+        self._cache_lock = threading.Lock()
         self._lock = threading.Lock()
         #: what depends on a geofence (beacons whose store it is): asked before a delete
         self.dependents = Dependents()
@@ -93,16 +110,47 @@ class GeofenceService:
 
     def load(self) -> int:
         """Load every stored geofence into the engine (at start) with one bulk index build;
-        return how many. A stored document that no longer parses is logged and skipped."""
+        return how many. A stored document that no longer parses is logged and skipped.
+
+        With a start-up cache of the store's current generation, the fences come from it
+        instead of their documents; after a parse, :meth:`save_cache` writes one."""
+        gen: int | None = None
         with gc_paused():  # a million stored documents decoded and parsed: no cycles among them
-            docs = self.defs.all(KIND)
+            if self.cache_path is not None:
+                gen = self.defs.generation(KIND)  # type: ignore[attr-defined]
+                cached = read_cache(self.cache_path, gen)
+                if cached is not None:
+                    self.engine.index.put_many(cached)
+                    self._cached, self.loaded_from_cache = gen, True
+                    return len(cached)
+                gen, docs = self.defs.all_at_generation(KIND)  # type: ignore[attr-defined]
+            else:
+                docs = self.defs.all(KIND)
             parsed, errors = parse_many(list(docs.values()), _STORED)
             del docs
         for err in errors[:20]:
             logger.error("stored geofence skipped: %s", err)
         fences = [f for f in parsed if f is not None]
         self.engine.index.put_many(fences)
+        if errors:  # logged at every start until the documents are fixed
+            self._uncacheable = gen
         return len(fences)
+
+    def save_cache(self) -> bool:
+        """Write the start-up cache of the fences held now if it is not current (after a parse
+        at start, off the start's path; at a stop). Return whether it wrote."""
+        if self.cache_path is None:
+            return False
+        with self._cache_lock:
+            with self._lock:  # every write holds it: the generation and the fences agree
+                gen = self.defs.generation(KIND)  # type: ignore[attr-defined]
+                if gen == self._cached or gen == self._uncacheable:
+                    return False
+                fences = list(self.engine.index)
+            with gc_paused():
+                write_cache(self.cache_path, gen, fences)
+            self._cached = gen
+        return True
 
     def apply_change(self, fence_id: str) -> list[dict]:
         """Bring the engine in line with the stored definition of ``fence_id``."""

@@ -148,7 +148,9 @@ def _build(settings: Settings) -> Runtime:
     atomic = journal.atomic if journal is not None else outbox.call if outbox is not None else nullcontext
     ingest = IngestService(engine, pipeline, metrics, atomic=atomic)
     limits = Limits(max_vertices=s.max_vertices, max_radius_m=s.max_radius_m)
-    fences = GeofenceService(defs, engine, ingest, limits)
+    fences = GeofenceService(
+        defs, engine, ingest, limits, cache_path=None if s.redis_url else s.data_dir / "geofences.cache"
+    )
     keys = KeyRing(defs)
     monitor = BeaconMonitor(BeaconRegistry(), s.monitor_config(), monitor_store)
     beacons = BeaconService(defs, monitor, engine, ingest)
@@ -235,6 +237,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         rt.tasks.append(asyncio.create_task(replay_demo(rt), name="demo"))
         rt.tasks.append(asyncio.create_task(replay_demo_beacons(rt), name="demo-beacons"))
     await rt.webhooks.start()
+    rt.tasks.append(asyncio.create_task(to_thread.run_sync(_save_fence_cache, rt), name="fence-cache"))
     rt.tasks.append(asyncio.create_task(_sweeper(rt), name="sweep"))
     rt.tasks.append(asyncio.create_task(_expirer(rt), name="expire"))
     fraud = rt.campaigns.fraud if rt.campaigns is not None else None
@@ -257,6 +260,16 @@ async def start_runtime(settings: Settings) -> Runtime:
         gc.freeze()
     rt.ready = True
     return rt
+
+
+def _save_fence_cache(rt: Runtime) -> None:
+    """Write the geofences' start-up cache if it is not current (embedded mode); a failure
+    costs the next start its shortcut, nothing else."""
+    try:
+        if rt.geofences.save_cache():
+            logger.info("geofence start-up cache written (%d fences)", len(rt.engine.index))
+    except Exception:
+        logger.exception("geofence start-up cache not written")
 
 
 def _load_keys(rt: Runtime) -> None:
@@ -282,6 +295,7 @@ async def stop_runtime(rt: Runtime) -> None:
         except (asyncio.CancelledError, Exception):
             pass
     await rt.webhooks.stop()
+    await to_thread.run_sync(_save_fence_cache, rt)  # the fences now held, if they changed
     journal = getattr(rt.engine.store, "journal", None)
     closers = [
         rt.defs.close,

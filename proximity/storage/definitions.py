@@ -140,6 +140,15 @@ class SQLiteDefinitions:
             "CREATE TABLE IF NOT EXISTS definitions (kind TEXT NOT NULL, id TEXT NOT NULL, "
             "doc BLOB NOT NULL, updated_ts REAL NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID"
         )
+        # every write of a kind bumps its generation in the same transaction (triggers: writers
+        # of any version count), so a cache of parsed definitions knows whether it is current
+        self._db.execute("CREATE TABLE IF NOT EXISTS generations (kind TEXT PRIMARY KEY, gen INTEGER NOT NULL)")
+        for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            self._db.execute(
+                f"CREATE TRIGGER IF NOT EXISTS bump_on_{event.lower()} AFTER {event} ON definitions BEGIN "
+                f"INSERT INTO generations VALUES ({row}.kind, 1) "
+                "ON CONFLICT(kind) DO UPDATE SET gen = gen + 1; END"
+            )
 
     def get(self, kind, id):
         kind = _stored(kind)
@@ -156,6 +165,24 @@ class SQLiteDefinitions:
         with self._lock:
             rows = self._db.execute("SELECT id, doc FROM definitions WHERE kind=? ORDER BY id", (kind,)).fetchall()
         return {i: orjson.loads(d) for i, d in rows}
+
+    def generation(self, kind) -> int:
+        """How many writes this kind has had (0: none since generations were kept)."""
+        with self._lock:
+            row = self._db.execute("SELECT gen FROM generations WHERE kind=?", (_stored(kind),)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def all_at_generation(self, kind) -> tuple[int, dict[str, dict]]:
+        """:meth:`all` and the :meth:`generation` it is, read in one transaction."""
+        kind = _stored(kind)
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                row = self._db.execute("SELECT gen FROM generations WHERE kind=?", (kind,)).fetchone()
+                rows = self._db.execute("SELECT id, doc FROM definitions WHERE kind=? ORDER BY id", (kind,)).fetchall()
+            finally:
+                self._db.execute("COMMIT")
+        return (0 if row is None else int(row[0])), {i: orjson.loads(d) for i, d in rows}
 
     def _write(self, sql_pairs) -> list[int]:
         with self._lock:
