@@ -37,7 +37,7 @@ from proximity.service.errors import BadRequest, InUse
 from proximity.service.ingest import IngestService
 from proximity.service.kinds import Dependents, Followers
 from proximity.storage.definitions import DefinitionKind, Definitions
-from proximity.storage.fence_cache import read_cache, write_cache
+from proximity.storage.fence_cache import decode, encode, read_cache, write_cache
 
 __all__ = ["GeofenceService", "KIND", "IMPORT_FORMATS", "encode_cursor", "decode_cursor"]
 
@@ -88,9 +88,15 @@ class GeofenceService:
         cache_path: Path | None = None,
     ):
         self.defs, self.engine, self.pipeline, self.limits = defs, engine, pipeline, limits
-        #: the start-up cache of the parsed fences (:mod:`proximity.storage.fence_cache`; embedded
-        #: mode: a store that counts generations), and the generation it holds
+        #: the start-up cache of the parsed fences (:mod:`proximity.storage.fence_cache`): a file
+        #: (embedded mode: a store that counts generations), and the generation it holds; in
+        #: Redis mode the store keeps one, of a change-stream cursor
         self.cache_path = cache_path if hasattr(defs, "all_at_generation") else None
+        self._redis_cache = hasattr(defs, "get_cache")
+        self._to_share: tuple[tuple[str, int], list[Geofence]] | None = None
+        #: Redis mode: the change-stream cursor of the cached fences a start loaded; the caller
+        #: follows the changes made since
+        self.resume_from: str | None = None
         self._cached: int | None = None
         self._uncacheable: int | None = None  # a generation with documents that do not parse
         #: whether :meth:`load` took the fences from the cache
@@ -115,8 +121,18 @@ class GeofenceService:
         With a start-up cache of the store's current generation, the fences come from it
         instead of their documents; after a parse, :meth:`save_cache` writes one."""
         gen: int | None = None
+        position: tuple[str, int] | None = None
         with gc_paused():  # a million stored documents decoded and parsed: no cycles among them
-            if self.cache_path is not None:
+            if self._redis_cache:
+                shared = self._shared_cache()
+                if shared is not None:
+                    self.resume_from, cached = shared
+                    self.engine.index.put_many(cached)
+                    self.loaded_from_cache = True
+                    return len(cached)
+                position = self.defs.position()  # type: ignore[attr-defined]  # before the read: the documents are at least this new
+                docs = self.defs.all(KIND)
+            elif self.cache_path is not None:
                 gen = self.defs.generation(KIND)  # type: ignore[attr-defined]
                 cached = read_cache(self.cache_path, gen)
                 if cached is not None:
@@ -134,11 +150,27 @@ class GeofenceService:
         self.engine.index.put_many(fences)
         if errors:  # logged at every start until the documents are fixed
             self._uncacheable = gen
+        elif position is not None:
+            self._to_share = (position, fences)
         return len(fences)
+
+    def _shared_cache(self) -> tuple[str, list[Geofence]] | None:
+        """Redis mode: the stored cache's cursor and fences, if every change since is still in
+        the change stream."""
+        got = self.defs.get_cache(KIND)  # type: ignore[attr-defined]
+        if got is None:
+            return None
+        cursor, blob = got
+        fences = decode(blob, None, "in Redis")
+        return None if fences is None else (cursor, fences)
 
     def save_cache(self) -> bool:
         """Write the start-up cache of the fences held now if it is not current (after a parse
         at start, off the start's path; at a stop). Return whether it wrote."""
+        if self._to_share is not None:  # Redis mode: the fences this start parsed
+            (position, fences), self._to_share = self._to_share, None
+            with gc_paused():
+                return bool(self.defs.put_cache(KIND, position, encode(position[0], fences)))  # type: ignore[attr-defined]
         if self.cache_path is None:
             return False
         with self._cache_lock:

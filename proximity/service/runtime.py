@@ -33,7 +33,7 @@ from proximity.service.metrics import Metrics
 from proximity.service.offers import CampaignStage
 from proximity.service.settings import Settings
 from proximity.service.sightings import SightingBatcher, SightingIngest
-from proximity.storage.definitions import Definitions, open_definitions
+from proximity.storage.definitions import Definitions, cursor_order, open_definitions
 
 __all__ = ["Runtime", "start_runtime", "stop_runtime"]
 
@@ -227,6 +227,8 @@ async def start_runtime(settings: Settings) -> Runtime:
         await to_thread.run_sync(epoch.join)  # before loading: a loss from now on is seen
     cursor = await to_thread.run_sync(rt.defs.cursor)  # before loading: replays are idempotent
     await to_thread.run_sync(rt.geofences.load)
+    if rt.geofences.resume_from is not None:  # fences from the shared cache: follow what changed since
+        cursor = min(cursor, rt.geofences.resume_from, key=cursor_order)
     await to_thread.run_sync(rt.beacons.load)
     await to_thread.run_sync(rt.campaigns.load)
     await to_thread.run_sync(_load_keys, rt)

@@ -25,6 +25,7 @@ write the same id in quick succession converge on the last write whatever order 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -37,7 +38,15 @@ import orjson
 
 from proximity.core.errors import StoreError
 
-__all__ = ["DefinitionKind", "Change", "Definitions", "SQLiteDefinitions", "RedisDefinitions", "open_definitions"]
+__all__ = [
+    "DefinitionKind",
+    "Change",
+    "Definitions",
+    "SQLiteDefinitions",
+    "RedisDefinitions",
+    "open_definitions",
+    "cursor_order",
+]
 
 logger = logging.getLogger("proximity.storage")
 
@@ -290,6 +299,23 @@ return 0
 
 
 _MAX_SWAPS = 1000  # attempts of one update against concurrent writers of the same id
+_CACHE_CHUNK = 32 * 2**20  # bytes per key of a cache blob (Redis strings stay small enough to move)
+
+# KEYS[1] the cache's meta key. ARGV: [1] the new cache's meta (JSON), [2] its change-stream
+# cursor's ms, [3] its seq. Installs it unless the cache there is of a later cursor; returns the
+# replaced (or refused) meta, for its chunks to be deleted.
+_SWAP_CACHE = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local c = cjson.decode(cur)
+  local ms, seq = string.match(c.cursor, '^(%d+)-(%d+)$')
+  ms, seq = tonumber(ms), tonumber(seq)
+  local nms, nseq = tonumber(ARGV[2]), tonumber(ARGV[3])
+  if ms > nms or (ms == nms and seq > nseq) then return ARGV[1] end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return cur or ''
+"""
 
 
 class RedisDefinitions:
@@ -307,6 +333,7 @@ class RedisDefinitions:
         self._stream = f"{prefix}defs:changes"
         self._script = Lua(_WRITE)
         self._swap = Lua(_SWAP)
+        self._swap_cache = Lua(_SWAP_CACHE)
         self._r.ping()
 
     def _hash(self, kind: str) -> str:  # kind: a stored kind string
@@ -372,6 +399,60 @@ class RedisDefinitions:
         last = self._r.xrevrange(self._stream, count=1)
         return last[0][0].decode() if last else "0-0"
 
+    def position(self) -> tuple[str, int]:
+        """The change stream's last id and how many changes were ever added to it (read at once)."""
+        from redis.exceptions import ResponseError
+
+        try:
+            info = self._r.xinfo_stream(self._stream)
+        except ResponseError:  # no stream: nothing was ever changed
+            return "0-0", 0
+        last = info["last-generated-id"]
+        return (last.decode() if isinstance(last, bytes) else str(last)), int(info["entries-added"])
+
+    def _missed(self, added: int) -> bool:
+        """Whether a change made after the ``added``-th was trimmed from the stream (it is
+        trimmed from the oldest end only, and never by XDEL)."""
+        _, now = self.position()
+        length = int(self._r.xlen(self._stream))
+        return length < now - added
+
+    def put_cache(self, kind, position: tuple[str, int], parts: list[bytes]) -> bool:
+        """Store a cache of the parsed definitions of ``kind`` as they are at ``position`` (or
+        later; :meth:`position` read before reading them), unless one of a later cursor is
+        there; return whether it was installed."""
+        cursor, added = position
+        kind = _stored(kind)
+        blob = b"".join(parts)
+        token = os.urandom(8).hex()
+        keys = [f"{self._hash(kind)}:cache:{token}:{i}" for i in range(max(1, -(-len(blob) // _CACHE_CHUNK)))]
+        pipe = self._r.pipeline(transaction=False)
+        for i, key in enumerate(keys):
+            pipe.set(key, blob[i * _CACHE_CHUNK : (i + 1) * _CACHE_CHUNK])
+        pipe.execute()
+        meta = orjson.dumps({"cursor": cursor, "added": added, "keys": keys})
+        ms, seq = cursor_order(cursor)
+        old = self._swap_cache(self._r, [f"{self._hash(kind)}:cache"], [meta, ms, seq])
+        if old:
+            self._r.unlink(*orjson.loads(old)["keys"])
+        return old != meta
+
+    def get_cache(self, kind) -> tuple[str, bytes] | None:
+        """The cursor and blob of the stored cache of ``kind``; None if there is none or if a
+        change made since it was trimmed from the stream (it cannot be brought up to date)."""
+        kind = _stored(kind)
+        meta = self._r.get(f"{self._hash(kind)}:cache")
+        if meta is None:
+            return None
+        m = orjson.loads(meta)
+        if self._missed(int(m["added"])):
+            logger.info("%s cache in Redis too old (changes since were trimmed from the stream)", kind)
+            return None
+        chunks = self._r.mget(m["keys"])
+        if any(c is None for c in chunks):  # replaced meanwhile
+            return None
+        return m["cursor"], b"".join(chunks)
+
     def changes(self, after, timeout_s):
         got = self._r.xread({self._stream: after}, count=1000, block=max(1, int(timeout_s * 1000)))
         if not got:
@@ -384,6 +465,12 @@ class RedisDefinitions:
     def close(self):
         if self._owns_client:
             self._r.close()
+
+
+def cursor_order(cursor: str) -> tuple[int, int]:
+    """A Redis change-stream cursor as a sortable pair (ms, seq)."""
+    ms, _, seq = cursor.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def open_definitions(

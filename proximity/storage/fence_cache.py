@@ -30,7 +30,7 @@ import shapely
 from geofences import Geofence
 from geofences.model import FenceKind
 
-__all__ = ["write_cache", "read_cache"]
+__all__ = ["write_cache", "read_cache", "encode", "decode", "generation_of"]
 
 logger = logging.getLogger("proximity.storage")
 
@@ -41,6 +41,18 @@ _U64 = struct.Struct("<Q")
 def write_cache(path: str | Path, generation: int, fences: list[Geofence]) -> None:
     """Write ``fences`` (the store's geofences at ``generation``) to ``path``, atomically."""
     path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        for part in encode(generation, fences):
+            fh.write(part)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def encode(generation: int | str, fences: list[Geofence]) -> list[bytes]:
+    """The cache of ``fences`` at ``generation`` (a number, or a Redis stream id), as parts
+    to write one after the other."""
     geoms = np.empty(len(fences), dtype=object)
     geoms[:] = [f.geometry for f in fences]
     wkb = shapely.to_wkb(geoms)
@@ -49,16 +61,11 @@ def write_cache(path: str | Path, generation: int, fences: list[Geofence]) -> No
     records = orjson.dumps(
         [[f.id, int(f.kind), f.radius_m, f.name, f.tags, dict(f.properties), f.dwell_s, f.exit_after_s] for f in fences]
     )
-    header = orjson.dumps({"generation": int(generation), "count": len(fences)})
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(_MAGIC)
-        for part in (header, offsets.tobytes() + b"".join(wkb.tolist()), records):
-            fh.write(_U64.pack(len(part)))
-            fh.write(part)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    header = orjson.dumps({"generation": generation, "count": len(fences)})
+    out = [_MAGIC]
+    for part in (header, offsets.tobytes() + b"".join(wkb.tolist()), records):
+        out += [_U64.pack(len(part)), part]
+    return out
 
 
 def read_cache(path: str | Path, generation: int) -> list[Geofence] | None:
@@ -72,14 +79,28 @@ def read_cache(path: str | Path, generation: int) -> list[Geofence] | None:
     except OSError as exc:
         logger.warning("fence cache %s unreadable (%s): parsing the stored fences", path, exc)
         return None
+    return decode(data, generation, str(path))
+
+
+def decode(data: bytes, generation: int | str | None, where: str = "") -> list[Geofence] | None:
+    """The fences of a cache if it holds ``generation`` (None: any), else None; a damaged or
+    foreign cache is None too, with a warning naming ``where``."""
     try:
         return _decode(data, generation)
     except (ValueError, KeyError, TypeError, IndexError, struct.error, shapely.errors.GEOSException) as exc:
-        logger.warning("fence cache %s ignored (%s): parsing the stored fences", path, exc)
+        logger.warning("fence cache %s ignored (%s): parsing the stored fences", where, exc)
         return None
 
 
-def _decode(data: bytes, generation: int) -> list[Geofence] | None:
+def generation_of(data: bytes) -> int | str | None:
+    """The generation a cache holds (None if it is not a cache)."""
+    try:
+        return _parts(data)[0]["generation"]
+    except (ValueError, KeyError, TypeError, struct.error):
+        return None
+
+
+def _parts(data: bytes) -> tuple[dict, memoryview, memoryview]:
     if not data.startswith(_MAGIC):
         raise ValueError("not a fence cache of this version")
     parts, pos = [], len(_MAGIC)
@@ -90,19 +111,23 @@ def _decode(data: bytes, generation: int) -> list[Geofence] | None:
             raise ValueError("truncated")
         parts.append(memoryview(data)[pos : pos + n])
         pos += n
-    header = orjson.loads(parts[0])
-    if header["generation"] != generation:
+    return orjson.loads(parts[0]), parts[1], parts[2]
+
+
+def _decode(data: bytes, generation: int | str | None) -> list[Geofence] | None:
+    header, geometry, rest = _parts(data)
+    if generation is not None and header["generation"] != generation:
         return None
     count = int(header["count"])
-    offsets = np.frombuffer(parts[1][: 8 * (count + 1)], np.int64)
-    blob = bytes(parts[1][8 * (count + 1) :])
+    offsets = np.frombuffer(geometry[: 8 * (count + 1)], np.int64)
+    blob = bytes(geometry[8 * (count + 1) :])
     if len(offsets) != count + 1 or offsets[-1] != len(blob):
         raise ValueError("geometry section does not match its offsets")
     starts, ends = offsets[:-1].tolist(), offsets[1:].tolist()
     wkb = np.empty(count, dtype=object)
     wkb[:] = [blob[a:b] for a, b in zip(starts, ends)]
     geoms = shapely.from_wkb(wkb)
-    records = orjson.loads(parts[2])
+    records = orjson.loads(rest)
     if len(records) != count:
         raise ValueError("records do not match the geometries")
     kinds = {int(k): k for k in FenceKind}

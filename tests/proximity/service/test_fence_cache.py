@@ -172,3 +172,75 @@ def test_a_write_by_another_writer_of_the_store_makes_the_cache_stale(tmp_path):
     defs.close()
     from_cache, loaded = _start_stop(tmp_path)
     assert not from_cache and "square" not in [f.id for f in loaded]
+
+
+# -- Redis mode: a cache shared through Redis, with the change-stream cursor it is at -----------
+
+
+def _ids(rt) -> list[str]:
+    return sorted(f.id for f in rt.engine.index)
+
+
+@pytest.mark.redis
+def test_a_process_joining_over_redis_loads_the_shared_cache_and_follows_what_changed_since(redis_url, tmp_path):
+    import time as _time
+
+    from proximity.storage.definitions import RedisDefinitions
+    from tests.proximity.service.support import wait_until
+
+    prefix = f"fcache-{_time.monotonic_ns()}:"
+    zoo = _zoo()
+    seed = RedisDefinitions(redis_url, prefix=prefix)
+    seed.put_many(KIND, {f.id: f.to_feature() for f in zoo})  # another process's import
+
+    def settings(name: str) -> Settings:
+        return Settings(
+            redis_url=redis_url,
+            redis_prefix=prefix,
+            admin_key=ADMIN,
+            min_ts=0,
+            data_dir=tmp_path / name,
+            sync_interval_s=0.05,
+        )
+
+    async def run():
+        a = await start_runtime(settings("a"))  # the first start parses and shares its fences
+        assert not a.geofences.loaded_from_cache
+        assert await asyncio.to_thread(wait_until, lambda: seed.get_cache(KIND) is not None)
+        b = await start_runtime(settings("b"))
+        try:
+            assert b.geofences.loaded_from_cache
+            byid = {f.id: f for f in b.engine.index}
+            assert _same([byid[f.id] for f in zoo], zoo)
+            # changes after the cache: a process starting now loads the cache, then follows them
+            extra = parse_feature(
+                {
+                    "type": "Feature",
+                    "id": "new",
+                    "geometry": {"type": "Point", "coordinates": [1, 2]},
+                    "properties": {"radius_m": 5},
+                }
+            )
+            a.geofences.create(extra.to_feature())
+            a.geofences.delete("kiosk")
+            c = await start_runtime(settings("c"))
+            try:
+                assert c.geofences.loaded_from_cache
+                want = sorted([f.id for f in zoo if f.id != "kiosk"] + ["new"])
+                assert await asyncio.to_thread(wait_until, lambda: _ids(c) == want)
+                assert await asyncio.to_thread(wait_until, lambda: _ids(b) == want)
+            finally:
+                await stop_runtime(c)
+            # changes trimmed from the stream: the cache cannot be brought up to date, so parse
+            seed._r.xtrim(seed._stream, maxlen=0)
+            d = await start_runtime(settings("d"))
+            try:
+                assert not d.geofences.loaded_from_cache and _ids(d) == want
+            finally:
+                await stop_runtime(d)
+        finally:
+            await stop_runtime(b)
+            await stop_runtime(a)
+
+    asyncio.run(run())
+    seed.close()
