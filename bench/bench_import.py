@@ -1,6 +1,7 @@
 """Benchmark the service and CLI side of "a million fences": an HTTP import of 100k fences in one
 request, ``proximity replay`` of the 10k-fence / 1M-ping workload with the fence-loading share of
-its wall clock, and the service's start time with 100k (and 1M) fences in its embedded store.
+its wall clock, and the service's start time with 100k (and 1M) fences in its embedded store
+(parsing, then from the start-up cache) and in Redis mode (the first process, then one joining).
 
 Fences come from ``bench/fence_gen.py`` (store-size polygons, multipolygons and circles). Every
 figure is wall seconds with the CPU seconds of the process doing the work in brackets (the
@@ -183,6 +184,42 @@ def bench_replay(workload: Path, tmp: Path) -> None:
     )
 
 
+def bench_join(n: int, seed: int, tmp: Path, redis_url: str) -> None:
+    """Redis mode: the first process parses the stored fences and shares the start-up cache;
+    a second one joins from the cache."""
+    import uuid
+
+    from geofences import parse_collection
+    from geofences.geojson import to_features
+    from proximity.storage.definitions import DefinitionKind, RedisDefinitions
+
+    prefix = f"bench-join-{uuid.uuid4().hex[:8]}:"
+    defs = RedisDefinitions(redis_url, prefix=prefix)
+    try:
+        fences = parse_collection({"type": "FeatureCollection", "features": fence_gen.features(n, seed)})
+        defs.put_many(DefinitionKind.GEOFENCE, dict(zip((f.id for f in fences), to_features(fences))))
+        del fences
+        env = {"PROXIMITY_REDIS_URL": redis_url, "PROXIMITY_REDIS_PREFIX": prefix}
+        first = Server(tmp / f"join-a-{n}", **env)
+        try:
+            deadline = time.monotonic() + 600
+            while defs.get_cache(DefinitionKind.GEOFENCE) is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            second = Server(tmp / f"join-b-{n}", **env)
+            second.stop()
+        finally:
+            first.stop()
+        for label, srv in (("the first process, parsing the documents", first), ("a process joining", second)):
+            print(
+                f"Redis mode with {n:,} fences, {label}: {srv.start_wall:7.2f} s [cpu {srv.start_cpu:6.2f} s]",
+                flush=True,
+            )
+    finally:
+        for key in defs._r.scan_iter(match=f"{prefix}*"):
+            defs._r.unlink(key)
+        defs.close()
+
+
 def bench_start(n: int, seed: int, tmp: Path) -> None:
     from geofences import parse_collection
     from geofences.geojson import to_features
@@ -229,7 +266,8 @@ def main(argv=None) -> int:
         help="the 10k-fence 1M-ping workload (generated when missing)",
     )
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--skip", default="", help="comma-separated: import,replay,start")
+    p.add_argument("--skip", default="", help="comma-separated: import,replay,start,join")
+    p.add_argument("--redis-url", help="Redis for the join figures (else a private redis-server)")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory(prefix="bench-import-") as t:
@@ -241,6 +279,12 @@ def main(argv=None) -> int:
         if "start" not in skip:
             for n in [int(x) for x in args.start_sizes.split(",") if x]:
                 bench_start(n, args.seed, tmp)
+        if "join" not in skip:
+            from bench_engine import start_redis
+
+            url = args.redis_url or start_redis()
+            for n in [int(x) for x in args.start_sizes.split(",") if x]:
+                bench_join(n, args.seed, tmp, url)
     return 0
 
 
