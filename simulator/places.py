@@ -84,6 +84,17 @@ class Store:
     dwell_s: float | None = None
     exit_after_s: float | None = None
 
+    @property
+    def size_m(self) -> float:
+        """The store's short side (m): the narrower side of its minimum rotated rectangle.
+
+        What decides whether GPS can place a phone in it: an 8-20 m shop front 18 m deep is
+        8-18 m, a 30 m x 30 m cafe 30 m.
+        """
+        rect = shapely.oriented_envelope(self.polygon)
+        xy = np.asarray(rect.exterior.coords)[:3]
+        return float(min(np.hypot(*(xy[1] - xy[0])), np.hypot(*(xy[2] - xy[1]))))
+
 
 @dataclass
 class Places:
