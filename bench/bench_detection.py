@@ -53,6 +53,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from proximity import EngineConfig
+from proximity.core.presence import PresenceConfig
 from simulator.reference import KalmanReference, kalman_reference, majority_vote
 from simulator.replay import replay_engine
 from simulator.scenario import load_scenario, packaged_scenarios, with_overrides
@@ -162,7 +163,8 @@ def _metrics(det: str, s: dict, with_ble: bool, tr=None, events=None) -> dict:
 
 
 def _rows(job: tuple) -> list[dict]:
-    name, sigma, interval, shoppers, seed, positions, per_store, detectors, breakdown = job
+    name, sigma, interval, shoppers, seed, positions, per_store, detectors, breakdown, presence = job
+    prob_config = EngineConfig(detection="probabilistic", presence=PresenceConfig(**presence))
     base = load_scenario(name)
     over = {
         "phones.gps.sigma_m": sigma,
@@ -199,14 +201,14 @@ def _rows(job: tuple) -> list[dict]:
         ev = kalman_reference(tr, KalmanReference(lag_s=None))
         runs.append(("reference-smoother", score_traffic(tr, ev, families=("geofence",)), False, ev))
     if want("probabilistic"):
-        prob = replay_engine(tr, beacons=False, batch_s=60.0, config=EngineConfig(detection="probabilistic"))
+        prob = replay_engine(tr, beacons=False, batch_s=60.0, config=prob_config)
         runs.append(("probabilistic", score_traffic(tr, prob, families=("geofence",)), False, prob))
     if len(tr.beacons) and want("probabilistic+ble"):
         fused = replay_engine(
             tr,
             beacons=True,
             batch_s=60.0,
-            config=EngineConfig(detection="probabilistic"),
+            config=prob_config,
             positions=False,
             place_pings=True,
         )
@@ -278,6 +280,13 @@ def main(argv=None) -> None:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (configurations in parallel)")
     ap.add_argument("--quick", action="store_true", help="30 shoppers, noise 5 and 30 m, pings every 10 and 60 s")
     ap.add_argument("--positions", action="store_true", help="add engine+ble+pos (indoor fixes feed the engine)")
+    ap.add_argument(
+        "--presence",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="PresenceConfig settings of the probabilistic rows (e.g. walk_speed_mps=1.3 inflate_gate=2)",
+    )
     ap.add_argument("--calibrate", action="store_true", help="fit and print the probabilistic calibration table")
     ap.add_argument(
         "--beacons-per-store",
@@ -291,6 +300,7 @@ def main(argv=None) -> None:
     if args.quick:
         args.shoppers, args.noise, args.interval = 30, [5.0, 30.0], [10.0, 60.0]
     seeds = args.seeds or [args.seed]
+    presence = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.presence)}
     print(
         "| scenario | GPS sigma m | ping s | detector | visit F1 | P | R | enter delay med / p95 s | "
         "exit delay med / p95 s | fragmentation | false next door | false pass-by | flaps /100 dev-h | "
@@ -300,7 +310,7 @@ def main(argv=None) -> None:
     t_all, c_all = time.perf_counter(), time.process_time()
     configs = [(name, sigma, interval) for name in args.scenarios for sigma in args.noise for interval in args.interval]
     jobs = [
-        (*c, args.shoppers, seed, args.positions, args.beacons_per_store, args.detectors, args.breakdown)
+        (*c, args.shoppers, seed, args.positions, args.beacons_per_store, args.detectors, args.breakdown, presence)
         for c in configs
         for seed in seeds
     ]
@@ -348,7 +358,6 @@ def calibrate(args) -> None:
     import numpy as np
     import pandas as pd
 
-    from proximity.core.presence import PresenceConfig
     from simulator.calibration import fit_calibration, reliability, replay_with_confidence, visit_outcomes
 
     raw = EngineConfig(detection="probabilistic", presence=PresenceConfig(calibration=((0.0, 0.0), (1.0, 1.0))))
