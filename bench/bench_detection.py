@@ -42,8 +42,11 @@ column) as ``mean (min-max)``: with 80 shoppers a run holds 35-130 true visits (
 scanning phones), so one seed's F1 moves by a few hundredths from sampling alone (a binomial
 standard error of about 0.04 on 35 visits); never read a target off one seed.
 ``--detectors`` keeps only the named rows (the others are not computed). ``--breakdown``
-prints a second table of where visits are lost: recall by true stay length, the share of
-true visits split in several, and the false visits by cause (the scoring's ``false_visits``).
+prints a second table of where visits are lost: the visit F1 on fences under 30 m and on those
+of 30 m and more (a store's short side, each class scored alone), recall by true stay length,
+the share of true visits split in several, and the false visits by cause (the scoring's
+``false_visits``). ``--presence NAME=VALUE ...`` sets :class:`PresenceConfig` fields of the
+probabilistic rows (e.g. ``walk_speed_mps=1.3 inflate_gate=2``).
 """
 
 from __future__ import annotations
