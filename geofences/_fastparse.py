@@ -15,7 +15,7 @@ parsing each feature alone.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from types import MappingProxyType
 from typing import Any, TypeGuard
@@ -23,6 +23,7 @@ from typing import Any, TypeGuard
 import numpy as np
 import shapely
 
+from geofences._rawcoords import Coords
 from geofences.errors import InvalidGeofence
 from geofences.model import FenceKind, Geofence, Limits
 
@@ -36,11 +37,27 @@ def _is_num(v: object) -> TypeGuard[int | float]:
     return type(v) in _NUM
 
 
-def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence | None], list[InvalidGeofence]]:
-    """Parse features in bulk; return (fence or None per feature, errors naming their index)."""
+def parse_many(
+    features: Sequence[Any],
+    limits: Limits,
+    raw_coords: Coords | None = None,
+    whole: Callable[[int], Any] | None = None,
+) -> tuple[list[Geofence | None], list[InvalidGeofence]]:
+    """Parse features in bulk; return (fence or None per feature, errors naming their index).
+
+    With ``raw_coords`` (see :mod:`geofences._rawcoords`) the features' geometry coordinates are
+    placeholders and their values are in those arrays; a feature that needs a closer look is
+    then ``whole(i)``, decoded with its coordinates.
+    """
     from geofences.geojson import RESERVED_PROPERTIES, _read_id, _seconds, parse_feature
 
     n = len(features)
+    fast = raw_coords is not None
+    if fast:
+        assert raw_coords is not None and whole is not None
+        depths = raw_coords.depth.tolist()
+        points = raw_coords.point.tolist()
+        feat_meta = np.full(n, -1, np.int64)  # meta row of each polygon feature read from coords
     out: list[Geofence | None] = [None] * n
     slow: list[int] = []
     meta: list[list[Any]] = []  # [index, id, name, tags, free, dwell, exit, kind, radius, lon, lat]
@@ -105,7 +122,25 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
             None,
         ]
         gtype, coords = geom.get("type"), geom.get("coordinates")
-        if gtype == "Point":
+        if fast:
+            d = depths[i]
+            if d == 0 or type(coords) is not int:  # not read from the raw text: look closer
+                slow.append(i)
+                continue
+            if gtype == "Point" and d == 1:
+                radius = props.get("radius_m")
+                x, y = points[i]
+                if not _is_num(radius) or not 0 < radius <= limits.max_radius_m or not (abs(x) <= 180 and abs(y) <= 90):
+                    slow.append(i)
+                    continue
+                row[7:] = FenceKind.CIRCLE, float(radius), x, y
+            elif (gtype == "Polygon" and d == 3) or (gtype == "MultiPolygon" and d == 4):
+                row[7] = FenceKind.POLYGON if d == 3 else FenceKind.MULTIPOLYGON
+                feat_meta[i] = len(meta)
+            else:
+                slow.append(i)
+                continue
+        elif gtype == "Point":
             radius = props.get("radius_m")
             if (
                 type(coords) is not list
@@ -142,24 +177,47 @@ def parse_many(features: Sequence[Any], limits: Limits) -> tuple[list[Geofence |
             slow.append(i)
             continue
         meta.append(row)
-    bad_meta = _build(meta, rings, np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64), limits, out)
+    if fast:
+        checked, ring_poly_a, poly_meta_a = _raw_rings(raw_coords, feat_meta)  # type: ignore[arg-type]
+    else:
+        checked = _ring_checks(rings) if rings else None
+        ring_poly_a, poly_meta_a = np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64)
+    bad_meta = _build(meta, checked, ring_poly_a, poly_meta_a, limits, out)
     slow.extend(meta[k][0] for k in bad_meta)
     errors: list[InvalidGeofence] = []
     for i in sorted(slow):
         try:
-            out[i] = parse_feature(features[i], limits=limits)
+            out[i] = parse_feature(whole(i) if whole is not None else features[i], limits=limits)
         except InvalidGeofence as exc:
             errors.append(exc.with_index(i))
     return out, errors
 
 
-def _build(meta, rings, ring_poly, poly_meta, limits: Limits, out: list) -> np.ndarray:
-    """Build and validate every geometry; fill ``out``; return the meta rows that need a slow look."""
+def _raw_rings(coords: Coords, feat_meta: np.ndarray) -> tuple[tuple | None, np.ndarray, np.ndarray]:
+    """The rings of the polygon features kept (``feat_meta`` >= 0), checked as ``_ring_checks``
+    does, with each ring's polygon and each polygon's meta row."""
+    pm = feat_meta[coords.poly_feat]
+    keep_poly = pm >= 0
+    if not keep_poly.any():
+        return None, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ring_keep = keep_poly[coords.ring_poly]
+    ring_len = coords.ring_len[ring_keep]
+    xy = coords.xy[np.repeat(ring_keep, coords.ring_len)]
+    new_poly = np.cumsum(keep_poly) - 1
+    ring_poly = new_poly[coords.ring_poly[ring_keep]]
+    return _checked_rings(xy, ring_len, np.ones(len(xy), bool)), ring_poly, pm[keep_poly]
+
+
+def _build(meta, checked, ring_poly, poly_meta, limits: Limits, out: list) -> np.ndarray:
+    """Build and validate every geometry; fill ``out``; return the meta rows that need a slow look.
+
+    ``checked`` is ``_ring_checks``' (bad ring mask, positions, positions per ring), or None
+    when there are no rings."""
     bad = np.zeros(len(meta), bool)
     kinds = np.fromiter((m[7] for m in meta), np.int64, len(meta))
     polys = None
-    if rings:
-        ring_bad, xy, ring_len = _ring_checks(rings)
+    if checked is not None:
+        ring_bad, xy, ring_len = checked
         np.logical_or.at(bad, poly_meta[ring_poly[ring_bad]], True)
         nverts = np.bincount(poly_meta[ring_poly], weights=ring_len, minlength=len(meta))
         bad |= nverts > limits.max_vertices
@@ -265,10 +323,17 @@ def _ring_checks(rings: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         pos_ok &= typed.reshape(-1, 2).all(axis=1)
         values = (v if type(v) in _NUM else 0.0 for v in chain.from_iterable(positions))
     xy = np.fromiter(values, np.float64, 2 * len(positions)).reshape(-1, 2)
+    return _checked_rings(xy, ring_len, pos_ok)
+
+
+def _checked_rings(
+    xy: np.ndarray, ring_len: np.ndarray, pos_ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bad ring mask, xy, ring_len): positions finite and in range, rings closed with an area."""
     pos_ok &= np.isfinite(xy).all(axis=1) & (np.abs(xy[:, 0]) <= 180) & (np.abs(xy[:, 1]) <= 90)
     bad = ring_len < 4
     if not pos_ok.all():
-        np.logical_or.at(bad, np.repeat(np.arange(len(rings)), ring_len)[~pos_ok], True)
+        np.logical_or.at(bad, np.repeat(np.arange(len(ring_len)), ring_len)[~pos_ok], True)
     starts = np.cumsum(ring_len) - ring_len
     last = np.maximum(starts + ring_len - 1, 0)
     safe = np.minimum(starts, len(xy) - 1) if len(xy) else starts
@@ -282,6 +347,6 @@ def _ring_checks(rings: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf positions are bad already
             np.subtract(x[:-1] * y[1:], x[1:] * y[:-1], out=cross[:-1])
             cross[end] = 0.0
-            area2 = np.add.reduceat(cross, safe) if len(rings) else cross[:0]
+            area2 = np.add.reduceat(cross, safe) if len(ring_len) else cross[:0]
         bad |= ~(np.abs(area2) > 0)
     return bad, xy, ring_len

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import IO, Any
 
 import msgspec
@@ -26,6 +27,7 @@ import shapely
 
 from geofences._fastparse import parse_many
 from geofences._memory import gc_paused
+from geofences._rawcoords import decode_chunk
 from geofences.errors import InvalidCollection, InvalidGeofence, InvalidRecord
 from geofences.geojson import _parse_chunks, parse_collection
 from geofences.model import Geofence, Limits
@@ -115,12 +117,27 @@ class _NotDecodable(Exception):
     """A feature slice orjson refuses (msgspec's scan is more lenient): decode the whole."""
 
 
-def _decoded_chunks(features: list[msgspec.Raw], chunk: int) -> Iterator[list[Any]]:
+def _decoded_chunks(features: list[msgspec.Raw], chunk: int) -> Iterator[Any]:
+    """Each run of ``chunk`` features: decoded with their coordinates as arrays
+    (:func:`geofences._rawcoords.decode_chunk`), or, when that does not fit, decoded by orjson."""
     for start in range(0, len(features), chunk):
+        raws = features[start : start + chunk]
+        fast = decode_chunk(raws)
+        if fast is not None:
+            yield fast[0], fast[1], partial(_whole, raws)
+            continue
         try:
-            yield orjson.loads(b"[" + b",".join(features[start : start + chunk]) + b"]")
+            yield orjson.loads(b"[" + b",".join(raws) + b"]")
         except orjson.JSONDecodeError:
             raise _NotDecodable from None
+
+
+def _whole(raws: list[msgspec.Raw], i: int) -> Any:
+    """Feature ``i`` of a chunk decoded with its coordinates (for a closer look)."""
+    try:
+        return orjson.loads(memoryview(raws[i]))
+    except orjson.JSONDecodeError:
+        raise _NotDecodable from None
 
 
 @gc_paused()  # the decoded document: millions of objects, no cycles (see geofences._memory)

@@ -152,7 +152,9 @@ def _parse_chunks(
     with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
         for part in chunks:
             start = len(parsed)
-            got, bad = parse_many(part, limits)
+            # A chunk is its decoded features, or (features, raw coordinates, whole) from
+            # geofences._rawcoords (see parse_many).
+            got, bad = parse_many(part[0], limits, *part[1:]) if type(part) is tuple else parse_many(part, limits)
             del part
             parsed.extend(got)
             errors.extend(e.with_index(start + e.index) if e.index is not None else e for e in bad)
