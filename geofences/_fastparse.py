@@ -30,6 +30,7 @@ from geofences.model import FenceKind, Geofence, Limits
 _NO_PROPS: MappingProxyType = MappingProxyType({})
 _NUM = (int, float)
 _SEP = "\x00"
+_MAX_FLOAT = sys.float_info.max
 
 
 def _is_num(v: object) -> TypeGuard[int | float]:
@@ -82,11 +83,12 @@ def parse_many(
             # rest (integers, properties.id, errors) take _read_id.
             if not (type(fid) is str and 0 < len(fid) <= max_id and fid.isprintable() and not fid.isspace()):
                 fid = _read_id(feat, props, None, limits)
+            # A finite float in range is what _seconds returns unchanged; the rest take it.
             dwell = props.get("dwell_s")
-            if dwell is not None:
+            if dwell is not None and not (type(dwell) is float and 0.0 <= dwell <= _MAX_FLOAT):
                 dwell = _seconds(fid, props, "dwell_s", allow_zero=True)
             exit_after = props.get("exit_after_s")
-            if exit_after is not None:
+            if exit_after is not None and not (type(exit_after) is float and 0.0 < exit_after <= _MAX_FLOAT):
                 exit_after = _seconds(fid, props, "exit_after_s", allow_zero=False)
         except InvalidGeofence:
             slow.append(i)
@@ -107,7 +109,11 @@ def parse_many(
         else:
             slow.append(i)
             continue
-        free = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
+        free = (
+            None
+            if props.keys() <= RESERVED_PROPERTIES
+            else {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
+        )
         row: list[Any] = [
             i,
             fid,

@@ -42,6 +42,12 @@ _LOW7 = _U(0x7F7F7F7F7F7F7F7F)
 _HIGH = _U(0x8080808080808080)
 _ZERO = _U(0x3030303030303030)
 _ADD = _U(0x7676767676767676)  # a byte (c ^ '0') & 0x7F plus 0x76 reaches 0x80 unless c is a digit
+# Gap text between two positions by its length (8: across two regions, not checked here).
+_GAP_OK = np.array([False, True, False, True, False, True, False, False, True])
+_GAP_MASK = np.array([0, 0xFF, 0, 0xFFFFFF, 0, 0xFFFFFFFFFF, 0, 0, 0], np.uint64)
+_GAP_TEXT = np.array(
+    [0, ord(","), 0, int.from_bytes(b"],[", "little"), 0, int.from_bytes(b"]],[[", "little"), 0, 0, 0], np.uint64
+)
 
 
 @dataclass(frozen=True)
@@ -103,13 +109,12 @@ def decode_chunk(raws: list[msgspec.Raw]) -> tuple[list, Coords] | None:
     b = bounds.tolist()
     texts = [joined[b[k] : b[k + 1]] for k in range(1, len(b) - 1, 2)]
     text = b"".join(texts)
-    tight_text = text.translate(None, _WS)
-    if len(tight_text) == len(text):
-        region_len = ve - vs
-    else:
+    region_len = ve - vs
+    if any(w in text for w in (b" ", b"\n", b"\r", b"\t")):  # memchr: cheaper than translating
+        text = text.translate(None, _WS)
         region_len = np.fromiter((len(t.translate(None, _WS)) for t in texts), np.int64, len(texts))
-    del texts, text
-    read = _read(tight_text, region_len)
+    del texts
+    read = _read(text, region_len)
     if read is None:
         return None
     try:
@@ -193,22 +198,13 @@ def _read(t: bytes, region_len: np.ndarray):
         has = depth - 1 > j
         if not ((pad[r_start[has] + j] == ord("[")).all() and (pad[r_end[has] - 1 - j] == ord("]")).all()):
             return None
+    # Between two positions of a region: ",", "],[" or "]],[[" (the 8 bytes after a ']' are
+    # compared with the pattern its gap's length calls for; code 8: the next region's first).
     gap = leaf_open[1:] - leaf_close[:-1] - 1
-    c = leaf_close[:-1]
-    inner = np.ones(len(gap), bool)
-    inner[last_leaf[:-1]] = False  # from a region's last position to the next region's first
-    one, three, five = inner & (gap == 1), inner & (gap == 3), inner & (gap == 5)
-    if not (
-        (one | three | five | ~inner).all()
-        and (pad[c[one] + 1] == ord(",")).all()
-        and (pad[c[three | five] + 1] == ord("]")).all()
-        and (pad[c[three] + 2] == ord(",")).all()
-        and (pad[c[three] + 3] == ord("[")).all()
-        and (pad[c[five] + 2] == ord("]")).all()
-        and (pad[c[five] + 3] == ord(",")).all()
-        and (pad[c[five] + 4] == ord("[")).all()
-        and (pad[c[five] + 5] == ord("[")).all()
-    ):
+    code = np.minimum(gap, 7)
+    code[last_leaf[:-1]] = 8
+    after = at[leaf_close[:-1] + 1]
+    if not (_GAP_OK[code].all() and ((after & _GAP_MASK[code]) == _GAP_TEXT[code]).all()):
         return None
     xy_all = values.reshape(-1, 2)
     point = np.zeros((m, 2))
@@ -217,9 +213,9 @@ def _read(t: bytes, region_len: np.ndarray):
     # Rings and polygons of the depth-3 and depth-4 regions.
     leaf_region = np.repeat(np.arange(m), last_leaf - first_leaf + 1)
     new_ring = np.zeros(k // 2, bool)
-    new_ring[1:] = three | five
+    new_ring[1:] = (code == 3) | (code == 5)
     new_poly = np.zeros(k // 2, bool)
-    new_poly[1:] = five
+    new_poly[1:] = code == 5
     new_ring[first_leaf] = new_poly[first_leaf] = True
     sel = depth[leaf_region] >= 3
     xy = np.ascontiguousarray(xy_all[sel])

@@ -170,8 +170,14 @@ def _unique(
 
     ``where`` gives each record's index for the error (default: its position in ``parsed``).
     """
+    fences: list[Geofence] = [f for f in parsed if f is not None]
+    if len({f.id for f in fences}) == len(fences):  # no repeated id: nothing to look up one by one
+        if errors:
+            errors.sort(key=lambda e: e.index if e.index is not None else -1)
+            raise InvalidCollection(errors, source)
+        return fences
     seen: dict[str, int] = {}
-    fences: list[Geofence] = []
+    fences = []
     for i, fence in enumerate(parsed):
         if fence is None:
             continue
