@@ -68,9 +68,12 @@ def read_collection(
     in results and errors, without ever holding the whole decoded document.
 
     The features are split as raw JSON slices (msgspec), then each run of ``chunk`` features is
-    decoded with orjson and parsed in bulk before the next is decoded. Anything unusual (not an
-    object, no ``features`` array, a slice orjson refuses) takes the plain path, so errors are
-    exactly those of :func:`geofences.parse_collection` after ``orjson.loads``.
+    decoded and parsed in bulk before the next is decoded: their coordinates cut out of the text
+    and read as arrays, the rest decoded by orjson (:mod:`geofences._rawcoords`), or, for a
+    chunk whose coordinates are not in the common machine-written form, all of it by orjson.
+    Anything unusual (not an object, no ``features`` array, a slice orjson refuses) takes the
+    plain path, so errors are exactly those of :func:`geofences.parse_collection` after
+    ``orjson.loads``.
 
     Parameters
     ----------
