@@ -93,11 +93,10 @@ def read_collection(
 
     Notes
     -----
-    This trades CPU for memory: at a million store-size fences (550 MB of JSON) the peak
-    resident set of a load fell from 6.8 to 4.0 GB, and the load took 2-3 s more CPU (25-28 s:
-    the split is 0.85 s, and chunks decoded between frees ran slower). At 100k it is even. A
-    slice that orjson refuses sends the whole document down the plain path, whose progress
-    starts again from zero.
+    At a million store-size fences (550 MB of JSON) the peak resident set of a load is 4.0 GB
+    (6.8 when decoding everything first). Reading the coordinates as arrays took 14-18% off the
+    read's CPU (README, issue 11 stop 4). A slice that orjson refuses sends the whole document
+    down the plain path, whose progress starts again from zero.
     """
     try:
         members = _MEMBERS.decode(data)
