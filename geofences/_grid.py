@@ -8,6 +8,7 @@ lazily after changes; see the README's design section for why this beats an R-tr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ _LEVEL_FACTOR = 16.0
 _MAX_CELLS = 64
 _CELLS_PER_FENCE = 2.0  # base cell = median fence extent / this (tuned in bench, see README)
 _KEY_SHIFT = np.int64(1 << 31)
+_SHIFT = 1 << 31  # the same, for keys computed on Python ints
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,29 @@ class _Grid:
             pis.append(pi)
             sls.append(sl)
         return _concat(pis, sls)
+
+    def query_points_few(self, x: list[float], y: list[float]) -> tuple[list[int], list[int]]:
+        """:meth:`query_points` for the few points of a phone's request, on Python floats: the
+        same pairs in the same order (level, then point, then the cell's slots), without the
+        dozen array operations per level."""
+        pis: list[int] = []
+        sls: list[int] = []
+        for lv in self.levels:
+            minx, miny, maxx, maxy = lv.bbox
+            cell, keys = lv.cell_deg, lv.keys
+            last = len(keys) - 1
+            for i, (px, py) in enumerate(zip(x, y)):
+                if not (minx <= px <= maxx and miny <= py <= maxy):
+                    continue
+                key = math.floor((px + 180.0) / cell) * _SHIFT + math.floor((py + 90.0) / cell)
+                j = min(int(keys.searchsorted(key)), last)
+                if keys[j] != key:
+                    continue
+                s, e = lv.starts[j : j + 2].tolist()
+                run = lv.slots[s:e].tolist()
+                pis += [i] * len(run)
+                sls += run
+        return pis, sls
 
     def query_boxes(self, minx, miny, maxx, maxy) -> tuple[np.ndarray, np.ndarray]:
         """Return unique (query index, slot) pairs whose cells meet the query boxes."""

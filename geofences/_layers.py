@@ -78,6 +78,20 @@ class _Layers:
         pi2, sl2 = delta.query_points(x, y)
         return np.concatenate([pi[keep], pi2]), np.concatenate([sl[keep], sl2])
 
+    def query_points_few(self, x: list[float], y: list[float]) -> tuple[list[int], list[int]]:
+        """:meth:`query_points` on Python lists (:meth:`_Grid.query_points_few`): the same pairs
+        in the same order."""
+        main, in_main, delta = self.main, self.in_main, self.delta_grid
+        pi, sl = main.query_points_few(x, y) if main is not None else ([], [])
+        if delta is None:
+            return pi, sl
+        if sl:
+            keep = in_main[sl].tolist()
+            pi = [p for p, k in zip(pi, keep) if k]
+            sl = [s for s, k in zip(sl, keep) if k]
+        pi2, sl2 = delta.query_points_few(x, y)
+        return pi + pi2, sl + sl2
+
     def query_boxes(self, minx, miny, maxx, maxy) -> tuple[np.ndarray, np.ndarray]:
         """Unique (query index, slot) pairs whose cells meet the boxes, over both layers."""
         main, in_main, delta = self.main, self.in_main, self.delta_grid

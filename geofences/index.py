@@ -8,6 +8,7 @@ interactive queries (bounding-box listing, nearest fences).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -18,7 +19,7 @@ import shapely
 from rtree import index as rtree_index
 
 from geofences._columns import Columns
-from geofences._derive import ERR, KX, LAT0, LON0, RADIUS, derive, to_frame
+from geofences._derive import ERR, KX, KY, LAT0, LON0, RADIUS, derive, to_frame
 from geofences._grid import _unique_pairs, _unique_slots
 from geofences._layers import _Layers
 from geofences._memory import gc_paused, release_free_memory
@@ -32,6 +33,10 @@ __all__ = ["FenceIndex", "Matches", "Near", "INSIDE", "UNCERTAIN"]
 INSIDE = np.int8(1)
 UNCERTAIN = np.int8(2)
 
+#: Matches of at most this many points take :meth:`FenceIndex._match_few` (plain Python).
+FEW = 8
+#: ... and, when they have at most this many candidate pairs, all circles, the circle test too.
+FEW_PAIRS = 32
 #: Changes remembered for :meth:`FenceIndex.changes_since`.
 _LOG_LENGTH = 4096
 #: Changes of more slots than this are logged as "start over" (see :meth:`changes_since`).
@@ -336,13 +341,66 @@ class FenceIndex:
                 return Matches(pi, sl, state, version)
 
     def _match(self, grid, lon, lat, unc):
-        slots = self._slots
         # Cells are padded by pad_m, so a point lookup finds every fence within pad_m.
         small = None if unc is None else unc <= self.pad_m
+        if len(lon) <= FEW and (small is None or small.all()):
+            return self._match_few(grid, lon, lat, unc)
+        return self._match_many(grid, lon, lat, unc, small)
+
+    def _match_many(self, grid, lon, lat, unc, small):
+        """:meth:`_match` as array operations (any batch; ``small``: the points whose uncertainty
+        is within the cells' padding, None when no point has one)."""
         if small is None or small.all():
             pi, sl = grid.query_points(lon, lat)
         else:
             pi, sl = self._query_mixed(grid, lon, lat, unc, small)
+        return self._narrow(pi, sl, lon, lat, unc)
+
+    def _match_few(
+        self, grid: _Layers, lon: np.ndarray, lat: np.ndarray, unc: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_match` of a few points (a phone's request) on Python floats: the grid lookup
+        of :meth:`_Layers.query_points_few` and, when every candidate is a circle, the circle
+        test of :func:`_circle_distance` per pair (the same floating-point operations, so the
+        same pairs, states and order; a hypothesis property compares them). Candidates with a
+        polygon go through :meth:`_narrow`, as in a big batch."""
+        x, y = lon.tolist(), lat.tolist()
+        pl, sll = grid.query_points_few(x, y)
+        if not pl:
+            e = np.empty(0, np.int64)
+            return e, e.copy(), np.empty(0, np.int8)
+        slots = self._slots
+        if len(pl) > FEW_PAIRS or not all(slots.is_circle[sll].tolist()):
+            return self._narrow(np.array(pl, np.int64), np.array(sll, np.int64), lon, lat, unc)
+        rows = slots.num[sll].tolist()
+        dlon = [x[p] - r[LON0] for p, r in zip(pl, rows)]
+        if max(map(abs, dlon)) > 180.0:  # as to_frame: only near the antimeridian
+            dlon = [(v + 180.0) % 360.0 - 180.0 for v in dlon]
+        u = None if unc is None else unc.tolist()
+        keep_p: list[int] = []
+        keep_s: list[int] = []
+        keep_st: list[int] = []
+        sqrt = math.sqrt
+        for p, s, r, dl in zip(pl, sll, rows, dlon):
+            dx, dy = dl * r[KX], (y[p] - r[LAT0]) * r[KY]
+            d = sqrt(dx * dx + dy * dy)
+            rad = r[RADIUS]
+            reach = d if d > rad else rad
+            err = 1.0 + reach * reach * r[ERR]
+            if -err <= d - rad <= err or abs(r[LAT0]) > 85.0:  # near the rim: the exact geodesic
+                d = float(distance_m(r[LON0], r[LAT0], x[p], y[p])[()])
+            state = 1 if d <= rad else 0
+            if u is not None and u[p] > 0 and abs(d - rad) < u[p]:
+                state = 2
+            if state:
+                keep_p.append(p)
+                keep_s.append(s)
+                keep_st.append(state)
+        return np.array(keep_p, np.int64), np.array(keep_s, np.int64), np.array(keep_st, np.int8)
+
+    def _narrow(self, pi, sl, lon, lat, unc):
+        """The narrow phase of :meth:`_match` over candidate pairs (point, slot)."""
+        slots = self._slots
         state = np.zeros(len(pi), dtype=np.int8)
         circle = slots.is_circle[sl]
         poly = np.flatnonzero(~circle)

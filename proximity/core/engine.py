@@ -105,6 +105,14 @@ class IngestResult:
 #: the codes of :attr:`IngestResult.status`
 PING_STATUS = ("accepted", "stale", "duplicates", "inaccurate")
 
+#: Exact-detection batches of at most this many pings (after the accuracy filter) take
+#: :meth:`Engine._compute_few`: merged phone requests, where fixed per-array costs dominate.
+FEW_PINGS = 64
+
+#: The stay columns of devices inside no fence (shared: a store never writes into the states it
+#: is given, and the engine replaces, never mutates, these columns)
+_NO_STAYS = (np.empty(0, np.int64), np.empty(0, object), np.empty(0), np.empty(0, np.uint64), np.empty(0, bool))
+
 
 class _Settings:
     """Per-slot columns derived from the fence definitions, for one index version.
@@ -311,7 +319,8 @@ class Engine:
                 cur[:] = [d, c, keys]
             ev, after, rows, stale, dup = self._compute(d, c[:4] + c[5:], states)
             decided[0] = ev
-            return Attempt((ev, stale, dup, c[4]), rows, states.select(rows) if len(rows) else None, after)
+            before = None if not len(rows) else states if len(rows) == len(states) else states.select(rows)
+            return Attempt((ev, stale, dup, c[4]), rows, before, after)
 
         def keep(out, keys: np.ndarray, done: np.ndarray):
             ev, stale, dup, pos = out
@@ -349,6 +358,109 @@ class Engine:
 
     def _compute(self, dev, cols, states: DeviceStates):
         """Run one batch against loaded states; return events, new states and the rows saved."""
+        if len(dev) <= FEW_PINGS and self.config.detection == "exact":
+            return self._compute_few(dev, cols, states)
+        return self._compute_batch(dev, cols, states)
+
+    def _compute_few(self, dev, cols, states: DeviceStates):
+        """:meth:`_compute_batch` for the few pings of merged phone requests (exact detection):
+        the same events, states and verdicts (hypothesis properties compare them), with the
+        per-ping screening and grouping on Python lists, no copy or selection of states that
+        stay whole, and no array work for what is empty (most calls have no stay and no event).
+        """
+        ts, lon, lat, acc = cols[:4]
+        n = len(dev)
+        dl, tl = dev.tolist(), ts.tolist()
+        last = states.last_ts.tolist()
+        stale, dup = [False] * n, [False] * n
+        keep: list[int] = []
+        rows_l: list[int] = []
+        starts_l: list[int] = []
+        local_l: list[int] = []
+        prev_d, prev_t = -1, 0.0
+        for i, (d, t) in enumerate(zip(dl, tl)):
+            ref = last[d]  # the newer of the stored last ping and the previous ping of the batch
+            if d == prev_d and (ref != ref or prev_t > ref):
+                ref = prev_t
+            prev_d, prev_t = d, t
+            if t == ref:
+                dup[i] = True
+            elif t < ref:
+                stale[i] = True
+            else:
+                if not rows_l or rows_l[-1] != d:
+                    rows_l.append(d)
+                    starts_l.append(len(keep))
+                local_l.append(len(rows_l) - 1)
+                keep.append(i)
+        n_stale, n_dup = np.array(stale, bool), np.array(dup, bool)
+        rows = np.array(rows_l, np.int64)
+        if not keep:
+            return EventBatch.empty(), states.select(rows), rows, n_stale, n_dup
+        if len(keep) < n:
+            k = np.array(keep, np.int64)
+            ts, lon, lat, acc = ts[k], lon[k], lat[k], acc[k]
+        sub = states if len(rows_l) == len(states) else states.select(rows)
+        ends_l = starts_l[1:] + [len(keep)]
+        starts, ends = np.array(starts_l, np.int64), np.array(ends_l, np.int64)
+        local = np.array(local_l, np.int64)
+        unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
+        while True:  # the match and the per-slot tables must describe the same index version
+            m = self.index.match(lon, lat, unc)
+            cfg = self.settings()
+            if cfg.version == m.version:
+                break
+        s_dev, s_enter, s_dwelled, s_visit = sub.stay_dev, sub.stay_enter_ts, sub.stay_dwelled, sub.stay_visit
+        stay_slot = cfg.slots_for(sub.stay_fence)
+        if len(stay_slot) and not (live := stay_slot >= 0).all():
+            s_dev, stay_slot, s_enter, s_dwelled = s_dev[live], stay_slot[live], s_enter[live], s_dwelled[live]
+            s_visit = s_visit[live]
+        t = transitions(
+            local, ts, starts, ends, sub.last_ts, m.point, m.slot, m.state,
+            s_dev, stay_slot, s_enter, s_dwelled, cfg.dwell_s, cfg.exit_after_s,
+        )  # fmt: skip
+        last_i = np.array(ends_l, np.int64) - 1
+        after = DeviceStates(
+            sub.device_ids,
+            sub.version,
+            ts[last_i],
+            lon[last_i],
+            lat[last_i],
+            *_NO_STAYS,
+            trk_dev=sub.trk_dev,
+            trk_fence=sub.trk_fence,
+            trk_p=sub.trk_p,
+            trk_mark=sub.trk_mark,
+            fix_lon=sub.fix_lon,
+            fix_lat=sub.fix_lat,
+            fix_var=sub.fix_var,
+        )
+        if not len(t.st_dev):
+            return EventBatch.empty(), after, rows, n_stale, n_dup
+        visit = np.zeros(len(t.st_dev), np.uint64)
+        old = t.st_initial >= 0
+        visit[old] = s_visit[t.st_initial[old]]
+        new = np.flatnonzero(~old)
+        if len(new):
+            visit[new] = _visit_ids(sub.device_ids[t.st_dev[new]], cfg.hash[t.st_slot[new]], t.st_enter_ts[new])
+        events = EventBatch.empty()
+        if len(t.ev_ts):
+            dur = np.full(len(t.ev_ts), np.nan)
+            is_exit = t.ev_kind == EventKind.EXIT
+            dur[is_exit] = t.ev_ts[is_exit] - t.st_enter_ts[t.ev_stay[is_exit]]
+            events = EventBatch(
+                sub.device_ids[t.ev_dev], cfg.ids[t.ev_slot], t.ev_kind, t.ev_ts, visit[t.ev_stay], dur, t.ev_reason
+            )
+        o = t.open_stays
+        if len(o):
+            o_slot = t.st_slot[o]
+            after.stay_dev, after.stay_fence = t.st_dev[o], cfg.ids[o_slot]
+            after.stay_enter_ts, after.stay_visit, after.stay_dwelled = t.st_enter_ts[o], visit[o], t.st_dwelled[o]
+            after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[o_slot])
+        return events, after, rows, n_stale, n_dup
+
+    def _compute_batch(self, dev, cols, states: DeviceStates):
+        """:meth:`_compute` of a batch, as array operations (any size, both detection modes)."""
         ts, lon, lat, acc = cols[:4]
         place = cols[4] if len(cols) > 4 else None
         prev_ts = states.last_ts[dev]

@@ -332,7 +332,9 @@ class JournaledStateStore(_Journaled):
     def save(self, before: DeviceStates, after: DeviceStates) -> np.ndarray:
         with self._lock:
             ok = self.inner.save(before, after)
-            if ok.any():
+            if len(ok) and ok.all():  # the usual case: no conflict, every row written
+                self._journal(after, len(ok))
+            elif ok.any():
                 rows = np.flatnonzero(ok)
                 self._journal(after.select(rows), len(rows))
         return ok
