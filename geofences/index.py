@@ -330,7 +330,9 @@ class FenceIndex:
         lat = np.ascontiguousarray(lat, dtype=np.float64)
         unc = None
         if uncertainty_m is not None:
-            unc = np.nan_to_num(np.asarray(uncertainty_m, dtype=np.float64), nan=0.0)
+            unc = np.asarray(uncertainty_m, dtype=np.float64)
+            if not np.isfinite(unc).all():
+                unc = np.nan_to_num(unc, nan=0.0)
             if not (unc > 0).any():
                 unc = None
         while True:
@@ -403,16 +405,21 @@ class FenceIndex:
         slots = self._slots
         state = np.zeros(len(pi), dtype=np.int8)
         circle = slots.is_circle[sl]
-        poly = np.flatnonzero(~circle)
-        if len(poly):
+        if circle.all():  # circles only (a store chain's fences): no selection of them
+            circ = np.arange(len(sl))
+            num = slots.num[sl]
+            circ_d = _circle_distance(num, lon[pi], lat[pi]) if len(sl) else np.empty(0)
+            state[circ_d <= num[:, RADIUS]] = INSIDE
+        else:
+            poly = np.flatnonzero(~circle)
             hit = shapely.intersects_xy(slots.geom[sl[poly]], lon[pi[poly]], lat[pi[poly]])
             state[poly[hit]] = INSIDE
-        circ = np.flatnonzero(circle)
-        num = slots.num[sl[circ]]
-        circ_d = np.empty(0)
-        if len(circ):
-            circ_d = _circle_distance(num, lon[pi[circ]], lat[pi[circ]])
-            state[circ[circ_d <= num[:, RADIUS]]] = INSIDE
+            circ = np.flatnonzero(circle)
+            num = slots.num[sl[circ]]
+            circ_d = np.empty(0)
+            if len(circ):
+                circ_d = _circle_distance(num, lon[pi[circ]], lat[pi[circ]])
+                state[circ[circ_d <= num[:, RADIUS]]] = INSIDE
         if unc is not None:
             self._mark_uncertain(pi, sl, circ, num, circ_d, state, lon, lat, unc)
         keep = np.flatnonzero(state)
@@ -440,9 +447,12 @@ class FenceIndex:
 
     def _mark_uncertain(self, pi, sl, circ, circ_num, circ_d, state, lon, lat, unc):
         u = unc[pi]
-        is_circ = np.zeros(len(pi), bool)
-        is_circ[circ] = True
-        sel = np.flatnonzero((u > 0) & ~is_circ)
+        if len(circ) == len(pi):  # circles only
+            sel = circ[:0]
+        else:
+            is_circ = np.zeros(len(pi), bool)
+            is_circ[circ] = True
+            sel = np.flatnonzero((u > 0) & ~is_circ)
         if len(sel):  # a point beyond the fence's box grown by u is certainly outside: no distance
             box = self._slots.box[sl[sel]]
             x, y, us = lon[pi[sel]], lat[pi[sel]], u[sel]

@@ -138,6 +138,11 @@ class _Settings:
             return max(len(self.base), int(self.slots[-1]) + 1 if len(self.slots) else 0)
 
         def __getitem__(self, idx):
+            if type(idx) is np.ndarray and idx.ndim == 1 and idx.dtype.kind == "i" and not len(self.slots):
+                # no patch (the usual state between fence changes): the base, without the lookups
+                n = len(self.base)
+                if n and (not len(idx) or idx.max() < n):
+                    return self.base[idx]
             scalar = np.ndim(idx) == 0
             idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
             n = len(self.base)
