@@ -103,7 +103,11 @@ class MemoryStore:
             if self._overflow:  # only the few devices inside more than _K fences
                 for i, row in zip(known, r):
                     for code, enter, visit, dwelled in self._overflow.get(row, ()):
-                        sd.append(i), sf.append(code), se.append(enter), sv.append(visit), sw.append(dwelled)
+                        sd.append(i)
+                        sf.append(code)
+                        se.append(enter)
+                        sv.append(visit)
+                        sw.append(dwelled)
             fence_ids = self._fence_ids
         if not sd:
             return DeviceStates(ids, version, last_ts, last_lon, last_lat, *_NO_STAYS, deadline, *_NO_TRACKS, *fix)
@@ -173,25 +177,34 @@ class MemoryStore:
         with self._lock:
             rows = self._rows_for(after.device_ids)
             ok = self._version[rows] == before.version
-            w = rows[ok]
-            self._last[w] = np.column_stack([after.last_ts, after.last_lon, after.last_lat])[ok]
-            self._version[w] = before.version[ok] + 1
-            self._deadline[w] = after.deadline[ok]
+            every = bool(ok.all())  # the usual case: no conflict, no row to drop
+
+            def written(col: np.ndarray) -> np.ndarray:
+                return col if every else col[ok]
+
+            w = written(rows)
+            last = self._last
+            last[w, 0], last[w, 1], last[w, 2] = (
+                written(after.last_ts),
+                written(after.last_lon),
+                written(after.last_lat),
+            )
+            self._version[w] = written(before.version) + 1
+            self._deadline[w] = written(after.deadline)
             self._fence[w] = -1
-            self._tfence[w] = -1
+            if self._tfence.shape[1]:
+                self._tfence[w] = -1
             if self._fix is None and not np.isnan(after.fix_var).all():
                 self._fix = np.full((len(self._version), 3), np.nan)
             if self._fix is not None:
                 self._fix[w] = np.column_stack([after.fix_lon, after.fix_lat, after.fix_var])[ok]
-            tkeep = ok[after.trk_dev] if len(after.trk_dev) else np.zeros(0, bool)
-            if tkeep.any():
+            if len(after.trk_dev) and (tkeep := ok[after.trk_dev]).any():
                 self._save_tracks(after, np.flatnonzero(tkeep), rows)
             if self._overflow:
                 for row in set(self._overflow).intersection(w.tolist()):
                     del self._overflow[row]
                 self._overflow_cache = None
-            keep = ok[after.stay_dev] if len(after.stay_dev) else np.zeros(0, bool)
-            if keep.any():
+            if len(after.stay_dev) and (keep := ok[after.stay_dev]).any():
                 sel = np.flatnonzero(keep)
                 sd = after.stay_dev[sel]
                 if len(sd) > 1 and (sd[1:] < sd[:-1]).any():

@@ -189,8 +189,14 @@ _COMPACT_TRIES = 2000  # about 2 s of waiting for a moment with no record held b
 _FORGET = "forget"  # a journal record of devices deleted (their ids), not of states written
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _columns(states: Any) -> dict[str, np.ndarray]:
-    return {f.name: getattr(states, f.name) for f in fields(states)}
+    names = _FIELD_NAMES.get(type(states))
+    if names is None:  # dataclasses.fields() costs microseconds a call: once per class
+        names = _FIELD_NAMES[type(states)] = tuple(f.name for f in fields(states))
+    return {name: getattr(states, name) for name in names}
 
 
 _LISTS = "__lists__"  # a record whose small 1-D columns were written as (dtype, list)
