@@ -165,6 +165,17 @@ class PingBatch:
 
     @classmethod
     def concat(cls, batches: list[PingBatch]) -> PingBatch:
+        n = len(batches)
+        if n <= _FEW_SINGLES and all(len(b) == 1 and b.place is None for b in batches):
+            # merged single-ping requests: one array per column from the values, not a
+            # concatenation of n one-element arrays (a sixth of the cost)
+            dev = np.empty(n, object)
+            dev[:] = [b.device_id[0] for b in batches]
+            ts, lon, lat, acc = (
+                np.fromiter((getattr(b, f)[0] for b in batches), np.float64, n)
+                for f in ("ts", "lon", "lat", "accuracy_m")
+            )
+            return cls(dev, ts, lon, lat, acc)
         dev, ts, lon, lat, acc = (
             np.concatenate([getattr(b, f) for b in batches]) for f in ("device_id", "ts", "lon", "lat", "accuracy_m")
         )
@@ -172,6 +183,10 @@ class PingBatch:
             return cls(dev, ts, lon, lat, acc)
         place = np.concatenate([np.full(len(b), None, object) if b.place is None else b.place for b in batches])
         return cls(dev, ts, lon, lat, acc, place)
+
+
+#: :meth:`PingBatch.concat` of at most this many one-ping batches builds each column from values.
+_FEW_SINGLES = 256
 
 
 def _check(errors, field, values, bad, reason, first_index):
