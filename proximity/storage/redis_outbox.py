@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 
 import numpy as np
 import orjson
@@ -200,20 +201,8 @@ def segments(outbox: RedisOutbox | None, device_ids: np.ndarray, events: EventBa
     return _Segments(outbox, device_ids, events, token)
 
 
-_COLUMNS = (
-    "device_id",
-    "geofence_id",
-    "kind",
-    "ts",
-    "visit_id",
-    "duration_s",
-    "reason",
-    "region_id",
-    "zone",
-    "beacon_id",
-    "confidence",
-    "detected_ts",
-)
+#: every column of an EventBatch but ``offer`` (campaign events never enter the outbox)
+_COLUMNS = tuple(f.name for f in fields(EventBatch) if f.init and f.name != "offer")
 _OBJECTS = ("device_id", "geofence_id", "region_id", "beacon_id")
 
 

@@ -30,15 +30,9 @@ from proximity.service.settings import Settings
 from proximity.storage.redis_devices import RedisDeviceStore
 from proximity.storage.redis_outbox import RedisOutbox, decode_entry, encode_events
 from tests.proximity.service.beacon_support import KEY0, beacon
+from tests.proximity.service.test_crash_atomicity import PING, SHOP  # the embedded twin of these tests
 
 ADMIN = "admin-key-for-outbox-tests-0123456789"
-SHOP = {
-    "type": "Feature",
-    "id": "shop",
-    "geometry": {"type": "Point", "coordinates": [10.75, 59.91]},
-    "properties": {"radius_m": 50},
-}
-PING = ("d1", 1_000.0, 10.75, 59.91)
 
 # The child ingests PING in Redis mode and dies (os._exit, like kill -9) at `where`: "stage" =
 # the states are saved and the events not yet logged (a stage runs before the sinks); "sink" =
