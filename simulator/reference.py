@@ -61,6 +61,12 @@ def majority_vote(traffic: Traffic, window: int = WINDOW) -> pd.DataFrame:
                     }
                 )
             )
+    return _events_table(parts)
+
+
+def _events_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The baselines' (device_id, geofence_id, type, ts) rows as an events table
+    (:data:`EVENT_COLUMNS`), in ts order: no visit ids or durations, every reason ``ping``."""
     ev = (
         pd.concat(parts, ignore_index=True)
         if parts
@@ -169,13 +175,7 @@ def kalman_reference(traffic: Traffic, cfg: KalmanReference = KalmanReference())
                 }
             )
         )
-    ev = pd.concat(parts, ignore_index=True)
-    ev = ev.sort_values(["ts", "device_id"], kind="stable", ignore_index=True)
-    ev["visit_id"] = ""
-    ev["duration_s"] = np.nan
-    ev["reason"] = "ping"
-    ev["region_id"] = None
-    return ev[list(EVENT_COLUMNS)]
+    return _events_table(parts)
 
 
 def _held(

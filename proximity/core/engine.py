@@ -361,6 +361,15 @@ class Engine:
             return self.store.save(before, after, events=events)  # type: ignore[call-arg]
         return self.store.save(before, after)
 
+    def _match(self, lon, lat, acc):
+        """Match the pings, with the per-slot settings of the same index version as the match."""
+        unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
+        while True:  # the match and the per-slot tables must describe the same index version
+            m = self.index.match(lon, lat, unc)
+            cfg = self.settings()
+            if cfg.version == m.version:
+                return m, cfg
+
     def _compute(self, dev, cols, states: DeviceStates):
         """Run one batch against loaded states; return events, new states and the rows saved."""
         if len(dev) <= FEW_PINGS and self.config.detection == "exact":
@@ -409,12 +418,7 @@ class Engine:
         ends_l = starts_l[1:] + [len(keep)]
         starts, ends = np.array(starts_l, np.int64), np.array(ends_l, np.int64)
         local = np.array(local_l, np.int64)
-        unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
-        while True:  # the match and the per-slot tables must describe the same index version
-            m = self.index.match(lon, lat, unc)
-            cfg = self.settings()
-            if cfg.version == m.version:
-                break
+        m, cfg = self._match(lon, lat, acc)
         s_dev, s_enter, s_dwelled, s_visit = sub.stay_dev, sub.stay_enter_ts, sub.stay_dwelled, sub.stay_visit
         stay_slot = cfg.slots_for(sub.stay_fence)
         if len(stay_slot) and not (live := stay_slot >= 0).all():
@@ -490,12 +494,7 @@ class Engine:
         if self.config.detection == "probabilistic":
             events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place)
             return events, after, rows, n_stale, n_dup
-        unc = acc * self.config.hysteresis_factor if self.config.hysteresis_factor > 0 else None
-        while True:  # the match and the per-slot tables must describe the same index version
-            m = self.index.match(lon, lat, unc)
-            cfg = self.settings()
-            if cfg.version == m.version:
-                break
+        m, cfg = self._match(lon, lat, acc)
         stay_slot = cfg.slots_for(sub.stay_fence)
         live = stay_slot >= 0
         t = transitions(

@@ -270,6 +270,7 @@ class RedisDeviceStore(_RedisShell):
             moved = dl_changed[(dl_changed >= a) & (dl_changed < b)]
             dls = np.empty(len(moved), _DEADLINE_CHANGE)
             dls["row"], dls["deadline"] = moved - a + 1, after.deadline[moved]
+            deadline_at, seen_at = len(keys) - 1, len(keys)  # before the outbox's keys are appended
             tail = outbox.args(keys, a, b)
             return keys, [
                 b - a,
@@ -279,8 +280,8 @@ class RedisDeviceStore(_RedisShell):
                 self._plen,
                 struct.pack(f"<{len(pairs)}i", *pairs),
                 dls.tobytes(),
-                len(keys) - 1 if tail[0] == 0 else len(keys) - 3,
-                len(keys) if tail[0] == 0 else len(keys) - 2,
+                deadline_at,
+                seen_at,
                 *tail,
             ]
 

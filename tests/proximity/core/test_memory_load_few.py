@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from proximity.core import DeviceStates, MemoryStore
 from proximity.core.memory import FEW
+from tests.proximity.core.test_compute_few import same_columns
 
 SETTINGS = settings(deadline=None, max_examples=200, derandomize=True, database=None)
 IDS = [f"dev{i}" for i in range(12)]
@@ -23,13 +24,7 @@ FENCES = [f"f{i}" for i in range(7)]
 
 
 def same(a: DeviceStates, b: DeviceStates) -> None:
-    for name in DeviceStates.__dataclass_fields__:
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype, name
-        if x.dtype.kind == "f":
-            assert np.array_equal(x, y, equal_nan=True), name
-        else:
-            assert x.tolist() == y.tolist(), name
+    same_columns(a, b, DeviceStates.__dataclass_fields__)
 
 
 saves = st.lists(
