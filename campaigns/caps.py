@@ -4,13 +4,20 @@ Everything that two processes must not race on lives behind :class:`CounterStore
 
 * :meth:`~CounterStore.try_deliver` takes a :class:`DeliveryBatch` — per event, its eligible
   candidate campaigns in priority order — and for each event, atomically: if the event key was
-  already decided, answers ``DUPLICATE`` for all its candidates; otherwise walks the candidates
+  already decided, answers ``DUPLICATE`` for all its candidates (``REPLAYED``, with the code it
+  was given, for the campaign it was delivered for: see below); otherwise walks the candidates
   and the first that passes budget, global daily cap, cooldown and the campaign's day/week caps
   (and, for a unique coupon, gets a code) wins: every counter is incremented and the event key
   recorded together (all or nothing); candidates after it are ``LOWER_PRIORITY``. A held-out
   winner (``HOLDOUT``) increments only the campaign's own day/week counters — so the holdout
   "would have received" at the same frequency — and spends no budget.
 * :meth:`~CounterStore.claim` redeems a code for a POS transaction, idempotent on (code, tx).
+
+A decision is idempotent like a redemption: an event delivered before (a process that decided it
+died before its events were committed, and the retried ping or the recovered call brings the same
+event again) answers ``REPLAYED`` for the campaign that won it, with the same code, and moves no
+counter; the caller re-sends that same offer, flagged as a replay. Events committed once never
+reach the decisions again (the event pipeline is exactly-once), so this never makes a second offer.
 
 Day and week numbers are computed by the caller in the store's local time
 (:func:`campaigns.timezones.local_parts`). :class:`MemoryCounterStore` is the in-process
@@ -60,12 +67,15 @@ class Outcome(IntEnum):
     COOLDOWN = 4
     BUDGET_SPENT = 5
     LOWER_PRIORITY = 6
+    #: the event was delivered before for this campaign: the same offer and code again, no counter
+    #: moved (:class:`campaigns.decisions.Decision` keeps 7-11 for its own reasons)
+    REPLAYED = 12
 
     def __str__(self) -> str:
         return self.name.lower()
 
 
-_DELIVERED, _HOLDOUT, _DUPLICATE, _CAPPED, _COOLDOWN, _BUDGET, _LOWER = (int(o) for o in Outcome)
+_DELIVERED, _HOLDOUT, _DUPLICATE, _CAPPED, _COOLDOWN, _BUDGET, _LOWER, _REPLAYED = (int(o) for o in Outcome)
 _NEG = float("-inf")
 
 
@@ -140,7 +150,8 @@ class Claim(NamedTuple):
 
 class CounterStore(Protocol):
     def try_deliver(self, batch: DeliveryBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Outcome (int8 :class:`Outcome`) and issued code ("" when none) per row."""
+        """Outcome (int8 :class:`Outcome`) and issued code ("" when none) per row; an event
+        delivered before answers ``REPLAYED`` and its code for the campaign that won it."""
 
     def upload_codes(self, campaign_id: str, codes: Sequence[str]) -> int:
         """Add single-use codes to a campaign's pool; return how many were new."""
@@ -179,6 +190,7 @@ class _Mem:
     devices: Numbers = field(default_factory=lambda: Numbers(DEVICE_LIMIT, "device"))
     campaigns: Numbers = field(default_factory=lambda: Numbers(CAMPAIGN_LIMIT, "campaign"))
     events: dict = field(default_factory=dict)  # event key -> campaign number
+    sent: dict = field(default_factory=dict)  # event key -> code ("" none) of a delivered (not held-out) one
     day: dict = field(default_factory=dict)  # day -> {campaign << 32 | device: n}
     week: dict = field(default_factory=dict)  # week -> {campaign << 32 | device: n}
     gday: dict = field(default_factory=dict)  # day -> {device: n}
@@ -272,7 +284,9 @@ class MemoryCounterStore:
         starts, sizes = g[:-1], np.diff(g)
         if len(starts) < self.min_vector_events:
             with self._lock:
-                self._walk(b, None, starts, sizes, out, codes, self._campaign_rows(b))
+                cno = self._campaign_rows(b)
+                self._walk(b, None, starts, sizes, out, codes, cno)
+                self._answer_replays(b, cno, out, codes)
             return out, codes
         erow = np.repeat(np.arange(len(starts)), sizes)  # each row's event
         with self._lock:
@@ -305,7 +319,20 @@ class MemoryCounterStore:
                 r += 1
             if walk.any():
                 self._walk(b, np.flatnonzero(walk), starts, sizes, out, codes, cno)
+            self._answer_replays(b, cno, out, codes)
         return out, codes
+
+    def _answer_replays(self, b: DeliveryBatch, cno: np.ndarray, out: np.ndarray, codes: np.ndarray) -> None:
+        """Turn the ``DUPLICATE`` row of the campaign that was delivered for its event into
+        ``REPLAYED`` with that delivery's code (the caller holds the lock; duplicates are rare)."""
+        m = self._m
+        dup = np.flatnonzero(out == _DUPLICATE)
+        if not len(dup) or not m.sent:
+            return
+        for r, key, c in zip(dup.tolist(), b.event_key[dup].tolist(), cno[dup].tolist()):
+            code = m.sent.get(key)
+            if code is not None and m.events.get(key) == c:
+                out[r], codes[r] = _REPLAYED, code
 
     def _campaign_rows(self, b: DeliveryBatch) -> np.ndarray:
         """Each row's campaign number: through the batch's vocabulary when it has one (mapped once
@@ -446,6 +473,7 @@ class MemoryCounterStore:
         issue = srow[b.coupon[srow] != COUPON_NONE]  # generated codes (pools are walked)
         if len(issue):
             codes[issue] = self._issue_many(b, issue)
+        m.sent.update(zip(b.event_key[srow].tolist(), codes[srow].tolist()))
 
     def _issue_many(self, b: DeliveryBatch, rows: np.ndarray) -> list[str]:
         """Record the issue of the generated codes of ``rows``; return the codes issued."""
@@ -569,10 +597,14 @@ class MemoryCounterStore:
                     last[d] = t
                 sent[c] = sent.get(c, 0) + 1
                 res[i] = _DELIVERED
+                code = ""
                 if cp[i] != COUPON_NONE:
                     j = rowl[i]
                     code = m.pools[cid[i]].pop() if cp[i] == COUPON_POOL else b.new_code[j]
-                    codes[j] = self._issue(code, cid[i], dev[a], b.fence_id[j], t, float(b.code_expires[j]), ek[i])
+                    codes[j] = code = self._issue(
+                        code, cid[i], dev[a], b.fence_id[j], t, float(b.code_expires[j]), ek[i]
+                    )
+                m.sent[ek[i]] = code
                 break
         out[rows] = res
         if sent:
@@ -642,6 +674,7 @@ class MemoryCounterStore:
             return
         oldest = latest - dedup_ttl_s
         m.events = {k: v for k, v in m.events.items() if _key_ts(k) >= oldest}
+        m.sent = {k: v for k, v in m.sent.items() if k in m.events}
         days = [*m.day, *m.gday]
         if days:
             top = max(days)
@@ -668,6 +701,7 @@ class MemoryCounterStore:
         lasts = np.flatnonzero(m.last[: len(dev)] != _NEG).tolist()
         return {
             "events": {k: camp[c] for k, c in m.events.items()},
+            "sent": m.sent,
             "day": cap_rows(m.day),
             "week": cap_rows(m.week),
             "gday": sorted([dev[d], day, n] for day, t in m.gday.items() for d, n in t.items()),
@@ -703,6 +737,7 @@ class MemoryCounterStore:
         if d["last"]:
             m.last[m.device_numbers(list(d["last"]))] = list(d["last"].values())
         m.events = dict(zip(d["events"], m.campaign_numbers(list(d["events"].values())).tolist()))
+        m.sent = dict(d.get("sent", {}))  # (a snapshot written before replays were kept has none)
         for name in ("deliveries", "redemptions"):
             if d[name]:
                 c = m.campaign_numbers(list(d[name]))

@@ -12,7 +12,8 @@
    flag, go to the counter store's atomic ``try_deliver``: ``duplicate`` (event already decided),
    ``budget_spent``, ``capped`` (campaign day/week cap, or the engine's global daily cap),
    ``cooldown``, then the winner ``delivered`` (or ``holdout``: recorded, not sent) and
-   ``lower_priority`` for the rest.
+   ``lower_priority`` for the rest; an event delivered before answers ``replayed`` (the same
+   offer and code again) for the campaign it was delivered for.
 
 The event key is ``device|visit_id (16 hex)|kind|ts`` so a replayed event is recognized.
 """
@@ -41,7 +42,7 @@ __all__ = ["Decision", "DecisionConfig", "CampaignSet", "Decisions", "decide", "
 
 
 class Decision(IntEnum):
-    """Outcome of one (event, campaign) pair; codes 0..6 equal :class:`campaigns.caps.Outcome`."""
+    """Outcome of one (event, campaign) pair; codes 0..6 and 12 equal :class:`campaigns.caps.Outcome`."""
 
     DELIVERED = 0
     HOLDOUT = 1
@@ -55,12 +56,16 @@ class Decision(IntEnum):
     OUTSIDE_SCHEDULE = 9
     STORE_CLOSED = 10
     AUDIENCE = 11
+    #: the event was delivered before for this campaign (its process died before the event was
+    #: committed): the same offer and code again, flagged as a replay, no counter moved
+    REPLAYED = 12
 
     def __str__(self) -> str:
         return self.name.lower()
 
 
 _NAMES = np.array([str(d) for d in Decision], dtype=object)
+_SENDS = (int(Decision.DELIVERED), int(Decision.REPLAYED))  # the decisions that send an offer
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,11 @@ class Decisions:
     @property
     def delivered(self) -> np.ndarray:
         return self.decision == Decision.DELIVERED
+
+    @property
+    def sends(self) -> np.ndarray:
+        """Rows that send an offer: delivered now, or replayed (delivered before)."""
+        return np.isin(self.decision, _SENDS)
 
     def to_frame(self) -> pd.DataFrame:
         """Columns with the decision as its wire name (``delivered``, ``capped``...)."""
@@ -349,6 +359,6 @@ def decide(
         out, codes = store.try_deliver(batch)
         dec[ok] = out
         code[ok] = codes
-    sent = np.flatnonzero((dec == Decision.DELIVERED) & cset.has_shared_code[c])
+    sent = np.flatnonzero(np.isin(dec, _SENDS) & cset.has_shared_code[c])
     code[sent] = cset.shared_code[c[sent]]
     return Decisions(rows[inv], cset.ids[c], dec, code, pdev, fence_u[inv], pts, keys_u[inv])

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from proximity.core.errors import StoreError
 from proximity.storage._redis import Lua
 from proximity.storage.journal import Journal
 
@@ -312,6 +313,10 @@ class SqliteEventLog(MemoryEventLog):
                 self._db.close()
 
 
+class LoggedElsewhere(StoreError):
+    """An outbox call's append added nothing: another call logs (or logged) its events."""
+
+
 # KEYS: [1] the stream, [2] the call's outbox entry, [3] its claim marker, [4] the outbox queue.
 # ARGV: [1] MINID (ms), [2] mode ("" no outbox, "live", "recover"), [3] call id, [4] the claim
 # marker's lifetime once done (s), [5 ..] the events' JSON. A live call whose entry a recovery
@@ -338,7 +343,9 @@ class RedisEventLog(_FanOut):
     """Events in one Redis Stream shared by every process; :meth:`follow` feeds live subscribers.
 
     With an ``outbox`` (:mod:`proximity.storage.redis_outbox`), an append inside one of its calls
-    also removes the call's outbox entry, in the same script that adds the events.
+    also removes the call's outbox entry, in the same script that adds the events; an append whose
+    events another call logs (see the script) raises :class:`LoggedElsewhere`, so that the emit stops
+    before the webhooks and the caller gets a 503 (its retry is a duplicate, answered with no events).
     """
 
     def __init__(self, url: str | None = None, *, prefix: str, retention_s: float, cap: int, client=None, outbox=None):
@@ -374,6 +381,11 @@ class RedisEventLog(_FanOut):
             keys[1:] = [self.outbox.entry_key(call), self.outbox.claim_key(call), self.outbox.queue_key]
         dumps = orjson.dumps
         ids = self._append_script(self._r, keys, [minid, mode, call, _CLAIM_DONE_TTL_S, *map(dumps, events)])
+        if box is not None and not ids:
+            # another call logs these events (a recovery claimed this stalled call's entry, or this
+            # recovery's entry was logged already): no later sink (webhooks) nor the caller's
+            # response may show them a second time
+            raise LoggedElsewhere(f"call {call}: its events are logged by another call (the outbox recovery)")
         self._appends += len(events)
         if self._appends >= 1000:
             self._appends = 0

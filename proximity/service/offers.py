@@ -3,9 +3,10 @@
 :class:`CampaignStage` runs :func:`campaigns.decide` over each batch the pipeline emits (pings,
 sightings, sweeps) and returns one ``offer`` event per delivered decision: the triggering
 event's device, geofence, ts and visit, kind ``offer``, and its ``offer`` column holding the
-offer (campaign, title, body, code, expiry, the triggering event). Every decision, delivered or
-not, is recorded (the device's decision history, the reports) and counted by reason in the
-metrics. The fraud gate sees every ping batch through :meth:`CampaignStage.observe_pings`.
+offer (campaign, title, body, code, expiry, the triggering event). An event delivered before
+(its call died before the commit) sends the same offer and code again with ``"replayed": true``.
+Every decision, delivered or not, is recorded (the device's decision history, the reports) and
+counted by reason in the metrics. The fraud gate sees every ping batch through :meth:`CampaignStage.observe_pings`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = ["CampaignStage"]
 
 logger = logging.getLogger("proximity.service")
 _VISITS = (int(EventKind.ENTER), int(EventKind.BEACON_ENTER))
+_SENDS = ("delivered", "replayed")  # decisions that send an offer event
 
 
 class CampaignStage:
@@ -79,7 +81,7 @@ class CampaignStage:
                 "event_key": d.event_key[i],
                 "event": ev,
             }
-            if name == "delivered":
+            if name in _SENDS:
                 c = cs.by_id[cid]
                 expires = src.ts[row] + c.offer.coupon.ttl_s if c.offer.coupon.ttl_s is not None else math.inf
                 if c.schedule.end is not None:
@@ -94,6 +96,8 @@ class CampaignStage:
                     "expires_ts": None if math.isinf(expires) else float(expires),
                     "event": ev,
                 }
+                if name == "replayed":  # delivered before, by a call that died before its commit
+                    offer["replayed"] = True
                 rec["code"], rec["offer"] = code or None, {**offer, "device_id": src.device_id[row]}
                 offers[row] = offer
             records.append(rec)

@@ -23,7 +23,7 @@ from proximity.service.auth import KeyRing
 from proximity.service.batcher import Batcher
 from proximity.service.beacons import BeaconService
 from proximity.service.campaigns import CampaignService
-from proximity.service.eventlog import MemoryEventLog, RedisEventLog, SqliteEventLog
+from proximity.service.eventlog import LoggedElsewhere, MemoryEventLog, RedisEventLog, SqliteEventLog
 from proximity.service.fences import GeofenceService
 from proximity.service.hooks import Webhooks, open_webhooks
 from proximity.service.ingest import IngestService, event_pipeline
@@ -397,12 +397,13 @@ def recover_outbox(rt: Runtime, now: float | None = None) -> int:
     them, as their own calls would have (stages, log, webhooks); return how many events."""
     n = 0
     for call_id, events in rt.outbox.claim(now):
-        with rt.outbox.recovering(call_id):
-            logged = rt.ingest.emit(events)
+        try:
+            with rt.outbox.recovering(call_id):
+                rt.ingest.emit(events)
+        except LoggedElsewhere:  # another recovery (or the late call) logged them first
+            continue
         n += len(events)
-        logger.warning(
-            "outbox: %d event(s) of an unfinished call emitted, %d logged", len(events), sum("id" in e for e in logged)
-        )
+        logger.warning("outbox: %d event(s) of an unfinished call logged", len(events))
     return n
 
 

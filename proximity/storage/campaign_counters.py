@@ -8,7 +8,9 @@ for collisions before any write; a collision (about 1 in 2^60 per code) makes th
 codes and run the chunk again. Keys live under ``prefix`` (single-node Redis; the scripts build
 key names, so this layout is not Redis Cluster safe).
 
-Key layout (``P`` = prefix): ``P e:<event key>`` decided event (TTL ``dedup_ttl_s``);
+Key layout (``P`` = prefix): ``P e:<event key>`` decided event (TTL ``dedup_ttl_s``):
+``["<campaign id>", "<code>"]`` if delivered (a replay answers ``REPLAYED`` with that code),
+``["<campaign id>"]`` if held out;
 ``P d:<cid>:<dev>:<day>`` / ``P w:<cid>:<dev>:<week>`` campaign caps; ``P g:<dev>:<day>`` global
 daily count; ``P l:<dev>`` last delivery ts; ``P bd:<cid>`` / ``P br:<cid>`` budget counts;
 ``P pool:<cid>`` uploaded codes (set), ``P codes`` every uploaded code; ``P c:<code>`` issue
@@ -57,8 +59,19 @@ while i <= n do
   local key = ek[i]
   local j = i
   while j < n and ek[j + 1] == key do j = j + 1 end
-  if redis.call('EXISTS', P .. 'e:' .. key) == 1 then
-    for k = i, j do res[k] = 2 end
+  local decided = redis.call('GET', P .. 'e:' .. key)
+  if decided then
+    -- delivered before: ["campaign", "code"]; held out: ["campaign"] (before replays: the id)
+    local ok, was = pcall(cjson.decode, decided)
+    if not (ok and type(was) == 'table' and type(was[1]) == 'string' and type(was[2]) == 'string') then was = nil end
+    for k = i, j do
+      if was and cid[k] == was[1] then
+        res[k] = 12
+        if was[2] ~= '' then codes[#codes + 1] = k - 1; codes[#codes + 1] = was[2] end
+      else
+        res[k] = 2
+      end
+    end
   else
     local won, full = false, false
     for k = i, j do
@@ -93,16 +106,16 @@ while i <= n do
           won = true
           redis.call('INCR', kd); redis.call('EXPIRE', kd, 259200)
           redis.call('INCR', kw); redis.call('EXPIRE', kw, 1209600)
-          redis.call('SET', P .. 'e:' .. key, c, 'EX', ttl)
           if holda[k] == 1 then
+            redis.call('SET', P .. 'e:' .. key, cjson.encode({c}), 'EX', ttl)
             r = 1
           else
             redis.call('INCR', kg); redis.call('EXPIRE', kg, 259200)
             local last = tonumber(redis.call('GET', kl) or '-1e300')
             if ts > last then redis.call('SET', kl, string.format('%.17g', ts), 'EX', 604800) end
             redis.call('INCR', kbd)
+            local code = ''
             if coupa[k] ~= 0 then
-              local code
               if coupa[k] == 1 then code = redis.call('SPOP', P .. 'pool:' .. c) else code = newa[k] end
               redis.call('HSET', P .. 'c:' .. code, 'campaign_id', c, 'device_id', d, 'fence_id', fencea[k],
                          'issued_ts', string.format('%.17g', ts), 'expires_ts', string.format('%.17g', expa[k]),
@@ -110,6 +123,7 @@ while i <= n do
               codes[#codes + 1] = k - 1
               codes[#codes + 1] = code
             end
+            redis.call('SET', P .. 'e:' .. key, cjson.encode({c, code}), 'EX', ttl)
           end
         end
       end

@@ -181,6 +181,19 @@ class JournaledCounterStore(MemoryCounterStore):
             self._db.close()
 
 
+def _once(delivered: list[dict]) -> list[dict]:
+    """The first record of each delivery: a replayed offer is the delivery it repeats (the
+    first record is missing only if its process died before recording it)."""
+    seen: set = set()
+    out = []
+    for d in delivered:
+        k = (d.get("event_key"), d["campaign_id"])
+        if k not in seen:
+            seen.add(k)
+            out.append(d)
+    return out
+
+
 class SqliteRecords:
     """Decisions, exposures, visits and redemptions in one SQLite file (embedded mode)."""
 
@@ -224,9 +237,10 @@ class SqliteRecords:
     def device_delivered(self, device_id: str) -> list[dict]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT doc FROM decisions WHERE device_id=? AND decision='delivered' ORDER BY seq", (device_id,)
+                "SELECT doc FROM decisions WHERE device_id=? AND decision IN ('delivered', 'replayed') ORDER BY seq",
+                (device_id,),
             ).fetchall()
-        return [orjson.loads(d) for (d,) in rows]
+        return _once([orjson.loads(d) for (d,) in rows])
 
     def campaign(self, campaign_id: str) -> tuple[list[dict], list[tuple], list[dict]]:
         """(exposures, visits, redemptions) of one campaign."""
@@ -277,7 +291,7 @@ class RedisRecords:
 
     def device_delivered(self, device_id: str) -> list[dict]:
         rows = [orjson.loads(r) for r in self._r.lrange(f"{self.p}dec:{device_id}", 0, -1)]
-        return [d for d in reversed(rows) if d["decision"] == "delivered"]
+        return _once([d for d in reversed(rows) if d["decision"] in ("delivered", "replayed")])
 
     def campaign(self, campaign_id: str):
         exp = [orjson.loads(r) for r in self._r.lrange(f"{self.p}exp:{campaign_id}", 0, -1)]

@@ -169,13 +169,57 @@ def test_fraud_gate_keeps_the_last_ping_between_batches():
     assert not gate.observe(["a"], [7200.0], [11.75], [59.91]).any()  # 0.5 km in 2 h
 
 
-def test_replayed_event_never_yields_a_second_offer(make_set, counters):
+def test_an_event_twice_in_a_batch_is_decided_once(make_set, counters):
     cset = make_set(simple("c"), simple("d", 9, {"event": "enter", "geofence_tags": ["mall"]}))
-    ev = Events().add("a", ENTER, "oslo-denim", T).add("a", ENTER, "oslo-denim", T)  # twice in a batch
+    ev = Events().add("a", ENTER, "oslo-denim", T).add("a", ENTER, "oslo-denim", T)
     first = decisions(ev.run(cset, counters))
     assert first == [(0, "c", "lower_priority"), (0, "d", "delivered"), (1, "c", "duplicate"), (1, "d", "duplicate")]
-    again = decisions(ev.run(cset, counters))
-    assert [x[2] for x in again] == ["duplicate"] * 4
+
+
+UNIQUE = {"title": "t", "coupon": {"mode": "unique"}}
+SHARED = {"title": "t", "coupon": {"mode": "shared", "code": "JEANS20"}}
+
+
+@pytest.mark.parametrize(
+    ("offer", "holdout_pct", "again"),
+    [
+        (UNIQUE, 0, "replayed"),  # the same generated code again
+        (SHARED, 0, "replayed"),
+        ({"title": "t"}, 0, "replayed"),  # no code at all
+        (UNIQUE, 100, "duplicate"),  # held out: nothing was sent, nothing to send again
+    ],
+    ids=["unique", "shared", "no-code", "holdout"],
+)
+def test_an_event_decided_before_gets_the_same_offer_again_and_moves_no_counter(
+    make_set, counters, offer, holdout_pct, again
+):
+    """The process that decided an event died before committing it: the retried ping (or the
+    recovered call) brings the same event again. It gets the offer it was given, with the same
+    code, as ``replayed``, and no cap, budget or code moves: never a second coupon nor an offer of
+    another campaign."""
+    cset = make_set(
+        simple("low"),
+        simple("d", 9, {"event": "enter", "geofence_tags": ["mall"]}, offer=offer, holdout_pct=holdout_pct),
+    )
+    ev = Events().add("a", ENTER, "oslo-denim", T)
+    first = ev.run(cset, counters)
+    won = "holdout" if holdout_pct else "delivered"
+    assert decisions(first) == [(0, "d", won), (0, "low", "lower_priority")]
+    usage = counters.usage("d"), counters.usage("low")
+    for _ in range(2):
+        d = ev.run(cset, counters)
+        assert decisions(d) == [(0, "d", again), (0, "low", "duplicate")]
+        assert d.code.tolist() == first.code.tolist()
+        assert (counters.usage("d"), counters.usage("low")) == usage
+    if offer is UNIQUE and not holdout_pct:
+        (code,) = [c for c in first.code.tolist() if c]
+        assert counters.code_info(code)["event_key"] == first.event_key[0]
+
+
+def test_a_replay_of_a_campaign_gone_since_sends_nothing(make_set, counters):
+    ev = Events().add("a", ENTER, "oslo-denim", T)
+    assert decisions(ev.run(make_set(simple("d", 9), simple("low")), counters))[0] == (0, "d", "delivered")
+    assert decisions(ev.run(make_set(simple("low")), counters)) == [(0, "low", "duplicate")]
 
 
 def test_holdout_records_would_have_received_and_sends_nothing(make_set, counters):

@@ -1,7 +1,8 @@
 """The memory counter store's vectorized rounds decide exactly as a walk of one event at a time.
 
 The reference below is the contract of :meth:`campaigns.caps.CounterStore.try_deliver` written
-as plainly as possible (no arrays, no rounds): per event, a decided key answers ``duplicate``;
+as plainly as possible (no arrays, no rounds): per event, a decided key answers ``duplicate``
+(``replayed``, with its code, for the campaign it was delivered for);
 otherwise the first candidate passing budget, the device's daily total, cooldown, the campaign's
 day/week caps and (for a pool coupon) a non-empty pool wins and every counter moves. Batches are
 drawn with few devices (many events per device in one batch), small budgets and pools (that run
@@ -42,7 +43,12 @@ def reference(state: dict, b: DeliveryBatch) -> tuple[list[int], list[str]]:
         while j + 1 < len(b) and b.event_key[j + 1] == b.event_key[i]:
             j += 1
         if b.event_key[i] in state["events"]:
-            out[i : j + 1] = [int(Outcome.DUPLICATE)] * (j + 1 - i)
+            won, code = state["events"][b.event_key[i]], state["sent"].get(b.event_key[i])
+            for k in range(i, j + 1):
+                if code is not None and b.campaign_id[k] == won:  # delivered before: the same again
+                    out[k], codes[k] = int(Outcome.REPLAYED), code
+                else:
+                    out[k] = int(Outcome.DUPLICATE)
             i = j + 1
             continue
         dev, day, week, ts = b.device_id[i], int(b.day[i]), int(b.week[i]), float(b.ts[i])
@@ -79,6 +85,7 @@ def reference(state: dict, b: DeliveryBatch) -> tuple[list[int], list[str]]:
                     codes[k] = state["pools"][c].pop()
                 elif b.coupon[k] == COUPON_GENERATED:
                     codes[k] = b.new_code[k]
+                state["sent"][b.event_key[i]] = codes[k]
                 break
         i = j + 1
     return out, codes
@@ -147,6 +154,7 @@ def test_rounds_decide_like_a_walk_of_one_event_at_a_time(min_round, min_vector_
     store.upload_codes("f", _POOL)
     state = {
         "events": {},
+        "sent": {},
         "day": Counter(),
         "week": Counter(),
         "gday": Counter(),
@@ -171,6 +179,7 @@ def test_rounds_decide_like_a_walk_of_one_event_at_a_time(min_round, min_vector_
         assert codes.tolist() == want_codes
     m = store._export()  # the state with its ids (the store keys it by numbers)
     assert m["events"] == state["events"]
+    assert m["sent"] == state["sent"]
     assert {(c, d, day): n for c, d, day, n in m["day"]} == dict(state["day"])  # only counts up: no zeros
     assert {(c, d, week): n for c, d, week, n in m["week"]} == dict(state["week"])
     assert {(d, day): n for d, day, n in m["gday"]} == dict(state["gday"])

@@ -29,6 +29,14 @@ SHOP = {
     "properties": {"radius_m": 50},
 }
 PING = ("d1", 1_000.0, 10.75, 59.91)
+#: a campaign giving every enter of SHOP a generated single-use code
+WELCOME = {
+    "id": "welcome",
+    "name": "welcome",
+    "status": "active",
+    "offer": {"title": "Welcome", "coupon": {"mode": "unique"}},
+    "triggers": [{"event": "enter", "geofence_ids": ["shop"]}],
+}
 
 # The child ingests PING and dies (os._exit: no cleanup, like kill -9) at the point `where`:
 # "stage": the states are saved, the events not yet logged (a pipeline stage runs before the
@@ -42,8 +50,8 @@ _CHILD = textwrap.dedent(
     from proximity.service.settings import Settings
 
     data_dir, where, admin = sys.argv[1], sys.argv[2], sys.argv[3]
-    shop = {shop!r}
-    ping = {ping!r}
+    offers = sys.argv[4:] == ["offers"]
+    shop, ping, welcome = {shop!r}, {ping!r}, {welcome!r}
 
     class Crash:
         def process(self, batch):
@@ -55,7 +63,10 @@ _CHILD = textwrap.dedent(
     async def main():
         rt = await start_runtime(Settings(data_dir=data_dir, admin_key=admin, min_ts=0))
         rt.geofences.create(shop)
-        if where == "stage":
+        if offers:
+            rt.campaigns.create(welcome)
+            rt.campaigns.put_device(ping[0], {{"marketing_consent": True}})
+        if where == "stage":  # after the campaign stage: the offer is decided
             rt.pipeline.add_stage(Crash())
         else:
             rt.pipeline.add_sink(Crash())
@@ -65,12 +76,12 @@ _CHILD = textwrap.dedent(
 
     asyncio.run(main())
     """
-).format(shop=SHOP, ping=PING)
+).format(shop=SHOP, ping=PING, welcome=WELCOME)
 
 
-def _crash(data_dir, where: str) -> None:
+def _crash(data_dir, where: str, *extra: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(data_dir), where, ADMIN],
+        [sys.executable, "-c", _CHILD, str(data_dir), where, ADMIN, *extra],
         capture_output=True,
         text=True,
         cwd=os.getcwd(),
@@ -110,6 +121,37 @@ def _after_restart(data_dir):
 def test_a_crash_keeps_the_states_and_the_events_of_a_call_together(tmp_path, where, expected):
     _crash(tmp_path, where)
     assert _after_restart(tmp_path) == expected
+
+
+def test_an_offer_decided_by_a_call_that_crashed_is_sent_once_with_the_same_code(tmp_path):
+    """The campaign had decided (and journaled) the enter's offer when the process died, before
+    the call's commit. The retried ping brings the enter again: it gets that same offer and code,
+    flagged ``replayed``, once; no counter moves, no second code is issued."""
+    _crash(tmp_path, "stage", "offers")
+
+    async def run():
+        rt = await start_runtime(Settings(data_dir=tmp_path, admin_key=ADMIN, min_ts=0))
+        try:
+            usage = rt.campaigns.counters.usage("welcome")
+            d, ts, lon, lat = PING
+            batch = PingBatch.from_columns([d], [ts], [lon], [lat], [5.0])
+            retry = rt.ingest.ingest(batch)
+            again = rt.ingest.ingest(batch)  # the retry was committed: a duplicate now
+            logged, _ = rt.event_log.query(EventFilter(device_id="d1", type="offer"), None, 100)
+            codes = [c for c in rt.campaigns.counters._export()["codes"]]
+            listed = rt.campaigns.offers(d, now=ts)["offers"]
+            return usage, rt.campaigns.counters.usage("welcome"), retry, again, logged, codes, listed
+        finally:
+            await stop_runtime(rt)
+
+    usage, usage_after, retry, again, logged, codes, listed = asyncio.run(run())
+    assert usage == usage_after == (1, 0)  # the crashed call's delivery was journaled; nothing more
+    assert [e["type"] for e in retry["events"]] == ["enter", "offer"]
+    (offer,) = retry["offers"]
+    assert offer["replayed"] is True and offer["campaign_id"] == "welcome"
+    assert codes == [offer["code"]]  # the code issued before the crash, and no other
+    assert again["events"] == [] and len(logged) == 1
+    assert [o["code"] for o in listed] == [offer["code"]]
 
 
 def test_an_event_log_of_the_older_layout_is_moved_into_the_journal(tmp_path):

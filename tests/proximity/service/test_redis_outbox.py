@@ -18,19 +18,20 @@ import textwrap
 import time
 
 import numpy as np
+import orjson
 import pytest
 import redis
 
 from proximity import PingBatch
 from proximity.core.events import EventBatch, EventKind, Reason
 from proximity.core.state import DeviceStates
-from proximity.service.eventlog import EventFilter
+from proximity.service.eventlog import EventFilter, LoggedElsewhere
 from proximity.service.runtime import recover_outbox, start_runtime, stop_runtime
 from proximity.service.settings import Settings
 from proximity.storage.redis_devices import RedisDeviceStore
 from proximity.storage.redis_outbox import RedisOutbox, decode_entry, encode_events
 from tests.proximity.service.beacon_support import KEY0, beacon
-from tests.proximity.service.test_crash_atomicity import PING, SHOP  # the embedded twin of these tests
+from tests.proximity.service.test_crash_atomicity import PING, SHOP, WELCOME  # the embedded twin of these tests
 
 ADMIN = "admin-key-for-outbox-tests-0123456789"
 
@@ -45,7 +46,7 @@ _CHILD = textwrap.dedent(
     from proximity.service.settings import Settings
 
     url, prefix, where, admin, data_dir, what = sys.argv[1:7]
-    shop, ping, beacon = {shop!r}, {ping!r}, {beacon!r}
+    shop, ping, beacon, welcome = {shop!r}, {ping!r}, {beacon!r}, {welcome!r}
 
     class Crash:
         def process(self, batch):
@@ -58,6 +59,9 @@ _CHILD = textwrap.dedent(
         rt = await start_runtime(Settings(redis_url=url, redis_prefix=prefix, admin_key=admin, min_ts=0,
                                           data_dir=data_dir))
         rt.geofences.create(shop)
+        if what == "offers":
+            rt.campaigns.create(welcome)
+            rt.campaigns.put_device(ping[0], {{"marketing_consent": True}})
         if where == "stage":
             rt.pipeline.add_stage(Crash())
         else:
@@ -74,7 +78,7 @@ _CHILD = textwrap.dedent(
 
     asyncio.run(main())
     """
-).format(shop=SHOP, ping=PING, beacon=beacon(0, store="shop", lon=10.75, lat=59.91), key=KEY0)
+).format(shop=SHOP, ping=PING, beacon=beacon(0, store="shop", lon=10.75, lat=59.91), key=KEY0, welcome=WELCOME)
 
 
 def _prefix() -> str:
@@ -192,10 +196,12 @@ def test_racing_recoveries_log_an_entry_once(redis_url, tmp_path):
             assert b.outbox.claim(now) == []  # a holds the lease
             second = b.outbox.claim(now + 2)  # a's lease is over
             assert [c for c, _ in first] == [c for c, _ in second]
-            for rt, claims in ((b, second), (a, first)):
-                for call, events in claims:
-                    with rt.outbox.recovering(call):
-                        rt.ingest.emit(events)
+            for call, events in second:
+                with b.outbox.recovering(call):
+                    b.ingest.emit(events)
+            for call, events in first:  # logged already: a stops before any sink after the log
+                with pytest.raises(LoggedElsewhere), a.outbox.recovering(call):
+                    a.ingest.emit(events)
             return _enters(a), a.outbox.pending()
         finally:
             await stop_runtime(a)
@@ -206,7 +212,8 @@ def test_racing_recoveries_log_an_entry_once(redis_url, tmp_path):
 
 def test_a_late_call_leaves_its_claimed_events_to_the_recovery(redis_url, tmp_path):
     """A call stalled past its lease: a recovery claimed its entry; when the call itself reaches
-    the log, it adds nothing (the recovery logs them), so the enter is logged once."""
+    the log, it adds nothing and fails (a 503 to its client, whose retry is a duplicate) before
+    any later sink or its response shows the events; the recovery logs them, once."""
     prefix = _prefix()
 
     async def run():
@@ -217,15 +224,39 @@ def test_a_late_call_leaves_its_claimed_events_to_the_recovery(redis_url, tmp_pa
             with rt.outbox.call():
                 res = rt.engine.ingest(PingBatch.from_columns([d], [ts], [lon], [lat], [5.0]))
                 claims = rt.outbox.claim(time.time() + 10)  # the stalled call's lease ran out
-                live = rt.ingest.emit(res.events)
+                with pytest.raises(LoggedElsewhere):
+                    rt.ingest.emit(res.events)
             for call, events in claims:
                 with rt.outbox.recovering(call):
                     recovered = rt.ingest.emit(events)
-            return [e["type"] for e in live], ["id" in e for e in live], [e["type"] for e in recovered], _enters(rt)
+            return [e["type"] for e in recovered], ["id" in e for e in recovered], _enters(rt)
         finally:
             await stop_runtime(rt)
 
-    assert asyncio.run(run()) == (["enter"], [False], ["enter"], 1)
+    assert asyncio.run(run()) == (["enter"], [True], 1)
+
+
+def test_an_offer_decided_before_a_crash_is_recovered_once_with_its_code(redis_url, tmp_path):
+    """The campaign had decided the enter's offer (the counters in Redis) when the process died
+    before the log: the recovery sends that same offer and code, flagged ``replayed``, once."""
+    prefix = _prefix()
+    _crash(redis_url, prefix, "stage", tmp_path, "offers")
+
+    async def run():
+        rt = await start_runtime(_settings(redis_url, prefix, tmp_path, outbox_lease_s=0.05))
+        try:
+            time.sleep(0.1)  # past the lease
+            recovered = recover_outbox(rt)
+            logged, _ = rt.event_log.query(EventFilter(device_id="d1"), None, 100)
+            return recovered, logged, rt.campaigns.counters.usage("welcome"), rt.campaigns.offers("d1", now=PING[1])
+        finally:
+            await stop_runtime(rt)
+
+    recovered, logged, usage, listed = asyncio.run(run())
+    assert recovered == 1 and [t for _, t, _ in logged] == ["enter", "offer"]
+    offer = orjson.loads(logged[1][2])["offer"]
+    assert offer["replayed"] is True and offer["code"] and usage == (1, 0)
+    assert [o["code"] for o in listed["offers"]] == [offer["code"]]
 
 
 def _states(ids: list[str], version: int) -> DeviceStates:

@@ -145,6 +145,8 @@ def test_a_journal_written_before_the_numbering_replays_to_the_same_counters(tmp
     store = JournaledCounterStore(path, compact_every=0)
     want = {
         "events": {"dev-1|a|1|100.0": "caps", "dev-2|b|1|200.0": "pool", "dev-3|c|1|300.0": "caps"},
+        # the delivery replayed from the journal keeps its code for a replay; the old snapshot's has none
+        "sent": {"dev-2|b|1|200.0": "P-1"},
         "day": [["caps", "dev-1", 20000, 1], ["caps", "dev-3", 20000, 1], ["pool", "dev-2", 20000, 1]],
         "week": [["caps", "dev-1", 2857, 1], ["caps", "dev-3", 2857, 1], ["pool", "dev-2", 2857, 1]],
         "gday": [["dev-1", 20000, 1], ["dev-2", 20000, 1]],  # a holdout counts towards its campaign only
@@ -169,9 +171,11 @@ def test_a_journal_written_before_the_numbering_replays_to_the_same_counters(tmp
     }
     assert store.usage("caps") == (1, 1) and store.usage("pool") == (1, 0) and store.pool_size("pool") == 1
     assert store.claim("GEN1", "caps", "tx-2", {}, True, 0).first_tx == "tx-1"  # single use survives
-    # the counters decide as before the restart: a replayed event, caps (the holdout's too), the pool
+    # the counters decide as before the restart: replayed events, caps (the holdout's too), the pool
     cases = [
         (_one("dev-1|a|1|100.0", "dev-1", "caps", 100.0), Outcome.DUPLICATE, ""),
+        (_one("dev-2|b|1|200.0", "dev-2", "pool", 200.0, COUPON_POOL), Outcome.REPLAYED, "P-1"),
+        (_one("dev-3|c|1|300.0", "dev-3", "caps", 300.0), Outcome.DUPLICATE, ""),
         (_one("dev-1|d|1|400.0", "dev-1", "caps", 400.0), Outcome.CAPPED, ""),
         (_one("dev-3|e|1|500.0", "dev-3", "caps", 500.0), Outcome.CAPPED, ""),
         (_one("dev-4|f|1|600.0", "dev-4", "pool", 600.0, COUPON_POOL), Outcome.DELIVERED, "P-2"),
@@ -180,12 +184,12 @@ def test_a_journal_written_before_the_numbering_replays_to_the_same_counters(tmp
     for batch, outcome, code in cases:
         out, codes = store.try_deliver(batch)
         assert (int(out[0]), codes[0]) == (int(outcome), code), batch.event_key[0]
-    # a snapshot written now has the same layout, and reopens to the same state
+    # a snapshot written now has the same layout plus the sent codes, and reopens to the same state
     before = store._export()
     store.compact()
     with sqlite3.connect(path) as db:
         (data,) = db.execute("SELECT data FROM counters WHERE op = 'snapshot'").fetchone()
-    assert sorted(orjson.loads(data)) == sorted(orjson.loads(_OLD_JOURNAL[0][1]))
+    assert sorted(orjson.loads(data)) == sorted([*orjson.loads(_OLD_JOURNAL[0][1]), "sent"])
     reopened = JournaledCounterStore(path)
     assert reopened._export() == before
     store.close()
