@@ -74,6 +74,9 @@ class OfferPublic(BaseModel):
     event: dict = Field(description="the triggering event: type, geofence_id, region_id?, ts, visit_id")
     device_id: str | None = None
     id: str | None = Field(None, description="the offer event's id")
+    replayed: bool | None = Field(
+        None, description="true: the same offer (same code) again, for an event whose first call died before its commit"
+    )
 
 
 class EventPublic(BaseModel):
