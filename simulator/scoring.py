@@ -16,6 +16,10 @@ every 60 s a 60 s visit is often seen only after it ended). Stays shorter than
 * ``precision`` = detected visits matching a true visit / (detected - don't care);
 * ``fragmentation`` = detected visits per matched true visit (1.0 is ideal),
   ``fragmented_share`` = share of matched true visits split into several;
+* ``f1_one_to_one``: the F1 of a one-to-one matching, where a true visit split into several
+  detected visits counts one of them as a hit and the rest as false (``2 matched true /
+  (true + detected)``). ``precision`` counts every fragment overlapping a true stay as a hit,
+  so a detector that flaps inside a stay loses nothing on ``f1``; here it does;
 * ``false_visits``: unmatched detected visits by cause: ``pass_by`` (the shopper only passed),
   ``next_door`` (the shopper was in a store sharing a wall, within ``slack_s``), ``door``
   (a shopper standing at a door), ``other``;
@@ -201,6 +205,9 @@ def _visit_scores(det, truth, behaviour, visits, neighbours, slack_s, flap_gap_s
             "matched_true": int(len(per_true)),
             "fragmentation": _r(per_true.mean()) if len(per_true) else None,
             "fragmented_share": _r((per_true > 1).mean()) if len(per_true) else None,
+            "f1_one_to_one": _r(2 * len(per_true) / (n_true + len(d) - len(dont_care)))
+            if n_true + len(d) - len(dont_care)
+            else None,
         }
     )
     first = mc.groupby("tid").agg(ds=("start_ts", "min"), ts_=("start_ts_t", "first"))

@@ -77,6 +77,7 @@ def test_known_precision_recall_fragmentation_and_false_causes():
     assert g["recall"] == pytest.approx(1 / 3, abs=1e-4)
     assert g["precision"] == pytest.approx(2 / 4, abs=1e-4)
     assert g["fragmentation"] == 2.0 and g["fragmented_share"] == 1.0
+    assert g["f1_one_to_one"] == pytest.approx(2 * 1 / (3 + 4), abs=1e-4)  # a's second fragment is false
     assert g["false_visits"] == {"pass_by": 1, "next_door": 1, "door": 0, "other": 0}
     assert g["flaps"] == 1 and g["flaps_per_100_device_h"] == 10.0
 
