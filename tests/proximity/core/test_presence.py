@@ -62,6 +62,20 @@ def test_a_phone_standing_in_a_12_by_30_m_shop_with_honest_8_m_accuracy_enters(s
     assert not [e for e in r.events if e.type is EventKind.EXIT]  # and it stays
 
 
+@pytest.mark.parametrize("accuracy_m", [15.0, 22.5, 30.0])
+@pytest.mark.parametrize("seed", range(5))
+def test_a_phone_standing_in_a_shop_twice_as_wide_as_its_honest_accuracy_enters_within_minutes(seed, accuracy_m):
+    """Issue 14: never a phone standing minutes in the middle of a shop wider than twice its
+    honest accuracy without an enter (with the older motion rule alone, at 30 m one of these
+    seeds entered nothing in 10 minutes and one only after 5.7; now all within 4.2)."""
+    side = 2 * accuracy_m + 1
+    shop = rect("shop", 0, 0, side, side)
+    r = Engine([shop], config=PROB).ingest(standing(side / 2, side / 2, accuracy_m, seed=seed))
+    enters = [e for e in r.events if e.type is EventKind.ENTER]
+    assert len(enters) == 1 and enters[0].detected_ts - 1_700_000_000.0 <= 300
+    assert not [e for e in r.events if e.type is EventKind.EXIT]
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_a_phone_standing_in_a_40_m_cafe_with_30_m_noise_enters(seed):
     """A noisy fix is not a walk: with the older motion rule alone (``walk_speed_mps=0``) the
