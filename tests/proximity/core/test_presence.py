@@ -104,6 +104,20 @@ def test_a_phone_reappearing_in_another_shop_after_a_long_silence_enters_it(seed
     assert [e.geofence_id for e in enters] == ["b"], r.events
 
 
+def test_leaving_a_shop_past_another_ones_front_enters_neither():
+    """A move between exclusive fences passes through outside (``via_outside``): a phone with
+    exact positions leaves shop s7, and its next ping lands on the pavement 1.4 m from shop
+    s11's front. Without the rule that ping handed s7's posterior to s11 (the simulator's
+    strip: 7 false next-door visits per run at 30 s pings with exact positions)."""
+    shops = [rect(f"s{i}", 6 * i, 0, 6 * (i + 1), 12) for i in range(12)]
+    stay = standing(45, 3, 0.5, seconds=300, every_s=30.0)
+    lon, lat = at([69.1], [-1.4])
+    out = PingBatch.from_columns(["phone"], [float(stay.ts[-1]) + 34.0], lon, lat, [0.7])
+    engine = Engine(shops, config=PROB)
+    assert [(e.geofence_id, e.type) for e in engine.ingest(stay).events] == [("s7", EventKind.ENTER)]
+    assert not [e for e in engine.ingest(out).events if e.type is EventKind.ENTER]
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_neighbours_sharing_a_wall_are_exclusive(seed):
     left, right = rect("left", -12, 0, 0, 30), rect("right", 0, 0, 12, 30)
