@@ -760,8 +760,8 @@ def _forward(
         p_excl = np.zeros(len(p_old))
         np.add.at(p_excl, pairs[0], p_old[pairs[1]])
         free = np.clip(1.0 - p_old - p_excl, 0.0, 1.0)
-        floor = np.maximum(cfg.p_floor * np.clip(1.0 - p_excl, 0.0, 1.0), 1e-4)
-        q = np.clip(p_old * stay + free * arrive, floor, 1.0 - cfg.p_floor)
+        least = np.maximum(cfg.p_floor * np.clip(1.0 - p_excl, 0.0, 1.0), 1e-4)
+        q = np.clip(p_old * stay + free * arrive, least, 1.0 - cfg.p_floor)
     else:
         q = np.clip(p_old * stay + (1.0 - p_old) * arrive, cfg.p_floor, 1.0 - cfg.p_floor)
     rho = np.exp(-dtc / cfg.correlation_s)
