@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import gc
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geofences import parse_collection
-from geofences._fastparse import _fresh, _rank_sorted
+from geofences._fastparse import _fresh
 from geofences._memory import gc_paused, release_free_memory
 
 SETTINGS = settings(deadline=None, max_examples=60, derandomize=True, database=None)
@@ -82,14 +81,6 @@ def test_bulk_parsed_fences_hold_copies_not_the_documents_objects():
 )
 def test_fresh_copies_are_equal_strings(texts):
     assert _fresh(list(texts)) == texts
-
-
-@SETTINGS
-@given(st.lists(st.integers(-5, 5), max_size=40))
-def test_rank_of_a_sorted_array_is_uniques_inverse(values):
-    a = np.sort(np.asarray(values, np.int64))
-    expected = np.unique(a, return_inverse=True)[1] if len(a) else np.empty(0, np.int64)
-    assert _rank_sorted(a).tolist() == expected.tolist()
 
 
 ids = st.one_of(st.text(max_size=260), st.integers(-5, 5), st.none(), st.booleans())
