@@ -43,12 +43,14 @@ def parse_many(
     limits: Limits,
     raw_coords: Coords | None = None,
     whole: Callable[[int], Any] | None = None,
+    prebuilt: np.ndarray | None = None,
 ) -> tuple[list[Geofence | None], list[InvalidGeofence]]:
     """Parse features in bulk; return (fence or None per feature, errors naming their index).
 
     With ``raw_coords`` (see :mod:`geofences._rawcoords`) the features' geometry coordinates are
     placeholders and their values are in those arrays; a feature that needs a closer look is
-    then ``whole(i)``, decoded with its coordinates.
+    then ``whole(i)``, decoded with its coordinates. ``prebuilt`` is :func:`prebuild` of
+    ``raw_coords`` (computed here when not given).
     """
     from geofences.geojson import RESERVED_PROPERTIES, _read_id, _seconds, parse_feature
 
@@ -58,7 +60,11 @@ def parse_many(
         assert raw_coords is not None and whole is not None
         depths = raw_coords.depth.tolist()
         points = raw_coords.point.tolist()
-        feat_meta = np.full(n, -1, np.int64)  # meta row of each polygon feature read from coords
+        if prebuilt is None:
+            prebuilt = prebuild(raw_coords, limits)
+        built = prebuilt.tolist()
+        pre_feat: list[int] = []  # polygon features whose geometry was prebuilt, and their meta rows
+        pre_meta: list[int] = []
     out: list[Geofence | None] = [None] * n
     slow: list[int] = []
     meta: list[list[Any]] = []  # [index, id, name, tags, free, dwell, exit, kind, radius, lon, lat]
@@ -140,9 +146,10 @@ def parse_many(
                     slow.append(i)
                     continue
                 row[7:] = FenceKind.CIRCLE, float(radius), x, y
-            elif (gtype == "Polygon" and d == 3) or (gtype == "MultiPolygon" and d == 4):
+            elif ((gtype == "Polygon" and d == 3) or (gtype == "MultiPolygon" and d == 4)) and built[i] is not None:
                 row[7] = FenceKind.POLYGON if d == 3 else FenceKind.MULTIPOLYGON
-                feat_meta[i] = len(meta)
+                pre_feat.append(i)
+                pre_meta.append(len(meta))
             else:
                 slow.append(i)
                 continue
@@ -183,12 +190,13 @@ def parse_many(
             slow.append(i)
             continue
         meta.append(row)
+    given = None
     if fast:
-        checked, ring_poly_a, poly_meta_a = _raw_rings(raw_coords, feat_meta)  # type: ignore[arg-type]
-    else:
-        checked = _ring_checks(rings) if rings else None
-        ring_poly_a, poly_meta_a = np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64)
-    bad_meta = _build(meta, checked, ring_poly_a, poly_meta_a, limits, out)
+        assert prebuilt is not None
+        given = np.asarray(pre_meta, np.int64), prebuilt[np.asarray(pre_feat, np.int64)]
+    checked = _ring_checks(rings) if rings else None
+    ring_poly_a, poly_meta_a = np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64)
+    bad_meta = _build(meta, checked, ring_poly_a, poly_meta_a, limits, out, given)
     slow.extend(meta[k][0] for k in bad_meta)
     errors: list[InvalidGeofence] = []
     for i in sorted(slow):
@@ -199,29 +207,45 @@ def parse_many(
     return out, errors
 
 
-def _raw_rings(coords: Coords, feat_meta: np.ndarray) -> tuple[tuple | None, np.ndarray, np.ndarray]:
-    """The rings of the polygon features kept (``feat_meta`` >= 0), checked as ``_ring_checks``
-    does, with each ring's polygon and each polygon's meta row."""
-    pm = feat_meta[coords.poly_feat]
-    keep_poly = pm >= 0
-    if not keep_poly.any():
-        return None, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    ring_keep = keep_poly[coords.ring_poly]
-    ring_len = coords.ring_len[ring_keep]
-    xy = coords.xy[np.repeat(ring_keep, coords.ring_len)]
-    new_poly = np.cumsum(keep_poly) - 1
-    ring_poly = new_poly[coords.ring_poly[ring_keep]]
-    return _checked_rings(xy, ring_len, np.ones(len(xy), bool)), ring_poly, pm[keep_poly]
+def prebuild(coords: Coords, limits: Limits) -> np.ndarray:
+    """Each feature's geometry built from coordinates read from the text: a Polygon for a
+    depth-3 feature, a MultiPolygon for a depth-4 one, when its rings pass the checks of
+    ``_ring_checks``, it has at most ``max_vertices`` positions and GEOS finds it valid with an
+    area; else None (:func:`parse_many` then looks closer, and ``parse_feature`` says why).
+
+    It needs nothing from the decoded features, so the reader runs it in its decoding worker
+    thread (``is_valid`` and the ring checks release the GIL).
+    """
+    n = len(coords.depth)
+    geoms = np.full(n, None, dtype=object)
+    if len(coords.ring_len) == 0:
+        return geoms
+    ring_bad, xy, ring_len = _checked_rings(coords.xy, coords.ring_len, np.ones(len(coords.xy), bool))
+    ring_feat = coords.poly_feat[coords.ring_poly]
+    bad = np.zeros(n, bool)
+    bad[ring_feat[ring_bad]] = True
+    bad |= np.bincount(ring_feat, weights=ring_len, minlength=n) > limits.max_vertices
+    keep = ~bad[ring_feat]
+    depth = coords.depth[ring_feat]
+    for d, multi in ((3, False), (4, True)):
+        made = _from_rings(xy, ring_len, coords.ring_poly, coords.poly_feat, keep & (depth == d), multi)
+        if made is not None:
+            at, g = made
+            valid = shapely.is_valid(g) & (shapely.area(g) > 0)
+            geoms[at[valid]] = g[valid]
+    return geoms
 
 
-def _build(meta, checked, ring_poly, poly_meta, limits: Limits, out: list) -> np.ndarray:
+def _build(meta, checked, ring_poly, poly_meta, limits: Limits, out: list, given=None) -> np.ndarray:
     """Build and validate every geometry; fill ``out``; return the meta rows that need a slow look.
 
     ``checked`` is ``_ring_checks``' (bad ring mask, positions, positions per ring), or None
-    when there are no rings."""
+    when there are no rings; ``given`` is (meta rows, their valid prebuilt geometries)."""
     bad = np.zeros(len(meta), bool)
     kinds = np.fromiter((m[7] for m in meta), np.int64, len(meta))
     geoms = np.empty(len(meta), dtype=object)
+    if given is not None:
+        geoms[given[0]] = given[1]
     if checked is not None:
         ring_bad, xy, ring_len = checked
         np.logical_or.at(bad, poly_meta[ring_poly[ring_bad]], True)

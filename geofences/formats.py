@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import shapely
 
-from geofences._fastparse import parse_many
+from geofences._fastparse import parse_many, prebuild
 from geofences._memory import gc_paused
 from geofences._rawcoords import decode_chunk
 from geofences.errors import InvalidCollection, InvalidGeofence, InvalidRecord
@@ -109,7 +109,7 @@ def read_collection(
         return _read_plain(data, limits, source, progress, total, chunk)
     if total is not None:
         total(len(features))
-    chunks = _decoded_chunks(features, chunk)
+    chunks = _decoded_chunks(features, chunk, limits)
     try:
         return _parse_chunks(chunks, limits, source, progress)
     except _NotDecodable:
@@ -120,34 +120,37 @@ class _NotDecodable(Exception):
     """A feature slice orjson refuses (msgspec's scan is more lenient): decode the whole."""
 
 
-def _decoded_chunks(features: list[msgspec.Raw], chunk: int) -> Iterator[Any]:
+def _decoded_chunks(features: list[msgspec.Raw], chunk: int, limits: Limits) -> Iterator[Any]:
     """Each run of ``chunk`` features, in order: decoded with their coordinates as arrays
-    (:func:`geofences._rawcoords.decode_chunk`), or, when that does not fit, decoded by orjson.
+    (:func:`geofences._rawcoords.decode_chunk`) and their polygons built and validated from
+    them (:func:`geofences._fastparse.prebuild`), or, when that does not fit, decoded by orjson.
 
     The next run is decoded in a worker thread while the caller parses this one: reading the
-    coordinates (numpy) and GEOS validation (``is_valid``) release the GIL, so on two cores each
-    side's Python work runs beside the other's array work. Each run is still decoded exactly
-    once and handed over in order, so results and errors are those of decoding them one by one.
+    coordinates and checking rings (numpy) and GEOS validation (``is_valid``) release the GIL,
+    so on two cores each side's Python work runs beside the other's array work. Each run is
+    still decoded exactly once and handed over in order, so results and errors are those of
+    decoding them one by one.
     """
     starts = range(0, len(features), chunk)
     if len(starts) < 2:
-        yield from map(_decode, (features[s : s + chunk] for s in starts))
+        yield from (_decode(features[s : s + chunk], limits) for s in starts)
         return
     with ThreadPoolExecutor(1, thread_name_prefix="geofences-decode") as pool:
-        ahead = pool.submit(_decode, features[:chunk])
+        ahead = pool.submit(_decode, features[:chunk], limits)
         for start in starts:
             current = ahead
             if start + chunk < len(features):
-                ahead = pool.submit(_decode, features[start + chunk : start + 2 * chunk])
+                ahead = pool.submit(_decode, features[start + chunk : start + 2 * chunk], limits)
             yield current.result()
             del current
 
 
-def _decode(raws: list[msgspec.Raw]) -> Any:
-    """One run of features decoded (see :func:`_decoded_chunks`)."""
+def _decode(raws: list[msgspec.Raw], limits: Limits) -> Any:
+    """One run of features decoded (see :func:`_decoded_chunks`): the arguments of
+    :func:`geofences._fastparse.parse_many` after ``limits``, or the decoded features."""
     fast = decode_chunk(raws)
     if fast is not None:
-        return fast[0], fast[1], partial(_whole, raws)
+        return fast[0], fast[1], partial(_whole, raws), prebuild(fast[1], limits)
     try:
         return orjson.loads(b"[" + b",".join(raws) + b"]")
     except orjson.JSONDecodeError:

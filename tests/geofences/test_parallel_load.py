@@ -15,11 +15,13 @@ from dataclasses import fields
 import numpy as np
 import orjson
 import pytest
+import shapely
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from geofences import FenceIndex, _derive, _grid, formats
 from geofences._derive import Derived, derive
+from geofences.model import Limits
 from simulator.walks import CITIES, random_fences
 from tests.geofences.test_bulk_imports import GOOD, circle
 from tests.geofences.test_read_collection import BAD, chunked, collection, plain, same
@@ -180,9 +182,9 @@ def test_chunks_decoded_ahead_are_handed_over_in_order():
     raws = formats._RAW_LIST.decode(orjson.dumps(feats))
     kinds = set()
     for chunk in (1, 2, 4, len(feats), len(feats) + 1):
-        ahead = list(formats._decoded_chunks(raws, chunk))
+        ahead = list(formats._decoded_chunks(raws, chunk, Limits()))
         kinds |= {type(c) for c in ahead}
-        one_by_one = [formats._decode(raws[s : s + chunk]) for s in range(0, len(raws), chunk)]
+        one_by_one = [formats._decode(raws[s : s + chunk], Limits()) for s in range(0, len(raws), chunk)]
         assert len(ahead) == len(one_by_one)
         for got, want in zip(ahead, one_by_one):
             assert type(got) is type(want)
@@ -192,4 +194,7 @@ def test_chunks_decoded_ahead_are_handed_over_in_order():
             assert got[0] == want[0]
             for f in fields(want[1]):
                 assert getattr(got[1], f.name).tobytes() == getattr(want[1], f.name).tobytes()
+            assert [shapely.to_wkb(g) if g is not None else None for g in got[3]] == [
+                shapely.to_wkb(g) if g is not None else None for g in want[3]
+            ]
     assert kinds == {tuple, list}  # chunks read from the text and chunks decoded whole
