@@ -198,3 +198,14 @@ def test_chunks_decoded_ahead_are_handed_over_in_order():
                 shapely.to_wkb(g) if g is not None else None for g in want[3]
             ]
     assert kinds == {tuple, list}  # chunks read from the text and chunks decoded whole
+
+
+@pytest.mark.parametrize("max_vertices", [4, 5, 7, 8, 10_000])
+def test_the_vertex_limit_read_from_the_text_is_the_plain_parsers(max_vertices, decoder_threads):
+    feats = [
+        circle(f"c{i}", lon=10 + i * 1e-3) for i in range(3)
+    ] + GOOD  # a polygon of 5 positions, a multipolygon of 8
+    data = collection(feats)
+    limits = Limits(max_vertices=max_vertices)
+    assert same(chunked(data, chunk=2, limits=limits), plain(data, limits=limits))
+    assert "geofences-decode_0" in decoder_threads
