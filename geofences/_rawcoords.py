@@ -17,9 +17,12 @@ and reads the cut-out texts with array operations on their bytes:
   correctly rounded division of two exact doubles, so the double nearest the decimal, which is
   what orjson decodes.
 
-A chunk with anything else (an integer or an exponent in any coordinates, a backslash anywhere,
-two ``coordinates`` keys in a feature, bytes orjson refuses) is not read here: the caller decodes
-it as before, so results and errors are exactly those of decoding it whole. A feature whose
+A feature whose coordinates hold an ``e`` or ``E`` (an exponent: orjson writes ``-1.2e-06``
+for a longitude just west of Greenwich) keeps them in the text: orjson decodes them with the
+rest of its feature, which the caller then parses alone. A chunk with anything else (an integer
+anywhere in the coordinates read here, a backslash anywhere, two ``coordinates`` keys in a
+feature, bytes orjson refuses) is not read here: the caller decodes it as before, so results
+and errors are exactly those of decoding it whole. A feature whose
 coordinates were cut out but that needs a closer look (a wrong depth for its type, a ring that
 fails a check) is decoded again from its own slice by the caller.
 """
@@ -103,11 +106,17 @@ def decode_chunk(raws: list[msgspec.Raw]) -> tuple[list, Coords] | None:
         ve[loose] = [joined.rfind(b"]", s, e) + 1 for s, e in zip(vs[loose].tolist(), ve[loose].tolist())]
         if (ve <= vs).any():
             return None
-    bounds = np.empty(2 * len(vs) + 2, np.int64)
-    bounds[0], bounds[-1] = 0, len(joined)
-    bounds[1:-1:2], bounds[2:-1:2] = vs, ve
-    b = bounds.tolist()
-    texts = [joined[b[k] : b[k + 1]] for k in range(1, len(b) - 1, 2)]
+    b, texts = _cut(joined, vs, ve)
+    # An exponent ("-1.2e-06": orjson's way with a longitude near 0) is not this form: that
+    # feature's coordinates stay in the text for orjson, and the rest of the chunk is read here.
+    odd = [k for k, t in enumerate(texts) if b"e" in t or b"E" in t]
+    if odd:
+        keep = np.ones(len(vs), bool)
+        keep[odd] = False
+        vs, ve, feat = vs[keep], ve[keep], feat[keep]
+        if len(vs) == 0:
+            return None
+        b, texts = _cut(joined, vs, ve)
     text = b"".join(texts)
     region_len = ve - vs
     if any(w in text for w in (b" ", b"\n", b"\r", b"\t")):  # memchr: cheaper than translating
@@ -127,6 +136,16 @@ def decode_chunk(raws: list[msgspec.Raw]) -> tuple[list, Coords] | None:
     feat_point = np.zeros((n, 2))
     feat_point[feat] = point
     return decoded, Coords(feat_depth, feat_point, xy, ring_len, ring_poly, feat[poly_region])
+
+
+def _cut(joined: bytes, vs: np.ndarray, ve: np.ndarray) -> tuple[list[int], list[bytes]]:
+    """(bounds, texts): the offsets 0, vs[0], ve[0], vs[1], ... len(joined), and the texts
+    between each ``vs`` and its ``ve`` (the values cut out)."""
+    bounds = np.empty(2 * len(vs) + 2, np.int64)
+    bounds[0], bounds[-1] = 0, len(joined)
+    bounds[1:-1:2], bounds[2:-1:2] = vs, ve
+    b = bounds.tolist()
+    return b, [joined[b[k] : b[k + 1]] for k in range(1, len(b) - 1, 2)]
 
 
 def _swar8(v: np.ndarray) -> np.ndarray:

@@ -165,6 +165,10 @@ ODD = {
     "open ring": '{"type":"Polygon","coordinates":[[[10.0,59.0],[10.001,59.0],[10.0,59.001],[10.0,59.002]]]}',
     "bow-tie": '{"type":"Polygon","coordinates":[[[10.0,59.0],[10.001,59.001],[10.001,59.0],[10.0,59.001],[10.0,59.0]]]}',
     "object inside": '{"type":"Point","coordinates":[{"a":1.0},59.0]}',
+    "exponent": '{"type":"Point","coordinates":[-1.2e-06,51.5]}',
+    "exponent polygon": '{"type":"Polygon","coordinates":[[[-1.2e-06,51.5],[0.001,51.5],[0.001,51.501],[-1.2E-6,51.5]]]}',
+    "exponent out of range": '{"type":"Point","coordinates":[1.5e+03,51.5]}',
+    "exponent in a hole": '{"type":"Polygon","coordinates":[[[0.0,51.0],[0.01,51.0],[0.01,51.01],[0.0,51.0]],[[5e-3,51.001],[0.006,51.001],[0.006,51.002],[5e-3,51.001]]]}',
 }
 PROPS = {
     "plain": '{"radius_m":30.0}',
@@ -209,3 +213,12 @@ def test_two_coordinates_keys_in_a_feature_take_the_plain_path(fast_chunks):
     assert same(got, plain(data))
     assert got[0].geometry.x == 3.5  # the last member wins, as in orjson
     assert fast_chunks == {"fast": 0, "plain": 1}
+
+
+def test_features_with_exponents_are_parsed_alone_and_the_rest_of_the_chunk_is_read_from_the_text(fast_chunks):
+    odd = [raw_feature(f"e{k}", ODD[name], PROPS["plain"]) for k, name in enumerate(sorted(ODD)) if "exponent" in name]
+    goods = [GOOD_RAW.replace(b'"good"', f'"g{k}"'.encode()) for k in range(3)]
+    data = b'{"type":"FeatureCollection","features":[' + b",".join(goods[:2] + odd + goods[2:]) + b"]}"
+    got, want = chunked(data, chunk=100), plain(data)
+    assert same(got, want)
+    assert fast_chunks == {"fast": 1, "plain": 0}
