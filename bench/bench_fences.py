@@ -12,7 +12,7 @@ the Python + numpy share). Throughput uses the simulator's 10k-fence city worklo
 exact against its ground truth), alone and with 990k more fences in other cities (a global
 index). Times are wall seconds with CPU seconds of this process (all its threads) in brackets:
 the machine is shared, CPU time is the steadier figure; the 1M load's target is wall clock,
-since a big load decodes, derives and sorts on a second thread.
+since a big index build derives and sorts on a second thread.
 Run ``python bench/bench_fences.py --help``.
 """
 

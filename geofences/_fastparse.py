@@ -213,8 +213,7 @@ def prebuild(coords: Coords, limits: Limits) -> np.ndarray:
     ``_ring_checks``, it has at most ``max_vertices`` positions and GEOS finds it valid with an
     area; else None (:func:`parse_many` then looks closer, and ``parse_feature`` says why).
 
-    It needs nothing from the decoded features, so the reader runs it in its decoding worker
-    thread (``is_valid`` and the ring checks release the GIL).
+    It needs nothing from the decoded features: the reader runs it as it decodes a chunk.
     """
     n = len(coords.depth)
     geoms = np.full(n, None, dtype=object)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import IO, Any
 
@@ -125,24 +124,12 @@ def _decoded_chunks(features: list[msgspec.Raw], chunk: int, limits: Limits) -> 
     (:func:`geofences._rawcoords.decode_chunk`) and their polygons built and validated from
     them (:func:`geofences._fastparse.prebuild`), or, when that does not fit, decoded by orjson.
 
-    The next run is decoded in a worker thread while the caller parses this one: reading the
-    coordinates and checking rings (numpy) and GEOS validation (``is_valid``) release the GIL,
-    so on two cores each side's Python work runs beside the other's array work. Each run is
-    still decoded exactly once and handed over in order, so results and errors are those of
-    decoding them one by one.
+    Decoding the next run in a worker thread while this one is parsed was tried and measured
+    (README, issue 11 stop 5): the two threads never ran side by side, as orjson, the regex,
+    the geometry construction and the parser's per-feature loop all hold the GIL.
     """
-    starts = range(0, len(features), chunk)
-    if len(starts) < 2:
-        yield from (_decode(features[s : s + chunk], limits) for s in starts)
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="geofences-decode") as pool:
-        ahead = pool.submit(_decode, features[:chunk], limits)
-        for start in starts:
-            current = ahead
-            if start + chunk < len(features):
-                ahead = pool.submit(_decode, features[start + chunk : start + 2 * chunk], limits)
-            yield current.result()
-            del current
+    for start in range(0, len(features), chunk):
+        yield _decode(features[start : start + chunk], limits)
 
 
 def _decode(raws: list[msgspec.Raw], limits: Limits) -> Any:

@@ -1,30 +1,23 @@
-"""A bulk load that uses a second thread gives exactly what one thread gives.
+"""A bulk index build that uses a second thread gives exactly what one thread gives.
 
-Three steps of a big load run partly in a worker thread: decoding the next chunk of a
-FeatureCollection while this one is parsed (:func:`geofences.formats.read_collection`),
-deriving the second half of a batch's index data (:func:`geofences._derive.derive`) and
-expanding and sorting the second half of a grid level's cells (:mod:`geofences._grid`). Each
-is pinned here to its one-thread result, bit for bit, errors and all-or-nothing included.
+Two steps of a big index build run partly in a worker thread: deriving the second half of a
+batch's index data (:func:`geofences._derive.derive`) and expanding and sorting the second
+half of a grid level's cells (:mod:`geofences._grid`). Each is pinned here to its one-thread
+result, bit for bit.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import fields
 
 import numpy as np
-import orjson
 import pytest
-import shapely
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from geofences import FenceIndex, _derive, _grid, formats
+from geofences import FenceIndex, _derive, _grid
 from geofences._derive import Derived, derive
-from geofences.model import Limits
 from simulator.walks import CITIES, random_fences
-from tests.geofences.test_bulk_imports import GOOD, circle
-from tests.geofences.test_read_collection import BAD, chunked, collection, plain, same
 
 SETTINGS = settings(deadline=None, max_examples=40, derandomize=True, database=None)
 places = st.sampled_from(sorted(CITIES))
@@ -133,79 +126,3 @@ def test_grid_cells_sorted_on_two_threads_are_every_pair_once_in_order(rows, cel
     keys, got = _grid._cell_pairs(owner, boxes, cell, split)
     want_keys, want_owner = oracle_pairs(owner, boxes, cell)
     assert keys.tolist() == want_keys.tolist() and got.tolist() == want_owner.tolist()
-
-
-def refused(feature) -> bool:
-    verdict = plain(collection([feature]))
-    return isinstance(verdict, list) and bool(verdict) and isinstance(verdict[0], str)
-
-
-REFUSED = [bad for bad in BAD if refused(bad)]
-
-
-@pytest.fixture
-def decoder_threads(monkeypatch):
-    """The names of the threads that decode chunks."""
-    names: list[str] = []
-    real = formats.decode_chunk
-
-    def spy(raws):
-        names.append(threading.current_thread().name)
-        return real(raws)
-
-    monkeypatch.setattr(formats, "decode_chunk", spy)
-    return names
-
-
-@pytest.mark.parametrize("chunk", [1, 2, 3])
-@pytest.mark.parametrize("bad_at", [0, 3, 6])
-def test_a_bad_feature_in_a_chunk_decoded_ahead_is_named_as_the_plain_parser_names_it(chunk, bad_at, decoder_threads):
-    for bad in REFUSED:
-        feats = [circle(f"c{i}", lon=10 + i * 1e-3) for i in range(6)]
-        feats.insert(bad_at, bad)
-        data = collection(feats)
-        want = plain(data)
-        assert isinstance(want, list) and want and isinstance(want[0], str)  # all or nothing: no fences
-        assert chunked(data, chunk=chunk) == want
-    assert any(name.startswith("geofences-decode") for name in decoder_threads)
-
-
-@pytest.mark.parametrize("tail", [b'{"id": "\xff"}', b'{"id": "\\ud800"}', b"NaN"])
-def test_bytes_orjson_refuses_in_a_later_chunk_fail_as_decoding_everything_fails(tail):
-    good = b",".join(orjson.dumps(f) for f in GOOD)
-    data = b'{"type": "FeatureCollection", "features": [' + good + b"," + tail + b"]}"
-    assert same(chunked(data, chunk=2), plain(data))
-
-
-def test_chunks_decoded_ahead_are_handed_over_in_order():
-    feats = GOOD + [circle(f"c{i}", lon=10 + i * 1e-3) for i in range(9)]
-    raws = formats._RAW_LIST.decode(orjson.dumps(feats))
-    kinds = set()
-    for chunk in (1, 2, 4, len(feats), len(feats) + 1):
-        ahead = list(formats._decoded_chunks(raws, chunk, Limits()))
-        kinds |= {type(c) for c in ahead}
-        one_by_one = [formats._decode(raws[s : s + chunk], Limits()) for s in range(0, len(raws), chunk)]
-        assert len(ahead) == len(one_by_one)
-        for got, want in zip(ahead, one_by_one):
-            assert type(got) is type(want)
-            if type(want) is list:  # decoded whole by orjson
-                assert got == want
-                continue
-            assert got[0] == want[0]
-            for f in fields(want[1]):
-                assert getattr(got[1], f.name).tobytes() == getattr(want[1], f.name).tobytes()
-            assert [shapely.to_wkb(g) if g is not None else None for g in got[3]] == [
-                shapely.to_wkb(g) if g is not None else None for g in want[3]
-            ]
-    assert kinds == {tuple, list}  # chunks read from the text and chunks decoded whole
-
-
-@pytest.mark.parametrize("max_vertices", [4, 5, 7, 8, 10_000])
-def test_the_vertex_limit_read_from_the_text_is_the_plain_parsers(max_vertices, decoder_threads):
-    feats = [
-        circle(f"c{i}", lon=10 + i * 1e-3) for i in range(3)
-    ] + GOOD  # a polygon of 5 positions, a multipolygon of 8
-    data = collection(feats)
-    limits = Limits(max_vertices=max_vertices)
-    assert same(chunked(data, chunk=2, limits=limits), plain(data, limits=limits))
-    assert "geofences-decode_0" in decoder_threads

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from geofences import Geofence, InvalidCollection, formats, parse_collection
 from geofences.formats import read_collection
+from geofences.model import Limits
 from tests.geofences.test_bulk_imports import GOOD, circle
 from tests.geofences.test_geofence_validation import CASES
 
@@ -130,3 +131,40 @@ def test_progress_counts_features_parsed_and_total_is_told_first(no_plain_path):
         total=lambda n: calls.append(("total", n)),
     )
     assert calls == [("total", 5), ("parsed", 2), ("parsed", 4), ("parsed", 5)]
+
+
+def refused(feature) -> bool:
+    verdict = plain(collection([feature]))
+    return isinstance(verdict, list) and bool(verdict) and isinstance(verdict[0], str)
+
+
+REFUSED = [bad for bad in BAD if refused(bad)]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+@pytest.mark.parametrize("bad_at", [0, 3, 6])
+def test_a_bad_feature_in_a_later_chunk_is_named_as_the_plain_parser_names_it(chunk, bad_at):
+    for bad in REFUSED:
+        feats = [circle(f"c{i}", lon=10 + i * 1e-3) for i in range(6)]
+        feats.insert(bad_at, bad)
+        data = collection(feats)
+        want = plain(data)
+        assert isinstance(want, list) and want and isinstance(want[0], str)  # all or nothing: no fences
+        assert chunked(data, chunk=chunk) == want
+
+
+@pytest.mark.parametrize("tail", [b'{"id": "\xff"}', b'{"id": "\\ud800"}', b"NaN"])
+def test_bytes_orjson_refuses_in_a_later_chunk_fail_as_decoding_everything_fails(tail):
+    good = b",".join(orjson.dumps(f) for f in GOOD)
+    data = b'{"type": "FeatureCollection", "features": [' + good + b"," + tail + b"]}"
+    assert same(chunked(data, chunk=2), plain(data))
+
+
+@pytest.mark.parametrize("max_vertices", [4, 5, 7, 8, 10_000])
+def test_the_vertex_limit_on_polygons_read_from_the_text_is_the_plain_parsers(max_vertices):
+    feats = [
+        circle(f"c{i}", lon=10 + i * 1e-3) for i in range(3)
+    ] + GOOD  # a polygon of 5 positions, a multipolygon of 8
+    data = collection(feats)
+    limits = Limits(max_vertices=max_vertices)
+    assert same(chunked(data, chunk=2, limits=limits), plain(data, limits=limits))
