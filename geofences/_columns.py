@@ -65,26 +65,16 @@ class Columns:
         for name, fill in self._SLOT_COLS:
             setattr(self, name, _grown(getattr(self, name), n, fill))
 
-    def write(self, slots: np.ndarray, pieces: list[Derived]) -> None:
-        """Store derived rows (``pieces`` of consecutive rows, one row per entry of ``slots``,
-        whose old runs must be dead), as one write of their rows in order would."""
+    def write(self, slots: np.ndarray, d: Derived) -> None:
+        """Store derived rows ``d`` (one per entry of ``slots``, whose old runs must be dead)."""
         self.reserve_slots(int(slots.max()) + 1 if len(slots) else 0)
-        m, k = sum(len(d.part_owner) for d in pieces), sum(len(d.vert) for d in pieces)
-        self.part_slot = _grown(self.part_slot, self.n_parts + m, -1)
-        self.part_box = _grown(self.part_box, self.n_parts + m, np.nan)
-        self.vert = _grown(self.vert, self.n_verts + k, np.nan)
-        self.ring_end = _grown(self.ring_end, self.n_verts + k, True)
-        lo = 0
-        for d in pieces:
-            self._write(slots[lo : lo + len(d.num)], d)
-            lo += len(d.num)
-
-    def _write(self, slots: np.ndarray, d: Derived) -> None:
         self.geom[slots] = d.geom
         self.num[slots] = d.num
         self.is_circle[slots] = d.is_circle
         self.box[slots] = d.box
         m, a = len(d.part_owner), self.n_parts
+        self.part_slot = _grown(self.part_slot, a + m, -1)
+        self.part_box = _grown(self.part_box, a + m, np.nan)
         self.part_slot[a : a + m] = slots[d.part_owner]
         self.part_box[a : a + m] = d.part_box
         counts = np.bincount(d.part_owner, minlength=len(slots))
@@ -92,6 +82,8 @@ class Columns:
         self.part_start[slots] = a + np.cumsum(counts) - counts
         self.n_parts = a + m
         k, b = len(d.vert), self.n_verts
+        self.vert = _grown(self.vert, b + k, np.nan)
+        self.ring_end = _grown(self.ring_end, b + k, True)
         self.vert[b : b + k] = d.vert
         self.ring_end[b : b + k] = d.ring_end
         self.vert_count[slots] = d.vert_count

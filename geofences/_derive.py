@@ -8,7 +8,6 @@ Single inserts go through the same code with a batch of one, so both paths agree
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +25,6 @@ _EARTH_R = 6_371_000.0
 #: (the neglected term is about (r / R)^2 tan^2(lat), below 2e-3 up to 80 degrees and 50 km).
 _BOX_PAD = 0.01
 _EXACT_LAT = 80.0
-#: Batches at least this large are derived in two halves, one in a worker thread (see derive).
-SPLIT = 50_000
 
 
 @dataclass(slots=True)
@@ -45,26 +42,8 @@ class Derived:
     ring_end: np.ndarray  # (k,) True on the last vertex of each ring (no segment starts there)
 
 
-def derive(fences: list[Geofence], split: int | None = None) -> list[Derived]:
-    """Compute the index's per-fence data for ``fences`` in a few array calls: one piece, or
-    for ``split`` fences or more (default :data:`SPLIT`), two pieces: the first and second half.
-
-    Every row depends on its own fence only, so the halves equal the whole cut in two. The
-    second half is derived in a worker thread meanwhile: GEOS ``prepare`` and ``bounds``, the
-    geodesic circle boxes (pyproj) and the numpy work release the GIL, so on two cores much of
-    a big batch's derivation runs on both.
-    """
-    if len(fences) < max(SPLIT if split is None else split, 2):
-        return [_derive(fences)]
-    meters_per_degree_table(np.zeros(1))  # its table built once, before two threads read it
-    half = len(fences) // 2
-    with ThreadPoolExecutor(1, thread_name_prefix="geofences-derive") as pool:
-        later = pool.submit(_derive, fences[half:])
-        first = _derive(fences[:half])
-        return [first, later.result()]
-
-
-def _derive(fences: list[Geofence]) -> Derived:
+def derive(fences: list[Geofence]) -> Derived:
+    """Compute the index's per-fence data for ``fences`` in a few array calls."""
     n = len(fences)
     is_circle = np.fromiter((f.kind is FenceKind.CIRCLE for f in fences), bool, n)
     geoms = np.empty(n, dtype=object)

@@ -9,7 +9,6 @@ lazily after changes; see the README's design section for why this beats an R-tr
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +20,6 @@ _MAX_CELLS = 64
 _CELLS_PER_FENCE = 2.0  # base cell = median fence extent / this (tuned in bench, see README)
 _KEY_SHIFT = np.int64(1 << 31)
 _SHIFT = 1 << 31  # the same, for keys computed on Python ints
-#: Levels of at least this many boxes are rasterized and sorted in two halves on two threads.
-_SPLIT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +169,7 @@ def _rasterize(owner: np.ndarray, boxes: np.ndarray, cell: float) -> tuple[np.nd
 
 
 def _build_level(cell: float, slots: np.ndarray, boxes: np.ndarray) -> _Level:
-    keys, owner = _cell_pairs(slots, boxes, cell, _SPLIT)
+    keys, owner = _cell_pairs(slots, boxes, cell)
     starts = _firsts(keys) if len(keys) else np.empty(0, np.int64)
     ukeys = keys[starts]
     index_type = np.int32 if len(keys) < 2**31 and (len(owner) == 0 or owner.max() < 2**31) else np.int64
@@ -181,14 +178,13 @@ def _build_level(cell: float, slots: np.ndarray, boxes: np.ndarray) -> _Level:
     return _Level(cell, ukeys, starts, owner.astype(index_type), bbox)
 
 
-def _cell_pairs(owner: np.ndarray, boxes: np.ndarray, cell: float, split: int) -> tuple[np.ndarray, np.ndarray]:
+def _cell_pairs(owner: np.ndarray, boxes: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
     """The (cell key, owner) pairs of the boxes' cells, sorted by key, then owner, no repeats.
 
     When the bits fit, each pair is packed into one int64 (the cell's column and row relative
     to the boxes' bounding cells, then the owner) and the packed values are sorted: one sort of
     a plain integer array instead of a two-key ``np.lexsort`` (``np.unique(axis=0)`` sorts a
-    void view, ~30x slower). From ``split`` boxes on, the two halves are expanded and sorted
-    in two threads (numpy releases the GIL) and then merged; the pairs are the same.
+    void view, ~30x slower).
     """
     if len(owner) == 0:
         e = np.empty(0, np.int64)
@@ -210,26 +206,15 @@ def _cell_pairs(owner: np.ndarray, boxes: np.ndarray, cell: float, split: int) -
     # A box's cell (ix0 + i % nx, iy0 + i // nx), packed: its first cell's value plus the steps.
     first = (((ix0 - cx0) * height + (iy0 - cy0)) << owner_bits) | owner
     step_x, step_y = height << owner_bits, 1 << owner_bits
-
-    def packed(lo: int, hi: int) -> np.ndarray:
-        count = nx[lo:hi] * ny[lo:hi]
-        rep = np.repeat(np.arange(lo, hi), count)
-        local = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count)
-        out = first[rep]
-        nxr = nx[rep]
-        out += (local % nxr) * step_x
-        out += (local // nxr) * step_y
-        out.sort()
-        return out
-
-    if len(owner) < split:
-        pairs = packed(0, len(owner))
-    else:
-        half = len(owner) // 2
-        with ThreadPoolExecutor(1, thread_name_prefix="geofences-grid") as pool:
-            later = pool.submit(packed, half, len(owner))
-            pairs = np.concatenate([packed(0, half), later.result()])
-        pairs.sort(kind="stable")  # two sorted runs: one merge
+    count = nx * ny
+    rep = np.repeat(np.arange(len(owner)), count)
+    local = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count)
+    pairs = first[rep]
+    nxr = nx[rep]
+    pairs += (local % nxr) * step_x
+    pairs += (local // nxr) * step_y
+    del rep, local, nxr
+    pairs.sort()
     pairs = pairs[_firsts(pairs)]
     o = pairs & (step_y - 1)
     pairs >>= owner_bits
