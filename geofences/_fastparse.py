@@ -252,24 +252,15 @@ def _build(meta, checked, ring_poly, poly_meta, limits: Limits, out: list, given
         bad |= nverts > limits.max_vertices
         ring_meta = poly_meta[ring_poly]
         ring_kind = kinds[ring_meta]
-        single = _from_rings(
-            xy, ring_len, ring_poly, poly_meta, ~bad[ring_meta] & (ring_kind == FenceKind.POLYGON), False
-        )
-        if single is not None:
-            at, polys = single
-            valid = shapely.is_valid(polys) & (shapely.area(polys) > 0)
-            geoms[at] = polys
-            bad[at[~valid]] = True
         # A MultiPolygon's parts are checked with it (GEOS validates every part of a
         # MultiPolygon, then their overlaps): checking them alone too cost a third more.
-        multi = _from_rings(
-            xy, ring_len, ring_poly, poly_meta, ~bad[ring_meta] & (ring_kind == FenceKind.MULTIPOLYGON), True
-        )
-        if multi is not None:
-            at, mg = multi
-            valid = shapely.is_valid(mg) & (shapely.area(mg) > 0)
-            geoms[at] = mg
-            bad[at[~valid]] = True
+        for kind, multi in ((FenceKind.POLYGON, False), (FenceKind.MULTIPOLYGON, True)):
+            built = _from_rings(xy, ring_len, ring_poly, poly_meta, ~bad[ring_meta] & (ring_kind == kind), multi)
+            if built is not None:
+                at, g = built
+                valid = shapely.is_valid(g) & (shapely.area(g) > 0)
+                geoms[at] = g
+                bad[at[~valid]] = True
     circ = np.flatnonzero(kinds == FenceKind.CIRCLE)
     if len(circ):
         geoms[circ] = shapely.points(
