@@ -23,6 +23,7 @@ from typing import Any, TypeGuard
 import numpy as np
 import shapely
 
+from geofences._grid import _firsts
 from geofences._rawcoords import Coords
 from geofences.errors import InvalidGeofence
 from geofences.model import FenceKind, Geofence, Limits
@@ -318,13 +319,6 @@ def _from_rings(
     return row[row_first], shapely.from_ragged_array(
         shapely.GeometryType.MULTIPOLYGON, coords, (off_ring, off_poly, off_row)
     )
-
-
-def _firsts(a: np.ndarray) -> np.ndarray:
-    """Positions where a sorted ``a`` takes a new value."""
-    new = np.ones(len(a), bool)
-    np.not_equal(a[1:], a[:-1], out=new[1:])
-    return np.flatnonzero(new)
 
 
 def _fresh(texts: list[str]) -> list[str]:

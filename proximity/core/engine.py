@@ -31,7 +31,7 @@ from proximity.core.presence import (
     silence_onset,
     smooth_positions,
 )
-from proximity.core.state import DeviceStates, StateStore
+from proximity.core.state import _NO_STAYS, DeviceStates, StateStore
 from proximity.core.transitions import silence_due, transitions
 from proximity.core.versioned import Attempt, run_optimistic
 from proximity.core.visits import hash_strs as _hash_strs
@@ -108,10 +108,6 @@ PING_STATUS = ("accepted", "stale", "duplicates", "inaccurate")
 #: Exact-detection batches of at most this many pings (after the accuracy filter) take
 #: :meth:`Engine._compute_few`: merged phone requests, where fixed per-array costs dominate.
 FEW_PINGS = 64
-
-#: The stay columns of devices inside no fence (shared: a store never writes into the states it
-#: is given, and the engine replaces, never mutates, these columns)
-_NO_STAYS = (np.empty(0, np.int64), np.empty(0, object), np.empty(0), np.empty(0, np.uint64), np.empty(0, bool))
 
 
 class _Settings:

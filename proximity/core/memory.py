@@ -17,17 +17,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from proximity.core.state import DeviceStates
+from proximity.core.state import _NO_STAYS, _NO_TRACKS, DeviceStates
 
 __all__ = ["MemoryStore"]
 
 _K = 3  # stay slots per device row: a mall, a store in it, a department in the store
 #: Loads of at most this many devices take :meth:`MemoryStore._load_few` (a phone call's).
 FEW = 16
-# Zero-length columns shared by the states of devices without stays or tracks: nothing can be
-# written into an empty array, so sharing them is safe.
-_NO_STAYS = (np.empty(0, np.int64), np.empty(0, object), np.empty(0), np.empty(0, np.uint64), np.empty(0, bool))
-_NO_TRACKS = (np.empty(0, np.int64), np.empty(0, object), np.empty(0), np.empty(0))
 
 
 class MemoryStore:

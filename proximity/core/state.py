@@ -19,6 +19,11 @@ from proximity.core.versioned import VersionedStore
 
 __all__ = ["DeviceStates", "StateStore"]
 
+# Zero-length stay columns (stay_dev .. stay_dwelled) and track columns (trk_dev .. trk_mark),
+# shared by the states of devices without any: nothing can be written into an empty array.
+_NO_STAYS = (np.empty(0, np.int64), np.empty(0, object), np.empty(0), np.empty(0, np.uint64), np.empty(0, bool))
+_NO_TRACKS = (np.empty(0, np.int64), np.empty(0, object), np.empty(0), np.empty(0))
+
 
 @dataclass(slots=True)
 class DeviceStates:
