@@ -152,8 +152,8 @@ def _parse_chunks(
     with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
         for part in chunks:
             start = len(parsed)
-            # A chunk is its decoded features, or (features, raw coordinates, whole) from
-            # geofences._rawcoords (see parse_many).
+            # A chunk is its decoded features, or (features, raw coordinates, whole, prebuilt):
+            # the arguments of parse_many after limits (geofences.formats._decode).
             got, bad = parse_many(part[0], limits, *part[1:]) if type(part) is tuple else parse_many(part, limits)
             del part
             parsed.extend(got)
@@ -171,26 +171,22 @@ def _unique(
     ``where`` gives each record's index for the error (default: its position in ``parsed``).
     """
     fences: list[Geofence] = [f for f in parsed if f is not None]
-    if len({f.id for f in fences}) == len(fences):  # no repeated id: nothing to look up one by one
-        if errors:
-            errors.sort(key=lambda e: e.index if e.index is not None else -1)
-            raise InvalidCollection(errors, source)
-        return fences
-    seen: dict[str, int] = {}
-    fences = []
-    for i, fence in enumerate(parsed):
-        if fence is None:
-            continue
-        at = i if where is None else where[i]
-        first = seen.setdefault(fence.id, at)
-        if first != at:
-            errors.append(
-                DuplicateGeofence(
-                    fence.id, reason=f"duplicate id {fence.id!r} (first used by feature {first})", index=at
+    if len({f.id for f in fences}) < len(fences):  # a repeated id: keep the first, name the others
+        seen: dict[str, int] = {}
+        fences = []
+        for i, fence in enumerate(parsed):
+            if fence is None:
+                continue
+            at = i if where is None else where[i]
+            first = seen.setdefault(fence.id, at)
+            if first != at:
+                errors.append(
+                    DuplicateGeofence(
+                        fence.id, reason=f"duplicate id {fence.id!r} (first used by feature {first})", index=at
+                    )
                 )
-            )
-            continue
-        fences.append(fence)
+                continue
+            fences.append(fence)
     if errors:
         errors.sort(key=lambda e: e.index if e.index is not None else -1)
         raise InvalidCollection(errors, source)
