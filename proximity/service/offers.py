@@ -26,7 +26,6 @@ __all__ = ["CampaignStage"]
 
 logger = logging.getLogger("proximity.service")
 _VISITS = (int(EventKind.ENTER), int(EventKind.BEACON_ENTER))
-_SENDS = ("delivered", "replayed")  # decisions that send an offer event
 
 
 class CampaignStage:
@@ -62,6 +61,7 @@ class CampaignStage:
         if not len(d) and not visits:
             return EventBatch.empty()
         names = d.to_frame()["decision"].tolist() if len(d) else []
+        sends = d.sends.tolist()
         vids = format_visit_ids(src.visit_id)
         records, offers = [], {}
         for i, (row, cid, name, code) in enumerate(zip(d.row.tolist(), d.campaign_id.tolist(), names, d.code.tolist())):
@@ -81,7 +81,7 @@ class CampaignStage:
                 "event_key": d.event_key[i],
                 "event": ev,
             }
-            if name in _SENDS:
+            if sends[i]:
                 c = cs.by_id[cid]
                 expires = src.ts[row] + c.offer.coupon.ttl_s if c.offer.coupon.ttl_s is not None else math.inf
                 if c.schedule.end is not None:
