@@ -442,27 +442,7 @@ class Engine:
         )
         if not len(t.st_dev):
             return EventBatch.empty(), after, rows, n_stale, n_dup
-        visit = np.zeros(len(t.st_dev), np.uint64)
-        old = t.st_initial >= 0
-        visit[old] = s_visit[t.st_initial[old]]
-        new = np.flatnonzero(~old)
-        if len(new):
-            visit[new] = _visit_ids(sub.device_ids[t.st_dev[new]], cfg.hash[t.st_slot[new]], t.st_enter_ts[new])
-        events = EventBatch.empty()
-        if len(t.ev_ts):
-            dur = np.full(len(t.ev_ts), np.nan)
-            is_exit = t.ev_kind == EventKind.EXIT
-            dur[is_exit] = t.ev_ts[is_exit] - t.st_enter_ts[t.ev_stay[is_exit]]
-            events = EventBatch(
-                sub.device_ids[t.ev_dev], cfg.ids[t.ev_slot], t.ev_kind, t.ev_ts, visit[t.ev_stay], dur, t.ev_reason
-            )
-        o = t.open_stays
-        if len(o):
-            o_slot = t.st_slot[o]
-            after.stay_dev, after.stay_fence = t.st_dev[o], cfg.ids[o_slot]
-            after.stay_enter_ts, after.stay_visit, after.stay_dwelled = t.st_enter_ts[o], visit[o], t.st_dwelled[o]
-            after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[o_slot])
-        return events, after, rows, n_stale, n_dup
+        return _stays_out(t, sub.device_ids, s_visit, cfg, after), after, rows, n_stale, n_dup
 
     def _compute_batch(self, dev, cols, states: DeviceStates):
         """:meth:`_compute` of a batch, as array operations (any size, both detection modes)."""
@@ -509,24 +489,11 @@ class Engine:
             cfg.dwell_s,
             cfg.exit_after_s,
         )
-        visit = np.zeros(len(t.st_dev), np.uint64)
-        old = t.st_initial >= 0
-        visit[old] = sub.stay_visit[live][t.st_initial[old]]
-        new = np.flatnonzero(~old)
-        if len(new):
-            visit[new] = _visit_ids(sub.device_ids[t.st_dev[new]], cfg.hash[t.st_slot[new]], t.st_enter_ts[new])
-        dur = np.full(len(t.ev_ts), np.nan)
-        is_exit = t.ev_kind == EventKind.EXIT
-        dur[is_exit] = t.ev_ts[is_exit] - t.st_enter_ts[t.ev_stay[is_exit]]
-        events = EventBatch(
-            sub.device_ids[t.ev_dev], cfg.ids[t.ev_slot], t.ev_kind, t.ev_ts, visit[t.ev_stay], dur, t.ev_reason
-        )
         after = sub.copy()
         after.last_ts, after.last_lon, after.last_lat = ts[ends - 1], lon[ends - 1], lat[ends - 1]
-        o = t.open_stays
-        after.stay_dev, after.stay_fence = t.st_dev[o], cfg.ids[t.st_slot[o]]
-        after.stay_enter_ts, after.stay_visit, after.stay_dwelled = t.st_enter_ts[o], visit[o], t.st_dwelled[o]
-        after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[t.st_slot[o]])
+        after.stay_dev, after.stay_fence, after.stay_enter_ts, after.stay_visit, after.stay_dwelled = _NO_STAYS
+        after.deadline = np.full(len(after), np.inf)
+        events = _stays_out(t, sub.device_ids, sub.stay_visit[live], cfg, after)
         return events, after, rows, n_stale, n_dup
 
     def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, place=None):
@@ -958,6 +925,33 @@ def _exit_after(cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
     """Each stay's fence ``exit_after_s`` (inf when unset or the fence is gone)."""
     slots = cfg.slots_for(fence_ids)
     return np.where(slots >= 0, cfg.exit_after_s[np.maximum(slots, 0)], np.inf) if len(slots) else np.empty(0)
+
+
+def _stays_out(t, device_ids: np.ndarray, s_visit: np.ndarray, cfg: _Settings, after: DeviceStates) -> EventBatch:
+    """The stays of transitions ``t`` (exact detection): each keeps its visit id (``s_visit``,
+    of the stays ``t`` started from) or gets a new one, their events are returned, and the open
+    ones are written to ``after`` (which holds no stays) with its deadlines."""
+    visit = np.zeros(len(t.st_dev), np.uint64)
+    old = t.st_initial >= 0
+    visit[old] = s_visit[t.st_initial[old]]
+    new = np.flatnonzero(~old)
+    if len(new):
+        visit[new] = _visit_ids(device_ids[t.st_dev[new]], cfg.hash[t.st_slot[new]], t.st_enter_ts[new])
+    events = EventBatch.empty()
+    if len(t.ev_ts):
+        dur = np.full(len(t.ev_ts), np.nan)
+        is_exit = t.ev_kind == EventKind.EXIT
+        dur[is_exit] = t.ev_ts[is_exit] - t.st_enter_ts[t.ev_stay[is_exit]]
+        events = EventBatch(
+            device_ids[t.ev_dev], cfg.ids[t.ev_slot], t.ev_kind, t.ev_ts, visit[t.ev_stay], dur, t.ev_reason
+        )
+    o = t.open_stays
+    if len(o):
+        o_slot = t.st_slot[o]
+        after.stay_dev, after.stay_fence = t.st_dev[o], cfg.ids[o_slot]
+        after.stay_enter_ts, after.stay_visit, after.stay_dwelled = t.st_enter_ts[o], visit[o], t.st_dwelled[o]
+        after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[o_slot])
+    return events
 
 
 def _deadlines(n: int, stay_dev: np.ndarray, last_ts: np.ndarray, exit_after_s: np.ndarray) -> np.ndarray:
