@@ -53,20 +53,57 @@ def parse_many(
     then ``whole(i)``, decoded with its coordinates. ``prebuilt`` is :func:`prebuild` of
     ``raw_coords`` (computed here when not given).
     """
-    from geofences.geojson import RESERVED_PROPERTIES, _read_id, _seconds, parse_feature
-
-    n = len(features)
     fast = raw_coords is not None
+    built: list | None = None
     if fast:
         assert raw_coords is not None and whole is not None
-        depths = raw_coords.depth.tolist()
-        points = raw_coords.point.tolist()
         if prebuilt is None:
             prebuilt = prebuild(raw_coords, limits)
         built = prebuilt.tolist()
-        pre_feat: list[int] = []  # polygon features whose geometry was prebuilt, and their meta rows
-        pre_meta: list[int] = []
-    out: list[Geofence | None] = [None] * n
+    meta, slow, rings, ring_poly, poly_meta, pre_feat, pre_meta = _scan(features, limits, raw_coords, built)
+    given = None
+    if fast:
+        assert prebuilt is not None
+        given = np.asarray(pre_meta, np.int64), prebuilt[np.asarray(pre_feat, np.int64)]
+    out: list[Geofence | None] = [None] * len(features)
+    checked = _ring_checks(rings) if rings else None
+    ring_poly_a, poly_meta_a = np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64)
+    bad_meta = _build(meta, checked, ring_poly_a, poly_meta_a, limits, out, given)
+    slow.extend(meta[k][0] for k in bad_meta)
+    return out, parse_alone(slow, out, whole if whole is not None else features.__getitem__, limits)
+
+
+def parse_alone(
+    slow: list[int], out: list[Geofence | None], feature: Callable[[int], Any], limits: Limits
+) -> list[InvalidGeofence]:
+    """Parse features ``slow`` one by one (``parse_feature(feature(i))``) into ``out``; return the
+    errors, naming their feature's index, in index order."""
+    from geofences.geojson import parse_feature
+
+    errors: list[InvalidGeofence] = []
+    for i in sorted(slow):
+        try:
+            out[i] = parse_feature(feature(i), limits=limits)
+        except InvalidGeofence as exc:
+            errors.append(exc.with_index(i))
+    return errors
+
+
+def _scan(features: Sequence[Any], limits: Limits, raw_coords: Coords | None, built: list | None) -> tuple:
+    """The per-feature loop of :func:`parse_many`: (meta rows, features to parse alone, rings,
+    each ring's polygon, each polygon's meta row, prebuilt features and their meta rows).
+
+    ``built[i]`` is not None when feature i's geometry was read from the text and is valid.
+    """
+    from geofences.geojson import RESERVED_PROPERTIES, _read_id, _seconds
+
+    fast = raw_coords is not None
+    valid: list = built if built is not None else []
+    if raw_coords is not None:
+        depths = raw_coords.depth.tolist()
+        points = raw_coords.point.tolist()
+    pre_feat: list[int] = []  # polygon features whose geometry was prebuilt, and their meta rows
+    pre_meta: list[int] = []
     slow: list[int] = []
     meta: list[list[Any]] = []  # [index, id, name, tags, free, dwell, exit, kind, radius, lon, lat]
     rings: list[list] = []  # every ring's positions, in order
@@ -147,7 +184,7 @@ def parse_many(
                     slow.append(i)
                     continue
                 row[7:] = FenceKind.CIRCLE, float(radius), x, y
-            elif ((gtype == "Polygon" and d == 3) or (gtype == "MultiPolygon" and d == 4)) and built[i] is not None:
+            elif ((gtype == "Polygon" and d == 3) or (gtype == "MultiPolygon" and d == 4)) and valid[i] is not None:
                 row[7] = FenceKind.POLYGON if d == 3 else FenceKind.MULTIPOLYGON
                 pre_feat.append(i)
                 pre_meta.append(len(meta))
@@ -191,21 +228,7 @@ def parse_many(
             slow.append(i)
             continue
         meta.append(row)
-    given = None
-    if fast:
-        assert prebuilt is not None
-        given = np.asarray(pre_meta, np.int64), prebuilt[np.asarray(pre_feat, np.int64)]
-    checked = _ring_checks(rings) if rings else None
-    ring_poly_a, poly_meta_a = np.asarray(ring_poly, np.int64), np.asarray(poly_meta, np.int64)
-    bad_meta = _build(meta, checked, ring_poly_a, poly_meta_a, limits, out, given)
-    slow.extend(meta[k][0] for k in bad_meta)
-    errors: list[InvalidGeofence] = []
-    for i in sorted(slow):
-        try:
-            out[i] = parse_feature(whole(i) if whole is not None else features[i], limits=limits)
-        except InvalidGeofence as exc:
-            errors.append(exc.with_index(i))
-    return out, errors
+    return meta, slow, rings, ring_poly, poly_meta, pre_feat, pre_meta
 
 
 def prebuild(coords: Coords, limits: Limits) -> np.ndarray:
@@ -302,6 +325,19 @@ def _from_rings(
     One ``shapely.from_ragged_array`` call straight from the coordinates: no ring or part
     geometries made and then copied into their owner (half the construction time).
     """
+    made = ragged(xy, ring_len, ring_poly, poly_meta, keep, multi)
+    if made is None:
+        return None
+    row, coords, offsets = made
+    kind = shapely.GeometryType.MULTIPOLYGON if multi else shapely.GeometryType.POLYGON
+    return row, shapely.from_ragged_array(kind, coords, offsets)
+
+
+def ragged(
+    xy, ring_len, ring_poly, poly_meta, keep: np.ndarray, multi: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]] | None:
+    """(meta rows, coordinates, offsets): :func:`_from_rings`' geometries in the form
+    ``shapely.from_ragged_array`` takes, or None when ``keep`` selects no ring."""
     rings = np.flatnonzero(keep)
     if len(rings) == 0:
         return None
@@ -314,11 +350,8 @@ def _from_rings(
     off_ring = np.concatenate(([0], np.cumsum(lens)))
     off_poly = np.append(poly_first, len(rings))
     if not multi:
-        return row, shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (off_ring, off_poly))
-    off_row = np.append(row_first, len(poly_first))
-    return row[row_first], shapely.from_ragged_array(
-        shapely.GeometryType.MULTIPOLYGON, coords, (off_ring, off_poly, off_row)
-    )
+        return row, coords, (off_ring, off_poly)
+    return row[row_first], coords, (off_ring, off_poly, np.append(row_first, len(poly_first)))
 
 
 def _fresh(texts: list[str]) -> list[str]:

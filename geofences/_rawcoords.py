@@ -75,8 +75,13 @@ class Coords:
 def decode_chunk(raws: list[msgspec.Raw]) -> tuple[list, Coords] | None:
     """The features of ``raws`` (each one JSON value) decoded by orjson with their coordinates
     cut out and read as arrays; None when the chunk does not fit (decode it as before)."""
-    n = len(raws)
-    joined = b"[" + b",".join(raws) + b"]"
+    return decode_joined(b"[" + b",".join(raws) + b"]", np.fromiter(map(len, raws), np.int64, len(raws)))
+
+
+def decode_joined(joined: bytes, lens: np.ndarray) -> tuple[list, Coords] | None:
+    """:func:`decode_chunk` of the features joined as one JSON array, ``b"[" + b",".join(raws)
+    + b"]"``, whose lengths are ``lens`` (what a worker process gets: one bytes object)."""
+    n = len(lens)
     if b"\\" in joined:
         return None
     starts = [m.end() for m in _KEY.finditer(joined)]
@@ -84,7 +89,6 @@ def decode_chunk(raws: list[msgspec.Raw]) -> tuple[list, Coords] | None:
         return None
     base = np.frombuffer(joined, np.uint8)
     vs = np.array(starts, np.int64)
-    lens = np.fromiter(map(len, raws), np.int64, n)
     feat_start = np.cumsum(lens + 1) - lens
     feat = np.searchsorted(feat_start, vs, "right") - 1
     if len(feat) > 1 and (feat[1:] == feat[:-1]).any():

@@ -152,15 +152,22 @@ def _parse_chunks(
     with gc_paused():  # millions of short-lived objects, no cycles (see geofences._memory)
         for part in chunks:
             start = len(parsed)
-            # A chunk is its decoded features, or (features, raw coordinates, whole, prebuilt):
-            # the arguments of parse_many after limits (geofences.formats._decode).
-            got, bad = parse_many(part[0], limits, *part[1:]) if type(part) is tuple else parse_many(part, limits)
+            got, bad = _parse_part(part, limits)
             del part
             parsed.extend(got)
             errors.extend(e.with_index(start + e.index) if e.index is not None else e for e in bad)
             if progress is not None:
                 progress(len(parsed))
         return _unique(parsed, errors, source)
+
+
+def _parse_part(part: Any, limits: Limits) -> tuple[list[Geofence | None], list[InvalidGeofence]]:
+    """``parse_many``'s result for one chunk of :func:`_parse_chunks`: its decoded features, or
+    (features, raw coordinates, whole, prebuilt), the arguments of parse_many after limits
+    (geofences.formats._decode), or a callable returning the result (geofences._parallel)."""
+    if type(part) is tuple:
+        return parse_many(part[0], limits, *part[1:])
+    return part() if callable(part) else parse_many(part, limits)
 
 
 def _unique(

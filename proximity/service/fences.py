@@ -86,8 +86,11 @@ class GeofenceService:
         pipeline: IngestService,
         limits: Limits,
         cache_path: Path | None = None,
+        import_workers: int | None = None,
     ):
         self.defs, self.engine, self.pipeline, self.limits = defs, engine, pipeline, limits
+        #: worker processes reading a big FeatureCollection import (None: one per CPU; 0: none)
+        self.import_workers = import_workers
         #: the start-up cache of the parsed fences (:mod:`proximity.storage.fence_cache`): a file
         #: (embedded mode: a store that counts generations), and the generation it holds; in
         #: Redis mode the store keeps one, of a change-stream cursor
@@ -263,7 +266,9 @@ class GeofenceService:
         """
         if fmt == "geojson":
             try:
-                fences = read_collection(file.read(), limits=self.limits, progress=progress)
+                fences = read_collection(
+                    file.read(), limits=self.limits, progress=progress, workers=self.import_workers
+                )
             except orjson.JSONDecodeError as exc:
                 raise BadRequest("body", f"not valid JSON ({exc})") from None
             return self._put_all(fences)

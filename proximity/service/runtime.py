@@ -149,7 +149,12 @@ def _build(settings: Settings) -> Runtime:
     ingest = IngestService(engine, pipeline, metrics, atomic=atomic)
     limits = Limits(max_vertices=s.max_vertices, max_radius_m=s.max_radius_m)
     fences = GeofenceService(
-        defs, engine, ingest, limits, cache_path=None if s.redis_url else s.data_dir / "geofences.cache"
+        defs,
+        engine,
+        ingest,
+        limits,
+        cache_path=None if s.redis_url else s.data_dir / "geofences.cache",
+        import_workers=s.import_workers,
     )
     keys = KeyRing(defs)
     monitor = BeaconMonitor(BeaconRegistry(), s.monitor_config(), monitor_store)

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         ge=0,
         description="an import body larger than this is spooled to a temporary file, not kept in memory",
     )
+    import_workers: int | None = Field(
+        None,
+        ge=0,
+        description="worker processes that read a GeoJSON FeatureCollection import of 500,000 features "
+        "or more beside the server process (geofences.formats.read_collection); unset: one per CPU "
+        "but one; 0: read in the server process alone",
+    )
     max_batch: int = Field(10_000, ge=1)
     max_vertices: int = Field(10_000, ge=4)
     max_radius_m: float = Field(50_000.0, gt=0)
