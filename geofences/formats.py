@@ -102,9 +102,9 @@ def read_collection(
     -----
     At a million store-size fences (550 MB of JSON) the peak resident set of a load is 4.0 GB
     (6.8 when decoding everything first). Reading the coordinates as arrays took 14-18% off the
-    read's CPU (README, issue 11 stop 4). With a worker process on a second core the read of a
-    million takes about 12 s of wall clock instead of 16-17, for about a fifth more CPU in
-    all (README, issue 11 stop 6). A slice that orjson refuses sends the whole document
+    read's CPU (README, issue 11 stop 4). With a worker process on a free second core the read
+    of a million took 11-14 s of wall clock instead of 16-17, for 10-20% more CPU in all; on a
+    machine whose cores are busy it took as long or up to 10% longer (README, issue 11 stop 6). A slice that orjson refuses sends the whole document
     down the plain path, whose progress starts again from zero.
     """
     try:

@@ -193,3 +193,24 @@ def test_import_replaces_existing_fences_with_exits(client, ctype):
     r = client.post("/v1/geofences/import", content=body, headers={"content-type": ctype})
     assert r.status_code == 200 and r.json() == {"imported": 1, "ids": ["c"], "exit_events": 1}
     assert client.get("/v1/devices/d").json()["fences"] == []
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_import_workers_setting_reaches_the_reader(make_client, tmp_path, monkeypatch, workers):
+    """``import_workers`` is the reader's ``workers``: 2 reads this small import's chunks with two
+    worker processes (counted), 0 reads it in the server process; the result is the same."""
+    from geofences import _parallel
+
+    made = []
+    real = _parallel._make
+    monkeypatch.setattr(_parallel, "_make", lambda *a: made.append(1) or real(*a))
+    monkeypatch.setattr(_parallel._Worker, "ready", lambda self: True)  # the server waits for them
+    s = Settings(data_dir=tmp_path / "d", admin_key=ADMIN_KEY, min_ts=0, import_workers=workers)
+    client = make_client(s)
+    feats = [
+        circle(f"w{i}", round(-120 + i % 2000 * 0.1, 4), round(-60 + i // 2000 * 0.1, 4), 50.0) for i in range(50_000)
+    ]
+    r = client.post("/v1/geofences/import", content=collection(feats), headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text[:500]
+    assert r.json()["imported"] == 50_000 and len(client.runtime.engine.index) == 50_000
+    assert len(made) == (3 if workers else 0)  # 20,000 features a chunk
