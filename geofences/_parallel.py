@@ -59,6 +59,9 @@ _AHEAD = 3
 _GONE = object()  # a worker's output ended
 _PIPE_BYTES = 1 << 20
 _COMMAND = [sys.executable, "-c", "from geofences._parallel import _serve; _serve()"]
+#: A worker that has not answered a chunk this long is stopped and its chunks are read by the
+#: caller (a run takes a worker about a second; a stuck one must not hang an import)
+_RESULT_TIMEOUT_S = 120.0
 
 
 def workers_for(n_features: int, workers: int | None) -> int:
@@ -265,7 +268,12 @@ class _Worker:
     def receive(self) -> _Scanned | None:
         """The oldest chunk's result; None when it is to be read by the caller."""
         self.waiting -= 1
-        got = None if self.proc is None else self.results.get()
+        try:
+            got = None if self.proc is None else self.results.get(timeout=_RESULT_TIMEOUT_S)
+        except queue.Empty:  # stuck: killed, and its chunks read here
+            got = _GONE
+            if self.proc is not None:
+                self.proc.kill()
         if got is _GONE:
             self.close()
         return got if isinstance(got, _Scanned) else None

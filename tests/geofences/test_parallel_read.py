@@ -10,6 +10,7 @@ reader, and the workers must really do the reading.
 from __future__ import annotations
 
 import sys
+import time
 
 import orjson
 import pytest
@@ -204,6 +205,19 @@ def test_a_worker_that_fails_leaves_its_chunks_to_the_caller(command, monkeypatc
     data = collection(goods(20))
     assert identical(read(data, workers=2, chunk=4), read(data, workers=0, chunk=4))
     assert where == {"workers": 0, "here": 5 + 5}  # this read's and the serial read's
+
+
+def test_a_worker_that_never_answers_is_stopped_and_its_chunks_read_by_the_caller(monkeypatch, where):
+    """Alive but silent (stuck): after ``_RESULT_TIMEOUT_S`` it is killed, and the read ends
+    with the serial reader's fences instead of hanging the import."""
+    monkeypatch.setattr(_parallel, "_COMMAND", [sys.executable, "-c", "import time; time.sleep(600)"])
+    monkeypatch.setattr(_parallel, "_RESULT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(_parallel._Worker, "ready", lambda self: True)  # wait for it, not steal
+    started = time.monotonic()
+    data = collection(goods(20))
+    assert identical(read(data, workers=2, chunk=4), read(data, workers=0, chunk=4))
+    assert where == {"workers": 0, "here": 5 + 5}  # this read's and the serial read's
+    assert time.monotonic() - started < 60  # not the worker's 600 s
 
 
 def test_the_vertex_limit_and_progress_hold_with_workers():
