@@ -19,9 +19,9 @@ import pandas as pd
 import shapely
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
-from geofences.geodesy import meters_per_degree
 from proximity.core.events import KIND_RANK, EventBatch, EventKind, Reason
 from proximity.core.memory import MemoryStore
+from proximity.core.overlap import exclusive_pairs
 from proximity.core.pings import PingBatch
 from proximity.core.presence import (
     PresenceConfig,
@@ -638,14 +638,13 @@ class Engine:
         if cache.get("version") != self.index.version:
             cache.clear()
             cache["version"] = self.index.version
-        lo, hi = np.minimum(a, b).tolist(), np.maximum(a, b).tolist()
-        out = np.empty(len(lo), bool)
-        for i, key in enumerate(zip(lo, hi)):
-            v = cache.get(key)
-            if v is None:
-                v = cache[key] = not _overlap(self.index.fence_at(key[0]), self.index.fence_at(key[1]))
-            out[i] = v
-        return out
+        keys = list(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
+        miss = list(dict.fromkeys(k for k in keys if k not in cache))
+        if miss:  # one call for the new pairs: most are settled by their boxes, without GEOS
+            fence_at = self.index.fence_at
+            ex = exclusive_pairs([fence_at(x) for x, _ in miss], [fence_at(y) for _, y in miss])
+            cache.update(zip(miss, ex.tolist()))
+        return np.fromiter((cache[k] for k in keys), bool, len(keys))
 
     def settings(self) -> _Settings:
         s = self._settings_cache
@@ -897,28 +896,6 @@ class _Capped:
 
     def __getitem__(self, slots):
         return np.fmin(self.col[slots], self.cap)
-
-
-def _overlap(a: Geofence, b: Geofence) -> bool:
-    """Whether two fences share more than 5% of the smaller one's area (in a local metric frame).
-
-    Fences whose ``floor`` properties differ never overlap: a device is on one floor.
-    """
-    fa, fb = a.properties.get("floor"), b.properties.get("floor")
-    if fa is not None and fb is not None and fa != fb:
-        return False
-    lon0, lat0 = a.center if a.is_circle else shapely.centroid(a.geometry).coords[0]
-    ky, kx = (float(v[0]) for v in meters_per_degree(np.array([lat0])))
-
-    def metric(f: Geofence):
-        if f.is_circle:
-            cx, cy = f.center
-            return shapely.Point((cx - lon0) * kx, (cy - lat0) * ky).buffer(float(f.radius_m or 0.0), 32)
-        return shapely.transform(f.geometry, lambda c: np.column_stack([(c[:, 0] - lon0) * kx, (c[:, 1] - lat0) * ky]))
-
-    ga, gb = metric(a), metric(b)
-    smaller = min(ga.area, gb.area)
-    return smaller > 0 and shapely.intersection(ga, gb).area > 0.05 * smaller
 
 
 def _exit_after(cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
