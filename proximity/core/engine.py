@@ -31,6 +31,7 @@ from proximity.core.presence import (
     silence_onset,
     smooth_positions,
 )
+from proximity.core.presence_few import run_presence_few
 from proximity.core.state import _NO_STAYS, DeviceStates, StateStore
 from proximity.core.transitions import silence_due, transitions
 from proximity.core.versioned import Attempt, run_optimistic
@@ -368,14 +369,14 @@ class Engine:
 
     def _compute(self, dev, cols, states: DeviceStates):
         """Run one batch against loaded states; return events, new states and the rows saved."""
-        if len(dev) <= FEW_PINGS and self.config.detection == "exact":
+        if len(dev) <= FEW_PINGS:
             return self._compute_few(dev, cols, states)
         return self._compute_batch(dev, cols, states)
 
     def _compute_few(self, dev, cols, states: DeviceStates):
-        """:meth:`_compute_batch` for the few pings of merged phone requests (exact detection):
-        the same events, states and verdicts (hypothesis properties compare them), with the
-        per-ping screening and grouping on Python lists, no copy or selection of states that
+        """:meth:`_compute_batch` for the few pings of merged phone requests: the same events,
+        states and verdicts (hypothesis properties compare them, in both detection modes), with
+        the per-ping screening and grouping on Python lists, no copy or selection of states that
         stay whole, and no array work for what is empty (most calls have no stay and no event).
         """
         ts, lon, lat, acc = cols[:4]
@@ -407,13 +408,18 @@ class Engine:
         rows = np.array(rows_l, np.int64)
         if not keep:
             return EventBatch.empty(), states.select(rows), rows, n_stale, n_dup
+        place = cols[4] if len(cols) > 4 else None
         if len(keep) < n:
             k = np.array(keep, np.int64)
             ts, lon, lat, acc = ts[k], lon[k], lat[k], acc[k]
+            place = None if place is None else place[k]
         sub = states if len(rows_l) == len(states) else states.select(rows)
         ends_l = starts_l[1:] + [len(keep)]
         starts, ends = np.array(starts_l, np.int64), np.array(ends_l, np.int64)
         local = np.array(local_l, np.int64)
+        if self.config.detection == "probabilistic":
+            events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place, few=True)
+            return events, after, rows, n_stale, n_dup
         m, cfg = self._match(lon, lat, acc)
         s_dev, s_enter, s_dwelled, s_visit = sub.stay_dev, sub.stay_enter_ts, sub.stay_dwelled, sub.stay_visit
         stay_slot = cfg.slots_for(sub.stay_fence)
@@ -496,8 +502,10 @@ class Engine:
         events = _stays_out(t, sub.device_ids, sub.stay_visit[live], cfg, after)
         return events, after, rows, n_stale, n_dup
 
-    def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, place=None):
-        """Probabilistic detection of one batch: :func:`~proximity.core.presence.run_presence`."""
+    def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, place=None, few=False):
+        """Probabilistic detection of one batch: :func:`~proximity.core.presence.run_presence`
+        (:func:`~proximity.core.presence_few.run_presence_few` for the ``few`` pings of a phone's
+        call). Empty parts (no stay, no event) skip their array work."""
         pc = self.config.presence
         f_lon, f_lat, f_var, f_speed = smooth_positions(
             dev=local,
@@ -545,20 +553,27 @@ class Engine:
         s_slot = cfg.slots_for(sub.stay_fence)
         s_live = s_slot >= 0
         s_dev, s_slot = sub.stay_dev[s_live], s_slot[s_live]
-        n_slots = int(max(s_slot.max(initial=-1), t_slot.max(initial=-1), len(cfg.ids))) + 1
-        t_key, s_key = t_dev * n_slots + t_slot, s_dev * n_slots + s_slot
-        missing = ~np.isin(s_key, t_key)
-        t_dev = np.concatenate([t_dev, s_dev[missing]])
-        t_slot = np.concatenate([t_slot, s_slot[missing]])
-        t_p = np.concatenate([t_p, np.full(int(missing.sum()), pc.p_enter)])
-        t_mark = np.concatenate([t_mark, np.full(int(missing.sum()), np.nan)])
-        t_key = t_dev * n_slots + t_slot
-        pos = pd.Index(s_key).get_indexer(t_key) if len(s_key) else np.full(len(t_key), -1)
-        t_in = pos >= 0
-        t_enter = np.where(t_in, sub.stay_enter_ts[s_live][np.maximum(pos, 0)] if len(s_key) else np.nan, np.nan)
-        t_dwelled = t_in & (sub.stay_dwelled[s_live][np.maximum(pos, 0)] if len(s_key) else False)
+        if len(s_slot):
+            n_slots = int(max(s_slot.max(initial=-1), t_slot.max(initial=-1), len(cfg.ids))) + 1
+            t_key, s_key = t_dev * n_slots + t_slot, s_dev * n_slots + s_slot
+            missing = ~np.isin(s_key, t_key)
+            t_dev = np.concatenate([t_dev, s_dev[missing]])
+            t_slot = np.concatenate([t_slot, s_slot[missing]])
+            t_p = np.concatenate([t_p, np.full(int(missing.sum()), pc.p_enter)])
+            t_mark = np.concatenate([t_mark, np.full(int(missing.sum()), np.nan)])
+            t_key = t_dev * n_slots + t_slot
+            pos = pd.Index(s_key).get_indexer(t_key)
+            t_in = pos >= 0
+            t_enter = np.where(t_in, sub.stay_enter_ts[s_live][np.maximum(pos, 0)], np.nan)
+            t_dwelled = t_in & sub.stay_dwelled[s_live][np.maximum(pos, 0)]
+        else:  # no stay: no track to add, none inside
+            t_in, t_enter, t_dwelled = (
+                np.zeros(len(t_dev), bool),
+                np.full(len(t_dev), np.nan),
+                np.zeros(len(t_dev), bool),
+            )
         exit_after = _Capped(cfg.exit_after_s, pc.silence_s)
-        r = run_presence(
+        r = (run_presence_few if few else run_presence)(
             dev=local,
             ts=ts,
             dev_start=starts,
@@ -582,30 +597,34 @@ class Engine:
             cfg=pc,
         )
         dev_ids = sub.device_ids
-        visit = _visit_ids(dev_ids[r.ev_dev], cfg.hash[r.ev_slot], r.ev_enter_ts)
-        dur = np.where(r.ev_kind == EventKind.EXIT, r.ev_ts - r.ev_enter_ts, np.nan)
-        order = np.lexsort((r.ev_slot, np.asarray(KIND_RANK)[r.ev_kind], r.ev_dev, r.ev_ts))
-        events = EventBatch(
-            dev_ids[r.ev_dev],
-            cfg.ids[r.ev_slot],
-            r.ev_kind,
-            r.ev_ts,
-            visit,
-            dur,
-            r.ev_reason,
-            confidence=r.ev_conf,
-            detected_ts=r.ev_detected,
-        ).take(order)
-        after = sub.copy()
-        after.last_ts, after.last_lon, after.last_lat = ts[ends - 1], lon[ends - 1], lat[ends - 1]
-        after.fix_lon, after.fix_lat, after.fix_var = f_lon[ends - 1], f_lat[ends - 1], f_var[ends - 1]
-        after.trk_dev, after.trk_fence = r.tr_dev, cfg.ids[r.tr_slot]
-        after.trk_p, after.trk_mark = r.tr_p, r.tr_mark
+        events = EventBatch.empty()
+        if len(r.ev_ts):
+            visit = _visit_ids(dev_ids[r.ev_dev], cfg.hash[r.ev_slot], r.ev_enter_ts)
+            dur = np.where(r.ev_kind == EventKind.EXIT, r.ev_ts - r.ev_enter_ts, np.nan)
+            order = np.lexsort((r.ev_slot, np.asarray(KIND_RANK)[r.ev_kind], r.ev_dev, r.ev_ts))
+            events = EventBatch(
+                dev_ids[r.ev_dev],
+                cfg.ids[r.ev_slot],
+                r.ev_kind,
+                r.ev_ts,
+                visit,
+                dur,
+                r.ev_reason,
+                confidence=r.ev_conf,
+                detected_ts=r.ev_detected,
+            ).take(order)
+        last = ends - 1
+        after = DeviceStates(
+            dev_ids, sub.version, ts[last], lon[last], lat[last], *_NO_STAYS,
+            trk_dev=r.tr_dev, trk_fence=cfg.ids[r.tr_slot], trk_p=r.tr_p, trk_mark=r.tr_mark,
+            fix_lon=f_lon[last], fix_lat=f_lat[last], fix_var=f_var[last],
+        )  # fmt: skip
         o = np.flatnonzero(r.tr_in)
-        after.stay_dev, after.stay_fence = r.tr_dev[o], cfg.ids[r.tr_slot[o]]
-        after.stay_enter_ts, after.stay_dwelled = r.tr_enter_ts[o], r.tr_dwelled[o]
-        after.stay_visit = _visit_ids(dev_ids[r.tr_dev[o]], cfg.hash[r.tr_slot[o]], r.tr_enter_ts[o])
-        after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, exit_after[r.tr_slot[o]])
+        if len(o):
+            after.stay_dev, after.stay_fence = r.tr_dev[o], cfg.ids[r.tr_slot[o]]
+            after.stay_enter_ts, after.stay_dwelled = r.tr_enter_ts[o], r.tr_dwelled[o]
+            after.stay_visit = _visit_ids(dev_ids[r.tr_dev[o]], cfg.hash[r.tr_slot[o]], r.tr_enter_ts[o])
+            after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, exit_after[r.tr_slot[o]])
         return events, after
 
     def _exit_after(self, cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
