@@ -393,9 +393,12 @@ def smooth_positions(
     n = len(ts)
     out_lon, out_lat, out_var, out_speed = np.empty(n), np.empty(n), np.empty(n), np.zeros(n)
     x_lon, x_lat, x_var, x_ts = fix_lon.copy(), fix_lat.copy(), fix_var.copy(), prev_ts.copy()
-    rank = np.arange(n) - dev_start[dev]
-    by_rank = np.argsort(rank, kind="stable")
-    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max(initial=-1)) + 2))
+    if n and n == len(dev_start):  # one ping per device (a phone's call): one step over all of them
+        by_rank, bounds = np.arange(n), np.array([0, n])
+    else:
+        rank = np.arange(n) - dev_start[dev]
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max(initial=-1)) + 2))
     for k in range(len(bounds) - 1):
         j = by_rank[bounds[k] : bounds[k + 1]]
         d = dev[j]
@@ -787,7 +790,7 @@ def _forward(
     """One step of the forward filter of each track row (module docstring): predict, weigh by
     the ping's likelihood against the exclusive neighbours and outside, normalize."""
     fresh = ~np.isfinite(dt)
-    dtc = np.where(fresh, 0.0, np.maximum(np.nan_to_num(dt, nan=0.0), 0.0))
+    dtc = np.where(fresh, 0.0, np.maximum(dt, 0.0))  # np.where picks 0 for every non-finite dt
     stay = np.exp(-dtc / cfg.stay_s)
     arrive = -np.expm1(-dtc * cfg.enter_rate_per_s)
     if cfg.via_outside and pairs is not None:  # a move between exclusive fences passes through outside
