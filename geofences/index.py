@@ -39,7 +39,7 @@ FEW = 8
 FEW_PAIRS = 32
 #: Searches (:meth:`FenceIndex.near`) of at most this many points within the padding, with at
 #: most this many candidate pairs, all circles, take :meth:`FenceIndex._near_few` (plain Python).
-FEW_NEAR, FEW_NEAR_PAIRS = 16, 64
+FEW_NEAR, FEW_NEAR_PAIRS = 8, 64
 #: Changes remembered for :meth:`FenceIndex.changes_since`.
 _LOG_LENGTH = 4096
 #: Changes of more slots than this are logged as "start over" (see :meth:`changes_since`).
