@@ -106,7 +106,7 @@ class IngestResult:
 #: the codes of :attr:`IngestResult.status`
 PING_STATUS = ("accepted", "stale", "duplicates", "inaccurate")
 
-#: Exact-detection batches of at most this many pings (after the accuracy filter) take
+#: Batches of at most this many pings (after the accuracy filter) take
 #: :meth:`Engine._compute_few`: merged phone requests, where fixed per-array costs dominate.
 FEW_PINGS = 64
 
