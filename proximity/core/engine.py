@@ -21,7 +21,7 @@ import shapely
 from geofences import FenceIndex, Geofence, UnknownGeofence
 from proximity.core.events import KIND_RANK, EventBatch, EventKind, Reason
 from proximity.core.memory import MemoryStore
-from proximity.core.overlap import exclusive_pairs
+from proximity.core.overlap import Exclusions
 from proximity.core.pings import PingBatch
 from proximity.core.presence import (
     PresenceConfig,
@@ -31,7 +31,7 @@ from proximity.core.presence import (
     silence_onset,
     smooth_positions,
 )
-from proximity.core.presence_few import run_presence_few
+from proximity.core.presence_few import run_presence_few, with_stays_few
 from proximity.core.state import _NO_STAYS, DeviceStates, StateStore
 from proximity.core.transitions import silence_due, transitions
 from proximity.core.versioned import Attempt, run_optimistic
@@ -272,7 +272,7 @@ class Engine:
         self.store: StateStore = store if store is not None else MemoryStore()
         self.config = config
         self._settings_cache: _Settings | None = None
-        self._overlap_cache: dict = {}
+        self._exclusions: Exclusions | None = None
 
     # -- ingestion ---------------------------------------------------------------------------
     def ingest(self, pings: PingBatch) -> IngestResult:
@@ -553,7 +553,11 @@ class Engine:
         s_slot = cfg.slots_for(sub.stay_fence)
         s_live = s_slot >= 0
         s_dev, s_slot = sub.stay_dev[s_live], s_slot[s_live]
-        if len(s_slot):
+        if len(s_slot) and few:
+            t_dev, t_slot, t_p, t_mark, t_in, t_enter, t_dwelled = with_stays_few(
+                t_dev, t_slot, t_p, t_mark, s_dev, s_slot, sub.stay_enter_ts[s_live], sub.stay_dwelled[s_live], pc
+            )
+        elif len(s_slot):
             n_slots = int(max(s_slot.max(initial=-1), t_slot.max(initial=-1), len(cfg.ids))) + 1
             t_key, s_key = t_dev * n_slots + t_slot, s_dev * n_slots + s_slot
             missing = ~np.isin(s_key, t_key)
@@ -653,17 +657,10 @@ class Engine:
     def _exclusive(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether fences (slots) ``a[i]`` and ``b[i]`` exclude each other: they do not overlap
         (their intersection is under 5% of the smaller one's area). Cached per index version."""
-        cache = self._overlap_cache
-        if cache.get("version") != self.index.version:
-            cache.clear()
-            cache["version"] = self.index.version
-        keys = list(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
-        miss = list(dict.fromkeys(k for k in keys if k not in cache))
-        if miss:  # one call for the new pairs: most are settled by their boxes, without GEOS
-            fence_at = self.index.fence_at
-            ex = exclusive_pairs([fence_at(x) for x, _ in miss], [fence_at(y) for _, y in miss])
-            cache.update(zip(miss, ex.tolist()))
-        return np.fromiter((cache[k] for k in keys), bool, len(keys))
+        ex = self._exclusions
+        if ex is None or ex.version != self.index.version:
+            ex = self._exclusions = Exclusions(self.index.fence_at, self.index.version)
+        return ex(a, b)
 
     def settings(self) -> _Settings:
         s = self._settings_cache

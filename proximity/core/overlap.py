@@ -11,6 +11,8 @@ radii, without GEOS, as the metric test would.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import shapely
@@ -18,7 +20,7 @@ import shapely
 from geofences import Geofence
 from geofences.geodesy import meters_per_degree
 
-__all__ = ["exclusive_pairs"]
+__all__ = ["Exclusions", "exclusive_pairs"]
 
 #: Fewer meters per degree of latitude than anywhere on WGS84 (110,574 at the equator).
 _KY_LOW = 110_000.0
@@ -26,6 +28,35 @@ _KY_LOW = 110_000.0
 _REL = 1e-6
 #: Absolute slack in degrees (0.1 mm) for the rounding of the metric transform and the buffer.
 _ABS_DEG = 1e-9
+
+
+class Exclusions:
+    """Which fence slots of one index version exclude each other, each pair decided once.
+
+    ``fence_at`` maps a slot to its fence in that version. A fence's :class:`_Shape` is derived
+    once too, so a new pair costs a few float operations unless GEOS must decide it.
+    """
+
+    def __init__(self, fence_at: Callable[[int], Geofence], version: int):
+        self.fence_at, self.version = fence_at, version
+        self._pairs: dict[int, bool] = {}  # (low slot << 32) | high slot -> exclusive
+        self._shapes: dict[int, _Shape] = {}
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether fences (slots) ``a[i]`` and ``b[i]`` exclude each other."""
+        keys = ((np.minimum(a, b).astype(np.int64) << 32) | np.maximum(a, b)).tolist()  # one int per pair
+        cache = self._pairs
+        miss = [k for k in dict.fromkeys(keys) if k not in cache]
+        if miss:
+            shapes, fence_at = self._shapes, self.fence_at
+            for k in miss:
+                lo, hi = k >> 32, k & 0xFFFFFFFF
+                for s in (lo, hi):
+                    if s not in shapes:
+                        shapes[s] = _shape(fence_at(s))
+                over = _settled(shapes[lo], shapes[hi])
+                cache[k] = not (_overlap(fence_at(lo), fence_at(hi)) if over is None else over)
+        return np.fromiter(map(cache.__getitem__, keys), bool, len(keys))
 
 
 def exclusive_pairs(a: list[Geofence], b: list[Geofence]) -> np.ndarray:
@@ -37,7 +68,7 @@ def exclusive_pairs(a: list[Geofence], b: list[Geofence]) -> np.ndarray:
     """
     out = np.zeros(len(a), bool)
     for i, (x, y) in enumerate(zip(a, b)):
-        over = _settled(x, y)
+        over = _settled(_shape(x), _shape(y))
         out[i] = not (_overlap(x, y) if over is None else over)
     return out
 
@@ -77,7 +108,32 @@ _SHRINK = math.cos(math.pi / _N)
 _POLYGON_AREA = _N / 2 * math.sin(2 * math.pi / _N)  # of the polygon of a unit circle
 
 
-def _settled(a: Geofence, b: Geofence) -> bool | None:
+class _Shape(NamedTuple):
+    """What :func:`_settled` reads of a fence (:func:`_shape`)."""
+
+    floor: object
+    r: float  # radius (m), 0 for polygons
+    circle: bool  # a circle of positive radius
+    x0: float  # (lon, lat) bounds; a circle's are its center twice
+    y0: float
+    x1: float
+    y1: float
+    kx_low: float  # at most the meters per degree of longitude of a frame centred in the fence
+    ky: float  # meters per degree at the center (the frame of a circle)
+    kx: float
+
+
+def _shape(f: Geofence) -> _Shape:
+    r = (f.radius_m or 0.0) if f.is_circle else 0.0
+    x0, y0, x1, y1 = f.geometry.bounds  # a Point's is its xy twice
+    top = min(max(abs(y0), abs(y1)), 89.9)  # the frame's reference lies in the box; it clips at 89.9
+    ky, kx = _scales(min(max(y0, -89.9), 89.9))
+    return _Shape(
+        f.properties.get("floor"), r, f.is_circle and r > 0, x0, y0, x1, y1, _scales(top)[1] * (1.0 - _REL), ky, kx
+    )
+
+
+def _settled(a: _Shape, b: _Shape) -> bool | None:
     """:func:`_overlap`'s answer where it follows from bounds alone, else None (then GEOS decides).
 
     * Different floors: False.
@@ -92,23 +148,17 @@ def _settled(a: Geofence, b: Geofence) -> bool | None:
       one (with slack for the scales), that side. Only pairs within about 0.1% of the
       threshold are left to GEOS.
     """
-    if _floors_differ(a, b):
+    if a.floor is not None and b.floor is not None and a.floor != b.floor:
         return False
-    ra = (a.radius_m or 0.0) if a.is_circle else 0.0
-    rb = (b.radius_m or 0.0) if b.is_circle else 0.0
-    ax0, ay0, ax1, ay1 = a.geometry.bounds  # a Point's is its xy twice
-    bx0, by0, bx1, by1 = b.geometry.bounds
-    top = min(max(abs(ay0), abs(ay1)), 89.9)  # the reference lies in a's box; the frame clips at 89.9
-    kx_low = _scales(top)[1] * (1.0 - _REL)
+    ra, rb, kx_low = a.r, b.r, a.kx_low
     ky_low = 110_000.0  # fewer meters per degree of latitude than anywhere on WGS84 (110,574)
     hxa, hxb = ra * (1.0 + _REL) / kx_low + _ABS_DEG, rb * (1.0 + _REL) / kx_low + _ABS_DEG
     hya, hyb = ra * (1.0 + _REL) / ky_low + _ABS_DEG, rb * (1.0 + _REL) / ky_low + _ABS_DEG
-    if ax1 + hxa < bx0 - hxb or bx1 + hxb < ax0 - hxa or ay1 + hya < by0 - hyb or by1 + hyb < ay0 - hya:
+    if a.x1 + hxa < b.x0 - hxb or b.x1 + hxb < a.x0 - hxa or a.y1 + hya < b.y0 - hyb or b.y1 + hyb < a.y0 - hya:
         return False
-    if not (a.is_circle and b.is_circle and ra > 0 and rb > 0):
+    if not (a.circle and b.circle):
         return None
-    ky, kx = _scales(min(max(ay0, -89.9), 89.9))
-    d = math.hypot((bx0 - ax0) * kx, (by0 - ay0) * ky)
+    d = math.hypot((b.x0 - a.x0) * a.kx, (b.y0 - a.y0) * a.ky)
     upper = _lens(ra * (1.0 + _REL), rb * (1.0 + _REL), d * (1.0 - _REL) - 1e-6)
     lower = _lens(ra * _SHRINK * (1.0 - _REL), rb * _SHRINK * (1.0 - _REL), d * (1.0 + _REL) + 1e-6)
     threshold = 0.05 * _POLYGON_AREA * min(ra, rb) ** 2

@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from proximity.core.presence import Presence, PresenceConfig, _result, _step
+from proximity.core.presence import Presence, PresenceConfig, _pairs, _result, _step
 
-__all__ = ["run_presence_few"]
+__all__ = ["run_presence_few", "with_stays_few"]
 
 
 def run_presence_few(
@@ -100,10 +100,14 @@ def run_presence_few(
         if not r_dev:
             continue
         rows = [tracks[d][s] for d, s in zip(r_dev, r_slot)]
-        ga = [g + a for g, c in groups if c > 1 for a in range(c) for b in range(c) if a != b]
-        gb = [g + b for g, c in groups if c > 1 for a in range(c) for b in range(c) if a != b]
-        pairs = (np.array(ga, np.int64), np.array(gb, np.int64)) if ga else None
         r_dev_a = np.array(r_dev, np.int64)
+        pairs = None
+        if len(r_dev) > 16 and len(groups) < len(r_dev):  # many rows: the array path's own pairs
+            pairs = _pairs(r_dev_a)
+        elif len(groups) < len(r_dev):  # all ordered pairs of rows of one device, as _pairs orders them
+            ga = [g + a for g, c in groups if c > 1 for a in range(c) for b in range(c) if a != b]
+            gb = [g + b for g, c in groups if c > 1 for a in range(c) for b in range(c) if a != b]
+            pairs = (np.array(ga, np.int64), np.array(gb, np.int64))
         p_new, mark, inside, enter_ts, dwelled, drop = _step(
             events, r_dev_a, np.array(r_slot, np.int64), np.array(r_j, np.int64), ts, p_ts, dt,
             np.array([t[0] for t in rows], np.float64), np.array([t[1] for t in rows], np.float64),
@@ -127,3 +131,39 @@ def run_presence_few(
         "dwelled": np.array([t[4] for _, _, t in out], bool),
     }
     return _result(events, np.array([d for d, _, _ in out], np.int64), np.array([s for _, s, _ in out], np.int64), T)
+
+
+def with_stays_few(
+    t_dev: np.ndarray,
+    t_slot: np.ndarray,
+    t_p: np.ndarray,
+    t_mark: np.ndarray,
+    s_dev: np.ndarray,
+    s_slot: np.ndarray,
+    s_enter_ts: np.ndarray,
+    s_dwelled: np.ndarray,
+    cfg: PresenceConfig,
+) -> tuple[np.ndarray, ...]:
+    """The tracks before a call, as the engine's batch path makes them, for a phone's few: the
+    stored tracks, then a track (posterior ``p_enter``, no mark) for each stay without one; each
+    marked inside with its stay's enter ts and dwell flag where it has a stay.
+
+    Returns ``t_dev, t_slot, t_p, t_mark, t_in, t_enter_ts, t_dwelled``.
+    """
+    stays = {
+        (d, s): (e, w) for d, s, e, w in zip(s_dev.tolist(), s_slot.tolist(), s_enter_ts.tolist(), s_dwelled.tolist())
+    }
+    keys = list(zip(t_dev.tolist(), t_slot.tolist()))
+    held = set(keys)
+    new = [k for k in stays if k not in held]
+    keys += new
+    got = [stays.get(k) for k in keys]
+    return (
+        np.array([d for d, _ in keys], np.int64),
+        np.array([s for _, s in keys], np.int64),
+        np.concatenate([t_p, np.full(len(new), cfg.p_enter)]),
+        np.concatenate([t_mark, np.full(len(new), np.nan)]),
+        np.array([g is not None for g in got], bool),
+        np.array([math.nan if g is None else g[0] for g in got], np.float64),
+        np.array([g is not None and g[1] for g in got], bool),
+    )
