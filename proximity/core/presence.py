@@ -81,7 +81,9 @@ downward crossing of its onset threshold. ``detected_ts`` is the ping that decid
 Pure and vectorized: both passes run over the k-th ping of every device of a batch at once (a
 loop as long as the largest number of pings of one device in the batch), and all state (the
 smoothed position, the tracks) is carried in :class:`~proximity.core.state.DeviceStates`, so a
-batch gives the same events and state as its pings fed one by one.
+batch gives the same events and state as its pings fed one by one. The engine hands a phone's
+call of a few pings to :func:`~proximity.core.presence_few.run_presence_few`: the same
+decisions (:func:`_step`, shared), its bookkeeping on Python lists.
 """
 
 from __future__ import annotations
