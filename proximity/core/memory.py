@@ -348,13 +348,15 @@ class MemoryStore:
     def _rows_for(self, device_ids: np.ndarray) -> np.ndarray:
         rows = self._lookup(device_ids)
         missing = np.flatnonzero(rows < 0)
-        for i in missing:
-            d = device_ids[i]
-            r = self._row.get(d)
-            if r is None:  # the same new id can appear twice in one save
-                r = self._row[d] = len(self._ids)
-                self._ids.append(d)
-            rows[i] = r
+        if len(missing):
+            row_of, ids, new = self._row, self._ids, []
+            for d in device_ids[missing].tolist():
+                r = row_of.get(d)
+                if r is None:  # the same new id can appear twice in one save
+                    r = row_of[d] = len(ids)
+                    ids.append(d)
+                new.append(r)
+            rows[missing] = new
         self._n = len(self._ids)
         if self._n > len(self._version):
             self._grow(max(self._n, len(self._version) * 5 // 4, 1024))
