@@ -88,6 +88,22 @@ def test_a_phone_standing_in_a_40_m_cafe_with_30_m_noise_enters(seed):
     assert len(enters) == 1 and not [e for e in r.events if e.type is EventKind.EXIT]
 
 
+@pytest.mark.parametrize("accuracy_m", [5.0, 15.0, 30.0])
+@pytest.mark.parametrize("side_m", [60.0, 150.0, 300.0, 1000.0])
+def test_a_phone_standing_in_the_middle_of_a_large_fence_enters_within_a_minute(side_m, accuracy_m):
+    """A mall, a campus, a stadium: the density of a ping's mass over a large fence is low, and
+    compared with "outside" spread over only ``background_m2`` it was evidence *against* the
+    fence (a phone standing at the centre of a 300 m square never entered, one in a 150 m
+    square after about 4 minutes). A fence counts as at most ``background_m2`` large. (Within
+    five minutes where the fence is only twice as wide as the accuracy, as for shops above.)"""
+    site = rect("site", 0, 0, side_m, side_m)
+    r = Engine([site], config=PROB).ingest(standing(side_m / 2, side_m / 2, accuracy_m, seconds=300))
+    enters = [e for e in r.events if e.type is EventKind.ENTER]
+    limit_s = 60 if side_m >= 4 * accuracy_m else 300
+    assert len(enters) == 1 and enters[0].detected_ts - 1_700_000_000.0 <= limit_s
+    assert not [e for e in r.events if e.type is EventKind.EXIT]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_phone_reappearing_in_another_shop_after_a_long_silence_enters_it(seed):
     """A relocation after a silence is a jump, not a walk (``lenient_motion``): the noise-aware
