@@ -22,6 +22,7 @@ from proximity import Engine, EngineConfig, PingBatch
 from proximity.core.events import EventBatch
 from proximity.core.state import DeviceStates
 from simulator.walks import CITIES, offset, random_fences, random_pings
+from tests.detection import EXACT
 
 SETTINGS = settings(deadline=None, max_examples=120, derandomize=True, database=None)
 
@@ -84,7 +85,7 @@ def noisy_calls(rng, fences, n_pings: int, max_call: int) -> list[PingBatch]:
 def test_the_few_ping_path_equals_the_batch_path(seed, place, hysteresis, max_call, change_every):
     rng = np.random.default_rng(seed)
     fences = random_fences(rng, CITIES[place], n=6)
-    cfg = EngineConfig(hysteresis_factor=hysteresis)
+    cfg = EngineConfig(detection="exact", hysteresis_factor=hysteresis)
     few, batch = Engine(fences, config=cfg), BatchOnly(fences, config=cfg)
     calls = noisy_calls(rng, fences, n_pings=50, max_call=max_call)
     for k, call in enumerate(calls):
@@ -113,7 +114,7 @@ def test_calls_of_few_pings_take_the_few_ping_path(monkeypatch, n, path):
         monkeypatch.setattr(
             Engine, name, lambda self, *a, _n=name, _r=real: taken.append(_n.removeprefix("_compute_")) or _r(self, *a)
         )
-    e = Engine([Geofence.circle("c", 10.75, 59.91, 50.0)])
+    e = Engine([Geofence.circle("c", 10.75, 59.91, 50.0)], config=EXACT)
     e.ingest(PingBatch.from_columns([f"d{i}" for i in range(n)], np.arange(n) + 1e9, [10.75] * n, [59.91] * n))
     assert taken == [path]
 

@@ -18,6 +18,7 @@ from geofences.geodesy import meters_per_degree
 from proximity import Engine, EngineConfig, EventKind, PingBatch
 from proximity.core.presence import PresenceConfig, mass_inside
 from simulator.walks import CITIES, random_fences, random_pings
+from tests.detection import EXACT
 from tests.proximity.core.conftest import STORES, make_store
 
 PROB = EngineConfig(detection="probabilistic")
@@ -169,7 +170,7 @@ def test_a_walker_passing_shop_fronts_enters_none():
 def test_events_carry_confidence_and_detected_ts_only_in_probabilistic_mode():
     shop = rect("shop", 0, 0, 30, 30)
     pings = standing(15, 15, 5.0, seconds=240)
-    exact = Engine([shop]).ingest(pings).events
+    exact = Engine([shop], config=EXACT).ingest(pings).events
     prob = Engine([shop], config=PROB).ingest(pings).events
     assert len(exact) and all("confidence" not in d and "detected_ts" not in d for d in exact.to_dicts())
     d = prob.to_dicts()[0]
@@ -263,7 +264,9 @@ def test_exact_mode_takes_a_place_ping_as_a_plain_ping():
     plain = standing(15, 15, 5.0, seconds=240)
     placed = PingBatch(*(getattr(plain, f) for f in ("device_id", "ts", "lon", "lat", "accuracy_m")))
     placed = PingBatch(placed.device_id, placed.ts, placed.lon, placed.lat, placed.accuracy_m, np.full(len(plain), "x"))
-    assert full(Engine([shop]).ingest(plain).events) == full(Engine([shop]).ingest(placed).events)
+    assert full(Engine([shop], config=EXACT).ingest(plain).events) == full(
+        Engine([shop], config=EXACT).ingest(placed).events
+    )
 
 
 def test_bad_settings_name_the_field():
