@@ -59,9 +59,10 @@ class EngineConfig:
     max_retries : int
         How often a batch's conflicting devices are recomputed before :class:`StoreError`.
     detection : str
-        ``"exact"`` (the default: today's deterministic point-in-fence semantics, with the
-        accuracy hysteresis above) or ``"probabilistic"`` (presence filters over the pings'
-        error distributions, :mod:`proximity.core.presence`; ``hysteresis_factor`` unused).
+        ``"probabilistic"`` (the default: presence filters over the pings' error
+        distributions, :mod:`proximity.core.presence`; ``hysteresis_factor`` unused) or
+        ``"exact"`` (deterministic point-in-fence semantics, with the accuracy hysteresis
+        above: for exact positions, and the oracle's tests).
     presence : PresenceConfig
         Settings of probabilistic detection.
     """
@@ -69,7 +70,7 @@ class EngineConfig:
     hysteresis_factor: float = 1.0
     max_accuracy_m: float = 1000.0
     max_retries: int = 32
-    detection: str = "exact"
+    detection: str = "probabilistic"
     presence: PresenceConfig = PresenceConfig()
 
     def __post_init__(self) -> None:
@@ -256,7 +257,11 @@ class Engine:
     --------
     >>> from geofences import Geofence
     >>> eng = Engine([Geofence.circle("cafe", 10.75, 59.91, 50.0)])
-    >>> r = eng.ingest(PingBatch.from_columns(["p1", "p1"], [0.0, 60.0], [10.75, 10.80], [59.91, 59.91]))
+    >>> r = eng.ingest(PingBatch.from_columns(["p1"] * 3, [0.0, 10.0, 20.0], [10.75] * 3, [59.91] * 3))
+    >>> [(e.type.name, e.geofence_id, e.ts, e.detected_ts) for e in r.events]
+    [('ENTER', 'cafe', 0.0, 20.0)]
+    >>> exact = Engine([Geofence.circle("cafe", 10.75, 59.91, 50.0)], config=EngineConfig(detection="exact"))
+    >>> r = exact.ingest(PingBatch.from_columns(["p1", "p1"], [0.0, 60.0], [10.75, 10.80], [59.91, 59.91]))
     >>> [(e.type.name, e.geofence_id, e.ts) for e in r.events]
     [('ENTER', 'cafe', 0.0), ('EXIT', 'cafe', 60.0)]
     """
