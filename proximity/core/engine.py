@@ -19,7 +19,7 @@ import pandas as pd
 import shapely
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
-from geofences.geodesy import meters_per_degree
+from geofences.geodesy import meters_per_degree, meters_per_degree_table
 from proximity.core.events import KIND_RANK, EventBatch, EventKind, Reason
 from proximity.core.memory import MemoryStore
 from proximity.core.pings import PingBatch
@@ -642,14 +642,33 @@ class Engine:
         cache = self._overlap_cache
         if cache.get("version") != self.index.version:
             cache.clear()
-            cache["version"] = self.index.version
-        lo, hi = np.minimum(a, b).tolist(), np.maximum(a, b).tolist()
-        out = np.empty(len(lo), bool)
-        for i, key in enumerate(zip(lo, hi)):
-            v = cache.get(key)
-            if v is None:
-                v = cache[key] = not _overlap(self.index.fence_at(key[0]), self.index.fence_at(key[1]))
-            out[i] = v
+            cache.update(version=self.index.version, keys=np.empty(0, np.int64), excl=np.empty(0, bool))
+            cache["reach"] = self.index.reach(np.arange(len(self.settings().ids)))
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        out = _apart(cache["reach"], a, b)  # far apart: no shapes to intersect, nothing to cache
+        near = np.flatnonzero(~out)
+        if not len(near):
+            return out
+        key = np.minimum(a[near], b[near]) << 32 | np.maximum(a[near], b[near])
+        keys, excl = cache["keys"], cache["excl"]
+        pos = np.minimum(np.searchsorted(keys, key), max(len(keys) - 1, 0))
+        known = (keys[pos] == key) if len(keys) else np.zeros(len(key), bool)
+        out[near[known]] = excl[pos[known]]
+        if not known.all():
+            new = np.unique(key[~known])
+            fresh = np.fromiter(
+                (
+                    not _overlap(self.index.fence_at(int(k >> 32)), self.index.fence_at(int(k & 0xFFFFFFFF)))
+                    for k in new
+                ),
+                bool,
+                len(new),
+            )
+            miss = near[~known]
+            out[miss] = fresh[np.searchsorted(new, key[~known])]
+            keys = np.concatenate([keys, new])
+            order = np.argsort(keys, kind="stable")
+            cache["keys"], cache["excl"] = keys[order], np.concatenate([excl, fresh])[order]
         return out
 
     def settings(self) -> _Settings:
@@ -902,6 +921,18 @@ class _Capped:
 
     def __getitem__(self, slots):
         return np.fmin(self.col[slots], self.cap)
+
+
+def _apart(reach: tuple[np.ndarray, np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether fences (slots) ``a[i]`` and ``b[i]`` are too far apart to meet: their centres'
+    distance (an equirectangular estimate, with 5% and 10 m of slack) exceeds their reaches' sum.
+    ``reach``: :meth:`FenceIndex.reach` of every slot."""
+    lon, lat, r = reach
+    lon_a, lat_a, r_a, lon_b, lat_b, r_b = lon[a], lat[a], r[a], lon[b], lat[b], r[b]
+    dlon = (lon_b - lon_a + 180.0) % 360.0 - 180.0
+    ky, kx = meters_per_degree_table((lat_a + lat_b) / 2)
+    dist = np.hypot(dlon * kx, (lat_b - lat_a) * ky)
+    return dist > (r_a + r_b) * 1.05 + 10.0
 
 
 def _overlap(a: Geofence, b: Geofence) -> bool:

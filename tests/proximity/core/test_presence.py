@@ -158,6 +158,49 @@ def test_overlapping_fences_are_not_exclusive():
     assert {e.geofence_id for e in r.events if e.type is EventKind.ENTER} == {"mall", "shop"}
 
 
+_PLACE = st.tuples(st.floats(-179.99, 179.99), st.floats(-80.0, 80.0))
+
+
+@st.composite
+def _fence_pairs(draw):
+    """Two fences (circles of 1 m-50 km, rectangles of 2 m-20 km), near each other (their
+    shapes touching, overlapping, just apart) or anywhere, the antimeridian included."""
+    lon, lat = draw(_PLACE)
+    fences = []
+    for i in range(2):
+        size = draw(st.floats(1.0, 20_000.0))
+        east, north = draw(st.floats(-1.5, 1.5)), draw(st.floats(-1.5, 1.5))
+        ky, kx = (float(v[0]) for v in meters_per_degree(np.array([lat])))
+        cx = (lon + east * size / kx + 180.0) % 360.0 - 180.0
+        cy = float(np.clip(lat + north * size / ky, -85.0, 85.0))
+        if draw(st.booleans()):
+            fences.append(Geofence.circle(f"f{i}", cx, cy, min(size, 50_000.0)))
+        else:
+            w, h = size / kx, draw(st.floats(0.2, 1.0)) * size / ky
+            x0, x1 = max(cx - w / 2, -180.0), min(cx + w / 2, 180.0)
+            ring = [(x0, cy - h / 2), (x1, cy - h / 2), (x1, cy + h / 2), (x0, cy + h / 2), (x0, cy - h / 2)]
+            fences.append(Geofence.polygon(f"f{i}", ring))
+    if draw(st.booleans()):  # the second one anywhere on earth
+        far_lon, far_lat = draw(_PLACE)
+        fences[1] = Geofence.circle("f1", far_lon, far_lat, draw(st.floats(1.0, 50_000.0)))
+    return fences
+
+
+@settings(deadline=None, max_examples=300, derandomize=True, database=None)
+@given(_fence_pairs())
+def test_exclusivity_equals_the_pairwise_shape_test(fences):
+    """The distance broad phase of ``Engine._exclusive`` never decides a pair the shapes would
+    decide otherwise (it skips the shapes of far-apart pairs: the engine spent seconds per batch
+    intersecting every pair of fences a jumping device had tracks in)."""
+    from proximity.core.engine import _overlap
+
+    engine = Engine(fences, config=PROB)
+    a, b = engine.index.slot(fences[0].id), engine.index.slot(fences[1].id)
+    got = engine._exclusive(np.array([a, b]), np.array([b, a]))
+    want = not _overlap(fences[0], fences[1])
+    assert got.tolist() == [want, want]
+
+
 def test_a_walker_passing_shop_fronts_enters_none():
     shops = [rect(f"s{i}", 12 * i, 0, 12 * (i + 1), 18) for i in range(8)]
     n = 8
