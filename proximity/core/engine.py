@@ -19,7 +19,7 @@ import pandas as pd
 import shapely
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
-from geofences.geodesy import meters_per_degree, meters_per_degree_table
+from geofences.geodesy import meters_per_degree
 from proximity.core.events import KIND_RANK, EventBatch, EventKind, Reason
 from proximity.core.memory import MemoryStore
 from proximity.core.pings import PingBatch
@@ -643,7 +643,7 @@ class Engine:
         if cache.get("version") != self.index.version:
             cache.clear()
             cache.update(version=self.index.version, keys=np.empty(0, np.int64), excl=np.empty(0, bool))
-            cache["reach"] = self.index.reach(np.arange(len(self.settings().ids)))
+            cache["reach"] = _reach_table(self.index, len(self.settings().ids))
         a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
         out = _apart(cache["reach"], a, b)  # far apart: no shapes to intersect, nothing to cache
         near = np.flatnonzero(~out)
@@ -923,16 +923,25 @@ class _Capped:
         return np.fmin(self.col[slots], self.cap)
 
 
-def _apart(reach: tuple[np.ndarray, np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Whether fences (slots) ``a[i]`` and ``b[i]`` are too far apart to meet: their centres'
-    distance (an equirectangular estimate, with 5% and 10 m of slack) exceeds their reaches' sum.
-    ``reach``: :meth:`FenceIndex.reach` of every slot."""
-    lon, lat, r = reach
-    lon_a, lat_a, r_a, lon_b, lat_b, r_b = lon[a], lat[a], r[a], lon[b], lat[b], r[b]
-    dlon = (lon_b - lon_a + 180.0) % 360.0 - 180.0
-    ky, kx = meters_per_degree_table((lat_a + lat_b) / 2)
-    dist = np.hypot(dlon * kx, (lat_b - lat_a) * ky)
-    return dist > (r_a + r_b) * 1.05 + 10.0
+def _apart(reach: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether fences (slots) ``a[i]`` and ``b[i]`` are too far apart to meet: the chord between
+    their centres (shorter than any path on the earth) exceeds their reaches' sum, with 5% and
+    10 m of slack for the sphere. ``reach``: :func:`_reach_table` of every slot."""
+    unit, r = reach
+    d = unit[a] - unit[b]
+    chord = np.sqrt(np.einsum("ij,ij->i", d, d)) * _EARTH_R
+    return chord > (r[a] + r[b]) * 1.05 + 10.0
+
+
+def _reach_table(index: FenceIndex, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of the centres and reaches (m) of slots ``0..n-1`` (:meth:`FenceIndex.reach`)."""
+    lon, lat, r = index.reach(np.arange(n))
+    lo, la = np.radians(lon), np.radians(lat)
+    unit = np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+    return unit, r
+
+
+_EARTH_R = 6_371_000.0
 
 
 def _overlap(a: Geofence, b: Geofence) -> bool:
