@@ -53,7 +53,7 @@ def parse_many(
     then ``whole(i)``, decoded with its coordinates. ``prebuilt`` is :func:`prebuild` of
     ``raw_coords`` (computed here when not given).
     """
-    from geofences.geojson import RESERVED_PROPERTIES, _read_id, _seconds, parse_feature
+    from geofences.geojson import DETECTION_PROPERTY, RESERVED_PROPERTIES, _read_id, _seconds, parse_feature
 
     n = len(features)
     fast = raw_coords is not None
@@ -97,6 +97,9 @@ def parse_many(
             exit_after = props.get("exit_after_s")
             if exit_after is not None and not (type(exit_after) is float and 0.0 < exit_after <= _MAX_FLOAT):
                 exit_after = _seconds(fid, props, "exit_after_s", allow_zero=False)
+            detection = props.get("detection")
+            if detection is not None and detection not in DETECTION_PROPERTY:
+                raise InvalidGeofence(fid, "properties.detection", "")  # parse_feature words it
         except InvalidGeofence:
             slow.append(i)
             continue

@@ -170,6 +170,18 @@ class FenceIndex:
         """Area (m^2) and perimeter (m) of the fences in ``slots`` (as :meth:`near` gives them)."""
         return self._slots.shape_stats(np.asarray(slots, np.int64))
 
+    def reach(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre (lon, lat, degrees) and reach (m, at least the distance from the centre to any
+        point of the fence) of the fences in ``slots``: two fences whose centres are farther
+        apart than their reaches' sum cannot meet (a broad phase for pair tests)."""
+        slots = np.asarray(slots, np.int64)
+        c = self._slots
+        num, box = c.num[slots], c.box[slots]
+        half_w = (box[:, 2] - box[:, 0]) / 2 * num[:, KX]
+        half_h = (box[:, 3] - box[:, 1]) / 2 * num[:, KY]
+        reach = np.where(c.is_circle[slots], num[:, RADIUS], np.hypot(half_w, half_h))
+        return num[:, LON0], num[:, LAT0], reach
+
     def fence_at(self, slot: int) -> Geofence:
         fence = self._fences[slot]
         if fence is None:

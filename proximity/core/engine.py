@@ -8,6 +8,7 @@ duplicate events.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import weakref
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ import shapely
 from geofences import FenceIndex, Geofence, UnknownGeofence
 from proximity.core.events import KIND_RANK, EventBatch, EventKind, Reason
 from proximity.core.memory import MemoryStore
-from proximity.core.overlap import Exclusions
+from proximity.core.overlap import Exclusions, reach_table
 from proximity.core.pings import PingBatch
 from proximity.core.presence import (
     PresenceConfig,
@@ -60,9 +61,10 @@ class EngineConfig:
     max_retries : int
         How often a batch's conflicting devices are recomputed before :class:`StoreError`.
     detection : str
-        ``"exact"`` (the default: today's deterministic point-in-fence semantics, with the
-        accuracy hysteresis above) or ``"probabilistic"`` (presence filters over the pings'
-        error distributions, :mod:`proximity.core.presence`; ``hysteresis_factor`` unused).
+        ``"probabilistic"`` (the default: presence filters over the pings' error
+        distributions, :mod:`proximity.core.presence`; ``hysteresis_factor`` unused) or
+        ``"exact"`` (deterministic point-in-fence semantics, with the accuracy hysteresis
+        above: for exact positions, and the oracle's tests).
     presence : PresenceConfig
         Settings of probabilistic detection.
     """
@@ -70,7 +72,7 @@ class EngineConfig:
     hysteresis_factor: float = 1.0
     max_accuracy_m: float = 1000.0
     max_retries: int = 32
-    detection: str = "exact"
+    detection: str = "probabilistic"
     presence: PresenceConfig = PresenceConfig()
 
     def __post_init__(self) -> None:
@@ -179,14 +181,15 @@ class _Settings:
     def _full(self, version: int, pairs: list) -> None:
         self.version = version
         slots = np.fromiter((s for s, _ in pairs), np.int64, len(pairs))
-        ids, dwell, exit_after, hashes = self._rows([f for _, f in pairs])
+        ids, dwell, exit_after, hashes, exact = self._rows([f for _, f in pairs])
         n = int(slots.max()) + 1 if len(slots) else 0
         cols = []
-        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0)):
+        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0), (exact, False)):
             base = np.full(n, fill, dtype=values.dtype)
             base[slots] = values
             cols.append(self.Column(base, np.empty(0, np.int64), values[:0], fill))
-        self.ids, self.dwell_s, self.exit_after_s, self.hash = cols
+        self.ids, self.dwell_s, self.exit_after_s, self.hash, self.exact = cols
+        self.any_exact = bool(exact.any())
         self._base_slots = slots
         self._base_lookup = pd.Index(ids, dtype=object)
         self._base_slot_of: dict | None = None
@@ -194,16 +197,18 @@ class _Settings:
 
     def _patch(self, prev: _Settings, version: int, slots: np.ndarray, fences: list) -> None:
         self.version = version
-        ids, dwell, exit_after, hashes = self._rows([f for f in fences if f is not None])
+        ids, dwell, exit_after, hashes, exact = self._rows([f for f in fences if f is not None])
         live = np.fromiter((f is not None for f in fences), bool, len(fences))
         full = []
-        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0)):
+        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0), (exact, False)):
             col = np.full(len(slots), fill, dtype=values.dtype)
             col[live] = values
             full.append(col)
-        self.ids, self.dwell_s, self.exit_after_s, self.hash = (
-            c.patched(slots, v) for c, v in zip((prev.ids, prev.dwell_s, prev.exit_after_s, prev.hash), full)
+        self.ids, self.dwell_s, self.exit_after_s, self.hash, self.exact = (
+            c.patched(slots, v)
+            for c, v in zip((prev.ids, prev.dwell_s, prev.exit_after_s, prev.hash, prev.exact), full)
         )
+        self.any_exact = bool(self.exact.base.any() or self.exact.values.any())
         self._base_slots, self._base_lookup = prev._base_slots, prev._base_lookup
         self._base_slot_of = prev._base_slot_of
         gone = {i: -1 for i in prev.ids[slots].tolist() if i is not None}  # ids that left these slots
@@ -211,9 +216,9 @@ class _Settings:
 
     def _fold(self) -> None:
         """Fold the patch into new base columns (one O(fences) pass every PATCH_LIMIT changes)."""
-        old = (self.ids, self.dwell_s, self.exit_after_s, self.hash)
+        old = (self.ids, self.dwell_s, self.exit_after_s, self.hash, self.exact)
         cols = [c.folded() for c in old]
-        self.ids, self.dwell_s, self.exit_after_s, self.hash = (
+        self.ids, self.dwell_s, self.exit_after_s, self.hash, self.exact = (
             self.Column(c, np.empty(0, np.int64), c[:0], o.fill) for c, o in zip(cols, old)
         )
         self._base_slots = np.flatnonzero(cols[0] != None)  # noqa: E711  (elementwise on an object array)
@@ -221,13 +226,14 @@ class _Settings:
         self._base_slot_of, self._patch_of = None, {}
 
     @staticmethod
-    def _rows(fences: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _rows(fences: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n = len(fences)
         ids = np.empty(n, dtype=object)
         ids[:] = [f.id for f in fences]
         dwell = np.fromiter((np.inf if f.dwell_s is None else f.dwell_s for f in fences), np.float64, n)
         exit_after = np.fromiter((np.inf if f.exit_after_s is None else f.exit_after_s for f in fences), np.float64, n)
-        return ids, dwell, exit_after, _hash_strs(ids) if n else np.zeros(0, np.uint64)
+        exact = np.fromiter((f.properties.get("detection") == "exact" for f in fences), bool, n)
+        return ids, dwell, exit_after, _hash_strs(ids) if n else np.zeros(0, np.uint64), exact
 
     def slots_for(self, fence_ids: np.ndarray) -> np.ndarray:
         """Return the slot of each fence id, -1 for ids no longer in the index."""
@@ -257,7 +263,11 @@ class Engine:
     --------
     >>> from geofences import Geofence
     >>> eng = Engine([Geofence.circle("cafe", 10.75, 59.91, 50.0)])
-    >>> r = eng.ingest(PingBatch.from_columns(["p1", "p1"], [0.0, 60.0], [10.75, 10.80], [59.91, 59.91]))
+    >>> r = eng.ingest(PingBatch.from_columns(["p1"] * 3, [0.0, 10.0, 20.0], [10.75] * 3, [59.91] * 3))
+    >>> [(e.type.name, e.geofence_id, e.ts, e.detected_ts) for e in r.events]
+    [('ENTER', 'cafe', 0.0, 20.0)]
+    >>> exact = Engine([Geofence.circle("cafe", 10.75, 59.91, 50.0)], config=EngineConfig(detection="exact"))
+    >>> r = exact.ingest(PingBatch.from_columns(["p1", "p1"], [0.0, 60.0], [10.75, 10.80], [59.91, 59.91]))
     >>> [(e.type.name, e.geofence_id, e.ts) for e in r.events]
     [('ENTER', 'cafe', 0.0), ('EXIT', 'cafe', 60.0)]
     """
@@ -419,6 +429,10 @@ class Engine:
         local = np.array(local_l, np.int64)
         if self.config.detection == "probabilistic":
             events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place, few=True)
+            if self.settings().any_exact:  # fences that ask for exact detection
+                exact_events, exact_after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub, True)
+                events = EventBatch.concat([events, exact_events]).sorted()
+                after = _with_stays_of(after, exact_after)
             return events, after, rows, n_stale, n_dup
         m, cfg = self._match(lon, lat, acc)
         s_dev, s_enter, s_dwelled, s_visit = sub.stay_dev, sub.stay_enter_ts, sub.stay_dwelled, sub.stay_visit
@@ -475,10 +489,24 @@ class Engine:
         ends = np.append(starts[1:], len(local))
         if self.config.detection == "probabilistic":
             events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place)
+            if self.settings().any_exact:  # fences that ask for exact detection
+                exact_events, exact_after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub, True)
+                events = EventBatch.concat([events, exact_events]).sorted()
+                after = _with_stays_of(after, exact_after)
             return events, after, rows, n_stale, n_dup
+        events, after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub)
+        return events, after, rows, n_stale, n_dup
+
+    def _compute_exact(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, only_exact: bool = False):
+        """Exact detection of one batch (``only_exact``: of the fences that ask for it, in a
+        probabilistic engine); the new states hold only its stays."""
         m, cfg = self._match(lon, lat, acc)
         stay_slot = cfg.slots_for(sub.stay_fence)
         live = stay_slot >= 0
+        if only_exact:
+            keep = cfg.exact[m.slot] if len(m.slot) else np.zeros(0, bool)
+            m = dataclasses.replace(m, point=m.point[keep], slot=m.slot[keep], state=m.state[keep])
+            live &= cfg.exact[np.maximum(stay_slot, 0)] if len(stay_slot) else live
         t = transitions(
             local,
             ts,
@@ -500,7 +528,7 @@ class Engine:
         after.stay_dev, after.stay_fence, after.stay_enter_ts, after.stay_visit, after.stay_dwelled = _NO_STAYS
         after.deadline = np.full(len(after), np.inf)
         events = _stays_out(t, sub.device_ids, sub.stay_visit[live], cfg, after)
-        return events, after, rows, n_stale, n_dup
+        return events, after
 
     def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, place=None, few=False):
         """Probabilistic detection of one batch: :func:`~proximity.core.presence.run_presence`
@@ -528,12 +556,17 @@ class Engine:
                 break
         mass = mass_inside(near.distance_m, f_sigma[near.point], near.area_m2, near.perimeter_m)
         c_ping, c_slot, c_area = near.point, near.slot, near.area_m2
+        if cfg.any_exact:  # fences that ask for exact detection are not this filter's
+            keep = ~cfg.exact[c_slot] if len(c_slot) else np.zeros(0, bool)
+            c_ping, c_slot, c_area, mass = c_ping[keep], c_slot[keep], c_area[keep], mass[keep]
         hint = None
         if place is not None:
             h_slot = np.full(len(ts), -1, np.int64)
             named = np.flatnonzero(pd.notna(place))
             if len(named):
                 h_slot[named] = cfg.slots_for(place[named].astype(object))
+                if cfg.any_exact:
+                    h_slot[named[cfg.exact[np.maximum(h_slot[named], 0)]]] = -1
             hint = h_slot >= 0
             if hint.any():  # a place sighting: its fence, instead of the fences it excludes
                 hc = h_slot[c_ping]
@@ -549,9 +582,12 @@ class Engine:
         # tracks before the batch: the stored ones, plus a track for any stay without one
         t_slot = cfg.slots_for(sub.trk_fence)
         live = t_slot >= 0
-        t_dev, t_slot, t_p, t_mark = sub.trk_dev[live], t_slot[live], sub.trk_p[live], sub.trk_mark[live]
         s_slot = cfg.slots_for(sub.stay_fence)
         s_live = s_slot >= 0
+        if cfg.any_exact:
+            live &= ~cfg.exact[np.maximum(t_slot, 0)] if len(t_slot) else live
+            s_live &= ~cfg.exact[np.maximum(s_slot, 0)] if len(s_slot) else s_live
+        t_dev, t_slot, t_p, t_mark = sub.trk_dev[live], t_slot[live], sub.trk_p[live], sub.trk_mark[live]
         s_dev, s_slot = sub.stay_dev[s_live], s_slot[s_live]
         if len(s_slot) and few:
             t_dev, t_slot, t_p, t_mark, t_in, t_enter, t_dwelled = with_stays_few(
@@ -636,8 +672,15 @@ class Engine:
         probabilistic detection."""
         out = _exit_after(cfg, fence_ids)
         if self.config.detection == "probabilistic":
-            out = np.fmin(out, self.config.presence.silence_s)
+            capped = np.fmin(out, self.config.presence.silence_s)
+            out = np.where(self._exact_stays(cfg, fence_ids), out, capped) if cfg.any_exact else capped
         return out
+
+    @staticmethod
+    def _exact_stays(cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
+        """Whether each fence id names a fence that asks for exact detection."""
+        slots = cfg.slots_for(fence_ids)
+        return (slots >= 0) & (cfg.exact[np.maximum(slots, 0)] if len(slots) else np.zeros(0, bool))
 
     def _silence_dating(self, st: DeviceStates) -> tuple[np.ndarray, np.ndarray]:
         """Per stay of ``st``, the ``ts`` and ``confidence`` of its exit if silence ends it now
@@ -659,7 +702,10 @@ class Engine:
         (their intersection is under 5% of the smaller one's area). Cached per index version."""
         ex = self._exclusions
         if ex is None or ex.version != self.index.version:
-            ex = self._exclusions = Exclusions(self.index.fence_at, self.index.version)
+            index = self.index
+            ex = self._exclusions = Exclusions(
+                index.fence_at, index.version, lambda: reach_table(index, len(self.settings().ids))
+            )
         return ex(a, b)
 
     def settings(self) -> _Settings:
@@ -682,7 +728,11 @@ class Engine:
             limit = self._exit_after(cfg, st.stay_fence)
             due, at = silence_due(st.last_ts[st.stay_dev], limit, now)
             if self.config.detection == "probabilistic":  # dated at the last evidence, as in ingest
-                return due, at, Reason.SILENCE, self._silence_dating(st)
+                ts, conf = self._silence_dating(st)
+                if cfg.any_exact:  # a fence that asks for exact detection: dated at the deadline
+                    ex = self._exact_stays(cfg, st.stay_fence)
+                    ts, conf = np.where(ex, at, ts), np.where(ex, np.nan, conf)
+                return due, at, Reason.SILENCE, (ts, conf)
             return due, at, Reason.SILENCE
 
         out = []
@@ -823,6 +873,7 @@ class Engine:
             ts, detected, conf = at_sub[c], np.full(n, np.nan), np.full(n, np.nan)
             if dating:
                 ts, conf, detected = dating[0][0][of_sub][c], dating[0][1][of_sub][c], at_sub[c]
+                detected = np.where(np.isnan(conf), np.nan, detected)  # exact stays: no detected_ts
             events = EventBatch(
                 sub.device_ids[sub.stay_dev[c]],
                 sub.stay_fence[c],
@@ -945,6 +996,21 @@ def _stays_out(t, device_ids: np.ndarray, s_visit: np.ndarray, cfg: _Settings, a
         after.stay_enter_ts, after.stay_visit, after.stay_dwelled = t.st_enter_ts[o], visit[o], t.st_dwelled[o]
         after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[o_slot])
     return events
+
+
+def _with_stays_of(after: DeviceStates, other: DeviceStates) -> DeviceStates:
+    """``after`` (probabilistic detection's new states) with the stays of ``other`` (exact
+    detection's, of the fences that ask for it) added, ordered by device, and the earlier
+    deadline of the two."""
+    dev = np.concatenate([after.stay_dev, other.stay_dev])
+    order = np.argsort(dev, kind="stable")
+    after.stay_dev = dev[order]
+    after.stay_fence = np.concatenate([after.stay_fence, other.stay_fence])[order]
+    after.stay_enter_ts = np.concatenate([after.stay_enter_ts, other.stay_enter_ts])[order]
+    after.stay_visit = np.concatenate([after.stay_visit, other.stay_visit])[order]
+    after.stay_dwelled = np.concatenate([after.stay_dwelled, other.stay_dwelled])[order]
+    after.deadline = np.fmin(after.deadline, other.deadline)
+    return after
 
 
 def _deadlines(n: int, stay_dev: np.ndarray, last_ts: np.ndarray, exit_after_s: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import shapely
 from geofences import Geofence
 from geofences.geodesy import meters_per_degree
 
-__all__ = ["Exclusions", "exclusive_pairs"]
+__all__ = ["Exclusions", "exclusive_pairs", "reach_table"]
 
 #: Fewer meters per degree of latitude than anywhere on WGS84 (110,574 at the equator).
 _KY_LOW = 110_000.0
@@ -37,13 +37,37 @@ class Exclusions:
     once too, so a new pair costs a few float operations unless GEOS must decide it.
     """
 
-    def __init__(self, fence_at: Callable[[int], Geofence], version: int):
+    def __init__(
+        self,
+        fence_at: Callable[[int], Geofence],
+        version: int,
+        reach: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+    ):
         self.fence_at, self.version = fence_at, version
         self._pairs: dict[int, bool] = {}  # (low slot << 32) | high slot -> exclusive
         self._shapes: dict[int, _Shape] = {}
+        self._reach_of = reach
+        self._reach: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Whether fences (slots) ``a[i]`` and ``b[i]`` exclude each other."""
+        """Whether fences (slots) ``a[i]`` and ``b[i]`` exclude each other.
+
+        Many pairs at once (a batch whose devices carry tracks far apart) are first screened as
+        arrays (:func:`_apart`, with ``reach``: :func:`reach_table`), so only near pairs are
+        looked up and cached one by one.
+        """
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        if len(a) > _SCREEN_MIN and self._reach_of is not None:
+            if self._reach is None:
+                self._reach = self._reach_of()
+            reach = self._reach
+            out = _apart(reach, a, b)  # apart: exclusive, without a look at their shapes
+            near = np.flatnonzero(~out)
+            out[near] = self._pairwise(a[near], b[near])
+            return out
+        return self._pairwise(a, b)
+
+    def _pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         keys = ((np.minimum(a, b).astype(np.int64) << 32) | np.maximum(a, b)).tolist()  # one int per pair
         cache = self._pairs
         miss = [k for k in dict.fromkeys(keys) if k not in cache]
@@ -57,6 +81,30 @@ class Exclusions:
                 over = _settled(shapes[lo], shapes[hi])
                 cache[k] = not (_overlap(fence_at(lo), fence_at(hi)) if over is None else over)
         return np.fromiter(map(cache.__getitem__, keys), bool, len(keys))
+
+
+#: Calls with more pairs than this screen them as arrays first (:meth:`Exclusions.__call__`).
+_SCREEN_MIN = 256
+_EARTH_R = 6_371_000.0
+
+
+def reach_table(index, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of the centres and the reaches (m) of slots ``0..n-1`` of ``index``
+    (:meth:`geofences.FenceIndex.reach`), for :func:`_apart`."""
+    lon, lat, r = index.reach(np.arange(n))
+    lo, la = np.radians(lon), np.radians(lat)
+    unit = np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+    return unit, r
+
+
+def _apart(reach: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether fences (slots) ``a[i]`` and ``b[i]`` are too far apart to meet: the chord between
+    their centres (shorter than any path on the earth) exceeds their reaches' sum, with 5% and
+    10 m of slack for the sphere."""
+    unit, r = reach
+    d = unit[a] - unit[b]
+    chord = np.sqrt(np.einsum("ij,ij->i", d, d)) * _EARTH_R
+    return chord > (r[a] + r[b]) * 1.05 + 10.0
 
 
 def exclusive_pairs(a: list[Geofence], b: list[Geofence]) -> np.ndarray:

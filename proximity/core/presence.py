@@ -40,8 +40,10 @@ that the device is inside, updated at every ping like a hidden Markov model's fo
   least ``p_floor (1 - p_X)`` (a fence just met starts there), ``p_X`` the posterior of the
   fences F excludes: one arrives in F from outside, not from the shop next door
   (``via_outside``);
-* weigh: the ping's likelihood of "inside F" is its mass density over F (``mass / A``), that of
-  "outside" the mass left outside F and every fence F excludes, spread over ``background_m2``;
+* weigh: the ping's likelihood of "inside F" is its mass density over F (``mass / A``, ``A``
+  at most ``background_m2``: over a larger fence, a mall or a campus, the density would fall
+  below outside's and a phone standing in its middle would count as evidence against it), that
+  of "outside" the mass left outside F and every fence F excludes, spread over ``background_m2``;
   each with an outlier floor (``outlier_rate`` over ``outlier_area_m2``). The ratio is raised
   to ``w = (1 - rho) / (1 + rho)`` (at least ``1 / max_discount``): consecutive pings' errors
   are correlated, so a ping ``dt`` after the previous one counts as ``w`` of an independent
@@ -209,7 +211,7 @@ class PresenceConfig:
         Prior rate of entering a fence the device is near.
     background_m2 : float
         Area over which "outside" spreads its likelihood (the larger, the stronger a ping
-        inside a fence is as evidence).
+        inside a fence is as evidence); also the largest area a fence's density is spread over.
     out_floor : float
         Least mass left to "outside" (a ping deep in a fence still leaves some doubt).
     outlier_rate, outlier_area_m2 : float
@@ -688,7 +690,7 @@ def _step(
 
     # this ping's evidence for every track of its device (0 where it is not a candidate)
     dens = np.zeros(n)
-    dens[hit] = mass[hit] / np.maximum(area[hit], 1.0)
+    dens[hit] = mass[hit] / np.clip(area[hit], 1.0, cfg.background_m2)  # at most background_m2 large
     if pairs is not None:
         ga, gb = pairs
         ex = exclusive(r_slot[ga], r_slot[gb])
