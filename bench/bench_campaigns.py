@@ -33,7 +33,7 @@ from campaigns.decisions import CampaignSet, DecisionConfig, decide  # noqa: E40
 from campaigns.fraud import FraudGate  # noqa: E402
 from campaigns.model import parse_campaign  # noqa: E402
 from geofences import FenceIndex  # noqa: E402
-from proximity import Engine, MemoryStore  # noqa: E402
+from proximity import Engine, EngineConfig, MemoryStore  # noqa: E402
 from simulator.workload import generate  # noqa: E402
 
 TARGETS = {1_000: 0.20, 10_000: 0.40, "redis": 200_000}
@@ -120,7 +120,7 @@ def profiles_for(device_ids, seed: int) -> dict:
 def run(index, parts, cset, counters, profiles, fraud: bool) -> tuple[float, float, int, dict]:
     """Seconds for engine (+ rules when cset is given) over every batch, seconds of those in the
     rules stage, events, decision counts."""
-    engine = Engine(index, MemoryStore())
+    engine = Engine(index, MemoryStore(), config=EngineConfig(detection="exact"))
     engine.settings()
     gate = FraudGate() if fraud else None
     n_events, counts, rules = 0, {}, 0.0

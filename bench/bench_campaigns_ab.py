@@ -28,7 +28,7 @@ from bench_campaigns import campaign_docs, profiles_for, tag_fences  # noqa: E40
 from bench_engine import batches  # noqa: E402
 
 from geofences import FenceIndex  # noqa: E402
-from proximity import Engine, MemoryStore  # noqa: E402
+from proximity import Engine, EngineConfig, MemoryStore  # noqa: E402
 from simulator.workload import generate  # noqa: E402
 
 
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
 
         def run(name: str) -> tuple[float, float, dict]:
             pkg, cset = sets[name]
-            engine = Engine(index, MemoryStore())
+            engine = Engine(index, MemoryStore(), config=EngineConfig(detection="exact"))
             engine.settings()
             counters = pkg.caps.MemoryCounterStore()
             config = pkg.decisions.DecisionConfig(max_offers_per_device_per_day=3)

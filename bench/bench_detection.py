@@ -1,9 +1,10 @@
-"""Detection quality on the shipped scenarios: the engine's defaults against a majority vote.
+"""Detection quality on the shipped scenarios: exact and probabilistic detection against a majority vote.
 
 For each scenario, GPS noise (sigma 5, 15, 30 m) and ping interval (10, 30, 60 s), the
 traffic is generated once (seed 7, ``--shoppers`` shoppers) and detected three ways:
 
-* ``engine``: ``Engine()`` with its default config, GPS pings only;
+* ``engine``: exact detection (``EngineConfig(detection="exact")``, the default before
+  probabilistic detection became it), GPS pings only;
 * ``engine+ble``: the same plus the sightings through ``beacons.pipeline.ingest_sightings``
   with ``MonitorConfig()`` defaults except ``positions=False`` (no indoor fixes), so the engine
   sees exactly the pings of ``engine``; the beacon columns score ``beacon_enter`` /
@@ -67,6 +68,9 @@ from simulator.replay import replay_engine
 from simulator.scenario import load_scenario, packaged_scenarios, with_overrides
 from simulator.scoring import score_events, score_traffic
 from simulator.traffic import generate
+
+#: the ``engine`` rows: exact detection (a ping is a point)
+EXACT = EngineConfig(detection="exact")
 
 
 def _value(v: str):
@@ -201,14 +205,14 @@ def _rows(job: tuple) -> list[dict]:
     runs = []  # (detector, score, with beacon column, events for the breakdown)
     if want("engine") or want("engine+ble") or (positions and want("engine+ble+pos")):
         if len(tr.beacons):
-            ev = replay_engine(tr, beacons=True, batch_s=60.0, positions=False)
+            ev = replay_engine(tr, beacons=True, batch_s=60.0, positions=False, config=EXACT)
             s = score_traffic(tr, ev, families=("geofence", "beacon"))
             runs += [("engine", s, False, ev), ("engine+ble", s, True, ev)]
             if positions:
-                ev = replay_engine(tr, beacons=True, batch_s=60.0, positions=True)
+                ev = replay_engine(tr, beacons=True, batch_s=60.0, positions=True, config=EXACT)
                 runs.append(("engine+ble+pos", score_traffic(tr, ev, families=("geofence", "beacon")), True, ev))
         else:
-            ev = replay_engine(tr, beacons=False, batch_s=60.0)
+            ev = replay_engine(tr, beacons=False, batch_s=60.0, config=EXACT)
             runs.append(("engine", score_traffic(tr, ev, families=("geofence",)), False, ev))
     if want("majority"):
         ev = majority_vote(tr)

@@ -60,7 +60,7 @@ def time_engine(
     w: Workload, index: FenceIndex, parts: list[PingBatch], store, config: EngineConfig | None = None
 ) -> tuple[float, bool]:
     """Seconds to ingest every batch into a fresh engine, and whether the events equal the truth."""
-    engine = Engine(index, store, config=config or EngineConfig())
+    engine = Engine(index, store, config=config or EngineConfig(detection="exact"))
     engine.settings()
     found = []
     start = time.perf_counter()
@@ -145,7 +145,7 @@ def bytes_per_device(n_devices: int, n_fences: int, seed: int, per_device: int) 
     w = generate(n_fences, n_devices, per_device * n_devices, seed=seed)
     index = FenceIndex(w.fences)
     parts = batches(w, 100_000)
-    engine = Engine(index, MemoryStore())
+    engine = Engine(index, MemoryStore(), config=EngineConfig(detection="exact"))
     engine.ingest(parts[0])  # warm caches (grid, settings) outside the trace
     engine.store.clear()
     gc.collect()
@@ -162,7 +162,7 @@ def bytes_per_device(n_devices: int, n_fences: int, seed: int, per_device: int) 
 
 
 def profile_engine(w: Workload, index: FenceIndex, parts: list[PingBatch], top: int) -> str:
-    engine = Engine(index, MemoryStore())
+    engine = Engine(index, MemoryStore(), config=EngineConfig(detection="exact"))
     prof = cProfile.Profile()
     prof.enable()
     for b in parts:

@@ -51,7 +51,7 @@ try:
     from geofences.formats import read_collection
 except ImportError:  # older code
     read_collection = None  # type: ignore[assignment]
-from proximity import Engine, MemoryStore  # noqa: E402
+from proximity import Engine, EngineConfig, MemoryStore  # noqa: E402
 from simulator.workload import generate  # noqa: E402
 
 TARGETS = {"rate_1m": 50_000, "load_10k_s": 0.3, "bytes_per_fence": 2048, "throughput_ratio": 0.6, "change_ms": 10.0}
@@ -190,7 +190,7 @@ def throughput(extra: list[Geofence], args) -> None:
                 for b in parts:
                     index.match(b.lon, b.lat, b.accuracy_m)
             best_m = min(best_m, t.cpu)
-            engine = Engine(index, MemoryStore())
+            engine = Engine(index, MemoryStore(), config=EngineConfig(detection="exact"))
             engine.settings()
             found = []
             with Clock() as t:
@@ -215,7 +215,7 @@ def throughput(extra: list[Geofence], args) -> None:
 
 def change(index: FenceIndex, w, args) -> None:
     """One put / replace / remove with the big index loaded, plus the next 10k-ping batch."""
-    engine = Engine(index, MemoryStore())
+    engine = Engine(index, MemoryStore(), config=EngineConfig(detection="exact"))
     parts = batches(w, 10_000)
     engine.ingest(parts[0])
     lon, lat = w.fences[0].center

@@ -16,7 +16,7 @@ import time
 import uuid
 
 from geofences import Geofence
-from proximity import Engine, PingBatch
+from proximity import Engine, EngineConfig, PingBatch
 from proximity.service.eventlog import MemoryEventLog
 from proximity.service.hooks import Webhooks
 from proximity.service.ingest import IngestService, event_pipeline
@@ -38,7 +38,7 @@ def run(batches: int, with_webhook: bool, redis_url: str | None = None) -> float
         svc.create("https://hooks.example/h", None)
         hooks = Webhooks(svc)
     ingest = IngestService(
-        Engine([Geofence.circle("a", 0.0, 0.0, 100.0)]),
+        Engine([Geofence.circle("a", 0.0, 0.0, 100.0)], config=EngineConfig(detection="exact")),
         event_pipeline(MemoryEventLog(1e12, 10**7), metrics, hooks),
         metrics,
     )

@@ -95,7 +95,7 @@ def _scan(features: Sequence[Any], limits: Limits, raw_coords: Coords | None, bu
 
     ``built[i]`` is not None when feature i's geometry was read from the text and is valid.
     """
-    from geofences.geojson import RESERVED_PROPERTIES, _read_id, _seconds
+    from geofences.geojson import DETECTION_PROPERTY, RESERVED_PROPERTIES, _read_id, _seconds
 
     fast = raw_coords is not None
     valid: list = built if built is not None else []
@@ -134,6 +134,9 @@ def _scan(features: Sequence[Any], limits: Limits, raw_coords: Coords | None, bu
             exit_after = props.get("exit_after_s")
             if exit_after is not None and not (type(exit_after) is float and 0.0 < exit_after <= _MAX_FLOAT):
                 exit_after = _seconds(fid, props, "exit_after_s", allow_zero=False)
+            detection = props.get("detection")
+            if detection is not None and detection not in DETECTION_PROPERTY:
+                raise InvalidGeofence(fid, "properties.detection", "")  # parse_feature words it
         except InvalidGeofence:
             slow.append(i)
             continue

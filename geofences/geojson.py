@@ -24,6 +24,9 @@ __all__ = ["parse_feature", "parse_collection", "to_collection", "to_features", 
 
 #: Feature properties with a meaning to the engine; the rest are kept as free properties.
 RESERVED_PROPERTIES = frozenset({"id", "name", "tags", "dwell_s", "exit_after_s", "radius_m"})
+#: Values of ``properties.detection``: the fence asks the engine for that detection mode (a
+#: probabilistic engine detects a fence marked "exact" exactly; see proximity's EngineConfig)
+DETECTION_PROPERTY = ("exact", "probabilistic")
 
 _DEFAULT_LIMITS = Limits()
 _CONTROL = re.compile("[\x00-\x1f]")
@@ -92,6 +95,9 @@ def parse_feature(feature: Any, *, limits: Limits = _DEFAULT_LIMITS, fence_id: s
         tags = []
     if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
         raise InvalidGeofence(fid, "properties.tags", "expected a list of strings")
+    detection = props.get("detection")
+    if detection is not None and detection not in DETECTION_PROPERTY:
+        raise InvalidGeofence(fid, "properties.detection", f'expected "exact" or "probabilistic", got {detection!r}')
     free = {k: v for k, v in props.items() if k not in RESERVED_PROPERTIES}
     return Geofence(
         id=fid,

@@ -24,7 +24,7 @@ from geofences._grid import _unique_pairs, _unique_slots
 from geofences._layers import _Layers
 from geofences._memory import gc_paused, release_free_memory
 from geofences.errors import DuplicateGeofence, UnknownGeofence
-from geofences.geodesy import distance_m, meters_per_degree
+from geofences.geodesy import distance_m, meters_per_degree_table
 from geofences.model import Geofence
 
 __all__ = ["FenceIndex", "Matches", "Near", "INSIDE", "UNCERTAIN"]
@@ -37,6 +37,9 @@ UNCERTAIN = np.int8(2)
 FEW = 8
 #: ... and, when they have at most this many candidate pairs, all circles, the circle test too.
 FEW_PAIRS = 32
+#: Searches (:meth:`FenceIndex.near`) of at most this many points within the padding, with at
+#: most this many candidate pairs, all circles, take :meth:`FenceIndex._near_few` (plain Python).
+FEW_NEAR, FEW_NEAR_PAIRS = 8, 64
 #: Changes remembered for :meth:`FenceIndex.changes_since`.
 _LOG_LENGTH = 4096
 #: Changes of more slots than this are logged as "start over" (see :meth:`changes_since`).
@@ -166,6 +169,18 @@ class FenceIndex:
     def shape_stats(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Area (m^2) and perimeter (m) of the fences in ``slots`` (as :meth:`near` gives them)."""
         return self._slots.shape_stats(np.asarray(slots, np.int64))
+
+    def reach(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre (lon, lat, degrees) and reach (m, at least the distance from the centre to any
+        point of the fence) of the fences in ``slots``: two fences whose centres are farther
+        apart than their reaches' sum cannot meet (a broad phase for pair tests)."""
+        slots = np.asarray(slots, np.int64)
+        c = self._slots
+        num, box = c.num[slots], c.box[slots]
+        half_w = (box[:, 2] - box[:, 0]) / 2 * num[:, KX]
+        half_h = (box[:, 3] - box[:, 1]) / 2 * num[:, KY]
+        reach = np.where(c.is_circle[slots], num[:, RADIUS], np.hypot(half_w, half_h))
+        return num[:, LON0], num[:, LAT0], reach
 
     def fence_at(self, slot: int) -> Geofence:
         fence = self._fences[slot]
@@ -429,7 +444,9 @@ class FenceIndex:
         ex = np.flatnonzero(exact)
         pi1, sl1 = grid.query_points(lon[ex], lat[ex])
         un = np.flatnonzero(~exact)
-        mlat, mlon = meters_per_degree(lat[un])
+        # the table's scales (within 1e-8 of pyproj's, which cost a phone's call ~40 us): the cells
+        # are padded by pad_m, so a box off by micrometres meets the same fences
+        mlat, mlon = meters_per_degree_table(lat[un])
         dlat = unc[un] / mlat
         dlon = np.minimum(unc[un] / np.maximum(mlon, 1e-6), 360.0)
         minx, maxx = lon[un] - dlon, lon[un] + dlon
@@ -499,7 +516,8 @@ class FenceIndex:
         """
         lon = np.ascontiguousarray(lon, dtype=np.float64)
         lat = np.ascontiguousarray(lat, dtype=np.float64)
-        radius = np.maximum(np.nan_to_num(np.asarray(radius_m, dtype=np.float64), nan=0.0), 0.0)
+        # NaN and -inf: 0, inf: the largest float (np.nan_to_num's), without its dozen calls
+        radius = np.minimum(np.fmax(np.asarray(radius_m, dtype=np.float64), 0.0), np.finfo(np.float64).max)
         while True:
             version = self.version
             grid = self._current_grid()
@@ -508,9 +526,59 @@ class FenceIndex:
                 return Near(pi, sl, d, area, perim, version)
 
     def _near(self, grid, lon, lat, radius):
-        slots = self._slots
         small = radius <= self.pad_m
+        if len(lon) <= FEW_NEAR and small.all():
+            return self._near_few(grid, lon, lat, radius)
         pi, sl = grid.query_points(lon, lat) if small.all() else self._query_mixed(grid, lon, lat, radius, small)
+        return self._near_pairs(pi, sl, lon, lat, radius)
+
+    def _near_few(self, grid: _Layers, lon: np.ndarray, lat: np.ndarray, radius: np.ndarray):
+        """:meth:`_near` of a few points within the padding (a phone's call) on Python floats:
+        the grid lookup of :meth:`_Layers.query_points_few` and, when every candidate is a
+        circle, :func:`_circle_distance`'s floating-point operations per pair (as
+        :meth:`_match_few`): the same pairs, distances and shapes in the same order (a hypothesis
+        property compares them). Candidates with a polygon take :meth:`_near_pairs`."""
+        x, y = lon.tolist(), lat.tolist()
+        pl, sll = grid.query_points_few(x, y)
+        slots = self._slots
+        if len(pl) > FEW_NEAR_PAIRS or not all(slots.is_circle[sll].tolist()):
+            return self._near_pairs(np.array(pl, np.int64), np.array(sll, np.int64), lon, lat, radius)
+        rows = slots.num[sll].tolist()
+        dlon = [x[p] - r[LON0] for p, r in zip(pl, rows)]
+        if dlon and max(map(abs, dlon)) > 180.0:  # as to_frame: only near the antimeridian
+            dlon = [(v + 180.0) % 360.0 - 180.0 for v in dlon]
+        search = radius.tolist()
+        keep_p: list[int] = []
+        keep_s: list[int] = []
+        keep_d: list[float] = []
+        keep_r: list[float] = []
+        sqrt = math.sqrt
+        for p, s, r, dl in zip(pl, sll, rows, dlon):
+            dx, dy = dl * r[KX], (y[p] - r[LAT0]) * r[KY]
+            d = sqrt(dx * dx + dy * dy)
+            rad = r[RADIUS]
+            reach = d if d > rad else rad
+            err = 1.0 + reach * reach * r[ERR]
+            if abs(d - rad) <= err or abs(r[LAT0]) > 85.0:  # near the rim: the exact geodesic
+                d = float(distance_m(r[LON0], r[LAT0], x[p], y[p])[()])
+            signed = rad - d
+            if signed >= -search[p]:
+                keep_p.append(p)
+                keep_s.append(s)
+                keep_d.append(signed)
+                keep_r.append(rad)
+        pi = math.pi
+        return (
+            np.array(keep_p, np.int64),
+            np.array(keep_s, np.int64),
+            np.array(keep_d, np.float64),
+            np.array([pi * r * r for r in keep_r], np.float64),  # Columns.shape_stats' circles
+            np.array([2 * pi * r for r in keep_r], np.float64),
+        )
+
+    def _near_pairs(self, pi: np.ndarray, sl: np.ndarray, lon, lat, radius):
+        """:meth:`_near`'s narrow phase over the grid's candidate (point, slot) pairs."""
+        slots = self._slots
         d = np.full(len(pi), -np.inf)
         circle = slots.is_circle[sl]
         circ = np.flatnonzero(circle)
@@ -538,6 +606,9 @@ class FenceIndex:
                 d[poly[sel]] = np.where(inside[sel], dist, -dist)
         keep = np.flatnonzero(d >= -radius[pi])
         pi, sl, d = pi[keep], sl[keep], d[keep]
+        if len(sl) <= 32:  # a phone's few candidates: no sort for the shared fences
+            area, perim = slots.shape_stats(sl)
+            return pi, sl, d, area, perim
         uniq, inv = np.unique(sl, return_inverse=True)
         area, perim = slots.shape_stats(uniq)
         return pi, sl, d, area[inv], perim[inv]

@@ -111,6 +111,10 @@ device_id,geofence_id,type,ts,visit_id,duration_s,reason, with ts written like t
 seconds; it is written to a temporary file and renamed when done, so a failed replay leaves
 nothing behind. One JSON summary line is printed on stdout.
 
+Detection: --detection probabilistic (the default) treats each ping as evidence with its
+accuracy_m; --detection exact treats it as a point. `proximity simulate` writes the truth of
+exact detection, so `proximity score` of a replay expects --detection exact.
+
 With --redis-url, device state lives in Redis under a fresh key prefix that is deleted at the
 end (so replays repeat exactly), unless --redis-prefix names one to keep and continue. A bad
 row stops the replay; with --redis-prefix the chunks before it stay applied to that state.
@@ -125,6 +129,7 @@ def _setup_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="EVENTS.csv", help="events CSV to write")
     p.add_argument("--redis-url", metavar="URL", help="keep device state in Redis (default: in memory)")
     p.add_argument("--redis-prefix", metavar="PREFIX", help="Redis key prefix to use and keep")
+    _detection_option(p, "probabilistic", "the engine's default")
     p.add_argument(
         "--chunk-size",
         type=_positive_int,
@@ -151,6 +156,15 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _detection_option(p: argparse.ArgumentParser, default: str, why: str) -> None:
+    p.add_argument(
+        "--detection",
+        choices=("exact", "probabilistic"),
+        default=default,
+        help=f"exact: a ping is a point; probabilistic: presence filters over the GPS error (default: {default}, {why})",
+    )
+
+
 def _run_replay(args) -> int:
     from proximity.replay import load_fences
 
@@ -168,17 +182,20 @@ def _run_replay(args) -> int:
         chunk_size=args.chunk_size,
         progress=not args.no_progress,
         sweep_at_end=args.sweep_at_end,
+        detection=args.detection,
     )
     load_s += stats.pop("index_s")
     _print_json({**stats, "fences_load_s": round(load_s, 3), "out": str(args.out)})
     return 0
 
 
-def _replay_with_store(fences, pings, out, *, redis_url=None, redis_prefix=None, **kw) -> dict:
+def _replay_with_store(
+    fences, pings, out, *, redis_url=None, redis_prefix=None, detection="probabilistic", **kw
+) -> dict:
     """Replay with a memory store, or a Redis one (a throwaway prefix unless one is given)."""
     import numpy as np
 
-    from proximity.core.engine import Engine
+    from proximity.core.engine import Engine, EngineConfig
     from proximity.replay import replay
 
     store = None
@@ -189,13 +206,14 @@ def _replay_with_store(fences, pings, out, *, redis_url=None, redis_prefix=None,
 
         store = RedisDeviceStore(redis_url, prefix=redis_prefix or f"proximity-replay:{uuid.uuid4().hex}:")
     started = time.perf_counter()
-    engine = Engine(fences, store)  # one bulk index build (FenceIndex(fences))
+    engine = Engine(fences, store, EngineConfig(detection=detection))  # one bulk index build (FenceIndex(fences))
     engine.index.match(np.zeros(1), np.zeros(1))  # and its grid, here rather than in the first chunk
     index_s = time.perf_counter() - started
     try:
         stats = replay(engine, pings, out, **kw)
         return {
             **stats.to_dict(),
+            "detection": detection,
             "devices": engine.store.device_count(),
             "fences": len(fences),
             "index_s": round(index_s, 3),
@@ -277,6 +295,7 @@ def _run_score(args) -> int:
 def _setup_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="also keep events.csv in DIR (default: a temporary directory)")
     p.add_argument("--redis-url", metavar="URL", help="keep device state in Redis (default: in memory)")
+    _detection_option(p, "exact", "the bundled truth is exact detection's events")
     p.set_defaults(run=_run_demo)
 
 
@@ -296,7 +315,13 @@ def _run_demo(args) -> int:
             raise InvalidInput(str(out_dir), "no such directory")
         events_path = out_dir / "events.csv"
         stats = _replay_with_store(
-            fences, demo / "pings.csv", events_path, redis_url=args.redis_url, chunk_size=1000, progress=False
+            fences,
+            demo / "pings.csv",
+            events_path,
+            redis_url=args.redis_url,
+            chunk_size=1000,
+            progress=False,
+            detection=args.detection,
         )
         result = score(read_events(events_path), read_events(demo / "truth.csv"))
         events = pd.read_csv(events_path, dtype=str, keep_default_na=False)

@@ -1,5 +1,9 @@
 """Shared fixtures: a zoo of named fences, and a real redis-server.
 
+Services started by tests (``Settings()``, and ``proximity serve`` child processes, which inherit
+the environment) use exact detection: the suite's expected events are exact detection's (a ping
+is a point). A test marked ``default_detection`` gets the service's real default, probabilistic.
+
 The Redis fixture uses ``REDIS_URL`` when set; otherwise it starts a private ``redis-server`` on
 a free 127.0.0.1 port with persistence off, and stops it after the session.
 """
@@ -15,6 +19,18 @@ import time
 import pytest
 
 from geofences import Geofence
+
+
+def pytest_configure(config):
+    # set for the whole session, so that module-scoped servers get it too
+    os.environ["PROXIMITY_DETECTION"] = "exact"
+
+
+@pytest.fixture(autouse=True)
+def _default_detection(request, monkeypatch):
+    """A test marked ``default_detection`` runs without ``PROXIMITY_DETECTION``."""
+    if request.node.get_closest_marker("default_detection") is not None:
+        monkeypatch.delenv("PROXIMITY_DETECTION", raising=False)
 
 
 def _free_port() -> int:

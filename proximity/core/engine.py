@@ -8,6 +8,7 @@ duplicate events.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import weakref
 from collections.abc import Iterable
@@ -19,9 +20,9 @@ import pandas as pd
 import shapely
 
 from geofences import FenceIndex, Geofence, UnknownGeofence
-from geofences.geodesy import meters_per_degree
 from proximity.core.events import KIND_RANK, EventBatch, EventKind, Reason
 from proximity.core.memory import MemoryStore
+from proximity.core.overlap import Exclusions, reach_table
 from proximity.core.pings import PingBatch
 from proximity.core.presence import (
     PresenceConfig,
@@ -31,6 +32,7 @@ from proximity.core.presence import (
     silence_onset,
     smooth_positions,
 )
+from proximity.core.presence_few import run_presence_few, with_stays_few
 from proximity.core.state import _NO_STAYS, DeviceStates, StateStore
 from proximity.core.transitions import silence_due, transitions
 from proximity.core.versioned import Attempt, run_optimistic
@@ -59,9 +61,10 @@ class EngineConfig:
     max_retries : int
         How often a batch's conflicting devices are recomputed before :class:`StoreError`.
     detection : str
-        ``"exact"`` (the default: today's deterministic point-in-fence semantics, with the
-        accuracy hysteresis above) or ``"probabilistic"`` (presence filters over the pings'
-        error distributions, :mod:`proximity.core.presence`; ``hysteresis_factor`` unused).
+        ``"probabilistic"`` (the default: presence filters over the pings' error
+        distributions, :mod:`proximity.core.presence`; ``hysteresis_factor`` unused) or
+        ``"exact"`` (deterministic point-in-fence semantics, with the accuracy hysteresis
+        above: for exact positions, and the oracle's tests).
     presence : PresenceConfig
         Settings of probabilistic detection.
     """
@@ -69,7 +72,7 @@ class EngineConfig:
     hysteresis_factor: float = 1.0
     max_accuracy_m: float = 1000.0
     max_retries: int = 32
-    detection: str = "exact"
+    detection: str = "probabilistic"
     presence: PresenceConfig = PresenceConfig()
 
     def __post_init__(self) -> None:
@@ -105,7 +108,7 @@ class IngestResult:
 #: the codes of :attr:`IngestResult.status`
 PING_STATUS = ("accepted", "stale", "duplicates", "inaccurate")
 
-#: Exact-detection batches of at most this many pings (after the accuracy filter) take
+#: Batches of at most this many pings (after the accuracy filter) take
 #: :meth:`Engine._compute_few`: merged phone requests, where fixed per-array costs dominate.
 FEW_PINGS = 64
 
@@ -178,14 +181,15 @@ class _Settings:
     def _full(self, version: int, pairs: list) -> None:
         self.version = version
         slots = np.fromiter((s for s, _ in pairs), np.int64, len(pairs))
-        ids, dwell, exit_after, hashes = self._rows([f for _, f in pairs])
+        ids, dwell, exit_after, hashes, exact = self._rows([f for _, f in pairs])
         n = int(slots.max()) + 1 if len(slots) else 0
         cols = []
-        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0)):
+        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0), (exact, False)):
             base = np.full(n, fill, dtype=values.dtype)
             base[slots] = values
             cols.append(self.Column(base, np.empty(0, np.int64), values[:0], fill))
-        self.ids, self.dwell_s, self.exit_after_s, self.hash = cols
+        self.ids, self.dwell_s, self.exit_after_s, self.hash, self.exact = cols
+        self.any_exact = bool(exact.any())
         self._base_slots = slots
         self._base_lookup = pd.Index(ids, dtype=object)
         self._base_slot_of: dict | None = None
@@ -193,16 +197,18 @@ class _Settings:
 
     def _patch(self, prev: _Settings, version: int, slots: np.ndarray, fences: list) -> None:
         self.version = version
-        ids, dwell, exit_after, hashes = self._rows([f for f in fences if f is not None])
+        ids, dwell, exit_after, hashes, exact = self._rows([f for f in fences if f is not None])
         live = np.fromiter((f is not None for f in fences), bool, len(fences))
         full = []
-        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0)):
+        for values, fill in ((ids, None), (dwell, np.inf), (exit_after, np.inf), (hashes, 0), (exact, False)):
             col = np.full(len(slots), fill, dtype=values.dtype)
             col[live] = values
             full.append(col)
-        self.ids, self.dwell_s, self.exit_after_s, self.hash = (
-            c.patched(slots, v) for c, v in zip((prev.ids, prev.dwell_s, prev.exit_after_s, prev.hash), full)
+        self.ids, self.dwell_s, self.exit_after_s, self.hash, self.exact = (
+            c.patched(slots, v)
+            for c, v in zip((prev.ids, prev.dwell_s, prev.exit_after_s, prev.hash, prev.exact), full)
         )
+        self.any_exact = bool(self.exact.base.any() or self.exact.values.any())
         self._base_slots, self._base_lookup = prev._base_slots, prev._base_lookup
         self._base_slot_of = prev._base_slot_of
         gone = {i: -1 for i in prev.ids[slots].tolist() if i is not None}  # ids that left these slots
@@ -210,9 +216,9 @@ class _Settings:
 
     def _fold(self) -> None:
         """Fold the patch into new base columns (one O(fences) pass every PATCH_LIMIT changes)."""
-        old = (self.ids, self.dwell_s, self.exit_after_s, self.hash)
+        old = (self.ids, self.dwell_s, self.exit_after_s, self.hash, self.exact)
         cols = [c.folded() for c in old]
-        self.ids, self.dwell_s, self.exit_after_s, self.hash = (
+        self.ids, self.dwell_s, self.exit_after_s, self.hash, self.exact = (
             self.Column(c, np.empty(0, np.int64), c[:0], o.fill) for c, o in zip(cols, old)
         )
         self._base_slots = np.flatnonzero(cols[0] != None)  # noqa: E711  (elementwise on an object array)
@@ -220,13 +226,14 @@ class _Settings:
         self._base_slot_of, self._patch_of = None, {}
 
     @staticmethod
-    def _rows(fences: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _rows(fences: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n = len(fences)
         ids = np.empty(n, dtype=object)
         ids[:] = [f.id for f in fences]
         dwell = np.fromiter((np.inf if f.dwell_s is None else f.dwell_s for f in fences), np.float64, n)
         exit_after = np.fromiter((np.inf if f.exit_after_s is None else f.exit_after_s for f in fences), np.float64, n)
-        return ids, dwell, exit_after, _hash_strs(ids) if n else np.zeros(0, np.uint64)
+        exact = np.fromiter((f.properties.get("detection") == "exact" for f in fences), bool, n)
+        return ids, dwell, exit_after, _hash_strs(ids) if n else np.zeros(0, np.uint64), exact
 
     def slots_for(self, fence_ids: np.ndarray) -> np.ndarray:
         """Return the slot of each fence id, -1 for ids no longer in the index."""
@@ -256,7 +263,11 @@ class Engine:
     --------
     >>> from geofences import Geofence
     >>> eng = Engine([Geofence.circle("cafe", 10.75, 59.91, 50.0)])
-    >>> r = eng.ingest(PingBatch.from_columns(["p1", "p1"], [0.0, 60.0], [10.75, 10.80], [59.91, 59.91]))
+    >>> r = eng.ingest(PingBatch.from_columns(["p1"] * 3, [0.0, 10.0, 20.0], [10.75] * 3, [59.91] * 3))
+    >>> [(e.type.name, e.geofence_id, e.ts, e.detected_ts) for e in r.events]
+    [('ENTER', 'cafe', 0.0, 20.0)]
+    >>> exact = Engine([Geofence.circle("cafe", 10.75, 59.91, 50.0)], config=EngineConfig(detection="exact"))
+    >>> r = exact.ingest(PingBatch.from_columns(["p1", "p1"], [0.0, 60.0], [10.75, 10.80], [59.91, 59.91]))
     >>> [(e.type.name, e.geofence_id, e.ts) for e in r.events]
     [('ENTER', 'cafe', 0.0), ('EXIT', 'cafe', 60.0)]
     """
@@ -271,7 +282,7 @@ class Engine:
         self.store: StateStore = store if store is not None else MemoryStore()
         self.config = config
         self._settings_cache: _Settings | None = None
-        self._overlap_cache: dict = {}
+        self._exclusions: Exclusions | None = None
 
     # -- ingestion ---------------------------------------------------------------------------
     def ingest(self, pings: PingBatch) -> IngestResult:
@@ -368,14 +379,14 @@ class Engine:
 
     def _compute(self, dev, cols, states: DeviceStates):
         """Run one batch against loaded states; return events, new states and the rows saved."""
-        if len(dev) <= FEW_PINGS and self.config.detection == "exact":
+        if len(dev) <= FEW_PINGS:
             return self._compute_few(dev, cols, states)
         return self._compute_batch(dev, cols, states)
 
     def _compute_few(self, dev, cols, states: DeviceStates):
-        """:meth:`_compute_batch` for the few pings of merged phone requests (exact detection):
-        the same events, states and verdicts (hypothesis properties compare them), with the
-        per-ping screening and grouping on Python lists, no copy or selection of states that
+        """:meth:`_compute_batch` for the few pings of merged phone requests: the same events,
+        states and verdicts (hypothesis properties compare them, in both detection modes), with
+        the per-ping screening and grouping on Python lists, no copy or selection of states that
         stay whole, and no array work for what is empty (most calls have no stay and no event).
         """
         ts, lon, lat, acc = cols[:4]
@@ -407,13 +418,22 @@ class Engine:
         rows = np.array(rows_l, np.int64)
         if not keep:
             return EventBatch.empty(), states.select(rows), rows, n_stale, n_dup
+        place = cols[4] if len(cols) > 4 else None
         if len(keep) < n:
             k = np.array(keep, np.int64)
             ts, lon, lat, acc = ts[k], lon[k], lat[k], acc[k]
+            place = None if place is None else place[k]
         sub = states if len(rows_l) == len(states) else states.select(rows)
         ends_l = starts_l[1:] + [len(keep)]
         starts, ends = np.array(starts_l, np.int64), np.array(ends_l, np.int64)
         local = np.array(local_l, np.int64)
+        if self.config.detection == "probabilistic":
+            events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place, few=True)
+            if self.settings().any_exact:  # fences that ask for exact detection
+                exact_events, exact_after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub, True)
+                events = EventBatch.concat([events, exact_events]).sorted()
+                after = _with_stays_of(after, exact_after)
+            return events, after, rows, n_stale, n_dup
         m, cfg = self._match(lon, lat, acc)
         s_dev, s_enter, s_dwelled, s_visit = sub.stay_dev, sub.stay_enter_ts, sub.stay_dwelled, sub.stay_visit
         stay_slot = cfg.slots_for(sub.stay_fence)
@@ -469,10 +489,24 @@ class Engine:
         ends = np.append(starts[1:], len(local))
         if self.config.detection == "probabilistic":
             events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place)
+            if self.settings().any_exact:  # fences that ask for exact detection
+                exact_events, exact_after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub, True)
+                events = EventBatch.concat([events, exact_events]).sorted()
+                after = _with_stays_of(after, exact_after)
             return events, after, rows, n_stale, n_dup
+        events, after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub)
+        return events, after, rows, n_stale, n_dup
+
+    def _compute_exact(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, only_exact: bool = False):
+        """Exact detection of one batch (``only_exact``: of the fences that ask for it, in a
+        probabilistic engine); the new states hold only its stays."""
         m, cfg = self._match(lon, lat, acc)
         stay_slot = cfg.slots_for(sub.stay_fence)
         live = stay_slot >= 0
+        if only_exact:
+            keep = cfg.exact[m.slot] if len(m.slot) else np.zeros(0, bool)
+            m = dataclasses.replace(m, point=m.point[keep], slot=m.slot[keep], state=m.state[keep])
+            live &= cfg.exact[np.maximum(stay_slot, 0)] if len(stay_slot) else live
         t = transitions(
             local,
             ts,
@@ -494,10 +528,12 @@ class Engine:
         after.stay_dev, after.stay_fence, after.stay_enter_ts, after.stay_visit, after.stay_dwelled = _NO_STAYS
         after.deadline = np.full(len(after), np.inf)
         events = _stays_out(t, sub.device_ids, sub.stay_visit[live], cfg, after)
-        return events, after, rows, n_stale, n_dup
+        return events, after
 
-    def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, place=None):
-        """Probabilistic detection of one batch: :func:`~proximity.core.presence.run_presence`."""
+    def _compute_presence(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, place=None, few=False):
+        """Probabilistic detection of one batch: :func:`~proximity.core.presence.run_presence`
+        (:func:`~proximity.core.presence_few.run_presence_few` for the ``few`` pings of a phone's
+        call). Empty parts (no stay, no event) skip their array work."""
         pc = self.config.presence
         f_lon, f_lat, f_var, f_speed = smooth_positions(
             dev=local,
@@ -520,12 +556,17 @@ class Engine:
                 break
         mass = mass_inside(near.distance_m, f_sigma[near.point], near.area_m2, near.perimeter_m)
         c_ping, c_slot, c_area = near.point, near.slot, near.area_m2
+        if cfg.any_exact:  # fences that ask for exact detection are not this filter's
+            keep = ~cfg.exact[c_slot] if len(c_slot) else np.zeros(0, bool)
+            c_ping, c_slot, c_area, mass = c_ping[keep], c_slot[keep], c_area[keep], mass[keep]
         hint = None
         if place is not None:
             h_slot = np.full(len(ts), -1, np.int64)
             named = np.flatnonzero(pd.notna(place))
             if len(named):
                 h_slot[named] = cfg.slots_for(place[named].astype(object))
+                if cfg.any_exact:
+                    h_slot[named[cfg.exact[np.maximum(h_slot[named], 0)]]] = -1
             hint = h_slot >= 0
             if hint.any():  # a place sighting: its fence, instead of the fences it excludes
                 hc = h_slot[c_ping]
@@ -541,24 +582,38 @@ class Engine:
         # tracks before the batch: the stored ones, plus a track for any stay without one
         t_slot = cfg.slots_for(sub.trk_fence)
         live = t_slot >= 0
-        t_dev, t_slot, t_p, t_mark = sub.trk_dev[live], t_slot[live], sub.trk_p[live], sub.trk_mark[live]
         s_slot = cfg.slots_for(sub.stay_fence)
         s_live = s_slot >= 0
+        if cfg.any_exact:
+            live &= ~cfg.exact[np.maximum(t_slot, 0)] if len(t_slot) else live
+            s_live &= ~cfg.exact[np.maximum(s_slot, 0)] if len(s_slot) else s_live
+        t_dev, t_slot, t_p, t_mark = sub.trk_dev[live], t_slot[live], sub.trk_p[live], sub.trk_mark[live]
         s_dev, s_slot = sub.stay_dev[s_live], s_slot[s_live]
-        n_slots = int(max(s_slot.max(initial=-1), t_slot.max(initial=-1), len(cfg.ids))) + 1
-        t_key, s_key = t_dev * n_slots + t_slot, s_dev * n_slots + s_slot
-        missing = ~np.isin(s_key, t_key)
-        t_dev = np.concatenate([t_dev, s_dev[missing]])
-        t_slot = np.concatenate([t_slot, s_slot[missing]])
-        t_p = np.concatenate([t_p, np.full(int(missing.sum()), pc.p_enter)])
-        t_mark = np.concatenate([t_mark, np.full(int(missing.sum()), np.nan)])
-        t_key = t_dev * n_slots + t_slot
-        pos = pd.Index(s_key).get_indexer(t_key) if len(s_key) else np.full(len(t_key), -1)
-        t_in = pos >= 0
-        t_enter = np.where(t_in, sub.stay_enter_ts[s_live][np.maximum(pos, 0)] if len(s_key) else np.nan, np.nan)
-        t_dwelled = t_in & (sub.stay_dwelled[s_live][np.maximum(pos, 0)] if len(s_key) else False)
+        if len(s_slot) and few:
+            t_dev, t_slot, t_p, t_mark, t_in, t_enter, t_dwelled = with_stays_few(
+                t_dev, t_slot, t_p, t_mark, s_dev, s_slot, sub.stay_enter_ts[s_live], sub.stay_dwelled[s_live], pc
+            )
+        elif len(s_slot):
+            n_slots = int(max(s_slot.max(initial=-1), t_slot.max(initial=-1), len(cfg.ids))) + 1
+            t_key, s_key = t_dev * n_slots + t_slot, s_dev * n_slots + s_slot
+            missing = ~np.isin(s_key, t_key)
+            t_dev = np.concatenate([t_dev, s_dev[missing]])
+            t_slot = np.concatenate([t_slot, s_slot[missing]])
+            t_p = np.concatenate([t_p, np.full(int(missing.sum()), pc.p_enter)])
+            t_mark = np.concatenate([t_mark, np.full(int(missing.sum()), np.nan)])
+            t_key = t_dev * n_slots + t_slot
+            pos = pd.Index(s_key).get_indexer(t_key)
+            t_in = pos >= 0
+            t_enter = np.where(t_in, sub.stay_enter_ts[s_live][np.maximum(pos, 0)], np.nan)
+            t_dwelled = t_in & sub.stay_dwelled[s_live][np.maximum(pos, 0)]
+        else:  # no stay: no track to add, none inside
+            t_in, t_enter, t_dwelled = (
+                np.zeros(len(t_dev), bool),
+                np.full(len(t_dev), np.nan),
+                np.zeros(len(t_dev), bool),
+            )
         exit_after = _Capped(cfg.exit_after_s, pc.silence_s)
-        r = run_presence(
+        r = (run_presence_few if few else run_presence)(
             dev=local,
             ts=ts,
             dev_start=starts,
@@ -582,30 +637,34 @@ class Engine:
             cfg=pc,
         )
         dev_ids = sub.device_ids
-        visit = _visit_ids(dev_ids[r.ev_dev], cfg.hash[r.ev_slot], r.ev_enter_ts)
-        dur = np.where(r.ev_kind == EventKind.EXIT, r.ev_ts - r.ev_enter_ts, np.nan)
-        order = np.lexsort((r.ev_slot, np.asarray(KIND_RANK)[r.ev_kind], r.ev_dev, r.ev_ts))
-        events = EventBatch(
-            dev_ids[r.ev_dev],
-            cfg.ids[r.ev_slot],
-            r.ev_kind,
-            r.ev_ts,
-            visit,
-            dur,
-            r.ev_reason,
-            confidence=r.ev_conf,
-            detected_ts=r.ev_detected,
-        ).take(order)
-        after = sub.copy()
-        after.last_ts, after.last_lon, after.last_lat = ts[ends - 1], lon[ends - 1], lat[ends - 1]
-        after.fix_lon, after.fix_lat, after.fix_var = f_lon[ends - 1], f_lat[ends - 1], f_var[ends - 1]
-        after.trk_dev, after.trk_fence = r.tr_dev, cfg.ids[r.tr_slot]
-        after.trk_p, after.trk_mark = r.tr_p, r.tr_mark
+        events = EventBatch.empty()
+        if len(r.ev_ts):
+            visit = _visit_ids(dev_ids[r.ev_dev], cfg.hash[r.ev_slot], r.ev_enter_ts)
+            dur = np.where(r.ev_kind == EventKind.EXIT, r.ev_ts - r.ev_enter_ts, np.nan)
+            order = np.lexsort((r.ev_slot, np.asarray(KIND_RANK)[r.ev_kind], r.ev_dev, r.ev_ts))
+            events = EventBatch(
+                dev_ids[r.ev_dev],
+                cfg.ids[r.ev_slot],
+                r.ev_kind,
+                r.ev_ts,
+                visit,
+                dur,
+                r.ev_reason,
+                confidence=r.ev_conf,
+                detected_ts=r.ev_detected,
+            ).take(order)
+        last = ends - 1
+        after = DeviceStates(
+            dev_ids, sub.version, ts[last], lon[last], lat[last], *_NO_STAYS,
+            trk_dev=r.tr_dev, trk_fence=cfg.ids[r.tr_slot], trk_p=r.tr_p, trk_mark=r.tr_mark,
+            fix_lon=f_lon[last], fix_lat=f_lat[last], fix_var=f_var[last],
+        )  # fmt: skip
         o = np.flatnonzero(r.tr_in)
-        after.stay_dev, after.stay_fence = r.tr_dev[o], cfg.ids[r.tr_slot[o]]
-        after.stay_enter_ts, after.stay_dwelled = r.tr_enter_ts[o], r.tr_dwelled[o]
-        after.stay_visit = _visit_ids(dev_ids[r.tr_dev[o]], cfg.hash[r.tr_slot[o]], r.tr_enter_ts[o])
-        after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, exit_after[r.tr_slot[o]])
+        if len(o):
+            after.stay_dev, after.stay_fence = r.tr_dev[o], cfg.ids[r.tr_slot[o]]
+            after.stay_enter_ts, after.stay_dwelled = r.tr_enter_ts[o], r.tr_dwelled[o]
+            after.stay_visit = _visit_ids(dev_ids[r.tr_dev[o]], cfg.hash[r.tr_slot[o]], r.tr_enter_ts[o])
+            after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, exit_after[r.tr_slot[o]])
         return events, after
 
     def _exit_after(self, cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
@@ -613,8 +672,15 @@ class Engine:
         probabilistic detection."""
         out = _exit_after(cfg, fence_ids)
         if self.config.detection == "probabilistic":
-            out = np.fmin(out, self.config.presence.silence_s)
+            capped = np.fmin(out, self.config.presence.silence_s)
+            out = np.where(self._exact_stays(cfg, fence_ids), out, capped) if cfg.any_exact else capped
         return out
+
+    @staticmethod
+    def _exact_stays(cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
+        """Whether each fence id names a fence that asks for exact detection."""
+        slots = cfg.slots_for(fence_ids)
+        return (slots >= 0) & (cfg.exact[np.maximum(slots, 0)] if len(slots) else np.zeros(0, bool))
 
     def _silence_dating(self, st: DeviceStates) -> tuple[np.ndarray, np.ndarray]:
         """Per stay of ``st``, the ``ts`` and ``confidence`` of its exit if silence ends it now
@@ -634,18 +700,13 @@ class Engine:
     def _exclusive(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether fences (slots) ``a[i]`` and ``b[i]`` exclude each other: they do not overlap
         (their intersection is under 5% of the smaller one's area). Cached per index version."""
-        cache = self._overlap_cache
-        if cache.get("version") != self.index.version:
-            cache.clear()
-            cache["version"] = self.index.version
-        lo, hi = np.minimum(a, b).tolist(), np.maximum(a, b).tolist()
-        out = np.empty(len(lo), bool)
-        for i, key in enumerate(zip(lo, hi)):
-            v = cache.get(key)
-            if v is None:
-                v = cache[key] = not _overlap(self.index.fence_at(key[0]), self.index.fence_at(key[1]))
-            out[i] = v
-        return out
+        ex = self._exclusions
+        if ex is None or ex.version != self.index.version:
+            index = self.index
+            ex = self._exclusions = Exclusions(
+                index.fence_at, index.version, lambda: reach_table(index, len(self.settings().ids))
+            )
+        return ex(a, b)
 
     def settings(self) -> _Settings:
         s = self._settings_cache
@@ -667,7 +728,11 @@ class Engine:
             limit = self._exit_after(cfg, st.stay_fence)
             due, at = silence_due(st.last_ts[st.stay_dev], limit, now)
             if self.config.detection == "probabilistic":  # dated at the last evidence, as in ingest
-                return due, at, Reason.SILENCE, self._silence_dating(st)
+                ts, conf = self._silence_dating(st)
+                if cfg.any_exact:  # a fence that asks for exact detection: dated at the deadline
+                    ex = self._exact_stays(cfg, st.stay_fence)
+                    ts, conf = np.where(ex, at, ts), np.where(ex, np.nan, conf)
+                return due, at, Reason.SILENCE, (ts, conf)
             return due, at, Reason.SILENCE
 
         out = []
@@ -808,6 +873,7 @@ class Engine:
             ts, detected, conf = at_sub[c], np.full(n, np.nan), np.full(n, np.nan)
             if dating:
                 ts, conf, detected = dating[0][0][of_sub][c], dating[0][1][of_sub][c], at_sub[c]
+                detected = np.where(np.isnan(conf), np.nan, detected)  # exact stays: no detected_ts
             events = EventBatch(
                 sub.device_ids[sub.stay_dev[c]],
                 sub.stay_fence[c],
@@ -899,28 +965,6 @@ class _Capped:
         return np.fmin(self.col[slots], self.cap)
 
 
-def _overlap(a: Geofence, b: Geofence) -> bool:
-    """Whether two fences share more than 5% of the smaller one's area (in a local metric frame).
-
-    Fences whose ``floor`` properties differ never overlap: a device is on one floor.
-    """
-    fa, fb = a.properties.get("floor"), b.properties.get("floor")
-    if fa is not None and fb is not None and fa != fb:
-        return False
-    lon0, lat0 = a.center if a.is_circle else shapely.centroid(a.geometry).coords[0]
-    ky, kx = (float(v[0]) for v in meters_per_degree(np.array([lat0])))
-
-    def metric(f: Geofence):
-        if f.is_circle:
-            cx, cy = f.center
-            return shapely.Point((cx - lon0) * kx, (cy - lat0) * ky).buffer(float(f.radius_m or 0.0), 32)
-        return shapely.transform(f.geometry, lambda c: np.column_stack([(c[:, 0] - lon0) * kx, (c[:, 1] - lat0) * ky]))
-
-    ga, gb = metric(a), metric(b)
-    smaller = min(ga.area, gb.area)
-    return smaller > 0 and shapely.intersection(ga, gb).area > 0.05 * smaller
-
-
 def _exit_after(cfg: _Settings, fence_ids: np.ndarray) -> np.ndarray:
     """Each stay's fence ``exit_after_s`` (inf when unset or the fence is gone)."""
     slots = cfg.slots_for(fence_ids)
@@ -952,6 +996,21 @@ def _stays_out(t, device_ids: np.ndarray, s_visit: np.ndarray, cfg: _Settings, a
         after.stay_enter_ts, after.stay_visit, after.stay_dwelled = t.st_enter_ts[o], visit[o], t.st_dwelled[o]
         after.deadline = _deadlines(len(after), after.stay_dev, after.last_ts, cfg.exit_after_s[o_slot])
     return events
+
+
+def _with_stays_of(after: DeviceStates, other: DeviceStates) -> DeviceStates:
+    """``after`` (probabilistic detection's new states) with the stays of ``other`` (exact
+    detection's, of the fences that ask for it) added, ordered by device, and the earlier
+    deadline of the two."""
+    dev = np.concatenate([after.stay_dev, other.stay_dev])
+    order = np.argsort(dev, kind="stable")
+    after.stay_dev = dev[order]
+    after.stay_fence = np.concatenate([after.stay_fence, other.stay_fence])[order]
+    after.stay_enter_ts = np.concatenate([after.stay_enter_ts, other.stay_enter_ts])[order]
+    after.stay_visit = np.concatenate([after.stay_visit, other.stay_visit])[order]
+    after.stay_dwelled = np.concatenate([after.stay_dwelled, other.stay_dwelled])[order]
+    after.deadline = np.fmin(after.deadline, other.deadline)
+    return after
 
 
 def _deadlines(n: int, stay_dev: np.ndarray, last_ts: np.ndarray, exit_after_s: np.ndarray) -> np.ndarray:

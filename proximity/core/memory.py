@@ -59,19 +59,20 @@ class MemoryStore:
     # -- the protocol -------------------------------------------------------------------------
     def load(self, device_ids: Sequence[str] | np.ndarray) -> DeviceStates:
         ids = np.asarray(device_ids, dtype=object)
-        if len(ids) <= FEW and self._fix is None and not self._tfence.shape[1]:
-            return self._load_few(ids)  # a phone call's devices, exact detection
+        if len(ids) <= FEW:
+            return self._load_few(ids)  # a phone call's devices
         return self._load_many(ids)
 
     def _load_few(self, ids: np.ndarray) -> DeviceStates:
-        """:meth:`load` of a few devices (no presence tracks or filter stored) with Python lists
-        instead of two dozen array operations: the same states, stays in the same order (a
-        hypothesis property compares them with :meth:`_load_many`)."""
+        """:meth:`load` of a few devices with Python lists instead of two dozen array
+        operations: the same states, stays and presence tracks in the same order (a hypothesis
+        property compares them with :meth:`_load_many`)."""
         d = len(ids)
         last_ts, last_lon, last_lat, *fix = np.full((6, d), np.nan)
         version = np.zeros(d, np.int64)
         deadline = np.full(d, np.inf)
         row_of = self._row.get
+        tracks = _NO_TRACKS
         with self._lock:
             rows = [row_of(x, -1) for x in ids.tolist()]
             known = [i for i, r in enumerate(rows) if r >= 0]
@@ -82,6 +83,23 @@ class MemoryStore:
             last_ts[known], last_lon[known], last_lat[known] = last.T
             version[known] = self._version[r]
             deadline[known] = self._deadline[r]
+            if self._fix is not None:
+                fix[0][known], fix[1][known], fix[2][known] = self._fix[r].T
+            if self._tfence.shape[1]:  # presence tracks: row by row in slot order, as np.nonzero
+                held = [
+                    (i, row, k, c)
+                    for i, row, row_codes in zip(known, r, self._tfence[r].tolist())
+                    for k, c in enumerate(row_codes)
+                    if c >= 0
+                ]
+                if held:
+                    at = ([t[1] for t in held], [t[2] for t in held])
+                    tracks = (
+                        np.array([t[0] for t in held], np.int64),
+                        self._fence_ids[[t[3] for t in held]],
+                        self._tp[at],
+                        self._tmark[at],
+                    )
             stays = [  # (device, row, slot, fence code), row by row in slot order, as np.nonzero
                 (i, row, k, c)
                 for i, row, row_codes in zip(known, r, self._fence[r].tolist())
@@ -106,7 +124,7 @@ class MemoryStore:
                         sw.append(dwelled)
             fence_ids = self._fence_ids
         if not sd:
-            return DeviceStates(ids, version, last_ts, last_lon, last_lat, *_NO_STAYS, deadline, *_NO_TRACKS, *fix)
+            return DeviceStates(ids, version, last_ts, last_lon, last_lat, *_NO_STAYS, deadline, *tracks, *fix)
         return DeviceStates(
             ids,
             version,
@@ -119,7 +137,7 @@ class MemoryStore:
             np.array(sv, np.uint64),
             np.array(sw, bool),
             deadline,
-            *_NO_TRACKS,
+            *tracks,
             *fix,
         )
 
@@ -193,7 +211,8 @@ class MemoryStore:
             if self._fix is None and not np.isnan(after.fix_var).all():
                 self._fix = np.full((len(self._version), 3), np.nan)
             if self._fix is not None:
-                self._fix[w] = np.column_stack([after.fix_lon, after.fix_lat, after.fix_var])[ok]
+                fix = self._fix
+                fix[w, 0], fix[w, 1], fix[w, 2] = written(after.fix_lon), written(after.fix_lat), written(after.fix_var)
             if len(after.trk_dev) and (tkeep := ok[after.trk_dev]).any():
                 self._save_tracks(after, np.flatnonzero(tkeep), rows)
             if self._overflow:
@@ -329,13 +348,15 @@ class MemoryStore:
     def _rows_for(self, device_ids: np.ndarray) -> np.ndarray:
         rows = self._lookup(device_ids)
         missing = np.flatnonzero(rows < 0)
-        for i in missing:
-            d = device_ids[i]
-            r = self._row.get(d)
-            if r is None:  # the same new id can appear twice in one save
-                r = self._row[d] = len(self._ids)
-                self._ids.append(d)
-            rows[i] = r
+        if len(missing):
+            row_of, ids, new = self._row, self._ids, []
+            for d in device_ids[missing].tolist():
+                r = row_of.get(d)
+                if r is None:  # the same new id can appear twice in one save
+                    r = row_of[d] = len(ids)
+                    ids.append(d)
+                new.append(r)
+            rows[missing] = new
         self._n = len(self._ids)
         if self._n > len(self._version):
             self._grow(max(self._n, len(self._version) * 5 // 4, 1024))

@@ -40,8 +40,10 @@ that the device is inside, updated at every ping like a hidden Markov model's fo
   least ``p_floor (1 - p_X)`` (a fence just met starts there), ``p_X`` the posterior of the
   fences F excludes: one arrives in F from outside, not from the shop next door
   (``via_outside``);
-* weigh: the ping's likelihood of "inside F" is its mass density over F (``mass / A``), that of
-  "outside" the mass left outside F and every fence F excludes, spread over ``background_m2``;
+* weigh: the ping's likelihood of "inside F" is its mass density over F (``mass / A``, ``A``
+  at most ``background_m2``: over a larger fence, a mall or a campus, the density would fall
+  below outside's and a phone standing in its middle would count as evidence against it), that
+  of "outside" the mass left outside F and every fence F excludes, spread over ``background_m2``;
   each with an outlier floor (``outlier_rate`` over ``outlier_area_m2``). The ratio is raised
   to ``w = (1 - rho) / (1 + rho)`` (at least ``1 / max_discount``): consecutive pings' errors
   are correlated, so a ping ``dt`` after the previous one counts as ``w`` of an independent
@@ -81,7 +83,9 @@ downward crossing of its onset threshold. ``detected_ts`` is the ping that decid
 Pure and vectorized: both passes run over the k-th ping of every device of a batch at once (a
 loop as long as the largest number of pings of one device in the batch), and all state (the
 smoothed position, the tracks) is carried in :class:`~proximity.core.state.DeviceStates`, so a
-batch gives the same events and state as its pings fed one by one.
+batch gives the same events and state as its pings fed one by one. The engine hands a phone's
+call of a few pings to :func:`~proximity.core.presence_few.run_presence_few`: the same
+decisions (:func:`_step`, shared), its bookkeeping on Python lists.
 """
 
 from __future__ import annotations
@@ -207,7 +211,7 @@ class PresenceConfig:
         Prior rate of entering a fence the device is near.
     background_m2 : float
         Area over which "outside" spreads its likelihood (the larger, the stronger a ping
-        inside a fence is as evidence).
+        inside a fence is as evidence); also the largest area a fence's density is spread over.
     out_floor : float
         Least mass left to "outside" (a ping deep in a fence still leaves some doubt).
     outlier_rate, outlier_area_m2 : float
@@ -359,8 +363,13 @@ def mass_inside(d: np.ndarray, sigma: np.ndarray, area_m2: np.ndarray, perimeter
     perimeter = np.maximum(perimeter_m, 1e-9)
     w = 2.0 * area_m2 / perimeter
     half_len = perimeter / 8.0
-    across = _phi(d / sigma) - _phi((d - 2.0 * w) / sigma)
-    along = 2.0 * _phi(half_len / sigma) - 1.0
+    n = len(d)
+    if n <= 256:  # a phone's few candidates: one pass of _phi's dozen array operations, not three
+        p = _phi(np.concatenate([d / sigma, (d - 2.0 * w) / sigma, half_len / sigma]))
+        across, along = p[:n] - p[n : 2 * n], 2.0 * p[2 * n :] - 1.0
+    else:
+        across = _phi(d / sigma) - _phi((d - 2.0 * w) / sigma)
+        along = 2.0 * _phi(half_len / sigma) - 1.0
     return np.clip(across * along, 0.0, 1.0)
 
 
@@ -393,9 +402,12 @@ def smooth_positions(
     n = len(ts)
     out_lon, out_lat, out_var, out_speed = np.empty(n), np.empty(n), np.empty(n), np.zeros(n)
     x_lon, x_lat, x_var, x_ts = fix_lon.copy(), fix_lat.copy(), fix_var.copy(), prev_ts.copy()
-    rank = np.arange(n) - dev_start[dev]
-    by_rank = np.argsort(rank, kind="stable")
-    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max(initial=-1)) + 2))
+    if n and n == len(dev_start):  # one ping per device (a phone's call): one step over all of them
+        by_rank, bounds = np.arange(n), np.array([0, n])
+    else:
+        rank = np.arange(n) - dev_start[dev]
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max(initial=-1)) + 2))
     for k in range(len(bounds) - 1):
         j = by_rank[bounds[k] : bounds[k + 1]]
         d = dev[j]
@@ -535,21 +547,6 @@ def run_presence(
     c_bounds = np.searchsorted(c_ping, np.arange(n + 1))
     events: list[tuple[np.ndarray, ...]] = []
 
-    def emit(keys, kind, ev_ts, detected, conf, reason, enter_ts):
-        if len(keys):
-            events.append(
-                (
-                    keys // n_slots,
-                    keys % n_slots,
-                    np.full(len(keys), kind, np.int8),
-                    ev_ts,
-                    detected,
-                    conf,
-                    np.full(len(keys), reason, np.int8),
-                    enter_ts,
-                )
-            )
-
     by_rank = np.argsort(rank, kind="stable")
     rank_bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max(initial=-1)) + 2))
     for k in range(len(rank_bounds) - 1):
@@ -590,115 +587,32 @@ def run_presence(
         r_key, r_dev = T["key"][rows], tdev[rows]
         r_slot = r_key % n_slots
         j = ping_of_dev[r_dev]
-        tj, dtj = ts[j], dt[j]
-        p_old = T["p"][rows].copy()
-        inside = T["in"][rows].copy()
-        enter_ts = T["enter"][rows].copy()
-        dwelled = T["dwelled"][rows].copy()
-        mark = T["mark"][rows].copy()
-
-        # silence: an inside track whose device was quiet longer than the fence allows
-        ea = exit_after_s[r_slot]
-        silent = inside & np.isfinite(dtj) & (dtj > ea)
-        if silent.any():
-            s = np.flatnonzero(silent)
-            at = silence_onset(p_ts[j[s]], p_old[s], mark[s], enter_ts[s], cfg)
-            emit(
-                r_key[s],
-                EventKind.EXIT,
-                at,
-                p_ts[j[s]] + ea[s],
-                cfg.confidence(1 - p_old[s]),
-                Reason.SILENCE,
-                enter_ts[s],
-            )
-            inside[s], dwelled[s] = False, False
-            p_old[s], mark[s] = 0.0, np.nan
-
         # this ping's evidence for every track of its device (0 where it is not a candidate)
         pos = np.minimum(np.searchsorted(ckey, r_key), max(len(ckey) - 1, 0))
         hit = (ckey[pos] == r_key) if len(ckey) else np.zeros(len(r_key), bool)
-        mass = np.zeros(len(rows))
+        mass, area = np.zeros(len(rows)), np.zeros(len(rows))
         mass[hit] = c_p[sel[pos[hit]]]
-        dens = np.zeros(len(rows))
-        dens[hit] = mass[hit] / np.maximum(c_area[sel[pos[hit]]], 1.0)
+        area[hit] = c_area[sel[pos[hit]]]
         pairs = _pairs(r_dev) if len(rows) > 1 and (r_dev[1:] == r_dev[:-1]).any() else None
-        if pairs is not None:
-            ga, gb = pairs
-            ex = exclusive(r_slot[ga], r_slot[gb])
-            ga, gb = ga[ex], gb[ex]
-        w = None if hint is None else np.where(hint[j], cfg.beacon_weight, np.nan)
-        sp = None if speed is None else speed[j]
-        p_new = _forward(p_old, mass, dens, dtj, pairs if pairs is None else (ga, gb), cfg, w, sp, inside)
-        best_other = np.zeros(len(rows))
-        best_in = np.zeros(len(rows))  # an exclusive fence the device is inside
-        if pairs is not None:
-            np.maximum.at(best_other, ga, p_new[gb])
-            np.maximum.at(best_in, ga, inside[gb].astype(np.float64))
-
-        # the onset estimate: outside, the first of the pings in a row whose own probability of
-        # being inside reaches onset_mass; inside, the last downward crossing of the exit onset
-        # threshold of the posterior
-        thr = cfg.p_exit + cfg.exit_share * (cfg.p_enter - cfg.p_exit)
-        crossed = inside & ((p_new >= thr) != (p_old >= thr))
-        above = ~inside & (mass >= cfg.onset_mass)
-        mark = np.where(inside, np.where(crossed, tj, mark), np.where(above, np.fmin(mark, tj), np.nan))
-
-        # exits, then enters, then dwells
-        high_for = np.where(above, tj - mark, 0.0)
-        come = ~inside & (p_new >= cfg.p_enter)
-        if cfg.enter_hold_s > 0:  # GPS evidence must last; a reading of the fence's own beacon need not
-            placed = hit & hint[j] if hint is not None else np.zeros(len(rows), bool)
-            come &= (high_for >= cfg.enter_hold_s) | placed
-        come &= p_new > best_other + np.where(best_in > 0, cfg.switch_margin, 0.0)
-        low_for = np.where(inside & np.isfinite(mark) & (p_new < thr), tj - mark, 0.0)
-        out = inside & (p_new <= cfg.p_exit) & (low_for >= cfg.exit_hold_s)
-        if pairs is not None and come.any():  # entering a fence leaves the ones it excludes
-            forced = np.zeros(len(rows), bool)
-            forced[gb[come[ga]]] = True
-            out |= inside & forced
-        if out.any():
-            s = np.flatnonzero(out)
-            at = np.where(np.isfinite(mark[s]) & (mark[s] >= enter_ts[s]), mark[s], tj[s])
-            emit(r_key[s], EventKind.EXIT, at, tj[s], cfg.confidence(1 - p_new[s]), Reason.PING, enter_ts[s])
-            inside[s], dwelled[s] = False, False
-            mark[s] = np.nan  # below the enter onset threshold: no upward crossing yet
-        if come.any():
-            s = np.flatnonzero(come)
-            at = np.where(np.isfinite(mark[s]) & (mark[s] <= tj[s]), mark[s], tj[s])
-            enter_ts[s] = at
-            emit(
-                r_key[s],
-                EventKind.ENTER,
-                at,
-                tj[s],
-                cfg.confidence(np.clip(p_new[s] - best_other[s], 0, 1)),
-                Reason.PING,
-                at,
-            )
-            inside[s], dwelled[s] = True, False
-            mark[s] = np.nan  # above the exit onset threshold: no downward crossing yet
-        dw = inside & ~dwelled & (tj >= enter_ts + dwell_s[r_slot])
-        if dw.any():
-            s = np.flatnonzero(dw)
-            emit(r_key[s], EventKind.DWELL, tj[s], tj[s], cfg.confidence(p_new[s]), Reason.PING, enter_ts[s])
-            dwelled[s] = True
-
+        p_new, mark, inside, enter_ts, dwelled, drop = _step(
+            events, r_dev, r_slot, j, ts, p_ts, dt, T["p"][rows], T["mark"][rows], T["in"][rows],
+            T["enter"][rows], T["dwelled"][rows], mass, area, hit, pairs, hint, speed,
+            dwell_s, exit_after_s, exclusive, cfg,
+        )  # fmt: skip
         T["p"][rows], T["mark"][rows], T["in"][rows] = p_new, mark, inside
-        T["enter"][rows] = np.where(inside, enter_ts, np.nan)
-        T["dwelled"][rows] = dwelled & inside
-
-        # forget unlikely tracks, keep at most max_tracks per device (inside ones first)
-        drop = ~inside & (p_new < cfg.min_track_p) & ~hit
-        drop |= ~(_top_per_device(r_dev, p_new + 2.0 * inside, cfg.max_tracks) | inside)
+        T["enter"][rows], T["dwelled"][rows] = enter_ts, dwelled
         if drop.any():
             keep = np.ones(len(T["key"]), bool)
             keep[rows[drop]] = False
             T = {k2: v[keep] for k2, v in T.items()}
 
+    return _result(events, T["key"] // n_slots, T["key"] % n_slots, T)
+
+
+def _result(events: list[tuple[np.ndarray, ...]], tr_dev: np.ndarray, tr_slot: np.ndarray, T: dict) -> Presence:
+    """The :class:`Presence` of the events :func:`_step` emitted and the tracks ``T`` after."""
     cols = list(zip(*events)) if events else [np.empty(0)] * 8
     ev = [np.concatenate(c) if events else c for c in cols]
-    tdev = T["key"] // n_slots
     return Presence(
         ev_dev=ev[0].astype(np.int64),
         ev_slot=ev[1].astype(np.int64),
@@ -708,14 +622,146 @@ def run_presence(
         ev_conf=ev[5].astype(np.float64),
         ev_reason=ev[6].astype(np.int8),
         ev_enter_ts=ev[7].astype(np.float64),
-        tr_dev=tdev,
-        tr_slot=T["key"] % n_slots,
+        tr_dev=tr_dev,
+        tr_slot=tr_slot,
         tr_p=T["p"],
         tr_mark=T["mark"],
         tr_in=T["in"],
         tr_enter_ts=T["enter"],
         tr_dwelled=T["dwelled"],
     )
+
+
+def _step(
+    events: list[tuple[np.ndarray, ...]],
+    r_dev: np.ndarray,
+    r_slot: np.ndarray,
+    j: np.ndarray,
+    ts: np.ndarray,
+    p_ts: np.ndarray,
+    dt: np.ndarray,
+    p_old: np.ndarray,
+    mark: np.ndarray,
+    inside: np.ndarray,
+    enter_ts: np.ndarray,
+    dwelled: np.ndarray,
+    mass: np.ndarray,
+    area: np.ndarray,
+    hit: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray] | None,
+    hint: np.ndarray | None,
+    speed: np.ndarray | None,
+    dwell_s,
+    exit_after_s,
+    exclusive: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    cfg: PresenceConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One ping of each active device against its device's track rows: silence, the forward
+    filter, the onset marks, then exits, enters and dwells (appended to ``events``).
+
+    Rows are grouped by device and sorted by slot within it; row ``i`` is fence ``r_slot[i]``
+    of device ``r_dev[i]``, whose ping is ``j[i]``, with this ping's ``mass`` in the fence and
+    the fence's ``area`` where ``hit`` (it is a candidate of the ping), and ``pairs`` all ordered
+    pairs of rows of one device (:func:`_pairs`). Returns the rows' posterior, mark, inside,
+    enter ts (NaN outside), dwelled and which rows to forget. Both the array path of
+    :func:`run_presence` and the few-ping one call it, so they decide alike.
+    """
+    n = len(r_dev)
+    tj, dtj = ts[j], dt[j]
+
+    def emit(at, kind, ev_ts, detected, conf, reason, enter):
+        events.append(
+            (r_dev[at], r_slot[at], np.full(len(at), kind, np.int8), ev_ts, detected, conf,
+             np.full(len(at), reason, np.int8), enter)
+        )  # fmt: skip
+
+    any_in = bool(inside.any())
+    # silence: an inside track whose device was quiet longer than the fence allows
+    if any_in:
+        ea = exit_after_s[r_slot]
+        silent = inside & np.isfinite(dtj) & (dtj > ea)
+        if silent.any():
+            s = np.flatnonzero(silent)
+            at = silence_onset(p_ts[j[s]], p_old[s], mark[s], enter_ts[s], cfg)
+            emit(s, EventKind.EXIT, at, p_ts[j[s]] + ea[s], cfg.confidence(1 - p_old[s]), Reason.SILENCE, enter_ts[s])
+            inside[s], dwelled[s] = False, False
+            p_old[s], mark[s] = 0.0, np.nan
+            any_in = bool(inside.any())
+
+    # this ping's evidence for every track of its device (0 where it is not a candidate)
+    dens = np.zeros(n)
+    dens[hit] = mass[hit] / np.clip(area[hit], 1.0, cfg.background_m2)  # at most background_m2 large
+    if pairs is not None:
+        ga, gb = pairs
+        ex = exclusive(r_slot[ga], r_slot[gb])
+        ga, gb = ga[ex], gb[ex]
+        pairs = (ga, gb)
+    w = None if hint is None else np.where(hint[j], cfg.beacon_weight, np.nan)
+    sp = None if speed is None else speed[j]
+    p_new = _forward(p_old, mass, dens, dtj, pairs, cfg, w, sp, inside)
+    best_other = np.zeros(n)
+    best_in = np.zeros(n)  # an exclusive fence the device is inside
+    if pairs is not None:
+        np.maximum.at(best_other, ga, p_new[gb])
+        np.maximum.at(best_in, ga, inside[gb].astype(np.float64))
+
+    # the onset estimate: outside, the first of the pings in a row whose own probability of
+    # being inside reaches onset_mass; inside, the last downward crossing of the exit onset
+    # threshold of the posterior
+    thr = cfg.p_exit + cfg.exit_share * (cfg.p_enter - cfg.p_exit)
+    above = ~inside & (mass >= cfg.onset_mass)
+    if any_in:
+        crossed = inside & ((p_new >= thr) != (p_old >= thr))
+        mark = np.where(inside, np.where(crossed, tj, mark), np.where(above, np.fmin(mark, tj), np.nan))
+    else:
+        mark = np.where(above, np.fmin(mark, tj), np.nan)
+
+    # exits, then enters, then dwells
+    come = ~inside & (p_new >= cfg.p_enter)
+    if come.any():
+        if cfg.enter_hold_s > 0:  # GPS evidence must last; a reading of the fence's own beacon need not
+            high_for = np.where(above, tj - mark, 0.0)
+            placed = hit & hint[j] if hint is not None else np.zeros(n, bool)
+            come &= (high_for >= cfg.enter_hold_s) | placed
+        come &= p_new > best_other + np.where(best_in > 0, cfg.switch_margin, 0.0)
+    if any_in:
+        low_for = np.where(inside & np.isfinite(mark) & (p_new < thr), tj - mark, 0.0)
+        out = inside & (p_new <= cfg.p_exit) & (low_for >= cfg.exit_hold_s)
+        if pairs is not None and come.any():  # entering a fence leaves the ones it excludes
+            forced = np.zeros(n, bool)
+            forced[gb[come[ga]]] = True
+            out |= inside & forced
+        if out.any():
+            s = np.flatnonzero(out)
+            at = np.where(np.isfinite(mark[s]) & (mark[s] >= enter_ts[s]), mark[s], tj[s])
+            emit(s, EventKind.EXIT, at, tj[s], cfg.confidence(1 - p_new[s]), Reason.PING, enter_ts[s])
+            inside[s], dwelled[s] = False, False
+            mark[s] = np.nan  # below the enter onset threshold: no upward crossing yet
+    if come.any():
+        s = np.flatnonzero(come)
+        at = np.where(np.isfinite(mark[s]) & (mark[s] <= tj[s]), mark[s], tj[s])
+        enter_ts[s] = at
+        emit(s, EventKind.ENTER, at, tj[s], cfg.confidence(np.clip(p_new[s] - best_other[s], 0, 1)), Reason.PING, at)
+        inside[s], dwelled[s] = True, False
+        mark[s] = np.nan  # above the exit onset threshold: no downward crossing yet
+        any_in = True
+    if any_in:
+        dw = inside & ~dwelled & (tj >= enter_ts + dwell_s[r_slot])
+        if dw.any():
+            s = np.flatnonzero(dw)
+            emit(s, EventKind.DWELL, tj[s], tj[s], cfg.confidence(p_new[s]), Reason.PING, enter_ts[s])
+            dwelled[s] = True
+        enter_ts = np.where(inside, enter_ts, np.nan)
+        dwelled = dwelled & inside
+    else:
+        enter_ts = np.full(n, np.nan)
+        dwelled = np.zeros(n, bool)
+
+    # forget unlikely tracks, keep at most max_tracks per device (inside ones first)
+    drop = ~inside & (p_new < cfg.min_track_p) & ~hit
+    if n > cfg.max_tracks and np.bincount(r_dev).max() > cfg.max_tracks:  # else every row is in its top
+        drop |= ~(_top_per_device(r_dev, p_new + 2.0 * inside, cfg.max_tracks) | inside)
+    return p_new, mark, inside, enter_ts, dwelled, drop
 
 
 def silence_onset(
@@ -753,7 +799,7 @@ def _forward(
     """One step of the forward filter of each track row (module docstring): predict, weigh by
     the ping's likelihood against the exclusive neighbours and outside, normalize."""
     fresh = ~np.isfinite(dt)
-    dtc = np.where(fresh, 0.0, np.maximum(np.nan_to_num(dt, nan=0.0), 0.0))
+    dtc = np.where(fresh, 0.0, np.maximum(dt, 0.0))  # np.where picks 0 for every non-finite dt
     stay = np.exp(-dtc / cfg.stay_s)
     arrive = -np.expm1(-dtc * cfg.enter_rate_per_s)
     if cfg.via_outside and pairs is not None:  # a move between exclusive fences passes through outside

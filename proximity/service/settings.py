@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     # engine
     hysteresis_factor: float = Field(1.0, ge=0)
     detection: Literal["exact", "probabilistic"] = Field(
-        "exact", description="exact: a ping is a point; probabilistic: presence filters over the GPS error"
+        "probabilistic",
+        description="probabilistic (the default): presence filters over the GPS error; exact: a ping is a point",
     )
     max_accuracy_m: float = Field(1000.0, gt=0)
     sweep_interval_s: float = Field(1.0, gt=0)

@@ -13,6 +13,7 @@ from beacons.registry import BeaconRegistry, parse_beacon
 from beacons.sightings import SightingBatch
 from geofences import Geofence
 from proximity import Engine, EventKind
+from tests.detection import EXACT
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 T0 = 1_700_000_000.0
@@ -111,7 +112,7 @@ def test_an_indoor_fence_is_entered_from_beacons_alone(oslo, place, ranges, rssi
     ring_e, ring_n = np.array([1.0, 11.0, 11.0, 1.0]), np.array([0.0, 0.0, 8.0, 8.0])
     lon, lat = place(oslo, ring_e, ring_n)
     shoes = Geofence.polygon("shoes", list(zip(lon.tolist(), lat.tolist())))
-    engine = Engine([shoes])
+    engine = Engine([shoes], config=EXACT)
     monitor = BeaconMonitor(registry)
     batch, _ = _scans(registry, place, ranges, rssi_trace, oslo, seed=1)
     events = ingest_sightings(monitor, engine, batch)

@@ -154,6 +154,17 @@ def test_bad_features_in_later_chunks_are_named_as_the_serial_reader_names_them(
     assert where["workers"] >= 3
 
 
+def test_a_bad_detection_property_in_a_later_chunk_is_named_as_in_one_process(where, no_stealing):
+    bad = {"type": "Feature", "id": "gate", "geometry": {"type": "Point", "coordinates": [10.7, 59.9]}}
+    bad["properties"] = {"radius_m": 20.0, "detection": "maybe"}
+    raws = [*goods(9), orjson.dumps(bad), *goods(2)]
+    data = collection(raws)
+    want = read(data, workers=0, chunk=3)
+    assert want[0][:3] == (9, "gate", "properties.detection")
+    assert read(data, workers=2, chunk=3) == want
+    assert where["workers"] >= 2
+
+
 @pytest.mark.parametrize("tail", [b'{"id": "\xff"}', b'{"id": "\\ud800"}', b"NaN"])
 def test_bytes_orjson_refuses_in_a_later_chunk_fail_as_in_one_process(tail):
     data = collection(goods(10) + [tail])

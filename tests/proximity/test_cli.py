@@ -54,8 +54,11 @@ def workload(tmp_path_factory) -> Path:
 
 
 def replay(workload: Path, out: Path, *extra: str, pings: Path | None = None) -> subprocess.CompletedProcess:
+    """``proximity replay`` with exact detection: ``simulate``'s truth is exact detection's."""
     return run(
         "replay",
+        "--detection",
+        "exact",
         "--fences",
         str(workload / "fences.geojson"),
         "--pings",
@@ -90,12 +93,22 @@ def test_replay_reproduces_the_ground_truth_exactly(workload, tmp_path):
     proc = replay(workload, out)
     assert proc.returncode == 0, proc.stderr
     s = summary(proc)
-    assert SUMMARY_KEYS <= s.keys()
+    assert SUMMARY_KEYS <= s.keys() and s["detection"] == "exact"
     assert (s["pings"], s["stale"], s["duplicates"], s["inaccurate"]) == (4000, 0, 0, 0)
     assert s["events"] == sum(s["events_by_type"].values()) == len(out.read_text().splitlines()) - 1
     code, result = score(out, workload / "truth.csv")
     assert (code, result["missing"], result["extra"]) == (0, 0, 0)
     assert result["matched"] == s["events"]
+
+
+def test_replay_detects_probabilistically_by_default(workload, tmp_path, capsys):
+    """Without ``--detection`` the engine's default: an enter is decided on evidence, so the
+    replay is not event by event the exact truth, but it finds most of its visits."""
+    code, err, out = replay_here(capsys, workload, tmp_path / "events.csv")
+    assert code == 0, err
+    assert json.loads(out)["detection"] == "probabilistic"
+    code, result = score(tmp_path / "events.csv", workload / "truth.csv")
+    assert code == 1 and result["matched"] > 0
 
 
 def test_events_csv_has_the_documented_columns_and_epoch_seconds(workload, tmp_path):

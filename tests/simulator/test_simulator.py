@@ -17,6 +17,7 @@ from simulator.demo import demo_workload
 from simulator.score import read_events, score
 from simulator.workload import generate, random_layout
 from tests import oracle
+from tests.detection import EXACT
 
 SEEDS = [1, 7, 2024]
 CITIES = {"oslo": (10.7522, 59.9139), "sydney": (151.2093, -33.8688), "quito": (-78.4678, -0.18)}
@@ -33,7 +34,7 @@ def truth_rows(w) -> list[tuple]:
 
 
 def engine_rows(w, chunks: int = 1) -> list[tuple]:
-    engine = Engine(w.fences)
+    engine = Engine(w.fences, config=EXACT)
     out = []
     for part in np.array_split(np.arange(len(w)), chunks):
         batch = PingBatch.from_columns(

@@ -6,10 +6,14 @@ indistinguishable from :meth:`Engine._compute_batch`: the same events (every col
 included), the same counts and per-ping verdicts, the same stored states after every call, for
 random sequences of small batches of several devices with out-of-order, stale, duplicate and
 inaccurate pings, hysteresis on or off, fences with dwell and silence settings, and fences
-removed or moved between calls (stays in fences that are gone).
+removed or moved between calls (stays in fences that are gone); in both detection modes (in
+probabilistic detection the few-ping path runs
+:func:`~proximity.core.presence_few.run_presence_few`, bit for bit the batch path's decisions).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -78,15 +82,23 @@ def noisy_calls(rng, fences, n_pings: int, max_call: int) -> list[PingBatch]:
     hysteresis=st.sampled_from([0.0, 1.0]),
     max_call=st.sampled_from([1, 4, 16]),
     change_every=st.sampled_from([0, 3]),
+    detection=st.sampled_from(["exact", "probabilistic"]),
 )
-@example(seed=1, place="svalbard", hysteresis=1.0, max_call=16, change_every=3)
-@example(seed=0, place="fiji", hysteresis=1.0, max_call=4, change_every=0)
-def test_the_few_ping_path_equals_the_batch_path(seed, place, hysteresis, max_call, change_every):
+@example(seed=1, place="svalbard", hysteresis=1.0, max_call=16, change_every=3, detection="exact")
+@example(seed=0, place="fiji", hysteresis=1.0, max_call=4, change_every=0, detection="exact")
+@example(seed=3, place="oslo", hysteresis=1.0, max_call=16, change_every=3, detection="probabilistic")
+def test_the_few_ping_path_equals_the_batch_path(seed, place, hysteresis, max_call, change_every, detection):
+    """Probabilistic detection adds neighbours sharing walls (exclusive, one on another floor),
+    phones that stop in fences for minutes (enters, dwells, exits, silences) and place pings."""
     rng = np.random.default_rng(seed)
     fences = random_fences(rng, CITIES[place], n=6)
-    cfg = EngineConfig(hysteresis_factor=hysteresis)
-    few, batch = Engine(fences, config=cfg), BatchOnly(fences, config=cfg)
+    cfg = EngineConfig(hysteresis_factor=hysteresis, detection=detection)
     calls = noisy_calls(rng, fences, n_pings=50, max_call=max_call)
+    if detection == "probabilistic":
+        shops = wall_to_wall(CITIES[place])
+        fences += shops
+        calls = with_places(rng, calls + stops(rng, fences, float(calls[0].ts.min()), max_call), shops)
+    few, batch = Engine(fences, config=cfg), BatchOnly(fences, config=cfg)
     for k, call in enumerate(calls):
         if change_every and k % change_every == change_every - 1:  # a fence goes, another comes
             f = fences[int(rng.integers(len(fences)))]
@@ -105,23 +117,58 @@ def test_the_few_ping_path_equals_the_batch_path(seed, place, hysteresis, max_ca
     same_columns(few.store.load(ids), batch.store.load(ids), STATE_COLUMNS)
 
 
+def wall_to_wall(center: tuple[float, float]) -> list[Geofence]:
+    """Four 20 x 15 m shops in a row sharing walls, on alternate floors."""
+    out = []
+    for k in range(4):
+        (x0, y0), (x1, y1) = offset(*center, 20.0 * k, 0.0), offset(*center, 20.0 * k + 20.0, 15.0)
+        out.append(Geofence.polygon(f"shop{k}", [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], floor=k % 2))
+    return out
+
+
+def stops(rng, fences, t0: float, max_call: int) -> list[PingBatch]:
+    """Two phones that stop near fences' centres for a few minutes each, with honest noise,
+    pings 5-30 s apart and now and then a silence of 400 s, cut into calls of 1 to ``max_call``."""
+    spots = [f.center if f.is_circle else f.geometry.centroid.coords[0] for f in fences]
+    rows = []
+    for d in ("s1", "s2"):
+        t = t0 + float(rng.uniform(0, 30))
+        for _ in range(3):
+            cx, cy = spots[int(rng.integers(len(spots)))]
+            acc = float(rng.choice([3.0, 8.0, 20.0]))
+            for _ in range(int(rng.integers(5, 30))):
+                rows.append((d, t, *offset(cx, cy, *rng.normal(0, acc / 1.5, 2)), acc))
+                t += float(rng.choice([5.0, 10.0, 30.0, 400.0], p=[0.4, 0.45, 0.13, 0.02]))
+    rows.sort(key=lambda r: r[1])
+    calls, i = [], 0
+    while i < len(rows):
+        k = int(rng.integers(1, max_call + 1))
+        dev, ts, lon, lat, acc = zip(*rows[i : i + k])
+        calls.append(PingBatch.from_columns(list(dev), np.array(ts), np.array(lon), np.array(lat), np.array(acc)))
+        i += k
+    return calls
+
+
+def with_places(rng, calls: list[PingBatch], shops: list[Geofence]) -> list[PingBatch]:
+    """The calls in order of their first ping, every fifth with place pings (beacon readings of
+    a shop, some of a fence no longer there)."""
+    calls = sorted(calls, key=lambda c: float(c.ts.min()))
+    names = [f.id for f in shops] + ["gone"]
+    for k in range(4, len(calls), 5):
+        place = np.array([None if rng.random() < 0.4 else names[int(rng.integers(len(names)))] for _ in calls[k].ts])
+        calls[k] = dataclasses.replace(calls[k], place=place.astype(object))
+    return calls
+
+
+@pytest.mark.parametrize("detection", ["exact", "probabilistic"])
 @pytest.mark.parametrize("n, path", [(1, "few"), (eng.FEW_PINGS, "few"), (eng.FEW_PINGS + 1, "batch")])
-def test_calls_of_few_pings_take_the_few_ping_path(monkeypatch, n, path):
+def test_calls_of_few_pings_take_the_few_ping_path(monkeypatch, n, path, detection):
     taken = []
     for name in ("_compute_few", "_compute_batch"):
         real = getattr(Engine, name)
         monkeypatch.setattr(
             Engine, name, lambda self, *a, _n=name, _r=real: taken.append(_n.removeprefix("_compute_")) or _r(self, *a)
         )
-    e = Engine([Geofence.circle("c", 10.75, 59.91, 50.0)])
+    e = Engine([Geofence.circle("c", 10.75, 59.91, 50.0)], config=EngineConfig(detection=detection))
     e.ingest(PingBatch.from_columns([f"d{i}" for i in range(n)], np.arange(n) + 1e9, [10.75] * n, [59.91] * n))
     assert taken == [path]
-
-
-def test_probabilistic_detection_keeps_the_batch_path(monkeypatch):
-    taken = []
-    real = Engine._compute_batch
-    monkeypatch.setattr(Engine, "_compute_batch", lambda self, *a: taken.append(1) or real(self, *a))
-    e = Engine([Geofence.circle("c", 10.75, 59.91, 50.0)], config=EngineConfig(detection="probabilistic"))
-    e.ingest(PingBatch.from_columns(["d"], [1e9], [10.75], [59.91], [5.0]))
-    assert taken == [1]

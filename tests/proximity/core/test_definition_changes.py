@@ -7,6 +7,7 @@ import pytest
 from geofences import Geofence, UnknownGeofence
 from proximity import Engine, PingBatch, Reason
 from simulator.walks import CITIES, offset, square
+from tests.detection import EXACT
 
 LON, LAT = CITIES["oslo"]
 MID = offset(LON, LAT, east_m=20.0, north_m=20.0)
@@ -24,7 +25,7 @@ def ping(device, ts, where) -> PingBatch:
 
 def populated(**props):
     """An engine where 'in1' (at ts 100) and 'in2' (at ts 200) are inside the shop, 'out' is not."""
-    engine = Engine([shop(**props), Geofence.circle("cafe", *OUTSIDE, 30.0)])
+    engine = Engine([shop(**props), Geofence.circle("cafe", *OUTSIDE, 30.0)], config=EXACT)
     enters = {}
     for dev, ts, where in [("in1", 100, MID), ("in2", 200, NEAR_EAST_WALL), ("out", 150, OUTSIDE)]:
         for e in engine.ingest(ping(dev, ts, where)).events:
@@ -188,7 +189,7 @@ def _change_during_match(engine: Engine, change) -> None:
 
 
 def test_a_fence_added_while_a_batch_is_matched_does_not_break_it():
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     kiosk = Geofence.circle("kiosk", *MID, 5.0)
     _change_during_match(engine, lambda: engine.put_fence(kiosk, now=0.0))
     events = engine.ingest(ping("p", 10, MID)).events
@@ -196,7 +197,7 @@ def test_a_fence_added_while_a_batch_is_matched_does_not_break_it():
 
 
 def test_a_slot_reused_while_a_batch_is_matched_does_not_misname_the_fence():
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     elsewhere = Geofence.circle("elsewhere", *OUTSIDE, 30.0)
 
     def swap():

@@ -16,6 +16,7 @@ from geofences import Geofence
 from proximity import Engine, EventKind, IngestResult, InvalidPing, PingBatch, Reason, parse_ts
 from simulator.walks import CITIES, GEOD, merge, offset, rows, square, stand, walk
 from tests import oracle
+from tests.detection import EXACT
 from tests.oracle import events_of
 
 LON, LAT = CITIES["oslo"]
@@ -75,7 +76,7 @@ FENCES = {
 def test_enter_at_the_first_inside_ping_and_exit_at_the_first_outside_ping(make):
     fence = make()
     pings = through_shop()
-    events = list(Engine([fence]).ingest(pings).events)
+    events = list(Engine([fence], config=EXACT).ingest(pings).events)
     enter_ts = first_ts(pings, fence, True)
     exit_ts = first_ts(pings, fence, False, after=enter_ts)
     assert [(str(e.type), e.ts, e.reason) for e in events] == [
@@ -88,7 +89,7 @@ def test_enter_at_the_first_inside_ping_and_exit_at_the_first_outside_ping(make)
 
 def test_crossing_a_courtyard_ends_the_stay_and_starts_a_new_one(fence_with_hole):
     pings = walk([(-0.001, 0.0015), (0.004, 0.0015)], speed_mps=1.4, interval_s=5.0)
-    events = list(Engine([fence_with_hole]).ingest(pings).events)
+    events = list(Engine([fence_with_hole], config=EXACT).ingest(pings).events)
     assert [str(e.type) for e in events] == ["enter", "exit", "enter", "exit"]
     t_in1 = first_ts(pings, fence_with_hole, True)
     t_out1 = first_ts(pings, fence_with_hole, False, after=t_in1)
@@ -99,17 +100,17 @@ def test_crossing_a_courtyard_ends_the_stay_and_starts_a_new_one(fence_with_hole
 
 
 def test_a_device_never_seen_is_outside():
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     assert engine.device("phone") is None
     events = engine.ingest(PingBatch.from_columns(["phone"], [10.0], [MID[0]], [MID[1]])).events
     assert [(str(e.type), e.ts) for e in events] == [("enter", 10.0)]
     assert engine.devices_in("shop") == ["phone"]
-    outside = Engine([shop()]).ingest(PingBatch.from_columns(["phone"], [10.0], [WEST[0]], [WEST[1]]))
+    outside = Engine([shop()], config=EXACT).ingest(PingBatch.from_columns(["phone"], [10.0], [WEST[0]], [WEST[1]]))
     assert len(outside.events) == 0
 
 
 def test_a_device_outside_every_fence_is_remembered_but_in_no_stay():
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     engine.ingest(PingBatch.from_columns(["phone"], [5.0], [WEST[0]], [WEST[1]]))
     assert engine.device("phone") == {
         "device_id": "phone",
@@ -131,7 +132,7 @@ def test_a_device_outside_every_fence_is_remembered_but_in_no_stay():
     ],
 )
 def test_dwell_fires_once_per_stay_at_the_first_ping_past_dwell_s(dwell_s, dwell_at):
-    engine = Engine([shop(dwell_s=dwell_s)])
+    engine = Engine([shop(dwell_s=dwell_s)], config=EXACT)
     events = list(engine.ingest(stand(*MID, start_ts=0.0, duration_s=120.0, interval_s=5.0)).events)
     dwells = [e.ts for e in events if e.type is EventKind.DWELL]
     assert dwells == ([] if dwell_at is None else [dwell_at])
@@ -139,7 +140,7 @@ def test_dwell_fires_once_per_stay_at_the_first_ping_past_dwell_s(dwell_s, dwell
 
 
 def test_every_stay_has_its_own_dwell_and_visit_id():
-    engine = Engine([shop(dwell_s=10.0)])
+    engine = Engine([shop(dwell_s=10.0)], config=EXACT)
     first = through_shop(start_ts=0.0)
     second = through_shop(start_ts=1000.0)
     events = list(engine.ingest(merge(first, second)).events)
@@ -154,7 +155,7 @@ def test_every_stay_has_its_own_dwell_and_visit_id():
 
 
 def test_a_stay_across_batches_keeps_its_visit_id():
-    engine = Engine([shop(dwell_s=20.0)])
+    engine = Engine([shop(dwell_s=20.0)], config=EXACT)
     pings = stand(*MID, duration_s=60.0, interval_s=10.0)
     events = []
     for i in range(len(pings)):
@@ -169,7 +170,7 @@ def test_a_stay_across_batches_keeps_its_visit_id():
 
 
 def test_duplicate_and_stale_pings_are_dropped_and_counted():
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     first = engine.ingest(PingBatch.from_columns(["p", "p", "p"], [10.0, 10.0, 20.0], [MID[0]] * 3, [MID[1]] * 3))
     assert (first.accepted, first.duplicates, first.stale) == (2, 1, 0)
     late = engine.ingest(PingBatch.from_columns(["p"], [5.0], [WEST[0]], [WEST[1]]))
@@ -182,7 +183,7 @@ def test_duplicate_and_stale_pings_are_dropped_and_counted():
 
 def test_every_ping_older_than_the_last_accepted_one_is_stale():
     """Regression: only a device's first ping of a late batch used to be checked against last_ts."""
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     engine.ingest(PingBatch.from_columns(["p"], [100.0], [MID[0]], [MID[1]]))
     late = engine.ingest(PingBatch.from_columns(["p", "p"], [10.0, 20.0], [MID[0], WEST[0]], [MID[1], WEST[1]]))
     assert (late.accepted, late.stale) == (0, 2)
@@ -191,7 +192,7 @@ def test_every_ping_older_than_the_last_accepted_one_is_stale():
 
 
 def test_reingesting_the_same_batch_yields_no_events():
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     pings = merge(through_shop("a"), through_shop("b", start_ts=1_700_000_003.0))
     assert len(engine.ingest(pings).events) == 4
     again = engine.ingest(pings)
@@ -200,7 +201,7 @@ def test_reingesting_the_same_batch_yields_no_events():
 
 
 def test_reingesting_single_ping_batches_yields_no_events():
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     pings = through_shop()
     for i in range(len(pings)):
         engine.ingest(pings.take([i]))
@@ -212,8 +213,8 @@ def test_reingesting_single_ping_batches_yields_no_events():
 def test_rows_in_any_order_give_the_same_events_as_sorted_rows():
     pings = merge(through_shop("a"), through_shop("b", start_ts=1_700_000_002.0))
     perm = np.random.default_rng(7).permutation(len(pings))
-    assert events_of(Engine([shop()]).ingest(pings.take(perm)).events, with_visit=True) == events_of(
-        Engine([shop()]).ingest(pings).events, with_visit=True
+    assert events_of(Engine([shop()], config=EXACT).ingest(pings.take(perm)).events, with_visit=True) == events_of(
+        Engine([shop()], config=EXACT).ingest(pings).events, with_visit=True
     )
 
 
@@ -222,7 +223,7 @@ def test_rows_in_any_order_give_the_same_events_as_sorted_rows():
 
 def test_overlapping_fences_are_entered_together():
     big = Geofence.circle("mall", *MID, 200.0)
-    events = Engine([shop(), big]).ingest(PingBatch.from_columns(["p"], [0.0], [MID[0]], [MID[1]])).events
+    events = Engine([shop(), big], config=EXACT).ingest(PingBatch.from_columns(["p"], [0.0], [MID[0]], [MID[1]])).events
     assert sorted(kinds(events)) == [("enter", "mall"), ("enter", "shop")]
     assert set(events.ts) == {0.0}
 
@@ -235,7 +236,7 @@ def test_moving_between_adjacent_fences_exits_one_and_enters_the_other_at_one_pi
     assert oracle.inside(a, *in_a) and not oracle.inside(b, *in_a)
     assert oracle.inside(b, *in_b) and not oracle.inside(a, *in_b)
     pings = PingBatch.from_columns(["p", "p"], [0.0, 10.0], [in_a[0], in_b[0]], [in_a[1], in_b[1]])
-    events = list(Engine([a, b]).ingest(pings).events)
+    events = list(Engine([a, b], config=EXACT).ingest(pings).events)
     assert [(str(e.type), e.geofence_id, e.ts) for e in events] == [
         ("enter", "a", 0.0),
         ("exit", "a", 10.0),
@@ -247,7 +248,7 @@ def test_a_point_on_a_shared_edge_is_in_both_fences():
     a = square("a", LON, LAT, 40.0)
     minx, miny, maxx, maxy = a.geometry.bounds
     b = Geofence.polygon("b", [(maxx, miny), (maxx + 0.001, miny), (maxx + 0.001, maxy), (maxx, maxy)])
-    engine = Engine([a, b])
+    engine = Engine([a, b], config=EXACT)
     events = engine.ingest(PingBatch.from_columns(["p"], [0.0], [maxx], [miny])).events
     assert sorted(kinds(events)) == [("enter", "a"), ("enter", "b")]
     assert sorted(f.id for f in engine.fences_at(maxx, (miny + maxy) / 2)) == ["a", "b"]
@@ -257,7 +258,7 @@ def test_a_point_on_a_shared_edge_is_in_both_fences():
 
 
 def test_sweep_exits_a_silent_device_at_last_ping_plus_exit_after_s():
-    engine = Engine([shop(exit_after_s=60.0)])
+    engine = Engine([shop(exit_after_s=60.0)], config=EXACT)
     enter = engine.ingest(PingBatch.from_columns(["p"], [100.0], [MID[0]], [MID[1]])).events
     assert len(engine.sweep(now=159.0)) == 0
     assert len(engine.sweep(now=100.0)) == 0
@@ -270,7 +271,7 @@ def test_sweep_exits_a_silent_device_at_last_ping_plus_exit_after_s():
 
 def test_a_ping_after_a_long_gap_gives_the_same_silence_exit_without_a_sweep():
     def story(sweep: bool):
-        engine = Engine([shop(exit_after_s=60.0)])
+        engine = Engine([shop(exit_after_s=60.0)], config=EXACT)
         events = list(engine.ingest(PingBatch.from_columns(["p"], [100.0], [MID[0]], [MID[1]])).events)
         if sweep:
             events += list(engine.sweep(now=500.0))
@@ -288,14 +289,14 @@ def test_a_ping_after_a_long_gap_gives_the_same_silence_exit_without_a_sweep():
 
 
 def test_pings_within_exit_after_s_keep_the_stay():
-    engine = Engine([shop(exit_after_s=60.0)])
+    engine = Engine([shop(exit_after_s=60.0)], config=EXACT)
     events = engine.ingest(stand(*MID, duration_s=600.0, interval_s=60.0)).events
     assert kinds(events) == [("enter", "shop")]
 
 
 def test_a_sweep_at_the_deadline_does_not_change_the_story():
     def story(sweep: bool):
-        engine = Engine([shop(exit_after_s=60.0)])
+        engine = Engine([shop(exit_after_s=60.0)], config=EXACT)
         events = list(engine.ingest(PingBatch.from_columns(["p"], [0.0], [MID[0]], [MID[1]])).events)
         if sweep:
             events += list(engine.sweep(now=60.0))
@@ -313,7 +314,7 @@ def test_iso_8601_timestamps_with_offsets():
         {"device_id": "p", "ts": "2023-11-14T22:13:20Z", "lon": MID[0], "lat": MID[1]},
         {"device_id": "p", "ts": "2023-11-14T23:14:20+01:00", "lon": WEST[0], "lat": WEST[1]},
     ]
-    events = list(Engine([shop()]).ingest(PingBatch.from_records(records)).events)
+    events = list(Engine([shop()], config=EXACT).ingest(PingBatch.from_records(records)).events)
     assert [(str(e.type), e.ts) for e in events] == [("enter", 1_700_000_000.0), ("exit", 1_700_000_060.0)]
     assert parse_ts("2023-11-14T22:13:20.5+00:00") == 1_700_000_000.5
 
@@ -363,14 +364,14 @@ def test_invalid_ping_lists_every_bad_row():
 
 
 def test_a_rejected_batch_changes_nothing():
-    engine = Engine([shop()])
+    engine = Engine([shop()], config=EXACT)
     with pytest.raises(InvalidPing):
         engine.ingest(PingBatch.from_records([_good(lon=MID[0], lat=MID[1]), _good(ts=2.0, lat=91.0)]))
     assert engine.device("p") is None and engine.store.device_count() == 0
 
 
 def test_ingest_result_and_event_shapes():
-    result = Engine([shop()]).ingest(through_shop())
+    result = Engine([shop()], config=EXACT).ingest(through_shop())
     assert isinstance(result, IngestResult)
     assert result.events.counts() == {"enter": 1, "exit": 1}
     enter, exit_ = result.events.to_dicts()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from proximity import Engine, EventKind, PingBatch
 from simulator.walks import CITIES, random_fences, random_pings, rows
 from tests import oracle
+from tests.detection import EXACT
 from tests.oracle import events_of, norm_oracle
 
 SETTINGS = settings(deadline=None, max_examples=60, derandomize=True, database=None)
@@ -30,7 +31,7 @@ def scenario(seed: int, place: str, n_fences: int = 7, n_pings: int = 60):
 
 def one_by_one(fences, pings: PingBatch) -> list:
     """Ingest each ping as its own batch, in ts order, and return every event."""
-    engine = Engine(fences)
+    engine = Engine(fences, config=EXACT)
     out = []
     for i in np.argsort(pings.ts, kind="stable"):
         out += list(engine.ingest(pings.take([i])).events)
@@ -43,7 +44,7 @@ def one_by_one(fences, pings: PingBatch) -> list:
 @example(seed=1, place="svalbard")
 def test_events_equal_the_oracle(seed, place):
     fences, pings = scenario(seed, place)
-    got = events_of(Engine(fences).ingest(pings).events)
+    got = events_of(Engine(fences, config=EXACT).ingest(pings).events)
     assert got == norm_oracle(oracle.replay(fences, rows(pings)))
 
 
@@ -52,7 +53,7 @@ def test_events_equal_the_oracle(seed, place):
 @example(seed=0, place="equator")  # a device in more than 2 fences: MemoryStore overflow stays
 def test_batch_equals_one_by_one(seed, place):
     fences, pings = scenario(seed, place, n_pings=30)
-    batch = events_of(Engine(fences).ingest(pings).events, with_visit=True)
+    batch = events_of(Engine(fences, config=EXACT).ingest(pings).events, with_visit=True)
     assert batch == events_of(one_by_one(fences, pings), with_visit=True)
 
 
@@ -61,7 +62,7 @@ def test_visit_ids_of_a_device_in_many_fences_survive_batches():
     from geofences import Geofence
 
     fences = [Geofence.circle(f"f{i}", 10.75, 59.91, 50.0 + i) for i in range(8)]
-    engine = Engine(fences)
+    engine = Engine(fences, config=EXACT)
     enters = engine.ingest(PingBatch.from_columns(["p"], [0.0], [10.75], [59.91])).events
     exits = engine.ingest(PingBatch.from_columns(["p"], [10.0], [10.76], [59.91])).events
     assert len(enters) == len(exits) == 8
@@ -75,11 +76,11 @@ def test_any_split_into_consecutive_batches_gives_the_same_events(seed, place, c
     fences, pings = scenario(seed, place)
     order = np.argsort(pings.ts, kind="stable")
     bounds = sorted({int(c * len(order)) for c in cuts} | {0, len(order)})
-    engine = Engine(fences)
+    engine = Engine(fences, config=EXACT)
     split = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         split += list(engine.ingest(pings.take(order[lo:hi])).events)
-    whole = Engine(fences).ingest(pings).events
+    whole = Engine(fences, config=EXACT).ingest(pings).events
     assert events_of(split, with_visit=True) == events_of(whole, with_visit=True)
 
 
@@ -87,7 +88,7 @@ def test_any_split_into_consecutive_batches_gives_the_same_events(seed, place, c
 @given(seed=seeds, place=places)
 def test_enter_and_exit_alternate_per_device_and_fence_starting_with_enter(seed, place):
     fences, pings = scenario(seed, place)
-    events = Engine(fences).ingest(pings).events
+    events = Engine(fences, config=EXACT).ingest(pings).events
     story: dict[tuple[str, str], list] = {}
     for e in events_of(events, with_visit=True):
         story.setdefault((e[0], e[1]), []).append(e)
@@ -106,8 +107,8 @@ def test_enter_and_exit_alternate_per_device_and_fence_starting_with_enter(seed,
 def test_shuffling_the_rows_of_a_batch_does_not_change_the_events(seed, place, shuffle_seed):
     fences, pings = scenario(seed, place)
     perm = np.random.default_rng(shuffle_seed).permutation(len(pings))
-    a = Engine(fences).ingest(pings).events
-    b = Engine(fences).ingest(pings.take(perm)).events
+    a = Engine(fences, config=EXACT).ingest(pings).events
+    b = Engine(fences, config=EXACT).ingest(pings.take(perm)).events
     assert events_of(a, with_visit=True) == events_of(b, with_visit=True)
 
 
@@ -115,8 +116,8 @@ def test_shuffling_does_not_change_the_event_order():
     from geofences import Geofence
 
     fence = Geofence.circle("shop", 10.75, 59.91, 50.0)
-    one = Engine([fence]).ingest(PingBatch.from_columns(["b", "a"], [0, 0], [10.75] * 2, [59.91] * 2))
-    two = Engine([fence]).ingest(PingBatch.from_columns(["a", "b"], [0, 0], [10.75] * 2, [59.91] * 2))
+    one = Engine([fence], config=EXACT).ingest(PingBatch.from_columns(["b", "a"], [0, 0], [10.75] * 2, [59.91] * 2))
+    two = Engine([fence], config=EXACT).ingest(PingBatch.from_columns(["a", "b"], [0, 0], [10.75] * 2, [59.91] * 2))
     assert one.events.to_dicts() == two.events.to_dicts()
 
 
@@ -125,7 +126,7 @@ def test_shuffling_does_not_change_the_event_order():
 @example(seed=0, place="equator")  # stale pings after the first of a device used to be accepted
 def test_reingesting_a_batch_yields_nothing_and_counts_duplicates(seed, place):
     fences, pings = scenario(seed, place, n_pings=30)
-    engine = Engine(fences)
+    engine = Engine(fences, config=EXACT)
     first = engine.ingest(pings)
     again = engine.ingest(pings)
     assert len(again.events) == 0
@@ -136,7 +137,7 @@ def test_reingesting_a_batch_yields_nothing_and_counts_duplicates(seed, place):
 
 def test_event_kinds_are_enums():
     fences, pings = scenario(3, "oslo")
-    events = Engine(fences).ingest(pings).events
+    events = Engine(fences, config=EXACT).ingest(pings).events
     assert len(events) > 0
     assert all(isinstance(e.type, EventKind) for e in events)
 
@@ -150,7 +151,7 @@ def test_sweeps_between_batches_do_not_change_the_story(seed, place, n_sweeps):
     order = np.argsort(pings.ts, kind="stable")
     ts = pings.ts[order]
     cuts = np.unique(rng.integers(1, len(order), n_sweeps))
-    swept, plain = Engine(fences), Engine(fences)
+    swept, plain = Engine(fences, config=EXACT), Engine(fences, config=EXACT)
     got, want = [], []
     lo = 0
     for hi in [*cuts.tolist(), len(order)]:
@@ -191,7 +192,7 @@ def _status_oracle(ids: list[str], ts: list[float], acc: list[float], last: dict
 def test_ping_status_is_each_pings_own_verdict(first, second):
     """``IngestResult.status`` gives every ping of the input, in input order, the verdict it gets
     one by one (the counts a merged HTTP call splits between requests come from it)."""
-    engine = Engine([])
+    engine = Engine([], config=EXACT)
     last: dict[str, float] = {}
     for batch in (first, second):
         ids = [d for d, _, _ in batch]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from geofences import Geofence
 from proximity import Engine, PingBatch, Reason
 from proximity.core import MemoryStore
+from tests.detection import EXACT
 from tests.proximity.core.test_stores import states, stays_by_device
 
 SHOP = (10.75, 59.91)
@@ -91,6 +92,7 @@ def engine_on(store):
             Geofence.circle("shop", SHOP[0] + 0.01, SHOP[1], 50.0, exit_after_s=60.0),
         ],
         store,
+        config=EXACT,
     )
 
 

@@ -19,6 +19,7 @@ from proximity.core.events import KIND_NAMES, KIND_RANK, KINDS, ZONE_NAMES, kind
 from proximity.core.pipeline import EventSink, EventStage, ListSink, Pipeline
 from proximity.core.wire import EVENT_COLUMNS, csv_rows, event_dicts
 from proximity.replay import replay, write_events
+from tests.detection import EXACT
 
 SHOP = Geofence.circle("shop", 10.75, 59.91, 30.0, dwell_s=60)
 
@@ -170,7 +171,7 @@ def test_csv_rows_match_the_json():
 
 
 def test_stages_add_events_that_later_stages_and_every_sink_see():
-    engine = Engine([SHOP])
+    engine = Engine([SHOP], config=EXACT)
     offers, later, a, b = OfferOnEnter(), CountKinds(), ListSink(), ListSink()
     pipeline = Pipeline([a, b], [offers, later])
     assert isinstance(a, EventSink) and isinstance(offers, EventStage)
@@ -222,7 +223,12 @@ def test_replay_runs_through_the_pipeline_with_stages_and_extra_sinks(tmp_path):
     ).to_csv(pings, index=False)
     sink = ListSink()
     stats = replay(
-        Engine([SHOP]), pings, tmp_path / "events.csv", progress=False, stages=[OfferOnEnter()], sinks=[sink]
+        Engine([SHOP], config=EXACT),
+        pings,
+        tmp_path / "events.csv",
+        progress=False,
+        stages=[OfferOnEnter()],
+        sinks=[sink],
     )
     with (tmp_path / "events.csv").open(newline="") as f:
         rows = list(csv.reader(f))

@@ -18,6 +18,7 @@ from geofences.geodesy import meters_per_degree
 from proximity import Engine, EngineConfig, EventKind, PingBatch
 from proximity.core.presence import PresenceConfig, mass_inside
 from simulator.walks import CITIES, random_fences, random_pings
+from tests.detection import EXACT
 from tests.proximity.core.conftest import STORES, make_store
 
 PROB = EngineConfig(detection="probabilistic")
@@ -88,6 +89,22 @@ def test_a_phone_standing_in_a_40_m_cafe_with_30_m_noise_enters(seed):
     assert len(enters) == 1 and not [e for e in r.events if e.type is EventKind.EXIT]
 
 
+@pytest.mark.parametrize("accuracy_m", [5.0, 15.0, 30.0])
+@pytest.mark.parametrize("side_m", [60.0, 150.0, 300.0, 1000.0])
+def test_a_phone_standing_in_the_middle_of_a_large_fence_enters_within_a_minute(side_m, accuracy_m):
+    """A mall, a campus, a stadium: the density of a ping's mass over a large fence is low, and
+    compared with "outside" spread over only ``background_m2`` it was evidence *against* the
+    fence (a phone standing at the centre of a 300 m square never entered, one in a 150 m
+    square after about 4 minutes). A fence counts as at most ``background_m2`` large. (Within
+    five minutes where the fence is only twice as wide as the accuracy, as for shops above.)"""
+    site = rect("site", 0, 0, side_m, side_m)
+    r = Engine([site], config=PROB).ingest(standing(side_m / 2, side_m / 2, accuracy_m, seconds=300))
+    enters = [e for e in r.events if e.type is EventKind.ENTER]
+    limit_s = 60 if side_m >= 4 * accuracy_m else 300
+    assert len(enters) == 1 and enters[0].detected_ts - 1_700_000_000.0 <= limit_s
+    assert not [e for e in r.events if e.type is EventKind.EXIT]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_phone_reappearing_in_another_shop_after_a_long_silence_enters_it(seed):
     """A relocation after a silence is a jump, not a walk (``lenient_motion``): the noise-aware
@@ -141,6 +158,50 @@ def test_overlapping_fences_are_not_exclusive():
     assert {e.geofence_id for e in r.events if e.type is EventKind.ENTER} == {"mall", "shop"}
 
 
+_PLACE = st.tuples(st.floats(-179.99, 179.99), st.floats(-80.0, 80.0))
+
+
+@st.composite
+def _fence_pairs(draw):
+    """Two fences (circles of 1 m-50 km, rectangles of 2 m-20 km), near each other (their
+    shapes touching, overlapping, just apart) or anywhere, the antimeridian included."""
+    lon, lat = draw(_PLACE)
+    fences = []
+    for i in range(2):
+        size = draw(st.floats(1.0, 20_000.0))
+        east, north = draw(st.floats(-1.5, 1.5)), draw(st.floats(-1.5, 1.5))
+        ky, kx = (float(v[0]) for v in meters_per_degree(np.array([lat])))
+        cx = (lon + east * size / kx + 180.0) % 360.0 - 180.0
+        cy = float(np.clip(lat + north * size / ky, -85.0, 85.0))
+        if draw(st.booleans()):
+            fences.append(Geofence.circle(f"f{i}", cx, cy, min(size, 50_000.0)))
+        else:
+            w, h = size / kx, draw(st.floats(0.2, 1.0)) * size / ky
+            x0, x1 = max(cx - w / 2, -180.0), min(cx + w / 2, 180.0)
+            ring = [(x0, cy - h / 2), (x1, cy - h / 2), (x1, cy + h / 2), (x0, cy + h / 2), (x0, cy - h / 2)]
+            fences.append(Geofence.polygon(f"f{i}", ring))
+    if draw(st.booleans()):  # the second one anywhere on earth
+        far_lon, far_lat = draw(_PLACE)
+        fences[1] = Geofence.circle("f1", far_lon, far_lat, draw(st.floats(1.0, 50_000.0)))
+    return fences
+
+
+@settings(deadline=None, max_examples=300, derandomize=True, database=None)
+@given(_fence_pairs())
+def test_exclusivity_equals_the_pairwise_shape_test(fences):
+    """The distance broad phase of ``Engine._exclusive`` never decides a pair the shapes would
+    decide otherwise (it skips the shapes of far-apart pairs: the engine spent seconds per batch
+    intersecting every pair of fences a jumping device had tracks in)."""
+    from proximity.core.overlap import _overlap
+
+    want = not _overlap(fences[0], fences[1])
+    for copies in (1, 200):  # a phone's call pair by pair; a big batch's pairs screened as arrays
+        engine = Engine(fences, config=PROB)
+        a, b = engine.index.slot(fences[0].id), engine.index.slot(fences[1].id)
+        got = engine._exclusive(np.array([a, b] * copies), np.array([b, a] * copies))
+        assert got.tolist() == [want, want] * copies
+
+
 def test_a_walker_passing_shop_fronts_enters_none():
     shops = [rect(f"s{i}", 12 * i, 0, 12 * (i + 1), 18) for i in range(8)]
     n = 8
@@ -153,7 +214,7 @@ def test_a_walker_passing_shop_fronts_enters_none():
 def test_events_carry_confidence_and_detected_ts_only_in_probabilistic_mode():
     shop = rect("shop", 0, 0, 30, 30)
     pings = standing(15, 15, 5.0, seconds=240)
-    exact = Engine([shop]).ingest(pings).events
+    exact = Engine([shop], config=EXACT).ingest(pings).events
     prob = Engine([shop], config=PROB).ingest(pings).events
     assert len(exact) and all("confidence" not in d and "detected_ts" not in d for d in exact.to_dicts())
     d = prob.to_dicts()[0]
@@ -247,7 +308,9 @@ def test_exact_mode_takes_a_place_ping_as_a_plain_ping():
     plain = standing(15, 15, 5.0, seconds=240)
     placed = PingBatch(*(getattr(plain, f) for f in ("device_id", "ts", "lon", "lat", "accuracy_m")))
     placed = PingBatch(placed.device_id, placed.ts, placed.lon, placed.lat, placed.accuracy_m, np.full(len(plain), "x"))
-    assert full(Engine([shop]).ingest(plain).events) == full(Engine([shop]).ingest(placed).events)
+    assert full(Engine([shop], config=EXACT).ingest(plain).events) == full(
+        Engine([shop], config=EXACT).ingest(placed).events
+    )
 
 
 def test_bad_settings_name_the_field():

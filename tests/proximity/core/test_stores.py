@@ -20,6 +20,7 @@ from proximity.core.errors import StoreError
 from proximity.core.events import EventKind, Reason
 from simulator.walks import CITIES, random_fences, random_pings, rows
 from tests import oracle
+from tests.detection import EXACT
 from tests.oracle import events_of, norm_oracle
 
 
@@ -183,14 +184,14 @@ def test_engine_on_the_store_gives_the_oracle_events(store, seed, place):
     fences = random_fences(rng, CITIES[place], n=8)
     devices = [f"dev-{k}" for k in range(6)] + ["Åse's 📱", "dev:{x}*"]
     pings = random_pings(rng, fences, n=400, devices=devices)
-    engine = Engine(fences, store)
+    engine = Engine(fences, store, config=EXACT)
     got = []
     for batch in consecutive_batches(pings, 5, rng):
         got += list(engine.ingest(batch).events)
     assert events_of(got) == norm_oracle(oracle.replay(fences, rows(pings)))
     assert store.device_count() == len(set(pings.device_id))
     # Visit ids, dwell flags and durations survive the store: same as the embedded default.
-    reference = Engine(fences).ingest(pings).events
+    reference = Engine(fences, config=EXACT).ingest(pings).events
     assert events_of(got, with_visit=True) == events_of(reference, with_visit=True)
     inside = {}
     for e in events_of(got):
@@ -201,7 +202,7 @@ def test_engine_on_the_store_gives_the_oracle_events(store, seed, place):
 
 def test_remove_fence_exits_the_devices_inside(store):
     cafe = Geofence.circle("cafe", 10.75, 59.91, 50.0)
-    engine = Engine([cafe], store)
+    engine = Engine([cafe], store, config=EXACT)
     engine.ingest(
         PingBatch.from_columns(["a", "b", "c"], [0.0, 1.0, 2.0], [10.75, 10.75, 10.80], [59.91, 59.91, 59.91])
     )

@@ -7,6 +7,7 @@ import pytest
 
 from geofences import Geofence
 from proximity import Engine, PingBatch, Reason
+from tests.detection import EXACT
 from tests.proximity.core.conftest import make_store
 
 SHOP = (10.75, 59.91)
@@ -39,6 +40,7 @@ def populated(store, n_quiet=50):
             Geofence.circle("kiosk", SHOP[0] + 0.01, SHOP[1], 50.0),
         ],
         store,
+        config=EXACT,
     )
     rows = [
         ("gone", 100.0, *SHOP),

@@ -10,6 +10,7 @@ from proximity.service.batcher import ingest_many
 from proximity.service.eventlog import MemoryEventLog
 from proximity.service.ingest import IngestService, event_pipeline
 from proximity.service.metrics import Metrics
+from tests.detection import EXACT
 
 FENCES = [Geofence.circle("a", 0.0, 0.0, 100.0, dwell_s=30), Geofence.circle("b", 0.001, 0.0, 100.0)]
 SPOTS = [(0.0, 0.0), (0.001, 0.0), (0.0005, 0.0), (0.01, 0.01)]
@@ -17,7 +18,7 @@ SPOTS = [(0.0, 0.0), (0.001, 0.0), (0.0005, 0.0), (0.01, 0.01)]
 
 def _pipeline() -> IngestService:
     metrics = Metrics()
-    return IngestService(Engine(FENCES), event_pipeline(MemoryEventLog(1e9, 10**6), metrics), metrics)
+    return IngestService(Engine(FENCES, config=EXACT), event_pipeline(MemoryEventLog(1e9, 10**6), metrics), metrics)
 
 
 def _strip(events):

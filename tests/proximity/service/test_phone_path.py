@@ -41,7 +41,10 @@ def _walks(n_devices: int, n_pings: int, seed: int) -> dict[str, list[tuple[floa
 
 
 def _one_batch_events(walks) -> Counter:
-    engine = Engine([parse_feature(f) for f in FENCES], config=EngineConfig(hysteresis_factor=1.0, max_accuracy_m=1000))
+    engine = Engine(
+        [parse_feature(f) for f in FENCES],
+        config=EngineConfig(detection="exact", hysteresis_factor=1.0, max_accuracy_m=1000),
+    )
     dev = [d for d, rows in walks.items() for _ in rows]
     ts, lon, lat, acc = (list(c) for c in zip(*(r for rows in walks.values() for r in rows)))
     res = engine.ingest(PingBatch.from_columns(dev, ts, lon, lat, acc))

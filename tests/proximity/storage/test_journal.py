@@ -15,6 +15,7 @@ from beacons.state import MemoryMonitorStore, MonitorStates
 from geofences import Geofence
 from proximity import Engine, EventKind, PingBatch
 from proximity.storage.journal import Journal, JournaledMonitorStore, JournaledStateStore
+from tests.detection import EXACT
 
 SHOP = Geofence.circle("shop", 10.75, 59.91, 50.0, dwell_s=60, exit_after_s=600)
 IN, OUT = (10.75, 59.91), (10.80, 59.91)
@@ -30,7 +31,7 @@ def kinds(result):
 
 
 def open_engine(path):
-    return Engine([SHOP], JournaledStateStore(Journal(path)))
+    return Engine([SHOP], JournaledStateStore(Journal(path)), config=EXACT)
 
 
 def test_a_reopened_store_remembers_who_is_inside(tmp_path):
@@ -52,7 +53,7 @@ def test_snapshots_keep_the_journal_proportional_to_the_state(tmp_path):
     path = tmp_path / "state.sqlite3"
     store = JournaledStateStore(Journal(path))
     store.compact_min_rows = 50
-    eng = Engine([SHOP], store)
+    eng = Engine([SHOP], store, config=EXACT)
     for t in range(40):  # 40 saves of 10 devices: 400 journaled rows for 10 devices
         eng.ingest(pings([f"d{i}" for i in range(10)], float(t), IN if t % 2 else OUT))
         store.wait_compacted()  # snapshots are written by a background thread
@@ -87,10 +88,10 @@ def test_the_beacon_monitor_store_is_journaled(tmp_path):
 _CHILD = textwrap.dedent("""
     import sys
     from geofences import Geofence
-    from proximity import Engine, PingBatch
+    from proximity import Engine, EngineConfig, PingBatch
     from proximity.storage.journal import Journal, JournaledStateStore
     shop = Geofence.circle("shop", 10.75, 59.91, 50.0, exit_after_s=600)
-    eng = Engine([shop], JournaledStateStore(Journal(sys.argv[1])))
+    eng = Engine([shop], JournaledStateStore(Journal(sys.argv[1])), config=EngineConfig(detection="exact"))
     t = 0
     while True:   # each batch: 50 devices step in or out; "acked t" once ingest returned
         lon = 10.75 if (t // 5) % 2 == 0 else 10.80
@@ -178,7 +179,7 @@ def test_saves_go_on_while_a_snapshot_is_written(tmp_path):
 
     path = tmp_path / "state.sqlite3"
     store = JournaledStateStore(Journal(path))
-    eng = Engine([SHOP], store)
+    eng = Engine([SHOP], store, config=EXACT)
     eng.ingest(pings([f"d{i}" for i in range(50)], 0.0, IN))
     gate, entered = threading.Event(), threading.Event()
     real = store.journal.snapshot

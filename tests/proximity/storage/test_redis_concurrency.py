@@ -18,6 +18,7 @@ import pytest
 from proximity import Engine
 from simulator.walks import CITIES, random_fences, random_pings, rows
 from tests import oracle
+from tests.detection import EXACT
 from tests.oracle import events_of, norm_oracle
 
 pytestmark = pytest.mark.redis
@@ -59,7 +60,7 @@ def _worker(url: str, prefix: str, seed: int, index: int, barrier, results) -> N
     try:
         fences, _, rounds = scenario(seed)
         store = RedisDeviceStore(url, prefix=prefix)
-        engine = Engine(fences, store)
+        engine = Engine(fences, store, config=EXACT)
         events, retries = [], 0
         for batches in rounds:
             barrier.wait(timeout=120)
@@ -115,7 +116,7 @@ def test_engine_processes_sharing_devices_emit_each_event_exactly_once(redis_url
     fences, pings, _ = scenario(seed)
     assert sorted(e[:6] for e in got) == norm_oracle(oracle.replay(fences, rows(pings))), f"seed {seed}"
     # Same visit ids and durations as one engine fed every ping once.
-    assert sorted(got) == events_of(Engine(fences).ingest(pings).events, with_visit=True), f"seed {seed}"
+    assert sorted(got) == events_of(Engine(fences, config=EXACT).ingest(pings).events, with_visit=True), f"seed {seed}"
     # Whether the processes collided depends on scheduling; the forced-conflict tests below
     # prove the retry path deterministically, this one proves exactly-once under real races.
     print(f"seed {seed}: {retries} retries")
@@ -174,7 +175,7 @@ def test_forced_conflicts_are_retried_into_exactly_once_events(two_stores, seed)
     order = np.argsort(pings.ts, kind="stable")
     p1, p2, p3 = (pings.take(rng.permutation(part)) for part in np.array_split(order, 3))
     first, second = Interleaved(two_stores[0]), two_stores[1]
-    e1, e2 = Engine(fences, first), Engine(fences, second)
+    e1, e2 = Engine(fences, first, config=EXACT), Engine(fences, second, config=EXACT)
     got = []
 
     # e1 loads for p2; before it saves, e2 applies the older p1 to the same devices.
@@ -192,4 +193,6 @@ def test_forced_conflicts_are_retried_into_exactly_once_events(two_stores, seed)
     got += list(r.events)
 
     assert events_of(got) == norm_oracle(oracle.replay(fences, rows(pings))), f"seed {seed}"
-    assert events_of(got, with_visit=True) == events_of(Engine(fences).ingest(pings).events, with_visit=True)
+    assert events_of(got, with_visit=True) == events_of(
+        Engine(fences, config=EXACT).ingest(pings).events, with_visit=True
+    )
