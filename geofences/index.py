@@ -389,23 +389,12 @@ class FenceIndex:
         slots = self._slots
         if len(pl) > FEW_PAIRS or not all(slots.is_circle[sll].tolist()):
             return self._narrow(np.array(pl, np.int64), np.array(sll, np.int64), lon, lat, unc)
-        rows = slots.num[sll].tolist()
-        dlon = [x[p] - r[LON0] for p, r in zip(pl, rows)]
-        if max(map(abs, dlon)) > 180.0:  # as to_frame: only near the antimeridian
-            dlon = [(v + 180.0) % 360.0 - 180.0 for v in dlon]
+        dist, radii = _few_circle_distances(slots, pl, sll, x, y)
         u = None if unc is None else unc.tolist()
         keep_p: list[int] = []
         keep_s: list[int] = []
         keep_st: list[int] = []
-        sqrt = math.sqrt
-        for p, s, r, dl in zip(pl, sll, rows, dlon):
-            dx, dy = dl * r[KX], (y[p] - r[LAT0]) * r[KY]
-            d = sqrt(dx * dx + dy * dy)
-            rad = r[RADIUS]
-            reach = d if d > rad else rad
-            err = 1.0 + reach * reach * r[ERR]
-            if -err <= d - rad <= err or abs(r[LAT0]) > 85.0:  # near the rim: the exact geodesic
-                d = float(distance_m(r[LON0], r[LAT0], x[p], y[p])[()])
+        for p, s, d, rad in zip(pl, sll, dist, radii):
             state = 1 if d <= rad else 0
             if u is not None and u[p] > 0 and abs(d - rad) < u[p]:
                 state = 2
@@ -543,24 +532,13 @@ class FenceIndex:
         slots = self._slots
         if len(pl) > FEW_NEAR_PAIRS or not all(slots.is_circle[sll].tolist()):
             return self._near_pairs(np.array(pl, np.int64), np.array(sll, np.int64), lon, lat, radius)
-        rows = slots.num[sll].tolist()
-        dlon = [x[p] - r[LON0] for p, r in zip(pl, rows)]
-        if dlon and max(map(abs, dlon)) > 180.0:  # as to_frame: only near the antimeridian
-            dlon = [(v + 180.0) % 360.0 - 180.0 for v in dlon]
+        dist, radii = _few_circle_distances(slots, pl, sll, x, y)
         search = radius.tolist()
         keep_p: list[int] = []
         keep_s: list[int] = []
         keep_d: list[float] = []
         keep_r: list[float] = []
-        sqrt = math.sqrt
-        for p, s, r, dl in zip(pl, sll, rows, dlon):
-            dx, dy = dl * r[KX], (y[p] - r[LAT0]) * r[KY]
-            d = sqrt(dx * dx + dy * dy)
-            rad = r[RADIUS]
-            reach = d if d > rad else rad
-            err = 1.0 + reach * reach * r[ERR]
-            if abs(d - rad) <= err or abs(r[LAT0]) > 85.0:  # near the rim: the exact geodesic
-                d = float(distance_m(r[LON0], r[LAT0], x[p], y[p])[()])
+        for p, s, d, rad in zip(pl, sll, dist, radii):
             signed = rad - d
             if signed >= -search[p]:
                 keep_p.append(p)
@@ -672,3 +650,28 @@ def _circle_distance(num: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.nd
     if len(near):
         d[near] = distance_m(clon[near], clat[near], lon[near], lat[near])
     return d
+
+
+def _few_circle_distances(slots: Columns, pl: list[int], sll: list[int], x: list[float], y: list[float]):
+    """Distances (m) from points ``pl[i]`` to the centres of circles ``sll[i]``, and their radii,
+    on Python floats: the local frame's, or the exact geodesic near the rim (within the frame's
+    error) and near the poles, as the array narrow phase (:meth:`FenceIndex._match_few`,
+    :meth:`FenceIndex._near_few`)."""
+    rows = slots.num[sll].tolist()
+    dlon = [x[p] - r[LON0] for p, r in zip(pl, rows)]
+    if dlon and max(map(abs, dlon)) > 180.0:  # as to_frame: only near the antimeridian
+        dlon = [(v + 180.0) % 360.0 - 180.0 for v in dlon]
+    sqrt = math.sqrt
+    dist: list[float] = []
+    radii: list[float] = []
+    for p, r, dl in zip(pl, rows, dlon):
+        dx, dy = dl * r[KX], (y[p] - r[LAT0]) * r[KY]
+        d = sqrt(dx * dx + dy * dy)
+        rad = r[RADIUS]
+        reach = d if d > rad else rad
+        err = 1.0 + reach * reach * r[ERR]
+        if abs(d - rad) <= err or abs(r[LAT0]) > 85.0:  # near the rim: the exact geodesic
+            d = float(distance_m(r[LON0], r[LAT0], x[p], y[p])[()])
+        dist.append(d)
+        radii.append(rad)
+    return dist, radii

@@ -41,6 +41,26 @@ def probe(rng, fences, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lon)[pick], np.array(lat)[pick]
 
 
+def changed_index(rng, place: str, circles_only: bool, changes: int) -> tuple[list[Geofence], FenceIndex]:
+    """Random fences of ``place`` (circles only, or the zoo) indexed, then ``changes`` of them
+    made after the main grid was built (a moved circle, a removed fence, a new one: the delta
+    grid and tombstones)."""
+    fences = random_fences(rng, CITIES[place], n=8, settings=False)
+    if circles_only:
+        fences = [f for f in fences if f.is_circle]
+    index = FenceIndex(fences)
+    index.match(np.array([0.0]), np.array([0.0]))  # the main grid is built: changes go to the delta
+    for k in range(changes):
+        victim = fences[int(rng.integers(len(fences)))]
+        if k % 2 == 0 and victim.is_circle:
+            x, y = offset(*victim.center, *rng.uniform(-30, 30, 2))
+            index.put(Geofence.circle(victim.id, x, y, float(victim.radius_m or 1.0)))
+        elif victim.id in index:
+            index.remove(victim.id)
+        index.add(Geofence.circle(f"new{k}", *offset(*CITIES[place], *rng.uniform(-300, 300, 2)), 40.0))
+    return fences, index
+
+
 @SETTINGS
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -54,19 +74,7 @@ def probe(rng, fences, n: int) -> tuple[np.ndarray, np.ndarray]:
 @example(seed=6, place="svalbard", n=8, circles_only=True, changes=2, unc_kind="mixed")
 def test_the_few_point_match_equals_the_vectorized_one(seed, place, n, circles_only, changes, unc_kind):
     rng = np.random.default_rng(seed)
-    fences = random_fences(rng, CITIES[place], n=8, settings=False)
-    if circles_only:
-        fences = [f for f in fences if f.is_circle]
-    index = FenceIndex(fences)
-    index.match(np.array([0.0]), np.array([0.0]))  # the main grid is built: changes go to the delta
-    for k in range(changes):  # a moved circle (put), a removed fence, a new one
-        victim = fences[int(rng.integers(len(fences)))]
-        if k % 2 == 0 and victim.is_circle:
-            x, y = offset(*victim.center, *rng.uniform(-30, 30, 2))
-            index.put(Geofence.circle(victim.id, x, y, float(victim.radius_m or 1.0)))
-        elif victim.id in index:
-            index.remove(victim.id)
-        index.add(Geofence.circle(f"new{k}", *offset(*CITIES[place], *rng.uniform(-300, 300, 2)), 40.0))
+    fences, index = changed_index(rng, place, circles_only, changes)
     lon, lat = probe(rng, fences, n)
     unc = {
         "none": None,

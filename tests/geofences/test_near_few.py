@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import geofences.index as gi
 from geofences import FenceIndex, Geofence
-from simulator.walks import CITIES, offset, random_fences
-from tests.geofences.test_match_few import probe
+from simulator.walks import CITIES, offset
+from tests.geofences.test_match_few import changed_index, probe
 
 SETTINGS = settings(deadline=None, max_examples=150, derandomize=True, database=None)
 
@@ -43,19 +43,7 @@ def rows(near) -> list[tuple]:
 @example(seed=6, place="svalbard", n=16, circles_only=True, changes=2, radius_kind="padding")
 def test_the_few_point_search_equals_the_vectorized_one(seed, place, n, circles_only, changes, radius_kind):
     rng = np.random.default_rng(seed)
-    fences = random_fences(rng, CITIES[place], n=8, settings=False)
-    if circles_only:
-        fences = [f for f in fences if f.is_circle]
-    index = FenceIndex(fences)
-    index.match(np.array([0.0]), np.array([0.0]))  # the main grid is built: changes go to the delta
-    for k in range(changes):  # a moved circle (put), a removed fence, a new one
-        victim = fences[int(rng.integers(len(fences)))]
-        if k % 2 == 0 and victim.is_circle:
-            x, y = offset(*victim.center, *rng.uniform(-30, 30, 2))
-            index.put(Geofence.circle(victim.id, x, y, float(victim.radius_m or 1.0)))
-        elif victim.id in index:
-            index.remove(victim.id)
-        index.add(Geofence.circle(f"new{k}", *offset(*CITIES[place], *rng.uniform(-300, 300, 2)), 40.0))
+    fences, index = changed_index(rng, place, circles_only, changes)
     lon, lat = probe(rng, fences, n)
     radius = {
         "mixed": rng.uniform(0.1, index.pad_m, n),
