@@ -428,11 +428,7 @@ class Engine:
         starts, ends = np.array(starts_l, np.int64), np.array(ends_l, np.int64)
         local = np.array(local_l, np.int64)
         if self.config.detection == "probabilistic":
-            events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place, few=True)
-            if self.settings().any_exact:  # fences that ask for exact detection
-                exact_events, exact_after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub, True)
-                events = EventBatch.concat([events, exact_events]).sorted()
-                after = _with_stays_of(after, exact_after)
+            events, after = self._compute_mixed(local, ts, lon, lat, acc, starts, ends, sub, place, few=True)
             return events, after, rows, n_stale, n_dup
         m, cfg = self._match(lon, lat, acc)
         s_dev, s_enter, s_dwelled, s_visit = sub.stay_dev, sub.stay_enter_ts, sub.stay_dwelled, sub.stay_visit
@@ -488,14 +484,20 @@ class Engine:
         starts = np.searchsorted(local, np.arange(len(rows)))
         ends = np.append(starts[1:], len(local))
         if self.config.detection == "probabilistic":
-            events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place)
-            if self.settings().any_exact:  # fences that ask for exact detection
-                exact_events, exact_after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub, True)
-                events = EventBatch.concat([events, exact_events]).sorted()
-                after = _with_stays_of(after, exact_after)
+            events, after = self._compute_mixed(local, ts, lon, lat, acc, starts, ends, sub, place)
             return events, after, rows, n_stale, n_dup
         events, after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub)
         return events, after, rows, n_stale, n_dup
+
+    def _compute_mixed(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, place=None, few=False):
+        """Probabilistic detection of one batch, and exact detection of the fences that ask for
+        it (``properties.detection``), their events and stays merged."""
+        events, after = self._compute_presence(local, ts, lon, lat, acc, starts, ends, sub, place, few=few)
+        if self.settings().any_exact:
+            exact_events, exact_after = self._compute_exact(local, ts, lon, lat, acc, starts, ends, sub, True)
+            events = EventBatch.concat([events, exact_events]).sorted()
+            after = _with_stays_of(after, exact_after)
+        return events, after
 
     def _compute_exact(self, local, ts, lon, lat, acc, starts, ends, sub: DeviceStates, only_exact: bool = False):
         """Exact detection of one batch (``only_exact``: of the fences that ask for it, in a
